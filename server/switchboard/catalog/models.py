@@ -1,0 +1,125 @@
+"""The five models a user can pick, with the facts the picker, the router and the meter need."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from switchboard.protocol.messages import ConcreteModelId, ModelId
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: ModelId
+    name: str
+    description: str
+    benefits: tuple[str, ...]
+    credit_multiplier: float
+    context_window: int
+    max_output_tokens: int
+    supports_thinking: bool
+    # The Anthropic model id called; None for Auto, which routes to a concrete model.
+    default_anthropic_model: str | None
+    # Input and output list prices in USD per million tokens (for cost figures, not for credits).
+    price_in_usd_per_mtok: float = 0.0
+    price_out_usd_per_mtok: float = 0.0
+
+    @property
+    def anthropic_model(self) -> str | None:
+        """The configured Anthropic id: `SWITCHBOARD_MODEL_<ID>` overrides the default (e.g. to pin a snapshot)."""
+        if self.default_anthropic_model is None:
+            return None
+        env = "SWITCHBOARD_MODEL_" + self.id.upper().replace("-", "_").replace(".", "_")
+        return os.environ.get(env) or self.default_anthropic_model
+
+
+AUTO = ModelSpec(
+    id="auto",
+    name="Auto",
+    description="Picks the best-value Claude model for each message and tells you which it chose and why.",
+    benefits=(
+        "Sonnet-level answers for a fraction of the credits",
+        "Billed at 1.0x whichever model answers",
+        "Keeps the prompt cache warm instead of bouncing between models",
+    ),
+    credit_multiplier=1.0,
+    context_window=200_000,
+    max_output_tokens=64_000,
+    supports_thinking=True,
+    default_anthropic_model=None,
+)
+
+HAIKU_45 = ModelSpec(
+    id="claude-haiku-4.5",
+    name="Claude Haiku 4.5",
+    description="The fastest and cheapest Claude: quick questions, small edits and explanations.",
+    benefits=("Fastest answers", "0.4x credits", "Good at everyday coding questions"),
+    credit_multiplier=0.4,
+    context_window=200_000,
+    max_output_tokens=64_000,
+    supports_thinking=True,
+    default_anthropic_model="claude-haiku-4-5-20251001",
+    price_in_usd_per_mtok=1.0,
+    price_out_usd_per_mtok=5.0,
+)
+
+SONNET_40 = ModelSpec(
+    id="claude-sonnet-4.0",
+    name="Claude Sonnet 4.0",
+    description="The previous Sonnet: dependable for coding and analysis.",
+    benefits=("Strong, well-known coding model", "Stable behaviour for established workflows"),
+    credit_multiplier=1.3,
+    context_window=200_000,
+    max_output_tokens=64_000,
+    supports_thinking=True,
+    default_anthropic_model="claude-sonnet-4-20250514",
+    price_in_usd_per_mtok=3.0,
+    price_out_usd_per_mtok=15.0,
+)
+
+SONNET_45 = ModelSpec(
+    id="claude-sonnet-4.5",
+    name="Claude Sonnet 4.5",
+    description="The best balance of intelligence and speed for complex coding and agent work.",
+    benefits=("Best for multi-file changes and design questions", "Strong reasoning with extended thinking"),
+    credit_multiplier=1.3,
+    context_window=200_000,
+    max_output_tokens=64_000,
+    supports_thinking=True,
+    default_anthropic_model="claude-sonnet-4-5-20250929",
+    price_in_usd_per_mtok=3.0,
+    price_out_usd_per_mtok=15.0,
+)
+
+OPUS_45 = ModelSpec(
+    id="claude-opus-4.5",
+    name="Claude Opus 4.5",
+    description="The most capable Claude, for the hardest problems and long, careful work.",
+    benefits=("Highest quality on hard problems", "Best at deep reasoning and large refactors"),
+    credit_multiplier=2.2,
+    context_window=200_000,
+    max_output_tokens=64_000,
+    supports_thinking=True,
+    default_anthropic_model="claude-opus-4-5-20251101",
+    price_in_usd_per_mtok=5.0,
+    price_out_usd_per_mtok=25.0,
+)
+
+CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (AUTO, HAIKU_45, SONNET_40, SONNET_45, OPUS_45)}
+CONCRETE_MODELS: tuple[ModelSpec, ...] = (HAIKU_45, SONNET_40, SONNET_45, OPUS_45)
+
+
+def is_known_model(model_id: str) -> bool:
+    return model_id in CATALOG
+
+
+def get_model(model_id: str) -> ModelSpec:
+    """The spec of a known model id (callers check `is_known_model` on client input first)."""
+    return CATALOG[model_id]
+
+
+def concrete(model_id: str) -> ConcreteModelId:
+    spec = CATALOG[model_id]
+    if spec.default_anthropic_model is None:
+        raise ValueError(f"{model_id} is not a concrete model")
+    return spec.id  # type: ignore[return-value]

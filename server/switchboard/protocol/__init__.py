@@ -1,0 +1,1 @@
+"""The Switchboard protocol: messages, the method map and errors."""

@@ -1,0 +1,349 @@
+"""Every message Switchboard exchanges with a client, declared once.
+
+These pydantic models are the single source of truth for the protocol: the JSON Schema in
+`docs/protocol.schema.json` and the TypeScript types in `client-ts/src/protocol.generated.ts` are
+generated from them (`switchboard schema`), and CI fails when either drifts.
+
+Field names are snake_case in Python and camelCase on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+ModelId = Literal["auto", "claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
+ConcreteModelId = Literal["claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
+PlanId = Literal["free", "pro", "pro_plus", "power"]
+TurnStatus = Literal["complete", "cancelled", "failed"]
+Role = Literal["user", "assistant"]
+ProgressToken = str | int
+# Model ids arrive as plain strings so that an unknown id can be refused with a helpful `-32602`
+# (carrying `data.modelId`) instead of a generic validation failure.
+RequestedModelId = Annotated[str, Field(min_length=1, max_length=100)]
+WorkspaceUri = Annotated[str, Field(min_length=1, max_length=4096)]
+ConversationId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Wire(BaseModel):
+    """Base of every protocol message: camelCase on the wire, unknown fields ignored (forward compatible)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", serialize_by_alias=True
+    )
+
+
+class Empty(Wire):
+    """An empty object (`{}`), for requests that take no parameters or return nothing."""
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+class ModelsParams(Wire):
+    workspace_uri: WorkspaceUri | None = None
+
+
+class ModelInfo(Wire):
+    id: ModelId
+    name: str
+    description: str
+    benefits: list[str]
+    credit_multiplier: float
+    available: bool
+    unavailable_reason: str | None = None
+    context_window: int
+    max_output_tokens: int
+    supports_thinking: bool
+    recommended: bool = False
+    anthropic_model: str | None = Field(
+        default=None, description="The Anthropic model id this model calls (null for auto)."
+    )
+
+
+class ModelsResult(Wire):
+    selected: ModelId
+    models: list[ModelInfo]
+
+
+class SelectModelParams(Wire):
+    workspace_uri: WorkspaceUri
+    model_id: RequestedModelId
+
+
+class SelectModelResult(Wire):
+    selected: ModelId
+    notice: str | None = None
+
+
+# --- chat -------------------------------------------------------------------------------------------
+
+
+class Position(Wire):
+    line: Annotated[int, Field(ge=0)]
+    character: Annotated[int, Field(ge=0)]
+
+
+class Range(Wire):
+    start: Position
+    end: Position
+
+
+class ContextItem(Wire):
+    """A piece of the workspace attached to a prompt (a selection or a whole file)."""
+
+    uri: Annotated[str, Field(min_length=1, max_length=4096)]
+    text: str
+    range: Range | None = None
+    language_id: str | None = None
+
+
+class ThinkingOptions(Wire):
+    budget_tokens: Annotated[int, Field(ge=1024, le=128_000)]
+
+
+class ChatParams(Wire):
+    workspace_uri: WorkspaceUri
+    prompt: Annotated[str, Field(min_length=1)]
+    conversation_id: ConversationId | None = None
+    model_id: RequestedModelId | None = None
+    context: list[ContextItem] = Field(default_factory=list[ContextItem])
+    thinking: ThinkingOptions | None = None
+    work_done_token: ProgressToken | None = None
+
+
+class Usage(Wire):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class ChatResult(Wire):
+    conversation_id: str
+    turn_id: str
+    model_id: ModelId
+    routed_model: ConcreteModelId
+    route_reason: str
+    text: str
+    thinking: str | None = None
+    stop_reason: str | None
+    usage: Usage
+    credits: float
+    dropped_turns: int
+
+
+class RetryParams(Wire):
+    workspace_uri: WorkspaceUri
+    conversation_id: ConversationId
+    turn_id: Annotated[str, Field(min_length=1, max_length=200)]
+    model_id: RequestedModelId | None = None
+    work_done_token: ProgressToken | None = None
+
+
+# --- $/progress values of a chat ----------------------------------------------------------------------
+
+
+class ProgressBegin(Wire):
+    kind: Literal["begin"] = "begin"
+    title: str
+    cancellable: bool = True
+    message: str | None = None
+
+
+class RouteReport(Wire):
+    """Always the first report of a chat: which model answers and why."""
+
+    kind: Literal["report"] = "report"
+    type: Literal["route"] = "route"
+    model_id: ModelId
+    routed_model: ConcreteModelId
+    route_reason: str
+    message: str
+    fallback: bool = False
+
+
+class TextReport(Wire):
+    kind: Literal["report"] = "report"
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ThinkingReport(Wire):
+    kind: Literal["report"] = "report"
+    type: Literal["thinking"] = "thinking"
+    text: str
+
+
+class ProgressEnd(Wire):
+    kind: Literal["end"] = "end"
+    message: str | None = None
+
+
+ChatProgress = ProgressBegin | RouteReport | TextReport | ThinkingReport | ProgressEnd
+
+
+# --- conversations ------------------------------------------------------------------------------------
+
+
+class ConversationsParams(Wire):
+    workspace_uri: WorkspaceUri
+
+
+class ConversationSummary(Wire):
+    id: str
+    title: str
+    created_at: str
+    updated_at: str
+    turn_count: int
+
+
+class ConversationsResult(Wire):
+    conversations: list[ConversationSummary]
+
+
+class ConversationParams(Wire):
+    workspace_uri: WorkspaceUri
+    conversation_id: ConversationId
+
+
+class TurnInfo(Wire):
+    id: str
+    role: Role
+    text: str
+    thinking: str | None = None
+    model_id: ModelId | None = None
+    routed_model: ConcreteModelId | None = None
+    route_reason: str | None = None
+    credits: float = 0.0
+    status: TurnStatus
+    created_at: str
+    usage: Usage | None = None
+    context: list[ContextItem] = Field(default_factory=list[ContextItem])
+    error: str | None = None
+    retry_of: str | None = Field(default=None, description="The turn this answer retried, if any.")
+
+
+class ConversationResult(Wire):
+    id: str
+    title: str
+    created_at: str
+    updated_at: str
+    turns: list[TurnInfo]
+
+
+class DeleteConversationParams(Wire):
+    workspace_uri: WorkspaceUri
+    conversation_id: ConversationId
+
+
+# --- plans, credits and usage -------------------------------------------------------------------------
+
+
+class SignInParams(Wire):
+    token: Annotated[str, Field(min_length=1, max_length=16_384)]
+
+
+class OverageInfo(Wire):
+    available: bool
+    enabled: bool
+    budget_usd: float | None = None
+    credits: float = 0.0
+    cost_usd: float = 0.0
+
+
+class ModelUsage(Wire):
+    model_id: ModelId
+    routed_model: ConcreteModelId
+    turns: int
+    credits: float
+
+
+class DailyUsage(Wire):
+    date: str
+    credits: float
+
+
+class UsageReport(Wire):
+    plan: PlanId
+    plan_name: str
+    plan_reason: str
+    account: str | None = None
+    period_start: str
+    period_end: str
+    included_credits: float
+    used_credits: float
+    remaining_credits: float
+    overage: OverageInfo
+    by_model: list[ModelUsage]
+    daily: list[DailyUsage]
+    alerts: list[str]
+
+
+class SetOverageParams(Wire):
+    enabled: bool
+    budget_usd: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+
+
+class EstimateParams(Wire):
+    workspace_uri: WorkspaceUri
+    prompt: str
+    conversation_id: ConversationId | None = None
+    context: list[ContextItem] = Field(default_factory=list[ContextItem])
+
+
+class ModelEstimate(Wire):
+    model_id: ModelId
+    input_tokens: int
+    estimated_output_tokens: int
+    estimated_credits: float
+    allowed: bool
+    fits_context: bool
+    context_window: int
+
+
+class EstimateResult(Wire):
+    estimates: list[ModelEstimate]
+
+
+# --- error data ---------------------------------------------------------------------------------------
+
+
+class InvalidParamsData(Wire):
+    model_id: str | None = None
+    errors: list[str] = Field(default_factory=list[str])
+
+
+class PlanForbidsData(Wire):
+    model_id: str
+    plan: PlanId
+    allowed_plans: list[PlanId]
+
+
+class CreditsExhaustedData(Wire):
+    plan: PlanId
+    remaining_credits: float
+    overage_available: bool
+
+
+class UpstreamErrorData(Wire):
+    status: int | None
+    type: str
+    retryable: bool
+    suggested_model: ConcreteModelId | None = None
+
+
+class AuthErrorData(Wire):
+    reason: Literal["missing_key", "rejected_key"]
+
+
+class NotFoundData(Wire):
+    conversation_id: str
+
+
+class PromptTooLargeData(Wire):
+    model_id: str
+    input_tokens: int
+    context_window: int

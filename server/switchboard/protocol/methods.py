@@ -1,0 +1,83 @@
+"""The method map: every request and notification, with its params and result types.
+
+Like Continue's `core/protocol`, this is the one table both sides compile against: the server
+registers its handlers from it and the TypeScript client's `SwitchboardRequests` map is generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import messages as m
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    params: type[m.Wire]
+    result: type[m.Wire]
+    doc: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    method: str
+    params: type[m.Wire]
+    doc: str
+
+
+MODELS = Request("switchboard/models", m.ModelsParams, m.ModelsResult, "List models and the workspace's selection.")
+SELECT_MODEL = Request(
+    "switchboard/selectModel", m.SelectModelParams, m.SelectModelResult, "Select the model for the next message."
+)
+CHAT = Request("switchboard/chat", m.ChatParams, m.ChatResult, "Send a prompt; the answer streams as $/progress.")
+RETRY = Request(
+    "switchboard/retry", m.RetryParams, m.ChatResult, "Re-run the last turn on a stronger model, keeping both answers."
+)
+CONVERSATIONS = Request(
+    "switchboard/conversations", m.ConversationsParams, m.ConversationsResult, "This workspace's conversations."
+)
+CONVERSATION = Request("switchboard/conversation", m.ConversationParams, m.ConversationResult, "One conversation.")
+DELETE_CONVERSATION = Request(
+    "switchboard/deleteConversation", m.DeleteConversationParams, m.Empty, "Delete a conversation."
+)
+USAGE = Request("switchboard/usage", m.Empty, m.UsageReport, "The plan, credits used and left, and overage.")
+SET_OVERAGE = Request("switchboard/setOverage", m.SetOverageParams, m.UsageReport, "Turn overage on or off.")
+ESTIMATE = Request("switchboard/estimate", m.EstimateParams, m.EstimateResult, "Preview a prompt's cost per model.")
+SIGN_IN = Request("switchboard/signIn", m.SignInParams, m.UsageReport, "Sign in with an entitlement token.")
+
+REQUESTS: tuple[Request, ...] = (
+    MODELS,
+    SELECT_MODEL,
+    CHAT,
+    RETRY,
+    CONVERSATIONS,
+    CONVERSATION,
+    DELETE_CONVERSATION,
+    USAGE,
+    SET_OVERAGE,
+    ESTIMATE,
+    SIGN_IN,
+)
+
+USAGE_CHANGED = Notification(
+    "switchboard/usageChanged", m.UsageReport, "Sent after every charge, sign-in, overage change and rollover."
+)
+MODEL_CHANGED = Notification(
+    "switchboard/modelChanged", m.SelectModelResult, "Sent when a workspace's selected model changes."
+)
+NOTIFICATIONS: tuple[Notification, ...] = (USAGE_CHANGED, MODEL_CHANGED)
+
+# workspace/executeCommand names, for editors without custom-request support.
+COMMAND_SELECT_MODEL = "switchboard.selectModel"
+COMMAND_NEW_CONVERSATION = "switchboard.newConversation"
+COMMANDS = (COMMAND_SELECT_MODEL, COMMAND_NEW_CONVERSATION)
+
+# $/progress values of a chat, for the schema.
+PROGRESS_VALUES: tuple[type[m.Wire], ...] = (
+    m.ProgressBegin,
+    m.RouteReport,
+    m.TextReport,
+    m.ThinkingReport,
+    m.ProgressEnd,
+)
