@@ -26,7 +26,7 @@ class ModelSpec:
 
     @property
     def anthropic_model(self) -> str | None:
-        """The configured Anthropic id: `SWITCHBOARD_MODEL_<ID>` overrides the default (e.g. to pin a snapshot)."""
+        """The Anthropic id to call; `SWITCHBOARD_MODEL_<ID>` overrides the default (e.g. to pin a snapshot)."""
         if self.default_anthropic_model is None:
             return None
         env = "SWITCHBOARD_MODEL_" + self.id.upper().replace("-", "_").replace(".", "_")

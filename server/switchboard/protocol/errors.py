@@ -84,7 +84,8 @@ class ConversationNotFound(SwitchboardError):
 
     def __init__(self, conversation_id: str) -> None:
         super().__init__(
-            f"No conversation {conversation_id!r} in this workspace.", NotFoundData(conversation_id=conversation_id)
+            f"No conversation {conversation_id!r} in this workspace.",
+            NotFoundData(conversation_id=conversation_id),
         )
 
 

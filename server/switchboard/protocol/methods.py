@@ -26,24 +26,41 @@ class Notification:
     doc: str
 
 
-MODELS = Request("switchboard/models", m.ModelsParams, m.ModelsResult, "List models and the workspace's selection.")
-SELECT_MODEL = Request(
-    "switchboard/selectModel", m.SelectModelParams, m.SelectModelResult, "Select the model for the next message."
+MODELS = Request(
+    "switchboard/models", m.ModelsParams, m.ModelsResult, "List models and the workspace's selection."
 )
-CHAT = Request("switchboard/chat", m.ChatParams, m.ChatResult, "Send a prompt; the answer streams as $/progress.")
+SELECT_MODEL = Request(
+    "switchboard/selectModel",
+    m.SelectModelParams,
+    m.SelectModelResult,
+    "Select the model for the next message.",
+)
+CHAT = Request(
+    "switchboard/chat", m.ChatParams, m.ChatResult, "Send a prompt; the answer streams as $/progress."
+)
 RETRY = Request(
-    "switchboard/retry", m.RetryParams, m.ChatResult, "Re-run the last turn on a stronger model, keeping both answers."
+    "switchboard/retry",
+    m.RetryParams,
+    m.ChatResult,
+    "Re-run the last turn on a stronger model, keeping both answers.",
 )
 CONVERSATIONS = Request(
-    "switchboard/conversations", m.ConversationsParams, m.ConversationsResult, "This workspace's conversations."
+    "switchboard/conversations",
+    m.ConversationsParams,
+    m.ConversationsResult,
+    "This workspace's conversations.",
 )
-CONVERSATION = Request("switchboard/conversation", m.ConversationParams, m.ConversationResult, "One conversation.")
+CONVERSATION = Request(
+    "switchboard/conversation", m.ConversationParams, m.ConversationResult, "One conversation."
+)
 DELETE_CONVERSATION = Request(
     "switchboard/deleteConversation", m.DeleteConversationParams, m.Empty, "Delete a conversation."
 )
 USAGE = Request("switchboard/usage", m.Empty, m.UsageReport, "The plan, credits used and left, and overage.")
 SET_OVERAGE = Request("switchboard/setOverage", m.SetOverageParams, m.UsageReport, "Turn overage on or off.")
-ESTIMATE = Request("switchboard/estimate", m.EstimateParams, m.EstimateResult, "Preview a prompt's cost per model.")
+ESTIMATE = Request(
+    "switchboard/estimate", m.EstimateParams, m.EstimateResult, "Preview a prompt's cost per model."
+)
 SIGN_IN = Request("switchboard/signIn", m.SignInParams, m.UsageReport, "Sign in with an entitlement token.")
 
 REQUESTS: tuple[Request, ...] = (
@@ -61,7 +78,9 @@ REQUESTS: tuple[Request, ...] = (
 )
 
 USAGE_CHANGED = Notification(
-    "switchboard/usageChanged", m.UsageReport, "Sent after every charge, sign-in, overage change and rollover."
+    "switchboard/usageChanged",
+    m.UsageReport,
+    "Sent after every charge, sign-in, overage change and rollover.",
 )
 MODEL_CHANGED = Notification(
     "switchboard/modelChanged", m.SelectModelResult, "Sent when a workspace's selected model changes."

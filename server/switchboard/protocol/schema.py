@@ -41,7 +41,8 @@ def protocol_schema() -> dict[str, Any]:
         "title": "Switchboard protocol",
         "$defs": defs["$defs"],
         "x-requests": {
-            r.method: {"params": r.params.__name__, "result": r.result.__name__, "doc": r.doc} for r in REQUESTS
+            r.method: {"params": r.params.__name__, "result": r.result.__name__, "doc": r.doc}
+            for r in REQUESTS
         },
         "x-notifications": {n.method: {"params": n.params.__name__, "doc": n.doc} for n in NOTIFICATIONS},
         "x-progress": [v.__name__ for v in PROGRESS_VALUES],

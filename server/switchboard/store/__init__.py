@@ -1,0 +1,21 @@
+"""Durable state: per-workspace conversations and model selections."""
+
+from .conversations import (
+    INTERRUPTED,
+    ConversationStore,
+    StoredConversation,
+    StoredTurn,
+    TurnOutcome,
+    title_from_prompt,
+    utc_now,
+)
+
+__all__ = [
+    "INTERRUPTED",
+    "ConversationStore",
+    "StoredConversation",
+    "StoredTurn",
+    "TurnOutcome",
+    "title_from_prompt",
+    "utc_now",
+]

@@ -1,0 +1,85 @@
+"""What every feature module shares: typed request registration and the server's services."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
+
+from switchboard.protocol.errors import InvalidParams
+from switchboard.protocol.messages import InvalidParamsData, Wire
+from switchboard.protocol.methods import Request
+
+if TYPE_CHECKING:
+    from switchboard.server import SwitchboardServer
+
+P = TypeVar("P", bound=Wire)
+Handler = Callable[[P], Awaitable[Wire] | Wire]
+
+
+def parse_params(model: type[P], raw: Any) -> P:
+    """Validates raw JSON params into the method's pydantic model, or raises `-32602` saying what is wrong."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidParams(
+            f"Params must be a JSON object, not {type(raw).__name__}.",
+            InvalidParamsData(errors=["params: expected an object"]),
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors(include_url=False, include_input=False)]
+        raise InvalidParams(
+            "Invalid params: " + "; ".join(problems[:5]), InvalidParamsData(errors=problems)
+        ) from None
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "params"
+    return f"{location}: {error['msg']}"
+
+
+def dump(result: Wire) -> dict[str, Any]:
+    return result.model_dump(mode="json", by_alias=True)
+
+
+def register_request(server: SwitchboardServer, request: Request, handler: Handler[Any]) -> None:
+    """Registers `handler` for `request.method`: params validated in, the result serialized out."""
+
+    async def handle(raw: Any) -> dict[str, Any]:
+        params = parse_params(request.params, raw)
+        result = handler(params)
+        if inspect.isawaitable(result):
+            result = await result
+        return dump(result)
+
+    handle.__name__ = "handle_" + request.method.replace("/", "_")
+    server.feature(request.method)(handle)
+
+
+def plain(method: Callable[..., Any]) -> Callable[..., Any]:
+    """pygls tags handlers with attributes, which bound methods refuse: hand it a plain function."""
+    if inspect.iscoroutinefunction(method):
+
+        async def async_handler(*args: Any) -> Any:
+            return await method(*args)
+
+        return async_handler
+
+    def handler(*args: Any) -> Any:
+        return method(*args)
+
+    return handler
+
+
+class Feature:
+    """A capability of the server: a small class that registers its handlers."""
+
+    def __init__(self, server: SwitchboardServer) -> None:
+        self.server = server
+
+    def register(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,311 @@
+"""Streamed chat: resolve the model, route, replay the conversation, stream the answer, store the turn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types as lsp
+
+from switchboard.catalog import CATALOG, ModelSpec
+from switchboard.protocol import methods
+from switchboard.protocol.errors import (
+    AuthRequired,
+    ConversationNotFound,
+    InvalidParams,
+    PromptTooLarge,
+    UpstreamFailed,
+)
+from switchboard.protocol.messages import (
+    AuthErrorData,
+    ChatParams,
+    ChatResult,
+    ContextItem,
+    InvalidParamsData,
+    ProgressBegin,
+    ProgressEnd,
+    ProgressToken,
+    PromptTooLargeData,
+    RouteReport,
+    TextReport,
+    ThinkingReport,
+    UpstreamErrorData,
+)
+from switchboard.providers.anthropic_api import (
+    AuthenticationFailed,
+    ProviderRequest,
+    StreamCallbacks,
+    StreamState,
+    UpstreamError,
+)
+from switchboard.providers.prompt import BuiltPrompt, PromptTooLargeError, build_prompt, exchanges
+from switchboard.store import TurnOutcome, title_from_prompt
+
+from .base import Feature, dump, plain, register_request
+from .models import ModelsFeature, require_known_model
+from .streaming import DeltaCoalescer
+
+log = logging.getLogger(__name__)
+
+AUTO_DEFAULT = "claude-sonnet-4.5"
+KEY_HELP = (
+    "Set ANTHROPIC_API_KEY in the server's environment, or pass `apiKey` in initializationOptions "
+    "(in VS Code: run “Switchboard: Set Anthropic API Key”)."
+)
+
+
+@dataclass
+class TurnRequest:
+    """Everything decided about a chat before it reaches a model."""
+
+    workspace: str
+    prompt: str
+    context: list[ContextItem]
+    model: ModelSpec
+    conversation_id: str | None
+    thinking_budget: int | None
+    token: ProgressToken | None
+    retry_of: str | None = None
+    history_before: str | None = None
+
+
+@dataclass
+class Route:
+    model: ModelSpec
+    reason: str
+
+
+@dataclass
+class Answer:
+    conversation_id: str
+    turn_id: str
+    route: Route
+    prompt: BuiltPrompt
+    state: StreamState = field(default_factory=StreamState)
+
+
+class ChatFeature(Feature):
+    def __init__(self, server: Any, models: ModelsFeature) -> None:
+        super().__init__(server)
+        self.models = models
+        self._running: dict[ProgressToken, asyncio.Task[Any]] = {}
+
+    def register(self) -> None:
+        register_request(self.server, methods.CHAT, self.chat)
+        self.server.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)(plain(self.on_progress_cancel))
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def chat(self, params: ChatParams) -> ChatResult:
+        model = (
+            require_known_model(params.model_id)
+            if params.model_id
+            else CATALOG[self.models.selected(params.workspace_uri)]
+        )
+        if params.thinking is not None and not model.supports_thinking:
+            raise InvalidParams(
+                f"{model.name} does not support extended thinking.", InvalidParamsData(model_id=model.id)
+            )
+        if params.conversation_id and not self.server.store.has_conversation(
+            params.workspace_uri, params.conversation_id
+        ):
+            raise ConversationNotFound(params.conversation_id)
+        request = TurnRequest(
+            workspace=params.workspace_uri,
+            prompt=params.prompt,
+            context=params.context,
+            model=model,
+            conversation_id=params.conversation_id,
+            thinking_budget=params.thinking.budget_tokens if params.thinking else None,
+            token=params.work_done_token,
+        )
+        return await self.run(request)
+
+    def on_progress_cancel(self, params: lsp.WorkDoneProgressCancelParams) -> None:
+        task = self._running.get(params.token)
+        if task is not None:
+            task.cancel()
+
+    # --- the pipeline -----------------------------------------------------------------------------
+
+    async def run(self, request: TurnRequest) -> ChatResult:
+        if not self.server.api_key:
+            raise AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
+        route = self.route(request)
+        prompt = self._build(request, route.model)
+        answer = self._start(request, route, prompt)
+        task = asyncio.current_task()
+        if request.token is not None and task is not None:
+            self._running[request.token] = task
+        try:
+            return await self._stream(request, answer)
+        finally:
+            if request.token is not None:
+                self._running.pop(request.token, None)
+
+    def route(self, request: TurnRequest) -> Route:
+        if request.model.id != "auto":
+            return Route(request.model, f"You chose {request.model.name}")
+        default = CATALOG[AUTO_DEFAULT]
+        return Route(default, f"Auto → {default.name} (fixed default until the router is trained)")
+
+    def _build(self, request: TurnRequest, model: ModelSpec) -> BuiltPrompt:
+        history = []
+        if request.conversation_id:
+            stored = self.server.store.load_conversation(request.workspace, request.conversation_id)
+            history = exchanges(stored.turns, before=request.history_before) if stored else []
+        try:
+            return build_prompt(
+                history,
+                prompt=request.prompt,
+                context=request.context,
+                anthropic_model=_anthropic_id(model),
+                context_window=model.context_window,
+                max_tokens=self._max_tokens(request),
+                thinking=request.thinking_budget is not None,
+            )
+        except PromptTooLargeError as exc:
+            raise PromptTooLarge(
+                f"The prompt and attached context (about {exc.input_tokens:,} tokens) do not fit "
+                f"{model.name}'s {model.context_window:,}-token context window. Attach less context.",
+                PromptTooLargeData(
+                    model_id=model.id, input_tokens=exc.input_tokens, context_window=model.context_window
+                ),
+            ) from None
+
+    def _max_tokens(self, request: TurnRequest) -> int:
+        output = min(self.server.settings.max_output_tokens, request.model.max_output_tokens)
+        return output + (request.thinking_budget or 0)
+
+    def _start(self, request: TurnRequest, route: Route, prompt: BuiltPrompt) -> Answer:
+        store = self.server.store
+        conversation_id = request.conversation_id or store.create_conversation(
+            request.workspace, title_from_prompt(request.prompt)
+        )
+        _, turn_id = store.start_turn(
+            conversation_id,
+            prompt=request.prompt,
+            context=request.context,
+            model_id=request.model.id,
+            retry_of=request.retry_of,
+        )
+        return Answer(conversation_id, turn_id, route, prompt)
+
+    async def _stream(self, request: TurnRequest, answer: Answer) -> ChatResult:
+        progress = _Progress(self.server, request.token)
+        progress.begin(request.model, answer.route)
+        texts = DeltaCoalescer(lambda text: progress.report(TextReport(text=text)))
+        thoughts = DeltaCoalescer(lambda text: progress.report(ThinkingReport(text=text)))
+        callbacks = StreamCallbacks(on_text=texts.push, on_thinking=thoughts.push)
+        provider_request = ProviderRequest(
+            anthropic_model=_anthropic_id(answer.route.model),
+            system=answer.prompt.system,
+            messages=answer.prompt.messages,
+            max_tokens=self._max_tokens(request),
+            thinking_budget=request.thinking_budget,
+        )
+        try:
+            await self.server.provider().stream(provider_request, answer.state, callbacks)
+        except asyncio.CancelledError:
+            self._finish(answer, "cancelled", error="Stopped by the user.")
+            progress.end("Cancelled")
+            raise
+        except AuthenticationFailed:
+            self._finish(answer, "failed", error="The Anthropic API rejected the API key.")
+            progress.end("Failed")
+            raise AuthRequired(
+                "The Anthropic API rejected the API key. " + KEY_HELP, AuthErrorData(reason="rejected_key")
+            ) from None
+        except UpstreamError as exc:
+            self._finish(answer, "failed", error=exc.message)
+            progress.end("Failed")
+            raise _upstream_failed(exc) from None
+        finally:
+            texts.flush()
+            thoughts.flush()
+        self._finish(answer, "complete")
+        progress.end(None)
+        return self._result(request, answer)
+
+    def _finish(self, answer: Answer, status: str, error: str | None = None) -> None:
+        state = answer.state
+        self.server.store.finish_turn(
+            answer.turn_id,
+            TurnOutcome(
+                text=state.text,
+                status=status,
+                thinking=state.thinking or None,
+                thinking_signature=state.thinking_signature,
+                routed_model=answer.route.model.id,
+                anthropic_model=_anthropic_id(answer.route.model),
+                route_reason=answer.route.reason,
+                stop_reason=state.stop_reason,
+                usage=state.usage,
+                credits=0.0,
+                error=error,
+            ),
+        )
+
+    def _result(self, request: TurnRequest, answer: Answer) -> ChatResult:
+        state = answer.state
+        return ChatResult.model_validate(
+            {
+                "conversation_id": answer.conversation_id,
+                "turn_id": answer.turn_id,
+                "model_id": request.model.id,
+                "routed_model": answer.route.model.id,
+                "route_reason": answer.route.reason,
+                "text": state.text,
+                "thinking": state.thinking or None,
+                "stop_reason": state.stop_reason,
+                "usage": state.usage,
+                "credits": 0.0,
+                "dropped_turns": answer.prompt.dropped_turns,
+            }
+        )
+
+
+class _Progress:
+    """The chat's `$/progress` stream on the client's work-done token (silent without one)."""
+
+    def __init__(self, server: Any, token: ProgressToken | None) -> None:
+        self._server = server
+        self._token = token
+
+    def _send(self, value: Any) -> None:
+        if self._token is not None:
+            self._server.send_progress(self._token, dump(value))
+
+    def begin(self, model: ModelSpec, route: Route) -> None:
+        self._send(ProgressBegin(title=f"Asking {route.model.name}", cancellable=True))
+        self.report(
+            RouteReport(
+                model_id=model.id,
+                routed_model=route.model.id,  # type: ignore[arg-type]
+                route_reason=route.reason,
+                message=route.reason,
+            )
+        )
+
+    def report(self, value: Any) -> None:
+        self._send(value)
+
+    def end(self, message: str | None) -> None:
+        self._send(ProgressEnd(message=message))
+
+
+def _anthropic_id(model: ModelSpec) -> str:
+    anthropic_model = model.anthropic_model
+    if anthropic_model is None:
+        raise ValueError(f"{model.id} does not name an Anthropic model")
+    return anthropic_model
+
+
+def _upstream_failed(exc: UpstreamError) -> UpstreamFailed:
+    what_to_do = "Try again in a moment." if exc.retryable else "This request cannot succeed as sent."
+    return UpstreamFailed(
+        f"{exc.message} {what_to_do}",
+        UpstreamErrorData(status=exc.status, type=exc.type, retryable=exc.retryable),
+    )

@@ -1,0 +1,44 @@
+"""`workspace/executeCommand` entry points, for editors that cannot send custom requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchboard.protocol.errors import InvalidParams
+from switchboard.protocol.messages import InvalidParamsData, SelectModelParams
+from switchboard.protocol.methods import COMMAND_NEW_CONVERSATION, COMMAND_SELECT_MODEL
+
+from .base import Feature, dump, parse_params, plain
+from .models import ModelsFeature
+
+NEW_CHAT_TITLE = "New chat"
+
+
+class CommandsFeature(Feature):
+    def __init__(self, server: Any, models: ModelsFeature) -> None:
+        super().__init__(server)
+        self.models = models
+
+    def register(self) -> None:
+        self.server.command(COMMAND_SELECT_MODEL)(plain(self.select_model))
+        self.server.command(COMMAND_NEW_CONVERSATION)(plain(self.new_conversation))
+
+    def select_model(self, *args: Any) -> dict[str, Any]:
+        """Arguments: `[workspaceUri, modelId]` or `[{workspaceUri, modelId}]`."""
+        raw = _arguments(args, ("workspaceUri", "modelId"))
+        return dump(self.models.select(parse_params(SelectModelParams, raw)))
+
+    def new_conversation(self, *args: Any) -> dict[str, Any]:
+        """Arguments: `[workspaceUri]` or `[{workspaceUri}]`; returns `{conversationId}`."""
+        raw = _arguments(args, ("workspaceUri",))
+        workspace = raw.get("workspaceUri") or self.server.default_workspace()
+        if not isinstance(workspace, str) or not workspace:
+            raise InvalidParams("switchboard.newConversation needs a workspace URI.", InvalidParamsData())
+        return {"conversationId": self.server.store.create_conversation(workspace, NEW_CHAT_TITLE)}
+
+
+def _arguments(args: tuple[Any, ...], names: tuple[str, ...]) -> dict[str, Any]:
+    values: list[Any] = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
+    if len(values) == 1 and isinstance(values[0], dict):
+        return dict(values[0])
+    return dict(zip(names, values, strict=False))

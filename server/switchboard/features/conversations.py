@@ -1,0 +1,79 @@
+"""The history of a workspace's conversations: list, open, delete."""
+
+from __future__ import annotations
+
+from switchboard.protocol import methods
+from switchboard.protocol.errors import ConversationNotFound
+from switchboard.protocol.messages import (
+    ConversationParams,
+    ConversationResult,
+    ConversationsParams,
+    ConversationsResult,
+    ConversationSummary,
+    DeleteConversationParams,
+    Empty,
+    TurnInfo,
+)
+from switchboard.store import StoredTurn
+
+from .base import Feature, register_request
+
+
+class ConversationsFeature(Feature):
+    def register(self) -> None:
+        register_request(self.server, methods.CONVERSATIONS, self.list)
+        register_request(self.server, methods.CONVERSATION, self.open)
+        register_request(self.server, methods.DELETE_CONVERSATION, self.delete)
+
+    def list(self, params: ConversationsParams) -> ConversationsResult:
+        rows = self.server.store.list_conversations(params.workspace_uri)
+        return ConversationsResult(
+            conversations=[
+                ConversationSummary(
+                    id=row.id,
+                    title=row.title,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                    turn_count=row.turn_count,
+                )
+                for row in rows
+            ]
+        )
+
+    def open(self, params: ConversationParams) -> ConversationResult:
+        conversation = self.server.store.load_conversation(params.workspace_uri, params.conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(params.conversation_id)
+        return ConversationResult(
+            id=conversation.id,
+            title=conversation.title,
+            created_at=conversation.created_at,
+            updated_at=conversation.updated_at,
+            turns=[turn_info(turn) for turn in conversation.turns],
+        )
+
+    def delete(self, params: DeleteConversationParams) -> Empty:
+        if not self.server.store.delete_conversation(params.workspace_uri, params.conversation_id):
+            raise ConversationNotFound(params.conversation_id)
+        return Empty()
+
+
+def turn_info(turn: StoredTurn) -> TurnInfo:
+    return TurnInfo.model_validate(
+        {
+            "id": turn.id,
+            "role": turn.role,
+            "text": turn.text,
+            "thinking": turn.thinking,
+            "model_id": turn.model_id,
+            "routed_model": turn.routed_model,
+            "route_reason": turn.route_reason,
+            "credits": turn.credits,
+            "status": turn.status,
+            "created_at": turn.created_at,
+            "usage": turn.usage,
+            "context": turn.context,
+            "error": turn.error,
+            "retry_of": turn.retry_of,
+        }
+    )

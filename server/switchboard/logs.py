@@ -1,0 +1,63 @@
+"""Logging to stderr and a rotating file in the state directory, with secrets scrubbed from every record."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class SecretScrubber(logging.Filter):
+    """Replaces every registered secret in a record's rendered message (the key must never reach a log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 8:
+            self._secrets.add(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        for secret in self._secrets:
+            message = message.replace(secret, "[redacted]")
+        record.msg, record.args = message, None
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            for secret in self._secrets:
+                text = text.replace(secret, "[redacted]")
+            record.exc_text, record.exc_info = text, None
+        return True
+
+
+scrubber = SecretScrubber()
+
+
+def configure(log_dir: Path, level: int = logging.INFO) -> None:
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_dir / "server.log", maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+            )
+        )
+    except OSError as exc:
+        print(f"switchboard: cannot write logs to {log_dir}: {exc}", file=sys.stderr)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler.addFilter(scrubber)
+        root.addHandler(handler)
+    # pygls logs every message body at INFO: prompts and answers do not belong in logs.
+    for noisy in ("pygls", "httpx", "httpx2", "httpcore", "anthropic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

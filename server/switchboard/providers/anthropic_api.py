@@ -1,0 +1,224 @@
+"""Streams a Messages API call through the official `anthropic` SDK and classifies its failures.
+
+The SDK is imported lazily: it takes over a second to import and `initialize` does not need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from switchboard.protocol.messages import Usage
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    anthropic_model: str
+    system: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    thinking_budget: int | None = None
+
+
+@dataclass
+class StreamState:
+    """What has arrived so far; read after a failure or cancellation to keep the partial answer."""
+
+    text: str = ""
+    thinking: str = ""
+    thinking_signature: str | None = None
+    stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    started: bool = False
+    output_reported: bool = False
+
+
+@dataclass(frozen=True)
+class StreamCallbacks:
+    on_text: Callable[[str], None]
+    on_thinking: Callable[[str], None]
+
+
+class UpstreamError(Exception):
+    """The API could not answer: `status` is None when no HTTP error status was involved."""
+
+    def __init__(self, message: str, *, status: int | None, type: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.type = type
+        self.retryable = retryable
+
+
+class AuthenticationFailed(Exception):
+    """The API refused the key."""
+
+
+_sdk_import: asyncio.Future[Any] | None = None
+
+
+async def load_sdk() -> Any:
+    """Imports the SDK off the event loop: the import takes over a second and must not stall other requests.
+
+    Every caller awaits the same import, so none sees a half-initialized module.
+    """
+    global _sdk_import
+    if _sdk_import is None:
+        _sdk_import = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "anthropic"))
+    return await asyncio.shield(_sdk_import)
+
+
+class AnthropicProvider:
+    def __init__(self, *, api_key: str, base_url: str | None, timeout: float, max_retries: int) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._client: AsyncAnthropic | None = None
+
+    async def _sdk(self) -> AsyncAnthropic:
+        client = self._client
+        if client is None:
+            anthropic = await load_sdk()
+            client = anthropic.AsyncAnthropic(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                max_retries=self._max_retries,
+                timeout=anthropic.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+            )
+            self._client = client
+        return client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def stream(self, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks) -> None:
+        """Streams the answer into `state`, calling back per delta.
+
+        Raises UpstreamError or AuthenticationFailed.
+        """
+        try:
+            await self._stream(request, state, callbacks)
+        except (UpstreamError, AuthenticationFailed):
+            raise
+        except Exception as exc:
+            raise _classify(exc, mid_stream=state.started) from exc
+
+    async def _stream(self, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks) -> None:
+        kwargs: dict[str, Any] = {
+            "model": request.anthropic_model,
+            "system": request.system,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+        }
+        if request.thinking_budget:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": request.thinking_budget}
+        sdk = await self._sdk()
+        stream = await sdk.messages.create(**kwargs)
+        async with stream:
+            async for event in stream:
+                _apply_event(event, state, callbacks)
+
+
+def _apply_event(event: Any, state: StreamState, callbacks: StreamCallbacks) -> None:
+    kind = event.type
+    if kind == "message_start":
+        state.started = True
+        state.usage = _usage(event.message.usage, state.usage)
+    elif kind == "content_block_delta":
+        delta = event.delta
+        if delta.type == "text_delta":
+            state.text += delta.text
+            callbacks.on_text(delta.text)
+        elif delta.type == "thinking_delta":
+            state.thinking += delta.thinking
+            callbacks.on_thinking(delta.thinking)
+        elif delta.type == "signature_delta":
+            state.thinking_signature = delta.signature
+    elif kind == "message_delta":
+        state.stop_reason = event.delta.stop_reason
+        state.usage = _usage(event.usage, state.usage)
+        state.output_reported = True
+
+
+def _usage(reported: Any, previous: Usage) -> Usage:
+    """Merges a usage report into what is known (message_delta repeats or omits the input counts)."""
+
+    def pick(name: str) -> int:
+        value = getattr(reported, name, None)
+        return int(value) if value is not None else getattr(previous, name)
+
+    return Usage(
+        input_tokens=pick("input_tokens"),
+        output_tokens=pick("output_tokens"),
+        cache_read_input_tokens=pick("cache_read_input_tokens"),
+        cache_creation_input_tokens=pick("cache_creation_input_tokens"),
+    )
+
+
+def _classify(exc: Exception, *, mid_stream: bool) -> Exception:
+    import anthropic
+    import httpx2
+
+    if isinstance(exc, anthropic.AuthenticationError):
+        return AuthenticationFailed(str(exc))
+    if isinstance(exc, anthropic.APIStatusError):
+        # An `error` event inside a 200 stream carries no HTTP error status.
+        status = None if exc.status_code < 400 else exc.status_code
+        error_type = exc.type or _body_error_type(exc.body) or "api_error"
+        retryable = (
+            status in RETRYABLE_STATUSES if status is not None else error_type != "invalid_request_error"
+        )
+        detail = exc.api_message or str(exc)
+        where = f"HTTP {status}" if status else "an error mid-answer"
+        return UpstreamError(
+            f"The Anthropic API returned {where} ({error_type}): {detail}",
+            status=status,
+            type=error_type,
+            retryable=retryable,
+        )
+    if isinstance(exc, anthropic.APITimeoutError):
+        return UpstreamError(
+            "The Anthropic API stopped responding.", status=None, type="timeout", retryable=True
+        )
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+        where = "mid-answer" if mid_stream else "before answering"
+        return UpstreamError(
+            f"The connection to the Anthropic API failed {where}.",
+            status=None,
+            type="connection_error",
+            retryable=True,
+        )
+    if isinstance(exc, json.JSONDecodeError | anthropic.APIResponseValidationError | ValueError):
+        return UpstreamError(
+            "The Anthropic API sent a response Switchboard could not read.",
+            status=None,
+            type="malformed_response",
+            retryable=True,
+        )
+    log.exception("Unexpected error from the Anthropic SDK")
+    return UpstreamError(
+        f"Unexpected upstream error: {type(exc).__name__}", status=None, type="unknown", retryable=True
+    )
+
+
+def _body_error_type(body: object) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("type"), str):
+            return error["type"]
+    return None

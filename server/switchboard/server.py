@@ -1,0 +1,88 @@
+"""The Switchboard language server: composes the feature modules over pygls."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+from switchboard import __version__
+from switchboard.config import Settings
+from switchboard.logs import scrubber
+from switchboard.providers.anthropic_api import AnthropicProvider
+from switchboard.rpc import raw_json_converter
+from switchboard.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+
+class SwitchboardServer(LanguageServer):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("switchboard", __version__, converter_factory=raw_json_converter)
+        self.settings = settings
+        self._api_key = settings.api_key
+        self._store: ConversationStore | None = None
+        self._provider: AnthropicProvider | None = None
+        self.init_options: dict[str, Any] = {}
+
+    # --- services the features share ----------------------------------------------------------
+
+    @property
+    def store(self) -> ConversationStore:
+        if self._store is None:
+            self._store = ConversationStore(self.settings.conversations_db)
+        return self._store
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_key
+
+    def use_api_key(self, key: str | None) -> None:
+        """An editor may pass the key from its secret store; it overrides the environment's."""
+        if key and key != self._api_key:
+            scrubber.add(key)
+            self._api_key = key
+            self._provider = None
+
+    def provider(self) -> AnthropicProvider:
+        if self._api_key is None:
+            raise RuntimeError("no API key")
+        if self._provider is None:
+            self._provider = AnthropicProvider(
+                api_key=self._api_key,
+                base_url=self.settings.base_url,
+                timeout=self.settings.request_timeout,
+                max_retries=self.settings.max_retries,
+            )
+        return self._provider
+
+    def default_workspace(self) -> str | None:
+        """The first workspace folder (else the root) the editor opened, if any."""
+        try:
+            workspace = self.workspace
+        except RuntimeError:
+            return None
+        folders = list(workspace.folders.values())
+        return folders[0].uri if folders else workspace.root_uri or None
+
+    def send_progress(self, token: lsp.ProgressToken, value: dict[str, Any]) -> None:
+        self.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=token, value=value))
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.protocol.notify(method, params)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def create_server(settings: Settings) -> SwitchboardServer:
+    from switchboard.features import install_features
+
+    server = SwitchboardServer(settings)
+    scrubber.add(settings.api_key)
+    install_features(server)
+    return server

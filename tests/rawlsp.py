@@ -1,0 +1,107 @@
+"""A byte-level JSON-RPC peer for the server, for tests that send malformed frames or audit stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+
+class RawServer:
+    """Runs `switchboard serve`, records every byte of its stdout and parses it strictly into frames."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.stdout_bytes = bytearray()
+        self.frames: list[dict[str, Any]] = []
+        self.stray: list[bytes] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.stderr = b""
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        stream = self.proc.stdout
+        while True:
+            header = stream.readline()
+            if not header:
+                return
+            self.stdout_bytes += header
+            if not header.lower().startswith(b"content-length:"):
+                self.stray.append(header)
+                continue
+            length = int(header.split(b":", 1)[1])
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                self.stdout_bytes += line
+            self.stdout_bytes += line
+            body = stream.read(length)
+            self.stdout_bytes += body
+            with self._cond:
+                self.frames.append(json.loads(body))
+                self._cond.notify_all()
+
+    def send_bytes(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, message: Any) -> None:
+        body = json.dumps(message).encode()
+        self.send_bytes(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def request(self, msg_id: int | str, method: str, params: Any = None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+
+    def wait_for(self, msg_id: int | str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for frame in self.frames:
+                    if frame.get("id") == msg_id and ("result" in frame or "error" in frame):
+                        return frame
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no answer to {msg_id!r} within {timeout}s")
+                self._cond.wait(remaining)
+
+    def initialize(self, workspace: str) -> dict[str, Any]:
+        self.request(
+            0,
+            "initialize",
+            {
+                "processId": None,
+                "rootUri": workspace,
+                "capabilities": {},
+                "workspaceFolders": [{"uri": workspace, "name": "ws"}],
+            },
+        )
+        answer = self.wait_for(0)
+        self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        return answer
+
+    def close(self) -> int:
+        try:
+            self.request("bye", "shutdown")
+            self.wait_for("bye", timeout=5)
+            self.send({"jsonrpc": "2.0", "method": "exit"})
+            code = self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+            code = self.proc.wait()
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+        self._reader.join(timeout=5)
+        return code
