@@ -1,0 +1,87 @@
+"""What a turn costs in credits: its tokens at Sonnet 4 list rates in cents, times the model's multiplier.
+
+Credits are exact `Decimal`s in hundredths; the ledger stores them as integer hundredths.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_CEILING, Context, Decimal, localcontext
+
+from switchboard.catalog.models import get_model
+from switchboard.protocol.messages import Usage
+
+# Sonnet 4 list prices in cents per million tokens.
+INPUT_CENTS_PER_MTOK = Decimal(300)
+CACHE_WRITE_CENTS_PER_MTOK = Decimal(375)
+CACHE_READ_CENTS_PER_MTOK = Decimal(30)
+OUTPUT_CENTS_PER_MTOK = Decimal(1500)
+
+CENT = Decimal("0.01")
+_MTOK = Decimal(1_000_000)
+_CHARS_PER_TOKEN = 4
+# Enough digits that no product of token counts and rates is ever rounded before the final ceiling.
+_EXACT = Context(prec=60)
+
+
+def base_credits(usage: Usage) -> Decimal:
+    """The unrounded credits of `usage` at 1.0x."""
+    counts = usage.model_dump(by_alias=False)
+    if any(count < 0 for count in counts.values()):
+        raise ValueError(f"negative token count in {counts}")
+    with localcontext(_EXACT):
+        cents = (
+            usage.input_tokens * INPUT_CENTS_PER_MTOK
+            + usage.cache_creation_input_tokens * CACHE_WRITE_CENTS_PER_MTOK
+            + usage.cache_read_input_tokens * CACHE_READ_CENTS_PER_MTOK
+            + usage.output_tokens * OUTPUT_CENTS_PER_MTOK
+        )
+        return cents / _MTOK
+
+
+def multiplier(model_id: str) -> Decimal:
+    """The catalog multiplier of the model the user chose (Auto is 1.0x whatever it routed to)."""
+    return Decimal(str(get_model(model_id).credit_multiplier))
+
+
+def round_up(credits: Decimal) -> Decimal:
+    return credits.quantize(CENT, rounding=ROUND_CEILING, context=_EXACT)
+
+
+def credits_for(model_id: str, usage: Usage) -> Decimal:
+    """Credits charged for a turn: multiplier × base, rounded up to 0.01."""
+    with localcontext(_EXACT):
+        return round_up(multiplier(model_id) * base_credits(usage))
+
+
+def estimate_credits(model_id: str, input_tokens: int, output_tokens: int) -> Decimal:
+    return credits_for(model_id, Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text` by the usual rule of thumb: one per four characters, rounded up."""
+    return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+
+def cancelled_usage(reported: Usage | None, streamed_text: str, *, output_reported: bool = False) -> Usage:
+    """The usage of a cancelled turn, its output estimated from the streamed text when the API never said.
+
+    A partial count (from `message_start`) is only a lower bound, so the larger of it and the estimate wins.
+    """
+    usage = reported or Usage()
+    if output_reported:
+        return usage
+    output = max(usage.output_tokens, estimate_tokens(streamed_text))
+    return usage.model_copy(update={"output_tokens": output})
+
+
+def to_hundredths(credits: Decimal) -> int:
+    """Exact credits (a multiple of 0.01) as an integer count of hundredths."""
+    hundredths = credits * 100
+    if hundredths != hundredths.to_integral_value():
+        raise ValueError(f"{credits} is not a whole number of hundredths")
+    return int(hundredths)
+
+
+def from_hundredths(hundredths: int) -> Decimal:
+    return (Decimal(hundredths) / 100).quantize(CENT, context=_EXACT)
