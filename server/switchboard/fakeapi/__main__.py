@@ -1,0 +1,3 @@
+from switchboard.fakeapi.cli import main
+
+raise SystemExit(main())
