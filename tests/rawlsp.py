@@ -13,9 +13,9 @@ from typing import Any
 class RawServer:
     """Runs `switchboard serve`, records every byte of its stdout and parses it strictly into frames."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchboard", "serve"],
+            command or [sys.executable, "-m", "switchboard", "serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -23,6 +23,7 @@ class RawServer:
         )
         self.stdout_bytes = bytearray()
         self.frames: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
         self.stray: list[bytes] = []
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -48,6 +49,7 @@ class RawServer:
             self.stdout_bytes += body
             with self._cond:
                 self.frames.append(json.loads(body))
+                self.arrivals.append(time.perf_counter())
                 self._cond.notify_all()
 
     def send_bytes(self, data: bytes) -> None:
@@ -75,6 +77,27 @@ class RawServer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"no answer to {msg_id!r} within {timeout}s")
+                self._cond.wait(remaining)
+
+    def wait_for_progress(self, token: str, match: Any, timeout: float = 10) -> float:
+        """When the first `$/progress` value on `token` satisfying `match` arrived (perf_counter time)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for index in range(seen, len(self.frames)):
+                    frame = self.frames[index]
+                    params = frame.get("params") or {}
+                    if (
+                        frame.get("method") == "$/progress"
+                        and params.get("token") == token
+                        and match(params["value"])
+                    ):
+                        return self.arrivals[index]
+                seen = len(self.frames)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching progress on {token!r}")
                 self._cond.wait(remaining)
 
     def initialize(self, workspace: str) -> dict[str, Any]:

@@ -22,6 +22,11 @@ def raw_json_converter() -> Any:
     def keep_raw(obj: dict[str, Any], cls: type) -> Any:
         return cls(**obj)
 
-    for message_type in (JsonRPCRequestMessage, JsonRPCNotification, JsonRPCResponseMessage):
-        converter.register_structure_hook(message_type, keep_raw)
+    def keep_raw_params(obj: dict[str, Any], cls: type) -> Any:
+        # `params` may be omitted (JSON-RPC 2.0, §4.2): the handler then sees None, not a dropped message.
+        return cls(**{"params": None, **obj})
+
+    converter.register_structure_hook(JsonRPCRequestMessage, keep_raw_params)
+    converter.register_structure_hook(JsonRPCNotification, keep_raw_params)
+    converter.register_structure_hook(JsonRPCResponseMessage, keep_raw)
     return converter

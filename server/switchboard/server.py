@@ -73,6 +73,9 @@ class SwitchboardServer(LanguageServer):
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.protocol.notify(method, params)
 
+    def show_message(self, message: str, kind: lsp.MessageType) -> None:
+        self.protocol.notify(lsp.WINDOW_SHOW_MESSAGE, lsp.ShowMessageParams(type=kind, message=message))
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

@@ -26,7 +26,7 @@ class ModelSpec:
 
     @property
     def anthropic_model(self) -> str | None:
-        """The Anthropic id to call; `SWITCHBOARD_MODEL_<ID>` overrides the default (e.g. to pin a snapshot)."""
+        """The Anthropic id to call; `SWITCHBOARD_MODEL_<ID>` overrides the default (to pin a snapshot)."""
         if self.default_anthropic_model is None:
             return None
         env = "SWITCHBOARD_MODEL_" + self.id.upper().replace("-", "_").replace(".", "_")
@@ -109,6 +109,13 @@ CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (AUTO, HAIKU_45, SONN
 CONCRETE_MODELS: tuple[ModelSpec, ...] = (HAIKU_45, SONNET_40, SONNET_45, OPUS_45)
 
 
+def concrete_id(spec: ModelSpec) -> ConcreteModelId:
+    """The id of a model that answers (not Auto), typed as such."""
+    if spec.id == "auto":
+        raise ValueError("auto routes to a concrete model and never answers itself")
+    return spec.id
+
+
 def is_known_model(model_id: str) -> bool:
     return model_id in CATALOG
 
@@ -116,10 +123,3 @@ def is_known_model(model_id: str) -> bool:
 def get_model(model_id: str) -> ModelSpec:
     """The spec of a known model id (callers check `is_known_model` on client input first)."""
     return CATALOG[model_id]
-
-
-def concrete(model_id: str) -> ConcreteModelId:
-    spec = CATALOG[model_id]
-    if spec.default_anthropic_model is None:
-        raise ValueError(f"{model_id} is not a concrete model")
-    return spec.id  # type: ignore[return-value]

@@ -9,14 +9,24 @@ if TYPE_CHECKING:
 
 
 def install_features(server: SwitchboardServer) -> None:
+    from .account import AccountFeature
     from .chat import ChatFeature
     from .commands import CommandsFeature
     from .conversations import ConversationsFeature
+    from .estimate import EstimateFeature
     from .lifecycle import LifecycleFeature
     from .models import ModelsFeature
 
-    models = ModelsFeature(server)
-    chat = ChatFeature(server, models)
-    for feature in (LifecycleFeature(server), models, ConversationsFeature(server), chat):
+    account = AccountFeature(server)
+    models = ModelsFeature(server, account)
+    features = (
+        LifecycleFeature(server, account),
+        account,
+        models,
+        ConversationsFeature(server),
+        ChatFeature(server, models, account),
+        EstimateFeature(server, account),
+        CommandsFeature(server, models),
+    )
+    for feature in features:
         feature.register()
-    CommandsFeature(server, models).register()

@@ -9,7 +9,8 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from switchboard.catalog import CATALOG, ModelSpec
+from switchboard.catalog import CATALOG, ModelSpec, concrete_id
+from switchboard.plans import Entitlement
 from switchboard.protocol import methods
 from switchboard.protocol.errors import (
     AuthRequired,
@@ -43,6 +44,7 @@ from switchboard.providers.anthropic_api import (
 from switchboard.providers.prompt import BuiltPrompt, PromptTooLargeError, build_prompt, exchanges
 from switchboard.store import TurnOutcome, title_from_prompt
 
+from .account import AccountFeature
 from .base import Feature, dump, plain, register_request
 from .models import ModelsFeature, require_known_model
 from .streaming import DeltaCoalescer
@@ -83,13 +85,16 @@ class Answer:
     turn_id: str
     route: Route
     prompt: BuiltPrompt
+    entitlement: Entitlement
     state: StreamState = field(default_factory=StreamState)
+    credits: float = 0.0
 
 
 class ChatFeature(Feature):
-    def __init__(self, server: Any, models: ModelsFeature) -> None:
+    def __init__(self, server: Any, models: ModelsFeature, account: AccountFeature) -> None:
         super().__init__(server)
         self.models = models
+        self.account = account
         self._running: dict[ProgressToken, asyncio.Task[Any]] = {}
 
     def register(self) -> None:
@@ -104,10 +109,8 @@ class ChatFeature(Feature):
             if params.model_id
             else CATALOG[self.models.selected(params.workspace_uri)]
         )
-        if params.thinking is not None and not model.supports_thinking:
-            raise InvalidParams(
-                f"{model.name} does not support extended thinking.", InvalidParamsData(model_id=model.id)
-            )
+        if params.thinking is not None:
+            _check_thinking(model, params.thinking.budget_tokens)
         if params.conversation_id and not self.server.store.has_conversation(
             params.workspace_uri, params.conversation_id
         ):
@@ -131,11 +134,12 @@ class ChatFeature(Feature):
     # --- the pipeline -----------------------------------------------------------------------------
 
     async def run(self, request: TurnRequest) -> ChatResult:
+        entitlement = await self.account.check(request.model.id)
         if not self.server.api_key:
             raise AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
         route = self.route(request)
         prompt = self._build(request, route.model)
-        answer = self._start(request, route, prompt)
+        answer = self._start(request, route, prompt, entitlement)
         task = asyncio.current_task()
         if request.token is not None and task is not None:
             self._running[request.token] = task
@@ -176,10 +180,13 @@ class ChatFeature(Feature):
             ) from None
 
     def _max_tokens(self, request: TurnRequest) -> int:
-        output = min(self.server.settings.max_output_tokens, request.model.max_output_tokens)
-        return output + (request.thinking_budget or 0)
+        """The answer's output budget plus any thinking budget, within what the model can produce."""
+        output = self.server.settings.max_output_tokens + (request.thinking_budget or 0)
+        return min(output, request.model.max_output_tokens)
 
-    def _start(self, request: TurnRequest, route: Route, prompt: BuiltPrompt) -> Answer:
+    def _start(
+        self, request: TurnRequest, route: Route, prompt: BuiltPrompt, entitlement: Entitlement
+    ) -> Answer:
         store = self.server.store
         conversation_id = request.conversation_id or store.create_conversation(
             request.workspace, title_from_prompt(request.prompt)
@@ -191,7 +198,7 @@ class ChatFeature(Feature):
             model_id=request.model.id,
             retry_of=request.retry_of,
         )
-        return Answer(conversation_id, turn_id, route, prompt)
+        return Answer(conversation_id, turn_id, route, prompt, entitlement)
 
     async def _stream(self, request: TurnRequest, answer: Answer) -> ChatResult:
         progress = _Progress(self.server, request.token)
@@ -209,25 +216,63 @@ class ChatFeature(Feature):
         try:
             await self.server.provider().stream(provider_request, answer.state, callbacks)
         except asyncio.CancelledError:
-            self._finish(answer, "cancelled", error="Stopped by the user.")
+            texts.flush()
+            thoughts.flush()
+            await self._settle(request, answer, "cancelled", "Stopped by the user.")
             progress.end("Cancelled")
             raise
         except AuthenticationFailed:
-            self._finish(answer, "failed", error="The Anthropic API rejected the API key.")
+            await self._settle(request, answer, "failed", "The Anthropic API rejected the API key.")
             progress.end("Failed")
             raise AuthRequired(
                 "The Anthropic API rejected the API key. " + KEY_HELP, AuthErrorData(reason="rejected_key")
             ) from None
         except UpstreamError as exc:
-            self._finish(answer, "failed", error=exc.message)
+            texts.flush()
+            thoughts.flush()
+            await self._settle(request, answer, "failed", exc.message)
             progress.end("Failed")
             raise _upstream_failed(exc) from None
         finally:
             texts.flush()
             thoughts.flush()
-        self._finish(answer, "complete")
+        await self._settle(request, answer, "complete", None)
         progress.end(None)
         return self._result(request, answer)
+
+    async def _settle(self, request: TurnRequest, answer: Answer, status: str, error: str | None) -> None:
+        """Stores how the turn ended, then meters it: the answer is safe on disk before it is charged."""
+        state = answer.state
+        usage = state.usage
+        if status == "cancelled":
+            usage = self.account.consumed(state.usage, state.text, state.output_reported)
+            state.usage = usage
+        billable = status == "complete" or (status == "cancelled" and state.started)
+        answer.credits = self.account.price(request.model.id, usage) if billable else 0.0
+        self._finish(answer, status, error)
+        try:
+            if billable:
+                charged = await self.account.charge(
+                    answer.entitlement,
+                    answer.turn_id,
+                    model_id=request.model.id,
+                    routed_model=concrete_id(answer.route.model),
+                    usage=usage,
+                    workspace=request.workspace,
+                    conversation_id=answer.conversation_id,
+                )
+                answer.credits = float(charged)
+            else:
+                reason = error or "failed before any output"
+                await self.account.record_uncharged(
+                    answer.entitlement,
+                    answer.turn_id,
+                    reason=reason,
+                    model_id=request.model.id,
+                    routed_model=concrete_id(answer.route.model),
+                )
+        except Exception:
+            log.exception("Could not meter turn %s", answer.turn_id)
 
     def _finish(self, answer: Answer, status: str, error: str | None = None) -> None:
         state = answer.state
@@ -243,7 +288,7 @@ class ChatFeature(Feature):
                 route_reason=answer.route.reason,
                 stop_reason=state.stop_reason,
                 usage=state.usage,
-                credits=0.0,
+                credits=answer.credits,
                 error=error,
             ),
         )
@@ -261,7 +306,7 @@ class ChatFeature(Feature):
                 "thinking": state.thinking or None,
                 "stop_reason": state.stop_reason,
                 "usage": state.usage,
-                "credits": 0.0,
+                "credits": answer.credits,
                 "dropped_turns": answer.prompt.dropped_turns,
             }
         )
@@ -283,7 +328,7 @@ class _Progress:
         self.report(
             RouteReport(
                 model_id=model.id,
-                routed_model=route.model.id,  # type: ignore[arg-type]
+                routed_model=concrete_id(route.model),
                 route_reason=route.reason,
                 message=route.reason,
             )
@@ -294,6 +339,21 @@ class _Progress:
 
     def end(self, message: str | None) -> None:
         self._send(ProgressEnd(message=message))
+
+
+def _check_thinking(model: ModelSpec, budget: int) -> None:
+    if not model.supports_thinking:
+        raise InvalidParams(
+            f"{model.name} does not support extended thinking.", InvalidParamsData(model_id=model.id)
+        )
+    # The answer needs room after the thinking: keep at least 1,024 output tokens for it.
+    most = model.max_output_tokens - 1024
+    if budget > most:
+        raise InvalidParams(
+            f"A thinking budget of {budget:,} tokens leaves no room for the answer within {model.name}'s "
+            f"{model.max_output_tokens:,}-token output limit; use at most {most:,}.",
+            InvalidParamsData(model_id=model.id, errors=["thinking.budgetTokens: too large"]),
+        )
 
 
 def _anthropic_id(model: ModelSpec) -> str:

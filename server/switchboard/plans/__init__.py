@@ -23,7 +23,7 @@ from .credits import (
 from .entitlement import NO_ENTITLEMENT, Entitlement, resolve_entitlement, verify_entitlement
 from .errors import OverageNotAvailable, OverageNotAvailableData
 from .ledger import Ledger, TurnRecord
-from .meter import ALERT_THRESHOLDS, ChargeResult, Meter
+from .meter import ALERT_THRESHOLDS, ChargeResult, Meter, require_plan_allows
 from .period import Clock, Period, period_of, utc_now
 from .trust import TrustedKey, TrustedKeys, default_config_dir, load_trusted_keys
 
@@ -59,6 +59,7 @@ __all__ = [
     "multiplier",
     "period_of",
     "plan_allows",
+    "require_plan_allows",
     "resolve_entitlement",
     "to_hundredths",
     "utc_now",

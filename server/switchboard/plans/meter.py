@@ -73,7 +73,7 @@ class Meter:
     def check(self, entitlement: Entitlement, model_id: str) -> None:
         """Raise if the turn may not start: the plan forbids the model, or credits (and overage) are gone."""
         plan = get_plan(entitlement.plan)
-        _check_model(plan, model_id)
+        require_plan_allows(plan, model_id)
         period = period_of(self._clock())
         with self._ledger.read() as view:
             used = view.totals(entitlement.account_key, period.start, period.end)
@@ -209,7 +209,8 @@ def _included_h(plan: PlanSpec) -> int:
     return plan.monthly_credits * 100
 
 
-def _check_model(plan: PlanSpec, model_id: str) -> None:
+def require_plan_allows(plan: PlanSpec, model_id: str) -> None:
+    """Raises `-32602` for an unknown model and `1001` for one the plan does not include."""
     if not is_known_model(model_id):
         raise InvalidParams(f"Unknown model {model_id!r}.", InvalidParamsData(model_id=model_id))
     if not plan.allows(model_id):

@@ -31,7 +31,12 @@ class Wire(BaseModel):
     """Base of every protocol message: camelCase on the wire, unknown fields ignored (forward compatible)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", serialize_by_alias=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        serialize_by_alias=True,
+        # Validators are built on first use, so `initialize` does not wait for every model of the protocol.
+        defer_build=True,
     )
 
 

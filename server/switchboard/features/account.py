@@ -1,0 +1,193 @@
+"""The user's plan and credits: entitlement, enforcement before routing, metering after, and reports.
+
+The plan comes only from a signed entitlement verified against keys in the server's own configuration;
+nothing a client sends can raise it. Ledger calls block on SQLite (another window may hold the write
+lock), so they run off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from lsprotocol import types as lsp
+
+from switchboard.plans import (
+    ChargeResult,
+    Entitlement,
+    Ledger,
+    Meter,
+    TrustedKeys,
+    cancelled_usage,
+    credits_for,
+    default_config_dir,
+    forbidden_reason,
+    load_trusted_keys,
+    period_of,
+    plan_allows,
+    utc_now,
+    verify_entitlement,
+)
+from switchboard.protocol import methods
+from switchboard.protocol.messages import (
+    ConcreteModelId,
+    Empty,
+    SetOverageParams,
+    SignInParams,
+    Usage,
+    UsageReport,
+)
+
+from .base import Feature, dump, register_request
+
+log = logging.getLogger(__name__)
+ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
+
+
+class AccountFeature(Feature):
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self._token: str | None = os.environ.get(ENTITLEMENT_ENV) or None
+        self._trusted: TrustedKeys | None = None
+        self._meter: Meter | None = None
+        self._rollover: asyncio.TimerHandle | None = None
+        self.on_plan_change: list[Callable[[], None]] = []
+        self._publishing: asyncio.Future[UsageReport] | None = None
+
+    def register(self) -> None:
+        register_request(self.server, methods.USAGE, self.usage)
+        register_request(self.server, methods.SET_OVERAGE, self.set_overage)
+        register_request(self.server, methods.SIGN_IN, self.sign_in)
+
+    # --- entitlement ------------------------------------------------------------------------------
+
+    def use_token(self, token: str | None) -> None:
+        if token:
+            self._token = token.strip()
+
+    def entitlement(self) -> Entitlement:
+        """Verified on every use (cheap), so an expiring token drops to Free when it expires."""
+        if self._trusted is None:
+            self._trusted = load_trusted_keys(default_config_dir())
+        return verify_entitlement(self._token, self._trusted)
+
+    def allows(self, model_id: str) -> bool:
+        return plan_allows(self.entitlement().plan, model_id)
+
+    @staticmethod
+    def forbidden_reason(model_id: str) -> str:
+        return forbidden_reason(model_id)
+
+    @property
+    def meter(self) -> Meter:
+        if self._meter is None:
+            self._meter = Meter(Ledger(self.server.settings.ledger_db))
+        return self._meter
+
+    # --- metering, for the chat feature ------------------------------------------------------------
+
+    async def check(self, model_id: str) -> Entitlement:
+        """Raises 1001 (plan forbids the model) or 1002 (credits exhausted) before anything is routed."""
+        entitlement = self.entitlement()
+        await asyncio.to_thread(self.meter.check, entitlement, model_id)
+        return entitlement
+
+    @staticmethod
+    def price(model_id: str, usage: Usage) -> float:
+        return float(credits_for(model_id, usage))
+
+    @staticmethod
+    def consumed(usage: Usage, streamed_text: str, output_reported: bool) -> Usage:
+        return cancelled_usage(usage, streamed_text, output_reported=output_reported)
+
+    async def charge(
+        self,
+        entitlement: Entitlement,
+        turn_id: str,
+        *,
+        model_id: str,
+        routed_model: ConcreteModelId,
+        usage: Usage,
+        workspace: str,
+        conversation_id: str,
+    ) -> Decimal:
+        result = await asyncio.to_thread(
+            self.meter.charge,
+            turn_id,
+            entitlement,
+            model_id=model_id,
+            routed_model=routed_model,
+            usage=usage,
+            workspace=workspace,
+            conversation_id=conversation_id,
+        )
+        await self._after_charge(entitlement, result)
+        return result.credits
+
+    async def record_uncharged(
+        self,
+        entitlement: Entitlement,
+        turn_id: str,
+        *,
+        reason: str,
+        model_id: str,
+        routed_model: ConcreteModelId | None,
+    ) -> None:
+        await asyncio.to_thread(
+            self.meter.record_uncharged,
+            turn_id,
+            entitlement,
+            reason=reason,
+            model_id=model_id,
+            routed_model=routed_model,
+        )
+
+    async def _after_charge(self, entitlement: Entitlement, result: ChargeResult) -> None:
+        for alert in result.alerts:
+            self.server.show_message(alert, lsp.MessageType.Warning)
+        await self.publish(entitlement)
+
+    async def publish(self, entitlement: Entitlement | None = None) -> UsageReport:
+        report = await asyncio.to_thread(self.meter.report, entitlement or self.entitlement())
+        self.server.notify(methods.USAGE_CHANGED.method, dump(report))
+        return report
+
+    # --- requests ----------------------------------------------------------------------------------
+
+    async def usage(self, _params: Empty) -> UsageReport:
+        return await asyncio.to_thread(self.meter.report, self.entitlement())
+
+    async def set_overage(self, params: SetOverageParams) -> UsageReport:
+        entitlement = self.entitlement()
+        await asyncio.to_thread(self.meter.set_overage, entitlement, params.enabled, params.budget_usd)
+        return await self.publish(entitlement)
+
+    async def sign_in(self, params: SignInParams) -> UsageReport:
+        self._token = params.token.strip()
+        self._trusted = None  # re-read the trusted keys: the user may have just added one
+        entitlement = self.entitlement()
+        log.info("Signed in: plan %s", entitlement.plan)
+        for callback in self.on_plan_change:
+            callback()
+        return await self.publish(entitlement)
+
+    # --- period rollover ----------------------------------------------------------------------------
+
+    def schedule_rollover(self) -> None:
+        """At the start of the next month (UTC) the credits reset: tell the client."""
+        now = utc_now()
+        delay = (period_of(now).end - now).total_seconds()
+        loop = asyncio.get_running_loop()
+        self._rollover = loop.call_later(max(delay, 1.0), self._roll_over)
+
+    def _roll_over(self) -> None:
+        self._publishing = asyncio.ensure_future(self.publish())
+        self.schedule_rollover()
+
+    def close(self) -> None:
+        if self._rollover is not None:
+            self._rollover.cancel()
