@@ -1,0 +1,95 @@
+"""Where the terminal client writes: a stream with optional colour that knows whether it is mid-line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from typing import Literal, TextIO
+
+Style = Literal["dim", "bold", "red", "yellow", "cyan"]
+
+_CODES: dict[Style, str] = {"dim": "2", "bold": "1", "red": "31", "yellow": "33", "cyan": "36"}
+
+
+def wants_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when `NO_COLOR` is set (https://no-color.org)."""
+    if "NO_COLOR" in os.environ:
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Console:
+    """One output stream. Writes are flushed at once (answers stream) and serialized across threads."""
+
+    def __init__(self, stream: TextIO, colour: bool | None = None) -> None:
+        self.stream = stream
+        self.colour = wants_colour(stream) if colour is None else colour
+        self._at_line_start = True
+        self._lock = threading.RLock()
+        self._broken = False
+
+    def style(self, text: str, style: Style | None) -> str:
+        if not self.colour or style is None or not text:
+            return text
+        return f"\x1b[{_CODES[style]}m{text}\x1b[0m"
+
+    def write(self, text: str, style: Style | None = None) -> None:
+        if not text:
+            return
+        with self._lock:
+            if self._broken:
+                return
+            try:
+                self.stream.write(self.style(text, style))
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+            self._at_line_start = text.endswith("\n")
+
+    def _reader_left(self) -> None:
+        """The reader of a pipe went away (`| head`): drop further output instead of failing."""
+        self._broken = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def end_line(self) -> None:
+        """Finishes a partly written line, if any."""
+        with self._lock:
+            if not self._at_line_start:
+                self.write("\n")
+
+    def line(self, text: str = "", style: Style | None = None) -> None:
+        """Writes `text` on a line of its own."""
+        with self._lock:
+            self.end_line()
+            self.write(text, style)
+            self.write("\n")
+
+    def lines(self, texts: list[str], style: Style | None = None) -> None:
+        for text in texts:
+            self.line(text, style)
+
+
+class Ui:
+    """The client's two streams: `out` for the conversation, `err` for diagnostics."""
+
+    def __init__(self, out: Console, err: Console) -> None:
+        self.out = out
+        self.err = err
+
+    @classmethod
+    def standard(cls) -> Ui:
+        return cls(Console(sys.stdout), Console(sys.stderr))
+
+    def error(self, text: str) -> None:
+        self.err.line(self.err.style("error:", "red") + " " + text)
+
+    def note(self, text: str) -> None:
+        self.err.line(text, "dim")

@@ -1,0 +1,92 @@
+"""Turning the server's JSON-RPC errors (and a dead server) into one clear line that says what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from pygls.exceptions import JsonRpcException
+
+from switchboard.protocol.errors import ErrorCode
+
+from .preflight import KEY_HELP
+
+METHOD_NOT_FOUND = -32601
+
+# What to do, per error code: (in the REPL, on the command line).
+_HINTS: dict[int, tuple[str, str]] = {
+    ErrorCode.PLAN_FORBIDS_MODEL: (
+        "Pick a model your plan includes with /model (see /models), or upgrade your plan.",
+        "Pick a model your plan includes with --model, or upgrade your plan.",
+    ),
+    ErrorCode.CREDITS_EXHAUSTED: (
+        "Wait for the reset (/usage shows when), turn on overage, or pick a cheaper model with /model.",
+        "Wait for the credits to reset, turn on overage, or pick a cheaper model with --model.",
+    ),
+    ErrorCode.UPSTREAM_FAILED: ("Or pick another model with /model.", "Or pick another model with --model."),
+    ErrorCode.CONVERSATION_NOT_FOUND: (
+        "/history lists this workspace's conversations; /new starts a new one.",
+        "Check the id (and --workspace): the conversation must belong to this workspace.",
+    ),
+    ErrorCode.PROMPT_TOO_LARGE: (
+        "Shorten the prompt or start a fresh conversation with /new.",
+        "Shorten the prompt or leave out --conversation.",
+    ),
+    METHOD_NOT_FOUND: ("This server does not support it yet.", "This server does not support it yet."),
+}
+
+
+class ServerStopped(Exception):
+    """The server process went away (crashed, or never started)."""
+
+
+def is_cancelled(exc: BaseException) -> bool:
+    return isinstance(exc, JsonRpcException) and exc.code == ErrorCode.REQUEST_CANCELLED
+
+
+def describe(exc: BaseException, *, repl: bool) -> str:
+    """One line: what went wrong and what to do about it."""
+    if isinstance(exc, JsonRpcException):
+        return describe_rpc(exc, repl=repl)
+    if isinstance(exc, ServerStopped):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        return "The server sent a reply this client does not understand; update Switchboard."
+    if isinstance(exc, TimeoutError):
+        return "The server did not answer in time; try again (logs are in the state directory's logs/)."
+    return f"Unexpected error: {exc}"
+
+
+def describe_rpc(exc: JsonRpcException, *, repl: bool) -> str:
+    if exc.code == ErrorCode.AUTH_REQUIRED:
+        return _auth_message(exc.data) + " " + KEY_HELP
+    if exc.code == ErrorCode.REQUEST_CANCELLED:
+        return "Cancelled."
+    message = exc.message.strip() or f"The server reported error {exc.code}."
+    hint = _hint(exc, repl=repl)
+    return f"{message} {hint}" if hint else message
+
+
+def _hint(exc: JsonRpcException, *, repl: bool) -> str | None:
+    data = _data(exc)
+    suggested = data.get("suggestedModel")
+    if exc.code == ErrorCode.UPSTREAM_FAILED and isinstance(suggested, str):
+        return f"Or try {suggested} ({'/model' if repl else '--model'} {suggested})."
+    if exc.code == ErrorCode.INVALID_PARAMS and data.get("modelId"):
+        return "/models lists the models." if repl else "`switchboard chat` then /models lists the models."
+    hints = _HINTS.get(exc.code)
+    if hints is None:
+        return None
+    return hints[0] if repl else hints[1]
+
+
+def _auth_message(data: Any) -> str:
+    reason = data.get("reason") if isinstance(data, dict) else None
+    if reason == "rejected_key":
+        return "The Anthropic API rejected the API key."
+    return "No Anthropic API key."
+
+
+def _data(exc: JsonRpcException) -> dict[str, Any]:
+    data: Any = exc.data
+    return data if isinstance(data, dict) else {}

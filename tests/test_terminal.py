@@ -1,0 +1,244 @@
+"""`switchboard chat` end to end: real client processes, each with its own server, against FakeAnthropic."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import server_env
+from switchboard.catalog import CATALOG
+from switchboard.fakeapi import FakeAnthropic
+
+CHAT = [sys.executable, "-m", "switchboard", "chat"]
+EXPECT_SECONDS = 40.0  # generous: a loaded 2-core machine runs three Python processes per test
+SONNET_45 = CATALOG["claude-sonnet-4.5"].anthropic_model
+HAIKU_45 = CATALOG["claude-haiku-4.5"].anthropic_model
+SLOW_PROMPT = "tell me a very long story [[fake:slow=0.2 words=400]]"
+
+
+class ChatProcess:
+    """`switchboard chat` in REPL mode, driven through stdin pipes (stderr merged into the output)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*CHAT, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            encoding="utf-8",
+        )
+        self.output = ""
+        self._seen = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while chunk := self.proc.stdout.read(1):
+            with self._lock:
+                self.output += chunk
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, pattern: str, timeout: float = EXPECT_SECONDS) -> re.Match[str]:
+        """Waits for `pattern` in the output not yet consumed by an earlier expect."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                match = re.compile(pattern).search(self.output, self._seen)
+            if match:
+                self._seen = match.end()
+                return match
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the reader catch the last output
+                with self._lock:
+                    match = re.compile(pattern).search(self.output, self._seen)
+                if match:
+                    return match
+                pytest.fail(f"exited ({self.proc.returncode}) before {pattern!r}; output:\n{self.output}")
+            time.sleep(0.05)
+        pytest.fail(f"no {pattern!r} within {timeout}s; output:\n{self.output}")
+
+    def command(self, line: str, pattern: str) -> re.Match[str]:
+        self.send(line)
+        return self.expect(pattern)
+
+    def finish(self, timeout: float = 30) -> int:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return folder
+
+
+StartRepl = Callable[[list[str], dict[str, str]], ChatProcess]
+
+
+@pytest.fixture
+def repl() -> Iterator[StartRepl]:
+    started: list[ChatProcess] = []
+
+    def start(args: list[str], env: dict[str, str]) -> ChatProcess:
+        process = ChatProcess(args, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def one_shot(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CHAT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def chats(fake: FakeAnthropic) -> list[dict[str, Any]]:
+    return [r.body for r in fake.received() if r.path == "/v1/messages" and r.body is not None]
+
+
+def test_one_shot_then_repl_switches_models_keeps_context_and_reopens_history(
+    fake_api: FakeAnthropic, state_dir: Path, project: Path, repl: StartRepl
+) -> None:
+    env = server_env(state_dir, fake_api)
+    first = one_shot(["--workspace", str(project), "what is a monad?"], env)
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("Simulated reply from") and "what is a monad?" in first.stdout
+    assert "Auto → Claude Sonnet 4.5 · " in first.stderr  # the route and the footer: stderr, not the answer
+    footer = re.search(
+        r"Claude Sonnet 4\.5 · [\d.,]+ credits? · \d+ in / \d+ out tokens · continue with --conversation "
+        r"([0-9a-f]{8})",
+        first.stderr,
+    )
+    assert footer, first.stderr
+    assert "credits" not in first.stdout
+    assert (
+        "INFO" not in first.stderr and "Traceback" not in first.stderr
+    )  # the server's logs stay out of the way
+
+    # A second process continues the stored conversation, then switches model mid-conversation.
+    chat = repl(["--workspace", str(project), "--conversation", footer.group(1)], env)
+    chat.expect(r"Continuing “what is a monad\?” \([0-9a-f]{8}, 2 turns\)")
+    chat.command("/models", r"\*\s+auto\s+Auto\s+1x\s+available")
+    chat.expect(r"claude-haiku-4\.5\s+Claude Haiku 4\.5\s+0\.4x")
+    chat.send("and a functor?")
+    chat.expect(r"Claude Sonnet 4\.5 · [\d.,]+ credits? · \d+ in / \d+ out tokens")
+    chat.command("/model claude-haiku-4.5", r"Model: Claude Haiku 4\.5 \(claude-haiku-4\.5\)")
+    chat.command("/models", r"\*\s+claude-haiku-4\.5\s+Claude Haiku 4\.5")
+    chat.send("and a monoid?")
+    chat.expect(r"Claude Haiku 4\.5 · [\d.,]+ credits? · \d+ in / \d+ out tokens")
+
+    bodies = chats(fake_api)
+    assert [body["model"] for body in bodies] == [SONNET_45, SONNET_45, HAIKU_45]
+    assert [len(body["messages"]) for body in bodies] == [1, 3, 5]  # each continued the conversation
+    assert "what is a monad?" in json.dumps(bodies[2]["messages"][0])
+
+    listed = chat.command("/history", r"\*\s+([0-9a-f]{8})\s+\S+ \S+\s+6\s+what is a monad\?")
+    assert listed.group(1) == footer.group(1)
+    chat.command("/usage", r"Plan: \w+|does not report usage yet")  # politely, until the server has it
+    chat.command("/model no-such-model", r"error: Unknown model 'no-such-model'.*/models lists the models\.")
+    chat.command("/new", "New conversation")
+    chat.send("break [[fake:status=400]]")
+    chat.expect(r"error: The Anthropic API returned HTTP 400.*Or pick another model with /model\.")
+    chat.send("a fresh start")
+    chat.expect(r"\d+ out tokens")
+    assert len(chats(fake_api)[-1]["messages"]) == 1
+
+    chat.command(f"/open {listed.group(1)[:5]}", r"Continuing “what is a monad\?” \([0-9a-f]{8}, 6 turns\)")
+    chat.expect(r"you: and a monoid\?")
+    chat.send("and a semigroup?")
+    chat.expect(r"\d+ out tokens")
+    assert len(chats(fake_api)[-1]["messages"]) == 7
+
+    chat.send("/quit")
+    assert chat.finish() == 0
+    assert "Traceback" not in chat.output
+
+
+def test_ctrl_c_cancels_the_answer_not_the_program(
+    fake_api: FakeAnthropic, state_dir: Path, project: Path, repl: StartRepl
+) -> None:
+    chat = repl(["--workspace", str(project)], server_env(state_dir, fake_api))
+    chat.expect("/help for commands")
+    chat.send(SLOW_PROMPT)
+    chat.expect("Simulated reply from")  # streaming (400 words at 0.2s per delta: well over a minute)
+    os.kill(chat.proc.pid, signal.SIGINT)
+    chat.expect(r"(?m)^Cancelled\.$", timeout=15)
+    assert chat.proc.poll() is None
+
+    listed = chat.command("/history", r"([0-9a-f]{8})\s+\S+ \S+\s+2\s+tell me a very long story")
+    chat.command(f"/open {listed.group(1)}", r"\[cancelled\b")
+    time.sleep(0.5)  # blocked in input() again: Ctrl-C at the empty prompt leaves
+    os.kill(chat.proc.pid, signal.SIGINT)
+    assert chat.proc.wait(30) == 0
+    assert "Traceback" not in chat.output
+
+
+def test_no_key_says_how_to_set_one_and_exits_2(state_dir: Path, project: Path) -> None:
+    env = server_env(state_dir, None, ANTHROPIC_API_KEY=None)
+    for args in (["--workspace", str(project), "hello"], ["--workspace", str(project)]):
+        result = one_shot(args, env)
+        assert result.returncode == 2
+        assert "ANTHROPIC_API_KEY" in result.stderr and "--offline" in result.stderr
+        assert result.stdout == "" and "Traceback" not in result.stderr
+    assert not (state_dir / "conversations.sqlite3").exists()  # no server was started
+
+
+def test_offline_one_shot_needs_no_environment(state_dir: Path, project: Path) -> None:
+    env = server_env(state_dir, None, ANTHROPIC_API_KEY=None)
+    assert not any(name.startswith("ANTHROPIC_") for name in env)
+
+    result = one_shot(["--offline", "--workspace", str(project), "hello offline"], env)
+
+    assert result.returncode == 0, result.stderr
+    assert "SIMULATED" in result.stderr
+    assert result.stdout.startswith("Simulated reply from") and "hello offline" in result.stdout
+
+
+def test_one_shot_failure_is_one_line_and_non_zero(
+    fake_api: FakeAnthropic, state_dir: Path, project: Path
+) -> None:
+    result = one_shot(
+        ["--workspace", str(project), "--model", "gpt-5", "hi"], server_env(state_dir, fake_api)
+    )
+
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: Unknown model 'gpt-5' (--model). Choose one of: auto, "
+    )
+    assert fake_api.received() == []
