@@ -47,6 +47,8 @@ async def test_chat_streams_route_then_text_then_end(
         "routeReason": route["routeReason"],
         "message": route["message"],
         "fallback": False,
+        "conversationId": result["conversationId"],
+        "turnId": result["turnId"],
     }
     texts = [r for r in reports[2:-1] if r["type"] == "text"]
     assert len(texts) >= 2, "the answer should arrive in several deltas"

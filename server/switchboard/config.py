@@ -34,6 +34,8 @@ class Settings:
     request_timeout: float
     max_retries: int
     max_output_tokens: int
+    # Prompt-cache breakpoints on (the default); off only to measure what caching saves.
+    prompt_cache: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             request_timeout=_float_env("SWITCHBOARD_REQUEST_TIMEOUT", 60.0),
             max_retries=_int_env("SWITCHBOARD_MAX_RETRIES", 2),
             max_output_tokens=_int_env("SWITCHBOARD_MAX_OUTPUT_TOKENS", 8192),
+            prompt_cache=os.environ.get("SWITCHBOARD_PROMPT_CACHE", "1") != "0",
         )
 
     @property

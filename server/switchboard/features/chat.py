@@ -29,6 +29,7 @@ from switchboard.protocol.messages import (
     ProgressEnd,
     ProgressToken,
     PromptTooLargeData,
+    RetryParams,
     RouteReport,
     TextReport,
     ThinkingReport,
@@ -42,16 +43,16 @@ from switchboard.providers.anthropic_api import (
     UpstreamError,
 )
 from switchboard.providers.prompt import BuiltPrompt, PromptTooLargeError, build_prompt, exchanges
-from switchboard.store import TurnOutcome, title_from_prompt
+from switchboard.store import StoredTurn, TurnOutcome, title_from_prompt
 
 from .account import AccountFeature
 from .base import Feature, dump, plain, register_request
 from .models import ModelsFeature, require_known_model
+from .routing import AutoRouting, TurnFacts
 from .streaming import DeltaCoalescer
 
 log = logging.getLogger(__name__)
 
-AUTO_DEFAULT = "claude-sonnet-4.5"
 KEY_HELP = (
     "Set ANTHROPIC_API_KEY in the server's environment, or pass `apiKey` in initializationOptions "
     "(in VS Code: run “Switchboard: Set Anthropic API Key”)."
@@ -96,9 +97,11 @@ class ChatFeature(Feature):
         self.models = models
         self.account = account
         self._running: dict[ProgressToken, asyncio.Task[Any]] = {}
+        self.routing = AutoRouting()
 
     def register(self) -> None:
         register_request(self.server, methods.CHAT, self.chat)
+        register_request(self.server, methods.RETRY, self.retry)
         self.server.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)(plain(self.on_progress_cancel))
 
     # --- requests -------------------------------------------------------------------------------
@@ -126,6 +129,40 @@ class ChatFeature(Feature):
         )
         return await self.run(request)
 
+    async def retry(self, params: RetryParams) -> ChatResult:
+        """Re-runs the last prompt on a stronger model; both answers stay in the history."""
+        stored = self.server.store.load_conversation(params.workspace_uri, params.conversation_id)
+        if stored is None:
+            raise ConversationNotFound(params.conversation_id)
+        prompt_turn, answer_turn = _last_exchange(stored.turns, params.turn_id)
+        model = self._stronger(params, answer_turn)
+        self.server.store.record_retry(params.workspace_uri)
+        request = TurnRequest(
+            workspace=params.workspace_uri,
+            prompt=prompt_turn.text,
+            context=prompt_turn.context,
+            model=model,
+            conversation_id=stored.id,
+            thinking_budget=None,
+            token=params.work_done_token,
+            retry_of=answer_turn.id,
+            history_before=prompt_turn.id,
+        )
+        return await self.run(request)
+
+    def _stronger(self, params: RetryParams, answer: StoredTurn) -> ModelSpec:
+        if params.model_id:
+            return require_known_model(params.model_id)
+        allowed = [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
+        current = answer.routed_model or answer.model_id or "claude-haiku-4.5"
+        stronger = self.routing.stronger(current, allowed)
+        if stronger is None:
+            raise InvalidParams(
+                f"{CATALOG[current].name} is already the strongest model your plan allows.",
+                InvalidParamsData(model_id=current),
+            )
+        return stronger
+
     def on_progress_cancel(self, params: lsp.WorkDoneProgressCancelParams) -> None:
         task = self._running.get(params.token)
         if task is not None:
@@ -137,8 +174,9 @@ class ChatFeature(Feature):
         entitlement = await self.account.check(request.model.id)
         if not self.server.api_key:
             raise AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
-        route = self.route(request)
-        prompt = self._build(request, route.model)
+        history = self._history(request)
+        route = self.route(request, history)
+        prompt = self._build(request, route.model, history)
         answer = self._start(request, route, prompt, entitlement)
         task = asyncio.current_task()
         if request.token is not None and task is not None:
@@ -149,26 +187,36 @@ class ChatFeature(Feature):
             if request.token is not None:
                 self._running.pop(request.token, None)
 
-    def route(self, request: TurnRequest) -> Route:
+    def route(self, request: TurnRequest, history: list[StoredTurn]) -> Route:
         if request.model.id != "auto":
             return Route(request.model, f"You chose {request.model.name}")
-        default = CATALOG[AUTO_DEFAULT]
-        return Route(default, f"Auto → {default.name} (fixed default until the router is trained)")
+        facts = TurnFacts(
+            prompt=request.prompt,
+            context=request.context,
+            history=history,
+            retries=self.server.store.retry_count(request.workspace),
+        )
+        allowed = [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
+        choice = self.routing.choose(facts, allowed)
+        return Route(choice.model, choice.reason)
 
-    def _build(self, request: TurnRequest, model: ModelSpec) -> BuiltPrompt:
-        history = []
-        if request.conversation_id:
-            stored = self.server.store.load_conversation(request.workspace, request.conversation_id)
-            history = exchanges(stored.turns, before=request.history_before) if stored else []
+    def _history(self, request: TurnRequest) -> list[StoredTurn]:
+        if not request.conversation_id:
+            return []
+        stored = self.server.store.load_conversation(request.workspace, request.conversation_id)
+        return stored.turns if stored else []
+
+    def _build(self, request: TurnRequest, model: ModelSpec, history: list[StoredTurn]) -> BuiltPrompt:
         try:
             return build_prompt(
-                history,
+                exchanges(history, before=request.history_before),
                 prompt=request.prompt,
                 context=request.context,
                 anthropic_model=_anthropic_id(model),
                 context_window=model.context_window,
                 max_tokens=self._max_tokens(request),
                 thinking=request.thinking_budget is not None,
+                cache=self.server.settings.prompt_cache,
             )
         except PromptTooLargeError as exc:
             raise PromptTooLarge(
@@ -202,10 +250,39 @@ class ChatFeature(Feature):
 
     async def _stream(self, request: TurnRequest, answer: Answer) -> ChatResult:
         progress = _Progress(self.server, request.token)
-        progress.begin(request.model, answer.route)
+        progress.begin(request.model, answer)
+        tried = [concrete_id(answer.route.model)]
+        while True:
+            try:
+                await self._call(request, answer, progress)
+                break
+            except asyncio.CancelledError:
+                await self._settle(request, answer, "cancelled", "Stopped by the user.")
+                progress.end("Cancelled")
+                raise
+            except AuthenticationFailed:
+                await self._settle(request, answer, "failed", "The Anthropic API rejected the API key.")
+                progress.end("Failed")
+                raise AuthRequired(
+                    "The Anthropic API rejected the API key. " + KEY_HELP,
+                    AuthErrorData(reason="rejected_key"),
+                ) from None
+            except UpstreamError as exc:
+                fallback = self._fallback(request, answer, exc, tried)
+                if fallback is None or request.model.id != "auto":
+                    await self._settle(request, answer, "failed", exc.message)
+                    progress.end("Failed")
+                    raise _upstream_failed(exc, fallback) from None
+                self._reroute(request, answer, fallback)
+                tried.append(concrete_id(fallback.model))
+                progress.route(request.model, answer, fallback=True)
+        await self._settle(request, answer, "complete", None)
+        progress.end(None)
+        return self._result(request, answer)
+
+    async def _call(self, request: TurnRequest, answer: Answer, progress: _Progress) -> None:
         texts = DeltaCoalescer(lambda text: progress.report(TextReport(text=text)))
         thoughts = DeltaCoalescer(lambda text: progress.report(ThinkingReport(text=text)))
-        callbacks = StreamCallbacks(on_text=texts.push, on_thinking=thoughts.push)
         provider_request = ProviderRequest(
             anthropic_model=_anthropic_id(answer.route.model),
             system=answer.prompt.system,
@@ -214,31 +291,30 @@ class ChatFeature(Feature):
             thinking_budget=request.thinking_budget,
         )
         try:
+            callbacks = StreamCallbacks(on_text=texts.push, on_thinking=thoughts.push)
             await self.server.provider().stream(provider_request, answer.state, callbacks)
-        except asyncio.CancelledError:
-            texts.flush()
-            thoughts.flush()
-            await self._settle(request, answer, "cancelled", "Stopped by the user.")
-            progress.end("Cancelled")
-            raise
-        except AuthenticationFailed:
-            await self._settle(request, answer, "failed", "The Anthropic API rejected the API key.")
-            progress.end("Failed")
-            raise AuthRequired(
-                "The Anthropic API rejected the API key. " + KEY_HELP, AuthErrorData(reason="rejected_key")
-            ) from None
-        except UpstreamError as exc:
-            texts.flush()
-            thoughts.flush()
-            await self._settle(request, answer, "failed", exc.message)
-            progress.end("Failed")
-            raise _upstream_failed(exc) from None
         finally:
-            texts.flush()
             thoughts.flush()
-        await self._settle(request, answer, "complete", None)
-        progress.end(None)
-        return self._result(request, answer)
+            texts.flush()
+
+    def _fallback(
+        self, request: TurnRequest, answer: Answer, exc: UpstreamError, tried: list[str]
+    ) -> Route | None:
+        """The model to try when the routed one is overloaded or rate-limited and nothing streamed yet."""
+        busy = exc.status in (429, 529) or (exc.status is None and exc.type == "overloaded_error")
+        if not busy or answer.state.text or answer.state.thinking:
+            return None
+        allowed = [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
+        model = self.routing.fallback(answer.route.model.id, allowed, tried, auto=request.model.id == "auto")
+        if model is None:
+            return None
+        reason = f"{answer.route.model.name} is busy → {model.name} answers instead"
+        return Route(model, reason)
+
+    def _reroute(self, request: TurnRequest, answer: Answer, route: Route) -> None:
+        answer.route = route
+        answer.prompt = self._build(request, route.model, self._history(request))
+        answer.state = StreamState()
 
     async def _settle(self, request: TurnRequest, answer: Answer, status: str, error: str | None) -> None:
         """Stores how the turn ended, then meters it: the answer is safe on disk before it is charged."""
@@ -323,14 +399,21 @@ class _Progress:
         if self._token is not None:
             self._server.send_progress(self._token, dump(value))
 
-    def begin(self, model: ModelSpec, route: Route) -> None:
-        self._send(ProgressBegin(title=f"Asking {route.model.name}", cancellable=True))
+    def begin(self, model: ModelSpec, answer: Answer) -> None:
+        self._send(ProgressBegin(title=f"Asking {answer.route.model.name}", cancellable=True))
+        self.route(model, answer, fallback=False)
+
+    def route(self, model: ModelSpec, answer: Answer, *, fallback: bool) -> None:
+        route = answer.route
         self.report(
             RouteReport(
                 model_id=model.id,
                 routed_model=concrete_id(route.model),
                 route_reason=route.reason,
                 message=route.reason,
+                fallback=fallback,
+                conversation_id=answer.conversation_id,
+                turn_id=answer.turn_id,
             )
         )
 
@@ -339,6 +422,20 @@ class _Progress:
 
     def end(self, message: str | None) -> None:
         self._send(ProgressEnd(message=message))
+
+
+def _last_exchange(turns: list[StoredTurn], turn_id: str) -> tuple[StoredTurn, StoredTurn]:
+    """The last prompt and the answer `turn_id` to it; only the latest prompt's answers can be retried."""
+    prompts = [index for index, turn in enumerate(turns) if turn.role == "user"]
+    if prompts:
+        last = prompts[-1]
+        answers = {turn.id: turn for turn in turns[last + 1 :]}
+        if turn_id in answers:
+            return turns[last], answers[turn_id]
+    raise InvalidParams(
+        f"Turn {turn_id!r} is not an answer to this conversation's last prompt: only that can be retried.",
+        InvalidParamsData(errors=["turnId: not the last answer"]),
+    )
 
 
 def _check_thinking(model: ModelSpec, budget: int) -> None:
@@ -363,9 +460,14 @@ def _anthropic_id(model: ModelSpec) -> str:
     return anthropic_model
 
 
-def _upstream_failed(exc: UpstreamError) -> UpstreamFailed:
+def _upstream_failed(exc: UpstreamError, suggestion: Route | None) -> UpstreamFailed:
     what_to_do = "Try again in a moment." if exc.retryable else "This request cannot succeed as sent."
+    suggested = concrete_id(suggestion.model) if suggestion is not None else None
+    if suggestion is not None:
+        what_to_do += f" Or switch to {suggestion.model.name}, which is not busy."
     return UpstreamFailed(
         f"{exc.message} {what_to_do}",
-        UpstreamErrorData(status=exc.status, type=exc.type, retryable=exc.retryable),
+        UpstreamErrorData(
+            status=exc.status, type=exc.type, retryable=exc.retryable, suggested_model=suggested
+        ),
     )

@@ -168,6 +168,9 @@ class RouteReport(Wire):
     route_reason: str
     message: str
     fallback: bool = False
+    # Known before any text arrives, so a client that cancels still knows where the turn was stored.
+    conversation_id: str | None = None
+    turn_id: str | None = None
 
 
 class TextReport(Wire):

@@ -4,8 +4,9 @@
 - When it does not fit the model's context window minus its output budget, the oldest exchanges are
   dropped (never the new prompt).
 - Thinking blocks are replayed only to the model that wrote them (their signatures are model-bound).
-- `cache_control` breakpoints sit on the system prompt, the end of the replayed history and the new
-  message's attached context, so a multi-turn chat reads most of its input from the prompt cache.
+- `cache_control` breakpoints sit on the system prompt and on the last block of the new message. The next
+  turn's request starts with exactly that prefix, so it reads the whole earlier conversation (attached
+  context included) from the prompt cache and pays full price only for the latest answer and prompt.
 """
 
 from __future__ import annotations
@@ -81,13 +82,10 @@ def format_context(items: list[ContextItem]) -> str:
     return "\n\n".join(parts)
 
 
-def _user_message(prompt: str, context: list[ContextItem], *, cache_context: bool) -> dict[str, Any]:
+def _user_message(prompt: str, context: list[ContextItem]) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
     if context:
-        block: dict[str, Any] = {"type": "text", "text": format_context(context)}
-        if cache_context:
-            block["cache_control"] = CACHE
-        blocks.append(block)
+        blocks.append({"type": "text", "text": format_context(context)})
     blocks.append({"type": "text", "text": prompt})
     return {"role": "user", "content": blocks}
 
@@ -119,23 +117,26 @@ def build_prompt(
     context_window: int,
     max_tokens: int,
     thinking: bool,
+    cache: bool = True,
 ) -> BuiltPrompt:
-    system = [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": CACHE}]
-    new_message = _user_message(prompt, context, cache_context=True)
+    system: list[dict[str, Any]] = [{"type": "text", "text": SYSTEM_PROMPT}]
+    if cache:
+        system[0]["cache_control"] = CACHE
+    new_message = _user_message(prompt, context)
+    if cache:
+        new_message["content"][-1]["cache_control"] = CACHE
     budget = context_window - max_tokens - estimate_tokens(SYSTEM_PROMPT) - _tokens(new_message)
     if budget < 0:
         raise PromptTooLargeError(context_window - budget)
     pairs = [
         (
-            _user_message(ex.prompt.text, ex.prompt.context, cache_context=False),
+            _user_message(ex.prompt.text, ex.prompt.context),
             _assistant_message(ex.answer, anthropic_model, thinking),
         )
         for ex in history
     ]
     kept = _newest_that_fit(pairs, budget)
     messages = [message for pair in pairs[len(pairs) - kept :] for message in pair]
-    if messages:
-        messages[-1]["content"][-1]["cache_control"] = CACHE
     used = sum(_tokens(m) for m in messages)
     return BuiltPrompt(
         system=system,

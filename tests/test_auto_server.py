@@ -1,0 +1,135 @@
+"""Auto through the real server: the route report, fallback when busy, and retry with a stronger model."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conftest import SessionFactory
+from test_chat import message_requests
+
+from switchboard.catalog import CATALOG
+from switchboard.fakeapi import FakeAnthropic, Fault
+from switchboard.plans import credits_for
+from switchboard.protocol.messages import Usage
+
+
+async def test_the_route_report_names_the_model_the_api_received(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api)
+    token = session.new_token()
+    result = await session.chat("hi there", workDoneToken=token)
+    route = [r for r in session.reports(token) if r["kind"] == "report"][0]
+    assert route["type"] == "route" and route["modelId"] == "auto"
+    assert route["routedModel"] == result["routedModel"]
+    assert (
+        route["routeReason"] == result["routeReason"]
+        and CATALOG[result["routedModel"]].name in route["routeReason"]
+    )
+    assert message_requests(fake_api)[0]["model"] == CATALOG[result["routedModel"]].anthropic_model
+
+
+async def test_auto_falls_back_when_the_routed_model_is_overloaded_and_charges_once(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api, SWITCHBOARD_MAX_RETRIES="1")
+    probe = await session.chat("What does HTTP 404 mean?")
+    routed = CATALOG[probe["routedModel"]]
+    fake_api.reset()
+    fake_api.add_fault(Fault(kind="status", status=529, count=None, model=routed.anthropic_model))
+    token = session.new_token()
+    result = await session.chat("What does HTTP 404 mean?", workDoneToken=token)
+    routes = [r for r in session.reports(token) if r.get("type") == "route"]
+    assert [r["fallback"] for r in routes] == [False, True]
+    assert (
+        routes[0]["routedModel"] == routed.id
+        and routes[1]["routedModel"] == result["routedModel"] != routed.id
+    )
+    assert "busy" in routes[1]["routeReason"]
+    models_called = [body["model"] for body in message_requests(fake_api)]
+    assert models_called == [routed.anthropic_model] * 2 + [CATALOG[result["routedModel"]].anthropic_model]
+    report = await session.request("switchboard/usage", {})
+    expected = credits_for("auto", Usage.model_validate(probe["usage"])) + credits_for(
+        "auto", Usage.model_validate(result["usage"])
+    )
+    assert Decimal(str(report["usedCredits"])) == expected, "the fallback turn is charged once"
+
+
+async def test_an_explicit_model_never_falls_back_silently(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api, SWITCHBOARD_MAX_RETRIES="0")
+    fake_api.add_fault(Fault(kind="status", status=529, count=None))
+    error = await session.error(
+        "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": "claude-sonnet-4.5"}
+    )
+    assert error.code == 1003
+    assert error.data["suggestedModel"] == "claude-sonnet-4.0"
+    assert len(message_requests(fake_api)) == 1
+
+
+async def test_retry_with_a_stronger_model_keeps_both_answers(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    first = await session.chat("Explain closures", modelId="claude-haiku-4.5")
+    retried = await session.request(
+        "switchboard/retry",
+        {"workspaceUri": workspace, "conversationId": first["conversationId"], "turnId": first["turnId"]},
+    )
+    assert retried["routedModel"] == "claude-sonnet-4.5" and retried["modelId"] == "claude-sonnet-4.5"
+    assert retried["conversationId"] == first["conversationId"]
+    retry_body = message_requests(fake_api)[-1]
+    assert [m["role"] for m in retry_body["messages"]] == ["user"], (
+        "the old answer is not replayed to the retry"
+    )
+    conversation = await session.request(
+        "switchboard/conversation", {"workspaceUri": workspace, "conversationId": first["conversationId"]}
+    )
+    turns = conversation["turns"]
+    assert [(t["role"], t["routedModel"]) for t in turns] == [
+        ("user", None),
+        ("assistant", "claude-haiku-4.5"),
+        ("assistant", "claude-sonnet-4.5"),
+    ]
+    assert turns[2]["retryOf"] == first["turnId"] and turns[1]["text"] == first["text"]
+
+    follow_up = await session.chat("And generators?", conversationId=first["conversationId"])
+    replayed = message_requests(fake_api)[-1]["messages"]
+    assert replayed[1]["content"][-1]["text"] == retried["text"], "the retry's answer is the one replayed"
+    assert follow_up["text"]
+
+    stale = await session.error(
+        "switchboard/retry",
+        {"workspaceUri": workspace, "conversationId": first["conversationId"], "turnId": first["turnId"]},
+    )
+    assert stale.code == -32602
+
+
+async def test_a_follow_up_reads_the_conversation_from_the_prompt_cache(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    source = "def handler(event):\n    return event['body']\n" * 300
+    first = await session.chat(
+        "Review this", modelId="claude-sonnet-4.5", context=[{"uri": f"{workspace}/h.py", "text": source}]
+    )
+    second = await session.chat(
+        "And the error handling?", modelId="claude-sonnet-4.5", conversationId=first["conversationId"]
+    )
+    assert first["usage"]["cacheCreationInputTokens"] > 3000 and first["usage"]["cacheReadInputTokens"] == 0
+    assert second["usage"]["cacheReadInputTokens"] >= first["usage"]["cacheCreationInputTokens"]
+    body = message_requests(fake_api)[-1]
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    uncached = credits_for(
+        "claude-sonnet-4.5",
+        Usage(
+            input_tokens=sum(
+                second["usage"][k]
+                for k in ("inputTokens", "cacheReadInputTokens", "cacheCreationInputTokens")
+            ),
+            output_tokens=second["usage"]["outputTokens"],
+        ),
+    )
+    assert Decimal(str(second["credits"])) < uncached / 2, "cache reads are billed at the cheaper rate"
