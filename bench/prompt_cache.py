@@ -19,7 +19,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from rawlsp import RawServer  # noqa: E402
-
 from switchboard.fakeapi import FakeAnthropic  # noqa: E402
 
 TURNS = 10
@@ -80,8 +79,9 @@ def main() -> dict[str, float]:
     )
     saving = 1 - with_cache / without
     print(
-        f"prompt cache, {TURNS} turns on Sonnet 4.5   without {without:.2f} credits   with {with_cache:.2f} credits   "
-        f"saving {saving:.0%} (target >= 50%)   input read from cache {read / total_in:.0%}"
+        f"prompt cache, {TURNS} turns on Sonnet 4.5   without {without:.2f} credits   "
+        f"with {with_cache:.2f} credits   saving {saving:.0%} (target >= 50%)   "
+        f"input read from cache {read / total_in:.0%}"
     )
     return {"credits_without_cache": without, "credits_with_cache": with_cache, "saving": saving}
 

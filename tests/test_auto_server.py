@@ -5,12 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from conftest import SessionFactory
-from test_chat import message_requests
-
 from switchboard.catalog import CATALOG
 from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.plans import credits_for
 from switchboard.protocol.messages import Usage
+from test_chat import message_requests
 
 
 async def test_the_route_report_names_the_model_the_api_received(
@@ -19,7 +18,7 @@ async def test_the_route_report_names_the_model_the_api_received(
     session = await start_server(fake_api)
     token = session.new_token()
     result = await session.chat("hi there", workDoneToken=token)
-    route = [r for r in session.reports(token) if r["kind"] == "report"][0]
+    route = next(r for r in session.reports(token) if r["kind"] == "report")
     assert route["type"] == "route" and route["modelId"] == "auto"
     assert route["routedModel"] == result["routedModel"]
     assert (
