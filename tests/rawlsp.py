@@ -118,9 +118,9 @@ class RawServer:
     def close(self) -> int:
         try:
             self.request("bye", "shutdown")
-            self.wait_for("bye", timeout=5)
+            self.wait_for("bye", timeout=15)
             self.send({"jsonrpc": "2.0", "method": "exit"})
-            code = self.proc.wait(timeout=5)
+            code = self.proc.wait(timeout=15)
         except Exception:
             self.proc.kill()
             code = self.proc.wait()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -11,9 +12,11 @@ from pygls.lsp.server import LanguageServer
 from switchboard import __version__
 from switchboard.config import Settings
 from switchboard.logs import scrubber
-from switchboard.providers.anthropic_api import AnthropicProvider
 from switchboard.rpc import raw_json_converter
-from switchboard.store import ConversationStore
+
+if TYPE_CHECKING:
+    from switchboard.providers.anthropic_api import AnthropicProvider
+    from switchboard.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +29,16 @@ class SwitchboardServer(LanguageServer):
         self._store: ConversationStore | None = None
         self._provider: AnthropicProvider | None = None
         self.init_options: dict[str, Any] = {}
+        # workspace/executeCommand handlers, filled in when the features load.
+        self.commands: dict[str, Callable[..., Any]] = {}
 
     # --- services the features share ----------------------------------------------------------
 
     @property
     def store(self) -> ConversationStore:
         if self._store is None:
+            from switchboard.store import ConversationStore
+
             self._store = ConversationStore(self.settings.conversations_db)
         return self._store
 
@@ -50,6 +57,8 @@ class SwitchboardServer(LanguageServer):
         if self._api_key is None:
             raise RuntimeError("no API key")
         if self._provider is None:
+            from switchboard.providers.anthropic_api import AnthropicProvider
+
             self._provider = AnthropicProvider(
                 api_key=self._api_key,
                 base_url=self.settings.base_url,
@@ -83,9 +92,10 @@ class SwitchboardServer(LanguageServer):
 
 
 def create_server(settings: Settings) -> SwitchboardServer:
-    from switchboard.features import install_features
+    """The server with only its lifecycle wired: the features load right after `initialize` is answered."""
+    from switchboard.features.lifecycle import LifecycleFeature
 
     server = SwitchboardServer(settings)
     scrubber.add(settings.api_key)
-    install_features(server)
+    LifecycleFeature(server).register()
     return server

@@ -65,8 +65,9 @@ class AccountFeature(Feature):
 
     # --- entitlement ------------------------------------------------------------------------------
 
-    def use_token(self, token: str | None) -> None:
-        if token:
+    def use_token(self, token: object) -> None:
+        """A token from initializationOptions (verified like any other); non-strings are ignored."""
+        if isinstance(token, str) and token.strip():
             self._token = token.strip()
 
     def entitlement(self) -> Entitlement:

@@ -1,4 +1,4 @@
-"""What every feature module shares: typed request registration and the server's services."""
+"""Typed request registration: params validated by pydantic in, results serialized out."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from switchboard.protocol.methods import Request
 
 if TYPE_CHECKING:
     from switchboard.server import SwitchboardServer
+
+from .feature import Feature, plain
+
+__all__ = ["Feature", "dump", "parse_params", "plain", "register_request"]
 
 P = TypeVar("P", bound=Wire)
 Handler = Callable[[P], Awaitable[Wire] | Wire]
@@ -58,28 +62,3 @@ def register_request(server: SwitchboardServer, request: Request, handler: Handl
 
     handle.__name__ = "handle_" + request.method.replace("/", "_")
     server.feature(request.method)(handle)
-
-
-def plain(method: Callable[..., Any]) -> Callable[..., Any]:
-    """pygls tags handlers with attributes, which bound methods refuse: hand it a plain function."""
-    if inspect.iscoroutinefunction(method):
-
-        async def async_handler(*args: Any) -> Any:
-            return await method(*args)
-
-        return async_handler
-
-    def handler(*args: Any) -> Any:
-        return method(*args)
-
-    return handler
-
-
-class Feature:
-    """A capability of the server: a small class that registers its handlers."""
-
-    def __init__(self, server: SwitchboardServer) -> None:
-        self.server = server
-
-    def register(self) -> None:
-        raise NotImplementedError

@@ -6,9 +6,9 @@ from typing import Any
 
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData, SelectModelParams
-from switchboard.protocol.methods import COMMAND_NEW_CONVERSATION, COMMAND_SELECT_MODEL
+from switchboard.protocol.names import COMMAND_NEW_CONVERSATION, COMMAND_SELECT_MODEL
 
-from .base import Feature, dump, parse_params, plain
+from .base import Feature, dump, parse_params
 from .models import ModelsFeature
 
 NEW_CHAT_TITLE = "New chat"
@@ -20,8 +20,8 @@ class CommandsFeature(Feature):
         self.models = models
 
     def register(self) -> None:
-        self.server.command(COMMAND_SELECT_MODEL)(plain(self.select_model))
-        self.server.command(COMMAND_NEW_CONVERSATION)(plain(self.new_conversation))
+        self.server.commands[COMMAND_SELECT_MODEL] = self.select_model
+        self.server.commands[COMMAND_NEW_CONVERSATION] = self.new_conversation
 
     def select_model(self, *args: Any) -> dict[str, Any]:
         """Arguments: `[workspaceUri, modelId]` or `[{workspaceUri, modelId}]`."""

@@ -1,4 +1,9 @@
-"""Initialization: what an editor may pass at start (its stored API key), and nothing that moves state."""
+"""Start-up and shut-down: what an editor may pass at start, and loading the features.
+
+`initialize` is answered before the feature modules (pydantic models, plans, SQLite) are imported: they
+load right after the answer is written and before the next message is read, so an editor sees the server
+ready sooner and no request can arrive before its handler exists.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +13,57 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from switchboard.providers.anthropic_api import load_sdk
+from switchboard.protocol.names import COMMANDS
 
-from .account import AccountFeature
-from .base import Feature, plain
+from .feature import Feature, plain
 
 log = logging.getLogger(__name__)
 
 
 class LifecycleFeature(Feature):
-    def __init__(self, server: Any, account: AccountFeature) -> None:
+    def __init__(self, server: Any) -> None:
         super().__init__(server)
-        self.account = account
+        self._installed: dict[str, Any] = {}
         self._warmup: asyncio.Future[Any] | None = None
 
     def register(self) -> None:
         self.server.feature(lsp.INITIALIZE)(plain(self.on_initialize))
         self.server.feature(lsp.INITIALIZED)(plain(self.on_initialized))
         self.server.feature(lsp.SHUTDOWN)(plain(self.on_shutdown))
+        # Commands are announced in the initialize answer, so their names are registered now.
+        for name in COMMANDS:
+            self.server.command(name)(self._command(name))
+
+    def _command(self, name: str) -> Any:
+        def run(*args: Any) -> Any:
+            return self.server.commands[name](*args)
+
+        return run
 
     def on_initialize(self, params: lsp.InitializeParams) -> None:
         options: Any = params.initialization_options
-        if not isinstance(options, dict):
-            return
-        self.server.init_options = options
-        api_key = options.get("apiKey")
-        if isinstance(api_key, str) and api_key.strip():
-            self.server.use_api_key(api_key.strip())
-        entitlement = options.get("entitlement")
-        if isinstance(entitlement, str):
-            self.account.use_token(entitlement)
+        if isinstance(options, dict):
+            self.server.init_options = options
+            api_key = options.get("apiKey")
+            if isinstance(api_key, str) and api_key.strip():
+                self.server.use_api_key(api_key.strip())
+        asyncio.get_running_loop().call_soon(self._install)
         log.info("Initialized (API key %s)", "set" if self.server.api_key else "missing")
 
+    def _install(self) -> None:
+        from switchboard.features import install_features
+
+        self._installed = install_features(self.server)
+
     async def on_initialized(self, _params: Any) -> None:
+        from switchboard.providers.anthropic_api import load_sdk
+
         # Warm up the SDK import in the background so the first chat starts at full speed.
         self._warmup = asyncio.ensure_future(load_sdk())
-        self.account.schedule_rollover()
+        if (account := self._installed.get("account")) is not None:
+            account.schedule_rollover()
 
     def on_shutdown(self, _params: Any) -> None:
-        self.account.close()
+        if (account := self._installed.get("account")) is not None:
+            account.close()
         self.server.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import messages as m
+from .names import COMMAND_NEW_CONVERSATION, COMMAND_SELECT_MODEL
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ MODEL_CHANGED = Notification(
 NOTIFICATIONS: tuple[Notification, ...] = (USAGE_CHANGED, MODEL_CHANGED)
 
 # workspace/executeCommand names, for editors without custom-request support.
-COMMAND_SELECT_MODEL = "switchboard.selectModel"
-COMMAND_NEW_CONVERSATION = "switchboard.newConversation"
 COMMANDS = (COMMAND_SELECT_MODEL, COMMAND_NEW_CONVERSATION)
 
 # $/progress values of a chat, for the schema.

@@ -6,9 +6,11 @@ The SDK is imported lazily: it takes over a second to import and `initialize` do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,12 +74,33 @@ _sdk_import: asyncio.Future[Any] | None = None
 async def load_sdk() -> Any:
     """Imports the SDK off the event loop: the import takes over a second and must not stall other requests.
 
-    Every caller awaits the same import, so none sees a half-initialized module.
+    Every caller awaits the same import, so none sees a half-initialized module. The import runs in a
+    daemon thread so that an editor closing the server right after start does not wait for it.
     """
     global _sdk_import
     if _sdk_import is None:
-        _sdk_import = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "anthropic"))
+        _sdk_import = _import_in_background("anthropic")
     return await asyncio.shield(_sdk_import)
+
+
+def _import_in_background(module: str) -> asyncio.Future[Any]:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(outcome: Any, failed: bool) -> None:
+        if not future.done():
+            future.set_exception(outcome) if failed else future.set_result(outcome)
+
+    def work() -> None:
+        try:
+            outcome, failed = importlib.import_module(module), False
+        except BaseException as exc:
+            outcome, failed = exc, True
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(deliver, outcome, failed)
+
+    threading.Thread(target=work, name=f"import-{module}", daemon=True).start()
+    return future
 
 
 class AnthropicProvider:
