@@ -1,0 +1,379 @@
+// The connection to `switchboard serve`: starts it with vscode-languageclient over stdio, exposes a
+// typed request function over the generated method map, and keeps the state every surface shows
+// (selected model, models, usage) in one place.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  RevealOutputChannelOn,
+  State,
+  WorkDoneProgress,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from 'vscode-languageclient/node';
+import type {
+  ChatProgress,
+  ModelId,
+  ModelInfo,
+  SelectModelResult,
+  SwitchboardNotifications,
+  SwitchboardRequestMethod,
+  SwitchboardRequests,
+  UsageReport,
+} from './protocol.generated';
+import { ClientErrorCode } from './shared/errors';
+import type { ServerStatus } from './shared/webviewProtocol';
+import { findOnPath, redactSecrets, resolveServerCommand, type ServerCommand } from './serverCommand';
+import { createManagedVenv, SetupError } from './serverSetup';
+
+export const SECRET_API_KEY = 'switchboard.anthropicApiKey';
+export const SECRET_ENTITLEMENT = 'switchboard.entitlementToken';
+
+/** An error that never reached the server, shaped like a JSON-RPC error. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** The URI string that identifies this window's workspace to the server. */
+export function workspaceUri(ctx: vscode.ExtensionContext): string {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  if (folder) return folder.uri.toString();
+  if (vscode.workspace.workspaceFile && vscode.workspace.workspaceFile.scheme === 'file') return vscode.workspace.workspaceFile.toString();
+  return vscode.Uri.joinPath(ctx.globalStorageUri, 'no-folder').toString();
+}
+
+/**
+ * A LanguageClient that logs its own errors instead of popping notifications: Switchboard shows
+ * its own, actionable ones (with "Show logs").
+ */
+class QuietLanguageClient extends LanguageClient {
+  override error(message: string, data?: unknown): void {
+    super.error(message, data, false);
+  }
+
+  /**
+   * Leave out workspace/executeCommand: vscode-languageclient would register the server's commands
+   * (`switchboard.selectModel`, `switchboard.newConversation`, for editors without custom requests) as
+   * VS Code commands, which clash with this extension's own command ids. The extension uses the custom
+   * requests instead.
+   */
+  override registerFeature(feature: Parameters<LanguageClient['registerFeature']>[0]): void {
+    const method = (feature as { registrationType?: { method?: string } }).registrationType?.method;
+    if (method === 'workspace/executeCommand') return;
+    super.registerFeature(feature);
+  }
+}
+
+export class SwitchboardClient implements vscode.Disposable {
+  private lc: LanguageClient | undefined;
+  private starting: Promise<void> | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly lcDisposables: vscode.Disposable[] = [];
+  private crashes: number[] = [];
+  private apiKey: string | undefined;
+  private entitlement: string | undefined;
+  private commandInUse: ServerCommand | undefined;
+
+  private _status: ServerStatus = { state: 'stopped' };
+  private readonly statusEmitter = new vscode.EventEmitter<ServerStatus>();
+  readonly onDidChangeStatus = this.statusEmitter.event;
+
+  // The state the status bar, the chat view, the usage view and the model picker all show.
+  models: ModelInfo[] = [];
+  selected: ModelId = 'auto';
+  usage: UsageReport | undefined;
+  private readonly usageEmitter = new vscode.EventEmitter<UsageReport>();
+  readonly onDidChangeUsage = this.usageEmitter.event;
+  private readonly modelEmitter = new vscode.EventEmitter<SelectModelResult>();
+  /** Fires when the selected model changes, from any surface (or from the server). */
+  readonly onDidChangeModel = this.modelEmitter.event;
+  private readonly modelsEmitter = new vscode.EventEmitter<void>();
+  readonly onDidChangeModels = this.modelsEmitter.event;
+
+  constructor(
+    private readonly ctx: vscode.ExtensionContext,
+    readonly log: vscode.LogOutputChannel,
+  ) {
+    this.disposables.push(this.statusEmitter, this.usageEmitter, this.modelEmitter, this.modelsEmitter);
+    this.disposables.push(
+      ctx.secrets.onDidChange((e) => {
+        if (e.key === SECRET_API_KEY) void this.applySecrets();
+      }),
+    );
+  }
+
+  private secretsQueue: Promise<void> = Promise.resolve();
+
+  /**
+   * Restart the server if the stored API key differs from the one it was started with. Serialized, so
+   * the Set Key command and the secret-storage change event (also from other windows) restart it once.
+   */
+  applySecrets(): Promise<void> {
+    this.secretsQueue = this.secretsQueue.then(async () => {
+      if (this.starting) await this.starting.catch(() => undefined);
+      const key = await this.ctx.secrets.get(SECRET_API_KEY);
+      if ((key || undefined) === (this.apiKey || undefined)) return;
+      this.log.info('the API key changed: restarting the server');
+      await this.restart();
+    });
+    return this.secretsQueue;
+  }
+
+  get status(): ServerStatus {
+    return this._status;
+  }
+
+  get hasApiKey(): boolean {
+    return Boolean(this.apiKey) || Boolean(this.serverEnv().ANTHROPIC_API_KEY);
+  }
+
+  get serverCommand(): ServerCommand | undefined {
+    return this.commandInUse;
+  }
+
+  private setStatus(status: ServerStatus): void {
+    this._status = status;
+    this.statusEmitter.fire(status);
+  }
+
+  get workspaceUri(): string {
+    return workspaceUri(this.ctx);
+  }
+
+  private serverEnv(): Record<string, string> {
+    const extra = vscode.workspace.getConfiguration('switchboard').get<Record<string, unknown>>('server.env') ?? {};
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (typeof v === 'string') env[k] = v;
+    for (const [k, v] of Object.entries(extra)) if (typeof v === 'string') env[k] = v;
+    return env;
+  }
+
+  /** Resolve (or install) the server command. */
+  private async command(): Promise<ServerCommand> {
+    const config = vscode.workspace.getConfiguration('switchboard');
+    const managedVenv = path.join(this.ctx.globalStorageUri.fsPath, 'server-venv');
+    const stamp = `switchboard-${String(this.ctx.extension.packageJSON.version)}`;
+    const resolved = resolveServerCommand({
+      setting: config.get('server.command'),
+      extensionPath: this.ctx.extensionPath,
+      managedVenv,
+      managedStamp: stamp,
+    });
+    if (resolved) {
+      // Check the executable exists up front: a clearer message than a spawn ENOENT.
+      const exe = resolved.command;
+      const found = path.isAbsolute(exe) ? fs.existsSync(exe) : Boolean(findOnPath(exe));
+      if (!found) {
+        throw new ClientError(
+          ClientErrorCode.SERVER_UNAVAILABLE,
+          `The server command "${exe}" (from ${resolved.source === 'setting' ? 'switchboard.server.command' : resolved.source}) was not found.`,
+        );
+      }
+      return resolved;
+    }
+    this.setStatus({ state: 'starting', detail: 'installing the server' });
+    return createManagedVenv({
+      python: config.get<string>('server.python') || 'python3',
+      extensionPath: this.ctx.extensionPath,
+      venv: managedVenv,
+      stamp,
+      log: this.log,
+    });
+  }
+
+  /** Start the server (idempotent while a start is in progress). */
+  start(): Promise<void> {
+    if (this.lc && this._status.state === 'running') return Promise.resolve();
+    if (!this.starting) {
+      this.starting = this.doStart().finally(() => {
+        this.starting = undefined;
+      });
+    }
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    this.setStatus({ state: 'starting' });
+    this.apiKey = await this.ctx.secrets.get(SECRET_API_KEY);
+    this.entitlement = await this.ctx.secrets.get(SECRET_ENTITLEMENT);
+    let cmd: ServerCommand;
+    try {
+      cmd = await this.command();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.error(`cannot start the server: ${message}`);
+      this.setStatus({ state: 'failed', message });
+      if (!(err instanceof SetupError && err.hint === 'cancelled')) void this.showStartError(message);
+      return;
+    }
+    this.commandInUse = cmd;
+    this.log.info(`starting the server (${cmd.source}): ${cmd.command} ${cmd.args.join(' ')}`);
+    const serverOptions: ServerOptions = {
+      command: cmd.command,
+      args: cmd.args,
+      // stdio, without TransportKind.stdio: that would append `--stdio`, which `switchboard serve` doesn't take
+      options: { env: this.serverEnv() },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [],
+      outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      // Read at every (re)start; never logged (no trace setting is contributed for this client id).
+      initializationOptions: () => ({
+        apiKey: this.apiKey ?? null,
+        entitlement: this.entitlement ?? null,
+        client: { name: 'switchboard-vscode', version: String(this.ctx.extension.packageJSON.version), editor: vscode.env.appName },
+      }),
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue, handled: true }),
+        closed: () => {
+          const now = Date.now();
+          this.crashes = [...this.crashes.filter((t) => now - t < 180_000), now];
+          if (this.crashes.length <= 3) {
+            this.log.warn(`the server exited; restarting (${this.crashes.length}/3 in 3 minutes)`);
+            this.setStatus({ state: 'starting', detail: 'restarting after a crash' });
+            return { action: CloseAction.Restart, handled: true };
+          }
+          const message = 'The Switchboard server stopped 4 times in 3 minutes and will not be restarted.';
+          this.log.error(message);
+          this.setStatus({ state: 'failed', message });
+          void this.showStartError(message);
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+      initializationFailedHandler: (error) => {
+        this.log.error(`initialize failed: ${redactSecrets(String(error instanceof Error ? error.message : error), [this.apiKey, this.entitlement])}`);
+        return false;
+      },
+    };
+    const lc = new QuietLanguageClient('switchboardServer', 'Switchboard', serverOptions, clientOptions);
+    this.lc = lc;
+    this.lcDisposables.push(
+      lc.onDidChangeState((e) => {
+        if (lc !== this.lc) return;
+        if (e.newState === State.Running) void this.onRunning();
+        else if (e.newState === State.Starting && this._status.state !== 'starting') this.setStatus({ state: 'starting' });
+      }),
+      lc.onNotification('switchboard/usageChanged', (u: SwitchboardNotifications['switchboard/usageChanged']) => this.setUsage(u)),
+      lc.onNotification('switchboard/modelChanged', (m: SwitchboardNotifications['switchboard/modelChanged']) => this.setSelected(m)),
+    );
+    try {
+      await lc.start();
+    } catch (err) {
+      const message = redactSecrets(err instanceof Error ? err.message : String(err), [this.apiKey, this.entitlement]);
+      this.log.error(`the server failed to start: ${message}`);
+      this.setStatus({ state: 'failed', message: `The server failed to start: ${message}` });
+      void this.showStartError(`The Switchboard server failed to start: ${message}`);
+      return;
+    }
+    if (this._status.state !== 'running') await this.onRunning();
+  }
+
+  private async onRunning(): Promise<void> {
+    this.setStatus({ state: 'running' });
+    await this.refresh();
+  }
+
+  /** Re-read models, the selection and usage from the server. */
+  async refresh(): Promise<void> {
+    try {
+      const [models, usage] = await Promise.all([
+        this.request('switchboard/models', { workspaceUri: this.workspaceUri }),
+        this.request('switchboard/usage', {}),
+      ]);
+      this.models = models.models;
+      this.modelsEmitter.fire();
+      this.setSelected({ selected: models.selected, notice: null });
+      this.setUsage(usage);
+    } catch (err) {
+      this.log.warn(`could not refresh models/usage: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  setUsage(usage: UsageReport): void {
+    this.usage = usage;
+    this.usageEmitter.fire(usage);
+  }
+
+  setSelected(result: SelectModelResult): void {
+    this.selected = result.selected;
+    this.modelEmitter.fire(result);
+  }
+
+  /** Select the model for the next message; the server refuses locked models (error 1001). */
+  async selectModel(modelId: string): Promise<SelectModelResult> {
+    const result = await this.request('switchboard/selectModel', { workspaceUri: this.workspaceUri, modelId });
+    this.setSelected(result);
+    return result;
+  }
+
+  private async showStartError(message: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(message, 'Show Logs', 'Open Settings', 'Retry');
+    if (choice === 'Show Logs') this.log.show(true);
+    else if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'switchboard.server');
+    else if (choice === 'Retry') await this.restart();
+  }
+
+  async stop(): Promise<void> {
+    const lc = this.lc;
+    this.lc = undefined;
+    this.lcDisposables.splice(0).forEach((d) => d.dispose());
+    if (lc) {
+      try {
+        if (lc.isRunning()) await lc.stop(5000);
+        else await lc.dispose(2000);
+      } catch (err) {
+        this.log.warn(`stopping the server: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    this.setStatus({ state: 'stopped' });
+  }
+
+  async restart(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    await this.stop();
+    this.crashes = [];
+    await this.start();
+  }
+
+  private async ready(): Promise<LanguageClient> {
+    if (this.starting) await this.starting;
+    if (!this.lc || this._status.state === 'stopped') await this.start();
+    const lc = this.lc;
+    if (!lc || this._status.state === 'failed') {
+      const reason = this._status.state === 'failed' ? this._status.message : 'The server is not running.';
+      throw new ClientError(ClientErrorCode.SERVER_UNAVAILABLE, reason);
+    }
+    return lc;
+  }
+
+  /** A typed request over the generated method map. */
+  async request<M extends SwitchboardRequestMethod>(
+    method: M,
+    params: SwitchboardRequests[M]['params'],
+    token?: vscode.CancellationToken,
+  ): Promise<SwitchboardRequests[M]['result']> {
+    const lc = await this.ready();
+    return token ? lc.sendRequest(method, params, token) : lc.sendRequest(method, params);
+  }
+
+  /** Listen to `$/progress` on a token (register before sending the request that uses it). */
+  async onProgress(token: string, handler: (value: ChatProgress) => void): Promise<vscode.Disposable> {
+    const lc = await this.ready();
+    return lc.onProgress(WorkDoneProgress.type, token, (value) => handler(value as unknown as ChatProgress));
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.disposables.forEach((d) => d.dispose());
+  }
+}

@@ -1,0 +1,56 @@
+// Switchboard for VS Code: a thin client. It starts `switchboard serve` (Python, LSP over stdio) and
+// turns the server's protocol into UI; everything that decides anything stays in the server.
+import * as vscode from 'vscode';
+import { ChatController } from './chat';
+import { CHAT_VIEW_ID, ChatViewProvider } from './chatView';
+import { SwitchboardClient } from './client';
+import { registerCommands } from './commands';
+import { StatusBar } from './statusBar';
+import { UsagePanel } from './usagePanel';
+
+/** What activate() returns: used by the extension-host tests (and by other extensions, if ever). */
+export interface SwitchboardApi {
+  client: SwitchboardClient;
+  chat: ChatController;
+  statusBar: StatusBar;
+  usagePanel: UsagePanel;
+  chatView: ChatViewProvider;
+}
+
+let client: SwitchboardClient | undefined;
+
+export async function activate(ctx: vscode.ExtensionContext): Promise<SwitchboardApi> {
+  const log = vscode.window.createOutputChannel('Switchboard', { log: true });
+  ctx.subscriptions.push(log);
+  client = new SwitchboardClient(ctx, log);
+  const chat = new ChatController(ctx, client);
+  const chatView = new ChatViewProvider(ctx, client, chat);
+  const statusBar = new StatusBar(client);
+  const usagePanel = new UsagePanel(ctx, client);
+  ctx.subscriptions.push(
+    client,
+    chat,
+    chatView,
+    statusBar,
+    usagePanel,
+    vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
+    ...registerCommands({ ctx, client, chat, chatView, usagePanel }),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (e.affectsConfiguration('switchboard.server')) {
+        const choice = await vscode.window.showInformationMessage(
+          'Switchboard: the server settings changed. Restart the server to apply them?',
+          'Restart',
+        );
+        if (choice === 'Restart') await client?.restart();
+      }
+    }),
+  );
+  // Start in the background: activation must not wait for Python.
+  void client.start();
+  return { client, chat, statusBar, usagePanel, chatView };
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+  client = undefined;
+}
