@@ -357,11 +357,23 @@ def test_the_report_is_complete(meter: Meter, clock: FakeClock) -> None:
             {"modelId": "auto", "routedModel": "claude-haiku-4.5", "turns": 2, "credits": 33.0},
         ],
         "daily": [
-            {"date": "2026-11-01", "credits": 0.0},
-            {"date": "2026-11-02", "credits": 30.0},
-            {"date": "2026-11-03", "credits": 453.0},
-            {"date": "2026-11-04", "credits": 0.0},
-            {"date": "2026-11-05", "credits": 0.0},
+            {"date": "2026-11-01", "credits": 0.0, "byModel": []},
+            {
+                "date": "2026-11-02",
+                "credits": 30.0,
+                "byModel": [{"modelId": "auto", "routedModel": "claude-haiku-4.5", "credits": 30.0}],
+            },
+            {
+                "date": "2026-11-03",
+                "credits": 453.0,
+                "byModel": [
+                    {"modelId": "auto", "routedModel": "claude-haiku-4.5", "credits": 3.0},
+                    {"modelId": "auto", "routedModel": "claude-sonnet-4.5", "credits": 60.0},
+                    {"modelId": "claude-sonnet-4.5", "routedModel": "claude-sonnet-4.5", "credits": 390.0},
+                ],
+            },
+            {"date": "2026-11-04", "credits": 0.0, "byModel": []},
+            {"date": "2026-11-05", "credits": 0.0, "byModel": []},
         ],
         "alerts": [],
     }

@@ -102,7 +102,13 @@ export interface CreditsExhaustedData {
   plan: 'free' | 'pro' | 'pro_plus' | 'power';
   remainingCredits: number;
 }
+export interface DailyModelCredits {
+  credits: number;
+  modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
+  routedModel: 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
+}
 export interface DailyUsage {
+  byModel: DailyModelCredits[];
   credits: number;
   date: string;
 }

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the language server on stdio (what an editor starts)")
+    # vscode-languageclient and others append --stdio; stdio is the only transport, so it is accepted as is.
+    serve.add_argument("--stdio", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 
     chat = sub.add_parser("chat", help="chat from the terminal through the language server")

@@ -1,3 +1,4 @@
+import type { DailyUsage } from '../../src/protocol.generated';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dailyStacks, niceScale, stackedBarChart } from '../../webview/usage/chart';
@@ -22,8 +23,8 @@ describe('usage chart', () => {
   });
   it('stacks by model when the server breaks days down', () => {
     const u = usage();
-    const daily = [
-      { date: '2025-11-03', credits: 3, byModel: [{ modelId: 'auto', routedModel: 'claude-haiku-4.5', credits: 1 }, { modelId: 'claude-sonnet-4.5', credits: 2 }] },
+    const daily: DailyUsage[] = [
+      { date: '2025-11-03', credits: 3, byModel: [{ modelId: 'auto', routedModel: 'claude-haiku-4.5', credits: 1 }, { modelId: 'claude-sonnet-4.5', routedModel: 'claude-sonnet-4.5', credits: 2 }] },
     ];
     const { series, days } = dailyStacks({ ...u, daily }, MODELS);
     assert.deepEqual(series.map((s) => s.label), ['Claude Sonnet 4.5', 'Auto → Claude Haiku 4.5']);

@@ -42,8 +42,8 @@ export function usage(overrides: Partial<UsageReport> = {}): UsageReport {
       { modelId: 'claude-sonnet-4.5', routedModel: 'claude-sonnet-4.5', turns: 30, credits: 147.25 },
     ],
     daily: [
-      { date: '2025-11-03', credits: 20 },
-      { date: '2025-11-04', credits: 167.5 },
+      { date: '2025-11-03', credits: 20, byModel: [] },
+      { date: '2025-11-04', credits: 167.5, byModel: [] },
     ],
     alerts: [],
     ...overrides,

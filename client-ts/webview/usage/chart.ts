@@ -1,5 +1,5 @@
 // A hand-written SVG stacked bar chart of credits per day (pure: returns markup; unit-tested).
-import type { DailyUsage, ModelInfo, UsageReport } from '../../src/protocol.generated';
+import type { ModelInfo, UsageReport } from '../../src/protocol.generated';
 import { answeredByLabel, formatCredits, formatDay } from '../../src/shared/format';
 
 export interface Series {
@@ -16,22 +16,6 @@ export interface DayStack {
 }
 
 const PALETTE = ['series-blue', 'series-purple', 'series-green', 'series-orange', 'series-yellow', 'series-red'];
-
-interface DailyBreakdownEntry {
-  modelId: string;
-  routedModel?: string | null;
-  credits: number;
-}
-
-/** A daily entry that carries a per-model breakdown (newer servers), checked structurally. */
-function breakdownOf(d: DailyUsage): DailyBreakdownEntry[] | undefined {
-  const b = (d as DailyUsage & { byModel?: unknown }).byModel;
-  if (!Array.isArray(b)) return undefined;
-  return b.filter(
-    (x): x is DailyBreakdownEntry =>
-      typeof x === 'object' && x !== null && typeof (x as DailyBreakdownEntry).modelId === 'string' && typeof (x as DailyBreakdownEntry).credits === 'number',
-  );
-}
 
 const seriesKey = (modelId: string, routedModel?: string | null) => (modelId === 'auto' && routedModel ? `auto>${routedModel}` : modelId);
 
@@ -65,10 +49,9 @@ export function dailyStacks(usage: UsageReport, models: readonly Pick<ModelInfo,
   for (const date of dates) {
     const entry = byDate.get(date);
     const values: Record<string, number> = {};
-    const breakdown = entry ? breakdownOf(entry) : undefined;
-    if (breakdown && breakdown.length) {
+    if (entry && entry.byModel.length) {
       stacked = true;
-      for (const b of breakdown) {
+      for (const b of entry.byModel) {
         const key = seriesKey(b.modelId, b.routedModel);
         addSeries(key, answeredByLabel(b.modelId, b.routedModel, models));
         values[key] = (values[key] ?? 0) + b.credits;

@@ -145,14 +145,18 @@ class LedgerView:
         )
         return [ModelTotals(*row) for row in rows]
 
-    def daily(self, account: str, start: datetime, end: datetime) -> dict[str, int]:
-        """Charged hundredths per UTC day (`YYYY-MM-DD`), for days with any charge."""
+    def daily(self, account: str, start: datetime, end: datetime) -> dict[str, dict[tuple[str, str], int]]:
+        """Charged hundredths per UTC day (`YYYY-MM-DD`) and (model, routed model), for days with charges."""
         rows = self._db.execute(
-            "SELECT substr(created_at, 1, 10), SUM(credits) FROM turns"
-            " WHERE account = ? AND charged = 1 AND created_at >= ? AND created_at < ? GROUP BY 1",
+            "SELECT substr(created_at, 1, 10), model_id, routed_model, SUM(credits) FROM turns"
+            " WHERE account = ? AND charged = 1 AND created_at >= ? AND created_at < ?"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             (account, stamp(start), stamp(end)),
         )
-        return {day: credits for day, credits in rows}
+        days: dict[str, dict[tuple[str, str], int]] = {}
+        for day, model_id, routed_model, credits in rows:
+            days.setdefault(day, {})[(model_id, routed_model)] = credits
+        return days
 
     def settings(self, account: str) -> AccountSettings:
         row = self._db.execute(

@@ -16,6 +16,7 @@ from switchboard.protocol.errors import CreditsExhausted, InvalidParams, PlanFor
 from switchboard.protocol.messages import (
     ConcreteModelId,
     CreditsExhaustedData,
+    DailyModelCredits,
     DailyUsage,
     InvalidParamsData,
     ModelUsage,
@@ -316,5 +317,12 @@ def _model_usage(row: ModelTotals) -> ModelUsage:
 def _daily(view: LedgerView, account: str, period: Period, now: datetime) -> list[DailyUsage]:
     """One entry per day of the period so far, zeros included, so a chart needs no gap-filling."""
     charged = view.daily(account, period.start, period.end)
-    days = period.days_until(now)
-    return [DailyUsage(date=day.isoformat(), credits=_float(charged.get(day.isoformat(), 0))) for day in days]
+    return [_day(day.isoformat(), charged.get(day.isoformat(), {})) for day in period.days_until(now)]
+
+
+def _day(date: str, models: dict[tuple[str, str], int]) -> DailyUsage:
+    by_model = [
+        DailyModelCredits.model_validate({"model_id": m, "routed_model": r, "credits": _float(credits)})
+        for (m, r), credits in models.items()
+    ]
+    return DailyUsage(date=date, credits=_float(sum(models.values())), by_model=by_model)

@@ -269,9 +269,16 @@ class ModelUsage(Wire):
     credits: float
 
 
+class DailyModelCredits(Wire):
+    model_id: ModelId
+    routed_model: ConcreteModelId
+    credits: float
+
+
 class DailyUsage(Wire):
     date: str
     credits: float
+    by_model: list[DailyModelCredits] = Field(default_factory=list[DailyModelCredits])
 
 
 class UsageReport(Wire):
