@@ -134,3 +134,27 @@ def test_malformed_frames_get_errors_and_stdout_carries_only_frames(
 def test_protocol_schema_is_current() -> None:
     committed = (REPO / "docs" / "protocol.schema.json").read_text(encoding="utf-8")
     assert committed == render(), "run `switchboard schema --out docs/protocol.schema.json`"
+
+
+async def test_conversations_are_listed_newest_first_in_pages(
+    start_server: SessionFactory, workspace: str
+) -> None:
+    session = await start_server(None)
+    created = []
+    for _ in range(5):
+        result = await session.request(
+            "workspace/executeCommand",
+            lsp.ExecuteCommandParams(command="switchboard.newConversation", arguments=[workspace]),
+        )
+        created.append(result["conversationId"])
+    first = await session.request("switchboard/conversations", {"workspaceUri": workspace, "limit": 2})
+    rest = await session.request(
+        "switchboard/conversations", {"workspaceUri": workspace, "limit": 10, "offset": 2}
+    )
+    assert first["hasMore"] is True and rest["hasMore"] is False
+    listed = [c["id"] for c in first["conversations"] + rest["conversations"]]
+    assert sorted(listed) == sorted(created) and len(listed) == 5
+    everything = await session.request("switchboard/conversations", {"workspaceUri": workspace})
+    assert [c["id"] for c in everything["conversations"]] == listed
+    bad = await session.error("switchboard/conversations", {"workspaceUri": workspace, "limit": 0})
+    assert bad.code == -32602

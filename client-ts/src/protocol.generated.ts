@@ -92,10 +92,16 @@ export interface ConversationSummary {
   updatedAt: string;
 }
 export interface ConversationsParams {
+  limit?: number;
+  offset?: number;
   workspaceUri: string;
 }
 export interface ConversationsResult {
   conversations: ConversationSummary[];
+  /**
+   * More conversations follow: ask again with a larger offset.
+   */
+  hasMore: boolean;
 }
 export interface CreditsExhaustedData {
   overageAvailable: boolean;

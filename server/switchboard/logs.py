@@ -21,18 +21,19 @@ class SecretScrubber(logging.Filter):
         if secret and len(secret) >= 8:
             self._secrets.add(secret)
 
+    def scrub(self, text: str) -> str:
+        """`text` with every registered secret replaced: for logs, and for anything upstream echoed back."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._secrets:
             return True
-        message = record.getMessage()
-        for secret in self._secrets:
-            message = message.replace(secret, "[redacted]")
-        record.msg, record.args = message, None
+        record.msg, record.args = self.scrub(record.getMessage()), None
         if record.exc_info:
-            text = logging.Formatter().formatException(record.exc_info)
-            for secret in self._secrets:
-                text = text.replace(secret, "[redacted]")
-            record.exc_text, record.exc_info = text, None
+            record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 

@@ -53,6 +53,7 @@ class AccountFeature(Feature):
         super().__init__(server)
         self._token: str | None = os.environ.get(ENTITLEMENT_ENV) or None
         self._trusted: TrustedKeys | None = None
+        self._verified: Entitlement | None = None
         self._meter: Meter | None = None
         self._rollover: asyncio.TimerHandle | None = None
         self.on_plan_change: list[Callable[[], None]] = []
@@ -69,12 +70,17 @@ class AccountFeature(Feature):
         """A token from initializationOptions (verified like any other); non-strings are ignored."""
         if isinstance(token, str) and token.strip():
             self._token = token.strip()
+            self._verified = None
 
     def entitlement(self) -> Entitlement:
-        """Verified on every use (cheap), so an expiring token drops to Free when it expires."""
+        """The verified entitlement, re-verified when the token or keys change and once it has expired."""
+        cached = self._verified
+        if cached is not None and (cached.expires_at is None or utc_now() < cached.expires_at):
+            return cached
         if self._trusted is None:
             self._trusted = load_trusted_keys(default_config_dir())
-        return verify_entitlement(self._token, self._trusted)
+        self._verified = verify_entitlement(self._token, self._trusted)
+        return self._verified
 
     def allows(self, model_id: str) -> bool:
         return plan_allows(self.entitlement().plan, model_id)
@@ -170,6 +176,7 @@ class AccountFeature(Feature):
     async def sign_in(self, params: SignInParams) -> UsageReport:
         self._token = params.token.strip()
         self._trusted = None  # re-read the trusted keys: the user may have just added one
+        self._verified = None
         entitlement = self.entitlement()
         log.info("Signed in: plan %s", entitlement.plan)
         for callback in self.on_plan_change:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from lsprotocol import types as lsp
 
@@ -164,7 +164,10 @@ class ChatFeature(Feature):
         return stronger
 
     def on_progress_cancel(self, params: lsp.WorkDoneProgressCancelParams) -> None:
-        task = self._running.get(params.token)
+        token = cast(object, params.token)  # typed by lsprotocol, but a client may send anything
+        if not isinstance(token, str | int):
+            return
+        task = self._running.get(token)
         if task is not None:
             task.cancel()
 

@@ -26,8 +26,13 @@ class ConversationsFeature(Feature):
         register_request(self.server, methods.DELETE_CONVERSATION, self.delete)
 
     def list(self, params: ConversationsParams) -> ConversationsResult:
-        rows = self.server.store.list_conversations(params.workspace_uri)
+        rows = self.server.store.list_conversations(
+            params.workspace_uri, limit=params.limit + 1, offset=params.offset
+        )
+        has_more = len(rows) > params.limit
+        rows = rows[: params.limit]
         return ConversationsResult(
+            has_more=has_more,
             conversations=[
                 ConversationSummary(
                     id=row.id,
@@ -37,7 +42,7 @@ class ConversationsFeature(Feature):
                     turn_count=row.turn_count,
                 )
                 for row in rows
-            ]
+            ],
         )
 
     def open(self, params: ConversationParams) -> ConversationResult:

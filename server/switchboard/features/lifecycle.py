@@ -8,10 +8,12 @@ ready sooner and no request can arrive before its handler exists.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcInvalidRequest
 
 from switchboard.protocol.names import COMMANDS
 
@@ -24,6 +26,7 @@ class LifecycleFeature(Feature):
     def __init__(self, server: Any) -> None:
         super().__init__(server)
         self._installed: dict[str, Any] = {}
+        self._initialized = False
         self._warmup: asyncio.Future[Any] | None = None
 
     def register(self) -> None:
@@ -41,6 +44,9 @@ class LifecycleFeature(Feature):
         return run
 
     def on_initialize(self, params: lsp.InitializeParams) -> None:
+        if self._initialized:
+            raise JsonRpcInvalidRequest("The server is already initialized.")
+        self._initialized = True
         options: Any = params.initialization_options
         if isinstance(options, dict):
             self.server.init_options = options
@@ -54,6 +60,7 @@ class LifecycleFeature(Feature):
         from switchboard.features import install_features
 
         self._installed = install_features(self.server)
+        gc.freeze()  # what start-up loaded lives as long as the server: keep it out of collections
 
     async def on_initialized(self, _params: Any) -> None:
         from switchboard.providers.anthropic_api import load_sdk

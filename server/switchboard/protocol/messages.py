@@ -198,6 +198,8 @@ ChatProgress = ProgressBegin | RouteReport | TextReport | ThinkingReport | Progr
 
 class ConversationsParams(Wire):
     workspace_uri: WorkspaceUri
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 200
+    offset: Annotated[int, Field(ge=0)] = 0
 
 
 class ConversationSummary(Wire):
@@ -210,6 +212,9 @@ class ConversationSummary(Wire):
 
 class ConversationsResult(Wire):
     conversations: list[ConversationSummary]
+    has_more: bool = Field(
+        default=False, description="More conversations follow: ask again with a larger offset."
+    )
 
 
 class ConversationParams(Wire):

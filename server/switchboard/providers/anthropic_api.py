@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from switchboard.logs import scrubber
 from switchboard.protocol.messages import Usage
 
 if TYPE_CHECKING:
@@ -54,9 +56,14 @@ class StreamCallbacks:
 
 
 class UpstreamError(Exception):
-    """The API could not answer: `status` is None when no HTTP error status was involved."""
+    """The API could not answer: `status` is None when no HTTP error status was involved.
+
+    The message may quote what upstream said, so registered secrets are scrubbed from it: a proxy that
+    echoes the key must not get it into the client, the history or the ledger.
+    """
 
     def __init__(self, message: str, *, status: int | None, type: str, retryable: bool) -> None:
+        message = scrubber.scrub(message)
         super().__init__(message)
         self.message = message
         self.status = status
@@ -94,6 +101,9 @@ def _import_in_background(module: str) -> asyncio.Future[Any]:
     def work() -> None:
         try:
             outcome, failed = importlib.import_module(module), False
+            # The SDK adds ~200k long-lived objects; freezing them keeps full collections (and the pauses
+            # they cause in every other request) short.
+            gc.freeze()
         except BaseException as exc:
             outcome, failed = exc, True
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
@@ -198,7 +208,7 @@ def _classify(exc: Exception, *, mid_stream: bool) -> Exception:
     import httpx2
 
     if isinstance(exc, anthropic.AuthenticationError):
-        return AuthenticationFailed(str(exc))
+        return AuthenticationFailed(scrubber.scrub(str(exc)))
     if isinstance(exc, anthropic.APIStatusError):
         # An `error` event inside a 200 stream carries no HTTP error status.
         status = None if exc.status_code < 400 else exc.status_code

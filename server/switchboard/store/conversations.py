@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     turn_count INTEGER NOT NULL DEFAULT 0,
     next_seq INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS conversations_by_workspace ON conversations(workspace_id, updated_at DESC);
+DROP INDEX IF EXISTS conversations_by_workspace;
+CREATE INDEX IF NOT EXISTS conversations_recent ON conversations(workspace_id, updated_at, id);
 CREATE TABLE IF NOT EXISTS turns (
     id TEXT PRIMARY KEY,
     conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
@@ -187,14 +188,17 @@ class ConversationStore:
         )
         return conversation_id
 
-    def list_conversations(self, workspace: str) -> list[StoredConversation]:
+    def list_conversations(
+        self, workspace: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[StoredConversation]:
+        """Newest first; the order walks the index backwards, so a page costs the same in any workspace."""
         workspace_id = self._workspace_id(workspace, create=False)
         if workspace_id is None:
             return []
         rows = self._db.execute(
             "SELECT id, title, created_at, updated_at, turn_count FROM conversations "
-            "WHERE workspace_id = ? ORDER BY updated_at DESC, rowid DESC",
-            (workspace_id,),
+            "WHERE workspace_id = ? ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+            (workspace_id, -1 if limit is None else limit, offset),
         ).fetchall()
         return [StoredConversation(**dict(row)) for row in rows]
 
