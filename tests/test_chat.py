@@ -169,7 +169,7 @@ async def _start_slow_chat(session: Session, fake: FakeAnthropic) -> tuple[str, 
             msg_id=f"request-{token}",
         )
     )
-    for _ in range(200):
+    for _ in range(1500):  # generous: a loaded machine may take seconds to import the SDK
         if len(session.streamed_text(token)) > 20:
             break
         await asyncio.sleep(0.02)
