@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -68,13 +71,13 @@ class SwitchboardServer(LanguageServer):
         return self._provider
 
     def default_workspace(self) -> str | None:
-        """The first workspace folder (else the root) the editor opened, if any."""
+        """The first usable workspace folder (else the root) the editor opened, if any."""
         try:
             workspace = self.workspace
         except RuntimeError:
             return None
-        folders = list(workspace.folders.values())
-        return folders[0].uri if folders else workspace.root_uri or None
+        candidates = [folder.uri for folder in workspace.folders.values()] + [workspace.root_uri]
+        return next((uri for uri in candidates if _usable_uri(uri)), None)
 
     def send_progress(self, token: lsp.ProgressToken, value: dict[str, Any]) -> None:
         self.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=token, value=value))
@@ -85,10 +88,38 @@ class SwitchboardServer(LanguageServer):
     def show_message(self, message: str, kind: lsp.MessageType) -> None:
         self.protocol.notify(lsp.WINDOW_SHOW_MESSAGE, lsp.ShowMessageParams(type=kind, message=message))
 
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serves LSP over stdio with Switchboard's own frame reader (see `switchboard.transport`)."""
+        from pygls.io_ import StdoutWriter
+
+        from switchboard.transport import serve
+
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(serve(self._stop_event, stdin or sys.stdin.buffer, self.protocol))
+        except BrokenPipeError:
+            log.error("The client closed the connection; shutting down.")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _usable_uri(uri: str | None) -> bool:
+    """A URI that can be stored: a string without lone surrogates (which cannot be encoded)."""
+    if not uri:
+        return False
+    try:
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def create_server(settings: Settings) -> SwitchboardServer:

@@ -16,6 +16,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
+from switchboard.catalog import CATALOG, concrete_id
 from switchboard.plans import (
     ChargeResult,
     Entitlement,
@@ -41,6 +42,7 @@ from switchboard.protocol.messages import (
     Usage,
     UsageReport,
 )
+from switchboard.store import BillableAnswer
 
 from .base import Feature, dump, register_request
 
@@ -54,7 +56,7 @@ class AccountFeature(Feature):
         self._token: str | None = os.environ.get(ENTITLEMENT_ENV) or None
         self._trusted: TrustedKeys | None = None
         self._verified: Entitlement | None = None
-        self._meter: Meter | None = None
+        self._meter: asyncio.Future[Meter] | None = None
         self._rollover: asyncio.TimerHandle | None = None
         self.on_plan_change: list[Callable[[], None]] = []
         self._publishing: asyncio.Future[UsageReport] | None = None
@@ -89,18 +91,35 @@ class AccountFeature(Feature):
     def forbidden_reason(model_id: str) -> str:
         return forbidden_reason(model_id)
 
-    @property
-    def meter(self) -> Meter:
+    async def meter(self) -> Meter:
+        """The ledger, opened off the event loop on first use, after charging what a crash left unmetered."""
         if self._meter is None:
-            self._meter = Meter(Ledger(self.server.settings.ledger_db))
-        return self._meter
+            answers = self.server.store.recent_billable_answers()
+            self._meter = asyncio.ensure_future(asyncio.to_thread(self._open_ledger, answers))
+        return await asyncio.shield(self._meter)
+
+    def _open_ledger(self, answers: list[BillableAnswer]) -> Meter:
+        meter = Meter(Ledger(self.server.settings.ledger_db))
+        missing = meter.unrecorded([answer.turn_id for answer in answers])
+        for answer in (a for a in reversed(answers) if a.turn_id in missing):
+            log.warning("Charging turn %s, stored before a crash but never metered", answer.turn_id)
+            meter.charge(
+                answer.turn_id,
+                self.entitlement(),
+                model_id=answer.model_id,
+                routed_model=concrete_id(CATALOG[answer.routed_model]),
+                usage=answer.usage,
+                workspace=answer.workspace,
+                conversation_id=answer.conversation_id,
+            )
+        return meter
 
     # --- metering, for the chat feature ------------------------------------------------------------
 
     async def check(self, model_id: str) -> Entitlement:
         """Raises 1001 (plan forbids the model) or 1002 (credits exhausted) before anything is routed."""
         entitlement = self.entitlement()
-        await asyncio.to_thread(self.meter.check, entitlement, model_id)
+        await asyncio.to_thread((await self.meter()).check, entitlement, model_id)
         return entitlement
 
     @staticmethod
@@ -123,7 +142,7 @@ class AccountFeature(Feature):
         conversation_id: str,
     ) -> Decimal:
         result = await asyncio.to_thread(
-            self.meter.charge,
+            (await self.meter()).charge,
             turn_id,
             entitlement,
             model_id=model_id,
@@ -145,7 +164,7 @@ class AccountFeature(Feature):
         routed_model: ConcreteModelId | None,
     ) -> None:
         await asyncio.to_thread(
-            self.meter.record_uncharged,
+            (await self.meter()).record_uncharged,
             turn_id,
             entitlement,
             reason=reason,
@@ -159,18 +178,19 @@ class AccountFeature(Feature):
         await self.publish(entitlement)
 
     async def publish(self, entitlement: Entitlement | None = None) -> UsageReport:
-        report = await asyncio.to_thread(self.meter.report, entitlement or self.entitlement())
+        report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
         self.server.notify(methods.USAGE_CHANGED.method, dump(report))
         return report
 
     # --- requests ----------------------------------------------------------------------------------
 
     async def usage(self, _params: Empty) -> UsageReport:
-        return await asyncio.to_thread(self.meter.report, self.entitlement())
+        return await asyncio.to_thread((await self.meter()).report, self.entitlement())
 
     async def set_overage(self, params: SetOverageParams) -> UsageReport:
         entitlement = self.entitlement()
-        await asyncio.to_thread(self.meter.set_overage, entitlement, params.enabled, params.budget_usd)
+        meter = await self.meter()
+        await asyncio.to_thread(meter.set_overage, entitlement, params.enabled, params.budget_usd)
         return await self.publish(entitlement)
 
     async def sign_in(self, params: SignInParams) -> UsageReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +33,11 @@ def parse_params(model: type[P], raw: Any) -> P:
             f"Params must be a JSON object, not {type(raw).__name__}.",
             InvalidParamsData(errors=["params: expected an object"]),
         )
+    if _has_lone_surrogate(raw):
+        raise InvalidParams(
+            "Params contain invalid Unicode (a lone surrogate).",
+            InvalidParamsData(errors=["params: invalid Unicode"]),
+        )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -39,6 +45,15 @@ def parse_params(model: type[P], raw: Any) -> P:
         raise InvalidParams(
             "Invalid params: " + "; ".join(problems[:5]), InvalidParamsData(errors=problems)
         ) from None
+
+
+def _has_lone_surrogate(raw: dict[str, Any]) -> bool:
+    """Such strings parse from JSON escapes but cannot be stored or sent back: refuse them up front."""
+    try:
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _describe(error: Any) -> str:

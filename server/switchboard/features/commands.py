@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from switchboard.protocol.errors import InvalidParams
-from switchboard.protocol.messages import InvalidParamsData, SelectModelParams
+from switchboard.protocol.messages import ConversationsParams, InvalidParamsData, SelectModelParams
 from switchboard.protocol.names import COMMAND_NEW_CONVERSATION, COMMAND_SELECT_MODEL
 
 from .base import Feature, dump, parse_params
@@ -31,9 +31,10 @@ class CommandsFeature(Feature):
     def new_conversation(self, *args: Any) -> dict[str, Any]:
         """Arguments: `[workspaceUri]` or `[{workspaceUri}]`; returns `{conversationId}`."""
         raw = _arguments(args, ("workspaceUri",))
-        workspace = raw.get("workspaceUri") or self.server.default_workspace()
-        if not isinstance(workspace, str) or not workspace:
+        raw["workspaceUri"] = raw.get("workspaceUri") or self.server.default_workspace()
+        if not raw["workspaceUri"]:
             raise InvalidParams("switchboard.newConversation needs a workspace URI.", InvalidParamsData())
+        workspace = parse_params(ConversationsParams, raw).workspace_uri
         return {"conversationId": self.server.store.create_conversation(workspace, NEW_CHAT_TITLE)}
 
 

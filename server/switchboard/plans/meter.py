@@ -71,6 +71,11 @@ class Meter:
 
     # --- enforcement ---------------------------------------------------------------------------------
 
+    def unrecorded(self, turn_ids: list[str]) -> set[str]:
+        """The turns the ledger has no record of (charged or not)."""
+        with self._ledger.read() as view:
+            return {turn_id for turn_id in turn_ids if view.turn(turn_id) is None}
+
     def check(self, entitlement: Entitlement, model_id: str) -> None:
         """Raise if the turn may not start: the plan forbids the model, or credits (and overage) are gone."""
         plan = get_plan(entitlement.plan)

@@ -224,7 +224,7 @@ def _classify(exc: Exception, *, mid_stream: bool) -> Exception:
             type=error_type,
             retryable=retryable,
         )
-    if isinstance(exc, anthropic.APITimeoutError):
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return UpstreamError(
             "The Anthropic API stopped responding.", status=None, type="timeout", retryable=True
         )

@@ -2,6 +2,7 @@
 
 from .conversations import (
     INTERRUPTED,
+    BillableAnswer,
     ConversationStore,
     StoredConversation,
     StoredTurn,
@@ -12,6 +13,7 @@ from .conversations import (
 
 __all__ = [
     "INTERRUPTED",
+    "BillableAnswer",
     "ConversationStore",
     "StoredConversation",
     "StoredTurn",

@@ -110,6 +110,16 @@ class StoredConversation:
 
 
 @dataclass(frozen=True)
+class BillableAnswer:
+    turn_id: str
+    model_id: str
+    routed_model: str
+    usage: Usage
+    conversation_id: str
+    workspace: str
+
+
+@dataclass(frozen=True)
 class TurnOutcome:
     """How an answer ended, written over the placeholder stored when it started."""
 
@@ -236,6 +246,27 @@ class ConversationStore:
         ).fetchone()
 
     # --- turns ----------------------------------------------------------------------------------
+
+    def recent_billable_answers(self, limit: int = 200) -> list[BillableAnswer]:
+        """The latest answers that cost credits, to charge any a crash left unmetered (newest first)."""
+        rows = self._db.execute(
+            "SELECT t.id, t.model_id, t.routed_model, t.usage, t.conversation_id, w.uri FROM turns t "
+            "JOIN conversations c ON c.id = t.conversation_id JOIN workspaces w ON w.id = c.workspace_id "
+            "WHERE t.role = 'assistant' AND t.status IN ('complete', 'cancelled') AND t.credits > 0 "
+            "AND t.routed_model IS NOT NULL AND t.usage IS NOT NULL ORDER BY t.rowid DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            BillableAnswer(
+                turn_id=row["id"],
+                model_id=row["model_id"],
+                routed_model=row["routed_model"],
+                usage=Usage.model_validate_json(row["usage"]),
+                conversation_id=row["conversation_id"],
+                workspace=row["uri"],
+            )
+            for row in rows
+        ]
 
     def start_turn(
         self,
