@@ -1,0 +1,156 @@
+"""Auto's difficulty model on the held-out test splits, next to two baselines measured in the same run.
+
+Run: .venv/bin/python bench/router_eval.py [--data /work/shared/datasets/routing]
+
+Per test split (GSM8K and MMLU: hashed 30% of RouteLLM's sets; ulab: LLMRouter's published test file) and
+averaged: APGR, CPT(50%), CPT(80%) and the share of strong-model calls needed for 95% of the strong model's
+quality (RouteLLM's definitions, see switchboard.routing.metrics), for
+
+* the shipped router (the committed artifact, the prompt alone: no context, no conversation),
+* random routing (averaged over 200 seeds),
+* prompt length alone (longer → strong).
+
+Then the default threshold on the test mix (the three splits weighted equally): share of calls to the strong
+model, quality relative to always-strong, and Auto's API cost relative to always-Sonnet (Haiku 4.5 as cheap,
+Sonnet 4.5 as strong, list prices, the typical token mix of switchboard.routing.pricing). About 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from switchboard.routing import Router, datasets
+from switchboard.routing.metrics import (
+    RouterMetrics,
+    mix_outcome,
+    outcome_at,
+    random_router_metrics,
+    router_metrics,
+)
+from switchboard.routing.pricing import typical_request_cost_usd
+from switchboard.routing.router import standalone_probability
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "routing"
+APGR_TARGET = 0.72
+COST_TARGET = 0.60
+QUALITY_TARGET = 0.95
+
+
+def _pct(x: float) -> str:
+    return "  n/a" if math.isnan(x) else f"{x:5.1%}"
+
+
+def _row(split: str, n: int | str, method: str, m: RouterMetrics) -> str:
+    return (
+        f"| {split:7s} | {n!s:>5} | {method:14s} | {m.apgr:5.3f} | {_pct(m.cpt50)} | {_pct(m.cpt80)} "
+        f"| {_pct(m.share_for_95)} |"
+    )
+
+
+def _mean(rows: list[RouterMetrics]) -> RouterMetrics:
+    return RouterMetrics(
+        apgr=float(np.mean([r.apgr for r in rows])),
+        cpt50=float(np.mean([r.cpt50 for r in rows])),
+        cpt80=float(np.mean([r.cpt80 for r in rows])),
+        share_for_95=float(np.mean([r.share_for_95 for r in rows])),
+    )
+
+
+def evaluate(data: Path) -> dict[str, Any]:
+    router = Router.load()
+    examples = datasets.load_examples(data)
+    methods = ("router", "random", "length")
+    results: dict[str, dict[str, RouterMetrics]] = {m: {} for m in methods}
+    arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    sizes: dict[str, int] = {}
+    for source in datasets.SOURCES:
+        test = datasets.select(examples, "test", source)
+        cheap = np.array([e.cheap for e in test])
+        strong = np.array([e.strong for e in test])
+        scores = np.array([standalone_probability(router.model, e.prompt) for e in test])
+        lengths = np.array([float(len(e.prompt)) for e in test])
+        arrays[source] = (scores, cheap, strong)
+        sizes[source] = len(test)
+        results["router"][source] = router_metrics(scores, cheap, strong)
+        results["random"][source] = random_router_metrics(cheap, strong)
+        results["length"][source] = router_metrics(lengths, cheap, strong)
+    cheap_ratio = typical_request_cost_usd("claude-haiku-4.5") / typical_request_cost_usd("claude-sonnet-4.5")
+    per_split = {s: outcome_at(router.model.threshold, *a) for s, a in arrays.items()}
+    mix = mix_outcome(list(per_split.values()), cheap_ratio)
+    return {
+        "results": results,
+        "sizes": sizes,
+        "per_split": per_split,
+        "mix": mix,
+        "threshold": router.model.threshold,
+    }
+
+
+def print_report(figures: dict[str, Any]) -> None:
+    results: dict[str, dict[str, RouterMetrics]] = figures["results"]
+    sizes: dict[str, int] = figures["sizes"]
+    print("| split   |     n | method         |  APGR | CPT50 | CPT80 | 95% q |")
+    print("|---------|------:|----------------|------:|------:|------:|------:|")
+    for source in datasets.SOURCES:
+        for method, label in (
+            ("router", "Auto router"),
+            ("random", "random (200×)"),
+            ("length", "prompt length"),
+        ):
+            print(_row(source, sizes[source], label, results[method][source]))
+    for method, label in (
+        ("router", "Auto router"),
+        ("random", "random (200×)"),
+        ("length", "prompt length"),
+    ):
+        print(_row("average", "", label, _mean(list(results[method].values()))))
+    average = _mean(list(results["router"].values())).apgr
+    beats = all(
+        results["router"][s].apgr > max(results["random"][s].apgr, results["length"][s].apgr)
+        for s in datasets.SOURCES
+    )
+    print(
+        f"\nAPGR averaged over the test splits: {average:.3f} (target ≥ {APGR_TARGET}: "
+        f"{'met' if average >= APGR_TARGET else 'MISSED'})"
+    )
+    print(f"Beats random and prompt length on every split: {'yes' if beats else 'NO'}")
+    print(f"\nDefault threshold {figures['threshold']:.4f} on the test splits:")
+    print("| split   | strong calls | quality vs strong | cheap | strong |")
+    print("|---------|-------------:|------------------:|------:|-------:|")
+    for source, o in figures["per_split"].items():
+        print(
+            f"| {source:7s} | {o.strong_share:12.1%} | {o.quality_ratio:17.1%} | {o.quality_cheap:5.3f} | "
+            f"{o.quality_strong:6.3f} |"
+        )
+    mix = figures["mix"]
+    print(
+        f"Test mix (splits weighted equally): {mix.strong_share:.1%} of calls to Sonnet 4.5; quality "
+        f"{mix.quality_ratio:.1%} of always-strong (target ≥ {QUALITY_TARGET:.0%}: "
+        f"{'met' if mix.quality_ratio >= QUALITY_TARGET else 'MISSED'}); API cost {mix.cost_ratio:.1%} of "
+        f"always-Sonnet (target ≤ {COST_TARGET:.0%}: {'met' if mix.cost_ratio <= COST_TARGET else 'MISSED'})"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description="Auto router vs baselines on the held-out test splits")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    if not args.data.exists():
+        print(f"no routing data at {args.data}", file=sys.stderr)
+        raise SystemExit(2)
+    started = time.perf_counter()
+    figures = evaluate(args.data)
+    print_report(figures)
+    print(f"\n({time.perf_counter() - started:.0f} s)")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Auto's decision latency: `Router.decide` on a few thousand realistic inputs, and the artifact's load time.
+
+Run: .venv/bin/python bench/router_latency.py [--inputs 3000] [--seed 0]
+
+Inputs are generated deterministically (no data set needed): greetings and short lookups, questions of a
+few hundred characters, pasted code or logs up to ~6 KB, with 0–6 attached files of up to 200 KB (only
+summarised, never hashed), conversation histories, a last model and a warm or cold cache. The artifact
+load (read the zip, build the vocabulary) is timed separately, in fresh loads. Target: p99 < 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from importlib import resources
+from typing import Any
+
+from switchboard.routing import AUTO_MODELS, RouteInput, Router
+from switchboard.routing.difficulty import ARTIFACT_NAME, DifficultyModel, read_weights
+
+P99_TARGET_MS = 1.0
+SHORT = [
+    "hi",
+    "thanks!",
+    "what does HTTP 404 mean?",
+    "how do I undo the last git commit?",
+    "what is a mutex?",
+]
+ASKS = [
+    "Refactor this module so the parser and the evaluator live in separate files.",
+    "Why does this test fail only on CI? It passes locally.",
+    "Design a rate limiter for our API gateway; discuss the trade-offs.",
+    "Add docstrings to the public functions.",
+    "Explain what this regular expression matches.",
+    "Write a function that merges two sorted lists.",
+    "Can you find the bug in this code?",
+    "Summarise the changes in this diff for a release note.",
+]
+CODE_LINE = "    result = compute(items[i], weights.get(key, 0.0)) if key in weights else None  # adjust\n"
+PROSE = "The service retries the request three times and then reports the failure to the caller. "
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))]
+
+
+def make_inputs(count: int, seed: int) -> list[RouteInput]:
+    rng = random.Random(seed)
+    inputs: list[RouteInput] = []
+    for _ in range(count):
+        kind = rng.random()
+        if kind < 0.3:
+            prompt = rng.choice(SHORT)
+        elif kind < 0.7:
+            prompt = rng.choice(ASKS) + " " + PROSE * rng.randint(0, 4)
+        else:
+            pasted = (CODE_LINE if rng.random() < 0.6 else PROSE) * rng.randint(5, 70)
+            prompt = rng.choice(ASKS) + "\n\n" + pasted
+        files = rng.choice([0, 0, 0, 1, 1, 2, 3, 6])
+        context = [
+            (f"file:///src/m{i}.py", CODE_LINE * rng.randint(10, 2_400), "python") for i in range(files)
+        ]
+        turns = rng.choice([0, 0, 2, 6, 20])
+        inputs.append(
+            RouteInput(
+                prompt=prompt,
+                context=context,
+                history_turns=turns,
+                history_tokens=turns * rng.randint(200, 6_000),
+                last_model=rng.choice(AUTO_MODELS) if turns else None,
+                cache_warm=rng.random() < 0.7 if turns else None,
+                allowed=AUTO_MODELS,
+                threshold_shift=rng.choice([0.0, 0.0, 0.05]),
+            )
+        )
+    return inputs
+
+
+def load_times_ms(repeats: int) -> list[float]:
+    times: list[float] = []
+    artifact = resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with artifact.open("rb") as handle:
+            DifficultyModel(read_weights(handle))
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description="Auto router decision latency")
+    parser.add_argument("--inputs", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    loads = load_times_ms(5)
+    router = Router.load()
+    inputs = make_inputs(args.inputs, args.seed)
+    for route in inputs[:200]:  # warm-up
+        router.decide(route)
+    latencies: list[float] = []
+    for route in inputs:
+        started = time.perf_counter_ns()
+        router.decide(route)
+        latencies.append((time.perf_counter_ns() - started) / 1e6)
+    figures = {
+        "inputs": len(inputs),
+        "p50_ms": _percentile(latencies, 50),
+        "p99_ms": _percentile(latencies, 99),
+        "max_ms": max(latencies),
+        "load_ms_median": statistics.median(loads),
+        "load_ms_first": loads[0],
+        "prompt_chars_max": max(len(r.prompt) for r in inputs),
+        "context_chars_max": max(sum(len(t) for _, t, _ in r.context) for r in inputs),
+    }
+    verdict = "met" if figures["p99_ms"] < P99_TARGET_MS else "MISSED"
+    print(
+        f"decide(): {figures['inputs']} inputs, p50 {figures['p50_ms']:.3f} ms, "
+        f"p99 {figures['p99_ms']:.3f} ms "
+        f"(target < {P99_TARGET_MS} ms: {verdict}), max {figures['max_ms']:.2f} ms"
+    )
+    print(
+        f"  prompts up to {figures['prompt_chars_max']:,} chars, attached context up to "
+        f"{figures['context_chars_max']:,} chars"
+    )
+    print(
+        f"artifact load: median {figures['load_ms_median']:.0f} ms over 5 loads "
+        f"(first {figures['load_ms_first']:.0f} ms)"
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Auto's per-request decision: a learned difficulty score, a tuned threshold, the plan, and the prompt cache.
+
+    router = Router.load()              # the committed artifact, read once (lazy, cached)
+    decision = router.decide(RouteInput(prompt="…", allowed=plan_models, last_model=…, last_answer_at=…))
+    decision.model, decision.reason     # "claude-haiku-4.5", "Short factual question → Claude Haiku 4.5"
+
+1. Difficulty: p = sigmoid(learned logit of the prompt + prior of context and keywords), the probability that
+   the cheap model falls short of the strong one.
+2. Threshold: the one tuned on validation data (artifact), minus the user's shift (clamped).
+3. Choice: p ≥ threshold → Sonnet 4.5 (Sonnet 4.0 when 4.5 is not allowed), else Haiku 4.5; never Opus.
+4. Stickiness mid-conversation: moving up happens whenever the turn needs it; moving down needs p below the
+   threshold by a band (`HYSTERESIS_SHARE` of traffic) *and* a positive expected saving once the lost
+   prompt cache is paid for;
+   Sonnet 4.0 ↔ 4.5 (same price) never switch while the cache is warm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+
+from switchboard.protocol.messages import ConcreteModelId
+from switchboard.routing.difficulty import ARTIFACT_NAME, DifficultyModel, read_weights, sigmoid
+from switchboard.routing.policy import (
+    AUTO_MODELS,
+    TIER,
+    auto_candidates,
+    auto_model,
+    cheap_choice,
+    strong_choice,
+)
+from switchboard.routing.pricing import CACHE_TTL_SECONDS, switch_saving_usd
+from switchboard.routing.reasons import choice_reason, stay_reason
+from switchboard.routing.signals import (
+    ContextEntry,
+    ContextSummary,
+    PromptSignals,
+    prior_logit,
+    read_signals,
+    summarize_context,
+)
+
+# Shifts and the hysteresis band are shares of traffic (of the validation mix), not raw probabilities:
+# a shift of 0.10 sends about ten percentage points more of typical requests to Sonnet.
+HYSTERESIS_SHARE = 0.10  # moving down needs p below the threshold of (default share + this)
+MAX_SHIFT = 0.25
+MIN_SHARE, MAX_SHARE = 0.02, 0.98
+CHARS_PER_TOKEN = 4
+
+
+class NoRoutableModelError(ValueError):
+    """The plan allows none of the models Auto can route to."""
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    prompt: str
+    context: Sequence[ContextEntry] = ()
+    history_turns: int = 0
+    history_tokens: int = 0
+    last_model: str | None = None
+    last_answer_at: float | None = None  # time.time() of the last answer; ignored when cache_warm is given
+    cache_warm: bool | None = None
+    allowed: Collection[str] = AUTO_MODELS
+    threshold_shift: float = 0.0  # positive: Sonnet more often (see policy.ThresholdShift)
+    now: float | None = None  # time.time() when None
+
+
+@dataclass(frozen=True)
+class RouteFeatures:
+    prompt_chars: int
+    context: ContextSummary
+    signals: PromptSignals
+    learned_logit: float
+    prior_logit: float
+    history_turns: int
+    history_tokens: int
+    cache_warm: bool
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    model: ConcreteModelId
+    reason: str
+    probability: float  # P(the cheap model falls short), learned score plus prior
+    threshold: float  # the effective threshold (after the user's shift)
+    features: RouteFeatures
+    wants_strong: bool  # what the difficulty alone asks for
+    kept_for_cache: bool = False  # stayed on the last model although the difficulty pointed elsewhere
+    switch_saving_usd: float | None = field(default=None)  # of moving down, when it was considered
+
+
+def cache_is_warm(route: RouteInput) -> bool:
+    if route.last_model is None or (route.history_tokens <= 0 and route.history_turns <= 0):
+        return False
+    if route.cache_warm is not None:
+        return route.cache_warm
+    if route.last_answer_at is None:
+        return False
+    now = time.time() if route.now is None else route.now
+    return 0.0 <= now - route.last_answer_at < CACHE_TTL_SECONDS
+
+
+def standalone_probability(model: DifficultyModel, prompt: str) -> float:
+    """The difficulty of a prompt with no context (what training and the benchmarks score)."""
+    return sigmoid(model.logit(prompt) + prior_logit(read_signals(prompt), ContextSummary()))
+
+
+class Router:
+    def __init__(self, model: DifficultyModel) -> None:
+        self.model = model
+
+    @classmethod
+    def load(cls) -> Router:
+        """The router with the committed artifact (read from package data once, then cached)."""
+        return _packaged_router()
+
+    def features(self, route: RouteInput) -> RouteFeatures:
+        signals = read_signals(route.prompt)
+        context = summarize_context(route.context)
+        return RouteFeatures(
+            prompt_chars=len(route.prompt),
+            context=context,
+            signals=signals,
+            learned_logit=self.model.logit(route.prompt),
+            prior_logit=prior_logit(signals, context),
+            history_turns=route.history_turns,
+            history_tokens=route.history_tokens,
+            cache_warm=cache_is_warm(route),
+        )
+
+    def strong_share(self, shift: float) -> float:
+        """The share of typical traffic sent to Sonnet by the default threshold plus the user's shift."""
+        bounded = max(-MAX_SHIFT, min(MAX_SHIFT, shift))
+        return max(MIN_SHARE, min(MAX_SHARE, self.model.share_at(self.model.threshold) + bounded))
+
+    def threshold(self, shift: float) -> float:
+        return self.model.threshold if shift == 0 else self.model.threshold_at(self.strong_share(shift))
+
+    def down_threshold(self, shift: float) -> float:
+        """Below this a turn is clearly cheap (the hysteresis band under the threshold)."""
+        return self.model.threshold_at(self.strong_share(shift) + HYSTERESIS_SHARE)
+
+    def decide(self, route: RouteInput) -> RouteDecision:
+        candidates = auto_candidates(route.allowed)
+        if not candidates:
+            raise NoRoutableModelError("the plan allows none of Auto's models")
+        features = self.features(route)
+        probability = sigmoid(features.learned_logit + features.prior_logit)
+        threshold = self.threshold(route.threshold_shift)
+        wants_strong = probability >= threshold
+        target = strong_choice(candidates) if wants_strong else cheap_choice(candidates)
+        decision = RouteDecision(
+            model=target,
+            reason=choice_reason(target, wants_strong, features, candidates),
+            probability=probability,
+            threshold=threshold,
+            features=features,
+            wants_strong=wants_strong,
+        )
+        last = auto_model(route.last_model, candidates)
+        if last is None or last == target or TIER[target] > TIER[last]:
+            return decision
+        return self._sticky(decision, last, route)
+
+    def _sticky(self, decision: RouteDecision, last: ConcreteModelId, route: RouteInput) -> RouteDecision:
+        """`decision` would move sideways or down from `last`: keep `last` unless moving pays."""
+        warm = decision.features.cache_warm
+        if TIER[decision.model] == TIER[last]:
+            return decision if not warm else _kept(decision, last, warm=True, saving=None)
+        new_tokens = (len(route.prompt) + decision.features.context.chars) // CHARS_PER_TOKEN
+        saving = switch_saving_usd(last, decision.model, route.history_tokens, new_tokens, cache_warm=warm)
+        clearly_cheap = decision.probability < self.down_threshold(route.threshold_shift)
+        if clearly_cheap and saving > 0:
+            return replace(decision, switch_saving_usd=saving)
+        return _kept(decision, last, warm=warm and clearly_cheap, saving=saving)
+
+
+def _kept(
+    decision: RouteDecision, model: ConcreteModelId, *, warm: bool, saving: float | None
+) -> RouteDecision:
+    return replace(
+        decision,
+        model=model,
+        reason=stay_reason(model, for_cache=warm),
+        kept_for_cache=True,
+        switch_saving_usd=saving,
+    )
+
+
+@cache
+def _packaged_router() -> Router:
+    artifact = resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME)
+    with artifact.open("rb") as handle:
+        return Router(DifficultyModel(read_weights(handle)))

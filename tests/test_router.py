@@ -1,0 +1,374 @@
+"""Auto's router: features, decisions with the committed artifact, stickiness, plans, shifts and helpers."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from switchboard.routing import (
+    AUTO_MODELS,
+    NoRoutableModelError,
+    RouteInput,
+    Router,
+    ThresholdShift,
+    next_fallback,
+    stronger_model,
+)
+from switchboard.routing.difficulty import DifficultyModel, DifficultyWeights, read_weights, save_weights
+from switchboard.routing.metrics import router_metrics
+from switchboard.routing.pricing import switch_saving_usd
+from switchboard.routing.router import _packaged_router  # pyright: ignore[reportPrivateUsage]
+from switchboard.routing.signals import ContextEntry, read_signals, summarize_context
+from switchboard.routing.text_features import (
+    MAX_HEAD_CHARS,
+    MAX_TAIL_CHARS,
+    excerpt,
+    ngrams,
+    numeric_features,
+)
+
+HAIKU, SONNET_45, SONNET_40, OPUS = (
+    "claude-haiku-4.5",
+    "claude-sonnet-4.5",
+    "claude-sonnet-4.0",
+    "claude-opus-4.5",
+)
+ALL = (HAIKU, SONNET_45, SONNET_40, OPUS)
+MODULE = "import json\n\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n" * 30
+FILES: list[ContextEntry] = [
+    ("file:///repo/app/config.py", MODULE, "python"),
+    ("file:///repo/app/db.py", MODULE, "python"),
+    ("file:///repo/app/api.py", MODULE, "python"),
+]
+LOOKUP = "what does HTTP 404 mean?"
+REFACTOR = "Refactor these modules to use dependency injection instead of the global config object."
+DESIGN = "How should we design the caching layer across these services? Weigh the architecture trade-offs."
+BORDERLINE_CANDIDATES = (
+    "How do I reverse a list in Python?",
+    "Add type hints to this function.",
+    "What is the difference between a list and a tuple?",
+    "Rename the variable x to count.",
+    "Explain this code.",
+)
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return Router.load()
+
+
+# --- features -----------------------------------------------------------------------------------------
+
+
+def test_ngrams_are_lowercased_words_and_bigrams() -> None:
+    assert ngrams("Hello, big World! a") == ["hello", "big", "world", "hello big", "big world"]
+
+
+def test_long_prompts_are_read_as_head_and_tail_only() -> None:
+    long = "a" * 100_000 + "TAIL"
+    part = excerpt(long)
+    assert len(part) == MAX_HEAD_CHARS + MAX_TAIL_CHARS + 1 and part.endswith("TAIL")
+    assert excerpt("short") == "short"
+
+
+def test_numeric_features_see_length_choices_and_code() -> None:
+    mc = numeric_features("Which is largest?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:")
+    prose = numeric_features("Tell me about the weather in Paris today")
+    code = numeric_features("def f(x):\n    return x + 1\n")
+    assert mc[6] == 1.0 and prose[6] == 0.0  # has_choices
+    assert code[7] == 1.0 and prose[7] == 0.0  # looks_like_code
+    assert numeric_features("x" * 10_000)[0] > prose[0]  # log_chars sees the whole length
+
+
+def test_context_summary_counts_files_and_languages_without_reading_everything() -> None:
+    huge = [("file:///big.txt", "word " * 200_000, None), *FILES]
+    started = time.perf_counter()
+    summary = summarize_context(huge)
+    assert time.perf_counter() - started < 0.05
+    assert summary.files == 4 and summary.has_code and summary.languages == ("python",)
+    assert summary.chars == sum(len(t) for _, t, _ in huge)
+    assert summarize_context([("file:///notes.md", "Meeting notes.", "markdown")]).has_code is False
+
+
+def test_signals_spot_refactors_designs_proofs_and_small_talk() -> None:
+    assert read_signals(REFACTOR).refactor
+    assert read_signals(DESIGN).design
+    assert read_signals("Prove that the square root of 2 is irrational").proof
+    assert read_signals("hi").small_talk and read_signals("thanks!").small_talk
+    assert not read_signals("hi, can you explain how the scheduler assigns tasks to workers?").small_talk
+    plain = read_signals("What is the capital of France?")
+    assert not (plain.refactor or plain.design or plain.proof or plain.debug or plain.small_talk)
+
+
+# --- decisions ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prompt", ["hi", "thanks!", "what does HTTP 404 mean?", "What is the capital of Australia?"]
+)
+def test_small_talk_and_short_lookups_go_to_haiku(router: Router, prompt: str) -> None:
+    decision = router.decide(RouteInput(prompt=prompt))
+    assert decision.model == HAIKU
+    assert decision.reason.endswith("→ Claude Haiku 4.5")
+    assert decision.probability < decision.threshold
+
+
+def test_reasons_say_what_kind_of_request_it_was(router: Router) -> None:
+    assert router.decide(RouteInput(prompt="hi")).reason == "Small talk → Claude Haiku 4.5"
+    lookup = router.decide(RouteInput(prompt="what does HTTP 404 mean?"))
+    assert lookup.reason == "Short factual question → Claude Haiku 4.5"
+
+
+def test_multi_file_refactor_goes_to_sonnet_45(router: Router) -> None:
+    decision = router.decide(RouteInput(prompt=REFACTOR, context=FILES))
+    assert decision.model == SONNET_45
+    assert decision.reason == "Multi-file refactor → Claude Sonnet 4.5"
+    assert decision.features.context.files == 3 and decision.features.signals.refactor
+
+
+def test_design_question_with_code_context_goes_to_sonnet_45(router: Router) -> None:
+    decision = router.decide(RouteInput(prompt=DESIGN, context=FILES))
+    assert decision.model == SONNET_45 and decision.reason == "Design question → Claude Sonnet 4.5"
+
+
+def test_context_raises_the_difficulty(router: Router) -> None:
+    bare = router.decide(RouteInput(prompt=REFACTOR))
+    with_files = router.decide(RouteInput(prompt=REFACTOR, context=FILES))
+    assert with_files.probability > bare.probability
+    assert with_files.features.learned_logit == bare.features.learned_logit
+
+
+# --- stickiness -----------------------------------------------------------------------------------------
+
+
+def turn(
+    prompt: str,
+    last: str,
+    *,
+    history_tokens: int,
+    warm: bool | None = True,
+    context: list[ContextEntry] | None = None,
+    shift: float = 0.0,
+    allowed: tuple[str, ...] = AUTO_MODELS,
+) -> RouteInput:
+    """A turn of a conversation that `last` answered before."""
+    return RouteInput(
+        prompt=prompt,
+        context=context or [],
+        history_turns=6,
+        history_tokens=history_tokens,
+        last_model=last,
+        cache_warm=warm,
+        allowed=allowed,
+        threshold_shift=shift,
+    )
+
+
+def borderline_shift(router: Router) -> tuple[str, float]:
+    """A prompt and a threshold shift that put it inside the hysteresis band, just below the threshold."""
+    model = router.model
+    default_share = model.share_at(model.threshold)
+    for prompt in BORDERLINE_CANDIDATES:
+        share = model.share_at(router.decide(RouteInput(prompt=prompt)).probability)
+        shift = share - 0.04 - default_share
+        if abs(shift) <= 0.2:
+            return prompt, shift
+    raise AssertionError("no borderline candidate prompt for this artifact")
+
+
+def test_a_borderline_turn_does_not_bounce_down(router: Router) -> None:
+    prompt, shift = borderline_shift(router)
+    fresh = router.decide(RouteInput(prompt=prompt, threshold_shift=shift))
+    assert fresh.model == HAIKU  # on its own it is (just) a Haiku request
+    for warm in (True, False):
+        decision = router.decide(turn(prompt, SONNET_45, history_tokens=3_000, warm=warm, shift=shift))
+        assert decision.model == SONNET_45 and decision.kept_for_cache
+        assert decision.reason == "Borderline request → staying on Claude Sonnet 4.5"
+
+
+def test_a_clearly_hard_turn_still_moves_up(router: Router) -> None:
+    decision = router.decide(turn(REFACTOR, HAIKU, history_tokens=150_000, context=FILES))
+    assert decision.model == SONNET_45 and not decision.kept_for_cache
+
+
+def test_a_cheap_turn_keeps_a_warm_long_cache(router: Router) -> None:
+    decision = router.decide(turn(LOOKUP, SONNET_45, history_tokens=120_000))
+    assert decision.model == SONNET_45 and decision.kept_for_cache
+    assert decision.reason == "Staying on Claude Sonnet 4.5 to keep its prompt cache warm"
+    assert decision.switch_saving_usd is not None and decision.switch_saving_usd < 0
+
+
+def test_a_cheap_turn_moves_down_when_the_cache_is_cold(router: Router) -> None:
+    decision = router.decide(turn(LOOKUP, SONNET_45, history_tokens=120_000, warm=False))
+    assert decision.model == HAIKU and not decision.kept_for_cache
+
+
+def test_a_cheap_turn_moves_down_when_the_saving_is_large(router: Router) -> None:
+    decision = router.decide(turn(LOOKUP, SONNET_45, history_tokens=2_000))
+    assert decision.model == HAIKU
+    assert decision.switch_saving_usd is not None and decision.switch_saving_usd > 0
+
+
+def test_cache_warmth_follows_the_last_answer_time(router: Router) -> None:
+    now = 1_000_000.0
+
+    def answered_ago(seconds: float) -> RouteInput:
+        return replace(
+            turn(LOOKUP, SONNET_45, history_tokens=120_000, warm=None), last_answer_at=now - seconds, now=now
+        )
+
+    recent = router.decide(answered_ago(60))
+    stale = router.decide(answered_ago(3600))
+    assert recent.features.cache_warm and recent.model == SONNET_45
+    assert not stale.features.cache_warm and stale.model == HAIKU
+
+
+def test_same_tier_sonnets_do_not_switch_while_warm(router: Router) -> None:
+    warm = router.decide(turn(REFACTOR, SONNET_40, history_tokens=9_000, context=FILES))
+    assert warm.model == SONNET_40
+    assert warm.reason == "Staying on Claude Sonnet 4.0 to keep its prompt cache warm"
+    cold = router.decide(turn(REFACTOR, SONNET_40, history_tokens=9_000, context=FILES, warm=False))
+    assert cold.model == SONNET_45
+
+
+def test_switch_saving_counts_the_lost_cache() -> None:
+    assert switch_saving_usd(SONNET_45, HAIKU, 150_000, 100, cache_warm=True) < 0
+    assert switch_saving_usd(SONNET_45, HAIKU, 150_000, 100, cache_warm=False) > 0
+    assert switch_saving_usd(SONNET_45, HAIKU, 1_000, 100, cache_warm=True) > 0
+
+
+# --- plans, Opus, shifts ------------------------------------------------------------------------------------
+
+
+def test_only_haiku_allowed_routes_hard_prompts_to_haiku(router: Router) -> None:
+    decision = router.decide(RouteInput(prompt=REFACTOR, context=FILES, allowed=[HAIKU]))
+    assert decision.model == HAIKU and decision.wants_strong
+    assert "plan" in decision.reason
+
+
+def test_without_sonnet_45_hard_prompts_go_to_sonnet_40(router: Router) -> None:
+    decision = router.decide(RouteInput(prompt=REFACTOR, context=FILES, allowed=[HAIKU, SONNET_40]))
+    assert decision.model == SONNET_40
+    assert decision.reason == "Multi-file refactor → Claude Sonnet 4.0 (Claude Sonnet 4.5 isn't on your plan)"
+
+
+def test_never_opus(router: Router) -> None:
+    for prompt in ("hi", REFACTOR, "Prove the four colour theorem rigorously, step by step."):
+        assert router.decide(RouteInput(prompt=prompt, context=FILES, allowed=ALL)).model != OPUS
+    sticky = router.decide(turn(REFACTOR, OPUS, history_tokens=50_000, allowed=ALL))
+    assert sticky.model in AUTO_MODELS
+    with pytest.raises(NoRoutableModelError):
+        router.decide(RouteInput(prompt="hi", allowed=[OPUS]))
+
+
+def test_threshold_shift_moves_borderline_prompts_up(router: Router) -> None:
+    model = router.model
+    prompt = "How do I reverse a list in Python?"
+    plain = router.decide(RouteInput(prompt=prompt))
+    assert plain.model == HAIKU
+    needed = model.share_at(plain.probability) - model.share_at(model.threshold)
+    assert 0 < needed < ThresholdShift.MAX_SHIFT
+    shift = ThresholdShift(retries=40, routed_turns=60).shift
+    assert shift >= needed
+    shifted = router.decide(RouteInput(prompt=prompt, threshold_shift=shift))
+    assert shifted.model == SONNET_45 and shifted.threshold < plain.threshold
+    assert router.decide(RouteInput(prompt="hi", threshold_shift=shift)).model == HAIKU
+
+
+def test_threshold_shift_is_bounded_and_fades() -> None:
+    assert ThresholdShift().shift == 0.0
+    one = ThresholdShift().after_retry()
+    assert 0 < one.shift < ThresholdShift(retries=5, routed_turns=10).shift <= ThresholdShift.MAX_SHIFT
+    assert ThresholdShift(retries=1_000, routed_turns=1).shift == ThresholdShift.MAX_SHIFT
+    state = ThresholdShift(retries=20, routed_turns=99).after_routed_turn()
+    assert (state.retries, state.routed_turns) == (10, 50)
+    busy = ThresholdShift(retries=3, routed_turns=20)
+    assert busy.after_routed_turn().shift < busy.shift
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def test_next_fallback_order() -> None:
+    assert next_fallback(SONNET_45, ALL, [SONNET_45]) == SONNET_40
+    assert next_fallback(SONNET_45, ALL, [SONNET_45, SONNET_40]) == HAIKU
+    assert next_fallback(SONNET_45, ALL, [SONNET_45, SONNET_40, HAIKU]) is None
+    assert next_fallback(HAIKU, ALL, [HAIKU]) == SONNET_45
+    assert next_fallback(SONNET_45, [HAIKU, SONNET_45], []) == HAIKU
+    assert next_fallback(HAIKU, ALL, [HAIKU, SONNET_45, SONNET_40]) is None  # never Opus
+
+
+def test_stronger_model_is_the_next_one_up_the_plan_allows() -> None:
+    assert stronger_model(HAIKU, ALL) == SONNET_45
+    assert stronger_model(HAIKU, [HAIKU, SONNET_40]) == SONNET_40
+    assert stronger_model(SONNET_45, ALL) == OPUS
+    assert stronger_model(SONNET_45, [HAIKU, SONNET_45]) is None
+    assert stronger_model(SONNET_40, ALL) == SONNET_45
+    assert stronger_model(OPUS, ALL) is None
+
+
+# --- artifact and metrics -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    _packaged_router.cache_clear()
+    yield
+    _packaged_router.cache_clear()
+
+
+@pytest.mark.usefixtures("no_network")
+def test_artifact_loads_from_package_data_without_network() -> None:
+    router = Router.load()
+    assert Router.load() is router  # cached
+    assert len(router.model.weights.vocabulary) > 10_000
+    assert 0.0 < router.model.threshold < 1.0
+    assert router.model.meta["format"] == 1
+    assert router.decide(RouteInput(prompt="hi")).model == HAIKU
+
+
+def tiny_weights() -> DifficultyWeights:
+    return DifficultyWeights(
+        vocabulary=["hard", "proof", "hard proof"],
+        idf=np.array([1.0, 2.0, 3.0], dtype=np.float32),
+        ngram_weights=np.array([0.5, 1.0, 2.0], dtype=np.float32),
+        numeric_mean=np.zeros(12),
+        numeric_scale=np.ones(12),
+        numeric_weights=np.zeros(12),
+        intercept=-0.25,
+        threshold=0.6,
+        meta={"format": 1},
+    )
+
+
+def test_artifact_round_trip_is_exact_and_deterministic(tmp_path: Path) -> None:
+    buffers: list[bytes] = []
+    for _ in range(2):
+        path = tmp_path / "m.npz"
+        save_weights(tiny_weights(), path)
+        buffers.append(path.read_bytes())
+    assert buffers[0] == buffers[1]
+    model = DifficultyModel(read_weights(io.BytesIO(buffers[0])))
+    expected_norm = (1.0**2 + 2.0**2 + 3.0**2) ** 0.5
+    assert model.text_logit("hard proof") == pytest.approx((0.5 + 2.0 + 6.0) / expected_norm)
+    assert model.logit("nothing known") == pytest.approx(-0.25)
+
+
+def test_metrics_random_is_half_and_an_oracle_beats_it() -> None:
+    cheap = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    strong = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    assert router_metrics(np.zeros(6), cheap, strong).apgr == pytest.approx(0.5)
+    oracle = router_metrics(strong - cheap, cheap, strong)
+    assert oracle.apgr > 0.9 and oracle.cpt50 <= 0.5
