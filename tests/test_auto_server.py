@@ -132,3 +132,28 @@ async def test_a_follow_up_reads_the_conversation_from_the_prompt_cache(
         ),
     )
     assert Decimal(str(second["credits"])) < uncached / 2, "cache reads are billed at the cheaper rate"
+
+
+async def test_auto_sends_small_talk_to_haiku_and_a_multi_file_design_question_to_sonnet(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    small = await session.chat("hi, thanks!")
+    files = [
+        {
+            "uri": f"{workspace}/{name}.py",
+            "text": f"class {name.title()}:\n    def run(self):\n        pass\n" * 40,
+        }
+        for name in ("orders", "billing", "payments")
+    ]
+    design = await session.chat(
+        "Design a refactor that splits billing out of orders and payments: what architecture and why?",
+        context=files,
+    )
+    assert small["routedModel"] == "claude-haiku-4.5", small["routeReason"]
+    assert design["routedModel"] == "claude-sonnet-4.5", design["routeReason"]
+    assert [b["model"] for b in message_requests(fake_api)] == [
+        "claude-haiku-4-5-20251001",
+        "claude-sonnet-4-5-20250929",
+    ]
+    assert small["routeReason"] != design["routeReason"]

@@ -48,7 +48,7 @@ from switchboard.store import StoredTurn, TurnOutcome, title_from_prompt
 from .account import AccountFeature
 from .base import Feature, dump, plain, register_request
 from .models import ModelsFeature, require_known_model
-from .routing import AutoRouting, TurnFacts
+from .routing import AutoRouting, TurnFacts, shift_from
 from .streaming import DeltaCoalescer
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,8 @@ class ChatFeature(Feature):
     def _stronger(self, params: RetryParams, answer: StoredTurn) -> ModelSpec:
         if params.model_id:
             return require_known_model(params.model_id)
-        allowed = [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
         current = answer.routed_model or answer.model_id or "claude-haiku-4.5"
-        stronger = self.routing.stronger(current, allowed)
+        stronger = self.routing.stronger(current, self._allowed())
         if stronger is None:
             raise InvalidParams(
                 f"{CATALOG[current].name} is already the strongest model your plan allows.",
@@ -178,7 +177,7 @@ class ChatFeature(Feature):
         if not self.server.api_key:
             raise AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
         history = self._history(request)
-        route = self.route(request, history)
+        route = await self.route(request, history)
         prompt = self._build(request, route.model, history)
         answer = self._start(request, route, prompt, entitlement)
         task = asyncio.current_task()
@@ -190,18 +189,22 @@ class ChatFeature(Feature):
             if request.token is not None:
                 self._running.pop(request.token, None)
 
-    def route(self, request: TurnRequest, history: list[StoredTurn]) -> Route:
+    async def route(self, request: TurnRequest, history: list[StoredTurn]) -> Route:
         if request.model.id != "auto":
             return Route(request.model, f"You chose {request.model.name}")
+        store = self.server.store
         facts = TurnFacts(
             prompt=request.prompt,
             context=request.context,
             history=history,
-            retries=self.server.store.retry_count(request.workspace),
+            shift=shift_from(store.routing_counts(request.workspace)),
         )
-        allowed = [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
-        choice = self.routing.choose(facts, allowed)
+        choice = await self.routing.choose(facts, self._allowed())
+        store.record_routed_turn(request.workspace)
         return Route(choice.model, choice.reason)
+
+    def _allowed(self) -> list[str]:
+        return [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
 
     def _history(self, request: TurnRequest) -> list[StoredTurn]:
         if not request.conversation_id:
@@ -307,8 +310,9 @@ class ChatFeature(Feature):
         busy = exc.status in (429, 529) or (exc.status is None and exc.type == "overloaded_error")
         if not busy or answer.state.text or answer.state.thinking:
             return None
-        allowed = [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
-        model = self.routing.fallback(answer.route.model.id, allowed, tried, auto=request.model.id == "auto")
+        model = self.routing.fallback(
+            answer.route.model.id, self._allowed(), tried, auto=request.model.id == "auto"
+        )
         if model is None:
             return None
         reason = f"{answer.route.model.name} is busy → {model.name} answers instead"

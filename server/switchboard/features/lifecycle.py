@@ -28,6 +28,7 @@ class LifecycleFeature(Feature):
         self._installed: dict[str, Any] = {}
         self._initialized = False
         self._warmup: asyncio.Future[Any] | None = None
+        self._router_warmup: asyncio.Future[Any] | None = None
 
     def register(self) -> None:
         self.server.feature(lsp.INITIALIZE)(plain(self.on_initialize))
@@ -67,6 +68,8 @@ class LifecycleFeature(Feature):
 
         # Warm up the SDK import in the background so the first chat starts at full speed.
         self._warmup = asyncio.ensure_future(load_sdk())
+        if (chat := self._installed.get("chat")) is not None:
+            self._router_warmup = asyncio.ensure_future(chat.routing.router())
         if (account := self._installed.get("account")) is not None:
             account.schedule_rollover()
 

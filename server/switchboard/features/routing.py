@@ -1,32 +1,21 @@
 """Auto's choices for a turn: which model answers, which steps in when it is busy, which is stronger.
 
-The decisions live in `switchboard.routing` (a learned router); this module only gathers what it needs
-from the conversation and the plan.
+The decisions live in `switchboard.routing` (a learned router, see docs/router.md); this module only
+gathers what it needs from the conversation, the plan and the user's history of retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.messages import ContextItem
+from switchboard.routing import AUTO_MODELS, RouteInput, Router, ThresholdShift, next_fallback, stronger_model
 from switchboard.store import StoredTurn
-
-# Fallback order when a model is busy: a model of the same class first, then the other one.
-FALLBACKS: dict[str, tuple[str, ...]] = {
-    "claude-sonnet-4.5": ("claude-sonnet-4.0", "claude-haiku-4.5"),
-    "claude-sonnet-4.0": ("claude-sonnet-4.5", "claude-haiku-4.5"),
-    "claude-haiku-4.5": ("claude-sonnet-4.5", "claude-sonnet-4.0"),
-    "claude-opus-4.5": ("claude-sonnet-4.5", "claude-sonnet-4.0"),
-}
-STRONGER: dict[str, tuple[str, ...]] = {
-    "claude-haiku-4.5": ("claude-sonnet-4.5", "claude-sonnet-4.0", "claude-opus-4.5"),
-    "claude-sonnet-4.0": ("claude-sonnet-4.5", "claude-opus-4.5"),
-    "claude-sonnet-4.5": ("claude-opus-4.5",),
-    "claude-opus-4.5": (),
-}
-AUTO_CHOICES = ("claude-haiku-4.5", "claude-sonnet-4.5", "claude-sonnet-4.0")
+from switchboard.tokens import estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -37,36 +26,63 @@ class AutoChoice:
 
 @dataclass(frozen=True)
 class TurnFacts:
-    """What Auto looks at: the prompt, its context, and the conversation so far."""
+    """What Auto looks at: the prompt, its context, the conversation so far and the user's retries."""
 
     prompt: str
     context: list[ContextItem]
     history: list[StoredTurn]
-    retries: int
+    shift: ThresholdShift
 
 
 class AutoRouting:
-    def choose(self, facts: TurnFacts, allowed: list[str]) -> AutoChoice:
-        candidates = [model for model in AUTO_CHOICES if model in allowed]
-        default = CATALOG[candidates[1] if len(candidates) > 1 else candidates[0]]
-        return AutoChoice(default, f"Auto → {default.name}")
+    def __init__(self) -> None:
+        self._router: asyncio.Future[Router] | None = None
+
+    async def router(self) -> Router:
+        """The router's artifact loads off the event loop, once (about 0.1 s)."""
+        if self._router is None:
+            self._router = asyncio.ensure_future(asyncio.to_thread(Router.load))
+        return await asyncio.shield(self._router)
+
+    async def choose(self, facts: TurnFacts, allowed: list[str]) -> AutoChoice:
+        router = await self.router()
+        decision = router.decide(route_input(facts, allowed))
+        return AutoChoice(CATALOG[decision.model], decision.reason)
 
     @staticmethod
     def fallback(model_id: str, allowed: list[str], tried: list[str], *, auto: bool) -> ModelSpec | None:
-        for candidate in FALLBACKS.get(model_id, ()):
-            if candidate in allowed and candidate not in tried and (not auto or candidate in AUTO_CHOICES):
-                return CATALOG[candidate]
-        return None
+        candidates = [m for m in allowed if m in AUTO_MODELS] if auto else allowed
+        model = next_fallback(model_id, candidates, tried)
+        return CATALOG[model] if model else None
 
     @staticmethod
     def stronger(model_id: str, allowed: list[str]) -> ModelSpec | None:
-        return next((CATALOG[m] for m in STRONGER.get(model_id, ()) if m in allowed), None)
+        model = stronger_model(model_id, allowed)
+        return CATALOG[model] if model else None
 
 
-def last_answer(history: list[StoredTurn]) -> StoredTurn | None:
-    return next((t for t in reversed(history) if t.role == "assistant" and t.routed_model), None)
+def route_input(facts: TurnFacts, allowed: list[str]) -> RouteInput:
+    last = _last_answer(facts.history)
+    return RouteInput(
+        prompt=facts.prompt,
+        context=[(item.uri, item.text, item.language_id) for item in facts.context],
+        history_turns=len(facts.history),
+        history_tokens=sum(estimate_tokens(turn.text) for turn in facts.history),
+        last_model=last.routed_model if last else None,
+        last_answer_at=_epoch(last.created_at) if last else None,
+        allowed=allowed,
+        threshold_shift=facts.shift.shift,
+    )
 
 
-def seconds_since(timestamp: str) -> float:
-    then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return (datetime.now(UTC) - then).total_seconds()
+def _last_answer(history: list[StoredTurn]) -> StoredTurn | None:
+    return next((t for t in reversed(history) if t.role == "assistant" and t.routed_model and t.text), None)
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def shift_from(counts: Any) -> ThresholdShift:
+    retries, routed = counts
+    return ThresholdShift(retries=retries, routed_turns=routed)

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS workspaces (
     uri TEXT NOT NULL UNIQUE,
     selected_model TEXT,
     retry_count INTEGER NOT NULL DEFAULT 0,
+    routed_count INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conversations (
@@ -180,10 +181,21 @@ class ConversationStore:
         return self.retry_count(workspace)
 
     def retry_count(self, workspace: str) -> int:
+        return self.routing_counts(workspace)[0]
+
+    def record_routed_turn(self, workspace: str) -> None:
+        workspace_id = self._workspace_id(workspace, create=True)
+        self._db.execute(
+            "UPDATE workspaces SET routed_count = routed_count + 1 WHERE id = ?", (workspace_id,)
+        )
+
+    def routing_counts(self, workspace: str) -> tuple[int, int]:
+        """(retries with a stronger model, turns Auto routed) here: what the router learns from."""
         row = self._db.execute(
-            "SELECT retry_count FROM workspaces WHERE uri = ?", (normalize_workspace(workspace),)
+            "SELECT retry_count, routed_count FROM workspaces WHERE uri = ?",
+            (normalize_workspace(workspace),),
         ).fetchone()
-        return 0 if row is None else int(row["retry_count"])
+        return (0, 0) if row is None else (int(row["retry_count"]), int(row["routed_count"]))
 
     # --- conversations --------------------------------------------------------------------------
 
