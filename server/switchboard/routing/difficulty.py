@@ -15,6 +15,7 @@ import io
 import json
 import math
 import zipfile
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +46,13 @@ class DifficultyWeights:
     meta: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
+def _doubles(values: NDArray[Any]) -> array[float]:
+    """A compact array of doubles, filled from raw bytes (no transient Python floats)."""
+    doubles: array[float] = array("d")
+    doubles.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return doubles
+
+
 class DifficultyModel:
     """Scores prompts; built once from `DifficultyWeights` (a dict lookup per n-gram at run time)."""
 
@@ -52,11 +60,11 @@ class DifficultyModel:
         if len(weights.numeric_weights) != len(NUMERIC_FEATURE_NAMES):
             raise ValueError("artifact does not match the numeric features of this version")
         self.weights = weights
-        idf = weights.idf.tolist()
-        ngram_weights = weights.ngram_weights.tolist()
-        self._entries: dict[str, tuple[float, float]] = {
-            gram: (idf[i], ngram_weights[i]) for i, gram in enumerate(weights.vocabulary)
-        }
+        # n-gram → row index, with the numbers kept in compact arrays: a dict of float tuples cost ~10 MB
+        # more of the server's memory for the same lookups.
+        self._index: dict[str, int] = {gram: i for i, gram in enumerate(weights.vocabulary)}
+        self._idf = _doubles(weights.idf)
+        self._weights = _doubles(weights.ngram_weights)
         self._numeric = list(
             zip(
                 weights.numeric_mean.tolist(),
@@ -92,14 +100,14 @@ class DifficultyModel:
         """The n-gram part of the logit: TF-IDF (sublinear tf, L2-normalised) · weights."""
         dot = 0.0
         norm = 0.0
-        entries = self._entries
+        index, idf, weights = self._index, self._idf, self._weights
         for gram, count in ngram_counts(excerpt(prompt)).items():
-            entry = entries.get(gram)
-            if entry is None:
+            row = index.get(gram)
+            if row is None:
                 continue
-            value = (1.0 + math.log(count)) * entry[0]
+            value = (1.0 + math.log(count)) * idf[row]
             norm += value * value
-            dot += value * entry[1]
+            dot += value * weights[row]
         return dot / math.sqrt(norm) if norm > 0.0 else 0.0
 
     def numeric_logit(self, prompt: str) -> float:
