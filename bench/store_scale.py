@@ -232,9 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"10: p50 {small[f'{what}_p50_ms']:6.2f} ms  p99 {small[f'{what}_p99_ms']:6.2f} ms   "
             f"(target < {target} ms)"
         )
-    print(
-        f"  (list = the newest {PAGE}, as the protocol pages; all 10k at once: p50 {big['list_all_p50_ms']:.1f} ms)"
-    )
+    everything = big["list_all_p50_ms"]
+    print(f"  (list = the newest {PAGE}, as the protocol pages; all at once: p50 {everything:.1f} ms)")
     print(
         f"  through the server (10k): list p50 {server['server_list_p50_ms']:.1f} ms, "
         f"open p50 {server['server_open_p50_ms']:.2f} ms"
