@@ -457,6 +457,30 @@ def _new_chat(c: Ctx) -> None:
     expect(chat.locator(".chat-title")).to_have_text("New chat")
 
 
+@step("model output with <script>, onerror handlers and javascript: links renders inert")
+def _inert(c: Ctx) -> None:
+    # The fake API echoes the prompt into its answer, so this is hostile *model output* reaching the webview.
+    chat = c.chat()
+    chat.evaluate("() => { window.__pwned = 0; }")
+    answers = chat.locator(".msg.assistant").count()
+    payload = (
+        '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> '
+        "[go](javascript:window.__pwned=3) <a href=\"javascript:window.__pwned=4\">x</a>"
+    )
+    chat.locator("#prompt").fill(payload)
+    chat.locator("#prompt").press("Enter")
+    expect(chat.locator(".msg.assistant")).to_have_count(answers + 1, timeout=20_000)
+    expect(chat.locator(".msg.assistant.streaming")).to_have_count(0, timeout=60_000)
+    body = c.last_answer(chat).locator(".msg-body")
+    expect(body).to_contain_text("Simulated reply", timeout=20_000)
+    assert body.locator("script").count() == 0, "a script element survived sanitizing"
+    assert body.locator("[onerror], [onclick], [onload]").count() == 0, "an event handler survived"
+    assert body.locator('a[href^="javascript:" i]').count() == 0, "a javascript: link survived"
+    c.page.wait_for_timeout(500)
+    assert chat.evaluate("() => window.__pwned") == 0, "hostile output ran code in the webview"
+    c.credits_before = c.status_credits()
+
+
 def main() -> int:
     os.makedirs(SHOTS, exist_ok=True)
     passed = failed = 0
