@@ -106,7 +106,6 @@ OPUS_45 = ModelSpec(
 )
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (AUTO, HAIKU_45, SONNET_40, SONNET_45, OPUS_45)}
-CONCRETE_MODELS: tuple[ModelSpec, ...] = (HAIKU_45, SONNET_40, SONNET_45, OPUS_45)
 
 
 def concrete_id(spec: ModelSpec) -> ConcreteModelId:

@@ -43,12 +43,13 @@ from switchboard.providers.anthropic_api import (
     UpstreamError,
 )
 from switchboard.providers.prompt import BuiltPrompt, PromptTooLargeError, build_prompt, exchanges
+from switchboard.routing import ThresholdShift
 from switchboard.store import StoredTurn, TurnOutcome, title_from_prompt
 
 from .account import AccountFeature
 from .base import Feature, dump, plain, register_request
 from .models import ModelsFeature, require_known_model
-from .routing import AutoRouting, TurnFacts, shift_from
+from .routing import AutoRouting, TurnFacts
 from .streaming import DeltaCoalescer
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class ChatFeature(Feature):
             prompt=request.prompt,
             context=request.context,
             history=history,
-            shift=shift_from(store.routing_counts(request.workspace)),
+            shift=ThresholdShift(*store.routing_counts(request.workspace)),
         )
         choice = await self.routing.choose(facts, self._allowed())
         store.record_routed_turn(request.workspace)
@@ -220,7 +221,7 @@ class ChatFeature(Feature):
                 context=request.context,
                 anthropic_model=_anthropic_id(model),
                 context_window=model.context_window,
-                max_tokens=self._max_tokens(request),
+                max_tokens=self._max_tokens(request, model),
                 thinking=request.thinking_budget is not None,
                 cache=self.server.settings.prompt_cache,
             )
@@ -233,10 +234,10 @@ class ChatFeature(Feature):
                 ),
             ) from None
 
-    def _max_tokens(self, request: TurnRequest) -> int:
-        """The answer's output budget plus any thinking budget, within what the model can produce."""
+    def _max_tokens(self, request: TurnRequest, model: ModelSpec) -> int:
+        """The answer's output budget plus any thinking budget, within what the answering model produces."""
         output = self.server.settings.max_output_tokens + (request.thinking_budget or 0)
-        return min(output, request.model.max_output_tokens)
+        return min(output, model.max_output_tokens)
 
     def _start(
         self, request: TurnRequest, route: Route, prompt: BuiltPrompt, entitlement: Entitlement
@@ -293,7 +294,7 @@ class ChatFeature(Feature):
             anthropic_model=_anthropic_id(answer.route.model),
             system=answer.prompt.system,
             messages=answer.prompt.messages,
-            max_tokens=self._max_tokens(request),
+            max_tokens=self._max_tokens(request, answer.route.model),
             thinking_budget=request.thinking_budget,
         )
         try:

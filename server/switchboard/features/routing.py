@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.messages import ContextItem
@@ -81,8 +80,3 @@ def _last_answer(history: list[StoredTurn]) -> StoredTurn | None:
 
 def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-
-
-def shift_from(counts: Any) -> ThresholdShift:
-    retries, routed = counts
-    return ThresholdShift(retries=retries, routed_turns=routed)

@@ -174,14 +174,10 @@ class ConversationStore:
         workspace_id = self._workspace_id(workspace, create=True)
         self._db.execute("UPDATE workspaces SET selected_model = ? WHERE id = ?", (model_id, workspace_id))
 
-    def record_retry(self, workspace: str) -> int:
+    def record_retry(self, workspace: str) -> None:
         """Counts 'retry with a stronger model' events: the router learns from them."""
         workspace_id = self._workspace_id(workspace, create=True)
         self._db.execute("UPDATE workspaces SET retry_count = retry_count + 1 WHERE id = ?", (workspace_id,))
-        return self.retry_count(workspace)
-
-    def retry_count(self, workspace: str) -> int:
-        return self.routing_counts(workspace)[0]
 
     def record_routed_turn(self, workspace: str) -> None:
         workspace_id = self._workspace_id(workspace, create=True)
