@@ -540,15 +540,22 @@ def _audit(server: AuditedServer, root: Path, secrets: list[str], label: str) ->
 
 
 def _force_internal_errors(server: AuditedServer) -> None:
-    """Errors the server does not anticipate, through the protocol: today each ends in a traceback on stderr
-    and an `Error in server` window/showMessage (the scan below covers both)."""
-    shown = len(server.frames_with_method("window/showMessage"))
+    """Errors the server does not anticipate, through the protocol: each ends in a traceback in the server
+    log and an error line in the editor's output channel (`window/logMessage`), never a pop-up (the scan
+    below covers all three)."""
+
+    def logged() -> int:
+        return len([f for f in server.frames_with_method("window/logMessage") if f["params"]["type"] == 1])
+
+    before = logged()
     server.notify("window/workDoneProgress/cancel", {"token": {"not": "hashable"}})
-    server.notify("$/cancelRequest", {"id": {"not": "hashable"}})
+    server.notify("$/cancelRequest", {"id": {"not": "hashable"}})  # pygls raises on this one
     server.notify("$/cancelRequest", {})
-    deadline = time.monotonic() + 3
-    while len(server.frames_with_method("window/showMessage")) < shown + 2 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 5
+    while logged() < before + 1 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert logged() >= before + 1, "the malformed notification was not reported in the output channel"
+    assert not server.frames_with_method("window/showMessage"), "an internal error popped up in the editor"
     assert "result" in server.call("switchboard/models", {}), "the server is not usable after internal errors"
 
 
@@ -993,3 +1000,30 @@ async def test_sql_metacharacters_in_prompts_and_titles_are_stored_verbatim(
         assert db.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 6
     finally:
         db.close()
+
+
+# --- internal errors ----------------------------------------------------------------------------------
+
+
+async def test_an_internal_error_answers_with_a_reference_not_a_traceback(
+    start_server: SessionFactory, fake_api: FakeAnthropic, state_dir: Path
+) -> None:
+    """A corrupt conversation database is a fault nothing anticipates: the client gets `-32603` with a
+    reference it can quote, the server log gets the traceback under the same reference, and the server
+    goes on serving what does not need that database."""
+    session = await start_server(fake_api)
+    await session.chat("hello", modelId="claude-haiku-4.5")
+    for path in state_dir.glob("conversations.sqlite3*"):
+        path.write_bytes(b"this is not a database " * 512)
+
+    error = await session.error("switchboard/conversations", {"workspaceUri": session.workspace})
+
+    assert error.code == -32603
+    reference = error.data["reference"]
+    assert error.data == {"reference": reference} and len(reference) == 8
+    assert f"reference {reference}" in error.message
+    answer = json.dumps({"message": error.message, "data": error.data})
+    assert "Traceback" not in answer and str(state_dir) not in answer and ".py" not in answer
+    assert "plan" in await session.request("switchboard/usage", {})
+    log = (state_dir / "logs" / "server.log").read_text(encoding="utf-8")
+    assert reference in log and "Traceback" in log

@@ -144,6 +144,9 @@ export interface ModelEstimate {
   inputTokens: number;
   modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
 }
+export interface InternalErrorData {
+  reference: string;
+}
 export interface InvalidParamsData {
   errors: string[];
   modelId: string | null;
@@ -344,6 +347,7 @@ export type ChatProgress = ProgressBegin | RouteReport | TextReport | ThinkingRe
 /** JSON-RPC error codes the server uses. */
 export const ErrorCode = {
   REQUEST_CANCELLED: -32800,
+  INTERNAL_ERROR: -32603,
   INVALID_PARAMS: -32602,
   PLAN_FORBIDS_MODEL: 1001,
   CREDITS_EXHAUSTED: 1002,

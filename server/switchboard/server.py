@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types as lsp
+from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 
 from switchboard import __version__
 from switchboard.config import Settings
 from switchboard.logs import scrubber
-from switchboard.rpc import raw_json_converter
+from switchboard.rpc import SwitchboardProtocol, raw_json_converter
 
 if TYPE_CHECKING:
     from switchboard.providers.anthropic_api import AnthropicProvider
@@ -26,7 +27,12 @@ log = logging.getLogger(__name__)
 
 class SwitchboardServer(LanguageServer):
     def __init__(self, settings: Settings) -> None:
-        super().__init__("switchboard", __version__, converter_factory=raw_json_converter)
+        super().__init__(
+            "switchboard",
+            __version__,
+            protocol_cls=SwitchboardProtocol,
+            converter_factory=raw_json_converter,
+        )
         self.settings = settings
         self._api_key = settings.api_key
         self._store: ConversationStore | None = None
@@ -34,6 +40,20 @@ class SwitchboardServer(LanguageServer):
         self.init_options: dict[str, Any] = {}
         # workspace/executeCommand handlers, filled in when the features load.
         self.commands: dict[str, Callable[..., Any]] = {}
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Errors outside a request (a malformed notification, a failed send) go to the log and the
+        editor's output channel, not to a pop-up: the user cannot act on them, and pygls' text is a raw
+        exception. Request errors are answered by the request itself (see `SwitchboardProtocol`)."""
+        if source is FeatureRequestError:
+            return
+        log.error("error outside a request (%s): %s", getattr(source, "__name__", source), error)
+        self.window_log_message(
+            lsp.LogMessageParams(
+                type=lsp.MessageType.Error,
+                message="Switchboard ignored a message it could not handle; the server log has the details.",
+            )
+        )
 
     # --- services the features share ----------------------------------------------------------
 

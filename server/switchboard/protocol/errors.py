@@ -10,6 +10,7 @@ from pygls.exceptions import JsonRpcException
 from .messages import (
     AuthErrorData,
     CreditsExhaustedData,
+    InternalErrorData,
     InvalidParamsData,
     NotFoundData,
     PlanForbidsData,
@@ -21,6 +22,7 @@ from .messages import (
 
 class ErrorCode(IntEnum):
     INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
     REQUEST_CANCELLED = -32800
     PLAN_FORBIDS_MODEL = 1001
     CREDITS_EXHAUSTED = 1002
@@ -94,3 +96,17 @@ class PromptTooLarge(SwitchboardError):
 
     def __init__(self, message: str, data: PromptTooLargeData) -> None:
         super().__init__(message, data)
+
+
+class InternalError(SwitchboardError):
+    """A bug or an environment fault (a corrupt database, a full disk): the client gets a reference, the
+    server log gets the traceback. Never the traceback itself, which would carry paths and local values."""
+
+    code = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(
+            f"Switchboard failed to handle this request (reference {reference}; "
+            "the server log has the details).",
+            InternalErrorData(reference=reference),
+        )

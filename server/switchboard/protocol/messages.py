@@ -367,3 +367,7 @@ class PromptTooLargeData(Wire):
     model_id: str
     input_tokens: int
     context_window: int
+
+
+class InternalErrorData(Wire):
+    reference: str  # also in the server log, next to the traceback
