@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.plans import Entitlement, Ledger, Meter, TurnRecord, credits_for, to_hundredths, utc_now
+from switchboard.plans.period import period_of
 from switchboard.protocol.messages import Usage
 
 ACCOUNT = Entitlement("power", "bench-account", "bench", None, "bench")
@@ -120,7 +121,7 @@ def check_exact(
     with ledger.read() as view:
         now = utc_now()
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        totals = view.totals(ACCOUNT.account_key, start, now + timedelta(days=1))
+        totals = view.totals(ACCOUNT.account_key, period_of(now))
         ours = [
             t
             for t in view.turns(ACCOUNT.account_key, start, now + timedelta(days=1))
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         already = Ledger(big_db)
         with already.read() as view:
             now = utc_now()
-            already_h = view.totals(ACCOUNT.account_key, now.replace(day=1, hour=0, minute=0), now).credits
+            already_h = view.totals(ACCOUNT.account_key, period_of(now)).credits
         already.close()
 
         one = run_workers(one_db, args.charges, ["solo"])

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from switchboard.plans.credits import credits_for
 from switchboard.plans.entitlement import Entitlement
-from switchboard.plans.ledger import SCHEMA_VERSION, AccountSettings, Ledger, TurnRecord
+from switchboard.plans.ledger import SCHEMA_VERSION, AccountSettings, Ledger, Totals, TurnRecord
 from switchboard.plans.meter import ChargeResult, Meter
+from switchboard.plans.period import period_of
 from switchboard.protocol.messages import ConcreteModelId, PlanId, Usage
 
 NOW = datetime(2026, 11, 15, 10, 20, 30, 123456, tzinfo=UTC)
@@ -100,6 +101,53 @@ def test_settings_and_alerts(tmp_path: Path) -> None:
     with ledger.read() as view:
         assert view.settings("acct") == AccountSettings(True, 1_000)
         assert view.alerts("acct", "2026-11") == ["eighty"]
+
+
+def test_totals_by_model_and_by_day_follow_charged_turns(tmp_path: Path) -> None:
+    first_of_december = datetime(2026, 12, 1, tzinfo=UTC)
+    november, december = period_of(NOW), period_of(first_of_december)
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        with ledger.write() as tx:
+            tx.insert(record("t1"))
+            tx.insert(record("t2", credits=100, overage=0, at=NOW.replace(day=16)))
+            tx.insert(record("t3", credits=500, overage=0, charged=False, reason="failed"))
+            tx.insert(record("t4", credits=7, overage=7, at=first_of_december))
+            tx.insert(record("t5", account="other"))
+            tx.insert(
+                record("t6", model_id="claude-opus-4.5", routed_model="claude-opus-4.5", credits=9, overage=0)
+            )
+        with ledger.read() as view:
+            assert view.totals("acct", november) == Totals(1343, 34, 3)
+            assert view.totals("acct", december) == Totals(7, 7, 1)
+            assert view.totals("acct", period_of(datetime(2027, 1, 1, tzinfo=UTC))) == Totals(0, 0, 0)
+            assert [
+                (m.model_id, m.routed_model, m.turns, m.credits) for m in view.by_model("acct", november)
+            ] == [
+                ("auto", "claude-haiku-4.5", 2, 1334),
+                ("claude-opus-4.5", "claude-opus-4.5", 1, 9),
+            ]
+            assert view.daily("acct", november) == {
+                "2026-11-15": {("auto", "claude-haiku-4.5"): 1234, ("claude-opus-4.5", "claude-opus-4.5"): 9},
+                "2026-11-16": {("auto", "claude-haiku-4.5"): 100},
+            }
+
+
+def test_a_schema_1_ledger_gains_its_daily_sums_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    with Ledger(path) as ledger, ledger.write() as tx:
+        for n in range(5):
+            tx.insert(record(f"t{n}", credits=100 + n, overage=n, at=NOW.replace(day=10 + n % 2)))
+        tx.insert(record("failed", credits=0, overage=0, charged=False, reason="failed"))
+    db = sqlite3.connect(path)  # back to what schema 1 looked like
+    db.executescript("DROP TABLE usage_by_day; PRAGMA user_version = 1;")
+    db.close()
+    with Ledger(path) as ledger, ledger.read() as view:
+        assert view.totals("acct", period_of(NOW)) == Totals(510, 10, 5)
+        assert view.daily("acct", period_of(NOW)) == {
+            "2026-11-10": {("auto", "claude-haiku-4.5"): 306},
+            "2026-11-11": {("auto", "claude-haiku-4.5"): 204},
+        }
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 # --- invariants under random use ---------------------------------------------------------------------

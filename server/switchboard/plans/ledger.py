@@ -3,6 +3,11 @@
 WAL lets readers run beside a writer; every write is one `BEGIN IMMEDIATE` transaction, so a charge reads
 the period's totals and records the turn without another process slipping in between. Credits are stored
 as integer hundredths. Timestamps are fixed-width UTC strings, so text order is time order.
+
+`usage_by_day` keeps each account's charged sums per UTC day and (model, routed model), updated in the
+same transaction as the turn. The period totals a charge needs, and the usage report's per-model and
+per-day figures, read at most a month of those rows (a few hundred), never the month's turns: a charge
+costs the same on the first and the 20,000th turn of a month.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from typing import Any
 
 from switchboard.protocol.messages import Usage
 
-from .period import as_utc
+from .period import Period, as_utc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
     turn_id TEXT PRIMARY KEY,
@@ -46,6 +51,16 @@ CREATE TABLE IF NOT EXISTS accounts (
     overage_enabled INTEGER NOT NULL,
     budget_cents INTEGER
 );
+CREATE TABLE IF NOT EXISTS usage_by_day (
+    account TEXT NOT NULL,
+    day TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    routed_model TEXT NOT NULL,
+    credits INTEGER NOT NULL,
+    overage INTEGER NOT NULL,
+    turns INTEGER NOT NULL,
+    PRIMARY KEY (account, day, model_id, routed_model)
+);
 CREATE TABLE IF NOT EXISTS alerts (
     account TEXT NOT NULL,
     period TEXT NOT NULL,
@@ -54,6 +69,13 @@ CREATE TABLE IF NOT EXISTS alerts (
     sent_at TEXT NOT NULL,
     PRIMARY KEY (account, period, threshold)
 );
+"""
+# Schema 1 had no usage_by_day: fill it from the turns once, in the migrating transaction.
+_BACKFILL_USAGE_BY_DAY = """
+INSERT INTO usage_by_day (account, day, model_id, routed_model, credits, overage, turns)
+SELECT account, substr(created_at, 1, 10), model_id, COALESCE(routed_model, ''), SUM(credits), SUM(overage),
+       COUNT(*)
+FROM turns WHERE charged = 1 GROUP BY 1, 2, 3, 4
 """
 _TURN_COLUMNS = (
     "turn_id, account, plan, workspace, conversation_id, model_id, routed_model, input_tokens, output_tokens,"
@@ -64,6 +86,10 @@ _TURN_COLUMNS = (
 def stamp(moment: datetime) -> str:
     """The ledger's timestamp format: `2026-11-05T13:04:05.000000Z`."""
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _day(moment: datetime) -> str:
+    return stamp(moment)[:10]
 
 
 def parse_stamp(text: str) -> datetime:
@@ -128,30 +154,30 @@ class LedgerView:
         )
         return [_record(row) for row in rows]
 
-    def totals(self, account: str, start: datetime, end: datetime) -> Totals:
+    def totals(self, account: str, period: Period) -> Totals:
+        """Charged sums of a billing period."""
         credits, overage, turns = self._db.execute(
-            "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(overage), 0), COUNT(*) FROM turns"
-            " WHERE account = ? AND charged = 1 AND created_at >= ? AND created_at < ?",
-            (account, stamp(start), stamp(end)),
+            "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(overage), 0), COALESCE(SUM(turns), 0)"
+            " FROM usage_by_day WHERE account = ? AND day >= ? AND day < ?",
+            (account, _day(period.start), _day(period.end)),
         ).fetchone()
         return Totals(credits, overage, turns)
 
-    def by_model(self, account: str, start: datetime, end: datetime) -> list[ModelTotals]:
+    def by_model(self, account: str, period: Period) -> list[ModelTotals]:
         rows = self._db.execute(
-            "SELECT model_id, routed_model, COUNT(*), SUM(credits) FROM turns"
-            " WHERE account = ? AND charged = 1 AND created_at >= ? AND created_at < ?"
+            "SELECT model_id, routed_model, SUM(turns), SUM(credits) FROM usage_by_day"
+            " WHERE account = ? AND day >= ? AND day < ?"
             " GROUP BY model_id, routed_model ORDER BY SUM(credits) DESC, model_id, routed_model",
-            (account, stamp(start), stamp(end)),
+            (account, _day(period.start), _day(period.end)),
         )
         return [ModelTotals(*row) for row in rows]
 
-    def daily(self, account: str, start: datetime, end: datetime) -> dict[str, dict[tuple[str, str], int]]:
+    def daily(self, account: str, period: Period) -> dict[str, dict[tuple[str, str], int]]:
         """Charged hundredths per UTC day (`YYYY-MM-DD`) and (model, routed model), for days with charges."""
         rows = self._db.execute(
-            "SELECT substr(created_at, 1, 10), model_id, routed_model, SUM(credits) FROM turns"
-            " WHERE account = ? AND charged = 1 AND created_at >= ? AND created_at < ?"
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            (account, stamp(start), stamp(end)),
+            "SELECT day, model_id, routed_model, credits FROM usage_by_day"
+            " WHERE account = ? AND day >= ? AND day < ? ORDER BY 1, 2, 3",
+            (account, _day(period.start), _day(period.end)),
         )
         days: dict[str, dict[tuple[str, str], int]] = {}
         for day, model_id, routed_model, credits in rows:
@@ -177,6 +203,7 @@ class LedgerWriter(LedgerView):
 
     def insert(self, record: TurnRecord) -> None:
         usage = record.usage
+        created_at = stamp(record.at)
         self._db.execute(
             f"INSERT INTO turns ({_TURN_COLUMNS}) VALUES ({', '.join('?' * 16)})",
             (
@@ -195,9 +222,24 @@ class LedgerWriter(LedgerView):
                 record.overage,
                 int(record.charged),
                 record.reason,
-                stamp(record.at),
+                created_at,
             ),
         )
+        if record.charged:
+            self._db.execute(
+                "INSERT INTO usage_by_day (account, day, model_id, routed_model, credits, overage, turns)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account, day, model_id, routed_model) DO UPDATE"
+                " SET credits = credits + excluded.credits, overage = overage + excluded.overage,"
+                " turns = turns + 1",
+                (
+                    record.account,
+                    created_at[:10],
+                    record.model_id,
+                    record.routed_model or "",
+                    record.credits,
+                    record.overage,
+                ),
+            )
 
     def save_settings(self, account: str, settings: AccountSettings) -> None:
         self._db.execute(
@@ -264,6 +306,8 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            if version < 2:
+                self._db.execute(_BACKFILL_USAGE_BY_DAY)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager

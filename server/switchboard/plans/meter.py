@@ -82,7 +82,7 @@ class Meter:
         require_plan_allows(plan, model_id)
         period = period_of(self._clock())
         with self._ledger.read() as view:
-            used = view.totals(entitlement.account_key, period.start, period.end)
+            used = view.totals(entitlement.account_key, period)
             overage = _Overage.of(plan, view.settings(entitlement.account_key))
         if used.credits < _included_h(plan):
             return
@@ -112,7 +112,7 @@ class Meter:
         with self._ledger.write() as tx:
             if (existing := tx.turn(turn_id)) is not None:
                 return _result(existing, duplicate=True)
-            before = tx.totals(account, period.start, period.end)
+            before = tx.totals(account, period)
             overage = _Overage.of(plan, tx.settings(account))
             overage_h = _overage_part(credits_h, before, _included_h(plan), overage)
             record = TurnRecord(
@@ -186,9 +186,9 @@ class Meter:
         plan, now = get_plan(entitlement.plan), self._clock()
         period, account = period_of(now), entitlement.account_key
         with self._ledger.read() as view:
-            used = view.totals(account, period.start, period.end)
+            used = view.totals(account, period)
             overage = _Overage.of(plan, view.settings(account))
-            by_model = view.by_model(account, period.start, period.end)
+            by_model = view.by_model(account, period)
             daily = _daily(view, account, period, now)
             alerts = view.alerts(account, period.key)
         return UsageReport(
@@ -321,7 +321,7 @@ def _model_usage(row: ModelTotals) -> ModelUsage:
 
 def _daily(view: LedgerView, account: str, period: Period, now: datetime) -> list[DailyUsage]:
     """One entry per day of the period so far, zeros included, so a chart needs no gap-filling."""
-    charged = view.daily(account, period.start, period.end)
+    charged = view.daily(account, period)
     return [_day(day.isoformat(), charged.get(day.isoformat(), {})) for day in period.days_until(now)]
 
 
