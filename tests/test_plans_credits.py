@@ -15,12 +15,12 @@ from switchboard.plans.credits import (
     cancelled_usage,
     credits_for,
     estimate_credits,
-    estimate_tokens,
     from_hundredths,
     multiplier,
     to_hundredths,
 )
 from switchboard.protocol.messages import Usage
+from switchboard.tokens import estimate_billed_tokens, estimate_tokens
 
 MODELS = ["auto", "claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
 MTOK = 1_000_000
@@ -112,8 +112,10 @@ def test_hundredths_round_trip_and_refuse_fractions() -> None:
         to_hundredths(Decimal("0.001"))
 
 
-def test_streamed_text_estimates_tokens_by_four_characters() -> None:
-    assert [estimate_tokens("x" * n) for n in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
+def test_billed_estimate_is_four_characters_a_token_and_never_above_the_fitting_one() -> None:
+    assert [estimate_billed_tokens("x" * n) for n in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
+    assert [estimate_tokens("x" * n) for n in (0, 1, 4, 7, 8)] == [0, 1, 2, 2, 3]
+    assert all(estimate_billed_tokens("x" * n) <= estimate_tokens("x" * n) for n in range(500))
 
 
 def test_cancelled_turn_usage() -> None:

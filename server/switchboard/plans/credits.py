@@ -5,11 +5,11 @@ Credits are exact `Decimal`s in hundredths; the ledger stores them as integer hu
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_CEILING, Context, Decimal, localcontext
 
 from switchboard.catalog.models import get_model
 from switchboard.protocol.messages import Usage
+from switchboard.tokens import estimate_billed_tokens
 
 # Sonnet 4 list prices in cents per million tokens.
 INPUT_CENTS_PER_MTOK = Decimal(300)
@@ -19,7 +19,6 @@ OUTPUT_CENTS_PER_MTOK = Decimal(1500)
 
 CENT = Decimal("0.01")
 _MTOK = Decimal(1_000_000)
-_CHARS_PER_TOKEN = 4
 # Enough digits that no product of token counts and rates is ever rounded before the final ceiling.
 _EXACT = Context(prec=60)
 
@@ -58,11 +57,6 @@ def estimate_credits(model_id: str, input_tokens: int, output_tokens: int) -> De
     return credits_for(model_id, Usage(input_tokens=input_tokens, output_tokens=output_tokens))
 
 
-def estimate_tokens(text: str) -> int:
-    """Tokens in `text` by the usual rule of thumb: one per four characters, rounded up."""
-    return math.ceil(len(text) / _CHARS_PER_TOKEN)
-
-
 def cancelled_usage(reported: Usage | None, streamed_text: str, *, output_reported: bool = False) -> Usage:
     """The usage of a cancelled turn, its output estimated from the streamed text when the API never said.
 
@@ -71,7 +65,7 @@ def cancelled_usage(reported: Usage | None, streamed_text: str, *, output_report
     usage = reported or Usage()
     if output_reported:
         return usage
-    output = max(usage.output_tokens, estimate_tokens(streamed_text))
+    output = max(usage.output_tokens, estimate_billed_tokens(streamed_text))
     return usage.model_copy(update={"output_tokens": output})
 
 
