@@ -9,6 +9,7 @@ by `asyncio.wait_for`, so a hang fails the test instead of stalling the suite.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sqlite3
 import time
@@ -415,6 +416,23 @@ async def test_auto_falls_back_to_another_model_when_the_routed_one_is_busy(
         (result["turnId"], 1, fallback)
     ], "charged once, for the model that answered"
     assert rows[0]["credits"] == hundredths(credits_for("auto", Usage.model_validate(result["usage"])))
+
+
+async def test_auto_fallback_in_a_continued_conversation_sends_the_same_history(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start(start_server, fake_api)
+    first = await outcome(session, {"prompt": "Name a prime [[fake:words=5]]", "modelId": "auto"})
+    fake_api.reset()
+    fake_api.add_fault(status(529, RETRIES + 1, retry_after=0.1))  # every attempt of the first model
+    params = {"prompt": "And another one [[fake:words=5]]", "conversationId": first["conversationId"]}
+    result = await outcome(session, {**params, "modelId": "auto", "workDoneToken": session.new_token()})
+
+    assert not isinstance(result, JsonRpcException), f"Auto did not fall back: {result!r}"
+    bodies = [r.body for r in message_attempts(fake_api)]
+    assert len(bodies) == RETRIES + 2 and bodies[-1]["model"] != bodies[0]["model"]
+    assert bodies[-1]["messages"] == bodies[0]["messages"], "the fallback sends the conversation unchanged"
+    assert first["text"] in json.dumps(bodies[-1]["messages"]), "the earlier answer is in the history"
 
 
 async def test_auto_falls_back_when_an_overloaded_error_event_comes_before_any_text(

@@ -71,6 +71,7 @@ class TurnRequest:
     conversation_id: str | None
     thinking_budget: int | None
     token: ProgressToken | None
+    history: list[StoredTurn] = field(default_factory=list[StoredTurn])  # the conversation so far
     retry_of: str | None = None
     history_before: str | None = None
 
@@ -115,10 +116,12 @@ class ChatFeature(Feature):
         )
         if params.thinking is not None:
             _check_thinking(model, params.thinking.budget_tokens)
-        if params.conversation_id and not self.server.store.has_conversation(
-            params.workspace_uri, params.conversation_id
-        ):
-            raise ConversationNotFound(params.conversation_id)
+        history: list[StoredTurn] = []
+        if params.conversation_id:
+            stored = self.server.store.load_conversation(params.workspace_uri, params.conversation_id)
+            if stored is None:
+                raise ConversationNotFound(params.conversation_id)
+            history = stored.turns
         request = TurnRequest(
             workspace=params.workspace_uri,
             prompt=params.prompt,
@@ -127,6 +130,7 @@ class ChatFeature(Feature):
             conversation_id=params.conversation_id,
             thinking_budget=params.thinking.budget_tokens if params.thinking else None,
             token=params.work_done_token,
+            history=history,
         )
         return await self.run(request)
 
@@ -146,6 +150,7 @@ class ChatFeature(Feature):
             conversation_id=stored.id,
             thinking_budget=None,
             token=params.work_done_token,
+            history=stored.turns,
             retry_of=answer_turn.id,
             history_before=prompt_turn.id,
         )
@@ -177,9 +182,8 @@ class ChatFeature(Feature):
         entitlement = await self.account.check(request.model.id)
         if not self.server.api_key:
             raise AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
-        history = self._history(request)
-        route = await self.route(request, history)
-        prompt = self._build(request, route.model, history)
+        route = await self.route(request, request.history)
+        prompt = self._build(request, route.model, request.history)
         answer = self._start(request, route, prompt, entitlement)
         task = asyncio.current_task()
         if request.token is not None and task is not None:
@@ -206,12 +210,6 @@ class ChatFeature(Feature):
 
     def _allowed(self) -> list[str]:
         return [spec.id for spec in CATALOG.values() if self.account.allows(spec.id)]
-
-    def _history(self, request: TurnRequest) -> list[StoredTurn]:
-        if not request.conversation_id:
-            return []
-        stored = self.server.store.load_conversation(request.workspace, request.conversation_id)
-        return stored.turns if stored else []
 
     def _build(self, request: TurnRequest, model: ModelSpec, history: list[StoredTurn]) -> BuiltPrompt:
         try:
@@ -321,7 +319,7 @@ class ChatFeature(Feature):
 
     def _reroute(self, request: TurnRequest, answer: Answer, route: Route) -> None:
         answer.route = route
-        answer.prompt = self._build(request, route.model, self._history(request))
+        answer.prompt = self._build(request, route.model, request.history)
         answer.state = StreamState()
 
     async def _settle(self, request: TurnRequest, answer: Answer, status: str, error: str | None) -> None:

@@ -220,9 +220,6 @@ class ConversationStore:
         ).fetchall()
         return [StoredConversation(**dict(row)) for row in rows]
 
-    def has_conversation(self, workspace: str, conversation_id: str) -> bool:
-        return self._conversation_row(workspace, conversation_id) is not None
-
     def load_conversation(self, workspace: str, conversation_id: str) -> StoredConversation | None:
         row = self._conversation_row(workspace, conversation_id)
         if row is None:
