@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 
 class RawServer:
-    """Runs `switchboard serve`, records every byte of its stdout and parses it strictly into frames."""
+    """Runs `switchboard serve`, records every byte of its stdout and parses it strictly into frames.
 
-    def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
+    stderr is drained as it arrives (a chatty server must never block on a full pipe) and kept.
+    """
+
+    def __init__(
+        self, env: dict[str, str], command: list[str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             command or [sys.executable, "-m", "switchboard", "serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            cwd=cwd,
         )
         self.stdout_bytes = bytearray()
         self.frames: list[dict[str, Any]] = []
@@ -28,7 +36,16 @@ class RawServer:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.stderr = b""
+        self.stderr_bytes = bytearray()
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
+        self.stderr = b""  # all of it, once closed
+        self._ids = itertools.count(1)
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := self.proc.stderr.read1(65536):
+            self.stderr_bytes += chunk
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -66,6 +83,24 @@ class RawServer:
         if params is not None:
             message["params"] = params
         self.send(message)
+
+    def notify(self, method: str, params: Any) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def call(self, method: str, params: Any = None, timeout: float = 30) -> dict[str, Any]:
+        """Sends a request and returns its answer frame (`result` or `error`)."""
+        msg_id = next(self._ids)
+        self.request(msg_id, method, params)
+        return self.wait_for(msg_id, timeout=timeout)
+
+    def result(self, method: str, params: Any = None, timeout: float = 30) -> Any:
+        frame = self.call(method, params, timeout)
+        assert "result" in frame, f"{method} failed: {frame.get('error')}"
+        return frame["result"]
+
+    def frames_with_method(self, method: str) -> list[dict[str, Any]]:
+        with self._cond:
+            return [f for f in self.frames if isinstance(f, dict) and f.get("method") == method]
 
     def wait_for(self, msg_id: int | str, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -124,7 +159,7 @@ class RawServer:
         except Exception:
             self.proc.kill()
             code = self.proc.wait()
-        assert self.proc.stderr is not None
-        self.stderr = self.proc.stderr.read()
-        self._reader.join(timeout=5)
+        self._drain.join(timeout=10)
+        self._reader.join(timeout=10)
+        self.stderr = bytes(self.stderr_bytes)
         return code

@@ -30,20 +30,12 @@ MODELS = "switchboard/models"
 
 
 class QuietServer(RawServer):
-    """A RawServer that keeps draining stderr and indexes answers by id."""
+    """A RawServer that indexes answers by any JSON id."""
 
     def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
         super().__init__(env, command)
-        self.stderr_bytes = bytearray()
         self._answers: dict[str, dict[str, Any]] = {}
         self._indexed = 0
-        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._drain.start()
-
-    def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        while chunk := self.proc.stderr.read1(65536):
-            self.stderr_bytes += chunk
 
     @staticmethod
     def key(msg_id: Any) -> str:
@@ -92,10 +84,6 @@ class QuietServer(RawServer):
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
-
-    def notices(self) -> list[dict[str, Any]]:
-        with self._cond:
-            return [f for f in self.frames if isinstance(f, dict) and f.get("method") == "window/showMessage"]
 
     def kill(self) -> int:
         self.proc.kill()
