@@ -10,9 +10,12 @@ quality (RouteLLM's definitions, see switchboard.routing.metrics), for
 * random routing (averaged over 200 seeds),
 * prompt length alone (longer → strong).
 
+Then how sure those figures are: 95% intervals from a paired bootstrap over the test prompts (the same
+resamples for every scorer) for the average APGR and for the router's lead over prompt length per split.
+
 Then the default threshold on the test mix (the three splits weighted equally): share of calls to the strong
 model, quality relative to always-strong, and Auto's API cost relative to always-Sonnet (Haiku 4.5 as cheap,
-Sonnet 4.5 as strong, list prices, the typical token mix of switchboard.routing.pricing). About 30 s.
+Sonnet 4.5 as strong, list prices, the typical token mix of switchboard.routing.pricing). About 15 s.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ import numpy as np
 
 from switchboard.routing import Router, datasets
 from switchboard.routing.metrics import (
+    Interval,
     RouterMetrics,
+    bootstrap_apgr,
+    interval,
     mix_outcome,
     outcome_at,
     random_router_metrics,
@@ -41,6 +47,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ro
 APGR_TARGET = 0.72
 COST_TARGET = 0.60
 QUALITY_TARGET = 0.95
+BOOTSTRAP = 1000
 
 
 def _pct(x: float) -> str:
@@ -70,6 +77,8 @@ def evaluate(data: Path) -> dict[str, Any]:
     results: dict[str, dict[str, RouterMetrics]] = {m: {} for m in methods}
     arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     sizes: dict[str, int] = {}
+    boot_router: list[np.ndarray] = []
+    versus_length: dict[str, Interval] = {}
     for source in datasets.SOURCES:
         test = datasets.select(examples, "test", source)
         cheap = np.array([e.cheap for e in test])
@@ -81,11 +90,19 @@ def evaluate(data: Path) -> dict[str, Any]:
         results["router"][source] = router_metrics(scores, cheap, strong)
         results["random"][source] = random_router_metrics(cheap, strong)
         results["length"][source] = router_metrics(lengths, cheap, strong)
+        router_runs, length_runs = bootstrap_apgr([scores, lengths], cheap, strong, BOOTSTRAP)
+        boot_router.append(router_runs)
+        difference = results["router"][source].apgr - results["length"][source].apgr
+        versus_length[source] = interval(difference, router_runs - length_runs)
     cheap_ratio = typical_request_cost_usd("claude-haiku-4.5") / typical_request_cost_usd("claude-sonnet-4.5")
     per_split = {s: outcome_at(router.model.threshold, *a) for s, a in arrays.items()}
     mix = mix_outcome(list(per_split.values()), cheap_ratio)
+    runs = min(len(r) for r in boot_router)
+    average = _mean(list(results["router"].values())).apgr
     return {
         "results": results,
+        "average_interval": interval(average, np.mean([r[:runs] for r in boot_router], axis=0)),
+        "versus_length": versus_length,
         "sizes": sizes,
         "per_split": per_split,
         "mix": mix,
@@ -121,6 +138,15 @@ def print_report(figures: dict[str, Any]) -> None:
         f"{'met' if average >= APGR_TARGET else 'MISSED'})"
     )
     print(f"Beats random and prompt length on every split: {'yes' if beats else 'NO'}")
+    spread: Interval = figures["average_interval"]
+    print(
+        f"\nUncertainty (paired bootstrap over the test prompts, {BOOTSTRAP} resamples, 95% intervals):\n"
+        f"  average APGR {spread.estimate:.3f} [{spread.low:.3f}, {spread.high:.3f}]"
+    )
+    for source, diff in figures["versus_length"].items():
+        print(
+            f"  {source:6s} router − prompt length {diff.estimate:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]"
+        )
     print(f"\nDefault threshold {figures['threshold']:.4f} on the test splits:")
     print("| split   | strong calls | quality vs strong | cheap | strong |")
     print("|---------|-------------:|------------------:|------:|-------:|")

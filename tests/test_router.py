@@ -22,7 +22,7 @@ from switchboard.routing import (
     stronger_model,
 )
 from switchboard.routing.difficulty import DifficultyModel, DifficultyWeights, read_weights, save_weights
-from switchboard.routing.metrics import router_metrics
+from switchboard.routing.metrics import bootstrap_apgr, interval, router_metrics
 from switchboard.routing.pricing import switch_saving_usd
 from switchboard.routing.router import _packaged_router  # pyright: ignore[reportPrivateUsage]
 from switchboard.routing.signals import ContextEntry, read_signals, summarize_context
@@ -364,6 +364,19 @@ def test_artifact_round_trip_is_exact_and_deterministic(tmp_path: Path) -> None:
     expected_norm = (1.0**2 + 2.0**2 + 3.0**2) ** 0.5
     assert model.text_logit("hard proof") == pytest.approx((0.5 + 2.0 + 6.0) / expected_norm)
     assert model.logit("nothing known") == pytest.approx(-0.25)
+
+
+def test_paired_bootstrap_of_apgr() -> None:
+    rng = np.random.default_rng(1)
+    cheap = (rng.random(300) < 0.6).astype(float)
+    strong = (rng.random(300) < 0.8).astype(float)
+    oracle, noise = strong - cheap, rng.random(300)
+    same_a, same_b = bootstrap_apgr([noise, noise.copy()], cheap, strong, resamples=50)
+    assert len(same_a) == 50 and np.array_equal(same_a, same_b)  # paired: one resample for every scorer
+    best, random = bootstrap_apgr([oracle, noise], cheap, strong, resamples=50)
+    assert np.all(best > random)
+    spread = interval(0.1, best - random)
+    assert spread.estimate == 0.1 and 0 < spread.low <= spread.high
 
 
 def test_metrics_random_is_half_and_an_oracle_beats_it() -> None:

@@ -89,6 +89,35 @@ def random_router_metrics(cheap: FloatArray, strong: FloatArray, seeds: int = 20
     )
 
 
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float  # 2.5th percentile of the resamples
+    high: float  # 97.5th percentile
+
+
+def bootstrap_apgr(
+    scorers: list[FloatArray], cheap: FloatArray, strong: FloatArray, resamples: int = 1000, seed: int = 0
+) -> list[FloatArray]:
+    """APGR of each scorer on `resamples` resamples of the prompts (the same resample for every scorer, so
+    differences between scorers are paired). Returns one array of `resamples` APGRs per scorer."""
+    rng = np.random.default_rng(seed)
+    n = len(cheap)
+    runs: list[list[float]] = [[] for _ in scorers]
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        if np.all(cheap[pick] == strong[pick]):
+            continue  # no gap between the models: PGR is undefined
+        for run, scores in zip(runs, scorers, strict=True):
+            run.append(router_metrics(scores[pick], cheap[pick], strong[pick]).apgr)
+    return [np.array(run) for run in runs]
+
+
+def interval(estimate: float, samples: FloatArray) -> Interval:
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return Interval(estimate, float(low), float(high))
+
+
 def outcome_at(threshold: float, scores: FloatArray, cheap: FloatArray, strong: FloatArray) -> Outcome:
     """Routing every prompt with score ≥ threshold to the strong model."""
     to_strong = scores >= threshold
