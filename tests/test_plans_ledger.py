@@ -150,6 +150,21 @@ def test_a_schema_1_ledger_gains_its_daily_sums_on_open(tmp_path: Path) -> None:
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
+def test_turns_inserted_by_an_older_process_still_count(tmp_path: Path) -> None:
+    """A window still running schema-1 code inserts turns only; the trigger keeps the sums right."""
+    path = tmp_path / "l.sqlite3"
+    Ledger(path).close()
+    old = sqlite3.connect(path)
+    old.execute(
+        "INSERT INTO turns VALUES ('old', 'acct', 'pro', NULL, NULL, 'auto', 'claude-haiku-4.5', 1, 2, 0, 0,"
+        " 250, 0, 1, NULL, '2026-11-15T10:00:00.000000Z')"
+    )
+    old.commit()
+    old.close()
+    with Ledger(path) as ledger, ledger.read() as view:
+        assert view.totals("acct", period_of(NOW)) == Totals(250, 0, 1)
+
+
 # --- invariants under random use ---------------------------------------------------------------------
 
 PLANS: list[PlanId] = ["free", "pro", "pro_plus", "power"]

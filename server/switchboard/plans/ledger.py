@@ -4,10 +4,11 @@ WAL lets readers run beside a writer; every write is one `BEGIN IMMEDIATE` trans
 the period's totals and records the turn without another process slipping in between. Credits are stored
 as integer hundredths. Timestamps are fixed-width UTC strings, so text order is time order.
 
-`usage_by_day` keeps each account's charged sums per UTC day and (model, routed model), updated in the
-same transaction as the turn. The period totals a charge needs, and the usage report's per-model and
-per-day figures, read at most a month of those rows (a few hundred), never the month's turns: a charge
-costs the same on the first and the 20,000th turn of a month.
+`usage_by_day` keeps each account's charged sums per UTC day and (model, routed model), updated by a
+trigger in the same transaction as the turn. It is a trigger so that a process still running an older
+Switchboard, which inserts turns only, keeps the sums right too. The period totals a charge needs, and
+the usage report's per-model and per-day figures, read at most a month of those rows (a few hundred),
+never the month's turns: a charge costs the same on the first and the 20,000th turn of a month.
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ CREATE TABLE IF NOT EXISTS alerts (
     sent_at TEXT NOT NULL,
     PRIMARY KEY (account, period, threshold)
 );
+"""
+_USAGE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS turns_add_to_usage_by_day AFTER INSERT ON turns WHEN NEW.charged = 1
+BEGIN
+    INSERT INTO usage_by_day (account, day, model_id, routed_model, credits, overage, turns)
+    VALUES (NEW.account, substr(NEW.created_at, 1, 10), NEW.model_id, COALESCE(NEW.routed_model, ''),
+            NEW.credits, NEW.overage, 1)
+    ON CONFLICT (account, day, model_id, routed_model) DO UPDATE SET credits = credits + excluded.credits,
+        overage = overage + excluded.overage, turns = turns + 1;
+END
 """
 # Schema 1 had no usage_by_day: fill it from the turns once, in the migrating transaction.
 _BACKFILL_USAGE_BY_DAY = """
@@ -203,7 +214,6 @@ class LedgerWriter(LedgerView):
 
     def insert(self, record: TurnRecord) -> None:
         usage = record.usage
-        created_at = stamp(record.at)
         self._db.execute(
             f"INSERT INTO turns ({_TURN_COLUMNS}) VALUES ({', '.join('?' * 16)})",
             (
@@ -222,24 +232,9 @@ class LedgerWriter(LedgerView):
                 record.overage,
                 int(record.charged),
                 record.reason,
-                created_at,
+                stamp(record.at),
             ),
         )
-        if record.charged:
-            self._db.execute(
-                "INSERT INTO usage_by_day (account, day, model_id, routed_model, credits, overage, turns)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account, day, model_id, routed_model) DO UPDATE"
-                " SET credits = credits + excluded.credits, overage = overage + excluded.overage,"
-                " turns = turns + 1",
-                (
-                    record.account,
-                    created_at[:10],
-                    record.model_id,
-                    record.routed_model or "",
-                    record.credits,
-                    record.overage,
-                ),
-            )
 
     def save_settings(self, account: str, settings: AccountSettings) -> None:
         self._db.execute(
@@ -306,6 +301,7 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            self._db.execute(_USAGE_TRIGGER)
             if version < 2:
                 self._db.execute(_BACKFILL_USAGE_BY_DAY)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
