@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
+import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lsprotocol import types as lsp
 
 from conftest import Session, SessionFactory, server_env
+from rawlsp import RawServer
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.plans import credits_for
 from switchboard.plans.dev_issuer import init, load_private_key, sign_token
@@ -348,3 +352,42 @@ async def test_entitlement_from_environment(
     session = await start_server(fake_api, env=env)
     usage = await session.request("switchboard/usage", {})
     assert usage["plan"] == "power" and usage["includedCredits"] == 10_000 and usage["account"] == "dev-user"
+
+
+# --- the month rolls over while the server runs -------------------------------------------------------
+
+
+def test_credits_reset_at_the_month_boundary_while_the_server_runs(
+    fake_api: FakeAnthropic, state_dir: Path, workspace: str
+) -> None:
+    """The real server under libfaketime, started ten seconds before December: a chat is charged to
+    November, then `usageChanged` arrives for December with the full allowance, unprompted."""
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        pytest.fail("this test needs libfaketime: apt-get install faketime (./dev test installs it)")
+    env = server_env(state_dir, fake_api, TZ="UTC")
+    command = [faketime, "2026-11-30 23:59:50", sys.executable, "-m", "switchboard", "serve"]
+    server = RawServer(env, command=command)
+    try:
+        server.initialize(workspace)
+        chat = {"workspaceUri": workspace, "prompt": "hello", "modelId": "claude-haiku-4.5"}
+        charged = server.result("switchboard/chat", chat)["credits"]
+        november = server.result("switchboard/usage", {})
+        assert november["periodStart"] == "2026-11-01T00:00:00Z", "the clock is not faked"
+        assert november["usedCredits"] == charged > 0
+
+        deadline = time.monotonic() + 40
+        december: list[dict[str, Any]] = []
+        while not december and time.monotonic() < deadline:
+            time.sleep(0.2)
+            december = [
+                f["params"]
+                for f in server.frames_with_method("switchboard/usageChanged")
+                if f["params"]["periodStart"] == "2026-12-01T00:00:00Z"
+            ]
+        assert december, "no usageChanged for the new month"
+        assert (december[0]["usedCredits"], december[0]["remainingCredits"]) == (0, 50)
+        assert december[0]["periodEnd"] == "2027-01-01T00:00:00Z"
+        assert server.result("switchboard/usage", {})["periodStart"] == "2026-12-01T00:00:00Z"
+    finally:
+        server.close()

@@ -48,6 +48,7 @@ from .base import Feature, dump, register_request
 
 log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
+PERIOD_CHECK_SECONDS = 60.0
 
 
 class AccountFeature(Feature):
@@ -58,6 +59,7 @@ class AccountFeature(Feature):
         self._verified: Entitlement | None = None
         self._meter: asyncio.Future[Meter] | None = None
         self._rollover: asyncio.TimerHandle | None = None
+        self._period_seen: str | None = None
         self.on_plan_change: list[Callable[[], None]] = []
         self._publishing: asyncio.Future[UsageReport] | None = None
 
@@ -206,14 +208,22 @@ class AccountFeature(Feature):
     # --- period rollover ----------------------------------------------------------------------------
 
     def schedule_rollover(self) -> None:
-        """At the start of the next month (UTC) the credits reset: tell the client."""
-        now = utc_now()
-        delay = (period_of(now).end - now).total_seconds()
-        loop = asyncio.get_running_loop()
-        self._rollover = loop.call_later(max(delay, 1.0), self._roll_over)
+        """At the start of each month (UTC) the credits reset: tell the client.
 
-    def _roll_over(self) -> None:
-        self._publishing = asyncio.ensure_future(self.publish())
+        The timer runs on the event loop's monotonic clock, which stops while the machine sleeps and
+        ignores changes of the wall clock, so it never waits longer than `PERIOD_CHECK_SECONDS` before
+        comparing the wall clock's billing period with the one it last saw.
+        """
+        now = utc_now()
+        self._period_seen = self._period_seen or period_of(now).key
+        delay = min((period_of(now).end - now).total_seconds(), PERIOD_CHECK_SECONDS)
+        self._rollover = asyncio.get_running_loop().call_later(max(delay, 0.05), self._check_period)
+
+    def _check_period(self) -> None:
+        period = period_of(utc_now()).key
+        if period != self._period_seen:
+            self._period_seen = period
+            self._publishing = asyncio.ensure_future(self.publish())
         self.schedule_rollover()
 
     def close(self) -> None:
