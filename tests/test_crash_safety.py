@@ -30,8 +30,10 @@ import pytest
 
 from conftest import server_env
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.plans import credits_for
 from switchboard.plans.dev_issuer import init, load_private_key, sign_token
-from switchboard.store.conversations import INTERRUPTED
+from switchboard.protocol.messages import Usage
+from switchboard.store.conversations import INTERRUPTED, ConversationStore, TurnOutcome
 from test_frames import QuietServer
 
 LONG = os.environ.get("SWITCHBOARD_LONG_TESTS") == "1"
@@ -391,3 +393,42 @@ def test_a_turn_stored_complete_but_killed_before_its_charge_is_charged_after_re
     shown = {t: credits for t, (status, credits) in stored.items() if status == "complete" and credits > 0}
     assert shown == charged, f"history shows {shown}, the ledger charged {charged} (second turn {turn_id})"
     assert round(usage["usedCredits"] * 100) == sum(charged.values())
+
+
+def test_more_unmetered_answers_than_one_page_are_all_charged_on_restart(
+    state_dir: Path, workspace: str
+) -> None:
+    """450 answers stored `complete` with no ledger row (as if as many processes died before charging):
+    the restart walks back past the first page of 200 and charges every one, exactly once."""
+    usage = Usage(input_tokens=40, output_tokens=20)
+    store = ConversationStore(state_dir / "conversations.sqlite3")
+    conversation = store.create_conversation(workspace, "piled up")
+    for n in range(450):
+        _, answer = store.start_turn(conversation, prompt=f"q{n}", context=[], model_id="claude-haiku-4.5")
+        store.finish_turn(
+            answer,
+            TurnOutcome(
+                text=f"a{n}",
+                status="complete",
+                routed_model="claude-haiku-4.5",
+                usage=usage,
+                credits=float(credits_for("claude-haiku-4.5", usage)),
+            ),
+        )
+    store.close()
+
+    server = QuietServer(server_env(state_dir, None))
+    try:
+        server.initialize(workspace, timeout=START_WITHIN)
+        server.request(1, "switchboard/usage", {})
+        used = server.wait_for(1, 60)["result"]["usedCredits"]
+    finally:
+        server.close()
+    ledger = _sqlite(state_dir / "ledger.sqlite3")
+    try:
+        rows = ledger.execute("SELECT COUNT(*), COUNT(DISTINCT turn_id), SUM(credits) FROM turns").fetchone()
+    finally:
+        ledger.close()
+    expected = 450 * round(credits_for("claude-haiku-4.5", usage) * 100)
+    assert tuple(rows) == (450, 450, expected)
+    assert round(used * 100) == expected

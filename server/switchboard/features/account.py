@@ -49,6 +49,7 @@ from .base import Feature, dump, register_request
 log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
 PERIOD_CHECK_SECONDS = 60.0
+RECONCILE_PAGE = 200
 
 
 class AccountFeature(Feature):
@@ -96,12 +97,24 @@ class AccountFeature(Feature):
     async def meter(self) -> Meter:
         """The ledger, opened off the event loop on first use, after charging what a crash left unmetered."""
         if self._meter is None:
-            answers = self.server.store.recent_billable_answers()
-            self._meter = asyncio.ensure_future(asyncio.to_thread(self._open_ledger, answers))
+            self._meter = asyncio.ensure_future(self._open_ledger())
         return await asyncio.shield(self._meter)
 
-    def _open_ledger(self, answers: list[BillableAnswer]) -> Meter:
-        meter = Meter(Ledger(self.server.settings.ledger_db))
+    async def _open_ledger(self) -> Meter:
+        """Opens the ledger, then walks the stored answers back from the newest, a page at a time, charging
+        the ones the ledger has no record of, until a page needs nothing (earlier starts saw to the rest).
+        Every chat waits for this before it starts, so none of this process's own turns is in flight."""
+        path = self.server.settings.ledger_db
+        meter = await asyncio.to_thread(lambda: Meter(Ledger(path)))
+        offset = 0
+        while True:
+            page = self.server.store.recent_billable_answers(limit=RECONCILE_PAGE, offset=offset)
+            charged = await asyncio.to_thread(self._charge_unrecorded, meter, page)
+            if charged == 0 or len(page) < RECONCILE_PAGE:
+                return meter
+            offset += RECONCILE_PAGE
+
+    def _charge_unrecorded(self, meter: Meter, answers: list[BillableAnswer]) -> int:
         missing = meter.unrecorded([answer.turn_id for answer in answers])
         for answer in (a for a in reversed(answers) if a.turn_id in missing):
             log.warning("Charging turn %s, stored before a crash but never metered", answer.turn_id)
@@ -114,7 +127,7 @@ class AccountFeature(Feature):
                 workspace=answer.workspace,
                 conversation_id=answer.conversation_id,
             )
-        return meter
+        return len(missing)
 
     # --- metering, for the chat feature ------------------------------------------------------------
 

@@ -252,14 +252,14 @@ class ConversationStore:
 
     # --- turns ----------------------------------------------------------------------------------
 
-    def recent_billable_answers(self, limit: int = 200) -> list[BillableAnswer]:
-        """The latest answers that cost credits, to charge any a crash left unmetered (newest first)."""
+    def recent_billable_answers(self, limit: int = 200, offset: int = 0) -> list[BillableAnswer]:
+        """Answers that cost credits, newest first, to charge any a crash left unmetered."""
         rows = self._db.execute(
             "SELECT t.id, t.model_id, t.routed_model, t.usage, t.conversation_id, w.uri FROM turns t "
             "JOIN conversations c ON c.id = t.conversation_id JOIN workspaces w ON w.id = c.workspace_id "
             "WHERE t.role = 'assistant' AND t.status IN ('complete', 'cancelled') AND t.credits > 0 "
-            "AND t.routed_model IS NOT NULL AND t.usage IS NOT NULL ORDER BY t.rowid DESC LIMIT ?",
-            (limit,),
+            "AND t.routed_model IS NOT NULL AND t.usage IS NOT NULL ORDER BY t.rowid DESC LIMIT ? OFFSET ?",
+            (limit, offset),
         ).fetchall()
         return [
             BillableAnswer(
