@@ -261,6 +261,8 @@ def _locked(c: Ctx) -> None:
     c.palette("Switchboard: Select Model")
     expect(c.page.locator(".quick-input-widget .monaco-list-row", has_text="Claude Opus 4.5")).to_be_visible(timeout=15_000)
     c.page.keyboard.type("Opus")
+    # Enter before the filter has moved the focus would pick whatever row was focused (seen once in CI)
+    expect(c.page.locator(".quick-input-list .monaco-list-row.focused", has_text="Claude Opus 4.5")).to_be_visible(timeout=10_000)
     c.page.keyboard.press("Enter")
     toast = c.toast(re.compile(r"Claude Opus 4\.5 needs Pro, Pro\+ or Power"))
     expect(toast).to_be_visible(timeout=15_000)
