@@ -158,3 +158,8 @@ async def test_conversations_are_listed_newest_first_in_pages(
     assert [c["id"] for c in everything["conversations"]] == listed
     bad = await session.error("switchboard/conversations", {"workspaceUri": workspace, "limit": 0})
     assert bad.code == -32602
+    # Offsets up to SQLite's largest integer page past the end; one more is refused, not an internal error.
+    far = await session.request("switchboard/conversations", {"workspaceUri": workspace, "offset": 2**63 - 1})
+    assert (far["conversations"], far["hasMore"]) == ([], False)
+    too_far = await session.error("switchboard/conversations", {"workspaceUri": workspace, "offset": 2**63})
+    assert too_far.code == -32602 and "offset" in too_far.message

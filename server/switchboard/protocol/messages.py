@@ -27,6 +27,10 @@ WorkspaceUri = Annotated[str, Field(min_length=1, max_length=4096)]
 ConversationId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+# The largest integer SQLite stores; a larger offset would fail in the store, not in validation.
+SQLITE_MAX_INTEGER = 2**63 - 1
+
+
 class Wire(BaseModel):
     """Base of every protocol message: camelCase on the wire, unknown fields ignored (forward compatible)."""
 
@@ -199,7 +203,7 @@ ChatProgress = ProgressBegin | RouteReport | TextReport | ThinkingReport | Progr
 class ConversationsParams(Wire):
     workspace_uri: WorkspaceUri
     limit: Annotated[int, Field(ge=1, le=10_000)] = 200
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=SQLITE_MAX_INTEGER)] = 0
 
 
 class ConversationSummary(Wire):
