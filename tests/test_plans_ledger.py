@@ -132,26 +132,27 @@ def test_totals_by_model_and_by_day_follow_charged_turns(tmp_path: Path) -> None
             }
 
 
-def test_a_schema_1_ledger_gains_its_daily_sums_on_open(tmp_path: Path) -> None:
+def test_a_ledger_from_before_the_daily_sums_gains_them_on_open(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite3"
     with Ledger(path) as ledger, ledger.write() as tx:
         for n in range(5):
             tx.insert(record(f"t{n}", credits=100 + n, overage=n, at=NOW.replace(day=10 + n % 2)))
         tx.insert(record("failed", credits=0, overage=0, charged=False, reason="failed"))
-    db = sqlite3.connect(path)  # back to what schema 1 looked like
-    db.executescript("DROP TABLE usage_by_day; PRAGMA user_version = 1;")
+    db = sqlite3.connect(path)  # back to what an older Switchboard left
+    db.executescript("DROP TRIGGER turns_add_to_usage_by_day; DROP TABLE usage_by_day;")
     db.close()
-    with Ledger(path) as ledger, ledger.read() as view:
-        assert view.totals("acct", period_of(NOW)) == Totals(510, 10, 5)
-        assert view.daily("acct", period_of(NOW)) == {
-            "2026-11-10": {("auto", "claude-haiku-4.5"): 306},
-            "2026-11-11": {("auto", "claude-haiku-4.5"): 204},
-        }
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    for _ in range(2):  # filled once, not again on the next open
+        with Ledger(path) as ledger, ledger.read() as view:
+            assert view.totals("acct", period_of(NOW)) == Totals(510, 10, 5)
+            assert view.daily("acct", period_of(NOW)) == {
+                "2026-11-10": {("auto", "claude-haiku-4.5"): 306},
+                "2026-11-11": {("auto", "claude-haiku-4.5"): 204},
+            }
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (1,)
 
 
 def test_turns_inserted_by_an_older_process_still_count(tmp_path: Path) -> None:
-    """A window still running schema-1 code inserts turns only; the trigger keeps the sums right."""
+    """A window still running older code inserts turns only; the trigger keeps the sums right."""
     path = tmp_path / "l.sqlite3"
     Ledger(path).close()
     old = sqlite3.connect(path)

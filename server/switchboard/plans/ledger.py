@@ -26,7 +26,10 @@ from switchboard.protocol.messages import Usage
 
 from .period import Period, as_utc
 
-SCHEMA_VERSION = 2
+# Bumped only by changes an older Switchboard cannot live with. usage_by_day and its trigger are additive
+# (an older process ignores the table, and the trigger keeps it right for that process's inserts), so
+# they kept version 1 and a downgrade still opens the file.
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
     turn_id TEXT PRIMARY KEY,
@@ -81,7 +84,7 @@ BEGIN
         overage = overage + excluded.overage, turns = turns + 1;
 END
 """
-# Schema 1 had no usage_by_day: fill it from the turns once, in the migrating transaction.
+# A ledger from before usage_by_day existed: fill it from the turns once, in the migrating transaction.
 _BACKFILL_USAGE_BY_DAY = """
 INSERT INTO usage_by_day (account, day, model_id, routed_model, credits, overage, turns)
 SELECT account, substr(created_at, 1, 10), model_id, COALESCE(routed_model, ''), SUM(credits), SUM(overage),
@@ -298,13 +301,18 @@ class Ledger:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer Switchboard (schema {version})")
+            had_usage_by_day = self._has_table("usage_by_day")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute(_USAGE_TRIGGER)
-            if version < 2:
+            if not had_usage_by_day:
                 self._db.execute(_BACKFILL_USAGE_BY_DAY)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._db.execute(query, (name,)).fetchone() is not None
 
     @contextmanager
     def read(self) -> Generator[LedgerView]:
