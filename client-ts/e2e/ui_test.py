@@ -62,9 +62,17 @@ class Ctx:
 
     def palette(self, command: str) -> None:
         page = self.page
-        page.keyboard.press("F1")
+        # F1 can be swallowed (seen once in CI, with a status-bar hover open): press it again if the
+        # palette does not open.
         box = page.locator(".quick-input-widget input")
-        expect(box).to_be_visible(timeout=15_000)
+        for _ in range(3):
+            page.keyboard.press("F1")
+            try:
+                expect(box).to_be_visible(timeout=5_000)
+                break
+            except AssertionError:
+                page.keyboard.press("Escape")
+        expect(box).to_be_visible(timeout=5_000)
         box.fill(">" + command)
         expect(page.locator(".quick-input-list .monaco-list-row", has_text=command).first).to_be_visible(timeout=15_000)
         page.keyboard.press("Enter")

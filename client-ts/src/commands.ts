@@ -39,6 +39,8 @@ export async function showErrorWithActions(client: SwitchboardClient, err: unkno
   else if (commands[action.id]) await vscode.commands.executeCommand(commands[action.id]!);
 }
 
+const ESTIMATE_WAIT_MS = 400;
+
 export function registerCommands(deps: Deps): vscode.Disposable[] {
   const { ctx, client, chat, chatView, usagePanel } = deps;
   const reg = (id: string, fn: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, fn);
@@ -67,14 +69,24 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
       const current = items.find((i) => i.modelId === client.selected);
       if (current) qp.activeItems = [current];
     };
-    build();
+    // Each model's estimate for the draft conversation, if it comes quickly; the list shows without it
+    // otherwise. Replacing the items once the user is typing or choosing would swap the rows under the
+    // keyboard (an Enter on a replaced row selects nothing), so a late estimate only fills a list that
+    // is still untouched.
+    const estimate = chat.estimate('', []);
+    const early = await Promise.race([estimate, new Promise<null>((r) => setTimeout(() => r(null), ESTIMATE_WAIT_MS))]);
+    build(early?.all);
+    let touched = false;
+    qp.onDidChangeValue(() => (touched = true));
+    qp.onDidChangeActive(() => (touched = touched || qp.activeItems[0]?.modelId !== client.selected));
     qp.show();
-    // Add each model's estimate for the draft conversation when it arrives (non-blocking).
-    void chat.estimate('', []).then((e) => {
-      if (e && qp.items.length) build(e.all);
-    });
+    if (!early) {
+      void estimate.then((e) => {
+        if (e && !touched && qp.items.length) build(e.all);
+      });
+    }
     const chosen = await new Promise<ModelQuickPickItem | undefined>((resolve) => {
-      qp.onDidAccept(() => resolve(qp.selectedItems[0]));
+      qp.onDidAccept(() => resolve(qp.selectedItems[0] ?? qp.activeItems[0]));
       qp.onDidHide(() => resolve(undefined));
     });
     qp.dispose();
