@@ -101,13 +101,6 @@ async def outcome(session: Session, method: str, params: Any) -> tuple[Any, Json
         return None, exc
 
 
-class AuditedServer(RawServer):
-    """A `switchboard serve` process whose every stdout and stderr byte is kept, run in its own cwd."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        super().__init__(env, cwd=cwd)
-
-
 def isolated_env(
     tmp_path: Path, state_dir: Path, fake: FakeAnthropic, **overrides: str | None
 ) -> dict[str, str]:
@@ -127,10 +120,8 @@ def isolated_env(
     return env
 
 
-def start_audited(
-    tmp_path: Path, env: dict[str, str], workspace: str, init_options: Any = None
-) -> AuditedServer:
-    server = AuditedServer(env, tmp_path / "outside" / "cwd")
+def start_audited(tmp_path: Path, env: dict[str, str], workspace: str, init_options: Any = None) -> RawServer:
+    server = RawServer(env, cwd=tmp_path / "outside" / "cwd")  # every stdout and stderr byte is kept
     params: dict[str, Any] = {
         "processId": None,
         "rootUri": workspace,
@@ -470,13 +461,13 @@ async def test_auto_retry_and_fallback_on_free_never_reach_opus(
 # --- the API key --------------------------------------------------------------------------------------
 
 
-def _audit(server: AuditedServer, root: Path, secrets: list[str], label: str) -> list[str]:
+def _audit(server: RawServer, root: Path, secrets: list[str], label: str) -> list[str]:
     places = {f"{label} stdout (every frame)": bytes(server.stdout_bytes)}
     places.update({f"{label} file {p}": data for p, data in scan_disk(root).items()})
     return find_leaks(secrets, places)
 
 
-def _force_internal_errors(server: AuditedServer) -> None:
+def _force_internal_errors(server: RawServer) -> None:
     """Errors the server does not anticipate, through the protocol: each ends in a traceback in the server
     log and an error line in the editor's output channel (`window/logMessage`), never a pop-up (the scan
     below covers all three)."""
@@ -796,7 +787,7 @@ def test_workspace_uris_and_conversation_ids_cannot_escape_or_reach_another_work
     _assert_state_dir_is_sane(state_dir)
 
 
-def _probe_workspace(server: AuditedServer, uri: str, alpha: dict[str, Any], private: set[str]) -> list[str]:
+def _probe_workspace(server: RawServer, uri: str, alpha: dict[str, Any], private: set[str]) -> list[str]:
     """Every request that takes a workspace, with a hostile one: a clean result or a clean error, and
     never another workspace's data."""
     conversation = {"workspaceUri": uri, "conversationId": alpha["conversationId"]}
@@ -833,7 +824,7 @@ def _probe_workspace(server: AuditedServer, uri: str, alpha: dict[str, Any], pri
 
 
 def _probe_conversation_ids(
-    server: AuditedServer, workspace: str, other: str, alpha: dict[str, Any], bravo: dict[str, Any]
+    server: RawServer, workspace: str, other: str, alpha: dict[str, Any], bravo: dict[str, Any]
 ) -> list[str]:
     real = alpha["conversationId"]
     hostile_ids = [

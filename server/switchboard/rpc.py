@@ -48,11 +48,16 @@ class SwitchboardProtocol(LanguageServerProtocol):
         self, msg_id: Any, result: Any | None = None, error: ResponseError | None = None
     ) -> None:
         if error is not None and error.code == ErrorCode.INTERNAL_ERROR and _is_traceback(error.data):
-            reference = secrets.token_hex(4)
             # pygls has just logged the exception with its traceback; this ties it to the reference.
-            log.error("internal error %s answered to request %r: %s", reference, msg_id, error.message)
-            error = InternalError(reference).to_response_error()
+            error = internal_error(msg_id, error.message).to_response_error()
         super()._send_response(msg_id, result=result, error=error)
+
+
+def internal_error(msg_id: Any, cause: str) -> InternalError:
+    """The `-32603` answer to request `msg_id`: a new reference for the client, logged with `cause`."""
+    reference = secrets.token_hex(4)
+    log.error("internal error %s answered to request %r: %s", reference, msg_id, cause)
+    return InternalError(reference)
 
 
 def _is_traceback(data: Any) -> bool:

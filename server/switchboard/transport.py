@@ -26,6 +26,8 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pygls.protocol import JsonRPCProtocol
 
+from switchboard.rpc import internal_error
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -142,13 +144,16 @@ class MessagePump:
             return
         try:
             self.protocol.handle_message(cast(Any, message))
-        except Exception:
+        except Exception as exc:
             log.exception("Could not handle %s", data.get("method"))
             if is_request:
-                self._error(data["id"], -32603, "The server failed to handle the request.")
+                error = internal_error(data["id"], repr(exc))
+                self._error(data["id"], error.code, error.message, error.data)
 
-    def _error(self, msg_id: Any, code: int, message: str) -> None:
-        error = {"code": code, "message": message}
+    def _error(self, msg_id: Any, code: int, message: str, data: Any = None) -> None:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            error["data"] = data
         frame = {"jsonrpc": "2.0", "id": msg_id, "error": error}
         self.protocol._send_data(frame)  # pyright: ignore[reportPrivateUsage]
 
