@@ -276,6 +276,10 @@ export interface UsageReport {
   planName: string;
   planReason: string;
   remainingCredits: number;
+  /**
+   * Credits held by turns in flight (Switchboard Cloud); always 0 for the local ledger.
+   */
+  reserved: number;
   usedCredits: number;
 }
 

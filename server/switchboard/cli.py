@@ -1,4 +1,4 @@
-"""The `switchboard` command: serve, chat, mock-api, dev-issuer, schema."""
+"""The `switchboard` command: serve, chat, mock-api, dev-issuer, schema, gateway."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ def _dev_issuer(args: argparse.Namespace) -> int:
     from switchboard.plans.dev_issuer import main as issuer_main
 
     return issuer_main(args.issuer_args, Path(Settings.from_env().state_dir))
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    # Imported only here: `switchboard serve` must never load the gateway (its start-up time matters).
+    from switchboard.gateway.cli import main as gateway_main
+
+    return gateway_main(args.gateway_args)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -96,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     issuer = sub.add_parser("dev-issuer", help="a local entitlement issuer for development and tests")
     issuer.add_argument("issuer_args", nargs=argparse.REMAINDER, help="init | token --plan PLAN | ...")
     issuer.set_defaults(run=_dev_issuer)
+
+    gateway = sub.add_parser("gateway", help="Switchboard Cloud, the hosted gateway (see docs/gateway.md)")
+    gateway.add_argument(
+        "gateway_args", nargs=argparse.REMAINDER, help="serve | migrate | accounts | tokens | keys"
+    )
+    gateway.set_defaults(run=_gateway)
 
     schema = sub.add_parser("schema", help="print the protocol's JSON Schema")
     schema.add_argument("--out", help="write to this file instead of stdout")

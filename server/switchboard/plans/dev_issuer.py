@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import hmac
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,8 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.utils import base64url_encode
 
+from . import signing
 from .catalog import PLANS
 from .period import as_utc, utc_now
+from .signing import key_id, read_private_key, write_private_key
 from .trust import TRUSTED_KEYS_ENV, TRUSTED_KEYS_FILE, default_config_dir
 
 DEV_ISSUER = "switchboard-dev-issuer"
@@ -53,49 +54,20 @@ def init(state_dir: Path, *, force: bool = False) -> tuple[DevIssuerPaths, bool]
         return paths, False
     paths.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
-    _write_private(paths.private_key, key)
+    write_private_key(paths.private_key, key)
     document = {"keys": [public_jwk(key.public_key())]}
     paths.jwks.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return paths, True
 
 
-def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.unlink(missing_ok=True)
-    # Created 0600 from the start: never world-readable, whatever the umask.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(pem)
-
-
 def load_private_key(state_dir: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(dev_issuer_paths(state_dir).private_key.read_bytes(), None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError("the dev issuer key is not an Ed25519 private key")
-    return key
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """The RFC 7638 thumbprint of the key, used as its `kid`."""
-    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": _x(public_key)}, separators=(",", ":"))
-    return base64url_encode(hashlib.sha256(canonical.encode()).digest()).decode()
+    return read_private_key(dev_issuer_paths(state_dir).private_key)
 
 
 def public_jwk(
     public_key: Ed25519PublicKey, *, kid: str | None = None, iss: str | None = DEV_ISSUER
 ) -> dict[str, str]:
-    jwk = {"kty": "OKP", "crv": "Ed25519", "x": _x(public_key), "alg": "EdDSA", "use": "sig"}
-    jwk["kid"] = kid or key_id(public_key)
-    if iss is not None:
-        jwk["iss"] = iss
-    return jwk
-
-
-def _x(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64url_encode(raw).decode()
+    return signing.public_jwk(public_key, kid=kid, iss=iss)
 
 
 def sign_token(

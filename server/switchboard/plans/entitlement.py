@@ -59,8 +59,11 @@ class Entitlement:
 NO_ENTITLEMENT = Entitlement.free("No entitlement")
 
 
-class _Refused(Exception):
+class EntitlementRefused(Exception):
     """A token that grants nothing; `str()` is the human reason."""
+
+
+_Refused = EntitlementRefused
 
 
 def resolve_entitlement(
@@ -81,10 +84,15 @@ def verify_entitlement(
     if not token or not token.strip():
         return NO_ENTITLEMENT
     try:
-        key, claims = _verify_signature(token.strip(), trusted)
-        return _entitlement(claims, key, as_utc(now or utc_now()))
+        return check_entitlement(token, trusted, now=now)
     except _Refused as refused:
         return Entitlement.free(str(refused))
+
+
+def check_entitlement(token: str, trusted: TrustedKeys, *, now: datetime | None = None) -> Entitlement:
+    """The entitlement `token` proves against `trusted`; raises `EntitlementRefused` with the reason."""
+    key, claims = _verify_signature(token.strip(), trusted)
+    return _entitlement(claims, key, as_utc(now or utc_now()))
 
 
 def _verify_signature(token: str, trusted: TrustedKeys) -> tuple[TrustedKey, dict[str, Any]]:

@@ -300,6 +300,10 @@ class UsageReport(Wire):
     included_credits: float
     used_credits: float
     remaining_credits: float
+    reserved: float = Field(
+        default=0.0,
+        description="Credits held by turns in flight (Switchboard Cloud); always 0 for the local ledger.",
+    )
     overage: OverageInfo
     by_model: list[ModelUsage]
     daily: list[DailyUsage]

@@ -1,0 +1,80 @@
+"""Structured access logs: one JSON line per request, without tokens, keys or bodies.
+
+Only the method, path, status, duration, client address and what the handlers put in `request.state`
+(account id, turn id, models, the turn's status and credits) are written; headers never are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("switchboard.gateway.access")
+_STATE_FIELDS = ("account", "turn_id", "model", "routed_model", "turn_status", "credits")
+
+
+class AccessLog:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            access_log.info(json.dumps(_entry(scope, status, started), separators=(",", ":")))
+
+
+def _entry(scope: Scope, status: int, started: float) -> dict[str, Any]:
+    client = scope.get("client")
+    entry: dict[str, Any] = {
+        "event": "access",
+        "method": scope.get("method"),
+        "path": scope.get("path"),  # never the query string: nothing secret belongs there, but be sure
+        "status": status,
+        "ms": round((time.monotonic() - started) * 1000, 1),
+        "client": client[0] if client else None,
+    }
+    state: dict[str, Any] = scope.get("state") or {}
+    entry.update({name: state[name] for name in _STATE_FIELDS if name in state})
+    return entry
+
+
+class JsonLines(logging.Formatter):
+    """Log records as JSON lines; an access record's message is already its JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == access_log.name:
+            return record.getMessage()
+        entry: dict[str, Any] = {"event": "log", "level": record.levelname, "logger": record.name}
+        entry["message"] = record.getMessage()
+        for name in ("account", "turn_id", "credits"):
+            if name in record.__dict__:
+                entry[name] = record.__dict__[name]
+        return json.dumps(entry, separators=(",", ":"))
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("httpx", "httpx2", "httpcore", "psycopg", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

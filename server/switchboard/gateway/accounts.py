@@ -1,0 +1,142 @@
+"""Accounts: who may use the gateway, on which plan, with which overage terms."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, LiteralString
+
+from argon2 import PasswordHasher
+from psycopg import AsyncConnection
+from psycopg.errors import UniqueViolation
+from psycopg.rows import DictRow
+
+from switchboard.plans.catalog import PlanSpec, get_plan, is_known_plan
+
+_HASHER = PasswordHasher()
+_COLUMNS: Final = "id, email, plan, overage_enabled, overage_budget_cents, revoked_at"
+
+
+class AccountError(Exception):
+    """An admin action that cannot be done; `str()` says why."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    email: str
+    plan: str
+    overage_enabled: bool
+    overage_budget_cents: int | None
+    revoked_at: datetime | None
+
+    @property
+    def spec(self) -> PlanSpec:
+        return get_plan(self.plan)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def overage_on(self) -> bool:
+        """Overage applies: the plan offers it and the account turned it on."""
+        return self.spec.overage_available and self.overage_enabled
+
+    @property
+    def budget_usd(self) -> Decimal | None:
+        return None if self.overage_budget_cents is None else Decimal(self.overage_budget_cents) / 100
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except Exception:
+        return False
+
+
+def _account(row: dict[str, Any]) -> Account:
+    return Account(
+        id=row["id"],
+        email=row["email"],
+        plan=row["plan"],
+        overage_enabled=row["overage_enabled"],
+        overage_budget_cents=row["overage_budget_cents"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def _require_plan(plan: str) -> None:
+    if not is_known_plan(plan):
+        raise AccountError(f"unknown plan {plan!r}")
+
+
+async def create_account(conn: AsyncConnection[DictRow], email: str, password: str, plan: str) -> Account:
+    _require_plan(plan)
+    if "@" not in email or len(email) > 320:
+        raise AccountError(f"{email!r} is not an email address")
+    account_id = "acct_" + secrets.token_hex(8)
+    try:
+        cursor = await conn.execute(
+            "INSERT INTO accounts (id, email, password_hash, plan) VALUES (%s, %s, %s, %s)"
+            f" RETURNING {_COLUMNS}",
+            (account_id, email, hash_password(password), plan),
+        )
+    except UniqueViolation:
+        raise AccountError(f"an account with email {email!r} exists") from None
+    row = await cursor.fetchone()
+    assert row is not None
+    return _account(row)
+
+
+async def get_account(conn: AsyncConnection[DictRow], account_id: str) -> Account | None:
+    cursor = await conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = %s", (account_id,))
+    row = await cursor.fetchone()
+    return _account(row) if row else None
+
+
+async def find_account(conn: AsyncConnection[DictRow], ref: str) -> Account:
+    """The account with this id or email (case-insensitive); raises `AccountError` when there is none."""
+    cursor = await conn.execute(
+        f"SELECT {_COLUMNS} FROM accounts WHERE id = %s OR lower(email) = lower(%s)", (ref, ref)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        raise AccountError(f"no account {ref!r}")
+    return _account(row)
+
+
+async def set_plan(conn: AsyncConnection[DictRow], account_id: str, plan: str) -> Account:
+    _require_plan(plan)
+    return await _update(conn, account_id, "plan = %s", (plan,))
+
+
+async def revoke(conn: AsyncConnection[DictRow], account_id: str) -> Account:
+    """Stop the account: every request with its tokens is refused from the next one on."""
+    return await _update(conn, account_id, "revoked_at = coalesce(revoked_at, now())", ())
+
+
+async def set_overage(
+    conn: AsyncConnection[DictRow], account_id: str, enabled: bool, budget_cents: int | None
+) -> Account:
+    return await _update(
+        conn, account_id, "overage_enabled = %s, overage_budget_cents = %s", (enabled, budget_cents)
+    )
+
+
+async def _update(
+    conn: AsyncConnection[DictRow], account_id: str, assignments: LiteralString, values: tuple[object, ...]
+) -> Account:
+    cursor = await conn.execute(
+        f"UPDATE accounts SET {assignments} WHERE id = %s RETURNING {_COLUMNS}", (*values, account_id)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        raise AccountError(f"no account {account_id!r}")
+    return _account(row)

@@ -1,0 +1,82 @@
+"""The ASGI application: routes, the replica's lifetime (pool, upstream client, reaper), and logging."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncGenerator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .accesslog import AccessLog
+from .config import GatewaySettings
+from .db import is_ready, open_pool
+from .errors import error_response
+from .messages import create_message
+from .reaper import reap_forever
+from .service import Gateway
+from .tokens import TokenAuthority
+from .upstream import Upstream
+from .usage import overage_endpoint, usage_endpoint
+
+log = logging.getLogger("switchboard.gateway")
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    authority = TokenAuthority.from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
+        pool = await open_pool(settings)
+        upstream = Upstream(settings)
+        gateway = Gateway(settings, pool, upstream, authority)
+        app.state.gateway = gateway
+        await gateway.auto.router()
+        reaper = asyncio.ensure_future(reap_forever(gateway))
+        log.info("gateway replica %s ready", gateway.replica)
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await gateway.drain()
+            await upstream.aclose()
+            await pool.close()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        if await is_ready(gateway.pool):
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "PostgreSQL is unreachable"}, status_code=503)
+
+    async def jwks(_: Request) -> Response:
+        return JSONResponse(authority.jwks(), headers={"cache-control": "public, max-age=300"})
+
+    async def internal_error(_: Request, error: Exception) -> Response:
+        reference = secrets.token_hex(4)
+        log.exception("unhandled error (reference %s)", reference, exc_info=error)
+        message = f"The gateway failed to handle this request (reference {reference})."
+        return error_response(500, "api_error", message, retry=True)
+
+    routes = [
+        Route("/v1/messages", create_message, methods=["POST"]),
+        Route("/v1/switchboard/usage", usage_endpoint, methods=["GET"]),
+        Route("/v1/switchboard/overage", overage_endpoint, methods=["POST"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessLog)],
+        exception_handlers={Exception: internal_error},
+    )

@@ -1,0 +1,60 @@
+"""Auto on the gateway: the language server's runtime router decides, on the request as sent.
+
+The body's `model` is ignored: the gateway picks among the models the plan allows, so an Auto header on a
+Sonnet body still answers with what the router picks, billed at 1.0x.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.catalog.models import CATALOG, ModelSpec
+from switchboard.routing import RouteInput, Router
+from switchboard.tokens import estimate_tokens
+
+
+@dataclass(frozen=True)
+class Route:
+    model: ModelSpec
+    reason: str
+
+
+class AutoRouter:
+    def __init__(self) -> None:
+        self._router: asyncio.Future[Router] | None = None
+
+    async def router(self) -> Router:
+        """The router's artifact loads off the event loop, once."""
+        if self._router is None:
+            self._router = asyncio.ensure_future(asyncio.to_thread(Router.load))
+        return await asyncio.shield(self._router)
+
+    async def route(self, body: dict[str, Any], allowed: list[str]) -> Route:
+        """Raises `NoRoutableModelError` when the plan allows none of Auto's models."""
+        router = await self.router()
+        decision = router.decide(route_input(body, allowed))
+        return Route(CATALOG[decision.model], decision.reason)
+
+
+def route_input(body: dict[str, Any], allowed: list[str]) -> RouteInput:
+    messages: list[Any] = body.get("messages") or []
+    history = messages[:-1]
+    return RouteInput(
+        prompt=_text(messages[-1]) if messages else "",
+        history_turns=len(history),
+        history_tokens=sum(estimate_tokens(_text(message)) for message in history),
+        allowed=allowed,
+    )
+
+
+def _text(message: Any) -> str:
+    """The text of a message, whether its content is a string or a list of blocks."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = [block.get("text") for block in content if isinstance(block, dict)]
+    return "\n".join(text for text in texts if isinstance(text, str))

@@ -1,0 +1,213 @@
+"""`switchboard gateway ...`: run a replica, migrate the database, and administer accounts.
+
+`tokens issue` is the stand-in for sign-in until the device flow lands: it prints an access token for an
+account, for testing and for operators. It needs the signing keys, so only who runs the gateway can use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+
+from switchboard.plans.catalog import PLANS
+
+from .config import ConfigError, GatewaySettings, load_settings
+
+Command = Callable[[argparse.Namespace, GatewaySettings, TextIO], Coroutine[Any, Any, int] | int]
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = _parser().parse_args(argv)
+    stream = out or sys.stdout
+    if args.command == "keys":
+        return _new_key(Path(args.path), stream)
+    try:
+        settings = load_settings()
+        command: Command = args.run
+        result = command(args, settings, stream)
+        return asyncio.run(result) if not isinstance(result, int) else result
+    except ConfigError as error:
+        print(f"switchboard gateway: {error}", file=sys.stderr)
+        return 2
+    except _Failed as failed:
+        print(f"switchboard gateway: {failed}", file=sys.stderr)
+        return 1
+
+
+class _Failed(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchboard gateway", description="Switchboard Cloud, the hosted gateway."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one gateway replica (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8780)
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=_migrate)
+
+    keys = commands.add_parser("keys", help="create a new Ed25519 signing key")
+    keys.add_argument("action", choices=["new"])
+    keys.add_argument("path", help="where to write the PEM file (never overwritten)")
+
+    accounts = commands.add_parser("accounts", help="create and manage accounts")
+    actions = accounts.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create an account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--plan", required=True, choices=list(PLANS))
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.set_defaults(run=_accounts_create)
+    set_plan = actions.add_parser("set-plan", help="move an account to another plan")
+    set_plan.add_argument("account", help="account id or email")
+    set_plan.add_argument("plan", choices=list(PLANS))
+    set_plan.set_defaults(run=_accounts_set_plan)
+    revoke = actions.add_parser("revoke", help="stop an account: its tokens stop working at once")
+    revoke.add_argument("account", help="account id or email")
+    revoke.set_defaults(run=_accounts_revoke)
+    usage = actions.add_parser("usage", help="print an account's usage report (JSON)")
+    usage.add_argument("account", help="account id or email")
+    usage.set_defaults(run=_accounts_usage)
+
+    tokens = commands.add_parser(
+        "tokens", help="access tokens (a stand-in for sign-in until the device flow)"
+    )
+    token_actions = tokens.add_subparsers(dest="action", required=True)
+    issue = token_actions.add_parser("issue", help="print a short-lived access token for an account")
+    issue.add_argument("--account", required=True, help="account id or email")
+    issue.set_defaults(run=_tokens_issue)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    import uvicorn
+
+    from .accesslog import configure_logging
+    from .app import create_app
+
+    configure_logging()
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None, lifespan="on")
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from .migrate import upgrade
+
+    upgrade(settings.database_url.get_secret_value())
+    print("The gateway database is up to date.", file=out)
+    return 0
+
+
+def _new_key(path: Path, out: TextIO) -> int:
+    from .tokens import new_signing_key
+
+    try:
+        kid = new_signing_key(path)
+    except (FileExistsError, OSError) as error:
+        print(f"switchboard gateway: {error}", file=sys.stderr)
+        return 1
+    print(f"Created signing key {kid} in {path}", file=out)
+    return 0
+
+
+async def _accounts_create(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+
+    password = _read_password(args.password_stdin)
+    async with await _connect(settings) as conn:
+        try:
+            account = await accounts.create_account(conn, args.email, password, args.plan)
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+    print(json.dumps({"id": account.id, "email": account.email, "plan": account.plan}), file=out)
+    return 0
+
+
+async def _accounts_set_plan(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+
+    async with await _connect(settings) as conn:
+        try:
+            account = await accounts.set_plan(
+                conn, (await accounts.find_account(conn, args.account)).id, args.plan
+            )
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+    print(f"{account.email} ({account.id}) is on {account.spec.name}.", file=out)
+    return 0
+
+
+async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+
+    async with await _connect(settings) as conn:
+        try:
+            account = await accounts.revoke(conn, (await accounts.find_account(conn, args.account)).id)
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+    print(f"{account.email} ({account.id}) is revoked: its access tokens no longer work.", file=out)
+    return 0
+
+
+async def _accounts_usage(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+    from .usage import usage_report
+
+    async with await _connect(settings) as conn:
+        try:
+            account = await accounts.find_account(conn, args.account)
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+        report = await usage_report(conn, account)
+    print(report.model_dump_json(by_alias=True, indent=2), file=out)
+    return 0
+
+
+async def _tokens_issue(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+    from .tokens import TokenAuthority
+
+    authority = TokenAuthority.from_settings(settings)
+    async with await _connect(settings) as conn:
+        try:
+            account = await accounts.find_account(conn, args.account)
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+    if not account.active:
+        raise _Failed(f"{account.email} is revoked")
+    print(authority.issue(account.id, account.plan), file=out)
+    return 0
+
+
+async def _connect(settings: GatewaySettings) -> AsyncConnection[DictRow]:
+    return await AsyncConnection[DictRow].connect(
+        settings.database_url.get_secret_value(), autocommit=True, row_factory=dict_row
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise _Failed("the passwords differ")
+    else:
+        raise _Failed("give the password on a terminal, or with --password-stdin")
+    if len(password) < 8:
+        raise _Failed("the password must have at least 8 characters")
+    return password

@@ -1,0 +1,108 @@
+"""The gateway's typed configuration: from a TOML file and the environment, never from a request.
+
+`SWITCHBOARD_GATEWAY_CONFIG` names an optional TOML file whose keys are the field names below; each field
+can also be set (and overridden) by `SWITCHBOARD_GATEWAY_<FIELD>` in the environment. Signing keys are a
+list of PEM files (`os.pathsep`-separated in the environment): the first signs, all are published.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+CONFIG_FILE_ENV = "SWITCHBOARD_GATEWAY_CONFIG"
+ENV_PREFIX = "SWITCHBOARD_GATEWAY_"
+# Access tokens are checked against the account on every request, but a stolen one must still die soon.
+MAX_ACCESS_TOKEN_SECONDS = 900
+_LIST_FIELDS = ("signing_keys",)
+
+
+class ConfigError(Exception):
+    """The configuration is missing or invalid; `str()` says what to fix (and never echoes a secret)."""
+
+
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: SecretStr = Field(
+        description="PostgreSQL URL, e.g. postgresql://user@host:5432/switchboard"
+    )
+    upstream_api_key: SecretStr = Field(description="The vendor's Anthropic key: never sent to a client")
+    upstream_base_url: str = "https://api.anthropic.com"
+    signing_keys: Annotated[list[Path], Field(min_length=2)] = Field(
+        description="Ed25519 PEM files: the first signs access tokens, every one is published in the JWKS"
+    )
+    public_base_url: str = Field(description="Where clients reach the gateway, e.g. https://cloud.example")
+    issuer: str | None = Field(default=None, description="The tokens' `iss` (default: public_base_url)")
+    reservation_ttl_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 60.0
+    access_token_seconds: Annotated[int, Field(ge=30, le=MAX_ACCESS_TOKEN_SECONDS)] = MAX_ACCESS_TOKEN_SECONDS
+    upstream_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
+    pool_max_size: Annotated[int, Field(ge=1, le=1000)] = 20
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
+
+    @field_validator("upstream_base_url", "public_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @property
+    def token_issuer(self) -> str:
+        return self.issuer or self.public_base_url
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> GatewaySettings:
+    """The settings from the file named by `SWITCHBOARD_GATEWAY_CONFIG` (if any) and the environment."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if path := env.get(CONFIG_FILE_ENV):
+        values.update(_read_file(Path(path)))
+    values.update(_from_environment(env))
+    try:
+        return GatewaySettings.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"cannot read {CONFIG_FILE_ENV}={path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in GatewaySettings.model_fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None or raw == "":
+            continue
+        values[name] = [part for part in raw.split(os.pathsep) if part] if name in _LIST_FIELDS else raw
+    return values
+
+
+def _describe(error: ValidationError) -> str:
+    """Which settings are wrong and why, without the offending values (they may be secrets)."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in problem["loc"]) or "settings"
+        setting = f"{field} ({ENV_PREFIX}{str(problem['loc'][0]).upper()})" if problem["loc"] else field
+        lines.append(f"{setting}: {problem['msg']}")
+    return "invalid gateway configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,39 @@
+"""PostgreSQL: the async connection pool the replicas share, and the readiness probe."""
+
+from __future__ import annotations
+
+import asyncio
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from .config import GatewaySettings
+
+Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
+READY_TIMEOUT_SECONDS = 2.0
+
+
+async def open_pool(settings: GatewaySettings) -> Pool:
+    pool: Pool = AsyncConnectionPool(
+        settings.database_url.get_secret_value(),
+        min_size=settings.pool_min_size,
+        max_size=max(settings.pool_min_size, settings.pool_max_size),
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        connection_class=AsyncConnection[DictRow],
+        open=False,
+        name="switchboard-gateway",
+    )
+    # Not waiting: a replica starts (and answers /healthz) while PostgreSQL is still coming up.
+    await pool.open(wait=False)
+    return pool
+
+
+async def is_ready(pool: Pool) -> bool:
+    """PostgreSQL answers a query within a couple of seconds."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except Exception:
+        return False

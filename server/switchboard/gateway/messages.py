@@ -1,0 +1,110 @@
+"""`POST /v1/messages`: authenticate, choose the model, reserve, forward, meter, settle."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .charge import charge_info, route_headers
+from .errors import GatewayRefusal
+from .ledger import Outcome, Reservation
+from .metering import usage_of_message
+from .relay import TurnStream
+from .service import Choice, Gateway
+from .turn_request import TurnRequest, parse_turn
+from .upstream import UpstreamFailure, relay_error, unreachable
+
+
+async def create_message(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    try:
+        account = await gateway.authenticate(request)
+        request.state.account = account.id
+        turn = parse_turn(request.headers, await _body(request, gateway.settings.max_body_bytes))
+        request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
+        choice = await gateway.choose(account, turn)
+        request.state.routed_model = choice.model.id
+        reservation = await gateway.reserve(account, turn, choice)
+    except GatewayRefusal as refusal:
+        return refusal.response()
+    try:
+        return await _forward(request, gateway, turn, choice, reservation)
+    except BaseException:
+        # Whatever went wrong before the answer began (a bug, a cancelled request) costs nothing.
+        await gateway.settle(reservation, Outcome("failed", usage_of_message({}), "the gateway failed"))
+        raise
+
+
+async def _forward(
+    request: Request, gateway: Gateway, turn: TurnRequest, choice: Choice, reservation: Reservation
+) -> Response:
+    model = choice.model.anthropic_model
+    assert model is not None  # a concrete model
+    body = {**turn.body, "model": model}
+    try:
+        upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
+    except UpstreamFailure:
+        await _free(gateway, reservation, "the Anthropic API could not be reached")
+        return _with_route(unreachable(), reservation, choice)
+    if upstream.status_code >= 400:
+        content = await upstream.aread()
+        await upstream.aclose()
+        await _free(gateway, reservation, f"the Anthropic API answered HTTP {upstream.status_code}")
+        return _with_route(relay_error(upstream.status_code, content, upstream.headers), reservation, choice)
+    if turn.stream:
+        return TurnStream(gateway, reservation, choice.reason, upstream)  # type: ignore[return-value]
+    return await _whole_answer(request, gateway, choice, reservation, upstream)
+
+
+async def _whole_answer(
+    request: Request, gateway: Gateway, choice: Choice, reservation: Reservation, upstream: httpx2.Response
+) -> Response:
+    message = _json_object(upstream.content)
+    if message is None:
+        await _free(gateway, reservation, "the Anthropic API sent an unreadable answer")
+        return _with_route(unreachable(), reservation, choice)
+    settlement = await gateway.settle(reservation, Outcome("complete", usage_of_message(message)))
+    info = charge_info(reservation, choice.reason, settlement)
+    request.state.turn_status, request.state.credits = settlement.status, info["credits"]
+    message["switchboard"] = info
+    headers = {**route_headers(reservation, choice.reason), "switchboard-credits": str(info["credits"])}
+    return JSONResponse(message, headers=headers)
+
+
+async def _free(gateway: Gateway, reservation: Reservation, reason: str) -> None:
+    await gateway.settle(reservation, Outcome("failed", usage_of_message({}), reason))
+
+
+def _with_route(response: Response, reservation: Reservation, choice: Choice) -> Response:
+    response.headers.update(route_headers(reservation, choice.reason))
+    return response
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise error_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise error_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_too_large(limit: int) -> GatewayRefusal:
+    return GatewayRefusal(413, "request_too_large", f"The request body is larger than {limit} bytes.")

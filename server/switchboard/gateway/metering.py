@@ -1,0 +1,64 @@
+"""What a streamed turn has used so far, from `message_start`, the deltas and `message_delta`.
+
+When the stream is cut before `message_delta` (the client left, the upstream failed, the replica died),
+output is counted from the deltas that reached the gateway (`plans.credits.cancelled_usage`: four characters
+a token, never less than what `message_start` reported).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchboard.plans.credits import cancelled_usage
+from switchboard.protocol.messages import Usage
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+_DELTA_TEXT = ("text", "thinking", "partial_json")
+
+
+class StreamMeter:
+    def __init__(self) -> None:
+        self._reported: Usage | None = None
+        self._final = False
+        self._pieces: list[str] = []
+        self.output_seen = False
+
+    @property
+    def final(self) -> bool:
+        """`message_delta` reported the turn's output."""
+        return self._final
+
+    def observe(self, name: str, data: dict[str, Any]) -> None:
+        if name == "message_start":
+            message = data.get("message")
+            if isinstance(message, dict):
+                self._merge(message.get("usage"))
+        elif name == "content_block_delta":
+            self.output_seen = True
+            delta = data.get("delta")
+            if isinstance(delta, dict):
+                self._pieces.extend(delta[k] for k in _DELTA_TEXT if isinstance(delta.get(k), str))
+        elif name == "message_delta":
+            self._merge(data.get("usage"))
+            self._final = True
+
+    def usage(self) -> Usage:
+        """Exact once `message_delta` came; until then, output estimated from the deltas."""
+        return cancelled_usage(self._reported, "".join(self._pieces), output_reported=self._final)
+
+    def _merge(self, usage: object) -> None:
+        if not isinstance(usage, dict):
+            return
+        counts = self._reported.model_dump(by_alias=False) if self._reported else {}
+        for field in _USAGE_FIELDS:
+            value = usage.get(field)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                counts[field] = value
+        self._reported = Usage.model_validate(counts)
+
+
+def usage_of_message(message: dict[str, Any]) -> Usage:
+    """The usage of a non-streaming answer (zeros for missing counts)."""
+    meter = StreamMeter()
+    meter.observe("message_delta", {"usage": message.get("usage")})
+    return meter.usage()

@@ -1,0 +1,154 @@
+"""A streamed turn: forward upstream events as they arrive, meter them, settle before `message_stop`.
+
+The client's disconnect is watched for the whole stream, so the upstream stream is closed the moment the
+client goes, not at the next event. Whatever ends the stream, the turn is settled exactly once:
+`complete` when `message_delta` came (charged before `message_stop` is forwarded), `cut` when output had
+begun (charged for the tokens that reached the gateway), `failed` when none had (free).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx2
+import psycopg
+from starlette.types import Receive, Scope, Send
+
+from .charge import charge_info, route_headers
+from .errors import error_body
+from .ledger import Outcome, Reservation, Settlement
+from .metering import StreamMeter
+from .service import Gateway
+from .sse import MalformedEvent, encode_json, events
+
+log = logging.getLogger("switchboard.gateway")
+
+
+class ClientGone(Exception):
+    pass
+
+
+class TurnStream:
+    """An ASGI response relaying one upstream stream to one client."""
+
+    def __init__(
+        self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: httpx2.Response
+    ) -> None:
+        self.gateway, self.reservation, self.route_reason = gateway, reservation, route_reason
+        self.upstream = upstream
+        self.meter = StreamMeter()
+        self.settlement: Settlement | None = None
+        self.cut_reason = "the client disconnected"
+        self._log_state: dict[str, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {**route_headers(self.reservation, self.route_reason), "content-type": "text/event-stream"}
+        headers["cache-control"] = "no-cache"
+        raw_headers = [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
+        self._log_state = scope.setdefault("state", {})
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(_disconnected(receive))
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch, heartbeat):
+                task.cancel()
+            await asyncio.gather(pump, watch, heartbeat, return_exceptions=True)
+            await self.upstream.aclose()
+            if self.settlement is None:
+                await self._settle_or_leave()
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, send: Send) -> None:
+        async def forward(chunk: bytes) -> None:
+            try:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except OSError:
+                raise ClientGone() from None
+
+        try:
+            async for event in events(self.upstream.aiter_raw()):
+                data = event.json()
+                self.meter.observe(event.name, data)
+                if event.name == "message_delta":
+                    data["switchboard"] = await self._settle(Outcome("complete", self.meter.usage()))
+                    await forward(encode_json("message_delta", data))
+                elif event.name == "message_stop":
+                    if self.settlement is None:
+                        await self._settle(Outcome("complete", self.meter.usage()))
+                    await forward(event.encode())
+                    return
+                elif event.name == "error":
+                    data["switchboard"] = await self._settle_unfinished("the upstream sent an error event")
+                    await forward(encode_json("error", data))
+                    return
+                else:
+                    await forward(event.encode())
+            await self._fail(send, "the upstream stream ended before message_stop")
+        except (httpx2.TransportError, MalformedEvent) as error:
+            await self._fail(send, f"the upstream stream broke ({type(error).__name__})")
+        except ClientGone:
+            self.cut_reason = "the client disconnected"
+        except psycopg.Error as error:
+            log.error(
+                "could not settle a turn (%s): the reaper settles it from its checkpoint",
+                type(error).__name__,
+            )
+            body = error_body(
+                "api_error", "The gateway could not record this turn's charge; ask again shortly."
+            )
+            with contextlib.suppress(OSError):
+                await send(
+                    {"type": "http.response.body", "body": encode_json("error", body), "more_body": True}
+                )
+
+    async def _fail(self, send: Send, reason: str) -> None:
+        info = await self._settle_unfinished(reason)
+        body = error_body(
+            "api_error", "The answer was cut off upstream; it was charged only for what arrived."
+        )
+        body["switchboard"] = info
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": encode_json("error", body), "more_body": True})
+
+    async def _settle(self, outcome: Outcome) -> dict[str, Any]:
+        self.settlement = await self.gateway.settle(self.reservation, outcome)
+        self._log_state["turn_status"] = self.settlement.status
+        self._log_state["credits"] = self.settlement.credits_h / 100
+        return charge_info(self.reservation, self.route_reason, self.settlement)
+
+    async def _settle_or_leave(self) -> None:
+        try:
+            await self._settle_unfinished()
+        except psycopg.Error as error:
+            log.error(
+                "could not settle a turn (%s): the reaper settles it from its checkpoint",
+                type(error).__name__,
+            )
+
+    async def _settle_unfinished(self, reason: str | None = None) -> dict[str, Any]:
+        status = "cut" if self.meter.output_seen else "failed"
+        return await self._settle(Outcome(status, self.meter.usage(), reason or self.cut_reason))
+
+    async def _heartbeat(self) -> None:
+        """Extend the reservation and checkpoint the usage so far, a few times per reservation lifetime."""
+        interval = self.gateway.ttl.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.gateway.checkpoint(
+                    self.reservation, Outcome("cut", self.meter.usage()), self.meter.output_seen
+                )
+            except Exception as error:  # a missed beat is retried; the reaper is the backstop
+                log.warning("checkpoint of a turn failed: %s", type(error).__name__)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

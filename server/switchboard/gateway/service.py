@@ -1,0 +1,210 @@
+"""Everything a replica holds while it runs: settings, the pool, the upstream client, keys and the router.
+
+Also the steps every turn takes before it is forwarded: authenticate, load the account and its plan,
+refuse a forbidden model, route Auto, reserve the worst case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+
+from switchboard.catalog.models import ModelSpec
+from switchboard.plans import wording
+from switchboard.plans.catalog import allowed_plans
+from switchboard.plans.credits import from_hundredths
+from switchboard.plans.period import period_of
+from switchboard.routing import NoRoutableModelError
+
+from . import ledger
+from .accounts import Account, get_account
+from .auto import AutoRouter
+from .config import GatewaySettings
+from .db import Pool
+from .errors import GatewayRefusal, unauthenticated
+from .estimate import max_tokens_within, reservation_h
+from .ledger import Outcome, Reservation, Settlement, TurnKey
+from .tokens import TokenAuthority, TokenRefused
+from .turn_request import TurnRequest
+from .upstream import Upstream
+
+log = logging.getLogger("switchboard.gateway")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The model that answers a turn and why (for a concrete model: that model, "Chosen by you")."""
+
+    model: ModelSpec
+    reason: str
+
+
+class Gateway:
+    def __init__(
+        self, settings: GatewaySettings, pool: Pool, upstream: Upstream, authority: TokenAuthority
+    ) -> None:
+        self.settings, self.pool, self.upstream, self.authority = settings, pool, upstream, authority
+        self.auto = AutoRouter()
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self.ttl = timedelta(seconds=settings.reservation_ttl_seconds)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- before forwarding ---------------------------------------------------------------------------
+
+    async def authenticate(self, request: Request) -> Account:
+        """The active account behind the request's bearer token; raises a 401 refusal."""
+        token = bearer_token(request)
+        if token is None:
+            raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
+        try:
+            entitlement = self.authority.verify(token)
+        except TokenRefused as refused:
+            raise unauthenticated(str(refused)) from None
+        async with self.pool.connection() as conn:
+            account = await get_account(conn, entitlement.account_key)
+        if account is None or not account.active:
+            raise unauthenticated("This account is revoked: sign in again or contact support.")
+        return account
+
+    async def choose(self, account: Account, turn: TurnRequest) -> Choice:
+        """The model that answers: a concrete model if the plan allows it, else what Auto picks."""
+        plan = account.spec
+        if not plan.allows(turn.model.id):
+            raise GatewayRefusal(
+                403,
+                "plan_forbids_model",
+                wording.plan_forbids(turn.model.id, plan.id),
+                details={
+                    "model_id": turn.model.id,
+                    "plan": plan.id,
+                    "allowed_plans": allowed_plans(turn.model.id),
+                },
+            )
+        if turn.model.id != "auto":
+            return Choice(turn.model, "Chosen by you")
+        allowed = [
+            model
+            for model in ("claude-haiku-4.5", "claude-sonnet-4.5", "claude-sonnet-4.0")
+            if plan.allows(model)
+        ]
+        try:
+            route = await self.auto.route(turn.body, allowed)
+        except NoRoutableModelError:
+            raise GatewayRefusal(
+                403, "plan_forbids_model", "Your plan allows none of Auto's models."
+            ) from None
+        return Choice(route.model, route.reason)
+
+    async def reserve(self, account: Account, turn: TurnRequest, choice: Choice) -> Reservation:
+        needed = reservation_h(turn.model.id, turn.body, turn.max_tokens)
+        key = TurnKey(account.id, turn.turn_id)
+        try:
+            async with self.pool.connection() as conn:
+                return await ledger.reserve(
+                    conn,
+                    key,
+                    period=period_of(datetime.now(UTC)).key,
+                    model_id=turn.model.id,
+                    routed_model=choice.model.id,
+                    route_reason=choice.reason,
+                    reserved_h=needed,
+                    ttl=self.ttl,
+                    replica=self.replica,
+                )
+        except ledger.InsufficientCredits as short:
+            raise _credits_refusal(short, turn) from None
+        except ledger.TurnInProgress:
+            raise GatewayRefusal(
+                409, "turn_in_progress", "This turn is being answered by another request.", retry=True
+            ) from None
+        except ledger.TurnAlreadySettled as done:
+            raise _settled_refusal(done.settlement) from None
+        except ledger.AccountGone:
+            raise unauthenticated("This account is revoked: sign in again or contact support.") from None
+
+    # --- while and after forwarding ------------------------------------------------------------------
+
+    async def settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
+        """Settle the turn; runs to the end even if the request that started it is cancelled."""
+        task = asyncio.ensure_future(self._settle(reservation, outcome))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return await asyncio.shield(task)
+
+    async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
+        async with self.pool.connection() as conn:
+            return await ledger.settle(conn, reservation, outcome)
+
+    async def checkpoint(self, reservation: Reservation, outcome: Outcome, output_seen: bool) -> bool:
+        async with self.pool.connection() as conn:
+            return await ledger.checkpoint(
+                conn, reservation.key, outcome.usage, output_seen=output_seen, ttl=self.ttl
+            )
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Wait for settlements in flight (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def _credits_refusal(short: ledger.InsufficientCredits, turn: TurnRequest) -> GatewayRefusal:
+    account = short.account
+    fits = max_tokens_within(turn.model.id, turn.body, short.available_h)
+    period = period_of(datetime.now(UTC))
+    if short.available_h <= 0 and not account.overage_on:
+        message = wording.credits_exhausted(account.spec.id, period)
+    elif short.available_h <= 0 and account.budget_usd is not None:
+        message = wording.budget_reached(account.budget_usd, period)
+    else:
+        message = (
+            f"This turn may use up to {from_hundredths(short.needed_h)} credits and "
+            f"{from_hundredths(short.available_h)} are left. "
+            f"Lower max_tokens (at most {fits} fits) or pick a cheaper model."
+        )
+    return GatewayRefusal(
+        402,
+        "credits_exhausted",
+        message,
+        details={
+            "plan": account.spec.id,
+            "remaining_credits": float(from_hundredths(short.available_h)),
+            "needed_credits": float(from_hundredths(short.needed_h)),
+            "max_tokens_that_fit": fits,
+            "overage_available": account.spec.overage_available,
+        },
+    )
+
+
+def _settled_refusal(settlement: Settlement) -> GatewayRefusal:
+    return GatewayRefusal(
+        409,
+        "turn_already_settled",
+        "This turn was already answered and charged; send a new turn id to ask again.",
+        details={
+            "turn_id": settlement.turn_id,
+            "status": settlement.status,
+            "credits": float(from_hundredths(settlement.credits_h)),
+        },
+    )

@@ -1,0 +1,82 @@
+"""Access tokens: short-lived EdDSA entitlements signed by the gateway, verifiable by any replica.
+
+An access token is the same JWT as the language server's entitlement (`plans.entitlement`), signed with the
+first configured key; every configured key is published at `/.well-known/jwks.json` and accepted, so a key
+can be added, promoted and retired without a replica ever refusing a live token (docs/gateway.md).
+Whether the account is still active is checked against the database on every request, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement
+from switchboard.plans.signing import public_jwk, read_private_key, sign_entitlement, write_private_key
+from switchboard.plans.trust import TrustedKeys, parse_jwks
+
+from .config import ConfigError, GatewaySettings
+
+
+class TokenRefused(Exception):
+    """The bearer token proves nothing; `str()` is the reason, safe to show (it never echoes the token)."""
+
+
+@dataclass(frozen=True)
+class TokenAuthority:
+    issuer: str
+    lifetime: timedelta
+    signing_keys: tuple[Ed25519PrivateKey, ...]
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> TokenAuthority:
+        keys = tuple(_load_key(path) for path in settings.signing_keys)
+        return cls(settings.token_issuer, timedelta(seconds=settings.access_token_seconds), keys)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys, every one bound to this issuer."""
+        return {"keys": [public_jwk(key.public_key(), iss=self.issuer) for key in self.signing_keys]}
+
+    def issue(self, account_id: str, plan: str, *, now: datetime | None = None) -> str:
+        return sign_entitlement(
+            self.signing_keys[0], plan=plan, sub=account_id, iss=self.issuer, lifetime=self.lifetime, now=now
+        )
+
+    @cached_property
+    def _trusted(self) -> TrustedKeys:
+        keys, _ = parse_jwks(self.jwks(), "gateway signing keys")
+        return TrustedKeys(tuple(keys))
+
+    def verify(self, token: str, *, now: datetime | None = None) -> Entitlement:
+        """The entitlement `token` proves; raises `TokenRefused`."""
+        try:
+            return check_entitlement(token, self._trusted, now=now)
+        except EntitlementRefused as refused:
+            raise TokenRefused(str(refused).replace("Entitlement", "Access token", 1)) from None
+
+
+def _load_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        return read_private_key(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"signing key {path} does not exist (create it: switchboard gateway keys new)"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"signing key {path} is not an Ed25519 PEM private key ({type(error).__name__})"
+        ) from None
+
+
+def new_signing_key(path: Path) -> str:
+    """Create an Ed25519 key at `path` (0600; refuses to overwrite) and return its `kid`."""
+    if path.exists():
+        raise FileExistsError(f"{path} exists: a signing key is never overwritten")
+    key = Ed25519PrivateKey.generate()
+    write_private_key(path, key)
+    return public_jwk(key.public_key(), iss=None)["kid"]

@@ -1,0 +1,101 @@
+"""Gateway fixtures: a real PostgreSQL cluster, real gateway replicas, the fake Anthropic API upstream.
+
+Session-scoped and shared: the cluster, the migrated database, the signing keys, the fake API and two
+replicas. Tests stay apart by creating their own accounts (the ledger is keyed by account), and faults
+injected into the fake API are cleared after each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from gateway_support import RESERVATION_TTL, VENDOR_KEY, Accounts, Replica, run_cli
+from pgcluster import Cluster
+
+from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway.config import load_settings
+from switchboard.gateway.tokens import TokenAuthority
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    started = Cluster.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(cluster: Cluster) -> str:
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE gateway")
+    return cluster.url("gateway")
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(api_key=VENDOR_KEY) as api:
+        yield api
+
+
+@pytest.fixture(autouse=True)
+def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "upstream" in request.fixturenames:
+        request.getfixturevalue("upstream").clear_faults()
+
+
+@pytest.fixture(scope="session")
+def gateway_env(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, upstream: FakeAnthropic
+) -> dict[str, str]:
+    keys = tmp_path_factory.mktemp("keys")
+    for name in ("current.pem", "next.pem"):
+        run_cli(["keys", "new", str(keys / name)], os.environ.copy())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
+    env.update(
+        SWITCHBOARD_GATEWAY_DATABASE_URL=database_url,
+        SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL=upstream.base_url,
+        SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY=VENDOR_KEY,
+        SWITCHBOARD_GATEWAY_SIGNING_KEYS=os.pathsep.join(str(keys / n) for n in ("current.pem", "next.pem")),
+        SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://gateway.test",
+        SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS=str(RESERVATION_TTL),
+        SWITCHBOARD_GATEWAY_POOL_MAX_SIZE="10",
+        PYTHONUNBUFFERED="1",
+    )
+    run_cli(["migrate"], env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def authority(gateway_env: dict[str, str]) -> TokenAuthority:
+    return TokenAuthority.from_settings(load_settings(gateway_env))
+
+
+@pytest.fixture(scope="session")
+def replicas(
+    gateway_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Replica]]:
+    logs = tmp_path_factory.mktemp("replica-logs")
+    started: list[Replica] = []
+    try:
+        for index in range(2):
+            started.append(Replica.start(gateway_env, logs / f"replica-{index}.log"))
+        yield started
+    finally:
+        for replica in started:
+            replica.stop()
+
+
+@pytest.fixture
+def replica(replicas: list[Replica]) -> Replica:
+    return replicas[0]
+
+
+@pytest.fixture(scope="session")
+def make_accounts(database_url: str, authority: TokenAuthority, replicas: list[Replica]) -> Accounts:
+    return Accounts(database_url, authority)

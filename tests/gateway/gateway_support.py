@@ -1,0 +1,166 @@
+"""Helpers for the gateway tests: replica processes, accounts, SDK clients and ledger reads."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import psycopg
+
+from switchboard.gateway import accounts
+from switchboard.gateway.tokens import TokenAuthority
+from switchboard.plans.period import period_of
+
+VENDOR_KEY = "sk-ant-vendor-GATEWAYSECRET-0123456789"
+RESERVATION_TTL = 2.0
+HTTP = httpx2.Client(timeout=10)
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard", "gateway", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Replica:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], log_path: Path) -> Replica:
+        port = _free_port()
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        replica = cls(process, f"http://127.0.0.1:{port}", log_path)
+        replica.wait_ready()
+        return replica
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if HTTP.get(self.url + "/readyz").status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"gateway not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class TestAccount:
+    id: str
+    email: str
+    plan: str
+    token: str
+
+
+class Accounts:
+    """Creates accounts straight in the database (the admin CLI has its own test)."""
+
+    def __init__(self, database_url: str, authority: TokenAuthority) -> None:
+        self.database_url, self.authority = database_url, authority
+
+    async def create(
+        self,
+        plan: str = "pro",
+        *,
+        used_credits: float = 0,
+        overage: bool = False,
+        budget_cents: int | None = None,
+    ) -> TestAccount:
+        email = f"user-{uuid.uuid4().hex[:12]}@example.test"
+        async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+            dict_conn: Any = conn
+            dict_conn.row_factory = psycopg.rows.dict_row
+            account = await accounts.create_account(dict_conn, email, "correct horse battery", plan)
+            if overage or budget_cents is not None:
+                await accounts.set_overage(dict_conn, account.id, overage, budget_cents)
+            if used_credits:
+                await conn.execute(
+                    "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
+                    (account.id, current_period(), round(used_credits * 100)),
+                )
+        return TestAccount(account.id, email, plan, self.authority.issue(account.id, plan))
+
+
+def current_period() -> str:
+    return period_of(datetime.now(UTC)).key
+
+
+def sdk(url: str, token: str, **options: Any) -> anthropic.AsyncAnthropic:
+    options.setdefault("max_retries", 0)
+    return anthropic.AsyncAnthropic(base_url=url, auth_token=token, api_key=None, timeout=30, **options)
+
+
+def turn_headers(model: str, turn_id: str | None = None) -> dict[str, str]:
+    return {"Switchboard-Turn-Id": turn_id or f"turn-{uuid.uuid4().hex}", "Switchboard-Model": model}
+
+
+async def balance(database_url: str, account_id: str) -> dict[str, int]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT used_h, overage_h, reserved_h FROM account_periods WHERE account_id = %s AND period = %s",
+            (account_id, current_period()),
+        )
+        row = await cursor.fetchone()
+    used, overage, reserved = row or (0, 0, 0)
+    return {"used_h": used, "overage_h": overage, "reserved_h": reserved}
+
+
+async def turn_rows(database_url: str, account_id: str) -> list[dict[str, Any]]:
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=psycopg.rows.dict_row
+    ) as conn:
+        cursor = await conn.execute(
+            "SELECT * FROM turns WHERE account_id = %s ORDER BY created_at", (account_id,)
+        )
+        return list(await cursor.fetchall())

@@ -1,0 +1,84 @@
+"""A throwaway PostgreSQL cluster for the gateway tests, from Debian's `postgresql` package.
+
+`initdb` and `postgres` refuse to run as root, so as root both run as the `postgres` user the package
+creates. The cluster lives in a temporary folder, listens on 127.0.0.1 at a free port and on a socket in
+that folder, and is removed when stopped. `fsync` is off: these tests never kill PostgreSQL itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PostgresMissing(RuntimeError):
+    pass
+
+
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL's bin folder (the major version is not hard-coded)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if not found:
+        raise PostgresMissing("PostgreSQL is not installed: apt-get install -y postgresql (./dev test does)")
+    return Path(found[-1]).parent
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    port: int
+    bin: Path
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @classmethod
+    def start(cls) -> Cluster:
+        directory = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+        # mkdtemp makes a 0700 folder: the postgres user must be able to enter it.
+        directory.chmod(0o755)
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres")
+        cluster = cls(directory, _free_port(), postgres_bin())
+        cluster._run(
+            ["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
+        )
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {directory} -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        log = str(directory / "server.log")
+        cluster._run(["pg_ctl", "-D", str(cluster.data), "-l", log, "-w", "-o", options, "start"])
+        return cluster
+
+    def stop(self) -> None:
+        try:
+            self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _run(self, argv: list[str]) -> None:
+        command = _as_postgres([str(self.bin / argv[0]), *argv[1:]])
+        subprocess.run(
+            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory
+        )

@@ -1,0 +1,155 @@
+"""`POST /v1/messages` through real replicas with the real `anthropic` SDK: answers and exact charges."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+import pytest
+from gateway_support import Accounts, Replica, balance, sdk, turn_headers, turn_rows
+
+from switchboard.fakeapi import FakeAnthropic
+
+HAIKU = "claude-haiku-4-5-20251001"
+SONNET_45 = "claude-sonnet-4-5-20250929"
+OPUS = "claude-opus-4-5-20251101"
+MULTIPLIERS = {"auto": "1.0", "claude-haiku-4.5": "0.4", "claude-sonnet-4.5": "1.3", "claude-opus-4.5": "2.2"}
+
+
+def expected_credits(model_id: str, usage: Any) -> Decimal:
+    """The published formula, written out again: Sonnet 4 list cents per MTok × multiplier, rounded up."""
+    cents = (
+        Decimal(usage.input_tokens) * 300
+        + Decimal(usage.cache_creation_input_tokens or 0) * 375
+        + Decimal(usage.cache_read_input_tokens or 0) * 30
+        + Decimal(usage.output_tokens) * 1500
+    ) / Decimal(1_000_000)
+    return (cents * Decimal(MULTIPLIERS[model_id])).quantize(Decimal("0.01"), rounding=ROUND_CEILING)
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_non_streaming_answer_is_charged_exactly(make_accounts: Accounts, replica: Replica) -> None:
+    account = await make_accounts.create("pro")
+    async with sdk(replica.url, account.token) as client:
+        raw = await client.messages.with_raw_response.create(
+            model=SONNET_45,
+            max_tokens=300,
+            messages=user("Explain what a mutex is."),
+            extra_headers=turn_headers("claude-sonnet-4.5"),
+        )
+    message = await raw.parse()
+    assert message.content[0].type == "text" and message.content[0].text
+    charged = expected_credits("claude-sonnet-4.5", message.usage)
+    assert charged > 0
+    assert Decimal(raw.headers["switchboard-credits"]) == charged
+    assert raw.headers["switchboard-routed-model"] == "claude-sonnet-4.5"
+    assert (message.model_extra or {})["switchboard"]["credits"] == float(charged)
+    assert await balance(make_accounts.database_url, account.id) == {
+        "used_h": int(charged * 100),
+        "overage_h": 0,
+        "reserved_h": 0,
+    }
+
+
+async def test_streamed_answer_is_charged_exactly_before_message_stop(
+    make_accounts: Accounts, replicas: list[Replica], upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    async with (
+        sdk(replicas[1].url, account.token) as client,
+        client.messages.stream(
+            model=HAIKU,
+            max_tokens=500,
+            messages=user("Write a haiku about queues. [[fake:words=60]]"),
+            extra_headers=turn_headers("claude-haiku-4.5"),
+        ) as stream,
+    ):
+        names: list[str] = []
+        charge: dict[str, Any] | None = None
+        async for event in stream:
+            names.append(event.type)
+            if event.type == "message_delta":
+                charge = (event.model_extra or {})["switchboard"]
+                # Committed before message_stop reaches the client.
+                assert (await balance(make_accounts.database_url, account.id))["used_h"] == round(
+                    charge["credits"] * 100
+                )
+        message = await stream.get_final_message()
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert names.count("text") > 5  # forwarded event by event
+    charged = expected_credits("claude-haiku-4.5", message.usage)
+    assert charge is not None and Decimal(str(charge["credits"])) == charged
+    assert charge["status"] == "complete" and charge["routed_model"] == "claude-haiku-4.5"
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["credits_h"] == int(charged * 100)
+    assert row["output_tokens"] == message.usage.output_tokens
+    assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+
+
+async def test_auto_routes_on_the_gateway_ignores_the_body_model_and_bills_one_x(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    async with sdk(replica.url, account.token) as client:
+        raw = await client.messages.with_raw_response.create(
+            model=OPUS,  # a dearer body: ignored under Auto
+            max_tokens=200,
+            messages=user("What does `ls -la` print?"),
+            extra_headers=turn_headers("auto"),
+        )
+    message = await raw.parse()
+    routed = raw.headers["switchboard-routed-model"]
+    assert routed in ("claude-haiku-4.5", "claude-sonnet-4.5")
+    assert raw.headers["switchboard-model"] == "auto"
+    assert raw.headers["switchboard-route-reason"]
+    sent = upstream.received()[-1].body
+    assert sent["model"] in (HAIKU, SONNET_45) and sent["model"] != OPUS
+    assert Decimal(raw.headers["switchboard-credits"]) == expected_credits("auto", message.usage)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_repeated_turn_id_is_never_charged_twice(
+    make_accounts: Accounts, replicas: list[Replica], stream: bool
+) -> None:
+    account = await make_accounts.create("pro")
+    headers = turn_headers("claude-haiku-4.5")
+    async with sdk(replicas[0].url, account.token) as client:
+        first = await client.messages.create(
+            model=HAIKU, max_tokens=100, messages=user("hello"), extra_headers=headers, stream=stream
+        )
+        if stream:
+            async for _ in first:  # type: ignore[union-attr]
+                pass
+    used = (await balance(make_accounts.database_url, account.id))["used_h"]
+    assert used > 0
+    # The same turn id again, on the other replica: a documented, non-retried refusal with the first charge.
+    async with sdk(replicas[1].url, account.token, max_retries=2) as client:
+        with pytest.raises(Exception) as caught:
+            await client.messages.create(
+                model=HAIKU, max_tokens=100, messages=user("hello"), extra_headers=headers
+            )
+    error = caught.value
+    assert getattr(error, "status_code", None) == 409
+    body: dict[str, Any] = getattr(error, "body", {})
+    assert body["error"]["type"] == "turn_already_settled"
+    assert body["error"]["credits"] * 100 == pytest.approx(used)
+    assert (await balance(make_accounts.database_url, account.id))["used_h"] == used
+    assert len(await turn_rows(make_accounts.database_url, account.id)) == 1
+
+
+async def test_another_accounts_turn_id_is_a_different_turn(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
+    headers = turn_headers("claude-haiku-4.5")
+    for account in (first, second):
+        async with sdk(replica.url, account.token) as client:
+            await client.messages.create(
+                model=HAIKU, max_tokens=50, messages=user("hi"), extra_headers=headers
+            )
+    for account in (first, second):
+        [row] = await turn_rows(make_accounts.database_url, account.id)
+        assert row["status"] == "complete" and row["credits_h"] > 0
