@@ -1,0 +1,167 @@
+"""Upstream faults and cut streams: the right error for the client and the right charge in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+import pytest
+from gateway_support import Accounts, Replica, balance, sdk, turn_headers, turn_rows
+from test_gateway_messages import expected_credits
+
+from switchboard.fakeapi import FakeAnthropic, Fault
+
+HAIKU = "claude-haiku-4-5-20251001"
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.mark.parametrize("status", [529, 429, 500])
+async def test_upstream_refusal_is_passed_on_costs_nothing_and_the_retry_is_answered(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, status: int
+) -> None:
+    account = await make_accounts.create("pro")
+    upstream.add_fault(Fault("status", status=status, retry_after=0))
+    headers = turn_headers("claude-haiku-4.5")
+    async with sdk(replica.url, account.token) as client:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            await client.messages.create(
+                model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=headers
+            )
+        assert caught.value.status_code == status
+        assert caught.value.body["error"]["type"] != "api_error" or status == 500  # type: ignore[index]
+        [row] = await turn_rows(make_accounts.database_url, account.id)
+        assert row["status"] == "failed" and row["credits_h"] == 0
+        assert await balance(make_accounts.database_url, account.id) == {
+            "used_h": 0,
+            "overage_h": 0,
+            "reserved_h": 0,
+        }
+        # The same turn id again (what the SDK's own retry sends): answered, charged once.
+        message = await client.messages.create(
+            model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=headers
+        )
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["attempts"] == 2
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+
+
+async def test_the_sdks_own_retry_after_an_overload_is_charged_once(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    upstream.add_fault(Fault("status", status=529, count=2))
+    async with sdk(replica.url, account.token, max_retries=3) as client:
+        message = await client.messages.create(
+            model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=turn_headers("claude-haiku-4.5")
+        )
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["attempts"] == 3 and row["status"] == "complete"
+    assert (await balance(make_accounts.database_url, account.id))["used_h"] == round(
+        expected_credits("claude-haiku-4.5", message.usage) * 100
+    )
+
+
+async def stream_until_error(
+    client: anthropic.AsyncAnthropic, prompt: str, headers: dict[str, str]
+) -> tuple[Any, str, Any]:
+    """Stream a turn that fails: (message_start usage, text received, the SDK's error)."""
+    usage, text = None, ""
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        async with client.messages.stream(
+            model=HAIKU, max_tokens=800, messages=user(prompt), extra_headers=headers
+        ) as stream:
+            async for event in stream:
+                if event.type == "message_start":
+                    usage = event.message.usage
+                elif event.type == "text":
+                    text += event.text
+    return usage, text, caught.value
+
+
+@pytest.mark.parametrize("kind", ["error_event", "drop"])
+async def test_a_stream_cut_upstream_after_output_pays_for_the_tokens_that_arrived(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, kind: str
+) -> None:
+    account = await make_accounts.create("pro")
+    upstream.add_fault(Fault(kind, after_deltas=4))  # type: ignore[arg-type]
+    async with sdk(replica.url, account.token) as client:
+        usage, text, error = await stream_until_error(
+            client, "Tell me about B-trees. [[fake:words=80]]", turn_headers("claude-haiku-4.5")
+        )
+    assert text and usage is not None
+    assert error.body["type"] == "error"
+    charge = error.body["switchboard"]
+    assert charge["status"] == "cut"
+    # Output counted from the deltas that arrived: four characters a token.
+    usage.output_tokens = max(usage.output_tokens, math.ceil(len(text) / 4))
+    expected = expected_credits("claude-haiku-4.5", usage)
+    assert Decimal(str(charge["credits"])) == expected > 0
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "cut" and row["credits_h"] == round(expected * 100)
+    assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+
+
+async def test_a_stream_that_fails_before_any_output_costs_nothing_and_its_retry_is_answered(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    upstream.add_fault(Fault("error_event", after_deltas=0))
+    headers = turn_headers("claude-haiku-4.5")
+    async with sdk(replica.url, account.token) as client:
+        _, text, error = await stream_until_error(client, "hello", headers)
+        assert text == ""
+        assert error.body["switchboard"]["status"] == "failed" and error.body["switchboard"]["credits"] == 0
+        async with client.messages.stream(
+            model=HAIKU, max_tokens=100, messages=user("hello"), extra_headers=headers
+        ) as stream:
+            message = await stream.get_final_message()
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["attempts"] == 2
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+
+
+async def test_a_client_that_disconnects_closes_upstream_at_once_and_pays_for_what_was_consumed(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    # 200 words at 0.1 s a delta: about 20 s if nobody stops it.
+    prompt = "Write an essay. [[fake:words=200 slow=0.1]]"
+    text = ""
+    async with sdk(replica.url, account.token) as client:
+        async with client.messages.stream(
+            model=HAIKU,
+            max_tokens=2000,
+            messages=user(prompt),
+            extra_headers=turn_headers("claude-haiku-4.5"),
+        ) as stream:
+            async for event in stream:
+                if event.type == "text":
+                    text += event.text
+                    if len(text) > 40:
+                        break
+        left_at = time.monotonic()
+    row = await _settled_row(make_accounts.database_url, account.id, timeout=5)
+    assert time.monotonic() - left_at < 3  # settled right away: the upstream stream was closed, not drained
+    assert row["status"] == "cut" and row["reason"] == "the client disconnected"
+    at_least = math.ceil(len(text) / 4)
+    assert at_least <= row["output_tokens"] < at_least + 10  # what reached the gateway, a delta or two more
+    assert row["credits_h"] > 0
+    assert (await balance(make_accounts.database_url, account.id))["used_h"] == row["credits_h"]
+
+
+async def _settled_row(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await turn_rows(database_url, account_id)
+        if rows and rows[0]["status"] != "reserved":
+            return rows[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"turn not settled after {timeout}s: {rows}")
+        await asyncio.sleep(0.05)
