@@ -1,0 +1,144 @@
+"""Several replicas on one database: a killed replica's reservation is released by another; load."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import pytest
+from gateway_support import RESERVATION_TTL, Accounts, Replica, balance, sdk, turn_headers, turn_rows
+from test_gateway_messages import expected_credits
+
+HAIKU = "claude-haiku-4-5-20251001"
+SONNET_45 = "claude-sonnet-4-5-20250929"
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.fixture
+def doomed(gateway_env: dict[str, str], tmp_path: Path) -> Any:
+    replica = Replica.start(gateway_env, tmp_path / "doomed.log")
+    yield replica
+    replica.stop()
+
+
+async def wait_settled(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await turn_rows(database_url, account_id)
+        if rows and rows[0]["status"] != "reserved":
+            return rows[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"reservation not released after {timeout}s: {rows}")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_replica_killed_mid_stream_has_its_reservation_released_by_another(
+    make_accounts: Accounts, replicas: list[Replica], doomed: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    text = ""
+    started = time.monotonic()
+    headers = turn_headers("claude-haiku-4.5")
+    async with sdk(doomed.url, account.token) as client:
+        with pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)):
+            async with client.messages.stream(
+                model=HAIKU,
+                max_tokens=2000,
+                messages=user("Essay. [[fake:words=200 slow=0.05]]"),
+                extra_headers=headers,
+            ) as stream:
+                async for event in stream:
+                    if event.type == "text":
+                        text += event.text
+                    # Long enough for a checkpoint (every third of the reservation's life) to see output.
+                    if time.monotonic() - started > RESERVATION_TTL * 0.8 and doomed.process.poll() is None:
+                        doomed.kill()
+    assert text
+    held = await balance(make_accounts.database_url, account.id)
+    assert held["reserved_h"] > 0  # still held: nobody has released it yet
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=RESERVATION_TTL * 4)
+    # Released by a surviving replica, charged at the last checkpoint: output counted from the deltas.
+    assert row["status"] == "cut" and row["reason"] == "the replica serving it stopped"
+    assert 0 < row["output_tokens"] <= math.ceil(len(text) / 4)
+    assert row["credits_h"] > 0
+    final = await balance(make_accounts.database_url, account.id)
+    assert final == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
+    # The answer was cut after output began: the same turn id is settled, on any replica.
+    async with sdk(replicas[0].url, account.token) as client:
+        with pytest.raises(anthropic.ConflictError):
+            await client.messages.create(
+                model=HAIKU, max_tokens=50, messages=user("again"), extra_headers=headers
+            )
+
+
+async def test_a_replica_killed_before_any_output_costs_nothing_and_the_turn_can_be_asked_again(
+    make_accounts: Accounts, replicas: list[Replica], doomed: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    headers = turn_headers("claude-haiku-4.5")
+
+    async def ask() -> None:
+        async with sdk(doomed.url, account.token) as client:
+            await client.messages.create(
+                model=HAIKU, max_tokens=100, messages=user("hi [[fake:stall=30]]"), extra_headers=headers
+            )
+
+    asking = asyncio.ensure_future(ask())
+    while not await turn_rows(make_accounts.database_url, account.id):
+        await asyncio.sleep(0.05)
+    doomed.kill()
+    with pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)):
+        await asking
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=RESERVATION_TTL * 4)
+    assert row["status"] == "failed" and row["credits_h"] == 0
+    async with sdk(replicas[1].url, account.token) as client:
+        message = await client.messages.create(
+            model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=headers
+        )
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["attempts"] == 2
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+
+
+async def test_fifty_streams_from_ten_accounts_across_two_replicas_add_up(
+    make_accounts: Accounts, replicas: list[Replica]
+) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    accounts = [await make_accounts.create(rng.choice(["pro", "pro_plus", "power"])) for _ in range(10)]
+    models = {"claude-haiku-4.5": HAIKU, "claude-sonnet-4.5": SONNET_45, "auto": SONNET_45}
+    plan = [(accounts[i % 10], rng.choice(list(models)), rng.randrange(5, 60)) for i in range(50)]
+    clients = [sdk(r.url, a.token) for r in replicas for a in accounts]
+
+    async def one(index: int) -> tuple[str, Decimal]:
+        account, model_id, words = plan[index]
+        client = clients[(index % 2) * 10 + accounts.index(account)]
+        async with client.messages.stream(
+            model=models[model_id],
+            max_tokens=400,
+            messages=user(f"Question {index}. [[fake:words={words}]]"),
+            extra_headers=turn_headers(model_id),
+        ) as stream:
+            message = await stream.get_final_message()
+        return account.id, expected_credits(model_id, message.usage)
+
+    results = await asyncio.gather(*(one(i) for i in range(50)))
+    for client in clients:
+        await client.close()
+    for account in accounts:
+        expected = sum((credits for owner, credits in results if owner == account.id), Decimal(0))
+        final = await balance(make_accounts.database_url, account.id)
+        assert final["reserved_h"] == 0, f"seed {seed}"
+        assert Decimal(final["used_h"]) / 100 == expected, f"seed {seed}"
+        rows = await turn_rows(make_accounts.database_url, account.id)
+        assert len(rows) == 5 and {row["status"] for row in rows} == {"complete"}, f"seed {seed}"
