@@ -53,7 +53,7 @@ class Replica:
     log_path: Path
 
     @classmethod
-    def start(cls, env: dict[str, str], log_path: Path) -> Replica:
+    def start(cls, env: dict[str, str], log_path: Path, probe: str = "/readyz") -> Replica:
         port = _free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
@@ -63,16 +63,16 @@ class Replica:
                 stderr=subprocess.STDOUT,
             )
         replica = cls(process, f"http://127.0.0.1:{port}", log_path)
-        replica.wait_ready()
+        replica.wait_ready(probe)
         return replica
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, probe: str = "/readyz", timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if HTTP.get(self.url + "/readyz").status_code == 200:
+                if HTTP.get(self.url + probe).status_code == 200:
                     return
             except httpx2.TransportError:
                 pass

@@ -8,6 +8,8 @@ import logging
 import secrets
 from collections.abc import AsyncGenerator
 
+import psycopg
+from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -60,6 +62,11 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def jwks(_: Request) -> Response:
         return JSONResponse(authority.jwks(), headers={"cache-control": "public, max-age=300"})
 
+    async def ledger_unavailable(_: Request, error: Exception) -> Response:
+        log.warning("PostgreSQL unavailable: %s", type(error).__name__)
+        message = "The gateway's ledger is unavailable for a moment; retry shortly."
+        return error_response(503, "api_error", message, retry=True)
+
     async def internal_error(_: Request, error: Exception) -> Response:
         reference = secrets.token_hex(4)
         log.exception("unhandled error (reference %s)", reference, exc_info=error)
@@ -78,5 +85,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(AccessLog)],
-        exception_handlers={Exception: internal_error},
+        exception_handlers={
+            psycopg.Error: ledger_unavailable,
+            PoolTimeout: ledger_unavailable,
+            Exception: internal_error,
+        },
     )

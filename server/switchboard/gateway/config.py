@@ -44,6 +44,7 @@ class GatewaySettings(BaseModel):
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
     pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
     pool_max_size: Annotated[int, Field(ge=1, le=1000)] = 20
+    pool_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
 
     @field_validator("upstream_base_url", "public_base_url")

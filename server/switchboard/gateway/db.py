@@ -22,6 +22,8 @@ async def open_pool(settings: GatewaySettings) -> Pool:
         kwargs={"row_factory": dict_row, "autocommit": True},
         connection_class=AsyncConnection[DictRow],
         open=False,
+        # A request waits this long for a connection before it gets a retryable 503.
+        timeout=settings.pool_timeout_seconds,
         name="switchboard-gateway",
     )
     # Not waiting: a replica starts (and answers /healthz) while PostgreSQL is still coming up.

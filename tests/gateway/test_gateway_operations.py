@@ -1,0 +1,249 @@
+"""Operating the gateway: probes, published keys, usage and overage, the admin CLI, secrets kept out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
+
+from switchboard.plans.entitlement import verify_entitlement
+from switchboard.plans.trust import TrustedKeys, parse_jwks
+
+HAIKU = "claude-haiku-4-5-20251001"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_probes_answer(replica: Replica) -> None:
+    assert HTTP.get(replica.url + "/healthz").json() == {"status": "ok"}
+    assert HTTP.get(replica.url + "/readyz").status_code == 200
+
+
+async def test_without_postgresql_a_replica_is_alive_not_ready_and_refuses_with_a_retryable_503(
+    gateway_env: dict[str, str], make_accounts: Accounts, tmp_path: Path
+) -> None:
+    account = await make_accounts.create("pro")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"postgresql://postgres@127.0.0.1:{probe.getsockname()[1]}/gateway"
+    env = {
+        **gateway_env,
+        "SWITCHBOARD_GATEWAY_DATABASE_URL": nowhere,
+        "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "1",
+    }
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "no-db.log", "/healthz")
+    try:
+        assert HTTP.get(replica.url + "/readyz").status_code == 503
+        body = {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {**turn_headers("claude-haiku-4.5"), **auth(account.token)}
+        response = await asyncio.to_thread(
+            HTTP.post, replica.url + "/v1/messages", json=body, headers=headers
+        )
+        assert response.status_code == 503
+        assert response.headers["x-should-retry"] == "true"
+        assert response.json()["error"]["type"] == "api_error"
+    finally:
+        replica.stop()
+
+
+async def test_jwks_publishes_both_keys_and_an_access_token_is_an_entitlement(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    document = HTTP.get(replica.url + "/.well-known/jwks.json").json()
+    assert len(document["keys"]) == 2 and len({key["kid"] for key in document["keys"]}) == 2
+    assert all(set(key) >= {"kty", "crv", "x", "kid", "alg"} and "d" not in key for key in document["keys"])
+    account = await make_accounts.create("pro_plus")
+    keys, problems = parse_jwks(document, "jwks")
+    assert not problems
+    # The language server's own offline check accepts the gateway's access token from the published keys.
+    entitlement = verify_entitlement(account.token, TrustedKeys(tuple(keys)))
+    assert entitlement.plan == "pro_plus" and entitlement.account == account.id
+    assert entitlement.expires_at is not None
+
+
+async def test_usage_report_has_the_language_servers_shape_with_held_credits_as_reserved(
+    make_accounts: Accounts, replicas: list[Replica]
+) -> None:
+    account = await make_accounts.create("pro")
+    body = {
+        "model": HAIKU,
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "hi [[fake:stall=1.5]]"}],
+    }
+    headers = {**turn_headers("claude-haiku-4.5"), **auth(account.token)}
+    pending = asyncio.ensure_future(
+        asyncio.to_thread(HTTP.post, replicas[0].url + "/v1/messages", json=body, headers=headers)
+    )
+    await asyncio.sleep(0.7)
+    held = HTTP.get(replicas[1].url + "/v1/switchboard/usage", headers=auth(account.token)).json()
+    assert held["reserved"] > 0 and held["usedCredits"] == 0
+    answer = (await pending).json()
+    report = HTTP.get(replicas[1].url + "/v1/switchboard/usage", headers=auth(account.token)).json()
+    assert report["reserved"] == 0
+    assert report["usedCredits"] == answer["switchboard"]["credits"] > 0
+    assert report["remainingCredits"] == pytest.approx(1000 - report["usedCredits"])
+    assert report["plan"] == "pro" and report["includedCredits"] == 1000 and report["account"] == account.id
+    assert report["byModel"] == [
+        {
+            "modelId": "claude-haiku-4.5",
+            "routedModel": "claude-haiku-4.5",
+            "turns": 1,
+            "credits": report["usedCredits"],
+        }
+    ]
+    assert report["daily"][-1]["credits"] == report["usedCredits"]
+    # The same model as the language server's report: it parses as one.
+    from switchboard.protocol.messages import UsageReport
+
+    assert UsageReport.model_validate(report).reserved == 0
+
+
+async def test_overage_settings(make_accounts: Accounts, replica: Replica) -> None:
+    free = await make_accounts.create("free")
+    refused = HTTP.post(
+        replica.url + "/v1/switchboard/overage", json={"enabled": True}, headers=auth(free.token)
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["type"] == "overage_not_available"
+    bad = HTTP.post(
+        replica.url + "/v1/switchboard/overage", json={"enabled": "maybe"}, headers=auth(free.token)
+    )
+    assert bad.status_code == 400
+    pro = await make_accounts.create("pro", used_credits=999.99)
+    body = {"model": HAIKU, "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {**turn_headers("claude-haiku-4.5"), **auth(pro.token)}
+    assert HTTP.post(replica.url + "/v1/messages", json=body, headers=headers).status_code == 402
+    report = HTTP.post(
+        replica.url + "/v1/switchboard/overage",
+        json={"enabled": True, "budgetUsd": 5},
+        headers=auth(pro.token),
+    ).json()
+    assert report["overage"] == {
+        "available": True,
+        "enabled": True,
+        "budgetUsd": 5.0,
+        "credits": 0.0,
+        "costUsd": 0.0,
+    }
+    answered = HTTP.post(
+        replica.url + "/v1/messages", json=body, headers={**headers, **turn_headers("claude-haiku-4.5")}
+    )
+    assert answered.status_code == 200
+    charged = answered.json()["switchboard"]
+    after = HTTP.get(replica.url + "/v1/switchboard/usage", headers=auth(pro.token)).json()
+    assert after["overage"]["credits"] > 0
+    assert after["overage"]["credits"] == pytest.approx(charged["credits"] - 0.01)
+    assert after["overage"]["credits"] == pytest.approx(charged["overage_credits"])
+    assert after["alerts"]  # past 80% and 100% of the included credits
+
+
+async def test_admin_cli_creates_accounts_changes_plans_and_issues_tokens(
+    gateway_env: dict[str, str], replica: Replica
+) -> None:
+    email = "Admin.Made@Example.test"
+    created = await asyncio.to_thread(
+        run_cli,
+        ["accounts", "create", "--email", email, "--plan", "free", "--password-stdin"],
+        gateway_env,
+        "a long password\n",
+    )
+    account = json.loads(created.stdout)
+    assert account["plan"] == "free" and account["id"].startswith("acct_")
+    await asyncio.to_thread(run_cli, ["accounts", "set-plan", email.lower(), "power"], gateway_env)
+    issued = await asyncio.to_thread(run_cli, ["tokens", "issue", "--account", account["id"]], gateway_env)
+    token = issued.stdout.strip()
+    async with sdk(replica.url, token) as client:
+        await client.messages.create(
+            model="claude-opus-4-5-20251101",  # allowed on Power, not on Free
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers=turn_headers("claude-opus-4.5"),
+        )
+    usage = json.loads((await asyncio.to_thread(run_cli, ["accounts", "usage", email], gateway_env)).stdout)
+    assert usage["plan"] == "power" and usage["usedCredits"] > 0
+    duplicate = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "switchboard",
+            "gateway",
+            "accounts",
+            "create",
+            "--email",
+            email,
+            "--plan",
+            "pro",
+            "--password-stdin",
+        ],
+        env=gateway_env,
+        input="another password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert duplicate.returncode == 1 and "exists" in duplicate.stderr
+
+
+def test_configuration_errors_name_the_setting_and_never_echo_a_secret(gateway_env: dict[str, str]) -> None:
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": "mysql://root:hunter2@db/x"}
+    env.pop("SWITCHBOARD_GATEWAY_SIGNING_KEYS")
+    result = subprocess.run(
+        [sys.executable, "-m", "switchboard", "gateway", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "database_url" in result.stderr and "signing_keys" in result.stderr
+    assert "hunter2" not in result.stderr and VENDOR_KEY not in result.stderr
+
+
+async def test_the_vendor_key_and_tokens_never_reach_a_log_or_a_response(
+    make_accounts: Accounts, replicas: list[Replica]
+) -> None:
+    account = await make_accounts.create("pro")
+    responses: list[Any] = []
+    for replica in replicas:
+        for body_text in ("hi", "hi [[fake:status=529]]", "hi [[fake:error_event after=1]]"):
+            for stream in (False, True):
+                body = {
+                    "model": HAIKU,
+                    "max_tokens": 50,
+                    "stream": stream,
+                    "messages": [{"role": "user", "content": body_text}],
+                }
+                headers = {**turn_headers("claude-haiku-4.5"), **auth(account.token)}
+                responses.append(HTTP.post(replica.url + "/v1/messages", json=body, headers=headers))
+        responses.append(HTTP.get(replica.url + "/v1/switchboard/usage", headers=auth(account.token)))
+        responses.append(HTTP.post(replica.url + "/v1/messages", json={}, headers=auth(account.token + "x")))
+    assert {r.status_code for r in responses} >= {200, 529, 401}
+    secrets = (VENDOR_KEY, account.token, account.token.split(".")[2])
+    for response in responses:
+        seen = response.text + json.dumps(dict(response.headers))
+        assert not any(secret in seen for secret in secrets)
+    for replica in replicas:
+        log = replica.log()
+        assert '"event":"access"' in log and account.id in log
+        assert not any(secret in log for secret in secrets)
+
+
+def test_the_language_server_never_imports_the_gateway() -> None:
+    probe = (
+        "import sys, switchboard.cli, switchboard.server; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('starlette', 'uvicorn', 'psycopg', 'psycopg_pool', 'alembic', 'sqlalchemy', 'argon2') "
+        "or m.startswith('switchboard.gateway')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
