@@ -345,6 +345,7 @@ def test_the_report_is_complete(meter: Meter, clock: FakeClock) -> None:
         "includedCredits": 1000.0,
         "usedCredits": 483.0,
         "remainingCredits": 517.0,
+        "reserved": 0.0,
         "overage": {"available": True, "enabled": False, "budgetUsd": None, "credits": 0.0, "costUsd": 0.0},
         "byModel": [
             {

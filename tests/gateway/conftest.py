@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from gateway_support import RESERVATION_TTL, VENDOR_KEY, Accounts, Replica, run_cli
-from pgcluster import Cluster
 
+from gateway.gateway_support import RESERVATION_TTL, VENDOR_KEY, Accounts, Replica, run_cli
+from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.config import load_settings
 from switchboard.gateway.tokens import TokenAuthority

@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,17 @@ async def turn_rows(database_url: str, account_id: str) -> list[dict[str, Any]]:
             "SELECT * FROM turns WHERE account_id = %s ORDER BY created_at", (account_id,)
         )
         return list(await cursor.fetchall())
+
+
+MULTIPLIERS = {"auto": "1.0", "claude-haiku-4.5": "0.4", "claude-sonnet-4.5": "1.3", "claude-opus-4.5": "2.2"}
+
+
+def expected_credits(model_id: str, usage: Any) -> Decimal:
+    """The published formula, written out again: Sonnet 4 list cents per MTok × multiplier, rounded up."""
+    cents = (
+        Decimal(usage.input_tokens) * 300
+        + Decimal(usage.cache_creation_input_tokens or 0) * 375
+        + Decimal(usage.cache_read_input_tokens or 0) * 30
+        + Decimal(usage.output_tokens) * 1500
+    ) / Decimal(1_000_000)
+    return (cents * Decimal(MULTIPLIERS[model_id])).quantize(Decimal("0.01"), rounding=ROUND_CEILING)

@@ -10,9 +10,8 @@ from typing import Any
 
 import anthropic
 import pytest
-from gateway_support import Accounts, Replica, balance, sdk, turn_headers, turn_rows
-from test_gateway_messages import expected_credits
 
+from gateway.gateway_support import Accounts, Replica, balance, expected_credits, sdk, turn_headers, turn_rows
 from switchboard.fakeapi import FakeAnthropic, Fault
 
 HAIKU = "claude-haiku-4-5-20251001"

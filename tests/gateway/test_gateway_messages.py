@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from gateway_support import Accounts, Replica, balance, sdk, turn_headers, turn_rows
 
+from gateway.gateway_support import Accounts, Replica, balance, expected_credits, sdk, turn_headers, turn_rows
 from switchboard.fakeapi import FakeAnthropic
 
 HAIKU = "claude-haiku-4-5-20251001"
 SONNET_45 = "claude-sonnet-4-5-20250929"
 OPUS = "claude-opus-4-5-20251101"
-MULTIPLIERS = {"auto": "1.0", "claude-haiku-4.5": "0.4", "claude-sonnet-4.5": "1.3", "claude-opus-4.5": "2.2"}
-
-
-def expected_credits(model_id: str, usage: Any) -> Decimal:
-    """The published formula, written out again: Sonnet 4 list cents per MTok × multiplier, rounded up."""
-    cents = (
-        Decimal(usage.input_tokens) * 300
-        + Decimal(usage.cache_creation_input_tokens or 0) * 375
-        + Decimal(usage.cache_read_input_tokens or 0) * 30
-        + Decimal(usage.output_tokens) * 1500
-    ) / Decimal(1_000_000)
-    return (cents * Decimal(MULTIPLIERS[model_id])).quantize(Decimal("0.01"), rounding=ROUND_CEILING)
 
 
 def user(text: str) -> list[dict[str, Any]]:

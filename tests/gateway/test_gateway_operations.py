@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
 
+from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
 from switchboard.plans.entitlement import verify_entitlement
 from switchboard.plans.trust import TrustedKeys, parse_jwks
 

@@ -9,8 +9,8 @@ from typing import Any
 import anthropic
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gateway_support import HTTP, Accounts, Replica, balance, run_cli, sdk, turn_headers, turn_rows
 
+from gateway.gateway_support import HTTP, Accounts, Replica, balance, run_cli, sdk, turn_headers, turn_rows
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.tokens import TokenAuthority
 

@@ -13,8 +13,17 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from gateway_support import RESERVATION_TTL, Accounts, Replica, balance, sdk, turn_headers, turn_rows
-from test_gateway_messages import expected_credits
+
+from gateway.gateway_support import (
+    RESERVATION_TTL,
+    Accounts,
+    Replica,
+    balance,
+    expected_credits,
+    sdk,
+    turn_headers,
+    turn_rows,
+)
 
 HAIKU = "claude-haiku-4-5-20251001"
 SONNET_45 = "claude-sonnet-4-5-20250929"
