@@ -119,6 +119,27 @@ async def test_a_replica_killed_before_any_output_costs_nothing_and_the_turn_can
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
 
 
+async def test_a_stream_longer_than_its_reservation_renews_it_and_is_never_reaped(
+    make_accounts: Accounts, replicas: list[Replica]
+) -> None:
+    account = await make_accounts.create("pro")
+    started = time.monotonic()
+    async with (
+        sdk(replicas[0].url, account.token) as client,
+        client.messages.stream(
+            model=HAIKU,
+            max_tokens=1000,
+            messages=user("Long essay. [[fake:words=70 slow=0.15]]"),
+            extra_headers=turn_headers("claude-haiku-4.5"),
+        ) as stream,
+    ):
+        message = await stream.get_final_message()
+    assert time.monotonic() - started > RESERVATION_TTL * 1.5  # outlived its first reservation
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["reason"] is None and row["attempts"] == 1
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+
+
 async def test_fifty_streams_from_ten_accounts_across_two_replicas_add_up(
     make_accounts: Accounts, replicas: list[Replica]
 ) -> None:

@@ -36,6 +36,7 @@ export function usage(overrides: Partial<UsageReport> = {}): UsageReport {
     includedCredits: 1000,
     usedCredits: 187.5,
     remainingCredits: 812.5,
+    reserved: 0,
     overage: { available: true, enabled: false, budgetUsd: null, credits: 0, costUsd: 0 },
     byModel: [
       { modelId: 'auto', routedModel: 'claude-haiku-4.5', turns: 12, credits: 40.25 },

@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from switchboard.catalog.models import ModelSpec
+from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
 from switchboard.plans.catalog import allowed_plans
 from switchboard.plans.credits import from_hundredths
@@ -90,11 +90,8 @@ class Gateway:
             )
         if turn.model.id != "auto":
             return Choice(turn.model, "Chosen by you")
-        allowed = [
-            model
-            for model in ("claude-haiku-4.5", "claude-sonnet-4.5", "claude-sonnet-4.0")
-            if plan.allows(model)
-        ]
+        # As the language server does: every model the plan allows; the router keeps to its own (never Opus).
+        allowed = [model for model in CATALOG if plan.allows(model)]
         try:
             route = await self.auto.route(turn.body, allowed)
         except NoRoutableModelError:
