@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
+from switchboard.fakeapi import FakeAnthropic
 from switchboard.plans.entitlement import verify_entitlement
 from switchboard.plans.trust import TrustedKeys, parse_jwks
 
@@ -207,8 +209,8 @@ def test_configuration_errors_name_the_setting_and_never_echo_a_secret(gateway_e
     assert "hunter2" not in result.stderr and VENDOR_KEY not in result.stderr
 
 
-async def test_the_vendor_key_and_tokens_never_reach_a_log_or_a_response(
-    make_accounts: Accounts, replicas: list[Replica]
+async def test_the_vendor_key_and_tokens_never_reach_a_log_a_response_or_the_database(
+    make_accounts: Accounts, replicas: list[Replica], upstream: FakeAnthropic
 ) -> None:
     account = await make_accounts.create("pro")
     responses: list[Any] = []
@@ -234,6 +236,15 @@ async def test_the_vendor_key_and_tokens_never_reach_a_log_or_a_response(
         log = replica.log()
         assert '"event":"access"' in log and account.id in log
         assert not any(secret in log for secret in secrets)
+    # Anthropic gets the vendor key and never the client's token; the database holds neither.
+    sent = upstream.received()[-1].headers
+    assert sent["x-api-key"] == VENDOR_KEY and "authorization" not in sent
+    assert not any(account.token in value for value in sent.values())
+    async with await psycopg.AsyncConnection.connect(make_accounts.database_url) as conn:
+        for table in ("accounts", "account_periods", "turns"):
+            cursor = await conn.execute(f"SELECT string_agg(t::text, ' ') FROM {table} t")  # type: ignore[arg-type]
+            dump = str((await cursor.fetchone() or [""])[0])
+            assert not any(secret in dump for secret in secrets), table
 
 
 def test_the_language_server_never_imports_the_gateway() -> None:

@@ -56,7 +56,7 @@ async def _forward(
         await _free(gateway, reservation, f"the Anthropic API answered HTTP {upstream.status_code}")
         return _with_route(relay_error(upstream.status_code, content, upstream.headers), reservation, choice)
     if turn.stream:
-        return TurnStream(gateway, reservation, choice.reason, upstream)  # type: ignore[return-value]
+        return TurnStream(gateway, reservation, choice.reason, upstream)
     return await _whole_answer(request, gateway, choice, reservation, upstream)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2
 import psycopg
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .charge import charge_info, route_headers
@@ -31,12 +32,16 @@ class ClientGone(Exception):
     pass
 
 
-class TurnStream:
+class TurnStream(Response):
     """An ASGI response relaying one upstream stream to one client."""
 
     def __init__(
         self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: httpx2.Response
     ) -> None:
+        headers = {**route_headers(reservation, route_reason), "cache-control": "no-cache"}
+        # As StreamingResponse does: no body, hence no Content-Length; the events follow as they come.
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers(headers)
         self.gateway, self.reservation, self.route_reason = gateway, reservation, route_reason
         self.upstream = upstream
         self.meter = StreamMeter()
@@ -45,15 +50,12 @@ class TurnStream:
         self._log_state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {**route_headers(self.reservation, self.route_reason), "content-type": "text/event-stream"}
-        headers["cache-control"] = "no-cache"
-        raw_headers = [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
         self._log_state = scope.setdefault("state", {})
         pump = asyncio.ensure_future(self._pump(send))
         watch = asyncio.ensure_future(_disconnected(receive))
         heartbeat = asyncio.ensure_future(self._heartbeat())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (pump, watch, heartbeat):
