@@ -16,7 +16,8 @@ import {
   usageLevel,
 } from '../../src/shared/format';
 import type { ChatEvents, ChatRequests, ContextChip, EstimateView } from '../../src/shared/webviewProtocol';
-import { h, icon, Messenger } from '../shared/messenger';
+import { h, icon } from '../shared/dom';
+import { Messenger } from '../shared/messenger';
 import { createMarkdownRenderer } from './markdown';
 import { canRetryStronger, displayedTurns, initialState, orderedModels, reduce, type ChatAction, type ChatViewState, type ViewTurn } from './state';
 
