@@ -278,6 +278,16 @@ export function displayedTurns(state: ChatViewState): ViewTurn[] {
   return out;
 }
 
+/** The model the next message goes to, when the server has listed it. */
+export function selectedModel(state: Pick<ChatViewState, 'models' | 'selected'>): ModelInfo | undefined {
+  return state.models.find((m) => m.id === state.selected);
+}
+
+/** A failed or stopped server refuses messages (a starting one queues them). */
+export function serverAcceptsMessages(state: Pick<ChatViewState, 'server'>): boolean {
+  return state.server.state !== 'failed' && state.server.state !== 'stopped';
+}
+
 /** Picker entries, Auto first (then as listed by the server). */
 export function orderedModels(models: readonly ModelInfo[]): ModelInfo[] {
   return [...models].sort((a, b) => (a.id === 'auto' ? -1 : b.id === 'auto' ? 1 : 0));
