@@ -1,5 +1,6 @@
-// The chat webview's state and its reducer (pure, unit-tested). The server holds the truth; this is
-// the view's copy of it, fed by snapshots and by the streaming events of the answer in flight.
+// The conversation as the chat webview knows it, and its reducer (pure, unit-tested). The server holds
+// the truth; this is the view's copy of it, fed by snapshots and by the streaming events of the answer
+// in flight. The draft of the next message is draft.ts; store.ts holds both.
 import type { ContextItem, ConversationResult, ModelId, ModelInfo, TurnInfo, UsageReport } from '../../src/protocol.generated';
 import type { UiError } from '../../src/shared/errors';
 import type { ChatEvents, ChatSnapshot, PendingAnswer, ServerStatus } from '../../src/shared/webviewProtocol';
