@@ -24,7 +24,8 @@ Handler = Callable[[P], Awaitable[Wire] | Wire]
 
 def parse_params(model: type[P], raw: Any) -> P:
     """Validates raw JSON params into the method's pydantic model, or raises `-32602` saying what is wrong."""
-    if raw is None:
+    if raw is None or raw == []:
+        # No params, `null` and `[]` all mean "no params": Neovim encodes an empty Lua table as `[]`.
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidParams(
