@@ -43,6 +43,12 @@ TIERS: tuple[str, ...] = get_args(Tier)
 CATEGORIES: tuple[str, ...] = get_args(Category)
 SHAPES: tuple[str, ...] = get_args(Shape)
 TRAPS: tuple[str, ...] = get_args(Trap)
+# What each trap means: long but easy, short but hard, a telling word used in an ordinary sense.
+TRAP_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "long_easy": ("haiku", ("large", "several")),
+    "short_hard": ("sonnet", ("none", "small")),
+    "keyword_easy": ("haiku", ("none", "small", "large", "several")),
+}
 LARGE_LINES = 200  # one attached file of at least this many lines is "large"
 MIN_LINES, MAX_LINES = 1, 500
 
@@ -89,10 +95,14 @@ class ItemSpec(_Strict):
     trap: Trap | None = None
 
     @model_validator(mode="after")
-    def _shape_matches_context(self) -> ItemSpec:
+    def _consistent(self) -> ItemSpec:
         actual = shape_of([spec.lines for spec in self.context])
         if actual != self.shape:
             raise ValueError(f"{self.id}: labelled shape {self.shape!r}, but the context is {actual!r}")
+        if self.trap is not None:
+            tier, shapes = TRAP_RULES[self.trap]
+            if self.tier != tier or self.shape not in shapes:
+                raise ValueError(f"{self.id}: a {self.trap} item must be {tier} with context {shapes}")
         return self
 
 
