@@ -7,7 +7,8 @@ logged, so the client waits forever. An editor must never hang on its language s
 - finds `Content-Length` in any case and spacing, caps it, and resynchronises on the next header after
   a frame that does not parse;
 - answers every request it cannot dispatch: `-32700` for unreadable JSON, `-32600` for something that is
-  not a single JSON-RPC message (batches included), or for a request after `shutdown`;
+  not a single JSON-RPC message (batches included), or for a request after `shutdown`, with `"id": null`
+  unless the message has a valid id (JSON-RPC 2.0, section 5);
 - decodes only the top-level message (pygls decoded every nested object as if it were a message).
 """
 
@@ -116,11 +117,10 @@ class MessagePump:
         if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
             self._error(None, INVALID_REQUEST, "Not a JSON-RPC 2.0 message.")
             return
-        problem = _shape_problem(data)
+        message = cast(dict[str, Any], data)
+        problem = _shape_problem(message)
         if problem is not None:
-            # Echo the id even when it is malformed, so the sender can still match the answer.
-            if "method" in data or data.get("id") is not None:
-                self._error(data.get("id"), *problem)
+            self._refuse_malformed(message, *problem)
             return
         is_request = "method" in data and "id" in data
         if self.shutting_down and is_request:
@@ -129,6 +129,13 @@ class MessagePump:
         if is_request and data["method"] == lsp.SHUTDOWN:
             self.shutting_down = True
         self._deliver(data, is_request)
+
+    def _refuse_malformed(self, data: dict[str, Any], code: int, message: str) -> None:
+        if "result" in data or "error" in data:
+            # A broken answer is not answered back: a peer that answers errors too would never stop.
+            log.warning("Ignoring a malformed response: %s", message)
+            return
+        self._error(data["id"] if _valid_id(data.get("id")) else None, code, message)
 
     def _deliver(self, data: dict[str, Any], is_request: bool) -> None:
         try:
