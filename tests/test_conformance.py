@@ -8,7 +8,8 @@ its exit code too. The rows come from:
   `foobar`, `sum`... are not Switchboard methods, so a request of one is an unknown method here, and a
   batch gets the one answer documented in docs/protocol.md: LSP has no batches);
 - JSON-RPC section 5 (an invalid id is answered with `"id": null`) and the LSP base protocol (headers,
-  `$/` methods).
+  `$/` methods);
+- the LSP lifecycle (`initialize`, `shutdown`, `exit`, end of input).
 
 After a row that leaves the server running, a probe request follows: its answer proves that every frame
 written in reply to the row has been read (the server answers in order what it refuses itself).
@@ -70,6 +71,23 @@ def unknown(msg_id: Any, method: str) -> dict[str, Any]:
 
 BATCH = error(None, -32600, "Batch requests are not supported by the Language Server Protocol.")
 BAD_ID = "`id` must be a string or an integer."
+NOT_INITIALIZED = "The server is not initialized: send `initialize` first."
+SHUTTING_DOWN = "The server is shutting down: only `exit` is accepted."
+INITIALIZE = {"processId": None, "rootUri": WORKSPACE, "capabilities": {}}
+# The answer documented in docs/protocol.md ("initialize result (real)").
+INITIALIZE_RESULT = {
+    "capabilities": {
+        "positionEncoding": "utf-16",
+        "textDocumentSync": {"openClose": True, "change": 2, "save": False},
+        "executeCommandProvider": {"commands": ["switchboard.selectModel", "switchboard.newConversation"]},
+        "workspace": {
+            "workspaceFolders": {"supported": True, "changeNotifications": True},
+            "fileOperations": {},
+        },
+    },
+    "serverInfo": {"name": "switchboard", "version": "0.1.0"},
+}
+DID_OPEN = {"textDocument": {"uri": f"{WORKSPACE}/a.py", "languageId": "python", "version": 1, "text": ""}}
 BODY = json.dumps({"jsonrpc": "2.0", "id": "cl", "method": "$/nope"}).encode()
 
 JSON_RPC_SECTION_7: dict[str, Row] = {
@@ -246,7 +264,76 @@ LSP_BASE_PROTOCOL: dict[str, Row] = {
     ),
 }
 
-ROWS = {**JSON_RPC_SECTION_7, **JSON_RPC_MORE, **LSP_BASE_PROTOCOL}
+LIFECYCLE: dict[str, Row] = {
+    "request-before-initialize": Row(
+        "not initialized",
+        message(id=30, method="switchboard/models", params={}),
+        (error(30, -32002, NOT_INITIALIZED),),
+    ),
+    "standard-request-before-initialize": Row(
+        "not initialized",
+        message(id=31, method="workspace/executeCommand", params={"command": "switchboard.newConversation"}),
+        (error(31, -32002, NOT_INITIALIZED),),
+    ),
+    "unknown-request-before-initialize": Row(
+        "not initialized", message(id=32, method="foobar"), (error(32, -32002, NOT_INITIALIZED),)
+    ),
+    "shutdown-before-initialize": Row(
+        "not initialized", message(id=33, method="shutdown"), (error(33, -32002, NOT_INITIALIZED),)
+    ),
+    "notifications-before-initialize-are-dropped": Row(
+        "not initialized",
+        message(method="initialized", params={})
+        + message(method="textDocument/didOpen", params=DID_OPEN)
+        + message(method="$/cancelRequest", params={"id": 30})
+        + message(method="switchboard/nope", params={}),
+    ),
+    "malformed-request-before-initialize-is-still-malformed": Row(
+        "not initialized", message(id=[34], method="switchboard/models"), (error(None, -32600, BAD_ID),)
+    ),
+    "exit-before-initialize": Row("not initialized", message(method="exit"), exit_code=1),
+    "initialize-refused-for-its-params-can-be-retried": Row(
+        "not initialized",
+        message(id=0, method="initialize", params={"capabilities": 5})
+        + message(id=1, method="initialize", params=INITIALIZE),
+        (error(0, -32602, "Invalid Params"), result(1, INITIALIZE_RESULT)),
+        own_process=True,
+    ),
+    "second-initialize": Row(
+        "running",
+        message(id=36, method="initialize", params=INITIALIZE),
+        (error(36, -32600, "The server is already initialized."),),
+    ),
+    "initialize-or-shutdown-as-notification-is-dropped": Row(
+        "running", message(method="initialize", params=INITIALIZE) + message(method="shutdown")
+    ),
+    "exit-without-shutdown": Row("running", message(method="exit"), exit_code=1),
+    "exit-after-shutdown": Row(
+        "running",
+        message(id=37, method="shutdown") + message(method="exit"),
+        (result(37, None),),
+        exit_code=0,
+    ),
+    "end-of-input-ends-the-server": Row("running", b"", exit_code=0, close_stdin=True),
+    "end-of-input-before-initialize-ends-the-server": Row(
+        "not initialized", b"", exit_code=0, close_stdin=True
+    ),
+    "request-after-shutdown": Row(
+        "shut down",
+        message(id=38, method="switchboard/models", params={}),
+        (error(38, -32600, SHUTTING_DOWN),),
+    ),
+    "initialize-after-shutdown": Row(
+        "shut down",
+        message(id=39, method="initialize", params=INITIALIZE),
+        (error(39, -32600, SHUTTING_DOWN),),
+    ),
+    "notification-after-shutdown-is-dropped": Row(
+        "shut down", message(method="textDocument/didOpen", params=DID_OPEN)
+    ),
+}
+
+ROWS = {**JSON_RPC_SECTION_7, **JSON_RPC_MORE, **LSP_BASE_PROTOCOL, **LIFECYCLE}
 
 
 def launch(root: Path, stage: Stage) -> QuietServer:

@@ -234,16 +234,6 @@ def test_a_truncated_body_then_end_of_input_exits_cleanly(server: QuietServer) -
     assert b"MemoryError" not in server.stderr
 
 
-def test_requests_after_shutdown_are_refused_not_ignored(server: QuietServer) -> None:
-    server.request("down", "shutdown")
-    server.wait_for("down", ANSWER_WITHIN)
-    server.request(5, MODELS, {})
-    answer = server.wait_for(5, ANSWER_WITHIN)
-    assert answer.get("error", {}).get("code") == -32600, answer  # LSP: InvalidRequest after shutdown
-    server.send({"jsonrpc": "2.0", "method": "exit"})
-    assert server.proc.wait(ANSWER_WITHIN) == 0
-
-
 def test_a_root_uri_with_a_lone_surrogate_is_not_an_internal_error_later(state_dir: Path) -> None:
     """The root URI becomes the default workspace, a key in SQLite: it must be refused or ignored, never
     reach SQLite and fail every later request that falls back to it."""
@@ -327,7 +317,6 @@ MALFORMED_REQUESTS: dict[str, tuple[dict[str, Any], set[int | None]]] = {
         {-32602},
     ),
     "execute-command-without-command": (request(ID, "workspace/executeCommand", {"arguments": []}), {-32602}),
-    "initialize-capabilities-not-an-object": (request(ID, "initialize", {"capabilities": 5}), {-32602}),
     "notification-method-sent-as-request": (
         request(ID, "window/workDoneProgress/cancel", {}),
         {-32600, -32601, -32602},
@@ -397,16 +386,6 @@ def test_unknown_methods_are_method_not_found_and_unknown_notifications_are_igno
     shared.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "never-sent"}})
     assert_healthy(shared)
     assert [f for f in dicts(shared.frames[since:]) if f.get("id") is None and "error" in f] == []
-
-
-def test_a_second_initialize_is_answered(shared: QuietServer) -> None:
-    msg_id = next(IDS)
-    since = len(shared.frames)
-    shared.request(msg_id, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
-    answer = shared.wait_for(msg_id, ANSWER_WITHIN)
-    assert "error" in answer or "result" in answer
-    assert_no_internal_errors(shared, since)
-    assert_healthy(shared)
 
 
 # --- a flood (a process of its own) ---------------------------------------------------------------------

@@ -7,8 +7,10 @@ logged, so the client waits forever. An editor must never hang on its language s
 - finds `Content-Length` in any case and spacing, caps it, and resynchronises on the next header after
   a frame that does not parse;
 - answers every request it cannot dispatch: `-32700` for unreadable JSON, `-32600` for something that is
-  not a single JSON-RPC message (batches included), or for a request after `shutdown`, with `"id": null`
-  unless the message has a valid id (JSON-RPC 2.0, section 5);
+  not a single JSON-RPC message (batches included), with `"id": null` unless the message has a valid id
+  (JSON-RPC 2.0, section 5);
+- applies the LSP lifecycle (`switchboard.lifecycle_gate`) before any handler, so a request before
+  `initialize` or after `shutdown` is refused whatever its method;
 - decodes only the top-level message (pygls decoded every nested object as if it were a message).
 """
 
@@ -27,6 +29,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pygls.protocol import JsonRPCProtocol
 
+from switchboard.lifecycle_gate import LifecycleGate
 from switchboard.rpc import internal_error
 
 log = logging.getLogger(__name__)
@@ -36,9 +39,9 @@ _HEADER = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,20})[ \t]*\r?\n", re.IG
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 # Only to answer a frame that is too deep to parse: the request id, when it is near the start.
 _ID = re.compile(rb'^\s*\{[^{\[]*?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-INVALID_PARAMS = -32602
+PARSE_ERROR = lsp.ErrorCodes.ParseError
+INVALID_REQUEST = lsp.ErrorCodes.InvalidRequest
+INVALID_PARAMS = lsp.ErrorCodes.InvalidParams
 
 
 class FrameReader:
@@ -93,7 +96,7 @@ class MessagePump:
 
     def __init__(self, protocol: JsonRPCProtocol) -> None:
         self.protocol = protocol
-        self.shutting_down = False
+        self.gate = LifecycleGate()
 
     def handle(self, body: bytes) -> bool:
         """Returns False when the body was not JSON (the caller may resynchronise)."""
@@ -121,14 +124,10 @@ class MessagePump:
         problem = _shape_problem(message)
         if problem is not None:
             self._refuse_malformed(message, *problem)
-            return
-        is_request = "method" in data and "id" in data
-        if self.shutting_down and is_request:
-            self._error(data["id"], INVALID_REQUEST, "The server is shutting down: only `exit` is accepted.")
-            return
-        if is_request and data["method"] == lsp.SHUTDOWN:
-            self.shutting_down = True
-        self._deliver(data, is_request)
+        elif "method" in message:
+            self._admit(message)
+        else:
+            self._deliver(message, is_request=False)  # the client's answer to a request of the server
 
     def _refuse_malformed(self, data: dict[str, Any], code: int, message: str) -> None:
         if "result" in data or "error" in data:
@@ -136,6 +135,21 @@ class MessagePump:
             log.warning("Ignoring a malformed response: %s", message)
             return
         self._error(data["id"] if _valid_id(data.get("id")) else None, code, message)
+
+    def _admit(self, data: dict[str, Any]) -> None:
+        method: str = data["method"]
+        is_request = "id" in data
+        if not is_request:
+            if self.gate.admits_notification(method):
+                self._deliver(data, is_request=False)
+            else:
+                log.info("Dropped the notification %r: the server is %s", method, self.gate.stage.value)
+            return
+        refusal = self.gate.refuse_request(method)
+        if refusal is not None:
+            self._error(data["id"], refusal.code, refusal.message)
+        else:
+            self._deliver(data, is_request=True)
 
     def _deliver(self, data: dict[str, Any], is_request: bool) -> None:
         try:
@@ -149,6 +163,8 @@ class MessagePump:
             if is_request:
                 self._error(data["id"], INVALID_REQUEST, "The message could not be decoded.")
             return
+        if is_request:
+            self.gate.handing_on(data["method"])
         try:
             self.protocol.handle_message(cast(Any, message))
         except Exception as exc:

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcInvalidRequest
 
 from switchboard.protocol.names import COMMANDS
 
@@ -26,7 +25,6 @@ class LifecycleFeature(Feature):
     def __init__(self, server: Any) -> None:
         super().__init__(server)
         self._installed: dict[str, Any] = {}
-        self._initialized = False
         self._warmup: asyncio.Future[Any] | None = None
         self._router_warmup: asyncio.Future[Any] | None = None
 
@@ -45,9 +43,7 @@ class LifecycleFeature(Feature):
         return run
 
     def on_initialize(self, params: lsp.InitializeParams) -> None:
-        if self._initialized:
-            raise JsonRpcInvalidRequest("The server is already initialized.")
-        self._initialized = True
+        # Runs once: the transport's lifecycle gate refuses a second `initialize`.
         options: Any = params.initialization_options
         if isinstance(options, dict):
             self.server.init_options = options
