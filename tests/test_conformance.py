@@ -87,6 +87,9 @@ INITIALIZE_RESULT = {
     },
     "serverInfo": {"name": "switchboard", "version": "0.1.0"},
 }
+# A request only a loaded feature answers, the same way every time.
+DELETE_NOPE = {"workspaceUri": WORKSPACE, "conversationId": "nope"}
+NO_CONVERSATION = (1005, "No conversation 'nope' in this workspace.", {"conversationId": "nope"})
 DID_OPEN = {"textDocument": {"uri": f"{WORKSPACE}/a.py", "languageId": "python", "version": 1, "text": ""}}
 BODY = json.dumps({"jsonrpc": "2.0", "id": "cl", "method": "$/nope"}).encode()
 
@@ -292,6 +295,14 @@ LIFECYCLE: dict[str, Row] = {
         "not initialized", message(id=[34], method="switchboard/models"), (error(None, -32600, BAD_ID),)
     ),
     "exit-before-initialize": Row("not initialized", message(method="exit"), exit_code=1),
+    # A client that does not wait for the initialize answer (Neovim's) sends both in one write.
+    "initialize-then-a-request-in-one-write": Row(
+        "not initialized",
+        message(id=0, method="initialize", params=INITIALIZE)
+        + message(id=35, method="switchboard/deleteConversation", params=DELETE_NOPE),
+        (result(0, INITIALIZE_RESULT), error(35, *NO_CONVERSATION)),
+        own_process=True,
+    ),
     "initialize-refused-for-its-params-can-be-retried": Row(
         "not initialized",
         message(id=0, method="initialize", params={"capabilities": 5})

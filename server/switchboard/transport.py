@@ -11,7 +11,10 @@ logged, so the client waits forever. An editor must never hang on its language s
   (JSON-RPC 2.0, section 5);
 - applies the LSP lifecycle (`switchboard.lifecycle_gate`) before any handler, so a request before
   `initialize` or after `shutdown` is refused whatever its method;
-- decodes only the top-level message (pygls decoded every nested object as if it were a message).
+- decodes only the top-level message (pygls decoded every nested object as if it were a message);
+- lets the event loop run after a message that moved the lifecycle on, so what its handler scheduled
+  (the features, loaded right after `initialize` is answered) is in place before the next message, even
+  one that came in the same read.
 """
 
 from __future__ import annotations
@@ -239,5 +242,8 @@ async def serve(stop: threading.Event, stdin: BinaryIO, protocol: JsonRPCProtoco
             return
         frames.feed(data)
         while (body := frames.next_body()) is not None:
+            stage = pump.gate.stage
             if not pump.handle(body):
                 frames.resync_within(body)
+            if pump.gate.stage is not stage:
+                await asyncio.sleep(0)
