@@ -197,6 +197,9 @@ JSON_RPC_MORE: dict[str, Row] = {
         (error(None, -32600, "A message needs a `method`, or an `id` with a `result` or `error`."),),
     ),
     "response-without-id-is-not-answered": Row("running", frame(b'{"jsonrpc": "2.0", "result": 1}')),
+    "request-with-a-result-member-is-still-a-request": Row(
+        "running", message(id={}, method="$/nope", result=1), (error(None, -32600, BAD_ID),)
+    ),
     "not-jsonrpc-2.0": Row(
         "running", frame(b'{"id": 7}'), (error(None, -32600, "Not a JSON-RPC 2.0 message."),)
     ),

@@ -133,7 +133,7 @@ class MessagePump:
             self._deliver(message, is_request=False)  # the client's answer to a request of the server
 
     def _refuse_malformed(self, data: dict[str, Any], code: int, message: str) -> None:
-        if "result" in data or "error" in data:
+        if "method" not in data and ("result" in data or "error" in data):
             # A broken answer is not answered back: a peer that answers errors too would never stop.
             log.warning("Ignoring a malformed response: %s", message)
             return
@@ -146,7 +146,7 @@ class MessagePump:
             if self.gate.admits_notification(method):
                 self._deliver(data, is_request=False)
             else:
-                log.info("Dropped the notification %r: the server is %s", method, self.gate.stage.value)
+                log.info("Dropped the notification %.80r: the server is %s", method, self.gate.stage.value)
             return
         refusal = self.gate.refuse_request(method)
         if refusal is not None:
