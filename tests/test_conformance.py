@@ -378,7 +378,10 @@ def shared_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[St
 
 @pytest.fixture
 def server_for(
-    request: pytest.FixtureRequest, shared_servers: dict[Stage, QuietServer], tmp_path: Path
+    request: pytest.FixtureRequest,
+    shared_servers: dict[Stage, QuietServer],
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[QuietServer]:
     row: Row = request.param
     if row.own_process or row.exit_code is not None:
@@ -387,7 +390,7 @@ def server_for(
         stop(server)
         return
     if row.stage not in shared_servers or not shared_servers[row.stage].alive:
-        shared_servers[row.stage] = launch(tmp_path, row.stage)
+        shared_servers[row.stage] = launch(tmp_path_factory.mktemp("conformance"), row.stage)
     yield shared_servers[row.stage]
 
 
