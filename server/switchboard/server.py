@@ -67,7 +67,10 @@ class SwitchboardServer(LanguageServer):
         self.protocol.notify(lsp.WINDOW_SHOW_MESSAGE, lsp.ShowMessageParams(type=kind, message=message))
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-        """Serves LSP over stdio with Switchboard's own frame reader (see `switchboard.transport`)."""
+        """Serves LSP over stdio with Switchboard's own frame reader (see `switchboard.transport`).
+
+        `exit` raises SystemExit with pygls' code (0 after `shutdown`, else 1): it is let through, so
+        that code becomes the process's."""
         from pygls.io_ import StdoutWriter
 
         from switchboard.transport import serve
@@ -78,7 +81,7 @@ class SwitchboardServer(LanguageServer):
             asyncio.run(serve(self._stop_event, stdin or sys.stdin.buffer, self.protocol))
         except BrokenPipeError:
             log.error("The client closed the connection; shutting down.")
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             pass
         finally:
             self.shutdown()

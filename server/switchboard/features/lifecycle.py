@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcInvalidRequest
 
 from switchboard.protocol.names import COMMANDS
 
@@ -35,7 +34,6 @@ class LifecycleFeature(Feature):
         # workspace/executeCommand handlers by name, filled in when the features load.
         self._commands: dict[str, Callable[..., Any]] = {}
         self._installed: InstalledFeatures | None = None
-        self._initialized = False
         self._warmup: asyncio.Future[Any] | None = None
         self._router_warmup: asyncio.Future[Any] | None = None
 
@@ -54,9 +52,7 @@ class LifecycleFeature(Feature):
         return run
 
     def on_initialize(self, params: lsp.InitializeParams) -> None:
-        if self._initialized:
-            raise JsonRpcInvalidRequest("The server is already initialized.")
-        self._initialized = True
+        # Runs once: the transport's lifecycle gate refuses a second `initialize`.
         options: Any = params.initialization_options
         if isinstance(options, dict):
             self._init_options = options
