@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/router_eval.py [--data /work/shared/datasets/routing
 
 Per test split (GSM8K and MMLU: hashed 30% of RouteLLM's sets; ulab: LLMRouter's published test file) and
 averaged: APGR, CPT(50%), CPT(80%) and the share of strong-model calls needed for 95% of the strong model's
-quality (RouteLLM's definitions, see switchboard.routing.metrics), for
+quality (RouteLLM's definitions, see bench/router_lab/metrics.py), for
 
 * the shipped router (the committed artifact, the prompt alone: no context, no conversation),
 * random routing (averaged over 200 seeds),
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from switchboard.routing import Router, datasets
-from switchboard.routing.metrics import (
+from router_lab import datasets
+from router_lab.metrics import (
     Interval,
     RouterMetrics,
     bootstrap_apgr,
@@ -40,8 +40,9 @@ from switchboard.routing.metrics import (
     random_router_metrics,
     router_metrics,
 )
+from router_lab.scoring import standalone_probability
+from switchboard.routing import Router
 from switchboard.routing.pricing import typical_request_cost_usd
-from switchboard.routing.router import standalone_probability
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "routing"
 APGR_TARGET = 0.72

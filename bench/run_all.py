@@ -164,6 +164,31 @@ def router_rows(f: Any) -> list[Row]:
     return [("Router decision latency", figure or "see its output above", "", "p50/p99", "n/a")]
 
 
+def editor_traffic_rows(f: dict[str, dict[str, float]]) -> list[Row]:
+    auto, random, labels = f["auto"], f["random"], f["labels"]
+    worst = min(v for k, v in auto.items() if k.startswith("category:"))
+    met = (
+        auto["sonnet_share"] <= 0.30
+        and auto["easy_escalated"] <= 0.15
+        and auto["hard_caught"] >= 0.70
+        and worst >= 0.85
+    )
+    share, cost, easy, hard = (
+        auto[k] for k in ("sonnet_share", "cost_ratio", "easy_escalated", "hard_caught")
+    )
+    return [
+        (
+            "Auto on editor traffic (suite of issue 18)",
+            f"Sonnet {share:.0%}, cost {cost:.0%} of always-Sonnet; easy escalated {easy:.0%}, "
+            f"hard caught {hard:.0%}, worst category {worst:.0%}",
+            f"random at that share: agreement {random['agreement']:.0%}; "
+            f"labels: cost {labels['cost_ratio']:.0%}",
+            "≤ 30% Sonnet, ≤ 15% easy up, ≥ 70% hard, categories ≥ 85%",
+            verdict(met),
+        )
+    ]
+
+
 SECTIONS: list[tuple[str, list[str], Callable[[Any], list[Row]]]] = [
     ("server_latency", ["--runs", "9"], latency_rows),
     ("streaming", ["--runs", "5"], streaming_rows),
@@ -171,6 +196,7 @@ SECTIONS: list[tuple[str, list[str], Callable[[Any], list[Row]]]] = [
     ("store_scale", [], store_rows),
     ("ledger_throughput", [], ledger_rows),
     ("memory", [], memory_rows),
+    ("router_editor_traffic", [], editor_traffic_rows),
 ]
 
 

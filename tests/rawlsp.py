@@ -102,6 +102,11 @@ class RawServer:
         with self._cond:
             return [f for f in self.frames if isinstance(f, dict) and f.get("method") == method]
 
+    def frames_from(self, index: int) -> list[dict[str, Any]]:
+        """The frames read so far, from the `index`-th on."""
+        with self._cond:
+            return self.frames[index:]
+
     def wait_for(self, msg_id: int | str, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._cond:

@@ -9,6 +9,7 @@ from lsprotocol import types as lsp
 from conftest import SessionFactory, server_env
 from rawlsp import RawServer
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.protocol import methods
 from switchboard.protocol.schema import render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,6 +130,35 @@ def test_malformed_frames_get_errors_and_stdout_carries_only_frames(
         assert server.close() == 0
     assert server.stray == []
     assert b"Traceback" not in server.stdout_bytes
+
+
+def test_absent_null_and_empty_array_params_all_mean_no_params(
+    state_dir: Path, workspace: str, fake_api: FakeAnthropic
+) -> None:
+    """Neovim sends `[]` for an empty Lua table: every method takes it as no params. A method whose params
+    are all optional answers; one with a required field names the field, not the params' JSON type."""
+    server = RawServer(server_env(state_dir, fake_api))
+    try:
+        server.initialize(workspace)
+        for request in methods.REQUESTS:
+            required = [f.alias or name for name, f in request.params.model_fields.items() if f.is_required()]
+            frames = [server.call(request.method, [])]
+            frames.append(server.call(request.method))  # no "params" member
+            server.send({"jsonrpc": "2.0", "id": request.method, "method": request.method, "params": None})
+            frames.append(server.wait_for(request.method))
+            for frame in frames:
+                if required:
+                    assert frame["error"]["code"] == -32602, (request.method, frame)
+                    assert required[0] in frame["error"]["message"], (request.method, frame)
+                else:
+                    assert "result" in frame, (request.method, frame)
+        assert server.result("switchboard/usage", [])["plan"] == "free"
+        not_empty = server.call("switchboard/usage", [workspace])
+        assert not_empty["error"]["code"] == -32602
+        assert "must be a JSON object" in not_empty["error"]["message"]
+    finally:
+        assert server.close() == 0
+    assert server.stray == []
 
 
 def test_protocol_schema_is_current() -> None:

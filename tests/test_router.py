@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from router_lab.metrics import bootstrap_apgr, interval, router_metrics
 from switchboard.routing import (
     AUTO_MODELS,
     NoRoutableModelError,
@@ -22,7 +23,6 @@ from switchboard.routing import (
     stronger_model,
 )
 from switchboard.routing.difficulty import DifficultyModel, DifficultyWeights, read_weights, save_weights
-from switchboard.routing.metrics import bootstrap_apgr, interval, router_metrics
 from switchboard.routing.pricing import switch_saving_usd
 from switchboard.routing.router import _packaged_router  # pyright: ignore[reportPrivateUsage]
 from switchboard.routing.signals import ContextEntry, read_signals, summarize_context

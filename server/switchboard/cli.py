@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 
 def _serve(_args: argparse.Namespace) -> int:
     from switchboard import logs
+    from switchboard.app import create_server
     from switchboard.config import Settings
-    from switchboard.server import create_server
 
     settings = Settings.from_env()
     logs.configure(settings.log_dir)

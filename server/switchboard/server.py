@@ -1,4 +1,7 @@
-"""The Switchboard language server: composes the feature modules over pygls."""
+"""The Switchboard language server: the editor connection over pygls that features register on.
+
+It knows nothing of the features; `switchboard.app` composes them.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +9,28 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from lsprotocol import types as lsp
 from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 
 from switchboard import __version__
-from switchboard.config import Settings
-from switchboard.logs import scrubber
 from switchboard.rpc import SwitchboardProtocol, raw_json_converter
-
-if TYPE_CHECKING:
-    from switchboard.providers.anthropic_api import AnthropicProvider
-    from switchboard.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
 
 class SwitchboardServer(LanguageServer):
-    def __init__(self, settings: Settings) -> None:
+    """Implements `switchboard.features.host.Editor`."""
+
+    def __init__(self) -> None:
         super().__init__(
             "switchboard",
             __version__,
             protocol_cls=SwitchboardProtocol,
             converter_factory=raw_json_converter,
         )
-        self.settings = settings
-        self._api_key = settings.api_key
-        self._store: ConversationStore | None = None
-        self._provider: AnthropicProvider | None = None
-        self.init_options: dict[str, Any] = {}
-        # workspace/executeCommand handlers, filled in when the features load.
-        self.commands: dict[str, Callable[..., Any]] = {}
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Errors outside a request (a malformed notification, a failed send) go to the log and the
@@ -55,40 +46,7 @@ class SwitchboardServer(LanguageServer):
             )
         )
 
-    # --- services the features share ----------------------------------------------------------
-
-    @property
-    def store(self) -> ConversationStore:
-        if self._store is None:
-            from switchboard.store import ConversationStore
-
-            self._store = ConversationStore(self.settings.conversations_db)
-        return self._store
-
-    @property
-    def api_key(self) -> str | None:
-        return self._api_key
-
-    def use_api_key(self, key: str | None) -> None:
-        """An editor may pass the key from its secret store; it overrides the environment's."""
-        if key and key != self._api_key:
-            scrubber.add(key)
-            self._api_key = key
-            self._provider = None
-
-    def provider(self) -> AnthropicProvider:
-        if self._api_key is None:
-            raise RuntimeError("no API key")
-        if self._provider is None:
-            from switchboard.providers.anthropic_api import AnthropicProvider
-
-            self._provider = AnthropicProvider(
-                api_key=self._api_key,
-                base_url=self.settings.base_url,
-                timeout=self.settings.request_timeout,
-                max_retries=self.settings.max_retries,
-            )
-        return self._provider
+    # --- what features use (`Editor`) -----------------------------------------------------------
 
     def default_workspace(self) -> str | None:
         """The first usable workspace folder (else the root) the editor opened, if any."""
@@ -109,7 +67,10 @@ class SwitchboardServer(LanguageServer):
         self.protocol.notify(lsp.WINDOW_SHOW_MESSAGE, lsp.ShowMessageParams(type=kind, message=message))
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-        """Serves LSP over stdio with Switchboard's own frame reader (see `switchboard.transport`)."""
+        """Serves LSP over stdio with Switchboard's own frame reader (see `switchboard.transport`).
+
+        `exit` raises SystemExit with pygls' code (0 after `shutdown`, else 1): it is let through, so
+        that code becomes the process's."""
         from pygls.io_ import StdoutWriter
 
         from switchboard.transport import serve
@@ -120,15 +81,10 @@ class SwitchboardServer(LanguageServer):
             asyncio.run(serve(self._stop_event, stdin or sys.stdin.buffer, self.protocol))
         except BrokenPipeError:
             log.error("The client closed the connection; shutting down.")
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             pass
         finally:
             self.shutdown()
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
 
 def _usable_uri(uri: str | None) -> bool:
@@ -140,13 +96,3 @@ def _usable_uri(uri: str | None) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def create_server(settings: Settings) -> SwitchboardServer:
-    """The server with only its lifecycle wired: the features load right after `initialize` is answered."""
-    from switchboard.features.lifecycle import LifecycleFeature
-
-    server = SwitchboardServer(settings)
-    scrubber.add(settings.api_key)
-    LifecycleFeature(server).register()
-    return server

@@ -7,8 +7,14 @@ logged, so the client waits forever. An editor must never hang on its language s
 - finds `Content-Length` in any case and spacing, caps it, and resynchronises on the next header after
   a frame that does not parse;
 - answers every request it cannot dispatch: `-32700` for unreadable JSON, `-32600` for something that is
-  not a single JSON-RPC message (batches included), or for a request after `shutdown`;
-- decodes only the top-level message (pygls decoded every nested object as if it were a message).
+  not a single JSON-RPC message (batches included), with `"id": null` unless the message has a valid id
+  (JSON-RPC 2.0, section 5);
+- applies the LSP lifecycle (`switchboard.lifecycle_gate`) before any handler, so a request before
+  `initialize` or after `shutdown` is refused whatever its method;
+- decodes only the top-level message (pygls decoded every nested object as if it were a message);
+- lets the event loop run after a message that moved the lifecycle on, so what its handler scheduled
+  (the features, loaded right after `initialize` is answered) is in place before the next message, even
+  one that came in the same read.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pygls.protocol import JsonRPCProtocol
 
+from switchboard.lifecycle_gate import LifecycleGate
 from switchboard.rpc import internal_error
 
 log = logging.getLogger(__name__)
@@ -35,9 +42,9 @@ _HEADER = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,20})[ \t]*\r?\n", re.IG
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 # Only to answer a frame that is too deep to parse: the request id, when it is near the start.
 _ID = re.compile(rb'^\s*\{[^{\[]*?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-INVALID_PARAMS = -32602
+PARSE_ERROR = lsp.ErrorCodes.ParseError
+INVALID_REQUEST = lsp.ErrorCodes.InvalidRequest
+INVALID_PARAMS = lsp.ErrorCodes.InvalidParams
 
 
 class FrameReader:
@@ -92,7 +99,7 @@ class MessagePump:
 
     def __init__(self, protocol: JsonRPCProtocol) -> None:
         self.protocol = protocol
-        self.shutting_down = False
+        self.gate = LifecycleGate()
 
     def handle(self, body: bytes) -> bool:
         """Returns False when the body was not JSON (the caller may resynchronise)."""
@@ -116,19 +123,36 @@ class MessagePump:
         if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
             self._error(None, INVALID_REQUEST, "Not a JSON-RPC 2.0 message.")
             return
-        problem = _shape_problem(data)
+        message = cast(dict[str, Any], data)
+        problem = _shape_problem(message)
         if problem is not None:
-            # Echo the id even when it is malformed, so the sender can still match the answer.
-            if "method" in data or data.get("id") is not None:
-                self._error(data.get("id"), *problem)
+            self._refuse_malformed(message, *problem)
+        elif "method" in message:
+            self._admit(message)
+        else:
+            self._deliver(message, is_request=False)  # the client's answer to a request of the server
+
+    def _refuse_malformed(self, data: dict[str, Any], code: int, message: str) -> None:
+        if "method" not in data and ("result" in data or "error" in data):
+            # A broken answer is not answered back: a peer that answers errors too would never stop.
+            log.warning("Ignoring a malformed response: %s", message)
             return
-        is_request = "method" in data and "id" in data
-        if self.shutting_down and is_request:
-            self._error(data["id"], INVALID_REQUEST, "The server is shutting down: only `exit` is accepted.")
+        self._error(data["id"] if _valid_id(data.get("id")) else None, code, message)
+
+    def _admit(self, data: dict[str, Any]) -> None:
+        method: str = data["method"]
+        is_request = "id" in data
+        if not is_request:
+            if self.gate.admits_notification(method):
+                self._deliver(data, is_request=False)
+            else:
+                log.info("Dropped the notification %.80r: the server is %s", method, self.gate.stage.value)
             return
-        if is_request and data["method"] == lsp.SHUTDOWN:
-            self.shutting_down = True
-        self._deliver(data, is_request)
+        refusal = self.gate.refuse_request(method)
+        if refusal is not None:
+            self._error(data["id"], refusal.code, refusal.message)
+        else:
+            self._deliver(data, is_request=True)
 
     def _deliver(self, data: dict[str, Any], is_request: bool) -> None:
         try:
@@ -142,6 +166,8 @@ class MessagePump:
             if is_request:
                 self._error(data["id"], INVALID_REQUEST, "The message could not be decoded.")
             return
+        if is_request:
+            self.gate.handing_on(data["method"])
         try:
             self.protocol.handle_message(cast(Any, message))
         except Exception as exc:
@@ -216,5 +242,8 @@ async def serve(stop: threading.Event, stdin: BinaryIO, protocol: JsonRPCProtoco
             return
         frames.feed(data)
         while (body := frames.next_body()) is not None:
+            stage = pump.gate.stage
             if not pump.handle(body):
                 frames.resync_within(body)
+            if pump.gate.stage is not stage:
+                await asyncio.sleep(0)

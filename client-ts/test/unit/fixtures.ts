@@ -1,5 +1,6 @@
 // Protocol-shaped fixtures for the unit tests (typed against the generated protocol).
-import type { ChatResult, ModelInfo, RouteReport, UsageReport } from '../../src/protocol.generated';
+import type { ChatResult, ModelEstimate, ModelInfo, RouteReport, UsageReport } from '../../src/protocol.generated';
+import type { EstimateView } from '../../src/shared/webviewProtocol';
 
 export const MODELS: ModelInfo[] = [
   {
@@ -68,4 +69,13 @@ export function chatResult(overrides: Partial<ChatResult> = {}): ChatResult {
     credits: 0.12, droppedTurns: 0,
     ...overrides,
   };
+}
+
+export function estimate(overrides: Partial<ModelEstimate> = {}): EstimateView {
+  const selected: ModelEstimate = {
+    modelId: 'auto', allowed: true, fitsContext: true, contextWindow: 200_000, inputTokens: 1_500,
+    estimatedOutputTokens: 800, estimatedCredits: 0.42,
+    ...overrides,
+  };
+  return { estimate: selected, all: [selected, { ...selected, modelId: 'claude-haiku-4.5', estimatedCredits: 0.17 }] };
 }

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChatSnapshot, PendingAnswer } from '../../src/shared/webviewProtocol';
-import { canRetryStronger, displayedTurns, initialState, orderedModels, reduce, type ChatAction, type ChatViewState } from '../../webview/chat/state';
+import {
+  canRetryStronger,
+  displayedTurns,
+  initialState,
+  orderedModels,
+  reduce,
+  selectedModel,
+  serverAcceptsMessages,
+  type ChatAction,
+  type ChatViewState,
+} from '../../webview/chat/state';
 import { chatResult, MODELS, route, usage } from './fixtures';
 
 function snapshot(overrides: Partial<ChatSnapshot> = {}): ChatSnapshot {
@@ -147,5 +157,18 @@ describe('chat view reducer', () => {
     const unlocked = MODELS.map((m) => ({ ...m, available: true }));
     assert.equal(canRetryStronger(sonnet, [prompt, sonnet], unlocked), true);
     assert.equal(canRetryStronger({ ...turn, status: 'streaming' }, [prompt, turn], MODELS), false);
+  });
+
+  it('finds the selected model once the server listed it', () => {
+    assert.equal(selectedModel({ models: MODELS, selected: 'claude-haiku-4.5' })?.name, 'Claude Haiku 4.5');
+    assert.equal(selectedModel({ models: [], selected: 'auto' }), undefined);
+  });
+
+  it('takes messages unless the server failed or stopped (a starting one queues them)', () => {
+    assert.deepEqual(
+      (['starting', 'running', 'stopped'] as const).map((state) => serverAcceptsMessages({ server: { state } })),
+      [true, true, false],
+    );
+    assert.equal(serverAcceptsMessages({ server: { state: 'failed', message: 'exited with 1' } }), false);
   });
 });

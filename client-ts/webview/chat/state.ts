@@ -1,5 +1,6 @@
-// The chat webview's state and its reducer (pure, unit-tested). The server holds the truth; this is
-// the view's copy of it, fed by snapshots and by the streaming events of the answer in flight.
+// The conversation as the chat webview knows it, and its reducer (pure, unit-tested). The server holds
+// the truth; this is the view's copy of it, fed by snapshots and by the streaming events of the answer
+// in flight. The draft of the next message is draft.ts; store.ts holds both.
 import type { ContextItem, ConversationResult, ModelId, ModelInfo, TurnInfo, UsageReport } from '../../src/protocol.generated';
 import type { UiError } from '../../src/shared/errors';
 import type { ChatEvents, ChatSnapshot, PendingAnswer, ServerStatus } from '../../src/shared/webviewProtocol';
@@ -276,6 +277,16 @@ export function displayedTurns(state: ChatViewState): ViewTurn[] {
     fallback: p.fallback,
   });
   return out;
+}
+
+/** The model the next message goes to, when the server has listed it. */
+export function selectedModel(state: Pick<ChatViewState, 'models' | 'selected'>): ModelInfo | undefined {
+  return state.models.find((m) => m.id === state.selected);
+}
+
+/** A failed or stopped server refuses messages (a starting one queues them). */
+export function serverAcceptsMessages(state: Pick<ChatViewState, 'server'>): boolean {
+  return state.server.state !== 'failed' && state.server.state !== 'stopped';
 }
 
 /** Picker entries, Auto first (then as listed by the server). */

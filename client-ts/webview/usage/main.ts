@@ -3,7 +3,8 @@ import type { ModelInfo, UsageReport } from '../../src/protocol.generated';
 import { answeredByLabel, creditsLabel, formatCredits, formatDate, formatDay, formatUsd, usageLevel, usedFraction } from '../../src/shared/format';
 import { overageSummary } from '../../src/shared/presentation';
 import type { UsageEvents, UsageRequests } from '../../src/shared/webviewProtocol';
-import { h, icon, Messenger } from '../shared/messenger';
+import { h, icon } from '../shared/dom';
+import { Messenger } from '../shared/messenger';
 import { dailyStacks, stackedBarChart } from './chart';
 
 const messenger = new Messenger<UsageRequests, UsageEvents>();

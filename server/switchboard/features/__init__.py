@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from switchboard.server import SwitchboardServer
+    from .account import AccountFeature
+    from .chat import ChatFeature
+    from .host import Editor, Services
 
 
-def install_features(server: SwitchboardServer) -> dict[str, Any]:
-    """Registers every feature's handlers; returns the features by name for the lifecycle to reach."""
+@dataclass(frozen=True)
+class InstalledFeatures:
+    """The features the lifecycle talks to after start-up (warm-up, rollover, shut-down)."""
+
+    account: AccountFeature
+    chat: ChatFeature
+
+
+def install_features(
+    editor: Editor,
+    services: Services,
+    init_options: dict[str, Any],
+    command_table: dict[str, Callable[..., Any]],
+) -> InstalledFeatures:
+    """Builds every feature with what it depends on and registers its handlers."""
     from .account import AccountFeature
     from .chat import ChatFeature
     from .commands import CommandsFeature
@@ -17,17 +34,18 @@ def install_features(server: SwitchboardServer) -> dict[str, Any]:
     from .estimate import EstimateFeature
     from .models import ModelsFeature
 
-    account = AccountFeature(server)
-    account.use_token(server.init_options.get("entitlement"))
-    models = ModelsFeature(server, account)
-    features = {
-        "account": account,
-        "models": models,
-        "conversations": ConversationsFeature(server),
-        "chat": ChatFeature(server, models, account),
-        "estimate": EstimateFeature(server, account),
-        "commands": CommandsFeature(server, models),
-    }
-    for feature in features.values():
+    account = AccountFeature(editor, services)
+    account.use_token(init_options.get("entitlement"))
+    models = ModelsFeature(editor, services, account)
+    chat = ChatFeature(editor, services, models, account)
+    features = [
+        account,
+        models,
+        ConversationsFeature(editor, services),
+        chat,
+        EstimateFeature(editor, services, account),
+        CommandsFeature(editor, services, models, command_table),
+    ]
+    for feature in features:
         feature.register()
-    return features
+    return InstalledFeatures(account=account, chat=chat)

@@ -12,7 +12,6 @@ import logging
 import os
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 from lsprotocol import types as lsp
 
@@ -45,6 +44,7 @@ from switchboard.protocol.messages import (
 from switchboard.store import BillableAnswer
 
 from .base import Feature, dump, register_request
+from .host import Editor, Services
 
 log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
@@ -53,8 +53,9 @@ RECONCILE_PAGE = 200
 
 
 class AccountFeature(Feature):
-    def __init__(self, server: Any) -> None:
-        super().__init__(server)
+    def __init__(self, editor: Editor, services: Services) -> None:
+        super().__init__(editor)
+        self.services = services
         self._token: str | None = os.environ.get(ENTITLEMENT_ENV) or None
         self._trusted: TrustedKeys | None = None
         self._verified: Entitlement | None = None
@@ -65,9 +66,9 @@ class AccountFeature(Feature):
         self._publishing: asyncio.Future[UsageReport] | None = None
 
     def register(self) -> None:
-        register_request(self.server, methods.USAGE, self.usage)
-        register_request(self.server, methods.SET_OVERAGE, self.set_overage)
-        register_request(self.server, methods.SIGN_IN, self.sign_in)
+        register_request(self.editor, methods.USAGE, self.usage)
+        register_request(self.editor, methods.SET_OVERAGE, self.set_overage)
+        register_request(self.editor, methods.SIGN_IN, self.sign_in)
 
     # --- entitlement ------------------------------------------------------------------------------
 
@@ -104,11 +105,11 @@ class AccountFeature(Feature):
         """Opens the ledger, then walks the stored answers back from the newest, a page at a time, charging
         the ones the ledger has no record of, until a page needs nothing (earlier starts saw to the rest).
         Every chat waits for this before it starts, so none of this process's own turns is in flight."""
-        path = self.server.settings.ledger_db
+        path = self.services.settings.ledger_db
         meter = await asyncio.to_thread(lambda: Meter(Ledger(path)))
         offset = 0
         while True:
-            page = self.server.store.recent_billable_answers(limit=RECONCILE_PAGE, offset=offset)
+            page = self.services.store.recent_billable_answers(limit=RECONCILE_PAGE, offset=offset)
             charged = await asyncio.to_thread(self._charge_unrecorded, meter, page)
             if charged == 0 or len(page) < RECONCILE_PAGE:
                 return meter
@@ -189,12 +190,12 @@ class AccountFeature(Feature):
 
     async def _after_charge(self, entitlement: Entitlement, result: ChargeResult) -> None:
         for alert in result.alerts:
-            self.server.show_message(alert, lsp.MessageType.Warning)
+            self.editor.show_message(alert, lsp.MessageType.Warning)
         await self.publish(entitlement)
 
     async def publish(self, entitlement: Entitlement | None = None) -> UsageReport:
         report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
-        self.server.notify(methods.USAGE_CHANGED.method, dump(report))
+        self.editor.notify(methods.USAGE_CHANGED.method, dump(report))
         return report
 
     # --- requests ----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -13,10 +13,8 @@ from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData, Wire
 from switchboard.protocol.methods import Request
 
-if TYPE_CHECKING:
-    from switchboard.server import SwitchboardServer
-
 from .feature import Feature, plain
+from .host import Editor
 
 __all__ = ["Feature", "dump", "parse_params", "plain", "register_request"]
 
@@ -26,7 +24,8 @@ Handler = Callable[[P], Awaitable[Wire] | Wire]
 
 def parse_params(model: type[P], raw: Any) -> P:
     """Validates raw JSON params into the method's pydantic model, or raises `-32602` saying what is wrong."""
-    if raw is None:
+    if raw is None or raw == []:
+        # No params, `null` and `[]` all mean "no params": Neovim encodes an empty Lua table as `[]`.
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidParams(
@@ -65,7 +64,7 @@ def dump(result: Wire) -> dict[str, Any]:
     return result.model_dump(mode="json", by_alias=True)
 
 
-def register_request(server: SwitchboardServer, request: Request, handler: Handler[Any]) -> None:
+def register_request(editor: Editor, request: Request, handler: Handler[Any]) -> None:
     """Registers `handler` for `request.method`: params validated in, the result serialized out."""
 
     async def handle(raw: Any) -> dict[str, Any]:
@@ -76,4 +75,4 @@ def register_request(server: SwitchboardServer, request: Request, handler: Handl
         return dump(result)
 
     handle.__name__ = "handle_" + request.method.replace("/", "_")
-    server.feature(request.method)(handle)
+    editor.feature(request.method)(handle)

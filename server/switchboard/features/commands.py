@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from switchboard.protocol.errors import InvalidParams
@@ -9,19 +10,28 @@ from switchboard.protocol.messages import ConversationsParams, InvalidParamsData
 from switchboard.protocol.names import COMMAND_NEW_CONVERSATION, COMMAND_SELECT_MODEL
 
 from .base import Feature, dump, parse_params
+from .host import Editor, Services
 from .models import ModelsFeature
 
 NEW_CHAT_TITLE = "New chat"
 
 
 class CommandsFeature(Feature):
-    def __init__(self, server: Any, models: ModelsFeature) -> None:
-        super().__init__(server)
+    def __init__(
+        self,
+        editor: Editor,
+        services: Services,
+        models: ModelsFeature,
+        commands: dict[str, Callable[..., Any]],
+    ) -> None:
+        super().__init__(editor)
+        self.services = services
         self.models = models
+        self._commands = commands
 
     def register(self) -> None:
-        self.server.commands[COMMAND_SELECT_MODEL] = self.select_model
-        self.server.commands[COMMAND_NEW_CONVERSATION] = self.new_conversation
+        self._commands[COMMAND_SELECT_MODEL] = self.select_model
+        self._commands[COMMAND_NEW_CONVERSATION] = self.new_conversation
 
     def select_model(self, *args: Any) -> dict[str, Any]:
         """Arguments: `[workspaceUri, modelId]` or `[{workspaceUri, modelId}]`."""
@@ -31,11 +41,11 @@ class CommandsFeature(Feature):
     def new_conversation(self, *args: Any) -> dict[str, Any]:
         """Arguments: `[workspaceUri]` or `[{workspaceUri}]`; returns `{conversationId}`."""
         raw = _arguments(args, ("workspaceUri",))
-        raw["workspaceUri"] = raw.get("workspaceUri") or self.server.default_workspace()
+        raw["workspaceUri"] = raw.get("workspaceUri") or self.editor.default_workspace()
         if not raw["workspaceUri"]:
             raise InvalidParams("switchboard.newConversation needs a workspace URI.", InvalidParamsData())
         workspace = parse_params(ConversationsParams, raw).workspace_uri
-        return {"conversationId": self.server.store.create_conversation(workspace, NEW_CHAT_TITLE)}
+        return {"conversationId": self.services.store.create_conversation(workspace, NEW_CHAT_TITLE)}
 
 
 def _arguments(args: tuple[Any, ...], names: tuple[str, ...]) -> dict[str, Any]:

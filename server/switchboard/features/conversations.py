@@ -17,16 +17,21 @@ from switchboard.protocol.messages import (
 from switchboard.store import StoredTurn
 
 from .base import Feature, register_request
+from .host import Editor, Services
 
 
 class ConversationsFeature(Feature):
+    def __init__(self, editor: Editor, services: Services) -> None:
+        super().__init__(editor)
+        self.services = services
+
     def register(self) -> None:
-        register_request(self.server, methods.CONVERSATIONS, self.list)
-        register_request(self.server, methods.CONVERSATION, self.open)
-        register_request(self.server, methods.DELETE_CONVERSATION, self.delete)
+        register_request(self.editor, methods.CONVERSATIONS, self.list)
+        register_request(self.editor, methods.CONVERSATION, self.open)
+        register_request(self.editor, methods.DELETE_CONVERSATION, self.delete)
 
     def list(self, params: ConversationsParams) -> ConversationsResult:
-        rows = self.server.store.list_conversations(
+        rows = self.services.store.list_conversations(
             params.workspace_uri, limit=params.limit + 1, offset=params.offset
         )
         has_more = len(rows) > params.limit
@@ -46,7 +51,7 @@ class ConversationsFeature(Feature):
         )
 
     def open(self, params: ConversationParams) -> ConversationResult:
-        conversation = self.server.store.load_conversation(params.workspace_uri, params.conversation_id)
+        conversation = self.services.store.load_conversation(params.workspace_uri, params.conversation_id)
         if conversation is None:
             raise ConversationNotFound(params.conversation_id)
         return ConversationResult(
@@ -58,7 +63,7 @@ class ConversationsFeature(Feature):
         )
 
     def delete(self, params: DeleteConversationParams) -> Empty:
-        if not self.server.store.delete_conversation(params.workspace_uri, params.conversation_id):
+        if not self.services.store.delete_conversation(params.workspace_uri, params.conversation_id):
             raise ConversationNotFound(params.conversation_id)
         return Empty()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.plans import estimate_credits
 from switchboard.protocol import methods
@@ -14,18 +12,20 @@ from switchboard.tokens import estimate_tokens
 
 from .account import AccountFeature
 from .base import Feature, register_request
+from .host import Editor, Services
 
 # Without earlier answers to go by, a typical chat answer is a few paragraphs and a code block.
 TYPICAL_ANSWER_TOKENS = 600
 
 
 class EstimateFeature(Feature):
-    def __init__(self, server: Any, account: AccountFeature) -> None:
-        super().__init__(server)
+    def __init__(self, editor: Editor, services: Services, account: AccountFeature) -> None:
+        super().__init__(editor)
+        self.services = services
         self.account = account
 
     def register(self) -> None:
-        register_request(self.server, methods.ESTIMATE, self.estimate)
+        register_request(self.editor, methods.ESTIMATE, self.estimate)
 
     def estimate(self, params: EstimateParams) -> EstimateResult:
         history = self._history(params)
@@ -37,7 +37,7 @@ class EstimateFeature(Feature):
     def _history(self, params: EstimateParams) -> list[Exchange]:
         if not params.conversation_id:
             return []
-        stored = self.server.store.load_conversation(params.workspace_uri, params.conversation_id)
+        stored = self.services.store.load_conversation(params.workspace_uri, params.conversation_id)
         if stored is None:
             raise ConversationNotFound(params.conversation_id)
         return exchanges(stored.turns)
@@ -53,7 +53,7 @@ class EstimateFeature(Feature):
                 context=params.context,
                 anthropic_model=spec.anthropic_model or "auto",
                 context_window=window,
-                max_tokens=min(self.server.settings.max_output_tokens, spec.max_output_tokens),
+                max_tokens=min(self.services.settings.max_output_tokens, spec.max_output_tokens),
                 thinking=False,
             )
             input_tokens, fits = built.input_tokens, True

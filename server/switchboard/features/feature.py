@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from switchboard.server import SwitchboardServer
+from .host import Editor
 
 
 def plain(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,10 +25,10 @@ def plain(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Feature:
-    """A capability of the server: a small class that registers its handlers."""
+    """A capability of the server: a small class that registers its handlers on the editor connection."""
 
-    def __init__(self, server: SwitchboardServer) -> None:
-        self.server = server
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
 
     def register(self) -> None:
         raise NotImplementedError

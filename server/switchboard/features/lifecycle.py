@@ -10,57 +10,62 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcInvalidRequest
 
 from switchboard.protocol.names import COMMANDS
 
 from .feature import Feature, plain
+from .host import Editor, Services
+
+if TYPE_CHECKING:
+    from . import InstalledFeatures
 
 log = logging.getLogger(__name__)
 
 
 class LifecycleFeature(Feature):
-    def __init__(self, server: Any) -> None:
-        super().__init__(server)
-        self._installed: dict[str, Any] = {}
-        self._initialized = False
+    def __init__(self, editor: Editor, services: Services) -> None:
+        super().__init__(editor)
+        self.services = services
+        self._init_options: dict[str, Any] = {}
+        # workspace/executeCommand handlers by name, filled in when the features load.
+        self._commands: dict[str, Callable[..., Any]] = {}
+        self._installed: InstalledFeatures | None = None
         self._warmup: asyncio.Future[Any] | None = None
         self._router_warmup: asyncio.Future[Any] | None = None
 
     def register(self) -> None:
-        self.server.feature(lsp.INITIALIZE)(plain(self.on_initialize))
-        self.server.feature(lsp.INITIALIZED)(plain(self.on_initialized))
-        self.server.feature(lsp.SHUTDOWN)(plain(self.on_shutdown))
+        self.editor.feature(lsp.INITIALIZE)(plain(self.on_initialize))
+        self.editor.feature(lsp.INITIALIZED)(plain(self.on_initialized))
+        self.editor.feature(lsp.SHUTDOWN)(plain(self.on_shutdown))
         # Commands are announced in the initialize answer, so their names are registered now.
         for name in COMMANDS:
-            self.server.command(name)(self._command(name))
+            self.editor.command(name)(self._command(name))
 
-    def _command(self, name: str) -> Any:
+    def _command(self, name: str) -> Callable[..., Any]:
         def run(*args: Any) -> Any:
-            return self.server.commands[name](*args)
+            return self._commands[name](*args)
 
         return run
 
     def on_initialize(self, params: lsp.InitializeParams) -> None:
-        if self._initialized:
-            raise JsonRpcInvalidRequest("The server is already initialized.")
-        self._initialized = True
+        # Runs once: the transport's lifecycle gate refuses a second `initialize`.
         options: Any = params.initialization_options
         if isinstance(options, dict):
-            self.server.init_options = options
+            self._init_options = options
             api_key = options.get("apiKey")
             if isinstance(api_key, str) and api_key.strip():
-                self.server.use_api_key(api_key.strip())
+                self.services.upstream.use_api_key(api_key.strip())
         asyncio.get_running_loop().call_soon(self._install)
-        log.info("Initialized (API key %s)", "set" if self.server.api_key else "missing")
+        log.info("Initialized (API key %s)", "set" if self.services.upstream.ready else "missing")
 
     def _install(self) -> None:
         from switchboard.features import install_features
 
-        self._installed = install_features(self.server)
+        self._installed = install_features(self.editor, self.services, self._init_options, self._commands)
         gc.freeze()  # what start-up loaded lives as long as the server: keep it out of collections
 
     async def on_initialized(self, _params: Any) -> None:
@@ -68,12 +73,11 @@ class LifecycleFeature(Feature):
 
         # Warm up the SDK import in the background so the first chat starts at full speed.
         self._warmup = asyncio.ensure_future(load_sdk())
-        if (chat := self._installed.get("chat")) is not None:
-            self._router_warmup = asyncio.ensure_future(chat.routing.router())
-        if (account := self._installed.get("account")) is not None:
-            account.schedule_rollover()
+        if self._installed is not None:
+            self._router_warmup = asyncio.ensure_future(self._installed.chat.warm_up())
+            self._installed.account.schedule_rollover()
 
     def on_shutdown(self, _params: Any) -> None:
-        if (account := self._installed.get("account")) is not None:
-            account.close()
-        self.server.close()
+        if self._installed is not None:
+            self._installed.account.close()
+        self.services.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from lsprotocol import types as lsp
 
 from switchboard.catalog import CATALOG, ModelSpec, is_known_model
@@ -22,6 +20,7 @@ from switchboard.protocol.messages import (
 
 from .account import AccountFeature
 from .base import Feature, dump, register_request
+from .host import Editor, Services
 
 DEFAULT_MODEL: ModelId = "auto"
 
@@ -36,19 +35,20 @@ def require_known_model(model_id: str) -> ModelSpec:
 
 
 class ModelsFeature(Feature):
-    def __init__(self, server: Any, account: AccountFeature) -> None:
-        super().__init__(server)
+    def __init__(self, editor: Editor, services: Services, account: AccountFeature) -> None:
+        super().__init__(editor)
+        self.services = services
         self.account = account
         account.on_plan_change.append(self._recheck_default_workspace)
 
     def register(self) -> None:
-        register_request(self.server, methods.MODELS, self.models)
-        register_request(self.server, methods.SELECT_MODEL, self.select)
+        register_request(self.editor, methods.MODELS, self.models)
+        register_request(self.editor, methods.SELECT_MODEL, self.select)
 
     def selected(self, workspace: str | None) -> ModelId:
         """The workspace's selection; one the plan no longer allows falls back to Auto, with a notice."""
-        workspace = workspace or self.server.default_workspace()
-        stored = self.server.store.selected_model(workspace) if workspace else None
+        workspace = workspace or self.editor.default_workspace()
+        stored = self.services.store.selected_model(workspace) if workspace else None
         if stored is None or not is_known_model(stored):
             return DEFAULT_MODEL
         if workspace and not self.account.allows(stored):
@@ -67,18 +67,18 @@ class ModelsFeature(Feature):
     def select(self, params: SelectModelParams) -> SelectModelResult:
         spec = require_known_model(params.model_id)
         self.require_allowed(spec)
-        self.server.store.select_model(params.workspace_uri, spec.id)
+        self.services.store.select_model(params.workspace_uri, spec.id)
         result = SelectModelResult(selected=spec.id)
-        self.server.notify(methods.MODEL_CHANGED.method, dump(result))
+        self.editor.notify(methods.MODEL_CHANGED.method, dump(result))
         return result
 
     def _fall_back(self, workspace: str, previous: ModelSpec) -> None:
         notice = f"{self.account.forbidden_reason(previous.id)}: switched this workspace to Auto."
-        self.server.store.select_model(workspace, DEFAULT_MODEL)
-        self.server.notify(
+        self.services.store.select_model(workspace, DEFAULT_MODEL)
+        self.editor.notify(
             methods.MODEL_CHANGED.method, dump(SelectModelResult(selected="auto", notice=notice))
         )
-        self.server.show_message(notice, lsp.MessageType.Info)
+        self.editor.show_message(notice, lsp.MessageType.Info)
 
     def _recheck_default_workspace(self) -> None:
         self.selected(None)

@@ -1,7 +1,7 @@
 """The learned difficulty model: P(the cheap model falls short of the strong one) for a prompt.
 
 A logistic regression over the features of `text_features` (TF-IDF word n-grams plus standardised numeric
-features), trained by `switchboard.routing.train` on soft labels: the strong model's win rate against the
+features), trained by `bench/router_lab/train.py` on soft labels: the strong model's win rate against the
 cheap one, ties counted as half a win (RouteLLM's "strong win rate"). At run time it needs only plain Python
 and numpy (to read the artifact).
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
 from switchboard.catalog.models import CATALOG
+from switchboard.routing.features import RouteFeatures
 from switchboard.routing.policy import HAIKU, SONNET_40, SONNET_45
-
-if TYPE_CHECKING:
-    from switchboard.routing.router import RouteFeatures
 
 LONG_PROMPT_CHARS = 2_000
 SHORT_PROMPT_CHARS = 200

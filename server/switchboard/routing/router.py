@@ -24,6 +24,7 @@ from importlib import resources
 
 from switchboard.protocol.messages import ConcreteModelId
 from switchboard.routing.difficulty import ARTIFACT_NAME, DifficultyModel, read_weights, sigmoid
+from switchboard.routing.features import RouteFeatures
 from switchboard.routing.policy import (
     AUTO_MODELS,
     TIER,
@@ -36,8 +37,6 @@ from switchboard.routing.pricing import CACHE_TTL_SECONDS, switch_saving_usd
 from switchboard.routing.reasons import choice_reason, stay_reason
 from switchboard.routing.signals import (
     ContextEntry,
-    ContextSummary,
-    PromptSignals,
     prior_logit,
     read_signals,
     summarize_context,
@@ -70,18 +69,6 @@ class RouteInput:
 
 
 @dataclass(frozen=True)
-class RouteFeatures:
-    prompt_chars: int
-    context: ContextSummary
-    signals: PromptSignals
-    learned_logit: float
-    prior_logit: float
-    history_turns: int
-    history_tokens: int
-    cache_warm: bool
-
-
-@dataclass(frozen=True)
 class RouteDecision:
     model: ConcreteModelId
     reason: str
@@ -102,11 +89,6 @@ def cache_is_warm(route: RouteInput) -> bool:
         return False
     now = time.time() if route.now is None else route.now
     return 0.0 <= now - route.last_answer_at < CACHE_TTL_SECONDS
-
-
-def standalone_probability(model: DifficultyModel, prompt: str) -> float:
-    """The difficulty of a prompt with no context (what training and the benchmarks score)."""
-    return sigmoid(model.logit(prompt) + prior_logit(read_signals(prompt), ContextSummary()))
 
 
 class Router:

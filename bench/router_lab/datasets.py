@@ -1,6 +1,6 @@
 """The public routing data (`/work/shared/datasets/routing`, see its README) as labelled, split examples.
 
-Used by `switchboard.routing.train` and `bench/router_eval.py`; never at run time. Each example says how
+Used by `router_lab.train` and `bench/router_eval.py`; never at run time. Each example says how
 well a cheap and a strong model answered one prompt:
 
 * `gsm8k`, `mmlu` — RouteLLM's evals (Apache-2.0): Mixtral-8x7B-Instruct (cheap) vs GPT-4-1106 (strong),

@@ -1,8 +1,9 @@
 # pyright: basic
 """Trains the difficulty model and writes the router's artifact.
 
-    python -m switchboard.routing.train --data /work/shared/datasets/routing \
-        --out server/switchboard/routing/artifacts/
+    ./dev train-router            # installs the `train` extra, then runs this with the paths below
+    cd bench && python -m router_lab.train --data ../../shared/datasets/routing \
+        --out ../server/switchboard/routing/artifacts/
 
 Deterministic: fixed splits (see `datasets`), a deterministic solver (L-BFGS) and a zip written with fixed
 timestamps, so the same data gives the same artifact bytes. Needs scikit-learn (dev-only); the router itself
@@ -33,12 +34,12 @@ import numpy as np
 from scipy.sparse import csr_matrix, hstack, vstack
 from sklearn.linear_model import LogisticRegression
 
-from switchboard.routing import datasets
-from switchboard.routing.datasets import SOURCES, Example
+from router_lab import datasets
+from router_lab.datasets import SOURCES, Example
+from router_lab.metrics import mix_outcome, outcome_at, router_metrics
+from router_lab.scoring import standalone_probability
 from switchboard.routing.difficulty import ARTIFACT_NAME, DifficultyModel, DifficultyWeights, save_weights
-from switchboard.routing.metrics import mix_outcome, outcome_at, router_metrics
 from switchboard.routing.pricing import typical_request_cost_usd
-from switchboard.routing.router import standalone_probability
 from switchboard.routing.text_features import NUMERIC_FEATURE_NAMES, excerpt, ngram_counts, numeric_features
 
 MIN_DF = 2

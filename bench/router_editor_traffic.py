@@ -1,0 +1,236 @@
+"""Auto's router on the editor-traffic suite (docs/router.md, "Editor-traffic suite"), next to baselines
+measured in the same run.
+
+Run: .venv/bin/python bench/router_editor_traffic.py [--misrouted] [--json out.json]
+
+Every item goes through the path the server takes for a first turn under Auto: the prompt and its attached
+files become `ContextItem`s, `features/chat/auto.py: route_input` builds the `RouteInput` (fresh workspace:
+no history, no threshold shift; a plan that allows every model) and the shipped artifact decides.
+
+Printed: Auto's Sonnet share, its API cost relative to always-Sonnet (list prices through
+switchboard.routing.pricing, input tokens estimated from the prompt plus the attached text, output tokens by
+category, below), the share of easy items escalated, the share of hard items caught, and agreement with the
+labels overall, per category, per context shape and per trap. Baselines: routing by the labels, random
+routing at Auto's Sonnet share (mean of 200 seeds), the longest asks and the longest inputs (ask plus
+attachments) at Auto's share, always-Haiku and always-Sonnet. About two seconds; no timing is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from router_lab.editor_traffic.metrics import (  # noqa: E402
+    Figures,
+    agreement_by,
+    averaged,
+    figures,
+    random_choices,
+    top_share,
+)
+from router_lab.editor_traffic.suite import CATEGORIES, SHAPES, TRAPS, Item, load_suite  # noqa: E402
+from switchboard.catalog import CATALOG  # noqa: E402
+from switchboard.features.chat.auto import TurnFacts, route_input  # noqa: E402
+from switchboard.protocol.messages import ContextItem  # noqa: E402
+from switchboard.routing import RouteDecision, Router, ThresholdShift  # noqa: E402
+from switchboard.routing.pricing import turn_cost_usd  # noqa: E402
+from switchboard.tokens import estimate_tokens  # noqa: E402
+
+HAIKU, SONNET = "claude-haiku-4.5", "claude-sonnet-4.5"
+PLAN_MODELS = [model for model in CATALOG if model != "auto"]
+SEEDS = 200
+# Typical answer lengths (tokens) by category: a one-liner is short, a design plan long. They weight the
+# cost figure only; Haiku 4.5 costs a third of Sonnet 4.5 on input and output alike.
+OUTPUT_TOKENS = {
+    "explain": 500,
+    "rename": 500,
+    "fix_error": 500,
+    "write_test": 900,
+    "refactor_small": 500,
+    "refactor_large": 2_500,
+    "one_liner": 120,
+    "api_usage": 400,
+    "config": 400,
+    "performance": 600,
+    "concurrency": 700,
+    "security_review": 900,
+    "design_plan": 1_200,
+    "architecture": 1_500,
+    "docs": 400,
+}
+# Issue 18's targets at the default preference.
+MAX_SONNET_SHARE, MAX_EASY_ESCALATED, MIN_HARD_CAUGHT, MIN_CATEGORY_AGREEMENT = 0.30, 0.15, 0.70, 0.85
+
+
+def decide(router: Router, item: Item) -> RouteDecision:
+    context = [
+        ContextItem.model_validate({"uri": a.uri, "text": a.text, "languageId": a.language_id})
+        for a in item.context
+    ]
+    facts = TurnFacts(prompt=item.prompt, context=context, history=[], shift=ThresholdShift())
+    return router.decide(route_input(facts, PLAN_MODELS))
+
+
+def input_tokens(item: Item) -> int:
+    return estimate_tokens(item.prompt + "".join(a.text for a in item.context))
+
+
+def turn_costs(item: Item) -> tuple[float, float]:
+    tokens, answer = input_tokens(item), OUTPUT_TOKENS[item.category]
+    return (
+        turn_cost_usd(HAIKU, 0, tokens, answer, warm=False),
+        turn_cost_usd(SONNET, 0, tokens, answer, warm=False),
+    )
+
+
+class Suite:
+    """The suite's labels and prices, and every way of measuring one set of choices against them."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items = list(items)
+        self.hard = [item.strong for item in items]
+        costs = [turn_costs(item) for item in items]
+        self.haiku_cost = [c[0] for c in costs]
+        self.sonnet_cost = [c[1] for c in costs]
+
+    def figures(self, strong: Sequence[bool]) -> Figures:
+        return figures(self.hard, strong, self.haiku_cost, self.sonnet_cost)
+
+    def groups(self, strong: Sequence[bool]) -> dict[str, dict[str, float]]:
+        by: dict[str, Callable[[Item], str]] = {
+            "category": lambda i: i.category,
+            "shape": lambda i: i.shape,
+            "trap": lambda i: i.trap or "none",
+        }
+        return {
+            name: agreement_by([key(i) for i in self.items], self.hard, strong) for name, key in by.items()
+        }
+
+    def flat(self, strong: Sequence[bool]) -> dict[str, float]:
+        """Every figure of one set of choices in one flat dict (what `averaged` sums over seeds)."""
+        out = dict(asdict(self.figures(strong)))
+        for name, agreement in self.groups(strong).items():
+            out.update({f"{name}:{group}": value for group, value in agreement.items()})
+        return out
+
+
+def evaluate(items: Sequence[Item]) -> dict[str, Any]:
+    router = Router.load()
+    started = time.perf_counter()
+    decisions = [decide(router, item) for item in items]
+    seconds = time.perf_counter() - started
+    suite = Suite(items)
+    auto = [d.model != HAIKU for d in decisions]
+    share = sum(auto) / len(auto)
+    methods: dict[str, dict[str, float]] = {
+        "auto": suite.flat(auto),
+        "labels": suite.flat(suite.hard),
+        "random": averaged(SEEDS, lambda seed: random_choices(len(items), share, seed), suite.flat),
+        "ask length": suite.flat(top_share([float(len(i.prompt)) for i in items], share)),
+        "input length": suite.flat(top_share([float(input_tokens(i)) for i in items], share)),
+        "always Haiku": suite.flat([False] * len(items)),
+        "always Sonnet": suite.flat([True] * len(items)),
+    }
+    return {"methods": methods, "decisions": decisions, "suite": suite, "seconds": seconds}
+
+
+def _pct(x: float) -> str:
+    return "   n/a" if math.isnan(x) else f"{x:6.1%}"
+
+
+def print_report(result: dict[str, Any], misrouted: bool) -> None:
+    methods: dict[str, dict[str, float]] = result["methods"]
+    suite: Suite = result["suite"]
+    decisions: list[RouteDecision] = result["decisions"]
+    n, hard = len(suite.items), sum(suite.hard)
+    print(f"Editor-traffic suite: {n} items, {hard} labelled sonnet ({hard / n:.1%}).")
+    print(f"Random: mean of {SEEDS} seeds at Auto's Sonnet share; ask/input length: the longest asks/inputs")
+    print("(attachments included) at Auto's Sonnet share.\n")
+    print(
+        "| method        | Sonnet share | cost vs always-Sonnet | easy escalated | hard caught | agreement |"
+    )
+    print(
+        "|---------------|-------------:|----------------------:|---------------:|------------:|----------:|"
+    )
+    for name, f in methods.items():
+        cells = [f[k] for k in ("sonnet_share", "cost_ratio", "easy_escalated", "hard_caught", "agreement")]
+        widths = (12, 21, 14, 11, 9)
+        print(
+            f"| {name:13s} | "
+            + " | ".join(f"{_pct(c):>{w}s}" for c, w in zip(cells, widths, strict=True))
+            + " |"
+        )
+    shown = ["auto", "random", "ask length", "input length", "always Haiku"]
+    for group, keys in (("category", CATEGORIES), ("shape", SHAPES), ("trap", ("none", *TRAPS))):
+        members = [
+            i for i in suite.items if (i.trap or "none" if group == "trap" else getattr(i, group)) in keys
+        ]
+        print(f"\nAgreement with the labels per {group}:\n")
+        print(f"| {group:15s} |   n | sonnet | " + " | ".join(f"{m:>12s}" for m in shown) + " |")
+        print(f"|{'-' * 17}|----:|-------:|" + "|".join("-" * 13 + ":" for _ in shown) + "|")
+        for key in keys:
+            of = [i for i in members if (i.trap or "none" if group == "trap" else getattr(i, group)) == key]
+            labelled = sum(i.strong for i in of)
+            cells = " | ".join(f"{_pct(methods[m][f'{group}:{key}']):>12s}" for m in shown)
+            print(f"| {key:15s} | {len(of):3d} | {labelled:6d} | {cells} |")
+    auto = methods["auto"]
+    worst = min(auto[f"category:{c}"] for c in CATEGORIES)
+    print("\nIssue 18's targets for Auto at the default preference:")
+    for label, ok in (
+        (
+            f"Sonnet share {_pct(auto['sonnet_share']).strip()} ≤ 30%",
+            auto["sonnet_share"] <= MAX_SONNET_SHARE,
+        ),
+        (
+            f"easy escalated {_pct(auto['easy_escalated']).strip()} ≤ 15%",
+            auto["easy_escalated"] <= MAX_EASY_ESCALATED,
+        ),
+        (f"hard caught {_pct(auto['hard_caught']).strip()} ≥ 70%", auto["hard_caught"] >= MIN_HARD_CAUGHT),
+        (f"every category ≥ 85% agreement (worst {_pct(worst).strip()})", worst >= MIN_CATEGORY_AGREEMENT),
+    ):
+        print(f"  {'met   ' if ok else 'MISSED'} {label}")
+    wrong = [(i, d) for i, d in zip(suite.items, decisions, strict=True) if i.strong != (d.model != HAIKU)]
+    for title, strong in (("easy items escalated", False), ("hard items kept on Haiku", True)):
+        reasons = Counter(d.reason for i, d in wrong if i.strong == strong)
+        print(f"\nRoute reasons of the {title} ({sum(reasons.values())}):")
+        for reason, count in reasons.most_common(6):
+            print(f"  {count:3d}  {reason}")
+    if misrouted:
+        print("\nEvery item routed against its label:")
+        for item, d in wrong:
+            print(
+                f"  {item.id:22s} {item.tier:6s} {item.shape:7s} p={d.probability:.3f}  {item.prompt[:70]!r}"
+            )
+    print(
+        f"\n{n} decisions in {result['seconds'] * 1000:.0f} ms (not a latency figure; see router_latency.py)"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--misrouted", action="store_true", help="list every item routed against its label")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    result = evaluate(load_suite())
+    print_report(result, args.misrouted)
+    methods: dict[str, dict[str, float]] = result["methods"]
+    if args.json:
+        Path(args.json).write_text(json.dumps(methods, indent=2))
+    return methods
+
+
+if __name__ == "__main__":
+    main()

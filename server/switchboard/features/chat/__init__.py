@@ -1,0 +1,5 @@
+"""Streamed chat, one module per step of a turn (see `feature.py` for the path)."""
+
+from .feature import ChatFeature
+
+__all__ = ["ChatFeature"]

@@ -1,0 +1,167 @@
+"""Streamed chat: `switchboard/chat`, `switchboard/retry` and cancelling them.
+
+A turn's path, one step a module:
+validate (`validate`) → plan check (`AccountFeature.check`) → route (`route`) → prompt (`prompting`)
+→ store the pending turn → stream (`stream`, with Auto's fallback when a model is busy) → store and charge
+(`settle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from lsprotocol import types as lsp
+
+from switchboard.catalog import concrete_id
+from switchboard.plans import Entitlement
+from switchboard.protocol import methods
+from switchboard.protocol.messages import ChatParams, ChatResult, ProgressToken, RetryParams
+from switchboard.providers.base import AuthenticationFailed, StreamState, UpstreamError
+from switchboard.store import title_from_prompt
+
+from ..account import AccountFeature
+from ..base import Feature, plain, register_request
+from ..host import Editor, Services
+from ..models import ModelsFeature
+from .errors import REJECTED_KEY, missing_key, rejected_key, upstream_failed
+from .progress import TurnProgress
+from .prompting import turn_prompt
+from .route import TurnRouter
+from .settle import Settlement
+from .stream import stream_answer
+from .turn import Answer, Route, TurnRequest
+from .validate import chat_turn, last_exchange, load_conversation, retry_turn
+
+
+class ChatFeature(Feature):
+    def __init__(
+        self, editor: Editor, services: Services, models: ModelsFeature, account: AccountFeature
+    ) -> None:
+        super().__init__(editor)
+        self.services = services
+        self.models = models
+        self.account = account
+        self.router = TurnRouter(services, account)
+        self.settlement = Settlement(services, account)
+        self._running: dict[ProgressToken, asyncio.Task[Any]] = {}
+
+    def register(self) -> None:
+        register_request(self.editor, methods.CHAT, self.chat)
+        register_request(self.editor, methods.RETRY, self.retry)
+        self.editor.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)(plain(self.on_progress_cancel))
+
+    async def warm_up(self) -> None:
+        """Loads Auto's router ahead of the first chat."""
+        await self.router.auto.router()
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def chat(self, params: ChatParams) -> ChatResult:
+        return await self.run(chat_turn(params, self.models, self.services.store))
+
+    async def retry(self, params: RetryParams) -> ChatResult:
+        """Re-runs the last prompt on a stronger model; both answers stay in the history."""
+        store = self.services.store
+        stored = load_conversation(store, params.workspace_uri, params.conversation_id)
+        exchange = last_exchange(stored.turns, params.turn_id)
+        model = self.router.stronger(params.model_id, exchange[1])
+        store.record_retry(params.workspace_uri)
+        return await self.run(retry_turn(params, stored, exchange, model))
+
+    def on_progress_cancel(self, params: lsp.WorkDoneProgressCancelParams) -> None:
+        token = cast(object, params.token)  # typed by lsprotocol, but a client may send anything
+        if not isinstance(token, str | int):
+            return
+        task = self._running.get(token)
+        if task is not None:
+            task.cancel()
+
+    # --- the turn ---------------------------------------------------------------------------------
+
+    async def run(self, request: TurnRequest) -> ChatResult:
+        entitlement = await self.account.check(request.model.id)
+        if not self.services.upstream.ready:
+            raise missing_key()
+        route = await self.router.route(request)
+        answer = self._start(request, route, entitlement)
+        task = asyncio.current_task()
+        if request.token is not None and task is not None:
+            self._running[request.token] = task
+        try:
+            return await self._answer(request, answer)
+        finally:
+            if request.token is not None:
+                self._running.pop(request.token, None)
+
+    def _start(self, request: TurnRequest, route: Route, entitlement: Entitlement) -> Answer:
+        """Builds the prompt, then stores the turn as started, so a crash from here on leaves a record."""
+        prompt = turn_prompt(request, route.model, self.services.settings)
+        store = self.services.store
+        conversation_id = request.conversation_id or store.create_conversation(
+            request.workspace, title_from_prompt(request.prompt)
+        )
+        _, turn_id = store.start_turn(
+            conversation_id,
+            prompt=request.prompt,
+            context=request.context,
+            model_id=request.model.id,
+            retry_of=request.retry_of,
+        )
+        return Answer(conversation_id, turn_id, route, prompt, entitlement)
+
+    async def _answer(self, request: TurnRequest, answer: Answer) -> ChatResult:
+        """Streams the answer, falling back to another model when Auto's is busy; settles however it ends."""
+        progress = TurnProgress(self.editor, request.token)
+        progress.begin(request.model, answer)
+        tried = [concrete_id(answer.route.model)]
+        settle = self.settlement.settle
+        while True:
+            try:
+                provider = self.services.upstream.provider()
+                await stream_answer(provider, request, answer, progress, self.services.settings)
+                break
+            except asyncio.CancelledError:
+                await settle(request, answer, "cancelled", "Stopped by the user.")
+                progress.end("Cancelled")
+                raise
+            except AuthenticationFailed:
+                await settle(request, answer, "failed", REJECTED_KEY)
+                progress.end("Failed")
+                raise rejected_key() from None
+            except UpstreamError as exc:
+                fallback = self.router.fallback(request, answer, exc, tried)
+                if fallback is None or not request.auto:
+                    await settle(request, answer, "failed", exc.message)
+                    progress.end("Failed")
+                    raise upstream_failed(exc, fallback) from None
+                self._reroute(request, answer, fallback)
+                tried.append(concrete_id(fallback.model))
+                progress.route(request.model, answer, fallback=True)
+        await settle(request, answer, "complete", None)
+        progress.end(None)
+        return _result(request, answer)
+
+    def _reroute(self, request: TurnRequest, answer: Answer, route: Route) -> None:
+        answer.route = route
+        answer.prompt = turn_prompt(request, route.model, self.services.settings)
+        answer.state = StreamState()
+
+
+def _result(request: TurnRequest, answer: Answer) -> ChatResult:
+    state = answer.state
+    return ChatResult.model_validate(
+        {
+            "conversation_id": answer.conversation_id,
+            "turn_id": answer.turn_id,
+            "model_id": request.model.id,
+            "routed_model": answer.route.model.id,
+            "route_reason": answer.route.reason,
+            "text": state.text,
+            "thinking": state.thinking or None,
+            "stop_reason": state.stop_reason,
+            "usage": state.usage,
+            "credits": answer.credits,
+            "dropped_turns": answer.prompt.dropped_turns,
+        }
+    )

@@ -1,0 +1,67 @@
+"""Step 3 of a turn: which model answers (Auto's choice or the user's), who steps in when it is busy, and
+which model is stronger for a retry. The plan bounds every choice."""
+
+from __future__ import annotations
+
+from switchboard.catalog import CATALOG, ModelSpec
+from switchboard.protocol.errors import InvalidParams
+from switchboard.protocol.messages import InvalidParamsData
+from switchboard.providers.base import UpstreamError
+from switchboard.routing import ThresholdShift
+from switchboard.store import StoredTurn
+
+from ..account import AccountFeature
+from ..host import Services
+from ..models import require_known_model
+from .auto import AutoRouting, TurnFacts
+from .turn import Answer, Route, TurnRequest
+
+BUSY_STATUSES = (429, 529)
+
+
+class TurnRouter:
+    def __init__(self, services: Services, account: AccountFeature) -> None:
+        self._services = services
+        self._account = account
+        self.auto = AutoRouting()
+
+    async def route(self, request: TurnRequest) -> Route:
+        if not request.auto:
+            return Route(request.model, f"You chose {request.model.name}")
+        facts = TurnFacts(
+            prompt=request.prompt,
+            context=request.context,
+            history=request.history,
+            shift=ThresholdShift(*self._services.store.routing_counts(request.workspace)),
+        )
+        choice = await self.auto.choose(facts, self.allowed())
+        self._services.store.record_routed_turn(request.workspace)
+        return Route(choice.model, choice.reason)
+
+    def fallback(
+        self, request: TurnRequest, answer: Answer, exc: UpstreamError, tried: list[str]
+    ) -> Route | None:
+        """The model to try when the routed one is overloaded or rate-limited and nothing streamed yet."""
+        busy = exc.status in BUSY_STATUSES or (exc.status is None and exc.type == "overloaded_error")
+        if not busy or answer.state.text or answer.state.thinking:
+            return None
+        model = self.auto.fallback(answer.route.model.id, self.allowed(), tried, auto=request.auto)
+        if model is None:
+            return None
+        return Route(model, f"{answer.route.model.name} is busy → {model.name} answers instead")
+
+    def stronger(self, model_id: str | None, answer: StoredTurn) -> ModelSpec:
+        """The model a retry uses: the one asked for, else the next stronger one the plan allows."""
+        if model_id:
+            return require_known_model(model_id)
+        current = answer.routed_model or answer.model_id or "claude-haiku-4.5"
+        stronger = self.auto.stronger(current, self.allowed())
+        if stronger is None:
+            raise InvalidParams(
+                f"{CATALOG[current].name} is already the strongest model your plan allows.",
+                InvalidParamsData(model_id=current),
+            )
+        return stronger
+
+    def allowed(self) -> list[str]:
+        return [spec.id for spec in CATALOG.values() if self._account.allows(spec.id)]

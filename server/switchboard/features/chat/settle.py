@@ -1,0 +1,83 @@
+"""Step 6 of a turn, and the one place a turn is charged: store how it ended, then meter it.
+
+The answer is safe on disk before it is charged, so a crash between the two is charged on the next start
+(see `AccountFeature`). Complete answers are charged in full; a cancelled one pays for what streamed; a
+failed one costs nothing and is recorded as uncharged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from switchboard.catalog import concrete_id
+from switchboard.store import TurnOutcome
+
+from ..account import AccountFeature
+from ..host import Services
+from .turn import Answer, TurnRequest, anthropic_id
+
+log = logging.getLogger(__name__)
+
+Ending = Literal["complete", "cancelled", "failed"]
+
+
+class Settlement:
+    def __init__(self, services: Services, account: AccountFeature) -> None:
+        self._services = services
+        self._account = account
+
+    async def settle(self, request: TurnRequest, answer: Answer, ending: Ending, error: str | None) -> None:
+        state = answer.state
+        if ending == "cancelled":
+            state.usage = self._account.consumed(state.usage, state.text, state.output_reported)
+        billable = ending == "complete" or (ending == "cancelled" and state.started)
+        answer.credits = self._account.price(request.model.id, state.usage) if billable else 0.0
+        self._store_outcome(answer, ending, error)
+        try:
+            if billable:
+                await self._charge(request, answer)
+            else:
+                await self._record_uncharged(request, answer, error or "failed before any output")
+        except Exception:
+            log.exception("Could not meter turn %s", answer.turn_id)
+
+    async def _charge(self, request: TurnRequest, answer: Answer) -> None:
+        charged = await self._account.charge(
+            answer.entitlement,
+            answer.turn_id,
+            model_id=request.model.id,
+            routed_model=concrete_id(answer.route.model),
+            usage=answer.state.usage,
+            workspace=request.workspace,
+            conversation_id=answer.conversation_id,
+        )
+        answer.credits = float(charged)
+
+    async def _record_uncharged(self, request: TurnRequest, answer: Answer, reason: str) -> None:
+        await self._account.record_uncharged(
+            answer.entitlement,
+            answer.turn_id,
+            reason=reason,
+            model_id=request.model.id,
+            routed_model=concrete_id(answer.route.model),
+        )
+
+    def _store_outcome(self, answer: Answer, ending: Ending, error: str | None) -> None:
+        state = answer.state
+        self._services.store.finish_turn(
+            answer.turn_id,
+            TurnOutcome(
+                text=state.text,
+                status=ending,
+                thinking=state.thinking or None,
+                thinking_signature=state.thinking_signature,
+                routed_model=answer.route.model.id,
+                anthropic_model=anthropic_id(answer.route.model),
+                route_reason=answer.route.reason,
+                stop_reason=state.stop_reason,
+                usage=state.usage,
+                credits=answer.credits,
+                error=error,
+            ),
+        )

@@ -1,0 +1,58 @@
+"""What a chat turn carries from step to step: the validated request, its route, and the answer so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from switchboard.catalog import ModelSpec
+from switchboard.plans import Entitlement
+from switchboard.protocol.messages import ContextItem, ProgressToken
+from switchboard.providers.base import StreamState
+from switchboard.providers.prompt import BuiltPrompt
+from switchboard.store import StoredTurn
+
+
+@dataclass
+class TurnRequest:
+    """Everything decided about a chat before it reaches a model."""
+
+    workspace: str
+    prompt: str
+    context: list[ContextItem]
+    model: ModelSpec  # what the user chose: a concrete model or Auto
+    conversation_id: str | None
+    thinking_budget: int | None
+    token: ProgressToken | None
+    history: list[StoredTurn] = field(default_factory=list[StoredTurn])  # the conversation so far
+    retry_of: str | None = None
+    history_before: str | None = None
+
+    @property
+    def auto(self) -> bool:
+        return self.model.id == "auto"
+
+
+@dataclass
+class Route:
+    model: ModelSpec  # the concrete model that answers
+    reason: str
+
+
+@dataclass
+class Answer:
+    """The turn being answered: where it is stored, who answers, and what has streamed in."""
+
+    conversation_id: str
+    turn_id: str
+    route: Route
+    prompt: BuiltPrompt
+    entitlement: Entitlement
+    state: StreamState = field(default_factory=StreamState)
+    credits: float = 0.0
+
+
+def anthropic_id(model: ModelSpec) -> str:
+    anthropic_model = model.anthropic_model
+    if anthropic_model is None:
+        raise ValueError(f"{model.id} does not name an Anthropic model")
+    return anthropic_model
