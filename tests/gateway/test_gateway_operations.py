@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jwt
 import psycopg
 import pytest
 
 from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.entitlement import verify_entitlement
 from switchboard.plans.trust import TrustedKeys, parse_jwks
 
@@ -70,6 +72,18 @@ async def test_jwks_publishes_both_keys_and_an_access_token_is_an_entitlement(
     entitlement = verify_entitlement(account.token, TrustedKeys(tuple(keys)))
     assert entitlement.plan == "pro_plus" and entitlement.account == account.id
     assert entitlement.expires_at is not None
+
+
+async def test_a_token_signed_by_the_second_key_is_accepted_so_keys_rotate(
+    make_accounts: Accounts, replicas: list[Replica], authority: TokenAuthority
+) -> None:
+    account = await make_accounts.create("pro")
+    current, upcoming = authority.signing_keys
+    promoted = TokenAuthority(authority.issuer, authority.lifetime, (upcoming, current))
+    token = promoted.issue(account.id, "pro")
+    assert jwt.get_unverified_header(token)["kid"] != jwt.get_unverified_header(account.token)["kid"]
+    for replica in replicas:  # still configured with the old order: both keys verify
+        assert HTTP.get(replica.url + "/v1/switchboard/usage", headers=auth(token)).status_code == 200
 
 
 async def test_usage_report_has_the_language_servers_shape_with_held_credits_as_reserved(
