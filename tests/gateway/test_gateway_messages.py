@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -141,3 +143,48 @@ async def test_another_accounts_turn_id_is_a_different_turn(
     for account in (first, second):
         [row] = await turn_rows(make_accounts.database_url, account.id)
         assert row["status"] == "complete" and row["credits_h"] > 0
+
+
+async def test_a_thinking_stream_is_forwarded_whole_and_charged_exactly(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    async with (
+        sdk(replica.url, account.token) as client,
+        client.messages.stream(
+            model=SONNET_45,
+            max_tokens=3000,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=user("Prove that there are infinitely many primes."),
+            extra_headers=turn_headers("claude-sonnet-4.5"),
+        ) as stream,
+    ):
+        message = await stream.get_final_message()
+    kinds = [block.type for block in message.content]
+    assert kinds == ["thinking", "text"]
+    assert message.content[0].signature  # type: ignore[union-attr]
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-sonnet-4.5", message.usage)
+
+
+async def test_the_access_log_has_one_json_line_per_request_with_the_turns_outcome(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    headers = turn_headers("claude-haiku-4.5")
+    async with sdk(replica.url, account.token) as client:
+        stream = await client.messages.create(
+            model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=headers, stream=True
+        )
+        async for _ in stream:
+            pass
+    await asyncio.sleep(0.2)  # the line is written once the response has ended
+    lines = [
+        json.loads(line) for line in replica.log().splitlines() if headers["Switchboard-Turn-Id"] in line
+    ]
+    [entry] = [line for line in lines if line.get("event") == "access"]
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert entry["method"] == "POST" and entry["path"] == "/v1/messages" and entry["status"] == 200
+    assert entry["account"] == account.id and entry["model"] == entry["routed_model"] == "claude-haiku-4.5"
+    assert entry["turn_status"] == "complete" and entry["credits"] == row["credits_h"] / 100
+    assert entry["ms"] > 0 and entry["client"] == "127.0.0.1"

@@ -140,6 +140,31 @@ async def test_a_stream_longer_than_its_reservation_renews_it_and_is_never_reape
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
 
 
+async def test_a_replica_stopped_with_sigterm_finishes_its_streams_first(
+    make_accounts: Accounts, doomed: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    async with (
+        sdk(doomed.url, account.token) as client,
+        client.messages.stream(
+            model=HAIKU,
+            max_tokens=1000,
+            messages=user("Essay. [[fake:words=40 slow=0.05]]"),
+            extra_headers=turn_headers("claude-haiku-4.5"),
+        ) as stream,
+    ):
+        async for event in stream:
+            if event.type == "text":
+                doomed.process.terminate()  # a deploy: SIGTERM while the answer streams
+                break
+        message = await stream.get_final_message()
+    doomed.process.wait(10)  # uvicorn ends by re-raising SIGTERM once it has shut down cleanly
+    assert "Application shutdown complete." in doomed.log()
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete"
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+
+
 async def test_fifty_streams_from_ten_accounts_across_two_replicas_add_up(
     make_accounts: Accounts, replicas: list[Replica]
 ) -> None:
