@@ -118,6 +118,28 @@ async def test_an_expired_reservation_settles_at_its_checkpoint(conn: Any, make_
     assert not await ledger.checkpoint(conn, turn.key, usage, output_seen=True, ttl=TTL)  # too late to renew
 
 
+@pytest.mark.parametrize("output_seen", [True, False])
+async def test_a_repeat_of_an_orphaned_turn_settles_it_first(
+    conn: Any, make_accounts: Accounts, output_seen: bool
+) -> None:
+    account = await make_accounts.create("pro")
+    turn = await hold(conn, account.id, 500)
+    usage = Usage(input_tokens=40, output_tokens=120 if output_seen else 0)
+    await ledger.checkpoint(conn, turn.key, usage, output_seen=output_seen, ttl=timedelta(seconds=-1))
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
+    if output_seen:
+        # Output had begun: the repeat is refused with the orphan's charge, which stays committed.
+        with pytest.raises(ledger.TurnAlreadySettled) as caught:
+            await hold(conn, account.id, 500, turn_id=turn.key.turn_id)
+        assert (caught.value.settlement.status, caught.value.settlement.credits_h) == ("cut", charge)
+        assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    else:
+        # No output: the orphan is free and the repeat runs as a new attempt.
+        again = await hold(conn, account.id, 300, turn_id=turn.key.turn_id)
+        assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 300}
+        await ledger.settle(conn, again, Outcome("failed", Usage()))
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -101,63 +101,76 @@ async def reserve(
     ttl: timedelta,
     replica: str,
 ) -> Reservation:
-    """Hold `reserved_h` for this turn in one transaction, or raise why not."""
+    """Hold `reserved_h` for this turn in one transaction, or raise why not.
+
+    A refusal is raised after the transaction commits, so an orphaned attempt it settled on the way (see
+    `_repeat`) stays settled."""
     async with conn.transaction():
-        balance = await _lock_balance(conn, key.account_id, period)
+        await _lock_balance(conn, key.account_id, period)
         account = await get_account(conn, key.account_id)
         if account is None or not account.active:
             raise AccountGone()
         existing = await _lock_turn(conn, key)
-        if existing is not None:
-            await _check_repeat(conn, existing)
-            balance = await _lock_balance(
-                conn, key.account_id, period
-            )  # the repeat may have released credits
-        cap = limit_h(account)
-        available = None if cap is None else cap - balance["used_h"] - balance["reserved_h"]
-        if available is not None and reserved_h > available:
-            raise InsufficientCredits(account, reserved_h, max(0, available))
-        await conn.execute(
-            """
-            INSERT INTO turns (account_id, turn_id, period, model_id, routed_model, route_reason, status,
-                               reserved_h, replica, expires_at)
-            VALUES (%s, %s, %s, %s, %s, %s, 'reserved', %s, %s, now() + %s)
-            ON CONFLICT (account_id, turn_id) DO UPDATE SET
-                period = excluded.period, model_id = excluded.model_id, routed_model = excluded.routed_model,
-                route_reason = excluded.route_reason, status = 'reserved', reserved_h = excluded.reserved_h,
-                credits_h = 0, overage_h = 0, input_tokens = 0, output_tokens = 0,
-                cache_read_input_tokens = 0, cache_creation_input_tokens = 0, output_seen = false,
-                reason = NULL, replica = excluded.replica, attempts = turns.attempts + 1,
-                created_at = now(), expires_at = excluded.expires_at, settled_at = NULL
-            """,
-            (
-                key.account_id,
-                key.turn_id,
-                period,
-                model_id,
-                routed_model,
-                route_reason,
-                reserved_h,
-                replica,
-                ttl,
-            ),
-        )
-        await conn.execute(
-            "UPDATE account_periods SET reserved_h = reserved_h + %s WHERE account_id = %s AND period = %s",
-            (reserved_h, key.account_id, period),
-        )
+        refusal = await _repeat(conn, existing) if existing is not None else None
+        if refusal is None:
+            # Read after `_repeat`, which may have released an orphaned attempt's reservation.
+            balance = await _lock_balance(conn, key.account_id, period)
+            cap = limit_h(account)
+            available = None if cap is None else cap - balance["used_h"] - balance["reserved_h"]
+            if available is not None and reserved_h > available:
+                refusal = InsufficientCredits(account, reserved_h, max(0, available))
+            else:
+                await _hold(conn, key, period, model_id, routed_model, route_reason, reserved_h, ttl, replica)
+    if refusal is not None:
+        raise refusal
     return Reservation(key, period, model_id, routed_model, reserved_h)
 
 
-async def _check_repeat(conn: Conn, turn: dict[str, Any]) -> None:
-    """A turn id seen before may run again only if no attempt produced output."""
+async def _hold(
+    conn: Conn,
+    key: TurnKey,
+    period: str,
+    model_id: str,
+    routed_model: str,
+    route_reason: str,
+    reserved_h: int,
+    ttl: timedelta,
+    replica: str,
+) -> None:
+    """Record the turn as reserved (a new turn, or a new attempt at one that failed before output)."""
+    await conn.execute(
+        """
+        INSERT INTO turns (account_id, turn_id, period, model_id, routed_model, route_reason, status,
+                           reserved_h, replica, expires_at)
+        VALUES (%s, %s, %s, %s, %s, %s, 'reserved', %s, %s, now() + %s)
+        ON CONFLICT (account_id, turn_id) DO UPDATE SET
+            period = excluded.period, model_id = excluded.model_id, routed_model = excluded.routed_model,
+            route_reason = excluded.route_reason, status = 'reserved', reserved_h = excluded.reserved_h,
+            credits_h = 0, overage_h = 0, input_tokens = 0, output_tokens = 0,
+            cache_read_input_tokens = 0, cache_creation_input_tokens = 0, output_seen = false,
+            reason = NULL, replica = excluded.replica, attempts = turns.attempts + 1,
+            created_at = now(), expires_at = excluded.expires_at, settled_at = NULL
+        """,
+        (key.account_id, key.turn_id, period, model_id, routed_model, route_reason, reserved_h, replica, ttl),
+    )
+    await conn.execute(
+        "UPDATE account_periods SET reserved_h = reserved_h + %s WHERE account_id = %s AND period = %s",
+        (reserved_h, key.account_id, period),
+    )
+
+
+async def _repeat(conn: Conn, turn: dict[str, Any]) -> Exception | None:
+    """Why a turn id seen before may not run again (None: no attempt produced output, so it may).
+
+    An attempt whose replica died (expired) is settled here first, as the reaper would."""
     if turn["status"] == "reserved":
         if not turn["expired"]:
-            raise TurnInProgress()
+            return TurnInProgress()
         settled = await _settle_locked(conn, turn, _checkpointed(turn, "the replica serving it stopped"))
-        turn = {**turn, "status": settled.status}
+        return TurnAlreadySettled(settled) if settled.status != "failed" else None
     if turn["status"] in ("complete", "cut"):
-        raise TurnAlreadySettled(_settlement_of(turn, already=True))
+        return TurnAlreadySettled(_settlement_of(turn, already=True))
+    return None
 
 
 async def checkpoint(conn: Conn, key: TurnKey, usage: Usage, *, output_seen: bool, ttl: timedelta) -> bool:
