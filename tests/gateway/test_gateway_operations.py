@@ -16,6 +16,7 @@ import pytest
 
 from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway.accounts import password_matches
 from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.entitlement import verify_entitlement
 from switchboard.plans.trust import TrustedKeys, parse_jwks
@@ -173,6 +174,11 @@ async def test_admin_cli_creates_accounts_changes_plans_and_issues_tokens(
     )
     account = json.loads(created.stdout)
     assert account["plan"] == "free" and account["id"].startswith("acct_")
+    async with await psycopg.AsyncConnection.connect(gateway_env["SWITCHBOARD_GATEWAY_DATABASE_URL"]) as conn:
+        cursor = await conn.execute("SELECT password_hash FROM accounts WHERE id = %s", (account["id"],))
+        (stored,) = await cursor.fetchone() or ("",)
+    assert stored.startswith("$argon2id$") and "a long password" not in stored
+    assert password_matches(stored, "a long password") and not password_matches(stored, "a long passwore")
     await asyncio.to_thread(run_cli, ["accounts", "set-plan", email.lower(), "power"], gateway_env)
     issued = await asyncio.to_thread(run_cli, ["tokens", "issue", "--account", account["id"]], gateway_env)
     token = issued.stdout.strip()

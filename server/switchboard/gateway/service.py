@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -145,12 +144,6 @@ class Gateway:
             return await ledger.checkpoint(
                 conn, reservation.key, outcome.usage, output_seen=output_seen, ttl=self.ttl
             )
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
 
     async def drain(self) -> None:
         """Wait for settlements in flight (at shutdown)."""
