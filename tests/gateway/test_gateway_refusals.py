@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anthropic
+import httpx2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -202,10 +203,13 @@ async def test_last_credit_ten_concurrent_turns_only_what_fits_is_answered(
         "messages": [{"role": "user", "content": "hi [[fake:stall=1]]"}],
     }
 
-    async def one(index: int) -> Any:
-        return await asyncio.to_thread(post, replicas[index % 2], account.token, "claude-haiku-4.5", body)
+    async with httpx2.AsyncClient(timeout=30) as http:
 
-    responses = await asyncio.gather(*(one(i) for i in range(10)))
+        async def one(index: int) -> Any:
+            headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+            return await http.post(replicas[index % 2].url + "/v1/messages", json=body, headers=headers)
+
+        responses = await asyncio.gather(*(one(i) for i in range(10)))
     answered = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 402]
     assert len(answered) + len(refused) == 10
