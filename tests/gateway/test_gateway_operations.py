@@ -130,6 +130,7 @@ async def test_overage_settings(make_accounts: Accounts, replica: Replica) -> No
         replica.url + "/v1/switchboard/overage", json={"enabled": True}, headers=auth(free.token)
     )
     assert refused.status_code == 403 and refused.json()["error"]["type"] == "overage_not_available"
+    assert refused.json()["error"]["allowed_plans"] == ["pro", "pro_plus", "power"]
     bad = HTTP.post(
         replica.url + "/v1/switchboard/overage", json={"enabled": "maybe"}, headers=auth(free.token)
     )

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from switchboard.plans import wording
-from switchboard.plans.catalog import OVERAGE_USD_PER_CREDIT
+from switchboard.plans.catalog import OVERAGE_USD_PER_CREDIT, PLANS
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.period import Period, iso_utc, period_of
 from switchboard.protocol.messages import (
@@ -54,7 +54,10 @@ async def overage_endpoint(request: Request) -> Response:
         request.state.account = account.id
         params = _overage_params(await request.body())
         if params.enabled and not account.spec.overage_available:
-            raise GatewayRefusal(403, "overage_not_available", wording.overage_for_paid_plans())
+            allowed = [plan.id for plan in PLANS.values() if plan.overage_available]
+            details = {"plan": account.spec.id, "allowed_plans": allowed}
+            refusal = wording.overage_for_paid_plans()
+            raise GatewayRefusal(403, "overage_not_available", refusal, details=details)
     except GatewayRefusal as refusal:
         return refusal.response()
     async with gateway.pool.connection() as conn:
