@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import httpx2
 import pytest
 
 from gateway.gateway_support import Accounts, Replica, balance, expected_credits, sdk, turn_headers, turn_rows
@@ -188,3 +189,21 @@ async def test_the_access_log_has_one_json_line_per_request_with_the_turns_outco
     assert entry["account"] == account.id and entry["model"] == entry["routed_model"] == "claude-haiku-4.5"
     assert entry["turn_status"] == "complete" and entry["credits"] == row["credits_h"] / 100
     assert entry["ms"] > 0 and entry["client"] == "127.0.0.1"
+
+
+async def test_a_turn_id_already_in_flight_gets_a_retryable_409(
+    make_accounts: Accounts, replicas: list[Replica]
+) -> None:
+    account = await make_accounts.create("pro")
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    body = {"model": HAIKU, "max_tokens": 50, "messages": user("hi [[fake:stall=1]]")}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        first = asyncio.ensure_future(http.post(replicas[0].url + "/v1/messages", json=body, headers=headers))
+        await asyncio.sleep(0.4)
+        second = await http.post(replicas[1].url + "/v1/messages", json=body, headers=headers)
+        assert second.status_code == 409 and second.headers["x-should-retry"] == "true"
+        assert second.json()["error"]["type"] == "turn_in_progress"
+        assert (await first).status_code == 200
+        third = await http.post(replicas[1].url + "/v1/messages", json=body, headers=headers)
+    assert third.status_code == 409 and third.headers["x-should-retry"] == "false"
+    assert third.json()["error"]["credits"] == (await first).json()["switchboard"]["credits"]
