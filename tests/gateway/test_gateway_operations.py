@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
-from switchboard.fakeapi import FakeAnthropic
+from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.gateway.accounts import password_matches
 from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.entitlement import verify_entitlement
@@ -266,6 +267,36 @@ async def test_the_vendor_key_and_tokens_never_reach_a_log_a_response_or_the_dat
             cursor = await conn.execute(f"SELECT string_agg(t::text, ' ') FROM {table} t")  # type: ignore[arg-type]
             dump = str((await cursor.fetchone() or [""])[0])
             assert not any(secret in dump for secret in secrets), table
+
+
+@pytest.mark.parametrize(
+    ("fault", "stream", "status"),
+    [
+        (Fault("status", status=400), False, 400),
+        (Fault("status", status=529), True, 529),
+        (Fault("error_event", after_deltas=1), True, 200),
+    ],
+)
+async def test_an_upstream_error_that_echoes_the_vendor_key_is_redacted(
+    make_accounts: Accounts,
+    replica: Replica,
+    upstream: FakeAnthropic,
+    fault: Fault,
+    stream: bool,
+    status: int,
+) -> None:
+    account = await make_accounts.create("pro")
+    upstream.add_fault(dataclasses.replace(fault, message=f"Invalid request (key {VENDOR_KEY})"))
+    body = {
+        "model": HAIKU,
+        "max_tokens": 50,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    headers = {**turn_headers("claude-haiku-4.5"), **auth(account.token)}
+    response = HTTP.post(replica.url + "/v1/messages", json=body, headers=headers)
+    assert response.status_code == status
+    assert "Invalid request (key [redacted])" in response.text and VENDOR_KEY not in response.text
 
 
 def test_the_language_server_never_imports_the_gateway() -> None:

@@ -54,7 +54,11 @@ async def _forward(
         content = await upstream.aread()
         await upstream.aclose()
         await _free(gateway, reservation, f"the Anthropic API answered HTTP {upstream.status_code}")
-        return _with_route(relay_error(upstream.status_code, content, upstream.headers), reservation, choice)
+        return _with_route(
+            relay_error(upstream.status_code, content, upstream.headers, gateway.upstream.redact),
+            reservation,
+            choice,
+        )
     if turn.stream:
         return TurnStream(gateway, reservation, choice.reason, upstream)
     return await _whole_answer(request, gateway, choice, reservation, upstream)

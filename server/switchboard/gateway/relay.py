@@ -88,7 +88,7 @@ class TurnStream(Response):
                     return
                 elif event.name == "error":
                     data["switchboard"] = await self._settle_unfinished("the upstream sent an error event")
-                    await forward(encode_json("error", data))
+                    await forward(self.gateway.upstream.redact(encode_json("error", data)))
                     return
                 else:
                     await forward(event.encode())

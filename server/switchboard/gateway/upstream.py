@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -17,6 +18,9 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 # Kept from an upstream error so the SDK's own retry logic sees what Anthropic said.
 _ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 UpstreamFailure = httpx2.TransportError
+
+
+Redactor = Callable[[bytes], bytes]
 
 
 class Upstream:
@@ -36,24 +40,28 @@ class Upstream:
         request = self._client.build_request("POST", "/v1/messages", content=content, headers=headers)
         return await self._client.send(request, stream=stream)
 
+    def redact(self, text: bytes) -> bytes:
+        """`text` from upstream without the vendor key, in case an error message echoes it."""
+        key = self._key.get_secret_value().encode()
+        return text.replace(key, b"[redacted]") if key else text
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def relay_error(status: int, body: bytes, headers: httpx2.Headers) -> Response:
+def relay_error(status: int, body: bytes, headers: httpx2.Headers, redact: Redactor) -> Response:
     """An upstream refusal, passed on: its status and body (so the SDK retries 429/5xx as it would)."""
     if status in (401, 403):
         # The vendor's key was refused: the client's own token is fine, so this must not read as its fault.
         return error_response(502, "api_error", "The gateway could not authenticate upstream.", retry=True)
     kept = {name: headers[name] for name in _ERROR_HEADERS if name in headers}
     try:
-        payload = json.loads(body)
+        payload = json.loads(redact(body))
     except ValueError:
         payload = None
     if not isinstance(payload, dict) or payload.get("type") != "error":
-        return error_response(
-            status, "api_error", f"Upstream answered HTTP {status}.", retry=status >= 500, headers=kept
-        )
+        message = f"Upstream answered HTTP {status}."
+        return error_response(status, "api_error", message, retry=status >= 500, headers=kept)
     return JSONResponse(payload, status_code=status, headers=kept)
 
 
