@@ -71,6 +71,10 @@ class Cluster:
         cluster._run(["pg_ctl", "-D", str(cluster.data), "-l", log, "-w", "-o", options, "start"])
         return cluster
 
+    def restart(self) -> None:
+        """Stop (dropping every connection) and start again with the same options."""
+        self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart"])
+
     def stop(self) -> None:
         try:
             self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])

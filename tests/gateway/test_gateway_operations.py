@@ -15,7 +15,8 @@ import jwt
 import psycopg
 import pytest
 
-from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, run_cli, sdk, turn_headers
+from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, balance, run_cli, sdk, turn_headers
+from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.gateway.accounts import password_matches
 from switchboard.gateway.tokens import TokenAuthority
@@ -310,3 +311,35 @@ def test_the_language_server_never_imports_the_gateway() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_a_postgresql_restart_costs_no_request_and_loses_nothing(
+    gateway_env: dict[str, str], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    own = await asyncio.to_thread(Cluster.start)  # its own cluster: the shared one stays up for the others
+    try:
+        async with await psycopg.AsyncConnection.connect(own.url(), autocommit=True) as conn:
+            await conn.execute("CREATE DATABASE gateway")
+        env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": own.url("gateway")}
+        await asyncio.to_thread(run_cli, ["migrate"], env)
+        replica = await asyncio.to_thread(Replica.start, env, tmp_path / "restart.log")
+        try:
+            account = await Accounts(own.url("gateway"), authority).create("pro")
+            body = {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+            answers = []
+            for restart in (False, True, False):
+                if restart:
+                    await asyncio.to_thread(own.restart)  # every pooled connection is now dead
+                headers = {**turn_headers("claude-haiku-4.5"), **auth(account.token)}
+                response = await asyncio.to_thread(
+                    HTTP.post, replica.url + "/v1/messages", json=body, headers=headers
+                )
+                assert response.status_code == 200, response.text
+                answers.append(round(response.json()["switchboard"]["credits"] * 100))
+            assert HTTP.get(replica.url + "/readyz").status_code == 200
+            final = await balance(own.url("gateway"), account.id)
+            assert final == {"used_h": sum(answers), "overage_h": 0, "reserved_h": 0}
+        finally:
+            replica.stop()
+    finally:
+        await asyncio.to_thread(own.stop)

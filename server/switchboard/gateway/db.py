@@ -24,11 +24,18 @@ async def open_pool(settings: GatewaySettings) -> Pool:
         open=False,
         # A request waits this long for a connection before it gets a retryable 503.
         timeout=settings.pool_timeout_seconds,
+        # A connection is checked as it leaves the pool, so a PostgreSQL restart costs no failed request.
+        check=_check_connection,
         name="switchboard-gateway",
     )
     # Not waiting: a replica starts (and answers /healthz) while PostgreSQL is still coming up.
     await pool.open(wait=False)
     return pool
+
+
+async def _check_connection(conn: AsyncConnection[DictRow]) -> None:
+    """Raises on a connection PostgreSQL has dropped (the pool then discards it and takes another)."""
+    await conn.execute("")
 
 
 async def is_ready(pool: Pool) -> bool:
