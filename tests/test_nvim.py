@@ -16,6 +16,7 @@ import pytest
 
 from conftest import TEST_KEY
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.fakeapi.faults import Fault
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = REPO / "editors" / "nvim"
@@ -131,3 +132,67 @@ def test_chat_streams_the_answer_with_model_reason_and_credits(
     tmp_path: Path, fake_api: FakeAnthropic
 ) -> None:
     run_scenario(tmp_path, "chat_streams", fake_api)
+
+
+def test_gm_switches_the_model_and_the_next_answer_keeps_the_history(
+    tmp_path: Path, fake_api: FakeAnthropic
+) -> None:
+    run_scenario(tmp_path, "model_switch", fake_api)
+
+
+def test_locked_and_unknown_models_get_the_servers_message_and_use_auto(
+    tmp_path: Path, fake_api: FakeAnthropic
+) -> None:
+    run_scenario(tmp_path, "locked_and_unknown_model", fake_api)
+
+
+def test_ctrl_c_mid_stream_keeps_the_partial_answer(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "cancel", fake_api)
+
+
+def test_visual_selection_is_attached_with_file_and_lines(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "selection_context", fake_api)
+
+
+def test_history_reopens_a_conversation_and_new_starts_one(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "history_and_new", fake_api)
+
+
+def test_retry_with_a_stronger_model_and_yank_code(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "retry_and_yank", fake_api)
+
+
+def test_no_api_key_is_shown_and_the_prompt_kept(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "no_key", fake_api, env={"ANTHROPIC_API_KEY": None})
+
+
+def test_exhausted_credits_turn_the_statusline_and_offer_usage(
+    tmp_path: Path, fake_api: FakeAnthropic
+) -> None:
+    run_scenario(tmp_path, "credits_exhausted", fake_api, env={"SWITCHBOARD_MAX_OUTPUT_TOKENS": "64000"})
+
+
+def test_upstream_failure_offers_retry(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    fake_api.add_fault(Fault("error_event", after_deltas=2))
+    run_scenario(tmp_path, "upstream_retry", fake_api)
+
+
+def test_usage_float_shows_plan_credits_models_and_days(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "usage_float", fake_api)
+
+
+def test_float_and_horizontal_layouts(tmp_path: Path) -> None:
+    run_scenario(tmp_path, "layouts", None, opts={"chat": {"layout": "float", "width": 60}})
+
+
+def test_checkhealth_reports_server_version_key_and_plan(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "checkhealth", fake_api)
+
+
+def test_older_neovim_gets_a_clear_message(tmp_path: Path) -> None:
+    run_scenario(tmp_path, "version_gate", None)
+
+
+def test_one_server_per_project_root_found_on_path_or_venv(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "servers_per_root", fake_api)
+

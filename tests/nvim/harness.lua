@@ -68,6 +68,14 @@ function T.keys(keys)
   T.sleep(60)
 end
 
+-- <C-c> as a typed key that reaches mappings. Through nvim_input from inside this (timer) callback it is
+-- taken as an interrupt and never reaches the chat's mapping; a user presses it while Neovim idles, which
+-- typeahead reproduces.
+function T.ctrl_c()
+  vim.api.nvim_feedkeys(vim.keycode('<C-c>'), 'mt', false)
+  T.sleep(60)
+end
+
 function T.lines(buf)
   return vim.api.nvim_buf_get_lines(buf or 0, 0, -1, false)
 end
@@ -140,9 +148,10 @@ function T.send(prompt)
   vim.api.nvim_set_current_win(chat:window())
   require('switchboard.transcript').set_input(chat.buf, prompt)
   chat:focus_prompt(false)
+  local sent = chat.sent or 0
   T.keys('<Esc><CR>')
   T.wait(function()
-    return chat.busy ~= nil
+    return (chat.sent or 0) > sent
   end, 'the message to be sent', 5000)
   return chat
 end

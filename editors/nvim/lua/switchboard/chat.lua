@@ -219,6 +219,7 @@ end
 function Chat:_stream(method, params, heading, origin)
   local token = server.new_token()
   params.workDoneToken = token
+  self.sent = (self.sent or 0) + 1
   local busy = {
     token = token,
     origin = origin,

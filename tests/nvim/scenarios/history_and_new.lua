@@ -1,0 +1,35 @@
+-- gn starts a new conversation; :Switchboard history reopens an earlier one, which then continues.
+return {
+  run = function(T)
+    vim.cmd('Switchboard chat')
+    T.wait_ready()
+    local chat = T.send('First topic: unicode')
+    T.wait_idle(chat)
+    local first = chat.conversation_id
+    T.keys('gn')
+    T.eq(chat.conversation_id, nil, 'gn forgets the conversation')
+    T.lacks(T.text(chat.buf), 'First topic', 'gn clears the buffer')
+    T.send('Second topic: sockets')
+    T.wait_idle(chat)
+    T.ok(chat.conversation_id ~= first, 'a new conversation')
+    vim.cmd('Switchboard new')
+    T.eq(chat.conversation_id, nil, ':Switchboard new forgets the conversation')
+    T.choose('First topic: unicode')
+    vim.cmd('Switchboard history')
+    T.wait(function()
+      return chat.conversation_id == first
+    end, 'the first conversation to open')
+    local picker = T.selects[1]
+    T.eq(#picker.items, 2, 'both conversations are offered')
+    T.ok(picker.items[1]:find('^Second topic: sockets  %(.*, 2 turns%)$'), 'newest first: ' .. picker.items[1])
+    local text = T.text(chat.buf)
+    T.contains(text, '# Switchboard · First topic: unicode', 'the title')
+    T.contains(text, '## You\nFirst topic: unicode', 'its prompt')
+    T.contains(text, 'Simulated reply from', 'its answer')
+    T.lacks(text, 'sockets', 'nothing of the other conversation')
+    T.send('More on that')
+    T.wait_idle(chat)
+    T.eq(chat.conversation_id, first, 'the reopened conversation continues')
+    T.contains(T.text(chat.buf), '(turn 2; 2 earlier messages): More on that', 'with its history')
+  end,
+}

@@ -1,0 +1,26 @@
+-- A locked model gets the server's own message and a one-key "Use Auto"; an unknown one too.
+return {
+  run = function(T)
+    vim.cmd('Switchboard chat')
+    T.wait_ready()
+    require('switchboard.models').select(vim.fn.getcwd(), 'claude-haiku-4.5')
+    T.wait_notified('next messages use Claude Haiku 4.5')
+    T.choose('Claude Opus 4.5')
+    T.keys('gm')
+    local note = T.wait_notified('Claude Opus 4.5 needs Pro, Pro+ or Power')
+    T.eq(note.level, vim.log.levels.ERROR, 'shown as an error')
+    T.contains(note.msg, "you're on Free", "the server's message")
+    T.contains(note.msg, '[ga or :Switchboard action: Use Auto]', 'the offered action')
+    T.eq(require('switchboard.status').selected(vim.fn.getcwd()), 'claude-haiku-4.5', 'selection unchanged')
+    T.keys('ga')
+    T.wait_notified('next messages use Auto')
+    T.eq(require('switchboard.status').selected(vim.fn.getcwd()), 'auto', 'Use Auto applied')
+
+    vim.cmd('Switchboard model gpt-4')
+    note = T.wait_notified("Unknown model 'gpt-4'")
+    T.contains(note.msg, 'Choose one of: auto, claude-haiku-4.5', "the server's message")
+    T.contains(note.msg, 'Use Auto', 'the offered action')
+    vim.cmd('Switchboard nonsense')
+    T.wait_notified('unknown command "nonsense"')
+  end,
+}
