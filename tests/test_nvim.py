@@ -195,4 +195,3 @@ def test_older_neovim_gets_a_clear_message(tmp_path: Path) -> None:
 
 def test_one_server_per_project_root_found_on_path_or_venv(tmp_path: Path, fake_api: FakeAnthropic) -> None:
     run_scenario(tmp_path, "servers_per_root", fake_api)
-
