@@ -193,5 +193,33 @@ def test_older_neovim_gets_a_clear_message(tmp_path: Path) -> None:
     run_scenario(tmp_path, "version_gate", None)
 
 
+def test_a_real_old_neovim_gets_the_message_and_no_lua_error(tmp_path: Path) -> None:
+    old = os.environ.get("SWITCHBOARD_OLD_NVIM")
+    if not old:
+        pytest.skip("no old Neovim: ./dev test installs Debian's (0.7) and sets SWITCHBOARD_OLD_NVIM")
+    pack = tmp_path / "data" / "nvim" / "site" / "pack" / "switchboard" / "start"
+    pack.mkdir(parents=True)
+    (pack / "switchboard").symlink_to(PLUGIN, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NVIM", "XDG_"))}
+    env.update({f"XDG_{d.upper()}_HOME": str(tmp_path / d) for d in ("config", "data", "state", "cache")})
+    setup = "+lua io.stdout:write(vim.version().minor, ' setup=', tostring(require('switchboard').setup({})))"
+    command = "+lua io.stdout:write(' command=', vim.fn.exists(':Switchboard'))"
+    proc = subprocess.run(
+        [old, "--headless", "-i", "NONE", "-u", "NORC", setup, command, "+qa!"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    minor = int(output.split()[0]) if output.split()[0].isdigit() else -1
+    assert 0 <= minor < 10, f"SWITCHBOARD_OLD_NVIM={old} is not a Neovim older than 0.10:\n{output}"
+    assert f"switchboard.nvim needs Neovim 0.10 or newer; this is Neovim 0.{minor}." in output, output
+    assert "setup=false command=0" in output, output
+    assert "E5108" not in output and "Error" not in output, output
+
+
 def test_one_server_per_project_root_found_on_path_or_venv(tmp_path: Path, fake_api: FakeAnthropic) -> None:
     run_scenario(tmp_path, "servers_per_root", fake_api)
