@@ -223,3 +223,7 @@ def test_a_real_old_neovim_gets_the_message_and_no_lua_error(tmp_path: Path) -> 
 
 def test_one_server_per_project_root_found_on_path_or_venv(tmp_path: Path, fake_api: FakeAnthropic) -> None:
     run_scenario(tmp_path, "servers_per_root", fake_api)
+
+
+def test_help_file_has_valid_tags_and_links(tmp_path: Path) -> None:
+    run_scenario(tmp_path, "help_tags", None)
