@@ -227,3 +227,7 @@ def test_one_server_per_project_root_found_on_path_or_venv(tmp_path: Path, fake_
 
 def test_help_file_has_valid_tags_and_links(tmp_path: Path) -> None:
     run_scenario(tmp_path, "help_tags", None)
+
+
+def test_estimate_while_typing_and_thinking(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "estimate_and_thinking", fake_api)

@@ -16,5 +16,21 @@ return {
     require('switchboard').setup({ chat = { layout = 'sideways' } })
     T.wait_notified("chat.layout must be 'vertical', 'horizontal' or 'float'")
     T.eq(require('switchboard.config').options.chat.layout, 'vertical', 'falls back to vertical')
+
+    -- The statusline's highlight levels (what usageChanged would have said).
+    local status = require('switchboard.status')
+    local function level(used, overage_on)
+      status.set_usage({ includedCredits = 50, usedCredits = used, remainingCredits = math.max(0, 50 - used),
+        overage = { enabled = overage_on } })
+      return require('switchboard').statusline_hl()
+    end
+    T.eq(level(39.9), 'SwitchboardStatus', 'under 80%')
+    T.eq(level(40), 'SwitchboardStatusWarn', 'at 80%')
+    T.eq(level(50), 'SwitchboardStatusOver', 'at 100%')
+    T.eq(level(55, true), 'SwitchboardStatusWarn', 'past 100% with overage on')
+    T.eq(require('switchboard').statusline(), '0 cr', 'credits only, before a model is known')
+    local lualine = require('switchboard').lualine
+    T.eq(lualine[1](), '0 cr', 'lualine component text')
+    T.eq(lualine.color(), 'SwitchboardStatusWarn', 'lualine component highlight')
   end,
 }

@@ -1,4 +1,5 @@
--- A locked model gets the server's own message and a one-key "Use Auto"; an unknown one too.
+-- A locked model gets the server's own message and a one-key "Use Auto"; an unknown one too; so do a bad
+-- sign-in token and overage on Free.
 return {
   run = function(T)
     vim.cmd('Switchboard chat')
@@ -20,6 +21,12 @@ return {
     note = T.wait_notified("Unknown model 'gpt-4'")
     T.contains(note.msg, 'Choose one of: auto, claude-haiku-4.5', "the server's message")
     T.contains(note.msg, 'Use Auto', 'the offered action')
+    -- Sign-in with a pasted token (asked with vim.ui.input): the server's verdict is shown.
+    table.insert(T.inputs, 'not-a-jwt')
+    vim.cmd('Switchboard signin')
+    T.wait_notified('Switchboard: Free. Entitlement is malformed: you are on Free')
+    vim.cmd('Switchboard overage on')
+    T.wait_notified('Overage is for paid plans')
     vim.cmd('Switchboard nonsense')
     T.wait_notified('unknown command "nonsense"')
   end,

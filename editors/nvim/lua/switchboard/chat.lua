@@ -63,6 +63,12 @@ local function create(root)
   transcript.reset(buf)
   local chat = setmetatable({ root = root, buf = buf, pending_context = {} }, Chat)
   map_keys(chat)
+  vim.api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI' }, {
+    buffer = buf,
+    callback = function()
+      chat:schedule_estimate()
+    end,
+  })
   vim.api.nvim_create_autocmd('BufWipeout', {
     buffer = buf,
     once = true,
@@ -172,6 +178,62 @@ function Chat:show_pending_context()
   vim.api.nvim_buf_set_extmark(self.buf, transcript.context_ns, row, 0, { virt_lines = virt })
 end
 
+local ESTIMATE_DELAY_MS = 300
+
+-- The cost of the message being typed, on the selected model, shown on the prompt heading. Debounced;
+-- only while the server runs (typing never starts one).
+function Chat:schedule_estimate()
+  if not config.options.chat.estimate then
+    return
+  end
+  self.estimate_timer = self.estimate_timer or vim.uv.new_timer()
+  self.estimate_timer:stop()
+  self.estimate_timer:start(ESTIMATE_DELAY_MS, 0, vim.schedule_wrap(function()
+    self:estimate()
+  end))
+end
+
+function Chat:estimate()
+  if self.busy or not vim.api.nvim_buf_is_valid(self.buf) or not server.client(self.root) then
+    return
+  end
+  local prompt = transcript.input(self.buf)
+  if prompt == '' and #self.pending_context == 0 then
+    transcript.set_prompt_hint(self.buf, nil)
+    return
+  end
+  local params = { workspaceUri = workspace(self), prompt = prompt, conversationId = self.conversation_id }
+  if #self.pending_context > 0 then
+    params.context = self.pending_context
+  end
+  server.request(self.root, 'switchboard/estimate', params, function(err, result)
+    if err or not vim.api.nvim_buf_is_valid(self.buf) or transcript.input(self.buf) ~= prompt then
+      return
+    end
+    local selected = status.selected(self.root) or 'auto'
+    for _, e in ipairs(result.estimates) do
+      if e.modelId == selected then
+        local hint = ('≈ %s cr on %s'):format(status.format_credits(e.estimatedCredits), status.short_name(selected))
+        if not e.fitsContext then
+          hint = hint .. ' (too large for its context window)'
+        end
+        self.last_estimate = e
+        transcript.set_prompt_hint(self.buf, hint)
+      end
+    end
+  end)
+end
+
+-- `:Switchboard think [budget|off]`: extended thinking for the next messages.
+function Chat:set_thinking(budget)
+  self.thinking_budget = budget
+  if budget then
+    vim.notify(('Switchboard: thinking on, %d tokens, for the next messages.'):format(budget))
+  else
+    vim.notify('Switchboard: thinking off.')
+  end
+end
+
 -- Sends the prompt area's text as the next message of this conversation.
 function Chat:send()
   if self.busy then
@@ -192,6 +254,10 @@ function Chat:send()
   if #context > 0 then
     params.context = context
   end
+  if self.thinking_budget then
+    params.thinking = { budgetTokens = self.thinking_budget }
+  end
+  transcript.set_prompt_hint(self.buf, nil)
   local heading = status.model_name(status.selected(self.root) or 'auto')
   self:_stream('switchboard/chat', params, heading, { prompt = prompt, context = context })
 end
@@ -311,8 +377,20 @@ function Chat:_complete(busy, result)
   if result.droppedTurns and result.droppedTurns > 0 then
     table.insert(notes, ('> %d earlier turns were left out to fit the context window.'):format(result.droppedTurns))
   end
-  transcript.render(busy.answer, result.text, notes)
+  transcript.render(busy.answer, M.with_thinking(result.thinking, result.text), notes)
   transcript.follow(self.buf, at_end)
+end
+
+-- The thinking, when there is some, as a quote above the answer.
+function M.with_thinking(thinking, text)
+  if type(thinking) ~= 'string' or thinking == '' then
+    return text
+  end
+  local quoted = { '> **Thinking**', '>' }
+  for _, line in ipairs(vim.split(thinking, '\n', { plain = true })) do
+    table.insert(quoted, line == '' and '>' or ('> ' .. line))
+  end
+  return table.concat(quoted, '\n') .. '\n\n' .. text
 end
 
 function Chat:_cancelled(busy)
@@ -446,7 +524,7 @@ function Chat:load(conversation)
       if turn.status == 'failed' and type(turn.error) == 'string' then
         table.insert(notes, '> **Error**: ' .. turn.error)
       end
-      transcript.render(answer, turn.text, notes)
+      transcript.render(answer, M.with_thinking(turn.thinking, turn.text), notes)
       self.last_answer_id = turn.id
     end
   end

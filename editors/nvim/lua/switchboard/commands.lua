@@ -81,6 +81,19 @@ M.subcommands = {
   action = function()
     require('switchboard.errors').run_action()
   end,
+  think = function(args)
+    local value = args[1]
+    if value == 'off' then
+      chat_of_root():set_thinking(nil)
+      return
+    end
+    local budget = tonumber(value or '8000')
+    if not budget then
+      vim.notify('Switchboard: :Switchboard think [budget tokens, 1024-62976] | off', vim.log.levels.WARN)
+      return
+    end
+    chat_of_root():set_thinking(math.floor(budget))
+  end,
   overage = overage,
   signin = signin,
 }
@@ -121,6 +134,9 @@ function M.complete(arg_lead, cmdline)
   end
   if words[2] == 'overage' then
     return { 'on', 'off' }
+  end
+  if words[2] == 'think' then
+    return { '4000', '8000', '16000', 'off' }
   end
   return {}
 end

@@ -19,6 +19,7 @@ M.defaults = {
     border = 'rounded', -- float only
     start_insert = false, -- enter insert mode in the prompt when the chat opens
     auto_scroll = true, -- follow the answer while it streams, unless you moved away from the end
+    estimate = true, -- show what the message being typed would cost (switchboard/estimate)
   },
   -- Buffer-local keys of the chat buffer; false disables one.
   keys = {

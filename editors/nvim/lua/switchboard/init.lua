@@ -10,6 +10,7 @@ local function define_highlights()
   set('SwitchboardStatus', 'StatusLine')
   set('SwitchboardStatusWarn', 'DiagnosticWarn')
   set('SwitchboardStatusOver', 'DiagnosticError')
+  set('SwitchboardEstimate', 'DiagnosticHint')
 end
 
 -- require('switchboard').setup(opts): optional (the commands work with the defaults); lazy.nvim calls

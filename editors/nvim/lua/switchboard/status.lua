@@ -76,7 +76,8 @@ end
 
 function M.highlight()
   local used = M.fraction_used()
-  if used >= 1 then
+  local overage_on = M.usage and M.usage.overage and M.usage.overage.enabled
+  if used >= 1 and not overage_on then
     return 'SwitchboardStatusOver'
   elseif used >= 0.8 then
     return 'SwitchboardStatusWarn'

@@ -31,13 +31,28 @@ function M.prompt_row(buf)
   return count + 1
 end
 
+local KEYS_HINT = '<CR>/<C-s> send · gm model · gr retry · gy yank code · gn new · <C-c> stop'
+
 function M.mark_prompt(buf, row)
   local old = prompt_mark(buf)
+  local virt = { { '  ', 'Comment' } }
+  local hint = vim.b[buf].switchboard_prompt_hint
+  if hint and hint ~= '' then
+    table.insert(virt, { hint, 'SwitchboardEstimate' })
+    table.insert(virt, { ' · ', 'Comment' })
+  end
+  table.insert(virt, { KEYS_HINT, 'Comment' })
   vim.b[buf].switchboard_prompt_mark = vim.api.nvim_buf_set_extmark(buf, M.ns, row, 0, {
     id = old,
-    virt_text = { { '  <CR>/<C-s> send · gm model · gr retry · gy yank code · gn new · <C-c> stop', 'Comment' } },
+    virt_text = virt,
     virt_text_pos = 'eol',
   })
+end
+
+-- A short text before the keys' hint on the prompt heading (the estimate of the next message).
+function M.set_prompt_hint(buf, hint)
+  vim.b[buf].switchboard_prompt_hint = hint
+  M.mark_prompt(buf, M.prompt_row(buf))
 end
 
 function M.reset(buf, title)
