@@ -231,3 +231,8 @@ def test_help_file_has_valid_tags_and_links(tmp_path: Path) -> None:
 
 def test_estimate_while_typing_and_thinking(tmp_path: Path, fake_api: FakeAnthropic) -> None:
     run_scenario(tmp_path, "estimate_and_thinking", fake_api)
+
+
+def test_busy_model_offers_retry_and_try_the_suggested_model(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    fake_api.add_fault(Fault("status", status=529, model="claude-sonnet-4-5-20250929", count=None))
+    run_scenario(tmp_path, "busy_model", fake_api)
