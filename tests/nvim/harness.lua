@@ -181,6 +181,13 @@ local function lua_errors()
       table.insert(found, line)
     end
   end
+  -- Errors Neovim reports through vim.notify (e.g. from an LSP handler) land in the recorder.
+  for _, note in ipairs(T.notes) do
+    if note.msg:find('stack traceback', 1, true) or note.msg:find('E5108', 1, true)
+      or note.msg:find('Error executing', 1, true) then
+      table.insert(found, 'notify: ' .. note.msg)
+    end
+  end
   if vim.v.errmsg ~= '' then
     table.insert(found, 'v:errmsg: ' .. vim.v.errmsg)
   end
