@@ -3,7 +3,28 @@ return {
   run = function(T)
     vim.cmd('Switchboard chat')
     T.wait_ready()
-    local chat = T.send('First topic: unicode')
+    -- gn while an answer streams stops it, and nothing of it lands in the new conversation.
+    local chat = T.send('An abandoned essay [[fake:slow=0.05 words=300]]')
+    T.wait(function()
+      return #chat.busy.answer.text > 20
+    end, 'some streamed text')
+    local abandoned = chat.conversation_id
+    T.keys('gn')
+    T.eq(chat.busy, nil, 'gn ends the streaming turn')
+    local stored
+    T.wait(function()
+      require('switchboard.server').request(vim.fn.getcwd(), 'switchboard/conversation', {
+        workspaceUri = vim.uri_from_fname(vim.fn.getcwd()),
+        conversationId = abandoned,
+      }, function(_, result)
+        stored = result
+      end)
+      T.sleep(100)
+      return stored and stored.turns[2].status == 'cancelled'
+    end, 'the server to store the abandoned answer as cancelled', 3000)
+    T.sleep(300)
+    T.eq(T.lines(chat.buf), { '# Switchboard', '', '## You', '' }, 'a clean buffer after gn')
+    T.send('First topic: unicode')
     T.wait_idle(chat)
     local first = chat.conversation_id
     T.keys('gn')
@@ -20,7 +41,7 @@ return {
       return chat.conversation_id == first
     end, 'the first conversation to open')
     local picker = T.selects[1]
-    T.eq(#picker.items, 2, 'both conversations are offered')
+    T.eq(#picker.items, 3, 'every conversation is offered (the abandoned one too)')
     T.ok(picker.items[1]:find('^Second topic: sockets  %(.*, 2 turns%)$'), 'newest first: ' .. picker.items[1])
     local text = T.text(chat.buf)
     T.contains(text, '# Switchboard · First topic: unicode', 'the title')

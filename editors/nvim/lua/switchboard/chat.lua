@@ -493,10 +493,17 @@ function Chat:yank_code()
 end
 
 -- `gn`: a new conversation; the next message starts it.
-function Chat:new()
-  if self.busy then
+-- Stops the streaming answer and forgets it: the buffer is about to show something else.
+function Chat:abandon()
+  local busy = self.busy
+  if busy then
     self:stop()
+    self:_done(busy)
   end
+end
+
+function Chat:new()
+  self:abandon()
   self.conversation_id, self.last_answer_id, self.last_result = nil, nil, nil
   self.pending_context = {}
   vim.api.nvim_buf_clear_namespace(self.buf, transcript.context_ns, 0, -1)
@@ -506,9 +513,7 @@ end
 
 -- Shows a stored conversation (switchboard/conversation's result) and continues it.
 function Chat:load(conversation)
-  if self.busy then
-    self:stop()
-  end
+  self:abandon()
   transcript.reset(self.buf, conversation.title)
   for _, turn in ipairs(conversation.turns) do
     if turn.role == 'user' then
