@@ -37,8 +37,13 @@ return {
     T.sleep(200)
     T.eq(T.text(chat.buf), before, 'idle <C-c> changes nothing')
     T.eq(#T.notes, 0, 'no notifications: ' .. vim.inspect(T.notes))
-    -- And the chat goes on.
-    T.send('Thanks')
+    -- And the chat goes on: typed in insert mode, sent with <C-s>.
+    chat:focus_prompt(false)
+    local sent = chat.sent
+    T.keys('iThanks<C-s>')
+    T.wait(function()
+      return chat.sent > sent
+    end, '<C-s> to send')
     T.wait_idle(chat)
     T.contains(T.text(chat.buf), '(turn 2; 2 earlier messages): Thanks', 'the next message has the history')
   end,

@@ -59,6 +59,8 @@ local function create(root)
   end
   vim.api.nvim_buf_set_name(buf, name)
   vim.b[buf].switchboard_root = root
+  -- Tree-sitter users get Markdown highlighting (code blocks included) in the chat.
+  pcall(vim.treesitter.language.register, 'markdown', 'switchboard')
   vim.bo[buf].filetype = 'switchboard'
   transcript.reset(buf)
   local chat = setmetatable({ root = root, buf = buf, pending_context = {} }, Chat)

@@ -6,9 +6,15 @@ local version = require('switchboard.version')
 
 local M = {}
 
+-- `<cmd without serve> --version`, so a `cmd` like { 'python', '-m', 'switchboard', 'serve' } works too.
 local function server_version(cmd)
+  local argv = vim.deepcopy(cmd)
+  if argv[#argv] == 'serve' then
+    table.remove(argv)
+  end
+  table.insert(argv, '--version')
   local ok, result = pcall(function()
-    return vim.system({ cmd[1], '--version' }, { text = true }):wait(10000)
+    return vim.system(argv, { text = true }):wait(10000)
   end)
   if not ok or not result or result.code ~= 0 then
     return nil, ok and result and vim.trim((result.stderr or '') .. (result.stdout or '')) or tostring(result)
@@ -42,7 +48,7 @@ function M.check()
     if text then
       health.ok('Version: ' .. text)
     else
-      health.error('`' .. cmd[1] .. ' --version` failed: ' .. tostring(problem))
+      health.error('`' .. table.concat(cmd, ' ') .. '` does not answer --version: ' .. tostring(problem))
     end
   end
   local info = server.server_info(root)

@@ -31,7 +31,6 @@ end
 
 function M.init()
   define_highlights()
-  pcall(vim.treesitter.language.register, 'markdown', 'switchboard')
   vim.api.nvim_create_autocmd('ColorScheme', { callback = define_highlights })
   vim.api.nvim_create_autocmd('VimLeavePre', {
     callback = function()
