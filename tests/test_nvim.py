@@ -236,3 +236,7 @@ def test_estimate_while_typing_and_thinking(tmp_path: Path, fake_api: FakeAnthro
 def test_busy_model_offers_retry_and_try_the_suggested_model(tmp_path: Path, fake_api: FakeAnthropic) -> None:
     fake_api.add_fault(Fault("status", status=529, model="claude-sonnet-4-5-20250929", count=None))
     run_scenario(tmp_path, "busy_model", fake_api)
+
+
+def test_deleted_conversation_and_too_large_context(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "gone_and_too_large", fake_api)

@@ -17,7 +17,7 @@ vim.api.nvim_create_user_command('Switchboard', function(opts)
 end, {
   nargs = '*',
   range = true,
-  desc = 'Switchboard: chat, model, history, new, usage, retry, stop, action, think, overage, signin',
+  desc = 'Switchboard: chat, model, history, new, usage, retry, stop, action, detach, think, overage, signin',
   complete = function(arg_lead, cmdline)
     return require('switchboard.commands').complete(arg_lead, cmdline)
   end,

@@ -427,9 +427,16 @@ end
 function Chat:_resend(busy)
   if busy.route then
     self:retry(busy.route.routedModel)
-  else
-    self:send()
+    return
   end
+  local origin = busy.origin
+  if transcript.input(self.buf) == '' and origin.prompt then
+    transcript.set_input(self.buf, origin.prompt)
+    if #self.pending_context == 0 then
+      vim.list_extend(self.pending_context, origin.context or {})
+    end
+  end
+  self:send()
 end
 
 function Chat:_error_handlers(busy)

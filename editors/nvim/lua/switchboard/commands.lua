@@ -81,6 +81,12 @@ M.subcommands = {
   action = function()
     require('switchboard.errors').run_action()
   end,
+  detach = function()
+    local chat = chat_of_root()
+    chat.pending_context = {}
+    chat:show_pending_context()
+    chat:schedule_estimate()
+  end,
   think = function(args)
     local value = args[1]
     if value == 'off' then
