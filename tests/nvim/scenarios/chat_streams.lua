@@ -28,6 +28,8 @@ return {
     T.ok(result.credits > 0, 'the answer was charged')
     T.contains(text, ('*%s · %s · %s credits*'):format(name, result.routeReason, credits), 'footer')
     local lines = T.lines(chat.buf)
+    T.eq(vim.api.nvim_win_get_cursor(chat:window())[1], #lines, 'the cursor stayed in the prompt area')
+    T.eq(vim.fn.line('w$', chat:window()), #lines, 'the window shows the end')
     T.eq(lines[#lines - 1], '## You', 'the prompt heading is at the bottom')
     T.eq(lines[#lines], '', 'the prompt area is empty again')
     local line = require('switchboard').statusline()

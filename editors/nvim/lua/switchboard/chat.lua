@@ -321,7 +321,6 @@ function Chat:_progress(busy, value)
   if busy.done then
     return
   end
-  local at_end = config.options.chat.auto_scroll and transcript.windows_at_end(self.buf) or {}
   if value.kind == 'report' and value.type == 'route' then
     busy.route = value
     self.conversation_id = value.conversationId
@@ -335,7 +334,6 @@ function Chat:_progress(busy, value)
     -- Neovim drops the response of a cancelled request: the turn ends here.
     self:_cancelled(busy)
   end
-  transcript.follow(self.buf, at_end)
 end
 
 function Chat:_response(busy, err, result)
@@ -370,7 +368,6 @@ end
 
 function Chat:_complete(busy, result)
   self:_done(busy)
-  local at_end = transcript.windows_at_end(self.buf)
   self.conversation_id = result.conversationId
   self.last_answer_id = result.turnId
   self.last_result = result
@@ -380,7 +377,6 @@ function Chat:_complete(busy, result)
     table.insert(notes, ('> %d earlier turns were left out to fit the context window.'):format(result.droppedTurns))
   end
   transcript.render(busy.answer, M.with_thinking(result.thinking, result.text), notes)
-  transcript.follow(self.buf, at_end)
 end
 
 -- The thinking, when there is some, as a quote above the answer.

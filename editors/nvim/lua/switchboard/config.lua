@@ -18,7 +18,6 @@ M.defaults = {
     height = 0.4, -- horizontal and float: a fraction of the lines, or lines when > 1
     border = 'rounded', -- float only
     start_insert = false, -- enter insert mode in the prompt when the chat opens
-    auto_scroll = true, -- follow the answer while it streams, unless you moved away from the end
     estimate = true, -- show what the message being typed would cost (switchboard/estimate)
   },
   -- Buffer-local keys of the chat buffer; false disables one.

@@ -1,6 +1,7 @@
 -- The chat buffer's text: a heading per turn, the prompt area at the bottom (under the last
 -- "## You"), answers inserted above it and streamed in place. Answers are found from the prompt
--- heading up, so edits elsewhere in the buffer do not confuse the rendering.
+-- heading up, so edits elsewhere in the buffer do not confuse the rendering. A cursor in the prompt
+-- area stays there as lines go in above it, so its window follows the answer without being moved.
 local M = {}
 
 M.ns = vim.api.nvim_create_namespace('switchboard_chat')
@@ -135,24 +136,6 @@ function M.render(answer, text, notes)
   end
   set(answer.buf, first, last, lines)
   answer.lines = #lines
-end
-
--- Keeps the cursor of each window at the end when it was there (auto-scroll while streaming).
-function M.follow(buf, was_at_end)
-  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
-    if was_at_end[win] then
-      vim.api.nvim_win_set_cursor(win, { vim.api.nvim_buf_line_count(buf), 0 })
-    end
-  end
-end
-
-function M.windows_at_end(buf)
-  local at_end = {}
-  local count = vim.api.nvim_buf_line_count(buf)
-  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
-    at_end[win] = vim.api.nvim_win_get_cursor(win)[1] >= count - 1
-  end
-  return at_end
 end
 
 -- The fenced code block under or nearest above the cursor (else the first below).
