@@ -240,3 +240,7 @@ def test_busy_model_offers_retry_and_try_the_suggested_model(tmp_path: Path, fak
 
 def test_deleted_conversation_and_too_large_context(tmp_path: Path, fake_api: FakeAnthropic) -> None:
     run_scenario(tmp_path, "gone_and_too_large", fake_api)
+
+
+def test_server_dying_mid_answer_is_reported_and_restarted(tmp_path: Path, fake_api: FakeAnthropic) -> None:
+    run_scenario(tmp_path, "server_dies", fake_api)

@@ -81,6 +81,13 @@ local function create(root)
   return chat
 end
 
+server.on_exit(function(root)
+  local chat = chats[root]
+  if chat and chat.busy then
+    chat:_failed(chat.busy, { code = -32603, message = 'The Switchboard server stopped before the answer finished.' })
+  end
+end)
+
 function M.get(root, create_it)
   local chat = chats[root]
   if not chat and create_it ~= false then

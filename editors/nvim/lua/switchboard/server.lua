@@ -8,6 +8,7 @@ local M = {}
 
 local entries = {} ---@type table<string, {id: integer, ready: boolean, queue: function[], server_info: table|nil}>
 local progress_listeners = {} ---@type table<string, fun(value: table)>
+local exit_listeners = {} ---@type fun(root: string, code: integer)[]
 local next_token = 0
 
 local has_011 = vim.fn.has('nvim-0.11') == 1
@@ -177,11 +178,18 @@ local function start(root)
         if entries[root] == entry then
           entries[root] = nil
         end
-        if code ~= 0 and not entry.stopping then
+        if entry.stopping then
+          return
+        end
+        if code ~= 0 or signal ~= 0 then
           vim.notify(
-            ('Switchboard: the server for %s exited (code %d, signal %d). See :LspLog.'):format(root, code, signal),
+            ('Switchboard: the server for %s exited (code %d, signal %d). The next request starts it again; '
+              .. 'see :LspLog.'):format(root, code, signal),
             vim.log.levels.ERROR
           )
+        end
+        for _, listener in ipairs(exit_listeners) do
+          listener(root, code)
         end
       end)
     end,
@@ -242,6 +250,11 @@ function M.request(root, method, params, handler, on_sent)
       on_sent(client, request_id)
     end
   end)
+end
+
+-- fn(root, code) runs when a root's server exits unasked (what was in flight will get no answer).
+function M.on_exit(fn)
+  table.insert(exit_listeners, fn)
 end
 
 function M.cancel(client, request_id)
