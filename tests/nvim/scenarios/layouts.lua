@@ -29,6 +29,13 @@ return {
     T.eq(level(50), 'SwitchboardStatusOver', 'at 100%')
     T.eq(level(55, true), 'SwitchboardStatusWarn', 'past 100% with overage on')
     T.eq(require('switchboard').statusline(), '0 cr', 'credits only, before a model is known')
+    local usage = require('switchboard.usage')
+    T.eq(usage.overage_line({ available = true, enabled = true, budgetUsd = 20, credits = 1.5, costUsd = 0.06 }, 'Pro'),
+      'Overage: on, $20.00 budget; 1.5 credits used ($0.06)', 'overage on, with a budget')
+    T.eq(usage.overage_line({ available = true, enabled = true, budgetUsd = vim.NIL, credits = 0, costUsd = 0 }, 'Pro'),
+      'Overage: on, no budget cap; 0 credits used ($0.00)', 'overage on, no cap')
+    T.eq(usage.overage_line({ available = true, enabled = false }, 'Pro'), 'Overage: off (:Switchboard overage on)',
+      'overage off')
     local lualine = require('switchboard').lualine
     T.eq(lualine[1](), '0 cr', 'lualine component text')
     T.eq(lualine.color(), 'SwitchboardStatusWarn', 'lualine component highlight')

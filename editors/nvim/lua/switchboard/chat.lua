@@ -1,9 +1,11 @@
 -- The chat: one buffer per project root, its window, its keys, and the turns it sends.
 local config = require('switchboard.config')
 local errors = require('switchboard.errors')
+local estimate = require('switchboard.estimate')
 local server = require('switchboard.server')
 local status = require('switchboard.status')
 local transcript = require('switchboard.transcript')
+local window = require('switchboard.window')
 
 local M = {}
 
@@ -84,7 +86,8 @@ end
 server.on_exit(function(root)
   local chat = chats[root]
   if chat and chat.busy then
-    chat:_failed(chat.busy, { code = -32603, message = 'The Switchboard server stopped before the answer finished.' })
+    local message = 'The Switchboard server stopped before the answer finished.'
+    chat:_failed(chat.busy, { code = -32603, message = message })
   end
 end)
 
@@ -97,63 +100,16 @@ function M.get(root, create_it)
   return chat
 end
 
-local function size(value, total)
-  if value > 1 then
-    return math.floor(value)
-  end
-  return math.max(10, math.floor(total * value))
-end
-
 function Chat:window()
-  for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
-    if vim.api.nvim_win_get_buf(win) == self.buf then
-      return win
-    end
-  end
+  return window.find(self.buf)
 end
 
 function Chat:show()
-  local opts = config.options.chat
-  local win = self:window()
-  if win then
-    vim.api.nvim_set_current_win(win)
-    return win
-  end
-  if opts.layout == 'float' then
-    local width = size(opts.width, vim.o.columns)
-    local height = size(opts.height, vim.o.lines)
-    win = vim.api.nvim_open_win(self.buf, true, {
-      relative = 'editor',
-      width = width,
-      height = height,
-      row = math.floor((vim.o.lines - height) / 2) - 1,
-      col = math.floor((vim.o.columns - width) / 2),
-      border = opts.border,
-      title = ' Switchboard ',
-      title_pos = 'center',
-    })
-  elseif opts.layout == 'horizontal' then
-    vim.cmd('botright split')
-    win = vim.api.nvim_get_current_win()
-    vim.api.nvim_win_set_buf(win, self.buf)
-    vim.api.nvim_win_set_height(win, size(opts.height, vim.o.lines))
-  else
-    vim.cmd('botright vsplit')
-    win = vim.api.nvim_get_current_win()
-    vim.api.nvim_win_set_buf(win, self.buf)
-    vim.api.nvim_win_set_width(win, size(opts.width, vim.o.columns))
-  end
-  local wo = vim.wo[win]
-  wo.wrap, wo.linebreak, wo.number, wo.relativenumber = true, true, false, false
-  wo.signcolumn, wo.foldenable, wo.spell = 'no', false, false
-  return win
+  return window.show(self.buf, config.options.chat)
 end
 
 function Chat:hide()
-  local win = self:window()
-  if win and #vim.api.nvim_tabpage_list_wins(0) > 1 then
-    vim.api.nvim_win_close(win, false)
-  end
+  window.hide(self.buf)
 end
 
 function Chat:focus_prompt(insert)
@@ -187,50 +143,10 @@ function Chat:show_pending_context()
   vim.api.nvim_buf_set_extmark(self.buf, transcript.context_ns, row, 0, { virt_lines = virt })
 end
 
-local ESTIMATE_DELAY_MS = 300
-
--- The cost of the message being typed, on the selected model, shown on the prompt heading. Debounced;
--- only while the server runs (typing never starts one).
 function Chat:schedule_estimate()
-  if not config.options.chat.estimate then
-    return
+  if config.options.chat.estimate then
+    estimate.schedule(self)
   end
-  self.estimate_timer = self.estimate_timer or vim.uv.new_timer()
-  self.estimate_timer:stop()
-  self.estimate_timer:start(ESTIMATE_DELAY_MS, 0, vim.schedule_wrap(function()
-    self:estimate()
-  end))
-end
-
-function Chat:estimate()
-  if self.busy or not vim.api.nvim_buf_is_valid(self.buf) or not server.client(self.root) then
-    return
-  end
-  local prompt = transcript.input(self.buf)
-  if prompt == '' and #self.pending_context == 0 then
-    transcript.set_prompt_hint(self.buf, nil)
-    return
-  end
-  local params = { workspaceUri = workspace(self), prompt = prompt, conversationId = self.conversation_id }
-  if #self.pending_context > 0 then
-    params.context = self.pending_context
-  end
-  server.request(self.root, 'switchboard/estimate', params, function(err, result)
-    if err or not vim.api.nvim_buf_is_valid(self.buf) or transcript.input(self.buf) ~= prompt then
-      return
-    end
-    local selected = status.selected(self.root) or 'auto'
-    for _, e in ipairs(result.estimates) do
-      if e.modelId == selected then
-        local hint = ('≈ %s cr on %s'):format(status.format_credits(e.estimatedCredits), status.short_name(selected))
-        if not e.fitsContext then
-          hint = hint .. ' (too large for its context window)'
-        end
-        self.last_estimate = e
-        transcript.set_prompt_hint(self.buf, hint)
-      end
-    end
-  end)
 end
 
 -- `:Switchboard think [budget|off]`: extended thinking for the next messages.
@@ -379,9 +295,11 @@ function Chat:_complete(busy, result)
   self.last_answer_id = result.turnId
   self.last_result = result
   transcript.set_heading(busy.answer, answer_heading(busy, result))
-  local notes = { footer({ status.model_name(result.routedModel), result.routeReason, credits_text(result.credits) }) }
+  local model = status.model_name(result.routedModel)
+  local notes = { footer({ model, result.routeReason, credits_text(result.credits) }) }
   if result.droppedTurns and result.droppedTurns > 0 then
-    table.insert(notes, ('> %d earlier turns were left out to fit the context window.'):format(result.droppedTurns))
+    local dropped = '> %d earlier turns were left out to fit the context window.'
+    table.insert(notes, dropped:format(result.droppedTurns))
   end
   transcript.render(busy.answer, M.with_thinking(result.thinking, result.text), notes)
 end

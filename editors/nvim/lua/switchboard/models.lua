@@ -39,7 +39,8 @@ function M.select(root, model_id, on_done)
 end
 
 function M.pick(root)
-  server.request(root, 'switchboard/models', { workspaceUri = server.workspace_uri(root) }, function(err, result)
+  local params = { workspaceUri = server.workspace_uri(root) }
+  server.request(root, 'switchboard/models', params, function(err, result)
     if err then
       errors.show(err)
       return

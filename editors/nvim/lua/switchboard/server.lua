@@ -6,7 +6,8 @@ local status = require('switchboard.status')
 
 local M = {}
 
-local entries = {} ---@type table<string, {id: integer, ready: boolean, queue: function[], server_info: table|nil}>
+-- root -> { id = client id, ready = initialized, queue = calls waiting for it, server_info, stopping }
+local entries = {} ---@type table<string, table>
 local progress_listeners = {} ---@type table<string, fun(value: table)>
 local exit_listeners = {} ---@type fun(root: string, code: integer)[]
 local next_token = 0

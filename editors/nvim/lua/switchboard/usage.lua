@@ -31,8 +31,10 @@ function M.overage_line(overage, plan_name)
   if not overage.enabled then
     return 'Overage: off (:Switchboard overage on)'
   end
-  local budget = overage.budgetUsd ~= vim.NIL and overage.budgetUsd and ('$%.2f budget'):format(overage.budgetUsd)
-    or 'no budget cap'
+  local budget = 'no budget cap'
+  if type(overage.budgetUsd) == 'number' then
+    budget = ('$%.2f budget'):format(overage.budgetUsd)
+  end
   return ('Overage: on, %s; %s credits used ($%.2f)'):format(budget, fmt(overage.credits), overage.costUsd)
 end
 
