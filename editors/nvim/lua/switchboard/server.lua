@@ -106,6 +106,11 @@ local function handlers()
       end
       return vim.lsp.handlers['$/progress'](err, params, ctx, cfg)
     end,
+    -- The 80% / 100% alerts and selection notices, the same way on every Neovim (0.10 echoes them).
+    ['window/showMessage'] = function(_, params)
+      local levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+      vim.notify('Switchboard: ' .. params.message, levels[params.type] or vim.log.levels.INFO)
+    end,
     ['switchboard/usageChanged'] = function(_, report)
       status.set_usage(report)
     end,
