@@ -1,7 +1,7 @@
 -- A long answer uses up the Free credits: the statusline turns to its 100% highlight, the next message
 -- gets the server's 1002 message, and its action shows the usage float.
 return {
-  timeout = 90,
+  timeout = 80,
   run = function(T)
     vim.cmd('Switchboard chat')
     T.wait_ready()
