@@ -1,4 +1,4 @@
--- gn starts a new conversation; :Switchboard history reopens an earlier one, which then continues.
+-- gn starts a new conversation; gh (:Switchboard history) reopens an earlier one, which then continues.
 return {
   run = function(T)
     vim.cmd('Switchboard chat')
@@ -36,7 +36,7 @@ return {
     vim.cmd('Switchboard new')
     T.eq(chat.conversation_id, nil, ':Switchboard new forgets the conversation')
     T.choose('First topic: unicode')
-    vim.cmd('Switchboard history')
+    T.keys('gh')
     T.wait(function()
       return chat.conversation_id == first
     end, 'the first conversation to open')

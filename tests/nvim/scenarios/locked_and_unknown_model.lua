@@ -27,6 +27,9 @@ return {
     T.wait_notified('Switchboard: Free. Entitlement is malformed: you are on Free')
     vim.cmd('Switchboard overage on')
     T.wait_notified('Overage is for paid plans')
+    T.eq(vim.fn.getcompletion('Switchboard mo', 'cmdline'), { 'model' }, 'subcommand completion')
+    T.eq(vim.fn.getcompletion('Switchboard model claude-s', 'cmdline'), { 'claude-sonnet-4.0', 'claude-sonnet-4.5' },
+      'model id completion')
     vim.cmd('Switchboard nonsense')
     T.wait_notified('unknown command "nonsense"')
   end,

@@ -1,11 +1,11 @@
--- :Switchboard usage: plan, credits used and left, per-model table, days as a bar chart, overage.
+-- :Switchboard usage (gu in the chat): plan, credits used and left, per-model table, days as a bar chart, overage.
 return {
   run = function(T)
     vim.cmd('Switchboard chat')
     T.wait_ready()
     local chat = T.send('hi')
     T.wait_idle(chat)
-    vim.cmd('Switchboard usage')
+    T.keys('gu')
     local win = T.wait(function()
       return vim.bo.filetype == 'switchboard_usage' and vim.api.nvim_get_current_win()
     end, 'the usage float')
