@@ -33,6 +33,7 @@ class TurnRouter:
             context=request.context,
             history=request.history,
             shift=ThresholdShift(*self._services.store.routing_counts(request.workspace)),
+            thinking_budget=request.thinking_budget,
         )
         choice = await self.auto.choose(facts, self.allowed())
         self._services.store.record_routed_turn(request.workspace)
