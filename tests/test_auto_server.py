@@ -157,3 +157,44 @@ async def test_auto_sends_small_talk_to_haiku_and_a_multi_file_design_question_t
         "claude-sonnet-4-5-20250929",
     ]
     assert small["routeReason"] != design["routeReason"]
+
+
+async def test_the_ask_decides_not_the_attachment_through_the_real_server(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    big = {
+        "uri": f"{workspace}/orders.py",
+        "text": "def calc_total(items):\n    return sum(i.price for i in items)\n" * 200,
+        "languageId": "python",
+    }
+    rename = await session.chat("rename calc_total to compute_total", context=[big])
+    workflow = {
+        "uri": f"{workspace}/.github/workflows/release.yml",
+        "text": "on: pull_request_target\njobs:\n  build:\n    runs-on: ubuntu-latest\n",
+        "languageId": "yaml",
+    }
+    review = await session.chat(
+        "review the workflow for supply chain / secret leak risks", context=[workflow]
+    )
+    assert rename["routedModel"] == "claude-haiku-4.5", rename["routeReason"]
+    assert rename["routeReason"] == "Local or mechanical edit → Claude Haiku 4.5"
+    assert review["routedModel"] == "claude-sonnet-4.5", review["routeReason"]
+    assert review["routeReason"].startswith("Security review")
+
+
+async def test_a_retry_with_a_stronger_model_escalates_the_conversations_next_turns(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    first = await session.chat("what does this function return?")
+    assert first["routedModel"] == "claude-haiku-4.5", first["routeReason"]
+    await session.request(
+        "switchboard/retry",
+        {"workspaceUri": workspace, "conversationId": first["conversationId"], "turnId": first["turnId"]},
+    )
+    follow_up = await session.chat("and what does it raise?", conversationId=first["conversationId"])
+    assert follow_up["routedModel"] == "claude-sonnet-4.5"
+    assert follow_up["routeReason"] == "Earlier retry with a stronger model → Claude Sonnet 4.5"
+    fresh = await session.chat("and what does it raise?")
+    assert fresh["routedModel"] == "claude-haiku-4.5", "the retry escalates its own conversation only"

@@ -17,6 +17,7 @@ from router_lab.editor_traffic.suite import load_suite
 from router_lab.legacy.difficulty import DifficultyModel, DifficultyWeights, read_weights, save_weights
 from router_lab.legacy.text_features import MAX_HEAD_CHARS, MAX_TAIL_CHARS, excerpt, ngrams, numeric_features
 from router_lab.metrics import bootstrap_apgr, interval, router_metrics
+from switchboard.features.chat.auto import TurnFacts, route_input
 from switchboard.routing import (
     AUTO_MODELS,
     PREFERENCES,
@@ -32,6 +33,7 @@ from switchboard.routing.context import ContextEntry, summarize_context
 from switchboard.routing.escalation import FEATURE_NAMES, EscalationModel, read_escalation
 from switchboard.routing.pricing import switch_saving_usd
 from switchboard.routing.router import _packaged_router  # pyright: ignore[reportPrivateUsage]
+from switchboard.store import StoredTurn
 
 HAIKU, SONNET_45, SONNET_40, OPUS = (
     "claude-haiku-4.5",
@@ -513,3 +515,31 @@ def test_metrics_random_is_half_and_an_oracle_beats_it() -> None:
     assert router_metrics(np.zeros(6), cheap, strong).apgr == pytest.approx(0.5)
     oracle = router_metrics(strong - cheap, cheap, strong)
     assert oracle.apgr > 0.9 and oracle.cpt50 <= 0.5
+
+
+def test_route_input_counts_escalated_answers_retries_and_thinking() -> None:
+    def answer(turn_id: str, model: str, retry_of: str | None = None) -> StoredTurn:
+        return StoredTurn(
+            turn_id,
+            "assistant",
+            "ok",
+            "complete",
+            "2026-12-06T06:00:00Z",
+            routed_model=model,
+            retry_of=retry_of,
+        )
+
+    history = [
+        StoredTurn("u1", "user", "q", "complete", "2026-12-06T06:00:00Z"),
+        answer("a1", HAIKU),
+        answer("a2", SONNET_45, retry_of="a1"),
+        StoredTurn("u2", "user", "q", "complete", "2026-12-06T06:00:00Z"),
+        answer("a3", SONNET_40),
+    ]
+    facts = TurnFacts(
+        prompt="next", context=[], history=history, shift=ThresholdShift(), thinking_budget=4_000,
+        preference="quality",
+    )  # fmt: skip
+    route = route_input(facts, list(ALL))
+    assert (route.sonnet_answers, route.stronger_retries, route.thinking_budget) == (2, 1, 4_000)
+    assert route.preference == "quality" and route.history_turns == 5 and route.last_model == SONNET_40
