@@ -198,3 +198,26 @@ async def test_a_retry_with_a_stronger_model_escalates_the_conversations_next_tu
     assert follow_up["routeReason"] == "Earlier retry with a stronger model → Claude Sonnet 4.5"
     fresh = await session.chat("and what does it raise?")
     assert fresh["routedModel"] == "claude-haiku-4.5", "the retry escalates its own conversation only"
+
+
+async def test_the_auto_preference_moves_a_borderline_ask_through_the_real_server(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api)
+    ask = "why does this fail sometimes?"  # one weak signal: Sonnet only for `quality`
+    routed = {
+        preference: (await session.chat(ask, autoPreference=preference))["routedModel"]
+        for preference in ("economy", "balanced", "quality")
+    }
+    assert routed == {
+        "economy": "claude-haiku-4.5",
+        "balanced": "claude-haiku-4.5",
+        "quality": "claude-sonnet-4.5",
+    }
+    assert (await session.chat(ask))["routedModel"] == "claude-haiku-4.5", "no preference means balanced"
+    chosen = await session.chat(ask, modelId="claude-haiku-4.5", autoPreference="quality")
+    assert chosen["routedModel"] == "claude-haiku-4.5", "a chosen model ignores Auto's preference"
+    bad = await session.error(
+        "switchboard/chat", {"workspaceUri": session.workspace, "prompt": ask, "autoPreference": "max"}
+    )
+    assert bad.code == -32602

@@ -4,10 +4,19 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SwitchboardClient } from './client';
-import type { ChatProgress, ChatResult, ContextItem, ConversationResult, ConversationSummary } from './protocol.generated';
+import type {
+  ChatParams,
+  ChatProgress,
+  ChatResult,
+  ContextItem,
+  ConversationResult,
+  ConversationSummary,
+} from './protocol.generated';
 import { describeError, isCancellation, type ErrorActionId } from './shared/errors';
 import { lineSpanLabel } from './shared/format';
 import type { ChatEvents, ChatSnapshot, ContextChip, EstimateView, PendingAnswer } from './shared/webviewProtocol';
+
+type AutoPreference = NonNullable<ChatParams['autoPreference']>;
 
 const STATE_CONVERSATION = 'switchboard.conversationId';
 /** Largest file attached as context from the editor (the server refuses prompts that don't fit anyway). */
@@ -72,6 +81,12 @@ export class ChatController implements vscode.Disposable {
 
   post<K extends keyof ChatEvents>(event: K, data: ChatEvents[K]): void {
     for (const sink of this.sinks) sink(event, data);
+  }
+
+  /** How readily Auto escalates (`switchboard.auto.preference`); the server ignores it for a chosen model. */
+  private autoPreference(): AutoPreference {
+    const value = vscode.workspace.getConfiguration('switchboard').get<string>('auto.preference');
+    return value === 'economy' || value === 'quality' ? value : 'balanced';
   }
 
   private thinkingBudget(): number {
@@ -246,6 +261,7 @@ export class ChatController implements vscode.Disposable {
           ...(opts.modelId ? { modelId: opts.modelId } : {}),
           context: opts.context,
           ...(opts.thinking && supportsThinking ? { thinking: { budgetTokens: this.thinkingBudget() } } : {}),
+          autoPreference: this.autoPreference(),
           workDoneToken,
         },
         token,

@@ -7,6 +7,7 @@ export interface AuthErrorData {
   reason: 'missing_key' | 'rejected_key';
 }
 export interface ChatParams {
+  autoPreference?: ('economy' | 'balanced' | 'quality') | null;
   context?: ContextItem[];
   conversationId?: string | null;
   modelId?: string | null;

@@ -23,9 +23,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
-from typing import Literal, get_args
+from typing import get_args
 
-from switchboard.protocol.messages import ConcreteModelId
+from switchboard.protocol.messages import AutoPreference, ConcreteModelId
 from switchboard.routing.ask import read_ask
 from switchboard.routing.context import ContextEntry, summarize_context
 from switchboard.routing.escalation import (
@@ -49,7 +49,7 @@ from switchboard.routing.policy import (
 from switchboard.routing.pricing import CACHE_TTL_SECONDS, switch_saving_usd
 from switchboard.routing.reasons import choice_reason, deciding_signal, stay_reason
 
-Preference = Literal["economy", "balanced", "quality"]
+Preference = AutoPreference
 PREFERENCES: tuple[Preference, ...] = get_args(Preference)
 DEFAULT_PREFERENCE: Preference = "balanced"
 # Shifts and the hysteresis band are shares of traffic (of the suite's development half), not probabilities:

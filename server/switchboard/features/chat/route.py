@@ -7,7 +7,7 @@ from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData
 from switchboard.providers.base import UpstreamError
-from switchboard.routing import ThresholdShift
+from switchboard.routing import DEFAULT_PREFERENCE, ThresholdShift
 from switchboard.store import StoredTurn
 
 from ..account import AccountFeature
@@ -34,6 +34,7 @@ class TurnRouter:
             history=request.history,
             shift=ThresholdShift(*self._services.store.routing_counts(request.workspace)),
             thinking_budget=request.thinking_budget,
+            preference=request.auto_preference or DEFAULT_PREFERENCE,
         )
         choice = await self.auto.choose(facts, self.allowed())
         self._services.store.record_routed_turn(request.workspace)

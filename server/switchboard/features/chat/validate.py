@@ -31,6 +31,7 @@ def chat_turn(params: ChatParams, models: ModelsFeature, store: ConversationStor
         thinking_budget=params.thinking.budget_tokens if params.thinking else None,
         token=params.work_done_token,
         history=history,
+        auto_preference=params.auto_preference,
     )
 
 
