@@ -221,3 +221,43 @@ async def test_the_auto_preference_moves_a_borderline_ask_through_the_real_serve
         "switchboard/chat", {"workspaceUri": session.workspace, "prompt": ask, "autoPreference": "max"}
     )
     assert bad.code == -32602
+
+
+HARD_ASK = "security review of this login handler"
+HANDLER = {"uri": "file:///w/login.ts", "text": "export function login(req) {\n  return check(req);\n}\n"}
+
+
+async def test_the_auto_allow_list_is_honoured_fallback_included_through_the_real_server(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api, SWITCHBOARD_MAX_RETRIES="1")
+    no_45 = ["claude-haiku-4.5", "claude-sonnet-4.0"]
+    hard = await session.chat(HARD_ASK, context=[HANDLER], autoModels=no_45)
+    assert hard["routedModel"] == "claude-sonnet-4.0"
+    assert hard["routeReason"].endswith("(Claude Sonnet 4.5 isn't in your Auto models)"), hard["routeReason"]
+
+    sonnet_45 = CATALOG["claude-sonnet-4.5"].anthropic_model
+    for busy in ("claude-sonnet-4.0", "claude-haiku-4.5"):
+        fake_api.reset()
+        fake_api.add_fault(Fault(kind="status", status=529, count=None, model=CATALOG[busy].anthropic_model))
+        ask = HARD_ASK if busy == "claude-sonnet-4.0" else "what does HTTP 404 mean?"
+        result = await session.chat(ask, context=[HANDLER], autoModels=no_45)
+        assert result["routedModel"] in no_45 and result["routedModel"] != busy
+        called = [body["model"] for body in message_requests(fake_api)]
+        assert sonnet_45 not in called, f"Auto called Sonnet 4.5 although the list leaves it out: {called}"
+
+    fake_api.reset()
+    only_haiku = await session.chat(HARD_ASK, context=[HANDLER], autoModels=["claude-haiku-4.5"])
+    assert only_haiku["routedModel"] == "claude-haiku-4.5"
+    assert only_haiku["routeReason"].endswith("(the strongest of your Auto models)")
+
+
+async def test_an_auto_allow_list_without_auto_models_is_refused(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api)
+    for models in ([], ["claude-opus-4.5"], ["gpt-4"]):
+        params = {"workspaceUri": session.workspace, "prompt": "hi", "autoModels": models}
+        error = await session.error("switchboard/chat", params)
+        assert error.code == -32602, models
+    assert not message_requests(fake_api), "nothing reached the API"

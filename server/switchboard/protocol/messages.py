@@ -124,6 +124,8 @@ class ChatParams(Wire):
     thinking: ThinkingOptions | None = None
     work_done_token: ProgressToken | None = None
     auto_preference: AutoPreference | None = None  # Auto only; None means "balanced"
+    # Auto only: the models it may answer with, fallback included (the plan still applies). None: all.
+    auto_models: Annotated[list[ConcreteModelId], Field(min_length=1, max_length=10)] | None = None
 
 
 class Usage(Wire):

@@ -56,19 +56,36 @@ def deciding_signal(features: RouteFeatures, wants_strong: bool) -> str:
     return "short" if features.ask.ask_words <= SHORT_ASK_WORDS else "below_bar"
 
 
-def _plan_note(model: str, wants_strong: bool, candidates: Collection[str]) -> str:
+def _plan_note(
+    model: str, wants_strong: bool, candidates: Collection[str], user_models: Collection[str] | None
+) -> str:
+    """Why the choice differs from what the ask wanted: the plan, or the user's own list of Auto models."""
+
+    def missing(other: str) -> str:
+        if user_models is not None and other not in user_models:
+            return f"{model_name(other)} isn't in your Auto models"
+        return f"{model_name(other)} isn't on your plan"
+
     if wants_strong and model == HAIKU:
+        if user_models is not None and not any(m in user_models for m in (SONNET_45, SONNET_40)):
+            return " (the strongest of your Auto models)"
         return " (the strongest model your plan allows for Auto)"
     if wants_strong and model == SONNET_40 and SONNET_45 not in candidates:
-        return " (Claude Sonnet 4.5 isn't on your plan)"
+        return f" ({missing(SONNET_45)})"
     if not wants_strong and model != HAIKU:
-        return " (Claude Haiku 4.5 isn't on your plan)"
+        return f" ({missing(HAIKU)})"
     return ""
 
 
-def choice_reason(model: str, wants_strong: bool, signal: str, candidates: Collection[str]) -> str:
+def choice_reason(
+    model: str,
+    wants_strong: bool,
+    signal: str,
+    candidates: Collection[str],
+    user_models: Collection[str] | None = None,
+) -> str:
     label = (ESCALATION_LABELS if wants_strong else STAY_LABELS)[signal]
-    return f"{label} → {model_name(model)}{_plan_note(model, wants_strong, candidates)}"
+    return f"{label} → {model_name(model)}{_plan_note(model, wants_strong, candidates, user_models)}"
 
 
 def stay_reason(model: str, *, for_cache: bool) -> str:

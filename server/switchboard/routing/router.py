@@ -80,6 +80,8 @@ class RouteInput:
     sonnet_answers: int = 0  # earlier answers in this conversation given by a Sonnet
     stronger_retries: int = 0  # earlier "retry with a stronger model" in this conversation
     thinking_budget: int | None = None  # this turn's extended-thinking budget
+    # The user's own list of Auto's models, already applied to `allowed`; only the reasons' wording uses it.
+    user_models: Collection[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class Router:
         signal = deciding_signal(features, wants_strong)
         decision = RouteDecision(
             model=target,
-            reason=choice_reason(target, wants_strong, signal, candidates),
+            reason=choice_reason(target, wants_strong, signal, candidates, route.user_models),
             probability=probability,
             threshold=threshold,
             features=features,

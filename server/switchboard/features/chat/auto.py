@@ -43,6 +43,7 @@ class TurnFacts:
     shift: ThresholdShift
     thinking_budget: int | None = None
     preference: Preference = DEFAULT_PREFERENCE
+    user_models: list[str] | None = None  # the user's allow-list for Auto (already applied to `allowed`)
 
 
 class AutoRouting:
@@ -87,6 +88,7 @@ def route_input(facts: TurnFacts, allowed: list[str]) -> RouteInput:
         sonnet_answers=sum(1 for t in facts.history if t.role == "assistant" and _is_sonnet(t.routed_model)),
         stronger_retries=len({t.retry_of for t in facts.history if t.retry_of}),
         thinking_budget=facts.thinking_budget,
+        user_models=facts.user_models,
     )
 
 

@@ -27,6 +27,7 @@ class TurnRequest:
     retry_of: str | None = None
     history_before: str | None = None
     auto_preference: AutoPreference | None = None  # how readily Auto escalates (None: balanced)
+    auto_models: list[str] | None = None  # the user's allow-list for Auto, fallback included (None: all)
 
     @property
     def auto(self) -> bool:
