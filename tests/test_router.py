@@ -200,6 +200,8 @@ def test_reasons_name_the_signal_that_decided(router: Router) -> None:
     explain = router.decide(RouteInput(prompt="what does this function return", context=BIG_MODULE))
     assert explain.reason == "Large attachment, local ask → Claude Haiku 4.5"
     assert router.decide(RouteInput(prompt="hi")).reason == "Short request → Claude Haiku 4.5"
+    weak = router.decide(RouteInput(prompt=BORDERLINE))  # a systemic signal, below the bar
+    assert weak.reason == "No signal strong enough to escalate → Claude Haiku 4.5"
 
 
 def test_conversation_signals_escalate_a_borderline_ask(router: Router) -> None:

@@ -51,6 +51,9 @@ def deciding_signal(features: RouteFeatures, wants_strong: bool) -> str:
     holding = {name: value for name, value in parts.items() if name in STAY_LABELS and value < 0}
     if holding:
         return min(holding, key=lambda name: holding[name])
+    spoke = [name for name, value in parts.items() if value > 0 and name in ESCALATION_LABELS]
+    if any(name != "log_ask_words" for name in spoke):
+        return "below_bar"  # a signal spoke, too weakly: "short" or "large attachment" would hide it
     if features.context.chars >= LARGE_CONTEXT_CHARS or features.context.files >= 2:
         return "large_context"
     return "short" if features.ask.ask_words <= SHORT_ASK_WORDS else "below_bar"
