@@ -1,11 +1,15 @@
-"""Auto's router on the editor-traffic suite (docs/router.md, "Editor-traffic suite"), next to baselines
-measured in the same run.
+"""Auto's router on the editor-traffic suite (docs/router.md, "Editor-traffic suite"), next to the router it
+replaced and baselines measured in the same run.
 
-Run: .venv/bin/python bench/router_editor_traffic.py [--misrouted] [--json out.json]
+Run: .venv/bin/python bench/router_editor_traffic.py [--part whole|held-out|development] [--misrouted]
+     [--json out.json]
 
 Every item goes through the path the server takes for a first turn under Auto: the prompt and its attached
 files become `ContextItem`s, `features/chat/auto.py: route_input` builds the `RouteInput` (fresh workspace:
-no history, no threshold shift; a plan that allows every model) and the shipped artifact decides.
+no history, no threshold shift; a plan that allows every model) and the shipped artifact decides, at each
+preference. The escalation model was fitted and its operating points chosen on the development half
+(`router_lab/editor_traffic/split.py`); the held-out half is the honest figure, the whole suite is shown too.
+The old router (`router_lab/legacy`) is the one Auto shipped before issue 18, with its own artifact.
 
 Printed: Auto's Sonnet share, its API cost relative to always-Sonnet (list prices through
 switchboard.routing.pricing, input tokens estimated from the prompt plus the attached text, output tokens by
@@ -39,11 +43,13 @@ from router_lab.editor_traffic.metrics import (  # noqa: E402
     random_choices,
     top_share,
 )
+from router_lab.editor_traffic.split import is_development  # noqa: E402
 from router_lab.editor_traffic.suite import CATEGORIES, SHAPES, TRAPS, Item, load_suite  # noqa: E402
+from router_lab.legacy.router import LegacyRouter  # noqa: E402
 from switchboard.catalog import CATALOG  # noqa: E402
 from switchboard.features.chat.auto import TurnFacts, route_input  # noqa: E402
 from switchboard.protocol.messages import ContextItem  # noqa: E402
-from switchboard.routing import RouteDecision, Router, ThresholdShift  # noqa: E402
+from switchboard.routing import PREFERENCES, Preference, RouteDecision, Router, ThresholdShift  # noqa: E402
 from switchboard.routing.pricing import turn_cost_usd  # noqa: E402
 from switchboard.tokens import estimate_tokens  # noqa: E402
 
@@ -73,13 +79,28 @@ OUTPUT_TOKENS = {
 MAX_SONNET_SHARE, MAX_EASY_ESCALATED, MIN_HARD_CAUGHT, MIN_CATEGORY_AGREEMENT = 0.30, 0.15, 0.70, 0.85
 
 
-def decide(router: Router, item: Item) -> RouteDecision:
+PARTS: dict[str, Callable[[Item], bool]] = {
+    "whole": lambda item: True,
+    "held-out": lambda item: not is_development(item.id),
+    "development": lambda item: is_development(item.id),
+}
+
+
+def decide(router: Router, item: Item, preference: Preference = "balanced") -> RouteDecision:
     context = [
         ContextItem.model_validate({"uri": a.uri, "text": a.text, "languageId": a.language_id})
         for a in item.context
     ]
-    facts = TurnFacts(prompt=item.prompt, context=context, history=[], shift=ThresholdShift())
+    facts = TurnFacts(
+        prompt=item.prompt, context=context, history=[], shift=ThresholdShift(), preference=preference
+    )
     return router.decide(route_input(facts, PLAN_MODELS))
+
+
+def old_router_choice(item: Item) -> bool:
+    return LegacyRouter.load().wants_sonnet(
+        item.prompt, [(a.uri, a.text, a.language_id) for a in item.context]
+    )
 
 
 def input_tokens(item: Item) -> int:
@@ -133,8 +154,16 @@ def evaluate(items: Sequence[Item]) -> dict[str, Any]:
     suite = Suite(items)
     auto = [d.model != HAIKU for d in decisions]
     share = sum(auto) / len(auto)
+    by_preference = {
+        p: suite.flat([decide(router, item, p).model != HAIKU for item in items])
+        for p in PREFERENCES
+        if p != "balanced"
+    }
     methods: dict[str, dict[str, float]] = {
         "auto": suite.flat(auto),
+        "auto economy": by_preference["economy"],
+        "auto quality": by_preference["quality"],
+        "old router": suite.flat([old_router_choice(item) for item in items]),
         "labels": suite.flat(suite.hard),
         "random": averaged(SEEDS, lambda seed: random_choices(len(items), share, seed), suite.flat),
         "ask length": suite.flat(top_share([float(len(i.prompt)) for i in items], share)),
@@ -171,7 +200,7 @@ def print_report(result: dict[str, Any], misrouted: bool) -> None:
             + " | ".join(f"{_pct(c):>{w}s}" for c, w in zip(cells, widths, strict=True))
             + " |"
         )
-    shown = ["auto", "random", "ask length", "input length", "always Haiku"]
+    shown = ["auto", "old router", "random", "ask length", "input length", "always Haiku"]
     for group, keys in (("category", CATEGORIES), ("shape", SHAPES), ("trap", ("none", *TRAPS))):
         members = [
             i for i in suite.items if (i.trap or "none" if group == "trap" else getattr(i, group)) in keys
@@ -223,8 +252,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--misrouted", action="store_true", help="list every item routed against its label")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--part", choices=list(PARTS), default="whole", help="which part of the suite")
     args = parser.parse_args(argv)
-    result = evaluate(load_suite())
+    items = [item for item in load_suite() if PARTS[args.part](item)]
+    print(f"Part: {args.part}\n")
+    result = evaluate(items)
     print_report(result, args.misrouted)
     methods: dict[str, dict[str, float]] = result["methods"]
     if args.json:

@@ -1,4 +1,8 @@
-"""Auto's difficulty model on the held-out test splits, next to two baselines measured in the same run.
+"""A diagnostic since issue 18: Auto's router on the public RouteLLM/ulab test splits, next to the router it
+replaced and two baselines measured in the same run. The router is now judged on the editor-traffic suite
+(bench/router_editor_traffic.py); these prompt-only sets have no attached context and their cheap/strong pairs
+(Mixtral vs GPT-4, Llama-8B vs Nemotron-51B) are far apart, so the figures say little about Haiku 4.5 vs
+Sonnet 4.5. The old APGR target (0.72) is retired.
 
 Run: .venv/bin/python bench/router_eval.py [--data /work/shared/datasets/routing]
 
@@ -6,16 +10,17 @@ Per test split (GSM8K and MMLU: hashed 30% of RouteLLM's sets; ulab: LLMRouter's
 averaged: APGR, CPT(50%), CPT(80%) and the share of strong-model calls needed for 95% of the strong model's
 quality (RouteLLM's definitions, see bench/router_lab/metrics.py), for
 
-* the shipped router (the committed artifact, the prompt alone: no context, no conversation),
+* the shipped router (the committed artifact, the prompt alone: no context, no conversation, P(needs Sonnet)),
+* the old router (bench/router_lab/legacy: the difficulty model Auto shipped before issue 18),
 * random routing (averaged over 200 seeds),
 * prompt length alone (longer → strong).
 
 Then how sure those figures are: 95% intervals from a paired bootstrap over the test prompts (the same
 resamples for every scorer) for the average APGR and for the router's lead over prompt length per split.
 
-Then the default threshold on the test mix (the three splits weighted equally): share of calls to the strong
-model, quality relative to always-strong, and Auto's API cost relative to always-Sonnet (Haiku 4.5 as cheap,
-Sonnet 4.5 as strong, list prices, the typical token mix of switchboard.routing.pricing). About 15 s.
+Then the default (balanced) threshold on the test mix (the three splits weighted equally): share of calls to
+the strong model, quality relative to always-strong, and Auto's API cost relative to always-Sonnet (Haiku 4.5
+as cheap, Sonnet 4.5 as strong, list prices, the typical token mix of routing.pricing). About 15 s.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from router_lab import datasets
+from router_lab.legacy.router import LegacyRouter
 from router_lab.metrics import (
     Interval,
     RouterMetrics,
@@ -40,12 +46,10 @@ from router_lab.metrics import (
     random_router_metrics,
     router_metrics,
 )
-from router_lab.scoring import standalone_probability
-from switchboard.routing import Router
+from switchboard.routing import RouteInput, Router
 from switchboard.routing.pricing import typical_request_cost_usd
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "routing"
-APGR_TARGET = 0.72
 COST_TARGET = 0.60
 QUALITY_TARGET = 0.95
 BOOTSTRAP = 1000
@@ -73,8 +77,9 @@ def _mean(rows: list[RouterMetrics]) -> RouterMetrics:
 
 def evaluate(data: Path) -> dict[str, Any]:
     router = Router.load()
+    old = LegacyRouter.load()
     examples = datasets.load_examples(data)
-    methods = ("router", "random", "length")
+    methods = ("router", "old", "random", "length")
     results: dict[str, dict[str, RouterMetrics]] = {m: {} for m in methods}
     arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     sizes: dict[str, int] = {}
@@ -84,11 +89,14 @@ def evaluate(data: Path) -> dict[str, Any]:
         test = datasets.select(examples, "test", source)
         cheap = np.array([e.cheap for e in test])
         strong = np.array([e.strong for e in test])
-        scores = np.array([standalone_probability(router.model, e.prompt) for e in test])
+        scores = np.array([router.decide(RouteInput(prompt=e.prompt)).probability for e in test])
         lengths = np.array([float(len(e.prompt)) for e in test])
         arrays[source] = (scores, cheap, strong)
         sizes[source] = len(test)
         results["router"][source] = router_metrics(scores, cheap, strong)
+        results["old"][source] = router_metrics(
+            np.array([old.probability(e.prompt) for e in test]), cheap, strong
+        )
         results["random"][source] = random_router_metrics(cheap, strong)
         results["length"][source] = router_metrics(lengths, cheap, strong)
         router_runs, length_runs = bootstrap_apgr([scores, lengths], cheap, strong, BOOTSTRAP)
@@ -96,7 +104,8 @@ def evaluate(data: Path) -> dict[str, Any]:
         difference = results["router"][source].apgr - results["length"][source].apgr
         versus_length[source] = interval(difference, router_runs - length_runs)
     cheap_ratio = typical_request_cost_usd("claude-haiku-4.5") / typical_request_cost_usd("claude-sonnet-4.5")
-    per_split = {s: outcome_at(router.model.threshold, *a) for s, a in arrays.items()}
+    threshold = router.threshold(0.0)
+    per_split = {s: outcome_at(threshold, *a) for s, a in arrays.items()}
     mix = mix_outcome(list(per_split.values()), cheap_ratio)
     runs = min(len(r) for r in boot_router)
     average = _mean(list(results["router"].values())).apgr
@@ -107,7 +116,7 @@ def evaluate(data: Path) -> dict[str, Any]:
         "sizes": sizes,
         "per_split": per_split,
         "mix": mix,
-        "threshold": router.model.threshold,
+        "threshold": threshold,
     }
 
 
@@ -119,12 +128,14 @@ def print_report(figures: dict[str, Any]) -> None:
     for source in datasets.SOURCES:
         for method, label in (
             ("router", "Auto router"),
+            ("old", "old router"),
             ("random", "random (200×)"),
             ("length", "prompt length"),
         ):
             print(_row(source, sizes[source], label, results[method][source]))
     for method, label in (
         ("router", "Auto router"),
+        ("old", "old router"),
         ("random", "random (200×)"),
         ("length", "prompt length"),
     ):
@@ -135,10 +146,7 @@ def print_report(figures: dict[str, Any]) -> None:
         results["router"][s].apgr > max(results["random"][s].apgr, results["length"][s].apgr)
         for s in datasets.SOURCES
     )
-    print(
-        f"\nAPGR averaged over the test splits: {average:.3f} (target ≥ {APGR_TARGET}: "
-        f"{'met' if average >= APGR_TARGET else 'MISSED'})"
-    )
+    print(f"\nAPGR averaged over the test splits: {average:.3f} (a diagnostic; no target since issue 18)")
     print(f"Beats random and prompt length on every split: {'yes' if beats else 'NO'}")
     print(
         f"\nUncertainty (paired bootstrap over the test prompts, {BOOTSTRAP} resamples, 95% intervals):\n"

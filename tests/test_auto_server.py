@@ -157,3 +157,107 @@ async def test_auto_sends_small_talk_to_haiku_and_a_multi_file_design_question_t
         "claude-sonnet-4-5-20250929",
     ]
     assert small["routeReason"] != design["routeReason"]
+
+
+async def test_the_ask_decides_not_the_attachment_through_the_real_server(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    big = {
+        "uri": f"{workspace}/orders.py",
+        "text": "def calc_total(items):\n    return sum(i.price for i in items)\n" * 200,
+        "languageId": "python",
+    }
+    rename = await session.chat("rename calc_total to compute_total", context=[big])
+    workflow = {
+        "uri": f"{workspace}/.github/workflows/release.yml",
+        "text": "on: pull_request_target\njobs:\n  build:\n    runs-on: ubuntu-latest\n",
+        "languageId": "yaml",
+    }
+    review = await session.chat(
+        "review the workflow for supply chain / secret leak risks", context=[workflow]
+    )
+    assert rename["routedModel"] == "claude-haiku-4.5", rename["routeReason"]
+    assert rename["routeReason"] == "Local or mechanical edit → Claude Haiku 4.5"
+    assert review["routedModel"] == "claude-sonnet-4.5", review["routeReason"]
+    assert review["routeReason"].startswith("Security review")
+
+
+async def test_a_retry_with_a_stronger_model_escalates_the_conversations_next_turns(
+    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str
+) -> None:
+    session = await start_server(fake_api)
+    first = await session.chat("what does this function return?")
+    assert first["routedModel"] == "claude-haiku-4.5", first["routeReason"]
+    await session.request(
+        "switchboard/retry",
+        {"workspaceUri": workspace, "conversationId": first["conversationId"], "turnId": first["turnId"]},
+    )
+    follow_up = await session.chat("and what does it raise?", conversationId=first["conversationId"])
+    assert follow_up["routedModel"] == "claude-sonnet-4.5"
+    assert follow_up["routeReason"] == "Earlier retry with a stronger model → Claude Sonnet 4.5"
+    fresh = await session.chat("and what does it raise?")
+    assert fresh["routedModel"] == "claude-haiku-4.5", "the retry escalates its own conversation only"
+
+
+async def test_the_auto_preference_moves_a_borderline_ask_through_the_real_server(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api)
+    ask = "why does this fail sometimes?"  # one weak signal: Sonnet only for `quality`
+    routed = {
+        preference: (await session.chat(ask, autoPreference=preference))["routedModel"]
+        for preference in ("economy", "balanced", "quality")
+    }
+    assert routed == {
+        "economy": "claude-haiku-4.5",
+        "balanced": "claude-haiku-4.5",
+        "quality": "claude-sonnet-4.5",
+    }
+    assert (await session.chat(ask))["routedModel"] == "claude-haiku-4.5", "no preference means balanced"
+    chosen = await session.chat(ask, modelId="claude-haiku-4.5", autoPreference="quality")
+    assert chosen["routedModel"] == "claude-haiku-4.5", "a chosen model ignores Auto's preference"
+    bad = await session.error(
+        "switchboard/chat", {"workspaceUri": session.workspace, "prompt": ask, "autoPreference": "max"}
+    )
+    assert bad.code == -32602
+
+
+HARD_ASK = "security review of this login handler"
+HANDLER = {"uri": "file:///w/login.ts", "text": "export function login(req) {\n  return check(req);\n}\n"}
+
+
+async def test_the_auto_allow_list_is_honoured_fallback_included_through_the_real_server(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api, SWITCHBOARD_MAX_RETRIES="1")
+    no_45 = ["claude-haiku-4.5", "claude-sonnet-4.0"]
+    hard = await session.chat(HARD_ASK, context=[HANDLER], autoModels=no_45)
+    assert hard["routedModel"] == "claude-sonnet-4.0"
+    assert hard["routeReason"].endswith("(Claude Sonnet 4.5 isn't in your Auto models)"), hard["routeReason"]
+
+    sonnet_45 = CATALOG["claude-sonnet-4.5"].anthropic_model
+    for busy in ("claude-sonnet-4.0", "claude-haiku-4.5"):
+        fake_api.reset()
+        fake_api.add_fault(Fault(kind="status", status=529, count=None, model=CATALOG[busy].anthropic_model))
+        ask = HARD_ASK if busy == "claude-sonnet-4.0" else "what does HTTP 404 mean?"
+        result = await session.chat(ask, context=[HANDLER], autoModels=no_45)
+        assert result["routedModel"] in no_45 and result["routedModel"] != busy
+        called = [body["model"] for body in message_requests(fake_api)]
+        assert sonnet_45 not in called, f"Auto called Sonnet 4.5 although the list leaves it out: {called}"
+
+    fake_api.reset()
+    only_haiku = await session.chat(HARD_ASK, context=[HANDLER], autoModels=["claude-haiku-4.5"])
+    assert only_haiku["routedModel"] == "claude-haiku-4.5"
+    assert only_haiku["routeReason"].endswith("(the strongest of your Auto models)")
+
+
+async def test_an_auto_allow_list_without_auto_models_is_refused(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    session = await start_server(fake_api)
+    for models in ([], ["claude-opus-4.5"], ["gpt-4"]):
+        params = {"workspaceUri": session.workspace, "prompt": "hi", "autoModels": models}
+        error = await session.error("switchboard/chat", params)
+        assert error.code == -32602, models
+    assert not message_requests(fake_api), "nothing reached the API"

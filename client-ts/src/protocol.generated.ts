@@ -7,6 +7,82 @@ export interface AuthErrorData {
   reason: 'missing_key' | 'rejected_key';
 }
 export interface ChatParams {
+  autoModels?:
+    | ['claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5']
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | null;
+  autoPreference?: ('economy' | 'balanced' | 'quality') | null;
   context?: ContextItem[];
   conversationId?: string | null;
   modelId?: string | null;

@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from switchboard import __version__
+
 
 def _serve(_args: argparse.Namespace) -> int:
     from switchboard import logs
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="switchboard",
         description="Chat with Claude models from any editor: a language server, a terminal client, tools.",
     )
+    # Editors' health checks (Neovim's :checkhealth switchboard) read the version without starting a server.
+    parser.add_argument("--version", action="version", version=f"switchboard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the language server on stdio (what an editor starts)")

@@ -36,9 +36,12 @@ class ModelSpec:
 AUTO = ModelSpec(
     id="auto",
     name="Auto",
-    description="Picks the best-value Claude model for each message and tells you which it chose and why.",
+    description=(
+        "Claude Haiku 4.5 by default, Claude Sonnet 4.5 when what you ask needs it (about one request in "
+        "five at the balanced preference). Says which it chose and why."
+    ),
     benefits=(
-        "Sonnet-level answers for a fraction of the credits",
+        "Sonnet-4-level answers for about half of always-Sonnet's API cost",
         "Billed at 1.0x whichever model answers",
         "Keeps the prompt cache warm instead of bouncing between models",
     ),

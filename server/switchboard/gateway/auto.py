@@ -46,7 +46,16 @@ def route_input(body: dict[str, Any], allowed: list[str]) -> RouteInput:
         history_turns=len(history),
         history_tokens=sum(estimate_tokens(_text(message)) for message in history),
         allowed=allowed,
+        thinking_budget=_thinking_budget(body.get("thinking")),
     )
+
+
+def _thinking_budget(thinking: Any) -> int | None:
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and not isinstance(budget, bool):
+            return budget
+    return None
 
 
 def _text(message: Any) -> str:

@@ -17,6 +17,8 @@ from pydantic.alias_generators import to_camel
 ModelId = Literal["auto", "claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
 ConcreteModelId = Literal["claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
 PlanId = Literal["free", "pro", "pro_plus", "power"]
+# How readily Auto escalates to Sonnet 4.5 (docs/router.md, "Figures (issue 18)").
+AutoPreference = Literal["economy", "balanced", "quality"]
 TurnStatus = Literal["complete", "cancelled", "failed"]
 Role = Literal["user", "assistant"]
 ProgressToken = str | int
@@ -121,6 +123,9 @@ class ChatParams(Wire):
     context: list[ContextItem] = Field(default_factory=list[ContextItem])
     thinking: ThinkingOptions | None = None
     work_done_token: ProgressToken | None = None
+    auto_preference: AutoPreference | None = None  # Auto only; None means "balanced"
+    # Auto only: the models it may answer with, fallback included (the plan still applies). None: all.
+    auto_models: Annotated[list[ConcreteModelId], Field(min_length=1, max_length=10)] | None = None
 
 
 class Usage(Wire):

@@ -1,4 +1,5 @@
-"""Short human reasons for a routing decision, e.g. "Multi-file refactor → Claude Sonnet 4.5"."""
+"""Short human reasons for a routing decision, naming the signal that decided, e.g. "Security review of code
+or configuration → Claude Sonnet 4.5" or "Local or mechanical edit → Claude Haiku 4.5"."""
 
 from __future__ import annotations
 
@@ -8,62 +9,86 @@ from switchboard.catalog.models import CATALOG
 from switchboard.routing.features import RouteFeatures
 from switchboard.routing.policy import HAIKU, SONNET_40, SONNET_45
 
-LONG_PROMPT_CHARS = 2_000
-SHORT_PROMPT_CHARS = 200
+# What each escalation signal is called in a reason (docs/router.md lists them).
+ESCALATION_LABELS: dict[str, str] = {
+    "design": "Multi-step design or architecture",
+    "security": "Security review",
+    "security_in_code": "Security review of code or configuration",
+    "concurrency": "Concurrency or memory-ordering reasoning",
+    "algorithm": "Hard algorithmic reasoning",
+    "whole_context": "Reasoning across the attached context",
+    "wide_ask": "Reasoning across the attached context",
+    "structural": "Cross-cutting change",
+    "care": "Change that must keep behaviour exactly",
+    "systemic": "Diagnosis with no pointer to the cause",
+    "log_ask_words": "Long, detailed request",
+    "escalated_conversation": "Long conversation that already needed Sonnet",
+    "thinking_on_hard_ask": "Extended thinking on hard reasoning",
+    "stronger_retry": "Earlier retry with a stronger model",
+}
+# Why a turn stays on Haiku, from the strongest signal against escalating.
+STAY_LABELS: dict[str, str] = {
+    "mechanical": "Local or mechanical edit",
+    "error_pasted": "Error that points at its cause",
+    "large_context": "Large attachment, local ask",
+    "short": "Short request",
+    "below_bar": "No signal strong enough to escalate",
+}
+SHORT_ASK_WORDS = 12
+LARGE_CONTEXT_CHARS = 6_000
 
 
 def model_name(model: str) -> str:
     return CATALOG[model].name
 
 
-def _hard_kind(f: RouteFeatures) -> str:
-    s, files = f.signals, f.context.files
-    if s.refactor:
-        return "Multi-file refactor" if files >= 2 else "Refactor"
-    if s.design:
-        return "Design question"
-    if files >= 2:
-        return "Question across several files"
-    if s.proof:
-        return "Proof or derivation"
-    if s.debug:
-        return "Tricky debugging"
-    if s.reasoning:
-        return "Question that needs careful reasoning"
-    if s.code or f.context.has_code:
-        return "Complex coding task"
-    if f.prompt_chars >= LONG_PROMPT_CHARS:
-        return "Long, detailed request"
-    return "Harder question"
+def deciding_signal(features: RouteFeatures, wants_strong: bool) -> str:
+    """The signal with the largest part of the logit in the direction that won."""
+    parts = features.contributions
+    if wants_strong:
+        pushing = {name: value for name, value in parts.items() if name in ESCALATION_LABELS and value > 0}
+        return max(pushing, key=lambda name: pushing[name]) if pushing else "log_ask_words"
+    holding = {name: value for name, value in parts.items() if name in STAY_LABELS and value < 0}
+    if holding:
+        return min(holding, key=lambda name: holding[name])
+    spoke = [name for name, value in parts.items() if value > 0 and name in ESCALATION_LABELS]
+    if any(name != "log_ask_words" for name in spoke):
+        return "below_bar"  # a signal spoke, too weakly: "short" or "large attachment" would hide it
+    if features.context.chars >= LARGE_CONTEXT_CHARS or features.context.files >= 2:
+        return "large_context"
+    return "short" if features.ask.ask_words <= SHORT_ASK_WORDS else "below_bar"
 
 
-def _easy_kind(f: RouteFeatures) -> str:
-    if f.signals.small_talk:
-        return "Small talk"
-    if f.signals.code or f.context.has_code:
-        return "Small code question"
-    if f.context.files == 1:
-        return "Quick question about one file"
-    if f.prompt_chars <= SHORT_PROMPT_CHARS:
-        return "Short factual question" if f.signals.question else "Short request"
-    return "Straightforward request"
+def _plan_note(
+    model: str, wants_strong: bool, candidates: Collection[str], user_models: Collection[str] | None
+) -> str:
+    """Why the choice differs from what the ask wanted: the plan, or the user's own list of Auto models."""
 
+    def missing(other: str) -> str:
+        if user_models is not None and other not in user_models:
+            return f"{model_name(other)} isn't in your Auto models"
+        return f"{model_name(other)} isn't on your plan"
 
-def _plan_note(model: str, wants_strong: bool, candidates: Collection[str]) -> str:
     if wants_strong and model == HAIKU:
+        if user_models is not None and not any(m in user_models for m in (SONNET_45, SONNET_40)):
+            return " (the strongest of your Auto models)"
         return " (the strongest model your plan allows for Auto)"
     if wants_strong and model == SONNET_40 and SONNET_45 not in candidates:
-        return " (Claude Sonnet 4.5 isn't on your plan)"
+        return f" ({missing(SONNET_45)})"
     if not wants_strong and model != HAIKU:
-        return " (Claude Haiku 4.5 isn't on your plan)"
+        return f" ({missing(HAIKU)})"
     return ""
 
 
 def choice_reason(
-    model: str, wants_strong: bool, features: RouteFeatures, candidates: Collection[str]
+    model: str,
+    wants_strong: bool,
+    signal: str,
+    candidates: Collection[str],
+    user_models: Collection[str] | None = None,
 ) -> str:
-    kind = _hard_kind(features) if wants_strong else _easy_kind(features)
-    return f"{kind} → {model_name(model)}{_plan_note(model, wants_strong, candidates)}"
+    label = (ESCALATION_LABELS if wants_strong else STAY_LABELS)[signal]
+    return f"{label} → {model_name(model)}{_plan_note(model, wants_strong, candidates, user_models)}"
 
 
 def stay_reason(model: str, *, for_cache: bool) -> str:

@@ -1,12 +1,14 @@
-"""Auto's per-request decision: a learned difficulty score, a tuned threshold, the plan, and the prompt cache.
+"""Auto's per-request decision: what the ask needs, the user's preference, the plan, and the prompt cache.
 
     router = Router.load()              # the committed artifact, read once (lazy, cached)
     decision = router.decide(RouteInput(prompt="…", allowed=plan_models, last_model=…, last_answer_at=…))
-    decision.model, decision.reason     # "claude-haiku-4.5", "Short factual question → Claude Haiku 4.5"
+    decision.model, decision.reason     # "claude-haiku-4.5", "Local or mechanical edit → Claude Haiku 4.5"
 
-1. Difficulty: p = sigmoid(learned logit of the prompt + prior of context and keywords), the probability that
-   the cheap model falls short of the strong one.
-2. Threshold: the one tuned on validation data (artifact), minus the user's shift (clamped).
+1. Escalation: p = sigmoid(the escalation model's logit), the probability that the turn needs Claude Sonnet
+   4.5 rather than Claude Haiku 4.5, from what the ask asks (`ask.py`), what it asks of the attached context
+   and the conversation so far (`escalation.py`).
+2. Threshold: the preference's (economy / balanced / quality, from the artifact), moved by the user's shift
+   (a share of traffic, clamped).
 3. Choice: p ≥ threshold → Sonnet 4.5 (Sonnet 4.0 when 4.5 is not allowed), else Haiku 4.5; never Opus.
 4. Stickiness mid-conversation: moving up happens whenever the turn needs it; moving down needs p below the
    threshold by a band (`HYSTERESIS_SHARE` of traffic) *and* a positive expected saving once the lost
@@ -21,9 +23,20 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from typing import get_args
 
-from switchboard.protocol.messages import ConcreteModelId
-from switchboard.routing.difficulty import ARTIFACT_NAME, DifficultyModel, read_weights, sigmoid
+from switchboard.protocol.messages import AutoPreference, ConcreteModelId
+from switchboard.routing.ask import read_ask
+from switchboard.routing.context import ContextEntry, summarize_context
+from switchboard.routing.escalation import (
+    ARTIFACT_NAME,
+    Conversation,
+    EscalationModel,
+    conversation_features,
+    learned_features,
+    logistic,
+    read_escalation,
+)
 from switchboard.routing.features import RouteFeatures
 from switchboard.routing.policy import (
     AUTO_MODELS,
@@ -34,15 +47,12 @@ from switchboard.routing.policy import (
     strong_choice,
 )
 from switchboard.routing.pricing import CACHE_TTL_SECONDS, switch_saving_usd
-from switchboard.routing.reasons import choice_reason, stay_reason
-from switchboard.routing.signals import (
-    ContextEntry,
-    prior_logit,
-    read_signals,
-    summarize_context,
-)
+from switchboard.routing.reasons import choice_reason, deciding_signal, stay_reason
 
-# Shifts and the hysteresis band are shares of traffic (of the validation mix), not raw probabilities:
+Preference = AutoPreference
+PREFERENCES: tuple[Preference, ...] = get_args(Preference)
+DEFAULT_PREFERENCE: Preference = "balanced"
+# Shifts and the hysteresis band are shares of traffic (of the suite's development half), not probabilities:
 # a shift of 0.10 sends about ten percentage points more of typical requests to Sonnet.
 HYSTERESIS_SHARE = 0.10  # moving down needs p below the threshold of (default share + this)
 MAX_SHIFT = 0.25
@@ -66,16 +76,23 @@ class RouteInput:
     allowed: Collection[str] = AUTO_MODELS
     threshold_shift: float = 0.0  # positive: Sonnet more often (see policy.ThresholdShift)
     now: float | None = None  # time.time() when None
+    preference: Preference = DEFAULT_PREFERENCE
+    sonnet_answers: int = 0  # earlier answers in this conversation given by a Sonnet
+    stronger_retries: int = 0  # earlier "retry with a stronger model" in this conversation
+    thinking_budget: int | None = None  # this turn's extended-thinking budget
+    # The user's own list of Auto's models, already applied to `allowed`; only the reasons' wording uses it.
+    user_models: Collection[str] | None = None
 
 
 @dataclass(frozen=True)
 class RouteDecision:
     model: ConcreteModelId
     reason: str
-    probability: float  # P(the cheap model falls short), learned score plus prior
-    threshold: float  # the effective threshold (after the user's shift)
+    probability: float  # P(the turn needs Sonnet 4.5), from the escalation model
+    threshold: float  # the effective threshold (the preference's, after the user's shift)
     features: RouteFeatures
-    wants_strong: bool  # what the difficulty alone asks for
+    wants_strong: bool  # what the escalation model alone asks for
+    signal: str | None = None  # the signal that decided (see reasons.deciding_signal)
     kept_for_cache: bool = False  # stayed on the last model although the difficulty pointed elsewhere
     switch_saving_usd: float | None = field(default=None)  # of moving down, when it was considered
 
@@ -92,7 +109,7 @@ def cache_is_warm(route: RouteInput) -> bool:
 
 
 class Router:
-    def __init__(self, model: DifficultyModel) -> None:
+    def __init__(self, model: EscalationModel) -> None:
         self.model = model
 
     @classmethod
@@ -101,47 +118,63 @@ class Router:
         return _packaged_router()
 
     def features(self, route: RouteInput) -> RouteFeatures:
-        signals = read_signals(route.prompt)
+        ask = read_ask(route.prompt)
         context = summarize_context(route.context)
+        conversation = Conversation(
+            turns=route.history_turns,
+            sonnet_answers=route.sonnet_answers,
+            stronger_retries=route.stronger_retries,
+            thinking_budget=route.thinking_budget,
+        )
+        values = learned_features(ask, context) | conversation_features(ask, conversation)
+        contributions = self.model.contributions(values)
         return RouteFeatures(
             prompt_chars=len(route.prompt),
             context=context,
-            signals=signals,
-            learned_logit=self.model.logit(route.prompt),
-            prior_logit=prior_logit(signals, context),
+            ask=ask,
+            contributions=contributions,
+            logit=self.model.logit(contributions),
             history_turns=route.history_turns,
             history_tokens=route.history_tokens,
             cache_warm=cache_is_warm(route),
         )
 
-    def strong_share(self, shift: float) -> float:
-        """The share of typical traffic sent to Sonnet by the default threshold plus the user's shift."""
+    def base_threshold(self, preference: Preference) -> float:
+        return self.model.thresholds[preference]
+
+    def strong_share(self, shift: float, preference: Preference = DEFAULT_PREFERENCE) -> float:
+        """The share of the suite's development half sent to Sonnet at `preference` plus the user's shift."""
         bounded = max(-MAX_SHIFT, min(MAX_SHIFT, shift))
-        return max(MIN_SHARE, min(MAX_SHARE, self.model.share_at(self.model.threshold) + bounded))
+        base = self.model.share_at(self.base_threshold(preference))
+        return max(MIN_SHARE, min(MAX_SHARE, base + bounded))
 
-    def threshold(self, shift: float) -> float:
-        return self.model.threshold if shift == 0 else self.model.threshold_at(self.strong_share(shift))
+    def threshold(self, shift: float, preference: Preference = DEFAULT_PREFERENCE) -> float:
+        if shift == 0:
+            return self.base_threshold(preference)
+        return self.model.threshold_at(self.strong_share(shift, preference))
 
-    def down_threshold(self, shift: float) -> float:
+    def down_threshold(self, shift: float, preference: Preference = DEFAULT_PREFERENCE) -> float:
         """Below this a turn is clearly cheap (the hysteresis band under the threshold)."""
-        return self.model.threshold_at(self.strong_share(shift) + HYSTERESIS_SHARE)
+        return self.model.threshold_at(self.strong_share(shift, preference) + HYSTERESIS_SHARE)
 
     def decide(self, route: RouteInput) -> RouteDecision:
         candidates = auto_candidates(route.allowed)
         if not candidates:
             raise NoRoutableModelError("the plan allows none of Auto's models")
         features = self.features(route)
-        probability = sigmoid(features.learned_logit + features.prior_logit)
-        threshold = self.threshold(route.threshold_shift)
+        probability = logistic(features.logit)
+        threshold = self.threshold(route.threshold_shift, route.preference)
         wants_strong = probability >= threshold
         target = strong_choice(candidates) if wants_strong else cheap_choice(candidates)
+        signal = deciding_signal(features, wants_strong)
         decision = RouteDecision(
             model=target,
-            reason=choice_reason(target, wants_strong, features, candidates),
+            reason=choice_reason(target, wants_strong, signal, candidates, route.user_models),
             probability=probability,
             threshold=threshold,
             features=features,
             wants_strong=wants_strong,
+            signal=signal,
         )
         last = auto_model(route.last_model, candidates)
         if last is None or last == target or TIER[target] > TIER[last]:
@@ -155,7 +188,7 @@ class Router:
             return decision if not warm else _kept(decision, last, warm=True, saving=None)
         new_tokens = (len(route.prompt) + decision.features.context.chars) // CHARS_PER_TOKEN
         saving = switch_saving_usd(last, decision.model, route.history_tokens, new_tokens, cache_warm=warm)
-        clearly_cheap = decision.probability < self.down_threshold(route.threshold_shift)
+        clearly_cheap = decision.probability < self.down_threshold(route.threshold_shift, route.preference)
         if clearly_cheap and saving > 0:
             return replace(decision, switch_saving_usd=saving)
         return _kept(decision, last, warm=warm and clearly_cheap, saving=saving)
@@ -177,4 +210,4 @@ def _kept(
 def _packaged_router() -> Router:
     artifact = resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME)
     with artifact.open("rb") as handle:
-        return Router(DifficultyModel(read_weights(handle)))
+        return Router(read_escalation(handle))

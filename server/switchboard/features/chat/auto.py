@@ -12,7 +12,16 @@ from datetime import datetime
 
 from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.messages import ContextItem
-from switchboard.routing import AUTO_MODELS, RouteInput, Router, ThresholdShift, next_fallback, stronger_model
+from switchboard.routing import (
+    AUTO_MODELS,
+    DEFAULT_PREFERENCE,
+    Preference,
+    RouteInput,
+    Router,
+    ThresholdShift,
+    next_fallback,
+    stronger_model,
+)
 from switchboard.store import StoredTurn
 from switchboard.tokens import estimate_tokens
 
@@ -25,12 +34,16 @@ class AutoChoice:
 
 @dataclass(frozen=True)
 class TurnFacts:
-    """What Auto looks at: the prompt, its context, the conversation so far and the user's retries."""
+    """What Auto looks at: the prompt, its context, the conversation so far, the user's retries and
+    preference, and the turn's thinking budget."""
 
     prompt: str
     context: list[ContextItem]
     history: list[StoredTurn]
     shift: ThresholdShift
+    thinking_budget: int | None = None
+    preference: Preference = DEFAULT_PREFERENCE
+    user_models: list[str] | None = None  # the user's allow-list for Auto (already applied to `allowed`)
 
 
 class AutoRouting:
@@ -71,7 +84,16 @@ def route_input(facts: TurnFacts, allowed: list[str]) -> RouteInput:
         last_answer_at=_epoch(last.created_at) if last else None,
         allowed=allowed,
         threshold_shift=facts.shift.shift,
+        preference=facts.preference,
+        sonnet_answers=sum(1 for t in facts.history if t.role == "assistant" and _is_sonnet(t.routed_model)),
+        stronger_retries=len({t.retry_of for t in facts.history if t.retry_of}),
+        thinking_budget=facts.thinking_budget,
+        user_models=facts.user_models,
     )
+
+
+def _is_sonnet(model: str | None) -> bool:
+    return model is not None and model.startswith("claude-sonnet")
 
 
 def _last_answer(history: list[StoredTurn]) -> StoredTurn | None:

@@ -7,7 +7,7 @@ from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData
 from switchboard.providers.base import UpstreamError
-from switchboard.routing import ThresholdShift
+from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, ThresholdShift
 from switchboard.store import StoredTurn
 
 from ..account import AccountFeature
@@ -33,8 +33,17 @@ class TurnRouter:
             context=request.context,
             history=request.history,
             shift=ThresholdShift(*self._services.store.routing_counts(request.workspace)),
+            thinking_budget=request.thinking_budget,
+            preference=request.auto_preference or DEFAULT_PREFERENCE,
+            user_models=request.auto_models,
         )
-        choice = await self.auto.choose(facts, self.allowed())
+        allowed = self.auto_allowed(request)
+        if request.auto_models is not None and not any(m in AUTO_MODELS for m in allowed):
+            raise InvalidParams(
+                "None of the models Auto may use (autoModels) is on your plan.",
+                InvalidParamsData(errors=["autoModels: no model allowed by the plan"]),
+            )
+        choice = await self.auto.choose(facts, allowed)
         self._services.store.record_routed_turn(request.workspace)
         return Route(choice.model, choice.reason)
 
@@ -45,7 +54,8 @@ class TurnRouter:
         busy = exc.status in BUSY_STATUSES or (exc.status is None and exc.type == "overloaded_error")
         if not busy or answer.state.text or answer.state.thinking:
             return None
-        model = self.auto.fallback(answer.route.model.id, self.allowed(), tried, auto=request.auto)
+        allowed = self.auto_allowed(request) if request.auto else self.allowed()
+        model = self.auto.fallback(answer.route.model.id, allowed, tried, auto=request.auto)
         if model is None:
             return None
         return Route(model, f"{answer.route.model.name} is busy → {model.name} answers instead")
@@ -65,3 +75,10 @@ class TurnRouter:
 
     def allowed(self) -> list[str]:
         return [spec.id for spec in CATALOG.values() if self._account.allows(spec.id)]
+
+    def auto_allowed(self, request: TurnRequest) -> list[str]:
+        """The plan's models, narrowed to the user's allow-list for Auto when there is one."""
+        allowed = self.allowed()
+        if request.auto_models is None:
+            return allowed
+        return [model for model in allowed if model in request.auto_models]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from switchboard.catalog import ModelSpec
 from switchboard.plans import Entitlement
-from switchboard.protocol.messages import ContextItem, ProgressToken
+from switchboard.protocol.messages import AutoPreference, ContextItem, ProgressToken
 from switchboard.providers.base import StreamState
 from switchboard.providers.prompt import BuiltPrompt
 from switchboard.store import StoredTurn
@@ -26,6 +26,8 @@ class TurnRequest:
     history: list[StoredTurn] = field(default_factory=list[StoredTurn])  # the conversation so far
     retry_of: str | None = None
     history_before: str | None = None
+    auto_preference: AutoPreference | None = None  # how readily Auto escalates (None: balanced)
+    auto_models: list[str] | None = None  # the user's allow-list for Auto, fallback included (None: all)
 
     @property
     def auto(self) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.errors import ConversationNotFound, InvalidParams
-from switchboard.protocol.messages import ChatParams, InvalidParamsData, RetryParams
+from switchboard.protocol.messages import ChatParams, ConcreteModelId, InvalidParamsData, RetryParams
+from switchboard.routing import AUTO_MODELS
 from switchboard.store import ConversationStore, StoredConversation, StoredTurn
 
 from ..models import ModelsFeature, require_known_model
@@ -31,6 +32,8 @@ def chat_turn(params: ChatParams, models: ModelsFeature, store: ConversationStor
         thinking_budget=params.thinking.budget_tokens if params.thinking else None,
         token=params.work_done_token,
         history=history,
+        auto_preference=params.auto_preference,
+        auto_models=check_auto_models(params.auto_models),
     )
 
 
@@ -72,6 +75,19 @@ def last_exchange(turns: list[StoredTurn], turn_id: str) -> tuple[StoredTurn, St
         f"Turn {turn_id!r} is not an answer to this conversation's last prompt: only that can be retried.",
         InvalidParamsData(errors=["turnId: not the last answer"]),
     )
+
+
+def check_auto_models(models: list[ConcreteModelId] | None) -> list[str] | None:
+    """The allow-list must name at least one model Auto answers with (Opus never is one)."""
+    if models is None:
+        return None
+    if not any(model in AUTO_MODELS for model in models):
+        names = ", ".join(CATALOG[model].name for model in AUTO_MODELS)
+        raise InvalidParams(
+            f"autoModels must include at least one of the models Auto uses: {names}.",
+            InvalidParamsData(errors=["autoModels: no model Auto can use"]),
+        )
+    return list(dict.fromkeys(models))
 
 
 def check_thinking(model: ModelSpec, budget: int) -> None:

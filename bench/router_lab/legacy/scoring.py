@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from switchboard.routing.difficulty import DifficultyModel, sigmoid
-from switchboard.routing.signals import ContextSummary, prior_logit, read_signals
+from router_lab.legacy.difficulty import DifficultyModel, sigmoid
+from router_lab.legacy.prior import ContextSummary, prior_logit, read_signals
 
 
 def standalone_probability(model: DifficultyModel, prompt: str) -> float:

@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from switchboard.routing.text_features import NUMERIC_FEATURE_NAMES, excerpt, ngram_counts, numeric_features
+from router_lab.legacy.text_features import NUMERIC_FEATURE_NAMES, excerpt, ngram_counts, numeric_features
 
 ARTIFACT_NAME = "difficulty_model.npz"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)

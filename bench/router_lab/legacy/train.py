@@ -2,8 +2,8 @@
 """Trains the difficulty model and writes the router's artifact.
 
     ./dev train-router            # installs the `train` extra, then runs this with the paths below
-    cd bench && python -m router_lab.train --data ../../shared/datasets/routing \
-        --out ../server/switchboard/routing/artifacts/
+    cd bench && python -m router_lab.legacy.train --data ../../shared/datasets/routing \
+        --out router_lab/legacy/
 
 Deterministic: fixed splits (see `datasets`), a deterministic solver (L-BFGS) and a zip written with fixed
 timestamps, so the same data gives the same artifact bytes. Needs scikit-learn (dev-only); the router itself
@@ -36,11 +36,11 @@ from sklearn.linear_model import LogisticRegression
 
 from router_lab import datasets
 from router_lab.datasets import SOURCES, Example
+from router_lab.legacy.difficulty import ARTIFACT_NAME, DifficultyModel, DifficultyWeights, save_weights
+from router_lab.legacy.scoring import standalone_probability
+from router_lab.legacy.text_features import NUMERIC_FEATURE_NAMES, excerpt, ngram_counts, numeric_features
 from router_lab.metrics import mix_outcome, outcome_at, router_metrics
-from router_lab.scoring import standalone_probability
-from switchboard.routing.difficulty import ARTIFACT_NAME, DifficultyModel, DifficultyWeights, save_weights
 from switchboard.routing.pricing import typical_request_cost_usd
-from switchboard.routing.text_features import NUMERIC_FEATURE_NAMES, excerpt, ngram_counts, numeric_features
 
 MIN_DF = 2
 C = 0.3

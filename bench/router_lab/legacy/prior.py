@@ -1,4 +1,4 @@
-"""What the router reads besides the learned text score: attached context and a few telling words.
+"""The shipped-until-issue-18 router's prior: attached context and a few telling words (kept for the bench).
 
 The public routing data has prompts only (no attached files, no editor context), so the weights of these
 signals cannot be learned from it. They are a documented *prior* added to the learned logit, in the same
@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from switchboard.routing.text_features import excerpt, looks_like_code
+from router_lab.legacy.text_features import excerpt, looks_like_code
 
 # (uri, text, language_id) as the chat request carries them.
 ContextEntry = tuple[str, str, str | None]

@@ -1,0 +1,285 @@
+"""What a request asks of the model and of its attached context, read from the ask's own words.
+
+Words are not tasks: every pattern below looks at how a word is used. A name in backticks (`race`,
+`debug`), a log level, an "architecture: arm64" key or an ARCHITECTURE.md file is not an ask, so quoted
+names, file names and `key: value` settings are blanked before matching, and each signal needs a verb or a
+construction around its word ("design *the* …", "security review", "*is* this double-checked locking
+correct"). The escalation model (`escalation.py`) weighs these signals; the size of the attachment only
+ever multiplies a signal that asks something of the whole attachment, it never escalates on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+ASK_HEAD_CHARS = 600
+ASK_TAIL_CHARS = 300
+
+# Names and settings that carry telling words without asking anything.
+_QUOTED = re.compile(r"`[^`\n]{1,80}`")
+_FILE_NAME = re.compile(r"\b[\w.-]+\.(?:md|py|ts|js|go|rs|java|ya?ml|json|toml|txt|cfg|ini|conf)\b", re.I)
+_SETTING = re.compile(
+    r"(?<![\w.-])[\w.-]+:[ \t]*(?=[\w.-]*\d)[\w.-]+"
+)  # "architecture: arm64", "python: 3.12"
+_LOG_LEVEL = re.compile(r"\b(?:log(?:ging)? level|level) (?:to |=)?\s*(?:debug|info|warn\w*|error|trace)\b")
+_HYPHEN_FLAG = re.compile(r"(?<![\w-])-{1,2}[a-z][\w-]*")  # -race, --debug, -O2 is kept apart below
+
+
+def _top_level(pattern: str) -> list[str]:
+    """The top-level alternatives of a regular expression (split at `|` outside groups and classes)."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, in_class, i = 0, False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            current.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        if char == "|" and depth == 0 and not in_class:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+_META = set("()[]{}.*+?|^$")
+_MIN_TRIGGER = 3
+
+
+def _literal_prefix(alternative: str) -> str:
+    """The literal text every match of `alternative` starts with (escaped punctuation counts as literal)."""
+    out: list[str] = []
+    i = 0
+    while i < len(alternative):
+        char = alternative[i]
+        if char == "\\" and i + 1 < len(alternative) and not alternative[i + 1].isalnum():
+            char, width = alternative[i + 1], 2
+        elif char in _META or char == "\\":
+            break
+        else:
+            width = 1
+        if alternative[i + width : i + width + 1] in ("?", "*", "{"):
+            break  # an optional last character is not part of every match
+        out.append(char)
+        i += width
+    return "".join(out)
+
+
+def _triggers(alternatives: list[str]) -> tuple[str, ...] | None:
+    """Substrings one of which every match contains, or None when some alternative has none usable."""
+    found: list[str] = []
+    for alternative in alternatives:
+        group = re.fullmatch(r"\(\?:([\w |-]+)\)(.*)", alternative)
+        heads = group.group(1).split("|") if group else [_literal_prefix(alternative)]
+        if group and group.group(2)[:1] in ("?", "*"):
+            return None
+        if any(len(head) < _MIN_TRIGGER for head in heads):
+            return None
+        found.extend(heads)
+    return tuple(sorted(set(found)))
+
+
+class _Family:
+    """One signal's pattern, searched only when the text contains one of its trigger substrings: `in` on a
+    few KB costs well under a microsecond, a regex of fifty alternatives some tens of microseconds."""
+
+    def __init__(self, pattern: str) -> None:
+        parts = _top_level(pattern)
+        bounded = [part[2:] for part in parts if part.startswith("\\b")]
+        others = [part for part in parts if not part.startswith("\\b")]
+        # One shared leading word boundary: Python's engine skips an alternative that starts with a literal
+        # by its first character, but tries one that starts with `\\b` in full at every position.
+        self.pattern = re.compile("|".join([f"\\b(?:{'|'.join(bounded)})", *others]))
+        self.triggers = _triggers(bounded + others)
+
+    def search(self, text: str) -> bool:
+        if self.triggers is not None and not any(trigger in text for trigger in self.triggers):
+            return False
+        return self.pattern.search(text) is not None
+
+
+_DESIGN = _Family(
+    r"\bhow (?:should|would|do|can) (?:we|i) (?:structure|design|architect|model|scale|shard|version)\b"
+    r"|\barchitecture (?:for|of)\b|\broadmap\b|\bhigh-level plan\b|\bmigration path\b|\bcutover\b"
+    r"|\bbackfill\b"
+    r"|\bdual-?writes?\b|\bexpand/contract\b|\bshard\w*|\breplication\b|\bfailover\b|\bactive-active\b"
+    r"|\bconsistency model\b|\beventual(?:ly)? consisten\w*|\bsagas?\b|\boutbox\b|\bcaching strategy\b"
+    r"|\bcache invalidation\b|\bschema design\b|\bdata model for\b|\bapi versioning\b|\bmonolith\b"
+    r"|\bmicroservices?\b|\bservice boundar\w*|\bbounded contexts?\b|\bplugin (?:system|architecture)\b"
+    r"|\bextensib\w*|\bthreat model\w*|\bdisaster recovery\b|\bhigh availability\b|\bat scale\b|"
+    r"\b(?:design|architect|rearchitect|re-architect)(?:ing)? "
+    r"(?:the|a|an|it|our|this|per-\w+|how|for|end to end)\b"
+    r"|\bdesign it\b|\b(?:phased|step-by-step|step by step|migration|rollout|incremental) plan\b"
+    r"|\bplan (?:the|how|a|for)\b|\bstep by step\b|\bend to end\b|\bstrategy\b|\bphased\b"
+    r"|\bmulti-?tenan\w*|\b(?:schema|database) per tenant\b|\boverall architecture\b|\bboundaries\b"
+    r"|\bsplit (?:this|it|us|the \w+) into services\b|\bshould we split\b|\bmulti-?region\b"
+    r"|\bzero[- ]downtime\b|\bversioning\b|\btrade-?offs?\b|\bscal\w+ (?:reads?|writes?|out)\b"
+    r"|\bevent-driven or\b|\bor request/response\b|\bcqrs\b|\bevent sourcing\b"
+)
+_SECURITY = _Family(
+    r"\bauthori[sz]ation bypass\b|\bbypass\w* (?:auth\w*|the check|permissions?)\b|\bsafe to (?:expose|run|"
+    r"deploy|use|publish)\b|\bsecure enough\b|\bhardening review\b|\btiming attack\b|\bconstant-time\b"
+    r"|\breplay\w*|\bsignature verification\b|\bverif\w+ (?:the )?(?:jwt|token|signature|webhook)\w*"
+    r"|\bsaniti[sz]\w*|\buntrusted\b|\buser[- ]controlled\b|\bpath traversal\b|\bdeseriali[sz]\w*"
+    r"|\b(?:shell|command|sql|ldap|template|header) injection\b|\bopen redirect\b|\brce\b|\bexposed\b"
+    r"|\bpublic(?:ly)? (?:readable|accessible|exposed)\b|\bleast privilege\b|\bover-?permissive\b"
+    r"|\bwildcard (?:permissions?|actions?|principals?)\b|\brow[- ]level security\b|\btenant isolation\b"
+    r"|\bleak\w* (?:data|tokens?|pii|secrets?|across tenants)\b|\biv reuse\b|\becb mode\b|\bcsprng\b"
+    r"|\bsecure\?|\bsafe\?|\bholes?\?|"
+    r"\bsecurity (?:review|audit|holes?|issues?|risks?|problems?)\b|\breview\b[^.?!\n]{0,40}\bsecurity\b"
+    r"|\babuse[ds]?\b|\bexploit\w*|\battackers?\b|\bvulnerab\w*|\binsecure\b|\bany holes\b"
+    r"|\binjection\b|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
+    r"|\bsecrets? leak\w*|\bsupply chain\b|\btamper\w*|\bforge\w*|\bspoof\w*|\bwhere trust\b"
+    r"|\bauthenticate each other\b|\bis (?:this|it|that) (?:safe|secure)\b"
+    r"|\bare (?:these|they) (?:safe|secure)\b"
+    r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)\b"
+    r"|\breview (?:the )?(?:cors|cookie|jwt|iam|rbac|auth\w*|permission\w*|policy|policies)\b"
+    r"|\bpermission checks\b|\bcan (?:a user|users|someone|anyone) (?:read|see|access|bypass)\b"
+)
+_CONCURRENCY = _Family(
+    r"\bthread[- ]?safe\w*|\bconcurrent(?:ly)? (?:modif\w+|access\w*|writes?|requests?|updates?|calls?)\b"
+    r"|\block ordering\b|\blivelock\w*|\bstarv\w+|\batomicity\b|\batomically\b|\bhappens-before\b"
+    r"|\breorder\w*|\bmemory barrier\w*|\baba problem\b|\bwait-free\b|\bout of order\b"
+    r"|\bduplicate(?:d)? (?:messages?|events?|charges?|jobs?|emails?|payments?)\b|\bredeliver\w*"
+    r"|\bisolation level\b|\bserializable\b|\bphantom reads?\b|\bselect \.\.\. for update\b|\bfor update\b"
+    r"|\boptimistic lock\w*|\bgoroutines? (?:leak|hang|stuck|block)\w*|\bhangs? (?:forever|sometimes)\b"
+    r"|\btoctou\b|\bcheck-then-act\b|\bsignal handler\b|\basync-signal-safe\b|\bmemory corruption\b|"
+    r"\brac(?:es?|y|e condition)\b(?! test)|\bdeadlock\w*|\bdouble-checked\b"
+    r"|\bmemory order\w*|\block-free\b|\bexactly-once\b|\bat-least-once\b|\btwice\b|"
+    r"\binterleav\w*|\blost updates?\b|\bspurious\b"
+    r"|\bfalse sharing\b|\bdistributed lock\b|\bmpmc\b|\bspsc\b|\bdata race\b|\blinearizab\w*"
+    r"|\bboth pass\b|\bgoroutine leak\w*|\bwith -o2\b|\bonly with -o\d\b|\bundefined behaviou?r\b"
+    r"|\bmemory model\b|\bcompare-and-swap\b|\bcas loop\b|\bthread-safe\b"
+)
+_ALGORITHM = _Family(
+    r"\bfaster than o\(|\bnp-(?:hard|complete)\b|\bheuristic\b|\bshortest path\b|\btopological\b"
+    r"|\bcorrectness\b|\bloop invariant\b|\bterminat(?:es|ion)\b|\bworst[- ]case\b|\bamortised\b"
+    r"|\bcache-friendly\b|\bvectori[sz]\w*|\bfloating[- ]point (?:error|precision|drift)\b|\bnumerical\w*|"
+    r"\bo\(n(?: log n|\^?2|²)?\)|\bcomplexity\b|\bexplicit stack\b|\biterative\b|\bbit-identical\b"
+    r"|\binvariant\w*|\bamortized\b|\bunder (?:these )?constraints\b|\bprove\b|\bproof\b"
+    r"|\bdynamic programming\b|\bsimd\b|\bnumerically stable\b"
+)
+_WHOLE_CONTEXT = _Family(
+    r"\bacross (?:files|modules|services|the codebase|the repo|the project)\b|\bend-to-end flow\b"
+    r"|\btrace (?:the|how|where)\b|\bhow (?:do|does) (?:these|the) \w+ (?:fit|interact|work together|talk)\b"
+    r"|\bdata flow\b|\bcall graph\b|\bsomewhere in (?:here|these|this)\b|\bmismatch between\b|"
+    r"\bacross (?:these|the|all|both|multiple|several|our|every)\b|\bthroughout\b|\boverall\b"
+    r"|\bthis codebase\b|\bwhole (?:file|codebase|module|app|thing)\b|\bthese (?:modules|services|handlers)\b"
+    r"|\bbetween these\b|\bwhere (?:is|are|does)\b[^.?!\n]{0,40}\b(?:actually|really)\b"
+)
+_STRUCTURAL = _Family(
+    r"\bextract (?:a|an) (?:service|layer|module|interface|package)\b|\bdecoupl\w*|\bmodulari[sz]\w*"
+    r"|\bhexagonal\b|\bclean architecture\b|\brepository pattern\b|\bevent bus\b|\bstrangler\b"
+    r"|\bsplit (?:the|this) (?:monolith|package|crate|repo)\b|\bmigrate (?:the )?(?:codebase|app|project)\b|"
+    r"\bgod class\b|\bdependency injection\b|\brestructur\w*|\bintroduce (?:\w+ )?(?:injection|layer|"
+    r"interface|cqrs|module)\w*|\bcomposition\b|\binheritance hierarchy\b|\binto (?:reusable )?modules\b"
+    r"|\bdomain module\b|\binto one middleware\b|\binto (?:cohesive )?(?:classes|slices)\b|\bstate machine\b"
+    r"|\bport (?:this|the|it) (?:module|service|library|crate|package)\b|\bfrom \w+ to (?:rust|go|c\+\+)\b"
+    r"|\bconvert (?:this|the) \w+ app\b|\bto \w+ async\b|\binto \w+ async\b|\bremove the global\b"
+    r"|\b(?:remove|replace|get rid of) the (?:global )?singleton\b"
+    r"|\bpull (?:the )?\w+ logic out\b|\bsplit (?:this|the) \w+ (?:class|module|service)\b"
+)
+_CARE = _Family(
+    r"\bwithout (?:any )?(?:behaviou?r|functional) change\b|\bpreserv\w*|\bbackwards?-compatible\b"
+    r"|\bno downtime\b|\bmust not (?:break|change|lose)\b|\bexisting (?:clients|callers|data)\b"
+    r"|\b(?:bit|byte)-for-(?:bit|byte)\b|\bround-trip\w*|\bsame output\b|\brollback\b|"
+    r"\bcareful\w*|\bmust (?:stay|be|keep|remain|not)\b|\bwithout (?:chang|recreat|break|downtime|los)\w*"
+    r"|\bkeep (?:the|each|its|their|all) \w+(?:'s)? (?:behaviou?r|api|semantics|order|the same)\b"
+    r"|\bsame behaviou?r\b|\bedge cases?\b|\bsemantics\b|\bidentical\b|\bexactly the same\b"
+    r"|\bidempoten\w*|\bhalfway\b|\bin what order\b|\bbackward\w* compat\w*|\bno \w+ is missed\b"
+    r"|\bwhat changes\b|\bdrifted\b|\bdeterministic\b|\breproducible\b|\bcorrect with\b"
+)
+_SYSTEMIC = _Family(
+    r"\bmemory leak\w*|\bleaks memory\b|\bgrows (?:over time|until)\b|\bp99\b|\blatency spikes?\b"
+    r"|\btail latency\b|\bthroughput (?:drops|collapses)\b|\bonly in prod\w*|\bin prod only\b"
+    r"|\bcan'?t reproduce\b|\bnon-?deterministic\w*|\bheisenbug\b|\bdegrad\w*|\bregress\w* after\b"
+    r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|\bn\+1\b|"
+    r"\bonly (?:when|after|under|once)\b|\bsometimes\b|\bintermittent\w*|\bonce a (?:week|day|month)\b"
+    r"|\brandomly\b|\bflaky\b|\bfalls? over\b|\bscales? badly\b|\brps\b|\bunder load\b"
+    r"|\bprofiler\b|\bin gc\b|\bhot path\b|\boomkill\w*|\bevent loop\b|\bexplain analyze\b"
+    r"|\bsilently\b|\bwrong (?:totals?|results?|numbers?) (?:for|in|on) some\b|\bfor good\b"
+)
+_MECHANICAL = _Family(
+    r"\brename\w*|\bdocstrings?\b|\bjsdoc\b|\bgodoc\b|\bjavadoc\b|\btypos?\b|\bcomments?\b|\bf-strings?\b"
+    r"|\blet/const\b|\bprintln\b|\breadme\b|\bchangelog\b|\btype hints?\b|\bnamed constants\b"
+    r"|\bearly returns\b|\boptional chaining\b|\ba test case\b|\bsnapshot test\b|\bhelp target\b"
+    r"|\bdocument\w*|\bformat(?:ting)?\b|\bsort (?:the )?imports\b|\bto yaml\b|\bto json\b"
+    r"|\breplace (?:every|all|the) \w+ (?:with|for|by)\b|\bswap every\b|\beverywhere\b|\bsummar\w+"
+)
+_ERROR_PASTED = _Family(
+    r"(?:error|exception):|\berr!|\btraceback\b|\bundefined reference\b|\bcannot find\b|\[emerg\]"
+    r"|\bno module named\b|\bassert \w+ ==|\bpanic:|\bsegmentation fault\b|\bexit status\b"
+)
+_WORD = re.compile(r"\w+")
+# A pasted line of code or a log line is material, not the ask.
+_CODE_LINE = re.compile(r"^(?:\s{2,}|\t).*$|^.*[;{}=]\s*$|^\s*(?:at |File \"|#|//|\$ |>>> ).*$", re.M)
+
+
+@dataclass(frozen=True)
+class AskSignals:
+    """What the ask asks for (each 0/1), read from the ask's words; see `read_ask`."""
+
+    design: bool = False  # a multi-step design, architecture or migration plan
+    security: bool = False  # whether code or configuration holds against an adversary
+    concurrency: bool = False  # races, orderings, delivery guarantees, UB under optimisation
+    algorithm: bool = False  # complexity, invariants, a rewrite under exact constraints
+    whole_context: bool = False  # relating parts of the attachment ("across these", "overall")
+    structural: bool = False  # a cross-cutting structural change (DI, split a god class, a port)
+    care: bool = False  # behaviour or semantics that must be kept ("same behaviour", "idempotency")
+    systemic: bool = False  # a symptom with no pointer to its place ("only after", "sometimes", GC)
+    mechanical: bool = False  # a local or mechanical edit (rename, docstring, typo, reformat)
+    error_pasted: bool = False  # a pasted error message, which usually points at its line
+    ask_words: int = 0
+
+
+def ask_part(prompt: str) -> str:
+    """The request itself: its start and its end, without pasted material between."""
+    if len(prompt) > ASK_HEAD_CHARS + ASK_TAIL_CHARS:
+        return prompt[:ASK_HEAD_CHARS] + "\n" + prompt[-ASK_TAIL_CHARS:]
+    return prompt
+
+
+def ask_text(part: str) -> str:
+    """The ask with pasted code lines dropped and names, file names, settings and log levels blanked,
+    lower-cased (what is matched)."""
+    text = _CODE_LINE.sub("", part)
+    text = _QUOTED.sub(" name ", text)
+    text = _FILE_NAME.sub(" file ", text)
+    text = text.lower()
+    text = _LOG_LEVEL.sub(" log level ", text)
+    return _SETTING.sub(" setting ", text) if ":" in text else text
+
+
+def read_ask(prompt: str) -> AskSignals:
+    part = ask_part(prompt)
+    text = ask_text(part)
+    flagless = _HYPHEN_FLAG.sub(lambda m: m.group(0) if m.group(0).startswith("-o") else " flag ", text)
+    return AskSignals(
+        design=_DESIGN.search(text),
+        security=_SECURITY.search(text),
+        concurrency=_CONCURRENCY.search(flagless),
+        algorithm=_ALGORITHM.search(text),
+        whole_context=_WHOLE_CONTEXT.search(text),
+        structural=_STRUCTURAL.search(text),
+        care=_CARE.search(text),
+        systemic=_SYSTEMIC.search(text),
+        mechanical=_MECHANICAL.search(text),
+        error_pasted=_ERROR_PASTED.search(part.lower()),
+        ask_words=len(_WORD.findall(text)),
+    )
+
+
+def log_words(signals: AskSignals) -> float:
+    return math.log1p(signals.ask_words)

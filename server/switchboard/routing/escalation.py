@@ -1,0 +1,172 @@
+"""The escalation model: the log-odds that a turn needs Claude Sonnet 4.5 rather than Claude Haiku 4.5.
+
+A logistic model over what the ask asks (`ask.AskSignals`), what it asks *of* the attachment, and the
+conversation so far. Its weights are fitted by `bench/router_lab/escalation.py` (MAP logistic regression,
+Gaussian priors centred on published Claude 4.x benchmark gaps, on the development half of the editor-traffic
+suite) and shipped as a small JSON artifact; docs/router.md lists every weight and its source.
+
+The attachment's size enters only through `wide_ask`: a signal that asks something of the whole attachment
+(relate its parts, change it across files, keep its behaviour) counts more when the attachment is wide.
+Nothing here grows with the attachment's size on its own.
+
+The conversation's signals are not in the suite (every item is a first turn), so their weights are fixed
+priors, not fitted: a long conversation that already escalated, extended thinking on a hard ask, and an
+explicit "retry with a stronger model" earlier in the conversation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from switchboard.routing.ask import AskSignals, log_words
+from switchboard.routing.context import ContextSummary
+
+ARTIFACT_NAME = "escalation_model.json"
+WIDE_CONTEXT_CHARS = 6_000  # about 200 lines of code
+LONG_CONVERSATION_TURNS = 6  # three exchanges
+ESCALATED_ANSWERS = 2
+THINKING_MIN_BUDGET = 1_024
+# The ask's length enters relative to a typical ten-word ask, so its part of the logit says "longer (or
+# shorter) than usual" and a reason can name it only when it really tipped the decision.
+TYPICAL_ASK_WORDS = 10
+
+# The learned features, in artifact order.
+FEATURE_NAMES: tuple[str, ...] = (
+    "design",
+    "security",
+    "security_in_code",
+    "concurrency",
+    "algorithm",
+    "whole_context",
+    "structural",
+    "care",
+    "systemic",
+    "wide_ask",
+    "mechanical",
+    "error_pasted",
+    "log_ask_words",
+)
+# Conversation signals: fixed prior weights (log-odds), not fitted (see the module docstring). 3.0 takes a
+# typical ask (logit about −2.3) over the balanced threshold on its own; thinking adds to a hard ask's signal.
+CONVERSATION_WEIGHTS: dict[str, float] = {
+    "escalated_conversation": 3.0,
+    "thinking_on_hard_ask": 2.0,
+    "stronger_retry": 3.0,
+}
+HARD_REASONING = ("design", "security", "concurrency", "algorithm")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The facts about the conversation so far that may escalate a turn."""
+
+    turns: int = 0
+    sonnet_answers: int = 0  # earlier answers given by a Sonnet
+    stronger_retries: int = 0  # earlier "retry with a stronger model" in this conversation
+    thinking_budget: int | None = None  # this turn's extended-thinking budget
+
+
+def learned_features(ask: AskSignals, context: ContextSummary) -> dict[str, float]:
+    wide = context.files >= 2 or context.chars >= WIDE_CONTEXT_CHARS
+    asks_of_whole = ask.whole_context or ask.structural or ask.care
+    return {
+        "design": float(ask.design),
+        "security": float(ask.security),
+        "security_in_code": float(ask.security and context.has_code),
+        "concurrency": float(ask.concurrency),
+        "algorithm": float(ask.algorithm),
+        "whole_context": float(ask.whole_context),
+        "structural": float(ask.structural),
+        "care": float(ask.care),
+        "systemic": float(ask.systemic),
+        "wide_ask": float(asks_of_whole and wide),
+        "mechanical": float(ask.mechanical),
+        "error_pasted": float(ask.error_pasted),
+        "log_ask_words": log_words(ask) - math.log1p(TYPICAL_ASK_WORDS),
+    }
+
+
+def conversation_features(ask: AskSignals, conversation: Conversation) -> dict[str, float]:
+    hard = any(getattr(ask, name) for name in HARD_REASONING)
+    thinking = (conversation.thinking_budget or 0) >= THINKING_MIN_BUDGET
+    return {
+        "escalated_conversation": float(
+            conversation.turns >= LONG_CONVERSATION_TURNS and conversation.sonnet_answers >= ESCALATED_ANSWERS
+        ),
+        "thinking_on_hard_ask": float(thinking and hard),
+        "stronger_retry": float(conversation.stronger_retries > 0),
+    }
+
+
+@dataclass(frozen=True)
+class EscalationModel:
+    """Weights (log-odds per unit of each feature), an intercept and the operating points."""
+
+    weights: dict[str, float]
+    intercept: float
+    # preference → probability threshold, chosen on the suite's development half.
+    thresholds: dict[str, float]
+    # share_thresholds[k]: the threshold that sends k% of the development half to Sonnet.
+    share_thresholds: list[float]
+    meta: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def contributions(self, features: dict[str, float]) -> dict[str, float]:
+        """Each feature's part of the logit (conversation signals at their fixed weights)."""
+        out = {name: self.weights.get(name, 0.0) * value for name, value in features.items()}
+        for name, weight in CONVERSATION_WEIGHTS.items():
+            if name in features:
+                out[name] = weight * features[name]
+        return out
+
+    def logit(self, contributions: dict[str, float]) -> float:
+        return self.intercept + sum(contributions.values())
+
+    def share_at(self, threshold: float) -> float:
+        """The share of the development half at or above `threshold` (0..1, interpolated)."""
+        table = self.share_thresholds
+        for k in range(1, len(table)):
+            if table[k] <= threshold:
+                span = table[k - 1] - table[k]
+                frac = (table[k - 1] - threshold) / span if span > 0 else 1.0
+                return (k - 1 + min(1.0, max(0.0, frac))) / (len(table) - 1)
+        return 1.0
+
+    def threshold_at(self, share: float) -> float:
+        table = self.share_thresholds
+        position = min(1.0, max(0.0, share)) * (len(table) - 1)
+        k = min(int(position), len(table) - 2)
+        return table[k] + (table[k + 1] - table[k]) * (position - k)
+
+    def to_json(self) -> str:
+        body = {
+            "feature_names": list(FEATURE_NAMES),
+            "weights": {name: round(self.weights[name], 6) for name in FEATURE_NAMES},
+            "intercept": round(self.intercept, 6),
+            "thresholds": {k: round(v, 6) for k, v in self.thresholds.items()},
+            "share_thresholds": [round(t, 6) for t in self.share_thresholds],
+            "meta": self.meta,
+        }
+        return json.dumps(body, indent=1, sort_keys=True) + "\n"
+
+
+def read_escalation(source: IO[bytes]) -> EscalationModel:
+    body = json.loads(source.read().decode("utf-8"))
+    if tuple(body["feature_names"]) != FEATURE_NAMES:
+        raise ValueError("artifact does not match the escalation features of this version")
+    return EscalationModel(
+        weights={name: float(body["weights"][name]) for name in FEATURE_NAMES},
+        intercept=float(body["intercept"]),
+        thresholds={str(k): float(v) for k, v in body["thresholds"].items()},
+        share_thresholds=[float(t) for t in body["share_thresholds"]],
+        meta=dict(body.get("meta", {})),
+    )
+
+
+def logistic(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
