@@ -6,7 +6,7 @@ return {
     T.wait_ready()
     require('switchboard.models').select(vim.fn.getcwd(), 'claude-haiku-4.5')
     T.wait_notified('next messages use Claude Haiku 4.5')
-    T.choose('Claude Opus 4.5')
+    T.choose('Claude Opus 4.5  2.2×')
     T.keys('gm')
     local note = T.wait_notified('Claude Opus 4.5 needs Pro, Pro+ or Power')
     T.eq(note.level, vim.log.levels.ERROR, 'shown as an error')

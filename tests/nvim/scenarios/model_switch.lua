@@ -8,7 +8,7 @@ return {
     T.wait_idle(chat)
     local first_conversation = chat.conversation_id
     T.ok(first_conversation, 'the conversation id is known')
-    T.choose('Claude Sonnet 4.5')
+    T.choose('Claude Sonnet 4.5  1.3×')  -- the row itself: Auto's description names Sonnet 4.5 too
     T.keys('gm')
     T.wait_notified('next messages use Claude Sonnet 4.5')
     local picker = T.selects[1]
