@@ -59,5 +59,7 @@ describe('the draft of the next message', () => {
     assert.equal(contextLabel(selection(11, 29).item), 'fib.py:12-30');
     assert.equal(contextLabel({ uri: 'file:///ws/my%20notes.md', text: '' }), 'my notes.md');
     assert.equal(contextLabel({ uri: 'untitled', text: '' }), 'untitled');
+    assert.equal(contextLabel({ uri: 'file:///ws/100%.md', text: '' }), '100%.md');
+    assert.equal(contextLabel({ uri: 'file:///ws/bad%E0%A4%A.md', text: '' }), 'bad%E0%A4%A.md');
   });
 });

@@ -67,8 +67,17 @@ function sameContext(a: ContextItem, b: ContextItem): boolean {
 
 /** "fib.py:1-10" for a selection, "fib.py" for a whole file. */
 export function contextLabel(item: ContextItem): string {
-  const name = decodeURIComponent(item.uri.split('/').pop() ?? item.uri);
+  const name = decodedName(item.uri.split('/').pop() ?? item.uri);
   return item.range ? `${name}:${lineSpanLabel(item.range)}` : name;
+}
+
+/** A malformed escape (`%E0%A4%A`, a lone `%`) shows as it is rather than failing the whole message. */
+function decodedName(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function chipsFromContext(context: ContextItem[]): ContextChip[] {
