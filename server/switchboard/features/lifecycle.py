@@ -35,7 +35,6 @@ class LifecycleFeature(Feature):
         self._commands: dict[str, Callable[..., Any]] = {}
         self._installed: InstalledFeatures | None = None
         self._warmup: asyncio.Future[Any] | None = None
-        self._router_warmup: asyncio.Future[Any] | None = None
 
     def register(self) -> None:
         self.editor.feature(lsp.INITIALIZE)(plain(self.on_initialize))
@@ -74,7 +73,7 @@ class LifecycleFeature(Feature):
         # Warm up the SDK import in the background so the first chat starts at full speed.
         self._warmup = asyncio.ensure_future(load_sdk())
         if self._installed is not None:
-            self._router_warmup = asyncio.ensure_future(self._installed.chat.warm_up())
+            self._installed.chat.warm_up()
             self._installed.account.schedule_rollover()
 
     def on_shutdown(self, _params: Any) -> None:

@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         upstream = Upstream(settings)
         gateway = Gateway(settings, pool, upstream, authority)
         app.state.gateway = gateway
-        await gateway.auto.router()
+        gateway.auto.warm_up()
         reaper = asyncio.ensure_future(reap_forever(gateway))
         log.info("gateway replica %s ready", gateway.replica)
         try:

@@ -92,7 +92,7 @@ class Gateway:
         # As the language server does: every model the plan allows; the router keeps to its own (never Opus).
         allowed = [model for model in CATALOG if plan.allows(model)]
         try:
-            route = await self.auto.route(turn.body, allowed)
+            route = self.auto.route(turn.body, allowed)
         except NoRoutableModelError:
             raise GatewayRefusal(
                 403, "plan_forbids_model", "Your plan allows none of Auto's models."

@@ -6,7 +6,6 @@ gathers what it needs from the conversation, the plan and the user's history of 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,18 +46,14 @@ class TurnFacts:
 
 
 class AutoRouting:
-    def __init__(self) -> None:
-        self._router: asyncio.Future[Router] | None = None
+    @staticmethod
+    def warm_up() -> None:
+        """Reads the router's artifact ahead of the first chat (a few milliseconds, once per process)."""
+        Router.load()
 
-    async def router(self) -> Router:
-        """The router's artifact loads off the event loop, once (about 0.1 s)."""
-        if self._router is None:
-            self._router = asyncio.ensure_future(asyncio.to_thread(Router.load))
-        return await asyncio.shield(self._router)
-
-    async def choose(self, facts: TurnFacts, allowed: list[str]) -> AutoChoice:
-        router = await self.router()
-        decision = router.decide(route_input(facts, allowed))
+    @staticmethod
+    def choose(facts: TurnFacts, allowed: list[str]) -> AutoChoice:
+        decision = Router.load().decide(route_input(facts, allowed))
         return AutoChoice(CATALOG[decision.model], decision.reason)
 
     @staticmethod

@@ -51,9 +51,9 @@ class ChatFeature(Feature):
         register_request(self.editor, methods.RETRY, self.retry)
         self.editor.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)(plain(self.on_progress_cancel))
 
-    async def warm_up(self) -> None:
+    def warm_up(self) -> None:
         """Loads Auto's router ahead of the first chat."""
-        await self.router.auto.router()
+        self.router.auto.warm_up()
 
     # --- requests -------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ class TurnRouter:
                 "None of the models Auto may use (autoModels) is on your plan.",
                 InvalidParamsData(errors=["autoModels: no model allowed by the plan"]),
             )
-        choice = await self.auto.choose(facts, allowed)
+        choice = self.auto.choose(facts, allowed)
         self._services.store.record_routed_turn(request.workspace)
         return Route(choice.model, choice.reason)
 
