@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="stop an account: its tokens stop working at once")
     revoke.add_argument("account", help="account id or email")
     revoke.set_defaults(run=_accounts_revoke)
+    sign_out = actions.add_parser(
+        "sign-out", help="sign an account out everywhere: its refresh tokens stop working at once"
+    )
+    sign_out.add_argument("account", help="account id or email")
+    sign_out.set_defaults(run=_accounts_sign_out)
     usage = actions.add_parser("usage", help="print an account's usage report (JSON)")
     usage.add_argument("account", help="account id or email")
     usage.set_defaults(run=_accounts_usage)
@@ -171,6 +176,24 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
         except accounts.AccountError as error:
             raise _Failed(str(error)) from None
     print(f"{account.email} ({account.id}) is revoked: its access tokens no longer work.", file=out)
+    return 0
+
+
+async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+    from .signin.refresh import revoke_account
+
+    async with await _connect(settings) as conn:
+        try:
+            account = await accounts.find_account(conn, args.account)
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+        revoked = await revoke_account(conn, account.id)
+    print(
+        f"{account.email} ({account.id}) is signed out of {revoked} session(s); access tokens already issued"
+        " expire within 15 minutes.",
+        file=out,
+    )
     return 0
 
 
