@@ -97,7 +97,8 @@ async def _device_authorization(request: Request, form: dict[str, str]) -> Respo
     gateway = _gateway(request)
     client_id = _client_id(request, form)
     assert client_id is not None
-    await _limit_address(gateway, ratelimit.DEVICE_AUTHORIZATION_PER_ADDRESS, request)
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    await _limit_address(gateway, rules.device_authorization_per_address, request)
     settings = gateway.settings
     async with gateway.pool.connection() as conn:
         started = await device.start(
@@ -118,7 +119,8 @@ async def _device_authorization(request: Request, form: dict[str, str]) -> Respo
 
 async def _token(request: Request, form: dict[str, str]) -> Response:
     gateway = _gateway(request)
-    await _limit_address(gateway, ratelimit.TOKEN_PER_ADDRESS, request)
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    await _limit_address(gateway, rules.token_per_address, request)
     grant_type = _required(form, "grant_type")
     request.state.grant = grant_type
     client_id = _client_id(request, form)

@@ -72,7 +72,8 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str) -> I
         if holder is not None:
             # Checked before the token is spent: a refused refresh must leave the client its token.
             try:
-                await ratelimit.hit(conn, ratelimit.REFRESH_PER_ACCOUNT, holder.account_id)
+                rule = ratelimit.rules_for(gateway.settings.rate_limits).refresh_per_account
+                await ratelimit.hit(conn, rule, holder.account_id)
             except ratelimit.RateLimited as limited:
                 raise OAuthError.rate_limited(limited) from None
         async with conn.transaction():
