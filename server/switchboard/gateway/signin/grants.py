@@ -14,7 +14,7 @@ from typing import Any
 from ..accounts import Account, get_account
 from ..service import Gateway
 from . import device, ratelimit, refresh
-from .forms import NO_STORE, OAuthError
+from .forms import OAuthError
 
 log = logging.getLogger("switchboard.gateway.signin")
 
@@ -42,9 +42,6 @@ class Issued:
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
         }
-
-
-TOKEN_HEADERS = NO_STORE
 
 
 async def device_code_grant(gateway: Gateway, device_code: str, client_id: str) -> Issued:

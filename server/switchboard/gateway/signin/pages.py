@@ -32,7 +32,7 @@ from ..accounts import Account, find_account_by_email, password_matches
 from ..service import Gateway
 from . import device, ratelimit
 from .clients import client_name
-from .codes import normalize_user_code
+from .codes import display_user_code, normalize_user_code
 from .forms import FormError, client_address, read_form
 
 log = logging.getLogger("switchboard.gateway.signin")
@@ -114,7 +114,7 @@ async def device_page(request: Request) -> Response:
     token = _csrf_token(request, gateway)
     typed = request.query_params.get("user_code", "")[:20]
     compact = normalize_user_code(typed)
-    shown = f"{compact[:4]}-{compact[4:]}" if compact else typed
+    shown = display_user_code(compact) if compact else typed
     page = render("device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="")
     return _with_csrf_cookie(page, gateway, token)
 
