@@ -82,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     sign_out = actions.add_parser(
         "sign-out", help="sign an account out everywhere: its refresh tokens stop working at once"
     )
-    sign_out.add_argument("account", help="account id or email")
+    who = sign_out.add_mutually_exclusive_group(required=True)
+    who.add_argument("account", nargs="?", help="account id or email")
+    who.add_argument("--everyone", action="store_true", help="every account (after restoring a backup)")
     sign_out.set_defaults(run=_accounts_sign_out)
     usage = actions.add_parser("usage", help="print an account's usage report (JSON)")
     usage.add_argument("account", help="account id or email")
@@ -181,17 +183,20 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
 
 async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
     from . import accounts
-    from .signin.refresh import revoke_account
+    from .signin.refresh import revoke_account, revoke_everyone
 
     async with await _connect(settings) as conn:
-        try:
-            account = await accounts.find_account(conn, args.account)
-        except accounts.AccountError as error:
-            raise _Failed(str(error)) from None
-        revoked = await revoke_account(conn, account.id)
+        if args.everyone:
+            revoked, who = await revoke_everyone(conn), "Every account"
+        else:
+            try:
+                account = await accounts.find_account(conn, args.account)
+            except accounts.AccountError as error:
+                raise _Failed(str(error)) from None
+            revoked, who = await revoke_account(conn, account.id), f"{account.email} ({account.id})"
     print(
-        f"{account.email} ({account.id}) is signed out of {revoked} session(s); access tokens already issued"
-        " expire within 15 minutes.",
+        f"{who} is signed out of {revoked} session(s);"
+        " access tokens already issued expire within 15 minutes.",
         file=out,
     )
     return 0

@@ -155,3 +155,14 @@ async def test_the_operator_can_sign_an_account_out_everywhere(
     assert laptop.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
     assert desktop.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
     assert usage_status(proxied, second["access_token"]) == 200  # the account itself stays usable
+
+
+async def test_after_a_restore_the_operator_signs_everyone_out(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    _, client, first = await signed_in(proxied, people)
+    done = run_cli(["accounts", "sign-out", "--everyone"], gateway_env)
+    assert "Every account is signed out of" in done.stdout
+    assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    live = await people.execute("SELECT count(*) AS n FROM refresh_families WHERE revoked_at IS NULL")
+    assert live == [{"n": 0}]
