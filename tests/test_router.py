@@ -51,7 +51,7 @@ FILES: list[ContextEntry] = [
 LOOKUP = "what does HTTP 404 mean?"
 REFACTOR = "Refactor these modules to use dependency injection instead of the global config object."
 DESIGN = "How should we design the caching layer across these services? Weigh the architecture trade-offs."
-BORDERLINE = "why does this fail sometimes?"  # a weak signal: just under the default threshold
+BORDERLINE = "why is this slow sometimes?"  # a weak signal: just under the default threshold
 BORDERLINE_CANDIDATES = (
     BORDERLINE,
     "How do I reverse a list in Python?",

@@ -127,7 +127,7 @@ class Router:
             thinking_budget=route.thinking_budget,
         )
         values = learned_features(ask, context) | conversation_features(ask, conversation)
-        contributions = self.model.contributions(values)
+        contributions = self.model.contributions(values, ask.terms)
         return RouteFeatures(
             prompt_chars=len(route.prompt),
             context=context,
