@@ -1,19 +1,21 @@
-"""Fits Auto's escalation model on the editor-traffic suite's development half (docs/router.md).
+"""Fits Auto's escalation model on the editor-traffic suite (docs/router.md, "The escalation model").
 
-    ./dev train-router     # or: cd bench && ../.venv/bin/python -m router_lab.escalation [--dry-run]
+    ./dev train-router   # or: cd bench && ../.venv/bin/python -m router_lab.escalation [--validate]
 
 1. Features: `switchboard.routing.escalation.learned_features` of every development item, through the same
-   code the router runs (the prompt's ask signals and the attached context's summary).
-2. Weights: maximum a posteriori logistic regression (Newton's method, numpy only) with a Gaussian prior on
-   each weight, centred on the published Claude 4.x benchmark gap that matches the signal (`PRIORS`).
-3. Operating points, on the development half only: `balanced` escalates when P(needs Sonnet) ≥ ½ (Bayes'
-   rule for agreement), raised only if more than `BALANCED_MAX_SHARE` of the items would go to Sonnet;
-   `economy` and `quality` sit `ECONOMY_SHARE_DELTA` and `QUALITY_SHARE_DELTA` points of Sonnet share below
-   and above it. The share → threshold table serves the user's threshold shift. All of these are read from
-   out-of-fold probabilities (5 folds within the development half): in-sample ones are overconfident.
+   code the router runs (the prompt's ask signals and the attached context's summary), and the ask's words
+   and word pairs (`AskSignals.terms`) found in at least `MIN_TERM_ITEMS` development items.
+2. Weights, on the development half: maximum a posteriori logistic regression (Newton's method, numpy only)
+   with a Gaussian prior on each signal's weight, centred on the published Claude 4.x benchmark gap that
+   matches the signal (`PRIORS`), and a tight one centred on 0 for each term (`TERM_SD`).
+3. Operating points, on the validation half (the first round's held-out half): the development half's own
+   probabilities, even out of fold, overstate how sure the model is about phrasings its patterns were not
+   written from. `balanced` sends as many validation items to Sonnet as their labels do (never more than
+   `BALANCED_MAX_SHARE`); `economy` and `quality` sit `ECONOMY_SHARE_DELTA` and `QUALITY_SHARE_DELTA` points
+   of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
-The held-out half is never read here (bench/router_editor_traffic.py reports on it). Same data, same
-bytes: the fit is deterministic.
+The fresh held-out batch (`editor_traffic/fresh`) is never read here (bench/router_editor_traffic.py
+`--part fresh` reports on it). Same data, same bytes: the fit is deterministic.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A logistic model over what the ask asks (`ask.AskSignals`), what it asks *of* the attachment, and the
 conversation so far. Its weights are fitted by `bench/router_lab/escalation.py` (MAP logistic regression,
 Gaussian priors centred on published Claude 4.x benchmark gaps, on the development half of the editor-traffic
-suite) and shipped as a small JSON artifact; docs/router.md lists every weight and its source.
+suite; operating points on its validation half) and shipped as a small JSON artifact; docs/router.md lists
+every weight and its source.
 
 The attachment's size enters only through `wide_ask`: a signal that asks something of the whole attachment
 (relate its parts, change it across files, keep its behaviour) counts more when the attachment is wide.
@@ -111,9 +112,9 @@ class EscalationModel:
 
     weights: dict[str, float]
     intercept: float
-    # preference → probability threshold, chosen on the suite's development half.
+    # preference → probability threshold, chosen on the suite's validation half.
     thresholds: dict[str, float]
-    # share_thresholds[k]: the threshold that sends k% of the development half to Sonnet.
+    # share_thresholds[k]: the threshold that sends k% of the validation half to Sonnet.
     share_thresholds: list[float]
     meta: dict[str, Any] = field(default_factory=dict[str, Any])
 
@@ -141,7 +142,7 @@ class EscalationModel:
         return self.intercept + sum(contributions.values())
 
     def share_at(self, threshold: float) -> float:
-        """The share of the development half at or above `threshold` (0..1, interpolated)."""
+        """The share of the validation half at or above `threshold` (0..1, interpolated)."""
         table = self.share_thresholds
         for k in range(1, len(table)):
             if table[k] <= threshold:
