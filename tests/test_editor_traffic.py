@@ -273,3 +273,16 @@ def test_the_bench_routes_an_item_as_the_router_does_by_hand(suite: tuple[Item, 
     assert priced.sonnet_cost[0] == pytest.approx(
         3 * priced.haiku_cost[0]
     )  # Haiku 4.5 is a third of Sonnet 4.5
+
+
+def test_the_bench_prints_no_items_or_reasons_of_the_fresh_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    from router_editor_traffic import main  # bench/ is on pytest's pythonpath
+
+    with pytest.raises(SystemExit):
+        main(["--part", "fresh", "--misrouted"])
+    capsys.readouterr()
+    figures_of_fresh = main(["--part", "fresh"])
+    printed = capsys.readouterr().out
+    assert "Route reasons" not in printed and "→ Claude" not in printed
+    assert not any(item.prompt[:40] in printed for item in load_suite(FRESH))
+    assert 0.0 < figures_of_fresh["auto"]["sonnet_share"] < 1.0
