@@ -3,8 +3,15 @@
 // (server/switchboard/protocol). Do not edit: run `npm run gen:protocol`.
 // `npm run check:protocol` fails when this file is stale.
 
+export interface AccountInfo {
+  accountUrl?: string | null;
+  email?: string | null;
+  gatewayUrl?: string | null;
+  mode: 'local' | 'hosted';
+  upgradeUrl?: string | null;
+}
 export interface AuthErrorData {
-  reason: 'missing_key' | 'rejected_key';
+  reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable';
 }
 export interface ChatParams {
   autoModels?:
@@ -320,8 +327,23 @@ export interface SetOverageParams {
   budgetUsd?: number | null;
   enabled: boolean;
 }
+export interface CredentialsChangedParams {
+  refreshToken: string | null;
+}
+export interface SignInCodeParams {
+  expiresIn: number;
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete: string;
+}
 export interface SignInParams {
-  token: string;
+  refreshToken?: string | null;
+  token?: string | null;
+}
+export interface SignInResult {
+  account: AccountInfo;
+  refreshToken: string | null;
+  usage: UsageReport;
 }
 export interface TextReport {
   kind: 'report';
@@ -341,6 +363,7 @@ export interface UpstreamErrorData {
 }
 export interface UsageReport {
   account: string | null;
+  accountInfo: AccountInfo;
   alerts: string[];
   byModel: ModelUsage[];
   daily: DailyUsage[];
@@ -388,13 +411,19 @@ export interface SwitchboardRequests {
   /** Turn overage on or off. */
   'switchboard/setOverage': { params: SetOverageParams; result: UsageReport };
   /** Sign in with an entitlement token. */
-  'switchboard/signIn': { params: SignInParams; result: UsageReport };
+  'switchboard/signIn': { params: SignInParams; result: SignInResult };
+  /** Sign out: revoke at the gateway, forget the tokens. */
+  'switchboard/signOut': { params: Empty; result: UsageReport };
   /** The plan, credits used and left, and overage. */
   'switchboard/usage': { params: Empty; result: UsageReport };
 }
 
 /** Every notification the server sends: method → params. */
 export interface SwitchboardNotifications {
+  /** The refresh token rotated, or the session ended (null). */
+  'switchboard/credentialsChanged': CredentialsChangedParams;
+  /** The device flow's code to show the user. */
+  'switchboard/signInCode': SignInCodeParams;
   /** Sent when a workspace's selected model changes. */
   'switchboard/modelChanged': SelectModelResult;
   /** Sent after every charge, sign-in, overage change and rollover. */
@@ -414,9 +443,12 @@ export const REQUEST_METHODS = [
   'switchboard/selectModel',
   'switchboard/setOverage',
   'switchboard/signIn',
+  'switchboard/signOut',
   'switchboard/usage',
 ] as const;
 export const NOTIFICATION_METHODS = [
+  'switchboard/credentialsChanged',
+  'switchboard/signInCode',
   'switchboard/modelChanged',
   'switchboard/usageChanged',
 ] as const;

@@ -32,6 +32,7 @@ export function usage(overrides: Partial<UsageReport> = {}): UsageReport {
     planName: 'Pro',
     planReason: 'Signed in as dev@example.com',
     account: 'dev@example.com',
+    accountInfo: { mode: 'local' },
     periodStart: '2025-11-01',
     periodEnd: '2025-12-01',
     includedCredits: 1000,
