@@ -4,7 +4,7 @@ gateway replica and an account (ada@example.com, Pro).
 
 Used by the Neovim sign-in scenarios (tests/test_nvim.py) and, run as a script, by the VS Code e2e suite
 (client-ts/e2e/run.sh): `python tests/hosted_stack.py` prints one JSON line with the URLs and the
-account, then keeps everything up until its standard input closes or it gets SIGTERM.
+account, then keeps everything up until it gets SIGTERM or SIGINT.
 
 `approve()` does what the user does in the browser, over HTTP: open the gateway's /device page, sign in
 with the account's email and password, and approve the code.
@@ -246,18 +246,11 @@ def main() -> int:
     stack = HostedStack.start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    print(
-        json.dumps(
-            {
-                "gateway": stack.url,
-                "upstream": stack.upstream.base_url,
-                "email": stack.email,
-                "password": stack.password,
-            }
-        ),
-        flush=True,
-    )
-    threading.Thread(target=lambda: (sys.stdin.read(), stopping.set()), daemon=True).start()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    # the gateway's own settings, for `switchboard gateway accounts usage` from the e2e suite
+    admin_env = {k: v for k, v in stack.env.items() if k.startswith("SWITCHBOARD_GATEWAY_")}
+    line = {"gateway": stack.url, "email": stack.email, "password": stack.password, "admin_env": admin_env}
+    print(json.dumps(line), flush=True)
     try:
         while not stopping.wait(0.2):
             if stack.process.poll() is not None:

@@ -177,10 +177,10 @@ export class AccountController implements vscode.Disposable {
     const choice = await vscode.window.showInformationMessage(
       'Switchboard: plans and upgrades come with a Switchboard Cloud account. Sign in first.',
       'Sign In',
-      'Paste a Token…',
+      'Enter a Token…',
     );
     if (choice === 'Sign In') await vscode.commands.executeCommand('switchboard.signIn');
-    else if (choice === 'Paste a Token…') await vscode.commands.executeCommand('switchboard.signInWithToken');
+    else if (choice === 'Enter a Token…') await vscode.commands.executeCommand('switchboard.signInWithToken');
   }
 
   private async apply(result: SignInResult): Promise<void> {
@@ -192,10 +192,10 @@ export class AccountController implements vscode.Disposable {
 
   private async showFailure(err: unknown): Promise<void> {
     const failure = signInFailure(reasonOf(err), messageOf(err));
-    const buttons = failure.openSettings ? ['Open Settings', 'Paste a Token…'] : ['Try Again'];
+    const buttons = failure.openSettings ? ['Open Settings', 'Enter a Token…'] : ['Try Again'];
     const choice = await vscode.window.showWarningMessage(`Switchboard: ${failure.text}`, ...buttons);
     if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'switchboard.gateway.url');
-    else if (choice === 'Paste a Token…') await vscode.commands.executeCommand('switchboard.signInWithToken');
+    else if (choice === 'Enter a Token…') await vscode.commands.executeCommand('switchboard.signInWithToken');
     else if (choice === 'Try Again') await vscode.commands.executeCommand('switchboard.signIn');
   }
 

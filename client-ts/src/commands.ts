@@ -204,7 +204,7 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
     }),
     reg('switchboard.signInWithToken', async () => {
       const token = await vscode.window.showInputBox({
-        title: 'Switchboard: Sign In with a Token',
+        title: 'Switchboard: Enter an Entitlement Token',
         prompt: 'Paste an entitlement token for your Switchboard plan (development and offline use; from `switchboard dev-issuer`).',
         placeHolder: 'eyJ…',
         password: true,
