@@ -7,6 +7,7 @@ line is "N passed, N failed".
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 
 from playwright.sync_api import Frame, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 URL = os.environ["CS_URL"]
 FAKE_URL = os.environ["FAKE_URL"]
@@ -503,6 +505,18 @@ def gateway_usage() -> dict[str, object]:
     return json.loads(out.stdout)
 
 
+def open_external(page: Page, click: Callable[[], None]) -> Page:
+    """The browser tab vscode.env.openExternal opens (past VS Code's link check, if it asks)."""
+    with page.context.expect_page(timeout=20_000) as opened:
+        click()
+        trust = page.locator(".monaco-dialog-box", has_text="external website")
+        with contextlib.suppress(PlaywrightTimeout):
+            trust.locator(".monaco-button", has_text="Open").first.click(timeout=2_000)
+    tab = opened.value
+    tab.wait_for_load_state()
+    return tab
+
+
 def approve_on_device_page(page: Page, code: str) -> None:
     """What the user does on the gateway's /device page: the code, their email and password, Approve."""
     expect(page.locator("form").first).to_be_visible(timeout=15_000)
@@ -542,10 +556,7 @@ def _device_sign_in(c: Ctx) -> None:
     assert code, f"no code in the dialog: {dialog.inner_text()!r}"
     page.wait_for_timeout(300)
     page.screenshot(path=f"{SHOTS}/{c.index:02d}a-device-code.png")
-    with page.context.expect_page(timeout=15_000) as popup_info:
-        dialog.locator(".monaco-button", has_text="Copy code and open browser").click()
-    browser = popup_info.value
-    browser.wait_for_load_state()
+    browser = open_external(page, lambda: dialog.locator(".monaco-button", has_text="Copy code and open browser").click())
     assert f"user_code={code.group(0)}" in browser.url, f"the browser opened {browser.url}"
     if not browser.url.startswith(CLOUD["gateway"]):
         browser.goto(f"{CLOUD['gateway']}/device?user_code={code.group(0)}")  # a forwarded-port address
@@ -568,10 +579,7 @@ def _cloud_usage(c: Ctx) -> None:
     host = CLOUD["gateway"].removeprefix("http://")
     expect(usage.locator("#account-text")).to_have_text(f"Signed in as ada@example.com via {host}", timeout=15_000)
     expect(usage.locator("#remaining")).to_have_text(f"{c.status_credits():g}")
-    with page.context.expect_page(timeout=15_000) as popup_info:
-        usage.locator("button[data-action=upgrade]").click()
-    upgrade = popup_info.value
-    upgrade.wait_for_load_state()
+    upgrade = open_external(page, lambda: usage.locator("button[data-action=upgrade]").click())
     assert "/account" in upgrade.url, f"Upgrade opened {upgrade.url}"
     upgrade.close()
     page.keyboard.press("Control+W")
