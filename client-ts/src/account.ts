@@ -116,7 +116,7 @@ export class AccountController implements vscode.Disposable {
       return;
     }
     await vscode.env.clipboard.writeText(code.userCode);
-    const opened = await vscode.env.openExternal(vscode.Uri.parse(code.verificationUriComplete, true));
+    const opened = await vscode.env.openExternal(vscode.Uri.parse(code.verificationUriComplete ?? code.verificationUri, true));
     if (!opened) {
       void vscode.window.showInformationMessage(`Switchboard: open ${code.verificationUri} and enter ${code.userCode} (copied).`);
     }

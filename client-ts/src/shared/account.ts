@@ -88,6 +88,8 @@ export function signInFailure(reason: string | undefined, message: string): { te
       return { text: 'The sign-in was denied in the browser.', openSettings: false };
     case 'unreachable':
       return { text: `The gateway could not be reached. ${message}`, openSettings: true };
+    case 'session_ended':
+      return { text: 'Your Switchboard Cloud session ended. Sign in again.', openSettings: false };
     default:
       return { text: message || 'Sign-in failed.', openSettings: false };
   }

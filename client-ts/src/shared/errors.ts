@@ -98,7 +98,7 @@ function data<T>(e: RpcErrorLike): Partial<T> {
 }
 
 /** AUTH_REQUIRED reasons about the gateway session; the others are about the Anthropic API key. */
-const SESSION_REASONS: ReadonlySet<string> = new Set(['expired', 'denied', 'no_gateway', 'unreachable']);
+const SESSION_REASONS: ReadonlySet<string> = new Set(['expired', 'denied', 'no_gateway', 'unreachable', 'session_ended']);
 
 const PLAN_NAMES: Record<string, string> = { free: 'Free', pro: 'Pro', pro_plus: 'Pro+', power: 'Power' };
 

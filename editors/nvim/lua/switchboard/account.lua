@@ -127,7 +127,8 @@ function M.show_code(code)
   end
   pending.win, pending.buf = win, buf
   if config.options.open_browser ~= false and vim.ui.open then
-    local _, err = vim.ui.open(code.verificationUriComplete)
+    local url = type(code.verificationUriComplete) == 'string' and code.verificationUriComplete or code.verificationUri
+    local _, err = vim.ui.open(url)
     if err then
       vim.notify('Switchboard: could not open the browser (' .. err .. '): open ' .. code.verificationUri, vim.log.levels.WARN)
     end
