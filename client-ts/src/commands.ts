@@ -198,7 +198,7 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
             });
       if (!token?.trim()) return undefined;
       try {
-        const usage = await client.request('switchboard/signIn', { token: token.trim() });
+        const { usage } = await client.request('switchboard/signIn', { token: token.trim() });
         client.setUsage(usage);
         if (!usage.account) {
           // A token that does not verify is not an error: the server says why in planReason.

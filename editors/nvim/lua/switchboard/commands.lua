@@ -15,11 +15,12 @@ local function signin(args)
     if not token or vim.trim(token) == '' then
       return
     end
-    server.request(root(), 'switchboard/signIn', { token = vim.trim(token) }, function(err, report)
+    server.request(root(), 'switchboard/signIn', { token = vim.trim(token) }, function(err, result)
       if err then
         require('switchboard.errors').show(err)
         return
       end
+      local report = result.usage
       require('switchboard.status').set_usage(report)
       vim.notify(('Switchboard: %s. %s'):format(report.planName, report.planReason), vim.log.levels.INFO)
     end)
