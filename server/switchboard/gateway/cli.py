@@ -100,7 +100,17 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
 
     configure_logging()
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None, lifespan="on")
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app trusts
+    # exactly the configured `trusted_proxies` instead (signin/proxies.py).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        proxy_headers=False,
+    )
     return 0
 
 

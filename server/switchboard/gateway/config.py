@@ -7,6 +7,7 @@ list of PEM files (`os.pathsep`-separated in the environment): the first signs, 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,7 +20,9 @@ CONFIG_FILE_ENV = "SWITCHBOARD_GATEWAY_CONFIG"
 ENV_PREFIX = "SWITCHBOARD_GATEWAY_"
 # Access tokens are checked against the account on every request, but a stolen one must still die soon.
 MAX_ACCESS_TOKEN_SECONDS = 900
-_LIST_FIELDS = ("signing_keys",)
+# List settings in the environment: signing keys are paths (`os.pathsep`), proxies are CIDRs (commas, since
+# an IPv6 address has colons).
+_LIST_SEPARATORS = {"signing_keys": os.pathsep, "trusted_proxies": ","}
 
 
 class ConfigError(Exception):
@@ -46,6 +49,16 @@ class GatewaySettings(BaseModel):
     pool_max_size: Annotated[int, Field(ge=1, le=1000)] = 20
     pool_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of the proxies whose X-Forwarded-For is believed (default: none, not localhost)",
+    )
+    device_code_seconds: Annotated[int, Field(ge=60, le=1800)] = 600
+    device_poll_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    refresh_token_seconds: Annotated[int, Field(ge=3600, le=365 * 86400)] = 30 * 86400
+    support_contact: str | None = Field(
+        default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"
+    )
 
     @field_validator("upstream_base_url", "public_base_url")
     @classmethod
@@ -53,6 +66,12 @@ class GatewaySettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # Normalized here so a typo stops the process instead of silently trusting nobody (or everybody).
+        return [str(ipaddress.ip_network(item.strip(), strict=False)) for item in value if item.strip()]
 
     @field_validator("database_url")
     @classmethod
@@ -95,7 +114,8 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
-        values[name] = [part for part in raw.split(os.pathsep) if part] if name in _LIST_FIELDS else raw
+        separator = _LIST_SEPARATORS.get(name)
+        values[name] = [part for part in raw.split(separator) if part] if separator else raw
     return values
 
 
