@@ -4,14 +4,14 @@
 // `npm run check:protocol` fails when this file is stale.
 
 export interface AccountInfo {
-  accountUrl?: string | null;
-  email?: string | null;
-  gatewayUrl?: string | null;
+  accountUrl: string | null;
+  email: string | null;
+  gatewayUrl: string | null;
   mode: 'local' | 'hosted';
-  upgradeUrl?: string | null;
+  upgradeUrl: string | null;
 }
 export interface AuthErrorData {
-  reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable';
+  reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable' | 'session_ended';
 }
 export interface ChatParams {
   autoModels?:
@@ -120,6 +120,10 @@ export interface ThinkingOptions {
 }
 export interface ChatResult {
   conversationId: string;
+  /**
+   * Own key (not signed in): the turn's cost in USD at list price; null when signed in.
+   */
+  costUsd: number | null;
   credits: number;
   droppedTurns: number;
   modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
@@ -185,6 +189,16 @@ export interface ConversationsResult {
    * More conversations follow: ask again with a larger offset.
    */
   hasMore: boolean;
+}
+/**
+ * The stored refresh token must be replaced (rotation) or deleted (null: the session ended).
+ */
+export interface CredentialsChanged {
+  /**
+   * Why the session ended, when refreshToken is null.
+   */
+  reason: string | null;
+  refreshToken: string | null;
 }
 export interface CreditsExhaustedData {
   overageAvailable: boolean;
@@ -327,39 +341,30 @@ export interface SetOverageParams {
   budgetUsd?: number | null;
   enabled: boolean;
 }
-export interface CredentialsChangedParams {
-  refreshToken: string | null;
-}
-export interface SignInCodeParams {
+/**
+ * Sent while a device-flow `switchboard/signIn` is pending: show the code and open the link.
+ */
+export interface SignInCode {
   expiresIn: number;
   userCode: string;
   verificationUri: string;
-  verificationUriComplete: string;
+  verificationUriComplete: string | null;
 }
+/**
+ * At most one of `token` (a pasted entitlement, offline) and `refreshToken` (resume a stored session);
+ * neither starts the device flow against the configured gateway.
+ */
 export interface SignInParams {
   refreshToken?: string | null;
   token?: string | null;
 }
 export interface SignInResult {
   account: AccountInfo;
+  /**
+   * Store it (SecretStorage, keyring) to resume the session; null for a token.
+   */
   refreshToken: string | null;
   usage: UsageReport;
-}
-export interface TextReport {
-  kind: 'report';
-  text: string;
-  type: 'text';
-}
-export interface ThinkingReport {
-  kind: 'report';
-  text: string;
-  type: 'thinking';
-}
-export interface UpstreamErrorData {
-  retryable: boolean;
-  status: number | null;
-  suggestedModel: ('claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
-  type: string;
 }
 export interface UsageReport {
   account: string | null;
@@ -380,6 +385,22 @@ export interface UsageReport {
    */
   reserved: number;
   usedCredits: number;
+}
+export interface TextReport {
+  kind: 'report';
+  text: string;
+  type: 'text';
+}
+export interface ThinkingReport {
+  kind: 'report';
+  text: string;
+  type: 'thinking';
+}
+export interface UpstreamErrorData {
+  retryable: boolean;
+  status: number | null;
+  suggestedModel: ('claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
+  type: string;
 }
 
 // --- aliases of the literal unions above ---------------------------------------------------------
@@ -410,9 +431,9 @@ export interface SwitchboardRequests {
   'switchboard/selectModel': { params: SelectModelParams; result: SelectModelResult };
   /** Turn overage on or off. */
   'switchboard/setOverage': { params: SetOverageParams; result: UsageReport };
-  /** Sign in with an entitlement token. */
+  /** Sign in: a pasted entitlement, a stored refresh token, or (no params) the gateway's device flow. */
   'switchboard/signIn': { params: SignInParams; result: SignInResult };
-  /** Sign out: revoke at the gateway, forget the tokens. */
+  /** Sign out of the gateway (revokes the session). */
   'switchboard/signOut': { params: Empty; result: UsageReport };
   /** The plan, credits used and left, and overage. */
   'switchboard/usage': { params: Empty; result: UsageReport };
@@ -420,12 +441,12 @@ export interface SwitchboardRequests {
 
 /** Every notification the server sends: method → params. */
 export interface SwitchboardNotifications {
-  /** The refresh token rotated, or the session ended (null). */
-  'switchboard/credentialsChanged': CredentialsChangedParams;
-  /** The device flow's code to show the user. */
-  'switchboard/signInCode': SignInCodeParams;
+  /** The refresh token rotated (store the new one) or the session ended (null: delete it). */
+  'switchboard/credentialsChanged': CredentialsChanged;
   /** Sent when a workspace's selected model changes. */
   'switchboard/modelChanged': SelectModelResult;
+  /** Sent while a device-flow signIn is pending: the code to enter and where. */
+  'switchboard/signInCode': SignInCode;
   /** Sent after every charge, sign-in, overage change and rollover. */
   'switchboard/usageChanged': UsageReport;
 }
@@ -448,8 +469,8 @@ export const REQUEST_METHODS = [
 ] as const;
 export const NOTIFICATION_METHODS = [
   'switchboard/credentialsChanged',
-  'switchboard/signInCode',
   'switchboard/modelChanged',
+  'switchboard/signInCode',
   'switchboard/usageChanged',
 ] as const;
 

@@ -6,7 +6,7 @@ import type { AccountInfo, UsageReport } from '../protocol.generated';
 export type { AccountInfo };
 
 /** The fallback when a report predates accountInfo (an older server): local mode. */
-export const LOCAL_ACCOUNT: AccountInfo = { mode: 'local' };
+export const LOCAL_ACCOUNT: AccountInfo = { mode: 'local', email: null, gatewayUrl: null, accountUrl: null, upgradeUrl: null };
 
 export function accountOf(usage: UsageReport | undefined): AccountInfo {
   return usage?.accountInfo ?? LOCAL_ACCOUNT;

@@ -18,7 +18,7 @@ describe('status bar view', () => {
   });
   it('signed in to a gateway: a cloud, the plan, and who and where in the tooltip', () => {
     const hosted = usage({
-      accountInfo: { mode: 'hosted', email: 'ada@example.com', gatewayUrl: 'https://cloud.example.com', accountUrl: 'https://cloud.example.com/account' },
+      accountInfo: { mode: 'hosted', email: 'ada@example.com', gatewayUrl: 'https://cloud.example.com', accountUrl: 'https://cloud.example.com/account', upgradeUrl: null },
     });
     const v = statusBarView({ state: 'running' }, 'auto', hosted, MODELS);
     assert.equal(v.text, '$(cloud) Pro · Auto · 812.5 credits');

@@ -41,6 +41,20 @@ def prices(model: str) -> Prices:
     return Prices(input=spec.price_in_usd_per_mtok, output=spec.price_out_usd_per_mtok)
 
 
+def usage_cost_usd(
+    model: str, *, input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int
+) -> float:
+    """What a turn's reported tokens cost at list price (uncached input, cache writes and reads, output)."""
+    p = prices(model)
+    micro = (
+        input_tokens * p.input
+        + cache_write_tokens * p.cache_write
+        + cache_read_tokens * p.cache_read
+        + output_tokens * p.output
+    )
+    return micro / 1_000_000
+
+
 def turn_cost_usd(
     model: str, history_tokens: int, new_tokens: int, output_tokens: int, *, warm: bool
 ) -> float:
