@@ -23,10 +23,11 @@ return {
     T.wait_ready()
     local status = require('switchboard.status')
     T.wait(function()
-      return status.usage.accountInfo and status.usage.accountInfo.mode == 'hosted'
-    end, 'the session to be resumed')
+      local info = status.usage.accountInfo
+      return info and info.mode == 'hosted' and info.email == 'ada@example.com'
+    end, 'the session to be resumed, as ada@example.com')
     T.eq(asked, opts.gateway_url, 'the store is asked for this gateway')
-    T.eq(status.usage.accountInfo.email, 'ada@example.com', 'the account')
+    T.contains(require('switchboard').statusline(), '(Pro, cloud)', 'the statusline')
     T.ok(#stored >= 1 and type(stored[#stored]) == 'string', 'a new refresh token was stored')
     T.ok(stored[#stored] ~= given, 'rotated: not the one presented')
   end,
