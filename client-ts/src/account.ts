@@ -140,23 +140,28 @@ export class AccountController implements vscode.Disposable {
     return u;
   }
 
-  /** Sign out: the server revokes the session at the gateway; the stored secrets go either way. */
+  /**
+   * Sign out: the server revokes the session at the gateway; the stored secrets go either way. A pasted
+   * entitlement lives in the server until it stops, so then the server starts again without it.
+   */
   async signOut(): Promise<UsageReport | undefined> {
     this.pending?.cancel();
+    const hadEntitlement = Boolean(await this.ctx.secrets.get(SECRET_ENTITLEMENT));
     await this.keepRefreshToken(null);
     await this.ctx.secrets.delete(SECRET_ENTITLEMENT);
     try {
       const usage = await this.client.request('switchboard/signOut', {});
-      this.client.setUsage(usage);
-      await this.client.refresh();
-      void vscode.window.showInformationMessage('Switchboard: signed out.');
-      return usage;
+      if (hadEntitlement) await this.client.restart();
+      else {
+        this.client.setUsage(usage);
+        await this.client.refresh();
+      }
     } catch (err) {
       this.client.log.warn(`sign-out: ${isRpcErrorLike(err) ? err.message : String(err)}; restarting the server`);
       await this.client.restart();
-      void vscode.window.showInformationMessage('Switchboard: signed out.');
-      return this.client.usage;
     }
+    void vscode.window.showInformationMessage('Switchboard: signed out.');
+    return this.client.usage;
   }
 
   /** Open the gateway's account page (signed in), or sign in. */

@@ -67,6 +67,10 @@ describe('chat view reducer', () => {
     assert.deepEqual(s.turns.map((t) => t.id), ['r1-prompt', 't2']);
     assert.equal(s.turns[1]!.credits, 0.12);
     assert.equal(s.turns[1]!.routeReason, 'Short question: Haiku answers it well');
+    assert.equal(s.turns[1]!.costUsd, null, 'signed in (or no price): no dollar figure');
+    s = reduce(s, { type: 'chat/started', data: { ...pending(), requestId: 'r2' } });
+    s = reduce(s, { type: 'chat/finished', data: { requestId: 'r2', result: chatResult({ turnId: 't3', costUsd: 0.0031 }) } });
+    assert.equal(s.turns.at(-1)!.costUsd, 0.0031, 'own key: the list price of the answer');
   });
 
   it('ignores events of another request', () => {

@@ -14,6 +14,8 @@ export interface ViewTurn {
   routedModel: string | null;
   routeReason: string | null;
   credits: number;
+  /** Own key, not signed in: what the answer cost at Anthropic's list price (only for answers of this session). */
+  costUsd?: number | null;
   status: TurnInfo['status'] | 'streaming';
   error: string | null;
   retryOf: string | null;
@@ -167,6 +169,7 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
         routedModel: r.routedModel,
         routeReason: r.routeReason,
         credits: r.credits,
+        costUsd: r.costUsd,
         status: 'complete',
         error: null,
         retryOf: p.retryOf,
