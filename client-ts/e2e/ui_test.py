@@ -578,7 +578,7 @@ def _cloud_usage(c: Ctx) -> None:
     usage = c.frame_with("#account-text")
     host = CLOUD["gateway"].removeprefix("http://")
     expect(usage.locator("#account-text")).to_have_text(f"Signed in as ada@example.com via {host}", timeout=15_000)
-    expect(usage.locator("#remaining")).to_have_text(f"{c.status_credits():g}")
+    expect(usage.locator("#remaining")).to_have_text(f"{c.status_credits():,g}")
     upgrade = open_external(page, lambda: usage.locator("button[data-action=upgrade]").click())
     assert "/account" in upgrade.url, f"Upgrade opened {upgrade.url}"
     upgrade.close()

@@ -22,10 +22,15 @@ function card(title: string, ...children: (Node | string | null)[]): HTMLElement
   return h('section', { class: 'card' }, h('h2', {}, title), ...children);
 }
 
+/** Signed in, the account's email (the gateway's account id means nothing to a person). */
+function accountName(u: UsageReport): string | null {
+  return accountOf(u).email ?? u.account;
+}
+
 function accountButton(action: AccountAction, label: string, codicon: string, secondary = true): HTMLElement {
   return h(
     'button',
-    { class: secondary ? 'btn secondary' : 'btn', 'data-action': action, onclick: () => void messenger.request('account/run', { action }) },
+    { class: secondary ? 'btn secondary' : 'btn primary', 'data-action': action, onclick: () => void messenger.request('account/run', { action }) },
     icon(codicon),
     ` ${label}`,
   );
@@ -62,7 +67,7 @@ function render(): void {
   const header = h(
     'header',
     { class: 'usage-header' },
-    h('div', {}, h('h1', {}, 'Switchboard usage'), h('div', { class: 'sub' }, `${u.planName} plan${u.account ? ` · ${u.account}` : ''} · ${formatDate(u.periodStart)} – ${formatDate(u.periodEnd)}`)),
+    h('div', {}, h('h1', {}, 'Switchboard usage'), h('div', { class: 'sub' }, `${u.planName} plan${accountName(u) ? ` · ${accountName(u)}` : ''} · ${formatDate(u.periodStart)} – ${formatDate(u.periodEnd)}`)),
     h('button', { class: 'btn secondary', onclick: () => void messenger.request('model/select', {}) }, icon('chip'), ' Select model'),
   );
 
