@@ -604,6 +604,19 @@ def _cloud_chat(c: Ctx) -> None:
     assert c.status_credits() == ledger["remainingCredits"], "the status bar shows the gateway's figure"
 
 
+@step("a reloaded window is still signed in: the refresh token from SecretStorage resumes the session")
+def _cloud_reload(c: Ctx) -> None:
+    page = c.page
+    c.clear_toasts()
+    c.palette("Developer: Reload Window")
+    page.wait_for_timeout(1500)
+    expect(page.locator(".monaco-workbench")).to_be_visible(timeout=60_000)
+    item = page.locator(".statusbar-item", has_text=re.compile(r"Pro · .* · [\d,.]+ credits$"))
+    expect(item).to_be_visible(timeout=60_000)
+    expect(item.locator(".codicon-cloud")).to_have_count(1)
+    assert c.status_credits() == gateway_usage()["remainingCredits"], "the gateway's figure after the reload"
+
+
 @step("Switchboard: Sign Out returns to this machine's credits")
 def _sign_out(c: Ctx) -> None:
     page = c.page
