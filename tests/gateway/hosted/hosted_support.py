@@ -16,6 +16,7 @@ from gateway.gateway_support import Replica
 from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient
 
 TERMINAL = "switchboard-terminal"
+VSCODE = "switchboard-vscode"  # what the server says it is when the client does not name itself
 
 
 @dataclass
@@ -45,7 +46,7 @@ class HostedGateway:
             answer = browser.submit(user_code, email, password, action)
             assert answer.status_code == 200, answer.text
 
-    def refresh_token_for(self, email: str, client_id: str = TERMINAL) -> str:
+    def refresh_token_for(self, email: str, client_id: str = VSCODE) -> str:
         """A refresh token from a complete device flow run by the test itself (another device)."""
         client = OAuthClient(self.url, client_id=client_id)
         try:
