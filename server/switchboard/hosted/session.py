@@ -168,7 +168,10 @@ class GatewaySession:
             grant = await self._call(self._http.refresh(endpoints, self._client_id(), refresh_token))
         except OAuthError as answer:
             log.info("The stored session could not be resumed (%s)", answer.error)
-            self._end(SESSION_ENDED)
+            # The client's stored token is dead: tell it to delete it, as for a session that ends.
+            self._tokens = None
+            self._cancel_timer()
+            self._emit(None, SESSION_ENDED)
             raise SignInFailed("expired", SESSION_ENDED) from None
         await self._adopt(grant)
         return grant.refresh_token
