@@ -1,7 +1,8 @@
 """`switchboard gateway ...`: run a replica, migrate the database, and administer accounts.
 
-`tokens issue` is the stand-in for sign-in until the device flow lands: it prints an access token for an
-account, for testing and for operators. It needs the signing keys, so only who runs the gateway can use it.
+`tokens issue` prints an access token for an account without signing in (users sign in with the device
+flow, `signin/`), for tests, demos and support. It needs the signing keys, so only who runs the gateway
+can use it.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     usage.set_defaults(run=_accounts_usage)
 
     tokens = commands.add_parser(
-        "tokens", help="access tokens (a stand-in for sign-in until the device flow)"
+        "tokens", help="access tokens without signing in (for tests, demos and support)"
     )
     token_actions = tokens.add_subparsers(dest="action", required=True)
     issue = token_actions.add_parser("issue", help="print a short-lived access token for an account")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ import httpx2
 import psycopg
 from psycopg.rows import dict_row
 
+from gateway.gateway_support import Replica
 from switchboard.gateway import accounts
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -124,6 +126,14 @@ class SignInAccounts:
         ) as conn:
             cursor = await conn.execute(statement, params)
             return list(await cursor.fetchall()) if cursor.description else []
+
+
+def settled_log(replica: Replica, expected: str, timeout: float = 5) -> str:
+    """The replica's log once `expected` is in it (the access line is written just after the answer)."""
+    deadline = time.monotonic() + timeout
+    while expected not in (text := replica.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return text
 
 
 def access_lines(log_text: str) -> list[dict[str, Any]]:

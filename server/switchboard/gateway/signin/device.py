@@ -96,19 +96,6 @@ async def _set(
     )
 
 
-async def pending_client(conn: AsyncConnection[DictRow], user_code: str) -> str | None:
-    """The client waiting on this (compact) user code, if it is still pending and unexpired."""
-    cursor = await conn.execute(
-        """
-        SELECT client_id FROM device_authorizations
-        WHERE user_code_hash = %s AND status = 'pending' AND expires_at > now()
-        """,
-        (digest(user_code),),
-    )
-    row = await cursor.fetchone()
-    return row["client_id"] if row else None
-
-
 async def decide(
     conn: AsyncConnection[DictRow], user_code: str, account_id: str, approve: bool
 ) -> str | None:
