@@ -88,8 +88,22 @@ async def test_device_sign_in_then_chat_charges_what_the_gateway_ledger_says(
         assert rows and rows[0]["status"] == "complete"
         assert result["credits"] == rows[0]["credits_h"] / 100 and result["credits"] > 0
         assert result["costUsd"] is None  # signed in: the user pays credits, not list price
+        # Auto is routed by the gateway: the answer names the model its ledger says answered.
+        token = "auto-turn"
+        auto = server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "What is 2 + 2?",
+                                                  "conversationId": result["conversationId"],
+                                                  "workDoneToken": token})  # fmt: skip
+        auto_rows = await people.execute(
+            "SELECT routed_model, model_id, credits_h FROM turns WHERE account_id = %s AND turn_id = %s",
+            (person.id, auto["turnId"]),
+        )
+        assert auto_rows[0]["model_id"] == "auto" and auto["routedModel"] == auto_rows[0]["routed_model"]
+        assert auto["credits"] == auto_rows[0]["credits_h"] / 100
+        progress = [f["params"] for f in server.frames_with_method("$/progress")]
+        routes = [p["value"] for p in progress if p["token"] == token and p["value"].get("type") == "route"]
+        assert routes[-1]["routedModel"] == auto["routedModel"]
         usage = server.result("switchboard/usage", {})
-        assert usage["usedCredits"] == rows[0]["credits_h"] / 100
+        assert usage["usedCredits"] == (rows[0]["credits_h"] + auto_rows[0]["credits_h"]) / 100
         assert usage["accountInfo"]["mode"] == "hosted"
         changed = server.frames_with_method("switchboard/usageChanged")[-1]["params"]
         assert changed["usedCredits"] == usage["usedCredits"]
