@@ -118,6 +118,7 @@ async def usage_report(conn: Conn, account: Account, now: datetime | None = None
         by_model=await _by_model(conn, account.id, period),
         daily=await _daily(conn, account.id, period, moment),
         alerts=_alerts(account, period, used_h),
+        # who is signed in, for the editors' status bar; the language server adds where (its gateway URL)
         account_info=AccountInfo(mode="hosted", email=account.email),
     )
 
