@@ -231,6 +231,8 @@ def test_offline_one_shot_needs_no_environment(state_dir: Path, project: Path) -
     assert result.returncode == 0, result.stderr
     assert "SIMULATED" in result.stderr
     assert result.stdout.startswith("Simulated reply from") and "hello offline" in result.stdout
+    # Own key: the footer shows the answer's cost at list price next to its credits.
+    assert re.search(r"credits? · \$\d+\.\d{2,4} · [\d,]+ in", result.stderr), result.stderr
 
 
 def test_one_shot_failure_is_one_line_and_non_zero(

@@ -121,7 +121,7 @@ export interface ThinkingOptions {
 export interface ChatResult {
   conversationId: string;
   /**
-   * Own key (not signed in): the turn's cost in USD at list price; null when signed in.
+   * The answer's API cost at list prices (cache writes and reads included), in USD; null when it is not known to this server.
    */
   costUsd: number | null;
   credits: number;

@@ -43,6 +43,8 @@ REFRESH_MARGIN_MAX_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 15.0
 SLOW_DOWN_STEP_SECONDS = 5
 
+# OAuth answers to a refresh that mean the refresh token is dead (spent, revoked, expired, another client's).
+SESSION_OVER = ("invalid_grant", "invalid_client", "unauthorized_client")
 SESSION_ENDED = (
     "Your Switchboard Cloud session has ended (signed out elsewhere, revoked, or its refresh token was "
     "used twice): sign in again."
@@ -167,8 +169,15 @@ class GatewaySession:
         try:
             grant = await self._call(self._http.refresh(endpoints, self._client_id(), refresh_token))
         except OAuthError as answer:
+            if answer.error not in SESSION_OVER:
+                raise SignInFailed(
+                    "unreachable", f"Switchboard Cloud could not resume the session: {answer}"
+                ) from None
             log.info("The stored session could not be resumed (%s)", answer.error)
-            self._end(SESSION_ENDED)
+            # The client's stored token is dead: tell it to delete it, as for a session that ends.
+            self._tokens = None
+            self._cancel_timer()
+            self._emit(None, SESSION_ENDED)
             raise SignInFailed("expired", SESSION_ENDED) from None
         await self._adopt(grant)
         return grant.refresh_token
@@ -206,6 +215,11 @@ class GatewaySession:
             grant = await self._call(self._http.refresh(endpoints, self._client_id(), tokens.refresh))
             await self._adopt(grant)
         except OAuthError as answer:
+            if answer.error not in SESSION_OVER:  # slow_down (rate limited) and the like: try again later
+                log.warning("The gateway did not refresh the session (%s); retrying later", answer.error)
+                if self._tokens is tokens:
+                    self._schedule(RETRY_AFTER_FAILURE_SECONDS)
+                return
             log.warning("The gateway ended the session on refresh (%s)", answer.error)
             self._end(SESSION_ENDED)
         except (SignInFailed, GatewayUnreachable) as error:

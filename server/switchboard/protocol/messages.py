@@ -149,7 +149,8 @@ class ChatResult(Wire):
     dropped_turns: int
     cost_usd: float | None = Field(
         default=None,
-        description="Own key (not signed in): the turn's cost in USD at list price; null when signed in.",
+        description="The answer's API cost at list prices (cache writes and reads included), in USD; "
+        "null when it is not known to this server.",
     )
 
 

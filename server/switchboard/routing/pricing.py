@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from switchboard.catalog.models import CATALOG
+from switchboard.protocol.messages import Usage
 
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.10
@@ -39,20 +40,6 @@ class Prices:
 def prices(model: str) -> Prices:
     spec = CATALOG[model]
     return Prices(input=spec.price_in_usd_per_mtok, output=spec.price_out_usd_per_mtok)
-
-
-def usage_cost_usd(
-    model: str, *, input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int
-) -> float:
-    """What a turn's reported tokens cost at list price (uncached input, cache writes and reads, output)."""
-    p = prices(model)
-    micro = (
-        input_tokens * p.input
-        + cache_write_tokens * p.cache_write
-        + cache_read_tokens * p.cache_read
-        + output_tokens * p.output
-    )
-    return micro / 1_000_000
 
 
 def turn_cost_usd(
@@ -86,3 +73,15 @@ def switch_saving_usd(
     move_first = turn_cost_usd(to_model, history_tokens, new_tokens, out, warm=False)
     move_next = turn_cost_usd(to_model, history_tokens, new_tokens, out, warm=True)
     return (stay_first - move_first) + (turns - 1) * (stay_next - move_next)
+
+
+def usage_cost_usd(model: str, usage: Usage) -> float:
+    """What an answer cost at list prices: fresh input, cache writes (1.25×), cache reads (0.1×), output."""
+    p = prices(model)
+    micro = (
+        usage.input_tokens * p.input
+        + usage.cache_creation_input_tokens * p.cache_write
+        + usage.cache_read_input_tokens * p.cache_read
+        + usage.output_tokens * p.output
+    )
+    return micro / 1_000_000

@@ -148,7 +148,10 @@ class ChatFeature(Feature):
                 progress.route(request.model, answer, fallback=True)
         await settle(request, answer, "complete", None)
         progress.end(None)
-        return _result(request, answer)
+        result = _result(request, answer)
+        if answer.hosted:
+            result.cost_usd = None  # signed in, the user pays credits, not Anthropic's list price
+        return result
 
     @staticmethod
     def _gateway_route(
@@ -185,19 +188,6 @@ def _result(request: TurnRequest, answer: Answer) -> ChatResult:
             "usage": state.usage,
             "credits": answer.credits,
             "dropped_turns": answer.prompt.dropped_turns,
-            "cost_usd": None if answer.hosted else _list_price(answer),
+            "cost_usd": usage_cost_usd(answer.route.model.id, state.usage),
         }
     )
-
-
-def _list_price(answer: Answer) -> float:
-    """What the turn cost at Anthropic's list prices (own key: the user pays this, not credits)."""
-    usage = answer.state.usage
-    cost = usage_cost_usd(
-        answer.route.model.id,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_input_tokens,
-        cache_write_tokens=usage.cache_creation_input_tokens,
-    )
-    return round(cost, 6)
