@@ -53,6 +53,22 @@ return {
     T.eq(stored[1].url, opts.gateway_url, 'keyed by the gateway')
     T.ok(type(stored[1].token) == 'string' and #stored[1].token > 20, 'a refresh token')
 
+    -- :checkhealth says where and as whom, and that the session is kept by the secret_store
+    local chat_win = vim.api.nvim_get_current_win()
+    vim.cmd('checkhealth switchboard')
+    local health = T.wait(function()
+      local t = T.text(0)
+      return t:find('Signed in to Switchboard Cloud', 1, true) and t
+    end, 'the health report')
+    T.contains(health, 'Switchboard Cloud gateway: ' .. opts.gateway_url, 'the gateway')
+    T.contains(health, 'Sign-in kept between sessions by your secret_store', 'the secret store')
+    T.contains(health, 'Signed in to Switchboard Cloud: ada@example.com via', 'the account')
+    T.lacks(health, stored[1].token, 'the refresh token itself is never shown')
+    vim.cmd('bwipeout')
+    if vim.api.nvim_win_is_valid(chat_win) then
+      vim.api.nvim_set_current_win(chat_win)
+    end
+
     -- The usage float names the account.
     vim.cmd('Switchboard usage')
     T.wait(function()
