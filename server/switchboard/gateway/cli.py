@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="stop an account: its tokens stop working at once")
     revoke.add_argument("account", help="account id or email")
     revoke.set_defaults(run=_accounts_revoke)
+    sign_out = actions.add_parser(
+        "sign-out", help="sign an account out everywhere: its refresh tokens stop working at once"
+    )
+    who = sign_out.add_mutually_exclusive_group(required=True)
+    who.add_argument("account", nargs="?", help="account id or email")
+    who.add_argument("--everyone", action="store_true", help="every account (after restoring a backup)")
+    sign_out.set_defaults(run=_accounts_sign_out)
     usage = actions.add_parser("usage", help="print an account's usage report (JSON)")
     usage.add_argument("account", help="account id or email")
     usage.set_defaults(run=_accounts_usage)
@@ -171,6 +178,27 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
         except accounts.AccountError as error:
             raise _Failed(str(error)) from None
     print(f"{account.email} ({account.id}) is revoked: its access tokens no longer work.", file=out)
+    return 0
+
+
+async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+    from .signin.refresh import revoke_account, revoke_everyone
+
+    async with await _connect(settings) as conn:
+        if args.everyone:
+            revoked, who = await revoke_everyone(conn), "Every account"
+        else:
+            try:
+                account = await accounts.find_account(conn, args.account)
+            except accounts.AccountError as error:
+                raise _Failed(str(error)) from None
+            revoked, who = await revoke_account(conn, account.id), f"{account.email} ({account.id})"
+    print(
+        f"{who} is signed out of {revoked} session(s);"
+        " access tokens already issued expire within 15 minutes.",
+        file=out,
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ list of PEM files (`os.pathsep`-separated in the environment): the first signs, 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -23,10 +24,26 @@ MAX_ACCESS_TOKEN_SECONDS = 900
 # List settings in the environment: signing keys are paths (`os.pathsep`), proxies are CIDRs (commas, since
 # an IPv6 address has colons).
 _LIST_SEPARATORS = {"signing_keys": os.pathsep, "trusted_proxies": ","}
+# Table settings in the environment are JSON objects:
+# SWITCHBOARD_GATEWAY_RATE_LIMITS='{"token_requests_per_address": 600}'.
+_JSON_FIELDS = ("rate_limits",)
 
 
 class ConfigError(Exception):
     """The configuration is missing or invalid; `str()` says what to fix (and never echoes a secret)."""
+
+
+class RateLimits(BaseModel):
+    """How many requests each sign-in rate limit lets through per window (docs/gateway.md, Rate limits)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_authorizations_per_address: Annotated[int, Field(ge=1)] = 10  # a minute
+    token_requests_per_address: Annotated[int, Field(ge=1)] = 120  # a minute
+    device_forms_per_address: Annotated[int, Field(ge=1)] = 20  # ten minutes
+    refreshes_per_account: Annotated[int, Field(ge=1)] = 60  # an hour
+    password_failures_per_account: Annotated[int, Field(ge=1)] = 10  # fifteen minutes
+    user_code_failures_per_account: Annotated[int, Field(ge=1)] = 10  # an hour
 
 
 class GatewaySettings(BaseModel):
@@ -56,6 +73,7 @@ class GatewaySettings(BaseModel):
     device_code_seconds: Annotated[int, Field(ge=60, le=1800)] = 600
     device_poll_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 5
     refresh_token_seconds: Annotated[int, Field(ge=3600, le=365 * 86400)] = 30 * 86400
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
     support_contact: str | None = Field(
         default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"
     )
@@ -115,8 +133,18 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         if raw is None or raw == "":
             continue
         separator = _LIST_SEPARATORS.get(name)
-        values[name] = [part for part in raw.split(separator) if part] if separator else raw
+        if name in _JSON_FIELDS:
+            values[name] = _json_object(name, raw)
+        else:
+            values[name] = [part for part in raw.split(separator) if part] if separator else raw
     return values
+
+
+def _json_object(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object") from None
 
 
 def _describe(error: ValidationError) -> str:

@@ -4,12 +4,13 @@ never meet), one trusting nobody. A poll interval of 1 second keeps the polling 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from gateway.gateway_support import Replica
-from gateway.signin.signin_support import Browser, SignInAccounts
+from gateway.signin.signin_support import EXPOSED_DEVICE_AUTHORIZATIONS, Browser, SignInAccounts
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,11 @@ def proxied(signin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def exposed(signin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
-    """A replica that trusts no proxy (the default)."""
+    """A replica that trusts no proxy (the default), with a configured device-authorization limit."""
     env = {k: v for k, v in signin_env.items() if k != "SWITCHBOARD_GATEWAY_TRUSTED_PROXIES"}
+    env["SWITCHBOARD_GATEWAY_RATE_LIMITS"] = json.dumps(
+        {"device_authorizations_per_address": EXPOSED_DEVICE_AUTHORIZATIONS}
+    )
     replica = Replica.start(env, tmp_path_factory.mktemp("signin") / "exposed.log")
     try:
         yield replica

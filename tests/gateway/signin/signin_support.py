@@ -20,6 +20,8 @@ from switchboard.gateway import accounts
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 VSCODE = "switchboard-vscode"
 PASSWORD = "correct horse battery"
+# The replica without trusted proxies is configured with this device-authorization limit per address.
+EXPOSED_DEVICE_AUTHORIZATIONS = 3
 
 
 def new_address() -> str:

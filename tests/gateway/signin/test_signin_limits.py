@@ -6,6 +6,7 @@ import httpx2
 
 from gateway.gateway_support import Replica
 from gateway.signin.signin_support import (
+    EXPOSED_DEVICE_AUTHORIZATIONS,
     PASSWORD,
     Browser,
     OAuthClient,
@@ -14,8 +15,10 @@ from gateway.signin.signin_support import (
     new_address,
     settled_log,
 )
-from switchboard.gateway.signin import ratelimit
+from switchboard.gateway.config import RateLimits
 from switchboard.gateway.signin.codes import display_user_code, new_user_code
+
+DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
 
 
 def wrong_code(right: str) -> str:
@@ -29,7 +32,7 @@ async def test_guessing_user_codes_is_stopped_per_account_whatever_the_address(
 ) -> None:
     attacker = await people.create()
     victim = OAuthClient(proxied.url).start()
-    limit = ratelimit.USER_CODE_FAILURES_PER_ACCOUNT.limit
+    limit = DEFAULTS.user_code_failures_per_account
     for _ in range(limit):
         with Browser(proxied.url) as browser:  # a new address every time
             guess = browser.submit(wrong_code(victim["user_code"]), attacker.email)
@@ -50,7 +53,7 @@ async def test_guessing_a_password_is_stopped_per_account_whatever_the_address(
 ) -> None:
     person, bystander = await people.create(), await people.create()
     started = OAuthClient(proxied.url).start()
-    for attempt in range(ratelimit.PASSWORD_FAILURES_PER_ACCOUNT.limit):
+    for attempt in range(DEFAULTS.password_failures_per_account):
         with Browser(proxied.url) as browser:
             wrong = browser.submit(started["user_code"], person.email, password=f"guess-{attempt}")
             assert wrong.status_code == 401 and "email or the password is wrong" in wrong.text
@@ -66,7 +69,7 @@ async def test_the_device_form_is_limited_per_address(proxied: Replica, people: 
     started = OAuthClient(proxied.url).start()
     person = await people.create()
     with Browser(proxied.url, address) as browser:
-        for index in range(ratelimit.DEVICE_FORM_PER_ADDRESS.limit):
+        for index in range(DEFAULTS.device_forms_per_address):
             answer = browser.submit(started["user_code"], f"nobody-{index}@example.test")
             assert answer.status_code == 401
         limited = browser.submit(started["user_code"], person.email)
@@ -77,7 +80,7 @@ async def test_the_device_form_is_limited_per_address(proxied: Replica, people: 
 
 def test_the_token_endpoint_is_limited_per_address(proxied: Replica) -> None:
     client = OAuthClient(proxied.url)
-    for _ in range(ratelimit.TOKEN_PER_ADDRESS.limit):
+    for _ in range(DEFAULTS.token_requests_per_address):
         assert client.poll("guessed-device-code").json()["error"] == "invalid_grant"
     limited = client.poll("guessed-device-code")
     assert limited.status_code == 429
@@ -87,7 +90,7 @@ def test_the_token_endpoint_is_limited_per_address(proxied: Replica) -> None:
 
 def test_device_authorization_is_limited_per_address(proxied: Replica) -> None:
     client = OAuthClient(proxied.url)
-    for _ in range(ratelimit.DEVICE_AUTHORIZATION_PER_ADDRESS.limit):
+    for _ in range(DEFAULTS.device_authorizations_per_address):
         client.start()
     limited = client.post("/oauth/device_authorization", client_id=client.client_id)
     assert limited.status_code == 429 and limited.json()["error"] == "slow_down"
@@ -96,7 +99,7 @@ def test_device_authorization_is_limited_per_address(proxied: Replica) -> None:
 
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(exposed: Replica) -> None:
     # Every request claims another address, but the replica trusts no proxy: all count as 127.0.0.1.
-    limit = ratelimit.DEVICE_AUTHORIZATION_PER_ADDRESS.limit
+    limit = EXPOSED_DEVICE_AUTHORIZATIONS  # configured through SWITCHBOARD_GATEWAY_RATE_LIMITS
     answers = [
         OAuthClient(exposed.url).post("/oauth/device_authorization", client_id="switchboard-nvim")
         for _ in range(limit + 1)

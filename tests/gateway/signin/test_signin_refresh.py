@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
 import jwt
+import pytest
 
 from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import Browser, OAuthClient, Person, SignInAccounts
 from switchboard.gateway.signin.codes import digest
+from switchboard.gateway.tokens import TokenAuthority, TokenRefused
 
 
 async def signed_in(
@@ -56,7 +59,7 @@ async def test_refresh_rotates_and_the_spent_token_is_dead(proxied: Replica, peo
 
 
 async def test_a_spent_refresh_token_presented_again_revokes_the_whole_family(
-    proxied: Replica, people: SignInAccounts
+    proxied: Replica, people: SignInAccounts, authority: TokenAuthority
 ) -> None:
     person, client, first = await signed_in(proxied, people)
     rotated = client.refresh(first["refresh_token"]).json()
@@ -71,6 +74,11 @@ async def test_a_spent_refresh_token_presented_again_revokes_the_whole_family(
     assert families == [{"revoked_reason": "reused"}]
     # An access token issued before the reuse lives out its (at most 15-minute) lifetime: it is stateless.
     assert usage_status(proxied, rotated["access_token"]) == 200
+    claims = jwt.decode(rotated["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 900
+    expired = datetime.fromtimestamp(claims["exp"] + 1, UTC)
+    with pytest.raises(TokenRefused, match="expired"):
+        authority.verify(rotated["access_token"], now=expired)
     log = proxied.log()
     assert "a spent refresh token was presented again" in log
     assert first["refresh_token"] not in log and rotated["refresh_token"] not in log
@@ -131,3 +139,30 @@ async def test_a_refresh_token_works_only_for_its_client(proxied: Replica, peopl
     thief = OAuthClient(proxied.url, client_id="switchboard-terminal")
     assert thief.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
     assert client.refresh(first["refresh_token"]).status_code == 200  # not spent by the refused attempt
+
+
+async def test_the_operator_can_sign_an_account_out_everywhere(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    person, laptop, first = await signed_in(proxied, people)
+    desktop = OAuthClient(proxied.url, client_id="switchboard-terminal")
+    started = desktop.start()
+    with Browser(proxied.url) as browser:
+        browser.submit(started["user_code"], person.email)
+    second = desktop.poll(started["device_code"]).json()
+    done = run_cli(["accounts", "sign-out", person.email], gateway_env)
+    assert "signed out of 2 session(s)" in done.stdout
+    assert laptop.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert desktop.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert usage_status(proxied, second["access_token"]) == 200  # the account itself stays usable
+
+
+async def test_after_a_restore_the_operator_signs_everyone_out(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    _, client, first = await signed_in(proxied, people)
+    done = run_cli(["accounts", "sign-out", "--everyone"], gateway_env)
+    assert "Every account is signed out of" in done.stdout
+    assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    live = await people.execute("SELECT count(*) AS n FROM refresh_families WHERE revoked_at IS NULL")
+    assert live == [{"n": 0}]

@@ -68,11 +68,10 @@ def oauth_endpoint(handler: Callable[[Request, dict[str, str]], Awaitable[Respon
     return endpoint
 
 
-def _client_id(request: Request, form: dict[str, str], *, required: bool = True) -> str | None:
+def _client_id(request: Request, form: dict[str, str]) -> str:
+    """The form's `client_id`, one of the public clients; raises 401 `invalid_client`."""
     client_id = form.get("client_id")
-    if client_id is None and not required:
-        return None
-    if not is_known_client(client_id):
+    if client_id is None or not is_known_client(client_id):
         raise OAuthError("invalid_client", "Unknown client_id.", status=401)
     request.state.oauth_client = client_id
     return client_id
@@ -96,8 +95,8 @@ async def _limit_address(gateway: Gateway, rule: ratelimit.Rule, request: Reques
 async def _device_authorization(request: Request, form: dict[str, str]) -> Response:
     gateway = _gateway(request)
     client_id = _client_id(request, form)
-    assert client_id is not None
-    await _limit_address(gateway, ratelimit.DEVICE_AUTHORIZATION_PER_ADDRESS, request)
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    await _limit_address(gateway, rules.device_authorization_per_address, request)
     settings = gateway.settings
     async with gateway.pool.connection() as conn:
         started = await device.start(
@@ -118,11 +117,11 @@ async def _device_authorization(request: Request, form: dict[str, str]) -> Respo
 
 async def _token(request: Request, form: dict[str, str]) -> Response:
     gateway = _gateway(request)
-    await _limit_address(gateway, ratelimit.TOKEN_PER_ADDRESS, request)
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    await _limit_address(gateway, rules.token_per_address, request)
     grant_type = _required(form, "grant_type")
     request.state.grant = grant_type
     client_id = _client_id(request, form)
-    assert client_id is not None
     if grant_type == DEVICE_CODE_GRANT:
         issued = await device_code_grant(gateway, _required(form, "device_code"), client_id)
     elif grant_type == REFRESH_TOKEN_GRANT:
@@ -135,7 +134,8 @@ async def _token(request: Request, form: dict[str, str]) -> Response:
 
 async def _revoke(request: Request, form: dict[str, str]) -> Response:
     gateway = _gateway(request)
-    _client_id(request, form, required=False)
+    if "client_id" in form:  # optional here (RFC 7009 public clients), but never an unknown one
+        _client_id(request, form)
     token = _required(form, "token")
     # Any token is accepted and the answer is always 200 (RFC 7009 §2.2): an access token, or one that is
     # not ours, is simply not a refresh token; an access token dies on its own within minutes.

@@ -14,7 +14,7 @@ from typing import Any
 from ..accounts import Account, get_account
 from ..service import Gateway
 from . import device, ratelimit, refresh
-from .forms import NO_STORE, OAuthError
+from .forms import OAuthError
 
 log = logging.getLogger("switchboard.gateway.signin")
 
@@ -44,9 +44,6 @@ class Issued:
         }
 
 
-TOKEN_HEADERS = NO_STORE
-
-
 async def device_code_grant(gateway: Gateway, device_code: str, client_id: str) -> Issued:
     refresh_token: str | None = None
     account: Account | None = None
@@ -72,7 +69,8 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str) -> I
         if holder is not None:
             # Checked before the token is spent: a refused refresh must leave the client its token.
             try:
-                await ratelimit.hit(conn, ratelimit.REFRESH_PER_ACCOUNT, holder.account_id)
+                rule = ratelimit.rules_for(gateway.settings.rate_limits).refresh_per_account
+                await ratelimit.hit(conn, rule, holder.account_id)
             except ratelimit.RateLimited as limited:
                 raise OAuthError.rate_limited(limited) from None
         async with conn.transaction():

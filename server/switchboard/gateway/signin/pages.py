@@ -32,7 +32,7 @@ from ..accounts import Account, find_account_by_email, password_matches
 from ..service import Gateway
 from . import device, ratelimit
 from .clients import client_name
-from .codes import normalize_user_code
+from .codes import display_user_code, normalize_user_code
 from .forms import FormError, client_address, read_form
 
 log = logging.getLogger("switchboard.gateway.signin")
@@ -114,7 +114,7 @@ async def device_page(request: Request) -> Response:
     token = _csrf_token(request, gateway)
     typed = request.query_params.get("user_code", "")[:20]
     compact = normalize_user_code(typed)
-    shown = f"{compact[:4]}-{compact[4:]}" if compact else typed
+    shown = display_user_code(compact) if compact else typed
     page = render("device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="")
     return _with_csrf_cookie(page, gateway, token)
 
@@ -181,35 +181,36 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
 
 async def _decide(request: Request, gateway: Gateway, attempt: _Attempt) -> tuple[Account, str]:
     """Check the limits, the password and the code, then record the decision; raises `_Refusal`."""
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
     async with gateway.pool.connection() as conn:
         try:
-            await ratelimit.hit(conn, ratelimit.DEVICE_FORM_PER_ADDRESS, client_address(request))
+            await ratelimit.hit(conn, rules.device_form_per_address, client_address(request))
             # Locked before the password is even checked, so a locked account cannot be guessed at.
-            await ratelimit.check(conn, ratelimit.PASSWORD_FAILURES_PER_ACCOUNT, attempt.email.lower())
+            await ratelimit.check(conn, rules.password_failures_per_account, attempt.email.lower())
         except ratelimit.RateLimited as limited:
             raise _too_many(limited) from None
         compact = normalize_user_code(attempt.user_code)
         if compact is None:
             raise _Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
-        account = await _sign_in(conn, attempt)
+        account = await _sign_in(conn, attempt, rules.password_failures_per_account)
         try:
-            await ratelimit.check(conn, ratelimit.USER_CODE_FAILURES_PER_ACCOUNT, account.id)
+            await ratelimit.check(conn, rules.user_code_failures_per_account, account.id)
         except ratelimit.RateLimited as limited:
             raise _too_many(limited) from None
         client_id = await device.decide(conn, compact, account.id, attempt.approve)
         if client_id is None:
-            await _count_failure(conn, ratelimit.USER_CODE_FAILURES_PER_ACCOUNT, account.id)
+            await _count_failure(conn, rules.user_code_failures_per_account, account.id)
             raise _Refusal(400, "This code is unknown, expired or already used. Check it, or start again.")
     return account, client_id
 
 
-async def _sign_in(conn: AsyncConnection[DictRow], attempt: _Attempt) -> Account:
+async def _sign_in(conn: AsyncConnection[DictRow], attempt: _Attempt, failures: ratelimit.Rule) -> Account:
     found = await find_account_by_email(conn, attempt.email) if attempt.email else None
     password_hash = found[1] if found else _DUMMY_HASH
     # argon2 takes tens of milliseconds of CPU: off the event loop, so streams on this replica never wait.
     matches = await asyncio.to_thread(password_matches, password_hash, attempt.password)
     if found is None or not matches:
-        await _count_failure(conn, ratelimit.PASSWORD_FAILURES_PER_ACCOUNT, attempt.email.lower())
+        await _count_failure(conn, failures, attempt.email.lower())
         raise _Refusal(401, "The email or the password is wrong.")
     account = found[0]
     if not account.active:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from ..config import RateLimits
 from .codes import digest
 
 
@@ -23,14 +24,31 @@ class Rule:
     window_seconds: int
 
 
-# Per client address (after X-Forwarded-For from a trusted proxy): every request counts.
-DEVICE_AUTHORIZATION_PER_ADDRESS = Rule("device_authorization:addr", 10, 60)
-TOKEN_PER_ADDRESS = Rule("token:addr", 120, 60)
-DEVICE_FORM_PER_ADDRESS = Rule("device_form:addr", 20, 600)
-# Per account: refreshes count; on the /device form only failures count (wrong password, wrong user code).
-REFRESH_PER_ACCOUNT = Rule("refresh:acct", 60, 3600)
-PASSWORD_FAILURES_PER_ACCOUNT = Rule("password:acct", 10, 900)
-USER_CODE_FAILURES_PER_ACCOUNT = Rule("user_code:acct", 10, 3600)
+@dataclass(frozen=True)
+class Rules:
+    """The rules in force, from the `rate_limits` setting (the windows are fixed here)."""
+
+    # Per client address (after X-Forwarded-For from a trusted proxy): every request counts.
+    device_authorization_per_address: Rule
+    token_per_address: Rule
+    device_form_per_address: Rule
+    # Per account: refreshes count; on the /device form only failures count (wrong password, wrong code).
+    refresh_per_account: Rule
+    password_failures_per_account: Rule
+    user_code_failures_per_account: Rule
+
+
+def rules_for(limits: RateLimits) -> Rules:
+    return Rules(
+        Rule("device_authorization:addr", limits.device_authorizations_per_address, 60),
+        Rule("token:addr", limits.token_requests_per_address, 60),
+        Rule("device_form:addr", limits.device_forms_per_address, 600),
+        Rule("refresh:acct", limits.refreshes_per_account, 3600),
+        Rule("password:acct", limits.password_failures_per_account, 900),
+        Rule("user_code:acct", limits.user_code_failures_per_account, 3600),
+    )
+
+
 LONGEST_WINDOW_SECONDS = 3600
 
 

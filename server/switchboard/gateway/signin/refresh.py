@@ -121,6 +121,27 @@ async def revoke_family(conn: AsyncConnection[DictRow], family_id: str, reason: 
     )
 
 
+async def revoke_account(conn: AsyncConnection[DictRow], account_id: str) -> int:
+    """Sign the account out everywhere: revoke every live family; how many there were."""
+    cursor = await conn.execute(
+        """
+        UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everywhere'
+        WHERE account_id = %s AND revoked_at IS NULL
+        """,
+        (account_id,),
+    )
+    return cursor.rowcount
+
+
+async def revoke_everyone(conn: AsyncConnection[DictRow]) -> int:
+    """Sign every account out (after restoring a backup, which rewinds revocations); how many families."""
+    cursor = await conn.execute(
+        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everyone'"
+        " WHERE revoked_at IS NULL"
+    )
+    return cursor.rowcount
+
+
 async def revoke_token(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
     """RFC 7009: revoke the family of this refresh token, if it is one; who held it."""
     found = await holder(conn, token)
