@@ -269,7 +269,11 @@ class AccountFeature(Feature):
     ) -> None:
         """A signed-in turn: the gateway charged it. The local ledger only notes that it did (so a crash
         reconciliation never charges it locally), and the figures are fetched from the gateway."""
-        note = "charged by Switchboard Cloud" + (f": {credits} credits" if credits is not None else "")
+        note = (
+            f"charged by Switchboard Cloud: {credits} credits"
+            if credits is not None
+            else "answered through Switchboard Cloud (any charge is in its ledger)"
+        )
         try:
             await self.record_uncharged(
                 entitlement, turn_id, reason=note, model_id=model_id, routed_model=routed_model
