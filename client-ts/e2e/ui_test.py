@@ -228,6 +228,8 @@ def _send(c: Ctx) -> None:
     expect(done.locator(".answered-by")).to_contain_text(re.compile(r"Auto → Claude"))
     assert done.locator(".answered-by").get_attribute("title"), "the router's reason is on hover"
     expect(done.locator(".credits")).to_contain_text(re.compile(r"[\d.]+ credits?"))
+    # own key: what the answer cost at list price; it stays after the transcript reloads from the server
+    expect(done.locator(".cost-usd")).to_have_text(re.compile(r"^\$\d+\.\d+$"))
     expect(chat.locator(".msg.user .msg-context .chip")).to_contain_text("fib.py:1-10")
     expect(chat.locator("#send")).to_be_visible()
     chat.locator("#prompt").fill("Now write a unit test for it")
@@ -595,6 +597,7 @@ def _cloud_chat(c: Ctx) -> None:
     chat.locator("#prompt").press("Enter")
     expect(chat.locator(".msg.assistant:not(.streaming)")).to_have_count(answers + 1, timeout=60_000)
     expect(c.last_answer(chat).locator(".msg-body")).to_contain_text("Simulated reply", timeout=20_000)
+    expect(c.last_answer(chat).locator(".cost-usd")).to_have_count(0)  # the gateway's credits, no key's price
     deadline = time.time() + 15
     while c.status_credits() >= before:
         assert time.time() < deadline, f"status bar credits did not drop below {before}"

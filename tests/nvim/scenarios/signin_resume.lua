@@ -4,6 +4,7 @@ local stored = {}
 
 return {
   skip_setup = true,
+  timeout = 90,
   run = function(T)
     local opts = vim.json.decode(vim.env.SWITCHBOARD_TEST_OPTS)
     local given = opts.refresh_token
@@ -25,7 +26,7 @@ return {
     T.wait(function()
       local info = status.usage.accountInfo
       return info and info.mode == 'hosted' and info.email == 'ada@example.com'
-    end, 'the session to be resumed, as ada@example.com')
+    end, 'the session to be resumed, as ada@example.com', 45000)
     T.eq(asked, opts.gateway_url, 'the store is asked for this gateway')
     T.contains(require('switchboard').statusline(), '(Pro, cloud)', 'the statusline')
     T.ok(#stored >= 1 and type(stored[#stored]) == 'string', 'a new refresh token was stored')
