@@ -6,6 +6,38 @@
 export interface AuthErrorData {
   reason: 'missing_key' | 'rejected_key';
 }
+/**
+ * How Auto has routed this workspace's answers this month, and which way feedback has moved it.
+ */
+export interface AutoForYou {
+  autoAnswers: number;
+  direction: 'stronger' | 'cheaper' | 'neutral';
+  /**
+   * The workspace's threshold shift now, in share points (+: more Sonnet).
+   */
+  shift: number;
+  signals: AutoSignals;
+  sonnetAnswers: number;
+  /**
+   * sonnetAnswers / autoAnswers (0 when there were none).
+   */
+  sonnetShare: number;
+  /**
+   * e.g. "Auto for you: 24% Sonnet this month, leaning cheaper after 3 …"
+   */
+  summary: string;
+}
+/**
+ * This month's feedback that moved Auto, by kind.
+ */
+export interface AutoSignals {
+  cheaperCorrections: number;
+  movedOn: number;
+  strongerRetries: number;
+  switchesUp: number;
+  thumbsDown: number;
+  thumbsUp: number;
+}
 export interface ChatParams {
   autoModels?:
     | ['claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5']
@@ -113,6 +145,10 @@ export interface ThinkingOptions {
 }
 export interface ChatResult {
   conversationId: string;
+  /**
+   * The answer's API cost at list prices (cache writes and reads included), in USD; null when it is not known to this server.
+   */
+  costUsd: number | null;
   credits: number;
   droppedTurns: number;
   modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
@@ -143,11 +179,19 @@ export interface ConversationResult {
 }
 export interface TurnInfo {
   context: ContextItem[];
+  /**
+   * As ChatResult.costUsd.
+   */
+  costUsd: number | null;
   createdAt: string;
   credits: number;
   error: string | null;
   id: string;
   modelId: ('auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
+  /**
+   * The user's thumbs up or down on this answer.
+   */
+  rating: ('up' | 'down') | null;
   /**
    * The turn this answer retried, if any.
    */
@@ -220,6 +264,27 @@ export interface ModelEstimate {
   inputTokens: number;
   modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
 }
+export interface FeedbackParams {
+  conversationId: string;
+  /**
+   * Thumbs up, thumbs down, or null to clear the rating.
+   */
+  rating: ('up' | 'down') | null;
+  turnId: string;
+  workspaceUri: string;
+}
+export interface FeedbackResult {
+  /**
+   * This workspace's Auto threshold shift after the feedback, in share points (+0.04 ≈ 4% more requests to Sonnet).
+   */
+  autoShift: number;
+  /**
+   * What Auto learned from this answer (null: nothing, or not an Auto answer).
+   */
+  label: ('should_have_escalated' | 'should_not_have_escalated' | 'weak_positive') | null;
+  rating: ('up' | 'down') | null;
+  turnId: string;
+}
 export interface InternalErrorData {
   reference: string;
 }
@@ -251,6 +316,82 @@ export interface ModelUsage {
   turns: number;
 }
 export interface ModelsParams {
+  autoModels?:
+    | ['claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5']
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | null;
+  autoPreference?: ('economy' | 'balanced' | 'quality') | null;
   workspaceUri?: string | null;
 }
 export interface ModelsResult {
@@ -339,9 +480,16 @@ export interface UpstreamErrorData {
   suggestedModel: ('claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
   type: string;
 }
+export interface UsageParams {
+  /**
+   * The workspace for autoForYou (default: the editor's first folder).
+   */
+  workspaceUri?: string | null;
+}
 export interface UsageReport {
   account: string | null;
   alerts: string[];
+  autoForYou: AutoForYou | null;
   byModel: ModelUsage[];
   daily: DailyUsage[];
   includedCredits: number;
@@ -379,6 +527,8 @@ export interface SwitchboardRequests {
   'switchboard/deleteConversation': { params: DeleteConversationParams; result: Empty };
   /** Preview a prompt's cost per model. */
   'switchboard/estimate': { params: EstimateParams; result: EstimateResult };
+  /** Thumbs up or down on an answer (null clears it); Auto learns from it. */
+  'switchboard/feedback': { params: FeedbackParams; result: FeedbackResult };
   /** List models and the workspace's selection. */
   'switchboard/models': { params: ModelsParams; result: ModelsResult };
   /** Re-run the last turn on a stronger model, keeping both answers. */
@@ -389,8 +539,8 @@ export interface SwitchboardRequests {
   'switchboard/setOverage': { params: SetOverageParams; result: UsageReport };
   /** Sign in with an entitlement token. */
   'switchboard/signIn': { params: SignInParams; result: UsageReport };
-  /** The plan, credits used and left, and overage. */
-  'switchboard/usage': { params: Empty; result: UsageReport };
+  /** The plan, credits used and left, overage, and how Auto routes for this workspace. */
+  'switchboard/usage': { params: UsageParams; result: UsageReport };
 }
 
 /** Every notification the server sends: method → params. */
@@ -409,6 +559,7 @@ export const REQUEST_METHODS = [
   'switchboard/conversations',
   'switchboard/deleteConversation',
   'switchboard/estimate',
+  'switchboard/feedback',
   'switchboard/models',
   'switchboard/retry',
   'switchboard/selectModel',

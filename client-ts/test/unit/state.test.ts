@@ -35,8 +35,8 @@ describe('chat view reducer', () => {
         conversation: {
           id: 'c1', title: 'Greeting', createdAt: '', updatedAt: '',
           turns: [
-            { id: 't1', role: 'user', text: 'hi', thinking: null, modelId: null, routedModel: null, routeReason: null, credits: 0, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null },
-            { id: 't2', role: 'assistant', text: 'hello', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'short', credits: 0.1, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null },
+            { id: 't1', role: 'user', text: 'hi', thinking: null, modelId: null, routedModel: null, routeReason: null, credits: 0, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null, rating: null, costUsd: null },
+            { id: 't2', role: 'assistant', text: 'hello', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'short', credits: 0.1, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null, rating: null, costUsd: null },
           ],
         },
       }),
@@ -108,6 +108,7 @@ describe('chat view reducer', () => {
     const turn = (id: string, role: 'user' | 'assistant', status: 'complete' | 'failed', retryOf: string | null = null) => ({
       id, role, text: role === 'user' ? 'summarise' : '', thinking: null, modelId: 'auto' as const, routedModel: null, routeReason: null,
       credits: 0, status, createdAt: '', usage: null, context: [], error: status === 'failed' ? 'HTTP 529' : null, retryOf,
+      rating: null, costUsd: null,
     });
     const conversation = { id: 'c1', title: 't', createdAt: '', updatedAt: '', turns: [turn('u1', 'user', 'complete'), turn('a1', 'assistant', 'failed')] };
     const s = run(initialState(), { type: 'chat/started', data: pending({ prompt: 'summarise' }) }, { type: 'chat/failed', data: { requestId: 'r1', error, conversation, retryTurnId: 'a1' } });

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 
@@ -35,16 +37,19 @@ from switchboard.plans import (
 from switchboard.protocol import methods
 from switchboard.protocol.messages import (
     ConcreteModelId,
-    Empty,
     SetOverageParams,
     SignInParams,
     Usage,
+    UsageParams,
     UsageReport,
 )
 from switchboard.store import BillableAnswer
 
 from .base import Feature, dump, register_request
 from .host import Editor, Services
+
+if TYPE_CHECKING:
+    from .feedback import AutoFeedback
 
 log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
@@ -53,9 +58,10 @@ RECONCILE_PAGE = 200
 
 
 class AccountFeature(Feature):
-    def __init__(self, editor: Editor, services: Services) -> None:
+    def __init__(self, editor: Editor, services: Services, learning: AutoFeedback | None = None) -> None:
         super().__init__(editor)
         self.services = services
+        self._learning = learning
         self._token: str | None = os.environ.get(ENTITLEMENT_ENV) or None
         self._trusted: TrustedKeys | None = None
         self._verified: Entitlement | None = None
@@ -194,14 +200,30 @@ class AccountFeature(Feature):
         await self.publish(entitlement)
 
     async def publish(self, entitlement: Entitlement | None = None) -> UsageReport:
-        report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
+        report = await self._report(entitlement or self.entitlement(), None)
         self.editor.notify(methods.USAGE_CHANGED.method, dump(report))
         return report
 
     # --- requests ----------------------------------------------------------------------------------
 
-    async def usage(self, _params: Empty) -> UsageReport:
-        return await asyncio.to_thread((await self.meter()).report, self.entitlement())
+    async def usage(self, params: UsageParams) -> UsageReport:
+        return await self._report(self.entitlement(), params.workspace_uri)
+
+    async def _report(self, entitlement: Entitlement, workspace: str | None) -> UsageReport:
+        """The ledger's report, plus "Auto for you" for `workspace` (default: the editor's first folder)."""
+        report = await asyncio.to_thread((await self.meter()).report, entitlement)
+        workspace = workspace or self.editor.default_workspace()
+        if self._learning is None or workspace is None:
+            return report
+        # The store's times carry milliseconds; the period's start does not.
+        start = report.period_start
+        since = start.replace("Z", ".000Z") if "." not in start else start
+        try:
+            auto = self._learning.month(workspace, since)
+        except sqlite3.Error:  # the credits do not depend on the conversation store: report them anyway
+            log.exception("Could not read Auto's figures for the usage report")
+            return report
+        return report.model_copy(update={"auto_for_you": auto})
 
     async def set_overage(self, params: SetOverageParams) -> UsageReport:
         entitlement = self.entitlement()

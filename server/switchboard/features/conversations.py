@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from switchboard.catalog import CATALOG
 from switchboard.protocol import methods
 from switchboard.protocol.errors import ConversationNotFound
 from switchboard.protocol.messages import (
@@ -14,6 +15,7 @@ from switchboard.protocol.messages import (
     Empty,
     TurnInfo,
 )
+from switchboard.routing.pricing import usage_cost_usd
 from switchboard.store import StoredTurn
 
 from .base import Feature, register_request
@@ -85,5 +87,13 @@ def turn_info(turn: StoredTurn) -> TurnInfo:
             "context": turn.context,
             "error": turn.error,
             "retry_of": turn.retry_of,
+            "rating": turn.rating,
+            "cost_usd": _cost(turn),
         }
     )
+
+
+def _cost(turn: StoredTurn) -> float | None:
+    if turn.role != "assistant" or turn.usage is None or turn.routed_model not in CATALOG:
+        return None
+    return usage_cost_usd(turn.routed_model, turn.usage)
