@@ -36,6 +36,8 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<Switchboar
     vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands({ ctx, client, chat, chatView, usagePanel }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
+      // Auto's picker entry states the share and cost at these settings: ask the server again.
+      if (e.affectsConfiguration('switchboard.auto') && client?.status.state === 'running') await client.refresh();
       if (e.affectsConfiguration('switchboard.server')) {
         const choice = await vscode.window.showInformationMessage(
           'Switchboard: the server settings changed. Restart the server to apply them?',

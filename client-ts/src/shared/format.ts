@@ -105,6 +105,12 @@ export function formatUsd(value: number): string {
   return value.toLocaleString('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
+/** An answer's API cost, Cline-style: "$0.0021" under a dollar (four decimals), "$1.25" above. */
+export function answerCostUsd(value: number): string {
+  if (value > 0 && value < 0.0001) return '<$0.0001';
+  return `$${value >= 1 ? value.toFixed(2) : value.toFixed(4)}`;
+}
+
 /** "just now", "5 min ago", "3 h ago", "yesterday", "Dec 1". */
 export function relativeTime(iso: string, now: Date = new Date()): string {
   const t = new Date(iso).getTime();

@@ -20,6 +20,10 @@ export interface ViewTurn {
   context: ContextItem[];
   /** Auto fell back to another model while answering. */
   fallback?: boolean;
+  /** The user's thumbs on a stored answer. */
+  rating?: 'up' | 'down' | null;
+  /** The answer's API cost at list prices, when the server knows it (own key). */
+  costUsd?: number | null;
 }
 
 /** An error shown inline at the end of the transcript, with what the user can do. */
@@ -89,6 +93,8 @@ export function turnFromInfo(t: TurnInfo): ViewTurn {
     error: t.error,
     retryOf: t.retryOf,
     context: t.context ?? [],
+    rating: t.rating ?? null,
+    costUsd: t.costUsd ?? null,
   };
 }
 
@@ -172,6 +178,8 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
         retryOf: p.retryOf,
         context: [],
         fallback: p.fallback,
+        rating: null,
+        costUsd: r.costUsd ?? null,
       });
       return { ...state, conversationId: r.conversationId, turns, pending: null };
     }
@@ -208,6 +216,10 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
       }
       const turns = p.retryOf ? state.turns : [...state.turns, userTurn(p)];
       return { ...state, turns, pending: null, inlineError };
+    }
+    case 'chat/rated': {
+      const { turnId, rating } = action.data;
+      return { ...state, turns: state.turns.map((t) => (t.id === turnId ? { ...t, rating } : t)) };
     }
     case 'notice':
       return { ...state, notice: action.data };
@@ -309,4 +321,9 @@ export function canRetryStronger(turn: ViewTurn, turns: readonly ViewTurn[], mod
   const top = Math.max(...concrete.map((m) => m.creditMultiplier));
   const current = models.find((m) => m.id === answered);
   return !current || current.creditMultiplier < top;
+}
+
+/** Whether thumbs are offered on an answer: a stored one (not streaming, not a local placeholder). */
+export function canRate(turn: ViewTurn): boolean {
+  return turn.role === 'assistant' && (turn.status === 'complete' || turn.status === 'cancelled') && !turn.id.endsWith('-answer');
 }
