@@ -138,8 +138,11 @@ def auto_description(allowed: list[str], preference: Preference, shift: float) -
         cheap or haiku
     )
     always_sonnet = typical_request_cost_usd("claude-sonnet-4.5")
-    learned = f", {shift * 100:+.0f} points learned from your feedback" if abs(shift) >= 0.005 else ""
-    return (
-        f"{lead} At the {preference} preference{learned}: about {share:.0%} of requests on Sonnet, "
+    figures = (
+        f"about {share:.0%} of requests on Sonnet, "
         f"{cost / always_sonnet:.0%} of always-Sonnet's API cost (~${cost:.4f} for a typical request)."
     )
+    if share in (0.0, 1.0):  # one model: neither the preference nor the learned shift changes anything
+        return f"{lead} That is {figures}"
+    learned = f", {shift * 100:+.0f} points learned from your feedback" if abs(shift) >= 0.005 else ""
+    return f"{lead} At the {preference} preference{learned}: {figures}"
