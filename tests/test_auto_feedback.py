@@ -4,12 +4,15 @@ restart; "Auto for you", the picker's Auto entry and the answer's dollar cost ar
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 
 from conftest import Session, SessionFactory
 from switchboard.catalog import CATALOG
@@ -17,7 +20,7 @@ from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.routing import RouteInput, Router, learning
 from switchboard.routing.learning import FollowUp, Rating, judge
 from switchboard.store import ConversationStore
-from test_chat import message_requests
+from test_chat import _start_slow_chat, message_requests  # pyright: ignore[reportPrivateUsage]
 
 HAIKU, SONNET_45, SONNET_40 = "claude-haiku-4.5", "claude-sonnet-4.5", "claude-sonnet-4.0"
 EASY = "what does HTTP 404 mean?"  # Haiku under Auto at any shift
@@ -213,12 +216,16 @@ async def test_auto_for_you_counts_this_months_auto_answers_of_this_workspace(
     await session.error(
         "switchboard/chat", {"workspaceUri": workspace, "prompt": EASY}
     )  # failed: not counted
+    token, stopped = await _start_slow_chat(session, fake_api)  # stopped: counted, Auto chose its model
+    session.client.protocol.notify(lsp.CANCEL_REQUEST, lsp.CancelParams(id=f"request-{token}"))
+    with pytest.raises(JsonRpcException):
+        await asyncio.wait_for(stopped, 10)
     for answer in haiku:
         await rate(session, answer, "up", workspace)
 
     mine = await auto_for_you(session, workspace)
-    assert (mine["autoAnswers"], mine["sonnetAnswers"], mine["sonnetShare"]) == (4, 1, 0.25)
-    assert mine["summary"] == "Auto for you: 25% Sonnet this month, leaning cheaper after 3 thumbs-up"
+    assert (mine["autoAnswers"], mine["sonnetAnswers"], mine["sonnetShare"]) == (5, 1, 0.2)
+    assert mine["summary"] == "Auto for you: 20% Sonnet this month, leaning cheaper after 3 thumbs-up"
     pushed = [n for name, n in session.notifications if name == "switchboard/usageChanged"]
     assert pushed and pushed[-1]["autoForYou"]["autoAnswers"] >= 1, "usageChanged carries it too"
     other = await auto_for_you(session, workspace + "/elsewhere")

@@ -7,7 +7,8 @@ export interface AuthErrorData {
   reason: 'missing_key' | 'rejected_key';
 }
 /**
- * How Auto has routed this workspace's answers this month, and which way feedback has moved it.
+ * How Auto has routed this workspace's answers this month (complete or stopped ones), and which way
+ * feedback has moved it.
  */
 export interface AutoForYou {
   autoAnswers: number;

@@ -346,7 +346,8 @@ class AutoSignals(Wire):
 
 
 class AutoForYou(Wire):
-    """How Auto has routed this workspace's answers this month, and which way feedback has moved it."""
+    """How Auto has routed this workspace's answers this month (complete or stopped ones), and which way
+    feedback has moved it."""
 
     auto_answers: int
     sonnet_answers: int

@@ -298,7 +298,9 @@ class ConversationStore:
             )
 
     def auto_month(self, workspace: str, since: str) -> AutoMonth:
-        """This workspace's Auto answers since `since` (ISO time), how many a Sonnet gave, and the labels."""
+        """This workspace's Auto answers since `since` (ISO time), how many a Sonnet gave, and the labels.
+
+        Stopped answers count (Auto chose their model); failed ones, which said nothing, do not."""
         workspace_id = self._workspace_id(workspace, create=False)
         if workspace_id is None:
             return AutoMonth(0, 0, {})
@@ -306,7 +308,7 @@ class ConversationStore:
             "SELECT COUNT(*) AS answers, "
             "COALESCE(SUM(t.routed_model LIKE 'claude-sonnet-%'), 0) AS sonnet FROM turns t "
             "JOIN conversations c ON c.id = t.conversation_id WHERE c.workspace_id = ? "
-            "AND t.role = 'assistant' AND t.model_id = 'auto' AND t.status = 'complete' "
+            "AND t.role = 'assistant' AND t.model_id = 'auto' AND t.status IN ('complete', 'cancelled') "
             "AND t.created_at >= ?",
             (workspace_id, since),
         ).fetchone()
