@@ -251,7 +251,7 @@ async def test_a_learned_lean_to_sonnet_still_never_calls_a_model_left_out_of_au
 
 
 def share_in(description: str) -> int:
-    found = re.search(r"about (\d+)% of requests on Sonnet, (\d+)% of always-Sonnet", description)
+    found = re.search(r"~(\d+)% Sonnet, (\d+)% of always-Sonnet's API cost", description)
     assert found, description
     return int(found.group(1))
 
@@ -266,7 +266,8 @@ async def test_the_pickers_auto_entry_states_the_allow_list_and_its_expected_sha
 ) -> None:
     session = await start_server(fake_api)
     default = await auto_entry(session)
-    assert "Auto may use: Claude Haiku 4.5, Claude Sonnet 4.5, Claude Sonnet 4.0." in default
+    assert default.startswith("Haiku 4.5 · Sonnet 4.5 · Sonnet 4.0 — ~"), default
+    assert "at the balanced preference" in default
     shares = [
         share_in(await auto_entry(session, autoPreference=p)) for p in ("economy", "balanced", "quality")
     ]
@@ -275,15 +276,11 @@ async def test_the_pickers_auto_entry_states_the_allow_list_and_its_expected_sha
     assert shares[1] == round(router.strong_share(0.0) * 100)
 
     no_45 = await auto_entry(session, autoModels=[HAIKU, SONNET_40])
-    assert (
-        "Claude Sonnet 4.0 when what you ask needs it. Auto may use: Claude Haiku 4.5, Claude Sonnet 4.0."
-        in no_45
-    )
+    assert no_45.startswith("Haiku 4.5 · Sonnet 4.0 — ~") and no_45.endswith(
+        "Claude Sonnet 4.0 when what you ask needs it."
+    ), no_45
     only_haiku = await auto_entry(session, autoModels=[HAIKU])
-    assert (
-        only_haiku.startswith("Always Claude Haiku 4.5")
-        and "about 0% of requests on Sonnet, 33%" in only_haiku
-    )
+    assert only_haiku.startswith("Only Haiku 4.5 — 0% Sonnet, 33% of always-Sonnet's API cost"), only_haiku
 
     for _ in range(3):
         await rate(session, await session.chat(EASY), "down", workspace)

@@ -254,8 +254,8 @@ def _quickpick(c: Ctx) -> None:
     expect(qp.locator(".monaco-list-row", has_text="Auto · 1x").first).to_contain_text("current")
     # Auto's entry is the server's: the allow-list and the expected Sonnet share at the preference
     auto = qp.locator(".monaco-list-row", has_text="Auto · 1x").first
-    expect(auto).to_contain_text("Auto may use: Claude Haiku 4.5, Claude Sonnet 4.5, Claude Sonnet 4.0")
-    expect(auto).to_contain_text(re.compile(r"At the balanced preference: about \d+% of requests on Sonnet"))
+    expect(auto).to_contain_text(re.compile(r"Haiku 4\.5 · Sonnet 4\.5 · Sonnet 4\.0 — ~\d+% Sonnet, \d+% of always-Sonnet"))
+    expect(auto).to_contain_text("at the balanced preference")
     expect(qp.locator(".monaco-list-row", has_text="Claude Opus 4.5 · 2.2x")).to_contain_text("needs Pro, Pro+ or Power")
 
 

@@ -118,31 +118,32 @@ class ModelsFeature(Feature):
 
 def auto_description(allowed: list[str], preference: Preference, shift: float) -> str:
     """Auto's picker entry: the models it may use and, at the user's preference and learned shift, the
-    expected share of requests on Sonnet and the API cost of a typical request against always-Sonnet."""
+    expected share of requests on Sonnet and the API cost of a typical request against always-Sonnet.
+
+    The figures come first: a picker shows one line of it (VS Code's quick pick cuts the rest)."""
     if not allowed:
         return "None of your Auto models is on your plan: add one to switchboard.auto.models."
-    names = ", ".join(CATALOG[m].name for m in allowed)
     haiku = "claude-haiku-4.5"
     strong = next((m for m in allowed if m != haiku), None)  # Sonnet 4.5 before 4.0 (AUTO_MODELS' order)
     cheap = haiku if haiku in allowed else strong
-    if strong is None or cheap == strong:
-        share = 0.0 if strong is None else 1.0
-        lead = f"Always {CATALOG[allowed[0]].name}: the only model in your Auto models."
-    else:
-        share = Router.load().strong_share(shift, preference)
-        lead = (
-            f"{CATALOG[haiku].name} by default, {CATALOG[strong].name} when what you ask needs it. "
-            f"Auto may use: {names}."
-        )
+    single = strong is None or cheap == strong
+    share = (0.0 if strong is None else 1.0) if single else Router.load().strong_share(shift, preference)
     cost = share * typical_request_cost_usd(strong or haiku) + (1 - share) * typical_request_cost_usd(
         cheap or haiku
     )
     always_sonnet = typical_request_cost_usd("claude-sonnet-4.5")
     figures = (
-        f"about {share:.0%} of requests on Sonnet, "
-        f"{cost / always_sonnet:.0%} of always-Sonnet's API cost (~${cost:.4f} for a typical request)."
+        f"{'' if single else '~'}{share:.0%} Sonnet, {cost / always_sonnet:.0%} of always-Sonnet's API cost "
+        f"(~${cost:.4f} a typical request)"
     )
-    if share in (0.0, 1.0):  # one model: neither the preference nor the learned shift changes anything
-        return f"{lead} That is {figures}"
+    if single:  # one model: neither the preference nor the learned shift changes anything
+        return f"Only {_short(allowed[0])} — {figures}."
     learned = f", {shift * 100:+.0f} points learned from your feedback" if abs(shift) >= 0.005 else ""
-    return f"{lead} At the {preference} preference{learned}: {figures}"
+    return (
+        f"{' · '.join(_short(m) for m in allowed)} — {figures} at the {preference} preference{learned}. "
+        f"{CATALOG[haiku].name} by default, {CATALOG[strong or haiku].name} when what you ask needs it."
+    )
+
+
+def _short(model_id: str) -> str:
+    return CATALOG[model_id].name.removeprefix("Claude ")
