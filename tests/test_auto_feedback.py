@@ -220,6 +220,12 @@ async def test_auto_for_you_counts_this_months_auto_answers_of_this_workspace(
     session.client.protocol.notify(lsp.CANCEL_REQUEST, lsp.CancelParams(id=f"request-{token}"))
     with pytest.raises(JsonRpcException):
         await asyncio.wait_for(stopped, 10)
+    route = next(r for r in session.reports(token) if r.get("type") == "route")
+    stopped_answer = {"conversationId": route["conversationId"], "turnId": route["turnId"]}
+    assert route["routedModel"] == HAIKU
+    judged = await rate(session, stopped_answer, "down", workspace)
+    assert judged["label"] == "should_have_escalated", "a stopped answer can be rated and taught from"
+    await rate(session, stopped_answer, None, workspace)
     for answer in haiku:
         await rate(session, answer, "up", workspace)
 

@@ -62,8 +62,10 @@ class AutoFeedback:
         if answer.model_id != "auto" or answer.role != "assistant":
             return None
         judgement = None
-        if answer.status == "complete" and answer.routed_model:
+        if answer.status in ("complete", "cancelled") and answer.routed_model:
             judgement = judge(answer.routed_model, _rating(answer.rating), follow_up)
+        if answer.status == "cancelled" and judgement and judgement.cause == "moved_on":
+            judgement = None  # going on after stopping an answer is no sign that it was right
         label = StoredLabel(judgement.label, judgement.cause, judgement.delta) if judgement else None
         self._services.store.relabel(workspace, answer.id, label, _shifted)
         return judgement
