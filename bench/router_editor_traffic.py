@@ -49,7 +49,7 @@ from router_lab.legacy.router import LegacyRouter  # noqa: E402
 from switchboard.catalog import CATALOG  # noqa: E402
 from switchboard.features.chat.auto import TurnFacts, route_input  # noqa: E402
 from switchboard.protocol.messages import ContextItem  # noqa: E402
-from switchboard.routing import PREFERENCES, Preference, RouteDecision, Router, ThresholdShift  # noqa: E402
+from switchboard.routing import PREFERENCES, Preference, RouteDecision, Router  # noqa: E402
 from switchboard.routing.pricing import turn_cost_usd  # noqa: E402
 from switchboard.tokens import estimate_tokens  # noqa: E402
 
@@ -100,9 +100,7 @@ def decide(router: Router, item: Item, preference: Preference = "balanced") -> R
         ContextItem.model_validate({"uri": a.uri, "text": a.text, "languageId": a.language_id})
         for a in item.context
     ]
-    facts = TurnFacts(
-        prompt=item.prompt, context=context, history=[], shift=ThresholdShift(), preference=preference
-    )
+    facts = TurnFacts(prompt=item.prompt, context=context, history=[], shift=0.0, preference=preference)
     return router.decide(route_input(facts, PLAN_MODELS))
 
 

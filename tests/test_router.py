@@ -24,7 +24,7 @@ from switchboard.routing import (
     NoRoutableModelError,
     RouteInput,
     Router,
-    ThresholdShift,
+    learning,
     next_fallback,
     stronger_model,
 )
@@ -386,23 +386,10 @@ def test_threshold_shift_moves_borderline_prompts_up(router: Router) -> None:
     plain = router.decide(RouteInput(prompt=prompt))
     assert plain.model == HAIKU
     needed = model.share_at(plain.probability) - model.share_at(router.threshold(0.0))
-    assert 0 < needed < ThresholdShift.MAX_SHIFT
-    shift = ThresholdShift(retries=40, routed_turns=60).shift
-    assert shift >= needed
-    shifted = router.decide(RouteInput(prompt=prompt, threshold_shift=shift))
+    assert 0 < needed < learning.MAX_SHIFT
+    shifted = router.decide(RouteInput(prompt=prompt, threshold_shift=learning.MAX_SHIFT))
     assert shifted.model == SONNET_45 and shifted.threshold < plain.threshold
-    assert router.decide(RouteInput(prompt="hi", threshold_shift=shift)).model == HAIKU
-
-
-def test_threshold_shift_is_bounded_and_fades() -> None:
-    assert ThresholdShift().shift == 0.0
-    one = ThresholdShift().after_retry()
-    assert 0 < one.shift < ThresholdShift(retries=5, routed_turns=10).shift <= ThresholdShift.MAX_SHIFT
-    assert ThresholdShift(retries=1_000, routed_turns=1).shift == ThresholdShift.MAX_SHIFT
-    state = ThresholdShift(retries=20, routed_turns=99).after_routed_turn()
-    assert (state.retries, state.routed_turns) == (10, 50)
-    busy = ThresholdShift(retries=3, routed_turns=20)
-    assert busy.after_routed_turn().shift < busy.shift
+    assert router.decide(RouteInput(prompt="hi", threshold_shift=learning.MAX_SHIFT)).model == HAIKU
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -557,7 +544,7 @@ def test_route_input_counts_escalated_answers_retries_and_thinking() -> None:
         answer("a3", SONNET_40),
     ]
     facts = TurnFacts(
-        prompt="next", context=[], history=history, shift=ThresholdShift(), thinking_budget=4_000,
+        prompt="next", context=[], history=history, shift=0.0, thinking_budget=4_000,
         preference="quality",
     )  # fmt: skip
     route = route_input(facts, list(ALL))

@@ -248,3 +248,22 @@ def test_one_shot_failure_is_one_line_and_non_zero(
         "error: Unknown model 'gpt-5' (--model). Choose one of: auto, "
     )
     assert fake_api.received() == []
+
+
+def test_rate_the_last_answer_and_see_auto_for_you_in_usage(
+    fake_api: FakeAnthropic, state_dir: Path, project: Path, repl: StartRepl
+) -> None:
+    chat = repl(["--workspace", str(project)], server_env(state_dir, fake_api))
+    chat.command("/good", r"error: No answer to rate yet")
+    chat.send("what does HTTP 404 mean?")
+    chat.expect(r"Claude Haiku 4\.5 · [\d.,]+ credits? · \d+ in / \d+ out tokens")
+    chat.command("/bad", r"Thumbs down on the last answer \(Claude Haiku 4\.5\)\. Auto will send more")
+    chat.command("/usage", r"Auto for you: 0% Sonnet this month, leaning stronger after 1 thumbs-down")
+    chat.command("/rate clear", r"Rating cleared\.")
+    chat.command("/usage", r"Auto for you: 0% Sonnet this month\n")
+    chat.command("/rate up", r"Thumbs up on the last answer \(Claude Haiku 4\.5\)\. Auto takes it as a sign")
+    chat.command("/rate sideways", r"error: Rate how\? Usage: /rate up, /rate down or /rate clear")
+    chat.send("/quit")
+    assert chat.finish() == 0
+    conversation = chats(fake_api)
+    assert len(conversation) == 1, "rating sends nothing to the model"

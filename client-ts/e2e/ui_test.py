@@ -258,6 +258,10 @@ def _quickpick(c: Ctx) -> None:
     qp = c.page.locator(".quick-input-widget")
     expect(qp.locator(".monaco-list-row", has_text="Claude Haiku 4.5 · 0.4x")).to_be_visible(timeout=15_000)
     expect(qp.locator(".monaco-list-row", has_text="Auto · 1x").first).to_contain_text("current")
+    # Auto's entry is the server's: the allow-list and the expected Sonnet share at the preference
+    auto = qp.locator(".monaco-list-row", has_text="Auto · 1x").first
+    expect(auto).to_contain_text(re.compile(r"Haiku 4\.5 · Sonnet 4\.5 · Sonnet 4\.0 — ~\d+% Sonnet, \d+% of always-Sonnet"))
+    expect(auto).to_contain_text("at the balanced preference")
     expect(qp.locator(".monaco-list-row", has_text="Claude Opus 4.5 · 2.2x")).to_contain_text("needs Pro, Pro+ or Power")
 
 
@@ -302,6 +306,30 @@ def _retry(c: Ctx) -> None:
     expect(retried.locator(".tag", has_text="retry")).to_be_visible(timeout=20_000)
     expect(retried.locator(".answered-by")).not_to_have_text("Claude Haiku 4.5")
     expect(retried.locator(".answered-by")).to_contain_text("Claude Sonnet")
+
+
+@step("thumbs up/down on an answer: reachable by keyboard, aria-pressed, stored and shown again after a reload")
+def _thumbs(c: Ctx) -> None:
+    chat = c.chat()
+    answer = c.last_answer(chat)
+    expect(answer.locator('[data-rate="up"]')).to_have_attribute("aria-pressed", "false")
+    expect(answer.locator(".credits")).to_contain_text(re.compile(r"[\d.]+ credits? · \$\d+\.\d{4}"))
+    answer.locator(".answered-by").focus()
+    c.page.keyboard.press("Tab")
+    assert chat.evaluate("document.activeElement.dataset.rate") == "up", "Tab reaches the thumbs"
+    c.page.keyboard.press("Space")
+    expect(c.last_answer(chat).locator('[data-rate="up"]')).to_have_attribute("aria-pressed", "true", timeout=10_000)
+    assert chat.evaluate("document.activeElement.dataset.rate") == "up", "the focus stays on the button"
+    c.page.keyboard.press("Tab")
+    c.page.keyboard.press("Enter")
+    last = c.last_answer(chat)
+    expect(last.locator('[data-rate="down"]')).to_have_attribute("aria-pressed", "true", timeout=10_000)
+    expect(last.locator('[data-rate="up"]')).to_have_attribute("aria-pressed", "false")
+    # reload the conversation from the server: the rating comes back from the stored turn
+    chat.locator("#history-btn").click()
+    chat.locator(".history-item").first.click()
+    expect(chat.locator("#transcript")).to_be_visible()
+    expect(c.last_answer(chat).locator('[data-rate="down"]')).to_have_attribute("aria-pressed", "true", timeout=10_000)
 
 
 @step("the chat's model dropdown shows multipliers, Auto recommended and locked models greyed with the reason")
@@ -403,6 +431,7 @@ def _usage(c: Ctx) -> None:
     assert usage.locator(".chart rect.bar").count() >= 1, "today's bar is drawn"
     expect(usage.locator(".by-model tbody tr").first).to_be_visible()
     expect(usage.locator("#remaining")).to_have_text(f"{c.status_credits():g}")
+    expect(usage.locator("#auto-for-you")).to_contain_text(re.compile(r"Auto for you: \d+% Sonnet this month"))
 
 
 @step("Switchboard: Enter an Entitlement Token… switches to the plan and unlocks its models")

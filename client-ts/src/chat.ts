@@ -3,9 +3,9 @@
 // streaming while the panel is hidden and a reloaded view restores from `snapshot()`.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { autoParams } from './autoSettings';
 import { SwitchboardClient } from './client';
 import type {
-  ChatParams,
   ChatProgress,
   ChatResult,
   ContextItem,
@@ -15,10 +15,6 @@ import type {
 import { describeError, isCancellation, type ErrorActionId } from './shared/errors';
 import { lineSpanLabel } from './shared/format';
 import type { ChatEvents, ChatSnapshot, ContextChip, EstimateView, PendingAnswer } from './shared/webviewProtocol';
-
-type AutoPreference = NonNullable<ChatParams['autoPreference']>;
-/** Auto's models (Haiku 4.5, Sonnet 4.5, Sonnet 4.0): a setting naming all of them sends no allow-list. */
-const AUTO_MODEL_COUNT = 3;
 
 const STATE_CONVERSATION = 'switchboard.conversationId';
 /** Largest file attached as context from the editor (the server refuses prompts that don't fit anyway). */
@@ -83,21 +79,6 @@ export class ChatController implements vscode.Disposable {
 
   post<K extends keyof ChatEvents>(event: K, data: ChatEvents[K]): void {
     for (const sink of this.sinks) sink(event, data);
-  }
-
-  /** How readily Auto escalates (`switchboard.auto.preference`); the server ignores it for a chosen model. */
-  private autoPreference(): AutoPreference {
-    const value = vscode.workspace.getConfiguration('switchboard').get<string>('auto.preference');
-    return value === 'economy' || value === 'quality' ? value : 'balanced';
-  }
-
-  /** The models Auto may use (`switchboard.auto.models`); undefined when the setting leaves all three. */
-  private autoModels(): ChatParams['autoModels'] {
-    const value = vscode.workspace.getConfiguration('switchboard').get<unknown>('auto.models');
-    const models = Array.isArray(value) ? value.filter((m): m is string => typeof m === 'string') : [];
-    return models.length > 0 && models.length < AUTO_MODEL_COUNT
-      ? (models as NonNullable<ChatParams['autoModels']>)
-      : undefined;
   }
 
   private thinkingBudget(): number {
@@ -272,8 +253,7 @@ export class ChatController implements vscode.Disposable {
           ...(opts.modelId ? { modelId: opts.modelId } : {}),
           context: opts.context,
           ...(opts.thinking && supportsThinking ? { thinking: { budgetTokens: this.thinkingBudget() } } : {}),
-          autoPreference: this.autoPreference(),
-          ...(this.autoModels() ? { autoModels: this.autoModels() } : {}),
+          ...autoParams(),
           workDoneToken,
         },
         token,
@@ -329,6 +309,19 @@ export class ChatController implements vscode.Disposable {
       this.post('conversation/loaded', c);
     } catch (err) {
       this.post('notice', { message: 'Could not open the conversation.', error: describeError(err, this.client.models) });
+    }
+  }
+
+  /** Thumbs up or down on an answer of the open conversation (null clears it); Auto learns from it. */
+  async rate(turnId: string, rating: 'up' | 'down' | null): Promise<void> {
+    const conversationId = this.conversationId;
+    if (!conversationId) return;
+    try {
+      const r = await this.client.request('switchboard/feedback', { workspaceUri: this.client.workspaceUri, conversationId, turnId, rating });
+      this.post('chat/rated', { turnId: r.turnId, rating: r.rating });
+      void this.client.refresh(); // "Auto for you" and Auto's picker entry move with it
+    } catch (err) {
+      this.post('notice', { message: 'Could not save your rating.', error: describeError(err, this.client.models) });
     }
   }
 

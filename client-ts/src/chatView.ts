@@ -48,6 +48,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
             void chat.retry(p.turnId, p.modelId);
           },
           'chat/new': () => chat.newChat(),
+          'chat/rate': (p) => chat.rate(p.turnId, p.rating),
           'model/select': async (p) => {
             await vscode.commands.executeCommand('switchboard.selectModel', p.modelId, { quiet: true });
           },

@@ -24,6 +24,7 @@ import type {
   SwitchboardRequests,
   UsageReport,
 } from './protocol.generated';
+import { autoParams } from './autoSettings';
 import { ClientErrorCode } from './shared/errors';
 import type { ServerStatus } from './shared/webviewProtocol';
 import { findOnPath, redactSecrets, resolveServerCommand, type ServerCommand } from './serverCommand';
@@ -314,8 +315,8 @@ export class SwitchboardClient implements vscode.Disposable {
   async refresh(): Promise<void> {
     try {
       const [models, usage] = await Promise.all([
-        this.request('switchboard/models', { workspaceUri: this.workspaceUri }),
-        this.request('switchboard/usage', {}),
+        this.request('switchboard/models', { workspaceUri: this.workspaceUri, ...autoParams() }),
+        this.request('switchboard/usage', { workspaceUri: this.workspaceUri }),
       ]);
       this.models = models.models;
       this.modelsEmitter.fire();

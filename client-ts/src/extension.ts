@@ -40,6 +40,8 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<Switchboar
     vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands({ ctx, client, chat, chatView, usagePanel, account }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
+      // Auto's picker entry states the share and cost at these settings: ask the server again.
+      if (e.affectsConfiguration('switchboard.auto') && client?.status.state === 'running') await client.refresh();
       // Another gateway is another account: the server starts again, and resumes a stored session there.
       if (e.affectsConfiguration(GATEWAY_SETTING)) {
         client?.log.info('the gateway setting changed: restarting the server');

@@ -13,6 +13,39 @@ export interface AccountInfo {
 export interface AuthErrorData {
   reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable' | 'session_ended';
 }
+/**
+ * How Auto has routed this workspace's answers this month (complete or stopped ones), and which way
+ * feedback has moved it.
+ */
+export interface AutoForYou {
+  autoAnswers: number;
+  direction: 'stronger' | 'cheaper' | 'neutral';
+  /**
+   * The workspace's threshold shift now, in share points (+: more Sonnet).
+   */
+  shift: number;
+  signals: AutoSignals;
+  sonnetAnswers: number;
+  /**
+   * sonnetAnswers / autoAnswers (0 when there were none).
+   */
+  sonnetShare: number;
+  /**
+   * e.g. "Auto for you: 24% Sonnet this month, leaning cheaper after 3 …"
+   */
+  summary: string;
+}
+/**
+ * This month's feedback that moved Auto, by kind.
+ */
+export interface AutoSignals {
+  cheaperCorrections: number;
+  movedOn: number;
+  strongerRetries: number;
+  switchesUp: number;
+  thumbsDown: number;
+  thumbsUp: number;
+}
 export interface ChatParams {
   autoModels?:
     | ['claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5']
@@ -154,11 +187,19 @@ export interface ConversationResult {
 }
 export interface TurnInfo {
   context: ContextItem[];
+  /**
+   * As ChatResult.costUsd.
+   */
+  costUsd: number | null;
   createdAt: string;
   credits: number;
   error: string | null;
   id: string;
   modelId: ('auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
+  /**
+   * The user's thumbs up or down on this answer.
+   */
+  rating: ('up' | 'down') | null;
   /**
    * The turn this answer retried, if any.
    */
@@ -241,6 +282,27 @@ export interface ModelEstimate {
   inputTokens: number;
   modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
 }
+export interface FeedbackParams {
+  conversationId: string;
+  /**
+   * Thumbs up, thumbs down, or null to clear the rating.
+   */
+  rating: ('up' | 'down') | null;
+  turnId: string;
+  workspaceUri: string;
+}
+export interface FeedbackResult {
+  /**
+   * This workspace's Auto threshold shift after the feedback, in share points (+0.04 ≈ 4% more requests to Sonnet).
+   */
+  autoShift: number;
+  /**
+   * What Auto learned from this answer (null: nothing, or not an Auto answer).
+   */
+  label: ('should_have_escalated' | 'should_not_have_escalated' | 'weak_positive') | null;
+  rating: ('up' | 'down') | null;
+  turnId: string;
+}
 export interface InternalErrorData {
   reference: string;
 }
@@ -272,6 +334,82 @@ export interface ModelUsage {
   turns: number;
 }
 export interface ModelsParams {
+  autoModels?:
+    | ['claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5']
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | [
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5',
+        'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5'
+      ]
+    | null;
+  autoPreference?: ('economy' | 'balanced' | 'quality') | null;
   workspaceUri?: string | null;
 }
 export interface ModelsResult {
@@ -370,6 +508,7 @@ export interface UsageReport {
   account: string | null;
   accountInfo: AccountInfo;
   alerts: string[];
+  autoForYou: AutoForYou | null;
   byModel: ModelUsage[];
   daily: DailyUsage[];
   includedCredits: number;
@@ -402,6 +541,12 @@ export interface UpstreamErrorData {
   suggestedModel: ('claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
   type: string;
 }
+export interface UsageParams {
+  /**
+   * The workspace for autoForYou (default: the editor's first folder).
+   */
+  workspaceUri?: string | null;
+}
 
 // --- aliases of the literal unions above ---------------------------------------------------------
 
@@ -423,6 +568,8 @@ export interface SwitchboardRequests {
   'switchboard/deleteConversation': { params: DeleteConversationParams; result: Empty };
   /** Preview a prompt's cost per model. */
   'switchboard/estimate': { params: EstimateParams; result: EstimateResult };
+  /** Thumbs up or down on an answer (null clears it); Auto learns from it. */
+  'switchboard/feedback': { params: FeedbackParams; result: FeedbackResult };
   /** List models and the workspace's selection. */
   'switchboard/models': { params: ModelsParams; result: ModelsResult };
   /** Re-run the last turn on a stronger model, keeping both answers. */
@@ -435,8 +582,8 @@ export interface SwitchboardRequests {
   'switchboard/signIn': { params: SignInParams; result: SignInResult };
   /** Sign out of the gateway (revokes the session). */
   'switchboard/signOut': { params: Empty; result: UsageReport };
-  /** The plan, credits used and left, and overage. */
-  'switchboard/usage': { params: Empty; result: UsageReport };
+  /** The plan, credits used and left, overage, and how Auto routes for this workspace. */
+  'switchboard/usage': { params: UsageParams; result: UsageReport };
 }
 
 /** Every notification the server sends: method → params. */
@@ -459,6 +606,7 @@ export const REQUEST_METHODS = [
   'switchboard/conversations',
   'switchboard/deleteConversation',
   'switchboard/estimate',
+  'switchboard/feedback',
   'switchboard/models',
   'switchboard/retry',
   'switchboard/selectModel',

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from gateway.gateway_support import Accounts, Replica, sdk, turn_headers, turn_rows
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.turn_request import AutoInputs, parse_auto_inputs
-from switchboard.routing import ThresholdShift
+from switchboard.routing import learning
 
 SONNET_45 = "claude-sonnet-4-5-20250929"
 # A long enough conversation for the prompt cache to matter, and a follow-up the router sends to Haiku on
@@ -110,8 +110,8 @@ def test_inputs_are_bounded_to_what_the_language_server_itself_produces() -> Non
     inputs = parse_auto_inputs(
         Headers({"switchboard-auto-shift": "5", "switchboard-auto-sonnet-answers": "123456789"})
     )
-    assert inputs.threshold_shift == ThresholdShift.MAX_SHIFT and inputs.sonnet_answers == 1000
-    assert parse_auto_inputs(Headers({"switchboard-auto-shift": "-3"})).threshold_shift == 0.0
+    assert inputs.threshold_shift == learning.MAX_SHIFT and inputs.sonnet_answers == 1000
+    assert parse_auto_inputs(Headers({"switchboard-auto-shift": "-3"})).threshold_shift == learning.MIN_SHIFT
     assert parse_auto_inputs(Headers({})) == AutoInputs()
     with pytest.raises(GatewayRefusal):
         parse_auto_inputs(Headers({"switchboard-auto-shift": "inf"}))

@@ -73,6 +73,8 @@ export interface ChatRequests {
   'chat/stop': { params: Record<string, never>; result: void };
   'chat/retry': { params: { turnId: string; modelId?: string }; result: void };
   'chat/new': { params: Record<string, never>; result: void };
+  /** Thumbs up or down on a stored answer of the open conversation; null clears it. */
+  'chat/rate': { params: { turnId: string; rating: 'up' | 'down' | null }; result: void };
   'model/select': { params: { modelId: string }; result: void };
   estimate: { params: { prompt: string; context: ContextItem[] }; result: EstimateView | null };
   'history/list': { params: Record<string, never>; result: ConversationSummary[] };
@@ -106,6 +108,8 @@ export interface ChatEvents {
    */
   'chat/failed': { requestId: string; error: UiError; conversation: ConversationResult | null; retryTurnId: string | null };
   'chat/cancelled': { requestId: string };
+  /** The server stored a rating (`switchboard/feedback`). */
+  'chat/rated': { turnId: string; rating: 'up' | 'down' | null };
   /** A transient message (or an error not tied to a message, e.g. from selecting a model). */
   notice: { message: string; error?: UiError };
   'context/added': ContextChip;

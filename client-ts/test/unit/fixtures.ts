@@ -49,6 +49,7 @@ export function usage(overrides: Partial<UsageReport> = {}): UsageReport {
     ],
     alerts: [],
     accountInfo: { mode: 'local', email: null, gatewayUrl: null, accountUrl: null, upgradeUrl: null },
+    autoForYou: null,
     ...overrides,
   };
 }

@@ -36,8 +36,8 @@ describe('chat view reducer', () => {
         conversation: {
           id: 'c1', title: 'Greeting', createdAt: '', updatedAt: '',
           turns: [
-            { id: 't1', role: 'user', text: 'hi', thinking: null, modelId: null, routedModel: null, routeReason: null, credits: 0, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null },
-            { id: 't2', role: 'assistant', text: 'hello', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'short', credits: 0.1, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null },
+            { id: 't1', role: 'user', text: 'hi', thinking: null, modelId: null, routedModel: null, routeReason: null, credits: 0, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null, rating: null, costUsd: null },
+            { id: 't2', role: 'assistant', text: 'hello', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'short', credits: 0.1, status: 'complete', createdAt: '', usage: null, context: [], error: null, retryOf: null, rating: null, costUsd: null },
           ],
         },
       }),
@@ -72,12 +72,12 @@ describe('chat view reducer', () => {
     s = reduce(s, { type: 'chat/started', data: { ...pending(), requestId: 'r2' } });
     s = reduce(s, { type: 'chat/finished', data: { requestId: 'r2', result: chatResult({ turnId: 't3', costUsd: 0.0031 }) } });
     assert.equal(s.turns.at(-1)!.costUsd, 0.0031, 'own key: the list price of the answer');
-    // the reload from the server that follows every answer keeps the price (the transcript has none)
-    const turn = (id: string): TurnInfo => ({
+    // the reload from the server that follows every answer shows the stored turns' prices
+    const turn = (id: string, costUsd: number | null): TurnInfo => ({
       id, role: 'assistant', text: 'x', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'r',
-      credits: 0.1, status: 'complete', error: null, retryOf: null, context: [], createdAt: '', usage: null,
+      credits: 0.1, status: 'complete', error: null, retryOf: null, context: [], createdAt: '', usage: null, rating: null, costUsd,
     });
-    s = reduce(s, { type: 'conversation/loaded', data: { id: 'c1', title: 'Greeting', createdAt: '', updatedAt: '', turns: [turn('t2'), turn('t3')] } });
+    s = reduce(s, { type: 'conversation/loaded', data: { id: 'c1', title: 'Greeting', createdAt: '', updatedAt: '', turns: [turn('t2', null), turn('t3', 0.0031)] } });
     assert.deepEqual(s.turns.map((t) => t.costUsd), [null, 0.0031]);
   });
 
@@ -120,6 +120,7 @@ describe('chat view reducer', () => {
     const turn = (id: string, role: 'user' | 'assistant', status: 'complete' | 'failed', retryOf: string | null = null) => ({
       id, role, text: role === 'user' ? 'summarise' : '', thinking: null, modelId: 'auto' as const, routedModel: null, routeReason: null,
       credits: 0, status, createdAt: '', usage: null, context: [], error: status === 'failed' ? 'HTTP 529' : null, retryOf,
+      rating: null, costUsd: null,
     });
     const conversation = { id: 'c1', title: 't', createdAt: '', updatedAt: '', turns: [turn('u1', 'user', 'complete'), turn('a1', 'assistant', 'failed')] };
     const s = run(initialState(), { type: 'chat/started', data: pending({ prompt: 'summarise' }) }, { type: 'chat/failed', data: { requestId: 'r1', error, conversation, retryTurnId: 'a1' } });

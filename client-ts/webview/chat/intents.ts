@@ -21,6 +21,8 @@ export interface ChatIntents {
   toggleThinking(): void;
   selectModel(modelId: string): void;
   retryStronger(turnId: string): void;
+  /** Thumbs up or down on an answer; the pressed one again clears it. */
+  rate(turnId: string, rating: 'up' | 'down' | null): void;
   runAction(action: ErrorAction, failed?: InlineError): void;
   dismissError(): void;
   dismissNotice(): void;
@@ -77,6 +79,9 @@ export function createIntents(
     },
     retryStronger(turnId) {
       void messenger.request('chat/retry', { turnId });
+    },
+    rate(turnId, rating) {
+      void messenger.request('chat/rate', { turnId, rating });
     },
     runAction(action, failed) {
       if (retractsFailedMessage(action)) store.dispatch({ type: 'local/retractFailed' });

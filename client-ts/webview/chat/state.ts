@@ -14,14 +14,16 @@ export interface ViewTurn {
   routedModel: string | null;
   routeReason: string | null;
   credits: number;
-  /** Own key, not signed in: what the answer cost at Anthropic's list price (only for answers of this session). */
-  costUsd?: number | null;
   status: TurnInfo['status'] | 'streaming';
   error: string | null;
   retryOf: string | null;
   context: ContextItem[];
   /** Auto fell back to another model while answering. */
   fallback?: boolean;
+  /** The user's thumbs on a stored answer. */
+  rating?: 'up' | 'down' | null;
+  /** The answer's API cost at list prices, when the server knows it (own key). */
+  costUsd?: number | null;
 }
 
 /** An error shown inline at the end of the transcript, with what the user can do. */
@@ -50,8 +52,6 @@ export interface ChatViewState {
   inlineError: InlineError | null;
   notice: { message: string; error?: UiError } | null;
   thinkingBudgetTokens: number;
-  /** Own key: each answer's list price (turn id → USD), from the chat results of this session. */
-  costs: Record<string, number>;
 }
 
 export type ChatAction =
@@ -76,7 +76,6 @@ export function initialState(): ChatViewState {
     inlineError: null,
     notice: null,
     thinkingBudgetTokens: 8000,
-    costs: {},
   };
 }
 
@@ -94,20 +93,20 @@ export function turnFromInfo(t: TurnInfo): ViewTurn {
     error: t.error,
     retryOf: t.retryOf,
     context: t.context ?? [],
+    rating: t.rating ?? null,
+    costUsd: t.costUsd ?? null,
   };
 }
 
 function loadConversation(state: ChatViewState, c: ConversationResult | null): ChatViewState {
   if (!c) return { ...state, conversationId: null, title: null, turns: [] };
-  // the server's transcript has no prices: the ones this session saw are put back
-  const turns = c.turns.map((t) => ({ ...turnFromInfo(t), costUsd: state.costs[t.id] ?? null }));
+  const turns = c.turns.map(turnFromInfo);
   return { ...state, conversationId: c.id, title: c.title, turns };
 }
 
-function fromSnapshot(s: ChatSnapshot, costs: Record<string, number>): ChatViewState {
+function fromSnapshot(s: ChatSnapshot): ChatViewState {
   const base: ChatViewState = {
     ...initialState(),
-    costs,
     workspaceUri: s.workspaceUri,
     server: s.server,
     hasApiKey: s.hasApiKey,
@@ -125,7 +124,7 @@ const isCurrent = (state: ChatViewState, requestId: string) => state.pending?.re
 export function reduce(state: ChatViewState, action: ChatAction): ChatViewState {
   switch (action.type) {
     case 'state/snapshot':
-      return fromSnapshot(action.data, state.costs);
+      return fromSnapshot(action.data);
     case 'state/server':
       return { ...state, server: action.data.server, hasApiKey: action.data.hasApiKey };
     case 'state/models':
@@ -175,15 +174,15 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
         routedModel: r.routedModel,
         routeReason: r.routeReason,
         credits: r.credits,
-        costUsd: r.costUsd,
         status: 'complete',
         error: null,
         retryOf: p.retryOf,
         context: [],
         fallback: p.fallback,
+        rating: null,
+        costUsd: r.costUsd ?? null,
       });
-      const costs = r.costUsd != null ? { ...state.costs, [r.turnId]: r.costUsd } : state.costs;
-      return { ...state, conversationId: r.conversationId, turns, pending: null, costs };
+      return { ...state, conversationId: r.conversationId, turns, pending: null };
     }
     case 'chat/cancelled': {
       if (!state.pending || !isCurrent(state, action.data.requestId)) return state;
@@ -218,6 +217,10 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
       }
       const turns = p.retryOf ? state.turns : [...state.turns, userTurn(p)];
       return { ...state, turns, pending: null, inlineError };
+    }
+    case 'chat/rated': {
+      const { turnId, rating } = action.data;
+      return { ...state, turns: state.turns.map((t) => (t.id === turnId ? { ...t, rating } : t)) };
     }
     case 'notice':
       return { ...state, notice: action.data };
@@ -319,4 +322,9 @@ export function canRetryStronger(turn: ViewTurn, turns: readonly ViewTurn[], mod
   const top = Math.max(...concrete.map((m) => m.creditMultiplier));
   const current = models.find((m) => m.id === answered);
   return !current || current.creditMultiplier < top;
+}
+
+/** Whether thumbs are offered on an answer: a stored one (not streaming, not a local placeholder). */
+export function canRate(turn: ViewTurn): boolean {
+  return turn.role === 'assistant' && (turn.status === 'complete' || turn.status === 'cancelled') && !turn.id.endsWith('-answer');
 }

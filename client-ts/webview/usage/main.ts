@@ -90,6 +90,7 @@ function render(): void {
 
   const alerts = u.alerts.length ? h('div', { class: 'alerts', role: 'status' }, ...u.alerts.map((a) => h('div', { class: 'alert' }, icon('warning'), h('span', {}, a)))) : null;
   const reason = u.planReason ? h('p', { class: 'plan-reason' }, icon('info'), ' ', u.planReason) : null;
+  const auto = u.autoForYou ? h('p', { class: 'auto-for-you', id: 'auto-for-you' }, icon('sparkle'), ' ', u.autoForYou.summary) : null;
 
   const { series, days } = dailyStacks(u, models);
   const chartBox = h('div', { class: 'chart-box' });
@@ -136,7 +137,7 @@ function render(): void {
       header,
       accountCard(u),
       alerts,
-      h('section', { class: 'card' }, bar, h('div', { class: 'progress-caption' }, `${Math.round(frac * 100)}% of the included credits used · ${overageSummary(u)}`), reason),
+      h('section', { class: 'card' }, bar, h('div', { class: 'progress-caption' }, `${Math.round(frac * 100)}% of the included credits used · ${overageSummary(u)}`), reason, auto),
       summary,
       card('Credits per day', chartBox, legend),
       card('Totals per model', table),

@@ -32,17 +32,20 @@ def install_features(
     from .commands import CommandsFeature
     from .conversations import ConversationsFeature
     from .estimate import EstimateFeature
+    from .feedback import AutoFeedback, FeedbackFeature
     from .models import ModelsFeature
 
-    account = AccountFeature(editor, services)
+    learning = AutoFeedback(services)
+    account = AccountFeature(editor, services, learning)
     account.use_token(init_options.get("entitlement"))
-    models = ModelsFeature(editor, services, account)
-    chat = ChatFeature(editor, services, models, account)
+    models = ModelsFeature(editor, services, account, learning)
+    chat = ChatFeature(editor, services, models, account, learning)
     features = [
         account,
         models,
         ConversationsFeature(editor, services),
         chat,
+        FeedbackFeature(editor, services, learning),
         EstimateFeature(editor, services, account),
         CommandsFeature(editor, services, models, command_table),
     ]

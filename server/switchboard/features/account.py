@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ from switchboard.protocol.messages import (
     SignInParams,
     SignInResult,
     Usage,
+    UsageParams,
     UsageReport,
 )
 from switchboard.store import BillableAnswer
@@ -54,6 +56,8 @@ from .host import Editor, Services
 if TYPE_CHECKING:
     from switchboard.hosted.session import GatewaySession
 
+    from .feedback import AutoFeedback
+
 log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
 PERIOD_CHECK_SECONDS = 60.0
@@ -61,9 +65,10 @@ RECONCILE_PAGE = 200
 
 
 class AccountFeature(Feature):
-    def __init__(self, editor: Editor, services: Services) -> None:
+    def __init__(self, editor: Editor, services: Services, learning: AutoFeedback | None = None) -> None:
         super().__init__(editor)
         self.services = services
+        self._learning = learning
         self._token: str | None = os.environ.get(ENTITLEMENT_ENV) or None
         self._trusted: TrustedKeys | None = None
         self._verified: Entitlement | None = None
@@ -292,17 +297,35 @@ class AccountFeature(Feature):
         self.editor.notify(methods.USAGE_CHANGED.method, dump(report))
         return report
 
-    async def _report(self, entitlement: Entitlement | None = None) -> UsageReport:
+    async def _report(
+        self, entitlement: Entitlement | None = None, workspace: str | None = None
+    ) -> UsageReport:
         if self.hosted:
-            return await self._hosted_report()
-        report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
-        report.account_info = self.account_info()
-        return report
+            report = await self._hosted_report()
+        else:
+            report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
+            report.account_info = self.account_info()
+        return self._with_auto_for_you(report, workspace)
 
     # --- requests ----------------------------------------------------------------------------------
 
-    async def usage(self, _params: Empty) -> UsageReport:
-        return await self._report()
+    async def usage(self, params: UsageParams) -> UsageReport:
+        return await self._report(workspace=params.workspace_uri)
+
+    def _with_auto_for_you(self, report: UsageReport, workspace: str | None) -> UsageReport:
+        """The report plus "Auto for you" for `workspace` (default: the editor's first folder)."""
+        workspace = workspace or self.editor.default_workspace()
+        if self._learning is None or workspace is None:
+            return report
+        # The store's times carry milliseconds; the period's start does not.
+        start = report.period_start
+        since = start.replace("Z", ".000Z") if "." not in start else start
+        try:
+            auto = self._learning.month(workspace, since)
+        except sqlite3.Error:  # the credits do not depend on the conversation store: report them anyway
+            log.exception("Could not read Auto's figures for the usage report")
+            return report
+        return report.model_copy(update={"auto_for_you": auto})
 
     async def set_overage(self, params: SetOverageParams) -> UsageReport:
         entitlement = self.entitlement()

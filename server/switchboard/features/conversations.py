@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from switchboard.catalog import CATALOG
 from switchboard.protocol import methods
 from switchboard.protocol.errors import ConversationNotFound
 from switchboard.protocol.messages import (
@@ -14,6 +15,7 @@ from switchboard.protocol.messages import (
     Empty,
     TurnInfo,
 )
+from switchboard.routing.pricing import usage_cost_usd
 from switchboard.store import StoredTurn
 
 from .base import Feature, register_request
@@ -59,7 +61,8 @@ class ConversationsFeature(Feature):
             title=conversation.title,
             created_at=conversation.created_at,
             updated_at=conversation.updated_at,
-            turns=[turn_info(turn) for turn in conversation.turns],
+            # Signed in, the bill is credits: no answer shows a list price (ChatResult.costUsd).
+            turns=[turn_info(turn, priced=not self.services.upstream.hosted) for turn in conversation.turns],
         )
 
     def delete(self, params: DeleteConversationParams) -> Empty:
@@ -68,7 +71,7 @@ class ConversationsFeature(Feature):
         return Empty()
 
 
-def turn_info(turn: StoredTurn) -> TurnInfo:
+def turn_info(turn: StoredTurn, *, priced: bool = True) -> TurnInfo:
     return TurnInfo.model_validate(
         {
             "id": turn.id,
@@ -85,5 +88,13 @@ def turn_info(turn: StoredTurn) -> TurnInfo:
             "context": turn.context,
             "error": turn.error,
             "retry_of": turn.retry_of,
+            "rating": turn.rating,
+            "cost_usd": _cost(turn) if priced else None,
         }
     )
+
+
+def _cost(turn: StoredTurn) -> float | None:
+    if turn.role != "assistant" or turn.usage is None or turn.routed_model not in CATALOG:
+        return None
+    return usage_cost_usd(turn.routed_model, turn.usage)

@@ -17,9 +17,12 @@ from switchboard.protocol.messages import (
     SelectModelParams,
     SelectModelResult,
 )
+from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, Preference, Router
+from switchboard.routing.pricing import typical_request_cost_usd
 
 from .account import AccountFeature
 from .base import Feature, dump, register_request
+from .feedback import AutoFeedback
 from .host import Editor, Services
 
 DEFAULT_MODEL: ModelId = "auto"
@@ -35,10 +38,13 @@ def require_known_model(model_id: str) -> ModelSpec:
 
 
 class ModelsFeature(Feature):
-    def __init__(self, editor: Editor, services: Services, account: AccountFeature) -> None:
+    def __init__(
+        self, editor: Editor, services: Services, account: AccountFeature, learning: AutoFeedback
+    ) -> None:
         super().__init__(editor)
         self.services = services
         self.account = account
+        self.learning = learning
         account.on_plan_change.append(self._recheck_default_workspace)
 
     def register(self) -> None:
@@ -60,9 +66,18 @@ class ModelsFeature(Feature):
         require_plan_allows(get_plan(self.account.entitlement().plan), spec.id)
 
     def models(self, params: ModelsParams) -> ModelsResult:
-        return ModelsResult(
-            selected=self.selected(params.workspace_uri), models=[self._info(m) for m in CATALOG.values()]
-        )
+        infos = [self._info(m) for m in CATALOG.values()]
+        workspace = params.workspace_uri or self.editor.default_workspace()
+        shift = self.learning.current_shift(workspace) if workspace else 0.0
+        allowed = [m for m in AUTO_MODELS if self.account.allows(m)]
+        if params.auto_models is not None:
+            allowed = [m for m in allowed if m in params.auto_models]
+        preference = params.auto_preference or DEFAULT_PREFERENCE
+        auto = auto_description(allowed, preference, shift)
+        infos = [
+            info.model_copy(update={"description": auto}) if info.id == "auto" else info for info in infos
+        ]
+        return ModelsResult(selected=self.selected(params.workspace_uri), models=infos)
 
     def select(self, params: SelectModelParams) -> SelectModelResult:
         spec = require_known_model(params.model_id)
@@ -99,3 +114,36 @@ class ModelsFeature(Feature):
             recommended=spec.id == DEFAULT_MODEL,
             anthropic_model=spec.anthropic_model,
         )
+
+
+def auto_description(allowed: list[str], preference: Preference, shift: float) -> str:
+    """Auto's picker entry: the models it may use and, at the user's preference and learned shift, the
+    expected share of requests on Sonnet and the API cost of a typical request against always-Sonnet.
+
+    The figures come first: a picker shows one line of it (VS Code's quick pick cuts the rest)."""
+    if not allowed:
+        return "None of your Auto models is on your plan: add one to switchboard.auto.models."
+    haiku = "claude-haiku-4.5"
+    strong = next((m for m in allowed if m != haiku), None)  # Sonnet 4.5 before 4.0 (AUTO_MODELS' order)
+    cheap = haiku if haiku in allowed else strong
+    single = strong is None or cheap == strong
+    share = (0.0 if strong is None else 1.0) if single else Router.load().strong_share(shift, preference)
+    cost = share * typical_request_cost_usd(strong or haiku) + (1 - share) * typical_request_cost_usd(
+        cheap or haiku
+    )
+    always_sonnet = typical_request_cost_usd("claude-sonnet-4.5")
+    figures = (
+        f"{'' if single else '~'}{share:.0%} Sonnet, {cost / always_sonnet:.0%} of always-Sonnet's API cost "
+        f"(~${cost:.4f} a typical request)"
+    )
+    if single:  # one model: neither the preference nor the learned shift changes anything
+        return f"Only {_short(allowed[0])} — {figures}."
+    learned = f", {shift * 100:+.0f} points learned from your feedback" if abs(shift) >= 0.005 else ""
+    return (
+        f"{' · '.join(_short(m) for m in allowed)} — {figures} at the {preference} preference{learned}. "
+        f"{CATALOG[haiku].name} by default, {CATALOG[strong or haiku].name} when what you ask needs it."
+    )
+
+
+def _short(model_id: str) -> str:
+    return CATALOG[model_id].name.removeprefix("Claude ")

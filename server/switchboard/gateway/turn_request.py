@@ -16,7 +16,8 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from switchboard.catalog.models import CATALOG, ModelSpec, get_model, is_known_model
-from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Preference, ThresholdShift
+from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Preference
+from switchboard.routing.learning import bounded
 
 from .errors import GatewayRefusal, invalid_request
 
@@ -42,7 +43,7 @@ class AutoInputs:
     pick a model: the router decides among the plan's Auto models (never Opus) and Auto bills 1.0x."""
 
     preference: Preference = DEFAULT_PREFERENCE
-    threshold_shift: float = 0.0  # clamped to [0, ThresholdShift.MAX_SHIFT], as the server computes it
+    threshold_shift: float = 0.0  # clamped to learning's bounds, as the server computes it
     last_turn_id: str | None = None  # looked up in this account's ledger, never believed as sent
     sonnet_answers: int = 0
     stronger_retries: int = 0
@@ -121,7 +122,7 @@ def _shift(raw: str | None) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise invalid_request(f"{_title(AUTO_SHIFT_HEADER)}: a number")
-    return min(max(value, 0.0), ThresholdShift.MAX_SHIFT)
+    return bounded(value)
 
 
 def _count(headers: Headers, name: str) -> int:

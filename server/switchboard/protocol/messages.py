@@ -20,6 +20,7 @@ PlanId = Literal["free", "pro", "pro_plus", "power"]
 # How readily Auto escalates to Sonnet 4.5 (docs/router.md, "Figures (issue 18)").
 AutoPreference = Literal["economy", "balanced", "quality"]
 TurnStatus = Literal["complete", "cancelled", "failed"]
+Rating = Literal["up", "down"]
 Role = Literal["user", "assistant"]
 ProgressToken = str | int
 # Model ids arrive as plain strings so that an unknown id can be refused with a helpful `-32602`
@@ -55,6 +56,9 @@ class Empty(Wire):
 
 class ModelsParams(Wire):
     workspace_uri: WorkspaceUri | None = None
+    # The client's Auto settings, so Auto's entry states the expected share and cost at them.
+    auto_preference: AutoPreference | None = None
+    auto_models: Annotated[list[ConcreteModelId], Field(min_length=1, max_length=10)] | None = None
 
 
 class ModelInfo(Wire):
@@ -251,6 +255,8 @@ class TurnInfo(Wire):
     context: list[ContextItem] = Field(default_factory=list[ContextItem])
     error: str | None = None
     retry_of: str | None = Field(default=None, description="The turn this answer retried, if any.")
+    rating: Rating | None = Field(default=None, description="The user's thumbs up or down on this answer.")
+    cost_usd: float | None = Field(default=None, description="As ChatResult.costUsd.")
 
 
 class ConversationResult(Wire):
@@ -264,6 +270,28 @@ class ConversationResult(Wire):
 class DeleteConversationParams(Wire):
     workspace_uri: WorkspaceUri
     conversation_id: ConversationId
+
+
+# --- feedback -----------------------------------------------------------------------------------------
+
+
+class FeedbackParams(Wire):
+    workspace_uri: WorkspaceUri
+    conversation_id: ConversationId
+    turn_id: Annotated[str, Field(min_length=1, max_length=200)]
+    rating: Rating | None = Field(description="Thumbs up, thumbs down, or null to clear the rating.")
+
+
+class FeedbackResult(Wire):
+    turn_id: str
+    rating: Rating | None
+    label: Literal["should_have_escalated", "should_not_have_escalated", "weak_positive"] | None = Field(
+        default=None, description="What Auto learned from this answer (null: nothing, or not an Auto answer)."
+    )
+    auto_shift: float = Field(
+        description="This workspace's Auto threshold shift after the feedback, in share points "
+        "(+0.04 ≈ 4% more requests to Sonnet)."
+    )
 
 
 # --- plans, credits and usage -------------------------------------------------------------------------
@@ -334,6 +362,36 @@ class DailyUsage(Wire):
     by_model: list[DailyModelCredits] = Field(default_factory=list[DailyModelCredits])
 
 
+class UsageParams(Wire):
+    workspace_uri: WorkspaceUri | None = Field(
+        default=None, description="The workspace for autoForYou (default: the editor's first folder)."
+    )
+
+
+class AutoSignals(Wire):
+    """This month's feedback that moved Auto, by kind."""
+
+    thumbs_up: int = 0
+    thumbs_down: int = 0
+    stronger_retries: int = 0
+    switches_up: int = 0
+    cheaper_corrections: int = 0
+    moved_on: int = 0
+
+
+class AutoForYou(Wire):
+    """How Auto has routed this workspace's answers this month (complete or stopped ones), and which way
+    feedback has moved it."""
+
+    auto_answers: int
+    sonnet_answers: int
+    sonnet_share: float = Field(description="sonnetAnswers / autoAnswers (0 when there were none).")
+    shift: float = Field(description="The workspace's threshold shift now, in share points (+: more Sonnet).")
+    direction: Literal["stronger", "cheaper", "neutral"]
+    signals: AutoSignals
+    summary: str = Field(description='e.g. "Auto for you: 24% Sonnet this month, leaning cheaper after 3 …"')
+
+
 class UsageReport(Wire):
     plan: PlanId
     plan_name: str
@@ -353,6 +411,7 @@ class UsageReport(Wire):
     daily: list[DailyUsage]
     alerts: list[str]
     account_info: AccountInfo = Field(default_factory=AccountInfo)
+    auto_for_you: AutoForYou | None = None
 
 
 class SignInResult(Wire):

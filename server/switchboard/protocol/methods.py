@@ -57,10 +57,21 @@ CONVERSATION = Request(
 DELETE_CONVERSATION = Request(
     "switchboard/deleteConversation", m.DeleteConversationParams, m.Empty, "Delete a conversation."
 )
-USAGE = Request("switchboard/usage", m.Empty, m.UsageReport, "The plan, credits used and left, and overage.")
+USAGE = Request(
+    "switchboard/usage",
+    m.UsageParams,
+    m.UsageReport,
+    "The plan, credits used and left, overage, and how Auto routes for this workspace.",
+)
 SET_OVERAGE = Request("switchboard/setOverage", m.SetOverageParams, m.UsageReport, "Turn overage on or off.")
 ESTIMATE = Request(
     "switchboard/estimate", m.EstimateParams, m.EstimateResult, "Preview a prompt's cost per model."
+)
+FEEDBACK = Request(
+    "switchboard/feedback",
+    m.FeedbackParams,
+    m.FeedbackResult,
+    "Thumbs up or down on an answer (null clears it); Auto learns from it.",
 )
 SIGN_IN = Request(
     "switchboard/signIn",
@@ -83,6 +94,7 @@ REQUESTS: tuple[Request, ...] = (
     USAGE,
     SET_OVERAGE,
     ESTIMATE,
+    FEEDBACK,
     SIGN_IN,
     SIGN_OUT,
 )

@@ -2,7 +2,7 @@
 (see docs/router.md)."""
 
 from switchboard.routing.features import RouteFeatures
-from switchboard.routing.policy import AUTO_MODELS, ThresholdShift, next_fallback, stronger_model
+from switchboard.routing.policy import AUTO_MODELS, next_fallback, stronger_model
 from switchboard.routing.router import (
     DEFAULT_PREFERENCE,
     PREFERENCES,
@@ -23,7 +23,6 @@ __all__ = [
     "RouteFeatures",
     "RouteInput",
     "Router",
-    "ThresholdShift",
     "next_fallback",
     "stronger_model",
 ]

@@ -1,9 +1,8 @@
-"""Plan-aware helpers around a routing decision: model order, fallbacks, "stronger", the per-user shift."""
+"""Plan-aware helpers around a routing decision: model order, fallbacks, "stronger"."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Final
 
 from switchboard.protocol.messages import ConcreteModelId
@@ -69,38 +68,3 @@ def next_fallback(model: str, allowed: Collection[str], tried: Collection[str]) 
 def stronger_model(model: str, allowed: Collection[str]) -> ConcreteModelId | None:
     """The next model up that the plan allows, for "Retry with a stronger model" (None at the top)."""
     return next((m for m in _STRONGER.get(model, ()) if m in allowed), None)
-
-
-@dataclass(frozen=True)
-class ThresholdShift:
-    """Per-user counters of "retry with a stronger model" events and routed turns, and the shift they imply.
-
-    The shift is a share of traffic (0.1 ≈ ten percentage points more requests to Sonnet); it grows with the
-    user's retry rate, smoothed by `PRIOR_TURNS` so one early retry does not swing it, and is capped at
-    `MAX_SHIFT`.
-    Counters are halved when the window fills, so old behaviour fades. Plain ints: the server persists them.
-    """
-
-    retries: int = 0
-    routed_turns: int = 0
-
-    PRIOR_TURNS = 10
-    SHIFT_PER_RETRY_RATE = 1.0
-    MAX_SHIFT = 0.2
-    WINDOW_TURNS = 100
-
-    @property
-    def shift(self) -> float:
-        rate = self.retries / (self.routed_turns + self.PRIOR_TURNS)
-        return min(self.MAX_SHIFT, self.SHIFT_PER_RETRY_RATE * rate)
-
-    def after_routed_turn(self) -> ThresholdShift:
-        return self._windowed(self.retries, self.routed_turns + 1)
-
-    def after_retry(self) -> ThresholdShift:
-        return self._windowed(self.retries + 1, self.routed_turns)
-
-    def _windowed(self, retries: int, routed_turns: int) -> ThresholdShift:
-        if routed_turns >= self.WINDOW_TURNS:
-            return ThresholdShift(retries // 2, routed_turns // 2)
-        return ThresholdShift(min(retries, routed_turns + self.PRIOR_TURNS), routed_turns)

@@ -74,7 +74,7 @@ class RouteInput:
     last_answer_at: float | None = None  # time.time() of the last answer; ignored when cache_warm is given
     cache_warm: bool | None = None
     allowed: Collection[str] = AUTO_MODELS
-    threshold_shift: float = 0.0  # positive: Sonnet more often (see policy.ThresholdShift)
+    threshold_shift: float = 0.0  # positive: Sonnet more often (learnt per workspace, see learning.py)
     now: float | None = None  # time.time() when None
     preference: Preference = DEFAULT_PREFERENCE
     sonnet_answers: int = 0  # earlier answers in this conversation given by a Sonnet

@@ -2,9 +2,12 @@
 
 from .conversations import (
     INTERRUPTED,
+    AutoMonth,
     BillableAnswer,
     ConversationStore,
+    ShiftState,
     StoredConversation,
+    StoredLabel,
     StoredTurn,
     TurnOutcome,
     title_from_prompt,
@@ -13,9 +16,12 @@ from .conversations import (
 
 __all__ = [
     "INTERRUPTED",
+    "AutoMonth",
     "BillableAnswer",
     "ConversationStore",
+    "ShiftState",
     "StoredConversation",
+    "StoredLabel",
     "StoredTurn",
     "TurnOutcome",
     "title_from_prompt",

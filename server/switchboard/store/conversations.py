@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,26 @@ CREATE TABLE IF NOT EXISTS turns (
     created_at TEXT NOT NULL,
     UNIQUE (conversation_id, seq)
 );
+-- Auto's online learning (routing/learning.py): one label per Auto answer, with the shift it applied.
+-- Not tied to the turn's row: deleting a conversation does not undo what Auto learned from it.
+CREATE TABLE IF NOT EXISTS auto_labels (
+    answer_id TEXT PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    delta REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auto_labels_by_time ON auto_labels(workspace_id, created_at);
 """
+
+# Columns added after the first release: (table, column, declaration). Files written by an older server
+# get them on open; every one has a default, so old rows read as "no rating", "no shift".
+_ADDED_COLUMNS = (
+    ("turns", "rating", "TEXT"),
+    ("workspaces", "auto_shift", "REAL NOT NULL DEFAULT 0"),
+    ("workspaces", "auto_shift_at", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 def utc_now() -> str:
@@ -98,6 +118,7 @@ class StoredTurn:
     context: list[ContextItem] = field(default_factory=list[ContextItem])
     error: str | None = None
     retry_of: str | None = None
+    rating: str | None = None  # "up" | "down" | None, the user's thumbs on an answer
 
 
 @dataclass
@@ -137,6 +158,32 @@ class TurnOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ShiftState:
+    """A workspace's stored Auto shift, the Auto turn count when it was stored, and the count now."""
+
+    shift: float
+    stored_at: int
+    routed_turns: int
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    label: str
+    cause: str
+    delta: float
+
+
+@dataclass(frozen=True)
+class AutoMonth:
+    auto_answers: int
+    sonnet_answers: int
+    causes: dict[str, int]
+
+
+ShiftUpdate = Callable[[ShiftState, float], float]
+
+
 class ConversationStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +194,25 @@ class ConversationStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        added: set[str] = set()
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                added.add(column)
+        if "auto_shift" in added:
+            self._carry_over_retry_shift()
+
+    def _carry_over_retry_shift(self) -> None:
+        """A file from before online learning keeps what its retries taught: the old rule's shift
+        (retries / (routed turns + 10), at most 0.2) becomes the starting shift."""
+        self._db.execute(
+            "UPDATE workspaces SET auto_shift = MIN(0.2, retry_count * 1.0 / (routed_count + 10)), "
+            "auto_shift_at = routed_count"
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -174,24 +240,84 @@ class ConversationStore:
         workspace_id = self._workspace_id(workspace, create=True)
         self._db.execute("UPDATE workspaces SET selected_model = ? WHERE id = ?", (model_id, workspace_id))
 
-    def record_retry(self, workspace: str) -> None:
-        """Counts 'retry with a stronger model' events: the router learns from them."""
-        workspace_id = self._workspace_id(workspace, create=True)
-        self._db.execute("UPDATE workspaces SET retry_count = retry_count + 1 WHERE id = ?", (workspace_id,))
-
     def record_routed_turn(self, workspace: str) -> None:
+        """Counts the turns Auto routed here: the clock Auto's learned shift decays by."""
         workspace_id = self._workspace_id(workspace, create=True)
         self._db.execute(
             "UPDATE workspaces SET routed_count = routed_count + 1 WHERE id = ?", (workspace_id,)
         )
 
-    def routing_counts(self, workspace: str) -> tuple[int, int]:
-        """(retries with a stronger model, turns Auto routed) here: what the router learns from."""
+    # --- Auto's online learning -------------------------------------------------------------------
+
+    def auto_shift_state(self, workspace: str) -> ShiftState:
         row = self._db.execute(
-            "SELECT retry_count, routed_count FROM workspaces WHERE uri = ?",
+            "SELECT auto_shift, auto_shift_at, routed_count FROM workspaces WHERE uri = ?",
             (normalize_workspace(workspace),),
         ).fetchone()
-        return (0, 0) if row is None else (int(row["retry_count"]), int(row["routed_count"]))
+        if row is None:
+            return ShiftState(0.0, 0, 0)
+        return ShiftState(float(row["auto_shift"]), int(row["auto_shift_at"]), int(row["routed_count"]))
+
+    def set_rating(self, answer_id: str, rating: str | None) -> None:
+        self._db.execute("UPDATE turns SET rating = ? WHERE id = ?", (rating, answer_id))
+
+    def relabel(
+        self, workspace: str, answer_id: str, label: StoredLabel | None, shifted: ShiftUpdate
+    ) -> None:
+        """Replaces the answer's label and moves the workspace's shift by the change in its delta, at once.
+
+        `shifted(state, change)` returns the new shift; the same label twice changes nothing."""
+        workspace_id = self._workspace_id(workspace, create=True)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            old = self._db.execute(
+                "SELECT label, cause, delta FROM auto_labels WHERE answer_id = ?", (answer_id,)
+            ).fetchone()
+            old_label = None if old is None else StoredLabel(old["label"], old["cause"], float(old["delta"]))
+            if old_label != label:
+                self._replace_label(workspace_id, answer_id, label)
+                change = (label.delta if label else 0.0) - (old_label.delta if old_label else 0.0)
+                if change:
+                    state = self.auto_shift_state(workspace)
+                    self._db.execute(
+                        "UPDATE workspaces SET auto_shift = ?, auto_shift_at = ? WHERE id = ?",
+                        (shifted(state, change), state.routed_turns, workspace_id),
+                    )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _replace_label(self, workspace_id: int | None, answer_id: str, label: StoredLabel | None) -> None:
+        self._db.execute("DELETE FROM auto_labels WHERE answer_id = ?", (answer_id,))
+        if label is not None:
+            self._db.execute(
+                "INSERT INTO auto_labels (answer_id, workspace_id, label, cause, delta, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (answer_id, workspace_id, label.label, label.cause, label.delta, utc_now()),
+            )
+
+    def auto_month(self, workspace: str, since: str) -> AutoMonth:
+        """This workspace's Auto answers since `since` (ISO time), how many a Sonnet gave, and the labels.
+
+        Stopped answers count (Auto chose their model); failed ones, which said nothing, do not."""
+        workspace_id = self._workspace_id(workspace, create=False)
+        if workspace_id is None:
+            return AutoMonth(0, 0, {})
+        row = self._db.execute(
+            "SELECT COUNT(*) AS answers, "
+            "COALESCE(SUM(t.routed_model LIKE 'claude-sonnet-%'), 0) AS sonnet FROM turns t "
+            "JOIN conversations c ON c.id = t.conversation_id WHERE c.workspace_id = ? "
+            "AND t.role = 'assistant' AND t.model_id = 'auto' AND t.status IN ('complete', 'cancelled') "
+            "AND t.created_at >= ?",
+            (workspace_id, since),
+        ).fetchone()
+        causes = self._db.execute(
+            "SELECT cause, COUNT(*) AS n FROM auto_labels WHERE workspace_id = ? AND created_at >= ? "
+            "GROUP BY cause",
+            (workspace_id, since),
+        ).fetchall()
+        return AutoMonth(int(row["answers"]), int(row["sonnet"]), {r["cause"]: int(r["n"]) for r in causes})
 
     # --- conversations --------------------------------------------------------------------------
 
@@ -381,4 +507,5 @@ def _turn_from_row(row: sqlite3.Row) -> StoredTurn:
         context=context,
         error=data["error"],
         retry_of=data["retry_of"],
+        rating=data["rating"],
     )

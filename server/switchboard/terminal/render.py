@@ -11,6 +11,7 @@ from switchboard.protocol.messages import (
     ConversationResult,
     ConversationsResult,
     ConversationSummary,
+    FeedbackResult,
     ModelInfo,
     ModelsResult,
     ModelUsage,
@@ -190,7 +191,24 @@ def usage_lines(report: UsageReport) -> list[str]:
     if report.by_model:
         lines.append("By model:")
         lines += table([_usage_row(usage) for usage in report.by_model])
+    if report.auto_for_you is not None:
+        lines.append(report.auto_for_you.summary)
     return lines + [f"! {alert}" for alert in report.alerts]
+
+
+_LEARNED = {
+    "should_have_escalated": "Auto will send more of this workspace's asks to Sonnet.",
+    "should_not_have_escalated": "Auto will send less of this workspace's asks to Sonnet.",
+    "weak_positive": "Auto takes it as a sign that its choice was right.",
+}
+
+
+def rating_line(result: FeedbackResult, answer: TurnInfo) -> str:
+    """What `/rate` did: which answer, which rating, and what Auto learned from it."""
+    who = model_name(answer.routed_model or answer.model_id or "auto")
+    done = f"Thumbs {result.rating} on the last answer ({who})." if result.rating else "Rating cleared."
+    learned = _LEARNED.get(result.label or "", "")
+    return f"{done} {learned}".rstrip()
 
 
 def _usage_row(usage: ModelUsage) -> list[str]:

@@ -10,6 +10,8 @@ from types import ModuleType
 
 from pygls.exceptions import JsonRpcException
 
+from switchboard.protocol.messages import Rating
+
 from .console import Console
 from .context import Context, UsageError
 from .errors import METHOD_NOT_FOUND, describe
@@ -18,6 +20,7 @@ from .render import (
     history_table,
     model_name,
     models_table,
+    rating_line,
     turn_preview,
     usage_lines,
 )
@@ -30,9 +33,11 @@ HELP = [
     "/new             start a new conversation",
     "/history         this workspace's conversations, newest first",
     "/open ID         continue a conversation (an unambiguous id prefix will do)",
-    "/usage           your plan, credits used and left, and overage",
     "/signin          sign in to Switchboard Cloud (--gateway URL): prints a code and a link",
     "/signout         sign out of Switchboard Cloud (back to your own Anthropic key)",
+    "/usage           your plan, credits used and left, overage, and how Auto routes for you",
+    "/rate up|down    thumbs up or down on the last answer (/rate clear takes it back); Auto learns from it",
+    "/good, /bad      the same as /rate up, /rate down",
     "/help            this list",
     "/quit            leave",
 ]
@@ -57,6 +62,9 @@ class Repl:
             "usage": self.usage,
             "signin": self.signin,
             "signout": self.signout,
+            "rate": self.rate,
+            "good": lambda _arg: self.rate("up"),
+            "bad": lambda _arg: self.rate("down"),
             "help": self.help,
             "quit": self.quit,
             "exit": self.quit,
@@ -191,6 +199,23 @@ class Repl:
             self.ctx.ui.error("Not signed in: no Switchboard Cloud gateway is configured.")
             return
         self.ctx.sign_in.sign_out()
+
+    def rate(self, arg: str) -> None:
+        ratings: dict[str, Rating | None] = {"up": "up", "down": "down", "clear": None}
+        if arg.lower() not in ratings:
+            self.ctx.ui.error("Rate how? Usage: /rate up, /rate down or /rate clear (or /good, /bad).")
+            return
+        conversation_id = self.ctx.state.conversation_id
+        if conversation_id is None:
+            self.ctx.ui.error("No answer to rate yet: /rate applies to the last answer of this conversation.")
+            return
+        conversation = self.ctx.call(self.ctx.session.conversation(conversation_id))
+        answer = next((t for t in reversed(conversation.turns) if t.role == "assistant"), None)
+        if answer is None:
+            self.ctx.ui.error("No answer to rate yet in this conversation.")
+            return
+        result = self.ctx.call(self.ctx.session.feedback(conversation_id, answer.id, ratings[arg.lower()]))
+        self.out.line(rating_line(result, answer))
 
     def help(self, _arg: str) -> None:
         self.out.lines(HELP)

@@ -25,13 +25,17 @@ from switchboard.protocol.messages import (
     ConversationsParams,
     ConversationsResult,
     Empty,
+    FeedbackParams,
+    FeedbackResult,
     ModelsParams,
     ModelsResult,
     ProgressToken,
+    Rating,
     SelectModelParams,
     SelectModelResult,
     SignInParams,
     SignInResult,
+    UsageParams,
     UsageReport,
     Wire,
 )
@@ -105,7 +109,14 @@ class Session:
         return await self._request(methods.CONVERSATION.method, params, ConversationResult)
 
     async def usage(self) -> UsageReport:
-        return await self._request(methods.USAGE.method, Empty(), UsageReport)
+        params = UsageParams(workspace_uri=self.workspace.uri)
+        return await self._request(methods.USAGE.method, params, UsageReport)
+
+    async def feedback(self, conversation_id: str, turn_id: str, rating: Rating | None) -> FeedbackResult:
+        params = FeedbackParams(
+            workspace_uri=self.workspace.uri, conversation_id=conversation_id, turn_id=turn_id, rating=rating
+        )
+        return await self._request(methods.FEEDBACK.method, params, FeedbackResult, keep_none=True)
 
     async def sign_in(self, params: dict[str, str], msg_id: str) -> SignInResult:
         """No time limit: the device flow waits for the person at the browser. Ctrl-C cancels it."""
@@ -138,10 +149,11 @@ class Session:
         *,
         msg_id: str | None = None,
         timeout: float | None = REQUEST_SECONDS,
+        keep_none: bool = False,  # for params whose null means something (a cleared rating)
     ) -> R:
         if not self.client.running:
             raise self._stopped()
-        payload = params.model_dump(mode="json", by_alias=True, exclude_none=True)
+        payload = params.model_dump(mode="json", by_alias=True, exclude_none=not keep_none)
         future = self.client.protocol.send_request_async(method, payload, msg_id=msg_id)
         # shield: a timeout must not cancel pygls's future (its late response would then fail to resolve it).
         raw = await self._guard(asyncio.wait_for(asyncio.shield(future), timeout))

@@ -17,6 +17,8 @@ return {
     T.contains(text, ('Credits: %s used, %s left of 50'):format(fmt(usage.usedCredits), fmt(usage.remainingCredits)),
       'credits')
     T.contains(text, 'Overage: not available on Free', 'overage')
+    local share = chat.last_result.routedModel == 'claude-haiku-4.5' and '0%' or '100%'
+    T.contains(text, ('Auto for you: %s Sonnet this month'):format(share), 'Auto for you')
     local routed = require('switchboard.status').model_name(chat.last_result.routedModel)
     T.ok(text:find('Auto%s+' .. vim.pesc(routed) .. '%s+1%s+' .. vim.pesc(fmt(chat.last_result.credits))),
       'the per-model row:\n' .. text)

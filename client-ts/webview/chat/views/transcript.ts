@@ -40,14 +40,24 @@ export function createTranscript(model: ChatModel, markdown: MarkdownRenderer, i
       const shown = new Set(turns.map((t) => t.id));
       for (const id of [...cache.keys()]) if (!shown.has(id)) cache.delete(id);
       if (chat.inlineError) children.push(errorCard(chat.inlineError, intents));
+      const focused = focusedRating(el);
       el.replaceChildren(...children);
+      if (focused) el.querySelector<HTMLElement>(`[data-turn-id="${CSS.escape(focused.turnId)}"] [data-rate="${focused.rate}"]`)?.focus();
       if (nearBottom || chat.pending) el.scrollTop = el.scrollHeight;
     },
   };
 }
 
+/** A thumbs button that has the focus: a rating re-renders its answer, and the focus must stay on it. */
+function focusedRating(transcript: HTMLElement): { turnId: string; rate: string } | null {
+  const active = document.activeElement;
+  if (!(active instanceof HTMLElement) || !transcript.contains(active) || !active.dataset.rate) return null;
+  const turnId = active.closest<HTMLElement>('[data-turn-id]')?.dataset.turnId;
+  return turnId ? { turnId, rate: active.dataset.rate } : null;
+}
+
 /** Everything a turn's element depends on: when it is unchanged, the element is reused. */
 function renderKey(t: ViewTurn, chat: ChatViewState): string {
   const retry = t.role === 'assistant' && !chat.pending && canRetryStronger(t, chat.turns, chat.models);
-  return [t.status, t.text.length, t.thinking?.length ?? 0, t.credits, t.routedModel, t.error, chat.models.length, t.fallback, retry].join('|');
+  return [t.status, t.text.length, t.thinking?.length ?? 0, t.credits, t.costUsd, t.rating, t.routedModel, t.error, chat.models.length, t.fallback, retry].join('|');
 }

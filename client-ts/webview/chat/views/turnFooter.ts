@@ -1,11 +1,14 @@
 // The line under an answer: which model answered (and why, on hover), fallback/retry/stopped/failed
-// tags, the credits it cost, and "Retry with a stronger model" on the latest answer.
+// tags, the credits it cost (and its dollar cost with the user's own key), thumbs up/down on a stored
+// answer, and "Retry with a stronger model" on the latest answer.
 import { answeredByLabel, creditsLabel, formatCostUsd } from '../../../src/shared/format';
 import { h, icon } from '../../shared/dom';
 import type { ChatIntents } from '../intents';
-import { canRetryStronger, type ChatViewState, type ViewTurn } from '../state';
+import { canRate, canRetryStronger, type ChatViewState, type ViewTurn } from '../state';
 
-export function turnFooter(t: ViewTurn, chat: ChatViewState, intents: Pick<ChatIntents, 'retryStronger'>): HTMLElement {
+export type FooterIntents = Pick<ChatIntents, 'retryStronger' | 'rate'>;
+
+export function turnFooter(t: ViewTurn, chat: ChatViewState, intents: FooterIntents): HTMLElement {
   const streaming = t.status === 'streaming';
   const footer = h('div', { class: 'msg-footer' });
   if (t.routedModel || t.modelId) footer.append(answeredBy(t, chat));
@@ -17,10 +20,37 @@ export function turnFooter(t: ViewTurn, chat: ChatViewState, intents: Pick<ChatI
   }
   if (t.status === 'cancelled') footer.append(h('span', { class: 'tag warn' }, icon('debug-stop'), 'Stopped'));
   if (t.status === 'failed') footer.append(h('span', { class: 'tag error' }, 'Failed'));
-  if (!streaming && t.status !== 'failed' && !chat.pending && canRetryStronger(t, chat.turns, chat.models)) {
-    footer.append(h('span', { class: 'spacer' }), retryButton(t.id, intents));
-  }
+  const retry = !streaming && t.status !== 'failed' && !chat.pending && canRetryStronger(t, chat.turns, chat.models);
+  if (canRate(t) || retry) footer.append(h('span', { class: 'spacer' }));
+  if (canRate(t)) footer.append(thumbs(t, intents));
+  if (retry) footer.append(retryButton(t.id, intents));
   return footer;
+}
+
+/** Two toggle buttons: pressing the pressed one clears the rating. */
+function thumbs(t: ViewTurn, intents: FooterIntents): HTMLElement {
+  const button = (rating: 'up' | 'down', label: string) => {
+    const pressed = t.rating === rating;
+    return h(
+      'button',
+      {
+        class: `icon-btn rate-btn${pressed ? ' pressed' : ''}`,
+        type: 'button',
+        'data-rate': rating,
+        'aria-pressed': pressed ? 'true' : 'false',
+        'aria-label': label,
+        title: pressed ? `${label} (click again to clear)` : label,
+        onclick: () => intents.rate(t.id, pressed ? null : rating),
+      },
+      icon(`thumbs${rating}${pressed ? '-filled' : ''}`),
+    );
+  };
+  return h(
+    'span',
+    { class: 'rating', role: 'group', 'aria-label': 'Rate this answer' },
+    button('up', 'Good answer'),
+    button('down', 'Bad answer'),
+  );
 }
 
 function answeredBy(t: ViewTurn, chat: ChatViewState): HTMLElement {

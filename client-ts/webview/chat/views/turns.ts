@@ -9,7 +9,7 @@ import type { ChatViewState, ViewTurn } from '../state';
 import { addCodeActions } from './codeBlocks';
 import { turnFooter } from './turnFooter';
 
-export type AnswerIntents = Pick<ChatIntents, 'retryStronger' | 'copyCode' | 'insertCode'>;
+export type AnswerIntents = Pick<ChatIntents, 'retryStronger' | 'rate' | 'copyCode' | 'insertCode'>;
 
 export function userTurn(t: ViewTurn): HTMLElement {
   return h(

@@ -105,6 +105,9 @@ function M.lines(report)
     M.overage_line(report.overage, report.planName),
     '',
   }
+  if type(report.autoForYou) == 'table' then -- null (vim.NIL) without a workspace
+    table.insert(lines, #lines, report.autoForYou.summary)
+  end
   vim.list_extend(lines, M.model_table(report.byModel))
   vim.list_extend(lines, { '', 'Credits per day' })
   vim.list_extend(lines, M.bar_chart(report.daily))

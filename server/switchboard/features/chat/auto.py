@@ -18,7 +18,6 @@ from switchboard.routing import (
     Preference,
     RouteInput,
     Router,
-    ThresholdShift,
     next_fallback,
     stronger_model,
 )
@@ -34,13 +33,13 @@ class AutoChoice:
 
 @dataclass(frozen=True)
 class TurnFacts:
-    """What Auto looks at: the prompt, its context, the conversation so far, the user's retries and
-    preference, and the turn's thinking budget."""
+    """What Auto looks at: the prompt, its context, the conversation so far, the threshold shift learnt
+    from the user's feedback (features/feedback.py), the preference, and the turn's thinking budget."""
 
     prompt: str
     context: list[ContextItem]
     history: list[StoredTurn]
-    shift: ThresholdShift
+    shift: float = 0.0
     thinking_budget: int | None = None
     preference: Preference = DEFAULT_PREFERENCE
     user_models: list[str] | None = None  # the user's allow-list for Auto (already applied to `allowed`)
@@ -94,7 +93,7 @@ def route_input(facts: TurnFacts, allowed: list[str]) -> RouteInput:
         last_model=last.routed_model if last else None,
         last_answer_at=_epoch(last.created_at) if last else None,
         allowed=allowed,
-        threshold_shift=facts.shift.shift,
+        threshold_shift=facts.shift,
         preference=facts.preference,
         sonnet_answers=sum(1 for t in facts.history if t.role == "assistant" and _is_sonnet(t.routed_model)),
         stronger_retries=len({t.retry_of for t in facts.history if t.retry_of}),

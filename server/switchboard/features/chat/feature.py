@@ -24,6 +24,7 @@ from switchboard.store import title_from_prompt
 
 from ..account import AccountFeature
 from ..base import Feature, plain, register_request
+from ..feedback import AutoFeedback
 from ..host import Editor, Services
 from ..models import ModelsFeature
 from .errors import REJECTED_KEY, missing_key, rejected_key, upstream_failed
@@ -38,13 +39,19 @@ from .validate import chat_turn, last_exchange, load_conversation, retry_turn
 
 class ChatFeature(Feature):
     def __init__(
-        self, editor: Editor, services: Services, models: ModelsFeature, account: AccountFeature
+        self,
+        editor: Editor,
+        services: Services,
+        models: ModelsFeature,
+        account: AccountFeature,
+        learning: AutoFeedback,
     ) -> None:
         super().__init__(editor)
         self.services = services
         self.models = models
         self.account = account
-        self.router = TurnRouter(services, account)
+        self.learning = learning
+        self.router = TurnRouter(services, account, learning)
         self.settlement = Settlement(services, account)
         self._running: dict[ProgressToken, asyncio.Task[Any]] = {}
 
@@ -68,7 +75,6 @@ class ChatFeature(Feature):
         stored = load_conversation(store, params.workspace_uri, params.conversation_id)
         exchange = last_exchange(stored.turns, params.turn_id)
         model = self.router.stronger(params.model_id, exchange[1])
-        store.record_retry(params.workspace_uri)
         return await self.run(retry_turn(params, stored, exchange, model))
 
     def on_progress_cancel(self, params: lsp.WorkDoneProgressCancelParams) -> None:
@@ -110,6 +116,10 @@ class ChatFeature(Feature):
             context=request.context,
             model_id=request.model.id,
             retry_of=request.retry_of,
+        )
+        # A retry, or the next message, is what Auto learns from about the answer before it.
+        self.learning.after_turn_started(
+            request.workspace, request.history, request.model.id, request.retry_of
         )
         return Answer(conversation_id, turn_id, route, prompt, entitlement)
 

@@ -7,10 +7,11 @@ from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData
 from switchboard.providers.base import UpstreamError
-from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, ThresholdShift
+from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE
 from switchboard.store import StoredTurn
 
 from ..account import AccountFeature
+from ..feedback import AutoFeedback
 from ..host import Services
 from ..models import require_known_model
 from .auto import AutoRouting, TurnFacts, auto_hints
@@ -20,9 +21,10 @@ BUSY_STATUSES = (429, 529)
 
 
 class TurnRouter:
-    def __init__(self, services: Services, account: AccountFeature) -> None:
+    def __init__(self, services: Services, account: AccountFeature, learning: AutoFeedback) -> None:
         self._services = services
         self._account = account
+        self._learning = learning
         self.auto = AutoRouting()
 
     async def route(self, request: TurnRequest) -> Route:
@@ -32,7 +34,7 @@ class TurnRouter:
             prompt=request.prompt,
             context=request.context,
             history=request.history,
-            shift=ThresholdShift(*self._services.store.routing_counts(request.workspace)),
+            shift=self._learning.current_shift(request.workspace),
             thinking_budget=request.thinking_budget,
             preference=request.auto_preference or DEFAULT_PREFERENCE,
             user_models=request.auto_models,
