@@ -377,6 +377,13 @@ def test_the_report_is_complete(meter: Meter, clock: FakeClock) -> None:
             {"date": "2026-11-05", "credits": 0.0, "byModel": []},
         ],
         "alerts": [],
+        "accountInfo": {
+            "mode": "local",
+            "email": None,
+            "gatewayUrl": None,
+            "accountUrl": None,
+            "upgradeUrl": None,
+        },
     }
 
 

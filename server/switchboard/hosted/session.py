@@ -144,9 +144,10 @@ class GatewaySession:
         while time.monotonic() < deadline:
             await asyncio.sleep(interval)
             try:
-                return await self._call(
-                    self._http.poll_device(endpoints, self._client_id(), code.device_code)
-                )
+                return await self._http.poll_device(endpoints, self._client_id(), code.device_code)
+            except GatewayUnreachable as error:  # a blip while the user is at the browser: poll again
+                log.warning("A device-flow poll got no answer: %s", error)
+                continue
             except OAuthError as answer:
                 if answer.error == "authorization_pending":
                     continue
@@ -213,6 +214,8 @@ class GatewaySession:
         try:
             endpoints = await self._discover()
             grant = await self._call(self._http.refresh(endpoints, self._client_id(), tokens.refresh))
+            if self._tokens is not tokens:
+                return  # signed out (or in anew) meanwhile: this refresh must not bring the session back
             await self._adopt(grant)
         except OAuthError as answer:
             if answer.error not in SESSION_OVER:  # slow_down (rate limited) and the like: try again later

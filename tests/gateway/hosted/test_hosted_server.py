@@ -310,7 +310,7 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
     other = start(use(ls_env, tmp_path, "elsewhere"), workspace)
     try:
         signed_in = resume(server, hosted.refresh_token_for(person.email))
-        rotated = wait_for_method(server, "switchboard/credentialsChanged", timeout=40)[-1]["params"]
+        rotated = wait_for_method(server, "switchboard/credentialsChanged", timeout=60)[-1]["params"]
         assert rotated["refreshToken"] and rotated["refreshToken"] != signed_in["refreshToken"]
         server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "after rotation"})
 
@@ -320,7 +320,7 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
             other.frames_with_method("switchboard/credentialsChanged")[-1]["params"]["refreshToken"] is None
         )
 
-        ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=40)[-1]["params"]
+        ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=60)[-1]["params"]
         assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
         shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
         assert any("sign in again" in message for message in shown), shown
