@@ -47,6 +47,32 @@ SETTLE_RETRY_FIRST_SECONDS = 0.2
 SETTLE_RETRY_SECONDS = 120.0
 
 
+class AccountQueue:
+    """One ledger transaction per account at a time in this replica.
+
+    An account's transactions serialize on its balance row in PostgreSQL anyway; queueing them here first
+    means a turn waiting for that row waits without holding a pooled connection. Otherwise one account
+    sending a hundred turns at once would hold the whole pool while they queue on its row, and every
+    other account would get 503s."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn_of(self, account_id: str) -> AsyncGenerator[None]:
+        lock, users = self._locks.get(account_id, (asyncio.Lock(), 0))
+        self._locks[account_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[account_id]
+            if users == 1:
+                del self._locks[account_id]
+            else:
+                self._locks[account_id] = (lock, users - 1)
+
+
 @dataclass(frozen=True)
 class Choice:
     """The model that answers a turn and why (for a concrete model: that model, "Chosen by you")."""
@@ -65,6 +91,7 @@ class Gateway:
         self.ttl = timedelta(seconds=settings.reservation_ttl_seconds)
         self._background: set[asyncio.Task[Any]] = set()
         self._retrying: set[asyncio.Task[None]] = set()
+        self.accounts = AccountQueue()
 
     # --- before forwarding ---------------------------------------------------------------------------
 
@@ -113,7 +140,7 @@ class Gateway:
         needed = reservation_h(turn.model.id, turn.body, turn.max_tokens)
         key = TurnKey(account.id, turn.turn_id)
         try:
-            async with self.pool.connection() as conn:
+            async with self.accounts.turn_of(account.id), self.pool.connection() as conn:
                 return await ledger.reserve(
                     conn,
                     key,
@@ -146,7 +173,7 @@ class Gateway:
         return await asyncio.shield(task)
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
-        async with self.pool.connection() as conn:
+        async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
             return await ledger.settle(conn, reservation, outcome)
 
     @contextlib.asynccontextmanager
