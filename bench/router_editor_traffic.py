@@ -44,7 +44,7 @@ from router_lab.editor_traffic.metrics import (  # noqa: E402
     top_share,
 )
 from router_lab.editor_traffic.split import is_development  # noqa: E402
-from router_lab.editor_traffic.suite import CATEGORIES, SHAPES, TRAPS, Item, load_suite  # noqa: E402
+from router_lab.editor_traffic.suite import CATEGORIES, FRESH, SHAPES, TRAPS, Item, load_suite  # noqa: E402
 from router_lab.legacy.router import LegacyRouter  # noqa: E402
 from switchboard.catalog import CATALOG  # noqa: E402
 from switchboard.features.chat.auto import TurnFacts, route_input  # noqa: E402
@@ -84,6 +84,15 @@ PARTS: dict[str, Callable[[Item], bool]] = {
     "held-out": lambda item: not is_development(item.id),
     "development": lambda item: is_development(item.id),
 }
+# The fresh held-out batch (router_lab/editor_traffic/fresh): its own files, and only its aggregates are
+# printed (no route reasons, no misrouted items), so reading it does not show what to tune.
+FRESH_PART = "fresh"
+
+
+def part_items(part: str) -> list[Item]:
+    if part == FRESH_PART:
+        return list(load_suite(FRESH))
+    return [item for item in load_suite() if PARTS[part](item)]
 
 
 def decide(router: Router, item: Item, preference: Preference = "balanced") -> RouteDecision:
@@ -178,7 +187,7 @@ def _pct(x: float) -> str:
     return "   n/a" if math.isnan(x) else f"{x:6.1%}"
 
 
-def print_report(result: dict[str, Any], misrouted: bool) -> None:
+def print_report(result: dict[str, Any], misrouted: bool, show_reasons: bool = True) -> None:
     methods: dict[str, dict[str, float]] = result["methods"]
     suite: Suite = result["suite"]
     decisions: list[RouteDecision] = result["decisions"]
@@ -229,6 +238,8 @@ def print_report(result: dict[str, Any], misrouted: bool) -> None:
         (f"every category ≥ 85% agreement (worst {_pct(worst).strip()})", worst >= MIN_CATEGORY_AGREEMENT),
     ):
         print(f"  {'met   ' if ok else 'MISSED'} {label}")
+    if not show_reasons:
+        return
     wrong = [(i, d) for i, d in zip(suite.items, decisions, strict=True) if i.strong != (d.model != HAIKU)]
     for title, strong in (("easy items escalated", False), ("hard items kept on Haiku", True)):
         reasons = Counter(d.reason for i, d in wrong if i.strong == strong)
@@ -252,12 +263,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--misrouted", action="store_true", help="list every item routed against its label")
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--part", choices=list(PARTS), default="whole", help="which part of the suite")
+    parser.add_argument(
+        "--part", choices=[*PARTS, FRESH_PART], default="whole", help="which part of the suite"
+    )
     args = parser.parse_args(argv)
-    items = [item for item in load_suite() if PARTS[args.part](item)]
+    fresh = args.part == FRESH_PART
+    if fresh and args.misrouted:
+        parser.error("the fresh held-out batch prints aggregates only")
+    items = part_items(args.part)
     print(f"Part: {args.part}\n")
     result = evaluate(items)
-    print_report(result, args.misrouted)
+    print_report(result, args.misrouted, show_reasons=not fresh)
     methods: dict[str, dict[str, float]] = result["methods"]
     if args.json:
         Path(args.json).write_text(json.dumps(methods, indent=2))

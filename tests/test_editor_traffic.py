@@ -18,6 +18,7 @@ from router_lab.editor_traffic.codegen import generate, languages
 from router_lab.editor_traffic.metrics import agreement_by, averaged, figures, random_choices, top_share
 from router_lab.editor_traffic.suite import (
     CATEGORIES,
+    FRESH,
     SHAPES,
     TIERS,
     TRAPS,
@@ -42,6 +43,30 @@ def suite_digest(items: tuple[Item, ...]) -> str:
     for item in items:
         digest.update(item.model_dump_json().encode())
     return digest.hexdigest()
+
+
+# --- the fresh held-out batch ---
+
+
+def test_the_fresh_batch_is_valid_disjoint_and_ten_per_category(suite: tuple[Item, ...]) -> None:
+    fresh = load_suite(FRESH)
+    assert Counter(item.category for item in fresh) == dict.fromkeys(CATEGORIES, 10)
+    assert not {item.id for item in fresh} & {item.id for item in suite}
+    # Three short asks were written the same way in both (docs/router.md says which); they agree on the tier.
+    tiers = {item.prompt: item.tier for item in suite}
+    shared = [item for item in fresh if item.prompt in tiers]
+    assert len(shared) <= 3 and all(tiers[item.prompt] == item.tier for item in shared)
+    assert all(item.id.startswith(item.category + "-5") for item in fresh)
+    assert 0.2 <= sum(item.strong for item in fresh) / len(fresh) <= 0.35
+
+
+def test_the_router_is_fitted_without_the_fresh_batch() -> None:
+    from router_lab.escalation import halves  # bench/ is on pytest's pythonpath
+    from switchboard.routing import Router
+
+    development, validation = halves(list(load_suite()))
+    meta = Router.load().model.meta
+    assert (meta["items"], meta["validation_items"]) == (len(development), len(validation))
 
 
 # --- the suite ---
@@ -248,3 +273,16 @@ def test_the_bench_routes_an_item_as_the_router_does_by_hand(suite: tuple[Item, 
     assert priced.sonnet_cost[0] == pytest.approx(
         3 * priced.haiku_cost[0]
     )  # Haiku 4.5 is a third of Sonnet 4.5
+
+
+def test_the_bench_prints_no_items_or_reasons_of_the_fresh_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    from router_editor_traffic import main  # bench/ is on pytest's pythonpath
+
+    with pytest.raises(SystemExit):
+        main(["--part", "fresh", "--misrouted"])
+    capsys.readouterr()
+    figures_of_fresh = main(["--part", "fresh"])
+    printed = capsys.readouterr().out
+    assert "Route reasons" not in printed and "→ Claude" not in printed
+    assert not any(item.prompt[:40] in printed for item in load_suite(FRESH))
+    assert 0.0 < figures_of_fresh["auto"]["sonnet_share"] < 1.0

@@ -270,7 +270,9 @@ async def test_sign_in_raises_the_plan_and_initialization_options_cannot_move_st
     assert not elsewhere.exists()
     assert (state_dir / "ledger.sqlite3").exists() and (state_dir / "conversations.sqlite3").exists()
 
-    report = await session.request("switchboard/signIn", {"token": issuer.token("pro_plus")})
+    signed_in = await session.request("switchboard/signIn", {"token": issuer.token("pro_plus")})
+    report = signed_in["usage"]
+    assert signed_in["refreshToken"] is None and signed_in["account"]["mode"] == "local"
     assert report["plan"] == "pro_plus" and report["includedCredits"] == 2000
     assert session.notified("switchboard/usageChanged")[-1]["plan"] == "pro_plus"
     models = {m["id"]: m for m in (await session.request("switchboard/models", {}))["models"]}

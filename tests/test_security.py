@@ -299,7 +299,7 @@ async def test_a_forged_sign_in_after_a_valid_pro_one_drops_to_free_and_reaches_
     attacker = Ed25519PrivateKey.generate()
     problems: list[str] = []
     for name, forge, reason_words in FORGERIES:
-        signed_in = await session.request("switchboard/signIn", {"token": issuer.token("pro")})
+        signed_in = (await session.request("switchboard/signIn", {"token": issuer.token("pro")}))["usage"]
         assert signed_in["plan"] == "pro", f"the valid Pro sign-in before {name!r} failed: {signed_in}"
         try:
             await _assert_forgery_lands_on_free(
@@ -320,7 +320,7 @@ async def _assert_forgery_lands_on_free(
     session: Session, fake: FakeAnthropic, workspace: str, token: str, reason_words: tuple[str, ...]
 ) -> None:
     sent_before = len(messages_sent(fake))
-    report = await session.request("switchboard/signIn", {"token": token})
+    report = (await session.request("switchboard/signIn", {"token": token}))["usage"]
     assert report["plan"] == "free", f"signIn gave plan {report['plan']!r}"
     reason = report["planReason"]
     assert reason.endswith("you are on Free") and any(w in reason.lower() for w in reason_words), reason
@@ -356,7 +356,7 @@ async def test_a_jwks_holding_only_a_symmetric_key_verifies_nothing(
     usage = await session.request("switchboard/usage", {})
     assert usage["plan"] == "free" and usage["planReason"].endswith("you are on Free")
     # A properly signed EdDSA token is not trusted either: the JWKS trusts no Ed25519 key at all.
-    report = await session.request("switchboard/signIn", {"token": issuer.token("power")})
+    report = (await session.request("switchboard/signIn", {"token": issuer.token("power")}))["usage"]
     assert report["plan"] == "free" and "trusted" in report["planReason"].lower()
     refused = await session.error(
         "switchboard/chat", {"workspaceUri": session.workspace, "prompt": "hi", "modelId": OPUS}
@@ -664,7 +664,7 @@ def test_nothing_the_client_sends_moves_the_state_directory_or_the_ledger(
             usage = server.result("switchboard/usage", extras)
             assert usage["plan"] == "free"
             server.result("switchboard/setOverage", {**extras, "enabled": False})
-            signed = server.result("switchboard/signIn", {**moves, "token": attacker_token})
+            signed = server.result("switchboard/signIn", {**moves, "token": attacker_token})["usage"]
             assert signed["plan"] == "free" and "trusted" in signed["planReason"].lower()
             server.result("switchboard/models", extras)
             server.result("switchboard/estimate", {**extras, "workspaceUri": workspace, "prompt": "x"})

@@ -142,7 +142,7 @@ def test_one_shot_then_repl_switches_models_keeps_context_and_reopens_history(
     assert route, first.stderr
     footer = re.search(
         re.escape(route.group(1))
-        + r" · [\d.,]+ credits? · \d+ in / \d+ out tokens · continue with --conversation "
+        + r" · [\d.,]+ credits? · \$[\d.]+ · \d+ in / \d+ out tokens · continue with --conversation "
         r"([0-9a-f]{8})",
         first.stderr,
     )
@@ -158,11 +158,11 @@ def test_one_shot_then_repl_switches_models_keeps_context_and_reopens_history(
     chat.command("/models", r"\*\s+auto\s+Auto\s+1x\s+available")
     chat.expect(r"claude-haiku-4\.5\s+Claude Haiku 4\.5\s+0\.4x")
     chat.send("and a functor?")
-    chat.expect(r"Claude \w+ [\d.]+ · [\d.,]+ credits? · \d+ in / \d+ out tokens")
+    chat.expect(r"Claude \w+ [\d.]+ · [\d.,]+ credits? · \$[\d.]+ · \d+ in / \d+ out tokens")
     chat.command("/model claude-haiku-4.5", r"Model: Claude Haiku 4\.5 \(claude-haiku-4\.5\)")
     chat.command("/models", r"\*\s+claude-haiku-4\.5\s+Claude Haiku 4\.5")
     chat.send("and a monoid?")
-    chat.expect(r"Claude Haiku 4\.5 · [\d.,]+ credits? · \d+ in / \d+ out tokens")
+    chat.expect(r"Claude Haiku 4\.5 · [\d.,]+ credits? · \$[\d.]+ · \d+ in / \d+ out tokens")
 
     bodies = chats(fake_api)
     # The first two were Auto's picks (whatever it chose); the third follows the /model switch.
@@ -231,6 +231,8 @@ def test_offline_one_shot_needs_no_environment(state_dir: Path, project: Path) -
     assert result.returncode == 0, result.stderr
     assert "SIMULATED" in result.stderr
     assert result.stdout.startswith("Simulated reply from") and "hello offline" in result.stdout
+    # Own key: the footer shows the answer's cost at list price next to its credits.
+    assert re.search(r"credits? · \$\d+\.\d{2,4} · [\d,]+ in", result.stderr), result.stderr
 
 
 def test_one_shot_failure_is_one_line_and_non_zero(

@@ -1,26 +1,28 @@
-"""Fits Auto's escalation model on the editor-traffic suite's development half (docs/router.md).
+"""Fits Auto's escalation model on the editor-traffic suite (docs/router.md, "The escalation model").
 
-    ./dev train-router     # or: cd bench && ../.venv/bin/python -m router_lab.escalation [--dry-run]
+    ./dev train-router   # or: cd bench && ../.venv/bin/python -m router_lab.escalation [--validate]
 
 1. Features: `switchboard.routing.escalation.learned_features` of every development item, through the same
-   code the router runs (the prompt's ask signals and the attached context's summary).
-2. Weights: maximum a posteriori logistic regression (Newton's method, numpy only) with a Gaussian prior on
-   each weight, centred on the published Claude 4.x benchmark gap that matches the signal (`PRIORS`).
-3. Operating points, on the development half only: `balanced` escalates when P(needs Sonnet) ≥ ½ (Bayes'
-   rule for agreement), raised only if more than `BALANCED_MAX_SHARE` of the items would go to Sonnet;
-   `economy` and `quality` sit `ECONOMY_SHARE_DELTA` and `QUALITY_SHARE_DELTA` points of Sonnet share below
-   and above it. The share → threshold table serves the user's threshold shift. All of these are read from
-   out-of-fold probabilities (5 folds within the development half): in-sample ones are overconfident.
+   code the router runs (the prompt's ask signals and the attached context's summary), and the ask's words
+   and word pairs (`AskSignals.terms`) found in at least `MIN_TERM_ITEMS` development items.
+2. Weights, on the development half: maximum a posteriori logistic regression (Newton's method, numpy only)
+   with a Gaussian prior on each signal's weight, centred on the published Claude 4.x benchmark gap that
+   matches the signal (`PRIORS`), and a tight one centred on 0 for each term (`TERM_SD`).
+3. Operating points, on the validation half (the first round's held-out half): the development half's own
+   probabilities, even out of fold, overstate how sure the model is about phrasings its patterns were not
+   written from. `balanced` sends as many validation items to Sonnet as their labels do (never more than
+   `BALANCED_MAX_SHARE`); `economy` and `quality` sit `ECONOMY_SHARE_DELTA` and `QUALITY_SHARE_DELTA` points
+   of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
-The held-out half is never read here (bench/router_editor_traffic.py reports on it). Same data, same
-bytes: the fit is deterministic.
+The fresh held-out batch (`editor_traffic/fresh`) is never read here (bench/router_editor_traffic.py
+`--part fresh` reports on it). Same data, same bytes: the fit is deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from numpy.typing import NDArray
 
 from router_lab.editor_traffic.split import is_development
 from router_lab.editor_traffic.suite import Item, load_suite
+from switchboard.routing import PREFERENCES, Preference, RouteDecision, RouteInput, Router
 from switchboard.routing.ask import read_ask
 from switchboard.routing.context import summarize_context
 from switchboard.routing.escalation import FEATURE_NAMES, EscalationModel, learned_features
@@ -56,10 +59,14 @@ PRIORS: dict[str, float] = {
     "log_ask_words": 0.0,
 }
 PRIOR_SD = 1.5
+# The ask's words and word pairs: centred on 0 (no published gap per word), held tight so that one word moves
+# the log-odds by well under a signal's weight; chosen by validation (docs/router.md, "Second round").
+TERM_SD = 0.6
+MIN_TERM_ITEMS = 2  # a term must occur in two training items to get a weight
+MIN_TERM_WEIGHT = 0.01  # lighter terms are left out of the artifact
 INTERCEPT_SD = 10.0
 BALANCED_MAX_SHARE = 0.30  # issue 18: at most 30% of editor traffic to Sonnet
 BAYES_THRESHOLD = 0.5
-FOLDS = 5
 ECONOMY_SHARE_DELTA = -0.08
 QUALITY_SHARE_DELTA = 0.10
 
@@ -73,16 +80,41 @@ def feature_matrix(items: list[Item]) -> NDArray[np.float64]:
     return np.array(rows, dtype=np.float64)
 
 
-def fit_map(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
-    """Logistic regression with N(μ, σ²) priors on the weights (intercept nearly free), by Newton."""
-    n, d = x.shape
+def vocabulary(items: list[Item]) -> list[str]:
+    """The ask terms (words and word pairs) found in at least `MIN_TERM_ITEMS` of these items."""
+    counts = Counter(term for item in items for term in read_ask(item.prompt).terms)
+    return sorted(term for term, count in counts.items() if count >= MIN_TERM_ITEMS)
+
+
+def term_matrix(items: list[Item], vocab: list[str]) -> NDArray[np.float64]:
+    index = {term: j for j, term in enumerate(vocab)}
+    out = np.zeros((len(items), len(vocab)))
+    for row, item in enumerate(items):
+        for term in read_ask(item.prompt).terms:
+            if term in index:
+                out[row, index[term]] = 1.0
+    return out
+
+
+def prior(vocab_size: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Prior means and standard deviations: the signals' published gaps, then 0 ± TERM_SD per term."""
+    mean = [PRIORS[name] for name in FEATURE_NAMES] + [0.0] * vocab_size
+    sd = [PRIOR_SD] * len(FEATURE_NAMES) + [TERM_SD] * vocab_size
+    return np.array(mean), np.array(sd)
+
+
+def fit_map(
+    x: NDArray[np.float64], y: NDArray[np.float64], mean: NDArray[np.float64], sd: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], float]:
+    """Logistic regression with N(mean, sd²) priors on the weights (intercept nearly free), by Newton."""
+    n = x.shape[0]
     design = np.hstack([np.ones((n, 1)), x])
-    mean = np.array([0.0] + [PRIORS[name] for name in FEATURE_NAMES])
-    precision = np.array([1 / INTERCEPT_SD**2] + [1 / PRIOR_SD**2] * d)
-    beta = mean.copy()
+    centre = np.concatenate([[0.0], mean])
+    precision = np.concatenate([[1 / INTERCEPT_SD**2], 1 / sd**2])
+    beta = centre.copy()
     for _ in range(100):
         p = 1 / (1 + np.exp(-(design @ beta)))
-        gradient = design.T @ (p - y) + precision * (beta - mean)
+        gradient = design.T @ (p - y) + precision * (beta - centre)
         hessian = design.T @ (design * (p * (1 - p))[:, None]) + np.diag(precision)
         step = np.linalg.solve(hessian, gradient)
         beta -= step
@@ -97,13 +129,12 @@ def probabilities(
     return 1 / (1 + np.exp(-(x @ weights + intercept)))
 
 
-def balanced_threshold(p: NDArray[np.float64]) -> float:
-    """Bayes' rule for agreement with the labels (escalate when P(needs Sonnet) ≥ ½, both errors counting
-    alike), raised only if that sends more than `BALANCED_MAX_SHARE` of the development half to Sonnet."""
-    if float((p >= BAYES_THRESHOLD).mean()) <= BALANCED_MAX_SHARE:
-        return BAYES_THRESHOLD
+def balanced_threshold(p: NDArray[np.float64], labelled_share: float) -> float:
+    """The threshold that sends as many items to Sonnet as the labels do (out of fold), never more than
+    `BALANCED_MAX_SHARE`: a router aimed at the labels' own rate, not at Bayes' ½, which under-escalates
+    when unseen phrasings score low."""
     ordered = np.sort(p)[::-1]
-    k = int(BALANCED_MAX_SHARE * len(ordered))
+    k = max(1, round(min(labelled_share, BALANCED_MAX_SHARE) * len(ordered)))
     return float(ordered[k - 1] + ordered[k]) / 2
 
 
@@ -120,32 +151,45 @@ def share_table(p: NDArray[np.float64]) -> list[float]:
     return [min(table[: i + 1]) for i in range(len(table))]
 
 
-def fold_of(item_id: str) -> int:
-    """Cross-validation folds within the development half, by another part of the id's hash."""
-    return int(hashlib.sha256(item_id.encode("utf-8")).hexdigest()[8:16], 16) % FOLDS
+def fit(items: list[Item]) -> tuple[dict[str, float], float, dict[str, float]]:
+    """Weights, intercept and lexicon fitted on `items`."""
+    vocab = vocabulary(items)
+    x = np.hstack([feature_matrix(items), term_matrix(items, vocab)])
+    y = np.array([1.0 if i.strong else 0.0 for i in items])
+    coefficients, intercept = fit_map(x, y, *prior(len(vocab)))
+    weights = dict(zip(FEATURE_NAMES, coefficients[: len(FEATURE_NAMES)].tolist(), strict=True))
+    lexicon = {
+        term: weight
+        for term, weight in zip(vocab, coefficients[len(FEATURE_NAMES) :].tolist(), strict=True)
+        if abs(weight) >= MIN_TERM_WEIGHT
+    }
+    return weights, intercept, lexicon
 
 
-def out_of_fold(items: list[Item], x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Each item's probability from a model fitted without its fold: how the model scores unseen asks."""
-    folds = np.array([fold_of(item.id) for item in items])
-    p = np.zeros(len(items))
-    for fold in range(FOLDS):
-        held = folds == fold
-        weights, intercept = fit_map(x[~held], y[~held])
-        p[held] = probabilities(x[held], weights, intercept)
-    return p
+def decisions(model: EscalationModel, items: list[Item], preference: Preference) -> list[RouteDecision]:
+    router = Router(model)
+    return [
+        router.decide(
+            RouteInput(
+                prompt=item.prompt,
+                context=[(a.uri, a.text, a.language_id) for a in item.context],
+                preference=preference,
+            )
+        )
+        for item in items
+    ]
 
 
-def train(items: list[Item]) -> EscalationModel:
-    dev = [i for i in items if is_development(i.id)]
-    x = feature_matrix(dev)
-    y = np.array([1.0 if i.strong else 0.0 for i in dev])
-    weights, intercept = fit_map(x, y)
-    # Operating points from out-of-fold probabilities: in-sample ones are overconfident.
-    p = out_of_fold(dev, x, y)
+def train(development: list[Item], validation: list[Item]) -> EscalationModel:
+    """Weights on `development`; operating points on `validation`, whose phrasings the signal patterns were
+    not written from, so its probabilities look like unseen traffic's (the fresh batch is never passed)."""
+    weights, intercept, lexicon = fit(development)
+    unset = EscalationModel(weights, intercept, {"balanced": 0.5}, [1.0, 0.0], lexicon=lexicon)
+    p = np.array([d.probability for d in decisions(unset, validation, "balanced")])
+    labelled = float(np.mean([i.strong for i in validation]))
     table = share_table(p)
-    partial = EscalationModel(dict(zip(FEATURE_NAMES, weights.tolist(), strict=True)), intercept, {}, table)
-    balanced = balanced_threshold(p)
+    partial = EscalationModel(weights, intercept, {}, table, lexicon=lexicon)
+    balanced = balanced_threshold(p, labelled)
     share = partial.share_at(balanced)
     thresholds = {
         "economy": partial.threshold_at(share + ECONOMY_SHARE_DELTA),
@@ -153,12 +197,40 @@ def train(items: list[Item]) -> EscalationModel:
         "quality": partial.threshold_at(share + QUALITY_SHARE_DELTA),
     }
     meta = {
-        "trained_on": "editor-traffic suite, development half (sha256(id) even): docs/router.md",
-        "items": len(dev),
+        "trained_on": "editor-traffic suite data/: weights on the development half, operating points on "
+        "the first round's held-out half (docs/router.md)",
+        "items": len(development),
+        "validation_items": len(validation),
         "priors": PRIORS,
         "prior_sd": PRIOR_SD,
+        "term_sd": TERM_SD,
     }
-    return EscalationModel(partial.weights, intercept, thresholds, table, meta)
+    return EscalationModel(weights, intercept, thresholds, table, meta, lexicon)
+
+
+def halves(items: list[Item]) -> tuple[list[Item], list[Item]]:
+    return [i for i in items if is_development(i.id)], [i for i in items if not is_development(i.id)]
+
+
+def validate(items: list[Item]) -> None:
+    """Figures on the validation half at each preference (its operating points were chosen on it)."""
+    development, validation = halves(items)
+    model = train(development, validation)
+    hard = [i.strong for i in validation]
+    categories = Counter(i.category for i in validation)
+    for preference in PREFERENCES:
+        strong = [d.wants_strong for d in decisions(model, validation, preference)]
+        pairs = list(zip(hard, strong, strict=True))
+        caught = sum(h and s for h, s in pairs) / max(1, sum(hard))
+        easy = sum(s and not h for h, s in pairs) / max(1, len(hard) - sum(hard))
+        good = Counter(i.category for i, (h, s) in zip(validation, pairs, strict=True) if h == s)
+        met = sum(good[c] / n >= 0.85 for c, n in categories.items())
+        agreement = sum(h == s for h, s in pairs) / len(hard)
+        print(
+            f"validation ({preference}): share {sum(strong) / len(validation):.3f}, easy escalated "
+            f"{easy:.3f}, hard caught {caught:.3f}, agreement {agreement:.3f}, "
+            f"categories ≥ 85%: {met}/{len(categories)}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,11 +239,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=ARTIFACTS)
     parser.add_argument("--dry-run", action="store_true", help="fit and print, write nothing")
+    parser.add_argument(
+        "--validate", action="store_true", help="first-round halves: fit one, score the other"
+    )
     args = parser.parse_args(argv)
-    model = train(list(load_suite()))
+    if args.validate:
+        validate(list(load_suite()))
+        return
+    model = train(*halves(list(load_suite())))
     for name in FEATURE_NAMES:
         print(f"{name:18s} prior {PRIORS[name]:+.2f}  fitted {model.weights[name]:+.3f}")
-    print(f"intercept {model.intercept:+.3f}; thresholds {model.thresholds}")
+    print(f"intercept {model.intercept:+.3f}; thresholds {model.thresholds}; {len(model.lexicon)} terms")
     if not args.dry_run:
         (args.out / "escalation_model.json").write_text(model.to_json())
         print(f"wrote {args.out / 'escalation_model.json'}")

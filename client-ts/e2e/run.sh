@@ -60,9 +60,10 @@ if __name__ == "__main__":
 PY
 printf '# Demo workspace\n\nUsed by the Switchboard end-to-end tests.\n' > "$RUN/ws/README.md"
 
-FAKE_PID=""; CS_PID=""
+FAKE_PID=""; CS_PID=""; CLOUD_PID=""
 cleanup() {
   [ -n "$CS_PID" ] && kill "$CS_PID" 2>/dev/null && wait "$CS_PID" 2>/dev/null || true
+  [ -n "$CLOUD_PID" ] && kill "$CLOUD_PID" 2>/dev/null && wait "$CLOUD_PID" 2>/dev/null || true
   [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null || true
   cp "$RUN"/*.log "$ART/" 2>/dev/null || true
   if [ "${E2E_KEEP:-0}" = 1 ]; then log "run dir kept: $RUN"; else rm -rf "$RUN"; fi
@@ -87,16 +88,33 @@ TRUSTED_KEYS="$RUN/issuer/dev-issuer/jwks.json"
 export SWITCHBOARD_E2E_DEV_TOKEN="$DEV_TOKEN"   # read by the extension-host tests (code-server's env)
 [ -f "$TRUSTED_KEYS" ] && [ -n "$DEV_TOKEN" ] || { cat "$RUN/dev-issuer.log"; log "dev-issuer failed"; exit 1; }
 
+# Switchboard Cloud for the device sign-in steps: PostgreSQL, a gateway and its own fake upstream, an account
+# (tests/hosted_stack.py prints one JSON line, then runs until it is killed)
+if [ "$ONLY" = all ] || [ "$ONLY" = ui ]; then
+  PYTHONPATH="$REPO/tests" "$PY_BIN/python" "$REPO/tests/hosted_stack.py" >"$RUN/cloud.json" 2>"$RUN/cloud.log" </dev/null &
+  CLOUD_PID=$!
+  for _ in $(seq 1 600); do
+    [ -s "$RUN/cloud.json" ] && break
+    kill -0 "$CLOUD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  CLOUD_JSON=$(head -n 1 "$RUN/cloud.json" 2>/dev/null || true)
+  [ -n "$CLOUD_JSON" ] || { cat "$RUN/cloud.log"; log "the gateway stack did not start"; exit 1; }
+  GATEWAY_URL=$("$PY_BIN/python" -c 'import json,sys; print(json.loads(sys.argv[1])["gateway"])' "$CLOUD_JSON")
+  log "Switchboard Cloud gateway at $GATEWAY_URL"
+fi
+
 free_port() { "$E2E_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 # user settings: the server from the repo venv, the fake API, a fresh state dir per run
-write_settings() {  # $1 = SWITCHBOARD_HOME, $2 = extra env JSON members (e.g. the API key for the ext-host run)
+write_settings() {  # $1 = SWITCHBOARD_HOME, $2 = extra env JSON members (e.g. the API key for the ext-host run), $3 = gateway URL
   # machine-scoped settings (the server command) are read from Machine/ in a remote window like code-server's
   mkdir -p "$RUN/ud/User" "$RUN/ud/Machine"
   cat > "$RUN/ud/User/settings.json" <<JSON
 {
   "switchboard.server.command": ["$PY_BIN/switchboard", "serve"],
   "switchboard.server.env": { "ANTHROPIC_BASE_URL": "$FAKE_URL", "SWITCHBOARD_HOME": "$1", "SWITCHBOARD_CONFIG_DIR": "$1/config", "SWITCHBOARD_TRUSTED_KEYS": "$TRUSTED_KEYS"$2 },
+  "switchboard.gateway.url": "${3:-}",
   "workbench.startupEditor": "none",
   "workbench.colorTheme": "Default Dark Modern",
   "workbench.tips.enabled": false,
@@ -139,12 +157,13 @@ summary=()
 
 # --- 1. UI tests against the installed .vsix -------------------------------------------------------------
 if [ "$ONLY" = all ] || [ "$ONLY" = ui ]; then
-  write_settings "$RUN/home-ui" ""
+  write_settings "$RUN/home-ui" "" "$GATEWAY_URL"
   "$NODE24" "$CS" --user-data-dir "$RUN/ud" --extensions-dir "$RUN/ext-ui" --install-extension "$ART/switchboard.vsix" \
     >>"$RUN/code-server.log" 2>&1
   start_cs "$RUN/ext-ui" ""
   log "UI tests (code-server on 127.0.0.1:$CS_PORT)"
   if CS_URL="http://127.0.0.1:$CS_PORT/?folder=$RUN/ws" SHOTS="$ART/shots" FAKE_URL="$FAKE_URL" DEV_TOKEN="$DEV_TOKEN" \
+      CLOUD_JSON="$CLOUD_JSON" SWITCHBOARD_BIN="$PY_BIN/switchboard" \
       "$E2E_PY" "$HERE/ui_test.py" 2>&1 | tee "$RUN/ui-test.log"; then
     summary+=("UI: $(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$RUN/ui-test.log" | tail -n 1)")
   else

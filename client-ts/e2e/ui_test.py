@@ -7,9 +7,11 @@ line is "N passed, N failed".
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -17,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 
 from playwright.sync_api import Frame, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 URL = os.environ["CS_URL"]
 FAKE_URL = os.environ["FAKE_URL"]
@@ -34,6 +37,7 @@ CHROMIUM_ARGS = [
 ]
 API_KEY = "sk-ant-e2e-ui-key-0123456789"
 CREDITS = re.compile(r"· ([\d,.]+) credits?")
+CLOUD = json.loads(os.environ.get("CLOUD_JSON") or "{}")  # tests/hosted_stack.py: the gateway and its account
 
 
 def fake_api(path: str, body: object | None = None) -> object:
@@ -224,6 +228,8 @@ def _send(c: Ctx) -> None:
     expect(done.locator(".answered-by")).to_contain_text(re.compile(r"Auto → Claude"))
     assert done.locator(".answered-by").get_attribute("title"), "the router's reason is on hover"
     expect(done.locator(".credits")).to_contain_text(re.compile(r"[\d.]+ credits?"))
+    # own key: what the answer cost at list price; it stays after the transcript reloads from the server
+    expect(done.locator(".cost-usd")).to_have_text(re.compile(r"^\$\d+\.\d+$"))
     expect(chat.locator(".msg.user .msg-context .chip")).to_contain_text("fib.py:1-10")
     expect(chat.locator("#send")).to_be_visible()
     chat.locator("#prompt").fill("Now write a unit test for it")
@@ -399,11 +405,11 @@ def _usage(c: Ctx) -> None:
     expect(usage.locator("#remaining")).to_have_text(f"{c.status_credits():g}")
 
 
-@step("Switchboard: Sign In with an entitlement token switches to the plan and unlocks its models")
+@step("Switchboard: Enter an Entitlement Token… switches to the plan and unlocks its models")
 def _sign_in(c: Ctx) -> None:
     page = c.page
     page.keyboard.press("Control+W")  # close the usage view
-    c.palette("Switchboard: Sign In")
+    c.palette("Switchboard: Enter an Entitlement Token…")
     box = page.locator(".quick-input-widget input")
     expect(box).to_be_visible(timeout=15_000)
     box.fill(os.environ["DEV_TOKEN"])
@@ -489,6 +495,145 @@ def _inert(c: Ctx) -> None:
     c.page.wait_for_timeout(500)
     assert chat.evaluate("() => window.__pwned") == 0, "hostile output ran code in the webview"
     c.credits_before = c.status_credits()
+
+
+def gateway_usage() -> dict[str, object]:
+    """The account's usage as the gateway's PostgreSQL ledger has it (the admin CLI)."""
+    env = {**os.environ, **CLOUD["admin_env"]}
+    out = subprocess.run(
+        [os.environ["SWITCHBOARD_BIN"], "gateway", "accounts", "usage", str(CLOUD["email"])],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+def open_external(page: Page, click: Callable[[], None]) -> Page:
+    """The browser tab vscode.env.openExternal opens (past VS Code's link check, if it asks)."""
+    with page.context.expect_page(timeout=20_000) as opened:
+        click()
+        trust = page.locator(".monaco-dialog-box", has_text="external website")
+        with contextlib.suppress(PlaywrightTimeout):
+            trust.locator(".monaco-button", has_text="Open").first.click(timeout=2_000)
+    tab = opened.value
+    tab.wait_for_load_state()
+    return tab
+
+
+def approve_on_device_page(page: Page, code: str) -> None:
+    """What the user does on the gateway's /device page: the code, their email and password, Approve."""
+    expect(page.locator("form").first).to_be_visible(timeout=15_000)
+    code_box = page.locator("input[name='user_code']")
+    if code_box.count() and not code_box.input_value():
+        code_box.fill(code)
+    page.locator("input[type='email'], input[name='email']").first.fill(CLOUD["email"])
+    page.locator("input[type='password']").first.fill(CLOUD["password"])
+    page.locator("button, input[type='submit']").filter(has_text=re.compile(r"approve|sign in|continue", re.I)).first.click()
+    approve = page.locator("button", has_text=re.compile(r"^\s*approve", re.I))
+    if approve.count():
+        approve.first.click()
+    expect(page.locator("body")).to_contain_text(re.compile(r"approved", re.I), timeout=15_000)
+
+
+@step("Switchboard: Sign In shows a device code, and cancelling it leaves the editor signed out")
+def _device_cancel(c: Ctx) -> None:
+    page = c.page
+    c.clear_toasts()
+    c.palette("Switchboard: Sign In")
+    dialog = page.locator(".monaco-dialog-box")
+    expect(dialog).to_contain_text(re.compile(r"Your Switchboard sign-in code: [A-Z]{4}-[A-Z]{4}"), timeout=30_000)
+    expect(dialog).to_contain_text(f"Open {CLOUD['gateway']}/device")
+    page.keyboard.press("Escape")
+    expect(c.toast("sign-in cancelled")).to_be_visible(timeout=15_000)
+    expect(page.locator(".statusbar-item .codicon-cloud")).to_have_count(0)
+
+
+@step("device sign-in: copy the code, approve it on the gateway's /device page, and the status bar turns to the gateway's account")
+def _device_sign_in(c: Ctx) -> None:
+    page = c.page
+    c.clear_toasts()
+    c.palette("Switchboard: Sign In")
+    dialog = page.locator(".monaco-dialog-box")
+    expect(dialog).to_contain_text("Your Switchboard sign-in code", timeout=30_000)
+    code = re.search(r"[A-Z]{4}-[A-Z]{4}", dialog.inner_text())
+    assert code, f"no code in the dialog: {dialog.inner_text()!r}"
+    page.wait_for_timeout(300)
+    page.screenshot(path=f"{SHOTS}/{c.index:02d}a-device-code.png")
+    browser = open_external(page, lambda: dialog.locator(".monaco-button", has_text="Copy code and open browser").click())
+    assert f"user_code={code.group(0)}" in browser.url, f"the browser opened {browser.url}"
+    if not browser.url.startswith(CLOUD["gateway"]):
+        browser.goto(f"{CLOUD['gateway']}/device?user_code={code.group(0)}")  # a forwarded-port address
+    approve_on_device_page(browser, code.group(0))
+    browser.screenshot(path=f"{SHOTS}/{c.index:02d}b-device-approved.png")
+    browser.close()
+    expect(c.toast(re.compile(r"signed in as ada@example\.com — Pro plan"))).to_be_visible(timeout=30_000)
+    item = page.locator(".statusbar-item", has_text=re.compile(r"Pro · .* · [\d,.]+ credits$"))
+    expect(item).to_be_visible(timeout=15_000)
+    expect(item.locator(".codicon-cloud")).to_have_count(1)
+    assert c.status_credits() == gateway_usage()["remainingCredits"], "the status bar shows the gateway's figure"
+
+
+@step("the usage view names the account, and Upgrade opens the gateway's upgrade page")
+def _cloud_usage(c: Ctx) -> None:
+    page = c.page
+    c.clear_toasts()
+    c.status().click()
+    usage = c.frame_with("#account-text")
+    host = CLOUD["gateway"].removeprefix("http://")
+    expect(usage.locator("#account-text")).to_have_text(f"Signed in as ada@example.com via {host}", timeout=15_000)
+    expect(usage.locator("#remaining")).to_have_text(f"{c.status_credits():,g}")
+    upgrade = open_external(page, lambda: usage.locator("button[data-action=upgrade]").click())
+    assert "/account" in upgrade.url, f"Upgrade opened {upgrade.url}"
+    upgrade.close()
+    page.keyboard.press("Control+W")
+
+
+@step("signed in, a chat goes through the gateway and the status bar counts down from its ledger")
+def _cloud_chat(c: Ctx) -> None:
+    before = c.status_credits()
+    used_before = float(gateway_usage()["usedCredits"])  # type: ignore[arg-type]
+    chat = c.chat()
+    answers = chat.locator(".msg.assistant").count()
+    chat.locator("#prompt").fill("Hello from the cloud")
+    chat.locator("#prompt").press("Enter")
+    expect(chat.locator(".msg.assistant:not(.streaming)")).to_have_count(answers + 1, timeout=60_000)
+    expect(c.last_answer(chat).locator(".msg-body")).to_contain_text("Simulated reply", timeout=20_000)
+    expect(c.last_answer(chat).locator(".cost-usd")).to_have_count(0)  # the gateway's credits, no key's price
+    deadline = time.time() + 15
+    while c.status_credits() >= before:
+        assert time.time() < deadline, f"status bar credits did not drop below {before}"
+        c.page.wait_for_timeout(200)
+    ledger = gateway_usage()
+    assert float(ledger["usedCredits"]) > used_before, "the gateway charged the turn"  # type: ignore[arg-type]
+    assert c.status_credits() == ledger["remainingCredits"], "the status bar shows the gateway's figure"
+
+
+@step("a reloaded window is still signed in: the refresh token from SecretStorage resumes the session")
+def _cloud_reload(c: Ctx) -> None:
+    page = c.page
+    c.clear_toasts()
+    c.palette("Developer: Reload Window")
+    page.wait_for_timeout(1500)
+    expect(page.locator(".monaco-workbench")).to_be_visible(timeout=60_000)
+    item = page.locator(".statusbar-item", has_text=re.compile(r"Pro · .* · [\d,.]+ credits$"))
+    expect(item).to_be_visible(timeout=60_000)
+    expect(item.locator(".codicon-cloud")).to_have_count(1)
+    assert c.status_credits() == gateway_usage()["remainingCredits"], "the gateway's figure after the reload"
+
+
+@step("Switchboard: Sign Out returns to this machine's credits")
+def _sign_out(c: Ctx) -> None:
+    page = c.page
+    c.clear_toasts()
+    c.palette("Switchboard: Sign Out")
+    expect(c.toast("signed out")).to_be_visible(timeout=15_000)
+    # the entitlement token went too: Free, with the credits this machine's ledger counted
+    expect(page.locator(".statusbar-item .codicon-cloud")).to_have_count(0, timeout=15_000)
+    expect(c.status()).not_to_contain_text("Pro ·")
+    expect(page.locator(".statusbar-item", has_text=re.compile(r"Auto · [\d,.]+ credits$"))).to_be_visible(timeout=15_000)
+    deadline = time.time() + 20  # the server restarts without the entitlement: Pro (local) → Free
+    while c.status_credits() >= 50:
+        assert time.time() < deadline, "the local Free figure, with this run's local turns"
+        page.wait_for_timeout(200)
 
 
 def main() -> int:

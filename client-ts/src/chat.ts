@@ -422,6 +422,9 @@ export class ChatController implements vscode.Disposable {
       case 'signIn':
         await vscode.commands.executeCommand('switchboard.signIn');
         return;
+      case 'upgrade':
+        await vscode.commands.executeCommand('switchboard.upgrade');
+        return;
       case 'enableOverage':
         await vscode.commands.executeCommand('switchboard.enableOverage');
         return;

@@ -31,6 +31,8 @@ import { createManagedVenv, SetupError } from './serverSetup';
 
 export const SECRET_API_KEY = 'switchboard.anthropicApiKey';
 export const SECRET_ENTITLEMENT = 'switchboard.entitlementToken';
+/** The setting whose value the server gets as SWITCHBOARD_GATEWAY_URL. */
+export const GATEWAY_SETTING = 'switchboard.gateway.url';
 
 /** An error that never reached the server, shaped like a JSON-RPC error. */
 export class ClientError extends Error {
@@ -98,12 +100,29 @@ export class SwitchboardClient implements vscode.Disposable {
   readonly onDidChangeModel = this.modelEmitter.event;
   private readonly modelsEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeModels = this.modelsEmitter.event;
+  private readonly signInCodeEmitter = new vscode.EventEmitter<SwitchboardNotifications['switchboard/signInCode']>();
+  /** The device flow's code, sent while a `switchboard/signIn {}` is pending. */
+  readonly onSignInCode = this.signInCodeEmitter.event;
+  private readonly credentialsEmitter = new vscode.EventEmitter<SwitchboardNotifications['switchboard/credentialsChanged']>();
+  /** The server rotated the refresh token, or the session ended (null). */
+  readonly onCredentialsChanged = this.credentialsEmitter.event;
+  private readonly readyEmitter = new vscode.EventEmitter<void>();
+  /** Fires each time a (re)started server is running and its state has been read. */
+  readonly onDidBecomeReady = this.readyEmitter.event;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
     readonly log: vscode.LogOutputChannel,
   ) {
-    this.disposables.push(this.statusEmitter, this.usageEmitter, this.modelEmitter, this.modelsEmitter);
+    this.disposables.push(
+      this.statusEmitter,
+      this.usageEmitter,
+      this.modelEmitter,
+      this.modelsEmitter,
+      this.signInCodeEmitter,
+      this.credentialsEmitter,
+      this.readyEmitter,
+    );
     this.disposables.push(
       ctx.secrets.onDidChange((e) => {
         if (e.key === SECRET_API_KEY) void this.applySecrets();
@@ -154,6 +173,9 @@ export class SwitchboardClient implements vscode.Disposable {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (typeof v === 'string') env[k] = v;
     for (const [k, v] of Object.entries(extra)) if (typeof v === 'string') env[k] = v;
+    // The setting wins when it is set; empty leaves whatever the environment says.
+    const gateway = vscode.workspace.getConfiguration().get<string>(GATEWAY_SETTING)?.trim();
+    if (gateway) env.SWITCHBOARD_GATEWAY_URL = gateway;
     return env;
   }
 
@@ -265,6 +287,10 @@ export class SwitchboardClient implements vscode.Disposable {
       }),
       lc.onNotification('switchboard/usageChanged', (u: SwitchboardNotifications['switchboard/usageChanged']) => this.setUsage(u)),
       lc.onNotification('switchboard/modelChanged', (m: SwitchboardNotifications['switchboard/modelChanged']) => this.setSelected(m)),
+      lc.onNotification('switchboard/signInCode', (c: SwitchboardNotifications['switchboard/signInCode']) => this.signInCodeEmitter.fire(c)),
+      lc.onNotification('switchboard/credentialsChanged', (c: SwitchboardNotifications['switchboard/credentialsChanged']) =>
+        this.credentialsEmitter.fire(c),
+      ),
     );
     try {
       await lc.start();
@@ -281,6 +307,7 @@ export class SwitchboardClient implements vscode.Disposable {
   private async onRunning(): Promise<void> {
     this.setStatus({ state: 'running' });
     await this.refresh();
+    this.readyEmitter.fire();
   }
 
   /** Re-read models, the selection and usage from the server. */

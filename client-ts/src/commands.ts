@@ -1,12 +1,13 @@
 // The command palette: Select Model, New/Open Chat, Show Usage, Enable Overage…, Set API Key, Sign In,
 // Show Server Logs (and a few helpers).
 import * as vscode from 'vscode';
+import type { AccountController } from './account';
 import type { ChatController } from './chat';
 import type { ChatViewProvider } from './chatView';
-import { SECRET_API_KEY, SECRET_ENTITLEMENT, type SwitchboardClient } from './client';
+import { SECRET_API_KEY, type SwitchboardClient } from './client';
 import type { ModelEstimate, SelectModelResult, UsageReport } from './protocol.generated';
 import { describeError } from './shared/errors';
-import { creditsLabel, formatDate, formatUsd, modelName } from './shared/format';
+import { formatUsd, modelName } from './shared/format';
 import { modelPickEntries } from './shared/presentation';
 import type { UsagePanel } from './usagePanel';
 
@@ -16,6 +17,7 @@ interface Deps {
   chat: ChatController;
   chatView: ChatViewProvider;
   usagePanel: UsagePanel;
+  account: AccountController;
 }
 
 type ModelQuickPickItem = vscode.QuickPickItem & { modelId?: string };
@@ -30,6 +32,7 @@ export async function showErrorWithActions(client: SwitchboardClient, err: unkno
   const commands: Record<string, string> = {
     setApiKey: 'switchboard.setApiKey',
     signIn: 'switchboard.signIn',
+    upgrade: 'switchboard.upgrade',
     enableOverage: 'switchboard.enableOverage',
     showUsage: 'switchboard.showUsage',
     showLogs: 'switchboard.showLogs',
@@ -42,7 +45,7 @@ export async function showErrorWithActions(client: SwitchboardClient, err: unkno
 const ESTIMATE_WAIT_MS = 400;
 
 export function registerCommands(deps: Deps): vscode.Disposable[] {
-  const { ctx, client, chat, chatView, usagePanel } = deps;
+  const { ctx, client, chat, chatView, usagePanel, account } = deps;
   const reg = (id: string, fn: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, fn);
 
   async function pickModel(): Promise<SelectModelResult | undefined> {
@@ -106,6 +109,15 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
     }
   }
 
+  async function signInWithToken(token: string): Promise<UsageReport | undefined> {
+    try {
+      return await account.signInWithToken(token);
+    } catch (err) {
+      void showErrorWithActions(client, err);
+      return undefined;
+    }
+  }
+
   async function setOverage(enabled: boolean): Promise<UsageReport | undefined> {
     let budgetUsd: number | undefined;
     if (enabled) {
@@ -113,9 +125,9 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
       if (usage && !usage.overage.available) {
         const choice = await vscode.window.showWarningMessage(
           `Overage isn’t available on the ${usage.planName} plan. Upgrade to a paid plan to keep going past your included credits.`,
-          'Sign In',
+          'Upgrade',
         );
-        if (choice === 'Sign In') await vscode.commands.executeCommand('switchboard.signIn');
+        if (choice === 'Upgrade') await vscode.commands.executeCommand('switchboard.upgrade');
         return undefined;
       }
       const input = await vscode.window.showInputBox({
@@ -186,41 +198,23 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
       void vscode.window.showInformationMessage('Switchboard: API key removed.');
     }),
     reg('switchboard.signIn', async (tokenArg?: unknown) => {
-      const token =
-        typeof tokenArg === 'string' && tokenArg
-          ? tokenArg
-          : await vscode.window.showInputBox({
-              title: 'Switchboard: Sign In',
-              prompt: 'Paste the entitlement token for your Switchboard plan (from your account page or `switchboard dev-issuer`).',
-              placeHolder: 'eyJ…',
-              password: true,
-              ignoreFocusOut: true,
-            });
-      if (!token?.trim()) return undefined;
-      try {
-        const usage = await client.request('switchboard/signIn', { token: token.trim() });
-        client.setUsage(usage);
-        if (!usage.account) {
-          // A token that does not verify is not an error: the server says why in planReason.
-          void vscode.window.showWarningMessage(`Switchboard: that token didn't sign you in. ${usage.planReason}`);
-          return usage;
-        }
-        await ctx.secrets.store(SECRET_ENTITLEMENT, token.trim());
-        await client.refresh();
-        void vscode.window.showInformationMessage(
-          `Switchboard: signed in as ${usage.account} — ${usage.planName} plan, ${creditsLabel(usage.remainingCredits)} left until ${formatDate(usage.periodEnd)}.`,
-        );
-        return usage;
-      } catch (err) {
-        void showErrorWithActions(client, err);
-        return undefined;
-      }
+      // A string argument is an entitlement token (scripts and tests); otherwise the device flow.
+      if (typeof tokenArg === 'string' && tokenArg.trim()) return signInWithToken(tokenArg.trim());
+      return account.signIn();
     }),
-    reg('switchboard.signOut', async () => {
-      await ctx.secrets.delete(SECRET_ENTITLEMENT);
-      await client.restart();
-      void vscode.window.showInformationMessage('Switchboard: signed out.');
+    reg('switchboard.signInWithToken', async () => {
+      const token = await vscode.window.showInputBox({
+        title: 'Switchboard: Enter an Entitlement Token',
+        prompt: 'Paste an entitlement token for your Switchboard plan (development and offline use; from `switchboard dev-issuer`).',
+        placeHolder: 'eyJ…',
+        password: true,
+        ignoreFocusOut: true,
+      });
+      return token?.trim() ? signInWithToken(token.trim()) : undefined;
     }),
+    reg('switchboard.signOut', () => account.signOut()),
+    reg('switchboard.manageAccount', () => account.openAccount()),
+    reg('switchboard.upgrade', () => account.upgrade()),
     reg('switchboard.showLogs', () => client.log.show(true)),
     reg('switchboard.restartServer', () => client.restart()),
     reg('switchboard.addSelectionToChat', async () => {

@@ -1,9 +1,10 @@
 // Switchboard for VS Code: a thin client. It starts `switchboard serve` (Python, LSP over stdio) and
 // turns the server's protocol into UI; everything that decides anything stays in the server.
 import * as vscode from 'vscode';
+import { AccountController } from './account';
 import { ChatController } from './chat';
 import { CHAT_VIEW_ID, ChatViewProvider } from './chatView';
-import { SwitchboardClient } from './client';
+import { GATEWAY_SETTING, SwitchboardClient } from './client';
 import { registerCommands } from './commands';
 import { StatusBar } from './statusBar';
 import { UsagePanel } from './usagePanel';
@@ -15,6 +16,7 @@ export interface SwitchboardApi {
   statusBar: StatusBar;
   usagePanel: UsagePanel;
   chatView: ChatViewProvider;
+  account: AccountController;
 }
 
 let client: SwitchboardClient | undefined;
@@ -27,15 +29,23 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<Switchboar
   const chatView = new ChatViewProvider(ctx, client, chat);
   const statusBar = new StatusBar(client);
   const usagePanel = new UsagePanel(ctx, client);
+  const account = new AccountController(ctx, client);
   ctx.subscriptions.push(
     client,
+    account,
     chat,
     chatView,
     statusBar,
     usagePanel,
     vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, chatView, { webviewOptions: { retainContextWhenHidden: true } }),
-    ...registerCommands({ ctx, client, chat, chatView, usagePanel }),
+    ...registerCommands({ ctx, client, chat, chatView, usagePanel, account }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
+      // Another gateway is another account: the server starts again, and resumes a stored session there.
+      if (e.affectsConfiguration(GATEWAY_SETTING)) {
+        client?.log.info('the gateway setting changed: restarting the server');
+        await client?.restart();
+        return;
+      }
       if (e.affectsConfiguration('switchboard.server')) {
         const choice = await vscode.window.showInformationMessage(
           'Switchboard: the server settings changed. Restart the server to apply them?',
@@ -47,7 +57,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<Switchboar
   );
   // Start in the background: activation must not wait for Python.
   void client.start();
-  return { client, chat, statusBar, usagePanel, chatView };
+  return { client, chat, statusBar, usagePanel, chatView, account };
 }
 
 export async function deactivate(): Promise<void> {

@@ -3,8 +3,15 @@
 // (server/switchboard/protocol). Do not edit: run `npm run gen:protocol`.
 // `npm run check:protocol` fails when this file is stale.
 
+export interface AccountInfo {
+  accountUrl: string | null;
+  email: string | null;
+  gatewayUrl: string | null;
+  mode: 'local' | 'hosted';
+  upgradeUrl: string | null;
+}
 export interface AuthErrorData {
-  reason: 'missing_key' | 'rejected_key';
+  reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable' | 'session_ended';
 }
 export interface ChatParams {
   autoModels?:
@@ -113,6 +120,10 @@ export interface ThinkingOptions {
 }
 export interface ChatResult {
   conversationId: string;
+  /**
+   * The answer's API cost at list prices (cache writes and reads included), in USD; null when it is not known to this server.
+   */
+  costUsd: number | null;
   credits: number;
   droppedTurns: number;
   modelId: 'auto' | 'claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5';
@@ -178,6 +189,16 @@ export interface ConversationsResult {
    * More conversations follow: ask again with a larger offset.
    */
   hasMore: boolean;
+}
+/**
+ * The stored refresh token must be replaced (rotation) or deleted (null: the session ended).
+ */
+export interface CredentialsChanged {
+  /**
+   * Why the session ended, when refreshToken is null.
+   */
+  reason: string | null;
+  refreshToken: string | null;
 }
 export interface CreditsExhaustedData {
   overageAvailable: boolean;
@@ -320,27 +341,34 @@ export interface SetOverageParams {
   budgetUsd?: number | null;
   enabled: boolean;
 }
+/**
+ * Sent while a device-flow `switchboard/signIn` is pending: show the code and open the link.
+ */
+export interface SignInCode {
+  expiresIn: number;
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete: string | null;
+}
+/**
+ * At most one of `token` (a pasted entitlement, offline) and `refreshToken` (resume a stored session);
+ * neither starts the device flow against the configured gateway.
+ */
 export interface SignInParams {
-  token: string;
+  refreshToken?: string | null;
+  token?: string | null;
 }
-export interface TextReport {
-  kind: 'report';
-  text: string;
-  type: 'text';
-}
-export interface ThinkingReport {
-  kind: 'report';
-  text: string;
-  type: 'thinking';
-}
-export interface UpstreamErrorData {
-  retryable: boolean;
-  status: number | null;
-  suggestedModel: ('claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
-  type: string;
+export interface SignInResult {
+  account: AccountInfo;
+  /**
+   * Store it (SecretStorage, keyring) to resume the session; null for a token.
+   */
+  refreshToken: string | null;
+  usage: UsageReport;
 }
 export interface UsageReport {
   account: string | null;
+  accountInfo: AccountInfo;
   alerts: string[];
   byModel: ModelUsage[];
   daily: DailyUsage[];
@@ -357,6 +385,22 @@ export interface UsageReport {
    */
   reserved: number;
   usedCredits: number;
+}
+export interface TextReport {
+  kind: 'report';
+  text: string;
+  type: 'text';
+}
+export interface ThinkingReport {
+  kind: 'report';
+  text: string;
+  type: 'thinking';
+}
+export interface UpstreamErrorData {
+  retryable: boolean;
+  status: number | null;
+  suggestedModel: ('claude-haiku-4.5' | 'claude-sonnet-4.0' | 'claude-sonnet-4.5' | 'claude-opus-4.5') | null;
+  type: string;
 }
 
 // --- aliases of the literal unions above ---------------------------------------------------------
@@ -387,16 +431,22 @@ export interface SwitchboardRequests {
   'switchboard/selectModel': { params: SelectModelParams; result: SelectModelResult };
   /** Turn overage on or off. */
   'switchboard/setOverage': { params: SetOverageParams; result: UsageReport };
-  /** Sign in with an entitlement token. */
-  'switchboard/signIn': { params: SignInParams; result: UsageReport };
+  /** Sign in: a pasted entitlement, a stored refresh token, or (no params) the gateway's device flow. */
+  'switchboard/signIn': { params: SignInParams; result: SignInResult };
+  /** Sign out of the gateway (revokes the session). */
+  'switchboard/signOut': { params: Empty; result: UsageReport };
   /** The plan, credits used and left, and overage. */
   'switchboard/usage': { params: Empty; result: UsageReport };
 }
 
 /** Every notification the server sends: method → params. */
 export interface SwitchboardNotifications {
+  /** The refresh token rotated (store the new one) or the session ended (null: delete it). */
+  'switchboard/credentialsChanged': CredentialsChanged;
   /** Sent when a workspace's selected model changes. */
   'switchboard/modelChanged': SelectModelResult;
+  /** Sent while a device-flow signIn is pending: the code to enter and where. */
+  'switchboard/signInCode': SignInCode;
   /** Sent after every charge, sign-in, overage change and rollover. */
   'switchboard/usageChanged': UsageReport;
 }
@@ -414,10 +464,13 @@ export const REQUEST_METHODS = [
   'switchboard/selectModel',
   'switchboard/setOverage',
   'switchboard/signIn',
+  'switchboard/signOut',
   'switchboard/usage',
 ] as const;
 export const NOTIFICATION_METHODS = [
+  'switchboard/credentialsChanged',
   'switchboard/modelChanged',
+  'switchboard/signInCode',
   'switchboard/usageChanged',
 ] as const;
 

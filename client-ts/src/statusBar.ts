@@ -30,7 +30,17 @@ export class StatusBar implements vscode.Disposable {
     const view = statusBarView(this.client.status, this.client.selected, this.client.usage, this.client.models);
     this.item.text = view.text;
     const tooltip = new vscode.MarkdownString(view.tooltip, true);
-    tooltip.isTrusted = { enabledCommands: ['switchboard.showUsage', 'switchboard.selectModel', 'switchboard.showLogs', 'switchboard.restartServer'] };
+    tooltip.isTrusted = {
+      enabledCommands: [
+        'switchboard.showUsage',
+        'switchboard.selectModel',
+        'switchboard.showLogs',
+        'switchboard.restartServer',
+        'switchboard.signIn',
+        'switchboard.signOut',
+        'switchboard.manageAccount',
+      ],
+    };
     tooltip.supportThemeIcons = true;
     this.item.tooltip = tooltip;
     this.item.accessibilityInformation = { label: view.accessibilityLabel, role: 'button' };

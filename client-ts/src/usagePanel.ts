@@ -57,6 +57,10 @@ export class UsagePanel implements vscode.Disposable {
           'model/select': async () => {
             await vscode.commands.executeCommand('switchboard.selectModel');
           },
+          'account/run': async ({ action }) => {
+            const commands = { signIn: 'switchboard.signIn', signOut: 'switchboard.signOut', manageAccount: 'switchboard.manageAccount', upgrade: 'switchboard.upgrade' };
+            if (Object.hasOwn(commands, action)) await vscode.commands.executeCommand(commands[action]);
+          },
         },
         this.client.log,
       ),

@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=os.getcwd(), help="workspace folder (default: current directory)"
     )
     chat.add_argument("--conversation", help="continue this conversation id")
+    chat.add_argument(
+        "--gateway",
+        metavar="URL",
+        help="Switchboard Cloud's URL, to sign in with /signin (default: $SWITCHBOARD_GATEWAY_URL)",
+    )
     chat.set_defaults(run=_chat)
 
     mock = sub.add_parser("mock-api", help="run a local fake of the Anthropic Messages API on 127.0.0.1")

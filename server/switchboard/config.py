@@ -25,6 +25,12 @@ def _int_env(name: str, default: int) -> int:
         return default
 
 
+def _gateway_url(value: str) -> str | None:
+    """The gateway's base URL, without a trailing slash; empty (or not http/https) means none."""
+    value = value.strip().rstrip("/")
+    return value if value.startswith(("https://", "http://")) else None
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -36,6 +42,8 @@ class Settings:
     max_output_tokens: int
     # Prompt-cache breakpoints on (the default); off only to measure what caching saves.
     prompt_cache: bool = True
+    # Switchboard Cloud's base URL (hosted mode, docs/gateway.md); None: no gateway configured.
+    gateway_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,6 +56,7 @@ class Settings:
             max_retries=_int_env("SWITCHBOARD_MAX_RETRIES", 2),
             max_output_tokens=_int_env("SWITCHBOARD_MAX_OUTPUT_TOKENS", 8192),
             prompt_cache=os.environ.get("SWITCHBOARD_PROMPT_CACHE", "1") != "0",
+            gateway_url=_gateway_url(os.environ.get("SWITCHBOARD_GATEWAY_URL", "")),
         )
 
     @property

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from router_lab.editor_traffic.codegen import generate, languages
 
 DATA = Path(__file__).resolve().parent / "data"
+# The fresh held-out batch (fresh/README.md): never fitted or tuned on, read once per finished candidate.
+FRESH = Path(__file__).resolve().parent / "fresh"
 
 Tier = Literal["haiku", "sonnet"]
 Category = Literal[

@@ -36,6 +36,7 @@ export interface RpcErrorLike {
 export type ErrorActionId =
   | 'setApiKey'
   | 'signIn'
+  | 'upgrade'
   | 'enableOverage'
   | 'showUsage'
   | 'retry'
@@ -96,6 +97,9 @@ function data<T>(e: RpcErrorLike): Partial<T> {
   return typeof e.data === 'object' && e.data !== null ? (e.data as Partial<T>) : {};
 }
 
+/** AUTH_REQUIRED reasons about the gateway session; the others are about the Anthropic API key. */
+const SESSION_REASONS: ReadonlySet<string> = new Set(['expired', 'denied', 'no_gateway', 'unreachable', 'session_ended']);
+
 const PLAN_NAMES: Record<string, string> = { free: 'Free', pro: 'Pro', pro_plus: 'Pro+', power: 'Power' };
 
 export function planName(plan: string): string {
@@ -114,6 +118,16 @@ export function describeError(error: unknown, models: readonly Pick<ModelInfo, '
   switch (e.code) {
     case ErrorCode.AUTH_REQUIRED: {
       const d = data<AuthErrorData>(e);
+      if (d.reason && SESSION_REASONS.has(d.reason)) {
+        // The Switchboard Cloud session, not the API key: signing in again is the way out.
+        return {
+          ...base,
+          kind: 'auth',
+          title: 'Sign in to Switchboard Cloud again',
+          message: e.message || 'Your Switchboard Cloud session ended.',
+          actions: [{ id: 'signIn', label: 'Sign in' }],
+        };
+      }
       const rejected = d.reason === 'rejected_key';
       return {
         ...base,
@@ -135,7 +149,7 @@ export function describeError(error: unknown, models: readonly Pick<ModelInfo, '
         title: `${name} isn’t included in your plan`,
         message: e.message || (allowed.length ? `${name} needs ${listOr(allowed)}.` : `${name} isn’t available on your plan.`),
         actions: [
-          { id: 'signIn', label: allowed.length ? `Upgrade to ${allowed[0]}` : 'Upgrade' },
+          { id: 'upgrade', label: allowed.length ? `Upgrade to ${allowed[0]}` : 'Upgrade' },
           { id: 'useAuto', label: 'Use Auto instead' },
         ],
       };
@@ -144,7 +158,7 @@ export function describeError(error: unknown, models: readonly Pick<ModelInfo, '
       const d = data<CreditsExhaustedData>(e);
       const actions: ErrorAction[] = d.overageAvailable
         ? [{ id: 'enableOverage', label: 'Enable overage' }]
-        : [{ id: 'signIn', label: 'Upgrade your plan' }];
+        : [{ id: 'upgrade', label: 'Upgrade your plan' }];
       actions.push({ id: 'showUsage', label: 'Show usage' });
       return {
         ...base,

@@ -105,6 +105,15 @@ export function formatUsd(value: number): string {
   return value.toLocaleString('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
+/** An answer's cost at list price: "$0.0031" below a cent (two significant digits), else "$0.12". */
+export function formatCostUsd(value: number): string {
+  if (value > 0 && value < 0.01) {
+    const decimals = Math.min(20, 1 - Math.floor(Math.log10(value))); // two significant digits
+    return `$${value.toFixed(decimals).replace(/0+$/, '')}`;
+  }
+  return formatUsd(value);
+}
+
 /** "just now", "5 min ago", "3 h ago", "yesterday", "Dec 1". */
 export function relativeTime(iso: string, now: Date = new Date()): string {
   const t = new Date(iso).getTime();

@@ -1,6 +1,7 @@
 // What the status bar and the model QuickPick show, as plain data (pure and unit-tested; the
 // vscode-specific glue lives in statusBar.ts and commands.ts).
 import type { ModelEstimate, ModelId, ModelInfo, UsageReport } from '../protocol.generated';
+import { accountLine, accountOf, isHosted } from './account';
 import { planName } from './errors';
 import {
   answeredByLabel,
@@ -48,7 +49,15 @@ export function usageTooltip(usage: UsageReport, selected: ModelId, models: read
   const used = usedFraction(usage);
   const pct = Math.round(used * 100);
   const lines: string[] = [];
-  lines.push(`**Switchboard** · ${mdEscape(usage.planName)} plan${usage.account ? ` · ${mdEscape(usage.account)}` : ''}`);
+  const info = accountOf(usage);
+  const hosted = isHosted(info);
+  lines.push(
+    hosted
+      ? `**Switchboard Cloud** · ${mdEscape(usage.planName)} plan`
+      : `**Switchboard** · ${mdEscape(usage.planName)} plan${usage.account ? ` · ${mdEscape(usage.account)}` : ''}`,
+  );
+  lines.push('');
+  lines.push(`$(${hosted ? 'cloud' : 'device-desktop'}) ${mdEscape(accountLine(info))}`);
   lines.push('');
   lines.push(
     `${textBar(used)} ${formatCredits(usage.usedCredits)} of ${formatCredits(usage.includedCredits)} credits used (${pct}%) · **${creditsLabel(Math.max(0, usage.remainingCredits))} left**`,
@@ -74,7 +83,10 @@ export function usageTooltip(usage: UsageReport, selected: ModelId, models: read
     }
   }
   lines.push('');
-  lines.push('[$(graph) Show usage](command:switchboard.showUsage) · [$(chip) Select model](command:switchboard.selectModel)');
+  const account = hosted
+    ? '[$(account) Manage account](command:switchboard.manageAccount) · [$(sign-out) Sign out](command:switchboard.signOut)'
+    : '[$(sign-in) Sign in](command:switchboard.signIn)';
+  lines.push(`[$(graph) Show usage](command:switchboard.showUsage) · [$(chip) Select model](command:switchboard.selectModel) · ${account}`);
   return lines.join('\n');
 }
 
@@ -102,13 +114,16 @@ export function statusBarView(
   }
   const text = statusText(selected, usage, models);
   const level = usage ? usageLevel(usage) : 'ok';
-  const icon = level === 'error' ? '$(circle-slash)' : level === 'warning' ? '$(warning)' : '$(sparkle)';
+  // Signed in, the figures are the gateway's: a cloud and the plan say so at a glance.
+  const hosted = usage !== undefined && isHosted(accountOf(usage));
+  const okIcon = hosted ? '$(cloud)' : '$(sparkle)';
+  const icon = level === 'error' ? '$(circle-slash)' : level === 'warning' ? '$(warning)' : okIcon;
   return {
-    text: `${icon} ${text}`,
+    text: hosted ? `${icon} ${usage.planName} · ${text}` : `${icon} ${text}`,
     level,
     tooltip: usage ? usageTooltip(usage, selected, models) : `Model: ${mdEscape(modelName(selected, models))}`,
     accessibilityLabel: usage
-      ? `Switchboard: ${modelName(selected, models)}, ${creditsLabel(Math.max(0, usage.remainingCredits))} left of ${formatCredits(usage.includedCredits)}. Open usage.`
+      ? `Switchboard${hosted ? ` Cloud, ${usage.planName} plan` : ''}: ${modelName(selected, models)}, ${creditsLabel(Math.max(0, usage.remainingCredits))} left of ${formatCredits(usage.includedCredits)}. Open usage.`
       : `Switchboard: ${modelName(selected, models)}`,
   };
 }

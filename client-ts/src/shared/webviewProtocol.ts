@@ -118,7 +118,11 @@ export interface UsageRequests {
   init: { params: Record<string, never>; result: { usage: UsageReport | null; models: ModelInfo[] } };
   'overage/set': { params: { enabled: boolean }; result: void };
   'model/select': { params: Record<string, never>; result: void };
+  /** Sign in or out, or open the gateway's account or upgrade page (the extension holds the URLs' checks). */
+  'account/run': { params: { action: AccountAction }; result: void };
 }
+
+export type AccountAction = 'signIn' | 'signOut' | 'manageAccount' | 'upgrade';
 
 export interface UsageEvents {
   'state/usage': UsageReport;

@@ -223,6 +223,27 @@ describe('Switchboard in a real VS Code extension host', function () {
     await until('the status bar to show the Pro credits', () => /Claude Opus 4\.5 · 1,000 credits$/.test(api.statusBar.text));
   });
 
+  it('passes switchboard.gateway.url to the server as SWITCHBOARD_GATEWAY_URL, restarting it on a change', async function () {
+    this.timeout(90000);
+    const config = () => vscode.workspace.getConfiguration('switchboard');
+    // nothing listens there: the server only reports where it would sign in
+    const url = 'http://127.0.0.1:9';
+    await config().update('gateway.url', url, vscode.ConfigurationTarget.Global);
+    try {
+      await until('a restarted server that reports the gateway', () => api.client.usage?.accountInfo?.gatewayUrl === url, 60000);
+      assert.strictEqual(api.client.usage.accountInfo.mode, 'local', 'not signed in there');
+      assert.ok(!/cloud/.test(api.statusBar.text), 'the status bar stays local');
+    } finally {
+      await config().update('gateway.url', undefined, vscode.ConfigurationTarget.Global);
+    }
+    await until('a server without a gateway', () => api.client.status.state === 'running' && api.client.usage && !api.client.usage.accountInfo.gatewayUrl, 60000);
+    await assert.rejects(
+      () => api.client.request('switchboard/signIn', {}),
+      (err) => err.code === 1004 && err.data.reason === 'no_gateway',
+      'Sign In without a gateway is refused with the reason the client explains',
+    );
+  });
+
   it('never writes the API key to settings', function () {
     const inspect = JSON.stringify(vscode.workspace.getConfiguration('switchboard'));
     assert.ok(!/sk-ant-(?!e2e-exthost)/.test(inspect));

@@ -25,12 +25,20 @@ describe('server errors become actionable messages', () => {
     assert.equal(e.kind, 'plan');
     assert.equal(e.title, 'Claude Opus 4.5 isn’t included in your plan');
     assert.equal(e.message, 'Claude Opus 4.5 needs Pro, Pro+ or Power');
-    assert.deepEqual(ids(e), ['signIn', 'useAuto']);
+    assert.deepEqual(ids(e), ['upgrade', 'useAuto']);
     assert.equal(e.actions[0]!.label, 'Upgrade to Pro');
   });
   it('1002 credits exhausted → overage when available, else upgrade', () => {
     assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'pro', remainingCredits: 0, overageAvailable: true } })), ['enableOverage', 'showUsage']);
-    assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'free', remainingCredits: 0, overageAvailable: false } })), ['signIn', 'showUsage']);
+    assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'free', remainingCredits: 0, overageAvailable: false } })), ['upgrade', 'showUsage']);
+  });
+  it('1004 about the gateway session → sign in again, not the API key', () => {
+    for (const reason of ['expired', 'denied', 'no_gateway', 'unreachable']) {
+      const e = describeError({ code: 1004, message: 'Your session ended', data: { reason } });
+      assert.equal(e.title, 'Sign in to Switchboard Cloud again', reason);
+      assert.deepEqual(ids(e), ['signIn']);
+    }
+    assert.deepEqual(ids(describeError({ code: 1004, message: '', data: { reason: 'missing_key' } })), ['setApiKey']);
   });
   it('1003 upstream → retry and the suggested model', () => {
     const e = describeError({ code: 1003, message: 'overloaded', data: { status: 529, type: 'overloaded_error', retryable: true, suggestedModel: 'claude-sonnet-4.5' } }, MODELS);

@@ -48,6 +48,7 @@ export function usage(overrides: Partial<UsageReport> = {}): UsageReport {
       { date: '2025-11-04', credits: 167.5, byModel: [] },
     ],
     alerts: [],
+    accountInfo: { mode: 'local', email: null, gatewayUrl: null, accountUrl: null, upgradeUrl: null },
     ...overrides,
   };
 }
@@ -66,7 +67,7 @@ export function chatResult(overrides: Partial<ChatResult> = {}): ChatResult {
     conversationId: 'c1', turnId: 't2', modelId: 'auto', routedModel: 'claude-haiku-4.5',
     routeReason: 'Short question: Haiku answers it well', text: 'Hello **there**', thinking: null,
     stopReason: 'end_turn', usage: { inputTokens: 10, outputTokens: 5, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 },
-    credits: 0.12, droppedTurns: 0,
+    credits: 0.12, droppedTurns: 0, costUsd: null,
     ...overrides,
   };
 }

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  answeredByLabel, creditsLabel, formatCredits, formatDay, formatMultiplier, formatTokens, modelLabel, modelName,
+  answeredByLabel, creditsLabel, formatCostUsd, formatCredits, formatDay, formatMultiplier, formatTokens, modelLabel, modelName,
   lineSpanLabel, relativeTime, statusText, truncate, usageLevel, usedFraction,
 } from '../../src/shared/format';
 import { MODELS, usage } from './fixtures';
+
+describe('cost at list price', () => {
+  it('keeps two significant digits below a cent, cents above', () => {
+    assert.equal(formatCostUsd(0.0031234), '$0.0031');
+    assert.equal(formatCostUsd(0.0004), '$0.0004');
+    assert.equal(formatCostUsd(0.0000123), '$0.000012');
+    assert.equal(formatCostUsd(0.123), '$0.12');
+    assert.equal(formatCostUsd(0), '$0.00');
+  });
+});
 
 describe('credit and model formatting', () => {
   it('formats credits to at most two decimals with grouping', () => {

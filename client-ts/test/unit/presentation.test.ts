@@ -16,6 +16,27 @@ describe('status bar view', () => {
     assert.equal(out.level, 'error');
     assert.equal(out.text, '$(circle-slash) Auto · 0 credits');
   });
+  it('signed in to a gateway: a cloud, the plan, and who and where in the tooltip', () => {
+    const hosted = usage({
+      accountInfo: { mode: 'hosted', email: 'ada@example.com', gatewayUrl: 'https://cloud.example.com', accountUrl: 'https://cloud.example.com/account', upgradeUrl: null },
+    });
+    const v = statusBarView({ state: 'running' }, 'auto', hosted, MODELS);
+    assert.equal(v.text, '$(cloud) Pro · Auto · 812.5 credits');
+    assert.match(v.accessibilityLabel, /^Switchboard Cloud, Pro plan: Auto/);
+    assert.match(v.tooltip, /Signed in as ada@example\.com via cloud\.example\.com/);
+    assert.match(v.tooltip, /command:switchboard\.manageAccount/);
+    assert.match(v.tooltip, /command:switchboard\.signOut/);
+    assert.doesNotMatch(v.tooltip, /command:switchboard\.signIn\)/);
+    // at 100 %, the level icon wins but the plan still says it is the gateway's account
+    const over = statusBarView({ state: 'running' }, 'auto', { ...hosted, usedCredits: 1000, remainingCredits: 0 }, MODELS);
+    assert.equal(over.text, '$(circle-slash) Pro · Auto · 0 credits');
+  });
+  it('local: the sparkle, no plan prefix, and a sign-in link', () => {
+    const v = statusBarView({ state: 'running' }, 'auto', usage(), MODELS);
+    assert.doesNotMatch(v.text, /cloud|Pro ·/);
+    assert.match(v.tooltip, /credits are counted on this machine/);
+    assert.match(v.tooltip, /command:switchboard\.signIn\)/);
+  });
   it('shows starting and failed states', () => {
     assert.equal(statusBarView({ state: 'starting' }, 'auto', undefined, MODELS).level, 'starting');
     const failed = statusBarView({ state: 'failed', message: 'spawn ENOENT' }, 'auto', usage(), MODELS);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { TurnInfo } from '../../src/protocol.generated';
 import type { ChatSnapshot, PendingAnswer } from '../../src/shared/webviewProtocol';
 import {
   canRetryStronger,
@@ -67,6 +68,17 @@ describe('chat view reducer', () => {
     assert.deepEqual(s.turns.map((t) => t.id), ['r1-prompt', 't2']);
     assert.equal(s.turns[1]!.credits, 0.12);
     assert.equal(s.turns[1]!.routeReason, 'Short question: Haiku answers it well');
+    assert.equal(s.turns[1]!.costUsd, null, 'signed in (or no price): no dollar figure');
+    s = reduce(s, { type: 'chat/started', data: { ...pending(), requestId: 'r2' } });
+    s = reduce(s, { type: 'chat/finished', data: { requestId: 'r2', result: chatResult({ turnId: 't3', costUsd: 0.0031 }) } });
+    assert.equal(s.turns.at(-1)!.costUsd, 0.0031, 'own key: the list price of the answer');
+    // the reload from the server that follows every answer keeps the price (the transcript has none)
+    const turn = (id: string): TurnInfo => ({
+      id, role: 'assistant', text: 'x', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'r',
+      credits: 0.1, status: 'complete', error: null, retryOf: null, context: [], createdAt: '', usage: null,
+    });
+    s = reduce(s, { type: 'conversation/loaded', data: { id: 'c1', title: 'Greeting', createdAt: '', updatedAt: '', turns: [turn('t2'), turn('t3')] } });
+    assert.deepEqual(s.turns.map((t) => t.costUsd), [null, 0.0031]);
   });
 
   it('ignores events of another request', () => {

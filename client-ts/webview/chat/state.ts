@@ -14,6 +14,8 @@ export interface ViewTurn {
   routedModel: string | null;
   routeReason: string | null;
   credits: number;
+  /** Own key, not signed in: what the answer cost at Anthropic's list price (only for answers of this session). */
+  costUsd?: number | null;
   status: TurnInfo['status'] | 'streaming';
   error: string | null;
   retryOf: string | null;
@@ -48,6 +50,8 @@ export interface ChatViewState {
   inlineError: InlineError | null;
   notice: { message: string; error?: UiError } | null;
   thinkingBudgetTokens: number;
+  /** Own key: each answer's list price (turn id → USD), from the chat results of this session. */
+  costs: Record<string, number>;
 }
 
 export type ChatAction =
@@ -72,6 +76,7 @@ export function initialState(): ChatViewState {
     inlineError: null,
     notice: null,
     thinkingBudgetTokens: 8000,
+    costs: {},
   };
 }
 
@@ -94,12 +99,15 @@ export function turnFromInfo(t: TurnInfo): ViewTurn {
 
 function loadConversation(state: ChatViewState, c: ConversationResult | null): ChatViewState {
   if (!c) return { ...state, conversationId: null, title: null, turns: [] };
-  return { ...state, conversationId: c.id, title: c.title, turns: c.turns.map(turnFromInfo) };
+  // the server's transcript has no prices: the ones this session saw are put back
+  const turns = c.turns.map((t) => ({ ...turnFromInfo(t), costUsd: state.costs[t.id] ?? null }));
+  return { ...state, conversationId: c.id, title: c.title, turns };
 }
 
-function fromSnapshot(s: ChatSnapshot): ChatViewState {
+function fromSnapshot(s: ChatSnapshot, costs: Record<string, number>): ChatViewState {
   const base: ChatViewState = {
     ...initialState(),
+    costs,
     workspaceUri: s.workspaceUri,
     server: s.server,
     hasApiKey: s.hasApiKey,
@@ -117,7 +125,7 @@ const isCurrent = (state: ChatViewState, requestId: string) => state.pending?.re
 export function reduce(state: ChatViewState, action: ChatAction): ChatViewState {
   switch (action.type) {
     case 'state/snapshot':
-      return fromSnapshot(action.data);
+      return fromSnapshot(action.data, state.costs);
     case 'state/server':
       return { ...state, server: action.data.server, hasApiKey: action.data.hasApiKey };
     case 'state/models':
@@ -167,13 +175,15 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
         routedModel: r.routedModel,
         routeReason: r.routeReason,
         credits: r.credits,
+        costUsd: r.costUsd,
         status: 'complete',
         error: null,
         retryOf: p.retryOf,
         context: [],
         fallback: p.fallback,
       });
-      return { ...state, conversationId: r.conversationId, turns, pending: null };
+      const costs = r.costUsd != null ? { ...state.costs, [r.turnId]: r.costUsd } : state.costs;
+      return { ...state, conversationId: r.conversationId, turns, pending: null, costs };
     }
     case 'chat/cancelled': {
       if (!state.pending || !isCurrent(state, action.data.requestId)) return state;

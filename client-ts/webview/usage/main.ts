@@ -1,8 +1,9 @@
 // The usage view: plan and credits at a glance, credits per day (stacked by model) and totals per model.
 import type { ModelInfo, UsageReport } from '../../src/protocol.generated';
 import { answeredByLabel, creditsLabel, formatCredits, formatDate, formatDay, formatUsd, usageLevel, usedFraction } from '../../src/shared/format';
+import { accountLine, accountOf, isHosted } from '../../src/shared/account';
 import { overageSummary } from '../../src/shared/presentation';
-import type { UsageEvents, UsageRequests } from '../../src/shared/webviewProtocol';
+import type { AccountAction, UsageEvents, UsageRequests } from '../../src/shared/webviewProtocol';
 import { h, icon } from '../shared/dom';
 import { Messenger } from '../shared/messenger';
 import { dailyStacks, stackedBarChart } from './chart';
@@ -21,6 +22,35 @@ function card(title: string, ...children: (Node | string | null)[]): HTMLElement
   return h('section', { class: 'card' }, h('h2', {}, title), ...children);
 }
 
+/** Signed in, the account's email (the gateway's account id means nothing to a person). */
+function accountName(u: UsageReport): string | null {
+  return accountOf(u).email ?? u.account;
+}
+
+function accountButton(action: AccountAction, label: string, codicon: string, secondary = true): HTMLElement {
+  return h(
+    'button',
+    { class: secondary ? 'btn secondary' : 'btn primary', 'data-action': action, onclick: () => void messenger.request('account/run', { action }) },
+    icon(codicon),
+    ` ${label}`,
+  );
+}
+
+/** Who the figures belong to: the gateway's account (with its links) or this machine's ledger. */
+function accountCard(u: UsageReport): HTMLElement {
+  const info = accountOf(u);
+  const hosted = isHosted(info);
+  const actions = hosted
+    ? [accountButton('upgrade', 'Upgrade', 'rocket', false), accountButton('manageAccount', 'Manage account', 'account'), accountButton('signOut', 'Sign out', 'sign-out')]
+    : [accountButton('signIn', 'Sign in to Switchboard Cloud', 'sign-in', false)];
+  return h(
+    'section',
+    { class: `card account ${hosted ? 'hosted' : 'local'}`, id: 'account' },
+    h('div', { class: 'account-line' }, icon(hosted ? 'cloud' : 'device-desktop'), ' ', h('span', { id: 'account-text' }, accountLine(info))),
+    h('div', { class: 'account-actions' }, ...actions),
+  );
+}
+
 function render(): void {
   if (!usage) {
     app.replaceChildren(h('div', { class: 'empty' }, icon('loading', 'codicon-modifier-spin'), ' Loading usage…'));
@@ -37,7 +67,7 @@ function render(): void {
   const header = h(
     'header',
     { class: 'usage-header' },
-    h('div', {}, h('h1', {}, 'Switchboard usage'), h('div', { class: 'sub' }, `${u.planName} plan${u.account ? ` · ${u.account}` : ''} · ${formatDate(u.periodStart)} – ${formatDate(u.periodEnd)}`)),
+    h('div', {}, h('h1', {}, 'Switchboard usage'), h('div', { class: 'sub' }, `${u.planName} plan${accountName(u) ? ` · ${accountName(u)}` : ''} · ${formatDate(u.periodStart)} – ${formatDate(u.periodEnd)}`)),
     h('button', { class: 'btn secondary', onclick: () => void messenger.request('model/select', {}) }, icon('chip'), ' Select model'),
   );
 
@@ -104,6 +134,7 @@ function render(): void {
       'div',
       { class: 'usage' },
       header,
+      accountCard(u),
       alerts,
       h('section', { class: 'card' }, bar, h('div', { class: 'progress-caption' }, `${Math.round(frac * 100)}% of the included credits used · ${overageSummary(u)}`), reason),
       summary,

@@ -38,10 +38,10 @@ AUTO = ModelSpec(
     name="Auto",
     description=(
         "Claude Haiku 4.5 by default, Claude Sonnet 4.5 when what you ask needs it (about one request in "
-        "five at the balanced preference). Says which it chose and why."
+        "four at the balanced preference). Says which it chose and why."
     ),
     benefits=(
-        "Sonnet-4-level answers for about half of always-Sonnet's API cost",
+        "Sonnet-4-level answers for about 60% of always-Sonnet's API cost",
         "Billed at 1.0x whichever model answers",
         "Keeps the prompt cache warm instead of bouncing between models",
     ),

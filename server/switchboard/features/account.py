@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 
@@ -34,10 +35,14 @@ from switchboard.plans import (
 )
 from switchboard.protocol import methods
 from switchboard.protocol.messages import (
+    AccountInfo,
     ConcreteModelId,
+    CredentialsChanged,
     Empty,
     SetOverageParams,
+    SignInCode,
     SignInParams,
+    SignInResult,
     Usage,
     UsageReport,
 )
@@ -45,6 +50,9 @@ from switchboard.store import BillableAnswer
 
 from .base import Feature, dump, register_request
 from .host import Editor, Services
+
+if TYPE_CHECKING:
+    from switchboard.hosted.session import GatewaySession
 
 log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
@@ -64,11 +72,65 @@ class AccountFeature(Feature):
         self._period_seen: str | None = None
         self.on_plan_change: list[Callable[[], None]] = []
         self._publishing: asyncio.Future[UsageReport] | None = None
+        self._gateway_report: UsageReport | None = None  # the gateway's last figures (signed in)
+        if (session := self._session) is not None:
+            session.on_credentials.append(self._credentials_changed)
 
     def register(self) -> None:
         register_request(self.editor, methods.USAGE, self.usage)
         register_request(self.editor, methods.SET_OVERAGE, self.set_overage)
         register_request(self.editor, methods.SIGN_IN, self.sign_in)
+        register_request(self.editor, methods.SIGN_OUT, self.sign_out)
+
+    # --- hosted mode --------------------------------------------------------------------------------
+
+    @property
+    def _session(self) -> GatewaySession | None:
+        return self.services.upstream.gateway
+
+    @property
+    def hosted(self) -> bool:
+        """Signed in to Switchboard Cloud: the plan, the charges and the figures are the gateway's."""
+        return self.services.upstream.hosted
+
+    def account_info(self) -> AccountInfo:
+        session = self._session
+        return session.account_info() if session is not None else AccountInfo()
+
+    async def _hosted_report(self) -> UsageReport:
+        from switchboard.hosted import errors
+        from switchboard.hosted.gateway_http import GatewayRefused
+        from switchboard.hosted.session import NotSignedIn, SignInFailed
+
+        session = self._session
+        assert session is not None
+        try:
+            report = await session.usage()
+        except GatewayRefused as refused:
+            raise errors.refused(refused, self.entitlement().plan) from None
+        except SignInFailed as failure:
+            raise errors.unreachable(str(failure)) from None
+        except NotSignedIn as ended:
+            raise errors.sign_in_failed(SignInFailed("session_ended", str(ended))) from None
+        report.account_info = session.account_info()
+        self._gateway_report = report
+        return report
+
+    def _credentials_changed(self, refresh_token: str | None, reason: str | None) -> None:
+        """The session rotated its refresh token (the client stores the new one) or ended."""
+        params = CredentialsChanged(refresh_token=refresh_token, reason=reason)
+        self.editor.notify(methods.CREDENTIALS_CHANGED.method, dump(params))
+        if refresh_token is None:
+            self._gateway_report = None
+            if reason:
+                self.editor.show_message(reason, lsp.MessageType.Warning)
+            self._plan_changed()
+            self._publishing = asyncio.ensure_future(self.publish())
+
+    def _plan_changed(self) -> None:
+        self._verified = None
+        for callback in self.on_plan_change:
+            callback()
 
     # --- entitlement ------------------------------------------------------------------------------
 
@@ -79,7 +141,10 @@ class AccountFeature(Feature):
             self._verified = None
 
     def entitlement(self) -> Entitlement:
-        """The verified entitlement, re-verified when the token or keys change and once it has expired."""
+        """The verified entitlement, re-verified when the token or keys change and once it has expired.
+        Signed in, the access token's (verified against the gateway's keys when it was issued)."""
+        if (session := self._session) is not None and (hosted := session.entitlement) is not None:
+            return hosted
         cached = self._verified
         if cached is not None and (cached.expires_at is None or utc_now() < cached.expires_at):
             return cached
@@ -135,6 +200,11 @@ class AccountFeature(Feature):
     async def check(self, model_id: str) -> Entitlement:
         """Raises 1001 (plan forbids the model) or 1002 (credits exhausted) before anything is routed."""
         entitlement = self.entitlement()
+        if self.hosted:
+            from switchboard.hosted.check import check_turn
+
+            check_turn(entitlement, self._gateway_report or await self._hosted_report(), model_id)
+            return entitlement
         await asyncio.to_thread((await self.meter()).check, entitlement, model_id)
         return entitlement
 
@@ -188,36 +258,122 @@ class AccountFeature(Feature):
             routed_model=routed_model,
         )
 
+    async def charged_by_gateway(
+        self,
+        entitlement: Entitlement,
+        turn_id: str,
+        *,
+        credits: float | None,
+        model_id: str,
+        routed_model: ConcreteModelId | None,
+    ) -> None:
+        """A signed-in turn: the gateway charged it. The local ledger only notes that it did (so a crash
+        reconciliation never charges it locally), and the figures are fetched from the gateway."""
+        note = (
+            f"charged by Switchboard Cloud: {credits} credits"
+            if credits is not None
+            else "answered through Switchboard Cloud (any charge is in its ledger)"
+        )
+        try:
+            await self.record_uncharged(
+                entitlement, turn_id, reason=note, model_id=model_id, routed_model=routed_model
+            )
+        except Exception:
+            log.exception("Could not note turn %s in the local ledger", turn_id)
+        await self.publish(entitlement)
+
     async def _after_charge(self, entitlement: Entitlement, result: ChargeResult) -> None:
         for alert in result.alerts:
             self.editor.show_message(alert, lsp.MessageType.Warning)
         await self.publish(entitlement)
 
     async def publish(self, entitlement: Entitlement | None = None) -> UsageReport:
-        report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
+        report = await self._report(entitlement)
         self.editor.notify(methods.USAGE_CHANGED.method, dump(report))
+        return report
+
+    async def _report(self, entitlement: Entitlement | None = None) -> UsageReport:
+        if self.hosted:
+            return await self._hosted_report()
+        report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
+        report.account_info = self.account_info()
         return report
 
     # --- requests ----------------------------------------------------------------------------------
 
     async def usage(self, _params: Empty) -> UsageReport:
-        return await asyncio.to_thread((await self.meter()).report, self.entitlement())
+        return await self._report()
 
     async def set_overage(self, params: SetOverageParams) -> UsageReport:
         entitlement = self.entitlement()
+        if self.hosted:
+            return await self._hosted_overage(params)
         meter = await self.meter()
         await asyncio.to_thread(meter.set_overage, entitlement, params.enabled, params.budget_usd)
         return await self.publish(entitlement)
 
-    async def sign_in(self, params: SignInParams) -> UsageReport:
-        self._token = params.token.strip()
+    async def _hosted_overage(self, params: SetOverageParams) -> UsageReport:
+        from switchboard.hosted import errors
+        from switchboard.hosted.gateway_http import GatewayRefused
+        from switchboard.hosted.session import SignInFailed
+
+        session = self._session
+        assert session is not None
+        try:
+            await session.set_overage(params.enabled, params.budget_usd)
+        except GatewayRefused as refused:
+            raise errors.refused(refused, self.entitlement().plan) from None
+        except SignInFailed as failure:
+            raise errors.unreachable(str(failure)) from None
+        return await self.publish()
+
+    async def sign_in(self, params: SignInParams) -> SignInResult:
+        if params.token is not None:
+            return await self._sign_in_with_entitlement(params.token)
+        from switchboard.hosted import errors
+        from switchboard.hosted.session import SignInFailed
+
+        session = self._session
+        if session is None:
+            raise errors.no_gateway()
+        if session.signed_in:
+            await session.sign_out()
+        try:
+            if params.refresh_token is not None:
+                refresh_token = await session.resume(params.refresh_token)
+            else:
+                refresh_token = await session.device_sign_in(self._show_code)
+        except SignInFailed as failure:
+            raise errors.sign_in_failed(failure) from None
+        log.info("Signed in to Switchboard Cloud: plan %s", self.entitlement().plan)
+        self._plan_changed()
+        report = await self.publish()
+        return SignInResult(usage=report, account=report.account_info, refresh_token=refresh_token)
+
+    def _show_code(self, code: SignInCode) -> None:
+        self.editor.notify(methods.SIGN_IN_CODE.method, dump(code))
+
+    async def _sign_in_with_entitlement(self, token: str) -> SignInResult:
+        """A pasted entitlement (offline, or a development token): local mode with that plan."""
+        if (session := self._session) is not None and session.signed_in:
+            await session.sign_out()
+            self._gateway_report = None
+        self._token = token.strip()
         self._trusted = None  # re-read the trusted keys: the user may have just added one
         self._verified = None
         entitlement = self.entitlement()
         log.info("Signed in: plan %s", entitlement.plan)
-        for callback in self.on_plan_change:
-            callback()
-        return await self.publish(entitlement)
+        self._plan_changed()
+        report = await self.publish(entitlement)
+        return SignInResult(usage=report, account=report.account_info, refresh_token=None)
+
+    async def sign_out(self, _params: Empty) -> UsageReport:
+        """Ends the gateway session (revoked there, best effort) and forgets its tokens: local mode."""
+        if (session := self._session) is not None:
+            await session.sign_out()
+        self._gateway_report = None
+        self._plan_changed()
+        return await self.publish()
 
     # --- period rollover ----------------------------------------------------------------------------
 

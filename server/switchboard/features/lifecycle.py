@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def gateway_client_id(info: lsp.ClientInfo | None) -> str:
+    """The gateway's public OAuth client id for the editor that started us (docs/gateway.md)."""
+    name = (info.name if info is not None else "").lower()
+    if "vim" in name:
+        return "switchboard-nvim"
+    if "switchboard chat" in name or "terminal" in name:
+        return "switchboard-terminal"
+    return "switchboard-vscode"
+
+
 class LifecycleFeature(Feature):
     def __init__(self, editor: Editor, services: Services) -> None:
         super().__init__(editor)
@@ -53,6 +63,7 @@ class LifecycleFeature(Feature):
     def on_initialize(self, params: lsp.InitializeParams) -> None:
         # Runs once: the transport's lifecycle gate refuses a second `initialize`.
         options: Any = params.initialization_options
+        self.services.upstream.client_id = gateway_client_id(params.client_info)
         if isinstance(options, dict):
             self._init_options = options
             api_key = options.get("apiKey")

@@ -15,7 +15,19 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("switchboard.gateway.access")
-_STATE_FIELDS = ("account", "turn_id", "model", "routed_model", "turn_status", "credits")
+_STATE_FIELDS = (
+    "account",
+    "turn_id",
+    "model",
+    "routed_model",
+    "turn_status",
+    "credits",
+    # sign-in: the OAuth client, the grant, the OAuth error answered, the /device form's outcome
+    "oauth_client",
+    "grant",
+    "oauth_error",
+    "device_result",
+)
 
 
 class AccessLog:

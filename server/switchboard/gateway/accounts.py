@@ -112,6 +112,15 @@ async def find_account(conn: AsyncConnection[DictRow], ref: str) -> Account:
     return _account(row)
 
 
+async def find_account_by_email(conn: AsyncConnection[DictRow], email: str) -> tuple[Account, str] | None:
+    """The account with this email (case-insensitive) and its password hash, for signing in."""
+    cursor = await conn.execute(
+        f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE lower(email) = lower(%s)", (email,)
+    )
+    row = await cursor.fetchone()
+    return (_account(row), row["password_hash"]) if row else None
+
+
 async def set_plan(conn: AsyncConnection[DictRow], account_id: str, plan: str) -> Account:
     _require_plan(plan)
     return await _update(conn, account_id, "plan = %s", (plan,))

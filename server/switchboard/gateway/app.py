@@ -23,6 +23,10 @@ from .errors import error_response
 from .messages import create_message
 from .reaper import reap_forever
 from .service import Gateway
+from .signin import endpoints as oauth
+from .signin.housekeeping import sweep_forever
+from .signin.pages import account_page, device_page
+from .signin.proxies import trusted_proxy_middleware
 from .tokens import TokenAuthority
 from .upstream import Upstream
 from .usage import overage_endpoint, usage_endpoint
@@ -41,11 +45,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
         app.state.gateway = gateway
         gateway.auto.warm_up()
         reaper = asyncio.ensure_future(reap_forever(gateway))
+        sweeper = asyncio.ensure_future(sweep_forever(pool))
         log.info("gateway replica %s ready", gateway.replica)
         try:
             yield
         finally:
             reaper.cancel()
+            sweeper.cancel()
             await gateway.drain()
             await upstream.aclose()
             await pool.close()
@@ -78,13 +84,21 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route("/v1/switchboard/usage", usage_endpoint, methods=["GET"]),
         Route("/v1/switchboard/overage", overage_endpoint, methods=["POST"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route(oauth.METADATA_PATH, oauth.metadata, methods=["GET"]),
+        Route(oauth.DEVICE_AUTHORIZATION_PATH, oauth.device_authorization, methods=["POST"]),
+        Route(oauth.TOKEN_PATH, oauth.token, methods=["POST"]),
+        Route(oauth.REVOCATION_PATH, oauth.revoke, methods=["POST"]),
+        Route(oauth.DEVICE_PAGE_PATH, device_page, methods=["GET", "POST"]),
+        Route(oauth.ACCOUNT_PAGE_PATH, account_page, methods=["GET"]),
+        Route(oauth.UPGRADE_PAGE_PATH, account_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AccessLog)],
+        # Outermost first: the client address is settled before the access log and the rate limits read it.
+        middleware=[*trusted_proxy_middleware(settings.trusted_proxies), Middleware(AccessLog)],
         exception_handlers={
             psycopg.Error: ledger_unavailable,
             PoolTimeout: ledger_unavailable,

@@ -13,6 +13,16 @@ from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.routing import RouteInput, Router
 from switchboard.tokens import estimate_tokens
 
+from .turn_request import AutoInputs
+
+
+@dataclass(frozen=True)
+class LastAnswer:
+    """The conversation's last answer, as this gateway's ledger recorded it (not as the client says)."""
+
+    routed_model: str
+    answered_at: float  # epoch seconds
+
 
 @dataclass(frozen=True)
 class Route:
@@ -27,21 +37,39 @@ class AutoRouter:
         Router.load()
 
     @staticmethod
-    def route(body: dict[str, Any], allowed: list[str]) -> Route:
-        """Raises `NoRoutableModelError` when the plan allows none of Auto's models."""
-        decision = Router.load().decide(route_input(body, allowed))
+    def route(
+        body: dict[str, Any],
+        allowed: list[str],
+        inputs: AutoInputs | None = None,
+        last: LastAnswer | None = None,
+    ) -> Route:
+        """Raises `NoRoutableModelError` when the plan (narrowed by the user's list) allows none of Auto's
+        models."""
+        decision = Router.load().decide(route_input(body, allowed, inputs or AutoInputs(), last))
         return Route(CATALOG[decision.model], decision.reason)
 
 
-def route_input(body: dict[str, Any], allowed: list[str]) -> RouteInput:
+def route_input(
+    body: dict[str, Any], allowed: list[str], inputs: AutoInputs | None = None, last: LastAnswer | None = None
+) -> RouteInput:
+    inputs = inputs or AutoInputs()
     messages: list[Any] = body.get("messages") or []
     history = messages[:-1]
+    if inputs.models is not None:
+        allowed = [model for model in allowed if model in inputs.models]
     return RouteInput(
         prompt=_text(messages[-1]) if messages else "",
         history_turns=len(history),
         history_tokens=sum(estimate_tokens(_text(message)) for message in history),
+        last_model=last.routed_model if last else None,
+        last_answer_at=last.answered_at if last else None,
         allowed=allowed,
+        threshold_shift=inputs.threshold_shift,
+        preference=inputs.preference,
+        sonnet_answers=inputs.sonnet_answers,
+        stronger_retries=inputs.stronger_retries,
         thinking_budget=_thinking_budget(body.get("thinking")),
+        user_models=inputs.models,
     )
 
 

@@ -1,7 +1,8 @@
 """`switchboard gateway ...`: run a replica, migrate the database, and administer accounts.
 
-`tokens issue` is the stand-in for sign-in until the device flow lands: it prints an access token for an
-account, for testing and for operators. It needs the signing keys, so only who runs the gateway can use it.
+`tokens issue` prints an access token for an account without signing in (users sign in with the device
+flow, `signin/`), for tests, demos and support. It needs the signing keys, so only who runs the gateway
+can use it.
 """
 
 from __future__ import annotations
@@ -78,12 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="stop an account: its tokens stop working at once")
     revoke.add_argument("account", help="account id or email")
     revoke.set_defaults(run=_accounts_revoke)
+    sign_out = actions.add_parser(
+        "sign-out", help="sign an account out everywhere: its refresh tokens stop working at once"
+    )
+    who = sign_out.add_mutually_exclusive_group(required=True)
+    who.add_argument("account", nargs="?", help="account id or email")
+    who.add_argument("--everyone", action="store_true", help="every account (after restoring a backup)")
+    sign_out.set_defaults(run=_accounts_sign_out)
     usage = actions.add_parser("usage", help="print an account's usage report (JSON)")
     usage.add_argument("account", help="account id or email")
     usage.set_defaults(run=_accounts_usage)
 
     tokens = commands.add_parser(
-        "tokens", help="access tokens (a stand-in for sign-in until the device flow)"
+        "tokens", help="access tokens without signing in (for tests, demos and support)"
     )
     token_actions = tokens.add_subparsers(dest="action", required=True)
     issue = token_actions.add_parser("issue", help="print a short-lived access token for an account")
@@ -100,7 +108,17 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
 
     configure_logging()
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None, lifespan="on")
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app trusts
+    # exactly the configured `trusted_proxies` instead (signin/proxies.py).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -160,6 +178,27 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
         except accounts.AccountError as error:
             raise _Failed(str(error)) from None
     print(f"{account.email} ({account.id}) is revoked: its access tokens no longer work.", file=out)
+    return 0
+
+
+async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    from . import accounts
+    from .signin.refresh import revoke_account, revoke_everyone
+
+    async with await _connect(settings) as conn:
+        if args.everyone:
+            revoked, who = await revoke_everyone(conn), "Every account"
+        else:
+            try:
+                account = await accounts.find_account(conn, args.account)
+            except accounts.AccountError as error:
+                raise _Failed(str(error)) from None
+            revoked, who = await revoke_account(conn, account.id), f"{account.email} ({account.id})"
+    print(
+        f"{who} is signed out of {revoked} session(s);"
+        " access tokens already issued expire within 15 minutes.",
+        file=out,
+    )
     return 0
 
 

@@ -7,6 +7,8 @@ list of PEM files (`os.pathsep`-separated in the environment): the first signs, 
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,11 +21,29 @@ CONFIG_FILE_ENV = "SWITCHBOARD_GATEWAY_CONFIG"
 ENV_PREFIX = "SWITCHBOARD_GATEWAY_"
 # Access tokens are checked against the account on every request, but a stolen one must still die soon.
 MAX_ACCESS_TOKEN_SECONDS = 900
-_LIST_FIELDS = ("signing_keys",)
+# List settings in the environment: signing keys are paths (`os.pathsep`), proxies are CIDRs (commas, since
+# an IPv6 address has colons).
+_LIST_SEPARATORS = {"signing_keys": os.pathsep, "trusted_proxies": ","}
+# Table settings in the environment are JSON objects:
+# SWITCHBOARD_GATEWAY_RATE_LIMITS='{"token_requests_per_address": 600}'.
+_JSON_FIELDS = ("rate_limits",)
 
 
 class ConfigError(Exception):
     """The configuration is missing or invalid; `str()` says what to fix (and never echoes a secret)."""
+
+
+class RateLimits(BaseModel):
+    """How many requests each sign-in rate limit lets through per window (docs/gateway.md, Rate limits)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_authorizations_per_address: Annotated[int, Field(ge=1)] = 10  # a minute
+    token_requests_per_address: Annotated[int, Field(ge=1)] = 120  # a minute
+    device_forms_per_address: Annotated[int, Field(ge=1)] = 20  # ten minutes
+    refreshes_per_account: Annotated[int, Field(ge=1)] = 60  # an hour
+    password_failures_per_account: Annotated[int, Field(ge=1)] = 10  # fifteen minutes
+    user_code_failures_per_account: Annotated[int, Field(ge=1)] = 10  # an hour
 
 
 class GatewaySettings(BaseModel):
@@ -46,6 +66,17 @@ class GatewaySettings(BaseModel):
     pool_max_size: Annotated[int, Field(ge=1, le=1000)] = 20
     pool_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of the proxies whose X-Forwarded-For is believed (default: none, not localhost)",
+    )
+    device_code_seconds: Annotated[int, Field(ge=60, le=1800)] = 600
+    device_poll_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    refresh_token_seconds: Annotated[int, Field(ge=3600, le=365 * 86400)] = 30 * 86400
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    support_contact: str | None = Field(
+        default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"
+    )
 
     @field_validator("upstream_base_url", "public_base_url")
     @classmethod
@@ -53,6 +84,12 @@ class GatewaySettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # Normalized here so a typo stops the process instead of silently trusting nobody (or everybody).
+        return [str(ipaddress.ip_network(item.strip(), strict=False)) for item in value if item.strip()]
 
     @field_validator("database_url")
     @classmethod
@@ -95,8 +132,19 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
-        values[name] = [part for part in raw.split(os.pathsep) if part] if name in _LIST_FIELDS else raw
+        separator = _LIST_SEPARATORS.get(name)
+        if name in _JSON_FIELDS:
+            values[name] = _json_object(name, raw)
+        else:
+            values[name] = [part for part in raw.split(separator) if part] if separator else raw
     return values
+
+
+def _json_object(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object") from None
 
 
 def _describe(error: ValidationError) -> str:

@@ -291,6 +291,18 @@ async def _settle_locked(
     return Settlement(turn["turn_id"], outcome.status, credits_h, overage_h)
 
 
+async def answered_turn(conn: Conn, key: TurnKey) -> tuple[str, float] | None:
+    """The model that answered a settled turn of this account and when (epoch seconds), if it did."""
+    cursor = await conn.execute(
+        "SELECT routed_model, extract(epoch FROM settled_at)::float8 AS answered_at FROM turns"
+        " WHERE account_id = %s AND turn_id = %s"
+        " AND status IN ('complete', 'cut') AND settled_at IS NOT NULL",
+        (key.account_id, key.turn_id),
+    )
+    row = await cursor.fetchone()
+    return (row["routed_model"], float(row["answered_at"])) if row is not None else None
+
+
 async def _lock_balance(conn: Conn, account_id: str, period: str) -> dict[str, Any]:
     """Lock the account's row for the period (made on its first turn) and read it: one round trip, mostly."""
     select = (

@@ -31,7 +31,7 @@ from switchboard.routing import NoRoutableModelError
 
 from . import ledger
 from .accounts import Account, get_account
-from .auto import AutoRouter
+from .auto import AutoRouter, LastAnswer
 from .config import GatewaySettings
 from .db import Pool
 from .errors import GatewayRefusal, unauthenticated
@@ -128,13 +128,23 @@ class Gateway:
             return Choice(turn.model, "Chosen by you")
         # As the language server does: every model the plan allows; the router keeps to its own (never Opus).
         allowed = [model for model in CATALOG if plan.allows(model)]
+        last = await self._last_answer(account, turn.auto.last_turn_id)
         try:
-            route = self.auto.route(turn.body, allowed)
+            route = self.auto.route(turn.body, allowed, turn.auto, last)
         except NoRoutableModelError:
             raise GatewayRefusal(
                 403, "plan_forbids_model", "Your plan allows none of Auto's models."
             ) from None
         return Choice(route.model, route.reason)
+
+    async def _last_answer(self, account: Account, turn_id: str | None) -> LastAnswer | None:
+        """The conversation's last answer for prompt-cache stickiness, from this account's own ledger: a
+        turn id the gateway did not answer for this account counts as no last answer."""
+        if turn_id is None:
+            return None
+        async with self.pool.connection() as conn:
+            found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
+        return LastAnswer(*found) if found is not None else None
 
     async def reserve(self, account: Account, turn: TurnRequest, choice: Choice) -> Reservation:
         needed = reservation_h(turn.model.id, turn.body, turn.max_tokens)

@@ -8,13 +8,15 @@ body's `model` must name the same model (its Switchboard id or its Anthropic id)
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import Headers
 
 from switchboard.catalog.models import CATALOG, ModelSpec, get_model, is_known_model
+from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Preference, ThresholdShift
 
 from .errors import GatewayRefusal, invalid_request
 
@@ -23,6 +25,28 @@ MODEL_HEADER = "switchboard-model"
 _TURN_ID = re.compile(r"[A-Za-z0-9._:\-]{1,200}")
 # Headers passed through to Anthropic; everything else (the client's token above all) stays here.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+# Auto's per-user inputs (docs/gateway.md, "Auto's per-user inputs"); read only when the model is Auto.
+AUTO_PREFERENCE_HEADER = "switchboard-auto-preference"
+AUTO_SHIFT_HEADER = "switchboard-auto-shift"
+AUTO_LAST_TURN_HEADER = "switchboard-auto-last-turn"
+AUTO_SONNET_ANSWERS_HEADER = "switchboard-auto-sonnet-answers"
+AUTO_STRONGER_RETRIES_HEADER = "switchboard-auto-stronger-retries"
+AUTO_MODELS_HEADER = "switchboard-auto-models"
+# Counts past these change nothing the router looks at; bounding them keeps the header's digits short.
+MAX_AUTO_COUNT = 1000
+
+
+@dataclass(frozen=True)
+class AutoInputs:
+    """What only the user's language server knows, bounded to what it can itself produce. None of these can
+    pick a model: the router decides among the plan's Auto models (never Opus) and Auto bills 1.0x."""
+
+    preference: Preference = DEFAULT_PREFERENCE
+    threshold_shift: float = 0.0  # clamped to [0, ThresholdShift.MAX_SHIFT], as the server computes it
+    last_turn_id: str | None = None  # looked up in this account's ledger, never believed as sent
+    sonnet_answers: int = 0
+    stronger_retries: int = 0
+    models: tuple[str, ...] | None = None  # the user's allow-list: it can only narrow the plan's models
 
 
 @dataclass(frozen=True)
@@ -31,6 +55,7 @@ class TurnRequest:
     model: ModelSpec  # what the user chose (Auto or a concrete model)
     body: dict[str, Any]
     max_tokens: int
+    auto: AutoInputs = field(default_factory=AutoInputs)
 
     @property
     def stream(self) -> bool:
@@ -63,7 +88,60 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
         raise invalid_request("stream: must be true or false")
     if model.id != "auto":
         _require_same_model(model, body.get("model"))
-    return TurnRequest(turn_id, model, body, max_tokens)
+        return TurnRequest(turn_id, model, body, max_tokens)
+    return TurnRequest(turn_id, model, body, max_tokens, parse_auto_inputs(headers))
+
+
+def parse_auto_inputs(headers: Headers) -> AutoInputs:
+    """Auto's per-user inputs; an absent header is the default, a malformed one a 400 naming it."""
+    preference = headers.get(AUTO_PREFERENCE_HEADER, DEFAULT_PREFERENCE)
+    if preference not in PREFERENCES:
+        raise invalid_request(f"{_title(AUTO_PREFERENCE_HEADER)}: one of {', '.join(PREFERENCES)}")
+    last_turn = headers.get(AUTO_LAST_TURN_HEADER)
+    if last_turn is not None and not _TURN_ID.fullmatch(last_turn):
+        raise invalid_request(
+            f"{_title(AUTO_LAST_TURN_HEADER)}: a turn id (1 to 200 letters, digits or ._:-)"
+        )
+    return AutoInputs(
+        preference=preference,
+        threshold_shift=_shift(headers.get(AUTO_SHIFT_HEADER)),
+        last_turn_id=last_turn,
+        sonnet_answers=_count(headers, AUTO_SONNET_ANSWERS_HEADER),
+        stronger_retries=_count(headers, AUTO_STRONGER_RETRIES_HEADER),
+        models=_models(headers.get(AUTO_MODELS_HEADER)),
+    )
+
+
+def _shift(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw) if len(raw) <= 32 else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise invalid_request(f"{_title(AUTO_SHIFT_HEADER)}: a number")
+    return min(max(value, 0.0), ThresholdShift.MAX_SHIFT)
+
+
+def _count(headers: Headers, name: str) -> int:
+    raw = headers.get(name)
+    if raw is None:
+        return 0
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise invalid_request(f"{_title(name)}: a whole number")
+    return min(int(raw), MAX_AUTO_COUNT)
+
+
+def _models(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    models = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not models or any(model not in AUTO_MODELS for model in models):
+        raise invalid_request(
+            f"{_title(AUTO_MODELS_HEADER)}: a comma-separated list of {', '.join(AUTO_MODELS)}"
+        )
+    return models
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

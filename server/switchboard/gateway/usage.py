@@ -18,6 +18,7 @@ from switchboard.plans.catalog import OVERAGE_USD_PER_CREDIT, PLANS
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.period import Period, iso_utc, period_of
 from switchboard.protocol.messages import (
+    AccountInfo,
     DailyModelCredits,
     DailyUsage,
     ModelUsage,
@@ -117,6 +118,8 @@ async def usage_report(conn: Conn, account: Account, now: datetime | None = None
         by_model=await _by_model(conn, account.id, period),
         daily=await _daily(conn, account.id, period, moment),
         alerts=_alerts(account, period, used_h),
+        # who is signed in, for the editors' status bar; the language server adds where (its gateway URL)
+        account_info=AccountInfo(mode="hosted", email=account.email),
     )
 
 

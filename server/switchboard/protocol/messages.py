@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 ModelId = Literal["auto", "claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
@@ -147,6 +147,11 @@ class ChatResult(Wire):
     usage: Usage
     credits: float
     dropped_turns: int
+    cost_usd: float | None = Field(
+        default=None,
+        description="The answer's API cost at list prices (cache writes and reads included), in USD; "
+        "null when it is not known to this server.",
+    )
 
 
 class RetryParams(Wire):
@@ -265,7 +270,41 @@ class DeleteConversationParams(Wire):
 
 
 class SignInParams(Wire):
-    token: Annotated[str, Field(min_length=1, max_length=16_384)]
+    """At most one of `token` (a pasted entitlement, offline) and `refreshToken` (resume a stored session);
+    neither starts the device flow against the configured gateway."""
+
+    token: Annotated[str, Field(min_length=1, max_length=16_384)] | None = None
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> SignInParams:
+        if self.token is not None and self.refresh_token is not None:
+            raise ValueError("send at most one of token and refreshToken")
+        return self
+
+
+class SignInCode(Wire):
+    """Sent while a device-flow `switchboard/signIn` is pending: show the code and open the link."""
+
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    expires_in: int
+
+
+class AccountInfo(Wire):
+    mode: Literal["local", "hosted"] = "local"
+    email: str | None = None
+    gateway_url: str | None = None
+    account_url: str | None = None
+    upgrade_url: str | None = None
+
+
+class CredentialsChanged(Wire):
+    """The stored refresh token must be replaced (rotation) or deleted (null: the session ended)."""
+
+    refresh_token: str | None
+    reason: str | None = Field(default=None, description="Why the session ended, when refreshToken is null.")
 
 
 class OverageInfo(Wire):
@@ -313,6 +352,15 @@ class UsageReport(Wire):
     by_model: list[ModelUsage]
     daily: list[DailyUsage]
     alerts: list[str]
+    account_info: AccountInfo = Field(default_factory=AccountInfo)
+
+
+class SignInResult(Wire):
+    usage: UsageReport
+    account: AccountInfo
+    refresh_token: str | None = Field(
+        default=None, description="Store it (SecretStorage, keyring) to resume the session; null for a token."
+    )
 
 
 class SetOverageParams(Wire):
@@ -369,7 +417,9 @@ class UpstreamErrorData(Wire):
 
 
 class AuthErrorData(Wire):
-    reason: Literal["missing_key", "rejected_key"]
+    reason: Literal[
+        "missing_key", "rejected_key", "expired", "denied", "no_gateway", "unreachable", "session_ended"
+    ]
 
 
 class NotFoundData(Wire):

@@ -62,7 +62,15 @@ SET_OVERAGE = Request("switchboard/setOverage", m.SetOverageParams, m.UsageRepor
 ESTIMATE = Request(
     "switchboard/estimate", m.EstimateParams, m.EstimateResult, "Preview a prompt's cost per model."
 )
-SIGN_IN = Request("switchboard/signIn", m.SignInParams, m.UsageReport, "Sign in with an entitlement token.")
+SIGN_IN = Request(
+    "switchboard/signIn",
+    m.SignInParams,
+    m.SignInResult,
+    "Sign in: a pasted entitlement, a stored refresh token, or (no params) the gateway's device flow.",
+)
+SIGN_OUT = Request(
+    "switchboard/signOut", m.Empty, m.UsageReport, "Sign out of the gateway (revokes the session)."
+)
 
 REQUESTS: tuple[Request, ...] = (
     MODELS,
@@ -76,6 +84,7 @@ REQUESTS: tuple[Request, ...] = (
     SET_OVERAGE,
     ESTIMATE,
     SIGN_IN,
+    SIGN_OUT,
 )
 
 USAGE_CHANGED = Notification(
@@ -86,7 +95,17 @@ USAGE_CHANGED = Notification(
 MODEL_CHANGED = Notification(
     "switchboard/modelChanged", m.SelectModelResult, "Sent when a workspace's selected model changes."
 )
-NOTIFICATIONS: tuple[Notification, ...] = (USAGE_CHANGED, MODEL_CHANGED)
+SIGN_IN_CODE = Notification(
+    "switchboard/signInCode",
+    m.SignInCode,
+    "Sent while a device-flow signIn is pending: the code to enter and where.",
+)
+CREDENTIALS_CHANGED = Notification(
+    "switchboard/credentialsChanged",
+    m.CredentialsChanged,
+    "The refresh token rotated (store the new one) or the session ended (null: delete it).",
+)
+NOTIFICATIONS: tuple[Notification, ...] = (USAGE_CHANGED, MODEL_CHANGED, SIGN_IN_CODE, CREDENTIALS_CHANGED)
 
 # workspace/executeCommand names, for editors without custom-request support.
 COMMANDS = (COMMAND_SELECT_MODEL, COMMAND_NEW_CONVERSATION)

@@ -121,10 +121,10 @@ class AnthropicProvider:
         stream = await sdk.messages.create(**kwargs)
         async with stream:
             async for event in stream:
-                _apply_event(event, state, callbacks)
+                apply_event(event, state, callbacks)
 
 
-def _apply_event(event: Any, state: StreamState, callbacks: StreamCallbacks) -> None:
+def apply_event(event: Any, state: StreamState, callbacks: StreamCallbacks) -> None:
     kind = event.type
     if kind == "message_start":
         state.started = True

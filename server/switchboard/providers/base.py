@@ -11,12 +11,44 @@ from switchboard.protocol.messages import Usage
 
 
 @dataclass(frozen=True)
+class AutoHints:
+    """What only this server knows of a user for Auto (sent to a gateway, which routes Auto itself)."""
+
+    preference: str
+    threshold_shift: float
+    last_turn_id: str | None  # the conversation's last answer: the gateway looks up its model and time
+    sonnet_answers: int
+    stronger_retries: int
+    models: tuple[str, ...] | None  # the user's allow-list for Auto
+
+
+@dataclass(frozen=True)
+class TurnTags:
+    """Who the turn is for a metering gateway: its id (idempotency key) and the model the user chose."""
+
+    turn_id: str
+    model_id: str
+    auto: AutoHints | None = None
+
+
+@dataclass(frozen=True)
 class ProviderRequest:
     anthropic_model: str
     system: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     max_tokens: int
     thinking_budget: int | None = None
+    tags: TurnTags | None = None
+
+
+@dataclass(frozen=True)
+class GatewayCharge:
+    """What a metering gateway charged for the turn, and which model it routed to."""
+
+    credits: float
+    routed_model: str | None
+    route_reason: str | None
+    status: str
 
 
 @dataclass
@@ -30,12 +62,15 @@ class StreamState:
     usage: Usage = field(default_factory=Usage)
     started: bool = False
     output_reported: bool = False
+    charge: GatewayCharge | None = None  # set when a gateway metered the turn
 
 
 @dataclass(frozen=True)
 class StreamCallbacks:
     on_text: Callable[[str], None]
     on_thinking: Callable[[str], None]
+    # A gateway that routes Auto itself says which model answers, before the first delta.
+    on_route: Callable[[str, str], None] | None = None
 
 
 class UpstreamError(Exception):
@@ -56,6 +91,15 @@ class UpstreamError(Exception):
 
 class AuthenticationFailed(Exception):
     """The API refused the key."""
+
+
+class TurnRefused(Exception):
+    """A metering gateway refused the turn with a final answer (plan, credits, session): `error` is the
+    JSON-RPC error to send as it is."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ChatProvider(Protocol):

@@ -1,7 +1,11 @@
-"""How this server reaches the models: the API key in use and the provider built from it.
+"""How this server reaches the models: the composition point between the user's own key and Switchboard
+Cloud.
 
-An editor may hand over the key after start-up (from its secret store), which replaces the environment's
-and drops the provider built with the old one.
+- Not signed in: the API key in use (an editor may hand one over after start-up, from its secret store,
+  which replaces the environment's and drops the provider built with the old one) and the `anthropic`
+  provider built from it.
+- Signed in to the configured gateway (`SWITCHBOARD_GATEWAY_URL`): every chat goes to the gateway, with the
+  session's access token; the user's own key is not used.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from switchboard.logs import scrubber
 
 if TYPE_CHECKING:
     from switchboard.config import Settings
+    from switchboard.hosted.session import GatewaySession
     from switchboard.providers.base import ChatProvider
 
 
@@ -20,12 +25,27 @@ class Upstream:
         self._settings = settings
         self._api_key = settings.api_key
         self._provider: ChatProvider | None = None
+        self._gateway_provider: ChatProvider | None = None
+        self.client_id = "switchboard-vscode"
+        self.gateway: GatewaySession | None = None
+        if settings.gateway_url:
+            from switchboard.hosted.session import GatewaySession
+
+            self.gateway = GatewaySession(settings.gateway_url, self._client_id)
         scrubber.add(settings.api_key)
+
+    def _client_id(self) -> str:
+        return self.client_id
+
+    @property
+    def hosted(self) -> bool:
+        """Signed in to the gateway: chats, plan and figures come from there."""
+        return self.gateway is not None and self.gateway.signed_in
 
     @property
     def ready(self) -> bool:
-        """Whether a chat can be sent at all (a key is set)."""
-        return bool(self._api_key)
+        """Whether a chat can be sent at all (signed in, or a key is set)."""
+        return self.hosted or bool(self._api_key)
 
     def use_api_key(self, key: str | None) -> None:
         if key and key != self._api_key:
@@ -34,6 +54,8 @@ class Upstream:
             self._provider = None
 
     def provider(self) -> ChatProvider:
+        if self.hosted:
+            return self._hosted_provider()
         if self._api_key is None:
             raise RuntimeError("no API key")
         if self._provider is None:
@@ -46,3 +68,15 @@ class Upstream:
                 max_retries=self._settings.max_retries,
             )
         return self._provider
+
+    def _hosted_provider(self) -> ChatProvider:
+        if self._gateway_provider is None:
+            from switchboard.hosted.provider import GatewayProvider
+
+            assert self.gateway is not None
+            self._gateway_provider = GatewayProvider(
+                self.gateway,
+                timeout=self._settings.request_timeout,
+                max_retries=self._settings.max_retries,
+            )
+        return self._gateway_provider

@@ -10,6 +10,7 @@ ever multiplies a signal that asks something of the whole attachment, it never e
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -223,6 +224,8 @@ _ERROR_PASTED = _Family(
     r"|\bno module named\b|\bassert \w+ ==|\bpanic:|\bsegmentation fault\b|\bexit status\b"
 )
 _WORD = re.compile(r"\w+")
+# The ask's terms for the learned wording weights (escalation.py): lower-case words and adjacent pairs.
+_TERM = re.compile(r"[a-z][a-z0-9+#'-]*")
 # A pasted line of code or a log line is material, not the ask.
 _CODE_LINE = re.compile(r"^(?:\s{2,}|\t).*$|^.*[;{}=]\s*$|^\s*(?:at |File \"|#|//|\$ |>>> ).*$", re.M)
 
@@ -242,6 +245,7 @@ class AskSignals:
     mechanical: bool = False  # a local or mechanical edit (rename, docstring, typo, reformat)
     error_pasted: bool = False  # a pasted error message, which usually points at its line
     ask_words: int = 0
+    terms: frozenset[str] = frozenset()  # the ask's words and word pairs (blanked names excluded)
 
 
 def ask_part(prompt: str) -> str:
@@ -278,7 +282,14 @@ def read_ask(prompt: str) -> AskSignals:
         mechanical=_MECHANICAL.search(text),
         error_pasted=_ERROR_PASTED.search(part.lower()),
         ask_words=len(_WORD.findall(text)),
+        terms=ask_terms(text),
     )
+
+
+def ask_terms(text: str) -> frozenset[str]:
+    """Words and adjacent word pairs of the matched ask text (`ask_text`): what the wording weights read."""
+    words = _TERM.findall(text)
+    return frozenset([*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))])
 
 
 def log_words(signals: AskSignals) -> float:

@@ -3,11 +3,15 @@
 A logistic model over what the ask asks (`ask.AskSignals`), what it asks *of* the attachment, and the
 conversation so far. Its weights are fitted by `bench/router_lab/escalation.py` (MAP logistic regression,
 Gaussian priors centred on published Claude 4.x benchmark gaps, on the development half of the editor-traffic
-suite) and shipped as a small JSON artifact; docs/router.md lists every weight and its source.
+suite; operating points on its validation half) and shipped as a small JSON artifact; docs/router.md lists
+every weight and its source.
 
 The attachment's size enters only through `wide_ask`: a signal that asks something of the whole attachment
 (relate its parts, change it across files, keep its behaviour) counts more when the attachment is wide.
 Nothing here grows with the attachment's size on its own.
+
+`wording` adds learned weights of the ask's own words and word pairs (a small lexicon, fitted with the other
+weights under a tight prior), so phrasings the hand-written signals do not know still count a little.
 
 The conversation's signals are not in the suite (every item is a first turn), so their weights are fixed
 priors, not fitted: a long conversation that already escalated, extended thinking on a hard ask, and an
@@ -57,6 +61,7 @@ CONVERSATION_WEIGHTS: dict[str, float] = {
     "stronger_retry": 3.0,
 }
 HARD_REASONING = ("design", "security", "concurrency", "algorithm")
+WORDING = "wording"  # the learned weights of the ask's words, one part of the logit
 
 
 @dataclass(frozen=True)
@@ -107,15 +112,27 @@ class EscalationModel:
 
     weights: dict[str, float]
     intercept: float
-    # preference → probability threshold, chosen on the suite's development half.
+    # preference → probability threshold, chosen on the suite's validation half.
     thresholds: dict[str, float]
-    # share_thresholds[k]: the threshold that sends k% of the development half to Sonnet.
+    # share_thresholds[k]: the threshold that sends k% of the validation half to Sonnet.
     share_thresholds: list[float]
     meta: dict[str, Any] = field(default_factory=dict[str, Any])
 
-    def contributions(self, features: dict[str, float]) -> dict[str, float]:
-        """Each feature's part of the logit (conversation signals at their fixed weights)."""
+    # term → weight (log-odds) of the ask's words and word pairs; absent terms weigh nothing.
+    lexicon: dict[str, float] = field(default_factory=dict[str, float])
+
+    def wording(self, terms: frozenset[str]) -> float:
+        lexicon = self.lexicon
+        return sum(lexicon.get(term, 0.0) for term in terms)
+
+    def contributions(
+        self, features: dict[str, float], terms: frozenset[str] = frozenset()
+    ) -> dict[str, float]:
+        """Each feature's part of the logit (conversation signals at their fixed weights, the ask's wording
+        as one part)."""
         out = {name: self.weights.get(name, 0.0) * value for name, value in features.items()}
+        if self.lexicon:
+            out[WORDING] = self.wording(terms)
         for name, weight in CONVERSATION_WEIGHTS.items():
             if name in features:
                 out[name] = weight * features[name]
@@ -125,7 +142,7 @@ class EscalationModel:
         return self.intercept + sum(contributions.values())
 
     def share_at(self, threshold: float) -> float:
-        """The share of the development half at or above `threshold` (0..1, interpolated)."""
+        """The share of the validation half at or above `threshold` (0..1, interpolated)."""
         table = self.share_thresholds
         for k in range(1, len(table)):
             if table[k] <= threshold:
@@ -147,6 +164,7 @@ class EscalationModel:
             "intercept": round(self.intercept, 6),
             "thresholds": {k: round(v, 6) for k, v in self.thresholds.items()},
             "share_thresholds": [round(t, 6) for t in self.share_thresholds],
+            "lexicon": {term: round(weight, 4) for term, weight in sorted(self.lexicon.items())},
             "meta": self.meta,
         }
         return json.dumps(body, indent=1, sort_keys=True) + "\n"
@@ -162,6 +180,7 @@ def read_escalation(source: IO[bytes]) -> EscalationModel:
         thresholds={str(k): float(v) for k, v in body["thresholds"].items()},
         share_thresholds=[float(t) for t in body["share_thresholds"]],
         meta=dict(body.get("meta", {})),
+        lexicon={str(term): float(weight) for term, weight in body.get("lexicon", {}).items()},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from switchboard.catalog.models import CATALOG
+from switchboard.protocol.messages import Usage
 
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.10
@@ -72,3 +73,15 @@ def switch_saving_usd(
     move_first = turn_cost_usd(to_model, history_tokens, new_tokens, out, warm=False)
     move_next = turn_cost_usd(to_model, history_tokens, new_tokens, out, warm=True)
     return (stay_first - move_first) + (turns - 1) * (stay_next - move_next)
+
+
+def usage_cost_usd(model: str, usage: Usage) -> float:
+    """What an answer cost at list prices: fresh input, cache writes (1.25×), cache reads (0.1×), output."""
+    p = prices(model)
+    micro = (
+        usage.input_tokens * p.input
+        + usage.cache_creation_input_tokens * p.cache_write
+        + usage.cache_read_input_tokens * p.cache_read
+        + usage.output_tokens * p.output
+    )
+    return micro / 1_000_000

@@ -22,6 +22,7 @@ ESCALATION_LABELS: dict[str, str] = {
     "care": "Change that must keep behaviour exactly",
     "systemic": "Diagnosis with no pointer to the cause",
     "log_ask_words": "Long, detailed request",
+    "wording": "Worded like requests that need deeper reasoning",
     "escalated_conversation": "Long conversation that already needed Sonnet",
     "thinking_on_hard_ask": "Extended thinking on hard reasoning",
     "stronger_retry": "Earlier retry with a stronger model",
@@ -34,6 +35,8 @@ STAY_LABELS: dict[str, str] = {
     "short": "Short request",
     "below_bar": "No signal strong enough to escalate",
 }
+# Diffuse parts of the logit: they can tip a decision, but "a signal spoke, too weakly" needs a named signal.
+DIFFUSE = ("log_ask_words", "wording")
 SHORT_ASK_WORDS = 12
 LARGE_CONTEXT_CHARS = 6_000
 
@@ -52,7 +55,7 @@ def deciding_signal(features: RouteFeatures, wants_strong: bool) -> str:
     if holding:
         return min(holding, key=lambda name: holding[name])
     spoke = [name for name, value in parts.items() if value > 0 and name in ESCALATION_LABELS]
-    if any(name != "log_ask_words" for name in spoke):
+    if any(name not in DIFFUSE for name in spoke):
         return "below_bar"  # a signal spoke, too weakly: "short" or "large attachment" would hide it
     if features.context.chars >= LARGE_CONTEXT_CHARS or features.context.files >= 2:
         return "large_context"

@@ -52,7 +52,7 @@ from switchboard.routing.reasons import choice_reason, deciding_signal, stay_rea
 Preference = AutoPreference
 PREFERENCES: tuple[Preference, ...] = get_args(Preference)
 DEFAULT_PREFERENCE: Preference = "balanced"
-# Shifts and the hysteresis band are shares of traffic (of the suite's development half), not probabilities:
+# Shifts and the hysteresis band are shares of traffic (of the suite's validation half), not probabilities:
 # a shift of 0.10 sends about ten percentage points more of typical requests to Sonnet.
 HYSTERESIS_SHARE = 0.10  # moving down needs p below the threshold of (default share + this)
 MAX_SHIFT = 0.25
@@ -127,7 +127,7 @@ class Router:
             thinking_budget=route.thinking_budget,
         )
         values = learned_features(ask, context) | conversation_features(ask, conversation)
-        contributions = self.model.contributions(values)
+        contributions = self.model.contributions(values, ask.terms)
         return RouteFeatures(
             prompt_chars=len(route.prompt),
             context=context,
@@ -143,7 +143,7 @@ class Router:
         return self.model.thresholds[preference]
 
     def strong_share(self, shift: float, preference: Preference = DEFAULT_PREFERENCE) -> float:
-        """The share of the suite's development half sent to Sonnet at `preference` plus the user's shift."""
+        """The share of the suite's validation half sent to Sonnet at `preference` plus the user's shift."""
         bounded = max(-MAX_SHIFT, min(MAX_SHIFT, shift))
         base = self.model.share_at(self.base_threshold(preference))
         return max(MIN_SHARE, min(MAX_SHARE, base + bounded))

@@ -13,15 +13,17 @@ from pathlib import Path
 from switchboard.config import Settings
 
 from .chatting import ChatState, Chatter
-from .client import ServerCommand, SwitchboardClient
+from .client import CREDENTIALS_CHANGED, SIGN_IN_CODE, ServerCommand, SwitchboardClient
 from .console import Console, Ui
 from .context import Context, UsageError
+from .credentials import StoredSession
 from .errors import describe
 from .loop import LoopThread, wait
-from .preflight import EXIT_USAGE, Options
+from .preflight import EXIT_USAGE, GATEWAY_ENV, Options
 from .render import model_name
 from .repl import Repl
 from .session import Session, Workspace
+from .signin import SignIn
 from .stream import StreamPrinter
 
 OFFLINE_KEY = "sk-ant-offline-simulated-answers"
@@ -47,11 +49,17 @@ def _run(ui: Ui, options: Options, offline: bool, stack: ExitStack) -> int:
     aside = ui.err if options.one_shot else ui.out
     printer = StreamPrinter(ui.out, aside)
     client = SwitchboardClient(printer.on_progress, lambda message: ui.note(f"server: {message}"))
+    if options.gateway is not None:
+        env[GATEWAY_ENV] = options.gateway
     session = Session(client, Workspace(options.workspace), _server_command(settings, env))
     stack.callback(_close, bridge, session)
     context = Context(
         ui, bridge, session, Chatter(bridge, session, printer), ChatState(model_override=options.model)
     )
+    if options.gateway is not None:
+        context.sign_in = SignIn(bridge, session, StoredSession(options.gateway), aside)
+        client.listen(SIGN_IN_CODE, context.sign_in.on_code)
+        client.listen(CREDENTIALS_CHANGED, context.sign_in.on_credentials)
     return _start(context, options, offline, aside, settings)
 
 
@@ -68,6 +76,8 @@ def _start(context: Context, options: Options, offline: bool, aside: Console, se
     ui = context.ui
     try:
         context.call(context.session.start())
+        if context.sign_in is not None:
+            context.sign_in.resume()  # the stored session, if any: chats then go to the gateway
         current = _check_model(context, options.model)
         if options.conversation:
             context.state.conversation_id = context.find_conversation(options.conversation)

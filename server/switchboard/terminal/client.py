@@ -25,6 +25,8 @@ from switchboard.rpc import raw_json_converter
 log = logging.getLogger(__name__)
 
 ProgressListener = Callable[[lsp.ProgressToken, Any], None]
+SIGN_IN_CODE = "switchboard/signInCode"
+CREDENTIALS_CHANGED = "switchboard/credentialsChanged"
 IGNORED_NOTIFICATIONS = (
     "switchboard/usageChanged",
     "switchboard/modelChanged",
@@ -44,7 +46,22 @@ class SwitchboardClient(LanguageClient):
     def __init__(self, on_progress: ProgressListener, on_message: Callable[[str], None]) -> None:
         super().__init__("switchboard-chat", __version__, converter_factory=raw_json_converter)
         self.process: asyncio.subprocess.Process | None = None
+        self._listeners: dict[str, Callable[[Any], None]] = {}
         self._register(on_progress, on_message)
+        for method in (SIGN_IN_CODE, CREDENTIALS_CHANGED):
+            self.feature(method)(self._dispatch(method))
+
+    def listen(self, method: str, listener: Callable[[Any], None]) -> None:
+        """Calls `listener` with the params of every `method` notification (on the loop thread)."""
+        self._listeners[method] = listener
+
+    def _dispatch(self, method: str) -> Callable[[Any], None]:
+        def handle(params: Any) -> None:
+            listener = self._listeners.get(method)
+            if listener is not None:
+                listener(params)
+
+        return handle
 
     def _register(self, on_progress: ProgressListener, on_message: Callable[[str], None]) -> None:
         def progress(params: lsp.ProgressParams) -> None:

@@ -14,6 +14,7 @@ from .errors import describe
 from .loop import LoopThread
 from .render import footer
 from .session import Session
+from .signin import SignIn
 
 T = TypeVar("T")
 
@@ -33,6 +34,7 @@ class Context:
     session: Session
     chatter: Chatter
     state: ChatState
+    sign_in: SignIn | None = None  # with a gateway configured (--gateway)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """One request, waited for on the main thread."""

@@ -36,6 +36,11 @@ _HINTS: dict[int, tuple[str, str]] = {
 }
 
 
+# 1004 reasons that are about the Switchboard Cloud session, not an Anthropic key.
+_ACCOUNT_REASONS = ("expired", "denied", "no_gateway", "unreachable", "session_ended")
+SIGN_IN_HELP = "(/signin signs in again; --gateway URL names the gateway.)"
+
+
 class ServerStopped(Exception):
     """The server process went away (crashed, or never started)."""
 
@@ -59,6 +64,8 @@ def describe(exc: BaseException, *, repl: bool) -> str:
 
 def describe_rpc(exc: JsonRpcException, *, repl: bool) -> str:
     if exc.code == ErrorCode.AUTH_REQUIRED:
+        if _data(exc).get("reason") in _ACCOUNT_REASONS:
+            return exc.message.strip() + " " + SIGN_IN_HELP
         return _auth_message(exc.data) + " " + KEY_HELP
     if exc.code == ErrorCode.REQUEST_CANCELLED:
         return "Cancelled."

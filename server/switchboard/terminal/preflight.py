@@ -15,6 +15,7 @@ from pathlib import Path
 from .console import Ui
 
 EXIT_USAGE = 2
+GATEWAY_ENV = "SWITCHBOARD_GATEWAY_URL"
 KEY_HELP = (
     "Set ANTHROPIC_API_KEY in your environment (export ANTHROPIC_API_KEY=sk-ant-...; keys are at "
     "https://console.anthropic.com/settings/keys), or run `switchboard chat --offline` for simulated answers."
@@ -29,6 +30,7 @@ class Options:
     model: str | None
     workspace: Path
     conversation: str | None
+    gateway: str | None = None  # Switchboard Cloud's URL (--gateway, else SWITCHBOARD_GATEWAY_URL)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -39,6 +41,7 @@ class Options:
             model=getattr(args, "model", None) or None,
             workspace=Path(getattr(args, "workspace", None) or os.getcwd()).expanduser().resolve(),
             conversation=getattr(args, "conversation", None) or None,
+            gateway=(getattr(args, "gateway", None) or os.environ.get(GATEWAY_ENV) or "").strip() or None,
         )
 
     @property
@@ -51,6 +54,11 @@ def preflight(ui: Ui, options: Options) -> bool | None:
     if not options.workspace.is_dir():
         ui.error(f"{options.workspace} is not a folder; pass an existing one with --workspace.")
         return None
+    if options.gateway is not None:
+        if not options.gateway.startswith(("https://", "http://")):
+            ui.error(f"--gateway {options.gateway!r}: give the gateway's http(s):// URL.")
+            return None
+        return options.offline  # signed in, the gateway answers: no own key needed
     return True if options.offline else _offline_instead(ui, options)
 
 

@@ -88,6 +88,8 @@ def footer(result: ChatResult, *, how_to_continue: bool = False) -> str:
         f"{total_in:,} in" + (f" ({cached:,} cached)" if cached else "") + f" / {usage.output_tokens:,} out"
     )
     parts = [model_name(result.routed_model), credits(result.credits), tokens + " tokens"]
+    if result.cost_usd is not None:  # own key: what Anthropic bills for it, at list price
+        parts.insert(2, usd(result.cost_usd))
     if result.dropped_turns:
         plural = "s" if result.dropped_turns != 1 else ""
         parts.append(f"{result.dropped_turns} earlier turn{plural} left out to fit the context window")
@@ -159,9 +161,27 @@ def _turn_line(turn: TurnInfo) -> str:
 # --- usage ----------------------------------------------------------------------------------------------
 
 
+def usd(amount: float) -> str:
+    """A turn's list-price cost: cents to two places, smaller amounts to four (as Cline shows them)."""
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
+def account_line(report: UsageReport) -> str | None:
+    info = report.account_info
+    if info.mode == "hosted":
+        return (
+            f"Signed in to Switchboard Cloud as {info.email or report.account} · account: {info.account_url}"
+        )
+    if info.gateway_url:
+        return f"Not signed in to Switchboard Cloud ({info.gateway_url}): /signin to sign in."
+    return None
+
+
 def usage_lines(report: UsageReport) -> list[str]:
     plan = f"Plan: {report.plan_name}" + (f" ({report.account})" if report.account else "")
+    account = account_line(report)
     lines = [
+        *([account] if account else []),
         plan + (f" · {report.plan_reason}" if report.plan_reason else ""),
         f"Credits: {number(report.used_credits)} used of {number(report.included_credits)}, "
         f"{number(report.remaining_credits)} left; resets {local_time(report.period_end)}",

@@ -31,6 +31,8 @@ HELP = [
     "/history         this workspace's conversations, newest first",
     "/open ID         continue a conversation (an unambiguous id prefix will do)",
     "/usage           your plan, credits used and left, and overage",
+    "/signin          sign in to Switchboard Cloud (--gateway URL): prints a code and a link",
+    "/signout         sign out of Switchboard Cloud (back to your own Anthropic key)",
     "/help            this list",
     "/quit            leave",
 ]
@@ -53,6 +55,8 @@ class Repl:
             "history": self.history,
             "open": self.open,
             "usage": self.usage,
+            "signin": self.signin,
+            "signout": self.signout,
             "help": self.help,
             "quit": self.quit,
             "exit": self.quit,
@@ -173,6 +177,20 @@ class Repl:
             )
             return
         self.out.lines(usage_lines(report))
+
+    def signin(self, _arg: str) -> None:
+        if self.ctx.sign_in is None:
+            self.ctx.ui.error(
+                "No Switchboard Cloud gateway: start with --gateway URL (or SWITCHBOARD_GATEWAY_URL)."
+            )
+            return
+        self.ctx.sign_in.sign_in()
+
+    def signout(self, _arg: str) -> None:
+        if self.ctx.sign_in is None:
+            self.ctx.ui.error("Not signed in: no Switchboard Cloud gateway is configured.")
+            return
+        self.ctx.sign_in.sign_out()
 
     def help(self, _arg: str) -> None:
         self.out.lines(HELP)

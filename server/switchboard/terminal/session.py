@@ -30,6 +30,8 @@ from switchboard.protocol.messages import (
     ProgressToken,
     SelectModelParams,
     SelectModelResult,
+    SignInParams,
+    SignInResult,
     UsageReport,
     Wire,
 )
@@ -104,6 +106,14 @@ class Session:
 
     async def usage(self) -> UsageReport:
         return await self._request(methods.USAGE.method, Empty(), UsageReport)
+
+    async def sign_in(self, params: dict[str, str], msg_id: str) -> SignInResult:
+        """No time limit: the device flow waits for the person at the browser. Ctrl-C cancels it."""
+        payload = SignInParams.model_validate(params)
+        return await self._request(methods.SIGN_IN.method, payload, SignInResult, msg_id=msg_id, timeout=None)
+
+    async def sign_out(self) -> UsageReport:
+        return await self._request(methods.SIGN_OUT.method, Empty(), UsageReport)
 
     # --- cancelling -----------------------------------------------------------------------------------
 

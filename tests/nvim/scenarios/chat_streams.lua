@@ -26,7 +26,9 @@ return {
     T.contains(text, result.text, 'the whole answer')
     local credits = require('switchboard.status').format_credits(result.credits)
     T.ok(result.credits > 0, 'the answer was charged')
-    T.contains(text, ('*%s · %s · %s credits*'):format(name, result.routeReason, credits), 'footer')
+    -- own key: the answer's cost at list price ends the footer
+    T.ok(type(result.costUsd) == 'number' and result.costUsd > 0, 'a list price for the answer')
+    T.contains(text, ('*%s · %s · %s credits · $'):format(name, result.routeReason, credits), 'footer')
     local lines = T.lines(chat.buf)
     T.eq(vim.api.nvim_win_get_cursor(chat:window())[1], #lines, 'the cursor stayed in the prompt area')
     T.eq(vim.fn.line('w$', chat:window()), #lines, 'the window shows the end')

@@ -21,9 +21,8 @@ return {
     note = T.wait_notified("Unknown model 'gpt-4'")
     T.contains(note.msg, 'Choose one of: auto, claude-haiku-4.5', "the server's message")
     T.contains(note.msg, 'Use Auto', 'the offered action')
-    -- Sign-in with a pasted token (asked with vim.ui.input): the server's verdict is shown.
-    table.insert(T.inputs, 'not-a-jwt')
-    vim.cmd('Switchboard signin')
+    -- Sign-in with a pasted token: the server's verdict is shown.
+    vim.cmd('Switchboard signin not-a-jwt')
     T.wait_notified('Switchboard: Free. Entitlement is malformed: you are on Free')
     vim.cmd('Switchboard overage on')
     T.wait_notified('Overage is for paid plans')

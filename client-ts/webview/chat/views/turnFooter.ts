@@ -1,6 +1,6 @@
 // The line under an answer: which model answered (and why, on hover), fallback/retry/stopped/failed
 // tags, the credits it cost, and "Retry with a stronger model" on the latest answer.
-import { answeredByLabel, creditsLabel } from '../../../src/shared/format';
+import { answeredByLabel, creditsLabel, formatCostUsd } from '../../../src/shared/format';
 import { h, icon } from '../../shared/dom';
 import type { ChatIntents } from '../intents';
 import { canRetryStronger, type ChatViewState, type ViewTurn } from '../state';
@@ -12,6 +12,9 @@ export function turnFooter(t: ViewTurn, chat: ChatViewState, intents: Pick<ChatI
   if (t.fallback) footer.append(h('span', { class: 'tag warn', title: 'Auto switched models while answering' }, 'fallback'));
   if (t.retryOf) footer.append(h('span', { class: 'tag' }, 'retry'));
   if (!streaming) footer.append(h('span', { class: 'credits', title: 'Credits charged for this answer' }, creditsLabel(t.credits)));
+  if (!streaming && t.costUsd != null) {
+    footer.append(h('span', { class: 'cost-usd', title: 'What this answer cost your Anthropic key, at list price' }, formatCostUsd(t.costUsd)));
+  }
   if (t.status === 'cancelled') footer.append(h('span', { class: 'tag warn' }, icon('debug-stop'), 'Stopped'));
   if (t.status === 'failed') footer.append(h('span', { class: 'tag error' }, 'Failed'));
   if (!streaming && t.status !== 'failed' && !chat.pending && canRetryStronger(t, chat.turns, chat.models)) {

@@ -280,6 +280,18 @@ local function credits_text(value)
   return status.format_credits(value) .. ' credits'
 end
 
+-- Own key, not signed in: the answer's cost at list price ("$0.0031" below a cent).
+local function cost_text(value)
+  if type(value) ~= 'number' then
+    return nil
+  end
+  if value > 0 and value < 0.01 then
+    local decimals = 1 - math.floor(math.log(value, 10)) -- two significant digits
+    return '$' .. (string.format('%.' .. decimals .. 'f', value):gsub('0+$', ''))
+  end
+  return string.format('$%.2f', value)
+end
+
 function Chat:_done(busy)
   busy.done = true
   server.unlisten(busy.token)
@@ -296,7 +308,9 @@ function Chat:_complete(busy, result)
   self.last_result = result
   transcript.set_heading(busy.answer, answer_heading(busy, result))
   local model = status.model_name(result.routedModel)
-  local notes = { footer({ model, result.routeReason, credits_text(result.credits) }) }
+  local parts = { model, result.routeReason, credits_text(result.credits) }
+  table.insert(parts, cost_text(result.costUsd))
+  local notes = { footer(parts) }
   if result.droppedTurns and result.droppedTurns > 0 then
     local dropped = '> %d earlier turns were left out to fit the context window.'
     table.insert(notes, dropped:format(result.droppedTurns))

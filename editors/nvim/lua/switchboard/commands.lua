@@ -9,28 +9,6 @@ local function chat_of_root()
   return require('switchboard.chat').get(root())
 end
 
-local function signin(args)
-  local server = require('switchboard.server')
-  local function send(token)
-    if not token or vim.trim(token) == '' then
-      return
-    end
-    server.request(root(), 'switchboard/signIn', { token = vim.trim(token) }, function(err, report)
-      if err then
-        require('switchboard.errors').show(err)
-        return
-      end
-      require('switchboard.status').set_usage(report)
-      vim.notify(('Switchboard: %s. %s'):format(report.planName, report.planReason), vim.log.levels.INFO)
-    end)
-  end
-  if args[1] then
-    send(args[1])
-  else
-    vim.ui.input({ prompt = 'Switchboard entitlement token: ' }, send)
-  end
-end
-
 local function overage(args)
   local state = args[1]
   if state ~= 'on' and state ~= 'off' then
@@ -101,7 +79,13 @@ M.subcommands = {
     chat_of_root():set_thinking(math.floor(budget))
   end,
   overage = overage,
-  signin = signin,
+  -- no argument: the device flow against the gateway; a token: an entitlement (development, offline)
+  signin = function(args)
+    require('switchboard.account').signin(root(), args[1])
+  end,
+  signout = function()
+    require('switchboard.account').signout(root())
+  end,
 }
 
 function M.run(opts)

@@ -10,6 +10,14 @@ M.defaults = {
   -- Passed as initializationOptions; never logged. nil: the server reads ANTHROPIC_API_KEY.
   api_key = nil,
   entitlement = nil,
+  -- Your Switchboard Cloud gateway (e.g. 'https://cloud.example.com'), passed to the server as
+  -- SWITCHBOARD_GATEWAY_URL; :Switchboard signin signs in there. nil: no gateway (or the env var).
+  gateway_url = nil,
+  -- Where the sign-in's refresh token is kept between sessions: { get = function(gateway_url) -> token|nil,
+  -- set = function(gateway_url, token|nil) }. nil: not kept; sign in again in each Neovim.
+  secret_store = nil,
+  -- :Switchboard signin opens the sign-in page with vim.ui.open (false: only show the code and the link).
+  open_browser = true,
   -- What marks a project root; one server runs per root.
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'Cargo.toml', 'go.mod', 'Makefile' },
   chat = {
@@ -50,6 +58,11 @@ function M.apply(opts)
       vim.inspect(M.options.chat.layout)
     ))
     M.options.chat.layout = M.defaults.chat.layout
+  end
+  local secrets = M.options.secret_store
+  if secrets ~= nil and (type(secrets) ~= 'table' or type(secrets.get) ~= 'function' or type(secrets.set) ~= 'function') then
+    table.insert(problems, 'secret_store must be a table with get(gateway_url) and set(gateway_url, token) functions')
+    M.options.secret_store = nil
   end
   return problems
 end

@@ -74,6 +74,19 @@ function M.check()
   if base and base ~= '' then
     health.info('Anthropic API base URL: ' .. base)
   end
+  local gateway = config.options.gateway_url or env.SWITCHBOARD_GATEWAY_URL or vim.env.SWITCHBOARD_GATEWAY_URL
+  if gateway and gateway ~= '' then
+    health.ok('Switchboard Cloud gateway: ' .. gateway .. ' (:Switchboard signin)')
+    if config.options.secret_store then
+      health.ok('Sign-in kept between sessions by your secret_store')
+    else
+      health.info('Sign-in not kept between sessions (no secret_store): see :help switchboard-secret-store')
+    end
+  end
+  local signed_in = require('switchboard.account').describe(status.usage)
+  if signed_in then
+    health.ok('Signed in to Switchboard Cloud: ' .. signed_in)
+  end
   local usage = status.usage
   if usage then
     health.ok(('Plan: %s; %s'):format(usage.planName, usage.planReason))
@@ -84,7 +97,7 @@ function M.check()
   elseif config.options.entitlement or (vim.env.SWITCHBOARD_ENTITLEMENT or '') ~= '' then
     health.info('Signed in with an entitlement token; the plan shows once the server runs.')
   else
-    health.info('Not signed in: the Free plan (:Switchboard signin to paste an entitlement token).')
+    health.info('Not signed in: the Free plan (:Switchboard signin, or :Switchboard signin {token}).')
   end
 end
 

@@ -114,6 +114,12 @@ local function handlers()
     ['switchboard/usageChanged'] = function(_, report)
       status.set_usage(report)
     end,
+    ['switchboard/signInCode'] = function(...)
+      require('switchboard.account').handlers['switchboard/signInCode'](...)
+    end,
+    ['switchboard/credentialsChanged'] = function(...)
+      require('switchboard.account').handlers['switchboard/credentialsChanged'](...)
+    end,
     ['switchboard/modelChanged'] = function(_, params, ctx)
       local client = vim.lsp.get_client_by_id(ctx.client_id)
       if client and client.root_dir then
@@ -153,6 +159,16 @@ local function ready(root, entry, client, result)
   for _, fn in ipairs(queue) do
     fn(client)
   end
+  require('switchboard.account').resume(root)
+end
+
+-- The server's environment: `env`, with `gateway_url` as SWITCHBOARD_GATEWAY_URL when it is set.
+local function server_env()
+  local env = vim.deepcopy(config.options.env or {})
+  if type(config.options.gateway_url) == 'string' and config.options.gateway_url ~= '' then
+    env.SWITCHBOARD_GATEWAY_URL = config.options.gateway_url
+  end
+  return next(env) and env or nil
 end
 
 local function start(root)
@@ -169,7 +185,7 @@ local function start(root)
   local cfg = {
     name = 'switchboard',
     cmd = cmd,
-    cmd_env = config.options.env,
+    cmd_env = server_env(),
     root_dir = root,
     workspace_folders = { { uri = M.workspace_uri(root), name = vim.fs.basename(root) } },
     init_options = init_options(),

@@ -68,6 +68,10 @@ function M.statusline(root)
   end
   local model = M.selected(root)
   local credits = M.format_credits(u.remainingCredits) .. ' cr'
+  -- Signed in to Switchboard Cloud, the figures are the gateway's: the plan says so.
+  if type(u.accountInfo) == 'table' and u.accountInfo.mode == 'hosted' then
+    credits = credits .. ' (' .. u.planName .. ', cloud)'
+  end
   if model == nil then
     return credits
   end

@@ -89,8 +89,9 @@ end
 
 function M.lines(report)
   local used = report.includedCredits > 0 and report.usedCredits / report.includedCredits or 0
+  local account = require('switchboard.account').describe(report)
   local lines = {
-    ('Plan: %s'):format(report.planName),
+    ('Plan: %s'):format(report.planName) .. (account and (' · Switchboard Cloud: ' .. account) or ''),
     report.planReason,
     ('Period: %s to %s (UTC)'):format(report.periodStart:sub(1, 10), report.periodEnd:sub(1, 10)),
     '',

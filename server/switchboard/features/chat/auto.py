@@ -11,6 +11,7 @@ from datetime import datetime
 
 from switchboard.catalog import CATALOG, ModelSpec
 from switchboard.protocol.messages import ContextItem
+from switchboard.providers.base import AutoHints
 from switchboard.routing import (
     AUTO_MODELS,
     DEFAULT_PREFERENCE,
@@ -66,6 +67,21 @@ class AutoRouting:
     def stronger(model_id: str, allowed: list[str]) -> ModelSpec | None:
         model = stronger_model(model_id, allowed)
         return CATALOG[model] if model else None
+
+
+def auto_hints(facts: TurnFacts) -> AutoHints:
+    """What a gateway that routes Auto needs from this server: the user's preference and shift, and the
+    conversation's last answer (the gateway looks up its model and time in its own ledger)."""
+    last = _last_answer(facts.history)
+    route = route_input(facts, list(AUTO_MODELS))
+    return AutoHints(
+        preference=facts.preference,
+        threshold_shift=route.threshold_shift,
+        last_turn_id=last.id if last else None,
+        sonnet_answers=route.sonnet_answers,
+        stronger_retries=route.stronger_retries,
+        models=tuple(facts.user_models) if facts.user_models is not None else None,
+    )
 
 
 def route_input(facts: TurnFacts, allowed: list[str]) -> RouteInput:

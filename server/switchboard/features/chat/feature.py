@@ -9,15 +9,17 @@ validate (`validate`) → plan check (`AccountFeature.check`) → route (`route`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 from lsprotocol import types as lsp
 
-from switchboard.catalog import concrete_id
+from switchboard.catalog import CATALOG, concrete_id, is_known_model
 from switchboard.plans import Entitlement
 from switchboard.protocol import methods
 from switchboard.protocol.messages import ChatParams, ChatResult, ProgressToken, RetryParams
-from switchboard.providers.base import AuthenticationFailed, StreamState, UpstreamError
+from switchboard.providers.base import AuthenticationFailed, StreamState, TurnRefused, UpstreamError
+from switchboard.routing.pricing import usage_cost_usd
 from switchboard.store import title_from_prompt
 
 from ..account import AccountFeature
@@ -85,6 +87,7 @@ class ChatFeature(Feature):
             raise missing_key()
         route = await self.router.route(request)
         answer = self._start(request, route, entitlement)
+        answer.hosted = self.services.upstream.hosted
         task = asyncio.current_task()
         if request.token is not None and task is not None:
             self._running[request.token] = task
@@ -119,12 +122,17 @@ class ChatFeature(Feature):
         while True:
             try:
                 provider = self.services.upstream.provider()
-                await stream_answer(provider, request, answer, progress, self.services.settings)
+                on_route = self._gateway_route(request, answer, progress)
+                await stream_answer(provider, request, answer, progress, self.services.settings, on_route)
                 break
             except asyncio.CancelledError:
                 await settle(request, answer, "cancelled", "Stopped by the user.")
                 progress.end("Cancelled")
                 raise
+            except TurnRefused as refused:
+                await settle(request, answer, "failed", str(refused.error))
+                progress.end("Failed")
+                raise refused.error from None
             except AuthenticationFailed:
                 await settle(request, answer, "failed", REJECTED_KEY)
                 progress.end("Failed")
@@ -140,7 +148,24 @@ class ChatFeature(Feature):
                 progress.route(request.model, answer, fallback=True)
         await settle(request, answer, "complete", None)
         progress.end(None)
-        return _result(request, answer)
+        result = _result(request, answer)
+        if answer.hosted:
+            result.cost_usd = None  # signed in, the user pays credits, not Anthropic's list price
+        return result
+
+    @staticmethod
+    def _gateway_route(
+        request: TurnRequest, answer: Answer, progress: TurnProgress
+    ) -> Callable[[str, str], None]:
+        """For Auto the gateway picks the model: when it differs from this server's preview, say so."""
+
+        def on_route(model_id: str, reason: str) -> None:
+            if not is_known_model(model_id) or model_id == "auto" or model_id == answer.route.model.id:
+                return
+            answer.route = Route(CATALOG[model_id], reason or answer.route.reason, answer.route.hints)
+            progress.route(request.model, answer, fallback=False)
+
+        return on_route
 
     def _reroute(self, request: TurnRequest, answer: Answer, route: Route) -> None:
         answer.route = route
@@ -163,5 +188,6 @@ def _result(request: TurnRequest, answer: Answer) -> ChatResult:
             "usage": state.usage,
             "credits": answer.credits,
             "dropped_turns": answer.prompt.dropped_turns,
+            "cost_usd": usage_cost_usd(answer.route.model.id, state.usage),
         }
     )

@@ -13,7 +13,7 @@ from switchboard.store import StoredTurn
 from ..account import AccountFeature
 from ..host import Services
 from ..models import require_known_model
-from .auto import AutoRouting, TurnFacts
+from .auto import AutoRouting, TurnFacts, auto_hints
 from .turn import Answer, Route, TurnRequest
 
 BUSY_STATUSES = (429, 529)
@@ -45,7 +45,7 @@ class TurnRouter:
             )
         choice = self.auto.choose(facts, allowed)
         self._services.store.record_routed_turn(request.workspace)
-        return Route(choice.model, choice.reason)
+        return Route(choice.model, choice.reason, auto_hints(facts))
 
     def fallback(
         self, request: TurnRequest, answer: Answer, exc: UpstreamError, tried: list[str]

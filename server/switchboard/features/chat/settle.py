@@ -33,9 +33,19 @@ class Settlement:
             state.usage = self._account.consumed(state.usage, state.text, state.output_reported)
         billable = ending == "complete" or (ending == "cancelled" and state.started)
         answer.credits = self._account.price(request.model.id, state.usage) if billable else 0.0
+        if answer.hosted and state.charge is not None:
+            answer.credits = state.charge.credits  # the gateway's figure, never a local guess
         self._store_outcome(answer, ending, error)
         try:
-            if billable:
+            if answer.hosted:
+                await self._account.charged_by_gateway(
+                    answer.entitlement,
+                    answer.turn_id,
+                    credits=state.charge.credits if state.charge else None,
+                    model_id=request.model.id,
+                    routed_model=concrete_id(answer.route.model),
+                )
+            elif billable:
                 await self._charge(request, answer)
             else:
                 await self._record_uncharged(request, answer, error or "failed before any output")

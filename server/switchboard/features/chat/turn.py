@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from switchboard.catalog import ModelSpec
 from switchboard.plans import Entitlement
 from switchboard.protocol.messages import AutoPreference, ContextItem, ProgressToken
-from switchboard.providers.base import StreamState
+from switchboard.providers.base import AutoHints, StreamState
 from switchboard.providers.prompt import BuiltPrompt
 from switchboard.store import StoredTurn
 
@@ -38,6 +38,7 @@ class TurnRequest:
 class Route:
     model: ModelSpec  # the concrete model that answers
     reason: str
+    hints: AutoHints | None = None  # Auto's per-user inputs, for a gateway that routes Auto itself
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Answer:
     entitlement: Entitlement
     state: StreamState = field(default_factory=StreamState)
     credits: float = 0.0
+    hosted: bool = False  # answered through Switchboard Cloud, which charges it
 
 
 def anthropic_id(model: ModelSpec) -> str:

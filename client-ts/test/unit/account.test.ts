@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  accountLine,
+  accountOf,
+  accountTarget,
+  deviceCodePrompt,
+  gatewayHost,
+  safeExternalUrl,
+  signInFailure,
+  upgradeTarget,
+} from '../../src/shared/account';
+import type { AccountInfo } from '../../src/protocol.generated';
+import { usage } from './fixtures';
+
+const HOSTED: AccountInfo = {
+  mode: 'hosted',
+  email: 'ada@example.com',
+  gatewayUrl: 'http://127.0.0.1:8780',
+  accountUrl: 'http://127.0.0.1:8780/account',
+  upgradeUrl: 'http://127.0.0.1:8780/account/upgrade',
+};
+const info = (fields: Partial<AccountInfo>): AccountInfo => ({ mode: 'local', email: null, gatewayUrl: null, accountUrl: null, upgradeUrl: null, ...fields });
+
+describe('account', () => {
+  it('reads the account from the usage report, local when absent', () => {
+    assert.equal(accountOf(undefined).mode, 'local');
+    assert.equal(accountOf(usage({ accountInfo: HOSTED })).email, 'ada@example.com');
+  });
+  it('says who is signed in and where', () => {
+    assert.equal(accountLine(HOSTED), 'Signed in as ada@example.com via 127.0.0.1:8780');
+    assert.equal(accountLine(info({ mode: 'hosted' })), 'Signed in via Switchboard Cloud');
+    assert.equal(accountLine(info({})), 'Not signed in: credits are counted on this machine');
+    assert.equal(gatewayHost('not a url'), 'not a url');
+  });
+  it('Upgrade opens the gateway’s upgrade page when signed in, else asks to sign in', () => {
+    assert.deepEqual(upgradeTarget(HOSTED), { kind: 'open', url: 'http://127.0.0.1:8780/account/upgrade' });
+    assert.deepEqual(upgradeTarget({ ...HOSTED, upgradeUrl: null }), { kind: 'open', url: 'http://127.0.0.1:8780/account' });
+    assert.deepEqual(upgradeTarget(info({})), { kind: 'signIn' });
+    // a local report that somehow carries links does not open them: the plan is not the gateway's
+    assert.deepEqual(upgradeTarget(info({ upgradeUrl: 'https://x.example/up' })), { kind: 'signIn' });
+    assert.deepEqual(accountTarget(HOSTED), { kind: 'open', url: 'http://127.0.0.1:8780/account' });
+  });
+  it('opens only http(s) links from the gateway', () => {
+    for (const bad of ['command:workbench.action.terminal.new', 'file:///etc/passwd', 'vscode://x/y', 'javascript:alert(1)', '', 'nope']) {
+      assert.equal(safeExternalUrl(bad), undefined, bad);
+    }
+    assert.equal(safeExternalUrl('https://cloud.example.com/account'), 'https://cloud.example.com/account');
+    assert.deepEqual(upgradeTarget({ ...HOSTED, upgradeUrl: 'command:evil', accountUrl: null }), { kind: 'signIn' });
+  });
+  it('puts the code, the page and the expiry in the sign-in dialog', () => {
+    const p = deviceCodePrompt({ userCode: 'WDJB-MJHT', verificationUri: 'http://gw/device', expiresIn: 600 });
+    assert.equal(p.message, 'Your Switchboard sign-in code: WDJB-MJHT');
+    assert.match(p.detail, /Open http:\/\/gw\/device .* enter the code WDJB-MJHT/);
+    assert.match(p.detail, /expires in 10 minutes/);
+    assert.match(deviceCodePrompt({ userCode: 'A', verificationUri: 'u', expiresIn: 20 }).detail, /1 minute\./);
+  });
+  it('explains each way a sign-in can fail', () => {
+    assert.equal(signInFailure('no_gateway', '').openSettings, true);
+    assert.match(signInFailure('no_gateway', '').text, /switchboard\.gateway\.url/);
+    assert.match(signInFailure('expired', '').text, /expired/);
+    assert.match(signInFailure('denied', '').text, /denied/);
+    assert.match(signInFailure('unreachable', 'Connection refused').text, /could not be reached\. Connection refused/);
+    assert.equal(signInFailure(undefined, 'boom').text, 'boom');
+  });
+});

@@ -1,0 +1,117 @@
+"""Device authorizations (RFC 8628): started by a client, decided on the /device page, claimed by polling.
+
+A row lives from `device_authorization` until its code expires: `pending` until the user approves or
+denies it on /device, then `approved` or `denied`; an approved one becomes `used` when the client claims
+its tokens, so a device code signs in at most once. PostgreSQL's clock decides expiry and polling speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, LiteralString
+
+from psycopg import AsyncConnection
+from psycopg.errors import UniqueViolation
+from psycopg.rows import DictRow
+
+from .codes import digest, new_device_code, new_user_code
+
+SLOW_DOWN_SECONDS = 5  # RFC 8628 §3.5: every slow_down adds 5 seconds to the interval
+PollOutcome = Literal[
+    "authorization_pending", "slow_down", "expired_token", "access_denied", "invalid_grant", "approved"
+]
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    device_code: str
+    user_code: str  # compact
+    expires_in: int
+    interval: int
+
+
+@dataclass(frozen=True)
+class Poll:
+    outcome: PollOutcome
+    account_id: str | None = None
+
+
+async def start(
+    conn: AsyncConnection[DictRow], client_id: str, lifetime_seconds: int, interval_seconds: int
+) -> DeviceAuthorization:
+    device_code = new_device_code()
+    while True:  # a user code may (very rarely) collide with a stored one: draw another
+        user_code = new_user_code()
+        try:
+            await conn.execute(
+                """
+                INSERT INTO device_authorizations
+                    (device_code_hash, user_code_hash, client_id, status, interval_seconds, expires_at)
+                VALUES (%s, %s, %s, 'pending', %s, now() + make_interval(secs => %s))
+                """,
+                (digest(device_code), digest(user_code), client_id, interval_seconds, lifetime_seconds),
+            )
+        except UniqueViolation:
+            continue
+        return DeviceAuthorization(device_code, user_code, lifetime_seconds, interval_seconds)
+
+
+async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str) -> Poll:
+    """One poll of the token endpoint; an approved authorization is claimed (becomes `used`) here.
+
+    Run it inside a transaction: the row stays locked until the caller has issued the tokens.
+    """
+    cursor = await conn.execute(
+        """
+        SELECT client_id, status, account_id, expires_at <= now() AS expired,
+               last_polled_at + make_interval(secs => interval_seconds) > now() AS too_soon
+        FROM device_authorizations WHERE device_code_hash = %s FOR UPDATE
+        """,
+        (digest(device_code),),
+    )
+    row = await cursor.fetchone()
+    if row is None or row["client_id"] != client_id or row["status"] == "used":
+        return Poll("invalid_grant")
+    if row["expired"]:
+        return Poll("expired_token")
+    if row["status"] == "denied":
+        return Poll("access_denied")
+    if row["status"] == "approved":
+        await _set(conn, device_code, "status = 'used'")
+        return Poll("approved", row["account_id"])
+    if row["too_soon"]:
+        slower: LiteralString = "interval_seconds = interval_seconds + %s, last_polled_at = now()"
+        await _set(conn, device_code, slower, SLOW_DOWN_SECONDS)
+        return Poll("slow_down")
+    await _set(conn, device_code, "last_polled_at = now()")
+    return Poll("authorization_pending")
+
+
+async def _set(
+    conn: AsyncConnection[DictRow], device_code: str, assignments: LiteralString, *values: object
+) -> None:
+    await conn.execute(
+        f"UPDATE device_authorizations SET {assignments} WHERE device_code_hash = %s",
+        (*values, digest(device_code)),
+    )
+
+
+async def decide(
+    conn: AsyncConnection[DictRow], user_code: str, account_id: str, approve: bool
+) -> str | None:
+    """Approve or deny a pending code for `account_id`; the client id, or None if nothing was pending."""
+    cursor = await conn.execute(
+        """
+        UPDATE device_authorizations
+        SET status = %s, account_id = %s, decided_at = now()
+        WHERE user_code_hash = %s AND status = 'pending' AND expires_at > now()
+        RETURNING client_id
+        """,
+        ("approved" if approve else "denied", account_id, digest(user_code)),
+    )
+    row = await cursor.fetchone()
+    return row["client_id"] if row else None
+
+
+async def forget_expired(conn: AsyncConnection[DictRow]) -> None:
+    await conn.execute("DELETE FROM device_authorizations WHERE expires_at < now() - interval '1 day'")

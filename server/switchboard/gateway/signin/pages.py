@@ -1,0 +1,271 @@
+"""The browser pages: /device (enter a code, sign in, approve or deny) and /account (plans, upgrades,
+signing out). Plain HTML forms, no script, nothing loaded from elsewhere, a strict Content-Security-Policy.
+
+CSRF: a double-submit token. The GET sets a random token in an HttpOnly, SameSite=Strict cookie and in the
+form; a POST whose two copies differ is refused. Another site can neither read the cookie nor make the
+browser send it with a cross-site POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from jinja2 import Environment, PackageLoader, select_autoescape
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from switchboard.catalog.models import CATALOG
+from switchboard.plans.catalog import PLANS, PlanSpec
+
+from ..accounts import Account, find_account_by_email, password_matches
+from ..service import Gateway
+from . import device, ratelimit
+from .clients import client_name
+from .codes import display_user_code, normalize_user_code
+from .forms import FormError, client_address, read_form
+
+log = logging.getLogger("switchboard.gateway.signin")
+
+CSS = (
+    "body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}"
+    "main{max-width:34rem;margin:2rem auto;padding:0 1rem}"
+    ".brand{font-weight:600;color:#444}"
+    "label{display:block;font-weight:600;margin-top:1rem}"
+    "input{font:inherit;width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #767676;"
+    "border-radius:4px}"
+    "#user_code{font-family:ui-monospace,monospace;letter-spacing:.15em;text-transform:uppercase}"
+    "input:focus,button:focus{outline:3px solid #1a5fb4;outline-offset:2px}"
+    ".hint{margin:.25rem 0 0;color:#555;font-size:.9rem}"
+    ".actions{margin-top:1.5rem;display:flex;gap:1rem}"
+    "button{font:inherit;padding:.5rem 1.25rem;border-radius:4px;border:1px solid #1a5fb4;"
+    "background:#1a5fb4;color:#fff;cursor:pointer}"
+    "button.secondary{background:#fff;color:#1a5fb4}"
+    ".error{color:#a51d2d;font-weight:600}"
+    "table{border-collapse:collapse;width:100%}"
+    "th,td{text-align:left;padding:.4rem;border-bottom:1px solid #ccc}"
+    "caption{text-align:left;color:#555}code{font-family:ui-monospace,monospace}"
+)
+_CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+_TEMPLATES = Environment(
+    loader=PackageLoader("switchboard.gateway.signin", "templates"), autoescape=select_autoescape(["html"])
+)
+# Verifying against this hash when the email is unknown makes a wrong email cost as long as a wrong password.
+_DUMMY_HASH = PasswordHasher().hash(secrets.token_hex(16))
+
+
+def render(
+    name: str, status: int = 200, headers: dict[str, str] | None = None, **values: Any
+) -> HTMLResponse:
+    html = _TEMPLATES.get_template(name).render(css=CSS, **values)
+    return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+# --- CSRF ---------------------------------------------------------------------------------------------
+
+
+def _csrf_cookie_name(gateway: Gateway) -> str:
+    # The __Host- prefix (only over HTTPS) also stops a sibling subdomain from planting the cookie.
+    secure = gateway.settings.public_base_url.startswith("https://")
+    return "__Host-switchboard_csrf" if secure else "switchboard_csrf"
+
+
+def _csrf_token(request: Request, gateway: Gateway) -> str:
+    existing = request.cookies.get(_csrf_cookie_name(gateway), "")
+    return existing if len(existing) == 43 else secrets.token_urlsafe(32)
+
+
+def _with_csrf_cookie(response: Response, gateway: Gateway, token: str) -> Response:
+    secure = gateway.settings.public_base_url.startswith("https://")
+    response.set_cookie(
+        _csrf_cookie_name(gateway), token, httponly=True, samesite="strict", secure=secure, path="/"
+    )
+    return response
+
+
+# --- /device -----------------------------------------------------------------------------------------
+
+
+async def device_page(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    if request.method == "POST":
+        return await _device_post(request, gateway)
+    token = _csrf_token(request, gateway)
+    typed = request.query_params.get("user_code", "")[:20]
+    compact = normalize_user_code(typed)
+    shown = display_user_code(compact) if compact else typed
+    page = render("device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="")
+    return _with_csrf_cookie(page, gateway, token)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    user_code: str
+    email: str
+    password: str
+    approve: bool
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+async def _device_post(request: Request, gateway: Gateway) -> Response:
+    cookie_token = request.cookies.get(_csrf_cookie_name(gateway), "")
+    try:
+        form = await read_form(request)
+    except FormError as error:
+        message = f"The form was unreadable: {error}."
+        return render("message.html", 400, title="Something went wrong", message=message)
+    if not cookie_token or not hmac.compare_digest(cookie_token, form.get("csrf_token", "")):
+        return render(
+            "message.html",
+            403,
+            title="Please try again",
+            message="This form expired or came from another site. Open the sign-in page again.",
+        )
+    attempt = _Attempt(
+        form.get("user_code", ""),
+        form.get("email", "").strip(),
+        form.get("password", ""),
+        form.get("action") == "approve",
+    )
+    try:
+        account, client_id = await _decide(request, gateway, attempt)
+    except _Refusal as refusal:
+        headers = {"retry-after": str(refusal.retry_after)} if refusal.retry_after else None
+        request.state.device_result = "refused"
+        return render(
+            "device.html",
+            refusal.status,
+            headers,
+            title="Sign in a device",
+            error=refusal.message,
+            csrf_token=cookie_token,
+            user_code=attempt.user_code[:20],
+            email=attempt.email[:320],
+        )
+    request.state.account = account.id
+    request.state.device_result = "approved" if attempt.approve else "denied"
+    return render(
+        "decided.html",
+        title="Device approved" if attempt.approve else "Sign-in denied",
+        approved=attempt.approve,
+        client=client_name(client_id),
+        email=account.email,
+    )
+
+
+async def _decide(request: Request, gateway: Gateway, attempt: _Attempt) -> tuple[Account, str]:
+    """Check the limits, the password and the code, then record the decision; raises `_Refusal`."""
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    async with gateway.pool.connection() as conn:
+        try:
+            await ratelimit.hit(conn, rules.device_form_per_address, client_address(request))
+            # Locked before the password is even checked, so a locked account cannot be guessed at.
+            await ratelimit.check(conn, rules.password_failures_per_account, attempt.email.lower())
+        except ratelimit.RateLimited as limited:
+            raise _too_many(limited) from None
+        compact = normalize_user_code(attempt.user_code)
+        if compact is None:
+            raise _Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
+        account = await _sign_in(conn, attempt, rules.password_failures_per_account)
+        try:
+            await ratelimit.check(conn, rules.user_code_failures_per_account, account.id)
+        except ratelimit.RateLimited as limited:
+            raise _too_many(limited) from None
+        client_id = await device.decide(conn, compact, account.id, attempt.approve)
+        if client_id is None:
+            await _count_failure(conn, rules.user_code_failures_per_account, account.id)
+            raise _Refusal(400, "This code is unknown, expired or already used. Check it, or start again.")
+    return account, client_id
+
+
+async def _sign_in(conn: AsyncConnection[DictRow], attempt: _Attempt, failures: ratelimit.Rule) -> Account:
+    found = await find_account_by_email(conn, attempt.email) if attempt.email else None
+    password_hash = found[1] if found else _DUMMY_HASH
+    # argon2 takes tens of milliseconds of CPU: off the event loop, so streams on this replica never wait.
+    matches = await asyncio.to_thread(password_matches, password_hash, attempt.password)
+    if found is None or not matches:
+        await _count_failure(conn, failures, attempt.email.lower())
+        raise _Refusal(401, "The email or the password is wrong.")
+    account = found[0]
+    if not account.active:
+        raise _Refusal(403, "This account is disabled. Contact the operator of this service.")
+    return account
+
+
+async def _count_failure(conn: AsyncConnection[DictRow], rule: ratelimit.Rule, key: str) -> None:
+    # This attempt failed anyway; the next one is refused by the check.
+    with contextlib.suppress(ratelimit.RateLimited):
+        await ratelimit.hit(conn, rule, key)
+
+
+def _too_many(limited: ratelimit.RateLimited) -> _Refusal:
+    minutes = max(1, round(limited.retry_after / 60))
+    message = f"Too many attempts. Try again in about {minutes} minute{'s' if minutes > 1 else ''}."
+    return _Refusal(429, message, limited.retry_after)
+
+
+# --- /account ------------------------------------------------------------------------------------------
+
+
+def _plan_rows() -> list[dict[str, str]]:
+    return [
+        {
+            "name": plan.name,
+            "credits": f"{plan.monthly_credits:,}",
+            "overage": "Available" if plan.overage_available else "No",
+            "models": _models(plan),
+        }
+        for plan in PLANS.values()
+    ]
+
+
+def _models(plan: PlanSpec) -> str:
+    excluded = [CATALOG[model].name for model in sorted(plan.excluded_models) if model in CATALOG]
+    return "All models" if not excluded else "All but " + ", ".join(excluded)
+
+
+def _contact(gateway: Gateway) -> tuple[str, str | None]:
+    contact = gateway.settings.support_contact
+    if not contact:
+        return "the people who run this service", None
+    if contact.startswith(("https://", "http://")):
+        return contact, contact
+    if "@" in contact and " " not in contact and ":" not in contact:
+        return contact, "mailto:" + contact
+    return contact, None
+
+
+async def account_page(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    contact, href = _contact(gateway)
+    upgrade = request.url.path.endswith("/upgrade")
+    title = "Upgrade your plan" if upgrade else "Your Switchboard account"
+    return render(
+        "account.html", title=title, upgrade=upgrade, plans=_plan_rows(), contact=contact, contact_href=href
+    )

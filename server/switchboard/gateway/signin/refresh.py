@@ -1,0 +1,155 @@
+"""Refresh tokens: opaque, stored as SHA-256 digests, rotated on every use, grouped in families.
+
+A family is one sign-in (one device flow). Each refresh spends the presented token and issues the next one
+of the family. A spent token presented again means two parties hold the family's tokens (a stolen copy, or
+a client that lost a response and retried): the whole family is revoked, so whoever has the newest token
+loses it too and must sign in again (RFC 9700 §4.14.2). Revocation is immediate for refresh tokens; an
+access token already issued lives out its short lifetime (the account check on every request stops it
+sooner only if the account itself is revoked).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from .codes import digest, new_refresh_token
+
+RefusalReason = Literal["unknown", "wrong_client", "family_revoked", "reused", "expired"]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who a presented refresh token belongs to, whatever its state."""
+
+    account_id: str
+    client_id: str
+    family_id: str
+
+
+@dataclass(frozen=True)
+class Rotated:
+    holder: Holder
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: RefusalReason
+    holder: Holder | None = None
+
+
+async def start_family(
+    conn: AsyncConnection[DictRow], account_id: str, client_id: str, lifetime_seconds: int
+) -> str:
+    """A new family (one sign-in) and its first refresh token."""
+    family_id = "fam_" + secrets.token_hex(12)
+    await conn.execute(
+        "INSERT INTO refresh_families (id, account_id, client_id) VALUES (%s, %s, %s)",
+        (family_id, account_id, client_id),
+    )
+    return await _issue(conn, family_id, lifetime_seconds)
+
+
+async def _issue(conn: AsyncConnection[DictRow], family_id: str, lifetime_seconds: int) -> str:
+    token = new_refresh_token()
+    await conn.execute(
+        """
+        INSERT INTO refresh_tokens (token_hash, family_id, expires_at)
+        VALUES (%s, %s, now() + make_interval(secs => %s))
+        """,
+        (digest(token), family_id, lifetime_seconds),
+    )
+    return token
+
+
+async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
+    cursor = await conn.execute(
+        """
+        SELECT f.account_id, f.client_id, f.id AS family_id
+        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+        WHERE t.token_hash = %s
+        """,
+        (digest(token),),
+    )
+    row = await cursor.fetchone()
+    return Holder(row["account_id"], row["client_id"], row["family_id"]) if row else None
+
+
+async def rotate(
+    conn: AsyncConnection[DictRow], token: str, client_id: str, lifetime_seconds: int
+) -> Rotated | Refused:
+    """Spend `token` and issue its successor; a spent token revokes its family. Run inside a transaction."""
+    cursor = await conn.execute(
+        """
+        SELECT f.account_id, f.client_id, f.id AS family_id, f.revoked_at IS NOT NULL AS family_revoked,
+               t.used_at IS NOT NULL AS used, t.expires_at <= now() AS expired
+        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+        WHERE t.token_hash = %s
+        FOR UPDATE OF t, f
+        """,
+        (digest(token),),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return Refused("unknown")
+    found = Holder(row["account_id"], row["client_id"], row["family_id"])
+    if found.client_id != client_id:
+        return Refused("wrong_client", found)
+    if row["family_revoked"]:
+        return Refused("family_revoked", found)
+    if row["used"]:
+        await revoke_family(conn, found.family_id, "reused")
+        return Refused("reused", found)
+    if row["expired"]:
+        return Refused("expired", found)
+    await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (digest(token),))
+    return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds))
+
+
+async def revoke_family(conn: AsyncConnection[DictRow], family_id: str, reason: str) -> None:
+    await conn.execute(
+        """
+        UPDATE refresh_families SET revoked_at = now(), revoked_reason = %s
+        WHERE id = %s AND revoked_at IS NULL
+        """,
+        (reason, family_id),
+    )
+
+
+async def revoke_account(conn: AsyncConnection[DictRow], account_id: str) -> int:
+    """Sign the account out everywhere: revoke every live family; how many there were."""
+    cursor = await conn.execute(
+        """
+        UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everywhere'
+        WHERE account_id = %s AND revoked_at IS NULL
+        """,
+        (account_id,),
+    )
+    return cursor.rowcount
+
+
+async def revoke_everyone(conn: AsyncConnection[DictRow]) -> int:
+    """Sign every account out (after restoring a backup, which rewinds revocations); how many families."""
+    cursor = await conn.execute(
+        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everyone'"
+        " WHERE revoked_at IS NULL"
+    )
+    return cursor.rowcount
+
+
+async def revoke_token(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
+    """RFC 7009: revoke the family of this refresh token, if it is one; who held it."""
+    found = await holder(conn, token)
+    if found is not None:
+        await revoke_family(conn, found.family_id, "revoked")
+    return found
+
+
+async def forget_expired(conn: AsyncConnection[DictRow]) -> None:
+    """Drop tokens a day past expiry (a spent token is kept until then, to catch its reuse)."""
+    await conn.execute("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'")

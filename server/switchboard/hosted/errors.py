@@ -1,0 +1,43 @@
+"""The JSON-RPC errors for the gateway's answers outside a chat (sign-in, usage, overage)."""
+
+from __future__ import annotations
+
+from switchboard.plans import OverageNotAvailable
+from switchboard.protocol.errors import AuthRequired, SwitchboardError, UpstreamFailed
+from switchboard.protocol.messages import AuthErrorData, PlanId, UpstreamErrorData
+
+from .gateway_http import GatewayRefused
+from .session import SignInFailed
+
+NO_GATEWAY = (
+    "No Switchboard Cloud gateway is configured: set SWITCHBOARD_GATEWAY_URL for the server "
+    "(VS Code: the switchboard.gateway.url setting; terminal: switchboard chat --gateway URL)."
+)
+
+
+def no_gateway() -> AuthRequired:
+    return AuthRequired(NO_GATEWAY, AuthErrorData(reason="no_gateway"))
+
+
+def sign_in_failed(failure: SignInFailed) -> SwitchboardError:
+    reason = failure.reason
+    if reason not in ("expired", "denied", "no_gateway", "unreachable", "session_ended"):
+        reason = "unreachable"
+    return AuthRequired(str(failure), AuthErrorData.model_validate({"reason": reason}))
+
+
+def refused(error: GatewayRefused, plan: PlanId) -> SwitchboardError:
+    """From the usage and overage endpoints: 401 → 1004, 403 (overage on Free) → 1001, else 1003, each
+    with the gateway's message."""
+    if error.status == 401:
+        return AuthRequired(error.message, AuthErrorData(reason="session_ended"))
+    if error.status == 403:
+        return OverageNotAvailable(plan)
+    retryable = error.status in (408, 409, 429) or error.status >= 500
+    return UpstreamFailed(
+        error.message, UpstreamErrorData(status=error.status, type=error.type, retryable=retryable)
+    )
+
+
+def unreachable(message: str) -> UpstreamFailed:
+    return UpstreamFailed(message, UpstreamErrorData(status=None, type="connection_error", retryable=True))

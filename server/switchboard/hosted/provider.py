@@ -1,0 +1,215 @@
+"""Chats through Switchboard Cloud: the real `anthropic` SDK with the gateway as its base URL and the
+session's access token as its bearer token.
+
+The gateway meters the turn and, for Auto, picks the model itself; the response headers say which model
+answers (before the first delta) and the `message_delta` event (or the `error` event that ends a cut
+stream) carries the charge in a `switchboard` object (docs/gateway.md, "How the charge reaches the client").
+Its final refusals become the JSON-RPC errors the editor already knows: 401 → 1004, 403 → 1001,
+402 → 1002; everything else is 1003 with the gateway's message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from switchboard.plans.catalog import get_plan, is_known_plan
+from switchboard.protocol.errors import AuthRequired, CreditsExhausted, PlanForbidsModel
+from switchboard.protocol.messages import AuthErrorData, CreditsExhaustedData, PlanForbidsData, PlanId
+from switchboard.providers.anthropic_api import RETRYABLE_STATUSES, apply_event, load_sdk
+from switchboard.providers.base import (
+    GatewayCharge,
+    ProviderRequest,
+    StreamCallbacks,
+    StreamState,
+    TurnRefused,
+    TurnTags,
+    UpstreamError,
+)
+
+from .session import GatewaySession, NotSignedIn
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+log = logging.getLogger(__name__)
+
+TURN_ID_HEADER = "Switchboard-Turn-Id"
+MODEL_HEADER = "Switchboard-Model"
+AUTO_HEADERS = {
+    "preference": "Switchboard-Auto-Preference",
+    "shift": "Switchboard-Auto-Shift",
+    "last_turn": "Switchboard-Auto-Last-Turn",
+    "sonnet_answers": "Switchboard-Auto-Sonnet-Answers",
+    "stronger_retries": "Switchboard-Auto-Stronger-Retries",
+    "models": "Switchboard-Auto-Models",
+}
+CLOUD = "Switchboard Cloud"
+
+
+class GatewayProvider:
+    def __init__(self, session: GatewaySession, *, timeout: float, max_retries: int) -> None:
+        self._session = session
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._client: AsyncAnthropic | None = None
+
+    async def _sdk(self, access_token: str) -> AsyncAnthropic:
+        client = self._client
+        if client is None:
+            anthropic = await load_sdk()
+            client = self._client = anthropic.AsyncAnthropic(
+                auth_token=access_token,  # explicit, so the SDK never falls back to ANTHROPIC_API_KEY
+                base_url=self._session.base_url,
+                max_retries=self._max_retries,
+                timeout=anthropic.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+            )
+        return client.with_options(auth_token=access_token)
+
+    async def stream(self, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks) -> None:
+        try:
+            access_token = await self._session.access_token()
+        except NotSignedIn as ended:
+            raise TurnRefused(AuthRequired(str(ended), AuthErrorData(reason="session_ended"))) from None
+        try:
+            await self._stream(access_token, request, state, callbacks)
+        except (UpstreamError, TurnRefused):
+            raise
+        except Exception as exc:
+            raise _classify(exc, state) from exc
+
+    async def _stream(
+        self, access_token: str, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "model": request.anthropic_model,
+            "system": request.system,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "extra_headers": turn_headers(request.tags),
+        }
+        if request.thinking_budget:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": request.thinking_budget}
+        sdk = await self._sdk(access_token)
+        raw = await sdk.messages.with_raw_response.create(**kwargs)
+        routed, reason = (
+            raw.headers.get("switchboard-routed-model"),
+            raw.headers.get("switchboard-route-reason"),
+        )
+        if routed and callbacks.on_route is not None:
+            callbacks.on_route(routed, unquote(reason or ""))
+        stream = await raw.parse()
+        async with stream:
+            async for event in stream:
+                apply_event(event, state, callbacks)
+                if event.type == "message_delta":
+                    state.charge = _charge(getattr(event, "model_extra", None) or {})
+
+
+def turn_headers(tags: TurnTags | None) -> dict[str, str]:
+    if tags is None:
+        raise ValueError("a gateway turn needs its turn id and model")
+    headers = {TURN_ID_HEADER: tags.turn_id, MODEL_HEADER: tags.model_id}
+    auto = tags.auto
+    if auto is not None:
+        headers[AUTO_HEADERS["preference"]] = auto.preference
+        headers[AUTO_HEADERS["shift"]] = f"{auto.threshold_shift:.4f}"
+        headers[AUTO_HEADERS["sonnet_answers"]] = str(auto.sonnet_answers)
+        headers[AUTO_HEADERS["stronger_retries"]] = str(auto.stronger_retries)
+        if auto.last_turn_id:
+            headers[AUTO_HEADERS["last_turn"]] = auto.last_turn_id
+        if auto.models is not None:
+            headers[AUTO_HEADERS["models"]] = ",".join(auto.models)
+    return headers
+
+
+def _charge(extra: dict[str, Any]) -> GatewayCharge | None:
+    """The gateway's `switchboard` object, when it is well formed."""
+    block = extra.get("switchboard")
+    if not isinstance(block, dict):
+        return None
+    credits = block.get("credits")
+    if isinstance(credits, bool) or not isinstance(credits, int | float):
+        return None
+    routed, reason, status = block.get("routed_model"), block.get("route_reason"), block.get("status")
+    return GatewayCharge(
+        credits=float(credits),
+        routed_model=routed if isinstance(routed, str) else None,
+        route_reason=reason if isinstance(reason, str) else None,
+        status=status if isinstance(status, str) else "complete",
+    )
+
+
+def _classify(exc: Exception, state: StreamState) -> Exception:
+    import anthropic
+    import httpx2
+
+    if isinstance(exc, anthropic.APIStatusError):
+        body = _body(exc)
+        found = body.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
+        message = str(error.get("message") or exc.api_message or f"{CLOUD} refused the turn.")
+        if exc.status_code >= 400:
+            refused = _refusal(exc.status_code, message, error)
+            if refused is not None:
+                return TurnRefused(refused)
+        if (charge := _charge(body)) is not None:  # the error event that ends a cut stream
+            state.charge = charge
+        status = None if exc.status_code < 400 else exc.status_code
+        kind = str(error.get("type") or exc.type or "api_error")
+        retryable = status in RETRYABLE_STATUSES if status is not None else kind != "invalid_request_error"
+        return UpstreamError(f"{CLOUD}: {message}", status=status, type=kind, retryable=retryable)
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        return UpstreamError(f"{CLOUD} stopped responding.", status=None, type="timeout", retryable=True)
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+        where = "mid-answer" if state.started else "before answering"
+        return UpstreamError(
+            f"The connection to {CLOUD} failed {where}.", status=None, type="connection_error", retryable=True
+        )
+    log.exception("Unexpected error from the gateway")
+    return UpstreamError(
+        f"Unexpected error: {type(exc).__name__}", status=None, type="unknown", retryable=True
+    )
+
+
+def _refusal(status: int, message: str, error: dict[str, Any]) -> Exception | None:
+    if status == 401:
+        return AuthRequired(message, AuthErrorData(reason="session_ended"))
+    if status == 403:
+        plan = _plan(error.get("plan"))
+        allowed = [p for p in error.get("allowed_plans") or [] if isinstance(p, str) and is_known_plan(p)]
+        model_id = error.get("model_id")
+        data = PlanForbidsData(
+            model_id=model_id if isinstance(model_id, str) else "", plan=plan, allowed_plans=_plans(allowed)
+        )
+        return PlanForbidsModel(message, data)
+    if status == 402:
+        remaining = error.get("remaining_credits")
+        data = CreditsExhaustedData(
+            plan=_plan(error.get("plan")),
+            remaining_credits=float(remaining) if isinstance(remaining, int | float) else 0.0,
+            overage_available=error.get("overage_available") is True,
+        )
+        return CreditsExhausted(message, data)
+    return None
+
+
+def _plan(value: object) -> PlanId:
+    return get_plan(value).id if isinstance(value, str) and is_known_plan(value) else "free"
+
+
+def _plans(values: list[str]) -> list[PlanId]:
+    return [get_plan(value).id for value in values]
+
+
+def _body(exc: Any) -> dict[str, Any]:
+    body = exc.body
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return {}
+    return body if isinstance(body, dict) else {}

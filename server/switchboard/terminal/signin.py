@@ -1,0 +1,108 @@
+"""Signing in to Switchboard Cloud from the terminal: the device code printed with its link, the session
+resumed at start from the keyring, and every rotated refresh token written back over the stored one."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from switchboard.protocol.messages import CredentialsChanged, SignInCode, SignInResult, UsageReport
+
+from .console import Console
+from .credentials import KeyringUnavailable, StoredSession
+from .errors import describe, is_cancelled
+from .loop import LoopThread, wait_done
+from .session import Session
+
+CANCEL_GRACE_SECONDS = 3.0
+
+
+class SignIn:
+    def __init__(self, bridge: LoopThread, session: Session, stored: StoredSession, out: Console) -> None:
+        self._bridge = bridge
+        self._session = session
+        self._stored = stored
+        self._out = out
+        self._ids = itertools.count(1)
+
+    # --- notifications (on the loop thread) ---------------------------------------------------------
+
+    def on_code(self, params: Any) -> None:
+        code = SignInCode.model_validate(params)
+        link = code.verification_uri_complete or code.verification_uri
+        minutes = max(1, code.expires_in // 60)
+        self._out.line(f"To sign in, open {link}", "bold")
+        self._out.line(
+            f"and enter the code {code.user_code} (it expires in {minutes} minutes). Waiting… (Ctrl-C stops)"
+        )
+
+    def on_credentials(self, params: Any) -> None:
+        """The server rotated the refresh token (store the new one: the old one is dead) or the session
+        ended (delete it)."""
+        changed = CredentialsChanged.model_validate(params)
+        if changed.refresh_token is None:
+            self._stored.delete()
+            if changed.reason:
+                self._out.line(changed.reason, "yellow")
+            return
+        self._keep(changed.refresh_token)
+
+    # --- commands -------------------------------------------------------------------------------------
+
+    def resume(self) -> SignInResult | None:
+        """At start: the stored session, if there is one. A dead one is deleted (the server says why)."""
+        stored = self._stored.load()
+        if stored is None:
+            return None
+        try:
+            result = self._bridge.call(self._session.sign_in({"refreshToken": stored}, self._next_id()))
+        except Exception as error:
+            self._stored.delete()
+            self._out.line(f"Not signed in: {describe(error, repl=True)}", "yellow")
+            return None
+        self._signed_in(result)
+        return result
+
+    def sign_in(self) -> SignInResult | None:
+        """The device flow: the code is printed by `on_code`; waits until it is approved, denied or
+        expires. Ctrl-C cancels the request."""
+        request_id = self._next_id()
+        future = self._bridge.submit(self._session.sign_in({}, request_id))
+        try:
+            wait_done(future)
+        except KeyboardInterrupt:
+            self._bridge.call(self._session.cancel_request(request_id))
+            wait_done(future, CANCEL_GRACE_SECONDS)
+            self._out.line("Sign-in cancelled.", "dim")
+            return None
+        try:
+            result = future.result()
+        except Exception as error:
+            if is_cancelled(error):
+                self._out.line("Sign-in cancelled.", "dim")
+                return None
+            raise
+        self._signed_in(result)
+        return result
+
+    def sign_out(self) -> UsageReport:
+        report = self._bridge.call(self._session.sign_out())
+        self._stored.delete()
+        self._out.line("Signed out of Switchboard Cloud; chats use your own Anthropic key again.")
+        return report
+
+    def _signed_in(self, result: SignInResult) -> None:
+        if result.refresh_token:
+            self._keep(result.refresh_token)
+        account = result.account
+        who = account.email or result.usage.account or "your account"
+        self._out.line(f"Signed in to Switchboard Cloud as {who} ({result.usage.plan_name}).", "bold")
+
+    def _keep(self, refresh_token: str) -> None:
+        try:
+            self._stored.save(refresh_token)
+        except KeyringUnavailable as error:
+            self._out.line(str(error), "yellow")
+
+    def _next_id(self) -> str:
+        return f"signin-{next(self._ids)}"

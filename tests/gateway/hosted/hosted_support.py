@@ -1,0 +1,80 @@
+"""Helpers for the hosted-mode tests: a gateway at its public URL, a person approving a device code in the
+/device form over HTTP (as a browser would), and reading the gateway's access log and ledger."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.gateway_support import Replica
+from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient
+
+TERMINAL = "switchboard-terminal"
+VSCODE = "switchboard-vscode"  # what the server says it is when the client does not name itself
+
+
+@dataclass
+class HostedGateway:
+    replica: Replica
+
+    @property
+    def url(self) -> str:
+        return self.replica.url
+
+    def stop(self) -> None:
+        self.replica.stop()
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.replica.log().splitlines():
+            if line.startswith('{"event":"access"'):
+                lines.append(json.loads(line))
+        return lines
+
+    def messages_requests(self) -> int:
+        return sum(1 for line in self.access_lines() if line.get("path") == "/v1/messages")
+
+    def approve(self, user_code: str, email: str, password: str = PASSWORD, action: str = "approve") -> None:
+        """A person at the verification page: opens it, signs in and approves (or denies) the code."""
+        with Browser(self.url) as browser:
+            answer = browser.submit(user_code, email, password, action)
+            assert answer.status_code == 200, answer.text
+
+    def refresh_token_for(self, email: str, client_id: str = VSCODE) -> str:
+        """A refresh token from a complete device flow run by the test itself (another device)."""
+        client = OAuthClient(self.url, client_id=client_id)
+        try:
+            started = client.start()
+            self.approve(started["user_code"], email)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                answer = client.poll(started["device_code"])
+                if answer.status_code == 200:
+                    return answer.json()["refresh_token"]
+                time.sleep(1)
+            raise TimeoutError("the device flow did not complete")
+        finally:
+            client.close()
+
+
+def start_gateway(env: dict[str, str], log_path: Path) -> HostedGateway:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
+            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    replica = Replica(process, url, log_path)
+    replica.wait_ready()
+    return HostedGateway(replica)

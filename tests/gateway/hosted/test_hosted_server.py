@@ -1,0 +1,352 @@
+"""Hosted mode end to end: the real language server over stdio, a real gateway process on a real
+PostgreSQL, the fake Anthropic API behind it, and a person approving the device code over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.gateway_support import current_period
+from gateway.hosted.hosted_support import VSCODE, HostedGateway
+from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
+from rawlsp import RawServer
+from switchboard.fakeapi import FakeAnthropic
+
+SONNET = "claude-sonnet-4.5"
+OPUS = "claude-opus-4.5"
+
+
+@pytest.fixture(scope="module")
+def people(database_url: str) -> SignInAccounts:
+    return SignInAccounts(database_url)
+
+
+def wait_for_method(
+    server: RawServer, method: str, count: int = 1, timeout: float = 20
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = server.frames_with_method(method)
+        if len(frames) >= count:
+            return frames
+        time.sleep(0.05)
+    raise TimeoutError(f"no {method} within {timeout}s")
+
+
+def device_sign_in(server: RawServer, hosted: HostedGateway, person: Person) -> dict[str, Any]:
+    """`switchboard/signIn` with no params: the code comes as a notification, the request stays pending
+    until the person approves it in the browser."""
+    codes_before = len(server.frames_with_method("switchboard/signInCode"))
+    server.request("sign-in", "switchboard/signIn", {})
+    code = wait_for_method(server, "switchboard/signInCode", codes_before + 1)[-1]["params"]
+    assert code["verificationUri"] == hosted.url + "/device"
+    with pytest.raises(TimeoutError):
+        server.wait_for("sign-in", timeout=1.5)  # pending while nobody has approved
+    hosted.approve(code["userCode"], person.email)
+    frame = server.wait_for("sign-in", timeout=30)
+    assert "result" in frame, frame
+    return frame["result"]
+
+
+def start(env: dict[str, str], workspace: str) -> RawServer:
+    server = RawServer(env)
+    server.initialize(workspace)
+    return server
+
+
+async def test_device_sign_in_then_chat_charges_what_the_gateway_ledger_says(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    ls_home: Path,
+    workspace: str,
+    upstream: FakeAnthropic,
+) -> None:
+    person = await people.create("pro")
+    server = start(ls_env, workspace)
+    try:
+        signed_in = device_sign_in(server, hosted, person)
+        assert signed_in["account"] == {
+            "mode": "hosted",
+            "email": person.email,
+            "gatewayUrl": hosted.url,
+            "accountUrl": hosted.url + "/account",
+            "upgradeUrl": hosted.url + "/account/upgrade",
+        }
+        assert signed_in["usage"]["plan"] == "pro" and signed_in["refreshToken"]
+        result = server.result(
+            "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET}
+        )
+        rows = await people.execute(
+            "SELECT credits_h, status FROM turns WHERE account_id = %s AND turn_id = %s",
+            (person.id, result["turnId"]),
+        )
+        assert rows and rows[0]["status"] == "complete"
+        assert result["credits"] == rows[0]["credits_h"] / 100 and result["credits"] > 0
+        assert result["costUsd"] is None  # signed in: the user pays credits, not list price
+        # Auto is routed by the gateway: the answer names the model its ledger says answered.
+        token = "auto-turn"
+        auto = server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "What is 2 + 2?",
+                                                  "conversationId": result["conversationId"],
+                                                  "workDoneToken": token})  # fmt: skip
+        auto_rows = await people.execute(
+            "SELECT routed_model, model_id, credits_h FROM turns WHERE account_id = %s AND turn_id = %s",
+            (person.id, auto["turnId"]),
+        )
+        assert auto_rows[0]["model_id"] == "auto" and auto["routedModel"] == auto_rows[0]["routed_model"]
+        assert auto["credits"] == auto_rows[0]["credits_h"] / 100
+        progress = [f["params"] for f in server.frames_with_method("$/progress")]
+        routes = [p["value"] for p in progress if p["token"] == token and p["value"].get("type") == "route"]
+        assert routes[-1]["routedModel"] == auto["routedModel"]
+        usage = server.result("switchboard/usage", {})
+        assert usage["usedCredits"] == (rows[0]["credits_h"] + auto_rows[0]["credits_h"]) / 100
+        assert usage["accountInfo"]["mode"] == "hosted"
+        changed = server.frames_with_method("switchboard/usageChanged")[-1]["params"]
+        assert changed["usedCredits"] == usage["usedCredits"]
+    finally:
+        server.close()
+    assert_tokens_only_where_allowed(server, [signed_in["refreshToken"]], ls_home)
+    assert signed_in["refreshToken"] not in hosted.replica.log()
+
+
+def use(env: dict[str, str], tmp: Path, name: str) -> dict[str, str]:
+    """The same environment with a state directory of its own (a second machine, or a fresh install)."""
+    home = tmp / name
+    home.mkdir()
+    return {**env, "SWITCHBOARD_HOME": str(home), "SWITCHBOARD_CONFIG_DIR": str(home / "config")}
+
+
+def resume(server: RawServer, refresh_token: str) -> dict[str, Any]:
+    return server.result("switchboard/signIn", {"refreshToken": refresh_token}, timeout=30)
+
+
+def error_of(frame: dict[str, Any]) -> dict[str, Any]:
+    assert "error" in frame, f"expected an error, got {frame}"
+    return frame["error"]
+
+
+async def test_a_deleted_local_ledger_changes_no_figure_and_a_stored_session_resumes(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    ls_home: Path,
+    workspace: str,
+) -> None:
+    person = await people.create("pro")
+    stored = hosted.refresh_token_for(person.email)
+    server = start(ls_env, workspace)
+    try:
+        first = resume(server, stored)
+        assert first["account"]["email"] == person.email
+        assert first["refreshToken"] and first["refreshToken"] != stored  # rotated on use
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "one", "modelId": SONNET})
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "two"})
+        before = server.result("switchboard/usage", {})
+    finally:
+        server.close()
+    assert before["usedCredits"] > 0
+    ledger = ls_home / "ledger.sqlite3"
+    assert ledger.exists()
+    for cache in ls_home.glob("ledger.sqlite3*"):
+        cache.unlink()
+    server = start(ls_env, workspace)
+    try:
+        again = resume(server, first["refreshToken"])
+        after = server.result("switchboard/usage", {})
+    finally:
+        server.close()
+    assert again["usage"]["usedCredits"] == before["usedCredits"]
+    assert {k: after[k] for k in ("usedCredits", "remainingCredits", "byModel")} == {
+        k: before[k] for k in ("usedCredits", "remainingCredits", "byModel")
+    }
+
+
+async def test_a_forbidden_model_never_reaches_the_gateway(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+) -> None:
+    person = await people.create("free")
+    server = start(ls_env, workspace)
+    try:
+        resume(server, hosted.refresh_token_for(person.email))
+        sent = hosted.messages_requests()
+        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                            "modelId": OPUS}))  # fmt: skip
+        assert refused["code"] == 1001 and refused["data"]["plan"] == "free"
+        assert hosted.messages_requests() == sent, "the forbidden turn cost a round trip to the gateway"
+        # Positive control: an allowed model does reach it.
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
+        assert hosted.messages_requests() == sent + 1
+    finally:
+        server.close()
+
+
+async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gateway(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+) -> None:
+    person = await people.create("free")  # 50 credits, no overage
+    await people.execute(
+        "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
+        (person.id, current_period(), 50 * 100 - 1),  # 0.01 credits left
+    )
+    server = start(ls_env, workspace)
+    try:
+        resume(server, hosted.refresh_token_for(person.email))
+        sent = hosted.messages_requests()
+        # The last report says 0.01 is left, so the turn goes; the gateway cannot reserve its worst case.
+        short = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                          "modelId": SONNET}))  # fmt: skip
+        assert short["code"] == 1002 and "max_tokens" in short["message"], short
+        assert hosted.messages_requests() == sent + 1
+        await people.execute(
+            "UPDATE account_periods SET used_h = %s WHERE account_id = %s", (50 * 100, person.id)
+        )
+        assert server.result("switchboard/usage", {})["remainingCredits"] == 0
+        gone = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi"}))
+        assert gone["code"] == 1002 and gone["data"]["plan"] == "free"
+        assert hosted.messages_requests() == sent + 1, "an empty balance cost a round trip"
+    finally:
+        server.close()
+
+
+async def test_a_revoked_account_gets_1004_with_the_gateways_message(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+) -> None:
+    person = await people.create("pro")
+    server = start(ls_env, workspace)
+    try:
+        resume(server, hosted.refresh_token_for(person.email))
+        await people.execute("UPDATE accounts SET revoked_at = now() WHERE id = %s", (person.id,))
+        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                            "modelId": SONNET}))  # fmt: skip
+        assert refused["code"] == 1004 and "revoked" in refused["message"], refused
+    finally:
+        server.close()
+
+
+async def test_sign_out_revokes_the_session_at_the_gateway(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+) -> None:
+    person = await people.create("pro")
+    server = start(ls_env, workspace)
+    try:
+        signed_in = resume(server, hosted.refresh_token_for(person.email))
+        report = server.result("switchboard/signOut", {})
+        assert report["accountInfo"]["mode"] == "local" and report["accountInfo"]["gatewayUrl"] == hosted.url
+        client = OAuthClient(hosted.url, client_id=VSCODE)
+        try:
+            answer = client.refresh(signed_in["refreshToken"])
+        finally:
+            client.close()
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    finally:
+        server.close()
+
+
+async def test_device_sign_in_can_be_denied_and_cancelled(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+) -> None:
+    person = await people.create("pro")
+    server = start(ls_env, workspace)
+    try:
+        server.request("denied", "switchboard/signIn", {})
+        code = wait_for_method(server, "switchboard/signInCode")[-1]["params"]
+        hosted.approve(code["userCode"], person.email, action="deny")
+        denied = error_of(server.wait_for("denied", timeout=30))
+        assert denied["code"] == 1004 and denied["data"]["reason"] == "denied"
+
+        server.request("cancelled", "switchboard/signIn", {})
+        wait_for_method(server, "switchboard/signInCode", 2)
+        server.notify("$/cancelRequest", {"id": "cancelled"})
+        assert error_of(server.wait_for("cancelled", timeout=10))["code"] == -32800
+        assert server.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
+    finally:
+        server.close()
+
+
+async def test_a_server_without_a_gateway_says_so(ls_env: dict[str, str], workspace: str) -> None:
+    env = {k: v for k, v in ls_env.items() if k != "SWITCHBOARD_GATEWAY_URL"}
+    server = start(env, workspace)
+    try:
+        refused = error_of(server.call("switchboard/signIn", {"refreshToken": "x" * 40}))
+        assert refused["code"] == 1004 and refused["data"]["reason"] == "no_gateway"
+        assert "SWITCHBOARD_GATEWAY_URL" in refused["message"]
+    finally:
+        server.close()
+
+
+async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_everywhere(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    ls_home: Path,
+    workspace: str,
+    tmp_path: Path,
+) -> None:
+    """Access tokens live 30 s here: the server refreshes ahead of expiry and every refresh rotates the
+    refresh token, which reaches the client as credentialsChanged. A copy of a dead refresh token presented
+    elsewhere revokes the family: that other sign-in fails with a clear message, and this server's session
+    ends at its next refresh with credentialsChanged(null) and a message that says why."""
+    person = await people.create("pro")
+    server = start(ls_env, workspace)
+    other = start(use(ls_env, tmp_path, "elsewhere"), workspace)
+    try:
+        signed_in = resume(server, hosted.refresh_token_for(person.email))
+        rotated = wait_for_method(server, "switchboard/credentialsChanged", timeout=40)[-1]["params"]
+        assert rotated["refreshToken"] and rotated["refreshToken"] != signed_in["refreshToken"]
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "after rotation"})
+
+        reused = error_of(other.call("switchboard/signIn", {"refreshToken": signed_in["refreshToken"]}))
+        assert reused["code"] == 1004 and "sign in again" in reused["message"]
+        assert (
+            other.frames_with_method("switchboard/credentialsChanged")[-1]["params"]["refreshToken"] is None
+        )
+
+        ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=40)[-1]["params"]
+        assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
+        shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
+        assert any("sign in again" in message for message in shown), shown
+        assert server.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
+    finally:
+        server.close()
+        other.close()
+    tokens = [signed_in["refreshToken"], rotated["refreshToken"]]
+    assert_tokens_only_where_allowed(server, tokens, ls_home)
+
+
+def assert_tokens_only_where_allowed(server: RawServer, refresh_tokens: list[str], home: Path) -> None:
+    """Refresh tokens appear only in the signIn result and credentialsChanged; no JWT (access token)
+    appears in any frame; neither is in the server's stderr, its log files or its state files."""
+    allowed_ids = {"sign-in"}
+    for frame in server.frames:
+        text = json.dumps(frame)
+        assert "eyJ" not in text, f"a JWT in a frame: {frame.get('method') or frame.get('id')}"
+        carries = any(token in text for token in refresh_tokens)
+        if carries:
+            method = frame.get("method")
+            is_result = "result" in frame and (frame.get("id") in allowed_ids or "account" in frame["result"])
+            assert method == "switchboard/credentialsChanged" or is_result, f"a refresh token in {frame}"
+    stderr = bytes(server.stderr_bytes).decode(errors="replace")
+    files = [path for path in home.rglob("*") if path.is_file()]
+    for token in [*refresh_tokens, "eyJ"]:
+        assert token not in stderr, "a token in the server's stderr"
+        for path in files:
+            assert token.encode() not in path.read_bytes(), f"a token in {path}"

@@ -1,0 +1,79 @@
+"""`switchboard chat --gateway URL`: device sign-in end to end, the refresh token in a real keyring backend
+(keyrings.alt's PlaintextKeyring, with its data root in a temporary folder, chosen through
+PYTHON_KEYRING_BACKEND as a user would), the session resumed at the next start, and sign-out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from keyrings.alt.file import PlaintextKeyring
+
+from gateway.hosted.hosted_support import TERMINAL, HostedGateway
+from gateway.signin.signin_support import OAuthClient, SignInAccounts
+from test_terminal import ChatProcess
+
+SERVICE = "switchboard"
+
+
+@pytest.fixture
+def chat_env(tmp_path: Path, hosted: HostedGateway, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    keyring_data = tmp_path / "keyring-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(keyring_data))  # so this process reads the same keyring file
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
+    env.update(
+        SWITCHBOARD_HOME=str(tmp_path / "state"),
+        PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+        XDG_DATA_HOME=str(keyring_data),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def stored(url: str) -> str | None:
+    return PlaintextKeyring().get_password(SERVICE, url)
+
+
+async def test_switchboard_chat_signs_in_with_a_device_code_keeps_the_session_and_signs_out(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    args = ["--gateway", hosted.url, "--workspace", str(project)]
+
+    chat = ChatProcess(args, chat_env)
+    try:
+        chat.send("/signin")
+        link = chat.expect(r"To sign in, open (\S+)").group(1)
+        assert link.startswith(hosted.url + "/device")
+        code = chat.expect(r"enter the code ([A-Z0-9]{4}-[A-Z0-9]{4})").group(1)
+        hosted.approve(code, person.email)
+        chat.expect(rf"Signed in to Switchboard Cloud as {person.email} \(Pro\)", timeout=30)
+        first = stored(hosted.url)
+        assert first, "the refresh token was not kept in the keyring"
+        chat.send("hello there")
+        footer = chat.expect(r"credits? · [\d,]+ in").group(0)
+        assert "$" not in footer  # signed in: credits, no list price
+        chat.command("/usage", rf"Signed in to Switchboard Cloud as {person.email}")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert first not in chat.output
+
+    again = ChatProcess(args, chat_env)
+    try:
+        again.expect(rf"Signed in to Switchboard Cloud as {person.email}", timeout=30)
+        resumed = stored(hosted.url)
+        assert resumed and resumed != first, "the rotated refresh token did not overwrite the stored one"
+        again.command("/signout", "Signed out of Switchboard Cloud")
+        assert stored(hosted.url) is None
+        assert again.finish() == 0
+    finally:
+        again.kill()
+    client = OAuthClient(hosted.url, client_id=TERMINAL)
+    try:
+        assert client.refresh(resumed).json().get("error") == "invalid_grant"  # revoked at sign-out
+    finally:
+        client.close()

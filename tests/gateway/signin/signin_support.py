@@ -1,0 +1,146 @@
+"""Sign-in test helpers: an OAuth client over HTTP, a browser filling in /device, accounts."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import psycopg
+from psycopg.rows import dict_row
+
+from gateway.gateway_support import Replica
+from switchboard.gateway import accounts
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+VSCODE = "switchboard-vscode"
+PASSWORD = "correct horse battery"
+# The replica without trusted proxies is configured with this device-authorization limit per address.
+EXPOSED_DEVICE_AUTHORIZATIONS = 3
+
+
+def new_address() -> str:
+    """A client address of the test's own (198.18.0.0/15 is for benchmarking, never routed)."""
+    return f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+class OAuthClient:
+    """An OAuth client on one address, which the trusted proxy in front of the replica reports."""
+
+    def __init__(self, base_url: str, address: str | None = None, client_id: str = VSCODE) -> None:
+        self.base_url, self.client_id = base_url, client_id
+        self.address = address or new_address()
+        self.http = httpx2.Client(base_url=base_url, timeout=10, headers={"x-forwarded-for": self.address})
+
+    def post(self, path: str, **form: str) -> httpx2.Response:
+        return self.http.post(path, data=form)
+
+    def start(self) -> dict[str, Any]:
+        response = self.post("/oauth/device_authorization", client_id=self.client_id)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def poll(self, device_code: str, client_id: str | None = None) -> httpx2.Response:
+        return self.post(
+            "/oauth/token",
+            grant_type=DEVICE_GRANT,
+            device_code=device_code,
+            client_id=client_id or self.client_id,
+        )
+
+    def refresh(self, refresh_token: str) -> httpx2.Response:
+        return self.post(
+            "/oauth/token", grant_type="refresh_token", refresh_token=refresh_token, client_id=self.client_id
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Browser:
+    """A person at the /device page: a cookie jar, the real form, its CSRF token."""
+
+    def __init__(self, base_url: str, address: str | None = None) -> None:
+        self.address = address or new_address()
+        self.http = httpx2.Client(base_url=base_url, timeout=10, headers={"x-forwarded-for": self.address})
+
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.http.close()
+
+    def open(self, user_code: str | None = None) -> httpx2.Response:
+        params = {"user_code": user_code} if user_code is not None else None
+        return self.http.get("/device", params=params)
+
+    def submit(
+        self, user_code: str, email: str, password: str = PASSWORD, action: str = "approve"
+    ) -> httpx2.Response:
+        page = self.open(user_code)
+        assert page.status_code == 200, page.text
+        form = {
+            "csrf_token": csrf_token(page.text),
+            "user_code": field_value(page.text, "user_code"),
+            "email": email,
+            "password": password,
+            "action": action,
+        }
+        return self.http.post("/device", data=form)
+
+
+def csrf_token(html: str) -> str:
+    return field_value(html, "csrf_token")
+
+
+def field_value(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field in the page"
+    return found.group(1)
+
+
+@dataclass
+class Person:
+    id: str
+    email: str
+
+
+class SignInAccounts:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+
+    async def create(self, plan: str = "pro") -> Person:
+        email = f"person-{uuid.uuid4().hex[:12]}@example.test"
+        async with await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True, row_factory=dict_row
+        ) as conn:
+            account = await accounts.create_account(conn, email, PASSWORD, plan)
+        return Person(account.id, email)
+
+    async def execute(self, statement: Any, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        async with await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True, row_factory=dict_row
+        ) as conn:
+            cursor = await conn.execute(statement, params)
+            return list(await cursor.fetchall()) if cursor.description else []
+
+
+def settled_log(replica: Replica, expected: str, timeout: float = 5) -> str:
+    """The replica's log once `expected` is in it (the access line is written just after the answer)."""
+    deadline = time.monotonic() + timeout
+    while expected not in (text := replica.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return text
+
+
+def access_lines(log_text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in log_text.splitlines():
+        if line.startswith('{"event":"access"'):
+            lines.append(json.loads(line))
+    return lines

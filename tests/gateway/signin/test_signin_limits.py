@@ -1,0 +1,158 @@
+"""Rate limits (shared through PostgreSQL), X-Forwarded-For trust, and secrets kept out of the logs."""
+
+from __future__ import annotations
+
+import httpx2
+
+from gateway.gateway_support import Replica
+from gateway.signin.signin_support import (
+    EXPOSED_DEVICE_AUTHORIZATIONS,
+    PASSWORD,
+    Browser,
+    OAuthClient,
+    SignInAccounts,
+    access_lines,
+    new_address,
+    settled_log,
+)
+from switchboard.gateway.config import RateLimits
+from switchboard.gateway.signin.codes import display_user_code, new_user_code
+
+DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
+
+
+def wrong_code(right: str) -> str:
+    while (guess := display_user_code(new_user_code())) == right:
+        pass
+    return guess
+
+
+async def test_guessing_user_codes_is_stopped_per_account_whatever_the_address(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    attacker = await people.create()
+    victim = OAuthClient(proxied.url).start()
+    limit = DEFAULTS.user_code_failures_per_account
+    for _ in range(limit):
+        with Browser(proxied.url) as browser:  # a new address every time
+            guess = browser.submit(wrong_code(victim["user_code"]), attacker.email)
+            assert guess.status_code == 400 and "unknown, expired or already used" in guess.text
+    with Browser(proxied.url) as browser:
+        # Even the right code is refused now: the account may not try again until the window ends.
+        stopped = browser.submit(victim["user_code"], attacker.email)
+    assert stopped.status_code == 429 and int(stopped.headers["retry-after"]) > 0
+    assert "Too many attempts" in stopped.text
+    rows = await people.execute(
+        "SELECT status FROM device_authorizations WHERE account_id = %s", (attacker.id,)
+    )
+    assert rows == []
+
+
+async def test_guessing_a_password_is_stopped_per_account_whatever_the_address(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person, bystander = await people.create(), await people.create()
+    started = OAuthClient(proxied.url).start()
+    for attempt in range(DEFAULTS.password_failures_per_account):
+        with Browser(proxied.url) as browser:
+            wrong = browser.submit(started["user_code"], person.email, password=f"guess-{attempt}")
+            assert wrong.status_code == 401 and "email or the password is wrong" in wrong.text
+    with Browser(proxied.url) as browser:
+        locked = browser.submit(started["user_code"], person.email, password=PASSWORD)
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+        # Another account is not affected.
+        assert browser.submit(started["user_code"], bystander.email).status_code == 200
+
+
+async def test_the_device_form_is_limited_per_address(proxied: Replica, people: SignInAccounts) -> None:
+    address = new_address()
+    started = OAuthClient(proxied.url).start()
+    person = await people.create()
+    with Browser(proxied.url, address) as browser:
+        for index in range(DEFAULTS.device_forms_per_address):
+            answer = browser.submit(started["user_code"], f"nobody-{index}@example.test")
+            assert answer.status_code == 401
+        limited = browser.submit(started["user_code"], person.email)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+    with Browser(proxied.url) as elsewhere:
+        assert elsewhere.submit(started["user_code"], person.email).status_code == 200
+
+
+def test_the_token_endpoint_is_limited_per_address(proxied: Replica) -> None:
+    client = OAuthClient(proxied.url)
+    for _ in range(DEFAULTS.token_requests_per_address):
+        assert client.poll("guessed-device-code").json()["error"] == "invalid_grant"
+    limited = client.poll("guessed-device-code")
+    assert limited.status_code == 429
+    assert limited.json()["error"] == "slow_down" and int(limited.headers["retry-after"]) > 0
+    assert OAuthClient(proxied.url).poll("guessed-device-code").status_code == 400  # another address
+
+
+def test_device_authorization_is_limited_per_address(proxied: Replica) -> None:
+    client = OAuthClient(proxied.url)
+    for _ in range(DEFAULTS.device_authorizations_per_address):
+        client.start()
+    limited = client.post("/oauth/device_authorization", client_id=client.client_id)
+    assert limited.status_code == 429 and limited.json()["error"] == "slow_down"
+    assert int(limited.headers["retry-after"]) > 0
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(exposed: Replica) -> None:
+    # Every request claims another address, but the replica trusts no proxy: all count as 127.0.0.1.
+    limit = EXPOSED_DEVICE_AUTHORIZATIONS  # configured through SWITCHBOARD_GATEWAY_RATE_LIMITS
+    answers = [
+        OAuthClient(exposed.url).post("/oauth/device_authorization", client_id="switchboard-nvim")
+        for _ in range(limit + 1)
+    ]
+    assert [a.status_code for a in answers] == [200] * limit + [429]
+    log = settled_log(exposed, '"path":"/oauth/device_authorization","status":429')
+    lines = [line for line in access_lines(log) if line["path"] == "/oauth/device_authorization"]
+    assert lines and all(line["client"] == "127.0.0.1" for line in lines)
+
+
+def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(proxied: Replica) -> None:
+    spoofed = httpx2.get(proxied.url + "/healthz", headers={"x-forwarded-for": "203.0.113.66, 198.51.100.23"})
+    assert spoofed.status_code == 200
+    honest = httpx2.get(proxied.url + "/readyz", headers={"x-forwarded-for": "198.51.100.24"})
+    assert honest.status_code == 200
+    log = settled_log(proxied, '"client":"198.51.100.24"')
+    clients = {line["path"]: line["client"] for line in access_lines(log)}
+    # The trusted proxy (127.0.0.1) added the address it saw; what the client wrote before it is not believed.
+    assert clients["/healthz"] == "198.51.100.23"
+    assert clients["/readyz"] == "198.51.100.24"
+
+
+async def test_tokens_codes_and_passwords_never_reach_the_log(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    client.poll(started["device_code"])
+    with Browser(proxied.url) as browser:
+        browser.submit(started["user_code"], person.email, password="a wrong password")
+        browser.submit(started["user_code"], person.email)
+    tokens = client.poll(started["device_code"]).json()
+    rotated = client.refresh(tokens["refresh_token"]).json()
+    client.refresh(tokens["refresh_token"])
+    client.post("/oauth/revoke", token=rotated["refresh_token"])
+    log = settled_log(proxied, '"path":"/oauth/revoke","status":200')
+    secrets = [
+        PASSWORD,
+        "a wrong password",
+        started["device_code"],
+        started["user_code"],
+        started["user_code"].replace("-", ""),
+        tokens["access_token"],
+        tokens["refresh_token"],
+        rotated["access_token"],
+        rotated["refresh_token"],
+    ]
+    assert [secret for secret in secrets if secret in log] == []
+    mine = [line for line in access_lines(log) if line.get("account") == person.id]
+    assert {(line["path"], line.get("grant"), line.get("device_result")) for line in mine} >= {
+        ("/device", None, "approved"),
+        ("/oauth/token", "urn:ietf:params:oauth:grant-type:device_code", None),
+        ("/oauth/token", "refresh_token", None),
+        ("/oauth/revoke", None, None),
+    }

@@ -1,0 +1,89 @@
+"""The browser pages: strict headers, no outside resources, CSRF, forgiving code entry, the account page."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import httpx2
+
+from gateway.gateway_support import Replica
+from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient, SignInAccounts, csrf_token
+
+
+def test_the_device_page_is_self_contained_under_a_strict_policy(proxied: Replica) -> None:
+    with Browser(proxied.url) as browser:
+        page = browser.open("bcdf-ghjk")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "form-action 'self'" in policy and "script-src" not in policy
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy  # the one inline style is allowed by its hash
+    assert 'value="BCDF-GHJK"' in html  # ?user_code= prefills the field, normalized
+    for field in ("user_code", "email", "password"):
+        assert f'<label for="{field}">' in html and f'id="{field}"' in html
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+async def test_a_post_without_the_matching_csrf_cookie_is_refused(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        token = csrf_token(browser.open().text)
+    form = {
+        "csrf_token": token,
+        "user_code": started["user_code"],
+        "email": person.email,
+        "password": PASSWORD,
+        "action": "approve",
+    }
+    # Another site can make a browser post the form, but not with the cookie the token belongs to.
+    forged = httpx2.post(proxied.url + "/device", data=form, headers={"x-forwarded-for": "198.18.9.9"})
+    assert forged.status_code == 403 and "another site" in forged.text
+    with Browser(proxied.url) as browser:
+        browser.open()
+        mismatched = browser.http.post("/device", data={**form, "csrf_token": "x" * 43})
+    assert mismatched.status_code == 403
+    assert client.poll(started["device_code"]).json()["error"] == "authorization_pending"
+
+
+async def test_a_code_typed_loosely_is_understood(
+    proxied: Replica, people: SignInAccounts, browser: Browser
+) -> None:
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    page = browser.open()
+    typed = " " + started["user_code"].lower().replace("-", " ") + " "
+    form = {"csrf_token": csrf_token(page.text), "user_code": typed, "email": person.email.upper()}
+    answer = browser.http.post("/device", data={**form, "password": PASSWORD, "action": "approve"})
+    assert answer.status_code == 200 and "Device approved" in answer.text
+    assert client.poll(started["device_code"]).status_code == 200
+    not_a_code = browser.http.post("/device", data={**form, "user_code": "AEIOU-123", "password": PASSWORD})
+    assert not_a_code.status_code == 400 and "eight letters" in not_a_code.text
+
+
+def test_the_account_pages_say_what_the_plans_are_and_how_to_upgrade_and_sign_out(proxied: Replica) -> None:
+    page = httpx2.get(proxied.url + "/account")
+    assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
+    html = page.text
+    for name, credits in (("Free", "50"), ("Pro", "1,000"), ("Pro+", "2,000"), ("Power", "10,000")):
+        assert f'<th scope="row">{name}</th><td>{credits}</td>' in html
+    assert "All but Claude Opus 4.5" in html
+    assert "switchboard gateway accounts set-plan" in html
+    assert '<a href="mailto:support@example.test">support@example.test</a>' in html
+    assert "Sign Out" in html
+    upgrade = httpx2.get(proxied.url + "/account/upgrade")
+    assert upgrade.status_code == 200 and "<h1>Upgrade your plan</h1>" in upgrade.text

@@ -1,0 +1,168 @@
+"""Refresh tokens: rotation, reuse revoking the family, revocation (RFC 7009), revoked accounts, plans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx2
+import jwt
+import pytest
+
+from gateway.gateway_support import Replica, run_cli
+from gateway.signin.signin_support import Browser, OAuthClient, Person, SignInAccounts
+from switchboard.gateway.signin.codes import digest
+from switchboard.gateway.tokens import TokenAuthority, TokenRefused
+
+
+async def signed_in(
+    proxied: Replica, people: SignInAccounts, plan: str = "pro"
+) -> tuple[Person, OAuthClient, dict[str, Any]]:
+    person = await people.create(plan)
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        assert browser.submit(started["user_code"], person.email).status_code == 200
+    answer = client.poll(started["device_code"])
+    assert answer.status_code == 200, answer.text
+    return person, client, answer.json()
+
+
+def usage_status(replica: Replica, access_token: str) -> int:
+    headers = {"authorization": f"Bearer {access_token}"}
+    return httpx2.get(replica.url + "/v1/switchboard/usage", headers=headers).status_code
+
+
+async def test_refresh_rotates_and_the_spent_token_is_dead(proxied: Replica, people: SignInAccounts) -> None:
+    person, client, first = await signed_in(proxied, people)
+    second = client.refresh(first["refresh_token"])
+    assert second.status_code == 200, second.text
+    assert second.headers["cache-control"] == "no-store"
+    rotated = second.json()
+    assert rotated["refresh_token"] != first["refresh_token"] and rotated["token_type"] == "Bearer"
+    assert jwt.decode(rotated["access_token"], options={"verify_signature": False})["sub"] == person.id
+    assert usage_status(proxied, rotated["access_token"]) == 200
+    third = client.refresh(rotated["refresh_token"])
+    assert third.status_code == 200 and third.json()["refresh_token"] not in {
+        first["refresh_token"],
+        rotated["refresh_token"],
+    }
+    rows = await people.execute(
+        "SELECT t.token_hash FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id"
+        " WHERE f.account_id = %s",
+        (person.id,),
+    )
+    assert {row["token_hash"] for row in rows} == {
+        digest(token)
+        for token in (first["refresh_token"], rotated["refresh_token"], third.json()["refresh_token"])
+    }
+
+
+async def test_a_spent_refresh_token_presented_again_revokes_the_whole_family(
+    proxied: Replica, people: SignInAccounts, authority: TokenAuthority
+) -> None:
+    person, client, first = await signed_in(proxied, people)
+    rotated = client.refresh(first["refresh_token"]).json()
+    replayed = client.refresh(first["refresh_token"])  # a thief's copy, or a client that lost the answer
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+    # The legitimate newest token died with its family.
+    newest = client.refresh(rotated["refresh_token"])
+    assert newest.status_code == 400 and newest.json()["error"] == "invalid_grant"
+    families = await people.execute(
+        "SELECT revoked_reason FROM refresh_families WHERE account_id = %s", (person.id,)
+    )
+    assert families == [{"revoked_reason": "reused"}]
+    # An access token issued before the reuse lives out its (at most 15-minute) lifetime: it is stateless.
+    assert usage_status(proxied, rotated["access_token"]) == 200
+    claims = jwt.decode(rotated["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 900
+    expired = datetime.fromtimestamp(claims["exp"] + 1, UTC)
+    with pytest.raises(TokenRefused, match="expired"):
+        authority.verify(rotated["access_token"], now=expired)
+    log = proxied.log()
+    assert "a spent refresh token was presented again" in log
+    assert first["refresh_token"] not in log and rotated["refresh_token"] not in log
+
+
+async def test_another_sign_in_of_the_same_account_survives_a_revoked_family(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person, client, first = await signed_in(proxied, people)
+    other_client = OAuthClient(proxied.url)
+    started = other_client.start()
+    with Browser(proxied.url) as browser:
+        browser.submit(started["user_code"], person.email)
+    other = other_client.poll(started["device_code"]).json()
+    client.refresh(first["refresh_token"])
+    client.refresh(first["refresh_token"])  # reuse: this family dies
+    assert other_client.refresh(other["refresh_token"]).status_code == 200
+
+
+async def test_revocation_kills_the_family_and_always_answers_200(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    _, client, first = await signed_in(proxied, people)
+    rotated = client.refresh(first["refresh_token"]).json()
+    revoked = client.post("/oauth/revoke", token=rotated["refresh_token"], token_type_hint="refresh_token")
+    assert revoked.status_code == 200 and revoked.content == b""
+    assert client.refresh(rotated["refresh_token"]).json()["error"] == "invalid_grant"
+    # Unknown tokens, access tokens and repeats: 200 as well (RFC 7009 §2.2).
+    for token in ("nonsense", rotated["access_token"], rotated["refresh_token"]):
+        assert client.post("/oauth/revoke", token=token).status_code == 200
+    assert client.post("/oauth/revoke", token="x", client_id="evil").status_code == 401
+    assert client.post("/oauth/revoke").json()["error"] == "invalid_request"
+
+
+async def test_a_revoked_account_cannot_refresh(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    person, client, first = await signed_in(proxied, people)
+    run_cli(["accounts", "revoke", person.email], gateway_env)
+    refused = client.refresh(first["refresh_token"])
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert "disabled" in refused.json()["error_description"]
+    assert usage_status(proxied, first["access_token"]) == 401  # and its access token stops at once
+
+
+async def test_refresh_carries_the_current_plan(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    person, client, first = await signed_in(proxied, people, plan="free")
+    assert jwt.decode(first["access_token"], options={"verify_signature": False})["plan"] == "free"
+    run_cli(["accounts", "set-plan", person.email, "power"], gateway_env)
+    rotated = client.refresh(first["refresh_token"]).json()
+    assert jwt.decode(rotated["access_token"], options={"verify_signature": False})["plan"] == "power"
+
+
+async def test_a_refresh_token_works_only_for_its_client(proxied: Replica, people: SignInAccounts) -> None:
+    _, client, first = await signed_in(proxied, people)
+    thief = OAuthClient(proxied.url, client_id="switchboard-terminal")
+    assert thief.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert client.refresh(first["refresh_token"]).status_code == 200  # not spent by the refused attempt
+
+
+async def test_the_operator_can_sign_an_account_out_everywhere(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    person, laptop, first = await signed_in(proxied, people)
+    desktop = OAuthClient(proxied.url, client_id="switchboard-terminal")
+    started = desktop.start()
+    with Browser(proxied.url) as browser:
+        browser.submit(started["user_code"], person.email)
+    second = desktop.poll(started["device_code"]).json()
+    done = run_cli(["accounts", "sign-out", person.email], gateway_env)
+    assert "signed out of 2 session(s)" in done.stdout
+    assert laptop.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert desktop.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert usage_status(proxied, second["access_token"]) == 200  # the account itself stays usable
+
+
+async def test_after_a_restore_the_operator_signs_everyone_out(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    _, client, first = await signed_in(proxied, people)
+    done = run_cli(["accounts", "sign-out", "--everyone"], gateway_env)
+    assert "Every account is signed out of" in done.stdout
+    assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    live = await people.execute("SELECT count(*) AS n FROM refresh_families WHERE revoked_at IS NULL")
+    assert live == [{"n": 0}]

@@ -1,0 +1,117 @@
+"""Auto's per-user inputs on the gateway (headers from the language server): validated and bounded, the
+last answer looked up in the account's own ledger (a claimed one is not believed), and never a way to a
+dearer model at 1.0x."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx2
+import pytest
+from starlette.datastructures import Headers
+
+from gateway.gateway_support import Accounts, Replica, sdk, turn_headers, turn_rows
+from switchboard.gateway.errors import GatewayRefusal
+from switchboard.gateway.turn_request import AutoInputs, parse_auto_inputs
+from switchboard.routing import ThresholdShift
+
+SONNET_45 = "claude-sonnet-4-5-20250929"
+# A long enough conversation for the prompt cache to matter, and a follow-up the router sends to Haiku on
+# its own but keeps on Sonnet while Sonnet's cache for this conversation is warm.
+HISTORY: list[dict[str, Any]] = [
+    {"role": "user", "content": "Here is my module: " + "def f(x):\n    return x*2\n" * 40},
+    {"role": "assistant", "content": "Sure, here's an explanation " * 60},
+]
+FOLLOW_UP = "What about thread safety here?"
+
+
+def conversation() -> list[dict[str, Any]]:
+    return [*HISTORY, {"role": "user", "content": FOLLOW_UP}]
+
+
+async def answered_sonnet_turn(url: str, token: str) -> str:
+    turn_id = f"turn-{uuid.uuid4().hex}"
+    async with sdk(url, token) as client:
+        await client.messages.create(
+            model=SONNET_45, max_tokens=100, messages=HISTORY[:1],
+            extra_headers=turn_headers("claude-sonnet-4.5", turn_id),
+        )  # fmt: skip
+    return turn_id
+
+
+async def auto_routed(url: str, token: str, headers: dict[str, str]) -> str:
+    async with sdk(url, token) as client:
+        raw = await client.messages.with_raw_response.create(
+            model=SONNET_45, max_tokens=100, messages=conversation(),
+            extra_headers={**turn_headers("auto"), **headers},
+        )  # fmt: skip
+    return raw.headers["switchboard-routed-model"]
+
+
+async def test_the_last_answer_counts_only_when_this_accounts_ledger_has_it(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    mine, theirs = await make_accounts.create("pro"), await make_accounts.create("pro")
+    my_turn = await answered_sonnet_turn(replica.url, mine.token)
+    their_turn = await answered_sonnet_turn(replica.url, theirs.token)
+    last = "Switchboard-Auto-Last-Turn"
+    assert await auto_routed(replica.url, mine.token, {}) == "claude-haiku-4.5"
+    assert await auto_routed(replica.url, mine.token, {last: my_turn}) == "claude-sonnet-4.5"  # warm cache
+    assert await auto_routed(replica.url, mine.token, {last: their_turn}) == "claude-haiku-4.5"
+    assert await auto_routed(replica.url, mine.token, {last: "turn-never-answered"}) == "claude-haiku-4.5"
+
+
+async def test_the_strongest_inputs_still_route_among_autos_models_billed_as_auto(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    account = await make_accounts.create("power")
+    pushy = {
+        "Switchboard-Auto-Preference": "quality",
+        "Switchboard-Auto-Shift": "1e9",
+        "Switchboard-Auto-Sonnet-Answers": "999999999",
+        "Switchboard-Auto-Stronger-Retries": "999999999",
+    }
+    assert await auto_routed(replica.url, account.token, pushy) in ("claude-haiku-4.5", "claude-sonnet-4.5")
+    only_haiku = {**pushy, "Switchboard-Auto-Models": "claude-haiku-4.5"}
+    assert await auto_routed(replica.url, account.token, only_haiku) == "claude-haiku-4.5"
+    rows = await turn_rows(make_accounts.database_url, account.id)
+    assert rows and all(row["model_id"] == "auto" for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Switchboard-Auto-Preference", "maximum"),
+        ("Switchboard-Auto-Shift", "nan"),
+        ("Switchboard-Auto-Shift", "a lot"),
+        ("Switchboard-Auto-Sonnet-Answers", "-1"),
+        ("Switchboard-Auto-Stronger-Retries", "1.5"),
+        ("Switchboard-Auto-Models", "claude-opus-4.5"),
+        ("Switchboard-Auto-Last-Turn", "not a turn id!"),
+    ],
+)
+async def test_a_malformed_auto_input_is_a_400_naming_the_header(
+    make_accounts: Accounts, replica: Replica, header: str, value: str
+) -> None:
+    account = await make_accounts.create("pro")
+    response = httpx2.post(
+        replica.url + "/v1/messages",
+        headers={"Authorization": f"Bearer {account.token}", **turn_headers("auto"), header: value},
+        json={"model": "auto", "max_tokens": 50, "messages": conversation()},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and header in error["message"]
+
+
+def test_inputs_are_bounded_to_what_the_language_server_itself_produces() -> None:
+    inputs = parse_auto_inputs(
+        Headers({"switchboard-auto-shift": "5", "switchboard-auto-sonnet-answers": "123456789"})
+    )
+    assert inputs.threshold_shift == ThresholdShift.MAX_SHIFT and inputs.sonnet_answers == 1000
+    assert parse_auto_inputs(Headers({"switchboard-auto-shift": "-3"})).threshold_shift == 0.0
+    assert parse_auto_inputs(Headers({})) == AutoInputs()
+    with pytest.raises(GatewayRefusal):
+        parse_auto_inputs(Headers({"switchboard-auto-shift": "inf"}))
