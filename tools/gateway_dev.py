@@ -134,7 +134,7 @@ def _print_welcome(
 Switchboard gateway ready at {url}
   PostgreSQL:    {database_url}
   Upstream:      the fake Anthropic API (simulated answers, no network)
-  Demo account:  {DEMO_EMAIL}  password: {password}  (plan: {PLANS[plan].name})
+  Demo account:  {DEMO_EMAIL}  password: {password}  (plan: {PLANS[plan].name}; sign in with it)
   Access token:  {token}
                  (15 minutes; a new one: SWITCHBOARD_GATEWAY_CONFIG={config} \\
                   .venv/bin/switchboard gateway tokens issue --account {DEMO_EMAIL})
