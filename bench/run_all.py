@@ -155,6 +155,35 @@ def memory_rows(f: dict[str, Any]) -> list[Row]:
     ]
 
 
+def gateway_rows(f: dict[str, Any]) -> list[Row]:
+    idle = ", ".join(f"{mb:.0f}" for mb in f["idle_rss_mb"])
+    load = ", ".join(f"{mb:.0f}" for mb in f["load_rss_mb"])
+    return [
+        (
+            f"Gateway: time to first token added, {f['concurrent_streams']} streams",
+            f"p50 {f['ttft_added_p50_ms']:+.1f} ms, p99 {f['ttft_added_p99_ms']:+.1f} ms "
+            f"(through it p50 {f['ttft_gateway_p50_ms']:.1f}, p99 {f['ttft_gateway_p99_ms']:.1f})",
+            f"SDK direct p50 {f['ttft_direct_p50_ms']:.1f} ms, p99 {f['ttft_direct_p99_ms']:.1f}",
+            "p50 ≤ +3 ms, p99 ≤ +15 ms",
+            verdict(f["ttft_added_p50_ms"] <= 3 and f["ttft_added_p99_ms"] <= 15),
+        ),
+        (
+            "Gateway: settled turns / s",
+            f"two replicas {f['two_replicas_turns_per_s']:,.0f}/s, one {f['one_replica_turns_per_s']:,.0f}/s",
+            f"fake API alone {f['direct_turns_per_s']:,.0f}/s",
+            "≥ 1,000/s (two replicas)",
+            verdict(f["two_replicas_turns_per_s"] >= 1000),
+        ),
+        (
+            "Gateway: RSS per replica",
+            f"under {f['concurrent_streams']} streams {load} MB",
+            f"idle {idle} MB",
+            "(no target)",
+            "n/a",
+        ),
+    ]
+
+
 def router_rows(f: Any) -> list[Row]:
     if not isinstance(f, dict):
         return [("Router decision latency", "see its output above", "", "p50/p99", "n/a")]
@@ -196,6 +225,7 @@ SECTIONS: list[tuple[str, list[str], Callable[[Any], list[Row]]]] = [
     ("store_scale", [], store_rows),
     ("ledger_throughput", [], ledger_rows),
     ("memory", [], memory_rows),
+    ("gateway_load", [], gateway_rows),
     # The fresh held-out batch: the honest figure (data/ is what the router was fitted and tuned on).
     ("router_editor_traffic", ["--part", "fresh"], editor_traffic_rows),
 ]

@@ -64,7 +64,7 @@ def gateway_env(
         SWITCHBOARD_GATEWAY_SIGNING_KEYS=os.pathsep.join(str(keys / n) for n in ("current.pem", "next.pem")),
         SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://gateway.test",
         SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS=str(RESERVATION_TTL),
-        SWITCHBOARD_GATEWAY_POOL_MAX_SIZE="10",
+        SWITCHBOARD_GATEWAY_POOL_MAX_SIZE="20",
         PYTHONUNBUFFERED="1",
     )
     run_cli(["migrate"], env)

@@ -63,21 +63,32 @@ class Cluster:
         cluster._run(
             ["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {directory} -c fsync=off"
+        cluster.up()
+        return cluster
+
+    def _options(self) -> str:
+        return (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
-        log = str(directory / "server.log")
-        cluster._run(["pg_ctl", "-D", str(cluster.data), "-l", log, "-w", "-o", options, "start"])
-        return cluster
 
     def restart(self) -> None:
         """Stop (dropping every connection) and start again with the same options."""
         self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart"])
 
+    def down(self) -> None:
+        """Stop the server (dropping every connection) but keep the cluster, for `up` to start again."""
+        self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def up(self) -> None:
+        """Start the server (again, after `down`)."""
+        log = str(self.directory / "server.log")
+        self._run(["pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", self._options(), "start"])
+
     def stop(self) -> None:
         try:
-            self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+            if (self.data / "postmaster.pid").exists():
+                self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 

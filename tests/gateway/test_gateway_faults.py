@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
 
-from gateway.gateway_support import Accounts, Replica, balance, expected_credits, sdk, turn_headers, turn_rows
+from gateway.gateway_support import (
+    HTTP,
+    VENDOR_KEY,
+    Accounts,
+    Replica,
+    balance,
+    expected_credits,
+    sdk,
+    turn_headers,
+    turn_rows,
+)
 from switchboard.fakeapi import FakeAnthropic, Fault
 
 HAIKU = "claude-haiku-4-5-20251001"
@@ -107,11 +119,12 @@ async def test_a_stream_cut_upstream_after_output_pays_for_the_tokens_that_arriv
     assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
 
 
+@pytest.mark.parametrize("kind", ["error_event", "drop"])
 async def test_a_stream_that_fails_before_any_output_costs_nothing_and_its_retry_is_answered(
-    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, kind: str
 ) -> None:
     account = await make_accounts.create("pro")
-    upstream.add_fault(Fault("error_event", after_deltas=0))
+    upstream.add_fault(Fault(kind, after_deltas=0))  # type: ignore[arg-type]
     headers = turn_headers("claude-haiku-4.5")
     async with sdk(replica.url, account.token) as client:
         _, text, error = await stream_until_error(client, "hello", headers)
@@ -164,3 +177,35 @@ async def _settled_row(database_url: str, account_id: str, timeout: float) -> di
         if time.monotonic() > deadline:
             raise AssertionError(f"turn not settled after {timeout}s: {rows}")
         await asyncio.sleep(0.05)
+
+
+async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    account = await make_accounts.create("pro")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": nowhere}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "no-upstream.log")
+    try:
+        for stream in (False, True):
+            response = await asyncio.to_thread(
+                HTTP.post,
+                replica.url + "/v1/messages",
+                json={"model": HAIKU, "max_tokens": 50, "stream": stream, "messages": user("hi")},
+                headers={**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"},
+            )
+            assert response.status_code == 502
+            assert response.headers["x-should-retry"] == "true"
+            assert response.json()["error"]["type"] == "api_error"
+            assert VENDOR_KEY not in response.text
+    finally:
+        replica.stop()
+    rows = await turn_rows(make_accounts.database_url, account.id)
+    assert len(rows) == 2 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
+    assert await balance(make_accounts.database_url, account.id) == {
+        "used_h": 0,
+        "overage_h": 0,
+        "reserved_h": 0,
+    }

@@ -129,7 +129,9 @@ async def test_tokens_that_prove_nothing_get_401(
     stranger = TokenAuthority("http://gateway.test", timedelta(minutes=5), (Ed25519PrivateKey.generate(),))
     forged = stranger.issue(account.id, "power")
     other_issuer = TokenAuthority("http://elsewhere.test", timedelta(minutes=5), authority.signing_keys)
-    for token in (None, "not-a-jwt", expired, forged, other_issuer.issue(account.id, "pro")):
+    # Signed by the gateway's own key, for an account that does not exist (or another deployment's).
+    nobody = authority.issue("acct_does_not_exist", "power")
+    for token in (None, "not-a-jwt", expired, forged, other_issuer.issue(account.id, "pro"), nobody):
         response = post(replica, token, "claude-haiku-4.5", {**BODY, "model": HAIKU})
         assert response.status_code == 401, token
         assert error_of(response)["type"] == "authentication_error"

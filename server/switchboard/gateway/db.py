@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
@@ -34,8 +35,21 @@ async def open_pool(settings: GatewaySettings) -> Pool:
 
 
 async def _check_connection(conn: AsyncConnection[DictRow]) -> None:
-    """Raises on a connection PostgreSQL has dropped (the pool then discards it and takes another)."""
-    await conn.execute("")
+    """Raises on a connection PostgreSQL has dropped (the pool then discards it and takes another).
+
+    An idle connection has nothing to read unless the server said something: when PostgreSQL stops or
+    restarts it sends a FATAL notice and closes, which makes the socket readable. So the round trip that
+    proves the connection is only spent on one whose socket is readable (or already closed), not on
+    every request."""
+    if conn.closed or _readable(conn.fileno()):
+        await conn.execute("")
+
+
+def _readable(fd: int) -> bool:
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 async def is_ready(pool: Pool) -> bool:

@@ -106,15 +106,15 @@ async def reserve(
     A refusal is raised after the transaction commits, so an orphaned attempt it settled on the way (see
     `_repeat`) stays settled."""
     async with conn.transaction():
-        await _lock_balance(conn, key.account_id, period)
+        balance = await _lock_balance(conn, key.account_id, period)
         account = await get_account(conn, key.account_id)
         if account is None or not account.active:
             raise AccountGone()
         existing = await _lock_turn(conn, key)
-        refusal = await _repeat(conn, existing) if existing is not None else None
+        refusal = await _repeat(conn, existing, balance) if existing is not None else None
         if refusal is None:
-            # Read after `_repeat`, which may have released an orphaned attempt's reservation.
-            balance = await _lock_balance(conn, key.account_id, period)
+            if existing is not None:  # `_repeat` may have released an orphaned attempt's reservation
+                balance = await _lock_balance(conn, key.account_id, period)
             cap = limit_h(account)
             available = None if cap is None else cap - balance["used_h"] - balance["reserved_h"]
             if available is not None and reserved_h > available:
@@ -140,6 +140,7 @@ async def _hold(
     """Record the turn as reserved (a new turn, or a new attempt at one that failed before output)."""
     await conn.execute(
         """
+        WITH turn AS (
         INSERT INTO turns (account_id, turn_id, period, model_id, routed_model, route_reason, status,
                            reserved_h, replica, expires_at)
         VALUES (%s, %s, %s, %s, %s, %s, 'reserved', %s, %s, now() + %s)
@@ -150,23 +151,27 @@ async def _hold(
             cache_read_input_tokens = 0, cache_creation_input_tokens = 0, output_seen = false,
             reason = NULL, replica = excluded.replica, attempts = turns.attempts + 1,
             created_at = now(), expires_at = excluded.expires_at, settled_at = NULL
+        RETURNING 1
+        )
+        UPDATE account_periods SET reserved_h = reserved_h + %s
+        WHERE account_id = %s AND period = %s AND EXISTS (SELECT 1 FROM turn)
         """,
-        (key.account_id, key.turn_id, period, model_id, routed_model, route_reason, reserved_h, replica, ttl),
-    )
-    await conn.execute(
-        "UPDATE account_periods SET reserved_h = reserved_h + %s WHERE account_id = %s AND period = %s",
-        (reserved_h, key.account_id, period),
+        (
+            *(key.account_id, key.turn_id, period, model_id, routed_model, route_reason, reserved_h, replica),
+            *(ttl, reserved_h, key.account_id, period),
+        ),
     )
 
 
-async def _repeat(conn: Conn, turn: dict[str, Any]) -> Exception | None:
+async def _repeat(conn: Conn, turn: dict[str, Any], balance: dict[str, Any]) -> Exception | None:
     """Why a turn id seen before may not run again (None: no attempt produced output, so it may).
 
     An attempt whose replica died (expired) is settled here first, as the reaper would."""
     if turn["status"] == "reserved":
         if not turn["expired"]:
             return TurnInProgress()
-        settled = await _settle_locked(conn, turn, _checkpointed(turn, "the replica serving it stopped"))
+        outcome = _checkpointed(turn, "the replica serving it stopped")
+        settled = await _settle_locked(conn, turn, outcome, balance)
         return TurnAlreadySettled(settled) if settled.status != "failed" else None
     if turn["status"] in ("complete", "cut"):
         return TurnAlreadySettled(_settlement_of(turn, already=True))
@@ -192,13 +197,13 @@ async def settle(conn: Conn, reservation: Reservation, outcome: Outcome) -> Sett
     """Charge the turn by the published formula and release the rest of its reservation, exactly once."""
     key = reservation.key
     async with conn.transaction():
-        await _lock_balance(conn, key.account_id, reservation.period)
+        balance = await _lock_balance(conn, key.account_id, reservation.period)
         turn = await _lock_turn(conn, key)
         if turn is None:
             raise LookupError(f"no reservation for turn {key.turn_id!r}")
         if turn["status"] != "reserved":
             return _settlement_of(turn, already=True)
-        return await _settle_locked(conn, turn, outcome)
+        return await _settle_locked(conn, turn, outcome, balance)
 
 
 async def expired_turns(conn: Conn, limit: int = 100) -> list[TurnKey]:
@@ -218,11 +223,12 @@ async def release_expired(conn: Conn, key: TurnKey) -> Settlement | None:
         row = await cursor.fetchone()
         if row is None:
             return None
-        await _lock_balance(conn, key.account_id, row["period"])
+        balance = await _lock_balance(conn, key.account_id, row["period"])
         turn = await _lock_turn(conn, key)
         if turn is None or turn["status"] != "reserved" or not turn["expired"]:
             return None
-        return await _settle_locked(conn, turn, _checkpointed(turn, "the replica serving it stopped"))
+        outcome = _checkpointed(turn, "the replica serving it stopped")
+        return await _settle_locked(conn, turn, outcome, balance)
 
 
 def _checkpointed(turn: dict[str, Any], reason: str) -> Outcome:
@@ -236,10 +242,12 @@ def _checkpointed(turn: dict[str, Any], reason: str) -> Outcome:
     return Outcome("cut" if turn["output_seen"] else "failed", usage, reason)
 
 
-async def _settle_locked(conn: Conn, turn: dict[str, Any], outcome: Outcome) -> Settlement:
-    """Settle a reserved turn whose balance row and turn row this transaction holds locked."""
+async def _settle_locked(
+    conn: Conn, turn: dict[str, Any], outcome: Outcome, balance: dict[str, Any]
+) -> Settlement:
+    """Settle a reserved turn whose balance row (`balance`, as read under the lock) and turn row this
+    transaction holds locked."""
     account_id, period = turn["account_id"], turn["period"]
-    balance = await _lock_balance(conn, account_id, period)
     account = await get_account(conn, account_id)
     assert account is not None  # accounts are revoked, never deleted
     used_before = balance["used_h"]
@@ -254,12 +262,19 @@ async def _settle_locked(conn: Conn, turn: dict[str, Any], outcome: Outcome) -> 
         credits_h = max(0, min(credits_h, cap - used_before - others_h))
     included_h = account.spec.monthly_credits * 100
     overage_h = max(0, min(credits_h, used_before + credits_h - included_h)) if account.overage_on else 0
+    # One statement, one round trip: the turn's row and the balance move together.
     await conn.execute(
         """
+        WITH turn AS (
         UPDATE turns SET status = %s, credits_h = %s, overage_h = %s, input_tokens = %s, output_tokens = %s,
             cache_read_input_tokens = %s, cache_creation_input_tokens = %s,
             output_seen = output_seen OR %s, reason = %s, settled_at = now()
         WHERE account_id = %s AND turn_id = %s
+        RETURNING 1
+        )
+        UPDATE account_periods
+        SET used_h = used_h + %s, overage_h = overage_h + %s, reserved_h = reserved_h - %s
+        WHERE account_id = %s AND period = %s AND EXISTS (SELECT 1 FROM turn)
         """,
         (
             outcome.status,
@@ -270,15 +285,8 @@ async def _settle_locked(conn: Conn, turn: dict[str, Any], outcome: Outcome) -> 
             outcome.reason,
             account_id,
             turn["turn_id"],
+            *(credits_h, overage_h, turn["reserved_h"], account_id, period),
         ),
-    )
-    await conn.execute(
-        """
-        UPDATE account_periods
-        SET used_h = used_h + %s, overage_h = overage_h + %s, reserved_h = reserved_h - %s
-        WHERE account_id = %s AND period = %s
-        """,
-        (credits_h, overage_h, turn["reserved_h"], account_id, period),
     )
     return Settlement(turn["turn_id"], outcome.status, credits_h, overage_h)
 
@@ -296,16 +304,18 @@ async def answered_turn(conn: Conn, key: TurnKey) -> tuple[str, float] | None:
 
 
 async def _lock_balance(conn: Conn, account_id: str, period: str) -> dict[str, Any]:
-    await conn.execute(
-        "INSERT INTO account_periods (account_id, period) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-        (account_id, period),
-    )
-    cursor = await conn.execute(
+    """Lock the account's row for the period (made on its first turn) and read it: one round trip, mostly."""
+    select = (
         "SELECT used_h, overage_h, reserved_h FROM account_periods"
-        " WHERE account_id = %s AND period = %s FOR UPDATE",
-        (account_id, period),
+        " WHERE account_id = %s AND period = %s FOR UPDATE"
     )
-    row = await cursor.fetchone()
+    row = await (await conn.execute(select, (account_id, period))).fetchone()
+    if row is None:
+        await conn.execute(
+            "INSERT INTO account_periods (account_id, period) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (account_id, period),
+        )
+        row = await (await conn.execute(select, (account_id, period))).fetchone()
     assert row is not None
     return row
 

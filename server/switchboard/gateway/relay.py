@@ -47,6 +47,9 @@ class TurnStream(Response):
         self.meter = StreamMeter()
         self.settlement: Settlement | None = None
         self.cut_reason = "the client disconnected"
+        self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
+        self.handed_off = False  # settling was left to `Gateway.settle_later`
+        self.ended = False
         self._log_state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,11 +61,14 @@ class TurnStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # Set before cancelling: a cancellation can be lost inside a library's wait (Python 3.11's
+            # `wait_for` race), and a heartbeat that missed it must still stop, or this would wait forever.
+            self.ended = True
             for task in (pump, watch, heartbeat):
                 task.cancel()
             await asyncio.gather(pump, watch, heartbeat, return_exceptions=True)
             await self.upstream.aclose()
-            if self.settlement is None:
+            if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
         with contextlib.suppress(OSError):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -98,10 +104,8 @@ class TurnStream(Response):
         except ClientGone:
             self.cut_reason = "the client disconnected"
         except psycopg.Error as error:
-            log.error(
-                "could not settle a turn (%s): the reaper settles it from its checkpoint",
-                type(error).__name__,
-            )
+            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", type(error).__name__)
+            self._settle_later(self._settling or self._unfinished("the ledger was unavailable"))
             body = error_body(
                 "api_error", "The gateway could not record this turn's charge; ask again shortly."
             )
@@ -120,6 +124,7 @@ class TurnStream(Response):
             await send({"type": "http.response.body", "body": encode_json("error", body), "more_body": True})
 
     async def _settle(self, outcome: Outcome) -> dict[str, Any]:
+        self._settling = outcome
         self.settlement = await self.gateway.settle(self.reservation, outcome)
         self._log_state["turn_status"] = self.settlement.status
         self._log_state["credits"] = self.settlement.credits_h / 100
@@ -129,20 +134,26 @@ class TurnStream(Response):
         try:
             await self._settle_unfinished()
         except psycopg.Error as error:
-            log.error(
-                "could not settle a turn (%s): the reaper settles it from its checkpoint",
-                type(error).__name__,
-            )
+            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", type(error).__name__)
+            self._settle_later(self._unfinished(self.cut_reason))
+
+    def _settle_later(self, outcome: Outcome) -> None:
+        self.handed_off = True
+        self.gateway.settle_later(self.reservation, outcome)
 
     async def _settle_unfinished(self, reason: str | None = None) -> dict[str, Any]:
-        status = "cut" if self.meter.output_seen else "failed"
-        return await self._settle(Outcome(status, self.meter.usage(), reason or self.cut_reason))
+        return await self._settle(self._unfinished(reason or self.cut_reason))
+
+    def _unfinished(self, reason: str) -> Outcome:
+        return Outcome("cut" if self.meter.output_seen else "failed", self.meter.usage(), reason)
 
     async def _heartbeat(self) -> None:
         """Extend the reservation and checkpoint the usage so far, a few times per reservation lifetime."""
         interval = self.gateway.ttl.total_seconds() / 3
-        while True:
+        while not self.ended:
             await asyncio.sleep(interval)
+            if self.ended:
+                return
             try:
                 await self.gateway.checkpoint(
                     self.reservation, Outcome("cut", self.meter.usage()), self.meter.output_seen

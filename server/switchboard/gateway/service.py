@@ -7,13 +7,18 @@ refuse a forbidden model, route Auto, reserve the worst case.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import random
 import socket
+import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from starlette.requests import Request
 
 from switchboard.catalog.models import CATALOG, ModelSpec
@@ -21,6 +26,7 @@ from switchboard.plans import wording
 from switchboard.plans.catalog import allowed_plans
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.period import period_of
+from switchboard.protocol.messages import Usage
 from switchboard.routing import NoRoutableModelError
 
 from . import ledger
@@ -36,6 +42,35 @@ from .turn_request import TurnRequest
 from .upstream import Upstream
 
 log = logging.getLogger("switchboard.gateway")
+# A settlement PostgreSQL refused is retried after this, doubling up to 2 s, for at least this long.
+SETTLE_RETRY_FIRST_SECONDS = 0.2
+SETTLE_RETRY_SECONDS = 120.0
+
+
+class AccountQueue:
+    """One ledger transaction per account at a time in this replica.
+
+    An account's transactions serialize on its balance row in PostgreSQL anyway; queueing them here first
+    means a turn waiting for that row waits without holding a pooled connection. Otherwise one account
+    sending a hundred turns at once would hold the whole pool while they queue on its row, and every
+    other account would get 503s."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn_of(self, account_id: str) -> AsyncGenerator[None]:
+        lock, users = self._locks.get(account_id, (asyncio.Lock(), 0))
+        self._locks[account_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[account_id]
+            if users == 1:
+                del self._locks[account_id]
+            else:
+                self._locks[account_id] = (lock, users - 1)
 
 
 @dataclass(frozen=True)
@@ -55,6 +90,8 @@ class Gateway:
         self.replica = f"{socket.gethostname()}:{os.getpid()}"
         self.ttl = timedelta(seconds=settings.reservation_ttl_seconds)
         self._background: set[asyncio.Task[Any]] = set()
+        self._retrying: set[asyncio.Task[None]] = set()
+        self.accounts = AccountQueue()
 
     # --- before forwarding ---------------------------------------------------------------------------
 
@@ -113,7 +150,7 @@ class Gateway:
         needed = reservation_h(turn.model.id, turn.body, turn.max_tokens)
         key = TurnKey(account.id, turn.turn_id)
         try:
-            async with self.pool.connection() as conn:
+            async with self.accounts.turn_of(account.id), self.pool.connection() as conn:
                 return await ledger.reserve(
                     conn,
                     key,
@@ -146,8 +183,60 @@ class Gateway:
         return await asyncio.shield(task)
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
-        async with self.pool.connection() as conn:
+        async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
             return await ledger.settle(conn, reservation, outcome)
+
+    @contextlib.asynccontextmanager
+    async def held(self, reservation: Reservation) -> AsyncGenerator[None]:
+        """Keep the reservation alive while the gateway waits on the Anthropic API (for the first byte of a
+        stream, or for a whole non-streamed answer), so a slow upstream never lets it expire and be
+        reaped while the turn is still being answered."""
+        beating = True
+
+        async def beat() -> None:
+            interval = self.ttl.total_seconds() / 3
+            while beating:
+                await asyncio.sleep(interval)
+                if not beating:
+                    return
+                try:
+                    await self.checkpoint(reservation, Outcome("failed", Usage()), output_seen=False)
+                except Exception as error:  # a missed beat is retried; the reaper is the backstop
+                    log.warning("checkpoint of a turn failed: %s", type(error).__name__)
+
+        task = asyncio.ensure_future(beat())
+        try:
+            yield
+        finally:
+            beating = False  # as well as cancelling: a lost cancellation must not keep it beating
+            task.cancel()
+
+    def settle_later(self, reservation: Reservation, outcome: Outcome) -> None:
+        """Keep trying to settle a turn whose settlement PostgreSQL refused, until it answers again.
+
+        So an answer that streamed whole while the ledger was away is charged exactly once it is back,
+        not at its last checkpoint. If the outage outlasts the reservation, the reaper may settle the turn
+        from its checkpoint first; this then finds it settled and stops."""
+        task = asyncio.ensure_future(self._settle_when_possible(reservation, outcome))
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
+
+    async def _settle_when_possible(self, reservation: Reservation, outcome: Outcome) -> None:
+        delay = SETTLE_RETRY_FIRST_SECONDS
+        deadline = time.monotonic() + max(SETTLE_RETRY_SECONDS, self.ttl.total_seconds() * 2)
+        while True:
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            try:
+                await self._settle(reservation, outcome)
+                log.info(
+                    "settled a turn once PostgreSQL was back", extra={"turn_id": reservation.key.turn_id}
+                )
+                return
+            except psycopg.Error as error:
+                if time.monotonic() > deadline:
+                    log.error("gave up settling a turn (%s): the reaper settles it", type(error).__name__)
+                    return
+            delay = min(delay * 2, 2.0)
 
     async def checkpoint(self, reservation: Reservation, outcome: Outcome, output_seen: bool) -> bool:
         async with self.pool.connection() as conn:
@@ -156,9 +245,13 @@ class Gateway:
             )
 
     async def drain(self) -> None:
-        """Wait for settlements in flight (at shutdown)."""
+        """Wait for settlements in flight (at shutdown); give retried ones a moment, then the reaper."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self._retrying:
+            _, pending = await asyncio.wait(self._retrying, timeout=SETTLE_RETRY_FIRST_SECONDS * 10)
+            for task in pending:
+                task.cancel()
 
 
 def bearer_token(request: Request) -> str | None:

@@ -1,0 +1,493 @@
+"""The large runs: 200 concurrent streams, 50 random SIGKILLs, a PostgreSQL restart while streams settle.
+
+Every run that draws random numbers states its seed in each assertion message; set the environment
+variable named there (SWITCHBOARD_LOAD_SEED, SWITCHBOARD_CRASH_SEED) to replay a failing run. Credits are
+recomputed here from the usage the fake API reported and the published formula (`expected_credits`), never
+read back from the gateway's own figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import psycopg
+import pytest
+
+from gateway.gateway_support import (
+    HTTP,
+    RESERVATION_TTL,
+    Accounts,
+    ForkedReplica,
+    Replica,
+    ReplicaForker,
+    TestAccount,
+    balance,
+    expected_credits,
+    sdk,
+    turn_headers,
+    turn_rows,
+)
+from gateway.pgcluster import Cluster
+from switchboard.gateway.migrate import upgrade
+from switchboard.gateway.tokens import TokenAuthority
+from switchboard.plans.catalog import PLANS
+
+ANTHROPIC_IDS = {
+    "claude-haiku-4.5": "claude-haiku-4-5-20251001",
+    "claude-sonnet-4.5": "claude-sonnet-4-5-20250929",
+    "auto": "claude-sonnet-4-5-20250929",  # ignored by the gateway: Auto routes on its own
+}
+
+
+def seed_from(variable: str) -> int:
+    """The run's seed: from `variable` to replay a run, else a fresh one (printed, and in every message)."""
+    seed = int(os.environ[variable]) if os.environ.get(variable) else random.randrange(2**32)
+    print(f"{variable}={seed}")
+    return seed
+
+
+@dataclass
+class StreamResult:
+    """What one streamed turn delivered to its client."""
+
+    account: TestAccount
+    model_id: str
+    headers: dict[str, str]
+    text: str = ""
+    message: Any = None  # the final message, when the answer arrived whole (message_stop)
+    charge: dict[str, Any] | None = None  # the `switchboard` object of message_delta
+    error: BaseException | None = None
+    started: float | None = None  # when the first text arrived
+    ended: float | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.message is not None
+
+    @property
+    def turn_id(self) -> str:
+        return self.headers["Switchboard-Turn-Id"]
+
+
+async def stream_turn(
+    client: anthropic.AsyncAnthropic, result: StreamResult, prompt: str, max_tokens: int
+) -> None:
+    """Stream one turn into `result`; an error (a refusal, a killed replica) is recorded, not raised."""
+    try:
+        async with client.messages.stream(
+            model=ANTHROPIC_IDS[result.model_id],
+            max_tokens=max_tokens,
+            messages=[{"role": "user", "content": prompt}],
+            extra_headers=result.headers,
+        ) as stream:
+            async for event in stream:
+                if event.type == "text":
+                    result.text += event.text
+                    result.started = result.started or time.monotonic()
+                elif event.type == "message_delta":
+                    result.charge = (event.model_extra or {}).get("switchboard")
+            result.message = await stream.get_final_message()
+    except (anthropic.APIError, httpx2.TransportError) as error:
+        result.error = error
+    finally:
+        result.ended = time.monotonic()
+
+
+async def no_reservations_left(database_url: str, accounts: list[TestAccount], timeout: float) -> None:
+    ids = [account.id for account in accounts]
+    deadline = time.monotonic() + timeout
+    while True:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM turns WHERE account_id = ANY(%s) AND status = 'reserved'", (ids,)
+            )
+            row = await cursor.fetchone()
+        if row is not None and row[0] == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{row} reservations still held after {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def limit_credits(plan: str, budget_cents: int | None) -> Decimal:
+    """The allowance plus the overage budget, from the catalog ($0.04 a credit)."""
+    return Decimal(PLANS[plan].monthly_credits) + Decimal(budget_cents or 0) / 4
+
+
+# --- 200 concurrent streams --------------------------------------------------------------------------
+
+
+async def test_two_hundred_concurrent_streams_from_twenty_accounts_across_two_replicas_add_up(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Replicas of their own with production-like reservations (the shared ones use 2 s, for the reaper
+    # tests): on two shared cores, 200 streams can stall an event loop longer than 2 s.
+    forker = ReplicaForker({**gateway_env, "SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS": "30"}, tmp_path)
+    try:
+        replicas = await asyncio.gather(asyncio.to_thread(forker.start), asyncio.to_thread(forker.start))
+        await _two_hundred_streams(make_accounts, replicas)
+    finally:
+        forker.close()
+
+
+async def _two_hundred_streams(make_accounts: Accounts, replicas: list[ForkedReplica]) -> None:
+    seed = seed_from("SWITCHBOARD_LOAD_SEED")
+    why = f"SWITCHBOARD_LOAD_SEED={seed}"
+    rng = random.Random(seed)
+    # Fifteen roomy accounts, and five with about two credits of allowance and one or two of overage budget
+    # left: ten concurrent turns do not all fit those, so the limit is exercised under concurrency.
+    accounts: list[TestAccount] = []
+    limits: dict[str, Decimal] = {}
+    for index in range(20):
+        if index < 5:
+            budget = rng.choice([4, 8])
+            used = 1000 - round(rng.uniform(1.5, 2.5), 2)
+            account = await make_accounts.create("pro", used_credits=used, overage=True, budget_cents=budget)
+            limits[account.id] = limit_credits("pro", budget)
+        else:
+            account = await make_accounts.create(rng.choice(["pro", "pro_plus", "power"]))
+            limits[account.id] = limit_credits(account.plan, None)
+        accounts.append(account)
+    before = {
+        a.id: Decimal((await balance(make_accounts.database_url, a.id))["used_h"]) / 100 for a in accounts
+    }
+    clients = {(r, a.id): sdk(replica.url, a.token) for r, replica in enumerate(replicas) for a in accounts}
+    open_now = peak = 0
+
+    async def one(index: int) -> StreamResult:
+        nonlocal open_now, peak
+        account = accounts[index % 20]
+        model_id = rng.choice(list(ANTHROPIC_IDS))
+        result = StreamResult(account, model_id, turn_headers(model_id))
+        words = rng.randrange(30, 80)
+        prompt = f"Question {index}: explain B-trees. [[fake:words={words} slow=0.02]]"
+        open_now += 1
+        peak = max(peak, open_now)
+        try:
+            await stream_turn(clients[(index % 2, account.id)], result, prompt, max_tokens=400)
+        finally:
+            open_now -= 1
+        return result
+
+    results = await asyncio.gather(*(one(i) for i in range(200)))
+    assert peak == 200, why
+    refused = [r for r in results if not r.whole]
+    for result in refused:  # only a tight account may be refused, and only for credits
+        assert isinstance(result.error, anthropic.APIStatusError), (why, result.error)
+        assert result.error.status_code == 402, why
+        assert result.error.body["error"]["type"] == "credits_exhausted", why  # type: ignore[index]
+        assert limits[result.account.id] < 3000, why
+    assert refused, f"no tight account was ever refused: the limit was not exercised ({why})"
+    assert len(refused) < 50, why
+    for account in accounts:
+        mine = [r for r in results if r.account is account and r.whole]
+        expected = {r.turn_id: expected_credits(r.model_id, r.message.usage) for r in mine}
+        for result in mine:  # the figure told to the client is the independent one too
+            assert (
+                result.charge is not None
+                and Decimal(str(result.charge["credits"])) == expected[result.turn_id]
+            )
+        final = await balance(make_accounts.database_url, account.id)
+        assert final["reserved_h"] == 0, why
+        assert Decimal(final["used_h"]) / 100 == before[account.id] + sum(expected.values(), Decimal(0)), why
+        assert Decimal(final["used_h"]) / 100 <= limits[account.id], why
+        rows = await turn_rows(make_accounts.database_url, account.id)
+        assert {row["turn_id"]: Decimal(row["credits_h"]) / 100 for row in rows} == expected, why
+        assert all(row["status"] == "complete" and row["attempts"] == 1 for row in rows), why
+
+
+# --- random SIGKILLs ---------------------------------------------------------------------------------
+
+KILLS = 50
+WORKERS = 3  # kill loops at once, each on its own replica
+
+
+# The doomed replicas' reservations live this long without a heartbeat. Short, so the survivors' reapers
+# release them within seconds; not as short as the shared replicas' 2 s, because on two shared cores at
+# load 10 a live replica's event loop can stall that long, and its turns would be reaped while it answers.
+DOOMED_TTL = 5.0
+
+
+@pytest.fixture
+def forker(gateway_env: dict[str, str], tmp_path: Path) -> Iterator[ReplicaForker]:
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS": str(DOOMED_TTL)}
+    started = ReplicaForker(env, tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@dataclass
+class Standby:
+    """Replicas starting in the background, so a killed one is replaced at once."""
+
+    forker: ReplicaForker
+    size: int = 2
+    starting: list[asyncio.Future[ForkedReplica]] = field(default_factory=list[asyncio.Future[ForkedReplica]])
+
+    def fill(self) -> None:
+        while len(self.starting) < self.size:
+            self.starting.append(asyncio.ensure_future(asyncio.to_thread(self.forker.start)))
+
+    waited: float = 0.0
+
+    async def take(self) -> ForkedReplica:
+        self.fill()
+        started = time.monotonic()
+        replica = await self.starting.pop(0)
+        self.waited += time.monotonic() - started
+        self.fill()
+        return replica
+
+
+@dataclass
+class Kill:
+    replica: ForkedReplica
+    results: list[StreamResult]
+    open_at_kill: int = 0
+
+
+@pytest.mark.timeout(300)  # about 25 s on a quiet machine; 140 s was seen at load 9 on two cores
+async def test_fifty_random_sigkills_mid_stream_charge_nothing_twice_and_release_every_reservation(
+    make_accounts: Accounts, replicas: list[Replica], forker: ReplicaForker
+) -> None:
+    seed = seed_from("SWITCHBOARD_CRASH_SEED")
+    why = f"SWITCHBOARD_CRASH_SEED={seed}"
+    accounts = [await make_accounts.create("power") for _ in range(8)]
+    standby = Standby(forker, size=WORKERS + 1)
+    kills: list[Kill] = []
+
+    async def kill_one(rng: random.Random) -> Kill:
+        replica = await standby.take()
+        results: list[StreamResult] = []
+        tasks: list[asyncio.Task[None]] = []
+        clients: list[anthropic.AsyncAnthropic] = []
+        lengths = []
+        for _ in range(rng.randint(2, 4)):
+            account = rng.choice(accounts)
+            model_id = rng.choice(list(ANTHROPIC_IDS))
+            result = StreamResult(account, model_id, turn_headers(model_id))
+            lengths.append(rng.randrange(20, 60))
+            client = sdk(replica.url, account.token)
+            clients.append(client)
+            prompt = f"Tell me about heaps. [[fake:words={lengths[-1]} slow=0.02]]"
+            tasks.append(asyncio.create_task(stream_turn(client, result, prompt, max_tokens=300)))
+            results.append(result)
+        # The moment: once one of the streams, at random, has received a random part of its answer.
+        target = rng.randrange(len(results))
+        part = rng.uniform(0.05, 0.9) * lengths[target] * 4  # about four characters a word
+        deadline = time.monotonic() + 20
+        while len(results[target].text) < part and not results[target].ended and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        kill = Kill(replica, results, open_at_kill=sum(r.ended is None for r in results))
+        replica.kill()
+        await asyncio.gather(*tasks)
+        for client in clients:
+            await client.close()
+        return kill
+
+    async def worker(index: int) -> None:
+        own = random.Random(f"{seed}/{index}")  # each worker's choices follow from the seed
+        while sum(k.open_at_kill > 0 for k in kills) < KILLS:
+            assert len(kills) < KILLS * 2, f"too few kills landed mid-stream ({why})"
+            kills.append(await kill_one(own))
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(index) for index in range(WORKERS)))
+    for future in standby.starting:
+        (await future).kill()
+    elapsed = time.monotonic() - started
+    print(f"{len(kills)} kills in {elapsed:.1f}s ({standby.waited:.1f}s waiting for replicas)")
+    results = [r for kill in kills for r in kill.results]
+    whole = [r for r in results if r.whole]
+    cut = [r for r in results if not r.whole]
+    assert whole and cut, why
+    for result in cut:
+        assert isinstance(result.error, (anthropic.APIConnectionError, httpx2.TransportError)), (
+            why,
+            result.error,
+        )
+
+    # The surviving replicas' reapers release every orphaned reservation.
+    await no_reservations_left(make_accounts.database_url, accounts, timeout=DOOMED_TTL + RESERVATION_TTL * 4)
+    await _assert_ledger_consistent(make_accounts.database_url, accounts, why)
+    rows = {
+        (row["account_id"], row["turn_id"]): row
+        for account in accounts
+        for row in await turn_rows(make_accounts.database_url, account.id)
+    }
+    for result in results:  # a replica killed before it reserved a turn leaves no row: nothing was answered
+        if (result.account.id, result.turn_id) not in rows:
+            assert not result.whole and not result.text, why
+    cut = [r for r in cut if (r.account.id, r.turn_id) in rows]
+    for result in whole:  # every answer delivered in full is charged, exactly
+        row = rows[(result.account.id, result.turn_id)]
+        assert row["status"] == "complete", (why, row)
+        assert Decimal(row["credits_h"]) / 100 == expected_credits(result.model_id, result.message.usage), why
+    for result in cut:
+        row = rows[(result.account.id, result.turn_id)]
+        # `complete` too: the charge is committed before message_stop is forwarded, and the replica may
+        # die between the two.
+        assert row["status"] in ("complete", "cut", "failed"), (why, row)
+        assert row["credits_h"] <= row["reserved_h"], (why, row)
+        assert (row["status"] == "failed") == (row["credits_h"] == 0), (why, row)
+
+    # The SDK's retry of a cut turn (same turn id) on a survivor: answered once if it was free, else refused
+    # with its one charge; an answered turn asked again is refused the same way.
+    survivor = replicas[0]
+    for result in [*cut, *whole[:10]]:
+        row = rows[(result.account.id, result.turn_id)]
+        response = await asyncio.to_thread(
+            HTTP.post,
+            survivor.url + "/v1/messages",
+            json={
+                "model": ANTHROPIC_IDS[result.model_id],
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "again"}],
+            },
+            headers={**result.headers, "authorization": f"Bearer {result.account.token}"},
+        )
+        if row["status"] == "failed":
+            assert response.status_code == 200, (why, response.text)
+        else:
+            assert response.status_code == 409, (why, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "turn_already_settled", why
+            assert round(error["credits"] * 100) == row["credits_h"], why
+    await _assert_ledger_consistent(make_accounts.database_url, accounts, why)
+    for account in accounts:
+        for row in await turn_rows(make_accounts.database_url, account.id):
+            assert row["attempts"] == (
+                2 if rows[(account.id, row["turn_id"])]["status"] == "failed" else 1
+            ), why
+
+
+async def _assert_ledger_consistent(database_url: str, accounts: list[TestAccount], why: str) -> None:
+    """Each account's balance is the sum of its turns' charges (none counted twice) and holds nothing."""
+    for account in accounts:
+        rows = await turn_rows(database_url, account.id)
+        final = await balance(database_url, account.id)
+        assert final["reserved_h"] == 0, why
+        assert final["used_h"] == sum(row["credits_h"] for row in rows), why
+        assert all(row["status"] != "reserved" for row in rows), why
+
+
+# --- PostgreSQL restart ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def own_cluster(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[tuple[Cluster, dict[str, str]]]:
+    """A cluster of its own (the shared one stays up for the other tests) and replicas' settings for it."""
+    cluster = await asyncio.to_thread(Cluster.start)
+    try:
+        async with await psycopg.AsyncConnection.connect(cluster.url(), autocommit=True) as conn:
+            await conn.execute("CREATE DATABASE gateway")
+        await asyncio.to_thread(upgrade, cluster.url("gateway"))
+        env = {
+            **gateway_env,
+            "SWITCHBOARD_GATEWAY_DATABASE_URL": cluster.url("gateway"),
+            # An outage shorter than a reservation's life: streams in flight keep their reservations.
+            "SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS": "8",
+            "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "0.5",
+        }
+        yield cluster, env
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+
+async def test_a_postgresql_restart_while_streams_settle_gives_retryable_503s_then_recovers_losing_nothing(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    forker = ReplicaForker(env, tmp_path)
+    try:
+        pair = await asyncio.gather(asyncio.to_thread(forker.start), asyncio.to_thread(forker.start))
+        accounts = [await Accounts(database_url, authority).create("power") for _ in range(6)]
+        clients = [sdk(replica.url, account.token) for replica in pair for account in accounts]
+        results: list[StreamResult] = []
+        tasks = []
+        for index in range(30):
+            client = clients[index % len(clients)]
+            account = accounts[index % len(accounts)]
+            result = StreamResult(account, "claude-haiku-4.5", turn_headers("claude-haiku-4.5"))
+            prompt = f"Essay {index}. [[fake:words={20 + index * 2} slow=0.03]]"
+            tasks.append(asyncio.create_task(stream_turn(client, result, prompt, max_tokens=300)))
+            results.append(result)
+        while not all(r.started or r.ended for r in results):
+            await asyncio.sleep(0.01)
+
+        await asyncio.to_thread(cluster.down)  # every stream is mid-answer; some settle while it is down
+        body = {
+            "model": ANTHROPIC_IDS["claude-haiku-4.5"],
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        asked = [
+            (replica, {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"})
+            for replica, account in zip(pair * 3, accounts, strict=True)
+        ]
+        responses = await asyncio.gather(
+            *(asyncio.to_thread(HTTP.post, r.url + "/v1/messages", json=body, headers=h) for r, h in asked)
+        )
+        not_ready = [HTTP.get(replica.url + "/readyz").status_code for replica in pair]
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(cluster.up)
+
+        for response in responses:  # clear and retryable
+            assert response.status_code == 503, response.text
+            assert response.headers["x-should-retry"] == "true"
+            assert response.json()["error"]["type"] == "api_error"
+            assert "retry" in response.json()["error"]["message"]
+        assert not_ready == [503, 503]
+        await asyncio.gather(*tasks)
+        for client in clients:
+            await client.close()
+        # Recovered: the refused turns, asked again with the same turn ids (as the SDK retries), are answered.
+        for replica, headers in asked:
+            response = await asyncio.to_thread(
+                HTTP.post, replica.url + "/v1/messages", json=body, headers=headers
+            )
+            assert response.status_code == 200, response.text
+        assert [HTTP.get(replica.url + "/readyz").status_code for replica in pair] == [200, 200]
+
+        await no_reservations_left(database_url, accounts, timeout=20)
+        await _assert_ledger_consistent(database_url, accounts, "")
+        rows = {
+            row["turn_id"]: row for account in accounts for row in await turn_rows(database_url, account.id)
+        }
+        for result in results:
+            if result.turn_id not in rows:  # refused before it reserved anything (a loaded machine)
+                assert isinstance(result.error, anthropic.APIStatusError) and not result.text, result.error
+                assert (
+                    result.error.status_code == 503
+                    and result.error.response.headers["x-should-retry"] == "true"
+                )
+                continue
+            row = rows[result.turn_id]
+            if result.whole:  # delivered in full: charged exactly, once
+                assert row["status"] == "complete", row
+                assert Decimal(row["credits_h"]) / 100 == expected_credits(
+                    "claude-haiku-4.5", result.message.usage
+                )
+            else:  # the charge could not be committed in time: the stream ended with a retryable error...
+                assert isinstance(result.error, anthropic.APIStatusError), result.error
+                assert result.error.body["error"]["type"] == "api_error"  # type: ignore[index]
+                # ...and the turn is still charged for what it delivered once PostgreSQL is back.
+                assert result.text and row["status"] in ("complete", "cut") and row["credits_h"] > 0, row
+        assert any(not r.whole for r in results), "no stream was settling while PostgreSQL was down"
+    finally:
+        forker.close()
