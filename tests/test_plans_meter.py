@@ -384,6 +384,7 @@ def test_the_report_is_complete(meter: Meter, clock: FakeClock) -> None:
             "accountUrl": None,
             "upgradeUrl": None,
         },
+        "autoForYou": None,
     }
 
 

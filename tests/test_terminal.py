@@ -256,7 +256,7 @@ def test_rate_the_last_answer_and_see_auto_for_you_in_usage(
     chat = repl(["--workspace", str(project)], server_env(state_dir, fake_api))
     chat.command("/good", r"error: No answer to rate yet")
     chat.send("what does HTTP 404 mean?")
-    chat.expect(r"Claude Haiku 4\.5 · [\d.,]+ credits? · \d+ in / \d+ out tokens")
+    chat.expect(r"Claude Haiku 4\.5 · [\d.,]+ credits? · \$[\d.]+ · \d+ in / \d+ out tokens")
     chat.command("/bad", r"Thumbs down on the last answer \(Claude Haiku 4\.5\)\. Auto will send more")
     chat.command("/usage", r"Auto for you: 0% Sonnet this month, leaning stronger after 1 thumbs-down")
     chat.command("/rate clear", r"Rating cleared\.")

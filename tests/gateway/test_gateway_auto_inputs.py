@@ -23,7 +23,7 @@ HISTORY: list[dict[str, Any]] = [
     {"role": "user", "content": "Here is my module: " + "def f(x):\n    return x*2\n" * 40},
     {"role": "assistant", "content": "Sure, here's an explanation " * 60},
 ]
-FOLLOW_UP = "What about thread safety here?"
+FOLLOW_UP = "How would you restructure this module?"
 
 
 def conversation() -> list[dict[str, Any]]:
