@@ -100,11 +100,15 @@ def test_device_authorization_is_limited_per_address(proxied: Replica) -> None:
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(exposed: Replica) -> None:
     # Every request claims another address, but the replica trusts no proxy: all count as 127.0.0.1.
     limit = EXPOSED_DEVICE_AUTHORIZATIONS  # configured through SWITCHBOARD_GATEWAY_RATE_LIMITS
+    # Twice the limit plus one: a 429 must come even if a window boundary falls inside the loop, or other
+    # tests of this run already spent part of 127.0.0.1's bucket in the shared database. With the header
+    # believed, every request would have its own bucket and none would be refused.
     answers = [
         OAuthClient(exposed.url).post("/oauth/device_authorization", client_id="switchboard-nvim")
-        for _ in range(limit + 1)
+        for _ in range(2 * limit + 1)
     ]
-    assert [a.status_code for a in answers] == [200] * limit + [429]
+    statuses = [a.status_code for a in answers]
+    assert 429 in statuses and statuses.count(200) <= 2 * limit, statuses
     log = settled_log(exposed, '"path":"/oauth/device_authorization","status":429')
     lines = [line for line in access_lines(log) if line["path"] == "/oauth/device_authorization"]
     assert lines and all(line["client"] == "127.0.0.1" for line in lines)
