@@ -303,8 +303,12 @@ class AccountFeature(Feature):
         if self.hosted:
             report = await self._hosted_report()
         else:
+            info = self.account_info()
             report = await asyncio.to_thread((await self.meter()).report, entitlement or self.entitlement())
-            report.account_info = self.account_info()
+            if self.hosted:  # a resumed session signed in meanwhile: this ledger's figures are stale already
+                report = await self._hosted_report()
+            else:
+                report.account_info = info
         return self._with_auto_for_you(report, workspace)
 
     # --- requests ----------------------------------------------------------------------------------
