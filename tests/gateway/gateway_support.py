@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -170,6 +171,18 @@ async def turn_rows(database_url: str, account_id: str) -> list[dict[str, Any]]:
             "SELECT * FROM turns WHERE account_id = %s ORDER BY created_at", (account_id,)
         )
         return list(await cursor.fetchall())
+
+
+async def wait_settled(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
+    """The account's first turn once it is no longer `reserved` (settled, or released by a reaper)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await turn_rows(database_url, account_id)
+        if rows and rows[0]["status"] != "reserved":
+            return rows[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"turn still reserved after {timeout}s: {rows}")
+        await asyncio.sleep(0.05)
 
 
 MULTIPLIERS = {"auto": "1.0", "claude-haiku-4.5": "0.4", "claude-sonnet-4.5": "1.3", "claude-opus-4.5": "2.2"}

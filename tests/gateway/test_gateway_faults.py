@@ -23,6 +23,7 @@ from gateway.gateway_support import (
     sdk,
     turn_headers,
     turn_rows,
+    wait_settled,
 )
 from switchboard.fakeapi import FakeAnthropic, Fault
 
@@ -159,24 +160,13 @@ async def test_a_client_that_disconnects_closes_upstream_at_once_and_pays_for_wh
                     if len(text) > 40:
                         break
         left_at = time.monotonic()
-    row = await _settled_row(make_accounts.database_url, account.id, timeout=5)
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
     assert time.monotonic() - left_at < 3  # settled right away: the upstream stream was closed, not drained
     assert row["status"] == "cut" and row["reason"] == "the client disconnected"
     at_least = math.ceil(len(text) / 4)
     assert at_least <= row["output_tokens"] < at_least + 10  # what reached the gateway, a delta or two more
     assert row["credits_h"] > 0
     assert (await balance(make_accounts.database_url, account.id))["used_h"] == row["credits_h"]
-
-
-async def _settled_row(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = await turn_rows(database_url, account_id)
-        if rows and rows[0]["status"] != "reserved":
-            return rows[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"turn not settled after {timeout}s: {rows}")
-        await asyncio.sleep(0.05)
 
 
 async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(

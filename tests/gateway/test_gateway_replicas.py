@@ -23,6 +23,7 @@ from gateway.gateway_support import (
     sdk,
     turn_headers,
     turn_rows,
+    wait_settled,
 )
 
 HAIKU = "claude-haiku-4-5-20251001"
@@ -38,17 +39,6 @@ def doomed(gateway_env: dict[str, str], tmp_path: Path) -> Any:
     replica = Replica.start(gateway_env, tmp_path / "doomed.log")
     yield replica
     replica.stop()
-
-
-async def wait_settled(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = await turn_rows(database_url, account_id)
-        if rows and rows[0]["status"] != "reserved":
-            return rows[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"reservation not released after {timeout}s: {rows}")
-        await asyncio.sleep(0.1)
 
 
 async def test_a_replica_killed_mid_stream_has_its_reservation_released_by_another(
