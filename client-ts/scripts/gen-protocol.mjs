@@ -90,12 +90,16 @@ async function generate(schemaText) {
   const defs = schema.$defs;
   const requests = schema['x-requests'];
   const notifications = schema['x-notifications'];
+  const clientNotifications = schema['x-client-notifications'];
   const progress = schema['x-progress'];
   const errorCodes = schema['x-error-codes'];
   // What the client sends is read leniently by the server (defaults make fields optional). What the
   // server sends always carries every field, so every property of an output-only type is required
   // (pydantic's serialization-mode schema leaves fields with defaults optional).
-  const inputs = reachable(defs, Object.values(requests).map((r) => r.params));
+  const inputs = reachable(defs, [
+    ...Object.values(requests).map((r) => r.params),
+    ...Object.values(clientNotifications).map((n) => n.params),
+  ]);
   const definitions = {};
   for (const name of Object.keys(defs).sort()) {
     const def = clean(defs[name], true);
@@ -155,6 +159,15 @@ async function generate(schemaText) {
   lines.push('export interface SwitchboardNotifications {');
   for (const method of Object.keys(notifications).sort()) {
     const n = notifications[method];
+    if (n.doc) lines.push(doc(n.doc).trimEnd());
+    lines.push(`  '${method}': ${n.params};`);
+  }
+  lines.push('}');
+  lines.push('');
+  lines.push('/** Every notification the client sends: method → params. */');
+  lines.push('export interface SwitchboardClientNotifications {');
+  for (const method of Object.keys(clientNotifications).sort()) {
+    const n = clientNotifications[method];
     if (n.doc) lines.push(doc(n.doc).trimEnd());
     lines.push(`  '${method}': ${n.params};`);
   }

@@ -7,6 +7,7 @@ import { ErrorCode, type SignInResult, type SwitchboardNotifications, type Usage
 import { accountOf, accountTarget, isHosted, deviceCodePrompt, signInFailure, upgradeTarget, type UpgradeTarget } from './shared/account';
 import { isCancellation, isRpcErrorLike } from './shared/errors';
 import { creditsLabel, formatDate } from './shared/format';
+import { SharedSessionFollower } from './shared/sharedSession';
 
 /** The refresh token of the signed-in session (the server never writes it to disk). */
 export const SECRET_REFRESH_TOKEN = 'switchboard.refreshToken';
@@ -20,12 +21,18 @@ export class AccountController implements vscode.Disposable {
   /** Secret writes in the order the server sent them: a later rotation must never be overwritten. */
   private secretWrites: Promise<void> = Promise.resolve();
   private pending: vscode.CancellationTokenSource | undefined;
+  /** Hands this window's server the newer token another window's server rotated to (they share a family). */
+  private readonly otherWindows: SharedSessionFollower;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
     private readonly client: SwitchboardClient,
   ) {
+    this.otherWindows = new SharedSessionFollower(ctx.secrets, SECRET_REFRESH_TOKEN, (refreshToken) =>
+      client.notify('switchboard/adoptRefreshToken', { refreshToken }),
+    );
     this.disposables.push(
+      this.otherWindows,
       client.onCredentialsChanged((c) => void this.keepRefreshToken(c.refreshToken)),
       client.onDidBecomeReady(() => void this.resume()),
       client.onDidChangeUsage((u) => void vscode.commands.executeCommand('setContext', 'switchboard.signedIn', isHosted(accountOf(u)))),
@@ -34,6 +41,7 @@ export class AccountController implements vscode.Disposable {
 
   /** Overwrite (or, for null, delete) the stored refresh token. */
   keepRefreshToken(token: string | null): Promise<void> {
+    this.otherWindows.handedOver(token);
     this.secretWrites = this.secretWrites
       .then(() => (token ? this.ctx.secrets.store(SECRET_REFRESH_TOKEN, token) : this.ctx.secrets.delete(SECRET_REFRESH_TOKEN)))
       .catch((err: unknown) => this.client.log.warn(`could not update the stored session: ${err instanceof Error ? err.message : String(err)}`));

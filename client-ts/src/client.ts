@@ -19,6 +19,7 @@ import type {
   ModelId,
   ModelInfo,
   SelectModelResult,
+  SwitchboardClientNotifications,
   SwitchboardNotifications,
   SwitchboardRequestMethod,
   SwitchboardRequests,
@@ -392,6 +393,13 @@ export class SwitchboardClient implements vscode.Disposable {
   ): Promise<SwitchboardRequests[M]['result']> {
     const lc = await this.ready();
     return token ? lc.sendRequest(method, params, token) : lc.sendRequest(method, params);
+  }
+
+  /** Send a notification to a running server; dropped when it is not running (a restart reads the state anew). */
+  notify<M extends keyof SwitchboardClientNotifications>(method: M, params: SwitchboardClientNotifications[M]): void {
+    const lc = this.lc;
+    if (!lc || this._status.state !== 'running') return;
+    lc.sendNotification(method, params).catch((err: unknown) => this.log.warn(`could not send ${method}: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /** Listen to `$/progress` on a token (register before sending the request that uses it). */

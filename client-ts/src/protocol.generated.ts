@@ -10,6 +10,13 @@ export interface AccountInfo {
   mode: 'local' | 'hosted';
   upgradeUrl: string | null;
 }
+/**
+ * Another window of the same editor stored a newer refresh token of this session's family: the server
+ * uses it for its next refresh instead of its own (which that window's refresh already spent).
+ */
+export interface AdoptRefreshToken {
+  refreshToken: string;
+}
 export interface AuthErrorData {
   reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable' | 'session_ended';
 }
@@ -596,6 +603,12 @@ export interface SwitchboardNotifications {
   'switchboard/signInCode': SignInCode;
   /** Sent after every charge, sign-in, overage change and rollover. */
   'switchboard/usageChanged': UsageReport;
+}
+
+/** Every notification the client sends: method → params. */
+export interface SwitchboardClientNotifications {
+  /** Another window stored a newer refresh token of this session: use it for the next refresh. */
+  'switchboard/adoptRefreshToken': AdoptRefreshToken;
 }
 
 export type SwitchboardRequestMethod = keyof SwitchboardRequests;

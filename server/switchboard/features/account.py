@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
@@ -35,8 +35,10 @@ from switchboard.plans import (
     verify_entitlement,
 )
 from switchboard.protocol import methods
+from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import (
     AccountInfo,
+    AdoptRefreshToken,
     ConcreteModelId,
     CredentialsChanged,
     Empty,
@@ -50,7 +52,7 @@ from switchboard.protocol.messages import (
 )
 from switchboard.store import BillableAnswer
 
-from .base import Feature, dump, register_request
+from .base import Feature, dump, parse_params, plain, register_request
 from .host import Editor, Services
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ class AccountFeature(Feature):
         register_request(self.editor, methods.SET_OVERAGE, self.set_overage)
         register_request(self.editor, methods.SIGN_IN, self.sign_in)
         register_request(self.editor, methods.SIGN_OUT, self.sign_out)
+        self.editor.feature(methods.ADOPT_REFRESH_TOKEN.method)(plain(self._adopt_refresh_token))
 
     # --- hosted mode --------------------------------------------------------------------------------
 
@@ -120,6 +123,17 @@ class AccountFeature(Feature):
         report.account_info = session.account_info()
         self._gateway_report = report
         return report
+
+    def _adopt_refresh_token(self, raw: Any) -> None:
+        """Another window stored a newer refresh token of the shared session (never logged: a secret)."""
+        try:
+            params = parse_params(AdoptRefreshToken, raw)
+        except InvalidParams as error:  # a notification has no answer: say so in the log, keep going
+            log.warning("Ignored switchboard/adoptRefreshToken: %s", error)
+            return
+        session = self._session
+        if session is not None and session.adopt_refresh_token(params.refresh_token):
+            log.info("Adopted the refresh token another window stored")
 
     def _credentials_changed(self, refresh_token: str | None, reason: str | None) -> None:
         """The session rotated its refresh token (the client stores the new one) or ended."""

@@ -183,6 +183,17 @@ class GatewaySession:
         await self._adopt(grant)
         return grant.refresh_token
 
+    def adopt_refresh_token(self, refresh_token: str) -> bool:
+        """Takes a newer refresh token of this session's family, stored by another window whose server
+        refreshed with (and so spent) the one held here; the next refresh presents it. No network call and
+        no `on_credentials` echo: the client already has it. Ignored when signed out or unchanged."""
+        tokens = self._tokens
+        if tokens is None or refresh_token == tokens.refresh:
+            return False
+        scrubber.add(refresh_token)
+        tokens.refresh = refresh_token
+        return True
+
     async def sign_out(self) -> None:
         """Forgets the tokens and revokes the refresh token's family at the gateway (best effort)."""
         tokens, self._tokens = self._tokens, None

@@ -335,6 +335,13 @@ class CredentialsChanged(Wire):
     reason: str | None = Field(default=None, description="Why the session ended, when refreshToken is null.")
 
 
+class AdoptRefreshToken(Wire):
+    """Another window of the same editor stored a newer refresh token of this session's family: the server
+    uses it for its next refresh instead of its own (which that window's refresh already spent)."""
+
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class OverageInfo(Wire):
     available: bool
     enabled: bool

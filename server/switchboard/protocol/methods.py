@@ -119,6 +119,14 @@ CREDENTIALS_CHANGED = Notification(
 )
 NOTIFICATIONS: tuple[Notification, ...] = (USAGE_CHANGED, MODEL_CHANGED, SIGN_IN_CODE, CREDENTIALS_CHANGED)
 
+# Notifications the client sends.
+ADOPT_REFRESH_TOKEN = Notification(
+    "switchboard/adoptRefreshToken",
+    m.AdoptRefreshToken,
+    "Another window stored a newer refresh token of this session: use it for the next refresh.",
+)
+CLIENT_NOTIFICATIONS: tuple[Notification, ...] = (ADOPT_REFRESH_TOKEN,)
+
 # workspace/executeCommand names, for editors without custom-request support.
 COMMANDS = (COMMAND_SELECT_MODEL, COMMAND_NEW_CONVERSATION)
 

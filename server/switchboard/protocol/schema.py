@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from . import messages as m
 from .errors import ErrorCode
-from .methods import NOTIFICATIONS, PROGRESS_VALUES, REQUESTS
+from .methods import CLIENT_NOTIFICATIONS, NOTIFICATIONS, PROGRESS_VALUES, REQUESTS
 
 
 def _all_models() -> list[type[m.Wire]]:
@@ -17,7 +17,7 @@ def _all_models() -> list[type[m.Wire]]:
     for req in REQUESTS:
         seen.setdefault(req.params.__name__, req.params)
         seen.setdefault(req.result.__name__, req.result)
-    for note in NOTIFICATIONS:
+    for note in (*NOTIFICATIONS, *CLIENT_NOTIFICATIONS):
         seen.setdefault(note.params.__name__, note.params)
     for value in PROGRESS_VALUES:
         seen.setdefault(value.__name__, value)
@@ -31,7 +31,7 @@ def _all_models() -> list[type[m.Wire]]:
 def protocol_schema() -> dict[str, Any]:
     # Params are read leniently (defaults make fields optional); everything the server sends always
     # carries every field, so results are described in serialization mode.
-    inputs = {r.params for r in REQUESTS}
+    inputs = {r.params for r in REQUESTS} | {n.params for n in CLIENT_NOTIFICATIONS}
     _, defs = models_json_schema(
         [(model, "validation" if model in inputs else "serialization") for model in _all_models()],
         ref_template="#/$defs/{model}",
@@ -45,6 +45,9 @@ def protocol_schema() -> dict[str, Any]:
             for r in REQUESTS
         },
         "x-notifications": {n.method: {"params": n.params.__name__, "doc": n.doc} for n in NOTIFICATIONS},
+        "x-client-notifications": {
+            n.method: {"params": n.params.__name__, "doc": n.doc} for n in CLIENT_NOTIFICATIONS
+        },
         "x-progress": [v.__name__ for v in PROGRESS_VALUES],
         "x-error-codes": {code.name: int(code) for code in ErrorCode},
     }

@@ -332,6 +332,58 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
     assert_tokens_only_where_allowed(server, tokens, ls_home)
 
 
+WINDOW_STAGGER_SECONDS = 8.0  # the second window starts later, so the two refreshes fall 8 s apart
+
+
+async def test_two_windows_sharing_a_session_stay_signed_in_when_each_adopts_the_others_token(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    ls_home: Path,
+    workspace: str,
+    tmp_path: Path,
+) -> None:
+    """Two VS Code windows share one stored session: window A resumes it, B resumes with the token A's
+    server handed back (spending it). With switchboard/adoptRefreshToken relayed the way the VS Code
+    client does (a window's stored secret changed to a token its own server did not hand it), both
+    servers refresh (30 s access tokens) and both keep chatting. The control pair, without adopting,
+    presents a spent token at A's refresh: the family is revoked and both sessions end."""
+    person, control_person = await people.create("pro"), await people.create("pro")
+    window_a, window_b = start(ls_env, workspace), start(ls_env, workspace)
+    control_env = use(ls_env, tmp_path, "control")
+    control_a, control_b = start(control_env, workspace), start(control_env, workspace)
+    try:
+        a_token = resume(window_a, hosted.refresh_token_for(person.email))["refreshToken"]
+        control_a_token = resume(control_a, hosted.refresh_token_for(control_person.email))["refreshToken"]
+        time.sleep(WINDOW_STAGGER_SECONDS)
+        b_token = resume(window_b, a_token)["refreshToken"]
+        resume(control_b, control_a_token)
+        window_a.notify("switchboard/adoptRefreshToken", {"refreshToken": b_token})
+        window_a.notify("switchboard/adoptRefreshToken", {"refreshToken": ""})  # invalid: logged, ignored
+
+        a_rotated = wait_for_method(window_a, "switchboard/credentialsChanged", timeout=40)[-1]["params"]
+        assert a_rotated["refreshToken"], a_rotated  # A refreshed with B's token, not its spent one
+        window_b.notify("switchboard/adoptRefreshToken", {"refreshToken": a_rotated["refreshToken"]})
+        b_rotated = wait_for_method(window_b, "switchboard/credentialsChanged", timeout=40)[-1]["params"]
+        assert b_rotated["refreshToken"], b_rotated
+        window_a.notify("switchboard/adoptRefreshToken", {"refreshToken": b_rotated["refreshToken"]})
+        for window in (window_a, window_b):
+            window.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "still signed in"})
+            assert window.result("switchboard/usage", {})["accountInfo"]["mode"] == "hosted"
+
+        # The control: A's refresh presents the token B already spent, which revokes the family.
+        for window in (control_a, control_b):
+            ended = wait_for_method(window, "switchboard/credentialsChanged", timeout=40)[-1]["params"]
+            assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
+            assert window.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
+    finally:
+        for window in (window_a, window_b, control_a, control_b):
+            window.close()
+    tokens = [a_token, b_token, a_rotated["refreshToken"], b_rotated["refreshToken"]]
+    assert_tokens_only_where_allowed(window_a, tokens, ls_home)
+    assert_tokens_only_where_allowed(window_b, tokens, ls_home)
+
+
 def assert_tokens_only_where_allowed(server: RawServer, refresh_tokens: list[str], home: Path) -> None:
     """Refresh tokens appear only in the signIn result and credentialsChanged; no JWT (access token)
     appears in any frame; neither is in the server's stderr, its log files or its state files."""
