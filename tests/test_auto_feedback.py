@@ -257,7 +257,8 @@ async def test_a_learned_lean_to_sonnet_still_never_calls_a_model_left_out_of_au
 
 
 def share_in(description: str) -> int:
-    found = re.search(r"~(\d+)% Sonnet, (\d+)% of always-Sonnet's API cost", description)
+    figures = r"^~(\d+)% Sonnet · ~\$\d+\.\d{4} a typical request \((\d+)% of always-Sonnet\)"
+    found = re.search(figures, description)
     assert found, description
     return int(found.group(1))
 
@@ -272,8 +273,9 @@ async def test_the_pickers_auto_entry_states_the_allow_list_and_its_expected_sha
 ) -> None:
     session = await start_server(fake_api)
     default = await auto_entry(session)
-    assert default.startswith("Haiku 4.5 · Sonnet 4.5 · Sonnet 4.0 — ~"), default
-    assert "at the balanced preference" in default
+    assert "· Haiku 4.5, Sonnet 4.5, Sonnet 4.0 · balanced." in default, default
+    # VS Code's quick pick shows about 80 characters of the line: every figure must be inside them.
+    assert re.search(r"\$\d+\.\d{4} a typical request \(\d+% of always-Sonnet\)", default[:80]), default
     shares = [
         share_in(await auto_entry(session, autoPreference=p)) for p in ("economy", "balanced", "quality")
     ]
@@ -282,11 +284,14 @@ async def test_the_pickers_auto_entry_states_the_allow_list_and_its_expected_sha
     assert shares[1] == round(router.strong_share(0.0) * 100)
 
     no_45 = await auto_entry(session, autoModels=[HAIKU, SONNET_40])
-    assert no_45.startswith("Haiku 4.5 · Sonnet 4.0 — ~") and no_45.endswith(
+    assert "· Haiku 4.5, Sonnet 4.0 · balanced." in no_45 and no_45.endswith(
         "Claude Sonnet 4.0 when what you ask needs it."
     ), no_45
     only_haiku = await auto_entry(session, autoModels=[HAIKU])
-    assert only_haiku.startswith("Only Haiku 4.5 — 0% Sonnet, 33% of always-Sonnet's API cost"), only_haiku
+    assert re.fullmatch(
+        r"0% Sonnet · ~\$\d+\.\d{4} a typical request \(33% of always-Sonnet\) · only Haiku 4\.5\.",
+        only_haiku,
+    ), only_haiku
 
     for _ in range(3):
         await rate(session, await session.chat(EASY), "down", workspace)

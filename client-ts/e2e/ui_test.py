@@ -252,6 +252,24 @@ def _credits_drop(c: Ctx) -> None:
     expect(chat.locator("#credits-left")).to_contain_text(f"{c.credits_before:g} credits left")
 
 
+# Where the "$0.0123 a typical request (53% of always-Sonnet)" run of text ends on screen, against the right
+# edge of the first clipping box around it (the quick pick ellipsizes overflowing text).
+_DOLLAR_FIGURE_FITS_JS = """(row) => {
+  const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const at = n.data.indexOf('a typical request');
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(n, n.data.lastIndexOf('$', at));
+    range.setEnd(n, n.data.indexOf(')', at) + 1);
+    let box = n.parentElement;
+    while (box && box !== row && getComputedStyle(box).overflow === 'visible') box = box.parentElement;
+    return {figureRight: range.getBoundingClientRect().right, boxRight: (box ?? row).getBoundingClientRect().right};
+  }
+  return null;
+}"""
+
+
 @step("Switchboard: Select Model from the palette lists every model with its multiplier")
 def _quickpick(c: Ctx) -> None:
     c.palette("Switchboard: Select Model")
@@ -260,8 +278,11 @@ def _quickpick(c: Ctx) -> None:
     expect(qp.locator(".monaco-list-row", has_text="Auto · 1x").first).to_contain_text("current")
     # Auto's entry is the server's: the allow-list and the expected Sonnet share at the preference
     auto = qp.locator(".monaco-list-row", has_text="Auto · 1x").first
-    expect(auto).to_contain_text(re.compile(r"Haiku 4\.5 · Sonnet 4\.5 · Sonnet 4\.0 — ~\d+% Sonnet, \d+% of always-Sonnet"))
-    expect(auto).to_contain_text("at the balanced preference")
+    # The quick pick cuts its detail line with an ellipsis: the dollar figure must be inside what shows.
+    shown = auto.evaluate(_DOLLAR_FIGURE_FITS_JS)
+    assert shown and shown["figureRight"] <= shown["boxRight"] + 1, shown
+    expect(auto).to_contain_text(re.compile(r"~\d+% Sonnet · ~\$\d+\.\d{4} a typical request \(\d+% of always-Sonnet\)"))
+    expect(auto).to_contain_text("Haiku 4.5, Sonnet 4.5, Sonnet 4.0 · balanced")
     expect(qp.locator(".monaco-list-row", has_text="Claude Opus 4.5 · 2.2x")).to_contain_text("needs Pro, Pro+ or Power")
 
 

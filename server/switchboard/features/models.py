@@ -132,15 +132,16 @@ def auto_description(allowed: list[str], preference: Preference, shift: float) -
         cheap or haiku
     )
     always_sonnet = typical_request_cost_usd("claude-sonnet-4.5")
+    # Cost first and short: a quick pick shows about 80 characters of this line and cuts the rest.
     figures = (
-        f"{'' if single else '~'}{share:.0%} Sonnet, {cost / always_sonnet:.0%} of always-Sonnet's API cost "
-        f"(~${cost:.4f} a typical request)"
+        f"{'' if single else '~'}{share:.0%} Sonnet · ~${cost:.4f} a typical request "
+        f"({cost / always_sonnet:.0%} of always-Sonnet)"
     )
     if single:  # one model: neither the preference nor the learned shift changes anything
-        return f"Only {_short(allowed[0])} — {figures}."
+        return f"{figures} · only {_short(allowed[0])}."
     learned = f", {shift * 100:+.0f} points learned from your feedback" if abs(shift) >= 0.005 else ""
     return (
-        f"{' · '.join(_short(m) for m in allowed)} — {figures} at the {preference} preference{learned}. "
+        f"{figures} · {', '.join(_short(m) for m in allowed)} · {preference}{learned}. "
         f"{CATALOG[haiku].name} by default, {CATALOG[strong or haiku].name} when what you ask needs it."
     )
 
