@@ -93,7 +93,7 @@ export SWITCHBOARD_E2E_DEV_TOKEN="$DEV_TOKEN"   # read by the extension-host tes
 if [ "$ONLY" = all ] || [ "$ONLY" = ui ]; then
   PYTHONPATH="$REPO/tests" "$PY_BIN/python" "$REPO/tests/hosted_stack.py" >"$RUN/cloud.json" 2>"$RUN/cloud.log" </dev/null &
   CLOUD_PID=$!
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 1800); do  # up to 3 minutes: initdb and migrations are slow on a loaded machine
     [ -s "$RUN/cloud.json" ] && break
     kill -0 "$CLOUD_PID" 2>/dev/null || break
     sleep 0.1
