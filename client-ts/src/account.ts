@@ -157,18 +157,18 @@ export class AccountController implements vscode.Disposable {
     const hadEntitlement = Boolean(await this.ctx.secrets.get(SECRET_ENTITLEMENT));
     await this.keepRefreshToken(null);
     await this.ctx.secrets.delete(SECRET_ENTITLEMENT);
+    let restart = hadEntitlement;
     try {
       const usage = await this.client.request('switchboard/signOut', {});
-      if (hadEntitlement) await this.client.restart();
-      else {
-        this.client.setUsage(usage);
-        await this.client.refresh();
-      }
+      if (!hadEntitlement) this.client.setUsage(usage);
     } catch (err) {
       this.client.log.warn(`sign-out: ${isRpcErrorLike(err) ? err.message : String(err)}; restarting the server`);
-      await this.client.restart();
+      restart = true;
     }
+    // Said at once: the session is revoked and the secrets are gone; a restart only drops a pasted entitlement.
     void vscode.window.showInformationMessage('Switchboard: signed out.');
+    if (restart) await this.client.restart();
+    else await this.client.refresh();
     return this.client.usage;
   }
 
