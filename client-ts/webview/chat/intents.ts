@@ -39,6 +39,12 @@ export function createIntents(
   store: ChatStore,
   estimates: EstimateScheduler,
 ): ChatIntents {
+  /** A request nobody waits on: if the extension fails it, say so in the notice rather than drop it. */
+  const fire = <K extends keyof ChatRequests & string>(method: K, params: ChatRequests[K]['params'], failure: string): void => {
+    messenger.request(method, params).catch((err: unknown) => {
+      store.dispatch({ type: 'notice', data: { message: `${failure}: ${err instanceof Error ? err.message : String(err)}` } });
+    });
+  };
   const intents: ChatIntents = {
     editDraft(text) {
       store.updateDraft({ type: 'edit', text });
@@ -49,15 +55,15 @@ export function createIntents(
       const prompt = draft.text.trim();
       // While the server (re)starts the request waits for it; only a failed or stopped server refuses.
       if (!prompt || chat.pending || !serverAcceptsMessages(chat)) return;
-      void messenger.request('chat/send', { prompt, context: draft.chips.map((c) => c.item), thinking: draft.thinking });
+      fire('chat/send', { prompt, context: draft.chips.map((c) => c.item), thinking: draft.thinking }, 'Could not send the message');
       store.updateDraft({ type: 'sent' });
     },
     stop() {
-      if (store.chat.pending) void messenger.request('chat/stop', {});
+      if (store.chat.pending) fire('chat/stop', {}, 'Could not stop the answer');
     },
     newChat() {
       void intents.toggleHistory(false);
-      void messenger.request('chat/new', {});
+      fire('chat/new', {}, 'Could not start a new chat');
     },
     async attachContext(kind) {
       const chip = await messenger.request('context/add', { kind });
@@ -75,17 +81,17 @@ export function createIntents(
     },
     selectModel(modelId) {
       // Locked models go to the server too: it refuses them with the reason (shown as a notice).
-      void messenger.request('model/select', { modelId });
+      fire('model/select', { modelId }, 'Could not switch the model');
     },
     retryStronger(turnId) {
-      void messenger.request('chat/retry', { turnId });
+      fire('chat/retry', { turnId }, 'Could not retry');
     },
     rate(turnId, rating) {
-      void messenger.request('chat/rate', { turnId, rating });
+      fire('chat/rate', { turnId, rating }, 'Could not save your rating');
     },
     runAction(action, failed) {
       if (retractsFailedMessage(action)) store.dispatch({ type: 'local/retractFailed' });
-      void messenger.request('action/run', actionRunParams(action, failed));
+      fire('action/run', actionRunParams(action, failed), 'Could not do that');
     },
     dismissError() {
       store.dispatch({ type: 'local/dismissError' });
@@ -97,10 +103,10 @@ export function createIntents(
       await messenger.request('code/copy', { code });
     },
     insertCode(code) {
-      void messenger.request('code/insert', { code });
+      fire('code/insert', { code }, 'Could not insert the code');
     },
     showUsage() {
-      void messenger.request('action/run', { action: 'showUsage' });
+      fire('action/run', { action: 'showUsage' }, 'Could not open the usage view');
     },
     async toggleHistory(open = !store.history.open) {
       store.updateHistory(open ? { open, items: null } : { open });
