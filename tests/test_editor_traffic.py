@@ -19,6 +19,7 @@ from router_lab.editor_traffic.metrics import agreement_by, averaged, figures, r
 from router_lab.editor_traffic.suite import (
     CATEGORIES,
     FRESH,
+    FRESH2,
     SHAPES,
     TIERS,
     TRAPS,
@@ -58,6 +59,18 @@ def test_the_fresh_batch_is_valid_disjoint_and_ten_per_category(suite: tuple[Ite
     assert len(shared) <= 3 and all(tiers[item.prompt] == item.tier for item in shared)
     assert all(item.id.startswith(item.category + "-5") for item in fresh)
     assert 0.2 <= sum(item.strong for item in fresh) / len(fresh) <= 0.35
+
+
+def test_the_second_fresh_batch_is_valid_disjoint_and_thirty_per_category(suite: tuple[Item, ...]) -> None:
+    batch = load_suite(FRESH2)
+    assert Counter(item.category for item in batch) == dict.fromkeys(CATEGORIES, 30)
+    assert all(item.id.startswith(item.category + "-6") for item in batch)
+    earlier = [*suite, *load_suite(FRESH)]
+    assert not {item.id for item in batch} & {item.id for item in earlier}
+    assert not {item.prompt.lower() for item in batch} & {item.prompt.lower() for item in earlier}
+    assert 0.2 <= sum(item.strong for item in batch) / len(batch) <= 0.35
+    assert sum(bool(item.context) for item in batch) / len(batch) >= 0.75
+    assert Counter(item.trap for item in batch).keys() >= set(TRAPS)
 
 
 def test_the_router_is_fitted_without_the_fresh_batch() -> None:

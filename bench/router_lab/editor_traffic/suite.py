@@ -20,6 +20,8 @@ from router_lab.editor_traffic.codegen import generate, languages
 DATA = Path(__file__).resolve().parent / "data"
 # The fresh held-out batch (fresh/README.md): never fitted or tuned on, read once per finished candidate.
 FRESH = Path(__file__).resolve().parent / "fresh"
+# The second fresh batch (fresh2/README.md), committed before round 3's tuning: round 3's test.
+FRESH2 = Path(__file__).resolve().parent / "fresh2"
 
 Tier = Literal["haiku", "sonnet"]
 Category = Literal[
