@@ -141,7 +141,8 @@ _SECURITY = _Family(
     r"|\bsecure\?|\bsafe\?|\bholes?\?|"
     r"\bsecurity (?:review|audit|holes?|issues?|risks?|problems?)\b|\breview\b[^.?!\n]{0,40}\bsecurity\b"
     r"|\babuse[ds]?\b|\bexploit\w*|\battackers?\b|\bvulnerab\w*|\binsecure\b|\bany holes\b"
-    r"|\binjection\b|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
+    r"|\binjection\b(?<!dependency injection)(?<!constructor injection)"  # DI is a structure, not a threat
+    r"|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
     r"|\bsecrets? leak\w*|\bsupply chain\b|\btamper\w*|\bforge\w*|\bspoof\w*|\bwhere trust\b"
     r"|\bauthenticate each other\b|\bis (?:this|it|that) (?:safe|secure)\b"
     r"|\bare (?:these|they) (?:safe|secure)\b"
@@ -150,7 +151,8 @@ _SECURITY = _Family(
     r"|\bpermission checks\b|\bcan (?:a user|users|someone|anyone) (?:read|see|access|bypass)\b"
     r"|\bget (?:around|past) (?:this|the|our)\b|\bmore (?:access|permissions?|rights) than\b"
     r"|\bmore than (?:it|they|he|she) needs?\b|\b(?:public|open) internet\b|\bon the internet\b"
-    r"|\b(?:token|password|reset|crypto|auth\w*|login|session|signing|hmac)\b[^.?!\n]{0,30}"
+    r"|\b(?:token|tokens|password|passwords|reset|crypto|auth|authn|authz|authentication|authorisation"
+    r"|authorization|login|session|sessions|signing|hmac)\b[^.?!\n]{0,30}"
     r"\b(?:looks?|is|are) (?:ok|okay|right|correct|sound)\b|\bis (?:this|the|our) crypto\b"
 )
 _CONCURRENCY = _Family(
