@@ -1,20 +1,22 @@
 """Auto's router on the editor-traffic suite (docs/router.md, "Editor-traffic suite"), next to the router it
 replaced and baselines measured in the same run.
 
-Run: .venv/bin/python bench/router_editor_traffic.py [--part whole|held-out|development] [--misrouted]
-     [--json out.json]
+Run: .venv/bin/python bench/router_editor_traffic.py [--part whole|held-out|development|fresh|fresh2]
+     [--misrouted] [--json out.json]
 
 Every item goes through the path the server takes for a first turn under Auto: the prompt and its attached
 files become `ContextItem`s, `features/chat/auto.py: route_input` builds the `RouteInput` (fresh workspace:
 no history, no threshold shift; a plan that allows every model) and the shipped artifact decides, at each
-preference. The escalation model was fitted and its operating points chosen on the development half
-(`router_lab/editor_traffic/split.py`); the held-out half is the honest figure, the whole suite is shown too.
+preference. Since round 3 the escalation model is fitted on the development half of `data/` plus round 2's
+fresh batch and its operating points are chosen on the other half (`router_lab/editor_traffic/split.py`);
+`--part fresh2`, the second fresh batch, is the test (aggregates and intervals only).
 The old router (`router_lab/legacy`) is the one Auto shipped before issue 18, with its own artifact.
 
 Printed: Auto's Sonnet share, its API cost relative to always-Sonnet (list prices through
 switchboard.routing.pricing, input tokens estimated from the prompt plus the attached text, output tokens by
 category, below), the share of easy items escalated, the share of hard items caught, and agreement with the
-labels overall, per category, per context shape and per trap. Baselines: routing by the labels, random
+labels overall, per category, per context shape and per trap, then Auto's figures with 95% bootstrap
+intervals. Baselines: routing by the labels, random
 routing at Auto's Sonnet share (mean of 200 seeds), the longest asks and the longest inputs (ask plus
 attachments) at Auto's share, always-Haiku and always-Sonnet. About two seconds; no timing is measured.
 """
@@ -39,12 +41,22 @@ from router_lab.editor_traffic.metrics import (  # noqa: E402
     Figures,
     agreement_by,
     averaged,
+    bootstrap_intervals,
     figures,
     random_choices,
     top_share,
 )
 from router_lab.editor_traffic.split import is_development  # noqa: E402
-from router_lab.editor_traffic.suite import CATEGORIES, FRESH, SHAPES, TRAPS, Item, load_suite  # noqa: E402
+from router_lab.editor_traffic.suite import (  # noqa: E402
+    CATEGORIES,
+    FRESH,
+    FRESH2,
+    SHAPES,
+    TRAPS,
+    Item,
+    load_suite,
+    load_training,
+)
 from router_lab.legacy.router import LegacyRouter  # noqa: E402
 from switchboard.catalog import CATALOG  # noqa: E402
 from switchboard.features.chat.auto import TurnFacts, route_input  # noqa: E402
@@ -79,20 +91,23 @@ OUTPUT_TOKENS = {
 MAX_SONNET_SHARE, MAX_EASY_ESCALATED, MIN_HARD_CAUGHT, MIN_CATEGORY_AGREEMENT = 0.30, 0.15, 0.70, 0.85
 
 
+# Parts of what the router may learn from (`data/` and round 2's fresh batch, released in round 3).
 PARTS: dict[str, Callable[[Item], bool]] = {
     "whole": lambda item: True,
     "held-out": lambda item: not is_development(item.id),
     "development": lambda item: is_development(item.id),
+    "fresh": lambda item: item in FRESH_ITEMS,
 }
-# The fresh held-out batch (router_lab/editor_traffic/fresh): its own files, and only its aggregates are
-# printed (no route reasons, no misrouted items), so reading it does not show what to tune.
-FRESH_PART = "fresh"
+FRESH_ITEMS = frozenset(load_suite(FRESH))
+# The second fresh batch (router_lab/editor_traffic/fresh2), round 3's test: only its aggregates, with
+# intervals, are printed (no route reasons, no misrouted items), so reading it does not show what to tune.
+TEST_PART = "fresh2"
 
 
 def part_items(part: str) -> list[Item]:
-    if part == FRESH_PART:
-        return list(load_suite(FRESH))
-    return [item for item in load_suite() if PARTS[part](item)]
+    if part == TEST_PART:
+        return list(load_suite(FRESH2))
+    return [item for item in load_training() if PARTS[part](item)]
 
 
 def decide(router: Router, item: Item, preference: Preference = "balanced") -> RouteDecision:
@@ -178,7 +193,67 @@ def evaluate(items: Sequence[Item]) -> dict[str, Any]:
         "always Haiku": suite.flat([False] * len(items)),
         "always Sonnet": suite.flat([True] * len(items)),
     }
-    return {"methods": methods, "decisions": decisions, "suite": suite, "seconds": seconds}
+    intervals = {
+        "all": bootstrap_intervals(suite.hard, auto),
+        **{
+            f"{group}:{key}": bootstrap_intervals(
+                [i.strong for i, _ in members], [s for _, s in members], seed=index + 1
+            )
+            for index, (group, key, members) in enumerate(_groups(items, auto))
+        },
+    }
+    return {
+        "methods": methods,
+        "intervals": intervals,
+        "decisions": decisions,
+        "suite": suite,
+        "seconds": seconds,
+    }
+
+
+def _group_key(item: Item, group: str) -> str:
+    return item.trap or "none" if group == "trap" else str(getattr(item, group))
+
+
+def _groups(items: Sequence[Item], strong: Sequence[bool]) -> list[tuple[str, str, list[tuple[Item, bool]]]]:
+    out: list[tuple[str, str, list[tuple[Item, bool]]]] = []
+    for group, keys in (("category", CATEGORIES), ("shape", SHAPES), ("trap", ("none", *TRAPS))):
+        for key in keys:
+            members = [(i, s) for i, s in zip(items, strong, strict=True) if _group_key(i, group) == key]
+            if members:
+                out.append((group, key, members))
+    return out
+
+
+def print_intervals(result: dict[str, Any]) -> None:
+    """Auto's figures at the default preference with 95% bootstrap intervals (2,000 resamples of items;
+    per group, resampled within the group)."""
+    methods: dict[str, dict[str, float]] = result["methods"]
+    intervals: dict[str, dict[str, tuple[float, float]]] = result["intervals"]
+    auto, overall = methods["auto"], intervals["all"]
+    print("\nAuto (balanced) with 95% bootstrap intervals (2,000 resamples of items):\n")
+    for key in ("sonnet_share", "easy_escalated", "hard_caught", "agreement"):
+        low, high = overall[key]
+        print(f"  {key:15s} {_pct(auto[key])}  [{_pct(low).strip()}, {_pct(high).strip()}]")
+    print(
+        "\n| group                    |   n | sonnet | agreement | 95% interval     | easy up | hard caught |"
+    )
+    print(
+        "|--------------------------|----:|-------:|----------:|------------------|--------:|------------:|"
+    )
+    suite: Suite = result["suite"]
+    decisions: list[RouteDecision] = result["decisions"]
+    strong = [d.model != HAIKU for d in decisions]
+    for group, key, members in _groups(suite.items, strong):
+        hard = [i.strong for i, _ in members]
+        chosen = [s for _, s in members]
+        f = figures(hard, chosen, [0.0] * len(hard), [1.0] * len(hard))
+        low, high = intervals[f"{group}:{key}"]["agreement"]
+        band = f"[{_pct(low).strip()}, {_pct(high).strip()}]"
+        print(
+            f"| {group + ' ' + key:24s} | {len(members):3d} | {sum(hard):6d} | {_pct(f.agreement):>9s} | "
+            f"{band:16s} | {_pct(f.easy_escalated):>7s} | {_pct(f.hard_caught):>11s} |"
+        )
 
 
 def _pct(x: float) -> str:
@@ -262,16 +337,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--misrouted", action="store_true", help="list every item routed against its label")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
-        "--part", choices=[*PARTS, FRESH_PART], default="whole", help="which part of the suite"
+        "--part", choices=[*PARTS, TEST_PART], default="whole", help="which part of the suite"
     )
     args = parser.parse_args(argv)
-    fresh = args.part == FRESH_PART
-    if fresh and args.misrouted:
-        parser.error("the fresh held-out batch prints aggregates only")
+    test = args.part == TEST_PART
+    if test and args.misrouted:
+        parser.error("the second fresh batch (the test) prints aggregates only")
     items = part_items(args.part)
     print(f"Part: {args.part}\n")
     result = evaluate(items)
-    print_report(result, args.misrouted, show_reasons=not fresh)
+    print_report(result, args.misrouted, show_reasons=not test)
+    print_intervals(result)
     methods: dict[str, dict[str, float]] = result["methods"]
     if args.json:
         Path(args.json).write_text(json.dumps(methods, indent=2))

@@ -15,16 +15,25 @@ from pathlib import Path
 import pytest
 
 from router_lab.editor_traffic.codegen import generate, languages
-from router_lab.editor_traffic.metrics import agreement_by, averaged, figures, random_choices, top_share
+from router_lab.editor_traffic.metrics import (
+    agreement_by,
+    averaged,
+    bootstrap_intervals,
+    figures,
+    random_choices,
+    top_share,
+)
 from router_lab.editor_traffic.suite import (
     CATEGORIES,
     FRESH,
+    FRESH2,
     SHAPES,
     TIERS,
     TRAPS,
     Item,
     expand,
     load_suite,
+    load_training,
     read_specs,
     shape_of,
 )
@@ -60,11 +69,26 @@ def test_the_fresh_batch_is_valid_disjoint_and_ten_per_category(suite: tuple[Ite
     assert 0.2 <= sum(item.strong for item in fresh) / len(fresh) <= 0.35
 
 
-def test_the_router_is_fitted_without_the_fresh_batch() -> None:
+def test_the_second_fresh_batch_is_valid_disjoint_and_thirty_per_category(suite: tuple[Item, ...]) -> None:
+    batch = load_suite(FRESH2)
+    assert Counter(item.category for item in batch) == dict.fromkeys(CATEGORIES, 30)
+    assert all(item.id.startswith(item.category + "-6") for item in batch)
+    earlier = [*suite, *load_suite(FRESH)]
+    assert not {item.id for item in batch} & {item.id for item in earlier}
+    assert not {item.prompt.lower() for item in batch} & {item.prompt.lower() for item in earlier}
+    assert 0.2 <= sum(item.strong for item in batch) / len(batch) <= 0.35
+    assert sum(bool(item.context) for item in batch) / len(batch) >= 0.75
+    assert Counter(item.trap for item in batch).keys() >= set(TRAPS)
+
+
+def test_the_router_is_fitted_on_data_and_the_first_fresh_batch_never_the_second() -> None:
     from router_lab.escalation import halves  # bench/ is on pytest's pythonpath
     from switchboard.routing import Router
 
-    development, validation = halves(list(load_suite()))
+    training = load_training()
+    assert len(training) == len(load_suite()) + len(load_suite(FRESH))
+    assert not {item.id for item in training} & {item.id for item in load_suite(FRESH2)}
+    development, validation = halves(list(training))
     meta = Router.load().model.meta
     assert (meta["items"], meta["validation_items"]) == (len(development), len(validation))
 
@@ -275,14 +299,29 @@ def test_the_bench_routes_an_item_as_the_router_does_by_hand(suite: tuple[Item, 
     )  # Haiku 4.5 is a third of Sonnet 4.5
 
 
-def test_the_bench_prints_no_items_or_reasons_of_the_fresh_batch(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_bench_prints_no_items_or_reasons_of_the_test_batch(capsys: pytest.CaptureFixture[str]) -> None:
     from router_editor_traffic import main  # bench/ is on pytest's pythonpath
 
     with pytest.raises(SystemExit):
-        main(["--part", "fresh", "--misrouted"])
+        main(["--part", "fresh2", "--misrouted"])
     capsys.readouterr()
-    figures_of_fresh = main(["--part", "fresh"])
+    figures_of_test = main(["--part", "fresh2"])
     printed = capsys.readouterr().out
     assert "Route reasons" not in printed and "→ Claude" not in printed
-    assert not any(item.prompt[:40] in printed for item in load_suite(FRESH))
-    assert 0.0 < figures_of_fresh["auto"]["sonnet_share"] < 1.0
+    assert not any(item.prompt[:40] in printed for item in load_suite(FRESH2))
+    assert "95% bootstrap intervals" in printed
+    assert 0.0 < figures_of_test["auto"]["sonnet_share"] < 1.0
+
+
+def test_bootstrap_intervals_bracket_the_figure_and_narrow_with_more_items() -> None:
+    hard = [True, False, False, True, False] * 6
+    strong = [True, False, True, False, False] * 6
+    small = bootstrap_intervals(hard, strong)
+    low, high = small["agreement"]
+    assert low < 0.6 < high  # 18 of 30 agree
+    assert small["hard_caught"][0] < 0.5 < small["hard_caught"][1]
+    wide = high - low
+    low, high = bootstrap_intervals(hard * 10, strong * 10)["agreement"]
+    assert low < 0.6 < high and high - low < wide / 2
+    no_hard = bootstrap_intervals([False] * 5, [False] * 5)["hard_caught"]
+    assert all(math.isnan(bound) for bound in no_hard)  # no hard item to catch: no made-up figure

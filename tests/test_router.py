@@ -123,6 +123,14 @@ def test_words_used_in_another_sense_are_not_signals(prompt: str) -> None:
     assert not (ask.design or ask.security or ask.concurrency or ask.algorithm or ask.structural)
 
 
+def test_dependency_injection_is_a_structural_change_not_a_security_review() -> None:
+    for prompt in ("use dependency injection for the db handle here", "add constructor injection to this"):
+        assert not read_ask(prompt).security
+    assert read_ask("use dependency injection for the db handle here").structural
+    assert read_ask("any sql injection risk in this query builder?").security
+    assert read_ask("could this be an injection vector?").security
+
+
 def test_long_prompts_are_read_as_the_ask_only() -> None:
     pasted = "x = compute(total)  # a deadlock in the comment of pasted code;\n" * 500
     assert not read_ask("explain this\n" + pasted).concurrency

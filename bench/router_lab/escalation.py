@@ -14,8 +14,10 @@
    `BALANCED_MAX_SHARE`); `economy` and `quality` sit `ECONOMY_SHARE_DELTA` and `QUALITY_SHARE_DELTA` points
    of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
-The fresh held-out batch (`editor_traffic/fresh`) is never read here (bench/router_editor_traffic.py
-`--part fresh` reports on it). Same data, same bytes: the fit is deterministic.
+Since round 3 the items are `data/` and round 2's fresh batch (`editor_traffic/fresh`, released to
+development), split into the two halves by the same id hash. The second fresh batch (`editor_traffic/fresh2`)
+is never read here (bench/router_editor_traffic.py `--part fresh2` reports on it). Same data, same bytes:
+the fit is deterministic.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from router_lab.editor_traffic.split import is_development
-from router_lab.editor_traffic.suite import Item, load_suite
+from router_lab.editor_traffic.suite import Item, load_training
 from switchboard.routing import PREFERENCES, Preference, RouteDecision, RouteInput, Router
 from switchboard.routing.ask import read_ask
 from switchboard.routing.context import summarize_context
@@ -182,7 +184,8 @@ def decisions(model: EscalationModel, items: list[Item], preference: Preference)
 
 def train(development: list[Item], validation: list[Item]) -> EscalationModel:
     """Weights on `development`; operating points on `validation`, whose phrasings the signal patterns were
-    not written from, so its probabilities look like unseen traffic's (the fresh batch is never passed)."""
+    not written from, so its probabilities look like unseen traffic's (the second fresh batch is never
+    passed)."""
     weights, intercept, lexicon = fit(development)
     unset = EscalationModel(weights, intercept, {"balanced": 0.5}, [1.0, 0.0], lexicon=lexicon)
     p = np.array([d.probability for d in decisions(unset, validation, "balanced")])
@@ -197,8 +200,8 @@ def train(development: list[Item], validation: list[Item]) -> EscalationModel:
         "quality": partial.threshold_at(share + QUALITY_SHARE_DELTA),
     }
     meta = {
-        "trained_on": "editor-traffic suite data/: weights on the development half, operating points on "
-        "the first round's held-out half (docs/router.md)",
+        "trained_on": "editor-traffic suite data/ and fresh/ (round 2's test, released in round 3): weights "
+        "on the development half, operating points on the other half, split by id hash (docs/router.md)",
         "items": len(development),
         "validation_items": len(validation),
         "priors": PRIORS,
@@ -244,9 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.validate:
-        validate(list(load_suite()))
+        validate(list(load_training()))
         return
-    model = train(*halves(list(load_suite())))
+    model = train(*halves(list(load_training())))
     for name in FEATURE_NAMES:
         print(f"{name:18s} prior {PRIORS[name]:+.2f}  fitted {model.weights[name]:+.3f}")
     print(f"intercept {model.intercept:+.3f}; thresholds {model.thresholds}; {len(model.lexicon)} terms")

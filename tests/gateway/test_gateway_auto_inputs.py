@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from gateway.gateway_support import Accounts, Replica, sdk, turn_headers, turn_rows
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.turn_request import AutoInputs, parse_auto_inputs
-from switchboard.routing import learning
+from switchboard.routing import RouteInput, Router, learning
 
 SONNET_45 = "claude-sonnet-4-5-20250929"
 # A long enough conversation for the prompt cache to matter, and a follow-up the router sends to Haiku on
@@ -23,7 +23,29 @@ HISTORY: list[dict[str, Any]] = [
     {"role": "user", "content": "Here is my module: " + "def f(x):\n    return x*2\n" * 40},
     {"role": "assistant", "content": "Sure, here's an explanation " * 60},
 ]
-FOLLOW_UP = "How would you restructure this module?"
+# Asks about restructuring the 40-line module above: Haiku's on their own (a small, local restructuring), and
+# the test takes the first the shipped artifact puts in the hysteresis band, so a retrained router still
+# gets a borderline follow-up of its own.
+FOLLOW_UPS = (
+    "How would you restructure this module?",
+    "How would you restructure this module into smaller pieces?",
+    "How would you restructure this module so it is easier to test?",
+)
+
+
+def borderline_follow_up() -> str:
+    router = Router.load()
+    for prompt in FOLLOW_UPS:
+        if (
+            router.down_threshold(0.0)
+            <= router.decide(RouteInput(prompt=prompt)).probability
+            < router.threshold(0.0)
+        ):
+            return prompt
+    raise AssertionError("no follow-up in the hysteresis band for this artifact: extend FOLLOW_UPS")
+
+
+FOLLOW_UP = borderline_follow_up()
 
 
 def conversation() -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -80,3 +82,37 @@ def averaged(
         for key, value in measure(route(seed)).items():
             sums[key] = sums.get(key, 0.0) + value
     return {key: total / seeds for key, total in sums.items()}
+
+
+def bootstrap_intervals(
+    hard: Sequence[bool],
+    strong: Sequence[bool],
+    resamples: int = 2_000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals (resampling items) of Sonnet share, easy escalated, hard caught and
+    agreement. A resample without easy (or hard) items leaves that figure out of its distribution."""
+    rng = np.random.default_rng(seed)
+    h = np.asarray(hard, dtype=bool)
+    s = np.asarray(strong, dtype=bool)
+    index = rng.integers(0, len(h), size=(resamples, len(h)))
+    rh, rs = h[index], s[index]
+    easy_n, hard_n = (~rh).sum(axis=1), rh.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = {
+            "sonnet_share": rs.mean(axis=1),
+            "easy_escalated": (rs & ~rh).sum(axis=1) / easy_n,
+            "hard_caught": (rs & rh).sum(axis=1) / hard_n,
+            "agreement": (rs == rh).mean(axis=1),
+        }
+    tail = (1 - level) / 2 * 100
+    out: dict[str, tuple[float, float]] = {}
+    for name, values in draws.items():
+        kept = values[~np.isnan(values)]
+        if kept.size == 0:
+            out[name] = (math.nan, math.nan)
+        else:
+            low, high = np.percentile(kept, [tail, 100 - tail])
+            out[name] = (float(low), float(high))
+    return out

@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from router_lab.editor_traffic.codegen import generate, languages
 
 DATA = Path(__file__).resolve().parent / "data"
-# The fresh held-out batch (fresh/README.md): never fitted or tuned on, read once per finished candidate.
+# Round 2's fresh batch (fresh/README.md): its test, released to development in round 3.
 FRESH = Path(__file__).resolve().parent / "fresh"
+# The second fresh batch (fresh2/README.md), committed before round 3's tuning: round 3's test.
+FRESH2 = Path(__file__).resolve().parent / "fresh2"
 
 Tier = Literal["haiku", "sonnet"]
 Category = Literal[
@@ -182,3 +184,9 @@ def read_specs(paths: Iterable[Path]) -> list[ItemSpec]:
 def load_suite(data: Path = DATA) -> tuple[Item, ...]:
     """Every item of the suite, expanded, in file then line order."""
     return tuple(expand(spec) for spec in read_specs(data.glob("*.jsonl")))
+
+
+def load_training() -> tuple[Item, ...]:
+    """What the escalation model may learn from since round 3: `data/` and the first fresh batch (released
+    to development once round 2 was reported). The second fresh batch is the test and is never in it."""
+    return load_suite(DATA) + load_suite(FRESH)

@@ -141,13 +141,19 @@ _SECURITY = _Family(
     r"|\bsecure\?|\bsafe\?|\bholes?\?|"
     r"\bsecurity (?:review|audit|holes?|issues?|risks?|problems?)\b|\breview\b[^.?!\n]{0,40}\bsecurity\b"
     r"|\babuse[ds]?\b|\bexploit\w*|\battackers?\b|\bvulnerab\w*|\binsecure\b|\bany holes\b"
-    r"|\binjection\b|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
+    r"|\binjection\b(?<!dependency injection)(?<!constructor injection)"  # DI is a structure, not a threat
+    r"|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
     r"|\bsecrets? leak\w*|\bsupply chain\b|\btamper\w*|\bforge\w*|\bspoof\w*|\bwhere trust\b"
     r"|\bauthenticate each other\b|\bis (?:this|it|that) (?:safe|secure)\b"
     r"|\bare (?:these|they) (?:safe|secure)\b"
     r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)\b"
     r"|\breview (?:the )?(?:cors|cookie|jwt|iam|rbac|auth\w*|permission\w*|policy|policies)\b"
     r"|\bpermission checks\b|\bcan (?:a user|users|someone|anyone) (?:read|see|access|bypass)\b"
+    r"|\bget (?:around|past) (?:this|the|our)\b|\bmore (?:access|permissions?|rights) than\b"
+    r"|\bmore than (?:it|they|he|she) needs?\b|\b(?:public|open) internet\b|\bon the internet\b"
+    r"|\b(?:token|tokens|password|passwords|reset|crypto|auth|authn|authz|authentication|authorisation"
+    r"|authorization|login|session|sessions|signing|hmac)\b[^.?!\n]{0,30}"
+    r"\b(?:looks?|is|are) (?:ok|okay|right|correct|sound)\b|\bis (?:this|the|our) crypto\b"
 )
 _CONCURRENCY = _Family(
     r"\bthread[- ]?safe\w*|\bconcurrent(?:ly)? (?:modif\w+|access\w*|writes?|requests?|updates?|calls?)\b"
@@ -163,6 +169,8 @@ _CONCURRENCY = _Family(
     r"|\bfalse sharing\b|\bdistributed lock\b|\bmpmc\b|\bspsc\b|\bdata race\b|\blinearizab\w*"
     r"|\bboth pass\b|\bgoroutine leak\w*|\bwith -o2\b|\bonly with -o\d\b|\bundefined behaviou?r\b"
     r"|\bmemory model\b|\bcompare-and-swap\b|\bcas loop\b|\bthread-safe\b"
+    r"|\brelaxed\b|\bacquire/release\b|\bacquire and release\b|\bleak\w* goroutines\b"
+    r"|\bconcurrent readers\b|\bsend on closed channel\b"
 )
 _ALGORITHM = _Family(
     r"\bfaster than o\(|\bnp-(?:hard|complete)\b|\bheuristic\b|\bshortest path\b|\btopological\b"
@@ -191,6 +199,8 @@ _STRUCTURAL = _Family(
     r"|\bconvert (?:this|the) \w+ app\b|\bto \w+ async\b|\binto \w+ async\b|\bremove the global\b"
     r"|\b(?:remove|replace|get rid of) the (?:global )?singleton\b"
     r"|\bpull (?:the )?\w+ logic out\b|\bsplit (?:this|the) \w+ (?:class|module|service)\b"
+    r"|\binto a (?:repository|service|data access|domain|persistence) layer\b|\breentran\w*"
+    r"|\bno more globals\b"
 )
 _CARE = _Family(
     r"\bwithout (?:any )?(?:behaviou?r|functional) change\b|\bpreserv\w*|\bbackwards?-compatible\b"
@@ -207,7 +217,8 @@ _SYSTEMIC = _Family(
     r"|\btail latency\b|\bthroughput (?:drops|collapses)\b|\bonly in prod\w*|\bin prod only\b"
     r"|\bcan'?t reproduce\b|\bnon-?deterministic\w*|\bheisenbug\b|\bdegrad\w*|\bregress\w* after\b"
     r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|\bn\+1\b|"
-    r"\bonly (?:when|after|under|once)\b|\bsometimes\b|\bintermittent\w*|\bonce a (?:week|day|month)\b"
+    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b|\bsometimes\b|\bintermittent\w*"
+    r"|\bonce a (?:week|day|month)\b"
     r"|\brandomly\b|\bflaky\b|\bfalls? over\b|\bscales? badly\b|\brps\b|\bunder load\b"
     r"|\bprofiler\b|\bin gc\b|\bhot path\b|\boomkill\w*|\bevent loop\b|\bexplain analyze\b"
     r"|\bsilently\b|\bwrong (?:totals?|results?|numbers?) (?:for|in|on) some\b|\bfor good\b"
