@@ -1,15 +1,16 @@
 """Auto's router on the editor-traffic suite (docs/router.md, "Editor-traffic suite"), next to the router it
 replaced and baselines measured in the same run.
 
-Run: .venv/bin/python bench/router_editor_traffic.py [--part whole|held-out|development|fresh|fresh2]
+Run: .venv/bin/python bench/router_editor_traffic.py [--part whole|held-out|development|fresh|fresh2|freshN]
      [--misrouted] [--json out.json]
 
 Every item goes through the path the server takes for a first turn under Auto: the prompt and its attached
 files become `ContextItem`s, `features/chat/auto.py: route_input` builds the `RouteInput` (fresh workspace:
 no history, no threshold shift; a plan that allows every model) and the shipped artifact decides, at each
-preference. Since round 3 the escalation model is fitted on the development half of `data/` plus round 2's
-fresh batch and its operating points are chosen on the other half (`router_lab/editor_traffic/split.py`);
-`--part fresh2`, the second fresh batch, is the test (aggregates and intervals only).
+preference. Since round 4 the escalation model is fitted on the development half of `data/` plus the
+released fresh batches (`fresh/`, `fresh2/`; `suite.RELEASED_BATCHES`) and its operating points are chosen on
+the other half (`router_lab/editor_traffic/split.py`). Any other `freshN/` folder is a test batch:
+`--part freshN` prints its aggregates and intervals only (no reasons, no items).
 The old router (`router_lab/legacy`) is the one Auto shipped before issue 18, with its own artifact.
 
 Printed: Auto's Sonnet share, its API cost relative to always-Sonnet (list prices through
@@ -51,9 +52,12 @@ from router_lab.editor_traffic.suite import (  # noqa: E402
     CATEGORIES,
     FRESH,
     FRESH2,
+    RELEASED_BATCHES,
     SHAPES,
     TRAPS,
     Item,
+    batch_folder,
+    is_batch_name,
     load_suite,
     load_training,
 )
@@ -91,22 +95,39 @@ OUTPUT_TOKENS = {
 MAX_SONNET_SHARE, MAX_EASY_ESCALATED, MIN_HARD_CAUGHT, MIN_CATEGORY_AGREEMENT = 0.30, 0.15, 0.70, 0.85
 
 
-# Parts of what the router may learn from (`data/` and round 2's fresh batch, released in round 3).
+# Parts of what the router may learn from (`data/` and the released fresh batches).
 PARTS: dict[str, Callable[[Item], bool]] = {
     "whole": lambda item: True,
     "held-out": lambda item: not is_development(item.id),
     "development": lambda item: is_development(item.id),
     "fresh": lambda item: item in FRESH_ITEMS,
+    "fresh2": lambda item: item in FRESH2_ITEMS,
 }
 FRESH_ITEMS = frozenset(load_suite(FRESH))
-# The second fresh batch (router_lab/editor_traffic/fresh2), round 3's test: only its aggregates, with
-# intervals, are printed (no route reasons, no misrouted items), so reading it does not show what to tune.
-TEST_PART = "fresh2"
+FRESH2_ITEMS = frozenset(load_suite(FRESH2))
+assert set(RELEASED_BATCHES) <= set(PARTS), "every released batch is a development part"
+
+
+def is_test_part(part: str) -> bool:
+    """A fresh batch not released to development (fresh3, …): only its aggregates, with intervals, are
+    printed (no route reasons, no misrouted items), so reading it does not show what to tune."""
+    return part not in PARTS and is_batch_name(part)
+
+
+def part_name(value: str) -> str:
+    """argparse type: a development part, or a test batch whose folder exists."""
+    if value in PARTS:
+        return value
+    if not is_batch_name(value):
+        raise argparse.ArgumentTypeError(f"unknown part {value!r}: one of {', '.join(PARTS)} or freshN")
+    if not batch_folder(value).is_dir():
+        raise argparse.ArgumentTypeError(f"no test batch folder {batch_folder(value)}")
+    return value
 
 
 def part_items(part: str) -> list[Item]:
-    if part == TEST_PART:
-        return list(load_suite(FRESH2))
+    if is_test_part(part):
+        return list(load_suite(batch_folder(part)))
     return [item for item in load_training() if PARTS[part](item)]
 
 
@@ -337,12 +358,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--misrouted", action="store_true", help="list every item routed against its label")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
-        "--part", choices=[*PARTS, TEST_PART], default="whole", help="which part of the suite"
+        "--part",
+        type=part_name,
+        default="whole",
+        help=f"which part of the suite: {', '.join(PARTS)}, or an unreleased test batch freshN",
     )
     args = parser.parse_args(argv)
-    test = args.part == TEST_PART
+    test = is_test_part(args.part)
     if test and args.misrouted:
-        parser.error("the second fresh batch (the test) prints aggregates only")
+        parser.error(f"{args.part} is a test batch: it prints aggregates only")
     items = part_items(args.part)
     print(f"Part: {args.part}\n")
     result = evaluate(items)

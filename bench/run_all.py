@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from common import verdict  # noqa: E402
+from router_lab.editor_traffic.suite import unreleased_batches  # noqa: E402
 
 Row = tuple[str, str, str, str, str]  # benchmark, figure, baseline, target, verdict
 
@@ -193,6 +194,10 @@ def router_rows(f: Any) -> list[Row]:
     return [("Router decision latency", figure or "see its output above", "", "p50/p99", "n/a")]
 
 
+# The newest fresh batch not released to development (fresh3, …): the only honest editor-traffic figure.
+EDITOR_TEST_BATCH = (unreleased_batches() or [None])[-1]
+
+
 def editor_traffic_rows(f: dict[str, dict[str, float]]) -> list[Row]:
     auto, random, labels = f["auto"], f["random"], f["labels"]
     worst = min(v for k, v in auto.items() if k.startswith("category:"))
@@ -207,7 +212,7 @@ def editor_traffic_rows(f: dict[str, dict[str, float]]) -> list[Row]:
     )
     return [
         (
-            "Auto on editor traffic (issue 18's suite, second fresh batch)",
+            f"Auto on editor traffic (issue 18's suite, test batch {EDITOR_TEST_BATCH})",
             f"Sonnet {share:.0%}, cost {cost:.0%} of always-Sonnet; easy escalated {easy:.0%}, "
             f"hard caught {hard:.0%}, worst category {worst:.0%}",
             f"random at that share: agreement {random['agreement']:.0%}; "
@@ -226,10 +231,11 @@ SECTIONS: list[tuple[str, list[str], Callable[[Any], list[Row]]]] = [
     ("ledger_throughput", [], ledger_rows),
     ("memory", [], memory_rows),
     ("gateway_load", [], gateway_rows),
-    # The second fresh batch: the honest figure (data/ and the first fresh batch are what the router was
-    # fitted and tuned on).
-    ("router_editor_traffic", ["--part", "fresh2"], editor_traffic_rows),
 ]
+# data/ and the released fresh batches are what the router was fitted and tuned on: only an unreleased batch
+# gives an honest figure, so without one there is no editor-traffic row.
+if EDITOR_TEST_BATCH is not None:
+    SECTIONS.append(("router_editor_traffic", ["--part", EDITOR_TEST_BATCH], editor_traffic_rows))
 
 
 def machine() -> str:

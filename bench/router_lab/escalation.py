@@ -47,6 +47,8 @@ GPQA_GAP = 0.62  # GPQA Diamond 83.4% vs 73.0%: hard reasoning
 AIME_GAP = 0.47  # AIME 2025 (thinking) 87.0% vs 80.7%: multi-step mathematical reasoning
 PRIORS: dict[str, float] = {
     "design": TERMINAL_BENCH_GAP,
+    # A small, bounded design (one table, an upgrade): a local choice, nothing above the Sonnet-4 bar.
+    "bounded_design": 0.0,
     "security": SWE_BENCH_GAP,
     "security_in_code": SWE_BENCH_GAP,
     "concurrency": GPQA_GAP,

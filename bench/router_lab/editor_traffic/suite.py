@@ -8,6 +8,7 @@ the item's id and the file's path, so the same suite always expands to the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -17,11 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router_lab.editor_traffic.codegen import generate, languages
 
-DATA = Path(__file__).resolve().parent / "data"
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
 # Round 2's fresh batch (fresh/README.md): its test, released to development in round 3.
-FRESH = Path(__file__).resolve().parent / "fresh"
-# The second fresh batch (fresh2/README.md), committed before round 3's tuning: round 3's test.
-FRESH2 = Path(__file__).resolve().parent / "fresh2"
+FRESH = HERE / "fresh"
+# The second fresh batch (fresh2/README.md): round 3's test, released to development in round 4.
+FRESH2 = HERE / "fresh2"
+# Fresh batches the router may learn from, in the order they were released. Any other `freshN/` folder is a
+# test batch: never fitted on, read through the bench's aggregates only.
+RELEASED_BATCHES: tuple[str, ...] = ("fresh", "fresh2")
+_BATCH_NAME = re.compile(r"fresh\d*")
+BATCHES = HERE  # where the fresh batch folders live (a test may point it at a temporary copy)
 
 Tier = Literal["haiku", "sonnet"]
 Category = Literal[
@@ -186,7 +193,30 @@ def load_suite(data: Path = DATA) -> tuple[Item, ...]:
     return tuple(expand(spec) for spec in read_specs(data.glob("*.jsonl")))
 
 
+def is_batch_name(name: str) -> bool:
+    """Whether `name` names a fresh batch folder (`fresh`, `fresh2`, `fresh3`, …)."""
+    return _BATCH_NAME.fullmatch(name) is not None
+
+
+def batch_folder(name: str) -> Path:
+    if not is_batch_name(name):
+        raise ValueError(f"{name!r} is not a fresh batch name (fresh, fresh2, fresh3, …)")
+    return BATCHES / name
+
+
+def unreleased_batches() -> list[str]:
+    """The fresh batches present and not released to development, oldest first (`fresh3` before
+    `fresh10`)."""
+    names = [p.name for p in BATCHES.iterdir() if p.is_dir() and is_batch_name(p.name)]
+    unreleased = [name for name in names if name not in RELEASED_BATCHES]
+    return sorted(unreleased, key=lambda name: int(name[len("fresh") :] or 1))
+
+
 def load_training() -> tuple[Item, ...]:
-    """What the escalation model may learn from since round 3: `data/` and the first fresh batch (released
-    to development once round 2 was reported). The second fresh batch is the test and is never in it."""
-    return load_suite(DATA) + load_suite(FRESH)
+    """What the escalation model may learn from: `data/` and every released fresh batch (`fresh/` since
+    round 3, `fresh2/` since round 4, each released once the round it tested was reported). Test batches
+    (`unreleased_batches`) are never in it."""
+    items = load_suite(DATA)
+    for name in RELEASED_BATCHES:
+        items += load_suite(batch_folder(name))
+    return items

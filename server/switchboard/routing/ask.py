@@ -154,6 +154,49 @@ _SECURITY = _Family(
     r"|\b(?:token|tokens|password|passwords|reset|crypto|auth|authn|authz|authentication|authorisation"
     r"|authorization|login|session|sessions|signing|hmac)\b[^.?!\n]{0,30}"
     r"\b(?:looks?|is|are) (?:ok|okay|right|correct|sound)\b|\bis (?:this|the|our) crypto\b"
+    # Round 4: a threat described without review words. Whether something can be defeated ...
+    r"|\b(?:can|could|would) (?:it|this|that|they|these|someone|anyone|a user|users|an? \w+) (?:still )?"
+    r"(?:be )?(?:bypass|forge|forging|guess|replay|inject|leak|escalat|brute|enumerat|impersonat|spoof"
+    r"|tamper|hijack|smuggl|read other|see other|access other)\w*"
+    r"|\bbypass(?:ed|able)\b|\bguessable\b|\bpredictable (?:tokens?|ids?|session\w*|reset|urls?|links?)\b"
+    r"|\bbrute[- ]?forc\w*|\bimpersonat\w*|\bhijack\w*"
+    r"|\bescalat\w* (?:to (?:admin|root)|privileges?|roles?)\b"
+    r"|\bbecome (?:an? )?(?:admin|root|superuser)\b"
+    # ... how passwords, secrets and tokens are handled ...
+    r"|\b(?:password|passwords|secret|secrets|token|tokens|api key|api keys|credential|credentials) "
+    r"(?:hash\w*|storage|stored|handling|generation|generated|comparison|compared|rotation|in (?:the )?"
+    r"(?:logs?|url|query string|local ?storage|repo))\b"
+    r"|\b(?:hash\w*|stor\w+|generat\w+|compar\w+) (?:the |our |user )?(?:passwords?|secrets?|api keys?)\b"
+    # ... and the shapes of SSRF, path traversal, injection and unsafe deserialisation in plain words.
+    r"|\binternal (?:services?|network|endpoints?|hosts?|ips?|addresses|metadata)\b|\bmetadata endpoint\b"
+    r"|\barbitrary (?:urls?|hosts?|files?|paths?|commands?|code|sql)\b|\bany (?:url|host)\b"
+    r"|\buser[- ](?:supplied|provided|given) (?:urls?|paths?|file ?names?|input|html|templates?|queries)\b"
+    r"|\boutside (?:the |our )?(?:upload|uploads|base|root|web ?root|allowed|sandbox)\w*\b|\bdot-dot\b"
+    r"|\b(?:built|build|building|concatenat\w*|glued) (?:with|by|from|using) (?:string|f-string|user)"
+    r"|\b(?:unpickl\w*|pickle\.?loads?|yaml\.load|objectinputstream|binaryformatter)\b"
+    r"|\bwhat the client sends\b|\bfrom the client\b[^.?!\n]{0,30}\b(?:trust|as is|directly)\b"
+    r"|\bactually (?:isolat|block|restrict|protect|prevent)\w*|\bnetwork polic\w+"
+)
+# Round 4: how big a design or plan is. A bounded job (one table, one endpoint's shape, the folders of a small
+# app, a version upgrade, a branch rename) is a small choice or a documented procedure; a design across
+# services, live data or a long lifetime is not. These only qualify `design`, they never fire on their own.
+_LARGE_SCOPE = _Family(
+    r"\bzero[- ]downtime\b|\bno downtime\b|\bdistributed\b|\bmulti-?(?:service|region|tenant)\w*"
+    r"|\b(?:several|multiple|many|all (?:our|the)|across|between) (?:services|teams|regions|datacenters"
+    r"|clusters|microservices|systems|databases|apps)\b"
+    r"|\blong-?(?:lived|running|term)\b|\bfor (?:years|the next)\b"
+    r"|\blive (?:data|traffic|system)\b|\bmillions?\b|\bbillions?\b|\bat scale\b|\bin production\b"
+    r"|\bwhole (?:system|platform|company|org)\b|\bend to end\b|\bevent-driven\b|\bconsisten\w*"
+    r"|\bfailover\b|\breplicat\w*|\bshard\w*|\boffline\b|\bsync\w*|\bconflicts?\b"
+    r"|\bmigrat\w+ (?:the |our )?data\b"
+)
+_SMALL_SCOPE = _Family(
+    r"\b(?:a |one |the )?(?:small|simple|tiny|quick|basic|minimal|single|little|short|lightweight)\b"
+    r"|\b(?:a|one|the) (?:table|endpoint|column|field|form|page|script|cli|function|class|component|folder"
+    r"|enum|struct|type|config|json|response|request|index|route)\b|\bthe folders?\b|\bfolder layout\b"
+    r"|\b(?:upgrad|bump|updat)\w* (?:\w+ )?(?:from |to )?v?\d|\bupgrad\w* (?:\w+ ){0,2}to\b"
+    r"|\brename of\b|\bjson shape\b|\bshape (?:of|for)\b|\bnaming\b"
+    r"|\bfor (?:a|my|this) (?:side|hobby|toy|pet)\b"
 )
 _CONCURRENCY = _Family(
     r"\bthread[- ]?safe\w*|\bconcurrent(?:ly)? (?:modif\w+|access\w*|writes?|requests?|updates?|calls?)\b"
@@ -246,6 +289,7 @@ class AskSignals:
     """What the ask asks for (each 0/1), read from the ask's words; see `read_ask`."""
 
     design: bool = False  # a multi-step design, architecture or migration plan
+    bounded_design: bool = False  # a design or plan of a small, bounded job (one table, an upgrade)
     security: bool = False  # whether code or configuration holds against an adversary
     concurrency: bool = False  # races, orderings, delivery guarantees, UB under optimisation
     algorithm: bool = False  # complexity, invariants, a rewrite under exact constraints
@@ -281,8 +325,10 @@ def read_ask(prompt: str) -> AskSignals:
     part = ask_part(prompt)
     text = ask_text(part)
     flagless = _HYPHEN_FLAG.sub(lambda m: m.group(0) if m.group(0).startswith("-o") else " flag ", text)
+    design = _DESIGN.search(text)
     return AskSignals(
-        design=_DESIGN.search(text),
+        design=design,
+        bounded_design=design and _SMALL_SCOPE.search(text) and not _LARGE_SCOPE.search(text),
         security=_SECURITY.search(text),
         concurrency=_CONCURRENCY.search(flagless),
         algorithm=_ALGORITHM.search(text),

@@ -40,6 +40,7 @@ TYPICAL_ASK_WORDS = 10
 # The learned features, in artifact order.
 FEATURE_NAMES: tuple[str, ...] = (
     "design",
+    "bounded_design",
     "security",
     "security_in_code",
     "concurrency",
@@ -53,12 +54,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "error_pasted",
     "log_ask_words",
 )
-# Conversation signals: fixed prior weights (log-odds), not fitted (see the module docstring). 3.0 takes a
-# typical ask (logit about −2.3) over the balanced threshold on its own; thinking adds to a hard ask's signal.
+# Conversation signals: fixed prior weights (log-odds), not fitted (see the module docstring). 5.0 takes even
+# a short follow-up (logit about −5 since round 4's fit, whose ask-length weight grew) over the balanced
+# threshold on its own; thinking adds to a hard ask's signal.
 CONVERSATION_WEIGHTS: dict[str, float] = {
-    "escalated_conversation": 3.0,
+    "escalated_conversation": 5.0,
     "thinking_on_hard_ask": 2.0,
-    "stronger_retry": 3.0,
+    "stronger_retry": 5.0,
 }
 HARD_REASONING = ("design", "security", "concurrency", "algorithm")
 WORDING = "wording"  # the learned weights of the ask's words, one part of the logit
@@ -79,6 +81,7 @@ def learned_features(ask: AskSignals, context: ContextSummary) -> dict[str, floa
     asks_of_whole = ask.whole_context or ask.structural or ask.care
     return {
         "design": float(ask.design),
+        "bounded_design": float(ask.bounded_design),
         "security": float(ask.security),
         "security_in_code": float(ask.security and context.has_code),
         "concurrency": float(ask.concurrency),

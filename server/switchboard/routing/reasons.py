@@ -29,6 +29,7 @@ ESCALATION_LABELS: dict[str, str] = {
 }
 # Why a turn stays on Haiku, from the strongest signal against escalating.
 STAY_LABELS: dict[str, str] = {
+    "bounded_design": "Small, bounded design or plan",
     "mechanical": "Local or mechanical edit",
     "error_pasted": "Error that points at its cause",
     "large_context": "Large attachment, local ask",
