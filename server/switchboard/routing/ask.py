@@ -155,8 +155,14 @@ _SECURITY = _Family(
     r"|authorization|login|session|sessions|signing|hmac)\b[^.?!\n]{0,30}"
     r"\b(?:looks?|is|are) (?:ok|okay|right|correct|sound)\b|\bis (?:this|the|our) crypto\b"
     # Round 4: a threat described without review words. Whether something can be defeated ...
-    r"|\b(?:can|could|would) (?:it|this|that|they|these|someone|anyone|a user|users|an? \w+) (?:still )?"
-    r"(?:be )?(?:bypass|forge|forging|guess|replay|inject|leak|escalat|brute|enumerat|impersonat|spoof"
+    # Spelled out ("can it", "could someone" …) so that the family's trigger substrings stay specific.
+    r"|\b(?:can it|can this|can that|can they|can these|can someone|can anyone|can a user"
+    r"|can users|can an|could it|could this|could that|could they|could these"
+    r"|could someone|could anyone|could a user|could users|could an|would it"
+    r"|would this|would that|would they|would these|would someone|would anyone"
+    r"|would a user|would users|would an"
+    r")(?: \w+)? (?:still )?(?:be )?"
+    r"(?:bypass|forge|forging|guess|replay|inject|leak|escalat|brute|enumerat|impersonat|spoof"
     r"|tamper|hijack|smuggl|read other|see other|access other)\w*"
     r"|\bbypass(?:ed|able)\b|\bguessable\b|\bpredictable (?:tokens?|ids?|session\w*|reset|urls?|links?)\b"
     r"|\bbrute[- ]?forc\w*|\bimpersonat\w*|\bhijack\w*"
@@ -170,7 +176,7 @@ _SECURITY = _Family(
     r" (?:the |our |user )?(?:passwords?|secrets?|api keys?)\b"
     # ... and the shapes of SSRF, path traversal, injection and unsafe deserialisation in plain words.
     r"|\binternal (?:services?|network|endpoints?|hosts?|ips?|addresses|metadata)\b|\bmetadata endpoint\b"
-    r"|\barbitrary (?:urls?|hosts?|files?|paths?|commands?|code|sql)\b|\bany (?:url|host)\b"
+    r"|\barbitrary (?:urls?|hosts?|files?|paths?|commands?|code|sql)\b|\b(?:any url|any host)\b"
     r"|\buser[- ](?:supplied|provided|given) (?:urls?|paths?|file ?names?|input|html|templates?|queries)\b"
     r"|\boutside (?:the |our )?(?:upload|uploads|base|root|web ?root|allowed|sandbox)\w*\b|\bdot-dot\b"
     r"|\b(?:built|build|building|concatenated|concatenating|glued)"
