@@ -107,6 +107,45 @@ def test_ask_signals_read_what_is_asked(prompt: str, signal: str) -> None:
 @pytest.mark.parametrize(
     "prompt",
     [
+        "can this signature check be bypassed by a crafted header?",
+        "could someone forge one of these session cookies",
+        "are the reset links guessable",
+        "we store the api keys in local storage, fine?",
+        "is our password hashing good enough",
+        "this proxy fetches any url the user gives it",
+        "can a user read files outside the upload dir with this handler",
+        "the worker does pickle.loads on what the client sends",
+    ],
+)
+def test_threats_described_without_review_words_are_security(prompt: str) -> None:
+    assert read_ask(prompt).security
+
+
+@pytest.mark.parametrize(
+    ("prompt", "bounded"),
+    [
+        ("design a simple table for storing feature flags", True),
+        ("plan for upgrading react 17 to 18 in this app", True),
+        ("design the json shape for this webhook payload", True),
+        ("design a zero-downtime migration of the orders table across three services", False),
+        ("plan the move to a distributed job queue shared by several services", False),
+        ("design the offline mode: sync on reconnect, conflicts included", False),
+    ],
+)
+def test_a_design_ask_is_bounded_only_when_its_scope_is_small(prompt: str, bounded: bool) -> None:
+    ask = read_ask(prompt)
+    assert ask.design
+    assert ask.bounded_design is bounded
+
+
+def test_a_small_scope_word_alone_is_no_design() -> None:
+    ask = read_ask("write a simple function that parses this date")
+    assert not ask.design and not ask.bounded_design
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
         "set the log level to DEBUG for com.acme only",  # a log level, not debugging
         "use the `debug` package instead of console.log here",
         "rename `race` to `heat` in the results struct",  # a field name

@@ -14,10 +14,10 @@
    `BALANCED_MAX_SHARE`); `economy` and `quality` sit `ECONOMY_SHARE_DELTA` and `QUALITY_SHARE_DELTA` points
    of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
-Since round 3 the items are `data/` and round 2's fresh batch (`editor_traffic/fresh`, released to
-development), split into the two halves by the same id hash. The second fresh batch (`editor_traffic/fresh2`)
-is never read here (bench/router_editor_traffic.py `--part fresh2` reports on it). Same data, same bytes:
-the fit is deterministic.
+Since round 4 the items are `data/` and the released fresh batches (`editor_traffic/fresh` since round 3,
+`editor_traffic/fresh2` since round 4; `suite.RELEASED_BATCHES`), split into the two halves by the same id
+hash. A test batch (any other `freshN/`) is never read here (bench/router_editor_traffic.py `--part freshN`
+reports on it). Same data, same bytes: the fit is deterministic.
 """
 
 from __future__ import annotations
