@@ -313,6 +313,8 @@ def print_report(result: dict[str, Any], misrouted: bool, show_reasons: bool = T
         print(f"|{'-' * 17}|----:|-------:|" + "|".join("-" * 13 + ":" for _ in shown) + "|")
         for key in keys:
             of = [i for i in members if (i.trap or "none" if group == "trap" else getattr(i, group)) == key]
+            if not of:  # e.g. a batch written without trap marks
+                continue
             labelled = sum(i.strong for i in of)
             cells = " | ".join(f"{_pct(methods[m][f'{group}:{key}']):>12s}" for m in shown)
             print(f"| {key:15s} | {len(of):3d} | {labelled:6d} | {cells} |")
