@@ -190,4 +190,12 @@ async def stop(session: Session) -> None:
     try:
         await asyncio.wait_for(session.client.shutdown_session(), 10)
     except Exception:
-        await session.client.stop()
+        # A server that does not exit is killed: waiting on it unbounded hung a whole xdist worker.
+        try:
+            await asyncio.wait_for(session.client.stop(), 10)
+        except TimeoutError:
+            server = session.client._server  # pyright: ignore[reportPrivateUsage]
+            if server is not None and server.returncode is None:
+                server.kill()
+                await server.wait()
+            raise
