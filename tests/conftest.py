@@ -21,6 +21,22 @@ from switchboard.fakeapi import FakeAnthropic
 from switchboard.rpc import raw_json_converter
 
 TEST_KEY = "sk-ant-test-SECRETKEY-0123456789abcdef"
+# pytest-xdist workers per core for `-n auto` (pyproject's addopts): the tests mostly wait on subprocesses
+# and sockets, so two per core keep the cores busy without starving the timing-sensitive ones.
+WORKERS_PER_CORE = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """Workers for the whole suite; when only named files run, no more than one per file, and a single
+    file runs in this process (no worker start-up, and `--pdb` or `-s` behave as usual)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    workers = WORKERS_PER_CORE * (os.cpu_count() or 1)
+    files = {str(arg).split("::")[0] for arg in config.args}
+    if files and all(Path(name).is_file() for name in files):
+        workers = min(workers, len(files))
+    return workers if workers > 1 else 0
 
 
 @pytest.fixture
@@ -174,4 +190,12 @@ async def stop(session: Session) -> None:
     try:
         await asyncio.wait_for(session.client.shutdown_session(), 10)
     except Exception:
-        await session.client.stop()
+        # A server that does not exit is killed: waiting on it unbounded hung a whole xdist worker.
+        try:
+            await asyncio.wait_for(session.client.stop(), 10)
+        except TimeoutError:
+            server = session.client._server  # pyright: ignore[reportPrivateUsage]
+            if server is not None and server.returncode is None:
+                server.kill()
+                await server.wait()
+            raise

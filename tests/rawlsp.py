@@ -151,7 +151,9 @@ class RawServer:
                 "workspaceFolders": [{"uri": workspace, "name": "ws"}],
             },
         )
-        answer = self.wait_for(0)
+        # The answer includes the interpreter's start-up, which takes seconds of wall time on a busy machine
+        # (a parallel run, other jobs): the same deadline as any other request, not a start-up benchmark.
+        answer = self.wait_for(0, timeout=30)
         self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
         return answer
 

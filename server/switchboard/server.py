@@ -31,6 +31,7 @@ class SwitchboardServer(LanguageServer):
             protocol_cls=SwitchboardProtocol,
             converter_factory=raw_json_converter,
         )
+        self._reporting_error = False
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Errors outside a request (a malformed notification, a failed send) go to the log and the
@@ -39,12 +40,23 @@ class SwitchboardServer(LanguageServer):
         if source is FeatureRequestError:
             return
         log.error("error outside a request (%s): %s", getattr(source, "__name__", source), error)
-        self.window_log_message(
-            lsp.LogMessageParams(
-                type=lsp.MessageType.Error,
-                message="Switchboard ignored a message it could not handle; the server log has the details.",
+        if self._reporting_error:
+            # Sending the report failed too (stdout already closed, e.g. a send racing `exit`): telling
+            # the editor would fail again and recurse, a traceback on stderr each time until that pipe
+            # filled and the process hung instead of exiting.
+            return
+        self._reporting_error = True
+        try:
+            self.window_log_message(
+                lsp.LogMessageParams(
+                    type=lsp.MessageType.Error,
+                    message=(
+                        "Switchboard ignored a message it could not handle; the server log has the details."
+                    ),
+                )
             )
-        )
+        finally:
+            self._reporting_error = False
 
     # --- what features use (`Editor`) -----------------------------------------------------------
 
