@@ -46,8 +46,7 @@ async def _forward(
     assert model is not None  # a concrete model
     body = {**turn.body, "model": model}
     try:
-        async with gateway.held(reservation):
-            upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
+        upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
     except UpstreamFailure:
         await _free(gateway, reservation, "the Anthropic API could not be reached")
         return _with_route(unreachable(), reservation, choice)

@@ -23,10 +23,9 @@ from starlette.requests import Request
 
 from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
-from switchboard.plans.catalog import allowed_plans
+from switchboard.plans.catalog import PlanSpec, allowed_plans, get_plan
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.period import period_of
-from switchboard.protocol.messages import Usage
 from switchboard.routing import NoRoutableModelError
 
 from . import ledger
@@ -37,6 +36,7 @@ from .db import Pool
 from .errors import GatewayRefusal, unauthenticated
 from .estimate import max_tokens_within, reservation_h
 from .ledger import Outcome, Reservation, Settlement, TurnKey
+from .liveness import LiveTurns, Metered
 from .tokens import TokenAuthority, TokenRefused
 from .turn_request import TurnRequest
 from .upstream import Upstream
@@ -92,6 +92,7 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._retrying: set[asyncio.Task[None]] = set()
         self.accounts = AccountQueue()
+        self.live = LiveTurns()
 
     # --- before forwarding ---------------------------------------------------------------------------
 
@@ -114,16 +115,7 @@ class Gateway:
         """The model that answers: a concrete model if the plan allows it, else what Auto picks."""
         plan = account.spec
         if not plan.allows(turn.model.id):
-            raise GatewayRefusal(
-                403,
-                "plan_forbids_model",
-                wording.plan_forbids(turn.model.id, plan.id),
-                details={
-                    "model_id": turn.model.id,
-                    "plan": plan.id,
-                    "allowed_plans": allowed_plans(turn.model.id),
-                },
-            )
+            raise _plan_refusal(turn.model.id, plan)
         if turn.model.id != "auto":
             return Choice(turn.model, "Chosen by you")
         # As the language server does: every model the plan allows; the router keeps to its own (never Opus).
@@ -147,21 +139,19 @@ class Gateway:
         return LastAnswer(*found) if found is not None else None
 
     async def reserve(self, account: Account, turn: TurnRequest, choice: Choice) -> Reservation:
-        needed = reservation_h(turn.model.id, turn.body, turn.max_tokens)
-        key = TurnKey(account.id, turn.turn_id)
+        hold = ledger.Hold(
+            TurnKey(account.id, turn.turn_id),
+            period=period_of(datetime.now(UTC)).key,
+            model_id=turn.model.id,
+            routed_model=choice.model.id,
+            route_reason=choice.reason,
+            reserved_h=reservation_h(turn.model.id, turn.body, turn.max_tokens),
+            replica=self.replica,
+            ttl=self.ttl,
+        )
         try:
             async with self.accounts.turn_of(account.id), self.pool.connection() as conn:
-                return await ledger.reserve(
-                    conn,
-                    key,
-                    period=period_of(datetime.now(UTC)).key,
-                    model_id=turn.model.id,
-                    routed_model=choice.model.id,
-                    route_reason=choice.reason,
-                    reserved_h=needed,
-                    ttl=self.ttl,
-                    replica=self.replica,
-                )
+                reservation = await ledger.reserve(conn, hold)
         except ledger.InsufficientCredits as short:
             raise _credits_refusal(short, turn) from None
         except ledger.TurnInProgress:
@@ -172,6 +162,10 @@ class Gateway:
             raise _settled_refusal(done.settlement) from None
         except ledger.AccountGone:
             raise unauthenticated("This account is revoked: sign in again or contact support.") from None
+        except ledger.PlanForbids as forbids:  # the plan changed since this request was authenticated
+            raise _plan_refusal(turn.model.id, get_plan(forbids.plan)) from None
+        self.live.add(reservation)
+        return reservation
 
     # --- while and after forwarding ------------------------------------------------------------------
 
@@ -184,32 +178,13 @@ class Gateway:
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
         async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
-            return await ledger.settle(conn, reservation, outcome)
+            settlement = await ledger.settle(conn, reservation, outcome)
+        self.live.discard(reservation)
+        return settlement
 
-    @contextlib.asynccontextmanager
-    async def held(self, reservation: Reservation) -> AsyncGenerator[None]:
-        """Keep the reservation alive while the gateway waits on the Anthropic API (for the first byte of a
-        stream, or for a whole non-streamed answer), so a slow upstream never lets it expire and be
-        reaped while the turn is still being answered."""
-        beating = True
-
-        async def beat() -> None:
-            interval = self.ttl.total_seconds() / 3
-            while beating:
-                await asyncio.sleep(interval)
-                if not beating:
-                    return
-                try:
-                    await self.checkpoint(reservation, Outcome("failed", Usage()), output_seen=False)
-                except Exception as error:  # a missed beat is retried; the reaper is the backstop
-                    log.warning("checkpoint of a turn failed: %s", type(error).__name__)
-
-        task = asyncio.ensure_future(beat())
-        try:
-            yield
-        finally:
-            beating = False  # as well as cancelling: a lost cancellation must not keep it beating
-            task.cancel()
+    def meter(self, reservation: Reservation, meter: Metered) -> None:
+        """Checkpoint a stream's usage with every heartbeat: what the reaper charges if this replica stops."""
+        self.live.meter(reservation, meter)
 
     def settle_later(self, reservation: Reservation, outcome: Outcome) -> None:
         """Keep trying to settle a turn whose settlement PostgreSQL refused, until it answers again.
@@ -235,14 +210,9 @@ class Gateway:
             except psycopg.Error as error:
                 if time.monotonic() > deadline:
                     log.error("gave up settling a turn (%s): the reaper settles it", type(error).__name__)
+                    self.live.discard(reservation)
                     return
             delay = min(delay * 2, 2.0)
-
-    async def checkpoint(self, reservation: Reservation, outcome: Outcome, output_seen: bool) -> bool:
-        async with self.pool.connection() as conn:
-            return await ledger.checkpoint(
-                conn, reservation.key, outcome.usage, output_seen=output_seen, ttl=self.ttl
-            )
 
     async def drain(self) -> None:
         """Wait for settlements in flight (at shutdown); give retried ones a moment, then the reaper."""
@@ -287,6 +257,15 @@ def _credits_refusal(short: ledger.InsufficientCredits, turn: TurnRequest) -> Ga
             "max_tokens_that_fit": fits,
             "overage_available": account.spec.overage_available,
         },
+    )
+
+
+def _plan_refusal(model_id: str, plan: PlanSpec) -> GatewayRefusal:
+    return GatewayRefusal(
+        403,
+        "plan_forbids_model",
+        wording.plan_forbids(model_id, plan.id),
+        details={"model_id": model_id, "plan": plan.id, "allowed_plans": allowed_plans(model_id)},
     )
 
 
