@@ -180,6 +180,12 @@ class Gateway:
         async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
             settlement = await ledger.settle(conn, reservation, outcome)
         self.live.discard(reservation)
+        if settlement.status == "reserved" and outcome.status != "failed":
+            # This replica stalled past the reservation, the sweep freed the turn and the client retried it.
+            log.warning(
+                "a stalled attempt's answer was not charged: a retry owns the turn id",
+                extra={"account": reservation.key.account_id, "turn_id": reservation.key.turn_id},
+            )
         return settlement
 
     def meter(self, reservation: Reservation, meter: Metered) -> None:
