@@ -1,6 +1,6 @@
 """Everything a replica holds while it runs: settings, the pool, the upstream client, keys and the router.
 
-Also the steps every turn takes before it is forwarded: authenticate, load the account and its plan,
+Also the steps every turn takes before it is forwarded: authenticate, check the account and its plan,
 refuse a forbidden model, route Auto, reserve the worst case.
 """
 
@@ -25,7 +25,9 @@ from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
 from switchboard.plans.catalog import PlanSpec, allowed_plans, get_plan
 from switchboard.plans.credits import from_hundredths
+from switchboard.plans.entitlement import Entitlement
 from switchboard.plans.period import period_of
+from switchboard.protocol.messages import PlanId
 from switchboard.routing import NoRoutableModelError
 
 from . import ledger
@@ -74,6 +76,19 @@ class AccountQueue:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """The account and plan a verified access token names. Only a hint until the reservation, which checks
+    in the same call that the account is active and that its plan (the database's) allows the model."""
+
+    id: str
+    plan: PlanId
+
+    @property
+    def spec(self) -> PlanSpec:
+        return get_plan(self.plan)
+
+
+@dataclass(frozen=True)
 class Choice:
     """The model that answers a turn and why (for a concrete model: that model, "Chosen by you")."""
 
@@ -98,23 +113,36 @@ class Gateway:
 
     async def authenticate(self, request: Request) -> Account:
         """The active account behind the request's bearer token; raises a 401 refusal."""
+        return await self._active_account(self._entitlement(request).account_key)
+
+    def caller(self, request: Request) -> Caller:
+        """Who the request's bearer token says is asking (raises a 401 refusal), without a database read:
+        for a turn, whose reservation checks the account in the same call."""
+        entitlement = self._entitlement(request)
+        return Caller(entitlement.account_key, entitlement.plan)
+
+    def _entitlement(self, request: Request) -> Entitlement:
         token = bearer_token(request)
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
         try:
-            entitlement = self.authority.verify(token)
+            return self.authority.verify(token)
         except TokenRefused as refused:
             raise unauthenticated(str(refused)) from None
+
+    async def _active_account(self, account_id: str) -> Account:
         async with self.pool.connection() as conn:
-            account = await get_account(conn, entitlement.account_key)
+            account = await get_account(conn, account_id)
         if account is None or not account.active:
             raise unauthenticated("This account is revoked: sign in again or contact support.")
         return account
 
-    async def choose(self, account: Account, turn: TurnRequest) -> Choice:
+    async def choose(self, account: Account | Caller, turn: TurnRequest) -> Choice:
         """The model that answers: a concrete model if the plan allows it, else what Auto picks."""
         plan = account.spec
         if not plan.allows(turn.model.id):
+            if isinstance(account, Caller):  # the token's plan may be out of date: the database's decides
+                return await self.choose(await self._active_account(account.id), turn)
             raise _plan_refusal(turn.model.id, plan)
         if turn.model.id != "auto":
             return Choice(turn.model, "Chosen by you")
@@ -129,7 +157,7 @@ class Gateway:
             ) from None
         return Choice(route.model, route.reason)
 
-    async def _last_answer(self, account: Account, turn_id: str | None) -> LastAnswer | None:
+    async def _last_answer(self, account: Account | Caller, turn_id: str | None) -> LastAnswer | None:
         """The conversation's last answer for prompt-cache stickiness, from this account's own ledger: a
         turn id the gateway did not answer for this account counts as no last answer."""
         if turn_id is None:
@@ -138,7 +166,7 @@ class Gateway:
             found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
         return LastAnswer(*found) if found is not None else None
 
-    async def reserve(self, account: Account, turn: TurnRequest, choice: Choice) -> Reservation:
+    async def reserve(self, account: Account | Caller, turn: TurnRequest, choice: Choice) -> Reservation:
         hold = ledger.Hold(
             TurnKey(account.id, turn.turn_id),
             period=period_of(datetime.now(UTC)).key,
