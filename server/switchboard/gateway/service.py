@@ -205,9 +205,14 @@ class Gateway:
         return await asyncio.shield(task)
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
-        async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
-            settlement = await ledger.settle(conn, reservation, outcome)
-        self.live.discard(reservation)
+        try:
+            async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
+                settlement = await ledger.settle(conn, reservation, outcome)
+        finally:
+            # Also when PostgreSQL refused: the reservation then expires and the sweep settles it from its
+            # checkpoint, provisionally, and a retried settlement (`settle_later`) still raises that to the
+            # real usage. Kept alive instead, a settlement nobody retries would hold credits forever.
+            self.live.discard(reservation)
         if settlement.status == "reserved" and outcome.status != "failed":
             # This replica stalled past the reservation, the sweep freed the turn and the client retried it.
             log.warning(
@@ -224,8 +229,9 @@ class Gateway:
         """Keep trying to settle a turn whose settlement PostgreSQL refused, until it answers again.
 
         So an answer that streamed whole while the ledger was away is charged exactly once it is back,
-        not at its last checkpoint. If the outage outlasts the reservation, the reaper may settle the turn
-        from its checkpoint first; this then finds it settled and stops."""
+        not at its last checkpoint. The turn is no longer renewed meanwhile, so once PostgreSQL is back a
+        sweep may settle it from its checkpoint first (provisionally); this settlement then raises that
+        charge to the real usage."""
         task = asyncio.ensure_future(self._settle_when_possible(reservation, outcome))
         self._retrying.add(task)
         task.add_done_callback(self._retrying.discard)
@@ -244,7 +250,6 @@ class Gateway:
             except psycopg.Error as error:
                 if time.monotonic() > deadline:
                     log.error("gave up settling a turn (%s): the reaper settles it", type(error).__name__)
-                    self.live.discard(reservation)
                     return
             delay = min(delay * 2, 2.0)
 
