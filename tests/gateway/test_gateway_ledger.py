@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -9,11 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from psycopg.rows import DictRow, dict_row
 
 from gateway.gateway_support import Accounts, current_period
+from gateway.pgcluster import Cluster
 from switchboard.fakeapi import count_tokens
-from switchboard.gateway import ledger
+from switchboard.gateway import ledger, migrate
+from switchboard.gateway.accounts import create_account
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
 from switchboard.plans.credits import credits_for, to_hundredths
@@ -249,3 +253,53 @@ async def _account(conn: Any, account_id: str) -> Any:
     from switchboard.gateway.accounts import get_account
 
     return await get_account(conn, account_id)
+
+
+async def test_migration_0003_is_reversible_and_prices_what_the_previous_release_left(
+    cluster: Cluster,
+) -> None:
+    """A reservation the previous release left behind (tokens checkpointed, no `checkpoint_h`) is priced by
+    the sweeping replica in Python; downgrading to 0002 drops the functions and columns, and back again."""
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = cluster.url(name)
+    await asyncio.to_thread(migrate.upgrade, url, "0002")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as old:
+        account = await create_account(old, "old@example.test", "a password", "pro")
+        # What the previous release's reserve and checkpoint statements leave: a reserved turn, expired.
+        await old.execute(
+            "INSERT INTO account_periods (account_id, period, reserved_h) VALUES (%s, %s, 500)",
+            (account.id, current_period()),
+        )
+        await old.execute(
+            "INSERT INTO turns (account_id, turn_id, period, model_id, routed_model, status, reserved_h,"
+            " input_tokens, output_tokens, output_seen, replica, expires_at)"
+            " VALUES (%s, 'old-turn', %s, 'claude-sonnet-4.5', 'claude-sonnet-4.5', 'reserved', 500,"
+            " 40, 120, true, 'old:1', now() - interval '1 second')",
+            (account.id, current_period()),
+        )
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        key = TurnKey(account.id, "old-turn")
+        with pytest.raises(ledger.TurnInProgress):  # only a sweep can price it: the repeat waits for one
+            await ledger.reserve(conn, Hold(key, current_period(), "auto", "auto", "", 10, "new:1", TTL))
+        [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == key]
+        released = await ledger.release_expired(conn, orphan)
+        charge = to_hundredths(credits_for("claude-sonnet-4.5", Usage(input_tokens=40, output_tokens=120)))
+        assert released is not None and (released.status, released.credits_h) == ("cut", charge)
+        assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    config = migrate.alembic_config(url)
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        functions = await (
+            await conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'ledger%'")
+        ).fetchone()
+        columns = await (
+            await conn.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'turns'"
+                " AND column_name IN ('checkpoint_h', 'provisional')"
+            )
+        ).fetchone()
+    assert functions == (0,) and columns == (0,)
+    await asyncio.to_thread(migrate.upgrade, url)
