@@ -27,7 +27,8 @@ log = logging.getLogger("switchboard.gateway")
 class Metered(Protocol):
     """What a streamed turn has used so far (`metering.StreamMeter`)."""
 
-    output_seen: bool
+    @property
+    def output_seen(self) -> bool: ...
 
     def usage(self) -> Usage: ...
 

@@ -27,7 +27,7 @@ from switchboard.plans.catalog import PlanSpec, allowed_plans, get_plan
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.entitlement import Entitlement
 from switchboard.plans.period import period_of
-from switchboard.protocol.messages import PlanId
+from switchboard.protocol.messages import PlanId, Usage
 from switchboard.routing import NoRoutableModelError
 
 from . import ledger
@@ -209,9 +209,8 @@ class Gateway:
             async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
                 settlement = await ledger.settle(conn, reservation, outcome)
         finally:
-            # Also when PostgreSQL refused: the reservation then expires and the sweep settles it from its
-            # checkpoint, provisionally, and a retried settlement (`settle_later`) still raises that to the
-            # real usage. Kept alive instead, a settlement nobody retries would hold credits forever.
+            # Also when PostgreSQL refused: `settle_later` keeps alive what it retries; a settlement nobody
+            # retries must not be renewed forever (it expires and the sweep settles it from its checkpoint).
             self.live.discard(reservation)
         if settlement.status == "reserved" and outcome.status != "failed":
             # This replica stalled past the reservation, the sweep freed the turn and the client retried it.
@@ -229,12 +228,19 @@ class Gateway:
         """Keep trying to settle a turn whose settlement PostgreSQL refused, until it answers again.
 
         So an answer that streamed whole while the ledger was away is charged exactly once it is back,
-        not at its last checkpoint. The turn is no longer renewed meanwhile, so once PostgreSQL is back a
-        sweep may settle it from its checkpoint first (provisionally); this settlement then raises that
-        charge to the real usage."""
+        not at its last checkpoint. The turn stays renewed meanwhile; if the outage outlasts the
+        reservation, a sweep may settle it from its checkpoint first (provisionally), and this settlement
+        then raises that charge to the real usage."""
+        self._keep_alive(reservation, outcome)
         task = asyncio.ensure_future(self._settle_when_possible(reservation, outcome))
         self._retrying.add(task)
         task.add_done_callback(self._retrying.discard)
+
+    def _keep_alive(self, reservation: Reservation, outcome: Outcome) -> None:
+        """Renew the turn while its settlement is retried, checkpointed at the outcome being settled, so the
+        sweep leaves it to this replica (and charges that outcome if the replica dies meanwhile)."""
+        self.live.add(reservation)
+        self.live.meter(reservation, _Settling(outcome.usage, outcome.status != "failed"))
 
     async def _settle_when_possible(self, reservation: Reservation, outcome: Outcome) -> None:
         delay = SETTLE_RETRY_FIRST_SECONDS
@@ -251,6 +257,7 @@ class Gateway:
                 if time.monotonic() > deadline:
                     log.error("gave up settling a turn (%s): the reaper settles it", type(error).__name__)
                     return
+                self._keep_alive(reservation, outcome)
             delay = min(delay * 2, 2.0)
 
     async def drain(self) -> None:
@@ -261,6 +268,17 @@ class Gateway:
             _, pending = await asyncio.wait(self._retrying, timeout=SETTLE_RETRY_FIRST_SECONDS * 10)
             for task in pending:
                 task.cancel()
+
+
+@dataclass(frozen=True)
+class _Settling:
+    """The usage of a turn whose settlement is being retried, for the heartbeat's checkpoint."""
+
+    settled_usage: Usage
+    output_seen: bool
+
+    def usage(self) -> Usage:
+        return self.settled_usage
 
 
 def bearer_token(request: Request) -> str | None:
