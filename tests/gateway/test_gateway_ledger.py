@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -9,13 +10,16 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from psycopg.rows import DictRow, dict_row
 
 from gateway.gateway_support import Accounts, current_period
+from gateway.pgcluster import Cluster
 from switchboard.fakeapi import count_tokens
-from switchboard.gateway import ledger
+from switchboard.gateway import ledger, migrate
+from switchboard.gateway.accounts import create_account
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
-from switchboard.gateway.ledger import Outcome, TurnKey
+from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
 
@@ -32,18 +36,17 @@ async def conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[DictR
 
 async def hold(
     conn: Any, account_id: str, reserved_h: int, model: str = "claude-sonnet-4.5", **kw: Any
-) -> Any:
-    return await ledger.reserve(
-        conn,
-        TurnKey(account_id, kw.get("turn_id", uuid.uuid4().hex)),
-        period=current_period(),
-        model_id=model,
-        routed_model=model,
-        route_reason="test",
-        reserved_h=reserved_h,
-        ttl=kw.get("ttl", TTL),
-        replica="test",
+) -> Reservation:
+    key = TurnKey(account_id, kw.get("turn_id", uuid.uuid4().hex))
+    hold = Hold(
+        key, current_period(), model, model, "test", reserved_h, replica="test", ttl=kw.get("ttl", TTL)
     )
+    return await ledger.reserve(conn, hold)
+
+
+async def beat(conn: Any, turn: Reservation, usage: Usage, *, output_seen: bool, ttl: timedelta) -> int:
+    """One heartbeat of a replica working on `turn` alone."""
+    return await ledger.heartbeat(conn, [Checkpoint(turn, usage, output_seen)], ttl)
 
 
 async def totals(conn: Any, account_id: str) -> dict[str, int]:
@@ -108,14 +111,94 @@ async def test_an_expired_reservation_settles_at_its_checkpoint(conn: Any, make_
     account = await make_accounts.create("pro")
     turn = await hold(conn, account.id, 500, ttl=timedelta(seconds=30))
     usage = Usage(input_tokens=40, output_tokens=120)
-    assert await ledger.checkpoint(conn, turn.key, usage, output_seen=True, ttl=timedelta(seconds=-1))
-    assert turn.key in await ledger.expired_turns(conn)
-    released = await ledger.release_expired(conn, turn.key)
+    assert await beat(conn, turn, usage, output_seen=True, ttl=timedelta(seconds=-1)) == 1
+    [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == turn.key]
+    released = await ledger.release_expired(conn, orphan)
     assert released is not None and released.status == "cut"
     assert released.credits_h == to_hundredths(credits_for("claude-sonnet-4.5", usage))
-    assert await ledger.release_expired(conn, turn.key) is None  # another replica's sweep finds nothing
+    assert await ledger.release_expired(conn, orphan) is None  # another replica's sweep finds nothing
     assert await totals(conn, account.id) == {"used_h": released.credits_h, "overage_h": 0, "reserved_h": 0}
-    assert not await ledger.checkpoint(conn, turn.key, usage, output_seen=True, ttl=TTL)  # too late to renew
+    assert await beat(conn, turn, usage, output_seen=True, ttl=TTL) == 0  # too late to renew
+
+
+async def test_one_heartbeat_renews_every_live_reservation_of_a_replica_and_nothing_else(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
+    mine = [await hold(conn, first.id, 100), await hold(conn, second.id, 100)]
+    settled = await hold(conn, first.id, 100)
+    await ledger.settle(conn, settled, Outcome("failed", Usage()))
+    points = [Checkpoint(turn, Usage(input_tokens=10, output_tokens=n), True) for n, turn in enumerate(mine)]
+    stale = Checkpoint(settled, Usage(output_tokens=5), True)
+    assert await ledger.heartbeat(conn, [*points, stale], timedelta(seconds=-1)) == 2
+    orphans = {o.key: o for o in await ledger.expired_turns(conn, limit=10_000)}
+    assert settled.key not in orphans
+    assert [orphans[turn.key].checkpoint_h for turn in mine] == [
+        to_hundredths(credits_for("claude-sonnet-4.5", point.usage)) for point in points
+    ]
+    for turn in mine:
+        await ledger.settle(conn, turn, Outcome("failed", Usage()))
+
+
+async def test_a_late_settlement_after_the_reaper_charges_the_real_usage_once(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    """A replica stalled past the reservation: the reaper charged the checkpoint, the real usage wins."""
+    account = await make_accounts.create("pro")
+    turn = await hold(conn, account.id, 5000)
+    checkpoint = Usage(input_tokens=40, output_tokens=120)
+    await beat(conn, turn, checkpoint, output_seen=True, ttl=timedelta(seconds=-1))
+    [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == turn.key]
+    reaped = await ledger.release_expired(conn, orphan)
+    assert reaped is not None and reaped.status == "cut"
+    real = Usage(input_tokens=40, output_tokens=900)
+    late = await ledger.settle(conn, turn, Outcome("complete", real))
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", real))
+    assert (late.status, late.credits_h, late.already) == ("complete", charge, False)
+    assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    again = await ledger.settle(conn, turn, Outcome("complete", Usage(output_tokens=5000)))
+    assert (again.credits_h, again.already) == (charge, True)  # never twice
+    assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    with pytest.raises(ledger.TurnAlreadySettled) as caught:
+        await hold(conn, account.id, 500, turn_id=turn.key.turn_id)
+    assert caught.value.settlement.credits_h == charge
+
+
+async def test_a_late_settlement_never_goes_below_the_checkpoint_or_past_the_cap(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("free", used_credits=49)  # 100 hundredths left, no overage
+    turn = await hold(conn, account.id, 80)
+    checkpoint = Usage(output_tokens=400)  # 0.6 x 1.3 = 0.78 credits
+    await beat(conn, turn, checkpoint, output_seen=True, ttl=timedelta(seconds=-1))
+    [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == turn.key]
+    reaped = await ledger.release_expired(conn, orphan)
+    assert reaped is not None and reaped.credits_h == 78
+    lower = await ledger.settle(conn, turn, Outcome("complete", Usage(output_tokens=300)))
+    assert lower.credits_h == 78  # the deltas counted more than message_delta said: the checkpoint stands
+    other = await hold(conn, account.id, 10)
+    await beat(conn, other, Usage(output_tokens=10), output_seen=True, ttl=timedelta(seconds=-1))
+    [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == other.key]
+    assert await ledger.release_expired(conn, orphan) is not None
+    higher = await ledger.settle(conn, other, Outcome("complete", Usage(output_tokens=100_000)))
+    assert higher.credits_h == 22  # raised only as far as the allowance allows
+    assert await totals(conn, account.id) == {"used_h": 5000, "overage_h": 0, "reserved_h": 0}
+
+
+async def test_a_late_settlement_of_an_attempt_a_retry_replaced_changes_nothing(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    """Reaped before any output (free), then retried: the stalled first attempt cannot touch the second."""
+    account = await make_accounts.create("pro")
+    first = await hold(conn, account.id, 500)
+    await beat(conn, first, Usage(), output_seen=False, ttl=timedelta(seconds=-1))
+    second = await hold(conn, account.id, 300, turn_id=first.key.turn_id)  # settles the orphan on the way
+    assert (first.attempt, second.attempt) == (1, 2)
+    late = await ledger.settle(conn, first, Outcome("complete", Usage(output_tokens=50)))
+    assert late.already and late.status == "reserved"
+    assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 300}
+    done = await ledger.settle(conn, second, Outcome("complete", Usage(output_tokens=50)))
+    assert done.credits_h == to_hundredths(credits_for("claude-sonnet-4.5", Usage(output_tokens=50)))
 
 
 @pytest.mark.parametrize("output_seen", [True, False])
@@ -125,7 +208,7 @@ async def test_a_repeat_of_an_orphaned_turn_settles_it_first(
     account = await make_accounts.create("pro")
     turn = await hold(conn, account.id, 500)
     usage = Usage(input_tokens=40, output_tokens=120 if output_seen else 0)
-    await ledger.checkpoint(conn, turn.key, usage, output_seen=output_seen, ttl=timedelta(seconds=-1))
+    await beat(conn, turn, usage, output_seen=output_seen, ttl=timedelta(seconds=-1))
     charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
     if output_seen:
         # Output had begun: the repeat is refused with the orphan's charge, which stays committed.
@@ -170,3 +253,53 @@ async def _account(conn: Any, account_id: str) -> Any:
     from switchboard.gateway.accounts import get_account
 
     return await get_account(conn, account_id)
+
+
+async def test_migration_0003_is_reversible_and_prices_what_the_previous_release_left(
+    cluster: Cluster,
+) -> None:
+    """A reservation the previous release left behind (tokens checkpointed, no `checkpoint_h`) is priced by
+    the sweeping replica in Python; downgrading to 0002 drops the functions and columns, and back again."""
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = cluster.url(name)
+    await asyncio.to_thread(migrate.upgrade, url, "0002")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as old:
+        account = await create_account(old, "old@example.test", "a password", "pro")
+        # What the previous release's reserve and checkpoint statements leave: a reserved turn, expired.
+        await old.execute(
+            "INSERT INTO account_periods (account_id, period, reserved_h) VALUES (%s, %s, 500)",
+            (account.id, current_period()),
+        )
+        await old.execute(
+            "INSERT INTO turns (account_id, turn_id, period, model_id, routed_model, status, reserved_h,"
+            " input_tokens, output_tokens, output_seen, replica, expires_at)"
+            " VALUES (%s, 'old-turn', %s, 'claude-sonnet-4.5', 'claude-sonnet-4.5', 'reserved', 500,"
+            " 40, 120, true, 'old:1', now() - interval '1 second')",
+            (account.id, current_period()),
+        )
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        key = TurnKey(account.id, "old-turn")
+        with pytest.raises(ledger.TurnInProgress):  # only a sweep can price it: the repeat waits for one
+            await ledger.reserve(conn, Hold(key, current_period(), "auto", "auto", "", 10, "new:1", TTL))
+        [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == key]
+        released = await ledger.release_expired(conn, orphan)
+        charge = to_hundredths(credits_for("claude-sonnet-4.5", Usage(input_tokens=40, output_tokens=120)))
+        assert released is not None and (released.status, released.credits_h) == ("cut", charge)
+        assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    config = migrate.alembic_config(url)
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        functions = await (
+            await conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'ledger%'")
+        ).fetchone()
+        columns = await (
+            await conn.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'turns'"
+                " AND column_name IN ('checkpoint_h', 'provisional')"
+            )
+        ).fetchone()
+    assert functions == (0,) and columns == (0,)
+    await asyncio.to_thread(migrate.upgrade, url)

@@ -456,11 +456,19 @@ async def test_a_postgresql_restart_while_streams_settle_gives_retryable_503s_th
         await asyncio.gather(*tasks)
         for client in clients:
             await client.close()
-        # Recovered: the refused turns, asked again with the same turn ids (as the SDK retries), are answered.
+        # Recovered: the refused turns, asked again with the same turn ids, are answered. As the SDK does,
+        # a retryable 503 is retried for a few seconds: psycopg_pool reconnects with a backoff (1 s, 2 s,
+        # 4 s per attempt), so a replica may get its first connection seconds after PostgreSQL is back.
         for replica, headers in asked:
-            response = await asyncio.to_thread(
-                HTTP.post, replica.url + "/v1/messages", json=body, headers=headers
-            )
+            deadline = time.monotonic() + 10
+            while True:
+                response = await asyncio.to_thread(
+                    HTTP.post, replica.url + "/v1/messages", json=body, headers=headers
+                )
+                retry = response.status_code == 503 and response.headers["x-should-retry"] == "true"
+                if not retry or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
             assert response.status_code == 200, response.text
         assert [HTTP.get(replica.url + "/readyz").status_code for replica in pair] == [200, 200]
 

@@ -49,6 +49,22 @@ async def test_forbidden_model_sent_straight_to_the_gateway_is_refused_403(
     assert await turn_rows(make_accounts.database_url, account.id) == []
 
 
+async def test_the_databases_plan_decides_not_the_plan_in_the_token(
+    make_accounts: Accounts, replica: Replica, gateway_env: dict[str, str]
+) -> None:
+    """A turn reads no account before its reservation, which checks the plan: a token issued before
+    `accounts set-plan` neither keeps a plan's models nor is refused one the account now has."""
+    upgraded, downgraded = await make_accounts.create("free"), await make_accounts.create("power")
+    await asyncio.to_thread(run_cli, ["accounts", "set-plan", upgraded.email, "pro"], gateway_env)
+    await asyncio.to_thread(run_cli, ["accounts", "set-plan", downgraded.email, "free"], gateway_env)
+    assert post(replica, upgraded.token, "claude-opus-4.5", {**BODY, "model": OPUS}).status_code == 200
+    response = post(replica, downgraded.token, "claude-opus-4.5", {**BODY, "model": OPUS})
+    assert response.status_code == 403
+    assert (error_of(response)["type"], error_of(response)["plan"]) == ("plan_forbids_model", "free")
+    assert await turn_rows(make_accounts.database_url, downgraded.id) == []
+    assert post(replica, downgraded.token, "claude-haiku-4.5", {**BODY, "model": HAIKU}).status_code == 200
+
+
 async def test_the_sdk_does_not_retry_a_plan_refusal(make_accounts: Accounts, replica: Replica) -> None:
     account = await make_accounts.create("free")
     async with sdk(replica.url, account.token, max_retries=3) as client:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import random
+import signal
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -128,6 +132,105 @@ async def test_a_stream_longer_than_its_reservation_renews_it_and_is_never_reape
     [row] = await turn_rows(make_accounts.database_url, account.id)
     assert row["status"] == "complete" and row["reason"] is None and row["attempts"] == 1
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+
+
+async def wait_for_row(database_url: str, account_id: str, ready: Any, timeout: float) -> dict[str, Any]:
+    """The account's only turn once `ready(row)` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await turn_rows(database_url, account_id)
+        if rows and ready(rows[0]):
+            return rows[0]
+        assert time.monotonic() < deadline, f"no turn row as expected after {timeout}s: {rows}"
+        await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def stopped(replica: Replica) -> Iterator[None]:
+    """The replica frozen (SIGSTOP) as a stalled host would be, thawed (SIGCONT) on leaving."""
+    os.kill(replica.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(replica.process.pid, signal.SIGCONT)
+
+
+async def test_a_replica_stalled_past_the_reservation_mid_stream_is_charged_its_real_usage_once(
+    make_accounts: Accounts, replicas: list[Replica], doomed: Replica
+) -> None:
+    account = await make_accounts.create("pro")
+    url = make_accounts.database_url
+    headers = turn_headers("claude-haiku-4.5")
+    async with (
+        sdk(doomed.url, account.token) as client,
+        client.messages.stream(
+            model=HAIKU,
+            max_tokens=2000,
+            messages=user("Essay. [[fake:words=120 slow=0.03]]"),
+            extra_headers=headers,
+        ) as stream,
+    ):
+        async for event in stream:
+            if event.type == "text":
+                break
+        # Once a heartbeat has checkpointed some output, freeze the replica until another one's reaper has
+        # settled the turn from that checkpoint (provisionally: the replica is stalled, not dead).
+        await wait_for_row(url, account.id, lambda row: row["output_seen"], RESERVATION_TTL * 4)
+        with stopped(doomed):
+            reaped = await wait_for_row(
+                url, account.id, lambda r: r["status"] != "reserved", RESERVATION_TTL * 6
+            )
+            provisional = await balance(url, account.id)
+        assert (reaped["status"], reaped["provisional"]) == ("cut", True)
+        assert provisional == {"used_h": reaped["credits_h"], "overage_h": 0, "reserved_h": 0}
+        assert reaped["credits_h"] > 0
+        told: dict[str, Any] = {}
+        async for event in stream:  # the thawed replica finishes the answer
+            if event.type == "message_delta":
+                told = (event.model_extra or {})["switchboard"]
+        message = await stream.get_final_message()
+    charge = expected_credits("claude-haiku-4.5", message.usage)
+    assert Decimal(reaped["credits_h"]) / 100 < charge
+    [row] = await turn_rows(url, account.id)
+    assert (row["status"], row["provisional"], row["attempts"]) == ("complete", False, 1)
+    assert Decimal(row["credits_h"]) / 100 == charge  # the real usage, not the reaper's checkpoint
+    assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
+    # The stream's own message_delta told the client the same figure, and a repeat charges nothing.
+    assert (told["status"], Decimal(str(told["credits"]))) == ("complete", charge)
+    async with sdk(replicas[0].url, account.token) as client:
+        with pytest.raises(anthropic.ConflictError):
+            await client.messages.create(
+                model=HAIKU, max_tokens=50, messages=user("again"), extra_headers=headers
+            )
+    assert (await balance(url, account.id))["used_h"] == row["credits_h"]
+
+
+async def test_a_replica_stalled_past_the_reservation_before_any_output_still_charges_its_answer(
+    make_accounts: Accounts, replicas: list[Replica], doomed: Replica
+) -> None:
+    """Reaped as a free failure while Anthropic had not answered; the answer it then gets is charged."""
+    account = await make_accounts.create("pro")
+    url = make_accounts.database_url
+    headers = turn_headers("claude-haiku-4.5")
+
+    async def ask() -> Any:
+        async with sdk(doomed.url, account.token) as client:
+            return await client.messages.create(
+                model=HAIKU, max_tokens=100, messages=user("hi [[fake:words=30]]"), extra_headers=headers
+            )
+
+    with stopped(doomed):
+        asking = asyncio.ensure_future(ask())  # accepted by the kernel, read once the replica thaws
+        await asyncio.sleep(0.2)
+    await wait_for_row(url, account.id, lambda row: row["status"] == "reserved", RESERVATION_TTL * 4)
+    with stopped(doomed):
+        reaped = await wait_for_row(url, account.id, lambda r: r["status"] != "reserved", RESERVATION_TTL * 6)
+    assert (reaped["status"], reaped["credits_h"], reaped["provisional"]) == ("failed", 0, True)
+    message = await asking
+    [row] = await turn_rows(url, account.id)
+    assert (row["status"], row["provisional"], row["attempts"]) == ("complete", False, 1)
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+    assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
 
 
 async def test_a_replica_stopped_with_sigterm_finishes_its_streams_first(

@@ -20,6 +20,7 @@ from .accesslog import AccessLog
 from .config import GatewaySettings
 from .db import is_ready, open_pool
 from .errors import error_response
+from .liveness import beat_forever
 from .messages import create_message
 from .reaper import reap_forever
 from .service import Gateway
@@ -45,6 +46,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         app.state.gateway = gateway
         gateway.auto.warm_up()
         reaper = asyncio.ensure_future(reap_forever(gateway))
+        heartbeat = asyncio.ensure_future(beat_forever(pool, gateway.live, gateway.ttl))
         sweeper = asyncio.ensure_future(sweep_forever(pool))
         log.info("gateway replica %s ready", gateway.replica)
         try:
@@ -53,6 +55,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             reaper.cancel()
             sweeper.cancel()
             await gateway.drain()
+            heartbeat.cancel()
             await upstream.aclose()
             await pool.close()
 

@@ -1,28 +1,41 @@
-"""The ledger: reserve a turn's worst case, checkpoint it while it streams, settle it exactly, once.
+"""The ledger: reserve a turn's worst case, keep it alive while it runs, settle it exactly, once.
 
 Amounts are integer hundredths of a credit (`_h`). Each account has one `account_periods` row a month with
-what it used, what of that is overage, and what reservations in flight hold; every transaction that moves
-credits locks that row first (then the turn's row), so an account's turns never race each other and no
-two accounts ever wait on one another. Times that decide expiry are the database's `now()`, so replicas
-with skewed clocks agree on which reservation has expired.
+what it used, what of that is overage, and what reservations in flight hold. Reserving, settling and
+reaping are one call each to a PL/pgSQL function (migration 0003) that locks that row first (then the
+turn's row), so an account's turns never race each other and no two accounts ever wait on one another.
+The published formula stays here, in Python: the replica prices a usage and the function applies the
+charge. Times that decide expiry are the database's `now()`, so replicas with skewed clocks agree on which
+reservation has expired.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from switchboard.plans.catalog import PLANS, allowed_plans
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
 
-from .accounts import Account, get_account
+from .accounts import Account
 
 Status = Literal["reserved", "complete", "cut", "failed"]
 Conn = AsyncConnection[DictRow]
+
+# What the functions need to know of each plan: its included credits and whether it offers overage.
+PLAN_TERMS: Final = json.dumps(
+    {
+        plan.id: {"included_h": plan.monthly_credits * 100, "overage": plan.overage_available}
+        for plan in PLANS.values()
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -32,12 +45,27 @@ class TurnKey:
 
 
 @dataclass(frozen=True)
-class Reservation:
+class Hold:
+    """What a replica asks the ledger to hold for one attempt at a turn."""
+
     key: TurnKey
     period: str
     model_id: str  # the model the user chose: what the turn is billed as (Auto is 1.0x)
     routed_model: str
+    route_reason: str
     reserved_h: int
+    replica: str
+    ttl: timedelta
+
+
+@dataclass(frozen=True)
+class Reservation:
+    key: TurnKey
+    period: str
+    model_id: str
+    routed_model: str
+    reserved_h: int
+    attempt: int = 1  # which attempt at the turn id this is (a turn that failed before output may be retried)
 
 
 @dataclass(frozen=True)
@@ -56,6 +84,23 @@ class Settlement:
     credits_h: int
     overage_h: int
     already: bool = False  # settled before this call (by the reaper, or an earlier attempt)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A live reservation and the usage it has reached (what the reaper charges if its replica stops)."""
+
+    reservation: Reservation
+    usage: Usage
+    output_seen: bool
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A reservation whose replica stopped renewing it."""
+
+    key: TurnKey
+    checkpoint_h: int  # the charge of its checkpointed usage
 
 
 class InsufficientCredits(Exception):
@@ -78,8 +123,18 @@ class AccountGone(Exception):
     """The account was revoked (or deleted) between authentication and reservation."""
 
 
+class PlanForbids(Exception):
+    """The account's plan (changed since authentication) does not allow the model."""
+
+    def __init__(self, plan: str) -> None:
+        super().__init__(f"the {plan} plan does not allow this model")
+        self.plan = plan
+
+
 def limit_h(account: Account) -> int | None:
-    """The most this account may use this period: the allowance plus the overage budget (None: no cap)."""
+    """The most this account may use this period: the allowance plus the overage budget (None: no cap).
+
+    The ledger's functions apply the same rule (`ledger_limit`); this is the figure for reports and tests."""
     included = account.spec.monthly_credits * 100
     if not account.overage_on:
         return included
@@ -89,206 +144,148 @@ def limit_h(account: Account) -> int | None:
     return included + account.overage_budget_cents * 25
 
 
-async def reserve(
-    conn: Conn,
-    key: TurnKey,
-    *,
-    period: str,
-    model_id: str,
-    routed_model: str,
-    route_reason: str,
-    reserved_h: int,
-    ttl: timedelta,
-    replica: str,
-) -> Reservation:
-    """Hold `reserved_h` for this turn in one transaction, or raise why not.
-
-    A refusal is raised after the transaction commits, so an orphaned attempt it settled on the way (see
-    `_repeat`) stays settled."""
-    async with conn.transaction():
-        balance = await _lock_balance(conn, key.account_id, period)
-        account = await get_account(conn, key.account_id)
-        if account is None or not account.active:
-            raise AccountGone()
-        existing = await _lock_turn(conn, key)
-        refusal = await _repeat(conn, existing, balance) if existing is not None else None
-        if refusal is None:
-            if existing is not None:  # `_repeat` may have released an orphaned attempt's reservation
-                balance = await _lock_balance(conn, key.account_id, period)
-            cap = limit_h(account)
-            available = None if cap is None else cap - balance["used_h"] - balance["reserved_h"]
-            if available is not None and reserved_h > available:
-                refusal = InsufficientCredits(account, reserved_h, max(0, available))
-            else:
-                await _hold(conn, key, period, model_id, routed_model, route_reason, reserved_h, ttl, replica)
-    if refusal is not None:
-        raise refusal
-    return Reservation(key, period, model_id, routed_model, reserved_h)
+def charge_h(model_id: str, outcome: Outcome) -> int:
+    """The published formula's charge for an outcome, before the account's cap (a failure is free)."""
+    return 0 if outcome.status == "failed" else to_hundredths(credits_for(model_id, outcome.usage))
 
 
-async def _hold(
-    conn: Conn,
-    key: TurnKey,
-    period: str,
-    model_id: str,
-    routed_model: str,
-    route_reason: str,
-    reserved_h: int,
-    ttl: timedelta,
-    replica: str,
-) -> None:
-    """Record the turn as reserved (a new turn, or a new attempt at one that failed before output)."""
-    await conn.execute(
-        """
-        WITH turn AS (
-        INSERT INTO turns (account_id, turn_id, period, model_id, routed_model, route_reason, status,
-                           reserved_h, replica, expires_at)
-        VALUES (%s, %s, %s, %s, %s, %s, 'reserved', %s, %s, now() + %s)
-        ON CONFLICT (account_id, turn_id) DO UPDATE SET
-            period = excluded.period, model_id = excluded.model_id, routed_model = excluded.routed_model,
-            route_reason = excluded.route_reason, status = 'reserved', reserved_h = excluded.reserved_h,
-            credits_h = 0, overage_h = 0, input_tokens = 0, output_tokens = 0,
-            cache_read_input_tokens = 0, cache_creation_input_tokens = 0, output_seen = false,
-            reason = NULL, replica = excluded.replica, attempts = turns.attempts + 1,
-            created_at = now(), expires_at = excluded.expires_at, settled_at = NULL
-        RETURNING 1
-        )
-        UPDATE account_periods SET reserved_h = reserved_h + %s
-        WHERE account_id = %s AND period = %s AND EXISTS (SELECT 1 FROM turn)
-        """,
+async def reserve(conn: Conn, hold: Hold) -> Reservation:
+    """Hold `hold.reserved_h` for this attempt at the turn in one call, or raise why not.
+
+    The function also checks the account is active and its plan allows the model, and settles an orphaned
+    earlier attempt it meets on the way (see `ledger_reserve`); a refusal leaves that settled."""
+    key = hold.key
+    allowed = sorted(set(allowed_plans(hold.model_id)) & set(allowed_plans(hold.routed_model)))
+    cursor = await conn.execute(
+        "SELECT * FROM ledger_reserve(%s, %s, %s, %s, %s, %s, %s::text[], %s, %s, %s, %s::jsonb)",
         (
-            *(key.account_id, key.turn_id, period, model_id, routed_model, route_reason, reserved_h, replica),
-            *(ttl, reserved_h, key.account_id, period),
+            *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
+            *(allowed, hold.reserved_h, hold.ttl, hold.replica, PLAN_TERMS),
         ),
     )
+    row = await cursor.fetchone()
+    assert row is not None
+    outcome = row["outcome"]
+    if outcome == "reserved":
+        attempt = row["attempt"]
+        return Reservation(key, hold.period, hold.model_id, hold.routed_model, hold.reserved_h, attempt)
+    raise _refusal(key, outcome, row, hold.reserved_h)
 
 
-async def _repeat(conn: Conn, turn: dict[str, Any], balance: dict[str, Any]) -> Exception | None:
-    """Why a turn id seen before may not run again (None: no attempt produced output, so it may).
-
-    An attempt whose replica died (expired) is settled here first, as the reaper would."""
-    if turn["status"] == "reserved":
-        if not turn["expired"]:
-            return TurnInProgress()
-        outcome = _checkpointed(turn, "the replica serving it stopped")
-        settled = await _settle_locked(conn, turn, outcome, balance)
-        return TurnAlreadySettled(settled) if settled.status != "failed" else None
-    if turn["status"] in ("complete", "cut"):
-        return TurnAlreadySettled(_settlement_of(turn, already=True))
-    return None
-
-
-async def checkpoint(conn: Conn, key: TurnKey, usage: Usage, *, output_seen: bool, ttl: timedelta) -> bool:
-    """Extend a live reservation and record the usage so far (what the reaper charges if this replica dies).
-
-    False when the turn is no longer reserved (the reaper settled it after a missed heartbeat)."""
-    cursor = await conn.execute(
-        """
-        UPDATE turns SET expires_at = now() + %s, input_tokens = %s, output_tokens = %s,
-            cache_read_input_tokens = %s, cache_creation_input_tokens = %s, output_seen = %s
-        WHERE account_id = %s AND turn_id = %s AND status = 'reserved'
-        """,
-        (ttl, *_usage_values(usage), output_seen, key.account_id, key.turn_id),
-    )
-    return cursor.rowcount == 1
+def _refusal(key: TurnKey, outcome: str, row: dict[str, Any], needed_h: int) -> Exception:
+    if outcome == "account_gone":
+        return AccountGone()
+    if outcome == "plan_forbids":
+        return PlanForbids(row["plan"])
+    if outcome == "in_progress":
+        return TurnInProgress()
+    if outcome == "settled":
+        return TurnAlreadySettled(Settlement(key.turn_id, row["status"], row["credits_h"], 0, already=True))
+    if outcome == "insufficient":
+        account = Account(
+            id=key.account_id,
+            email=row["email"],
+            plan=row["plan"],
+            overage_enabled=row["overage_enabled"],
+            overage_budget_cents=row["overage_budget_cents"],
+            revoked_at=None,
+        )
+        return InsufficientCredits(account, needed_h, row["available_h"])
+    raise RuntimeError(f"ledger_reserve answered {outcome!r}")
 
 
 async def settle(conn: Conn, reservation: Reservation, outcome: Outcome) -> Settlement:
-    """Charge the turn by the published formula and release the rest of its reservation, exactly once."""
+    """Charge the attempt by the published formula and release the rest of its reservation, exactly once.
+
+    If the reaper settled it provisionally from a checkpoint (its replica stalled past the reservation), the
+    charge is raised to this real usage, once, and never lowered."""
     key = reservation.key
-    async with conn.transaction():
-        balance = await _lock_balance(conn, key.account_id, reservation.period)
-        turn = await _lock_turn(conn, key)
-        if turn is None:
-            raise LookupError(f"no reservation for turn {key.turn_id!r}")
-        if turn["status"] != "reserved":
-            return _settlement_of(turn, already=True)
-        return await _settle_locked(conn, turn, outcome, balance)
-
-
-async def expired_turns(conn: Conn, limit: int = 100) -> list[TurnKey]:
     cursor = await conn.execute(
-        "SELECT account_id, turn_id FROM turns WHERE status = 'reserved' AND expires_at < now() LIMIT %s",
-        (limit,),
-    )
-    return [TurnKey(row["account_id"], row["turn_id"]) for row in await cursor.fetchall()]
-
-
-async def release_expired(conn: Conn, key: TurnKey) -> Settlement | None:
-    """Settle a reservation whose replica stopped renewing it, at its last checkpoint (None: still live)."""
-    async with conn.transaction():
-        cursor = await conn.execute(
-            "SELECT period FROM turns WHERE account_id = %s AND turn_id = %s", (key.account_id, key.turn_id)
-        )
-        row = await cursor.fetchone()
-        if row is None:
-            return None
-        balance = await _lock_balance(conn, key.account_id, row["period"])
-        turn = await _lock_turn(conn, key)
-        if turn is None or turn["status"] != "reserved" or not turn["expired"]:
-            return None
-        outcome = _checkpointed(turn, "the replica serving it stopped")
-        return await _settle_locked(conn, turn, outcome, balance)
-
-
-def _checkpointed(turn: dict[str, Any], reason: str) -> Outcome:
-    """The outcome of an orphaned turn: its last checkpoint if output had begun, else a free failure."""
-    usage = Usage(
-        input_tokens=turn["input_tokens"],
-        output_tokens=turn["output_tokens"],
-        cache_read_input_tokens=turn["cache_read_input_tokens"],
-        cache_creation_input_tokens=turn["cache_creation_input_tokens"],
-    )
-    return Outcome("cut" if turn["output_seen"] else "failed", usage, reason)
-
-
-async def _settle_locked(
-    conn: Conn, turn: dict[str, Any], outcome: Outcome, balance: dict[str, Any]
-) -> Settlement:
-    """Settle a reserved turn whose balance row (`balance`, as read under the lock) and turn row this
-    transaction holds locked."""
-    account_id, period = turn["account_id"], turn["period"]
-    account = await get_account(conn, account_id)
-    assert account is not None  # accounts are revoked, never deleted
-    used_before = balance["used_h"]
-    credits_h = (
-        0 if outcome.status == "failed" else to_hundredths(credits_for(turn["model_id"], outcome.usage))
-    )
-    cap = limit_h(account)
-    if cap is not None:
-        # Usage past the reservation is charged only while the account's cap allows; the rest is absorbed,
-        # so no account ever ends above its allowance plus its overage budget.
-        others_h = balance["reserved_h"] - turn["reserved_h"]
-        credits_h = max(0, min(credits_h, cap - used_before - others_h))
-    included_h = account.spec.monthly_credits * 100
-    overage_h = max(0, min(credits_h, used_before + credits_h - included_h)) if account.overage_on else 0
-    # One statement, one round trip: the turn's row and the balance move together.
-    await conn.execute(
-        """
-        WITH turn AS (
-        UPDATE turns SET status = %s, credits_h = %s, overage_h = %s, input_tokens = %s, output_tokens = %s,
-            cache_read_input_tokens = %s, cache_creation_input_tokens = %s,
-            output_seen = output_seen OR %s, reason = %s, settled_at = now()
-        WHERE account_id = %s AND turn_id = %s
-        RETURNING 1
-        )
-        UPDATE account_periods
-        SET used_h = used_h + %s, overage_h = overage_h + %s, reserved_h = reserved_h - %s
-        WHERE account_id = %s AND period = %s AND EXISTS (SELECT 1 FROM turn)
-        """,
+        "SELECT * FROM ledger_settle(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
         (
-            outcome.status,
-            credits_h,
-            overage_h,
+            *(key.account_id, key.turn_id, reservation.period, reservation.attempt, outcome.status),
+            charge_h(reservation.model_id, outcome),
             *_usage_values(outcome.usage),
-            outcome.status != "failed",
             outcome.reason,
-            account_id,
-            turn["turn_id"],
-            *(credits_h, overage_h, turn["reserved_h"], account_id, period),
+            PLAN_TERMS,
         ),
     )
-    return Settlement(turn["turn_id"], outcome.status, credits_h, overage_h)
+    row = await cursor.fetchone()
+    assert row is not None
+    return Settlement(key.turn_id, row["status"], row["credits_h"], row["overage_h"], row["already"])
+
+
+async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelta) -> int:
+    """Extend every reservation a replica is working on, and record the usage each has reached: one
+    statement per replica, whatever the number of turns. The count of reservations still live."""
+    if not checkpoints:
+        return 0
+    columns: list[list[Any]] = [[] for _ in range(9)]
+    for point in checkpoints:
+        reservation, usage = point.reservation, point.usage
+        price = Outcome("cut" if point.output_seen else "failed", usage)
+        values = (
+            *(reservation.key.account_id, reservation.key.turn_id, reservation.attempt),
+            *_usage_values(usage),
+            point.output_seen,
+            charge_h(reservation.model_id, price),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    cursor = await conn.execute(
+        """
+        UPDATE turns AS t SET expires_at = now() + %s, input_tokens = c.input_tokens,
+            output_tokens = c.output_tokens, cache_read_input_tokens = c.cache_read,
+            cache_creation_input_tokens = c.cache_write, output_seen = t.output_seen OR c.output_seen,
+            checkpoint_h = c.checkpoint_h
+        FROM unnest(%s::text[], %s::text[], %s::int4[], %s::int8[], %s::int8[], %s::int8[], %s::int8[],
+                    %s::bool[], %s::int8[])
+            AS c(account_id, turn_id, attempt, input_tokens, output_tokens, cache_read, cache_write,
+                 output_seen, checkpoint_h)
+        WHERE t.account_id = c.account_id AND t.turn_id = c.turn_id AND t.status = 'reserved'
+            AND t.attempts = c.attempt
+        """,
+        (ttl, *columns),
+    )
+    return cursor.rowcount
+
+
+async def expired_turns(conn: Conn, limit: int = 100) -> list[Orphan]:
+    cursor = await conn.execute(
+        "SELECT account_id, turn_id, model_id, output_seen, input_tokens, output_tokens,"
+        " cache_read_input_tokens, cache_creation_input_tokens, checkpoint_h FROM turns"
+        " WHERE status = 'reserved' AND expires_at < now() LIMIT %s",
+        (limit,),
+    )
+    return [_orphan(row) for row in await cursor.fetchall()]
+
+
+def _orphan(row: dict[str, Any]) -> Orphan:
+    """A reservation of the previous release has no `checkpoint_h`: it is priced from its tokens here."""
+    price = row["checkpoint_h"]
+    if price is None:
+        usage = Usage(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_read_input_tokens=row["cache_read_input_tokens"],
+            cache_creation_input_tokens=row["cache_creation_input_tokens"],
+        )
+        price = charge_h(row["model_id"], Outcome("cut" if row["output_seen"] else "failed", usage))
+    return Orphan(TurnKey(row["account_id"], row["turn_id"]), price)
+
+
+async def release_expired(conn: Conn, orphan: Orphan) -> Settlement | None:
+    """Settle a reservation whose replica stopped renewing it, at its last checkpoint (None: still live,
+    or settled meanwhile). Provisional: its replica, if only stalled, may raise it to the real usage."""
+    key = orphan.key
+    cursor = await conn.execute(
+        "SELECT * FROM ledger_reap(%s, %s, %s, %s::jsonb)",
+        (key.account_id, key.turn_id, orphan.checkpoint_h, PLAN_TERMS),
+    )
+    row = await cursor.fetchone()
+    if row is None or row["status"] is None:
+        return None
+    return Settlement(key.turn_id, row["status"], row["credits_h"], row["overage_h"])
 
 
 async def answered_turn(conn: Conn, key: TurnKey) -> tuple[str, float] | None:
@@ -301,36 +298,6 @@ async def answered_turn(conn: Conn, key: TurnKey) -> tuple[str, float] | None:
     )
     row = await cursor.fetchone()
     return (row["routed_model"], float(row["answered_at"])) if row is not None else None
-
-
-async def _lock_balance(conn: Conn, account_id: str, period: str) -> dict[str, Any]:
-    """Lock the account's row for the period (made on its first turn) and read it: one round trip, mostly."""
-    select = (
-        "SELECT used_h, overage_h, reserved_h FROM account_periods"
-        " WHERE account_id = %s AND period = %s FOR UPDATE"
-    )
-    row = await (await conn.execute(select, (account_id, period))).fetchone()
-    if row is None:
-        await conn.execute(
-            "INSERT INTO account_periods (account_id, period) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (account_id, period),
-        )
-        row = await (await conn.execute(select, (account_id, period))).fetchone()
-    assert row is not None
-    return row
-
-
-async def _lock_turn(conn: Conn, key: TurnKey) -> dict[str, Any] | None:
-    cursor = await conn.execute(
-        "SELECT *, expires_at < now() AS expired FROM turns"
-        " WHERE account_id = %s AND turn_id = %s FOR UPDATE",
-        (key.account_id, key.turn_id),
-    )
-    return await cursor.fetchone()
-
-
-def _settlement_of(turn: dict[str, Any], *, already: bool) -> Settlement:
-    return Settlement(turn["turn_id"], turn["status"], turn["credits_h"], turn["overage_h"], already)
 
 
 def _usage_values(usage: Usage) -> tuple[int, int, int, int]:

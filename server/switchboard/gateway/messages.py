@@ -22,7 +22,7 @@ from .upstream import UpstreamFailure, relay_error, unreachable
 async def create_message(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
-        account = await gateway.authenticate(request)
+        account = gateway.caller(request)  # checked against the database by the reservation
         request.state.account = account.id
         turn = parse_turn(request.headers, await _body(request, gateway.settings.max_body_bytes))
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
@@ -46,8 +46,7 @@ async def _forward(
     assert model is not None  # a concrete model
     body = {**turn.body, "model": model}
     try:
-        async with gateway.held(reservation):
-            upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
+        upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
     except UpstreamFailure:
         await _free(gateway, reservation, "the Anthropic API could not be reached")
         return _with_route(unreachable(), reservation, choice)

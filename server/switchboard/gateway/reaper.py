@@ -1,4 +1,4 @@
-"""Releases reservations whose replica stopped renewing them, from any replica."""
+"""Releases reservations whose replica stopped renewing them (`liveness`), from any replica."""
 
 from __future__ import annotations
 
@@ -26,8 +26,11 @@ async def reap_forever(gateway: Gateway) -> None:
 async def reap_once(gateway: Gateway) -> int:
     released = 0
     async with gateway.pool.connection() as conn:
-        for key in await ledger.expired_turns(conn):
-            settlement = await ledger.release_expired(conn, key)
+        for orphan in await ledger.expired_turns(conn):
+            key = orphan.key
+            if key in gateway.live:  # this replica is alive and still answering it: its heartbeat was late
+                continue
+            settlement = await ledger.release_expired(conn, orphan)
             if settlement is not None:
                 released += 1
                 log.info(

@@ -49,24 +49,20 @@ class TurnStream(Response):
         self.cut_reason = "the client disconnected"
         self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
         self.handed_off = False  # settling was left to `Gateway.settle_later`
-        self.ended = False
         self._log_state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._log_state = scope.setdefault("state", {})
+        self.gateway.meter(self.reservation, self.meter)  # the replica's heartbeat checkpoints it
         pump = asyncio.ensure_future(self._pump(send))
         watch = asyncio.ensure_future(_disconnected(receive))
-        heartbeat = asyncio.ensure_future(self._heartbeat())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # Set before cancelling: a cancellation can be lost inside a library's wait (Python 3.11's
-            # `wait_for` race), and a heartbeat that missed it must still stop, or this would wait forever.
-            self.ended = True
-            for task in (pump, watch, heartbeat):
+            for task in (pump, watch):
                 task.cancel()
-            await asyncio.gather(pump, watch, heartbeat, return_exceptions=True)
+            await asyncio.gather(pump, watch, return_exceptions=True)
             await self.upstream.aclose()
             if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
@@ -146,20 +142,6 @@ class TurnStream(Response):
 
     def _unfinished(self, reason: str) -> Outcome:
         return Outcome("cut" if self.meter.output_seen else "failed", self.meter.usage(), reason)
-
-    async def _heartbeat(self) -> None:
-        """Extend the reservation and checkpoint the usage so far, a few times per reservation lifetime."""
-        interval = self.gateway.ttl.total_seconds() / 3
-        while not self.ended:
-            await asyncio.sleep(interval)
-            if self.ended:
-                return
-            try:
-                await self.gateway.checkpoint(
-                    self.reservation, Outcome("cut", self.meter.usage()), self.meter.output_seen
-                )
-            except Exception as error:  # a missed beat is retried; the reaper is the backstop
-                log.warning("checkpoint of a turn failed: %s", type(error).__name__)
 
 
 async def _disconnected(receive: Receive) -> None:

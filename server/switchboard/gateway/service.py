@@ -1,6 +1,6 @@
 """Everything a replica holds while it runs: settings, the pool, the upstream client, keys and the router.
 
-Also the steps every turn takes before it is forwarded: authenticate, load the account and its plan,
+Also the steps every turn takes before it is forwarded: authenticate, check the account and its plan,
 refuse a forbidden model, route Auto, reserve the worst case.
 """
 
@@ -23,10 +23,11 @@ from starlette.requests import Request
 
 from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
-from switchboard.plans.catalog import allowed_plans
+from switchboard.plans.catalog import PlanSpec, allowed_plans, get_plan
 from switchboard.plans.credits import from_hundredths
+from switchboard.plans.entitlement import Entitlement
 from switchboard.plans.period import period_of
-from switchboard.protocol.messages import Usage
+from switchboard.protocol.messages import PlanId, Usage
 from switchboard.routing import NoRoutableModelError
 
 from . import ledger
@@ -37,6 +38,7 @@ from .db import Pool
 from .errors import GatewayRefusal, unauthenticated
 from .estimate import max_tokens_within, reservation_h
 from .ledger import Outcome, Reservation, Settlement, TurnKey
+from .liveness import LiveTurns, Metered
 from .tokens import TokenAuthority, TokenRefused
 from .turn_request import TurnRequest
 from .upstream import Upstream
@@ -74,6 +76,19 @@ class AccountQueue:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """The account and plan a verified access token names. Only a hint until the reservation, which checks
+    in the same call that the account is active and that its plan (the database's) allows the model."""
+
+    id: str
+    plan: PlanId
+
+    @property
+    def spec(self) -> PlanSpec:
+        return get_plan(self.plan)
+
+
+@dataclass(frozen=True)
 class Choice:
     """The model that answers a turn and why (for a concrete model: that model, "Chosen by you")."""
 
@@ -92,38 +107,43 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._retrying: set[asyncio.Task[None]] = set()
         self.accounts = AccountQueue()
+        self.live = LiveTurns()
 
     # --- before forwarding ---------------------------------------------------------------------------
 
     async def authenticate(self, request: Request) -> Account:
         """The active account behind the request's bearer token; raises a 401 refusal."""
+        return await self._active_account(self._entitlement(request).account_key)
+
+    def caller(self, request: Request) -> Caller:
+        """Who the request's bearer token says is asking (raises a 401 refusal), without a database read:
+        for a turn, whose reservation checks the account in the same call."""
+        entitlement = self._entitlement(request)
+        return Caller(entitlement.account_key, entitlement.plan)
+
+    def _entitlement(self, request: Request) -> Entitlement:
         token = bearer_token(request)
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
         try:
-            entitlement = self.authority.verify(token)
+            return self.authority.verify(token)
         except TokenRefused as refused:
             raise unauthenticated(str(refused)) from None
+
+    async def _active_account(self, account_id: str) -> Account:
         async with self.pool.connection() as conn:
-            account = await get_account(conn, entitlement.account_key)
+            account = await get_account(conn, account_id)
         if account is None or not account.active:
             raise unauthenticated("This account is revoked: sign in again or contact support.")
         return account
 
-    async def choose(self, account: Account, turn: TurnRequest) -> Choice:
+    async def choose(self, account: Account | Caller, turn: TurnRequest) -> Choice:
         """The model that answers: a concrete model if the plan allows it, else what Auto picks."""
         plan = account.spec
         if not plan.allows(turn.model.id):
-            raise GatewayRefusal(
-                403,
-                "plan_forbids_model",
-                wording.plan_forbids(turn.model.id, plan.id),
-                details={
-                    "model_id": turn.model.id,
-                    "plan": plan.id,
-                    "allowed_plans": allowed_plans(turn.model.id),
-                },
-            )
+            if isinstance(account, Caller):  # the token's plan may be out of date: the database's decides
+                return await self.choose(await self._active_account(account.id), turn)
+            raise _plan_refusal(turn.model.id, plan)
         if turn.model.id != "auto":
             return Choice(turn.model, "Chosen by you")
         # As the language server does: every model the plan allows; the router keeps to its own (never Opus).
@@ -137,7 +157,7 @@ class Gateway:
             ) from None
         return Choice(route.model, route.reason)
 
-    async def _last_answer(self, account: Account, turn_id: str | None) -> LastAnswer | None:
+    async def _last_answer(self, account: Account | Caller, turn_id: str | None) -> LastAnswer | None:
         """The conversation's last answer for prompt-cache stickiness, from this account's own ledger: a
         turn id the gateway did not answer for this account counts as no last answer."""
         if turn_id is None:
@@ -146,22 +166,20 @@ class Gateway:
             found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
         return LastAnswer(*found) if found is not None else None
 
-    async def reserve(self, account: Account, turn: TurnRequest, choice: Choice) -> Reservation:
-        needed = reservation_h(turn.model.id, turn.body, turn.max_tokens)
-        key = TurnKey(account.id, turn.turn_id)
+    async def reserve(self, account: Account | Caller, turn: TurnRequest, choice: Choice) -> Reservation:
+        hold = ledger.Hold(
+            TurnKey(account.id, turn.turn_id),
+            period=period_of(datetime.now(UTC)).key,
+            model_id=turn.model.id,
+            routed_model=choice.model.id,
+            route_reason=choice.reason,
+            reserved_h=reservation_h(turn.model.id, turn.body, turn.max_tokens),
+            replica=self.replica,
+            ttl=self.ttl,
+        )
         try:
             async with self.accounts.turn_of(account.id), self.pool.connection() as conn:
-                return await ledger.reserve(
-                    conn,
-                    key,
-                    period=period_of(datetime.now(UTC)).key,
-                    model_id=turn.model.id,
-                    routed_model=choice.model.id,
-                    route_reason=choice.reason,
-                    reserved_h=needed,
-                    ttl=self.ttl,
-                    replica=self.replica,
-                )
+                reservation = await ledger.reserve(conn, hold)
         except ledger.InsufficientCredits as short:
             raise _credits_refusal(short, turn) from None
         except ledger.TurnInProgress:
@@ -172,6 +190,10 @@ class Gateway:
             raise _settled_refusal(done.settlement) from None
         except ledger.AccountGone:
             raise unauthenticated("This account is revoked: sign in again or contact support.") from None
+        except ledger.PlanForbids as forbids:  # the plan changed since this request was authenticated
+            raise _plan_refusal(turn.model.id, get_plan(forbids.plan)) from None
+        self.live.add(reservation)
+        return reservation
 
     # --- while and after forwarding ------------------------------------------------------------------
 
@@ -183,43 +205,42 @@ class Gateway:
         return await asyncio.shield(task)
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
-        async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
-            return await ledger.settle(conn, reservation, outcome)
-
-    @contextlib.asynccontextmanager
-    async def held(self, reservation: Reservation) -> AsyncGenerator[None]:
-        """Keep the reservation alive while the gateway waits on the Anthropic API (for the first byte of a
-        stream, or for a whole non-streamed answer), so a slow upstream never lets it expire and be
-        reaped while the turn is still being answered."""
-        beating = True
-
-        async def beat() -> None:
-            interval = self.ttl.total_seconds() / 3
-            while beating:
-                await asyncio.sleep(interval)
-                if not beating:
-                    return
-                try:
-                    await self.checkpoint(reservation, Outcome("failed", Usage()), output_seen=False)
-                except Exception as error:  # a missed beat is retried; the reaper is the backstop
-                    log.warning("checkpoint of a turn failed: %s", type(error).__name__)
-
-        task = asyncio.ensure_future(beat())
         try:
-            yield
+            async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
+                settlement = await ledger.settle(conn, reservation, outcome)
         finally:
-            beating = False  # as well as cancelling: a lost cancellation must not keep it beating
-            task.cancel()
+            # Also when PostgreSQL refused: `settle_later` keeps alive what it retries; a settlement nobody
+            # retries must not be renewed forever (it expires and the sweep settles it from its checkpoint).
+            self.live.discard(reservation)
+        if settlement.status == "reserved" and outcome.status != "failed":
+            # This replica stalled past the reservation, the sweep freed the turn and the client retried it.
+            log.warning(
+                "a stalled attempt's answer was not charged: a retry owns the turn id",
+                extra={"account": reservation.key.account_id, "turn_id": reservation.key.turn_id},
+            )
+        return settlement
+
+    def meter(self, reservation: Reservation, meter: Metered) -> None:
+        """Checkpoint a stream's usage with every heartbeat: what the reaper charges if this replica stops."""
+        self.live.meter(reservation, meter)
 
     def settle_later(self, reservation: Reservation, outcome: Outcome) -> None:
         """Keep trying to settle a turn whose settlement PostgreSQL refused, until it answers again.
 
         So an answer that streamed whole while the ledger was away is charged exactly once it is back,
-        not at its last checkpoint. If the outage outlasts the reservation, the reaper may settle the turn
-        from its checkpoint first; this then finds it settled and stops."""
+        not at its last checkpoint. The turn stays renewed meanwhile; if the outage outlasts the
+        reservation, a sweep may settle it from its checkpoint first (provisionally), and this settlement
+        then raises that charge to the real usage."""
+        self._keep_alive(reservation, outcome)
         task = asyncio.ensure_future(self._settle_when_possible(reservation, outcome))
         self._retrying.add(task)
         task.add_done_callback(self._retrying.discard)
+
+    def _keep_alive(self, reservation: Reservation, outcome: Outcome) -> None:
+        """Renew the turn while its settlement is retried, checkpointed at the outcome being settled, so the
+        sweep leaves it to this replica (and charges that outcome if the replica dies meanwhile)."""
+        self.live.add(reservation)
+        self.live.meter(reservation, _Settling(outcome.usage, outcome.status != "failed"))
 
     async def _settle_when_possible(self, reservation: Reservation, outcome: Outcome) -> None:
         delay = SETTLE_RETRY_FIRST_SECONDS
@@ -236,13 +257,8 @@ class Gateway:
                 if time.monotonic() > deadline:
                     log.error("gave up settling a turn (%s): the reaper settles it", type(error).__name__)
                     return
+                self._keep_alive(reservation, outcome)
             delay = min(delay * 2, 2.0)
-
-    async def checkpoint(self, reservation: Reservation, outcome: Outcome, output_seen: bool) -> bool:
-        async with self.pool.connection() as conn:
-            return await ledger.checkpoint(
-                conn, reservation.key, outcome.usage, output_seen=output_seen, ttl=self.ttl
-            )
 
     async def drain(self) -> None:
         """Wait for settlements in flight (at shutdown); give retried ones a moment, then the reaper."""
@@ -252,6 +268,17 @@ class Gateway:
             _, pending = await asyncio.wait(self._retrying, timeout=SETTLE_RETRY_FIRST_SECONDS * 10)
             for task in pending:
                 task.cancel()
+
+
+@dataclass(frozen=True)
+class _Settling:
+    """The usage of a turn whose settlement is being retried, for the heartbeat's checkpoint."""
+
+    settled_usage: Usage
+    output_seen: bool
+
+    def usage(self) -> Usage:
+        return self.settled_usage
 
 
 def bearer_token(request: Request) -> str | None:
@@ -287,6 +314,15 @@ def _credits_refusal(short: ledger.InsufficientCredits, turn: TurnRequest) -> Ga
             "max_tokens_that_fit": fits,
             "overage_available": account.spec.overage_available,
         },
+    )
+
+
+def _plan_refusal(model_id: str, plan: PlanSpec) -> GatewayRefusal:
+    return GatewayRefusal(
+        403,
+        "plan_forbids_model",
+        wording.plan_forbids(model_id, plan.id),
+        details={"model_id": model_id, "plan": plan.id, "allowed_plans": allowed_plans(model_id)},
     )
 
 
