@@ -305,8 +305,7 @@ async def _ttft(
             for pid in rss_pids:
                 peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
             await asyncio.sleep(0.02)
-        if failed.value:
-            raise RuntimeError(f"{failed.value} background streams were refused")
+        background_refused = failed.value  # each one a stream that stopped: reported, and a miss
     finally:
         stop.set()
         generator.join(30)
@@ -316,6 +315,7 @@ async def _ttft(
         raise RuntimeError(f"every probe failed: {refused[:3]}")
     return {
         "refused": refused,
+        "background_refused": background_refused,
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
         "concurrent": min(seen),
@@ -466,6 +466,7 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
         ttft_added_p50_ms=through["p50_ms"] - baseline["p50_ms"],
         ttft_added_p99_ms=through["p99_ms"] - baseline["p99_ms"],
         ttft_refused=baseline["refused"] + through["refused"],
+        background_refused=baseline["background_refused"] + through["background_refused"],
         concurrent_streams=min(baseline["concurrent"], through["concurrent"]),
         concurrent_streams_mean=min(baseline["concurrent_mean"], through["concurrent_mean"]),
         load_rss_mb=through["peak_rss_mb"],
@@ -503,7 +504,8 @@ def _loadavg() -> str:
 
 
 def ttft_met(f: dict[str, Any]) -> bool:
-    return f["ttft_added_p50_ms"] <= 3 and f["ttft_added_p99_ms"] <= 15 and not f["ttft_refused"]
+    refused = f["ttft_refused"] or f["background_refused"]
+    return f["ttft_added_p50_ms"] <= 3 and f["ttft_added_p99_ms"] <= 15 and not refused
 
 
 def _cpu_text(cpu: dict[str, float]) -> str:
@@ -520,6 +522,8 @@ def _report(f: dict[str, Any]) -> None:
         f"p99 {f['ttft_direct_p99_ms']:.2f} ms; added p50 {f['ttft_added_p50_ms']:+.2f} ms "
         f"(target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms (target ≤ 15): {verdict(ttft_met(f))}"
     )
+    if f["background_refused"]:
+        print(f"  {f['background_refused']} background streams got an error and stopped")
     if f["ttft_refused"]:
         print(f"  {len(f['ttft_refused'])} probes got an error, not an answer: {f['ttft_refused'][:3]}")
     print(
