@@ -1,27 +1,38 @@
 """The hosted gateway under load: time to first token it adds, settled turns per second, RSS per replica.
 
-Everything runs here: a throwaway PostgreSQL cluster (tests/gateway/pgcluster.py), the fake Anthropic API
-in its own process, and real `switchboard gateway serve` replicas.
+Everything runs on this machine: a throwaway PostgreSQL cluster (tests/gateway/pgcluster.py), the fake
+Anthropic API in its own process (kept-alive connections, as Anthropic's), real `switchboard gateway serve`
+replicas (uvicorn on uvloop and httptools), and the load generators below.
 
-- **Time to first token added**: 200 long streams run in the background (a delta every 50 ms, as a real
-  answer streams; read as raw bytes so the measuring process stays free for the probes); meanwhile probe
-  turns are sent one after another through the SDK and timed from the request to their first text delta.
-  Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
-  Added = gateway − direct, at the median and at p99.
-- **Settled turns per second**: short non-streamed turns from 64 concurrent clients of 200 accounts (raw
-  HTTP), each authenticated, reserved, forwarded and settled, through one replica and through two on one
-  PostgreSQL; the ledger is checked afterwards (every turn settled, nothing held). Baseline, same run: the
-  same client against the fake API directly, the most this client and upstream can do here (the fake closes
-  every connection after its answer, so each turn costs it a TCP connection and a thread).
+- **Time to first token added, under 200 concurrent streams.** A separate load-generator process keeps 200
+  streams open, each paced like a real answer (a delta of three words every 50 ms, 1,000 words over about
+  17 s, then the next turn at once), reading them as raw bytes. This process only sends the probes: one
+  turn at a time through the `anthropic` SDK, timed from the request to its first text delta. Baseline,
+  same run: the same background load and probes with the SDK calling the fake API directly. Added =
+  gateway − direct, at the median and at p99 (nearest rank). Through the gateway the background streams come
+  from 20 accounts over both replicas, so they cost what real streams cost: authentication, a reservation,
+  relaying, settling. How many streams were open at each probe is reported (least and mean), and a probe
+  answered with an error instead of text is reported and fails the target.
+- **Settled turns per second.** Short non-streamed turns from one client process (raw HTTP over kept-alive
+  connections, 64 in flight, 200 accounts), each authenticated, reserved, forwarded and settled, through one
+  replica and through two on one PostgreSQL; the ledger is checked afterwards (every turn settled, nothing
+  held). Baseline, same run: the same client against the fake API directly. Each figure comes with the CPU
+  time every process spent per turn (from /proc): on two cores, 2,000 ms divided by their sum is the most
+  any of these could reach, whatever the scheduling.
 - **RSS** of each replica once ready (idle) and at its peak while the 200 streams run.
 
-Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 50] [--turns 1500]   (3–6 minutes)
+Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
+average printed before and after.
+
+Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--turns 2000]   (3–6 minutes)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -37,10 +48,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import BENCH_KEY, ExternalFake, percentile, rss_mb  # noqa: E402
+from common import BENCH_KEY, ExternalFake, cpu_seconds, percentile, rss_mb, verdict  # noqa: E402
 
 HAIKU = "claude-haiku-4-5-20251001"
-BACKGROUND = "Background essay. [[fake:words=400 slow=0.05]]"
+BACKGROUND = "Background essay. [[fake:words=1000 slow=0.05]]"
 PROBE = "Probe. [[fake:words=5]]"
 SHORT = "Short. [[fake:words=3]]"
 
@@ -105,6 +116,11 @@ class Stack:
     def pids(self) -> list[int]:
         return [process.pid for process, _ in self.replicas]
 
+    def postgres_pids(self) -> list[int]:
+        """The cluster's processes: the postmaster and every backend and helper it forked."""
+        postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        return [postmaster, *_children(postmaster)]
+
     def stop_replicas(self) -> None:
         for process, _ in self.replicas:
             process.terminate()
@@ -144,11 +160,89 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that exited meanwhile
+            total += cpu_seconds(pid)
+    return total
+
+
 def _headers() -> dict[str, str]:
     return {"Switchboard-Turn-Id": f"bench-{uuid.uuid4().hex}", "Switchboard-Model": "claude-haiku-4.5"}
 
 
 # --- time to first token ------------------------------------------------------------------------------
+
+
+def _background_streams(
+    targets: list[tuple[str, dict[str, str]]], streams: int, counters: tuple[Any, Any, Any], stop: Any
+) -> None:
+    """The load generator (its own process): `streams` paced streams kept open, read as raw bytes."""
+    asyncio.run(_keep_streaming(targets, streams, counters, stop))
+
+
+async def _keep_streaming(
+    targets: list[tuple[str, dict[str, str]]], streams: int, counters: tuple[Any, Any, Any], stop: Any
+) -> None:
+    running, started, failed = counters
+    import httpx2
+
+    body = {
+        "model": HAIKU,
+        "max_tokens": 1000,
+        "stream": True,
+        "messages": [{"role": "user", "content": BACKGROUND}],
+    }
+    limits = httpx2.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2)
+    async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
+
+        async def stream(index: int) -> None:
+            url, auth = targets[index % len(targets)]
+            while not stop.is_set():
+                headers = {**auth, **_headers(), "anthropic-version": "2023-06-01"}
+                try:
+                    await one_stream(url, headers)
+                except httpx2.HTTPError:
+                    with failed.get_lock():
+                        failed.value += 1
+                    return
+
+        async def one_stream(url: str, headers: dict[str, str]) -> None:
+            async with http.stream("POST", url + "/v1/messages", json=body, headers=headers) as response:
+                if response.status_code != 200:
+                    raise httpx2.HTTPError(f"HTTP {response.status_code}")
+                with running.get_lock():
+                    running.value += 1
+                    started.value += 1
+                try:
+                    async for _ in response.aiter_raw():
+                        if stop.is_set():
+                            break
+                finally:
+                    with running.get_lock():
+                        running.value -= 1
+
+        async def until_stopped() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+        tasks = [asyncio.create_task(stream(i)) for i in range(streams)]
+        await until_stopped()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _ttft(
@@ -158,37 +252,20 @@ async def _ttft(
     probes: int,
     rss_pids: list[int],
 ) -> dict[str, Any]:
-    """Probe TTFTs (ms, through the SDK) while `streams` background streams run (raw HTTP, bytes discarded,
-    so the measuring process spends its time on the probes, not on parsing 4,000 events a second)."""
-    import httpx2
+    """Probe TTFTs (ms, through the SDK, from this process) while a load-generator process keeps `streams`
+    paced streams open."""
+    import anthropic
 
-    stop = asyncio.Event()
-    running = 0
+    context = multiprocessing.get_context("spawn")
+    running, started, failed = (context.Value("i", 0) for _ in range(3))
+    stop = context.Event()
+    generator = context.Process(
+        target=_background_streams,
+        args=(background_targets, streams, (running, started, failed), stop),
+        daemon=True,
+    )
+    generator.start()
     peak_rss: dict[int, float] = {pid: 0.0 for pid in rss_pids}
-    body = {
-        "model": HAIKU,
-        "max_tokens": 1000,
-        "stream": True,
-        "messages": [{"role": "user", "content": BACKGROUND}],
-    }
-    limits = httpx2.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2)
-    http = httpx2.AsyncClient(timeout=60, limits=limits)
-
-    async def background(index: int) -> None:
-        nonlocal running
-        url, auth = background_targets[index % len(background_targets)]
-        while not stop.is_set():
-            headers = {**auth, **_headers(), "anthropic-version": "2023-06-01"}
-            async with http.stream("POST", url + "/v1/messages", json=body, headers=headers) as response:
-                if response.status_code != 200:
-                    raise RuntimeError(f"a background stream got HTTP {response.status_code}")
-                running += 1
-                try:
-                    async for _ in response.aiter_raw():
-                        if stop.is_set():
-                            break
-                finally:
-                    running -= 1
 
     async def probe(client: Any) -> float:
         started = time.perf_counter()
@@ -206,33 +283,43 @@ async def _ttft(
                 raise RuntimeError("a probe got no text")
         return (first - started) * 1000
 
-    tasks = [asyncio.create_task(background(i)) for i in range(streams)]
-    deadline = time.monotonic() + 60
-    while running < streams:
-        failed = [task for task in tasks if task.done()]
-        if failed or time.monotonic() > deadline:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await http.aclose()
-            raise RuntimeError(f"only {running} of {streams} background streams started: {failed[:1]}")
-        await asyncio.sleep(0.05)
-    for client in probe_clients[:2]:
-        await probe(client)  # warm the probes' connections
-    times = []
-    concurrent = streams
-    for index in range(probes):
-        times.append(await probe(probe_clients[index % len(probe_clients)]))
-        concurrent = min(concurrent, running)
-        for pid in rss_pids:
-            peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
-        await asyncio.sleep(0.02)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await http.aclose()
+    try:
+        # Every stream answering, then a moment for the first turns' set-up to pass.
+        deadline = time.monotonic() + 120
+        while started.value < streams:
+            if failed.value or not generator.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"only {started.value} of {streams} background streams started")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1)
+        for client in probe_clients:
+            await probe(client)  # warm the probes' connections
+        times: list[float] = []
+        refused: list[str] = []  # probes that got an error instead of an answer (each one a miss)
+        seen: list[int] = []
+        for index in range(probes):
+            try:
+                times.append(await probe(probe_clients[index % len(probe_clients)]))
+            except anthropic.APIError as error:
+                refused.append(f"{type(error).__name__}: {str(error)[:80]}")
+            seen.append(running.value)
+            for pid in rss_pids:
+                peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
+            await asyncio.sleep(0.02)
+        background_refused = failed.value  # each one a stream that stopped: reported, and a miss
+    finally:
+        stop.set()
+        generator.join(30)
+        if generator.is_alive():
+            generator.kill()
+    if not times:
+        raise RuntimeError(f"every probe failed: {refused[:3]}")
     return {
+        "refused": refused,
+        "background_refused": background_refused,
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
-        "concurrent": concurrent,
+        "concurrent": min(seen),
+        "concurrent_mean": statistics.fmean(seen),
         "peak_rss_mb": list(peak_rss.values()),
     }
 
@@ -258,7 +345,12 @@ async def _turns_per_second(targets: list[tuple[str, dict[str, str]]], turns: in
     import httpx2
 
     body = {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": SHORT}]}
-    limits = httpx2.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+    # Idle connections are dropped after 2 s, well before uvicorn closes them (5 s): the warm-up opens more
+    # connections than the workers keep busy, and on a loaded machine the ones idle since then would
+    # otherwise all be reused just as the server closes them.
+    limits = httpx2.Limits(
+        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2, keepalive_expiry=2.0
+    )
     async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
         next_turn = 0
         failures = 0
@@ -292,14 +384,26 @@ async def _turns_per_second(targets: list[tuple[str, dict[str, str]]], turns: in
     return turns / elapsed
 
 
-async def _settled(stack: Stack, urls: list[str], tokens: list[str], turns: int, concurrency: int) -> float:
-    """Turns per second through `urls`, checked against the ledger afterwards (every turn settled)."""
+async def _settled(
+    stack: Stack, urls: list[str], tokens: list[str], turns: int, concurrency: int, fake_pid: int
+) -> dict[str, Any]:
+    """Turns per second through `urls`, checked against the ledger afterwards (every turn settled), and the
+    CPU each process spent per turn."""
     import psycopg
 
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         before = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
     targets = [(url, {"authorization": f"Bearer {token}"}) for url in urls for token in tokens]
+    groups = {
+        "replicas": stack.pids(),
+        "postgresql": stack.postgres_pids(),
+        "fake": [fake_pid],
+        "client": [os.getpid()],
+    }
+    cpu_before = {name: _cpu(pids) for name, pids in groups.items()}
     rate = await _turns_per_second(targets, turns, concurrency)
+    groups["postgresql"] = stack.postgres_pids()  # backends the pool opened meanwhile (their whole CPU)
+    cpu = {name: (_cpu(pids) - cpu_before.get(name, 0.0)) / turns * 1000 for name, pids in groups.items()}
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         after = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
         held = conn.execute("SELECT count(*) FROM turns WHERE status = 'reserved'").fetchone()
@@ -307,27 +411,48 @@ async def _settled(stack: Stack, urls: list[str], tokens: list[str], turns: int,
     settled = after[0] - before[0]
     if settled < turns or held[0]:
         raise RuntimeError(f"only {settled} of {turns} turns settled ({held[0]} still reserved)")
-    return rate
+    return {"rate": rate, "cpu_ms": cpu}
 
 
-async def _run(args: argparse.Namespace, upstream: str, stack: Stack) -> dict[str, Any]:
+async def _direct(upstream: str, turns: int, concurrency: int, fake_pid: int) -> dict[str, Any]:
+    groups = {"fake": [fake_pid], "client": [os.getpid()]}
+    cpu_before = {name: _cpu(pids) for name, pids in groups.items()}
+    rate = await _turns_per_second([(upstream, {"x-api-key": BENCH_KEY})], turns, concurrency)
+    cpu = {name: (_cpu(pids) - cpu_before[name]) / turns * 1000 for name, pids in groups.items()}
+    return {"rate": rate, "cpu_ms": cpu}
+
+
+async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: Stack) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     # Many accounts, as real traffic has: one account's turns serialize on its balance row by design.
     tokens = await stack.accounts(200)
 
     # Turns per second: the fake alone, then one replica, then two.
-    direct = [(upstream, {"x-api-key": BENCH_KEY})]
-    figures["direct_turns_per_s"] = await _turns_per_second(direct, args.turns, args.concurrency)
+    direct = await _direct(upstream, args.turns, args.concurrency, fake_pid)
     urls = stack.start_replicas(1)
-    figures["one_replica_turns_per_s"] = await _settled(stack, urls, tokens, args.turns, args.concurrency)
+    one = await _settled(stack, urls, tokens, args.turns, args.concurrency, fake_pid)
     urls = stack.start_replicas(2)
     await asyncio.sleep(1)
     figures["idle_rss_mb"] = [rss_mb(pid) for pid in stack.pids()]
-    figures["two_replicas_turns_per_s"] = await _settled(stack, urls, tokens, args.turns, args.concurrency)
+    two = await _settled(stack, urls, tokens, args.turns, args.concurrency, fake_pid)
+    print(
+        f"turns/s: fake alone {direct['rate']:,.0f}, one replica {one['rate']:,.0f}, two {two['rate']:,.0f}",
+        file=sys.stderr,
+    )
+    figures.update(
+        direct_turns_per_s=direct["rate"],
+        direct_cpu_ms=direct["cpu_ms"],
+        one_replica_turns_per_s=one["rate"],
+        one_replica_cpu_ms=one["cpu_ms"],
+        two_replicas_turns_per_s=two["rate"],
+        two_replicas_cpu_ms=two["cpu_ms"],
+    )
 
     # Time to first token: direct, then through the two replicas (background streams from 20 accounts).
     direct_clients = [_sdk(upstream, None) for _ in range(2)]
-    baseline = await _ttft(direct, direct_clients, args.streams, args.probes, [])
+    baseline = await _ttft(
+        [(upstream, {"x-api-key": BENCH_KEY})], direct_clients, args.streams, args.probes, []
+    )
     gateway_clients = [_sdk(url, tokens[0]) for url in urls]
     background = [(url, {"authorization": f"Bearer {token}"}) for url in urls for token in tokens[1:21]]
     through = await _ttft(background, gateway_clients, args.streams, args.probes, stack.pids())
@@ -340,7 +465,10 @@ async def _run(args: argparse.Namespace, upstream: str, stack: Stack) -> dict[st
         ttft_gateway_p99_ms=through["p99_ms"],
         ttft_added_p50_ms=through["p50_ms"] - baseline["p50_ms"],
         ttft_added_p99_ms=through["p99_ms"] - baseline["p99_ms"],
+        ttft_refused=baseline["refused"] + through["refused"],
+        background_refused=baseline["background_refused"] + through["background_refused"],
         concurrent_streams=min(baseline["concurrent"], through["concurrent"]),
+        concurrent_streams_mean=min(baseline["concurrent_mean"], through["concurrent_mean"]),
         load_rss_mb=through["peak_rss_mb"],
     )
     return figures
@@ -351,37 +479,62 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--streams", type=int, default=200, help="background streams during the TTFT probes")
-    parser.add_argument("--probes", type=int, default=50, help="timed probe turns per side")
-    parser.add_argument("--turns", type=int, default=1500, help="turns per throughput measurement")
+    parser.add_argument("--probes", type=int, default=60, help="timed probe turns per side")
+    parser.add_argument("--turns", type=int, default=2000, help="turns per throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
     args = parser.parse_args(argv)
+    load_before = _loadavg()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
         with ExternalFake() as fake:
             stack = Stack(fake.base_url, root)
             try:
-                figures = asyncio.run(_run(args, fake.base_url, stack))
+                figures = asyncio.run(_run(args, fake.base_url, fake.proc.pid, stack))
             finally:
                 stack.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    figures["load_average"] = [load_before, _loadavg()]
     _report(figures)
     return figures
 
 
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def ttft_met(f: dict[str, Any]) -> bool:
+    refused = f["ttft_refused"] or f["background_refused"]
+    return f["ttft_added_p50_ms"] <= 3 and f["ttft_added_p99_ms"] <= 15 and not refused
+
+
+def _cpu_text(cpu: dict[str, float]) -> str:
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+    return f"CPU ms per turn: {parts} (sum {sum(cpu.values()):.2f})"
+
+
 def _report(f: dict[str, Any]) -> None:
+    print(f"Load average before and after: {f['load_average'][0]} / {f['load_average'][1]}")
     print(
-        f"TTFT under {f['concurrent_streams']} concurrent streams: "
-        f"gateway p50 {f['ttft_gateway_p50_ms']:.2f} ms, "
+        f"TTFT under {f['concurrent_streams']} concurrent streams at least (mean "
+        f"{f['concurrent_streams_mean']:.0f}): gateway p50 {f['ttft_gateway_p50_ms']:.2f} ms, "
         f"p99 {f['ttft_gateway_p99_ms']:.2f} ms; SDK direct p50 {f['ttft_direct_p50_ms']:.2f} ms, "
         f"p99 {f['ttft_direct_p99_ms']:.2f} ms; added p50 {f['ttft_added_p50_ms']:+.2f} ms "
-        f"(target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms (target ≤ 15)"
+        f"(target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms (target ≤ 15): {verdict(ttft_met(f))}"
     )
+    if f["background_refused"]:
+        print(f"  {f['background_refused']} background streams got an error and stopped")
+    if f["ttft_refused"]:
+        print(f"  {len(f['ttft_refused'])} probes got an error, not an answer: {f['ttft_refused'][:3]}")
     print(
-        f"Settled turns/s: one replica {f['one_replica_turns_per_s']:,.0f}, two replicas "
-        f"{f['two_replicas_turns_per_s']:,.0f} (target ≥ 1,000); the fake API alone "
-        f"{f['direct_turns_per_s']:,.0f}"
+        f"Settled turns/s: two replicas {f['two_replicas_turns_per_s']:,.0f} (target ≥ 1,000: "
+        f"{verdict(f['two_replicas_turns_per_s'] >= 1000)}), "
+        f"one replica {f['one_replica_turns_per_s']:,.0f}; "
+        f"the fake API alone {f['direct_turns_per_s']:,.0f}"
     )
+    print(f"  two replicas: {_cpu_text(f['two_replicas_cpu_ms'])}")
+    print(f"  one replica: {_cpu_text(f['one_replica_cpu_ms'])}")
+    print(f"  fake alone: {_cpu_text(f['direct_cpu_ms'])}")
     idle = ", ".join(f"{mb:.0f}" for mb in f["idle_rss_mb"])
     load = ", ".join(f"{mb:.0f}" for mb in f["load_rss_mb"])
     print(f"RSS per replica: idle {idle} MB; under {f['concurrent_streams']} streams {load} MB")

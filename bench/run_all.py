@@ -166,7 +166,11 @@ def gateway_rows(f: dict[str, Any]) -> list[Row]:
             f"(through it p50 {f['ttft_gateway_p50_ms']:.1f}, p99 {f['ttft_gateway_p99_ms']:.1f})",
             f"SDK direct p50 {f['ttft_direct_p50_ms']:.1f} ms, p99 {f['ttft_direct_p99_ms']:.1f}",
             "p50 ≤ +3 ms, p99 ≤ +15 ms",
-            verdict(f["ttft_added_p50_ms"] <= 3 and f["ttft_added_p99_ms"] <= 15),
+            verdict(
+                f["ttft_added_p50_ms"] <= 3
+                and f["ttft_added_p99_ms"] <= 15
+                and not (f["ttft_refused"] or f["background_refused"])
+            ),
         ),
         (
             "Gateway: settled turns / s",

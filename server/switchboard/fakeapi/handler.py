@@ -17,6 +17,7 @@ from switchboard.fakeapi.records import RecordedRequest
 from switchboard.fakeapi.transport import parse_json, read_body, send_json
 
 Route = Callable[[Exchange], None]
+IDLE_CONNECTION_SECONDS = 60.0
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/messages"): endpoints.messages,
     ("POST", "/v1/messages/count_tokens"): endpoints.count_tokens,
@@ -30,6 +31,12 @@ ROUTES: dict[tuple[str, str], Route] = {
 class FakeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeAnthropic/1.0"
+    # A kept-alive connection left idle this long is closed (and its thread ends). Clients' pools drop idle
+    # connections sooner (httpx: 5 s), so they never send on one the fake is closing.
+    timeout = IDLE_CONNECTION_SECONDS
+    # Headers, body and each event are separate writes: with Nagle's algorithm on, a write that follows
+    # another waits for the client's delayed ACK (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -1,5 +1,8 @@
 """Low-level HTTP I/O on a request handler: request bodies, JSON responses, chunked SSE streams, and
-abrupt closes. Every response carries `Connection: close`, so no thread idles on a kept-alive socket."""
+abrupt closes.
+
+Connections are kept alive (HTTP/1.1's default), as Anthropic's are: a client's pool reuses them, so a turn
+does not pay a TCP connection and a new thread. A client that sends `Connection: close` gets it closed."""
 
 from __future__ import annotations
 
@@ -42,11 +45,9 @@ def send_bytes(
         handler.send_header(name, value)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
-    handler.send_header("Connection", "close")
     handler.end_headers()
     handler.wfile.write(body)
     handler.wfile.flush()
-    handler.close_connection = True
 
 
 def send_json(
@@ -78,9 +79,7 @@ class ChunkedStream:
         handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
         handler.send_header("Cache-Control", "no-cache")
         handler.send_header("Transfer-Encoding", "chunked")
-        handler.send_header("Connection", "close")
         handler.end_headers()
-        handler.close_connection = True
 
     def send(self, data: bytes) -> None:
         self._handler.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))

@@ -23,9 +23,11 @@ from .errors import error_body
 from .ledger import Outcome, Reservation, Settlement
 from .metering import StreamMeter
 from .service import Gateway
-from .sse import MalformedEvent, encode_json, events
+from .sse import MalformedEvent, encode_json, event_batches
 
 log = logging.getLogger("switchboard.gateway")
+# The events that end a turn: settled before they are passed on.
+_SETTLING_EVENTS = frozenset({"message_delta", "message_stop", "error"})
 
 
 class ClientGone(Exception):
@@ -77,23 +79,34 @@ class TurnStream(Response):
                 raise ClientGone() from None
 
         try:
-            async for event in events(self.upstream.aiter_raw()):
-                data = event.json()
-                self.meter.observe(event.name, data)
-                if event.name == "message_delta":
-                    data["switchboard"] = await self._settle(Outcome("complete", self.meter.usage()))
-                    await forward(encode_json("message_delta", data))
-                elif event.name == "message_stop":
-                    if self.settlement is None:
-                        await self._settle(Outcome("complete", self.meter.usage()))
-                    await forward(event.encode())
-                    return
-                elif event.name == "error":
-                    data["switchboard"] = await self._settle_unfinished("the upstream sent an error event")
-                    await forward(self.gateway.upstream.redact(encode_json("error", data)))
-                    return
-                else:
-                    await forward(event.encode())
+            async for batch in event_batches(self.upstream.aiter_raw()):
+                # Events passed on as they came, in one write per upstream read; only the turn's last events
+                # wait for (and carry) its settlement.
+                passing: list[bytes] = []
+                for event in batch:
+                    data = event.json()
+                    self.meter.observe(event.name, data)
+                    if event.name not in _SETTLING_EVENTS:
+                        passing.append(event.encode())
+                        continue
+                    if passing:
+                        await forward(b"".join(passing))
+                        passing = []
+                    if event.name == "message_delta":
+                        data["switchboard"] = await self._settle(Outcome("complete", self.meter.usage()))
+                        await forward(encode_json("message_delta", data))
+                    elif event.name == "message_stop":
+                        if self.settlement is None:
+                            await self._settle(Outcome("complete", self.meter.usage()))
+                        await forward(event.encode())
+                        return
+                    else:
+                        reason = "the upstream sent an error event"
+                        data["switchboard"] = await self._settle_unfinished(reason)
+                        await forward(self.gateway.upstream.redact(encode_json("error", data)))
+                        return
+                if passing:
+                    await forward(b"".join(passing))
             await self._fail(send, "the upstream stream ended before message_stop")
         except (httpx2.TransportError, MalformedEvent) as error:
             await self._fail(send, f"the upstream stream broke ({type(error).__name__})")

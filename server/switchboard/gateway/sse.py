@@ -1,4 +1,7 @@
-"""Server-sent events from the upstream byte stream, one whole event at a time, as they arrive."""
+"""Server-sent events from the upstream byte stream, whole events as they arrive.
+
+Each event keeps its bytes as they came, so the relay passes on what it does not change without
+re-encoding it, and all the events of one upstream read in one write."""
 
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ class MalformedEvent(ValueError):
     """An event whose data is not a JSON object."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     name: str
     data: str
+    raw: bytes  # the event on the wire (line ends normalised to \n), its blank line included
 
     def json(self) -> dict[str, Any]:
         try:
@@ -27,7 +31,8 @@ class Event:
         return value
 
     def encode(self) -> bytes:
-        return encode(self.name, self.data)
+        """The event to pass on: as it came, unless it lacked the `event:` line anthropic 2.x needs."""
+        return self.raw if self.raw.startswith(b"event:") else encode(self.name, self.data)
 
 
 def encode(name: str, data: str) -> bytes:
@@ -39,21 +44,24 @@ def encode_json(name: str, data: dict[str, Any]) -> bytes:
     return encode(name, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
 
 
-async def events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Event]:
-    """Parse SSE from `chunks`; an event is yielded as soon as its blank line arrives."""
+async def event_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Event]]:
+    """Parse SSE from `chunks`: the events each chunk completes, as soon as it arrives (never empty)."""
     buffer = b""
     async for chunk in chunks:
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            event = _parse(block.decode("utf-8", errors="replace"))
-            if event is not None:
-                yield event
+        buffer += chunk
+        if b"\r" in buffer:  # CRLF line ends (a pair may straddle two reads, hence the whole buffer)
+            buffer = buffer.replace(b"\r\n", b"\n")
+        if b"\n\n" not in buffer:
+            continue
+        *blocks, buffer = buffer.split(b"\n\n")
+        batch = [event for block in blocks if (event := _parse(block)) is not None]
+        if batch:
+            yield batch
 
 
-def _parse(block: str) -> Event | None:
+def _parse(block: bytes) -> Event | None:
     name, data = "message", []
-    for line in block.split("\n"):
+    for line in block.decode("utf-8", errors="replace").split("\n"):
         if line.startswith(":"):
             continue
         field, _, value = line.partition(":")
@@ -64,4 +72,4 @@ def _parse(block: str) -> Event | None:
             data.append(value)
     if not data:
         return None
-    return Event(name, "\n".join(data))
+    return Event(name, "\n".join(data), block + b"\n\n")

@@ -1,0 +1,54 @@
+"""The relay's SSE splitting: events come out whole, as they came, however the upstream bytes are cut."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from switchboard.gateway.sse import Event, event_batches
+
+STREAM = (
+    b'event: message_start\ndata: {"type":"message_start"}\n\n'
+    b": a comment\n\n"
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"h\xc3\xa9"}}\n\n'
+    b'event: ping\ndata: {"type": "ping"}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def _events(data: bytes, size: int) -> list[list[Event]]:
+    return [batch async for batch in event_batches(_chunks(data, size))]
+
+
+async def test_events_pass_on_byte_for_byte_however_the_stream_is_cut() -> None:
+    whole = await _events(STREAM, len(STREAM))
+    assert len(whole) == 1, "one upstream read, one batch (one write to the client)"
+    names = [event.name for event in whole[0]]
+    assert names == ["message_start", "content_block_delta", "ping", "message_stop"]
+    expected = b"".join(event.encode() for event in whole[0])
+    assert expected == STREAM.replace(b": a comment\n\n", b"")
+    assert whole[0][1].json()["delta"]["text"] == "hé"
+    for size in (1, 2, 7, 50):
+        batches = await _events(STREAM, size)
+        assert all(batches), "no empty batch is yielded"
+        events = [event for batch in batches for event in batch]
+        assert [event.name for event in events] == names
+        assert b"".join(event.encode() for event in events) == expected
+
+
+async def test_crlf_line_ends_are_normalised_and_a_missing_event_line_is_added() -> None:
+    crlf = b'event: ping\r\ndata: {"type":"ping"}\r\n\r\ndata: {"type":"x"}\r\n\r\n'
+    for size in (1, 5, 12, 13, len(crlf)):  # 12 and 13 cut a CR from its LF
+        events = [event for batch in await _events(crlf, size) for event in batch]
+        assert [event.encode() for event in events] == [
+            b'event: ping\ndata: {"type":"ping"}\n\n',
+            b'event: message\ndata: {"type":"x"}\n\n',
+        ]
+
+
+async def test_an_unfinished_event_is_not_yielded() -> None:
+    assert await _events(b'event: ping\ndata: {"type":"ping"}\n', 4) == []
