@@ -376,7 +376,7 @@ class AccountFeature(Feature):
 
         session = self._session
         if session is None:
-            raise errors.no_gateway()
+            raise errors.no_gateway(self.services.settings.gateway_url_refused)
         if session.signed_in:
             await session.sign_out()
         try:

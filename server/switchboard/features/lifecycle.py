@@ -86,6 +86,9 @@ class LifecycleFeature(Feature):
         if self._installed is not None:
             self._installed.chat.warm_up()
             self._installed.account.schedule_rollover()
+        if (refused := self.services.settings.gateway_url_refused) is not None:
+            log.warning("%s", refused)
+            self.editor.show_message(refused, lsp.MessageType.Error)
 
     def on_shutdown(self, _params: Any) -> None:
         if self._installed is not None:
