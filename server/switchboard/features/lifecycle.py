@@ -90,7 +90,11 @@ class LifecycleFeature(Feature):
             log.warning("%s", refused)
             self.editor.show_message(refused, lsp.MessageType.Error)
 
-    def on_shutdown(self, _params: Any) -> None:
+    async def on_shutdown(self, _params: Any) -> None:
         if self._installed is not None:
             self._installed.account.close()
         self.services.close()
+        try:
+            await self.services.upstream.aclose()
+        except Exception:  # a close that fails must not keep the editor from shutting us down
+            log.exception("Could not close the HTTP clients")

@@ -68,6 +68,12 @@ class GatewayProvider:
             )
         return client.with_options(auth_token=access_token)
 
+    async def close(self) -> None:
+        """Closes the SDK's connections to the gateway (at shutdown)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
     async def stream(self, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks) -> None:
         try:
             access_token = await self._session.access_token()

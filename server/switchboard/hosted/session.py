@@ -206,7 +206,11 @@ class GatewaySession:
             log.warning("Could not revoke the session at the gateway: %s", error)
 
     async def close(self) -> None:
+        """At shutdown: no more refreshes, and the HTTP client's connections closed. The tokens stay
+        valid (the client keeps the refresh token for the next start)."""
         self._cancel_timer()
+        if self._refreshing is not None:
+            self._refreshing.cancel()
         await self._http.close()
 
     # --- refreshing ---------------------------------------------------------------------------------

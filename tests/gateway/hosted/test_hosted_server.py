@@ -3,7 +3,9 @@ PostgreSQL, the fake Anthropic API behind it, and a person approving the device 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -402,3 +404,53 @@ def assert_tokens_only_where_allowed(server: RawServer, refresh_tokens: list[str
         assert token not in stderr, "a token in the server's stderr"
         for path in files:
             assert token.encode() not in path.read_bytes(), f"a token in {path}"
+
+
+def connections_to(pid: int, port: int) -> int:
+    """How many of process `pid`'s TCP sockets are connected to `port` on this machine (from /proc)."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+async def test_shutdown_closes_the_gateway_connections_and_exits_promptly(
+    hosted: HostedGateway,
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+) -> None:
+    """After a session that used both of the server's HTTP clients to the gateway (the session's, for
+    sign-in and usage, and the SDK's, for chat), keep-alive connections stay open; `shutdown` closes them
+    (before `exit`), and `exit` ends the process at once, with nothing on stderr about open resources."""
+    person = await people.create("pro")
+    port = int(hosted.url.rsplit(":", 1)[1])
+    server = start({**ls_env, "PYTHONDEVMODE": "1"}, workspace)
+    try:
+        resume(server, hosted.refresh_token_for(person.email))
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
+        server.result("switchboard/usage", {})
+        assert connections_to(server.proc.pid, port) >= 2  # the control: both clients keep theirs open
+        assert "result" in server.call("shutdown", None)
+        assert connections_to(server.proc.pid, port) == 0
+        began = time.monotonic()
+        server.send({"jsonrpc": "2.0", "method": "exit"})
+        code = server.proc.wait(timeout=15)
+        took = time.monotonic() - began
+    finally:
+        server.close()
+    stderr = server.stderr.decode(errors="replace")
+    assert code == 0, stderr
+    assert "unclosed" not in stderr.lower() and "ResourceWarning" not in stderr, stderr
+    assert took < 5, f"exit took {took:.1f}s"
