@@ -28,6 +28,7 @@ from .signin.housekeeping import sweep_forever
 from .signin.pages import account_page, device_page
 from .signin.proxies import trusted_proxy_middleware
 from .tokens import TokenAuthority
+from .turn_charge import TURN_PATH, turn_charge_endpoint
 from .upstream import Upstream
 from .usage import overage_endpoint, usage_endpoint
 
@@ -83,6 +84,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route("/v1/messages", create_message, methods=["POST"]),
         Route("/v1/switchboard/usage", usage_endpoint, methods=["GET"]),
         Route("/v1/switchboard/overage", overage_endpoint, methods=["POST"]),
+        Route(TURN_PATH, turn_charge_endpoint, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         Route(oauth.METADATA_PATH, oauth.metadata, methods=["GET"]),
         Route(oauth.DEVICE_AUTHORIZATION_PATH, oauth.device_authorization, methods=["POST"]),
