@@ -95,8 +95,9 @@ class Gateway:
 
     # --- before forwarding ---------------------------------------------------------------------------
 
-    async def authenticate(self, request: Request) -> Account:
-        """The active account behind the request's bearer token; raises a 401 refusal."""
+    async def authenticate(self, request: Request, scope: str = "chat") -> Account:
+        """The active account behind the request's bearer token, which must carry `scope`; raises a 401
+        refusal (or 403 `insufficient_scope`, RFC 6750 §3.1)."""
         token = bearer_token(request)
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
@@ -104,6 +105,14 @@ class Gateway:
             entitlement = self.authority.verify(token)
         except TokenRefused as refused:
             raise unauthenticated(str(refused)) from None
+        if scope not in self.authority.scopes(token):
+            raise GatewayRefusal(
+                403,
+                "permission_error",
+                f"This sign-in was not granted the {scope} scope: sign in again asking for it.",
+                details={"error": "insufficient_scope", "scope": scope},
+                headers={"www-authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
         async with self.pool.connection() as conn:
             account = await get_account(conn, entitlement.account_key)
         if account is None or not account.active:

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement
@@ -21,6 +22,8 @@ from switchboard.plans.signing import public_jwk, read_private_key, sign_entitle
 from switchboard.plans.trust import TrustedKeys, parse_jwks
 
 from .config import ConfigError, GatewaySettings
+
+ALL_SCOPES = "chat billing"  # signin/scopes.py defines them
 
 
 class TokenRefused(Exception):
@@ -42,9 +45,18 @@ class TokenAuthority:
         """The public keys, every one bound to this issuer."""
         return {"keys": [public_jwk(key.public_key(), iss=self.issuer) for key in self.signing_keys]}
 
-    def issue(self, account_id: str, plan: str, *, now: datetime | None = None) -> str:
+    def issue(
+        self, account_id: str, plan: str, *, scope: str = ALL_SCOPES, now: datetime | None = None
+    ) -> str:
+        """An access token for `account_id` on `plan`, allowed `scope` (space-separated, RFC 8693 §4.2)."""
         return sign_entitlement(
-            self.signing_keys[0], plan=plan, sub=account_id, iss=self.issuer, lifetime=self.lifetime, now=now
+            self.signing_keys[0],
+            plan=plan,
+            sub=account_id,
+            iss=self.issuer,
+            lifetime=self.lifetime,
+            now=now,
+            extra_claims={"scope": scope},
         )
 
     @cached_property
@@ -58,6 +70,14 @@ class TokenAuthority:
             return check_entitlement(token, self._trusted, now=now)
         except EntitlementRefused as refused:
             raise TokenRefused(str(refused).replace("Entitlement", "Access token", 1)) from None
+
+    @staticmethod
+    def scopes(token: str) -> frozenset[str]:
+        """The scopes of a token `verify` accepted (its signature is checked there, not again here). A
+        token from before scopes existed (no claim; it lives 15 minutes at most) could do everything."""
+        claims = jwt.decode(token, options={"verify_signature": False})
+        scope = claims.get("scope", ALL_SCOPES)
+        return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
 
 
 def _load_key(path: Path) -> Ed25519PrivateKey:

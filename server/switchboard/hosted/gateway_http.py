@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TIMEOUT_SECONDS = 15.0
+# What the language server does with a sign-in: chat (and read usage), and change overage (docs/gateway.md).
+SCOPE = "chat billing"
 
 
 class GatewayUnreachable(Exception):
@@ -107,7 +109,8 @@ class GatewayHttp:
     # --- OAuth ----------------------------------------------------------------------------------------
 
     async def device_code(self, endpoints: Endpoints, client_id: str) -> DeviceCode:
-        answer = await self._oauth(endpoints.device_authorization, {"client_id": client_id})
+        form = {"client_id": client_id, "scope": SCOPE}
+        answer = await self._oauth(endpoints.device_authorization, form)
         try:
             return DeviceCode(
                 device_code=_text(answer, "device_code"),
