@@ -19,7 +19,10 @@ from gateway.signin.signin_support import (
     csrf_token,
     new_address,
 )
+from switchboard.gateway.config import RateLimits
 from switchboard.gateway.signin.codes import digest
+
+DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
 
 COOKIE = "switchboard_session"
 
@@ -173,3 +176,33 @@ async def test_signing_the_browser_out_ends_the_session(proxied: Replica, people
         "SELECT ended_at IS NOT NULL AS ended FROM browser_sessions WHERE account_id = %s", (person.id,)
     )
     assert ended == [{"ended": True}]
+
+
+async def test_account_sign_in_shares_the_device_pages_password_lock(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """Wrong passwords on /account and on /device count toward one lock per account: a guesser cannot get
+    twice the tries by switching pages, and once locked, the right password is refused on both."""
+    person = await people.create("pro")
+    started = OAuthClient(proxied.url).start()
+    limit = DEFAULTS.password_failures_per_account
+    for attempt in range(limit):
+        if attempt % 2:
+            with Browser(proxied.url) as device_page:
+                assert (
+                    device_page.submit(started["user_code"], person.email, f"guess-{attempt}").status_code
+                    == 401
+                )
+        else:
+            browser = AccountBrowser(proxied.url)  # a new address every time
+            try:
+                assert browser.sign_in(person.email, f"guess-{attempt}").status_code == 401
+            finally:
+                browser.close()
+    browser = AccountBrowser(proxied.url)
+    try:
+        locked = browser.sign_in(person.email)
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+        assert COOKIE not in browser.http.cookies
+    finally:
+        browser.close()
