@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -25,10 +27,45 @@ def _int_env(name: str, default: int) -> int:
         return default
 
 
-def _gateway_url(value: str) -> str | None:
-    """The gateway's base URL, without a trailing slash; empty (or not http/https) means none."""
+GATEWAY_ENV = "SWITCHBOARD_GATEWAY_URL"
+
+
+def gateway_url_problem(value: str) -> str | None:
+    """Why `value` cannot be the gateway's URL, or None when it can.
+
+    Tokens and passwords travel to it, so it must be https; plain http is allowed only to this machine
+    (127.0.0.0/8, ::1, localhost), where nothing crosses a network."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return f"Switchboard Cloud's URL {value!r} is not a URL."
+    if parts.scheme not in ("https", "http") or not host:
+        return f"Switchboard Cloud's URL {value!r} is not an https:// URL."
+    if parts.scheme == "http" and not _is_loopback(host):
+        return (
+            f"Refused Switchboard Cloud's URL {value!r}: sign-in tokens would cross the network unencrypted. "
+            "Use its https:// URL (plain http:// is allowed only for localhost, 127.0.0.0/8 and ::1)."
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _gateway_url(value: str) -> tuple[str | None, str | None]:
+    """The gateway's base URL without a trailing slash (or None), and why a URL given was refused."""
     value = value.strip().rstrip("/")
-    return value if value.startswith(("https://", "http://")) else None
+    if not value:
+        return None, None
+    problem = gateway_url_problem(value)
+    return (None, problem) if problem else (value, None)
 
 
 @dataclass(frozen=True)
@@ -44,10 +81,13 @@ class Settings:
     prompt_cache: bool = True
     # Switchboard Cloud's base URL (hosted mode, docs/gateway.md); None: no gateway configured.
     gateway_url: str | None = None
+    # Why the configured gateway URL was refused (not https and not loopback); None when it was not.
+    gateway_url_refused: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
         home = os.environ.get("SWITCHBOARD_HOME") or platformdirs.user_data_dir(APP_NAME, appauthor=False)
+        gateway_url, gateway_url_refused = _gateway_url(os.environ.get(GATEWAY_ENV, ""))
         return cls(
             state_dir=Path(home).expanduser().resolve(),
             api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
@@ -56,7 +96,8 @@ class Settings:
             max_retries=_int_env("SWITCHBOARD_MAX_RETRIES", 2),
             max_output_tokens=_int_env("SWITCHBOARD_MAX_OUTPUT_TOKENS", 8192),
             prompt_cache=os.environ.get("SWITCHBOARD_PROMPT_CACHE", "1") != "0",
-            gateway_url=_gateway_url(os.environ.get("SWITCHBOARD_GATEWAY_URL", "")),
+            gateway_url=gateway_url,
+            gateway_url_refused=gateway_url_refused,
         )
 
     @property

@@ -80,6 +80,7 @@ class AccountFeature(Feature):
         self.on_plan_change: list[Callable[[], None]] = []
         self._publishing: asyncio.Future[UsageReport] | None = None
         self._gateway_report: UsageReport | None = None  # the gateway's last figures (signed in)
+        self._background: set[asyncio.Future[None]] = set()
         if (session := self._session) is not None:
             session.on_credentials.append(self._credentials_changed)
 
@@ -285,9 +286,11 @@ class AccountFeature(Feature):
         credits: float | None,
         model_id: str,
         routed_model: ConcreteModelId | None,
+        publish: bool = True,
     ) -> None:
         """A signed-in turn: the gateway charged it. The local ledger only notes that it did (so a crash
-        reconciliation never charges it locally), and the figures are fetched from the gateway."""
+        reconciliation never charges it locally), and the figures are fetched from the gateway (unless
+        `publish` is False: `settle_cut_turn` fetches them once the gateway has settled the turn)."""
         note = (
             f"charged by Switchboard Cloud: {credits} credits"
             if credits is not None
@@ -299,7 +302,33 @@ class AccountFeature(Feature):
             )
         except Exception:
             log.exception("Could not note turn %s in the local ledger", turn_id)
-        await self.publish(entitlement)
+        if publish:
+            await self.publish(entitlement)
+
+    def settle_cut_turn(self, turn_id: str, on_charge: Callable[[float], None]) -> None:
+        """A signed-in turn the user stopped: its stream ended before the gateway's charge arrived. In the
+        background (the cancel is answered at once), waits for the gateway to settle the turn, hands its
+        figure to `on_charge` (the stored turn), then sends usageChanged with the gateway's totals."""
+        task = asyncio.ensure_future(self._settle_cut_turn(turn_id, on_charge))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _settle_cut_turn(self, turn_id: str, on_charge: Callable[[float], None]) -> None:
+        from switchboard.hosted.provider import parse_charge
+
+        session = self._session
+        if session is None:
+            return
+        try:
+            settled = await session.settled_charge(turn_id)
+            charge = parse_charge({"switchboard": settled}) if settled is not None else None
+            if charge is None:
+                log.warning("Switchboard Cloud has not settled stopped turn %s yet", turn_id)
+            else:
+                on_charge(charge.credits)
+            await self.publish()
+        except Exception as error:  # the next usage fetch shows the gateway's figures anyway
+            log.warning("Could not fetch the charge of stopped turn %s: %s", turn_id, error)
 
     async def _after_charge(self, entitlement: Entitlement, result: ChargeResult) -> None:
         for alert in result.alerts:
@@ -323,15 +352,16 @@ class AccountFeature(Feature):
                 report = await self._hosted_report()
             else:
                 report.account_info = info
-        return self._with_auto_for_you(report, workspace)
+        return await self._with_auto_for_you(report, workspace)
 
     # --- requests ----------------------------------------------------------------------------------
 
     async def usage(self, params: UsageParams) -> UsageReport:
         return await self._report(workspace=params.workspace_uri)
 
-    def _with_auto_for_you(self, report: UsageReport, workspace: str | None) -> UsageReport:
-        """The report plus "Auto for you" for `workspace` (default: the editor's first folder)."""
+    async def _with_auto_for_you(self, report: UsageReport, workspace: str | None) -> UsageReport:
+        """The report plus "Auto for you" for `workspace` (default: the editor's first folder), read off
+        the event loop (SQLite may wait for another window's write lock)."""
         workspace = workspace or self.editor.default_workspace()
         if self._learning is None or workspace is None:
             return report
@@ -339,7 +369,7 @@ class AccountFeature(Feature):
         start = report.period_start
         since = start.replace("Z", ".000Z") if "." not in start else start
         try:
-            auto = self._learning.month(workspace, since)
+            auto = await asyncio.to_thread(self._learning.month, workspace, since)
         except sqlite3.Error:  # the credits do not depend on the conversation store: report them anyway
             log.exception("Could not read Auto's figures for the usage report")
             return report
@@ -376,7 +406,7 @@ class AccountFeature(Feature):
 
         session = self._session
         if session is None:
-            raise errors.no_gateway()
+            raise errors.no_gateway(self.services.settings.gateway_url_refused)
         if session.signed_in:
             await session.sign_out()
         try:
@@ -440,3 +470,5 @@ class AccountFeature(Feature):
     def close(self) -> None:
         if self._rollover is not None:
             self._rollover.cancel()
+        for task in self._background:
+            task.cancel()

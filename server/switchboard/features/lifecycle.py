@@ -86,8 +86,15 @@ class LifecycleFeature(Feature):
         if self._installed is not None:
             self._installed.chat.warm_up()
             self._installed.account.schedule_rollover()
+        if (refused := self.services.settings.gateway_url_refused) is not None:
+            log.warning("%s", refused)
+            self.editor.show_message(refused, lsp.MessageType.Error)
 
-    def on_shutdown(self, _params: Any) -> None:
+    async def on_shutdown(self, _params: Any) -> None:
         if self._installed is not None:
             self._installed.account.close()
         self.services.close()
+        try:
+            await self.services.upstream.aclose()
+        except Exception:  # a close that fails must not keep the editor from shutting us down
+            log.exception("Could not close the HTTP clients")

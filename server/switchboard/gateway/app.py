@@ -26,10 +26,12 @@ from .messages import create_message
 from .reaper import reap_forever
 from .service import Gateway
 from .signin import endpoints as oauth
+from .signin.account_pages import account_page
 from .signin.housekeeping import sweep_forever
-from .signin.pages import account_page, device_page
+from .signin.pages import device_page
 from .signin.proxies import trusted_proxy_middleware
 from .tokens import TokenAuthority
+from .turn_charge import TURN_PATH, turn_charge_endpoint
 from .upstream import Upstream
 from .usage import overage_endpoint, usage_endpoint
 
@@ -91,13 +93,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route("/v1/messages", create_message, methods=["POST"]),
         Route("/v1/switchboard/usage", usage_endpoint, methods=["GET"]),
         Route("/v1/switchboard/overage", overage_endpoint, methods=["POST"]),
+        Route(TURN_PATH, turn_charge_endpoint, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         Route(oauth.METADATA_PATH, oauth.metadata, methods=["GET"]),
         Route(oauth.DEVICE_AUTHORIZATION_PATH, oauth.device_authorization, methods=["POST"]),
         Route(oauth.TOKEN_PATH, oauth.token, methods=["POST"]),
         Route(oauth.REVOCATION_PATH, oauth.revoke, methods=["POST"]),
         Route(oauth.DEVICE_PAGE_PATH, device_page, methods=["GET", "POST"]),
-        Route(oauth.ACCOUNT_PAGE_PATH, account_page, methods=["GET"]),
+        Route(oauth.ACCOUNT_PAGE_PATH, account_page, methods=["GET", "POST"]),
         Route(oauth.UPGRADE_PAGE_PATH, account_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -111,24 +111,34 @@ class Gateway:
 
     # --- before forwarding ---------------------------------------------------------------------------
 
-    async def authenticate(self, request: Request) -> Account:
-        """The active account behind the request's bearer token; raises a 401 refusal."""
-        return await self._active_account(self._entitlement(request).account_key)
+    async def authenticate(self, request: Request, scope: str = "chat") -> Account:
+        """The active account behind the request's bearer token, which must carry `scope`; raises a 401
+        refusal (or 403 `insufficient_scope`, RFC 6750 §3.1)."""
+        return await self._active_account(self._entitlement(request, scope).account_key)
 
     def caller(self, request: Request) -> Caller:
-        """Who the request's bearer token says is asking (raises a 401 refusal), without a database read:
-        for a turn, whose reservation checks the account in the same call."""
-        entitlement = self._entitlement(request)
+        """Who the request's bearer token says is asking (raises a 401 refusal, or 403 without the chat
+        scope), without a database read: for a turn, whose reservation checks the account in the same call."""
+        entitlement = self._entitlement(request, "chat")
         return Caller(entitlement.account_key, entitlement.plan)
 
-    def _entitlement(self, request: Request) -> Entitlement:
+    def _entitlement(self, request: Request, scope: str) -> Entitlement:
         token = bearer_token(request)
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
         try:
-            return self.authority.verify(token)
+            entitlement = self.authority.verify(token)
         except TokenRefused as refused:
             raise unauthenticated(str(refused)) from None
+        if scope not in self.authority.scopes(token):
+            raise GatewayRefusal(
+                403,
+                "permission_error",
+                f"This sign-in was not granted the {scope} scope: sign in again asking for it.",
+                details={"error": "insufficient_scope", "scope": scope},
+                headers={"www-authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
+        return entitlement
 
     async def _active_account(self, account_id: str) -> Account:
         async with self.pool.connection() as conn:

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement
@@ -28,6 +29,8 @@ from .config import ConfigError, GatewaySettings
 # of authentication. Bounded; the oldest entries go first.
 VERIFIED_CACHE_SIZE = 4096
 
+ALL_SCOPES = "chat billing"  # signin/scopes.py defines them
+
 
 class TokenRefused(Exception):
     """The bearer token proves nothing; `str()` is the reason, safe to show (it never echoes the token)."""
@@ -41,6 +44,9 @@ class TokenAuthority:
     _verified: dict[str, Entitlement] = field(
         default_factory=dict[str, Entitlement], init=False, compare=False, repr=False
     )
+    _scopes: dict[str, frozenset[str]] = field(
+        default_factory=dict[str, frozenset[str]], init=False, compare=False, repr=False
+    )
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> TokenAuthority:
@@ -51,9 +57,18 @@ class TokenAuthority:
         """The public keys, every one bound to this issuer."""
         return {"keys": [public_jwk(key.public_key(), iss=self.issuer) for key in self.signing_keys]}
 
-    def issue(self, account_id: str, plan: str, *, now: datetime | None = None) -> str:
+    def issue(
+        self, account_id: str, plan: str, *, scope: str = ALL_SCOPES, now: datetime | None = None
+    ) -> str:
+        """An access token for `account_id` on `plan`, allowed `scope` (space-separated, RFC 8693 §4.2)."""
         return sign_entitlement(
-            self.signing_keys[0], plan=plan, sub=account_id, iss=self.issuer, lifetime=self.lifetime, now=now
+            self.signing_keys[0],
+            plan=plan,
+            sub=account_id,
+            iss=self.issuer,
+            lifetime=self.lifetime,
+            now=now,
+            extra_claims={"scope": scope},
         )
 
     @cached_property
@@ -81,6 +96,20 @@ class TokenAuthority:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = entitlement
         return entitlement
+
+    def scopes(self, token: str) -> frozenset[str]:
+        """The scopes of a token `verify` accepted (its signature is checked there, not again here). A
+        token from before scopes existed (no claim; it lives 15 minutes at most) could do everything."""
+        known = self._scopes.get(token)
+        if known is not None:
+            return known
+        claims = jwt.decode(token, options={"verify_signature": False})
+        scope = claims.get("scope", ALL_SCOPES)
+        granted = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        if len(self._scopes) >= VERIFIED_CACHE_SIZE:  # the same bound as verified tokens, the same reason
+            del self._scopes[next(iter(self._scopes))]
+        self._scopes[token] = granted
+        return granted
 
 
 def _load_key(path: Path) -> Ed25519PrivateKey:

@@ -51,7 +51,7 @@ async def usage_endpoint(request: Request) -> Response:
 async def overage_endpoint(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
-        account = await gateway.authenticate(request)
+        account = await gateway.authenticate(request, scope="billing")
         request.state.account = account.id
         params = _overage_params(await request.body())
         if params.enabled and not account.spec.overage_available:

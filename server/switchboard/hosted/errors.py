@@ -15,8 +15,9 @@ NO_GATEWAY = (
 )
 
 
-def no_gateway() -> AuthRequired:
-    return AuthRequired(NO_GATEWAY, AuthErrorData(reason="no_gateway"))
+def no_gateway(refused: str | None = None) -> AuthRequired:
+    """No gateway configured, or (`refused`: why) one whose URL this server will not send tokens to."""
+    return AuthRequired(refused or NO_GATEWAY, AuthErrorData(reason="no_gateway"))
 
 
 def sign_in_failed(failure: SignInFailed) -> SwitchboardError:

@@ -12,6 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TIMEOUT_SECONDS = 15.0
+# What the language server does with a sign-in: chat (and read usage), and change overage (docs/gateway.md).
+SCOPE = "chat billing"
 
 
 class GatewayUnreachable(Exception):
@@ -106,7 +109,8 @@ class GatewayHttp:
     # --- OAuth ----------------------------------------------------------------------------------------
 
     async def device_code(self, endpoints: Endpoints, client_id: str) -> DeviceCode:
-        answer = await self._oauth(endpoints.device_authorization, {"client_id": client_id})
+        form = {"client_id": client_id, "scope": SCOPE}
+        answer = await self._oauth(endpoints.device_authorization, form)
         try:
             return DeviceCode(
                 device_code=_text(answer, "device_code"),
@@ -141,6 +145,18 @@ class GatewayHttp:
         payload: dict[str, Any] = {"enabled": enabled, "budgetUsd": budget_usd}
         body = await self._api("POST", "/v1/switchboard/overage", access_token, payload)
         return UsageReport.model_validate(body)
+
+    async def turn_charge(self, access_token: str, turn_id: str) -> dict[str, Any] | None:
+        """The gateway's `switchboard` object for one of the account's turns; None while it has none."""
+        path = "/v1/switchboard/turns/" + quote(turn_id, safe="")
+        headers = {"Authorization": f"Bearer {access_token}"}
+        response = await self._send("GET", self.base_url + path, headers=headers)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _refusal(response)
+        block = _object(response).get("switchboard")
+        return block if isinstance(block, dict) else None
 
     # --- plumbing -------------------------------------------------------------------------------------
 

@@ -68,6 +68,12 @@ class GatewayProvider:
             )
         return client.with_options(auth_token=access_token)
 
+    async def close(self) -> None:
+        """Closes the SDK's connections to the gateway (at shutdown)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
     async def stream(self, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks) -> None:
         try:
             access_token = await self._session.access_token()
@@ -106,7 +112,7 @@ class GatewayProvider:
             async for event in stream:
                 apply_event(event, state, callbacks)
                 if event.type == "message_delta":
-                    state.charge = _charge(getattr(event, "model_extra", None) or {})
+                    state.charge = parse_charge(getattr(event, "model_extra", None) or {})
 
 
 def turn_headers(tags: TurnTags | None) -> dict[str, str]:
@@ -126,8 +132,8 @@ def turn_headers(tags: TurnTags | None) -> dict[str, str]:
     return headers
 
 
-def _charge(extra: dict[str, Any]) -> GatewayCharge | None:
-    """The gateway's `switchboard` object, when it is well formed."""
+def parse_charge(extra: dict[str, Any]) -> GatewayCharge | None:
+    """The gateway's charge from an object holding its `switchboard` object, when that is well formed."""
     block = extra.get("switchboard")
     if not isinstance(block, dict):
         return None
@@ -156,7 +162,7 @@ def _classify(exc: Exception, state: StreamState) -> Exception:
             refused = _refusal(exc.status_code, message, error)
             if refused is not None:
                 return TurnRefused(refused)
-        if (charge := _charge(body)) is not None:  # the error event that ends a cut stream
+        if (charge := parse_charge(body)) is not None:  # the error event that ends a cut stream
             state.charge = charge
         status = None if exc.status_code < 400 else exc.status_code
         kind = str(error.get("type") or exc.type or "api_error")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from switchboard.logs import scrubber
 from switchboard.plans import Entitlement, TrustedKeys
@@ -42,6 +42,9 @@ REFRESH_AT_SHARE = 0.25
 REFRESH_MARGIN_MAX_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 15.0
 SLOW_DOWN_STEP_SECONDS = 5
+# How long to wait for the gateway to settle a turn the user stopped (it settles when it sees the cut).
+SETTLE_WAIT_SECONDS = 20.0
+SETTLE_POLL_MAX_SECONDS = 2.0
 
 # OAuth answers to a refresh that mean the refresh token is dead (spent, revoked, expired, another client's).
 SESSION_OVER = ("invalid_grant", "invalid_client", "unauthorized_client")
@@ -206,7 +209,11 @@ class GatewaySession:
             log.warning("Could not revoke the session at the gateway: %s", error)
 
     async def close(self) -> None:
+        """At shutdown: no more refreshes, and the HTTP client's connections closed. The tokens stay
+        valid (the client keeps the refresh token for the next start)."""
         self._cancel_timer()
+        if self._refreshing is not None:
+            self._refreshing.cancel()
         await self._http.close()
 
     # --- refreshing ---------------------------------------------------------------------------------
@@ -316,6 +323,20 @@ class GatewaySession:
 
     async def set_overage(self, enabled: bool, budget_usd: float | None) -> UsageReport:
         return await self._authorized(lambda token: self._http.set_overage(token, enabled, budget_usd))
+
+    async def settled_charge(self, turn_id: str, wait: float = SETTLE_WAIT_SECONDS) -> dict[str, Any] | None:
+        """The gateway's charge object for `turn_id` once its ledger has settled the turn (not `reserved`),
+        asking again with a growing pause; None if it has not within `wait` seconds (or has no such turn)."""
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        while True:
+            charge = await self._call(self._http.turn_charge(await self.access_token(), turn_id))
+            if charge is not None and charge.get("status") != "reserved":
+                return charge
+            if time.monotonic() + pause > deadline:
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SETTLE_POLL_MAX_SECONDS)
 
     async def _authorized(self, call: Callable[[str], Awaitable[UsageReport]]) -> UsageReport:
         return await self._call(call(await self.access_token()))

@@ -107,3 +107,7 @@ class ChatProvider(Protocol):
         """Streams one answer into `state`, calling back on each delta; raises `UpstreamError` or
         `AuthenticationFailed` when it cannot answer (what arrived so far stays in `state`)."""
         ...
+
+    async def close(self) -> None:
+        """Closes the provider's HTTP connections (at shutdown)."""
+        ...

@@ -69,6 +69,16 @@ class Upstream:
             )
         return self._provider
 
+    async def aclose(self) -> None:
+        """At shutdown: closes every HTTP client this server opened (to Anthropic and to the gateway)."""
+        own, gateway_provider = self._provider, self._gateway_provider
+        self._provider = self._gateway_provider = None
+        for provider in (own, gateway_provider):
+            if provider is not None:
+                await provider.close()
+        if self.gateway is not None:
+            await self.gateway.close()
+
     def _hosted_provider(self) -> ChatProvider:
         if self._gateway_provider is None:
             from switchboard.hosted.provider import GatewayProvider

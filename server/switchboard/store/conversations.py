@@ -458,6 +458,10 @@ class ConversationStore:
             ),
         )
 
+    def set_turn_credits(self, answer_id: str, credits: float) -> None:
+        """An answer's charge, learnt after it was stored (a signed-in turn the user stopped)."""
+        self._db.execute("UPDATE turns SET credits = ? WHERE id = ?", (credits, answer_id))
+
     def _next_seq(self, conversation_id: str) -> int:
         row = self._db.execute(
             "SELECT next_seq FROM conversations WHERE id = ?", (conversation_id,)

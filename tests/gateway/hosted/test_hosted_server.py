@@ -3,8 +3,13 @@ PostgreSQL, the fake Anthropic API behind it, and a person approving the device 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,38 @@ def start(env: dict[str, str], workspace: str) -> RawServer:
     server = RawServer(env)
     server.initialize(workspace)
     return server
+
+
+@dataclass
+class SignedIn:
+    server: RawServer
+    person: Person
+    result: dict[str, Any]  # the signIn result (its refreshToken is the rotated one the client stores)
+
+
+SignInServer = Callable[..., AbstractAsyncContextManager[SignedIn]]
+
+
+@pytest.fixture
+def signed_in_server(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str
+) -> SignInServer:
+    """`async with signed_in_server("free") as s:` a real server resumed with a session that another
+    device signed in for a new account of that plan (or for `person`), closed (shutdown, exit) after."""
+
+    @contextlib.asynccontextmanager
+    async def open_server(
+        plan: str = "pro", *, person: Person | None = None, env: dict[str, str] | None = None
+    ) -> AsyncGenerator[SignedIn]:
+        person = person or await people.create(plan)
+        server = start(env or ls_env, workspace)
+        try:
+            result = resume(server, hosted.refresh_token_for(person.email))
+            yield SignedIn(server, person, result)
+        finally:
+            server.close()
+
+    return open_server
 
 
 async def test_device_sign_in_then_chat_charges_what_the_gateway_ledger_says(
@@ -121,7 +158,9 @@ def use(env: dict[str, str], tmp: Path, name: str) -> dict[str, str]:
 
 
 def resume(server: RawServer, refresh_token: str) -> dict[str, Any]:
-    return server.result("switchboard/signIn", {"refreshToken": refresh_token}, timeout=30)
+    result = server.result("switchboard/signIn", {"refreshToken": refresh_token}, timeout=30)
+    assert result["refreshToken"] and result["refreshToken"] != refresh_token  # rotated on use
+    return result
 
 
 def error_of(frame: dict[str, Any]) -> dict[str, Any]:
@@ -130,24 +169,15 @@ def error_of(frame: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_deleted_local_ledger_changes_no_figure_and_a_stored_session_resumes(
-    hosted: HostedGateway,
-    people: SignInAccounts,
-    ls_env: dict[str, str],
-    ls_home: Path,
-    workspace: str,
+    signed_in_server: SignInServer, ls_env: dict[str, str], ls_home: Path, workspace: str
 ) -> None:
-    person = await people.create("pro")
-    stored = hosted.refresh_token_for(person.email)
-    server = start(ls_env, workspace)
-    try:
-        first = resume(server, stored)
-        assert first["account"]["email"] == person.email
-        assert first["refreshToken"] and first["refreshToken"] != stored  # rotated on use
+    async with signed_in_server("pro") as signed_in:
+        server, first = signed_in.server, signed_in.result
+        assert first["account"]["email"] == signed_in.person.email
+        assert first["refreshToken"]  # rotated on use (resume checks it is not the one presented)
         server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "one", "modelId": SONNET})
         server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "two"})
         before = server.result("switchboard/usage", {})
-    finally:
-        server.close()
     assert before["usedCredits"] > 0
     ledger = ls_home / "ledger.sqlite3"
     assert ledger.exists()
@@ -166,15 +196,10 @@ async def test_a_deleted_local_ledger_changes_no_figure_and_a_stored_session_res
 
 
 async def test_a_forbidden_model_never_reaches_the_gateway(
-    hosted: HostedGateway,
-    people: SignInAccounts,
-    ls_env: dict[str, str],
-    workspace: str,
+    hosted: HostedGateway, signed_in_server: SignInServer, workspace: str
 ) -> None:
-    person = await people.create("free")
-    server = start(ls_env, workspace)
-    try:
-        resume(server, hosted.refresh_token_for(person.email))
+    async with signed_in_server("free") as signed_in:
+        server = signed_in.server
         sent = hosted.messages_requests()
         refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
                                                             "modelId": OPUS}))  # fmt: skip
@@ -183,24 +208,18 @@ async def test_a_forbidden_model_never_reaches_the_gateway(
         # Positive control: an allowed model does reach it.
         server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
         assert hosted.messages_requests() == sent + 1
-    finally:
-        server.close()
 
 
 async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gateway(
-    hosted: HostedGateway,
-    people: SignInAccounts,
-    ls_env: dict[str, str],
-    workspace: str,
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
 ) -> None:
     person = await people.create("free")  # 50 credits, no overage
     await people.execute(
         "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
         (person.id, current_period(), 50 * 100 - 1),  # 0.01 credits left
     )
-    server = start(ls_env, workspace)
-    try:
-        resume(server, hosted.refresh_token_for(person.email))
+    async with signed_in_server(person=person) as signed_in:
+        server = signed_in.server
         sent = hosted.messages_requests()
         # The last report says 0.01 is left, so the turn goes; the gateway cannot reserve its worst case.
         short = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
@@ -214,48 +233,30 @@ async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gatew
         gone = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi"}))
         assert gone["code"] == 1002 and gone["data"]["plan"] == "free"
         assert hosted.messages_requests() == sent + 1, "an empty balance cost a round trip"
-    finally:
-        server.close()
 
 
 async def test_a_revoked_account_gets_1004_with_the_gateways_message(
-    hosted: HostedGateway,
-    people: SignInAccounts,
-    ls_env: dict[str, str],
-    workspace: str,
+    people: SignInAccounts, signed_in_server: SignInServer, workspace: str
 ) -> None:
-    person = await people.create("pro")
-    server = start(ls_env, workspace)
-    try:
-        resume(server, hosted.refresh_token_for(person.email))
-        await people.execute("UPDATE accounts SET revoked_at = now() WHERE id = %s", (person.id,))
-        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
-                                                            "modelId": SONNET}))  # fmt: skip
+    async with signed_in_server("pro") as signed_in:
+        await people.execute("UPDATE accounts SET revoked_at = now() WHERE id = %s", (signed_in.person.id,))
+        chat = {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET}
+        refused = error_of(signed_in.server.call("switchboard/chat", chat))
         assert refused["code"] == 1004 and "revoked" in refused["message"], refused
-    finally:
-        server.close()
 
 
 async def test_sign_out_revokes_the_session_at_the_gateway(
-    hosted: HostedGateway,
-    people: SignInAccounts,
-    ls_env: dict[str, str],
-    workspace: str,
+    hosted: HostedGateway, signed_in_server: SignInServer
 ) -> None:
-    person = await people.create("pro")
-    server = start(ls_env, workspace)
-    try:
-        signed_in = resume(server, hosted.refresh_token_for(person.email))
-        report = server.result("switchboard/signOut", {})
+    async with signed_in_server("pro") as signed_in:
+        report = signed_in.server.result("switchboard/signOut", {})
         assert report["accountInfo"]["mode"] == "local" and report["accountInfo"]["gatewayUrl"] == hosted.url
         client = OAuthClient(hosted.url, client_id=VSCODE)
         try:
-            answer = client.refresh(signed_in["refreshToken"])
+            answer = client.refresh(signed_in.result["refreshToken"])
         finally:
             client.close()
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
-    finally:
-        server.close()
 
 
 async def test_device_sign_in_can_be_denied_and_cancelled(
@@ -294,8 +295,7 @@ async def test_a_server_without_a_gateway_says_so(ls_env: dict[str, str], worksp
 
 
 async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_everywhere(
-    hosted: HostedGateway,
-    people: SignInAccounts,
+    signed_in_server: SignInServer,
     ls_env: dict[str, str],
     ls_home: Path,
     workspace: str,
@@ -305,29 +305,26 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
     refresh token, which reaches the client as credentialsChanged. A copy of a dead refresh token presented
     elsewhere revokes the family: that other sign-in fails with a clear message, and this server's session
     ends at its next refresh with credentialsChanged(null) and a message that says why."""
-    person = await people.create("pro")
-    server = start(ls_env, workspace)
-    other = start(use(ls_env, tmp_path, "elsewhere"), workspace)
-    try:
-        signed_in = resume(server, hosted.refresh_token_for(person.email))
-        rotated = wait_for_method(server, "switchboard/credentialsChanged", timeout=60)[-1]["params"]
-        assert rotated["refreshToken"] and rotated["refreshToken"] != signed_in["refreshToken"]
-        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "after rotation"})
+    async with signed_in_server("pro") as opened:
+        server, signed_in = opened.server, opened.result
+        other = start(use(ls_env, tmp_path, "elsewhere"), workspace)
+        try:
+            rotated = wait_for_method(server, "switchboard/credentialsChanged", timeout=60)[-1]["params"]
+            assert rotated["refreshToken"] and rotated["refreshToken"] != signed_in["refreshToken"]
+            server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "after rotation"})
 
-        reused = error_of(other.call("switchboard/signIn", {"refreshToken": signed_in["refreshToken"]}))
-        assert reused["code"] == 1004 and "sign in again" in reused["message"]
-        assert (
-            other.frames_with_method("switchboard/credentialsChanged")[-1]["params"]["refreshToken"] is None
-        )
+            reused = error_of(other.call("switchboard/signIn", {"refreshToken": signed_in["refreshToken"]}))
+            assert reused["code"] == 1004 and "sign in again" in reused["message"]
+            told = other.frames_with_method("switchboard/credentialsChanged")
+            assert told[-1]["params"]["refreshToken"] is None
 
-        ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=60)[-1]["params"]
-        assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
-        shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
-        assert any("sign in again" in message for message in shown), shown
-        assert server.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
-    finally:
-        server.close()
-        other.close()
+            ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=60)[-1]["params"]
+            assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
+            shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
+            assert any("sign in again" in message for message in shown), shown
+            assert server.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
+        finally:
+            other.close()
     tokens = [signed_in["refreshToken"], rotated["refreshToken"]]
     assert_tokens_only_where_allowed(server, tokens, ls_home)
 
@@ -402,3 +399,100 @@ def assert_tokens_only_where_allowed(server: RawServer, refresh_tokens: list[str
         assert token not in stderr, "a token in the server's stderr"
         for path in files:
             assert token.encode() not in path.read_bytes(), f"a token in {path}"
+
+
+def connections_to(pid: int, port: int) -> int:
+    """How many of process `pid`'s TCP sockets are connected to `port` on this machine (from /proc)."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+async def test_shutdown_closes_the_gateway_connections_and_exits_promptly(
+    hosted: HostedGateway, signed_in_server: SignInServer, ls_env: dict[str, str], workspace: str
+) -> None:
+    """After a session that used both of the server's HTTP clients to the gateway (the session's, for
+    sign-in and usage, and the SDK's, for chat), keep-alive connections stay open; `shutdown` closes them
+    (before `exit`), and `exit` ends the process at once, with nothing on stderr about open resources."""
+    port = int(hosted.url.rsplit(":", 1)[1])
+    async with signed_in_server("pro", env={**ls_env, "PYTHONDEVMODE": "1"}) as signed_in:
+        server = signed_in.server
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
+        server.result("switchboard/usage", {})
+        assert connections_to(server.proc.pid, port) >= 2  # the control: both clients keep theirs open
+        assert "result" in server.call("shutdown", None)
+        assert connections_to(server.proc.pid, port) == 0
+        began = time.monotonic()
+        server.send({"jsonrpc": "2.0", "method": "exit"})
+        code = server.proc.wait(timeout=15)
+        took = time.monotonic() - began
+    stderr = server.stderr.decode(errors="replace")
+    assert code == 0, stderr
+    assert "unclosed" not in stderr.lower() and "ResourceWarning" not in stderr, stderr
+    assert took < 5, f"exit took {took:.1f}s"
+
+
+async def test_a_stopped_turn_gets_the_gateways_charge_and_the_panel_its_totals(
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Stopping a signed-in answer closes its stream before the `message_delta` that carries the charge.
+    The server then asks the gateway for the turn's settled charge: the stored turn gets the gateway's
+    figure (what reached the gateway, which may be more than reached the editor), and a usageChanged
+    sent after the gateway settled carries its totals with nothing left reserved."""
+    async with signed_in_server("pro") as signed_in:
+        server, person = signed_in.server, signed_in.person
+        token = "stopped-turn"
+        prompt = "Write a long essay [[fake:words=600 slow=0.05]]"
+        chat = {"workspaceUri": workspace, "prompt": prompt, "modelId": SONNET, "workDoneToken": token}
+        server.request("stopped", "switchboard/chat", chat)
+        server.wait_for_progress(token, lambda value: value.get("type") == "text", timeout=60)
+        time.sleep(0.5)  # a few more deltas
+        server.notify("$/cancelRequest", {"id": "stopped"})
+        assert error_of(server.wait_for("stopped", timeout=30))["code"] == -32800
+        progress = [f["params"]["value"] for f in server.frames_with_method("$/progress")]
+        route = next(v for v in progress if v.get("type") == "route")
+        turn_id, conversation_id = route["turnId"], route["conversationId"]
+
+        deadline = time.monotonic() + 30
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = await people.execute(
+                "SELECT status, credits_h FROM turns WHERE account_id = %s AND turn_id = %s",
+                (person.id, turn_id),
+            )
+            if rows and rows[0]["status"] != "reserved":
+                break
+            time.sleep(0.1)
+        assert rows and rows[0]["status"] == "cut" and rows[0]["credits_h"] > 0, rows
+        charged = rows[0]["credits_h"] / 100
+
+        def settled_report() -> bool:
+            reports = [f["params"] for f in server.frames_with_method("switchboard/usageChanged")]
+            return bool(reports) and reports[-1]["usedCredits"] == charged and reports[-1]["reserved"] == 0
+
+        deadline = time.monotonic() + 30
+        while not settled_report() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert settled_report(), server.frames_with_method("switchboard/usageChanged")[-1:]
+        asked = [
+            line for line in hosted.access_lines() if line.get("path") == f"/v1/switchboard/turns/{turn_id}"
+        ]
+        assert asked and all(line["status"] == 200 for line in asked), asked
+
+        conversation = server.result(
+            "switchboard/conversation", {"workspaceUri": workspace, "conversationId": conversation_id}
+        )
+        stored = next(turn for turn in conversation["turns"] if turn["id"] == turn_id)
+        assert stored["status"] == "cancelled" and stored["credits"] == charged

@@ -40,8 +40,11 @@ class OAuthClient:
     def post(self, path: str, **form: str) -> httpx2.Response:
         return self.http.post(path, data=form)
 
-    def start(self) -> dict[str, Any]:
-        response = self.post("/oauth/device_authorization", client_id=self.client_id)
+    def start(self, scope: str | None = None) -> dict[str, Any]:
+        form = (
+            {"client_id": self.client_id} if scope is None else {"client_id": self.client_id, "scope": scope}
+        )
+        response = self.post("/oauth/device_authorization", **form)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -53,10 +56,9 @@ class OAuthClient:
             client_id=client_id or self.client_id,
         )
 
-    def refresh(self, refresh_token: str) -> httpx2.Response:
-        return self.post(
-            "/oauth/token", grant_type="refresh_token", refresh_token=refresh_token, client_id=self.client_id
-        )
+    def refresh(self, refresh_token: str, scope: str | None = None) -> httpx2.Response:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": self.client_id}
+        return self.post("/oauth/token", **(form if scope is None else {**form, "scope": scope}))
 
     def close(self) -> None:
         self.http.close()

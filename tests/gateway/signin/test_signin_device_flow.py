@@ -29,6 +29,7 @@ def test_metadata_names_every_endpoint_under_the_public_base_url(proxied: Replic
         "grant_types_supported": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": ["chat", "billing"],
         "switchboard_account_uri": BASE + "/account",
         "switchboard_upgrade_uri": BASE + "/account/upgrade",
     }

@@ -8,6 +8,7 @@ failed one costs nothing and is recorded as uncharged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from switchboard.catalog import concrete_id
@@ -38,19 +39,30 @@ class Settlement:
         self._store_outcome(answer, ending, error)
         try:
             if answer.hosted:
+                # Stopped before the charge arrived: ask the gateway for it once it has settled the turn.
+                cut_before_charge = ending == "cancelled" and state.charge is None
                 await self._account.charged_by_gateway(
                     answer.entitlement,
                     answer.turn_id,
                     credits=state.charge.credits if state.charge else None,
                     model_id=request.model.id,
                     routed_model=concrete_id(answer.route.model),
+                    publish=not cut_before_charge,
                 )
+                if cut_before_charge:
+                    self._account.settle_cut_turn(answer.turn_id, self._stored_charge(answer.turn_id))
             elif billable:
                 await self._charge(request, answer)
             else:
                 await self._record_uncharged(request, answer, error or "failed before any output")
         except Exception:
             log.exception("Could not meter turn %s", answer.turn_id)
+
+    def _stored_charge(self, turn_id: str) -> Callable[[float], None]:
+        def store(credits: float) -> None:
+            self._services.store.set_turn_credits(turn_id, credits)
+
+        return store
 
     async def _charge(self, request: TurnRequest, answer: Answer) -> None:
         charged = await self._account.charge(

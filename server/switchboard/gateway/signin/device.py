@@ -34,10 +34,11 @@ class DeviceAuthorization:
 class Poll:
     outcome: PollOutcome
     account_id: str | None = None
+    scope: str = ""  # the scope the client asked for (space-separated), once approved
 
 
 async def start(
-    conn: AsyncConnection[DictRow], client_id: str, lifetime_seconds: int, interval_seconds: int
+    conn: AsyncConnection[DictRow], client_id: str, scope: str, lifetime_seconds: int, interval_seconds: int
 ) -> DeviceAuthorization:
     device_code = new_device_code()
     while True:  # a user code may (very rarely) collide with a stored one: draw another
@@ -46,10 +47,17 @@ async def start(
             await conn.execute(
                 """
                 INSERT INTO device_authorizations
-                    (device_code_hash, user_code_hash, client_id, status, interval_seconds, expires_at)
-                VALUES (%s, %s, %s, 'pending', %s, now() + make_interval(secs => %s))
+                    (device_code_hash, user_code_hash, client_id, scope, status, interval_seconds, expires_at)
+                VALUES (%s, %s, %s, %s, 'pending', %s, now() + make_interval(secs => %s))
                 """,
-                (digest(device_code), digest(user_code), client_id, interval_seconds, lifetime_seconds),
+                (
+                    digest(device_code),
+                    digest(user_code),
+                    client_id,
+                    scope,
+                    interval_seconds,
+                    lifetime_seconds,
+                ),
             )
         except UniqueViolation:
             continue
@@ -63,7 +71,7 @@ async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str)
     """
     cursor = await conn.execute(
         """
-        SELECT client_id, status, account_id, expires_at <= now() AS expired,
+        SELECT client_id, scope, status, account_id, expires_at <= now() AS expired,
                last_polled_at + make_interval(secs => interval_seconds) > now() AS too_soon
         FROM device_authorizations WHERE device_code_hash = %s FOR UPDATE
         """,
@@ -78,7 +86,7 @@ async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str)
         return Poll("access_denied")
     if row["status"] == "approved":
         await _set(conn, device_code, "status = 'used'")
-        return Poll("approved", row["account_id"])
+        return Poll("approved", row["account_id"], row["scope"])
     if row["too_soon"]:
         slower: LiteralString = "interval_seconds = interval_seconds + %s, last_polled_at = now()"
         await _set(conn, device_code, slower, SLOW_DOWN_SECONDS)

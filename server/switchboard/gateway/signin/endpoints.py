@@ -15,6 +15,7 @@ from .clients import is_known_client
 from .codes import display_user_code
 from .forms import NO_STORE, FormError, OAuthError, client_address, read_form
 from .grants import device_code_grant, refresh_token_grant
+from .scopes import SCOPES, parse_scope, scope_text
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_TOKEN_GRANT = "refresh_token"
@@ -40,6 +41,7 @@ def server_metadata(issuer: str, base: str) -> dict[str, Any]:
         "grant_types_supported": [DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": list(SCOPES),
         "switchboard_account_uri": base + ACCOUNT_PAGE_PATH,
         "switchboard_upgrade_uri": base + UPGRADE_PAGE_PATH,
     }
@@ -95,12 +97,13 @@ async def _limit_address(gateway: Gateway, rule: ratelimit.Rule, request: Reques
 async def _device_authorization(request: Request, form: dict[str, str]) -> Response:
     gateway = _gateway(request)
     client_id = _client_id(request, form)
+    scope = scope_text(parse_scope(form.get("scope")))
     rules = ratelimit.rules_for(gateway.settings.rate_limits)
     await _limit_address(gateway, rules.device_authorization_per_address, request)
     settings = gateway.settings
     async with gateway.pool.connection() as conn:
         started = await device.start(
-            conn, client_id, settings.device_code_seconds, settings.device_poll_interval_seconds
+            conn, client_id, scope, settings.device_code_seconds, settings.device_poll_interval_seconds
         )
     user_code = display_user_code(started.user_code)
     verification_uri = settings.public_base_url + DEVICE_PAGE_PATH
@@ -125,7 +128,9 @@ async def _token(request: Request, form: dict[str, str]) -> Response:
     if grant_type == DEVICE_CODE_GRANT:
         issued = await device_code_grant(gateway, _required(form, "device_code"), client_id)
     elif grant_type == REFRESH_TOKEN_GRANT:
-        issued = await refresh_token_grant(gateway, _required(form, "refresh_token"), client_id)
+        issued = await refresh_token_grant(
+            gateway, _required(form, "refresh_token"), client_id, form.get("scope")
+        )
     else:
         raise OAuthError("unsupported_grant_type", "Use the device_code or refresh_token grant.")
     request.state.account = issued.account.id

@@ -15,6 +15,7 @@ from ..accounts import Account, get_account
 from ..service import Gateway
 from . import device, ratelimit, refresh
 from .forms import OAuthError
+from .scopes import parse_scope, scope_text
 
 log = logging.getLogger("switchboard.gateway.signin")
 
@@ -34,6 +35,7 @@ class Issued:
     access_token: str
     refresh_token: str
     expires_in: int
+    scope: str
 
     def response_body(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class Issued:
             "token_type": "Bearer",
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
+            "scope": self.scope,
         }
 
 
@@ -53,20 +56,23 @@ async def device_code_grant(gateway: Gateway, device_code: str, client_id: str) 
             account = await get_account(conn, polled.account_id)
             if account is not None and account.active:
                 refresh_token = await refresh.start_family(
-                    conn, account.id, client_id, gateway.settings.refresh_token_seconds
+                    conn, account.id, client_id, polled.scope, gateway.settings.refresh_token_seconds
                 )
     if polled.outcome != "approved":
         raise OAuthError(polled.outcome, _POLL_ERRORS[polled.outcome])
     if account is None or refresh_token is None:
         raise OAuthError("access_denied", "The account that approved this code is disabled.")
     log.info("device sign-in completed", extra={"account": account.id})
-    return _issue(gateway, account, refresh_token)
+    return _issue(gateway, account, refresh_token, polled.scope)
 
 
-async def refresh_token_grant(gateway: Gateway, token: str, client_id: str) -> Issued:
+async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scope: str | None) -> Issued:
+    """RFC 6749 §6: `scope`, if sent, may narrow this access token to part of the family's grant; the
+    family keeps its grant. Asking for more is `invalid_scope`, checked before the token is spent."""
     async with gateway.pool.connection() as conn:
         holder = await refresh.holder(conn, token)
         if holder is not None:
+            parse_scope(scope, within=parse_scope(holder.scope))
             # Checked before the token is spent: a refused refresh must leave the client its token.
             try:
                 rule = ratelimit.rules_for(gateway.settings.rate_limits).refresh_per_account
@@ -90,7 +96,8 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str) -> I
             extra={"account": outcome.holder.account_id},
         )
         raise OAuthError("invalid_grant", "This account is disabled: contact support.")
-    return _issue(gateway, account, outcome.refresh_token)
+    granted = parse_scope(scope, within=parse_scope(outcome.holder.scope))
+    return _issue(gateway, account, outcome.refresh_token, scope_text(granted))
 
 
 def _log_refusal(refused: refresh.Refused) -> None:
@@ -103,6 +110,6 @@ def _log_refusal(refused: refresh.Refused) -> None:
         log.info("refresh refused (%s) for family %s", refused.reason, family, extra=extra)
 
 
-def _issue(gateway: Gateway, account: Account, refresh_token: str) -> Issued:
-    access_token = gateway.authority.issue(account.id, account.plan)
-    return Issued(account, access_token, refresh_token, gateway.settings.access_token_seconds)
+def _issue(gateway: Gateway, account: Account, refresh_token: str, scope: str) -> Issued:
+    access_token = gateway.authority.issue(account.id, account.plan, scope=scope)
+    return Issued(account, access_token, refresh_token, gateway.settings.access_token_seconds, scope)

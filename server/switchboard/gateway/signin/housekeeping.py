@@ -1,4 +1,5 @@
-"""Deletes what sign-in no longer needs: codes a day past expiry, spent windows, dead refresh tokens."""
+"""Deletes what sign-in no longer needs: codes a day past expiry, spent windows, dead refresh tokens and
+browser sessions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import random
 
 from ..db import Pool
-from . import device, ratelimit, refresh
+from . import browser, device, ratelimit, refresh
 
 log = logging.getLogger("switchboard.gateway.signin")
 INTERVAL_SECONDS = 600.0
@@ -27,3 +28,4 @@ async def sweep_once(pool: Pool) -> None:
         await device.forget_expired(conn)
         await ratelimit.forget_expired(conn)
         await refresh.forget_expired(conn)
+        await browser.forget_expired(conn)

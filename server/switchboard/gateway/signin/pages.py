@@ -1,5 +1,6 @@
-"""The browser pages: /device (enter a code, sign in, approve or deny) and /account (plans, upgrades,
-signing out). Plain HTML forms, no script, nothing loaded from elsewhere, a strict Content-Security-Policy.
+"""The browser pages: /device (enter a code, sign in, approve or deny), and what every page shares (the
+headers, rendering, CSRF and the password check; /account is in `account_pages`). Plain HTML forms, no
+script, nothing loaded from elsewhere, a strict Content-Security-Policy.
 
 CSRF: a double-submit token. The GET sets a random token in an HttpOnly, SameSite=Strict cookie and in the
 form; a POST whose two copies differ is refused. Another site can neither read the cookie nor make the
@@ -24,9 +25,6 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-
-from switchboard.catalog.models import CATALOG
-from switchboard.plans.catalog import PLANS, PlanSpec
 
 from ..accounts import Account, find_account_by_email, password_matches
 from ..service import Gateway
@@ -85,21 +83,21 @@ def render(
 # --- CSRF ---------------------------------------------------------------------------------------------
 
 
-def _csrf_cookie_name(gateway: Gateway) -> str:
+def csrf_cookie_name(gateway: Gateway) -> str:
     # The __Host- prefix (only over HTTPS) also stops a sibling subdomain from planting the cookie.
     secure = gateway.settings.public_base_url.startswith("https://")
     return "__Host-switchboard_csrf" if secure else "switchboard_csrf"
 
 
-def _csrf_token(request: Request, gateway: Gateway) -> str:
-    existing = request.cookies.get(_csrf_cookie_name(gateway), "")
+def csrf_token_for(request: Request, gateway: Gateway) -> str:
+    existing = request.cookies.get(csrf_cookie_name(gateway), "")
     return existing if len(existing) == 43 else secrets.token_urlsafe(32)
 
 
-def _with_csrf_cookie(response: Response, gateway: Gateway, token: str) -> Response:
+def with_csrf_cookie(response: Response, gateway: Gateway, token: str) -> Response:
     secure = gateway.settings.public_base_url.startswith("https://")
     response.set_cookie(
-        _csrf_cookie_name(gateway), token, httponly=True, samesite="strict", secure=secure, path="/"
+        csrf_cookie_name(gateway), token, httponly=True, samesite="strict", secure=secure, path="/"
     )
     return response
 
@@ -111,30 +109,30 @@ async def device_page(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     if request.method == "POST":
         return await _device_post(request, gateway)
-    token = _csrf_token(request, gateway)
+    token = csrf_token_for(request, gateway)
     typed = request.query_params.get("user_code", "")[:20]
     compact = normalize_user_code(typed)
     shown = display_user_code(compact) if compact else typed
     page = render("device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="")
-    return _with_csrf_cookie(page, gateway, token)
+    return with_csrf_cookie(page, gateway, token)
 
 
 @dataclass(frozen=True)
-class _Attempt:
+class Attempt:
     user_code: str
     email: str
     password: str
     approve: bool
 
 
-class _Refusal(Exception):
+class Refusal(Exception):
     def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.retry_after = status, message, retry_after
 
 
 async def _device_post(request: Request, gateway: Gateway) -> Response:
-    cookie_token = request.cookies.get(_csrf_cookie_name(gateway), "")
+    cookie_token = request.cookies.get(csrf_cookie_name(gateway), "")
     try:
         form = await read_form(request)
     except FormError as error:
@@ -147,7 +145,7 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
             title="Please try again",
             message="This form expired or came from another site. Open the sign-in page again.",
         )
-    attempt = _Attempt(
+    attempt = Attempt(
         form.get("user_code", ""),
         form.get("email", "").strip(),
         form.get("password", ""),
@@ -155,7 +153,7 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
     )
     try:
         account, client_id = await _decide(request, gateway, attempt)
-    except _Refusal as refusal:
+    except Refusal as refusal:
         headers = {"retry-after": str(refusal.retry_after)} if refusal.retry_after else None
         request.state.device_result = "refused"
         return render(
@@ -179,8 +177,8 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
     )
 
 
-async def _decide(request: Request, gateway: Gateway, attempt: _Attempt) -> tuple[Account, str]:
-    """Check the limits, the password and the code, then record the decision; raises `_Refusal`."""
+async def _decide(request: Request, gateway: Gateway, attempt: Attempt) -> tuple[Account, str]:
+    """Check the limits, the password and the code, then record the decision; raises `Refusal`."""
     rules = ratelimit.rules_for(gateway.settings.rate_limits)
     async with gateway.pool.connection() as conn:
         try:
@@ -188,33 +186,35 @@ async def _decide(request: Request, gateway: Gateway, attempt: _Attempt) -> tupl
             # Locked before the password is even checked, so a locked account cannot be guessed at.
             await ratelimit.check(conn, rules.password_failures_per_account, attempt.email.lower())
         except ratelimit.RateLimited as limited:
-            raise _too_many(limited) from None
+            raise too_many(limited) from None
         compact = normalize_user_code(attempt.user_code)
         if compact is None:
-            raise _Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
-        account = await _sign_in(conn, attempt, rules.password_failures_per_account)
+            raise Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
+        account = await check_password(conn, attempt, rules.password_failures_per_account)
         try:
             await ratelimit.check(conn, rules.user_code_failures_per_account, account.id)
         except ratelimit.RateLimited as limited:
-            raise _too_many(limited) from None
+            raise too_many(limited) from None
         client_id = await device.decide(conn, compact, account.id, attempt.approve)
         if client_id is None:
             await _count_failure(conn, rules.user_code_failures_per_account, account.id)
-            raise _Refusal(400, "This code is unknown, expired or already used. Check it, or start again.")
+            raise Refusal(400, "This code is unknown, expired or already used. Check it, or start again.")
     return account, client_id
 
 
-async def _sign_in(conn: AsyncConnection[DictRow], attempt: _Attempt, failures: ratelimit.Rule) -> Account:
+async def check_password(
+    conn: AsyncConnection[DictRow], attempt: Attempt, failures: ratelimit.Rule
+) -> Account:
     found = await find_account_by_email(conn, attempt.email) if attempt.email else None
     password_hash = found[1] if found else _DUMMY_HASH
     # argon2 takes tens of milliseconds of CPU: off the event loop, so streams on this replica never wait.
     matches = await asyncio.to_thread(password_matches, password_hash, attempt.password)
     if found is None or not matches:
         await _count_failure(conn, failures, attempt.email.lower())
-        raise _Refusal(401, "The email or the password is wrong.")
+        raise Refusal(401, "The email or the password is wrong.")
     account = found[0]
     if not account.active:
-        raise _Refusal(403, "This account is disabled. Contact the operator of this service.")
+        raise Refusal(403, "This account is disabled. Contact the operator of this service.")
     return account
 
 
@@ -224,48 +224,7 @@ async def _count_failure(conn: AsyncConnection[DictRow], rule: ratelimit.Rule, k
         await ratelimit.hit(conn, rule, key)
 
 
-def _too_many(limited: ratelimit.RateLimited) -> _Refusal:
+def too_many(limited: ratelimit.RateLimited) -> Refusal:
     minutes = max(1, round(limited.retry_after / 60))
     message = f"Too many attempts. Try again in about {minutes} minute{'s' if minutes > 1 else ''}."
-    return _Refusal(429, message, limited.retry_after)
-
-
-# --- /account ------------------------------------------------------------------------------------------
-
-
-def _plan_rows() -> list[dict[str, str]]:
-    return [
-        {
-            "name": plan.name,
-            "credits": f"{plan.monthly_credits:,}",
-            "overage": "Available" if plan.overage_available else "No",
-            "models": _models(plan),
-        }
-        for plan in PLANS.values()
-    ]
-
-
-def _models(plan: PlanSpec) -> str:
-    excluded = [CATALOG[model].name for model in sorted(plan.excluded_models) if model in CATALOG]
-    return "All models" if not excluded else "All but " + ", ".join(excluded)
-
-
-def _contact(gateway: Gateway) -> tuple[str, str | None]:
-    contact = gateway.settings.support_contact
-    if not contact:
-        return "the people who run this service", None
-    if contact.startswith(("https://", "http://")):
-        return contact, contact
-    if "@" in contact and " " not in contact and ":" not in contact:
-        return contact, "mailto:" + contact
-    return contact, None
-
-
-async def account_page(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    contact, href = _contact(gateway)
-    upgrade = request.url.path.endswith("/upgrade")
-    title = "Upgrade your plan" if upgrade else "Your Switchboard account"
-    return render(
-        "account.html", title=title, upgrade=upgrade, plans=_plan_rows(), contact=contact, contact_href=href
-    )
+    return Refusal(429, message, limited.retry_after)

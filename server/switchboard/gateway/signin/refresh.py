@@ -29,6 +29,7 @@ class Holder:
     account_id: str
     client_id: str
     family_id: str
+    scope: str = ""  # what the sign-in was granted (space-separated)
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,13 @@ class Refused:
 
 
 async def start_family(
-    conn: AsyncConnection[DictRow], account_id: str, client_id: str, lifetime_seconds: int
+    conn: AsyncConnection[DictRow], account_id: str, client_id: str, scope: str, lifetime_seconds: int
 ) -> str:
-    """A new family (one sign-in) and its first refresh token."""
+    """A new family (one sign-in, granted `scope`) and its first refresh token."""
     family_id = "fam_" + secrets.token_hex(12)
     await conn.execute(
-        "INSERT INTO refresh_families (id, account_id, client_id) VALUES (%s, %s, %s)",
-        (family_id, account_id, client_id),
+        "INSERT INTO refresh_families (id, account_id, client_id, scope) VALUES (%s, %s, %s, %s)",
+        (family_id, account_id, client_id, scope),
     )
     return await _issue(conn, family_id, lifetime_seconds)
 
@@ -70,14 +71,14 @@ async def _issue(conn: AsyncConnection[DictRow], family_id: str, lifetime_second
 async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
     cursor = await conn.execute(
         """
-        SELECT f.account_id, f.client_id, f.id AS family_id
+        SELECT f.account_id, f.client_id, f.id AS family_id, f.scope
         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
         WHERE t.token_hash = %s
         """,
         (digest(token),),
     )
     row = await cursor.fetchone()
-    return Holder(row["account_id"], row["client_id"], row["family_id"]) if row else None
+    return Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"]) if row else None
 
 
 async def rotate(
@@ -86,7 +87,8 @@ async def rotate(
     """Spend `token` and issue its successor; a spent token revokes its family. Run inside a transaction."""
     cursor = await conn.execute(
         """
-        SELECT f.account_id, f.client_id, f.id AS family_id, f.revoked_at IS NOT NULL AS family_revoked,
+        SELECT f.account_id, f.client_id, f.id AS family_id, f.scope,
+               f.revoked_at IS NOT NULL AS family_revoked,
                t.used_at IS NOT NULL AS used, t.expires_at <= now() AS expired
         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
         WHERE t.token_hash = %s
@@ -97,7 +99,7 @@ async def rotate(
     row = await cursor.fetchone()
     if row is None:
         return Refused("unknown")
-    found = Holder(row["account_id"], row["client_id"], row["family_id"])
+    found = Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"])
     if found.client_id != client_id:
         return Refused("wrong_client", found)
     if row["family_revoked"]:

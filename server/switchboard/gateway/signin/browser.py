@@ -1,0 +1,97 @@
+"""Browser sessions for /account: who is looking at the page.
+
+The session id is 256 random bits, sent only in an HttpOnly cookie (Secure over https, SameSite=Lax) and
+stored only as its SHA-256 digest, so a copy of the database signs nobody in. A session lives
+`SESSION_SECONDS` from sign-in and ends at once on sign-out (or when the account is revoked).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from .codes import digest
+
+SESSION_SECONDS = 8 * 3600
+MAX_SESSION_ID_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class DeviceSignIn:
+    """A live refresh family: one program signed in with a device code."""
+
+    family_id: str
+    client_id: str
+    scope: str
+    signed_in_at: datetime
+
+
+async def start(conn: AsyncConnection[DictRow], account_id: str) -> str:
+    """A new session for `account_id`; returns its id (for the cookie only)."""
+    session_id = secrets.token_urlsafe(32)
+    await conn.execute(
+        """
+        INSERT INTO browser_sessions (id_hash, account_id, expires_at)
+        VALUES (%s, %s, now() + make_interval(secs => %s))
+        """,
+        (digest(session_id), account_id, SESSION_SECONDS),
+    )
+    return session_id
+
+
+async def account_of(conn: AsyncConnection[DictRow], session_id: str) -> str | None:
+    """The account of a live session, or None (unknown, ended, expired, or a malformed cookie)."""
+    if not session_id or len(session_id) > MAX_SESSION_ID_LENGTH:
+        return None
+    cursor = await conn.execute(
+        """
+        SELECT account_id FROM browser_sessions
+        WHERE id_hash = %s AND ended_at IS NULL AND expires_at > now()
+        """,
+        (digest(session_id),),
+    )
+    row = await cursor.fetchone()
+    return row["account_id"] if row else None
+
+
+async def end(conn: AsyncConnection[DictRow], session_id: str) -> None:
+    if session_id and len(session_id) <= MAX_SESSION_ID_LENGTH:
+        await conn.execute(
+            "UPDATE browser_sessions SET ended_at = now() WHERE id_hash = %s AND ended_at IS NULL",
+            (digest(session_id),),
+        )
+
+
+async def device_sign_ins(conn: AsyncConnection[DictRow], account_id: str) -> list[DeviceSignIn]:
+    """The account's live device sign-ins, newest first."""
+    cursor = await conn.execute(
+        """
+        SELECT id, client_id, scope, created_at FROM refresh_families
+        WHERE account_id = %s AND revoked_at IS NULL ORDER BY created_at DESC
+        """,
+        (account_id,),
+    )
+    return [
+        DeviceSignIn(row["id"], row["client_id"], row["scope"], row["created_at"])
+        for row in await cursor.fetchall()
+    ]
+
+
+async def sign_out_device(conn: AsyncConnection[DictRow], account_id: str, family_id: str) -> bool:
+    """Revokes one of the account's own device sign-ins (never another account's); whether it was live."""
+    cursor = await conn.execute(
+        """
+        UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_from_account_page'
+        WHERE id = %s AND account_id = %s AND revoked_at IS NULL
+        """,
+        (family_id, account_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def forget_expired(conn: AsyncConnection[DictRow]) -> None:
+    await conn.execute("DELETE FROM browser_sessions WHERE expires_at < now() - interval '1 day'")

@@ -1,0 +1,98 @@
+"""The gateway URL the server accepts: https anywhere, plain http only to this machine. Tokens and the
+user's password travel to the gateway, so the server (which every client starts with the URL: VS Code's
+setting, Neovim's opt, `switchboard chat --gateway`) refuses the rest with a message that says why."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.hosted.hosted_support import HostedGateway
+from rawlsp import RawServer
+from switchboard.config import gateway_url_problem
+from test_terminal import ChatProcess
+
+REFUSED = [
+    "http://gateway.example.com",
+    "http://10.0.0.7:8080",
+    "http://192.168.1.2",
+    "http://127.0.0.1.nip.io",  # a name that merely starts like a loopback address
+    "http://[::2]:8080",
+    "ftp://127.0.0.1",
+    "gateway.example.com",
+]
+ACCEPTED = [
+    "https://gateway.example.com",
+    "https://10.0.0.7:8443/base",
+    "http://127.0.0.1:8000",
+    "http://127.9.9.9",
+    "http://localhost:8000",
+    "http://LOCALHOST",
+    "http://[::1]:8000",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_non_https_urls_to_other_hosts_are_refused_with_the_reason(url: str) -> None:
+    problem = gateway_url_problem(url)
+    assert problem is not None and "https://" in problem
+
+
+@pytest.mark.parametrize("url", ACCEPTED)
+def test_https_anywhere_and_http_to_loopback_are_accepted(url: str) -> None:
+    assert gateway_url_problem(url) is None
+
+
+def test_the_server_refuses_a_plain_http_gateway_and_says_why(ls_env: dict[str, str], workspace: str) -> None:
+    server = RawServer({**ls_env, "SWITCHBOARD_GATEWAY_URL": "http://gateway.example.com:8080"})
+    try:
+        server.initialize(workspace)
+        frame = server.call("switchboard/signIn", {})  # no device flow is started: no request leaves
+        error = frame.get("error")
+        assert error is not None, frame
+        assert error["code"] == 1004 and error["data"]["reason"] == "no_gateway"
+        assert "unencrypted" in error["message"] and "https://" in error["message"]
+        shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
+        assert any("gateway.example.com" in message and "https://" in message for message in shown), shown
+        usage = server.result("switchboard/usage", {})
+        assert usage["accountInfo"]["mode"] == "local" and usage["accountInfo"].get("gatewayUrl") is None
+        assert server.frames_with_method("switchboard/signInCode") == []
+    finally:
+        server.close()
+
+
+def test_the_server_accepts_a_loopback_http_gateway(
+    ls_env: dict[str, str], workspace: str, hosted: HostedGateway
+) -> None:
+    """The control: the same check lets the test gateway's http://127.0.0.1 (and localhost) through."""
+    local = hosted.url.replace("127.0.0.1", "localhost")
+    server = RawServer({**ls_env, "SWITCHBOARD_GATEWAY_URL": local})
+    try:
+        server.initialize(workspace)
+        usage = server.result("switchboard/usage", {})
+        assert usage["accountInfo"]["gatewayUrl"] == local
+        shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
+        assert not any("unencrypted" in message for message in shown), shown
+    finally:
+        server.close()
+
+
+def test_switchboard_chat_gateway_gets_the_servers_answer(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
+    env.update(
+        SWITCHBOARD_HOME=str(tmp_path / "state"),
+        PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+        XDG_DATA_HOME=str(tmp_path / "keyring-data"),
+        PYTHONUNBUFFERED="1",
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    chat = ChatProcess(["--gateway", "http://gateway.example.com", "--workspace", str(project)], env)
+    try:
+        chat.send("/signin")
+        chat.expect(r"sign-in tokens would cross the network unencrypted", timeout=20)
+        assert chat.finish() == 0
+    finally:
+        chat.kill()

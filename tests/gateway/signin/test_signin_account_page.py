@@ -1,0 +1,208 @@
+"""/account with a browser session: sign in with the /device form's password check and CSRF, an HttpOnly
+SameSite=Lax cookie holding an opaque id stored only hashed, the plan, usage and device sign-ins of the
+signed-in account, signing out one device (its refresh family) and signing the browser out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx2
+
+from gateway.gateway_support import Replica
+from gateway.signin.signin_support import (
+    PASSWORD,
+    Browser,
+    OAuthClient,
+    Person,
+    SignInAccounts,
+    csrf_token,
+    new_address,
+)
+from switchboard.gateway.config import RateLimits
+from switchboard.gateway.signin.codes import digest
+
+DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
+
+COOKIE = "switchboard_session"
+
+
+class AccountBrowser:
+    """A person at /account: a cookie jar, the real forms and their CSRF token."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx2.Client(base_url=base_url, timeout=10, headers={"x-forwarded-for": new_address()})
+
+    def page(self) -> httpx2.Response:
+        return self.http.get("/account")
+
+    def post(self, **form: str) -> httpx2.Response:
+        token = csrf_token(self.page().text)
+        return self.http.post("/account", data={"csrf_token": token, **form})
+
+    def sign_in(self, email: str, password: str = PASSWORD) -> httpx2.Response:
+        return self.post(action="sign_in", email=email, password=password)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+async def device_sign_in(replica: Replica, person: Person) -> dict[str, Any]:
+    client = OAuthClient(replica.url)
+    try:
+        started = client.start()
+        with Browser(replica.url) as browser:
+            assert browser.submit(started["user_code"], person.email).status_code == 200
+        answer = client.poll(started["device_code"])
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+    finally:
+        client.close()
+
+
+def family_ids(html: str) -> list[str]:
+    return re.findall(r'name="family" value="([^"]+)"', html)
+
+
+async def test_signing_in_shows_the_accounts_plan_usage_and_devices_under_a_strict_cookie(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create("pro")
+    await device_sign_in(proxied, person)
+    browser = AccountBrowser(proxied.url)
+    try:
+        anonymous = browser.page()
+        assert anonymous.status_code == 200 and 'value="sign_in"' in anonymous.text
+        assert person.email not in anonymous.text
+        signed_in = browser.sign_in(person.email)
+        assert signed_in.status_code == 303 and signed_in.headers["location"].endswith("/account")
+        cookie_header = signed_in.headers["set-cookie"]
+        attributes = cookie_header.lower()
+        assert cookie_header.startswith(COOKIE + "=")
+        assert "httponly" in attributes and "samesite=lax" in attributes and "path=/" in attributes
+        assert "secure" not in attributes  # the public base URL is http here; over https the cookie is Secure
+        session_id = browser.http.cookies[COOKIE]
+        assert len(session_id) >= 43
+        stored = await people.execute(
+            "SELECT id_hash, expires_at > now() + interval '1 hour' AS lasts FROM browser_sessions"
+            " WHERE account_id = %s",
+            (person.id,),
+        )
+        assert stored == [{"id_hash": digest(session_id), "lasts": True}]  # only the digest is stored
+
+        page = browser.page()
+        assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
+        html = page.text
+        assert f"Signed in as <strong>{person.email}</strong>" in html and "<script" not in html
+        assert '<th scope="row">Plan</th><td>Pro</td>' in html
+        assert '<th scope="row">Credits left</th><td>1,000.00</td>' in html
+        assert '<th scope="row">Switchboard for VS Code</th>' in html
+        assert len(family_ids(html)) == 1 and session_id not in html
+    finally:
+        browser.close()
+    assert session_id not in proxied.log() and PASSWORD not in proxied.log()
+
+
+async def test_a_wrong_password_or_a_forged_form_signs_nobody_in(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create("pro")
+    browser = AccountBrowser(proxied.url)
+    try:
+        wrong = browser.sign_in(person.email, "not the password")
+        assert wrong.status_code == 401 and "wrong" in wrong.text and COOKIE not in browser.http.cookies
+        token = csrf_token(browser.page().text)
+        form = {"csrf_token": token, "action": "sign_in", "email": person.email, "password": PASSWORD}
+        forged = httpx2.post(proxied.url + "/account", data=form, headers={"x-forwarded-for": new_address()})
+        assert forged.status_code == 403 and "set-cookie" not in forged.headers
+        mismatched = browser.http.post("/account", data={**form, "csrf_token": "x" * 43})
+        assert mismatched.status_code == 403 and COOKIE not in browser.http.cookies
+        # The control: the same form with its own token signs in.
+        assert browser.http.post("/account", data=form).status_code == 303
+    finally:
+        browser.close()
+    sessions = await people.execute(
+        "SELECT count(*) AS n FROM browser_sessions WHERE account_id = %s", (person.id,)
+    )
+    assert sessions == [{"n": 1}]
+
+
+async def test_a_device_is_signed_out_from_the_page_and_only_the_accounts_own(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person, stranger = await people.create("pro"), await people.create("pro")
+    mine = await device_sign_in(proxied, person)
+    theirs = await device_sign_in(proxied, stranger)
+    their_family = (
+        await people.execute("SELECT id FROM refresh_families WHERE account_id = %s", (stranger.id,))
+    )[0]["id"]
+    browser = AccountBrowser(proxied.url)
+    client = OAuthClient(proxied.url)
+    try:
+        browser.sign_in(person.email)
+        [family] = family_ids(browser.page().text)
+        # Another account's family id, posted by this account's browser: nothing happens to it.
+        assert browser.post(action="sign_out_device", family=their_family).status_code == 303
+        assert client.refresh(theirs["refresh_token"]).status_code == 200
+        assert browser.post(action="sign_out_device", family=family).status_code == 303
+        refused = client.refresh(mine["refresh_token"])
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+        assert family_ids(browser.page().text) == []
+    finally:
+        browser.close()
+        client.close()
+    anonymous = httpx2.post(
+        proxied.url + "/account", data={"action": "sign_out_device", "family": their_family}
+    )
+    assert anonymous.status_code == 403
+
+
+async def test_signing_the_browser_out_ends_the_session(proxied: Replica, people: SignInAccounts) -> None:
+    person = await people.create("pro")
+    browser = AccountBrowser(proxied.url)
+    try:
+        browser.sign_in(person.email)
+        session_id = browser.http.cookies[COOKIE]
+        assert person.email in browser.page().text
+        signed_out = browser.post(action="sign_out")
+        assert signed_out.status_code == 303 and COOKIE not in browser.http.cookies
+        assert person.email not in browser.page().text
+        # The old cookie, replayed, is dead: the session ended here, not just in this browser.
+        replayed = httpx2.get(proxied.url + "/account", cookies={COOKIE: session_id})
+        assert replayed.status_code == 200 and person.email not in replayed.text
+    finally:
+        browser.close()
+    ended = await people.execute(
+        "SELECT ended_at IS NOT NULL AS ended FROM browser_sessions WHERE account_id = %s", (person.id,)
+    )
+    assert ended == [{"ended": True}]
+
+
+async def test_account_sign_in_shares_the_device_pages_password_lock(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """Wrong passwords on /account and on /device count toward one lock per account: a guesser cannot get
+    twice the tries by switching pages, and once locked, the right password is refused on both."""
+    person = await people.create("pro")
+    started = OAuthClient(proxied.url).start()
+    limit = DEFAULTS.password_failures_per_account
+    for attempt in range(limit):
+        if attempt % 2:
+            with Browser(proxied.url) as device_page:
+                assert (
+                    device_page.submit(started["user_code"], person.email, f"guess-{attempt}").status_code
+                    == 401
+                )
+        else:
+            browser = AccountBrowser(proxied.url)  # a new address every time
+            try:
+                assert browser.sign_in(person.email, f"guess-{attempt}").status_code == 401
+            finally:
+                browser.close()
+    browser = AccountBrowser(proxied.url)
+    try:
+        locked = browser.sign_in(person.email)
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+        assert COOKIE not in browser.http.cookies
+    finally:
+        browser.close()
