@@ -124,6 +124,9 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
         log_config=None,
         lifespan="on",
         proxy_headers=False,
+        # Longer than clients keep idle connections (httpx, so the anthropic SDK: 5 s), so the client closes
+        # first; at uvicorn's default of 5 s a request could go out on a connection the gateway was closing.
+        timeout_keep_alive=30,
     )
     return 0
 
