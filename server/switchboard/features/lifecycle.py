@@ -45,6 +45,7 @@ class LifecycleFeature(Feature):
         self._commands: dict[str, Callable[..., Any]] = {}
         self._installed: InstalledFeatures | None = None
         self._warmup: asyncio.Future[Any] | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     def register(self) -> None:
         self.editor.feature(lsp.INITIALIZE)(plain(self.on_initialize))
@@ -90,10 +91,15 @@ class LifecycleFeature(Feature):
             log.warning("%s", refused)
             self.editor.show_message(refused, lsp.MessageType.Error)
 
-    async def on_shutdown(self, _params: Any) -> None:
+    def on_shutdown(self, _params: Any) -> None:
+        """Closes the stores at once and starts closing the HTTP clients. Not awaited here: pygls counts a
+        shutdown as done only when this returns, and an `exit` sent right behind it must still exit 0."""
         if self._installed is not None:
             self._installed.account.close()
         self.services.close()
+        self._closing = asyncio.ensure_future(self._close_clients())
+
+    async def _close_clients(self) -> None:
         try:
             await self.services.upstream.aclose()
         except Exception:  # a close that fails must not keep the editor from shutting us down

@@ -425,7 +425,8 @@ async def test_shutdown_closes_the_gateway_connections_and_exits_promptly(
 ) -> None:
     """After a session that used both of the server's HTTP clients to the gateway (the session's, for
     sign-in and usage, and the SDK's, for chat), keep-alive connections stay open; `shutdown` closes them
-    (before `exit`), and `exit` ends the process at once, with nothing on stderr about open resources."""
+    (before `exit`), and `exit` ends the process at once, with nothing on stderr about open resources.
+    (test_conformance's exit-after-shutdown row checks that an `exit` right behind `shutdown` exits 0.)"""
     port = int(hosted.url.rsplit(":", 1)[1])
     async with signed_in_server("pro", env={**ls_env, "PYTHONDEVMODE": "1"}) as signed_in:
         server = signed_in.server
@@ -433,6 +434,10 @@ async def test_shutdown_closes_the_gateway_connections_and_exits_promptly(
         server.result("switchboard/usage", {})
         assert connections_to(server.proc.pid, port) >= 2  # the control: both clients keep theirs open
         assert "result" in server.call("shutdown", None)
+        # The clients close right after the answer (pygls would count an awaited close as no shutdown yet).
+        closing_deadline = time.monotonic() + 5
+        while connections_to(server.proc.pid, port) and time.monotonic() < closing_deadline:
+            time.sleep(0.05)
         assert connections_to(server.proc.pid, port) == 0
         began = time.monotonic()
         server.send({"jsonrpc": "2.0", "method": "exit"})
