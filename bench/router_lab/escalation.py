@@ -15,7 +15,7 @@
    of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
 Since round 4 the items are `data/` and the released fresh batches (`editor_traffic/fresh` since round 3,
-`editor_traffic/fresh2` since round 4; `suite.RELEASED_BATCHES`), split into the two halves by the same id
+`editor_traffic/fresh2` since round 4, `editor_traffic/fresh3` since round 5; `suite.RELEASED_BATCHES`), split into the two halves by the same id
 hash. A test batch (any other `freshN/`) is never read here (bench/router_editor_traffic.py `--part freshN`
 reports on it). Same data, same bytes: the fit is deterministic.
 """
@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from router_lab.editor_traffic.split import is_development
-from router_lab.editor_traffic.suite import Item, load_training
+from router_lab.editor_traffic.suite import RELEASED_BATCHES, Item, load_training
 from switchboard.routing import PREFERENCES, Preference, RouteDecision, RouteInput, Router
 from switchboard.routing.ask import read_ask
 from switchboard.routing.context import summarize_context
@@ -202,8 +202,10 @@ def train(development: list[Item], validation: list[Item]) -> EscalationModel:
         "quality": partial.threshold_at(share + QUALITY_SHARE_DELTA),
     }
     meta = {
-        "trained_on": "editor-traffic suite data/ and fresh/ (round 2's test, released in round 3): weights "
-        "on the development half, operating points on the other half, split by id hash (docs/router.md)",
+        "trained_on": "editor-traffic suite data/ and the released fresh batches "
+        + ", ".join(f"{name}/" for name in RELEASED_BATCHES)
+        + ": weights on the development half, operating points on the other half, split by id hash "
+        "(docs/router.md)",
         "items": len(development),
         "validation_items": len(validation),
         "priors": PRIORS,
