@@ -153,9 +153,9 @@ _SECURITY = _Family(
     r"|\bauthenticate each other\b|\bis this safe\b|\bis it safe\b|\bis that safe\b|\bis this secure\b"
     r"|\bis it secure\b|\bis that secure\b|\bare these safe\b|\bare they safe\b|\bare these secure\b"
     r"|\bare they secure\b"
-    # A question about it, not a cookie's `Secure` flag ("set the session cookie to HttpOnly and Secure").
-    r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)"
-    r"(?: enough)?\?"
+    # Whether it is safe, not a cookie's `Secure` flag ("set the session cookie to HttpOnly and Secure").
+    r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)\b"
+    r"(?<!and secure)(?<!, secure)(?! flag| attribute)"
     r"|\breview (?:the )?(?:cors|cookie|jwt|iam|rbac|auth\w*|permission\w*|policy|policies)\b"
     r"|\bpermission checks\b|\b(?:can a user|can users|can someone|can anyone) (?:read|see|access|bypass)\b"
     r"|\b(?:get around|get past) (?:this|the|our)\b|\b(?:more access|more permission|more permissions|more rights) than\b"
@@ -219,7 +219,7 @@ _SMALL_SCOPE = _Family(
     r"|service|api|table|page|form|project|site|website|feature|bot|endpoint|component|schema|crud)\b"
     r"|\b(?:a|one|the) (?:\w+ )?(?:table|endpoints?|column|field|form|page|script|cli|function|class"
     r"|component|folder|enum|struct|type|config|json|response|request|index|route)\b"
-    r"|\bthe folders?\b|\bfolder layout\b"
+    r"|\bthe folders?\b|\bfolder layout\b|\b(?:to|in|for) (?:this|my) (?:\w+ )?(?:app|project|site|page|cli)\b"
     r"|\b(?:upgrad|bump|updat)\w* (?:\w+ )?(?:from |to )?v?\d|\bupgrad\w* (?:\w+ ){0,3}(?:to|from)\b"
     r"|\brename of\b|\bjson shape\b|\bshape (?:of|for)\b|\bnaming\b"
     r"|\bfor (?:a|my|this) (?:side|hobby|toy|pet)\b"
@@ -313,7 +313,7 @@ _MECHANICAL = _Family(
     r"|\bdocument\w*|\bformat(?:ting)?\b|\bsort (?:the )?imports\b|\bto yaml\b|\bto json\b"
     r"|\breplace (?:every|all|the) \w+ (?:with|for|by)\b|\bswap every\b|\beverywhere\b|\bsummar\w+"
     r"|\b(?:add a|add an|use a|use an|put a) (?:mutex|lock|semaphore|timeout|worker thread|thread pool)\b"
-    r"|\bgive it a timeout\b"
+    r"|\bgive it a timeout\b|\bmermaid\b|\bplantuml\b|\bas a diagram\b"
 )
 _ERROR_PASTED = _Family(
     r"(?:error|exception):|\berr!|\btraceback\b|\bundefined reference\b|\bcannot find\b|\[emerg\]"
