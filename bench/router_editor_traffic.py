@@ -1,16 +1,16 @@
 """Auto's router on the editor-traffic suite (docs/router.md, "Editor-traffic suite"), next to the router it
 replaced and baselines measured in the same run.
 
-Run: .venv/bin/python bench/router_editor_traffic.py [--part whole|held-out|development|fresh|fresh2|fresh3|freshN]
-     [--misrouted] [--json out.json]
+Run: .venv/bin/python bench/router_editor_traffic.py
+     [--part whole|held-out|development|fresh|fresh2|fresh3|freshN] [--misrouted] [--json out.json]
 
 Every item goes through the path the server takes for a first turn under Auto: the prompt and its attached
 files become `ContextItem`s, `features/chat/auto.py: route_input` builds the `RouteInput` (fresh workspace:
 no history, no threshold shift; a plan that allows every model) and the shipped artifact decides, at each
 preference. Since round 4 the escalation model is fitted on the development half of `data/` plus the
-released fresh batches (`fresh/`, `fresh2/`, since round 5 `fresh3/`; `suite.RELEASED_BATCHES`) and its operating points are chosen on
-the other half (`router_lab/editor_traffic/split.py`). Any other `freshN/` folder is a test batch:
-`--part freshN` prints its aggregates and intervals only (no reasons, no items).
+released fresh batches (`fresh/`, `fresh2/`, since round 5 `fresh3/`; `suite.RELEASED_BATCHES`) and its
+operating points are chosen on the other half (`router_lab/editor_traffic/split.py`). Any other `freshN/`
+folder is a test batch: `--part freshN` prints its aggregates and intervals only (no reasons, no items).
 The old router (`router_lab/legacy`) is the one Auto shipped before issue 18, with its own artifact.
 
 Printed: Auto's Sonnet share, its API cost relative to always-Sonnet (list prices through

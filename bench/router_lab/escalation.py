@@ -15,9 +15,10 @@
    of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
 Since round 4 the items are `data/` and the released fresh batches (`editor_traffic/fresh` since round 3,
-`editor_traffic/fresh2` since round 4, `editor_traffic/fresh3` since round 5; `suite.RELEASED_BATCHES`), split into the two halves by the same id
-hash. A test batch (any other `freshN/`) is never read here (bench/router_editor_traffic.py `--part freshN`
-reports on it). Same data, same bytes: the fit is deterministic.
+`editor_traffic/fresh2` since round 4, `editor_traffic/fresh3` since round 5; `suite.RELEASED_BATCHES`),
+split into the two halves by the same id hash. A test batch (any other `freshN/`) is never read here
+(bench/router_editor_traffic.py `--part freshN` reports on it). Same data, same bytes: the fit is
+deterministic.
 """
 
 from __future__ import annotations

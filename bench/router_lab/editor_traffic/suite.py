@@ -216,8 +216,8 @@ def unreleased_batches() -> list[str]:
 
 def load_training() -> tuple[Item, ...]:
     """What the escalation model may learn from: `data/` and every released fresh batch (`fresh/` since
-    round 3, `fresh2/` since round 4, `fresh3/` since round 5, each released once the round it tested was reported). Test batches
-    (`unreleased_batches`) are never in it."""
+    round 3, `fresh2/` since round 4, `fresh3/` since round 5, each released once the round it tested was
+    reported). Test batches (`unreleased_batches`) are never in it."""
     items = load_suite(DATA)
     for name in RELEASED_BATCHES:
         items += load_suite(batch_folder(name))
