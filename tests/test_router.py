@@ -117,6 +117,8 @@ def test_ask_signals_read_what_is_asked(prompt: str, signal: str) -> None:
         "the worker does pickle.loads on what the client sends",
         "is this oauth callback safe",
         "what could an attacker do with this upload form",
+        "are the grants on this role too broad",
+        "can a crafted length make it read past the buffer",
     ],
 )
 def test_threats_described_without_review_words_are_security(prompt: str) -> None:
@@ -168,6 +170,7 @@ def test_a_small_scope_word_alone_is_no_design() -> None:
         "query to list duplicate payments per customer",
         "mark the auth cookie HttpOnly and Secure",
         "how do I skip a field when deserializing with jackson",
+        "ruff says this except clause is too broad",
     ],
 )
 def test_words_used_in_another_sense_are_not_signals(prompt: str) -> None:

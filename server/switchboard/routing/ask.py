@@ -181,7 +181,12 @@ _SECURITY = _Family(
     r"|tamper|hijack|smuggl|read other|see other|access other)\w*"
     r"|\bbypass(?:ed|able)\b|\bguessable\b|\bpredictable (?:tokens?|ids?|session\w*|reset|urls?|links?)\b"
     r"|\bbrute[- ]?forc\w*|\bimpersonat\w*|\bhijack\w*"
-    r"|\bescalat\w* (?:to (?:admin|root)|privileges?|roles?)\b"
+    r"|\bescalat\w* (?:to (?:\w+ )?(?:admin|root|superuser)|privileges?|roles?)\b|\binjectable\b"
+    # Memory-safety shapes in plain words, and grants wider than they need ("is this IAM policy too broad").
+    r"|\b(?:read|reads|write|writes|reading|writing) (?:past|beyond) (?:the )?(?:end|buffer|bounds)\b"
+    r"|\bout[- ]of[- ]bounds\b|\bbuffer over\w*"
+    r"|\b(?:policy|policies|permission|permissions|role|roles|scope|scopes|grant|grants)\b[^.?!\n]{0,30}"
+    r"\btoo (?:broad|wide|permissive|open)\b"
     r"|\bbecome (?:an? )?(?:admin|root|superuser)\b"
     # ... how passwords, secrets and tokens are handled ...
     r"|\b(?:password|passwords|secret|secrets|token|tokens|api key|api keys|credential|credentials) "
@@ -244,7 +249,7 @@ _CONCURRENCY = _Family(
     r"|\btoctou\b|\bcheck-then-act\b|\bsignal handler\b|\basync-signal-safe\b|\bmemory corruption\b|"
     r"\brac(?:es?|y|e condition)\b(?! (?:test|field|column|detector|flag|key|attribute|property|id|enum))"
     r"|\bdeadlock\w*|\bdouble-checked\b"
-    r"|\bmemory order\w*|\block-free\b|\bexactly-once\b|\bat-least-once\b|\btwice\b|"
+    r"|\bmemory order\w*|\bmemory_order\w*|\block-free\b|\bexactly-once\b|\bat-least-once\b|\btwice\b|"
     r"\binterleav\w*|\blost updates?\b|\bspurious\b"
     r"|\bfalse sharing\b|\bdistributed lock\b|\bmpmc\b|\bspsc\b|\bdata race\b|\blinearizab\w*"
     r"|\bboth pass\b|\bgoroutine leak\w*|\bwith -o2\b|\bonly with -o\d\b|\bundefined behaviou?r\b"
@@ -294,7 +299,8 @@ _CARE = _Family(
     r"|\bwhat changes\b|\bdrifted\b|\bdeterministic\b|\breproducible\b|\bcorrect with\b"
 )
 _SYSTEMIC = _Family(
-    r"\bmemory leak\w*|\bleaks memory\b|\bgrows (?:over time|until)\b|\bp99\b|\blatency spikes?\b"
+    r"\bmemory leak\w*|\bleaks memory\b|\bgrows (?:over time|until)\b|\b(?:keeps|kept) growing\b|\bp99\b"
+    r"|\blatency spikes?\b"
     r"|\btail latency\b|\bthroughput (?:drops|collapses)\b|\bonly in prod\w*|\bin prod only\b"
     r"|\bcan'?t reproduce\b|\bnon-?deterministic\w*|\bheisenbug\b|\bdegrad\w*|\bregress\w* after\b"
     r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|"
@@ -303,8 +309,8 @@ _SYSTEMIC = _Family(
     r"\bbut only (?:when|after|under|once|on|in)\b"
     r"|\b(?:fail|crash|break|happen|occur|hang|error|slow|leak|spike|stall|wrong|flak|drop|lost|lose|miss"
     r"|disappear|corrupt|die|freez|timeout|time out|killed|panic)\w*\b[^.?!\n]{0,40}"
-    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b|\bsometimes\b|\bintermittent\w*"
-    r"|\bonce a (?:week|day|month)\b"
+    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b|\bsometimes\b|\boccasionally\b"
+    r"|\bintermittent\w*|\bonce a (?:week|day|month)\b"
     r"|\brandomly\b|\bflaky\b|\bfalls? over\b|\bscales? badly\b|\bunder load\b"
     r"|\bprofiler\b|\bin gc\b|\bhot path\b|\boomkill\w*|\bexplain analyze\b"
     r"|\bevent loop (?:is |gets |was )?(?:blocked|lag\w*|stall\w*|starv\w*)"
