@@ -303,18 +303,20 @@ _SYSTEMIC = _Family(
     r"|\blatency spikes?\b"
     r"|\btail latency\b|\bthroughput (?:drops|collapses)\b|\bonly in prod\w*|\bin prod only\b"
     r"|\bcan'?t reproduce\b|\bnon-?deterministic\w*|\bheisenbug\b|\bdegrad\w*|\bregress\w* after\b"
-    r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|"
-    # A symptom that appears only then ("fails, but only after the rotation"), not a condition asked for
-    # ("how do i run it only when src changed").
-    r"\bbut only (?:when|after|under|once|on|in)\b"
-    r"|\b(?:fail|crash|break|happen|occur|hang|error|slow|leak|spike|stall|wrong|flak|drop|lost|lose|miss"
-    r"|disappear|corrupt|die|freez|timeout|time out|killed|panic)\w*\b[^.?!\n]{0,40}"
-    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b|\bsometimes\b|\boccasionally\b"
-    r"|\bintermittent\w*|\bonce a (?:week|day|month)\b"
+    r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|\bbut only (?:when|after|under|once|on|in)\b"
+    r"|\bsometimes\b|\boccasionally\b|\bintermittent\w*|\bonce a (?:week|day|month)\b"
     r"|\brandomly\b|\bflaky\b|\bfalls? over\b|\bscales? badly\b|\bunder load\b"
     r"|\bprofiler\b|\bin gc\b|\bhot path\b|\boomkill\w*|\bexplain analyze\b"
     r"|\bevent loop (?:is |gets |was )?(?:blocked|lag\w*|stall\w*|starv\w*)"
     r"|\bsilently\b|\bwrong (?:totals?|results?|numbers?) (?:for|in|on) some\b|\bfor good\b"
+)
+# A symptom that appears only then ("fails, but only after the rotation") is systemic; "only when" as a
+# condition asked for ("how do i run it only when src changed") is not. Searched only when the ask has
+# "only ": its symptom words are common substrings and would run it on most asks.
+_SYMPTOM_ONLY = re.compile(
+    r"\b(?:fail|crash|break|happen|occur|hang|error|slow|leak|spike|stall|wrong|flak|drop|lost|lose|miss"
+    r"|disappear|corrupt|die|freez|timeout|time out|killed|panic)\w*\b[^.?!\n]{0,40}"
+    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b"
 )
 _MECHANICAL = _Family(
     r"\brename\w*|\bdocstrings?\b|\bjsdoc\b|\bgodoc\b|\bjavadoc\b|\btypos?\b|\bcomments?\b|\bf-strings?\b"
@@ -387,7 +389,7 @@ def read_ask(prompt: str) -> AskSignals:
         whole_context=_WHOLE_CONTEXT.search(text),
         structural=_STRUCTURAL.search(text),
         care=_CARE.search(text),
-        systemic=_SYSTEMIC.search(text),
+        systemic=_SYSTEMIC.search(text) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
         mechanical=_MECHANICAL.search(text),
         error_pasted=_ERROR_PASTED.search(part.lower()),
         ask_words=len(_WORD.findall(text)),
