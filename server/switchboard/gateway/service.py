@@ -132,10 +132,10 @@ class Gateway:
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
         try:
-            entitlement = self.authority.verify(token)
+            verified = self.authority.verify(token)
         except TokenRefused as refused:
             raise unauthenticated(str(refused)) from None
-        if scope not in self.authority.scopes(token):
+        if scope not in verified.scopes:
             raise GatewayRefusal(
                 403,
                 "permission_error",
@@ -143,7 +143,7 @@ class Gateway:
                 details={"error": "insufficient_scope", "scope": scope},
                 headers={"www-authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
-        return entitlement
+        return verified.entitlement
 
     async def _active_account(self, account_id: str) -> Account:
         async with self.pool.connection() as conn:
