@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +35,10 @@ def test_probes_answer(replica: Replica) -> None:
 
 
 async def test_without_postgresql_a_replica_is_alive_not_ready_and_refuses_with_a_retryable_503(
-    gateway_env: dict[str, str], make_accounts: Accounts, tmp_path: Path
+    gateway_env: dict[str, str], make_accounts: Accounts, tmp_path: Path, closed_port: int
 ) -> None:
     account = await make_accounts.create("pro")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"postgresql://postgres@127.0.0.1:{probe.getsockname()[1]}/gateway"
+    nowhere = f"postgresql://postgres@127.0.0.1:{closed_port}/gateway"
     env = {
         **gateway_env,
         "SWITCHBOARD_GATEWAY_DATABASE_URL": nowhere,
