@@ -353,3 +353,53 @@ class ReplicaForker:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(10)
+
+
+class CuttableLine:
+    """A TCP line to PostgreSQL that a test cuts and restores: one replica loses the ledger (a partition, or
+    its pool still reconnecting after a restart) while the others still reach it. Runs on the test's loop."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.cut_off = False
+        self._open: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    def cut(self) -> None:
+        """Drop every connection on the line, and every new one until `restore`."""
+        self.cut_off = True
+        for writer in list(self._open):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.cut_off = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_off:
+            writer.transport.abort()
+            return
+        far_reader, far_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._open |= {writer, far_writer}
+        try:
+            await asyncio.gather(_pipe(reader, far_writer), _pipe(far_reader, writer))
+        finally:
+            for end in (writer, far_writer):
+                self._open.discard(end)
+                end.transport.abort()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
