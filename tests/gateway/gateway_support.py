@@ -339,11 +339,12 @@ class ReplicaForker:
         assert self.process.stdin is not None and self.process.stdout is not None
         with self._lock:
             log_path = self.logs / f"replica-{next(self._numbers)}.log"
+            offset = log_size(log_path)  # another forker may have written a log of that name in this folder
             self.process.stdin.write(f"0 {log_path}\n")
             self.process.stdin.flush()
             replica = ForkedReplica(int(self.process.stdout.readline()), "", log_path)
             self.started.append(replica)  # stopped by `close` even if it never gets ready
-        replica.url = f"http://127.0.0.1:{listening_port(replica.alive, log_path, 0)}"
+        replica.url = f"http://127.0.0.1:{listening_port(replica.alive, log_path, offset)}"
         return replica.wait_ready()
 
     def close(self) -> None:
