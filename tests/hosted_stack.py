@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,18 +32,13 @@ import httpx2
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gateway.gateway_support import start_on_a_chosen_port
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic
 
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery staple"
 VENDOR_KEY = "sk-ant-vendor-HOSTEDSTACK-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _gateway(args: list[str], env: dict[str, str], stdin: str | None = None) -> str:
@@ -113,8 +107,6 @@ class HostedStack:
 
         with psycopg.connect(cluster.url(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE gateway")
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
         keys = [workdir / "signing-current.pem", workdir / "signing-next.pem"]
         for key in keys:
@@ -124,7 +116,7 @@ class HostedStack:
             SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL=upstream.base_url,
             SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY=VENDOR_KEY,
             SWITCHBOARD_GATEWAY_SIGNING_KEYS=os.pathsep.join(map(str, keys)),
-            SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL=url,
+            SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://127.0.0.1",  # with the port once it is bound: serve()
             PYTHONUNBUFFERED="1",
         )
         _gateway(["migrate"], env)
@@ -133,14 +125,20 @@ class HostedStack:
             env,
             PASSWORD + "\n",
         )
-        log = (workdir / "gateway.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        stack = cls(workdir, cluster, upstream, env, url, process)
+        log_path = workdir / "gateway.log"
+
+        def serve(port: int) -> subprocess.Popen[bytes]:  # the public base URL names the port
+            env["SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+            with log_path.open("ab") as log:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+
+        process, port = start_on_a_chosen_port(serve, log_path)
+        stack = cls(workdir, cluster, upstream, env, f"http://127.0.0.1:{port}", process)
         stack._wait_ready()
         return stack
 

@@ -13,6 +13,7 @@ import json
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -115,12 +116,13 @@ PERSISTENT = [
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on: connecting to it is refused at once."""
+@pytest.fixture
+def closed_port_url() -> Iterator[str]:
+    """A loopback URL nothing listens on for the whole test: connecting to it is refused at once. The port
+    stays bound (not listening) until the test ends, so no other test or worker is handed it meanwhile."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def message_attempts(fake: FakeAnthropic) -> list[Any]:
@@ -214,9 +216,9 @@ async def test_a_transient_fault_is_retried_and_charged_once(
 
 @pytest.mark.parametrize("case", PERSISTENT, ids=[c.name for c in PERSISTENT])
 async def test_a_failure_is_a_clear_1003_stored_as_failed_and_not_charged(
-    start_server: SessionFactory, fake_api: FakeAnthropic, state_dir: Path, case: Case
+    start_server: SessionFactory, fake_api: FakeAnthropic, state_dir: Path, case: Case, closed_port_url: str
 ) -> None:
-    env = {"ANTHROPIC_BASE_URL": closed_port_url()} if case.refused else {}
+    env = {"ANTHROPIC_BASE_URL": closed_port_url} if case.refused else {}
     session = await start(start_server, fake_api, **env)
     for fault in case.faults:
         fake_api.add_fault(fault)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from gateway.gateway_support import RESERVATION_TTL, VENDOR_KEY, Accounts, Replica, run_cli
+from gateway.gateway_support import RESERVATION_TTL, VENDOR_KEY, Accounts, Replica, run_cli, unused_port
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.config import load_settings
@@ -47,6 +47,13 @@ def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "upstream" in request.fixturenames:
         request.getfixturevalue("upstream").clear_faults()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port nobody listens on for the whole test (held bound, so no other test is handed it)."""
+    with unused_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
@@ -45,10 +48,73 @@ def run_cli(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# Every replica a test starts binds port 0 and the test reads the port the kernel gave it from the replica's
+# own log. Picking a free port first and passing it on raced across pytest-xdist workers (and the other runs
+# on the machine): between the probe closing and the replica binding, another worker could pick it too, and
+# the loser's readiness probe could even be answered by the winner.
+LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+BIND_FAILED = "address already in use"
+
+
+class PortTaken(RuntimeError):
+    """A replica started on a port chosen in advance found it taken (start it again on another)."""
+
+
+def process_alive(process: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    return lambda: process.poll() is None
+
+
+def log_size(log_path: Path) -> int:
+    return log_path.stat().st_size if log_path.exists() else 0
+
+
+def listening_port(alive: Callable[[], bool], log_path: Path, offset: int, timeout: float = 30) -> int:
+    """The port a replica bound, from the line uvicorn logs once it listens (after `offset` in its log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        written = log_path.read_text(encoding="utf-8", errors="replace")[offset:] if log_path.exists() else ""
+        if found := LISTENING.search(written):
+            return int(found.group(1))
+        if BIND_FAILED in written.lower():
+            raise PortTaken(written)
+        if not alive():
+            raise RuntimeError(f"gateway exited before listening:\n{written}")
+        time.sleep(0.02)
+    raise TimeoutError(f"gateway not listening after {timeout}s:\n{log_path.read_text(errors='replace')}")
+
+
+def start_on_a_chosen_port(
+    start: Callable[[int], subprocess.Popen[bytes]], log_path: Path, attempts: int = 5
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a replica that must know its port before it starts (its public base URL names it): choose a
+    free port, start it there, and choose again if another test took the port meanwhile. It counts as started
+    only once its own log says it listens, so the replica that won the port never answers for it."""
+    for attempt in range(attempts):
+        with unused_port() as port:
+            pass  # released for the replica to bind; if another test binds it first, the loop chooses again
+        offset = log_size(log_path)
+        process = start(port)
+        try:
+            listening_port(process_alive(process), log_path, offset)
+            return process, port
+        except PortTaken:
+            process.wait(10)  # uvicorn exits when it cannot bind
+            if attempt == attempts - 1:
+                raise
+        except BaseException:
+            process.kill()
+            process.wait(10)
+            raise
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def unused_port() -> Iterator[int]:
+    """A loopback port nothing listens on while the block runs: it stays bound here (not listening, so a
+    connection to it is refused) and the kernel hands it to nobody else meanwhile."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 
 
 @dataclass
@@ -59,14 +125,20 @@ class Replica:
 
     @classmethod
     def start(cls, env: dict[str, str], log_path: Path, probe: str = "/readyz") -> Replica:
-        port = _free_port()
+        offset = log_size(log_path)
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
+                [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", "0"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        try:
+            port = listening_port(process_alive(process), log_path, offset)
+        except BaseException:
+            process.kill()
+            process.wait(10)
+            raise
         replica = cls(process, f"http://127.0.0.1:{port}", log_path)
         replica.wait_ready(probe)
         return replica
@@ -260,22 +332,20 @@ class ReplicaForker:
         )
         self.started: list[ForkedReplica] = []
         self._lock = threading.Lock()
-
-    def spawn(self) -> ForkedReplica:
-        """A new replica, not yet ready (call `wait_ready`)."""
-        port = _free_port()
-        log_path = self.logs / f"replica-{port}.log"
-        assert self.process.stdin is not None and self.process.stdout is not None
-        with self._lock:
-            self.process.stdin.write(f"{port} {log_path}\n")
-            self.process.stdin.flush()
-            pid = int(self.process.stdout.readline())
-        replica = ForkedReplica(pid, f"http://127.0.0.1:{port}", log_path)
-        self.started.append(replica)
-        return replica
+        self._numbers = itertools.count()
 
     def start(self) -> ForkedReplica:
-        return self.spawn().wait_ready()
+        """A new replica, ready. It binds port 0; its log says which port it got."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with self._lock:
+            log_path = self.logs / f"replica-{next(self._numbers)}.log"
+            offset = log_size(log_path)  # another forker may have written a log of that name in this folder
+            self.process.stdin.write(f"0 {log_path}\n")
+            self.process.stdin.flush()
+            replica = ForkedReplica(int(self.process.stdout.readline()), "", log_path)
+            self.started.append(replica)  # stopped by `close` even if it never gets ready
+        replica.url = f"http://127.0.0.1:{listening_port(replica.alive, log_path, offset)}"
+        return replica.wait_ready()
 
     def close(self) -> None:
         for replica in self.started:
@@ -284,3 +354,53 @@ class ReplicaForker:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(10)
+
+
+class CuttableLine:
+    """A TCP line to PostgreSQL that a test cuts and restores: one replica loses the ledger (a partition, or
+    its pool still reconnecting after a restart) while the others still reach it. Runs on the test's loop."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.cut_off = False
+        self._open: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    def cut(self) -> None:
+        """Drop every connection on the line, and every new one until `restore`."""
+        self.cut_off = True
+        for writer in list(self._open):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.cut_off = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_off:
+            writer.transport.abort()
+            return
+        far_reader, far_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._open |= {writer, far_writer}
+        try:
+            await asyncio.gather(_pipe(reader, far_writer), _pipe(far_reader, writer))
+        finally:
+            for end in (writer, far_writer):
+                self._open.discard(end)
+                end.transport.abort()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()

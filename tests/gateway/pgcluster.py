@@ -63,8 +63,23 @@ class Cluster:
         cluster._run(
             ["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
         )
-        cluster.up()
+        cluster._first_up()
         return cluster
+
+    def _first_up(self, attempts: int = 5) -> None:
+        """Start on the chosen port, or on another if it was taken between choosing and binding (another
+        pytest-xdist worker, or another run on the machine, can choose the same free port meanwhile)."""
+        log = self.directory / "server.log"
+        for attempt in range(attempts):
+            offset = log.stat().st_size if log.exists() else 0
+            try:
+                self.up()
+                return
+            except subprocess.CalledProcessError:
+                said = log.read_text(errors="replace")[offset:] if log.exists() else ""
+                if "already in use" not in said or attempt == attempts - 1:
+                    raise
+                self.port = _free_port()
 
     def _options(self) -> str:
         return (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -170,12 +169,10 @@ async def test_a_client_that_disconnects_closes_upstream_at_once_and_pays_for_wh
 
 
 async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
-    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path, closed_port: int
 ) -> None:
     account = await make_accounts.create("pro")
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    nowhere = f"http://127.0.0.1:{closed_port}"
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": nowhere}
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "no-upstream.log")
     try:

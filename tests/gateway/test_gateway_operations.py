@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +35,10 @@ def test_probes_answer(replica: Replica) -> None:
 
 
 async def test_without_postgresql_a_replica_is_alive_not_ready_and_refuses_with_a_retryable_503(
-    gateway_env: dict[str, str], make_accounts: Accounts, tmp_path: Path
+    gateway_env: dict[str, str], make_accounts: Accounts, tmp_path: Path, closed_port: int
 ) -> None:
     account = await make_accounts.create("pro")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"postgresql://postgres@127.0.0.1:{probe.getsockname()[1]}/gateway"
+    nowhere = f"postgresql://postgres@127.0.0.1:{closed_port}/gateway"
     env = {
         **gateway_env,
         "SWITCHBOARD_GATEWAY_DATABASE_URL": nowhere,
@@ -163,6 +160,22 @@ async def test_overage_settings(make_accounts: Accounts, replica: Replica) -> No
     assert after["overage"]["credits"] == pytest.approx(charged["credits"] - 0.01)
     assert after["overage"]["credits"] == pytest.approx(charged["overage_credits"])
     assert after["alerts"]  # past 80% and 100% of the included credits
+
+
+async def test_an_overage_budget_under_a_cent_is_a_400_and_changes_nothing(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    # It passes the schema (budgetUsd > 0) and is refused only once it is rounded down to cents: that refusal
+    # used to escape the endpoint's error handling and come back as a 500 the SDK retries.
+    pro = await make_accounts.create("pro")
+    url = replica.url + "/v1/switchboard/overage"
+    refused = HTTP.post(url, json={"enabled": True, "budgetUsd": 0.004}, headers=auth(pro.token))
+    assert refused.status_code == 400
+    assert refused.headers["x-should-retry"] == "false"
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert "at least $0.01" in refused.json()["error"]["message"]
+    report = HTTP.get(replica.url + "/v1/switchboard/usage", headers=auth(pro.token)).json()
+    assert report["overage"]["enabled"] is False and report["overage"]["budgetUsd"] is None
 
 
 async def test_admin_cli_creates_accounts_changes_plans_and_issues_tokens(

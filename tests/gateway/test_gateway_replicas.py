@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anthropic
 import httpx2
@@ -21,6 +22,7 @@ import pytest
 from gateway.gateway_support import (
     RESERVATION_TTL,
     Accounts,
+    CuttableLine,
     Replica,
     balance,
     expected_credits,
@@ -29,6 +31,7 @@ from gateway.gateway_support import (
     turn_rows,
     wait_settled,
 )
+from switchboard.protocol.messages import Usage
 
 HAIKU = "claude-haiku-4-5-20251001"
 SONNET_45 = "claude-sonnet-4-5-20250929"
@@ -230,6 +233,55 @@ async def test_a_replica_stalled_past_the_reservation_before_any_output_still_ch
     [row] = await turn_rows(url, account.id)
     assert (row["status"], row["provisional"], row["attempts"]) == ("complete", False, 1)
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+    assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
+
+
+async def test_an_answer_settled_once_its_replica_reaches_the_ledger_again_is_charged_in_full_after_a_reap(
+    make_accounts: Accounts, replicas: list[Replica], gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The restart flake, on purpose: the answering replica loses PostgreSQL once output has begun (the
+    others keep it), so its settlement is refused and retried while another replica reaps the expired
+    reservation at its checkpoint (no heartbeat recorded output: charged 0). That is a provisional state,
+    not the end: once the replica reaches the ledger again, its retried settlement charges the whole
+    answer."""
+    account = await make_accounts.create("pro")
+    url = make_accounts.database_url
+    database = urlsplit(gateway_env["SWITCHBOARD_GATEWAY_DATABASE_URL"])
+    line = CuttableLine(database.port or 5432)
+    via_line = database._replace(netloc=f"{database.username}@127.0.0.1:{await line.start()}").geturl()
+    env = {
+        **gateway_env,
+        "SWITCHBOARD_GATEWAY_DATABASE_URL": via_line,
+        "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "0.5",
+    }
+    owner = await asyncio.to_thread(Replica.start, env, tmp_path / "owner.log")
+    try:
+        text = ""
+        async with sdk(owner.url, account.token) as client:
+            with pytest.raises(anthropic.APIStatusError) as refused:
+                async with client.messages.stream(
+                    model=HAIKU,
+                    max_tokens=300,
+                    messages=user("An essay. [[fake:words=40 slow=0.05]]"),
+                    extra_headers=turn_headers("claude-haiku-4.5"),
+                ) as stream:
+                    async for event in stream:
+                        if event.type == "text":
+                            if not text:
+                                line.cut()  # output has begun; the ledger goes away for this replica only
+                            text += event.text
+        assert text and refused.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+        reaped = await wait_for_row(url, account.id, lambda r: r["status"] != "reserved", RESERVATION_TTL * 8)
+        assert reaped["provisional"] is True and reaped["reason"] == "the replica serving it stopped"
+        line.restore()
+        row = await wait_for_row(url, account.id, lambda r: not r["provisional"], 40)
+    finally:
+        owner.stop()
+        await line.close()
+    assert (row["status"], row["attempts"]) == ("complete", 1)
+    assert row["output_tokens"] > 0 and row["credits_h"] > reaped["credits_h"]
+    usage = Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"])
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
     assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
 
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import socket
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from starlette.requests import Request
+from starlette.responses import Response
 
 from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
@@ -113,13 +115,16 @@ class Gateway:
 
     async def authenticate(self, request: Request, scope: str = "chat") -> Account:
         """The active account behind the request's bearer token, which must carry `scope`; raises a 401
-        refusal (or 403 `insufficient_scope`, RFC 6750 §3.1)."""
-        return await self._active_account(self._entitlement(request, scope).account_key)
+        refusal (or 403 `insufficient_scope`, RFC 6750 §3.1). The access log names the account from here."""
+        account = await self._active_account(self._entitlement(request, scope).account_key)
+        request.state.account = account.id
+        return account
 
     def caller(self, request: Request) -> Caller:
         """Who the request's bearer token says is asking (raises a 401 refusal, or 403 without the chat
         scope), without a database read: for a turn, whose reservation checks the account in the same call."""
         entitlement = self._entitlement(request, "chat")
+        request.state.account = entitlement.account_key
         return Caller(entitlement.account_key, entitlement.plan)
 
     def _entitlement(self, request: Request, scope: str) -> Entitlement:
@@ -127,10 +132,10 @@ class Gateway:
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
         try:
-            entitlement = self.authority.verify(token)
+            verified = self.authority.verify(token)
         except TokenRefused as refused:
             raise unauthenticated(str(refused)) from None
-        if scope not in self.authority.scopes(token):
+        if scope not in verified.scopes:
             raise GatewayRefusal(
                 403,
                 "permission_error",
@@ -138,7 +143,7 @@ class Gateway:
                 details={"error": "insufficient_scope", "scope": scope},
                 headers={"www-authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
-        return entitlement
+        return verified.entitlement
 
     async def _active_account(self, account_id: str) -> Account:
         async with self.pool.connection() as conn:
@@ -289,6 +294,29 @@ class _Settling:
 
     def usage(self) -> Usage:
         return self.settled_usage
+
+
+AccountHandler = Callable[[Request, Gateway, Account], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def account_endpoint(scope: str = "chat") -> Callable[[AccountHandler], Endpoint]:
+    """An endpoint for the bearer token's active account, which must carry `scope`: the handler gets the
+    gateway and the account (already in the access log) and holds only its own logic. Whatever it refuses
+    (`GatewayRefusal`, raised anywhere in it) is answered as Anthropic's error JSON, as authentication is."""
+
+    def wrap(handler: AccountHandler) -> Endpoint:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            gateway: Gateway = request.app.state.gateway
+            try:
+                return await handler(request, gateway, await gateway.authenticate(request, scope))
+            except GatewayRefusal as refusal:
+                return refusal.response()
+
+        return endpoint
+
+    return wrap
 
 
 def bearer_token(request: Request) -> str | None:

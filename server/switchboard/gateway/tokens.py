@@ -37,16 +37,54 @@ class TokenRefused(Exception):
 
 
 @dataclass(frozen=True)
+class VerifiedToken:
+    """What a verified access token grants: its entitlement (account, plan, expiry) and its scopes."""
+
+    entitlement: Entitlement
+    scopes: frozenset[str]
+
+
+class VerifiedTokens:
+    """Verified tokens, each one entry until its token expires, at most `size` (the oldest go first).
+
+    One entry holds everything a request needs from its token, so a token is parsed once per replica."""
+
+    def __init__(self, size: int = VERIFIED_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[datetime, VerifiedToken]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, now: datetime) -> VerifiedToken | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        expires_at, verified = entry
+        if expires_at <= now:
+            del self._entries[token]
+            return None
+        return verified
+
+    def put(self, token: str, verified: VerifiedToken) -> None:
+        expires_at = verified.entitlement.expires_at
+        if expires_at is None:  # never expires: not one to keep (every token the gateway issues expires)
+            return
+        self._entries.pop(token, None)
+        while len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (expires_at, verified)
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(token, None)
+
+
+@dataclass(frozen=True)
 class TokenAuthority:
     issuer: str
     lifetime: timedelta
     signing_keys: tuple[Ed25519PrivateKey, ...]
-    _verified: dict[str, Entitlement] = field(
-        default_factory=dict[str, Entitlement], init=False, compare=False, repr=False
-    )
-    _scopes: dict[str, frozenset[str]] = field(
-        default_factory=dict[str, frozenset[str]], init=False, compare=False, repr=False
-    )
+    _verified: VerifiedTokens = field(default_factory=VerifiedTokens, init=False, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> TokenAuthority:
@@ -76,40 +114,33 @@ class TokenAuthority:
         keys, _ = parse_jwks(self.jwks(), "gateway signing keys")
         return TrustedKeys(tuple(keys))
 
-    def verify(self, token: str, *, now: datetime | None = None) -> Entitlement:
-        """The entitlement `token` proves; raises `TokenRefused`.
+    def verify(self, token: str, *, now: datetime | None = None) -> VerifiedToken:
+        """What `token` grants; raises `TokenRefused`.
 
         A token verified before is answered from memory until it expires (the keys never change while a
         replica runs, and a valid token only stops being valid by expiring; revocation is the account
         row's business, checked on every request)."""
-        known = self._verified.get(token) if now is None else None
-        if known is not None and known.expires_at is not None and known.expires_at > utc_now():
-            return known
+        if now is None:
+            known = self._verified.get(token, utc_now())
+            if known is not None:
+                return known
         try:
             entitlement = check_entitlement(token, self._trusted, now=now)
         except EntitlementRefused as refused:
-            self._verified.pop(token, None)
+            self._verified.forget(token)
             raise TokenRefused(str(refused).replace("Entitlement", "Access token", 1)) from None
-        if now is not None:
-            return entitlement  # checked at another time than now: not a verdict to keep
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            del self._verified[next(iter(self._verified))]
-        self._verified[token] = entitlement
-        return entitlement
+        verified = VerifiedToken(entitlement, _scopes(token))
+        if now is None:  # checked at another time than now: not a verdict to keep
+            self._verified.put(token, verified)
+        return verified
 
-    def scopes(self, token: str) -> frozenset[str]:
-        """The scopes of a token `verify` accepted (its signature is checked there, not again here). A
-        token from before scopes existed (no claim; it lives 15 minutes at most) could do everything."""
-        known = self._scopes.get(token)
-        if known is not None:
-            return known
-        claims = jwt.decode(token, options={"verify_signature": False})
-        scope = claims.get("scope", ALL_SCOPES)
-        granted = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        if len(self._scopes) >= VERIFIED_CACHE_SIZE:  # the same bound as verified tokens, the same reason
-            del self._scopes[next(iter(self._scopes))]
-        self._scopes[token] = granted
-        return granted
+
+def _scopes(token: str) -> frozenset[str]:
+    """The scopes of a token whose signature was just checked. A token from before scopes existed (no
+    claim; it lives 15 minutes at most) could do everything."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    scope = claims.get("scope", ALL_SCOPES)
+    return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
 
 
 def _load_key(path: Path) -> Ed25519PrivateKey:

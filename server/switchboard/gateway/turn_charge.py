@@ -14,20 +14,16 @@ from starlette.responses import JSONResponse, Response
 
 from switchboard.plans.credits import from_hundredths
 
-from .errors import GatewayRefusal, error_response
-from .service import Gateway
+from .accounts import Account
+from .errors import error_response
+from .service import Gateway, account_endpoint
 
 TURN_PATH = "/v1/switchboard/turns/{turn_id}"
 MAX_TURN_ID_LENGTH = 200
 
 
-async def turn_charge_endpoint(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    try:
-        account = await gateway.authenticate(request)
-    except GatewayRefusal as refusal:
-        return refusal.response()
-    request.state.account = account.id
+@account_endpoint()
+async def turn_charge_endpoint(request: Request, gateway: Gateway, account: Account) -> Response:
     turn_id = str(request.path_params["turn_id"])
     if not turn_id or len(turn_id) > MAX_TURN_ID_LENGTH:
         return error_response(400, "invalid_request_error", "That is not a turn id.")

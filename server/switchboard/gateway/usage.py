@@ -31,40 +31,29 @@ from . import accounts
 from .accounts import Account
 from .errors import GatewayRefusal, invalid_request
 from .ledger import Conn
-from .service import Gateway
+from .service import Gateway, account_endpoint
 
 ALERT_THRESHOLDS = (80, 100)
 
 
-async def usage_endpoint(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    try:
-        account = await gateway.authenticate(request)
-    except GatewayRefusal as refusal:
-        return refusal.response()
-    request.state.account = account.id
+@account_endpoint()
+async def usage_endpoint(request: Request, gateway: Gateway, account: Account) -> Response:
     async with gateway.pool.connection() as conn:
         report = await usage_report(conn, account)
     return JSONResponse(report.model_dump(mode="json", by_alias=True))
 
 
-async def overage_endpoint(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    try:
-        account = await gateway.authenticate(request, scope="billing")
-        request.state.account = account.id
-        params = _overage_params(await request.body())
-        if params.enabled and not account.spec.overage_available:
-            allowed = [plan.id for plan in PLANS.values() if plan.overage_available]
-            details = {"plan": account.spec.id, "allowed_plans": allowed}
-            refusal = wording.overage_for_paid_plans()
-            raise GatewayRefusal(403, "overage_not_available", refusal, details=details)
-    except GatewayRefusal as refusal:
-        return refusal.response()
+@account_endpoint(scope="billing")
+async def overage_endpoint(request: Request, gateway: Gateway, account: Account) -> Response:
+    params = _overage_params(await request.body())
+    if params.enabled and not account.spec.overage_available:
+        allowed = [plan.id for plan in PLANS.values() if plan.overage_available]
+        details = {"plan": account.spec.id, "allowed_plans": allowed}
+        refusal = wording.overage_for_paid_plans()
+        raise GatewayRefusal(403, "overage_not_available", refusal, details=details)
+    budget_cents = _budget_cents(params.budget_usd)
     async with gateway.pool.connection() as conn:
-        updated = await accounts.set_overage(
-            conn, account.id, params.enabled, _budget_cents(params.budget_usd)
-        )
+        updated = await accounts.set_overage(conn, account.id, params.enabled, budget_cents)
         report = await usage_report(conn, updated)
     return JSONResponse(report.model_dump(mode="json", by_alias=True))
 

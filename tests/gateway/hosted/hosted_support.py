@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.gateway_support import Replica
+from gateway.gateway_support import Replica, start_on_a_chosen_port
 from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient
 
 TERMINAL = "switchboard-terminal"
@@ -64,17 +63,16 @@ class HostedGateway:
 
 
 def start_gateway(env: dict[str, str], log_path: Path) -> HostedGateway:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
-            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": url},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    replica = Replica(process, url, log_path)
+    def serve(port: int) -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
+                env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    process, port = start_on_a_chosen_port(serve, log_path)
+    replica = Replica(process, f"http://127.0.0.1:{port}", log_path)
     replica.wait_ready()
     return HostedGateway(replica)

@@ -5,9 +5,12 @@ signed-in account, signing out one device (its refresh family) and signing the b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 
 from gateway.gateway_support import Replica
 from gateway.signin.signin_support import (
@@ -25,6 +28,31 @@ from switchboard.gateway.signin.codes import digest
 DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
 
 COOKIE = "switchboard_session"
+SECURE_COOKIE = "__Host-switchboard_session"
+SECURE_CSRF = "__Host-switchboard_csrf"
+
+
+@pytest.fixture(scope="module")
+def https_public(signin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
+    """A replica whose public base URL is https (TLS ends at the proxy in front; the test speaks plain HTTP
+    to it as that proxy would)."""
+    env = {**signin_env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": "https://gateway.test"}
+    replica = Replica.start(env, Path(tmp_path_factory.mktemp("signin")) / "https.log")
+    try:
+        yield replica
+    finally:
+        replica.stop()
+
+
+def set_cookie(response: httpx2.Response, name: str) -> tuple[str, dict[str, str]]:
+    """The value and the attributes (lower-case names; flags map to "") of the response's cookie `name`."""
+    for header in response.headers.get_list("set-cookie"):
+        first, *attributes = (part.strip() for part in header.split(";"))
+        cookie_name, _, value = first.partition("=")
+        if cookie_name == name:
+            pairs = (attribute.partition("=") for attribute in attributes if attribute)
+            return value, {key.lower(): attr_value for key, _, attr_value in pairs}
+    raise AssertionError(f"no {name} cookie set: {response.headers.get_list('set-cookie')}")
 
 
 class AccountBrowser:
@@ -206,3 +234,53 @@ async def test_account_sign_in_shares_the_device_pages_password_lock(
         assert COOKIE not in browser.http.cookies
     finally:
         browser.close()
+
+
+async def test_over_https_the_session_cookie_is_host_prefixed_secure_httponly_lax_and_host_only(
+    https_public: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create("pro")
+    # Secure cookies: an HTTP client would keep them to itself over plain HTTP, so the test carries them.
+    http = httpx2.Client(base_url=https_public.url, timeout=10, headers={"x-forwarded-for": new_address()})
+    try:
+        form_page = http.get("/account")
+        csrf, csrf_attributes = set_cookie(form_page, SECURE_CSRF)
+        assert "secure" in csrf_attributes and "domain" not in csrf_attributes
+        http.cookies.clear()
+        form = {"csrf_token": csrf_token(form_page.text), "action": "sign_in", "email": person.email}
+        signed_in = http.post(
+            "/account", data={**form, "password": PASSWORD}, headers={"cookie": f"{SECURE_CSRF}={csrf}"}
+        )
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"] == "https://gateway.test/account"
+        session_id, attributes = set_cookie(signed_in, SECURE_COOKIE)
+        assert {"secure", "httponly", "path", "samesite", "max-age"} <= set(attributes)
+        assert attributes["path"] == "/" and attributes["samesite"].lower() == "lax"
+        assert attributes["max-age"] == str(8 * 3600)
+        assert "domain" not in attributes  # __Host- requires a host-only cookie (RFC 6265bis §4.1.3.2)
+        assert not any(header.startswith(COOKIE + "=") for header in signed_in.headers.get_list("set-cookie"))
+        http.cookies.clear()
+
+        signed_in_page = http.get("/account", headers={"cookie": f"{SECURE_COOKIE}={session_id}"})
+        assert f"Signed in as <strong>{person.email}</strong>" in signed_in_page.text
+        # The same id under the unprefixed name (a cookie a sibling subdomain could plant) signs nobody in.
+        planted = http.get("/account", headers={"cookie": f"{COOKIE}={session_id}"})
+        assert person.email not in planted.text
+
+        page = http.get("/account", headers={"cookie": f"{SECURE_COOKIE}={session_id}"})
+        csrf, _ = set_cookie(page, SECURE_CSRF)
+        cookies = f"{SECURE_CSRF}={csrf}; {SECURE_COOKIE}={session_id}"
+        signed_out = http.post(
+            "/account",
+            data={"csrf_token": csrf_token(page.text), "action": "sign_out"},
+            headers={"cookie": cookies},
+        )
+        assert signed_out.status_code == 303
+        gone, gone_attributes = set_cookie(signed_out, SECURE_COOKIE)
+        assert gone in {"", '""'} and gone_attributes["max-age"] == "0"
+        assert "secure" in gone_attributes and gone_attributes["path"] == "/"  # else browsers ignore it
+        http.cookies.clear()
+        after = http.get("/account", headers={"cookie": f"{SECURE_COOKIE}={session_id}"})
+        assert person.email not in after.text
+    finally:
+        http.close()

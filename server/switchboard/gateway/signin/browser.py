@@ -7,17 +7,15 @@ stored only as its SHA-256 digest, so a copy of the database signs nobody in. A 
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from .codes import digest
+from .codes import Opaque, presented_digest
 
 SESSION_SECONDS = 8 * 3600
-MAX_SESSION_ID_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -32,37 +30,38 @@ class DeviceSignIn:
 
 async def start(conn: AsyncConnection[DictRow], account_id: str) -> str:
     """A new session for `account_id`; returns its id (for the cookie only)."""
-    session_id = secrets.token_urlsafe(32)
+    session = Opaque.new()
     await conn.execute(
         """
         INSERT INTO browser_sessions (id_hash, account_id, expires_at)
         VALUES (%s, %s, now() + make_interval(secs => %s))
         """,
-        (digest(session_id), account_id, SESSION_SECONDS),
+        (session.digest, account_id, SESSION_SECONDS),
     )
-    return session_id
+    return session.value
 
 
 async def account_of(conn: AsyncConnection[DictRow], session_id: str) -> str | None:
     """The account of a live session, or None (unknown, ended, expired, or a malformed cookie)."""
-    if not session_id or len(session_id) > MAX_SESSION_ID_LENGTH:
+    id_hash = presented_digest(session_id)
+    if id_hash is None:
         return None
     cursor = await conn.execute(
         """
         SELECT account_id FROM browser_sessions
         WHERE id_hash = %s AND ended_at IS NULL AND expires_at > now()
         """,
-        (digest(session_id),),
+        (id_hash,),
     )
     row = await cursor.fetchone()
     return row["account_id"] if row else None
 
 
 async def end(conn: AsyncConnection[DictRow], session_id: str) -> None:
-    if session_id and len(session_id) <= MAX_SESSION_ID_LENGTH:
+    id_hash = presented_digest(session_id)
+    if id_hash is not None:
         await conn.execute(
-            "UPDATE browser_sessions SET ended_at = now() WHERE id_hash = %s AND ended_at IS NULL",
-            (digest(session_id),),
+            "UPDATE browser_sessions SET ended_at = now() WHERE id_hash = %s AND ended_at IS NULL", (id_hash,)
         )
 
 

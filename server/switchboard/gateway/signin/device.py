@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 
-from .codes import digest, new_device_code, new_user_code
+from .codes import Digest, Opaque, digest, new_user_code, presented_digest
 
 SLOW_DOWN_SECONDS = 5  # RFC 8628 §3.5: every slow_down adds 5 seconds to the interval
 PollOutcome = Literal[
@@ -40,7 +40,7 @@ class Poll:
 async def start(
     conn: AsyncConnection[DictRow], client_id: str, scope: str, lifetime_seconds: int, interval_seconds: int
 ) -> DeviceAuthorization:
-    device_code = new_device_code()
+    device_code = Opaque.new()
     while True:  # a user code may (very rarely) collide with a stored one: draw another
         user_code = new_user_code()
         try:
@@ -51,7 +51,7 @@ async def start(
                 VALUES (%s, %s, %s, %s, 'pending', %s, now() + make_interval(secs => %s))
                 """,
                 (
-                    digest(device_code),
+                    device_code.digest,
                     digest(user_code),
                     client_id,
                     scope,
@@ -61,7 +61,7 @@ async def start(
             )
         except UniqueViolation:
             continue
-        return DeviceAuthorization(device_code, user_code, lifetime_seconds, interval_seconds)
+        return DeviceAuthorization(device_code.value, user_code, lifetime_seconds, interval_seconds)
 
 
 async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str) -> Poll:
@@ -69,13 +69,16 @@ async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str)
 
     Run it inside a transaction: the row stays locked until the caller has issued the tokens.
     """
+    code_hash = presented_digest(device_code)
+    if code_hash is None:
+        return Poll("invalid_grant")
     cursor = await conn.execute(
         """
         SELECT client_id, scope, status, account_id, expires_at <= now() AS expired,
                last_polled_at + make_interval(secs => interval_seconds) > now() AS too_soon
         FROM device_authorizations WHERE device_code_hash = %s FOR UPDATE
         """,
-        (digest(device_code),),
+        (code_hash,),
     )
     row = await cursor.fetchone()
     if row is None or row["client_id"] != client_id or row["status"] == "used":
@@ -85,22 +88,22 @@ async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str)
     if row["status"] == "denied":
         return Poll("access_denied")
     if row["status"] == "approved":
-        await _set(conn, device_code, "status = 'used'")
+        await _set(conn, code_hash, "status = 'used'")
         return Poll("approved", row["account_id"], row["scope"])
     if row["too_soon"]:
         slower: LiteralString = "interval_seconds = interval_seconds + %s, last_polled_at = now()"
-        await _set(conn, device_code, slower, SLOW_DOWN_SECONDS)
+        await _set(conn, code_hash, slower, SLOW_DOWN_SECONDS)
         return Poll("slow_down")
-    await _set(conn, device_code, "last_polled_at = now()")
+    await _set(conn, code_hash, "last_polled_at = now()")
     return Poll("authorization_pending")
 
 
 async def _set(
-    conn: AsyncConnection[DictRow], device_code: str, assignments: LiteralString, *values: object
+    conn: AsyncConnection[DictRow], code_hash: Digest, assignments: LiteralString, *values: object
 ) -> None:
     await conn.execute(
         f"UPDATE device_authorizations SET {assignments} WHERE device_code_hash = %s",
-        (*values, digest(device_code)),
+        (*values, code_hash),
     )
 
 

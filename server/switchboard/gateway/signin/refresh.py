@@ -17,7 +17,7 @@ from typing import Literal
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from .codes import digest, new_refresh_token
+from .codes import REFRESH_TOKEN_PREFIX, Opaque, presented_digest
 
 RefusalReason = Literal["unknown", "wrong_client", "family_revoked", "reused", "expired"]
 
@@ -57,25 +57,28 @@ async def start_family(
 
 
 async def _issue(conn: AsyncConnection[DictRow], family_id: str, lifetime_seconds: int) -> str:
-    token = new_refresh_token()
+    token = Opaque.new(REFRESH_TOKEN_PREFIX)
     await conn.execute(
         """
         INSERT INTO refresh_tokens (token_hash, family_id, expires_at)
         VALUES (%s, %s, now() + make_interval(secs => %s))
         """,
-        (digest(token), family_id, lifetime_seconds),
+        (token.digest, family_id, lifetime_seconds),
     )
-    return token
+    return token.value
 
 
 async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
+    token_hash = presented_digest(token)
+    if token_hash is None:
+        return None
     cursor = await conn.execute(
         """
         SELECT f.account_id, f.client_id, f.id AS family_id, f.scope
         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
         WHERE t.token_hash = %s
         """,
-        (digest(token),),
+        (token_hash,),
     )
     row = await cursor.fetchone()
     return Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"]) if row else None
@@ -85,6 +88,9 @@ async def rotate(
     conn: AsyncConnection[DictRow], token: str, client_id: str, lifetime_seconds: int
 ) -> Rotated | Refused:
     """Spend `token` and issue its successor; a spent token revokes its family. Run inside a transaction."""
+    token_hash = presented_digest(token)
+    if token_hash is None:
+        return Refused("unknown")
     cursor = await conn.execute(
         """
         SELECT f.account_id, f.client_id, f.id AS family_id, f.scope,
@@ -94,7 +100,7 @@ async def rotate(
         WHERE t.token_hash = %s
         FOR UPDATE OF t, f
         """,
-        (digest(token),),
+        (token_hash,),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -109,7 +115,7 @@ async def rotate(
         return Refused("reused", found)
     if row["expired"]:
         return Refused("expired", found)
-    await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (digest(token),))
+    await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (token_hash,))
     return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds))
 
 

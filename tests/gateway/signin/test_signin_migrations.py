@@ -1,0 +1,87 @@
+"""Migrations 0004 (scopes) and 0005 (browser sessions) go down and up again on a real PostgreSQL, and the
+sign-ins made before survive where the older schema can hold them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+from alembic import command
+from psycopg.rows import dict_row
+
+from gateway.pgcluster import Cluster
+from switchboard.gateway import migrate
+from switchboard.gateway.accounts import create_account
+from switchboard.gateway.signin import browser, device, refresh
+
+DAY = 86400
+CLIENT = "switchboard-vscode"
+
+
+async def columns(url: str, table: str) -> set[str]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+
+async def has_table(url: str, table: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+
+async def test_migrations_0004_and_0005_go_down_and_up_again_and_sign_ins_survive(cluster: Cluster) -> None:
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = cluster.url(name)
+    config = migrate.alembic_config(url)
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        account = await create_account(conn, "migrated@example.test", "a password", "pro")
+        chat_only = await refresh.start_family(conn, account.id, CLIENT, "chat", 30 * DAY)
+        everything = await refresh.start_family(conn, account.id, CLIENT, "chat billing", 30 * DAY)
+        pending = await device.start(conn, CLIENT, "chat", 600, 5)
+        session = await browser.start(conn, account.id)
+        assert await browser.account_of(conn, session) == account.id
+
+    # Down past 0005: the browser sessions go (every browser is signed out of /account), nothing else does.
+    await asyncio.to_thread(command.downgrade, config, "0004")
+    assert not await has_table(url, "browser_sessions")
+    assert "scope" in await columns(url, "refresh_families")
+    await asyncio.to_thread(command.upgrade, config, "0005")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        assert await browser.account_of(conn, session) is None
+        again = await browser.start(conn, account.id)  # the table is usable again
+        assert await browser.account_of(conn, again) == account.id
+        found = await refresh.holder(conn, chat_only)
+        assert found is not None and found.scope == "chat"  # 0004's column was untouched
+
+    # Down past 0004: the scope columns go; the release before scopes let every sign-in do everything, so
+    # coming back, every family and pending authorization has every scope (the column's default), as the
+    # migration documents for rows from before scopes existed.
+    await asyncio.to_thread(command.downgrade, config, "0003")
+    assert "scope" not in await columns(url, "refresh_families")
+    assert "scope" not in await columns(url, "device_authorizations")
+    assert not await has_table(url, "browser_sessions")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM refresh_families WHERE account_id = %s", (account.id,)
+        )
+        families = await cursor.fetchone()
+        assert families == {"n": 2}
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        for token in (chat_only, everything):
+            async with conn.transaction():
+                rotated = await refresh.rotate(conn, token, CLIENT, 30 * DAY)
+            assert isinstance(rotated, refresh.Rotated), rotated
+            assert rotated.holder.account_id == account.id and rotated.holder.scope == "chat billing"
+        async with conn.transaction():
+            polled = await device.poll(conn, pending.device_code, CLIENT)
+        assert polled.outcome == "authorization_pending"
+        assert await browser.account_of(conn, again) is None  # 0005 came back empty

@@ -1,0 +1,86 @@
+"""The tests' own ports: a replica binds port 0 and the test reads the port from its log; a replica that must
+know its port in advance, or PostgreSQL, chooses again when another process took the port first (parallel
+pytest-xdist workers choose from the same free ports)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import psycopg
+import pytest
+
+from gateway import pgcluster
+from gateway.gateway_support import HTTP, Replica, start_on_a_chosen_port
+
+
+@pytest.fixture
+def squatted() -> Iterator[int]:
+    """A loopback port another process already listens on."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        yield squatter.getsockname()[1]
+
+
+def test_each_replica_gets_a_port_of_its_own_read_from_its_own_lines_of_the_log(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = Replica.start(gateway_env, tmp_path / "shared.log", "/healthz")
+    second = Replica.start(gateway_env, tmp_path / "shared.log", "/healthz")  # the first's line is above
+    try:
+        assert first.url != second.url
+        first.stop()
+        with pytest.raises(httpx2.TransportError):
+            HTTP.get(first.url + "/healthz")
+        assert HTTP.get(second.url + "/healthz").status_code == 200
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_replica_whose_chosen_port_was_taken_starts_on_another_and_never_takes_the_squatter_for_itself(
+    gateway_env: dict[str, str], tmp_path: Path, squatted: int
+) -> None:
+    log_path = tmp_path / "chosen.log"
+    tried: list[int] = []
+
+    def serve(port: int) -> subprocess.Popen[bytes]:
+        port = squatted if not tried else port  # the first choice loses the race
+        tried.append(port)
+        with log_path.open("ab") as log:
+            argv = [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)]
+            return subprocess.Popen(argv, env=gateway_env, stdout=log, stderr=subprocess.STDOUT)
+
+    process, port = start_on_a_chosen_port(serve, log_path)
+    try:
+        assert tried[0] == squatted and port == tried[1] != squatted
+        assert process.poll() is None
+        assert HTTP.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_postgresql_whose_chosen_port_was_taken_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch, squatted: int
+) -> None:
+    choices = [squatted]  # the first choice loses the race, later ones are free
+    monkeypatch.setattr(pgcluster, "_free_port", lambda: choices.pop() if choices else _any_port())
+    cluster = pgcluster.Cluster.start()
+    try:
+        assert cluster.port != squatted
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        cluster.stop()
+
+
+def _any_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

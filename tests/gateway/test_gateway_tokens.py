@@ -1,0 +1,64 @@
+"""The access-token authority: one remembered entry per verified token (entitlement and scopes), bounded,
+gone when the token expires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from switchboard.gateway.tokens import TokenAuthority, TokenRefused, VerifiedToken, VerifiedTokens
+from switchboard.plans.entitlement import Entitlement
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+def authority(seconds: int = 900) -> TokenAuthority:
+    return TokenAuthority("https://gateway.test", timedelta(seconds=seconds), (Ed25519PrivateKey.generate(),))
+
+
+def verified(account: str, expires_at: datetime | None, scopes: str = "chat") -> VerifiedToken:
+    entitlement = Entitlement("pro", account, "https://gateway.test", expires_at, "test")
+    return VerifiedToken(entitlement, frozenset(scopes.split()))
+
+
+def test_a_verified_token_is_one_entry_with_its_entitlement_and_its_scopes() -> None:
+    tokens = authority()
+    chat_only = tokens.issue("acct_1", "pro", scope="chat")
+    first = tokens.verify(chat_only)
+    assert first.entitlement.account == "acct_1" and first.entitlement.plan == "pro"
+    assert first.scopes == frozenset({"chat"})
+    assert tokens.verify(chat_only) is first  # answered from memory: the same entry, scopes included
+    assert tokens.verify(tokens.issue("acct_1", "pro")).scopes == frozenset({"chat", "billing"})
+
+
+def test_a_token_checked_at_another_time_is_not_remembered() -> None:
+    tokens = authority()
+    token = tokens.issue("acct_1", "pro")
+    checked = tokens.verify(token, now=datetime.now(UTC) + timedelta(seconds=1))
+    assert tokens.verify(token) is not checked
+    with pytest.raises(TokenRefused, match="expired"):
+        tokens.verify(token, now=datetime.now(UTC) + timedelta(hours=1))
+
+
+def test_an_entry_ends_when_its_token_expires() -> None:
+    cache = VerifiedTokens()
+    cache.put("token", verified("acct_1", NOW + timedelta(minutes=15)))
+    assert cache.get("token", NOW + timedelta(minutes=14)) is not None
+    assert cache.get("token", NOW + timedelta(minutes=15)) is None
+    assert len(cache) == 0  # dropped, not kept beside the live ones
+
+
+def test_the_cache_is_bounded_and_the_oldest_entry_goes_first() -> None:
+    cache = VerifiedTokens(size=3)
+    for n in range(5):
+        cache.put(f"token{n}", verified(f"acct_{n}", NOW + timedelta(minutes=15)))
+    assert len(cache) == 3
+    assert [cache.get(f"token{n}", NOW) is not None for n in range(5)] == [False, False, True, True, True]
+
+
+def test_a_token_without_expiry_is_never_remembered() -> None:
+    cache = VerifiedTokens()
+    cache.put("token", verified("acct_1", None))
+    assert len(cache) == 0 and cache.get("token", NOW) is None
