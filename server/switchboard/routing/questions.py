@@ -32,7 +32,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, get_args
 
-from switchboard.routing.escalation import CONVERSATION_WEIGHTS, WORDING
+from switchboard.routing.escalation import CONVERSATION_WEIGHTS
 
 ARTIFACT_NAME = "question_model.json"
 QuestionKind = Literal["multiple_choice", "word_problem"]
@@ -58,6 +58,16 @@ _CODE = re.compile(
     r"[{};]\s*$|\b(?:def|function|func|fn) \w+\(|\bclass \w+\s*[:({]|^\s*(?:import|from) \w+"
     r"|\b(?:const|let|var) \w+ =|\w\(\)|\w+\.\w+\(|=>|->|\b[a-z]+_[a-z_]+\b|\bSELECT\b.*\bFROM\b",
     re.M,
+)
+# Software and operations words: a prompt with numbers that uses them is an engineering ask (sizing,
+# capacity, a migration plan), which the escalation model reads, not a word problem.
+_ENGINEERING = re.compile(
+    r"\b(?:postgres\w*|mysql|sql|database|db|qps|rps|tps|pods?|kubernetes|k8s|docker|servers?|services?"
+    r"|microservices?|api|apis|endpoint|cache|cluster|shard\w*|replica\w*|repo|monorepo|deploy\w*|latency"
+    r"|throughput|etl|pipeline|queries|query|schema|index|threads?|cpu|gpu|ram|memory|bytes|[kmgt]b|gbps"
+    r"|requests?/s|writes?/s|reads?/s|devs|code|app|bug|test|java|python|javascript|typescript|golang|rust"
+    r"|init|function|method|variable|compiler?|runtime)\b",
+    re.I,
 )
 _OPERATORS = re.compile(r"[=+*/^×÷√∑∫<>≤≥]|\bsqrt\b|\blog\b|\bsin\b|\bcos\b")
 _NEGATED = re.compile(r"\b(?:not|except|least|false|incorrect|never)\b", re.I)
@@ -87,12 +97,10 @@ def parse_question(prompt: str) -> ParsedQuestion | None:
         stem = prompt[: options[0]].strip()
         return ParsedQuestion("multiple_choice", stem, options[1]) if stem else None
     text = prompt.strip()
+    if _CODE.search(text) or _ENGINEERING.search(text):
+        return None
     numbers = len(_NUMBER.findall(text)) + len(_NUMBER_WORD.findall(text))
-    if (
-        not _CODE.search(text)
-        and numbers >= MIN_NUMBERS_IN_WORD_PROBLEM
-        and (text.endswith("?") or _QUANTITY_ASK.search(text))
-    ):
+    if numbers >= MIN_NUMBERS_IN_WORD_PROBLEM and (text.endswith("?") or _QUANTITY_ASK.search(text)):
         return ParsedQuestion("word_problem", text, ())
     return None
 
@@ -269,21 +277,16 @@ def read_question_model(source: IO[bytes]) -> QuestionModel:
 
 
 QUESTION = "question"  # the question model's part of the escalation logit
-# The escalation logit's parts that read the ask as a whole rather than name a task (escalation.py).
-DIFFUSE_PARTS = ("log_ask_words", WORDING)
 
 
 def question_contributions(
     contributions: dict[str, float], signal: QuestionSignal | None
 ) -> dict[str, float]:
-    """The escalation logit's parts with the ask's diffuse parts (its length, its wording) replaced by the
-    question's, for a self-contained question (`signal` not None) on which no named editor signal spoke
-    (a design, security, concurrency … ask keeps the escalation model's reading). The conversation's parts
-    stay: an escalated conversation or a stronger retry still counts."""
+    """The escalation logit's parts with the ask's own parts replaced by the question's, for a self-contained
+    question (`signal` not None): the escalation model's ask signals were written for editor requests and
+    misread a question's prose (two trains "at the same time" is not a concurrency ask). The conversation's
+    parts stay: an escalated conversation or a stronger retry still counts."""
     if signal is None:
-        return contributions
-    not_named = DIFFUSE_PARTS + tuple(CONVERSATION_WEIGHTS)
-    if any(value != 0 for name, value in contributions.items() if name not in not_named):
         return contributions
     kept = {name: value for name, value in contributions.items() if name in CONVERSATION_WEIGHTS}
     return kept | {QUESTION: signal.logit}
