@@ -24,7 +24,9 @@ from test_chat import _start_slow_chat, message_requests  # pyright: ignore[repo
 
 HAIKU, SONNET_45, SONNET_40 = "claude-haiku-4.5", "claude-sonnet-4.5", "claude-sonnet-4.0"
 EASY = "what does HTTP 404 mean?"  # Haiku under Auto at any shift
-HARD = "security review of this login handler"
+# Sonnet even at the cheapest learned lean. Since round 5 the bare "security review of this login handler"
+# (six words, p 0.88) is not: at −0.10 the balanced threshold is about 0.95 (docs/router.md, round 5).
+HARD = "security review of this login handler: can someone bypass the password check?"
 HANDLER = {"uri": "file:///w/login.ts", "text": "export function login(req) {\n  return check(req);\n}\n"}
 
 # Asks of middling difficulty. The probe set is those of them within reach of the learned shift's bounds

@@ -28,6 +28,7 @@ from router_lab.editor_traffic.suite import (
     CATEGORIES,
     FRESH,
     FRESH2,
+    FRESH3,
     RELEASED_BATCHES,
     SHAPES,
     TIERS,
@@ -85,19 +86,32 @@ def test_the_second_fresh_batch_is_valid_disjoint_and_thirty_per_category(suite:
     assert Counter(item.trap for item in batch).keys() >= set(TRAPS)
 
 
+def test_the_third_fresh_batch_is_valid_disjoint_and_thirty_per_category(suite: tuple[Item, ...]) -> None:
+    batch = load_suite(FRESH3)
+    assert Counter(item.category for item in batch) == dict.fromkeys(CATEGORIES, 30)
+    assert all(item.id.startswith(item.category + "-7") for item in batch)
+    earlier = [*suite, *load_suite(FRESH), *load_suite(FRESH2)]
+    assert not {item.id for item in batch} & {item.id for item in earlier}
+    assert not {item.prompt.lower() for item in batch} & {item.prompt.lower() for item in earlier}
+    assert 0.2 <= sum(item.strong for item in batch) / len(batch) <= 0.35
+    assert sum(bool(item.context) for item in batch) / len(batch) >= 0.75
+
+
 def test_the_router_is_fitted_on_data_and_the_released_batches_never_a_test_batch() -> None:
     from router_lab.escalation import halves  # bench/ is on pytest's pythonpath
     from switchboard.routing import Router
 
     training = load_training()
-    assert RELEASED_BATCHES == ("fresh", "fresh2")
-    assert len(training) == len(load_suite()) + len(load_suite(FRESH)) + len(load_suite(FRESH2))
+    assert RELEASED_BATCHES == ("fresh", "fresh2", "fresh3")
+    released = [load_suite(batch_folder(name)) for name in RELEASED_BATCHES]
+    assert len(training) == len(load_suite()) + sum(len(batch) for batch in released)
     for name in unreleased_batches():
         assert not {item.id for item in training} & {item.id for item in load_suite(batch_folder(name))}
     development, validation = halves(list(training))
-    # The released batch is split by the same id hash as the rest: both halves hold some of it.
-    fresh2_ids = {item.id for item in load_suite(FRESH2)}
-    assert {item.id for item in development} & fresh2_ids and {item.id for item in validation} & fresh2_ids
+    # Each released batch is split by the same id hash as the rest: both halves hold some of it.
+    for name in RELEASED_BATCHES:
+        ids = {item.id for item in load_suite(batch_folder(name))}
+        assert {item.id for item in development} & ids and {item.id for item in validation} & ids
     meta = Router.load().model.meta
     assert (meta["items"], meta["validation_items"]) == (len(development), len(validation))
 
@@ -110,18 +124,19 @@ def test_a_new_fresh_batch_is_a_test_part_with_aggregates_only(
     import router_editor_traffic  # bench/ is on pytest's pythonpath
     from router_lab.editor_traffic import suite as suite_module
 
-    shutil.copytree(FRESH2, tmp_path / "fresh3")
-    (tmp_path / "fresh7").mkdir()  # not a batch with items; only its name and order matter here
+    shutil.copytree(FRESH2, tmp_path / "fresh8")
+    (tmp_path / "fresh3").mkdir()  # released: never a test part, wherever its folder is
+    (tmp_path / "fresh11").mkdir()  # not a batch with items; only its name and order matter here
     monkeypatch.setattr(suite_module, "BATCHES", tmp_path)
-    assert unreleased_batches() == ["fresh3", "fresh7"]
+    assert unreleased_batches() == ["fresh8", "fresh11"]
     with pytest.raises(SystemExit):
-        router_editor_traffic.main(["--part", "fresh3", "--misrouted"])
+        router_editor_traffic.main(["--part", "fresh8", "--misrouted"])
     with pytest.raises(SystemExit):
         router_editor_traffic.main(["--part", "fresh9"])  # no such folder: a clear usage error
     capsys.readouterr()
-    figures_of_test = router_editor_traffic.main(["--part", "fresh3"])
+    figures_of_test = router_editor_traffic.main(["--part", "fresh8"])
     printed = capsys.readouterr().out
-    assert "Part: fresh3" in printed and "95% bootstrap intervals" in printed
+    assert "Part: fresh8" in printed and "95% bootstrap intervals" in printed
     assert "Route reasons" not in printed and "→ Claude" not in printed
     assert not any(item.prompt[:40] in printed for item in load_suite(FRESH2))
     assert figures_of_test["labels"]["sonnet_share"] == pytest.approx(

@@ -115,6 +115,10 @@ def test_ask_signals_read_what_is_asked(prompt: str, signal: str) -> None:
         "this proxy fetches any url the user gives it",
         "can a user read files outside the upload dir with this handler",
         "the worker does pickle.loads on what the client sends",
+        "is this oauth callback safe",
+        "what could an attacker do with this upload form",
+        "are the grants on this role too broad",
+        "can a crafted length make it read past the buffer",
     ],
 )
 def test_threats_described_without_review_words_are_security(prompt: str) -> None:
@@ -130,6 +134,8 @@ def test_threats_described_without_review_words_are_security(prompt: str) -> Non
         ("design a zero-downtime migration of the orders table across three services", False),
         ("plan the move to a distributed job queue shared by several services", False),
         ("design the offline mode: sync on reconnect, conflicts included", False),
+        ("design the db table for audit entries", True),  # one qualifier on the job's noun
+        ("quick one: design how a single upload fans out to 2M subscribers", False),  # not the job's size
     ],
 )
 def test_a_design_ask_is_bounded_only_when_its_scope_is_small(prompt: str, bounded: bool) -> None:
@@ -155,11 +161,35 @@ def test_a_small_scope_word_alone_is_no_design() -> None:
         "make a quick architecture diagram (mermaid) of these two classes",
         "design question: dataclass or TypedDict for this?",
         "add a `security` logger to this module",
+        # Round 5: a setting, a walk-through, a name, a quantity, rows, a cookie flag, a library's feature.
+        "turn on object versioning for this gcs bucket",
+        "walk me through this Makefile step by step",
+        "what is the race column in the results table for",
+        "the race detector flagged this map, add a mutex",
+        "cap it at 20 concurrent requests",
+        "query to list duplicate payments per customer",
+        "mark the auth cookie HttpOnly and Secure",
+        "how do I skip a field when deserializing with jackson",
+        "ruff says this except clause is too broad",
     ],
 )
 def test_words_used_in_another_sense_are_not_signals(prompt: str) -> None:
     ask = read_ask(prompt)
     assert not (ask.design or ask.security or ask.concurrency or ask.algorithm or ask.structural)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "systemic"),
+    [
+        ("how do I run this job only when the lockfile changed", False),  # a condition asked for
+        ("the page is slow, it's the N+1 on orders, fix it", False),  # the cause is named
+        ("how many instances for 5k rps if each does 400", False),  # a sizing question
+        ("imports fail, but only after the nightly deploy", True),
+        ("the consumer crashes only under load from the batch job", True),
+    ],
+)
+def test_a_symptom_is_systemic_a_condition_or_a_named_cause_is_not(prompt: str, systemic: bool) -> None:
+    assert read_ask(prompt).systemic is systemic
 
 
 def test_dependency_injection_is_a_structural_change_not_a_security_review() -> None:

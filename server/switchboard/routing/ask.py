@@ -112,7 +112,7 @@ class _Family:
 
 
 _DESIGN = _Family(
-    r"\bhow (?:should|would|do|can) (?:we|i) (?:structure|design|architect|model|scale|shard|version)\b"
+    r"\bhow (?:should|would|do|can) (?:we|i|you) (?:structure|design|architect|model|scale|shard|version)\b"
     r"|\barchitecture (?:for|of)\b|\broadmap\b|\bhigh-level plan\b|\bmigration path\b|\bcutover\b"
     r"|\bbackfill\b"
     r"|\bdual-?writes?\b|\bexpand/contract\b|\bshard\w*|\breplication\b|\bfailover\b|\bactive-active\b"
@@ -123,17 +123,23 @@ _DESIGN = _Family(
     r"\b(?:design|architect|rearchitect|re-architect)(?:ing)? "
     r"(?:the|a|an|it|our|this|per-\w+|how|for|end to end)\b"
     r"|\bdesign it\b|\b(?:phased|step-by-step|step by step|migration|rollout|incremental) plan\b"
-    r"|\bplan (?:the|how|a|for)\b|\bstep by step\b|\bend to end\b|\bstrategy\b|\bphased\b"
+    # "explain this Dockerfile step by step" asks for a walk-through, not a plan: only a plan counts.
+    r"|\bplan (?:the|how|a|for)\b|\bstep by step plan\b|\bend to end\b|\bstrategy\b|\bphased\b"
     r"|\bmulti-?tenan\w*|\b(?:schema|database) per tenant\b|\boverall architecture\b|\bboundaries\b"
     r"|\bsplit (?:this|it|us|the \w+) into services\b|\bshould we split\b|\bmulti-?region\b"
-    r"|\bzero[- ]downtime\b|\bversioning\b|\btrade-?offs?\b|\bscal\w+ (?:reads?|writes?|out)\b"
+    # Versioning of an interface is design; an S3 bucket's "versioning" is a setting.
+    r"|\bzero[- ]downtime\b|\b(?:api|schema|event|message|protocol|contract) versioning\b"
+    r"|\bschema evolution\b"
+    r"|\btrade-?offs?\b|\bscal\w+ (?:reads?|writes?|out)\b|\bdesign multi-\w+|\boffline(?:-first| sync)\b"
+    r"|\barchitecture\?|\bsplit responsibilit\w*|\bwhat breaks first\b"
     r"|\bevent-driven or\b|\bor request/response\b|\bcqrs\b|\bevent sourcing\b"
 )
 _SECURITY = _Family(
     r"\bauthori[sz]ation bypass\b|\bbypass\w* (?:auth\w*|the check|permissions?)\b|\bsafe to (?:expose|run|"
     r"deploy|use|publish)\b|\bsecure enough\b|\bhardening review\b|\btiming attack\b|\bconstant-time\b"
     r"|\breplay\w*|\bsignature verification\b|\bverif\w+ (?:the )?(?:jwt|token|signature|webhook)\w*"
-    r"|\bsaniti[sz]\w*|\buntrusted\b|\buser[- ]controlled\b|\bpath traversal\b|\bdeseriali[sz]\w*"
+    r"|\bsaniti[sz]\w*|\buntrusted\b|\buser[- ]controlled\b|\bpath traversal\b"
+    r"|\b(?:unsafe|insecure) deseriali[sz]\w*"
     r"|\b(?:shell|command|sql|ldap|template|header) injection\b|\bopen redirect\b|\brce\b|\bexposed\b"
     r"|\bpublic(?:ly)? (?:readable|accessible|exposed)\b|\bleast privilege\b|\bover-?permissive\b"
     r"|\bwildcard (?:permissions?|actions?|principals?)\b|\brow[- ]level security\b|\btenant isolation\b"
@@ -144,16 +150,25 @@ _SECURITY = _Family(
     r"|\binjection\b(?<!dependency injection)(?<!constructor injection)"  # DI is a structure, not a threat
     r"|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
     r"|\bsecrets? leak\w*|\bsupply chain\b|\btamper\w*|\bforge\w*|\bspoof\w*|\bwhere trust\b"
-    r"|\bauthenticate each other\b|\bis (?:this|it|that) (?:safe|secure)\b"
-    r"|\bare (?:these|they) (?:safe|secure)\b"
+    # Spelled out, so that the family's trigger substrings are "is this safe", not "is " or "can ".
+    r"|\bauthenticate each other\b|\bis this safe\b|\bis it safe\b|\bis that safe\b|\bis this secure\b"
+    r"|\bis it secure\b|\bis that secure\b|\bare these safe\b|\bare they safe\b|\bare these secure\b"
+    r"|\bare they secure\b"
+    # Whether it is safe, not a cookie's `Secure` flag ("set the session cookie to HttpOnly and Secure").
     r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)\b"
+    r"(?<!and secure)(?<!, secure)(?! flag| attribute)"
     r"|\breview (?:the )?(?:cors|cookie|jwt|iam|rbac|auth\w*|permission\w*|policy|policies)\b"
-    r"|\bpermission checks\b|\bcan (?:a user|users|someone|anyone) (?:read|see|access|bypass)\b"
-    r"|\bget (?:around|past) (?:this|the|our)\b|\bmore (?:access|permissions?|rights) than\b"
-    r"|\bmore than (?:it|they|he|she) needs?\b|\b(?:public|open) internet\b|\bon the internet\b"
+    r"|\bpermission checks\b|\b(?:can a user|can users|can someone|can anyone) (?:read|see|access|bypass)\b"
+    r"|\b(?:get around|get past) (?:this|the|our)\b"
+    r"|\b(?:more access|more permission|more permissions|more rights) than\b"
+    r"|\b(?:more than it|more than they|more than he|more than she) needs?\b|\b(?:public|open) internet\b"
+    r"|\bon the internet\b|\bsketchy\b|\bdodgy\b"
+    r"|\b(?:what could|what can|what would) (?:someone|anyone|an attacker|a user|people) do with\b"
+    r"|\b(?:look at|look over|go over|check) (?:our|the|this|my) (?:login|auth\w*|sign-?up|upload|password"
+    r"|session|payment)\w* (?:handler|flow|code|endpoint|logic|middleware|form)s?\b"
     r"|\b(?:token|tokens|password|passwords|reset|crypto|auth|authn|authz|authentication|authorisation"
     r"|authorization|login|session|sessions|signing|hmac)\b[^.?!\n]{0,30}"
-    r"\b(?:looks?|is|are) (?:ok|okay|right|correct|sound)\b|\bis (?:this|the|our) crypto\b"
+    r"\b(?:looks?|is|are) (?:ok|okay|right|correct|sound)\b|\b(?:is this|is the|is our) crypto\b"
     # Round 4: a threat described without review words. Whether something can be defeated ...
     # Spelled out ("can it", "could someone" …) so that the family's trigger substrings stay specific.
     r"|\b(?:can it|can this|can that|can they|can these|can someone|can anyone|can a user"
@@ -166,7 +181,12 @@ _SECURITY = _Family(
     r"|tamper|hijack|smuggl|read other|see other|access other)\w*"
     r"|\bbypass(?:ed|able)\b|\bguessable\b|\bpredictable (?:tokens?|ids?|session\w*|reset|urls?|links?)\b"
     r"|\bbrute[- ]?forc\w*|\bimpersonat\w*|\bhijack\w*"
-    r"|\bescalat\w* (?:to (?:admin|root)|privileges?|roles?)\b"
+    r"|\bescalat\w* (?:to (?:\w+ )?(?:admin|root|superuser)|privileges?|roles?)\b|\binjectable\b"
+    # Memory-safety shapes in plain words, and grants wider than they need ("is this IAM policy too broad").
+    r"|\b(?:read|reads|write|writes|reading|writing) (?:past|beyond) (?:the )?(?:end|buffer|bounds)\b"
+    r"|\bout[- ]of[- ]bounds\b|\bbuffer over\w*"
+    r"|\b(?:policy|policies|permission|permissions|role|roles|scope|scopes|grant|grants)\b[^.?!\n]{0,30}"
+    r"\btoo (?:broad|wide|permissive|open)\b"
     r"|\bbecome (?:an? )?(?:admin|root|superuser)\b"
     # ... how passwords, secrets and tokens are handled ...
     r"|\b(?:password|passwords|secret|secrets|token|tokens|api key|api keys|credential|credentials) "
@@ -196,29 +216,44 @@ _LARGE_SCOPE = _Family(
     r"|\blive (?:data|traffic|system)\b|\bmillions?\b|\bbillions?\b|\bat scale\b|\bin production\b"
     r"|\bwhole (?:system|platform|company|org)\b|\bend to end\b|\bevent-driven\b|\bconsisten\w*"
     r"|\bfailover\b|\breplicat\w*|\bshard\w*|\boffline\b|\bsync\w*|\bconflicts?\b"
-    r"|\bmigrat\w+ (?:the |our )?data\b"
+    r"|\bmigrat\w+ (?:the |our )?data\b|\bacross (?:our|all|every|multiple|several|many)\b"
+    r"|\b\d[\d.,]*\s?(?:k|m|million|billion)\b"  # "2k writes/s", "1M followers"
 )
 _SMALL_SCOPE = _Family(
-    r"\b(?:a |one |the )?(?:small|simple|tiny|quick|basic|minimal|single|little|short|lightweight)\b"
-    r"|\b(?:a|one|the) (?:table|endpoint|column|field|form|page|script|cli|function|class|component|folder"
-    r"|enum|struct|type|config|json|response|request|index|route)\b|\bthe folders?\b|\bfolder layout\b"
-    r"|\b(?:upgrad|bump|updat)\w* (?:\w+ )?(?:from |to )?v?\d|\bupgrad\w* (?:\w+ ){0,2}to\b"
+    # Round 5: an adjective counts only on the job's noun: "short one:" or "a single event" say nothing of
+    # the job's size. A job's noun may carry one qualifier ("the db table", "a settings page").
+    r"\b(?:small|simple|tiny|basic|minimal|little|lightweight|single-page) (?:\w+ )?(?:app|cli|tool|script"
+    r"|service|api|table|page|form|project|site|website|feature|bot|endpoint|component|schema|crud)\b"
+    r"|\b(?:a|one|the) (?:\w+ )?(?:table|endpoints?|column|field|form|page|script|cli|function|class"
+    r"|component|folder|enum|struct|type|config|json|response|request|index|route)\b"
+    r"|\bthe folders?\b|\bfolder layout\b"
+    r"|\b(?:to|in|for) (?:this|my) (?:\w+ )?(?:app|project|site|page|cli)\b"
+    r"|\b(?:upgrad|bump|updat)\w* (?:\w+ )?(?:from |to )?v?\d|\bupgrad\w* (?:\w+ ){0,3}(?:to|from)\b"
     r"|\brename of\b|\bjson shape\b|\bshape (?:of|for)\b|\bnaming\b"
     r"|\bfor (?:a|my|this) (?:side|hobby|toy|pet)\b"
 )
 _CONCURRENCY = _Family(
-    r"\bthread[- ]?safe\w*|\bconcurrent(?:ly)? (?:modif\w+|access\w*|writes?|requests?|updates?|calls?)\b"
+    r"\bthread[- ]?safe\w*"
+    r"|\bconcurrent(?<!\d concurrent)(?<!max concurrent)(?<!limit concurrent)(?<!limit the concurrent)(?:ly)?"
+    r" (?:modif\w+|access\w*|writes?|requests?|updates?|calls?)\b"
     r"|\block ordering\b|\blivelock\w*|\bstarv\w+|\batomicity\b|\batomically\b|\bhappens-before\b"
     r"|\breorder\w*|\bmemory barrier\w*|\baba problem\b|\bwait-free\b|\bout of order\b"
-    r"|\bduplicate(?:d)? (?:messages?|events?|charges?|jobs?|emails?|payments?)\b|\bredeliver\w*"
+    # Duplicate rows a query finds ("sql to get duplicate emails") are data, not a delivery guarantee.
+    r"|\bduplicate(?<!get duplicate)(?<!find duplicate)(?<!list duplicate)(?<!remove duplicate)"
+    r"(?<!delete duplicate)(?<!count duplicate)(?:d)?"
+    r" (?:messages?|events?|charges?|jobs?|emails?|payments?)\b"
+    r"|\bredeliver\w*"
     r"|\bisolation level\b|\bserializable\b|\bphantom reads?\b|\bselect \.\.\. for update\b|\bfor update\b"
-    r"|\boptimistic lock\w*|\bgoroutines? (?:leak|hang|stuck|block)\w*|\bhangs? (?:forever|sometimes)\b"
+    r"|\boptimistic lock\w*|\bgoroutines? (?:count )?(?:leak|hang|stuck|block|pile|grow|climb)\w*"
+    r"|\bhangs? (?:forever|sometimes)\b"
     r"|\btoctou\b|\bcheck-then-act\b|\bsignal handler\b|\basync-signal-safe\b|\bmemory corruption\b|"
-    r"\brac(?:es?|y|e condition)\b(?! test)|\bdeadlock\w*|\bdouble-checked\b"
-    r"|\bmemory order\w*|\block-free\b|\bexactly-once\b|\bat-least-once\b|\btwice\b|"
+    r"\brac(?:es?|y|e condition)\b(?! (?:test|field|column|detector|flag|key|attribute|property|id|enum))"
+    r"|\bdeadlock\w*|\bdouble-checked\b"
+    r"|\bmemory order\w*|\bmemory_order\w*|\block-free\b|\bexactly-once\b|\bat-least-once\b|\btwice\b|"
     r"\binterleav\w*|\blost updates?\b|\bspurious\b"
     r"|\bfalse sharing\b|\bdistributed lock\b|\bmpmc\b|\bspsc\b|\bdata race\b|\blinearizab\w*"
     r"|\bboth pass\b|\bgoroutine leak\w*|\bwith -o2\b|\bonly with -o\d\b|\bundefined behaviou?r\b"
+    r"|\bvs -o\d|\bversus -o\d|\band -o\d|\bonly in release\b|\bin release builds?\b"
     r"|\bmemory model\b|\bcompare-and-swap\b|\bcas loop\b|\bthread-safe\b"
     r"|\brelaxed\b|\bacquire/release\b|\bacquire and release\b|\bleak\w* goroutines\b"
     r"|\bconcurrent readers\b|\bsend on closed channel\b"
@@ -264,15 +299,24 @@ _CARE = _Family(
     r"|\bwhat changes\b|\bdrifted\b|\bdeterministic\b|\breproducible\b|\bcorrect with\b"
 )
 _SYSTEMIC = _Family(
-    r"\bmemory leak\w*|\bleaks memory\b|\bgrows (?:over time|until)\b|\bp99\b|\blatency spikes?\b"
+    r"\bmemory leak\w*|\bleaks memory\b|\bgrows (?:over time|until)\b|\b(?:keeps|kept) growing\b|\bp99\b"
+    r"|\blatency spikes?\b"
     r"|\btail latency\b|\bthroughput (?:drops|collapses)\b|\bonly in prod\w*|\bin prod only\b"
     r"|\bcan'?t reproduce\b|\bnon-?deterministic\w*|\bheisenbug\b|\bdegrad\w*|\bregress\w* after\b"
-    r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|\bn\+1\b|"
-    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b|\bsometimes\b|\bintermittent\w*"
-    r"|\bonce a (?:week|day|month)\b"
-    r"|\brandomly\b|\bflaky\b|\bfalls? over\b|\bscales? badly\b|\brps\b|\bunder load\b"
-    r"|\bprofiler\b|\bin gc\b|\bhot path\b|\boomkill\w*|\bevent loop\b|\bexplain analyze\b"
+    r"|\bcpu (?:spikes?|at 100)\b|\bthrash\w*|\bbut only (?:when|after|under|once|on|in)\b"
+    r"|\bsometimes\b|\boccasionally\b|\bintermittent\w*|\bonce a (?:week|day|month)\b"
+    r"|\brandomly\b|\bflaky\b|\bfalls? over\b|\bscales? badly\b|\bunder load\b"
+    r"|\bprofiler\b|\bin gc\b|\bhot path\b|\boomkill\w*|\bexplain analyze\b"
+    r"|\bevent loop (?:is |gets |was )?(?:blocked|lag\w*|stall\w*|starv\w*)"
     r"|\bsilently\b|\bwrong (?:totals?|results?|numbers?) (?:for|in|on) some\b|\bfor good\b"
+)
+# A symptom that appears only then ("fails, but only after the rotation") is systemic; "only when" as a
+# condition asked for ("how do i run it only when src changed") is not. Searched only when the ask has
+# "only ": its symptom words are common substrings and would run it on most asks.
+_SYMPTOM_ONLY = re.compile(
+    r"\b(?:fail|crash|break|happen|occur|hang|error|slow|leak|spike|stall|wrong|flak|drop|lost|lose|miss"
+    r"|disappear|corrupt|die|freez|timeout|time out|killed|panic)\w*\b[^.?!\n]{0,40}"
+    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b"
 )
 _MECHANICAL = _Family(
     r"\brename\w*|\bdocstrings?\b|\bjsdoc\b|\bgodoc\b|\bjavadoc\b|\btypos?\b|\bcomments?\b|\bf-strings?\b"
@@ -280,6 +324,8 @@ _MECHANICAL = _Family(
     r"|\bearly returns\b|\boptional chaining\b|\ba test case\b|\bsnapshot test\b|\bhelp target\b"
     r"|\bdocument\w*|\bformat(?:ting)?\b|\bsort (?:the )?imports\b|\bto yaml\b|\bto json\b"
     r"|\breplace (?:every|all|the) \w+ (?:with|for|by)\b|\bswap every\b|\beverywhere\b|\bsummar\w+"
+    r"|\b(?:add a|add an|use a|use an|put a) (?:mutex|lock|semaphore|timeout|worker thread|thread pool)\b"
+    r"|\bgive it a timeout\b|\bmermaid\b|\bplantuml\b|\bas a diagram\b"
 )
 _ERROR_PASTED = _Family(
     r"(?:error|exception):|\berr!|\btraceback\b|\bundefined reference\b|\bcannot find\b|\[emerg\]"
@@ -343,7 +389,7 @@ def read_ask(prompt: str) -> AskSignals:
         whole_context=_WHOLE_CONTEXT.search(text),
         structural=_STRUCTURAL.search(text),
         care=_CARE.search(text),
-        systemic=_SYSTEMIC.search(text),
+        systemic=_SYSTEMIC.search(text) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
         mechanical=_MECHANICAL.search(text),
         error_pasted=_ERROR_PASTED.search(part.lower()),
         ask_words=len(_WORD.findall(text)),

@@ -54,13 +54,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "error_pasted",
     "log_ask_words",
 )
-# Conversation signals: fixed prior weights (log-odds), not fitted (see the module docstring). 5.0 takes even
-# a short follow-up (logit about −5 since round 4's fit, whose ask-length weight grew) over the balanced
-# threshold on its own; thinking adds to a hard ask's signal.
+# Conversation signals: fixed prior weights (log-odds), not fitted (see the module docstring). 7.0 takes even
+# a short follow-up ("and what does it raise?", logit about −6 since round 5's fit, whose ask-length weight
+# grew again) over the balanced threshold (logit about +0.4) on its own, and still not over economy's (about
+# +2.2); thinking adds to a hard ask's signal.
 CONVERSATION_WEIGHTS: dict[str, float] = {
-    "escalated_conversation": 5.0,
+    "escalated_conversation": 7.0,
     "thinking_on_hard_ask": 2.0,
-    "stronger_retry": 5.0,
+    "stronger_retry": 7.0,
 }
 HARD_REASONING = ("design", "security", "concurrency", "algorithm")
 WORDING = "wording"  # the learned weights of the ask's words, one part of the logit
