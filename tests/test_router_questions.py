@@ -26,6 +26,9 @@ EXAM_ITEM = (
     "D. Emission from nitrogen\nAnswer:"
 )
 ONE_STEP = "Tom has 5 apples and buys 3 more. How many apples does he have now?"
+TWO_STEP = (
+    "Sam reads 20 pages a day for 5 days and then 35 pages a day for 3 days. How many pages does he read?"
+)
 MULTI_STEP = (
     "A bakery sells muffins for $2.50 each and cookies for $0.75 each. On Monday it sold 120 muffins "
     "and three times as many cookies. On Tuesday it sold 15% fewer muffins than on Monday and half as "
@@ -99,9 +102,14 @@ def test_an_attachment_or_a_stronger_retry_still_counts(router: Router) -> None:
         RouteInput(prompt=ONE_STEP, context=[("file:///a.txt", "notes\n", "plaintext")])
     )
     assert QUESTION not in with_file.contributions
-    retried = router.decide(RouteInput(prompt=ONE_STEP, stronger_retries=1))
-    assert retried.features.contributions["stronger_retry"] > 0
-    assert retried.model == "claude-sonnet-4.5"
+    for prompt in (ONE_STEP, TWO_STEP):
+        plain = router.decide(RouteInput(prompt=prompt))
+        retried = router.decide(RouteInput(prompt=prompt, stronger_retries=1))
+        assert retried.features.contributions["stronger_retry"] > 0
+        assert retried.probability > plain.probability
+    # A retry with a stronger model takes a two-step problem from Haiku to Sonnet (a one-step one may stay:
+    # its question part weighs as much against as a two-word follow-up's length does).
+    assert plain.model == "claude-haiku-4.5" and retried.model == "claude-sonnet-4.5"
 
 
 def test_not_a_question_leaves_the_contributions_alone() -> None:
