@@ -2,10 +2,11 @@
 
 Run: .venv/bin/python bench/router_latency.py [--inputs 3000] [--seed 0]
 
-Inputs are generated deterministically (no data set needed): greetings and short lookups, questions of a
-few hundred characters, pasted code or logs up to ~6 KB, with 0–6 attached files of up to 200 KB (only
-summarised, never hashed), conversation histories, a last model and a warm or cold cache. The artifact
-load (read and parse the JSON weights) is timed separately, in fresh loads, and its size is printed.
+Inputs are generated deterministically (no data set needed): greetings and short lookups, exam items and
+word problems with no attachment (10%; the question model's path), questions of a few hundred characters,
+pasted code or logs up to ~6 KB, with 0–6 attached files of up to 200 KB (only summarised, never hashed),
+conversation histories, a last model and a warm or cold cache. The artifacts' load (read and parse both
+JSON files) is timed separately, in fresh loads, and their sizes are printed.
 
 The target is on CPU time (`time.thread_time_ns`): on a shared machine the wall clock also counts the time
 the OS gives other processes, which at a load of 3 on 2 cores dominates the 99th percentile. Wall-clock
@@ -25,6 +26,8 @@ from typing import Any
 from router_lab.legacy.router import LegacyRouter
 from switchboard.routing import AUTO_MODELS, RouteInput, Router
 from switchboard.routing.escalation import ARTIFACT_NAME, read_escalation
+from switchboard.routing.questions import ARTIFACT_NAME as QUESTION_ARTIFACT
+from switchboard.routing.questions import read_question_model
 
 P99_TARGET_MS = 1.0
 SHORT = [
@@ -44,6 +47,15 @@ ASKS = [
     "Can you find the bug in this code?",
     "Summarise the changes in this diff for a release note.",
 ]
+# Self-contained questions (`questions.py`): exam items with options and word problems, no attachment.
+EXAM = (
+    "A {n}-kg block slides down a frictionless incline of {a} degrees. Which of the following is closest to "
+    "its acceleration?\nA. {n} m/s^2\nB. 4.9 m/s^2\nC. 9.8 m/s^2\nD. {a} m/s^2\nAnswer:"
+)
+WORD_PROBLEM = (
+    "Maria buys {n} notebooks at $3 each and {a} pens at $1.25 each. She pays with a $50 bill and then "
+    "spends a third of her change on lunch. How much money does she have left?"
+)
 CODE_LINE = "    result = compute(items[i], weights.get(key, 0.0)) if key in weights else None  # adjust\n"
 PROSE = "The service retries the request three times and then reports the failure to the caller. "
 
@@ -58,6 +70,11 @@ def make_inputs(count: int, seed: int) -> list[RouteInput]:
     inputs: list[RouteInput] = []
     for _ in range(count):
         kind = rng.random()
+        if kind < 0.1:
+            template = EXAM if rng.random() < 0.5 else WORD_PROBLEM
+            prompt = template.format(n=rng.randint(2, 40), a=rng.randint(10, 60)) + " " * rng.randint(0, 3)
+            inputs.append(RouteInput(prompt=prompt * rng.randint(1, 3)))
+            continue
         if kind < 0.3:
             prompt = rng.choice(SHORT)
         elif kind < 0.7:
@@ -86,12 +103,15 @@ def make_inputs(count: int, seed: int) -> list[RouteInput]:
 
 
 def load_times_ms(repeats: int) -> list[float]:
+    """Reading both artifacts (escalation and question model), as `Router.load` does."""
     times: list[float] = []
-    artifact = resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME)
+    artifacts = resources.files("switchboard.routing").joinpath("artifacts")
     for _ in range(repeats):
         started = time.perf_counter()
-        with artifact.open("rb") as handle:
+        with artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle:
             read_escalation(handle)
+        with artifacts.joinpath(QUESTION_ARTIFACT).open("rb") as handle:
+            read_question_model(handle)
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -108,11 +128,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         router.decide(route)
     latencies: list[float] = []
     cpu: list[float] = []
+    question_cpu: list[float] = []
     for route in inputs:
         started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
-        router.decide(route)
+        decision = router.decide(route)
         cpu.append((time.thread_time_ns() - started_cpu) / 1e6)
         latencies.append((time.perf_counter_ns() - started) / 1e6)
+        if "question" in decision.features.contributions:
+            question_cpu.append(cpu[-1])
     old = LegacyRouter.load()
     old_cpu: list[float] = []
     for route in inputs:
@@ -127,9 +150,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpu_p50_ms": _percentile(cpu, 50),
         "cpu_p99_ms": _percentile(cpu, 99),
         "old_cpu_p99_ms": _percentile(old_cpu, 99),
+        "questions": len(question_cpu),
+        "question_cpu_p99_ms": _percentile(question_cpu, 99) if question_cpu else float("nan"),
         "load_ms_median": statistics.median(loads),
         "artifact_bytes": len(
             resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME).read_bytes()
+        ),
+        "question_artifact_bytes": len(
+            resources.files("switchboard.routing").joinpath("artifacts", QUESTION_ARTIFACT).read_bytes()
         ),
         "load_ms_first": loads[0],
         "prompt_chars_max": max(len(r.prompt) for r in inputs),
@@ -142,6 +170,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"the old router's scoring, same run: CPU p99 {figures['old_cpu_p99_ms']:.3f} ms"
     )
     print(
+        f"  of which {figures['questions']} self-contained questions (question model): CPU p99 "
+        f"{figures['question_cpu_p99_ms']:.3f} ms"
+    )
+    print(
         f"  wall clock (includes time the OS gave to other processes): p50 {figures['p50_ms']:.3f} ms, "
         f"p99 {figures['p99_ms']:.3f} ms, max {figures['max_ms']:.2f} ms"
     )
@@ -150,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{figures['context_chars_max']:,} chars"
     )
     print(
-        f"artifact ({figures['artifact_bytes']:,} bytes) load: median {figures['load_ms_median']:.2f} ms "
+        f"artifacts (escalation {figures['artifact_bytes']:,} bytes, questions "
+        f"{figures['question_artifact_bytes']:,} bytes) load: median {figures['load_ms_median']:.2f} ms "
         f"over 5 loads (first {figures['load_ms_first']:.2f} ms)"
     )
     return figures

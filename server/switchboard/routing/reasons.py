@@ -26,6 +26,7 @@ ESCALATION_LABELS: dict[str, str] = {
     "escalated_conversation": "Long conversation that already needed Sonnet",
     "thinking_on_hard_ask": "Extended thinking on hard reasoning",
     "stronger_retry": "Earlier retry with a stronger model",
+    "question": "Question a stronger model answers better",
 }
 # Why a turn stays on Haiku, from the strongest signal against escalating.
 STAY_LABELS: dict[str, str] = {
@@ -35,6 +36,7 @@ STAY_LABELS: dict[str, str] = {
     "large_context": "Large attachment, local ask",
     "short": "Short request",
     "below_bar": "No signal strong enough to escalate",
+    "question": "Question Claude Haiku 4.5 answers as well",
 }
 # Diffuse parts of the logit: they can tip a decision, but "a signal spoke, too weakly" needs a named signal.
 DIFFUSE = ("log_ask_words", "wording")

@@ -6,7 +6,8 @@
 
 1. Escalation: p = sigmoid(the escalation model's logit), the probability that the turn needs Claude Sonnet
    4.5 rather than Claude Haiku 4.5, from what the ask asks (`ask.py`), what it asks of the attached context
-   and the conversation so far (`escalation.py`).
+   and the conversation so far (`escalation.py`). A self-contained question (no attachment, no code: an exam
+   item, a word problem; `questions.py`) has its ask's parts replaced by the question model's one part.
 2. Threshold: the preference's (economy / balanced / quality, from the artifact), moved by the user's shift
    (a share of traffic, clamped).
 3. Choice: p ≥ threshold → Sonnet 4.5 (Sonnet 4.0 when 4.5 is not allowed), else Haiku 4.5; never Opus.
@@ -47,6 +48,8 @@ from switchboard.routing.policy import (
     strong_choice,
 )
 from switchboard.routing.pricing import CACHE_TTL_SECONDS, switch_saving_usd
+from switchboard.routing.questions import ARTIFACT_NAME as QUESTION_ARTIFACT
+from switchboard.routing.questions import QuestionModel, question_contributions, read_question_model
 from switchboard.routing.reasons import choice_reason, deciding_signal, stay_reason
 
 Preference = AutoPreference
@@ -109,8 +112,9 @@ def cache_is_warm(route: RouteInput) -> bool:
 
 
 class Router:
-    def __init__(self, model: EscalationModel) -> None:
+    def __init__(self, model: EscalationModel, questions: QuestionModel | None = None) -> None:
         self.model = model
+        self.questions = questions
 
     @classmethod
     def load(cls) -> Router:
@@ -128,6 +132,8 @@ class Router:
         )
         values = learned_features(ask, context) | conversation_features(ask, conversation)
         contributions = self.model.contributions(values, ask.terms)
+        if self.questions is not None and not route.context:
+            contributions = question_contributions(contributions, self.questions.read(route.prompt))
         return RouteFeatures(
             prompt_chars=len(route.prompt),
             context=context,
@@ -208,6 +214,8 @@ def _kept(
 
 @cache
 def _packaged_router() -> Router:
-    artifact = resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME)
-    with artifact.open("rb") as handle:
-        return Router(read_escalation(handle))
+    artifacts = resources.files("switchboard.routing").joinpath("artifacts")
+    with artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle:
+        escalation = read_escalation(handle)
+    with artifacts.joinpath(QUESTION_ARTIFACT).open("rb") as handle:
+        return Router(escalation, read_question_model(handle))

@@ -1,0 +1,312 @@
+"""Fits the self-contained question model (`switchboard.routing.questions`; docs/router.md, "Self-contained
+questions").
+
+    cd bench && ../.venv/bin/python -m router_lab.questions [--data /work/shared/datasets/routing] [--select]
+
+1. Data (`router_lab.question_data`): GSM8K's train split (target: calculation steps of the reference
+   solution) and ulab's multiple-choice sets (target: large − small open models' score gap), every item that
+   matches an evaluation question removed first. No RouteLLM evaluation label is read here.
+2. One ridge regression per kind over hashed words and word pairs (each term once) and standardised shape
+   features (`questions.shape_features`), numpy only.
+3. `--select` prints the cross-validated comparison the settings below were chosen from (5 folds of the
+   training data; for multiple choice, APGR of the small → large pair averaged within each ulab task; for
+   word problems, Spearman with the steps and APGR on ulab's GSM8K items, which are never trained on).
+4. The logit: offset and scale per kind put the training population's z-scores at the escalation
+   artifact's thresholds so that `TARGET_SHARES` of it go to Sonnet under `balanced` and `quality`; re-run
+   this script whenever the escalation artifact is refitted (a test checks the two agree).
+Deterministic: same data, same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from router_lab import question_data
+from router_lab.metrics import router_metrics
+from switchboard.routing.escalation import ARTIFACT_NAME as ESCALATION_ARTIFACT
+from switchboard.routing.questions import (
+    ARTIFACT_NAME,
+    KINDS,
+    SHAPE_NAMES,
+    KindModel,
+    ParsedQuestion,
+    QuestionKind,
+    QuestionModel,
+    bucket,
+    parse_question,
+    question_terms,
+    shape_features,
+)
+
+Matrix = NDArray[np.float64]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "server" / "switchboard" / "routing" / "artifacts"
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "routing"
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Setting:
+    buckets: int
+    alpha: float  # ridge penalty on every weight
+    terms: bool  # hashed words and pairs, or shape features only
+
+
+# Chosen with --select (docs/router.md lists the comparison). None: the question's length alone (stem plus
+# options, `log_total_chars`), which no fitted candidate beat on ulab's held-out MMLU items.
+SETTINGS: dict[QuestionKind, Setting | None] = {
+    "word_problem": Setting(buckets=2048, alpha=300.0, terms=True),
+    "multiple_choice": None,
+}
+# Share of a kind's training population sent to Sonnet at each preference's threshold: exam items and word
+# problems are where Haiku 4.5 is closest to Sonnet 4.5, so `balanced` escalates few of them and `quality`
+# the harder third.
+TARGET_SHARES = {"balanced": 0.10, "quality": 0.35}
+
+
+@dataclass(frozen=True)
+class KindData:
+    questions: list[ParsedQuestion]
+    target: Matrix
+    small: Matrix
+    large: Matrix
+    task: list[str]
+
+
+def kind_data(items: list[question_data.TrainingItem], kind: QuestionKind, sources: set[str]) -> KindData:
+    rows = [(parse_question(i.prompt), i) for i in items if i.source in sources]
+    kept = [(q, i) for q, i in rows if q is not None and q.kind == kind]
+    return KindData(
+        questions=[q for q, _ in kept],
+        target=np.array([i.target for _, i in kept]),
+        small=np.array([i.small for _, i in kept]),
+        large=np.array([i.large for _, i in kept]),
+        task=[i.source for _, i in kept],
+    )
+
+
+def design(questions: list[ParsedQuestion], setting: Setting) -> tuple[Matrix, Matrix]:
+    """(hashed term presence, raw shape features)."""
+    terms = np.zeros((len(questions), setting.buckets if setting.terms else 0))
+    if setting.terms:
+        for row, question in enumerate(questions):
+            for term in set(question_terms(question)):
+                terms[row, bucket(term, setting.buckets)] = 1.0
+    shapes = np.array([shape_features(q) for q in questions])
+    return terms, shapes
+
+
+def fit_ridge(terms: Matrix, shapes: Matrix, y: Matrix, setting: Setting) -> KindModel:
+    mean = shapes.mean(axis=0)
+    scale = shapes.std(axis=0)
+    scale[scale == 0] = 1.0
+    x = np.hstack([terms, (shapes - mean) / scale])
+    x_mean = x.mean(axis=0)
+    centred = x - x_mean
+    gram = centred.T @ centred + setting.alpha * np.eye(x.shape[1])
+    w = np.linalg.solve(gram, centred.T @ (y - y.mean()))
+    intercept = float(y.mean() - x_mean @ w)
+    n_terms = terms.shape[1]
+    scores = x @ w + intercept
+    return KindModel(
+        buckets=n_terms,
+        term_weights=[float(v) for v in w[:n_terms]],
+        shape_mean=[float(v) for v in mean],
+        shape_scale=[float(v) for v in scale],
+        shape_weights=[float(v) for v in w[n_terms:]],
+        intercept=intercept,
+        score_mean=float(scores.mean()),
+        score_std=float(scores.std()) or 1.0,
+        offset=0.0,
+        scale=1.0,
+    )
+
+
+def length_model(shapes: Matrix) -> KindModel:
+    """The question's length as a model: weight 1 on standardised `log_total_chars`, nothing else."""
+    mean, scale = shapes.mean(axis=0), shapes.std(axis=0)
+    scale[scale == 0] = 1.0
+    weights = [0.0] * shapes.shape[1]
+    weights[SHAPE_NAMES.index("log_total_chars")] = 1.0
+    return KindModel(
+        buckets=0,
+        term_weights=[],
+        shape_mean=[float(v) for v in mean],
+        shape_scale=[float(v) for v in scale],
+        shape_weights=weights,
+        intercept=0.0,
+        score_mean=0.0,
+        score_std=1.0,
+        offset=0.0,
+        scale=1.0,
+    )
+
+
+def predict(model: KindModel, terms: Matrix, shapes: Matrix) -> Matrix:
+    x_shape = (shapes - np.array(model.shape_mean)) / np.array(model.shape_scale)
+    out = x_shape @ np.array(model.shape_weights) + model.intercept
+    if terms.shape[1]:
+        out = out + terms @ np.array(model.term_weights)
+    return out
+
+
+def folds(n: int) -> NDArray[np.int64]:
+    return np.random.default_rng(0).permutation(n) % FOLDS
+
+
+def cross_validated(data: KindData, setting: Setting) -> Matrix:
+    terms, shapes = design(data.questions, setting)
+    out = np.zeros(len(data.questions))
+    fold = folds(len(data.questions))
+    for k in range(FOLDS):
+        train, test = fold != k, fold == k
+        model = fit_ridge(terms[train], shapes[train], data.target[train], setting)
+        out[test] = predict(model, terms[test], shapes[test])
+    return out
+
+
+def spearman(a: Matrix, b: Matrix) -> float:
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b + 1e-9 * np.arange(len(b)))).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def per_task_apgr(scores: Matrix, data: KindData) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for task in sorted(set(data.task)):
+        pick = np.array([t == task for t in data.task])
+        out[task] = router_metrics(scores[pick], data.small[pick], data.large[pick]).apgr
+    return out
+
+
+def length_of(data: KindData) -> Matrix:
+    return np.array([float(len(q.stem) + sum(len(o) for o in q.options)) for q in data.questions])
+
+
+RIDGE_CANDIDATES = [
+    Setting(0, 300.0, terms=False),
+    Setting(1024, 300.0, terms=True),
+    Setting(1024, 3000.0, terms=True),
+    Setting(2048, 300.0, terms=True),
+]
+
+
+def select(items: list[question_data.TrainingItem]) -> None:
+    """Multiple choice: out-of-fold APGR (small → large pair) within each ulab task; the rule is the best on
+    ulab's MMLU items, a tie (within 0.01) going to the simpler. Word problems: out-of-fold Spearman with
+    the steps."""
+    mc = kind_data(items, "multiple_choice", set(question_data.ULAB_MULTIPLE_CHOICE))
+    _, shapes = design(mc.questions, Setting(0, 0.0, terms=False))
+    column = {name: shapes[:, i] for i, name in enumerate(SHAPE_NAMES)}
+    print(f"multiple choice ({len(mc.questions)} ulab items), APGR within each task:")
+    for name in ("log_total_chars", "log_chars", "log_option_chars"):
+        print(f"  {name:44s} {fmt(per_task_apgr(column[name], mc))}")
+    targets = {
+        "gap": mc.target,
+        "1 - small": 1 - mc.small,
+        "small wrong, large right": (1 - mc.small) * mc.large,
+    }
+    for label, target in targets.items():
+        for setting in RIDGE_CANDIDATES[:3]:
+            scores = cross_validated(replace(mc, target=target), setting)
+            name = f"ridge on {label}, {setting.buckets} buckets, alpha {setting.alpha:g}"
+            print(f"  {name:44s} {fmt(per_task_apgr(scores, mc))}")
+    wp = kind_data(items, "word_problem", {"gsm8k-train"})
+    steps = wp.target
+    print(f"word problems ({len(wp.questions)} GSM8K train items), Spearman with the steps:")
+    print(f"  length {spearman(length_of(wp), steps):.3f}")
+    for setting in RIDGE_CANDIDATES:
+        scores = cross_validated(replace(wp, target=np.log(steps)), setting)
+        print(f"  ridge, {setting.buckets} buckets, alpha {setting.alpha:g}: {spearman(scores, steps):.3f}")
+
+
+def fmt(values: dict[str, float]) -> str:
+    mean = float(np.mean(list(values.values())))
+    return " ".join(f"{k[:8]} {v:.3f}" for k, v in values.items()) + f" | mean {mean:.3f}"
+
+
+def calibrate(model: KindModel, z: Matrix, escalation: dict[str, object]) -> KindModel:
+    """offset + scale · z crosses the `balanced` and `quality` thresholds at `TARGET_SHARES` of the
+    population (the escalation model's intercept is part of the logit, the ask's own parts are not)."""
+    intercept = float(escalation["intercept"])  # type: ignore[arg-type]
+    thresholds: dict[str, float] = escalation["thresholds"]  # type: ignore[assignment]
+
+    def needed(preference: str) -> float:
+        p = thresholds[preference]
+        return math.log(p / (1 - p)) - intercept
+
+    z_balanced = float(np.quantile(z, 1 - TARGET_SHARES["balanced"]))
+    z_quality = float(np.quantile(z, 1 - TARGET_SHARES["quality"]))
+    scale = (needed("balanced") - needed("quality")) / (z_balanced - z_quality)
+    offset = needed("balanced") - scale * z_balanced
+    return replace(model, offset=offset, scale=scale)
+
+
+def train(items: list[question_data.TrainingItem], escalation: dict[str, object]) -> QuestionModel:
+    sources: dict[QuestionKind, set[str]] = {
+        "word_problem": {"gsm8k-train"},
+        "multiple_choice": set(question_data.ULAB_MULTIPLE_CHOICE),
+    }
+    kinds: dict[str, KindModel] = {}
+    shares: dict[str, dict[str, float]] = {}
+    for kind in KINDS:
+        data = kind_data(items, kind, sources[kind])
+        setting = SETTINGS[kind]
+        if setting is None:
+            terms, shapes = design(data.questions, Setting(0, 0.0, terms=False))
+            fitted = length_model(shapes)
+        else:
+            terms, shapes = design(data.questions, setting)
+            fitted = fit_ridge(terms, shapes, np.log(data.target), setting)
+        z = (predict(fitted, terms, shapes) - fitted.score_mean) / fitted.score_std
+        kinds[kind] = calibrate(fitted, z, escalation)
+        logits = kinds[kind].offset + kinds[kind].scale * z + float(escalation["intercept"])  # type: ignore[arg-type]
+        thresholds: dict[str, float] = escalation["thresholds"]  # type: ignore[assignment]
+        shares[kind] = {
+            pref: round(float(np.mean(logits >= math.log(p / (1 - p)))), 4) for pref, p in thresholds.items()
+        }
+    return QuestionModel(
+        kinds=kinds,
+        meta={
+            "escalation_intercept": escalation["intercept"],
+            "escalation_thresholds": escalation["thresholds"],
+            "target_shares": TARGET_SHARES,
+            "training_shares": shares,
+            "settings": {k: (s.__dict__ if s else "length") for k, s in SETTINGS.items()},
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=ARTIFACTS)
+    parser.add_argument("--select", action="store_true", help="print the cross-validated comparison only")
+    args = parser.parse_args(argv)
+    loaded, before = question_data.load(args.data)
+    print(f"training items before decontamination: {before}")
+    print(f"removed (matching an evaluation question): { {k: dict(v) for k, v in loaded.removed.items()} }")
+    if args.select:
+        select(loaded.items)
+        return
+    escalation = json.loads((args.out / ESCALATION_ARTIFACT).read_text(encoding="utf-8"))
+    model = train(loaded.items, escalation)
+    model = QuestionModel(
+        kinds=model.kinds, meta={**model.meta, "removed": {k: dict(v) for k, v in loaded.removed.items()}}
+    )
+    path = args.out / ARTIFACT_NAME
+    path.write_text(model.to_json(), encoding="utf-8")
+    shares = model.meta["training_shares"]
+    print(f"wrote {path} ({path.stat().st_size:,} bytes); training population to Sonnet: {shares}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Self-contained questions (`switchboard.routing.questions`): which prompts are questions, how the committed
+artifact ranks them, how the router uses its one part of the logit, and the trainer's decontamination."""
+
+from __future__ import annotations
+
+import io
+import json
+from importlib import resources
+
+import pytest
+
+from router_lab.question_data import EvaluationIndex, TrainingItem, decontaminate, stem_of
+from switchboard.routing import RouteInput, Router
+from switchboard.routing.escalation import ARTIFACT_NAME as ESCALATION_ARTIFACT
+from switchboard.routing.questions import (
+    ARTIFACT_NAME,
+    QUESTION,
+    parse_question,
+    question_contributions,
+    read_question_model,
+)
+
+EXAM_ITEM = (
+    "Which of the following best explains why the sky appears blue?\n"
+    "A. Reflection from the oceans\nB. Rayleigh scattering of sunlight\nC. Absorption of red light by ozone\n"
+    "D. Emission from nitrogen\nAnswer:"
+)
+ONE_STEP = "Tom has 5 apples and buys 3 more. How many apples does he have now?"
+TWO_STEP = (
+    "Sam reads 20 pages a day for 5 days and then 35 pages a day for 3 days. How many pages does he read?"
+)
+MULTI_STEP = (
+    "A bakery sells muffins for $2.50 each and cookies for $0.75 each. On Monday it sold 120 muffins "
+    "and three times as many cookies. On Tuesday it sold 15% fewer muffins than on Monday and half as "
+    "many cookies as on Monday. After paying $85 for ingredients and 40% of the remaining revenue in "
+    "wages, how much money did the bakery keep over the two days?"
+)
+EDITOR_ASKS = (
+    "how many replicas do we need for 2k rps if one pod does ~300?",
+    "Why does `parse_config` return None when 2 of the 3 keys are set?",
+    "fix the off-by-one in utils.py: the loop runs 10 times instead of 9",
+    "what does this function return for n = 0 and n = 1? def f(n): return n * 2",
+)
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return Router.load()
+
+
+def test_exam_items_and_word_problems_are_recognised() -> None:
+    exam = parse_question(EXAM_ITEM)
+    assert exam is not None and exam.kind == "multiple_choice"
+    assert exam.stem.startswith("Which of the following") and len(exam.options) == 4
+    assert exam.options[1] == "Rayleigh scattering of sunlight"
+    for problem in (ONE_STEP, MULTI_STEP):
+        parsed = parse_question(problem)
+        assert parsed is not None and parsed.kind == "word_problem"
+
+
+@pytest.mark.parametrize("prompt", EDITOR_ASKS)
+def test_code_and_engineering_asks_are_not_questions(prompt: str) -> None:
+    assert parse_question(prompt) is None
+
+
+def test_a_multi_step_word_problem_ranks_above_a_one_step_one(router: Router) -> None:
+    assert router.questions is not None
+    one, many = router.questions.read(ONE_STEP), router.questions.read(MULTI_STEP)
+    assert one is not None and many is not None
+    assert many.z > one.z + 1.0
+    assert many.logit > one.logit
+    assert (
+        router.decide(RouteInput(prompt=MULTI_STEP)).probability
+        > router.decide(RouteInput(prompt=ONE_STEP)).probability
+    )
+
+
+def test_a_one_step_problem_stays_on_haiku_at_every_preference(router: Router) -> None:
+    for preference in ("economy", "balanced", "quality"):
+        decision = router.decide(RouteInput(prompt=ONE_STEP, preference=preference))
+        assert decision.model == "claude-haiku-4.5", preference
+        assert decision.signal == QUESTION
+        assert "Question" in decision.reason
+
+
+def test_the_question_part_replaces_the_asks_own_parts(router: Router) -> None:
+    features = router.features(RouteInput(prompt=MULTI_STEP))
+    assert set(features.contributions) == {
+        QUESTION,
+        "escalated_conversation",
+        "thinking_on_hard_ask",
+        "stronger_retry",
+    }
+    assert router.questions is not None
+    signal = router.questions.read(MULTI_STEP)
+    assert signal is not None
+    assert features.contributions[QUESTION] == pytest.approx(signal.logit)
+
+
+def test_an_attachment_or_a_stronger_retry_still_counts(router: Router) -> None:
+    with_file = router.features(
+        RouteInput(prompt=ONE_STEP, context=[("file:///a.txt", "notes\n", "plaintext")])
+    )
+    assert QUESTION not in with_file.contributions
+    for prompt in (ONE_STEP, TWO_STEP):
+        plain = router.decide(RouteInput(prompt=prompt))
+        retried = router.decide(RouteInput(prompt=prompt, stronger_retries=1))
+        assert retried.features.contributions["stronger_retry"] > 0
+        assert retried.probability > plain.probability
+    # A retry with a stronger model takes a two-step problem from Haiku to Sonnet (a one-step one may stay:
+    # its question part weighs as much against as a two-word follow-up's length does).
+    assert plain.model == "claude-haiku-4.5" and retried.model == "claude-sonnet-4.5"
+
+
+def test_not_a_question_leaves_the_contributions_alone() -> None:
+    parts = {"design": 1.2, "log_ask_words": 0.4}
+    assert question_contributions(parts, None) is parts
+
+
+def test_artifact_matches_the_escalation_artifact_it_was_calibrated_on() -> None:
+    """Refitting the escalation model moves its intercept and thresholds: re-run
+    `cd bench && ../.venv/bin/python -m router_lab.questions` so the question part keeps its shares."""
+    artifacts = resources.files("switchboard.routing").joinpath("artifacts")
+    escalation = json.loads(artifacts.joinpath(ESCALATION_ARTIFACT).read_text(encoding="utf-8"))
+    raw = artifacts.joinpath(ARTIFACT_NAME).read_bytes()
+    model = read_question_model(io.BytesIO(raw))
+    assert model.meta["escalation_intercept"] == escalation["intercept"]
+    assert model.meta["escalation_thresholds"] == escalation["thresholds"]
+    assert set(model.kinds) == {"multiple_choice", "word_problem"}
+    assert len(raw) < 40_000
+
+
+def test_artifact_with_other_features_is_refused() -> None:
+    artifacts = resources.files("switchboard.routing").joinpath("artifacts")
+    body = json.loads(artifacts.joinpath(ARTIFACT_NAME).read_text(encoding="utf-8"))
+    body["shape_names"] = body["shape_names"][:-1]
+    with pytest.raises(ValueError, match="question features"):
+        read_question_model(io.BytesIO(json.dumps(body).encode()))
+
+
+def test_decontamination_removes_exact_and_near_copies_of_evaluation_questions() -> None:
+    evaluation = [
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?",
+        "Which planet in the solar system has the largest number of known moons?",
+    ]
+    index = EvaluationIndex(evaluation)
+    items = [
+        TrainingItem("gsm8k-train", evaluation[0].upper() + "  ", 2.0),  # exact once normalised
+        TrainingItem(
+            "gsm8k-train",
+            "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+            "How many clips did she sell in total?",
+            2.0,
+        ),  # near: the same problem, its question reworded
+        TrainingItem(
+            "mmlu",
+            "Which planet in the solar system has the largest number of known moons?\nA. Mars\n"
+            "B. Saturn\nC. Venus\nAnswer:",
+            0.0,
+        ),  # the same stem with options
+        TrainingItem("gsm8k-train", "A farmer has 12 cows and buys 7 more. How many cows does he have?", 1.0),
+    ]
+    kept = decontaminate(items, index)
+    assert [item.prompt for item in kept.items] == [items[3].prompt]
+    assert kept.removed["gsm8k-train"] == {"exact": 1, "near": 1}
+    assert kept.removed["mmlu"] == {"exact": 1}
+    assert stem_of(items[2].prompt) == evaluation[1]
