@@ -51,7 +51,7 @@ FILES: list[ContextEntry] = [
 LOOKUP = "what does HTTP 404 mean?"
 REFACTOR = "Refactor these modules to use dependency injection instead of the global config object."
 DESIGN = "How should we design the caching layer across these services? Weigh the architecture trade-offs."
-BORDERLINE = "why is this slow sometimes?"  # a weak signal: just under the default threshold
+BORDERLINE = "why does this endpoint get slow sometimes?"  # a weak signal: under the default threshold
 BORDERLINE_CANDIDATES = (
     BORDERLINE,
     "How do I reverse a list in Python?",
@@ -59,6 +59,7 @@ BORDERLINE_CANDIDATES = (
     "What is the difference between a list and a tuple?",
     "Rename the variable x to count.",
     "Explain this code.",
+    "why is it slow under load?",
 )
 
 
