@@ -154,6 +154,8 @@ _SECURITY = _Family(
     # review a thing may be named between ("is this endpoint secure?", "is this code safe").
     r"|\bauthenticate each other\b"
     r"|\b(?:is this|is it|is that|are these|are they|are those)(?: \w+){0,2} (?:safe|secure)\b"
+    # ... but a kind of safety that is not an adversary's ("is this thread safe", "is it type safe").
+    r"(?<!thread safe)(?<!type safe)(?<!null safe)(?<!exception safe)(?<!async safe)"
     # Whether it is safe, not a cookie's `Secure` flag ("set the session cookie to HttpOnly and Secure").
     r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)\b"
     r"(?<!and secure)(?<!, secure)(?! flag| attribute)"
