@@ -150,12 +150,7 @@ _SECURITY = _Family(
     r"|\binjection\b(?<!dependency injection)(?<!constructor injection)"  # DI is a structure, not a threat
     r"|\bssrf\b|\bxss\b|\bcsrf\b|\boverflows?\b|\bprivilege\w*|\bleak risks?\b"
     r"|\bsecrets? leak\w*|\bsupply chain\b|\btamper\w*|\bforge\w*|\bspoof\w*|\bwhere trust\b"
-    # Spelled out, so that the family's trigger substrings are "is this", not "is " or "can "; since round 5's
-    # review a thing may be named between ("is this endpoint secure?", "is this code safe").
     r"|\bauthenticate each other\b"
-    r"|\b(?:is this|is it|is that|are these|are they|are those)(?: \w+){0,2} (?:safe|secure)\b"
-    # ... but a kind of safety that is not an adversary's ("is this thread safe", "is it type safe").
-    r"(?<!thread safe)(?<!type safe)(?<!null safe)(?<!exception safe)(?<!async safe)"
     # Whether it is safe, not a cookie's `Secure` flag ("set the session cookie to HttpOnly and Secure").
     r"|\b(?:cors|cookie|jwt|iam|rbac|tls|oauth|csp|permission)\w*\b[^.?!\n]{0,40}\b(?:safe|secure|holes?)\b"
     r"(?<!and secure)(?<!, secure)(?! flag| attribute)"
@@ -343,6 +338,14 @@ _ERROR_PASTED = _Family(
     r"(?:error|exception):|\berr!|\btraceback\b|\bundefined reference\b|\bcannot find\b|\[emerg\]"
     r"|\bno module named\b|\bassert \w+ ==|\bpanic:|\bsegmentation fault\b|\bexit status\b"
 )
+# "Is this (endpoint) secure?": since round 5's review a thing may be named between. Kept out of the
+# security family, searched only when the ask says "safe" or "secure": inside, its "is this" and "is it"
+# triggers would run the family's regex on most asks.
+_SAFE_QUESTION = re.compile(
+    r"\b(?:is this|is it|is that|are these|are they|are those)(?: \w+){0,2} (?:safe|secure)\b"
+    # ... but not a kind of safety without an adversary ("is it type safe").
+    r"(?<!thread safe)(?<!type safe)(?<!null safe)(?<!exception safe)(?<!async safe)"
+)
 _WORD = re.compile(r"\w+")
 # The ask's terms for the learned wording weights (escalation.py): lower-case words and adjacent pairs.
 _TERM = re.compile(r"[a-z][a-z0-9+#'-]*")
@@ -395,7 +398,7 @@ def read_ask(prompt: str) -> AskSignals:
     return AskSignals(
         design=design,
         bounded_design=design and _SMALL_SCOPE.search(text) and not _LARGE_SCOPE.search(text),
-        security=_SECURITY.search(text),
+        security=_SECURITY.search(text) or (("safe" in text or "secure" in text) and _asks_if_safe(text)),
         concurrency=_CONCURRENCY.search(flagless),
         algorithm=_ALGORITHM.search(text),
         whole_context=_WHOLE_CONTEXT.search(text),
@@ -407,6 +410,10 @@ def read_ask(prompt: str) -> AskSignals:
         ask_words=len(_WORD.findall(text)),
         terms=ask_terms(text),
     )
+
+
+def _asks_if_safe(text: str) -> bool:
+    return _SAFE_QUESTION.search(text) is not None
 
 
 def ask_terms(text: str) -> frozenset[str]:
