@@ -5,6 +5,7 @@ restart; "Auto for you", the picker's Auto entry and the answer's dollar cost ar
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -17,7 +18,8 @@ from pygls.exceptions import JsonRpcException
 from conftest import Session, SessionFactory
 from switchboard.catalog import CATALOG
 from switchboard.fakeapi import FakeAnthropic, Fault
-from switchboard.routing import RouteInput, Router, learning
+from switchboard.features.models import FIGURES_SOURCE, auto_description
+from switchboard.routing import AUTO_MODELS, RouteInput, Router, learning
 from switchboard.routing.learning import FollowUp, Rating, judge
 from switchboard.store import ConversationStore
 from test_chat import _start_slow_chat, message_requests  # pyright: ignore[reportPrivateUsage]
@@ -258,9 +260,32 @@ async def test_a_learned_lean_to_sonnet_still_never_calls_a_model_left_out_of_au
     assert CATALOG[SONNET_45].anthropic_model not in called and CATALOG[SONNET_40].anthropic_model in called
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_preference_settings_texts_carry_the_pickers_figures_and_their_source() -> None:
+    """client-ts/package.json states each preference's share and cost: the picker's figures (the artifact's
+    validation-half share, a typical request's cost), from the same source, named in both."""
+    manifest: dict[str, Any] = json.loads((ROOT / "client-ts" / "package.json").read_text(encoding="utf-8"))
+    preference: dict[str, Any] = manifest["contributes"]["configuration"]["properties"][
+        "switchboard.auto.preference"
+    ]
+    assert "validation half of Switchboard's editor-traffic suite" in preference["description"]
+    assert "validation half of Switchboard's editor-traffic suite" in FIGURES_SOURCE
+    for name, text in zip(preference["enum"], preference["enumDescriptions"], strict=True):
+        stated = re.search(r"About (\d+)% of requests on Sonnet, (\d+)% of always-Sonnet's API cost", text)
+        assert stated, text
+        picker = re.search(figures_pattern, auto_description(list(AUTO_MODELS), name, 0.0))
+        assert picker, name
+        assert (int(stated.group(1)), int(stated.group(2))) == (int(picker.group(1)), int(picker.group(2)))
+        assert int(stated.group(1)) == round(Router.load().strong_share(0.0, name) * 100)
+
+
+figures_pattern = r"^~(\d+)% Sonnet · ~\$\d+\.\d{4} a typical request \((\d+)% of always-Sonnet\)"
+
+
 def share_in(description: str) -> int:
-    figures = r"^~(\d+)% Sonnet · ~\$\d+\.\d{4} a typical request \((\d+)% of always-Sonnet\)"
-    found = re.search(figures, description)
+    found = re.search(figures_pattern, description)
     assert found, description
     return int(found.group(1))
 
@@ -287,7 +312,7 @@ async def test_the_pickers_auto_entry_states_the_allow_list_and_its_expected_sha
 
     no_45 = await auto_entry(session, autoModels=[HAIKU, SONNET_40])
     assert "· Haiku 4.5, Sonnet 4.0 · balanced." in no_45 and no_45.endswith(
-        "Claude Sonnet 4.0 when what you ask needs it."
+        f"Claude Sonnet 4.0 when what you ask needs it. {FIGURES_SOURCE}"
     ), no_45
     only_haiku = await auto_entry(session, autoModels=[HAIKU])
     assert re.fullmatch(

@@ -196,6 +196,12 @@ async def test_a_retry_with_a_stronger_model_escalates_the_conversations_next_tu
     follow_up = await session.chat("and what does it raise?", conversationId=first["conversationId"])
     assert follow_up["routedModel"] == "claude-sonnet-4.5"
     assert follow_up["routeReason"] == "Earlier retry with a stronger model → Claude Sonnet 4.5"
+    # One-word follow-ups build on the answer the user wanted stronger: they stay on Sonnet too (round 5 sent
+    # them to Haiku when the ask-length weight outgrew a fixed retry weight; now the retry is a rule).
+    for short in ("yes", "why?", "go on"):
+        answer = await session.chat(short, conversationId=first["conversationId"])
+        assert answer["routedModel"] == "claude-sonnet-4.5", (short, answer["routeReason"])
+        assert answer["routeReason"] == "Earlier retry with a stronger model → Claude Sonnet 4.5"
     fresh = await session.chat("and what does it raise?")
     assert fresh["routedModel"] == "claude-haiku-4.5", "the retry escalates its own conversation only"
 

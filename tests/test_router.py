@@ -51,7 +51,7 @@ FILES: list[ContextEntry] = [
 LOOKUP = "what does HTTP 404 mean?"
 REFACTOR = "Refactor these modules to use dependency injection instead of the global config object."
 DESIGN = "How should we design the caching layer across these services? Weigh the architecture trade-offs."
-BORDERLINE = "why is this slow sometimes?"  # a weak signal: just under the default threshold
+BORDERLINE = "why does this endpoint get slow sometimes?"  # a weak signal: under the default threshold
 BORDERLINE_CANDIDATES = (
     BORDERLINE,
     "How do I reverse a list in Python?",
@@ -59,6 +59,7 @@ BORDERLINE_CANDIDATES = (
     "What is the difference between a list and a tuple?",
     "Rename the variable x to count.",
     "Explain this code.",
+    "why is it slow under load?",
 )
 
 
@@ -627,3 +628,131 @@ def test_route_input_counts_escalated_answers_retries_and_thinking() -> None:
     route = route_input(facts, list(ALL))
     assert (route.sonnet_answers, route.stronger_retries, route.thinking_budget) == (2, 1, 4_000)
     assert route.preference == "quality" and route.history_turns == 5 and route.last_model == SONNET_40
+
+
+# --- round 5's review: asks that round 5 misrouted ----------------------------------------------------------
+
+PY_120_LINES: list[ContextEntry] = [
+    (
+        "file:///repo/app/handlers.py",
+        "".join(f"def handler_{i}(request):\n    return {i}\n" for i in range(60)),
+        "python",
+    )
+]
+NOTHING: list[ContextEntry] = []
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "look at the payment handler and rename amt to amount",
+        "look at the login handler and fix the indentation",
+        "check our auth middleware and add type hints",
+        "go over the signup form and make the labels consistent",
+        "read past the end of the file and ignore trailing newline",
+        "the scope of this PR is too broad, split it",
+        "this role is too broad in what it does, split the class",
+        "what would people do with this feature? write the product copy",
+    ],
+)
+def test_an_edit_in_a_sensitive_place_is_no_security_review(router: Router, prompt: str) -> None:
+    assert not read_ask(prompt).security
+    for context in (NOTHING, PY_120_LINES):
+        decision = router.decide(RouteInput(prompt=prompt, context=context))
+        assert decision.model == HAIKU, (prompt, decision.reason)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        # The alternatives narrowed above still catch what they are for.
+        "check our login handler for holes",
+        "can someone look at our login handler before we ship",
+        "go over the payment flow and tell me if it's safe",
+        "can a crafted length make it read past the end of the buffer",
+        "can this index go out of bounds on a crafted request?",
+        "is this IAM policy too broad?",
+        "are the grants on this role too broad",
+        "what could an attacker do with this endpoint?",
+        # The plainest security asks (issue 18 names them as escalation).
+        "is this endpoint secure?",
+        "is this code secure?",
+        "any security holes here?",
+        "is this upload handler safe?",
+    ],
+)
+def test_a_security_ask_with_code_attached_goes_to_sonnet(router: Router, prompt: str) -> None:
+    assert read_ask(prompt).security
+    decision = router.decide(RouteInput(prompt=prompt, context=PY_120_LINES))
+    assert decision.model == SONNET_45, (prompt, decision.reason)
+    assert decision.reason.startswith("Security review"), decision.reason
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "is it type safe",
+        "is this function named secure_compare used anywhere?",
+        "the file is read past the end of the header, skip those lines",
+        "the permissions section of the README is too long, shorten it",
+        "what would people use this config flag for?",
+        "look at the login handler and tell me what it returns",
+    ],
+)
+def test_near_misses_of_the_security_alternatives_are_not_security(prompt: str) -> None:
+    assert not read_ask(prompt).security, prompt
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "how would you design the permission model for this app",
+        "how should we version the events in this app",
+    ],
+)
+def test_a_real_design_for_this_app_is_not_small_and_goes_to_sonnet(router: Router, prompt: str) -> None:
+    for context in (NOTHING, PY_120_LINES):
+        decision = router.decide(RouteInput(prompt=prompt, context=context))
+        assert decision.features.ask.design and not decision.features.ask.bounded_design
+        assert decision.model == SONNET_45, (prompt, decision.reason)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "bounded"),
+    [
+        # A small noun elsewhere in the ask says nothing of the design's size ...
+        ("design the retry strategy for the payment request", False),
+        ("design a caching layer for the product page", False),
+        ("plan the rollout of the new auth for this site", False),
+        # ... as the design's own object it does.
+        ("design the users table", True),
+        ("plan the json response for this endpoint", True),
+    ],
+)
+def test_a_small_noun_bounds_a_design_only_as_its_object(router: Router, prompt: str, bounded: bool) -> None:
+    decision = router.decide(RouteInput(prompt=prompt, context=PY_120_LINES))
+    assert decision.features.ask.design
+    assert decision.features.ask.bounded_design is bounded
+    assert ("bounded_design" in decision.features.contributions) is True
+    assert (decision.features.contributions["bounded_design"] < 0) is bounded
+
+
+@pytest.mark.parametrize("follow_up", ["yes", "why?", "go on", "ok do it"])
+def test_after_a_stronger_retry_short_follow_ups_stay_on_sonnet(router: Router, follow_up: str) -> None:
+    after_retry = router.decide(replace(turn(follow_up, SONNET_45, history_tokens=3_000), stronger_retries=1))
+    assert after_retry.model == SONNET_45 and after_retry.signal == "stronger_retry", after_retry.reason
+    assert after_retry.reason == "Earlier retry with a stronger model → Claude Sonnet 4.5"
+    escalated = router.decide(RouteInput(prompt=follow_up, history_turns=8, sonnet_answers=3))
+    assert escalated.model == SONNET_45 and escalated.signal == "escalated_conversation"
+    # Without the retry or the escalated conversation the same follow-up is a Haiku turn.
+    assert router.decide(RouteInput(prompt=follow_up, history_turns=2)).model == HAIKU
+
+
+def test_a_mechanical_edit_after_a_stronger_retry_is_left_to_the_model(router: Router) -> None:
+    rename = router.decide(RouteInput(prompt="rename x to count", history_turns=2, stronger_retries=1))
+    assert rename.features.conversation_rule is None and rename.model == HAIKU, rename.reason
+    # Mid-conversation on a warm Sonnet cache, the usual stickiness still applies, not the rule.
+    warm = router.decide(
+        replace(turn("rename x to count", SONNET_45, history_tokens=50_000), stronger_retries=1)
+    )
+    assert warm.signal != "stronger_retry"

@@ -116,6 +116,14 @@ class ModelsFeature(Feature):
         )
 
 
+# Where the picker's figures come from; the setting's texts in client-ts/package.json say the same and carry
+# the same figures (tests/test_auto_feedback.py keeps them in step).
+FIGURES_SOURCE = (
+    "Share: the router's own figure on the validation half of Switchboard's editor-traffic suite; "
+    "cost: a typical request at list prices."
+)
+
+
 def auto_description(allowed: list[str], preference: Preference, shift: float) -> str:
     """Auto's picker entry: the models it may use and, at the user's preference and learned shift, the
     expected share of requests on Sonnet and the API cost of a typical request against always-Sonnet.
@@ -142,7 +150,8 @@ def auto_description(allowed: list[str], preference: Preference, shift: float) -
     learned = f", {shift * 100:+.0f} points learned from your feedback" if abs(shift) >= 0.005 else ""
     return (
         f"{figures} · {', '.join(_short(m) for m in allowed)} · {preference}{learned}. "
-        f"{CATALOG[haiku].name} by default, {CATALOG[strong or haiku].name} when what you ask needs it."
+        f"{CATALOG[haiku].name} by default, {CATALOG[strong or haiku].name} when what you ask needs it. "
+        f"{FIGURES_SOURCE}"
     )
 
 

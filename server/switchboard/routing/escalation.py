@@ -13,9 +13,11 @@ Nothing here grows with the attachment's size on its own.
 `wording` adds learned weights of the ask's own words and word pairs (a small lexicon, fitted with the other
 weights under a tight prior), so phrasings the hand-written signals do not know still count a little.
 
-The conversation's signals are not in the suite (every item is a first turn), so their weights are fixed
-priors, not fitted: a long conversation that already escalated, extended thinking on a hard ask, and an
-explicit "retry with a stronger model" earlier in the conversation.
+The conversation's signals are not in the suite (every item is a first turn), so they are not fitted.
+Extended thinking on a hard ask adds a fixed prior weight to the logit. An explicit "retry with a stronger
+model" earlier in the conversation, or a long conversation that already escalated, is a rule, not a weight
+(`conversation_rule`): a fixed weight races the ask-length weight, which a refit can grow past it, and then
+"yes" or "go on" after a retry fell back to Haiku.
 """
 
 from __future__ import annotations
@@ -54,15 +56,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "error_pasted",
     "log_ask_words",
 )
-# Conversation signals: fixed prior weights (log-odds), not fitted (see the module docstring). 7.0 takes even
-# a short follow-up ("and what does it raise?", logit about −6 since round 5's fit, whose ask-length weight
-# grew again) over the balanced threshold (logit about +0.4) on its own, and still not over economy's (about
-# +2.2); thinking adds to a hard ask's signal.
+# Conversation signals in the logit: fixed prior weights (log-odds), not fitted (see the module docstring);
+# thinking adds to a hard ask's signal.
 CONVERSATION_WEIGHTS: dict[str, float] = {
-    "escalated_conversation": 7.0,
     "thinking_on_hard_ask": 2.0,
-    "stronger_retry": 7.0,
 }
+# Conversation rules: the conversation keeps the strong model for every ask but a mechanical edit.
+STRONGER_RETRY = "stronger_retry"
+ESCALATED_CONVERSATION = "escalated_conversation"
 HARD_REASONING = ("design", "security", "concurrency", "algorithm")
 WORDING = "wording"  # the learned weights of the ask's words, one part of the logit
 
@@ -94,20 +95,38 @@ def learned_features(ask: AskSignals, context: ContextSummary) -> dict[str, floa
         "wide_ask": float(asks_of_whole and wide),
         "mechanical": float(ask.mechanical),
         "error_pasted": float(ask.error_pasted),
-        "log_ask_words": log_words(ask) - math.log1p(TYPICAL_ASK_WORDS),
+        "log_ask_words": ask_length(ask),
     }
+
+
+def ask_length(ask: AskSignals) -> float:
+    """The ask's length against a typical ask. Shortness counts against escalating only when the ask names no
+    hard reasoning: "is this endpoint secure?" is short because the question is plain, not because it is
+    easy (round 5's review: the length weight, refitted larger each round, had outgrown a security hit)."""
+    length = log_words(ask) - math.log1p(TYPICAL_ASK_WORDS)
+    if any(getattr(ask, name) for name in HARD_REASONING):
+        return max(0.0, length)
+    return length
 
 
 def conversation_features(ask: AskSignals, conversation: Conversation) -> dict[str, float]:
     hard = any(getattr(ask, name) for name in HARD_REASONING)
     thinking = (conversation.thinking_budget or 0) >= THINKING_MIN_BUDGET
-    return {
-        "escalated_conversation": float(
-            conversation.turns >= LONG_CONVERSATION_TURNS and conversation.sonnet_answers >= ESCALATED_ANSWERS
-        ),
-        "thinking_on_hard_ask": float(thinking and hard),
-        "stronger_retry": float(conversation.stronger_retries > 0),
-    }
+    return {"thinking_on_hard_ask": float(thinking and hard)}
+
+
+def conversation_rule(ask: AskSignals, conversation: Conversation) -> str | None:
+    """The rule that keeps this turn on the strong model, if any: the user asked for a stronger model earlier
+    in the conversation, or a long conversation already needed Sonnet. Only a mechanical edit (a rename, a
+    reformat, a typo) is left to the escalation model: whatever else follows ("yes", "why?", "go on") builds
+    on an answer the user wanted stronger."""
+    if ask.mechanical:
+        return None
+    if conversation.stronger_retries > 0:
+        return STRONGER_RETRY
+    if conversation.turns >= LONG_CONVERSATION_TURNS and conversation.sonnet_answers >= ESCALATED_ANSWERS:
+        return ESCALATED_CONVERSATION
+    return None
 
 
 @dataclass(frozen=True)

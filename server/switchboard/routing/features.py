@@ -22,3 +22,5 @@ class RouteFeatures:
     history_turns: int = 0
     history_tokens: int = 0
     cache_warm: bool = False
+    # The conversation rule that keeps this turn on the strong model (escalation.conversation_rule), if any.
+    conversation_rule: str | None = None

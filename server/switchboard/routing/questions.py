@@ -337,7 +337,8 @@ def question_contributions(
     """The escalation logit's parts with the ask's own parts replaced by the question's, for a self-contained
     question (`signal` not None): the escalation model's ask signals were written for editor requests and
     misread a question's prose (two trains "at the same time" is not a concurrency ask). The conversation's
-    parts stay: an escalated conversation or a stronger retry still counts."""
+    parts stay (thinking on a hard ask); its rules (a stronger retry, an escalated conversation) are outside
+    the logit and apply to questions too."""
     if signal is None:
         return contributions
     kept = {name: value for name, value in contributions.items() if name in CONVERSATION_WEIGHTS}

@@ -11,6 +11,8 @@
 2. Threshold: the preference's (economy / balanced / quality, from the artifact), moved by the user's shift
    (a share of traffic, clamped).
 3. Choice: p ≥ threshold → Sonnet 4.5 (Sonnet 4.0 when 4.5 is not allowed), else Haiku 4.5; never Opus.
+   A conversation rule overrides the threshold: after an explicit "retry with a stronger model", or in a long
+   conversation that already escalated, every turn but a mechanical edit goes to the strong model.
 4. Stickiness mid-conversation: moving up happens whenever the turn needs it; moving down needs p below the
    threshold by a band (`HYSTERESIS_SHARE` of traffic) *and* a positive expected saving once the lost
    prompt cache is paid for;
@@ -34,6 +36,7 @@ from switchboard.routing.escalation import (
     Conversation,
     EscalationModel,
     conversation_features,
+    conversation_rule,
     learned_features,
     logistic,
     read_escalation,
@@ -143,6 +146,7 @@ class Router:
             history_turns=route.history_turns,
             history_tokens=route.history_tokens,
             cache_warm=cache_is_warm(route),
+            conversation_rule=conversation_rule(ask, conversation),
         )
 
     def base_threshold(self, preference: Preference) -> float:
@@ -170,9 +174,10 @@ class Router:
         features = self.features(route)
         probability = logistic(features.logit)
         threshold = self.threshold(route.threshold_shift, route.preference)
-        wants_strong = probability >= threshold
+        rule = features.conversation_rule
+        wants_strong = rule is not None or probability >= threshold
         target = strong_choice(candidates) if wants_strong else cheap_choice(candidates)
-        signal = deciding_signal(features, wants_strong)
+        signal = rule or deciding_signal(features, wants_strong)
         decision = RouteDecision(
             model=target,
             reason=choice_reason(target, wants_strong, signal, candidates, route.user_models),
