@@ -3,6 +3,8 @@ gone when the token expires."""
 
 from __future__ import annotations
 
+import pickle
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +20,7 @@ def authority(seconds: int = 900) -> TokenAuthority:
     return TokenAuthority("https://gateway.test", timedelta(seconds=seconds), (Ed25519PrivateKey.generate(),))
 
 
-def verified(account: str, expires_at: datetime | None, scopes: str = "chat") -> VerifiedToken:
+def verified(account: str, expires_at: datetime, scopes: str = "chat") -> VerifiedToken:
     entitlement = Entitlement("pro", account, "https://gateway.test", expires_at, "test")
     return VerifiedToken(entitlement, frozenset(scopes.split()))
 
@@ -50,15 +52,39 @@ def test_an_entry_ends_when_its_token_expires() -> None:
     assert len(cache) == 0  # dropped, not kept beside the live ones
 
 
-def test_the_cache_is_bounded_and_the_oldest_entry_goes_first() -> None:
+def test_the_cache_is_bounded_and_a_hit_keeps_an_entry_in_it() -> None:
     cache = VerifiedTokens(size=3)
-    for n in range(5):
+    for n in range(3):
         cache.put(f"token{n}", verified(f"acct_{n}", NOW + timedelta(minutes=15)))
+    assert cache.get("token0", NOW) is not None  # the busiest client's token: now the most recently used
+    cache.put("token3", verified("acct_3", NOW + timedelta(minutes=15)))
+    cache.put("token4", verified("acct_4", NOW + timedelta(minutes=15)))
     assert len(cache) == 3
-    assert [cache.get(f"token{n}", NOW) is not None for n in range(5)] == [False, False, True, True, True]
+    assert [cache.get(f"token{n}", NOW) is not None for n in range(5)] == [True, False, False, True, True]
 
 
-def test_a_token_without_expiry_is_never_remembered() -> None:
+def test_a_token_verified_again_moves_to_the_back_without_a_second_entry() -> None:
+    cache = VerifiedTokens(size=2)
+    cache.put("token0", verified("acct_0", NOW + timedelta(minutes=15)))
+    cache.put("token1", verified("acct_1", NOW + timedelta(minutes=15)))
+    cache.put("token0", verified("acct_0", NOW + timedelta(minutes=15)))
+    cache.put("token2", verified("acct_2", NOW + timedelta(minutes=15)))
+    assert [cache.get(f"token{n}", NOW) is not None for n in range(3)] == [True, False, True]
+
+
+def test_a_cache_holds_at_least_one_token() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        VerifiedTokens(size=0)
+    cache = VerifiedTokens(size=1)
+    cache.put("token0", verified("acct_0", NOW + timedelta(minutes=15)))
+    cache.put("token1", verified("acct_1", NOW + timedelta(minutes=15)))
+    assert len(cache) == 1 and cache.get("token1", NOW) is not None
+
+
+def test_the_cache_holds_no_bearer_token() -> None:
     cache = VerifiedTokens()
-    cache.put("token", verified("acct_1", None))
-    assert len(cache) == 0 and cache.get("token", NOW) is None
+    token = "eyJ." + secrets.token_urlsafe(32)
+    cache.put(token, verified("acct_1", NOW + timedelta(minutes=15)))
+    assert cache.get(token, NOW) is not None
+    held = pickle.dumps(cache)  # everything the cache refers to
+    assert b"acct_1" in held and token.encode() not in held

@@ -8,6 +8,7 @@ Whether the account is still active is checked against the database on every req
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -23,10 +24,12 @@ from switchboard.plans.signing import public_jwk, read_private_key, sign_entitle
 from switchboard.plans.trust import TrustedKeys, parse_jwks
 
 from .config import ConfigError, GatewaySettings
+from .signin.codes import Digest, digest
 
 # Tokens already verified, kept until they expire: a client sends the same token for up to 15 minutes, and
 # checking its signature (Ed25519 plus PyJWT's parsing, 0.3-2 ms) on every request is the largest CPU cost
-# of authentication. Bounded; the oldest entries go first.
+# of authentication. Bounded; the least recently used entry goes first, so a replica serving more clients
+# than this still answers its busy ones from memory.
 VERIFIED_CACHE_SIZE = 4096
 
 ALL_SCOPES = "chat billing"  # signin/scopes.py defines them
@@ -45,38 +48,43 @@ class VerifiedToken:
 
 
 class VerifiedTokens:
-    """Verified tokens, each one entry until its token expires, at most `size` (the oldest go first).
+    """Verified tokens, each one entry until its token expires, at most `size` (the least recently used goes
+    first). Entries are found by the token's SHA-256 digest: no bearer token is held here.
 
     One entry holds everything a request needs from its token, so a token is parsed once per replica."""
 
     def __init__(self, size: int = VERIFIED_CACHE_SIZE) -> None:
+        if size < 1:
+            raise ValueError(f"a verified-token cache holds at least one token (size {size})")
         self.size = size
-        self._entries: dict[str, tuple[datetime, VerifiedToken]] = {}
+        self._entries: OrderedDict[Digest, tuple[datetime, VerifiedToken]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, token: str, now: datetime) -> VerifiedToken | None:
-        entry = self._entries.get(token)
+        key = digest(token)
+        entry = self._entries.get(key)
         if entry is None:
             return None
         expires_at, verified = entry
         if expires_at <= now:
-            del self._entries[token]
+            del self._entries[key]
             return None
+        self._entries.move_to_end(key)
         return verified
 
     def put(self, token: str, verified: VerifiedToken) -> None:
         expires_at = verified.entitlement.expires_at
-        if expires_at is None:  # never expires: not one to keep (every token the gateway issues expires)
-            return
-        self._entries.pop(token, None)
-        while len(self._entries) >= self.size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[token] = (expires_at, verified)
+        assert expires_at is not None, "a verified token has an expiry (`exp` is a required claim)"
+        key = digest(token)
+        self._entries[key] = (expires_at, verified)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
     def forget(self, token: str) -> None:
-        self._entries.pop(token, None)
+        self._entries.pop(digest(token), None)
 
 
 @dataclass(frozen=True)
