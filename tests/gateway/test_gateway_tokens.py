@@ -6,7 +6,9 @@ from __future__ import annotations
 import pickle
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -16,8 +18,19 @@ from switchboard.plans.entitlement import Entitlement
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
-def authority(seconds: int = 900) -> TokenAuthority:
-    return TokenAuthority("https://gateway.test", timedelta(seconds=seconds), (Ed25519PrivateKey.generate(),))
+class Clock:
+    """The authority's clock, moved by the test."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def authority(clock: Clock | None = None) -> TokenAuthority:
+    key = Ed25519PrivateKey.generate()
+    return TokenAuthority("https://gateway.test", timedelta(minutes=15), (key,), clock=clock or Clock())
 
 
 def verified(account: str, expires_at: datetime, scopes: str = "chat") -> VerifiedToken:
@@ -35,13 +48,43 @@ def test_a_verified_token_is_one_entry_with_its_entitlement_and_its_scopes() -> 
     assert tokens.verify(tokens.issue("acct_1", "pro")).scopes == frozenset({"chat", "billing"})
 
 
-def test_a_token_checked_at_another_time_is_not_remembered() -> None:
+def test_a_token_is_parsed_once_with_its_signature_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    parses: list[dict[str, Any]] = []
+    decode = jwt.decode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        parses.append(kwargs.get("options") or {})
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
     tokens = authority()
+    token = tokens.issue("acct_1", "pro", scope="chat")
+    assert tokens.verify(token).scopes == frozenset({"chat"})
+    assert tokens.verify(token).scopes == frozenset({"chat"})
+    # The scopes came from the one signature-checked parse; the second request parsed nothing.
+    assert len(parses) == 1 and parses[0].get("verify_signature", True)
+
+
+def test_a_remembered_token_is_refused_from_the_moment_it_expires() -> None:
+    clock = Clock()
+    tokens = authority(clock)
     token = tokens.issue("acct_1", "pro")
-    checked = tokens.verify(token, now=datetime.now(UTC) + timedelta(seconds=1))
-    assert tokens.verify(token) is not checked
+    first = tokens.verify(token)
+    clock.now = NOW + timedelta(minutes=15) - timedelta(seconds=1)
+    assert tokens.verify(token) is first
+    clock.now = NOW + timedelta(minutes=15)
     with pytest.raises(TokenRefused, match="expired"):
-        tokens.verify(token, now=datetime.now(UTC) + timedelta(hours=1))
+        tokens.verify(token)
+
+
+def test_a_token_from_the_future_is_refused_until_its_time_comes() -> None:
+    clock = Clock()
+    tokens = authority(clock)
+    token = tokens.issue("acct_1", "pro", now=NOW + timedelta(minutes=10))
+    with pytest.raises(TokenRefused, match="not valid yet"):
+        tokens.verify(token)  # a refusal is not remembered either way
+    clock.now = NOW + timedelta(minutes=10)
+    assert tokens.verify(token).entitlement.account == "acct_1"
 
 
 def test_an_entry_ends_when_its_token_expires() -> None:

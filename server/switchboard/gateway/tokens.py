@@ -9,16 +9,16 @@ Whether the account is still active is checked against the database on every req
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement
+from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement_claims
 from switchboard.plans.period import utc_now
 from switchboard.plans.signing import public_jwk, read_private_key, sign_entitlement, write_private_key
 from switchboard.plans.trust import TrustedKeys, parse_jwks
@@ -83,15 +83,13 @@ class VerifiedTokens:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
-    def forget(self, token: str) -> None:
-        self._entries.pop(digest(token), None)
-
 
 @dataclass(frozen=True)
 class TokenAuthority:
     issuer: str
     lifetime: timedelta
     signing_keys: tuple[Ed25519PrivateKey, ...]
+    clock: Callable[[], datetime] = field(default=utc_now, compare=False, repr=False)
     _verified: VerifiedTokens = field(default_factory=VerifiedTokens, init=False, compare=False, repr=False)
 
     @classmethod
@@ -113,7 +111,7 @@ class TokenAuthority:
             sub=account_id,
             iss=self.issuer,
             lifetime=self.lifetime,
-            now=now,
+            now=now or self.clock(),
             extra_claims={"scope": scope},
         )
 
@@ -122,31 +120,28 @@ class TokenAuthority:
         keys, _ = parse_jwks(self.jwks(), "gateway signing keys")
         return TrustedKeys(tuple(keys))
 
-    def verify(self, token: str, *, now: datetime | None = None) -> VerifiedToken:
-        """What `token` grants; raises `TokenRefused`.
+    def verify(self, token: str) -> VerifiedToken:
+        """What `token` grants at the authority's clock; raises `TokenRefused`.
 
         A token verified before is answered from memory until it expires (the keys never change while a
         replica runs, and a valid token only stops being valid by expiring; revocation is the account
         row's business, checked on every request)."""
-        if now is None:
-            known = self._verified.get(token, utc_now())
-            if known is not None:
-                return known
+        now = self.clock()
+        known = self._verified.get(token, now)
+        if known is not None:
+            return known
         try:
-            entitlement = check_entitlement(token, self._trusted, now=now)
+            entitlement, claims = check_entitlement_claims(token, self._trusted, now=now)
         except EntitlementRefused as refused:
-            self._verified.forget(token)
             raise TokenRefused(str(refused).replace("Entitlement", "Access token", 1)) from None
-        verified = VerifiedToken(entitlement, _scopes(token))
-        if now is None:  # checked at another time than now: not a verdict to keep
-            self._verified.put(token, verified)
+        verified = VerifiedToken(entitlement, _scopes(claims))
+        self._verified.put(token, verified)
         return verified
 
 
-def _scopes(token: str) -> frozenset[str]:
-    """The scopes of a token whose signature was just checked. A token from before scopes existed (no
-    claim; it lives 15 minutes at most) could do everything."""
-    claims = jwt.decode(token, options={"verify_signature": False})
+def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The scopes in a verified token's claims. A token from before scopes existed (no claim; it lives 15
+    minutes at most) could do everything."""
     scope = claims.get("scope", ALL_SCOPES)
     return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
 
