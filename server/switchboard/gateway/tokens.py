@@ -25,6 +25,7 @@ from switchboard.plans.trust import TrustedKeys, parse_jwks
 
 from .config import ConfigError, GatewaySettings
 from .signin.codes import Digest, digest
+from .signin.scopes import DEFAULT_SCOPE, scope_text
 
 # Tokens already verified, kept until they expire: a client sends the same token for up to 15 minutes, and
 # checking its signature (Ed25519 plus PyJWT's parsing, 0.3-2 ms) on every request is the largest CPU cost
@@ -32,7 +33,7 @@ from .signin.codes import Digest, digest
 # than this still answers its busy ones from memory.
 VERIFIED_CACHE_SIZE = 4096
 
-ALL_SCOPES = "chat billing"  # signin/scopes.py defines them
+ALL_SCOPES = scope_text(DEFAULT_SCOPE)
 
 
 class TokenRefused(Exception):
