@@ -94,17 +94,18 @@ def start_on_a_chosen_port(
             pass  # released for the replica to bind; if another test binds it first, the loop chooses again
         offset = log_size(log_path)
         process = start(port)
+        listening = False
         try:
             listening_port(process_alive(process), log_path, offset)
+            listening = True
             return process, port
         except PortTaken:
-            process.wait(10)  # uvicorn exits when it cannot bind
             if attempt == attempts - 1:
                 raise
-        except BaseException:
-            process.kill()
-            process.wait(10)
-            raise
+        finally:
+            if not listening:  # uvicorn exits when it cannot bind, but a stuck one must not outlive the test
+                process.kill()
+                process.wait(10)
     raise AssertionError("unreachable")
 
 

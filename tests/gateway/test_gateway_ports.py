@@ -4,6 +4,7 @@ pytest-xdist workers choose from the same free ports)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from gateway import pgcluster
-from gateway.gateway_support import HTTP, Replica, start_on_a_chosen_port
+from gateway.gateway_support import HTTP, PortTaken, Replica, start_on_a_chosen_port
 
 
 @pytest.fixture
@@ -64,6 +65,28 @@ def test_a_replica_whose_chosen_port_was_taken_starts_on_another_and_never_takes
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_start_that_finds_its_port_taken_but_does_not_exit_is_killed_not_left_running(
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "stuck.log"
+    started: list[subprocess.Popen[bytes]] = []
+    stuck = "import time; print('[Errno 98] address already in use', flush=True); time.sleep(60)"
+
+    def serve(port: int) -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log:
+            started.append(subprocess.Popen([sys.executable, "-c", stuck], stdout=log))
+        return started[-1]
+
+    try:
+        with pytest.raises(PortTaken):
+            start_on_a_chosen_port(serve, log_path, attempts=2)
+        assert len(started) == 2 and [process.poll() for process in started] == [-signal.SIGKILL] * 2
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(10)
 
 
 def test_postgresql_whose_chosen_port_was_taken_starts_on_another(
