@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from gateway import pgcluster
-from gateway.gateway_support import HTTP, PortTaken, Replica, start_on_a_chosen_port
+from gateway.gateway_support import HTTP, PortTaken, Replica, ReplicaForker, start_on_a_chosen_port
 
 
 @pytest.fixture
@@ -42,6 +42,20 @@ def test_each_replica_gets_a_port_of_its_own_read_from_its_own_lines_of_the_log(
     finally:
         first.stop()
         second.stop()
+
+
+def test_each_forked_replica_has_a_log_of_its_own_even_beside_another_forkers(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    forkers = [ReplicaForker(gateway_env, tmp_path) for _ in range(2)]  # one folder for both
+    try:
+        first, second = (forker.start() for forker in forkers)
+        assert first.log_path != second.log_path
+        for replica, other in ((first, second), (second, first)):
+            assert f"{replica.url} " in replica.log() and f"{other.url} " not in replica.log()
+    finally:
+        for forker in forkers:
+            forker.close()
 
 
 def test_a_replica_whose_chosen_port_was_taken_starts_on_another_and_never_takes_the_squatter_for_itself(
