@@ -106,6 +106,10 @@ def test_a_start_that_finds_its_port_taken_but_does_not_exit_is_killed_not_left_
 def test_postgresql_whose_chosen_port_was_taken_starts_on_another(
     monkeypatch: pytest.MonkeyPatch, squatted: int
 ) -> None:
+    # A cluster of its own, so one initdb (about 1.5 s of this test's 2): the session cluster's data
+    # directory cannot serve a second postmaster, a copy of it while it runs is inconsistent, moving it to
+    # another port would cut every replica connected to it, and keeping a template data directory to copy
+    # (0.5 s) would make the first cluster of every test worker pay initdb and the copy.
     choices = [squatted]  # the first choice loses the race, later ones are free
     monkeypatch.setattr(pgcluster, "_free_port", lambda: choices.pop() if choices else _any_port())
     cluster = pgcluster.Cluster.start()
