@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -94,17 +94,18 @@ def start_on_a_chosen_port(
             pass  # released for the replica to bind; if another test binds it first, the loop chooses again
         offset = log_size(log_path)
         process = start(port)
+        listening = False
         try:
             listening_port(process_alive(process), log_path, offset)
+            listening = True
             return process, port
         except PortTaken:
-            process.wait(10)  # uvicorn exits when it cannot bind
             if attempt == attempts - 1:
                 raise
-        except BaseException:
-            process.kill()
-            process.wait(10)
-            raise
+        finally:
+            if not listening:  # uvicorn exits when it cannot bind, but a stuck one must not outlive the test
+                process.kill()
+                process.wait(10)
     raise AssertionError("unreachable")
 
 
@@ -332,19 +333,20 @@ class ReplicaForker:
         )
         self.started: list[ForkedReplica] = []
         self._lock = threading.Lock()
-        self._numbers = itertools.count()
 
     def start(self) -> ForkedReplica:
-        """A new replica, ready. It binds port 0; its log says which port it got."""
+        """A new replica, ready. It binds port 0; its log, a file of its own, says which port it got."""
         assert self.process.stdin is not None and self.process.stdout is not None
+        # Created here, under a name no other replica (of this forker or another in the folder) can get.
+        file, name = tempfile.mkstemp(prefix="replica-", suffix=".log", dir=self.logs)
+        os.close(file)
+        log_path = Path(name)
         with self._lock:
-            log_path = self.logs / f"replica-{next(self._numbers)}.log"
-            offset = log_size(log_path)  # another forker may have written a log of that name in this folder
             self.process.stdin.write(f"0 {log_path}\n")
             self.process.stdin.flush()
             replica = ForkedReplica(int(self.process.stdout.readline()), "", log_path)
             self.started.append(replica)  # stopped by `close` even if it never gets ready
-        replica.url = f"http://127.0.0.1:{listening_port(replica.alive, log_path, offset)}"
+        replica.url = f"http://127.0.0.1:{listening_port(replica.alive, log_path, offset=0)}"
         return replica.wait_ready()
 
     def close(self) -> None:

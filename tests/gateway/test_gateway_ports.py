@@ -4,6 +4,7 @@ pytest-xdist workers choose from the same free ports)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from gateway import pgcluster
-from gateway.gateway_support import HTTP, Replica, start_on_a_chosen_port
+from gateway.gateway_support import HTTP, PortTaken, Replica, ReplicaForker, start_on_a_chosen_port
 
 
 @pytest.fixture
@@ -43,6 +44,20 @@ def test_each_replica_gets_a_port_of_its_own_read_from_its_own_lines_of_the_log(
         second.stop()
 
 
+def test_each_forked_replica_has_a_log_of_its_own_even_beside_another_forkers(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    forkers = [ReplicaForker(gateway_env, tmp_path) for _ in range(2)]  # one folder for both
+    try:
+        first, second = (forker.start() for forker in forkers)
+        assert first.log_path != second.log_path
+        for replica, other in ((first, second), (second, first)):
+            assert f"{replica.url} " in replica.log() and f"{other.url} " not in replica.log()
+    finally:
+        for forker in forkers:
+            forker.close()
+
+
 def test_a_replica_whose_chosen_port_was_taken_starts_on_another_and_never_takes_the_squatter_for_itself(
     gateway_env: dict[str, str], tmp_path: Path, squatted: int
 ) -> None:
@@ -66,9 +81,35 @@ def test_a_replica_whose_chosen_port_was_taken_starts_on_another_and_never_takes
         process.wait(10)
 
 
+def test_a_start_that_finds_its_port_taken_but_does_not_exit_is_killed_not_left_running(
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "stuck.log"
+    started: list[subprocess.Popen[bytes]] = []
+    stuck = "import time; print('[Errno 98] address already in use', flush=True); time.sleep(60)"
+
+    def serve(port: int) -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log:
+            started.append(subprocess.Popen([sys.executable, "-c", stuck], stdout=log))
+        return started[-1]
+
+    try:
+        with pytest.raises(PortTaken):
+            start_on_a_chosen_port(serve, log_path, attempts=2)
+        assert len(started) == 2 and [process.poll() for process in started] == [-signal.SIGKILL] * 2
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(10)
+
+
 def test_postgresql_whose_chosen_port_was_taken_starts_on_another(
     monkeypatch: pytest.MonkeyPatch, squatted: int
 ) -> None:
+    # A cluster of its own, so one initdb (about 1.5 s of this test's 2): the session cluster's data
+    # directory cannot serve a second postmaster, a copy of it while it runs is inconsistent, moving it to
+    # another port would cut every replica connected to it, and keeping a template data directory to copy
+    # (0.5 s) would make the first cluster of every test worker pay initdb and the copy.
     choices = [squatted]  # the first choice loses the race, later ones are free
     monkeypatch.setattr(pgcluster, "_free_port", lambda: choices.pop() if choices else _any_port())
     cluster = pgcluster.Cluster.start()

@@ -3,8 +3,12 @@ gone when the token expires."""
 
 from __future__ import annotations
 
+import pickle
+import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -14,11 +18,22 @@ from switchboard.plans.entitlement import Entitlement
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
-def authority(seconds: int = 900) -> TokenAuthority:
-    return TokenAuthority("https://gateway.test", timedelta(seconds=seconds), (Ed25519PrivateKey.generate(),))
+class Clock:
+    """The authority's clock, moved by the test."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
-def verified(account: str, expires_at: datetime | None, scopes: str = "chat") -> VerifiedToken:
+def authority(clock: Clock | None = None) -> TokenAuthority:
+    key = Ed25519PrivateKey.generate()
+    return TokenAuthority("https://gateway.test", timedelta(minutes=15), (key,), clock=clock or Clock())
+
+
+def verified(account: str, expires_at: datetime, scopes: str = "chat") -> VerifiedToken:
     entitlement = Entitlement("pro", account, "https://gateway.test", expires_at, "test")
     return VerifiedToken(entitlement, frozenset(scopes.split()))
 
@@ -33,13 +48,43 @@ def test_a_verified_token_is_one_entry_with_its_entitlement_and_its_scopes() -> 
     assert tokens.verify(tokens.issue("acct_1", "pro")).scopes == frozenset({"chat", "billing"})
 
 
-def test_a_token_checked_at_another_time_is_not_remembered() -> None:
+def test_a_token_is_parsed_once_with_its_signature_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    parses: list[dict[str, Any]] = []
+    decode = jwt.decode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        parses.append(kwargs.get("options") or {})
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
     tokens = authority()
+    token = tokens.issue("acct_1", "pro", scope="chat")
+    assert tokens.verify(token).scopes == frozenset({"chat"})
+    assert tokens.verify(token).scopes == frozenset({"chat"})
+    # The scopes came from the one signature-checked parse; the second request parsed nothing.
+    assert len(parses) == 1 and parses[0].get("verify_signature", True)
+
+
+def test_a_remembered_token_is_refused_from_the_moment_it_expires() -> None:
+    clock = Clock()
+    tokens = authority(clock)
     token = tokens.issue("acct_1", "pro")
-    checked = tokens.verify(token, now=datetime.now(UTC) + timedelta(seconds=1))
-    assert tokens.verify(token) is not checked
+    first = tokens.verify(token)
+    clock.now = NOW + timedelta(minutes=15) - timedelta(seconds=1)
+    assert tokens.verify(token) is first
+    clock.now = NOW + timedelta(minutes=15)
     with pytest.raises(TokenRefused, match="expired"):
-        tokens.verify(token, now=datetime.now(UTC) + timedelta(hours=1))
+        tokens.verify(token)
+
+
+def test_a_token_from_the_future_is_refused_until_its_time_comes() -> None:
+    clock = Clock()
+    tokens = authority(clock)
+    token = tokens.issue("acct_1", "pro", now=NOW + timedelta(minutes=10))
+    with pytest.raises(TokenRefused, match="not valid yet"):
+        tokens.verify(token)  # a refusal is not remembered either way
+    clock.now = NOW + timedelta(minutes=10)
+    assert tokens.verify(token).entitlement.account == "acct_1"
 
 
 def test_an_entry_ends_when_its_token_expires() -> None:
@@ -50,15 +95,39 @@ def test_an_entry_ends_when_its_token_expires() -> None:
     assert len(cache) == 0  # dropped, not kept beside the live ones
 
 
-def test_the_cache_is_bounded_and_the_oldest_entry_goes_first() -> None:
+def test_the_cache_is_bounded_and_a_hit_keeps_an_entry_in_it() -> None:
     cache = VerifiedTokens(size=3)
-    for n in range(5):
+    for n in range(3):
         cache.put(f"token{n}", verified(f"acct_{n}", NOW + timedelta(minutes=15)))
+    assert cache.get("token0", NOW) is not None  # the busiest client's token: now the most recently used
+    cache.put("token3", verified("acct_3", NOW + timedelta(minutes=15)))
+    cache.put("token4", verified("acct_4", NOW + timedelta(minutes=15)))
     assert len(cache) == 3
-    assert [cache.get(f"token{n}", NOW) is not None for n in range(5)] == [False, False, True, True, True]
+    assert [cache.get(f"token{n}", NOW) is not None for n in range(5)] == [True, False, False, True, True]
 
 
-def test_a_token_without_expiry_is_never_remembered() -> None:
+def test_a_token_verified_again_moves_to_the_back_without_a_second_entry() -> None:
+    cache = VerifiedTokens(size=2)
+    cache.put("token0", verified("acct_0", NOW + timedelta(minutes=15)))
+    cache.put("token1", verified("acct_1", NOW + timedelta(minutes=15)))
+    cache.put("token0", verified("acct_0", NOW + timedelta(minutes=15)))
+    cache.put("token2", verified("acct_2", NOW + timedelta(minutes=15)))
+    assert [cache.get(f"token{n}", NOW) is not None for n in range(3)] == [True, False, True]
+
+
+def test_a_cache_holds_at_least_one_token() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        VerifiedTokens(size=0)
+    cache = VerifiedTokens(size=1)
+    cache.put("token0", verified("acct_0", NOW + timedelta(minutes=15)))
+    cache.put("token1", verified("acct_1", NOW + timedelta(minutes=15)))
+    assert len(cache) == 1 and cache.get("token1", NOW) is not None
+
+
+def test_the_cache_holds_no_bearer_token() -> None:
     cache = VerifiedTokens()
-    cache.put("token", verified("acct_1", None))
-    assert len(cache) == 0 and cache.get("token", NOW) is None
+    token = "eyJ." + secrets.token_urlsafe(32)
+    cache.put(token, verified("acct_1", NOW + timedelta(minutes=15)))
+    assert cache.get(token, NOW) is not None
+    held = pickle.dumps(cache)  # everything the cache refers to
+    assert b"acct_1" in held and token.encode() not in held

@@ -41,6 +41,7 @@ from .errors import GatewayRefusal, unauthenticated
 from .estimate import max_tokens_within, reservation_h
 from .ledger import Outcome, Reservation, Settlement, TurnKey
 from .liveness import LiveTurns, Metered
+from .signin.scopes import CHAT, SCOPES, Scope
 from .tokens import TokenAuthority, TokenRefused
 from .turn_request import TurnRequest
 from .upstream import Upstream
@@ -113,7 +114,7 @@ class Gateway:
 
     # --- before forwarding ---------------------------------------------------------------------------
 
-    async def authenticate(self, request: Request, scope: str = "chat") -> Account:
+    async def authenticate(self, request: Request, scope: Scope = CHAT) -> Account:
         """The active account behind the request's bearer token, which must carry `scope`; raises a 401
         refusal (or 403 `insufficient_scope`, RFC 6750 §3.1). The access log names the account from here."""
         account = await self._active_account(self._entitlement(request, scope).account_key)
@@ -123,11 +124,11 @@ class Gateway:
     def caller(self, request: Request) -> Caller:
         """Who the request's bearer token says is asking (raises a 401 refusal, or 403 without the chat
         scope), without a database read: for a turn, whose reservation checks the account in the same call."""
-        entitlement = self._entitlement(request, "chat")
+        entitlement = self._entitlement(request, CHAT)
         request.state.account = entitlement.account_key
         return Caller(entitlement.account_key, entitlement.plan)
 
-    def _entitlement(self, request: Request, scope: str) -> Entitlement:
+    def _entitlement(self, request: Request, scope: Scope) -> Entitlement:
         token = bearer_token(request)
         if token is None:
             raise unauthenticated("Send an access token: Authorization: Bearer <token>.")
@@ -300,10 +301,12 @@ AccountHandler = Callable[[Request, Gateway, Account], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def account_endpoint(scope: str = "chat") -> Callable[[AccountHandler], Endpoint]:
+def account_endpoint(scope: Scope = CHAT) -> Callable[[AccountHandler], Endpoint]:
     """An endpoint for the bearer token's active account, which must carry `scope`: the handler gets the
     gateway and the account (already in the access log) and holds only its own logic. Whatever it refuses
     (`GatewayRefusal`, raised anywhere in it) is answered as Anthropic's error JSON, as authentication is."""
+    if scope not in SCOPES:  # what pyright catches, also when the module is imported unchecked
+        raise ValueError(f"no such scope {scope!r}: the scopes are {', '.join(SCOPES)}")
 
     def wrap(handler: AccountHandler) -> Endpoint:
         @functools.wraps(handler)

@@ -8,28 +8,32 @@ Whether the account is still active is checked against the database on every req
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement
+from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement_claims
 from switchboard.plans.period import utc_now
 from switchboard.plans.signing import public_jwk, read_private_key, sign_entitlement, write_private_key
 from switchboard.plans.trust import TrustedKeys, parse_jwks
 
 from .config import ConfigError, GatewaySettings
+from .signin.codes import Digest, digest
+from .signin.scopes import DEFAULT_SCOPE, scope_text
 
 # Tokens already verified, kept until they expire: a client sends the same token for up to 15 minutes, and
 # checking its signature (Ed25519 plus PyJWT's parsing, 0.3-2 ms) on every request is the largest CPU cost
-# of authentication. Bounded; the oldest entries go first.
+# of authentication. Bounded; the least recently used entry goes first, so a replica serving more clients
+# than this still answers its busy ones from memory.
 VERIFIED_CACHE_SIZE = 4096
 
-ALL_SCOPES = "chat billing"  # signin/scopes.py defines them
+ALL_SCOPES = scope_text(DEFAULT_SCOPE)
 
 
 class TokenRefused(Exception):
@@ -45,38 +49,40 @@ class VerifiedToken:
 
 
 class VerifiedTokens:
-    """Verified tokens, each one entry until its token expires, at most `size` (the oldest go first).
+    """Verified tokens, each one entry until its token expires, at most `size` (the least recently used goes
+    first). Entries are found by the token's SHA-256 digest: no bearer token is held here.
 
     One entry holds everything a request needs from its token, so a token is parsed once per replica."""
 
     def __init__(self, size: int = VERIFIED_CACHE_SIZE) -> None:
+        if size < 1:
+            raise ValueError(f"a verified-token cache holds at least one token (size {size})")
         self.size = size
-        self._entries: dict[str, tuple[datetime, VerifiedToken]] = {}
+        self._entries: OrderedDict[Digest, tuple[datetime, VerifiedToken]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, token: str, now: datetime) -> VerifiedToken | None:
-        entry = self._entries.get(token)
+        key = digest(token)
+        entry = self._entries.get(key)
         if entry is None:
             return None
         expires_at, verified = entry
         if expires_at <= now:
-            del self._entries[token]
+            del self._entries[key]
             return None
+        self._entries.move_to_end(key)
         return verified
 
     def put(self, token: str, verified: VerifiedToken) -> None:
         expires_at = verified.entitlement.expires_at
-        if expires_at is None:  # never expires: not one to keep (every token the gateway issues expires)
-            return
-        self._entries.pop(token, None)
-        while len(self._entries) >= self.size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[token] = (expires_at, verified)
-
-    def forget(self, token: str) -> None:
-        self._entries.pop(token, None)
+        assert expires_at is not None, "a verified token has an expiry (`exp` is a required claim)"
+        key = digest(token)
+        self._entries[key] = (expires_at, verified)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class TokenAuthority:
     issuer: str
     lifetime: timedelta
     signing_keys: tuple[Ed25519PrivateKey, ...]
+    clock: Callable[[], datetime] = field(default=utc_now, compare=False, repr=False)
     _verified: VerifiedTokens = field(default_factory=VerifiedTokens, init=False, compare=False, repr=False)
 
     @classmethod
@@ -105,7 +112,7 @@ class TokenAuthority:
             sub=account_id,
             iss=self.issuer,
             lifetime=self.lifetime,
-            now=now,
+            now=now or self.clock(),
             extra_claims={"scope": scope},
         )
 
@@ -114,31 +121,28 @@ class TokenAuthority:
         keys, _ = parse_jwks(self.jwks(), "gateway signing keys")
         return TrustedKeys(tuple(keys))
 
-    def verify(self, token: str, *, now: datetime | None = None) -> VerifiedToken:
-        """What `token` grants; raises `TokenRefused`.
+    def verify(self, token: str) -> VerifiedToken:
+        """What `token` grants at the authority's clock; raises `TokenRefused`.
 
         A token verified before is answered from memory until it expires (the keys never change while a
         replica runs, and a valid token only stops being valid by expiring; revocation is the account
         row's business, checked on every request)."""
-        if now is None:
-            known = self._verified.get(token, utc_now())
-            if known is not None:
-                return known
+        now = self.clock()
+        known = self._verified.get(token, now)
+        if known is not None:
+            return known
         try:
-            entitlement = check_entitlement(token, self._trusted, now=now)
+            entitlement, claims = check_entitlement_claims(token, self._trusted, now=now)
         except EntitlementRefused as refused:
-            self._verified.forget(token)
             raise TokenRefused(str(refused).replace("Entitlement", "Access token", 1)) from None
-        verified = VerifiedToken(entitlement, _scopes(token))
-        if now is None:  # checked at another time than now: not a verdict to keep
-            self._verified.put(token, verified)
+        verified = VerifiedToken(entitlement, _scopes(claims))
+        self._verified.put(token, verified)
         return verified
 
 
-def _scopes(token: str) -> frozenset[str]:
-    """The scopes of a token whose signature was just checked. A token from before scopes existed (no
-    claim; it lives 15 minutes at most) could do everything."""
-    claims = jwt.decode(token, options={"verify_signature": False})
+def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The scopes in a verified token's claims. A token from before scopes existed (no claim; it lives 15
+    minutes at most) could do everything."""
     scope = claims.get("scope", ALL_SCOPES)
     return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
 

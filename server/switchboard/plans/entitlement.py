@@ -91,8 +91,16 @@ def verify_entitlement(
 
 def check_entitlement(token: str, trusted: TrustedKeys, *, now: datetime | None = None) -> Entitlement:
     """The entitlement `token` proves against `trusted`; raises `EntitlementRefused` with the reason."""
+    return check_entitlement_claims(token, trusted, now=now)[0]
+
+
+def check_entitlement_claims(
+    token: str, trusted: TrustedKeys, *, now: datetime | None = None
+) -> tuple[Entitlement, Mapping[str, Any]]:
+    """As `check_entitlement`, with every claim of the token from the same signature-checked parse (for a
+    service's own claims, such as the gateway's `scope`)."""
     key, claims = _verify_signature(token.strip(), trusted)
-    return _entitlement(claims, key, as_utc(now or utc_now()))
+    return _entitlement(claims, key, as_utc(now or utc_now())), claims
 
 
 def _verify_signature(token: str, trusted: TrustedKeys) -> tuple[TrustedKey, dict[str, Any]]:

@@ -4,13 +4,16 @@ a refresh never widens it, and the endpoints refuse a token without the scope th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import httpx2
 import jwt
+import pytest
 
 from gateway.gateway_support import Replica
 from gateway.signin.signin_support import Browser, OAuthClient, SignInAccounts
+from switchboard.gateway.service import account_endpoint
+from switchboard.gateway.signin.scopes import SCOPES, Scope
 
 
 async def sign_in(
@@ -42,6 +45,15 @@ def overage(replica: Replica, access_token: str) -> httpx2.Response:
         headers={"authorization": f"Bearer {access_token}"},
         json={"enabled": True, "budgetUsd": 5},
     )
+
+
+def test_an_endpoint_cannot_require_a_scope_that_does_not_exist() -> None:
+    # Typed as the scopes' Literal, so pyright refuses a misspelt scope; an unchecked caller is refused too,
+    # when its module is imported, rather than serving an endpoint that answers every token with 403.
+    assert get_type_hints(account_endpoint)["scope"] == Scope and get_args(Scope) == SCOPES
+    with pytest.raises(ValueError, match="no such scope 'biling'"):
+        account_endpoint("biling")  # type: ignore[arg-type]
+    assert callable(account_endpoint("billing"))
 
 
 def test_the_metadata_names_the_scopes(proxied: Replica) -> None:

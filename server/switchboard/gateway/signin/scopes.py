@@ -12,12 +12,17 @@ less: never more); each access token carries it in its `scope` claim and the end
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 from .forms import OAuthError
 
-CHAT = "chat"
-BILLING = "billing"
-SCOPES = (CHAT, BILLING)
-DEFAULT_SCOPE = frozenset(SCOPES)
+# A scope an endpoint requires: a Literal, so a misspelt one is a type error, not an endpoint that answers
+# every token with 403 forever.
+Scope = Literal["chat", "billing"]
+CHAT: Final = "chat"
+BILLING: Final = "billing"
+SCOPES: tuple[Scope, ...] = (CHAT, BILLING)
+DEFAULT_SCOPE: frozenset[Scope] = frozenset(SCOPES)
 
 
 def parse_scope(raw: str | None, *, within: frozenset[str] = DEFAULT_SCOPE) -> frozenset[str]:
