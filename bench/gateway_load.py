@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -339,102 +340,127 @@ def _sdk(base_url: str, token: str | None) -> Any:
 
 # --- settled turns per second ---------------------------------------------------------------------------
 
-
-async def _turns_per_second(targets: list[tuple[str, dict[str, str]]], turns: int, concurrency: int) -> float:
-    """Non-streamed short turns, `concurrency` at a time, round robin over (url, auth headers)."""
-    import httpx2
-
-    body = {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": SHORT}]}
-    # Idle connections are dropped after 2 s, well before uvicorn closes them (5 s): the warm-up opens more
-    # connections than the workers keep busy, and on a loaded machine the ones idle since then would
-    # otherwise all be reused just as the server closes them.
-    limits = httpx2.Limits(
-        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2, keepalive_expiry=2.0
-    )
-    async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
-        next_turn = 0
-        failures = 0
-
-        async def worker() -> None:
-            nonlocal next_turn, failures
-            while next_turn < turns:
-                index = next_turn
-                next_turn += 1
-                url, auth = targets[index % len(targets)]
-                headers = {**auth, **_headers()}
-                for attempt in range(3):  # as the SDK does: a kept-alive connection the server just closed
-                    try:
-                        response = await http.post(url + "/v1/messages", json=body, headers=headers)
-                        break
-                    except httpx2.TransportError:
-                        if attempt == 2:
-                            raise
-                if response.status_code != 200:
-                    failures += 1
-
-        for _ in range(2):  # warm up connections
-            await asyncio.gather(
-                *(http.post(u + "/v1/messages", json=body, headers={**a, **_headers()}) for u, a in targets)
-            )
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{failures} of {turns} turns failed")
-    return turns / elapsed
+WRK_SCRIPT = HERE / "gateway_turns.lua"
+WRK_MISSING = (
+    "The settled-turns run drives the load with wrk (a load generator in C), which is not installed.\n"
+    "Install Debian's package: apt-get install -y wrk   (or: sudo apt-get install -y wrk)"
+)
 
 
-async def _settled(
-    stack: Stack, urls: list[str], tokens: list[str], turns: int, concurrency: int, fake_pid: int
-) -> dict[str, Any]:
-    """Turns per second through `urls`, checked against the ledger afterwards (every turn settled), and the
-    CPU each process spent per turn."""
+def _wrk_turns(urls: list[str], tokens: Path | None, seconds: float, connections: int) -> dict[str, Any]:
+    """Short non-streamed turns for `seconds`, `connections` kept-alive connections in flight, split over
+    `urls` (one single-threaded wrk process each, all at once), each turn with its own id and the next
+    token of `tokens` (none: the fake API's key). Returns wrk's counts and the CPU wrk itself spent."""
+    procs = [
+        subprocess.Popen(
+            [
+                *("wrk", "-t1", f"-c{max(1, connections // len(urls))}", f"-d{seconds:g}s", "--timeout", "30s"),
+                *("-s", str(WRK_SCRIPT), url, "--", str(tokens) if tokens else "-", uuid.uuid4().hex[:12]),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for url in urls
+    ]
+    counts = {"requests": 0, "non_2xx": 0, "socket_errors": 0, "seconds": 0.0, "cpu_s": 0.0}
+    for proc in procs:
+        # wait4, not wait: the exited process's own CPU time comes with it.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        if proc.returncode != 0 or not output.strip():
+            raise RuntimeError(f"wrk failed (exit {proc.returncode}): {output[-500:]}")
+        summary = json.loads(output.strip().splitlines()[-1])
+        for name in ("requests", "non_2xx", "socket_errors"):
+            counts[name] += summary[name]
+        counts["seconds"] = max(counts["seconds"], summary["duration_us"] / 1e6)
+        counts["cpu_s"] += usage.ru_utime + usage.ru_stime
+    return counts
+
+
+def _require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit(WRK_MISSING)
+
+
+def _complete_turns(database_url: str) -> int:
     import psycopg
 
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        before = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
-    targets = [(url, {"authorization": f"Bearer {token}"}) for url in urls for token in tokens]
-    groups = {
-        "replicas": stack.pids(),
-        "postgresql": stack.postgres_pids(),
-        "fake": [fake_pid],
-        "client": [os.getpid()],
-    }
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _reserved_turns(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM turns WHERE status = 'reserved'").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _settled(
+    stack: Stack, urls: list[str], tokens: Path, args: argparse.Namespace, fake_pid: int
+) -> dict[str, Any]:
+    """Turns per second through `urls`, checked against the ledger afterwards (every answered turn settled,
+    nothing held), and the CPU each process spent per settled turn."""
+    _wrk_turns(urls, tokens, 2, args.concurrency)  # warm up: connections, prepared statements
+    _wait_settled(stack.database_url)
+    before = _complete_turns(stack.database_url)
+    groups = {"replicas": stack.pids(), "postgresql": stack.postgres_pids(), "fake": [fake_pid]}
     cpu_before = {name: _cpu(pids) for name, pids in groups.items()}
-    rate = await _turns_per_second(targets, turns, concurrency)
+    counts = _wrk_turns(urls, tokens, args.seconds, args.concurrency)
+    # Turns in flight when wrk stopped are answered and settled all the same: wait for them, count them.
+    _wait_settled(stack.database_url)
     groups["postgresql"] = stack.postgres_pids()  # backends the pool opened meanwhile (their whole CPU)
-    cpu = {name: (_cpu(pids) - cpu_before.get(name, 0.0)) / turns * 1000 for name, pids in groups.items()}
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        after = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
-        held = conn.execute("SELECT count(*) FROM turns WHERE status = 'reserved'").fetchone()
-    assert before and after and held is not None
-    settled = after[0] - before[0]
-    if settled < turns or held[0]:
-        raise RuntimeError(f"only {settled} of {turns} turns settled ({held[0]} still reserved)")
-    return {"rate": rate, "cpu_ms": cpu}
+    settled = _complete_turns(stack.database_url) - before
+    if counts["non_2xx"] or counts["socket_errors"] or settled < counts["requests"]:
+        raise RuntimeError(
+            f"{counts['non_2xx']} turns refused, {counts['socket_errors']} socket errors, "
+            f"{settled} settled of {counts['requests']} answered"
+        )
+    cpu = {name: (_cpu(pids) - cpu_before[name]) / settled * 1000 for name, pids in groups.items()}
+    cpu["client"] = counts["cpu_s"] / settled * 1000
+    return {"rate": counts["requests"] / counts["seconds"], "cpu_ms": cpu}
 
 
-async def _direct(upstream: str, turns: int, concurrency: int, fake_pid: int) -> dict[str, Any]:
-    groups = {"fake": [fake_pid], "client": [os.getpid()]}
-    cpu_before = {name: _cpu(pids) for name, pids in groups.items()}
-    rate = await _turns_per_second([(upstream, {"x-api-key": BENCH_KEY})], turns, concurrency)
-    cpu = {name: (_cpu(pids) - cpu_before[name]) / turns * 1000 for name, pids in groups.items()}
-    return {"rate": rate, "cpu_ms": cpu}
+def _wait_settled(database_url: str) -> None:
+    deadline = time.monotonic() + 30
+    while _reserved_turns(database_url):
+        if time.monotonic() > deadline:
+            raise RuntimeError("turns still reserved 30 s after the load stopped")
+        time.sleep(0.1)
+
+
+def _direct(upstream: str, args: argparse.Namespace, fake_pid: int) -> dict[str, Any]:
+    _wrk_turns([upstream], None, 2, args.concurrency)
+    cpu_before = _cpu([fake_pid])
+    counts = _wrk_turns([upstream], None, args.seconds, args.concurrency)
+    if counts["non_2xx"] or counts["socket_errors"]:
+        raise RuntimeError(f"the fake alone: {counts['non_2xx']} refused, {counts['socket_errors']} errors")
+    turns = counts["requests"]
+    cpu = {"fake": (_cpu([fake_pid]) - cpu_before) / turns * 1000, "client": counts["cpu_s"] / turns * 1000}
+    return {"rate": turns / counts["seconds"], "cpu_ms": cpu}
 
 
 async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: Stack) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     # Many accounts, as real traffic has: one account's turns serialize on its balance row by design.
     tokens = await stack.accounts(200)
+    token_file = stack.root / "tokens.txt"
+    token_file.write_text("".join(f"{token}\n" for token in tokens))
 
     # Turns per second: the fake alone, then one replica, then two.
-    direct = await _direct(upstream, args.turns, args.concurrency, fake_pid)
+    direct = _direct(upstream, args, fake_pid)
     urls = stack.start_replicas(1)
-    one = await _settled(stack, urls, tokens, args.turns, args.concurrency, fake_pid)
+    one = _settled(stack, urls, token_file, args, fake_pid)
     urls = stack.start_replicas(2)
     await asyncio.sleep(1)
     figures["idle_rss_mb"] = [rss_mb(pid) for pid in stack.pids()]
-    two = await _settled(stack, urls, tokens, args.turns, args.concurrency, fake_pid)
+    two = _settled(stack, urls, token_file, args, fake_pid)
     print(
         f"turns/s: fake alone {direct['rate']:,.0f}, one replica {one['rate']:,.0f}, two {two['rate']:,.0f}",
         file=sys.stderr,
@@ -480,9 +506,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--streams", type=int, default=200, help="background streams during the TTFT probes")
     parser.add_argument("--probes", type=int, default=60, help="timed probe turns per side")
-    parser.add_argument("--turns", type=int, default=2000, help="turns per throughput measurement")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
     args = parser.parse_args(argv)
+    _require_wrk()
     load_before = _loadavg()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
