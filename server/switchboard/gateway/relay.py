@@ -13,7 +13,6 @@ import contextlib
 import logging
 from typing import Any
 
-import httpx2
 import psycopg
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -24,6 +23,7 @@ from .ledger import Outcome, Reservation, Settlement
 from .metering import StreamMeter
 from .service import Gateway
 from .sse import MalformedEvent, encode_json, event_batches
+from .upstream import UpstreamAnswer, UpstreamFailure
 
 log = logging.getLogger("switchboard.gateway")
 # The events that end a turn: settled before they are passed on.
@@ -38,7 +38,7 @@ class TurnStream(Response):
     """An ASGI response relaying one upstream stream to one client."""
 
     def __init__(
-        self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: httpx2.Response
+        self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: UpstreamAnswer
     ) -> None:
         headers = {**route_headers(reservation, route_reason), "cache-control": "no-cache"}
         # As StreamingResponse does: no body, hence no Content-Length; the events follow as they come.
@@ -65,7 +65,7 @@ class TurnStream(Response):
             for task in (pump, watch):
                 task.cancel()
             await asyncio.gather(pump, watch, return_exceptions=True)
-            await self.upstream.aclose()
+            self.upstream.close()
             if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
         with contextlib.suppress(OSError):
@@ -79,7 +79,7 @@ class TurnStream(Response):
                 raise ClientGone() from None
 
         try:
-            async for batch in event_batches(self.upstream.aiter_raw()):
+            async for batch in event_batches(self.gateway.upstream.chunks(self.upstream)):
                 # Events passed on as they came, in one write per upstream read; only the turn's last events
                 # wait for (and carry) its settlement.
                 passing: list[bytes] = []
@@ -108,7 +108,7 @@ class TurnStream(Response):
                 if passing:
                     await forward(b"".join(passing))
             await self._fail(send, "the upstream stream ended before message_stop")
-        except (httpx2.TransportError, MalformedEvent) as error:
+        except (UpstreamFailure, MalformedEvent) as error:
             await self._fail(send, f"the upstream stream broke ({type(error).__name__})")
         except ClientGone:
             self.cut_reason = "the client disconnected"

@@ -57,6 +57,7 @@ class TurnRequest:
     body: dict[str, Any]
     max_tokens: int
     auto: AutoInputs = field(default_factory=AutoInputs)
+    raw_body: bytes = b""  # `body` as sent: forwarded as is when the model it names needs no change
 
     @property
     def stream(self) -> bool:
@@ -89,8 +90,8 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
         raise invalid_request("stream: must be true or false")
     if model.id != "auto":
         _require_same_model(model, body.get("model"))
-        return TurnRequest(turn_id, model, body, max_tokens)
-    return TurnRequest(turn_id, model, body, max_tokens, parse_auto_inputs(headers))
+        return TurnRequest(turn_id, model, body, max_tokens, raw_body=raw_body)
+    return TurnRequest(turn_id, model, body, max_tokens, parse_auto_inputs(headers), raw_body)
 
 
 def parse_auto_inputs(headers: Headers) -> AutoInputs:
