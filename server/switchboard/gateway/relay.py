@@ -28,6 +28,9 @@ from .upstream import UpstreamAnswer, UpstreamFailure
 log = logging.getLogger("switchboard.gateway")
 # The events that end a turn: settled before they are passed on.
 _SETTLING_EVENTS = frozenset({"message_delta", "message_stop", "error"})
+# The events whose JSON the relay reads (for their usage, or to add the charge); the rest pass through as
+# they came, most of all the many `content_block_delta`s, metered from their text only if the turn is cut.
+_READ_EVENTS = _SETTLING_EVENTS | {"message_start"}
 
 
 class ClientGone(Exception):
@@ -84,6 +87,11 @@ class TurnStream(Response):
                 # wait for (and carry) its settlement.
                 passing: list[bytes] = []
                 for event in batch:
+                    if event.name not in _READ_EVENTS:
+                        if event.name == "content_block_delta":
+                            self.meter.delta(event.object_data())
+                        passing.append(event.encode())
+                        continue
                     data = event.json()
                     self.meter.observe(event.name, data)
                     if event.name not in _SETTLING_EVENTS:
