@@ -4,27 +4,33 @@ Everything runs on this machine: a throwaway PostgreSQL cluster (tests/gateway/p
 Anthropic API in its own process (kept-alive connections, as Anthropic's), real `switchboard gateway serve`
 replicas (uvicorn on uvloop and httptools), and the load generators below.
 
-- **Time to first token added, under 200 concurrent streams.** A separate load-generator process keeps 200
-  streams open, each paced like a real answer (a delta of three words every 50 ms, 1,000 words over about
-  17 s, then the next turn at once), reading them as raw bytes. This process only sends the probes: one
-  turn at a time through the `anthropic` SDK, timed from the request to its first text delta. Baseline,
-  same run: the same background load and probes with the SDK calling the fake API directly. Added =
-  gateway − direct, at the median and at p99 (nearest rank). Through the gateway the background streams come
-  from 20 accounts over both replicas, so they cost what real streams cost: authentication, a reservation,
-  relaying, settling. How many streams were open at each probe is reported (least and mean), and a probe
-  answered with an error instead of text is reported and fails the target.
-- **Settled turns per second.** Short non-streamed turns from one client process (raw HTTP over kept-alive
-  connections, 64 in flight, 200 accounts), each authenticated, reserved, forwarded and settled, through one
-  replica and through two on one PostgreSQL; the ledger is checked afterwards (every turn settled, nothing
-  held). Baseline, same run: the same client against the fake API directly. Each figure comes with the CPU
-  time every process spent per turn (from /proc): on two cores, 2,000 ms divided by their sum is the most
-  any of these could reach, whatever the scheduling.
+The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install -y wrk`) driven by
+`gateway_wrk.lua`, so the harness is not what is measured: the Python (httpx) client it replaces spent 1.5 to
+3.6 ms of CPU per turn, more than a replica; wrk spends about 0.06 ms.
+
+- **Time to first token added, under 200 concurrent streams.** wrk keeps 200 streams open (one process per
+  target, the connections split evenly), each paced like a real answer (a delta of three words every 50 ms,
+  1,000 words over about 17 s, then the next turn at once), reading them in C. This process only sends the
+  probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
+  Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
+  Added = gateway − direct, at the median and at p99 (nearest rank). Through the gateway the background
+  streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
+  reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
+  established connections to the targets, less the probes'), and a probe answered with an error instead of
+  text, or a background stream refused or broken off, is reported and fails the target.
+- **Settled turns per second.** Short non-streamed turns from wrk for `--seconds` (64 kept-alive connections
+  in flight, split over the replicas, 200 accounts round robin, a new turn id each), each authenticated,
+  reserved, forwarded and settled, through one replica and through two on one PostgreSQL; the ledger is
+  checked afterwards (every answered turn settled, nothing held; the turns wrk left in flight are waited for
+  and counted). Baseline, same run: the same wrk against the fake API directly. Each figure comes with the
+  CPU time every process spent per settled turn (from /proc; wrk's own from `wait4`): on two cores, 2,000 ms
+  divided by their sum is the most any of these could reach, whatever the scheduling.
 - **RSS** of each replica once ready (idle) and at its peak while the 200 streams run.
 
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
 average printed before and after.
 
-Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--turns 2000]   (3–6 minutes)
+Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--seconds 10]   (2–4 minutes)
 """
 
 from __future__ import annotations
@@ -33,9 +39,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -189,83 +195,29 @@ def _headers() -> dict[str, str]:
 # --- time to first token ------------------------------------------------------------------------------
 
 
-def _background_streams(
-    targets: list[tuple[str, dict[str, str]]], streams: int, counters: tuple[Any, Any, Any], stop: Any
-) -> None:
-    """The load generator (its own process): `streams` paced streams kept open, read as raw bytes."""
-    asyncio.run(_keep_streaming(targets, streams, counters, stop))
-
-
-async def _keep_streaming(
-    targets: list[tuple[str, dict[str, str]]], streams: int, counters: tuple[Any, Any, Any], stop: Any
-) -> None:
-    running, started, failed = counters
-    import httpx2
-
-    body = {
-        "model": HAIKU,
-        "max_tokens": 1000,
-        "stream": True,
-        "messages": [{"role": "user", "content": BACKGROUND}],
-    }
-    limits = httpx2.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2)
-    async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
-
-        async def stream(index: int) -> None:
-            url, auth = targets[index % len(targets)]
-            while not stop.is_set():
-                headers = {**auth, **_headers(), "anthropic-version": "2023-06-01"}
-                try:
-                    await one_stream(url, headers)
-                except httpx2.HTTPError:
-                    with failed.get_lock():
-                        failed.value += 1
-                    return
-
-        async def one_stream(url: str, headers: dict[str, str]) -> None:
-            async with http.stream("POST", url + "/v1/messages", json=body, headers=headers) as response:
-                if response.status_code != 200:
-                    raise httpx2.HTTPError(f"HTTP {response.status_code}")
-                with running.get_lock():
-                    running.value += 1
-                    started.value += 1
-                try:
-                    async for _ in response.aiter_raw():
-                        if stop.is_set():
-                            break
-                finally:
-                    with running.get_lock():
-                        running.value -= 1
-
-        async def until_stopped() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
-
-        tasks = [asyncio.create_task(stream(i)) for i in range(streams)]
-        await until_stopped()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def _open_connections(ports: set[int]) -> int:
+    """Established TCP connections to `ports` on 127.0.0.1 (the streams held open, plus the probes')."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "01" and int(local.split(":")[1], 16) in ports:
+            count += 1
+    return count
 
 
 async def _ttft(
-    background_targets: list[tuple[str, dict[str, str]]],
+    urls: list[str],
+    tokens: Path | None,
     probe_clients: list[Any],
-    streams: int,
-    probes: int,
+    args: argparse.Namespace,
     rss_pids: list[int],
 ) -> dict[str, Any]:
-    """Probe TTFTs (ms, through the SDK, from this process) while a load-generator process keeps `streams`
-    paced streams open."""
+    """Probe TTFTs (ms, through the SDK, from this process) while wrk keeps `args.streams` paced streams open
+    on `urls` (split evenly, the next turn at once when one ends)."""
     import anthropic
 
-    context = multiprocessing.get_context("spawn")
-    running, started, failed = (context.Value("i", 0) for _ in range(3))
-    stop = context.Event()
-    generator = context.Process(
-        target=_background_streams,
-        args=(background_targets, streams, (running, started, failed), stop),
-        daemon=True,
-    )
-    generator.start()
+    ports = {int(url.rsplit(":", 1)[1]) for url in urls}
+    background = _start_wrk(urls, tokens, 3600, args.streams, "stream")
     peak_rss: dict[int, float] = {pid: 0.0 for pid in rss_pids}
 
     async def probe(client: Any) -> float:
@@ -285,11 +237,11 @@ async def _ttft(
         return (first - started) * 1000
 
     try:
-        # Every stream answering, then a moment for the first turns' set-up to pass.
+        # Every stream open, then a moment for the first turns' set-up to pass.
         deadline = time.monotonic() + 120
-        while started.value < streams:
-            if failed.value or not generator.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"only {started.value} of {streams} background streams started")
+        while _open_connections(ports) < args.streams:
+            if any(proc.poll() is not None for proc in background) or time.monotonic() > deadline:
+                raise RuntimeError(f"only {_open_connections(ports)} of {args.streams} streams opened")
             await asyncio.sleep(0.05)
         await asyncio.sleep(1)
         for client in probe_clients:
@@ -297,26 +249,25 @@ async def _ttft(
         times: list[float] = []
         refused: list[str] = []  # probes that got an error instead of an answer (each one a miss)
         seen: list[int] = []
-        for index in range(probes):
+        for index in range(args.probes):
             try:
                 times.append(await probe(probe_clients[index % len(probe_clients)]))
             except anthropic.APIError as error:
                 refused.append(f"{type(error).__name__}: {str(error)[:80]}")
-            seen.append(running.value)
+            seen.append(_open_connections(ports) - len(probe_clients))
             for pid in rss_pids:
                 peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
             await asyncio.sleep(0.02)
-        background_refused = failed.value  # each one a stream that stopped: reported, and a miss
     finally:
-        stop.set()
-        generator.join(30)
-        if generator.is_alive():
-            generator.kill()
+        for proc in background:
+            proc.send_signal(signal.SIGINT)  # wrk stops and reports
+    counts = _finish_wrk(background)
     if not times:
         raise RuntimeError(f"every probe failed: {refused[:3]}")
     return {
         "refused": refused,
-        "background_refused": background_refused,
+        # Each one a stream refused or broken off: reported, and a miss.
+        "background_refused": counts["non_2xx"] + counts["socket_errors"],
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
         "concurrent": min(seen),
@@ -340,28 +291,49 @@ def _sdk(base_url: str, token: str | None) -> Any:
 
 # --- settled turns per second ---------------------------------------------------------------------------
 
-WRK_SCRIPT = HERE / "gateway_turns.lua"
+WRK_SCRIPT = HERE / "gateway_wrk.lua"
 WRK_MISSING = (
     "The settled-turns run drives the load with wrk (a load generator in C), which is not installed.\n"
     "Install Debian's package: apt-get install -y wrk   (or: sudo apt-get install -y wrk)"
 )
 
 
-def _wrk_turns(urls: list[str], tokens: Path | None, seconds: float, connections: int) -> dict[str, Any]:
-    """Short non-streamed turns for `seconds`, `connections` kept-alive connections in flight, split over
-    `urls` (one single-threaded wrk process each, all at once), each turn with its own id and the next
-    token of `tokens` (none: the fake API's key). Returns wrk's counts and the CPU wrk itself spent."""
-    procs = [
+def _start_wrk(
+    urls: list[str], tokens: Path | None, seconds: float, connections: int, kind: str
+) -> list[subprocess.Popen[str]]:
+    """wrk running `kind` turns (gateway_wrk.lua) for `seconds`, `connections` kept-alive connections in
+    flight, split over `urls` (one single-threaded wrk process each), each turn with its own id and the
+    next token of `tokens` (none: the fake API's key)."""
+    return [
         subprocess.Popen(
             [
-                *("wrk", "-t1", f"-c{max(1, connections // len(urls))}", f"-d{seconds:g}s", "--timeout", "30s"),
-                *("-s", str(WRK_SCRIPT), url, "--", str(tokens) if tokens else "-", uuid.uuid4().hex[:12]),
+                *(
+                    "wrk",
+                    "-t1",
+                    f"-c{max(1, connections // len(urls))}",
+                    f"-d{seconds:g}s",
+                    "--timeout",
+                    "60s",
+                ),
+                *(
+                    "-s",
+                    str(WRK_SCRIPT),
+                    url,
+                    "--",
+                    str(tokens) if tokens else "-",
+                    uuid.uuid4().hex[:12],
+                    kind,
+                ),
             ],
             stdout=subprocess.PIPE,
             text=True,
         )
         for url in urls
     ]
+
+
+def _finish_wrk(procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    """The wrk processes' counts, summed, once they exit, and the CPU they spent."""
     counts = {"requests": 0, "non_2xx": 0, "socket_errors": 0, "seconds": 0.0, "cpu_s": 0.0}
     for proc in procs:
         # wait4, not wait: the exited process's own CPU time comes with it.
@@ -377,6 +349,11 @@ def _wrk_turns(urls: list[str], tokens: Path | None, seconds: float, connections
         counts["seconds"] = max(counts["seconds"], summary["duration_us"] / 1e6)
         counts["cpu_s"] += usage.ru_utime + usage.ru_stime
     return counts
+
+
+def _wrk_turns(urls: list[str], tokens: Path | None, seconds: float, connections: int) -> dict[str, Any]:
+    """Short non-streamed turns for `seconds`: wrk's counts and the CPU wrk itself spent."""
+    return _finish_wrk(_start_wrk(urls, tokens, seconds, connections, "short"))
 
 
 def _require_wrk() -> None:
@@ -476,12 +453,11 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
 
     # Time to first token: direct, then through the two replicas (background streams from 20 accounts).
     direct_clients = [_sdk(upstream, None) for _ in range(2)]
-    baseline = await _ttft(
-        [(upstream, {"x-api-key": BENCH_KEY})], direct_clients, args.streams, args.probes, []
-    )
+    baseline = await _ttft([upstream], None, direct_clients, args, [])
     gateway_clients = [_sdk(url, tokens[0]) for url in urls]
-    background = [(url, {"authorization": f"Bearer {token}"}) for url in urls for token in tokens[1:21]]
-    through = await _ttft(background, gateway_clients, args.streams, args.probes, stack.pids())
+    background_tokens = stack.root / "background-tokens.txt"
+    background_tokens.write_text("".join(f"{token}\n" for token in tokens[1:21]))
+    through = await _ttft(urls, background_tokens, gateway_clients, args, stack.pids())
     for client in [*direct_clients, *gateway_clients]:
         await client.close()
     figures.update(

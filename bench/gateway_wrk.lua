@@ -1,10 +1,18 @@
--- wrk script for bench/gateway_load.py's settled-turns run: short non-streamed turns, each with its own
--- turn id, round robin over the access tokens in a file (one per line; none: the fake API's key instead).
--- Usage: wrk -s gateway_turns.lua URL -- TOKENS_FILE RUN_PREFIX
+-- wrk script for bench/gateway_load.py's load: turns each with its own turn id, round robin over the
+-- access tokens in a file (one per line; "-": the fake API's key instead).
+--   short:  short non-streamed turns (the settled-turns run)
+--   stream: streams paced like a real answer, 1,000 words at three every 50 ms (the background streams of
+--           the time-to-first-token run; wrk reads them in C and starts the next turn when one ends)
+-- Usage: wrk -s gateway_wrk.lua URL -- TOKENS_FILE RUN_PREFIX short|stream
 -- Prints one JSON line when done: requests, non-2xx answers, socket errors and the duration.
 
-local body = '{"model":"claude-haiku-4-5-20251001","max_tokens":50,'
-  .. '"messages":[{"role":"user","content":"Short. [[fake:words=3]]"}]}'
+local bodies = {
+  short = '{"model":"claude-haiku-4-5-20251001","max_tokens":50,'
+    .. '"messages":[{"role":"user","content":"Short. [[fake:words=3]]"}]}',
+  stream = '{"model":"claude-haiku-4-5-20251001","max_tokens":1000,"stream":true,'
+    .. '"messages":[{"role":"user","content":"Background essay. [[fake:words=1000 slow=0.05]]"}]}',
+}
+local body = bodies.short
 local threads = {}
 local tokens = {}
 local prefix = "run"
@@ -22,6 +30,7 @@ function init(args)
     end
   end
   prefix = (args[2] or "run") .. "-" .. tostring(thread_index)
+  body = bodies[args[3] or "short"]
   wrk.method = "POST"
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
