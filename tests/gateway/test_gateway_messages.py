@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -207,3 +208,52 @@ async def test_a_turn_id_already_in_flight_gets_a_retryable_409(
         third = await http.post(replicas[1].url + "/v1/messages", json=body, headers=headers)
     assert third.status_code == 409 and third.headers["x-should-retry"] == "false"
     assert third.json()["error"]["credits"] == (await first).json()["switchboard"]["credits"]
+
+
+async def test_no_pooled_connection_is_held_across_an_upstream_call_or_a_stream(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """One pooled connection and a 1 s pool timeout: five turns that each spend over 2 s upstream (four
+    streams and a whole answer) all get through, because each holds the connection only for a statement."""
+    env = {
+        **gateway_env,
+        "SWITCHBOARD_GATEWAY_POOL_MIN_SIZE": "1",
+        "SWITCHBOARD_GATEWAY_POOL_MAX_SIZE": "1",
+        "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "1",
+    }
+    lone = Replica.start(env, tmp_path / "replica.log")
+    try:
+        accounts = [await make_accounts.create("pro") for _ in range(5)]
+        slow = "Count slowly. [[fake:words=90 slow=0.08]]"  # 30 deltas, 80 ms apart
+
+        async def streamed(token: str) -> int:
+            async with (
+                sdk(lone.url, token) as client,
+                client.messages.stream(
+                    model=HAIKU,
+                    max_tokens=300,
+                    messages=user(slow),
+                    extra_headers=turn_headers("claude-haiku-4.5"),
+                ) as stream,
+            ):
+                message = await stream.get_final_message()
+            return message.usage.output_tokens
+
+        async def whole(token: str) -> int:
+            async with sdk(lone.url, token) as client:
+                message = await client.messages.create(
+                    model=HAIKU,
+                    max_tokens=300,
+                    messages=user(slow),
+                    extra_headers=turn_headers("claude-haiku-4.5"),
+                )
+            return message.usage.output_tokens
+
+        outputs = await asyncio.gather(
+            *(streamed(account.token) for account in accounts[:4]), whole(accounts[4].token)
+        )
+        assert all(tokens > 0 for tokens in outputs)
+        for account in accounts:
+            assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+    finally:
+        lone.stop()
