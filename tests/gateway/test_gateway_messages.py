@@ -257,3 +257,25 @@ async def test_no_pooled_connection_is_held_across_an_upstream_call_or_a_stream(
             assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
     finally:
         lone.stop()
+
+
+def test_the_body_goes_upstream_as_sent_only_when_anthropic_cannot_read_it_otherwise() -> None:
+    from starlette.datastructures import Headers
+
+    from switchboard.gateway.turn_request import parse_turn
+
+    headers = Headers({"switchboard-turn-id": "t1", "switchboard-model": "claude-haiku-4.5"})
+    messages = '"messages":[{"role":"user","content":"hi"}]'
+
+    def as_sent(raw: str) -> bytes | None:
+        return parse_turn(headers, raw.encode()).body_as_sent(HAIKU)
+
+    plain = f'{{"model":"{HAIKU}","max_tokens":10,{messages}}}'
+    assert as_sent(plain) == plain.encode()
+    # A repeated key: the gateway read the last model, another parser might read the first (Opus).
+    assert as_sent(f'{{"model":"{OPUS}","model":"{HAIKU}","max_tokens":10,{messages}}}') is None
+    # An escaped key that reads as "model" too, and a repeated stream flag.
+    assert as_sent(f'{{"\\u006dodel":"{OPUS}","model":"{HAIKU}","max_tokens":10,{messages}}}') is None
+    assert as_sent(f'{{"model":"{HAIKU}","stream":true,"stream":false,"max_tokens":10,{messages}}}') is None
+    # The Switchboard id in the body: re-encoded with the Anthropic id.
+    assert as_sent(f'{{"model":"claude-haiku-4.5","max_tokens":10,{messages}}}') is None

@@ -43,9 +43,9 @@ async def _forward(
 ) -> Response:
     model = choice.model.anthropic_model
     assert model is not None  # a concrete model
-    # The body as the client sent it, unless the model it names must change (Auto, a Switchboard id).
-    same = turn.raw_body and turn.body.get("model") == model
-    body = turn.raw_body if same else encode_body({**turn.body, "model": model})
+    # The body as the client sent it, unless its model must change (Auto, a Switchboard id) or a key of it
+    # could read differently upstream (`TurnRequest.body_as_sent`).
+    body = turn.body_as_sent(model) or encode_body({**turn.body, "model": model})
     try:
         upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
         content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""

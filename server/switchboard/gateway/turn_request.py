@@ -63,6 +63,20 @@ class TurnRequest:
     def stream(self) -> bool:
         return self.body.get("stream") is True
 
+    def body_as_sent(self, model: str) -> bytes | None:
+        """The body as the client sent it, when forwarding it tells Anthropic exactly what the gateway read:
+        it names `model`, and none of its top-level keys can have been sent twice. JSON allows a repeated key;
+        the gateway reads the last one, another parser may read the first, so `{"model": <Opus>, "model":
+        <Haiku>}` could answer with Opus billed as Haiku. Each key must appear once, literally, in the bytes,
+        without `\\u` escapes (which could spell a key differently); otherwise None, and the body is
+        re-encoded from what was read."""
+        raw = self.raw_body
+        if not raw or self.body.get("model") != model or b"\\u" in raw:
+            return None
+        if any(raw.count(f'"{key}"'.encode()) != 1 for key in self.body):
+            return None
+        return raw
+
 
 def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
     """The turn a request asks for; raises `GatewayRefusal` (400) when it is not well formed."""
