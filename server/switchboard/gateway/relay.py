@@ -54,6 +54,7 @@ class TurnStream(Response):
         self.cut_reason = "the client disconnected"
         self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
         self.handed_off = False  # settling was left to `Gateway.settle_later`
+        self.relayed_whole = False  # `message_stop` was passed on
         self._log_state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,7 +69,7 @@ class TurnStream(Response):
             for task in (pump, watch):
                 task.cancel()
             await asyncio.gather(pump, watch, return_exceptions=True)
-            self.upstream.close()
+            self.gateway.upstream.finish(self.upstream, whole=self.relayed_whole)
             if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
         with contextlib.suppress(OSError):
@@ -107,6 +108,7 @@ class TurnStream(Response):
                         if self.settlement is None:
                             await self._settle(Outcome("complete", self.meter.usage()))
                         await forward(event.encode())
+                        self.relayed_whole = True
                         return
                     else:
                         reason = "the upstream sent an error event"

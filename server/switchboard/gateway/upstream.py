@@ -6,6 +6,7 @@ on anyio, h11 in pure Python) cost a replica about a fifth of its CPU per turn (
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -23,6 +24,8 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 _ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 # How long an idle kept-alive connection to Anthropic is reused (httpx's default, which the gateway had).
 KEEPALIVE_SECONDS = 5.0
+# How long a stream relayed whole is given to end after `message_stop` before its connection is closed.
+DRAIN_SECONDS = 2.0
 UpstreamAnswer = aiohttp.ClientResponse
 
 
@@ -42,6 +45,7 @@ class Upstream:
         )
         self._key = settings.upstream_api_key
         self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
+        self._draining: set[asyncio.Task[None]] = set()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -79,12 +83,35 @@ class Upstream:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise UpstreamFailure(type(error).__name__) from error
 
+    def finish(self, answer: UpstreamAnswer, *, whole: bool) -> None:
+        """Done with a streamed answer. One relayed whole (`message_stop` passed on) is read to its end in
+        the background, since its last bytes follow `message_stop`, so its connection serves a later turn
+        rather than a new one being opened (a TLS handshake, to Anthropic); any other is closed now."""
+        if not whole or answer.content.at_eof():
+            answer.close()
+            return
+        task = asyncio.ensure_future(self._drain(answer))
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    async def _drain(self, answer: UpstreamAnswer) -> None:
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while await answer.content.readany():
+                    pass
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        finally:
+            answer.close()  # nothing left to close once read to its end: the connection went back to the pool
+
     def redact(self, text: bytes) -> bytes:
         """`text` from upstream without the vendor key, in case an error message echoes it."""
         key = self._key.get_secret_value().encode()
         return text.replace(key, b"[redacted]") if key else text
 
     async def aclose(self) -> None:
+        for task in self._draining:
+            task.cancel()
         if self._session is not None:
             await self._session.close()
 
