@@ -4,27 +4,33 @@ Everything runs on this machine: a throwaway PostgreSQL cluster (tests/gateway/p
 Anthropic API in its own process (kept-alive connections, as Anthropic's), real `switchboard gateway serve`
 replicas (uvicorn on uvloop and httptools), and the load generators below.
 
-- **Time to first token added, under 200 concurrent streams.** A separate load-generator process keeps 200
-  streams open, each paced like a real answer (a delta of three words every 50 ms, 1,000 words over about
-  17 s, then the next turn at once), reading them as raw bytes. This process only sends the probes: one
-  turn at a time through the `anthropic` SDK, timed from the request to its first text delta. Baseline,
-  same run: the same background load and probes with the SDK calling the fake API directly. Added =
-  gateway − direct, at the median and at p99 (nearest rank). Through the gateway the background streams come
-  from 20 accounts over both replicas, so they cost what real streams cost: authentication, a reservation,
-  relaying, settling. How many streams were open at each probe is reported (least and mean), and a probe
-  answered with an error instead of text is reported and fails the target.
-- **Settled turns per second.** Short non-streamed turns from one client process (raw HTTP over kept-alive
-  connections, 64 in flight, 200 accounts), each authenticated, reserved, forwarded and settled, through one
-  replica and through two on one PostgreSQL; the ledger is checked afterwards (every turn settled, nothing
-  held). Baseline, same run: the same client against the fake API directly. Each figure comes with the CPU
-  time every process spent per turn (from /proc): on two cores, 2,000 ms divided by their sum is the most
-  any of these could reach, whatever the scheduling.
+The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install -y wrk`) driven by
+`gateway_wrk.lua`, so the harness is not what is measured: the Python (httpx) client it replaces spent 1.5 to
+3.6 ms of CPU per turn, more than a replica; wrk spends about 0.06 ms.
+
+- **Time to first token added, under 200 concurrent streams.** wrk keeps 200 streams open (one process per
+  target, the connections split evenly), each paced like a real answer (a delta of three words every 50 ms,
+  1,000 words over about 17 s, then the next turn at once), reading them in C. This process only sends the
+  probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
+  Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
+  Added = gateway − direct, at the median and at p99 (nearest rank). Through the gateway the background
+  streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
+  reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
+  established connections to the targets, less the probes'), and a probe answered with an error instead of
+  text, or a background stream refused or broken off, is reported and fails the target.
+- **Settled turns per second.** Short non-streamed turns from wrk for `--seconds` (64 kept-alive connections
+  in flight, split over the replicas, 200 accounts round robin, a new turn id each), each authenticated,
+  reserved, forwarded and settled, through one replica and through two on one PostgreSQL; the ledger is
+  checked afterwards (every answered turn settled, nothing held; the turns wrk left in flight are waited for
+  and counted). Baseline, same run: the same wrk against the fake API directly. Each figure comes with the
+  CPU time every process spent per settled turn (from /proc; wrk's own from `wait4`): on two cores, 2,000 ms
+  divided by their sum is the most any of these could reach, whatever the scheduling.
 - **RSS** of each replica once ready (idle) and at its peak while the 200 streams run.
 
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
 average printed before and after.
 
-Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--turns 2000]   (3–6 minutes)
+Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--seconds 10]   (2–4 minutes)
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
+import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -188,83 +195,29 @@ def _headers() -> dict[str, str]:
 # --- time to first token ------------------------------------------------------------------------------
 
 
-def _background_streams(
-    targets: list[tuple[str, dict[str, str]]], streams: int, counters: tuple[Any, Any, Any], stop: Any
-) -> None:
-    """The load generator (its own process): `streams` paced streams kept open, read as raw bytes."""
-    asyncio.run(_keep_streaming(targets, streams, counters, stop))
-
-
-async def _keep_streaming(
-    targets: list[tuple[str, dict[str, str]]], streams: int, counters: tuple[Any, Any, Any], stop: Any
-) -> None:
-    running, started, failed = counters
-    import httpx2
-
-    body = {
-        "model": HAIKU,
-        "max_tokens": 1000,
-        "stream": True,
-        "messages": [{"role": "user", "content": BACKGROUND}],
-    }
-    limits = httpx2.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2)
-    async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
-
-        async def stream(index: int) -> None:
-            url, auth = targets[index % len(targets)]
-            while not stop.is_set():
-                headers = {**auth, **_headers(), "anthropic-version": "2023-06-01"}
-                try:
-                    await one_stream(url, headers)
-                except httpx2.HTTPError:
-                    with failed.get_lock():
-                        failed.value += 1
-                    return
-
-        async def one_stream(url: str, headers: dict[str, str]) -> None:
-            async with http.stream("POST", url + "/v1/messages", json=body, headers=headers) as response:
-                if response.status_code != 200:
-                    raise httpx2.HTTPError(f"HTTP {response.status_code}")
-                with running.get_lock():
-                    running.value += 1
-                    started.value += 1
-                try:
-                    async for _ in response.aiter_raw():
-                        if stop.is_set():
-                            break
-                finally:
-                    with running.get_lock():
-                        running.value -= 1
-
-        async def until_stopped() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
-
-        tasks = [asyncio.create_task(stream(i)) for i in range(streams)]
-        await until_stopped()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def _open_connections(ports: set[int]) -> int:
+    """Established TCP connections to `ports` on 127.0.0.1 (the streams held open, plus the probes')."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "01" and int(local.split(":")[1], 16) in ports:
+            count += 1
+    return count
 
 
 async def _ttft(
-    background_targets: list[tuple[str, dict[str, str]]],
+    urls: list[str],
+    tokens: Path | None,
     probe_clients: list[Any],
-    streams: int,
-    probes: int,
+    args: argparse.Namespace,
     rss_pids: list[int],
 ) -> dict[str, Any]:
-    """Probe TTFTs (ms, through the SDK, from this process) while a load-generator process keeps `streams`
-    paced streams open."""
+    """Probe TTFTs (ms, through the SDK, from this process) while wrk keeps `args.streams` paced streams open
+    on `urls` (split evenly, the next turn at once when one ends)."""
     import anthropic
 
-    context = multiprocessing.get_context("spawn")
-    running, started, failed = (context.Value("i", 0) for _ in range(3))
-    stop = context.Event()
-    generator = context.Process(
-        target=_background_streams,
-        args=(background_targets, streams, (running, started, failed), stop),
-        daemon=True,
-    )
-    generator.start()
+    ports = {int(url.rsplit(":", 1)[1]) for url in urls}
+    background = _start_wrk(urls, tokens, 3600, args.streams, "stream")
     peak_rss: dict[int, float] = {pid: 0.0 for pid in rss_pids}
 
     async def probe(client: Any) -> float:
@@ -284,11 +237,11 @@ async def _ttft(
         return (first - started) * 1000
 
     try:
-        # Every stream answering, then a moment for the first turns' set-up to pass.
+        # Every stream open, then a moment for the first turns' set-up to pass.
         deadline = time.monotonic() + 120
-        while started.value < streams:
-            if failed.value or not generator.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"only {started.value} of {streams} background streams started")
+        while _open_connections(ports) < args.streams:
+            if any(proc.poll() is not None for proc in background) or time.monotonic() > deadline:
+                raise RuntimeError(f"only {_open_connections(ports)} of {args.streams} streams opened")
             await asyncio.sleep(0.05)
         await asyncio.sleep(1)
         for client in probe_clients:
@@ -296,26 +249,25 @@ async def _ttft(
         times: list[float] = []
         refused: list[str] = []  # probes that got an error instead of an answer (each one a miss)
         seen: list[int] = []
-        for index in range(probes):
+        for index in range(args.probes):
             try:
                 times.append(await probe(probe_clients[index % len(probe_clients)]))
             except anthropic.APIError as error:
                 refused.append(f"{type(error).__name__}: {str(error)[:80]}")
-            seen.append(running.value)
+            seen.append(_open_connections(ports) - len(probe_clients))
             for pid in rss_pids:
                 peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
             await asyncio.sleep(0.02)
-        background_refused = failed.value  # each one a stream that stopped: reported, and a miss
     finally:
-        stop.set()
-        generator.join(30)
-        if generator.is_alive():
-            generator.kill()
+        for proc in background:
+            proc.send_signal(signal.SIGINT)  # wrk stops and reports
+    counts = _finish_wrk(background)
     if not times:
         raise RuntimeError(f"every probe failed: {refused[:3]}")
     return {
         "refused": refused,
-        "background_refused": background_refused,
+        # Each one a stream refused or broken off: reported, and a miss.
+        "background_refused": counts["non_2xx"] + counts["socket_errors"],
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
         "concurrent": min(seen),
@@ -339,102 +291,153 @@ def _sdk(base_url: str, token: str | None) -> Any:
 
 # --- settled turns per second ---------------------------------------------------------------------------
 
-
-async def _turns_per_second(targets: list[tuple[str, dict[str, str]]], turns: int, concurrency: int) -> float:
-    """Non-streamed short turns, `concurrency` at a time, round robin over (url, auth headers)."""
-    import httpx2
-
-    body = {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": SHORT}]}
-    # Idle connections are dropped after 2 s, well before uvicorn closes them (5 s): the warm-up opens more
-    # connections than the workers keep busy, and on a loaded machine the ones idle since then would
-    # otherwise all be reused just as the server closes them.
-    limits = httpx2.Limits(
-        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2, keepalive_expiry=2.0
-    )
-    async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
-        next_turn = 0
-        failures = 0
-
-        async def worker() -> None:
-            nonlocal next_turn, failures
-            while next_turn < turns:
-                index = next_turn
-                next_turn += 1
-                url, auth = targets[index % len(targets)]
-                headers = {**auth, **_headers()}
-                for attempt in range(3):  # as the SDK does: a kept-alive connection the server just closed
-                    try:
-                        response = await http.post(url + "/v1/messages", json=body, headers=headers)
-                        break
-                    except httpx2.TransportError:
-                        if attempt == 2:
-                            raise
-                if response.status_code != 200:
-                    failures += 1
-
-        for _ in range(2):  # warm up connections
-            await asyncio.gather(
-                *(http.post(u + "/v1/messages", json=body, headers={**a, **_headers()}) for u, a in targets)
-            )
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{failures} of {turns} turns failed")
-    return turns / elapsed
+WRK_SCRIPT = HERE / "gateway_wrk.lua"
+WRK_MISSING = (
+    "The settled-turns run drives the load with wrk (a load generator in C), which is not installed.\n"
+    "Install Debian's package: apt-get install -y wrk   (or: sudo apt-get install -y wrk)"
+)
 
 
-async def _settled(
-    stack: Stack, urls: list[str], tokens: list[str], turns: int, concurrency: int, fake_pid: int
-) -> dict[str, Any]:
-    """Turns per second through `urls`, checked against the ledger afterwards (every turn settled), and the
-    CPU each process spent per turn."""
+def _start_wrk(
+    urls: list[str], tokens: Path | None, seconds: float, connections: int, kind: str
+) -> list[subprocess.Popen[str]]:
+    """wrk running `kind` turns (gateway_wrk.lua) for `seconds`, `connections` kept-alive connections in
+    flight, split over `urls` (one single-threaded wrk process each), each turn with its own id and the
+    next token of `tokens` (none: the fake API's key)."""
+    return [
+        subprocess.Popen(
+            [
+                *(
+                    "wrk",
+                    "-t1",
+                    f"-c{max(1, connections // len(urls))}",
+                    f"-d{seconds:g}s",
+                    "--timeout",
+                    "60s",
+                ),
+                *(
+                    "-s",
+                    str(WRK_SCRIPT),
+                    url,
+                    "--",
+                    str(tokens) if tokens else "-",
+                    uuid.uuid4().hex[:12],
+                    kind,
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for url in urls
+    ]
+
+
+def _finish_wrk(procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    """The wrk processes' counts, summed, once they exit, and the CPU they spent."""
+    counts = {"requests": 0, "non_2xx": 0, "socket_errors": 0, "seconds": 0.0, "cpu_s": 0.0}
+    for proc in procs:
+        # wait4, not wait: the exited process's own CPU time comes with it.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        if proc.returncode != 0 or not output.strip():
+            raise RuntimeError(f"wrk failed (exit {proc.returncode}): {output[-500:]}")
+        summary = json.loads(output.strip().splitlines()[-1])
+        for name in ("requests", "non_2xx", "socket_errors"):
+            counts[name] += summary[name]
+        counts["seconds"] = max(counts["seconds"], summary["duration_us"] / 1e6)
+        counts["cpu_s"] += usage.ru_utime + usage.ru_stime
+    return counts
+
+
+def _wrk_turns(urls: list[str], tokens: Path | None, seconds: float, connections: int) -> dict[str, Any]:
+    """Short non-streamed turns for `seconds`: wrk's counts and the CPU wrk itself spent."""
+    return _finish_wrk(_start_wrk(urls, tokens, seconds, connections, "short"))
+
+
+def _require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit(WRK_MISSING)
+
+
+def _complete_turns(database_url: str) -> int:
     import psycopg
 
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        before = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
-    targets = [(url, {"authorization": f"Bearer {token}"}) for url in urls for token in tokens]
-    groups = {
-        "replicas": stack.pids(),
-        "postgresql": stack.postgres_pids(),
-        "fake": [fake_pid],
-        "client": [os.getpid()],
-    }
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _reserved_turns(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM turns WHERE status = 'reserved'").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _settled(
+    stack: Stack, urls: list[str], tokens: Path, args: argparse.Namespace, fake_pid: int
+) -> dict[str, Any]:
+    """Turns per second through `urls`, checked against the ledger afterwards (every answered turn settled,
+    nothing held), and the CPU each process spent per settled turn."""
+    _wrk_turns(urls, tokens, 2, args.concurrency)  # warm up: connections, prepared statements
+    _wait_settled(stack.database_url)
+    before = _complete_turns(stack.database_url)
+    groups = {"replicas": stack.pids(), "postgresql": stack.postgres_pids(), "fake": [fake_pid]}
     cpu_before = {name: _cpu(pids) for name, pids in groups.items()}
-    rate = await _turns_per_second(targets, turns, concurrency)
+    counts = _wrk_turns(urls, tokens, args.seconds, args.concurrency)
+    # Turns in flight when wrk stopped are answered and settled all the same: wait for them, count them.
+    _wait_settled(stack.database_url)
     groups["postgresql"] = stack.postgres_pids()  # backends the pool opened meanwhile (their whole CPU)
-    cpu = {name: (_cpu(pids) - cpu_before.get(name, 0.0)) / turns * 1000 for name, pids in groups.items()}
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        after = conn.execute("SELECT count(*) FROM turns WHERE status = 'complete'").fetchone()
-        held = conn.execute("SELECT count(*) FROM turns WHERE status = 'reserved'").fetchone()
-    assert before and after and held is not None
-    settled = after[0] - before[0]
-    if settled < turns or held[0]:
-        raise RuntimeError(f"only {settled} of {turns} turns settled ({held[0]} still reserved)")
-    return {"rate": rate, "cpu_ms": cpu}
+    settled = _complete_turns(stack.database_url) - before
+    if counts["non_2xx"] or counts["socket_errors"] or settled < counts["requests"]:
+        raise RuntimeError(
+            f"{counts['non_2xx']} turns refused, {counts['socket_errors']} socket errors, "
+            f"{settled} settled of {counts['requests']} answered"
+        )
+    cpu = {name: (_cpu(pids) - cpu_before[name]) / settled * 1000 for name, pids in groups.items()}
+    cpu["client"] = counts["cpu_s"] / settled * 1000
+    return {"rate": counts["requests"] / counts["seconds"], "cpu_ms": cpu}
 
 
-async def _direct(upstream: str, turns: int, concurrency: int, fake_pid: int) -> dict[str, Any]:
-    groups = {"fake": [fake_pid], "client": [os.getpid()]}
-    cpu_before = {name: _cpu(pids) for name, pids in groups.items()}
-    rate = await _turns_per_second([(upstream, {"x-api-key": BENCH_KEY})], turns, concurrency)
-    cpu = {name: (_cpu(pids) - cpu_before[name]) / turns * 1000 for name, pids in groups.items()}
-    return {"rate": rate, "cpu_ms": cpu}
+def _wait_settled(database_url: str) -> None:
+    deadline = time.monotonic() + 30
+    while _reserved_turns(database_url):
+        if time.monotonic() > deadline:
+            raise RuntimeError("turns still reserved 30 s after the load stopped")
+        time.sleep(0.1)
+
+
+def _direct(upstream: str, args: argparse.Namespace, fake_pid: int) -> dict[str, Any]:
+    _wrk_turns([upstream], None, 2, args.concurrency)
+    cpu_before = _cpu([fake_pid])
+    counts = _wrk_turns([upstream], None, args.seconds, args.concurrency)
+    if counts["non_2xx"] or counts["socket_errors"]:
+        raise RuntimeError(f"the fake alone: {counts['non_2xx']} refused, {counts['socket_errors']} errors")
+    turns = counts["requests"]
+    cpu = {"fake": (_cpu([fake_pid]) - cpu_before) / turns * 1000, "client": counts["cpu_s"] / turns * 1000}
+    return {"rate": turns / counts["seconds"], "cpu_ms": cpu}
 
 
 async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: Stack) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     # Many accounts, as real traffic has: one account's turns serialize on its balance row by design.
     tokens = await stack.accounts(200)
+    token_file = stack.root / "tokens.txt"
+    token_file.write_text("".join(f"{token}\n" for token in tokens))
 
     # Turns per second: the fake alone, then one replica, then two.
-    direct = await _direct(upstream, args.turns, args.concurrency, fake_pid)
+    direct = _direct(upstream, args, fake_pid)
     urls = stack.start_replicas(1)
-    one = await _settled(stack, urls, tokens, args.turns, args.concurrency, fake_pid)
+    one = _settled(stack, urls, token_file, args, fake_pid)
     urls = stack.start_replicas(2)
     await asyncio.sleep(1)
     figures["idle_rss_mb"] = [rss_mb(pid) for pid in stack.pids()]
-    two = await _settled(stack, urls, tokens, args.turns, args.concurrency, fake_pid)
+    two = _settled(stack, urls, token_file, args, fake_pid)
     print(
         f"turns/s: fake alone {direct['rate']:,.0f}, one replica {one['rate']:,.0f}, two {two['rate']:,.0f}",
         file=sys.stderr,
@@ -450,12 +453,11 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
 
     # Time to first token: direct, then through the two replicas (background streams from 20 accounts).
     direct_clients = [_sdk(upstream, None) for _ in range(2)]
-    baseline = await _ttft(
-        [(upstream, {"x-api-key": BENCH_KEY})], direct_clients, args.streams, args.probes, []
-    )
+    baseline = await _ttft([upstream], None, direct_clients, args, [])
     gateway_clients = [_sdk(url, tokens[0]) for url in urls]
-    background = [(url, {"authorization": f"Bearer {token}"}) for url in urls for token in tokens[1:21]]
-    through = await _ttft(background, gateway_clients, args.streams, args.probes, stack.pids())
+    background_tokens = stack.root / "background-tokens.txt"
+    background_tokens.write_text("".join(f"{token}\n" for token in tokens[1:21]))
+    through = await _ttft(urls, background_tokens, gateway_clients, args, stack.pids())
     for client in [*direct_clients, *gateway_clients]:
         await client.close()
     figures.update(
@@ -480,9 +482,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--streams", type=int, default=200, help="background streams during the TTFT probes")
     parser.add_argument("--probes", type=int, default=60, help="timed probe turns per side")
-    parser.add_argument("--turns", type=int, default=2000, help="turns per throughput measurement")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
     args = parser.parse_args(argv)
+    _require_wrk()
     load_before = _loadavg()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:

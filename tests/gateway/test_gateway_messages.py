@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -207,3 +208,74 @@ async def test_a_turn_id_already_in_flight_gets_a_retryable_409(
         third = await http.post(replicas[1].url + "/v1/messages", json=body, headers=headers)
     assert third.status_code == 409 and third.headers["x-should-retry"] == "false"
     assert third.json()["error"]["credits"] == (await first).json()["switchboard"]["credits"]
+
+
+async def test_no_pooled_connection_is_held_across_an_upstream_call_or_a_stream(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """One pooled connection and a 1 s pool timeout: five turns that each spend over 2 s upstream (four
+    streams and a whole answer) all get through, because each holds the connection only for a statement."""
+    env = {
+        **gateway_env,
+        "SWITCHBOARD_GATEWAY_POOL_MIN_SIZE": "1",
+        "SWITCHBOARD_GATEWAY_POOL_MAX_SIZE": "1",
+        "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "1",
+    }
+    lone = Replica.start(env, tmp_path / "replica.log")
+    try:
+        accounts = [await make_accounts.create("pro") for _ in range(5)]
+        slow = "Count slowly. [[fake:words=90 slow=0.08]]"  # 30 deltas, 80 ms apart
+
+        async def streamed(token: str) -> int:
+            async with (
+                sdk(lone.url, token) as client,
+                client.messages.stream(
+                    model=HAIKU,
+                    max_tokens=300,
+                    messages=user(slow),
+                    extra_headers=turn_headers("claude-haiku-4.5"),
+                ) as stream,
+            ):
+                message = await stream.get_final_message()
+            return message.usage.output_tokens
+
+        async def whole(token: str) -> int:
+            async with sdk(lone.url, token) as client:
+                message = await client.messages.create(
+                    model=HAIKU,
+                    max_tokens=300,
+                    messages=user(slow),
+                    extra_headers=turn_headers("claude-haiku-4.5"),
+                )
+            return message.usage.output_tokens
+
+        outputs = await asyncio.gather(
+            *(streamed(account.token) for account in accounts[:4]), whole(accounts[4].token)
+        )
+        assert all(tokens > 0 for tokens in outputs)
+        for account in accounts:
+            assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+    finally:
+        lone.stop()
+
+
+def test_the_body_goes_upstream_as_sent_only_when_anthropic_cannot_read_it_otherwise() -> None:
+    from starlette.datastructures import Headers
+
+    from switchboard.gateway.turn_request import parse_turn
+
+    headers = Headers({"switchboard-turn-id": "t1", "switchboard-model": "claude-haiku-4.5"})
+    messages = '"messages":[{"role":"user","content":"hi"}]'
+
+    def as_sent(raw: str) -> bytes | None:
+        return parse_turn(headers, raw.encode()).body_as_sent(HAIKU)
+
+    plain = f'{{"model":"{HAIKU}","max_tokens":10,{messages}}}'
+    assert as_sent(plain) == plain.encode()
+    # A repeated key: the gateway read the last model, another parser might read the first (Opus).
+    assert as_sent(f'{{"model":"{OPUS}","model":"{HAIKU}","max_tokens":10,{messages}}}') is None
+    # An escaped key that reads as "model" too, and a repeated stream flag.
+    assert as_sent(f'{{"\\u006dodel":"{OPUS}","model":"{HAIKU}","max_tokens":10,{messages}}}') is None
+    assert as_sent(f'{{"model":"{HAIKU}","stream":true,"stream":false,"max_tokens":10,{messages}}}') is None
+    # The Switchboard id in the body: re-encoded with the Anthropic id.
+    assert as_sent(f'{{"model":"claude-haiku-4.5","max_tokens":10,{messages}}}') is None

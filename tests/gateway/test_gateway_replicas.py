@@ -217,9 +217,13 @@ async def test_a_replica_stalled_past_the_reservation_before_any_output_still_ch
     headers = turn_headers("claude-haiku-4.5")
 
     async def ask() -> Any:
+        # Anthropic takes a second to answer, so the reservation is seen before the answer settles it.
         async with sdk(doomed.url, account.token) as client:
             return await client.messages.create(
-                model=HAIKU, max_tokens=100, messages=user("hi [[fake:words=30]]"), extra_headers=headers
+                model=HAIKU,
+                max_tokens=100,
+                messages=user("hi [[fake:words=30 stall=1]]"),
+                extra_headers=headers,
             )
 
     with stopped(doomed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 from switchboard.gateway.sse import Event, event_batches
@@ -52,3 +53,22 @@ async def test_crlf_line_ends_are_normalised_and_a_missing_event_line_is_added()
 
 async def test_an_unfinished_event_is_not_yielded() -> None:
     assert await _events(b'event: ping\ndata: {"type":"ping"}\n', 4) == []
+
+
+def test_unread_deltas_are_metered_like_read_ones_when_a_turn_is_cut() -> None:
+    from switchboard.gateway.metering import StreamMeter
+
+    start = {"message": {"usage": {"input_tokens": 12, "output_tokens": 1}}}
+    deltas = [{"delta": {"type": "text_delta", "text": "x" * 40}}, {"delta": {"partial_json": "y" * 20}}]
+    read, unread = StreamMeter(), StreamMeter()
+    for meter in (read, unread):
+        meter.observe("message_start", start)
+    for delta in deltas:
+        read.observe("content_block_delta", delta)
+        unread.delta(json.dumps(delta))
+    unread.delta("{not json")  # passed on as it came, counted as nothing
+    assert unread.output_seen
+    assert unread.usage() == read.usage()
+    assert unread.usage().output_tokens == 15  # 60 characters, four a token
+    unread.observe("message_delta", {"usage": {"output_tokens": 7}})
+    assert unread.usage().output_tokens == 7  # exact once message_delta reports it

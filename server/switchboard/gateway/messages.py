@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -16,7 +15,7 @@ from .metering import usage_of_message
 from .relay import TurnStream
 from .service import Choice, Gateway
 from .turn_request import TurnRequest, parse_turn
-from .upstream import UpstreamFailure, relay_error, unreachable
+from .upstream import UpstreamAnswer, UpstreamFailure, encode_body, relay_error, unreachable
 
 
 async def create_message(request: Request) -> Response:
@@ -44,18 +43,19 @@ async def _forward(
 ) -> Response:
     model = choice.model.anthropic_model
     assert model is not None  # a concrete model
-    body = {**turn.body, "model": model}
+    # The body as the client sent it, unless its model must change (Auto, a Switchboard id) or a key of it
+    # could read differently upstream (`TurnRequest.body_as_sent`).
+    body = turn.body_as_sent(model) or encode_body({**turn.body, "model": model})
     try:
         upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
+        content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""
     except UpstreamFailure:
         await _free(gateway, reservation, "the Anthropic API could not be reached")
         return _with_route(unreachable(), reservation, choice)
-    if upstream.status_code >= 400:
-        content = await upstream.aread()
-        await upstream.aclose()
-        await _free(gateway, reservation, f"the Anthropic API answered HTTP {upstream.status_code}")
+    if upstream.status >= 400:
+        await _free(gateway, reservation, f"the Anthropic API answered HTTP {upstream.status}")
         return _with_route(
-            relay_error(upstream.status_code, content, upstream.headers, gateway.upstream.redact),
+            relay_error(upstream.status, content, upstream.headers, gateway.upstream.redact),
             reservation,
             choice,
         )
@@ -65,9 +65,9 @@ async def _forward(
 
 
 async def _whole_answer(
-    request: Request, gateway: Gateway, choice: Choice, reservation: Reservation, upstream: httpx2.Response
+    request: Request, gateway: Gateway, choice: Choice, reservation: Reservation, upstream: UpstreamAnswer
 ) -> Response:
-    message = _json_object(upstream.content)
+    message = _json_object(await gateway.upstream.read(upstream))
     if message is None:
         await _free(gateway, reservation, "the Anthropic API sent an unreadable answer")
         return _with_route(unreachable(), reservation, choice)

@@ -2,11 +2,13 @@
 
 When the stream is cut before `message_delta` (the client left, the upstream failed, the replica died),
 output is counted from the deltas that reached the gateway (`plans.credits.cancelled_usage`: four characters
-a token, never less than what `message_start` reported).
+a token, never less than what `message_start` reported). A delta's JSON is only read when that count is
+needed (a cut, a heartbeat's checkpoint): most turns end with `message_delta`, whose count is exact.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from switchboard.plans.credits import cancelled_usage
@@ -21,6 +23,7 @@ class StreamMeter:
         self._reported: Usage | None = None
         self._final = False
         self._pieces: list[str] = []
+        self._unread: list[str] = []  # deltas as they came (JSON text), not yet read for their text
         self.output_seen = False
 
     @property
@@ -42,9 +45,27 @@ class StreamMeter:
             self._merge(data.get("usage"))
             self._final = True
 
+    def delta(self, data: str) -> None:
+        """A `content_block_delta` event's data, unparsed: read only if the turn is cut or checkpointed."""
+        self.output_seen = True
+        self._unread.append(data)
+
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
-        return cancelled_usage(self._reported, "".join(self._pieces), output_reported=self._final)
+        if self._final:
+            return self._reported or Usage()
+        self._read_deltas()
+        return cancelled_usage(self._reported, "".join(self._pieces))
+
+    def _read_deltas(self) -> None:
+        for data in self._unread:
+            try:
+                event = json.loads(data)
+            except ValueError:
+                continue  # passed on as it came; its text cannot be counted
+            if isinstance(event, dict):
+                self.observe("content_block_delta", event)  # pyright: ignore[reportUnknownArgumentType]
+        self._unread.clear()
 
     def _merge(self, usage: object) -> None:
         if not isinstance(usage, dict):

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from typing import Any
 
-import httpx2
 import psycopg
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -24,10 +23,14 @@ from .ledger import Outcome, Reservation, Settlement
 from .metering import StreamMeter
 from .service import Gateway
 from .sse import MalformedEvent, encode_json, event_batches
+from .upstream import UpstreamAnswer, UpstreamFailure
 
 log = logging.getLogger("switchboard.gateway")
 # The events that end a turn: settled before they are passed on.
 _SETTLING_EVENTS = frozenset({"message_delta", "message_stop", "error"})
+# The events whose JSON the relay reads (for their usage, or to add the charge); the rest pass through as
+# they came, most of all the many `content_block_delta`s, metered from their text only if the turn is cut.
+_READ_EVENTS = _SETTLING_EVENTS | {"message_start"}
 
 
 class ClientGone(Exception):
@@ -38,7 +41,7 @@ class TurnStream(Response):
     """An ASGI response relaying one upstream stream to one client."""
 
     def __init__(
-        self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: httpx2.Response
+        self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: UpstreamAnswer
     ) -> None:
         headers = {**route_headers(reservation, route_reason), "cache-control": "no-cache"}
         # As StreamingResponse does: no body, hence no Content-Length; the events follow as they come.
@@ -51,6 +54,7 @@ class TurnStream(Response):
         self.cut_reason = "the client disconnected"
         self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
         self.handed_off = False  # settling was left to `Gateway.settle_later`
+        self.relayed_whole = False  # `message_stop` was passed on
         self._log_state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +69,7 @@ class TurnStream(Response):
             for task in (pump, watch):
                 task.cancel()
             await asyncio.gather(pump, watch, return_exceptions=True)
-            await self.upstream.aclose()
+            self.gateway.upstream.finish(self.upstream, whole=self.relayed_whole)
             if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
         with contextlib.suppress(OSError):
@@ -79,11 +83,16 @@ class TurnStream(Response):
                 raise ClientGone() from None
 
         try:
-            async for batch in event_batches(self.upstream.aiter_raw()):
+            async for batch in event_batches(self.gateway.upstream.chunks(self.upstream)):
                 # Events passed on as they came, in one write per upstream read; only the turn's last events
                 # wait for (and carry) its settlement.
                 passing: list[bytes] = []
                 for event in batch:
+                    if event.name not in _READ_EVENTS:
+                        if event.name == "content_block_delta":
+                            self.meter.delta(event.object_data())
+                        passing.append(event.encode())
+                        continue
                     data = event.json()
                     self.meter.observe(event.name, data)
                     if event.name not in _SETTLING_EVENTS:
@@ -99,6 +108,7 @@ class TurnStream(Response):
                         if self.settlement is None:
                             await self._settle(Outcome("complete", self.meter.usage()))
                         await forward(event.encode())
+                        self.relayed_whole = True
                         return
                     else:
                         reason = "the upstream sent an error event"
@@ -108,7 +118,7 @@ class TurnStream(Response):
                 if passing:
                     await forward(b"".join(passing))
             await self._fail(send, "the upstream stream ended before message_stop")
-        except (httpx2.TransportError, MalformedEvent) as error:
+        except (UpstreamFailure, MalformedEvent) as error:
             await self._fail(send, f"the upstream stream broke ({type(error).__name__})")
         except ClientGone:
             self.cut_reason = "the client disconnected"

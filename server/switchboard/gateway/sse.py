@@ -30,6 +30,12 @@ class Event:
             raise MalformedEvent(f"the {self.name!r} event's data is not an object")
         return value
 
+    def object_data(self) -> str:
+        """The data, checked only to look like a JSON object (cheap: for events passed on unread)."""
+        if not self.data.startswith("{"):
+            raise MalformedEvent(f"the {self.name!r} event's data is not an object")
+        return self.data
+
     def encode(self) -> bytes:
         """The event to pass on: as it came, unless it lacked the `event:` line anthropic 2.x needs."""
         return self.raw if self.raw.startswith(b"event:") else encode(self.name, self.data)

@@ -57,10 +57,25 @@ class TurnRequest:
     body: dict[str, Any]
     max_tokens: int
     auto: AutoInputs = field(default_factory=AutoInputs)
+    raw_body: bytes = b""  # `body` as sent: forwarded as is when the model it names needs no change
 
     @property
     def stream(self) -> bool:
         return self.body.get("stream") is True
+
+    def body_as_sent(self, model: str) -> bytes | None:
+        """The body as the client sent it, when forwarding it tells Anthropic exactly what the gateway read:
+        it names `model`, and none of its top-level keys can have been sent twice. JSON allows a repeated key;
+        the gateway reads the last one, another parser may read the first, so `{"model": <Opus>, "model":
+        <Haiku>}` could answer with Opus billed as Haiku. Each key must appear once, literally, in the bytes,
+        without `\\u` escapes (which could spell a key differently); otherwise None, and the body is
+        re-encoded from what was read."""
+        raw = self.raw_body
+        if not raw or self.body.get("model") != model or b"\\u" in raw:
+            return None
+        if any(raw.count(f'"{key}"'.encode()) != 1 for key in self.body):
+            return None
+        return raw
 
 
 def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
@@ -89,8 +104,8 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
         raise invalid_request("stream: must be true or false")
     if model.id != "auto":
         _require_same_model(model, body.get("model"))
-        return TurnRequest(turn_id, model, body, max_tokens)
-    return TurnRequest(turn_id, model, body, max_tokens, parse_auto_inputs(headers))
+        return TurnRequest(turn_id, model, body, max_tokens, raw_body=raw_body)
+    return TurnRequest(turn_id, model, body, max_tokens, parse_auto_inputs(headers), raw_body)
 
 
 def parse_auto_inputs(headers: Headers) -> AutoInputs:
