@@ -22,7 +22,6 @@ async def create_message(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
         account = gateway.caller(request)  # checked against the database by the reservation
-        request.state.account = account.id
         turn = parse_turn(request.headers, await _body(request, gateway.settings.max_body_bytes))
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         choice = await gateway.choose(account, turn)
