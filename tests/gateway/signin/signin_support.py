@@ -132,7 +132,7 @@ class SignInAccounts:
             return list(await cursor.fetchall()) if cursor.description else []
 
 
-def settled_log(replica: Replica, expected: str, timeout: float = 5) -> str:
+def settled_log(replica: Replica, expected: str, timeout: float = 30) -> str:
     """The replica's log once `expected` is in it (the access line is written just after the answer)."""
     deadline = time.monotonic() + timeout
     while expected not in (text := replica.log()) and time.monotonic() < deadline:

@@ -136,7 +136,9 @@ async def test_tokens_codes_and_passwords_never_reach_the_log(
     with Browser(proxied.url) as browser:
         browser.submit(started["user_code"], person.email, password="a wrong password")
         browser.submit(started["user_code"], person.email)
-    tokens = client.poll(started["device_code"]).json()
+    approved = client.poll(started["device_code"])
+    assert approved.status_code == 200, approved.text
+    tokens = approved.json()
     rotated = client.refresh(tokens["refresh_token"]).json()
     client.refresh(tokens["refresh_token"])
     client.post("/oauth/revoke", token=rotated["refresh_token"])
@@ -159,4 +161,4 @@ async def test_tokens_codes_and_passwords_never_reach_the_log(
         ("/oauth/token", "urn:ietf:params:oauth:grant-type:device_code", None),
         ("/oauth/token", "refresh_token", None),
         ("/oauth/revoke", None, None),
-    }
+    }, mine
