@@ -209,6 +209,47 @@ _SECURITY = _Family(
     r"|\bunpickl\w*|\bpickle\.?loads?\b|\byaml\.load\b|\bobjectinputstream\b|\bbinaryformatter\b"
     r"|\bwhat the client sends\b|\bfrom the client\b[^.?!\n]{0,30}\b(?:trust|as is|directly)\b"
     r"|\bactually (?:isolat|block|restrict|protect|prevent)\w*|\bnetwork polic\w+"
+    # Round 6: threats in the words people use for them (fresh4's misses, by kind). Who controls an input
+    # that reaches a file, a query or a fetch: "users pass ?file=", "user can set a webhook url", "takes sort
+    # params from the url" (not "the user can set a theme colour").
+    r"|\b(?:user|users|customer|customers|client|clients|player|players|tenant|tenants|caller|callers"
+    r"|visitor|visitors|anyone) (?:can |may |could )?"
+    r"(?:pass|passes|set|sets|send|sends|supply|supplies|provide|provides|control|controls|choose|chooses"
+    r"|enter|enters|upload|uploads|share|shares) (?:a |an |the |their |any |own |in )?(?:own )?(?:\w+ )?"
+    r"(?:urls?|paths?|file ?names?|files?|\?\w+|params?|parameters?|quer(?:y|ies)|html|templates?|scripts?"
+    r"|saves?|images?|plugins?|regex\w*|expressions?|xml|svg|archives?|zips?)\b"
+    r"|\b(?:param|params|parameter|parameters|input|value|values|field|fields|ids) (?:straight |directly"
+    r" )?(?:from|in) the (?:url"
+    r"|query ?string|request|client|form|headers?)\b"
+    # Code or images a customer runs on our side ("a customer-run plugin: they can deploy their own image").
+    r"|\b(?:customer|user|tenant|third-party|partner)-(?:run|supplied|provided|written|uploaded|controlled)\b"
+    r"|\b(?:deploy|run|upload) their own (?:code|images?|scripts?|plugins?|containers?)\b"
+    # Authorisation across tenants named by letter ("could a nurse at clinic A pull up a clinic B patient").
+    # An access between them, not two fixtures ("rename the customer a and customer b fixtures").
+    r"|\b(?:tenant|clinic|customer|org|team|company|account|school|store|user|hospital) a\b[^.?!\n]{0,30}"
+    r"\b(?:see|pull up|look up|read|view|access|open|edit|change|delete|get|fetch|query|list)\b[^.?!\n]{0,30}"
+    r"\b(?:tenant|clinic|customer|org|team|company|account|school|store|user|hospital) b\b"
+    r"|\b(?:pull up|look up|see|read|view|open|edit|change|delete) (?:another|other|someone else'?s)"
+    r" (?:tenant|clinic|customer|org|team|company|account|user|patient)\w*"
+    # A review by its object or its angle, no "security" noun needed.
+    # The object is a flow or its code, not its copy ("review the login page copy for typos").
+    r"|\breview (?:the |our |this |my )?(?:login|password|session|oauth|sign-?up|upload|token|reset|sso"
+    r"|saml|api key)\w*(?: [+&/] \w+| and \w+)?(?: \w+)? (?:flows?|handling|handlers?|code|logic|endpoints?"
+    r"|middlewares?|implementation|setup|storage|management|callbacks?|checks?)\b|\bsecurity (?:standpoint"
+    r"|perspective|point of view|pov|angle|wise)\b"
+    r"|\bsecurity-wise\b|\bfrom a security\b|\brls\b|\boauth (?:callback|state|redirect)\w*|\bstate param\w*"
+    # Signed links, secrets in a client, fetching code or updates over plain http.
+    r"|\bsigned (?:\w+ )?(?:links?|urls?)\b|\bsign(?:s|ing)? (?:the |our |these |download |upload |share )?"
+    r"(?:links?|urls?)\b"
+    r"|\b(?:store|stores|storing|stored|keep|keeps|kept|save|saves|saved|put|puts) (?:the |our |a |an )?"
+    r"(?:refresh |access |api |auth |session |private )?(?:tokens?|secrets?|keys?|passwords?|credentials?)"
+    r" in (?:the )?(?:shared ?prefs|sharedpreferences|local ?storage|session ?storage|userdefaults|plain"
+    r" ?text"
+    r"|the url|client|browser|app bundle|apk|frontend|webview)\b"
+    r"|\b(?:js interface|js bridge|javascript interface|javascript bridge)\b|\baddjavascriptinterface\b"
+    r"|\b(?:download|downloads|downloading|fetch|fetches|pull|pulls|update|updates)\b[^.?!\n]{0,30}"
+    r"\bover (?:plain )?http\b(?!s)"
+    r"|\bserve[sd]? (?:it |them |uploads |the files )?from the same (?:domain|origin)\b"
 )
 # Round 4: how big a design or plan is. A bounded job (one table, one endpoint's shape, the folders of a small
 # app, a version upgrade, a branch rename) is a small choice or a documented procedure; a design across
@@ -251,7 +292,8 @@ _CONCURRENCY = _Family(
     r" (?:messages?|events?|charges?|jobs?|emails?|payments?)\b"
     r"|\bredeliver\w*"
     r"|\bisolation level\b|\bserializable\b|\bphantom reads?\b|\bselect \.\.\. for update\b|\bfor update\b"
-    r"|\boptimistic lock\w*|\bgoroutines? (?:count )?(?:leak|hang|stuck|block|pile|grow|climb)\w*"
+    r"|\boptimistic lock\w*|\bgoroutines? (?:count )?(?:keeps |is )?(?:leak|hang|stuck|block|pile|grow"
+    r"|climb)\w*"
     r"|\bhangs? (?:forever|sometimes)\b"
     r"|\btoctou\b|\bcheck-then-act\b|\bsignal handler\b|\basync-signal-safe\b|\bmemory corruption\b|"
     r"\brac(?:es?|y|e condition)\b(?! (?:test|field|column|detector|flag|key|attribute|property|id|enum))"
@@ -264,6 +306,33 @@ _CONCURRENCY = _Family(
     r"|\bmemory model\b|\bcompare-and-swap\b|\bcas loop\b|\bthread-safe\b"
     r"|\brelaxed\b|\bacquire/release\b|\bacquire and release\b|\bleak\w* goroutines\b"
     r"|\bconcurrent readers\b|\bsend on closed channel\b"
+    # Round 6: hazards described without the keyword (fresh4's misses, by kind). Two actors at once on one
+    # thing: "two users get the same seat", "two workers sometimes pick up the same job", "two pods both
+    # think they're the leader" (not "merge two users with the same email").
+    r"|\b(?:two|both|multiple|several) (?:\w+ )?(?:users|customers|buyers|sessions|devices|requests|workers"
+    r"|pods|threads|processes|clients"
+    r"|instances|jobs|players|people|nodes|consumers|replicas|tabs|transactions|callers|tasks|servers"
+    r"|webhooks|handlers|leaders) (?:sometimes |both |can |could |might |may |occasionally |still )*"
+    r"(?:get|gets|pick|picks|grab|grabs|claim|claims|think|thinks|write|writes|book|books|buy|buys|end up"
+    r"|arrive|arrives|hit|hits|take|takes|charge|charges|increment|increments|win|wins|succeed|succeeds)\b"
+    r"|\b(?:arrive|arrives|arriving|hit|hits|come in|comes in|happen|happens|fire|fires|click|clicks|trade"
+    r"|trades|trading|submit|submits|land|lands)\b(?: \w+)? (?:at (?:the )?(?:exact |very )?same"
+    r" (?:time|moment|instant|millisecond)|together|simultaneously)\b"
+    # Readers while a writer changes the thing, a flag shared with an interrupt, a freed value still read.
+    r"|\b(?:read|reads|reading|use|uses|using|access|accesses|accessing) (?:it |them |the \w+ )?while"
+    r" (?:it(?:'s| is) )?(?:\w+ )?(?:reload|rebuild|writ|updat|modif|mutat|chang|rotat|resiz|swap|refresh"
+    r"|delet|free)\w*"
+    r"|\b(?:isr|interrupt|interrupts|irq|irqs|threads|cores|goroutines|handlers)\b[^.?!\n]{0,40}\bshare"
+    r" (?:these |this |the |a |an |one )?(?:\w+ )?(?:buffers?|flags?|state|memory|variables?|counters?"
+    r"|queues?"
+    r"|maps?|structs?|arrays?|pointers?|globals?|data)\b"
+    r"|\buse[- ]after[- ]free\b|\bfreed (?:string|memory|pointer|object|buffer)\b|\bseqlock\b"
+    r"|\bfence (?:placement|ordering)\b|\bmemory fences?\b|\bsplit[- ]brain\b|\bfencing tokens?\b"
+    r"|\bdouble[- ]count\w*|\back\w*(?: goes out| is sent)? before (?:the )?(?:db |database )?(?:write|commit"
+    r"|insert)\w*"
+    r"|\b(?:freez|hang|stuck)\w* (?:up )?(?:sometimes|occasionally|randomly|intermittently)\b"
+    r"|\bcheck(?:s|ed)? (?:if|whether|that)\b[^.?!\n]{0,40}\bthen (?:insert|update|writ|creat|book|charg"
+    r"|reserv|decrement|delet)\w*|\bread-modify-write\b|\boverwrit\w* each other\b|\bclobber\w*"
 )
 _ALGORITHM = _Family(
     r"\bfaster than o\(|\bnp-(?:hard|complete)\b|\bheuristic\b|\bshortest path\b|\btopological\b"
