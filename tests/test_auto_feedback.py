@@ -51,6 +51,7 @@ CANDIDATES = (
     "split this into modules",
     "what's the complexity of this?",
     "what happens if two requests arrive at once?",
+    "can two requests both pass this check?",
     "why does this test only fail on CI?",
     "make this idempotent",
     "review the overall approach",

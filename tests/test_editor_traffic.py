@@ -102,7 +102,7 @@ def test_the_router_is_fitted_on_data_and_the_released_batches_never_a_test_batc
     from switchboard.routing import Router
 
     training = load_training()
-    assert RELEASED_BATCHES == ("fresh", "fresh2", "fresh3")
+    assert RELEASED_BATCHES == ("fresh", "fresh2", "fresh3", "fresh4")
     released = [load_suite(batch_folder(name)) for name in RELEASED_BATCHES]
     assert len(training) == len(load_suite()) + sum(len(batch) for batch in released)
     for name in unreleased_batches():
@@ -125,7 +125,7 @@ def test_a_new_fresh_batch_is_a_test_part_with_aggregates_only(
     from router_lab.editor_traffic import suite as suite_module
 
     shutil.copytree(FRESH2, tmp_path / "fresh8")
-    (tmp_path / "fresh3").mkdir()  # released: never a test part, wherever its folder is
+    (tmp_path / "fresh4").mkdir()  # released: never a test part, wherever its folder is
     (tmp_path / "fresh11").mkdir()  # not a batch with items; only its name and order matter here
     monkeypatch.setattr(suite_module, "BATCHES", tmp_path)
     assert unreleased_batches() == ["fresh8", "fresh11"]

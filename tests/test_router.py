@@ -756,3 +756,117 @@ def test_a_mechanical_edit_after_a_stronger_retry_is_left_to_the_model(router: R
         replace(turn("rename x to count", SONNET_45, history_tokens=50_000), stronger_retries=1)
     )
     assert warm.signal != "stronger_retry"
+
+
+# --- round 6: threats and hazards in the words people use for them (kinds of phrasing fresh4 missed) --------
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        # Who controls an input that reaches a file, a query or a fetch.
+        "customers can upload their own svg logos and we render them on the invoice page",
+        "the report endpoint takes the column and order values from the query string",
+        # Code a customer runs on our side.
+        "we let partners run their own scripts in this sandbox, check it",
+        "this worker executes tenant-supplied transforms",
+        # Authorisation across tenants, named by letter or by "another".
+        "could a teacher at school A see grades of a school B student through this api",
+        "can a manager edit another team's shifts with these mutations",
+        # A review by its object or angle, no "security" noun.
+        "please review our session handling in these middlewares",
+        "is this bucket setup fine from a security perspective",
+        "here are the rls policies on the invoices table",
+        "our saml oauth callback handler, anything off?",
+        # Signed links, secrets kept in a client, updates over plain http.
+        "these signed urls are built by the helper below, they should expire after a day",
+        "we keep the api key in local storage so the spa can call the backend",
+        "the desktop app fetches its updates over http and runs the installer",
+        "avatars are uploaded and served from the same origin as the app",
+    ],
+)
+def test_a_threat_in_plain_words_with_code_attached_goes_to_sonnet(router: Router, prompt: str) -> None:
+    assert read_ask(prompt).security, prompt
+    decision = router.decide(RouteInput(prompt=prompt, context=PY_120_LINES))
+    assert decision.model == SONNET_45, (prompt, decision.reason)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "the user can set a theme colour in settings, add a dark option",
+        "read the page size value from the config file",
+        "write a user-facing error message for this form",
+        "rename the customer a and customer b fixtures to alice and bob",
+        "review the login page copy for typos",
+        "add a section on security to the README",
+        "add a sign up link to the navbar",
+        "store the user's locale in local storage",
+        "serve the static files from the cdn",
+        "run their own tests with npm test, document it",
+        # Round 5's reviewer's precision cases stay Haiku.
+        "look at the payment handler and rename amt to amount",
+        "rename the session_token variable in the oauth module to token",
+    ],
+)
+def test_near_misses_of_the_plain_threat_phrasings_stay_on_haiku(router: Router, prompt: str) -> None:
+    assert not read_ask(prompt).security, prompt
+    for context in (NOTHING, PY_120_LINES):
+        decision = router.decide(RouteInput(prompt=prompt, context=context))
+        assert decision.model == HAIKU, (prompt, decision.reason)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        # Two actors at once on one thing.
+        "occasionally two customers buy the last ticket",
+        "both replicas sometimes claim the same shard lease",
+        "payment and cancel events arrive at the same moment and the order ends up paid and cancelled",
+        # Readers while a writer changes the thing; a flag shared with an interrupt; a freed value read.
+        "the cache is swapped on reload and handlers keep using it while it is rebuilding",
+        "the uart interrupt and the main loop share this ring buffer",
+        "crash dump shows a use after free on the config string, the reloader and the readers are attached",
+        # Check then act, ordering of writes, lost updates without the keyword.
+        "we check if the username exists and then insert the row",
+        "the ack goes out before the db write commits",
+        "two saves from different tabs sometimes overwrite each other, handler attached",
+        "the ui freezes occasionally when sync runs",
+        "after a partition we had split brain: fencing tokens?",
+    ],
+)
+def test_a_concurrency_hazard_without_the_keyword_goes_to_sonnet(router: Router, prompt: str) -> None:
+    assert read_ask(prompt).concurrency, prompt
+    decision = router.decide(RouteInput(prompt=prompt, context=PY_120_LINES))
+    assert decision.model == SONNET_45, (prompt, decision.reason)
+
+
+def test_a_bare_memory_ordering_question_is_concurrency_but_left_to_the_model(router: Router) -> None:
+    """Known limit (docs/router.md, round 6): the concurrency signal alone, short and with code attached,
+    lands near p 0.5, under the balanced threshold; the signal itself is recognised."""
+    prompt = "does the fence placement in this seqlock hold up on arm?"
+    assert read_ask(prompt).concurrency
+    assert 0.3 < router.decide(RouteInput(prompt=prompt, context=PY_120_LINES)).probability < 0.8
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "merge two users with the same email into one account",
+        "both tests get skipped on windows, why",
+        "show the two charts at the same time on the dashboard",
+        "read the file while the progress bar updates",
+        "the threads page should share the sidebar component",
+        "check if the file exists and then print its size",
+        "freeze the dependency versions in requirements.txt",
+        "share this HashMap between tokio tasks, Arc<Mutex<>>?",
+        # Round 5's reviewer's ordinary uses of "safe", "race", "concurrent".
+        "add a race field to the character sheet",
+        "limit to 10 concurrent requests",
+    ],
+)
+def test_near_misses_of_the_plain_concurrency_phrasings_stay_on_haiku(router: Router, prompt: str) -> None:
+    assert not read_ask(prompt).concurrency, prompt
+    for context in (NOTHING, PY_120_LINES):
+        decision = router.decide(RouteInput(prompt=prompt, context=context))
+        assert decision.model == HAIKU, (prompt, decision.reason)

@@ -15,10 +15,10 @@
    of Sonnet share below and above it; the share → threshold table serves the user's threshold shift.
 
 Since round 4 the items are `data/` and the released fresh batches (`editor_traffic/fresh` since round 3,
-`editor_traffic/fresh2` since round 4, `editor_traffic/fresh3` since round 5; `suite.RELEASED_BATCHES`),
-split into the two halves by the same id hash. A test batch (any other `freshN/`) is never read here
-(bench/router_editor_traffic.py `--part freshN` reports on it). Same data, same bytes: the fit is
-deterministic.
+`editor_traffic/fresh2` since round 4, `editor_traffic/fresh3` since round 5, `editor_traffic/fresh4` since
+round 6; `suite.RELEASED_BATCHES`), split into the two halves by the same id hash. A test batch (any other
+`freshN/`) is never read here (bench/router_editor_traffic.py `--part freshN` reports on it). Same data, same
+bytes: the fit is deterministic.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ PRIOR_SD = 1.5
 # The ask's words and word pairs: centred on 0 (no published gap per word), held tight so that one word moves
 # the log-odds by well under a signal's weight; chosen by validation (docs/router.md, "Second round").
 TERM_SD = 0.6
-MIN_TERM_ITEMS = 3  # a term must occur in three training items to get a weight (two until round 4)
+MIN_TERM_ITEMS = 4  # training items a term must occur in to get a weight (2 until round 4, 3 in round 5)
 MIN_TERM_WEIGHT = 0.01  # lighter terms are left out of the artifact
 INTERCEPT_SD = 10.0
 BALANCED_MAX_SHARE = 0.30  # issue 18: at most 30% of editor traffic to Sonnet

@@ -26,9 +26,11 @@ FRESH = HERE / "fresh"
 FRESH2 = HERE / "fresh2"
 # The third fresh batch (fresh3/README.md): round 4's test, read once, released to development in round 5.
 FRESH3 = HERE / "fresh3"
+# The fourth fresh batch (fresh4/README.md): round 5's test, read once, released to development in round 6.
+FRESH4 = HERE / "fresh4"
 # Fresh batches the router may learn from, in the order they were released. Any other `freshN/` folder is a
 # test batch: never fitted on, read through the bench's aggregates only.
-RELEASED_BATCHES: tuple[str, ...] = ("fresh", "fresh2", "fresh3")
+RELEASED_BATCHES: tuple[str, ...] = ("fresh", "fresh2", "fresh3", "fresh4")
 _BATCH_NAME = re.compile(r"fresh\d*")
 BATCHES = HERE  # where the fresh batch folders live (a test may point it at a temporary copy)
 
@@ -207,7 +209,7 @@ def batch_folder(name: str) -> Path:
 
 
 def unreleased_batches() -> list[str]:
-    """The fresh batches present and not released to development, oldest first (`fresh4` before
+    """The fresh batches present and not released to development, oldest first (`fresh5` before
     `fresh10`)."""
     names = [p.name for p in BATCHES.iterdir() if p.is_dir() and is_batch_name(p.name)]
     unreleased = [name for name in names if name not in RELEASED_BATCHES]
@@ -216,8 +218,8 @@ def unreleased_batches() -> list[str]:
 
 def load_training() -> tuple[Item, ...]:
     """What the escalation model may learn from: `data/` and every released fresh batch (`fresh/` since
-    round 3, `fresh2/` since round 4, `fresh3/` since round 5, each released once the round it tested was
-    reported). Test batches (`unreleased_batches`) are never in it."""
+    round 3, `fresh2/` since round 4, `fresh3/` since round 5, `fresh4/` since round 6, each released once the
+    round it tested was reported). Test batches (`unreleased_batches`) are never in it."""
     items = load_suite(DATA)
     for name in RELEASED_BATCHES:
         items += load_suite(batch_folder(name))

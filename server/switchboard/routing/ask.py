@@ -209,6 +209,16 @@ _SECURITY = _Family(
     r"|\bunpickl\w*|\bpickle\.?loads?\b|\byaml\.load\b|\bobjectinputstream\b|\bbinaryformatter\b"
     r"|\bwhat the client sends\b|\bfrom the client\b[^.?!\n]{0,30}\b(?:trust|as is|directly)\b"
     r"|\bactually (?:isolat|block|restrict|protect|prevent)\w*|\bnetwork polic\w+"
+    # Round 6: threats in the words people use for them (fresh4's misses, by kind); the alternatives that
+    # start with common words ("user", "store", "sign") are `_SECURITY_PLAIN` below. A review by its object
+    # or its angle, no "security" noun needed; the object is a flow or its code, not its copy ("review the
+    # login page copy for typos").
+    r"|\breview (?:the |our |this |my )?(?:login|password|session|oauth|sign-?up|upload|token|reset|sso"
+    r"|saml|api key)\w*(?: [+&/] \w+| and \w+)?(?: \w+)? (?:flows?|handling|handlers?|code|logic|endpoints?"
+    r"|middlewares?|implementation|setup|storage|management|callbacks?|checks?)\b|\bsecurity (?:standpoint"
+    r"|perspective|point of view|pov|angle|wise)\b"
+    r"|\bsecurity-wise\b|\bfrom a security\b|\brls\b|\boauth (?:callback|state|redirect)\w*|\bstate param\w*"
+    r"|\b(?:js interface|js bridge|javascript interface|javascript bridge)\b|\baddjavascriptinterface\b"
 )
 # Round 4: how big a design or plan is. A bounded job (one table, one endpoint's shape, the folders of a small
 # app, a version upgrade, a branch rename) is a small choice or a documented procedure; a design across
@@ -251,7 +261,8 @@ _CONCURRENCY = _Family(
     r" (?:messages?|events?|charges?|jobs?|emails?|payments?)\b"
     r"|\bredeliver\w*"
     r"|\bisolation level\b|\bserializable\b|\bphantom reads?\b|\bselect \.\.\. for update\b|\bfor update\b"
-    r"|\boptimistic lock\w*|\bgoroutines? (?:count )?(?:leak|hang|stuck|block|pile|grow|climb)\w*"
+    r"|\boptimistic lock\w*|\bgoroutines? (?:count )?(?:keeps |is )?(?:leak|hang|stuck|block|pile|grow"
+    r"|climb)\w*"
     r"|\bhangs? (?:forever|sometimes)\b"
     r"|\btoctou\b|\bcheck-then-act\b|\bsignal handler\b|\basync-signal-safe\b|\bmemory corruption\b|"
     r"\brac(?:es?|y|e condition)\b(?! (?:test|field|column|detector|flag|key|attribute|property|id|enum))"
@@ -264,6 +275,11 @@ _CONCURRENCY = _Family(
     r"|\bmemory model\b|\bcompare-and-swap\b|\bcas loop\b|\bthread-safe\b"
     r"|\brelaxed\b|\bacquire/release\b|\bacquire and release\b|\bleak\w* goroutines\b"
     r"|\bconcurrent readers\b|\bsend on closed channel\b"
+    # Round 6: hazards described without the keyword (fresh4's misses, by kind); the alternatives that start
+    # with common words ("two", "read", "check") are `_CONCURRENCY_PLAIN` below.
+    r"|\bfreed (?:string|memory|pointer|object|buffer)\b|\bseqlock\b"
+    r"|\bfence (?:placement|ordering)\b|\bmemory fences?\b|\bfencing tokens?\b"
+    r"|\bdouble[- ]count\w*|\bread-modify-write\b|\boverwrit\w* each other\b|\bclobber\w*"
 )
 _ALGORITHM = _Family(
     r"\bfaster than o\(|\bnp-(?:hard|complete)\b|\bheuristic\b|\bshortest path\b|\btopological\b"
@@ -338,6 +354,181 @@ _ERROR_PASTED = _Family(
     r"(?:error|exception):|\berr!|\btraceback\b|\bundefined reference\b|\bcannot find\b|\[emerg\]"
     r"|\bno module named\b|\bassert \w+ ==|\bpanic:|\bsegmentation fault\b|\bexit status\b"
 )
+
+
+class _Gated:
+    """An alternative that starts with a common word ("user", "two", "read"): searched only when each of its
+    gate groups has a word in the text, so that the families' regexes keep their specific triggers."""
+
+    def __init__(self, gates: tuple[tuple[str, ...], ...], pattern: str) -> None:
+        self.gates = gates
+        self.pattern = re.compile(pattern)
+
+    def search(self, text: str) -> bool:
+        if not all(any(word in text for word in group) for group in self.gates):
+            return False
+        return self.pattern.search(text) is not None
+
+
+_ACTORS = ("user", "customer", "client", "player", "tenant", "caller", "visitor", "anyone")
+# Round 6: threats in plain words whose first word is common (the rest of the round is in `_SECURITY`).
+_SECURITY_PLAIN = (
+    # Who controls an input that reaches a file, a query or a fetch: "users pass ?file=", "user can set a
+    # webhook url" (not "the user can set a theme colour").
+    _Gated(
+        (
+            _ACTORS,
+            (
+                "url",
+                "path",
+                "file",
+                "param",
+                "quer",
+                "html",
+                "templat",
+                "script",
+                "save",
+                "image",
+                "plugin",
+                "regex",
+                "expression",
+                "xml",
+                "svg",
+                "archive",
+                "zip",
+                "?",
+            ),
+        ),
+        r"\b(?:users?|customers?|clients?|players?|tenants?|callers?|visitors?|anyone) (?:can |may |could )?"
+        r"(?:pass|passes|set|sets|send|sends|supply|supplies|provide|provides|control|controls|choose|chooses"
+        r"|enter|enters|upload|uploads|share|shares) (?:a |an |the |their |any |own |in )?(?:own )?(?:\w+ )?"
+        r"(?:urls?|paths?|file ?names?|files?|\?\w+|params?|parameters?|quer(?:y|ies)|html|templates?"
+        r"|scripts?"
+        r"|saves?|images?|plugins?|regex\w*|expressions?|xml|svg|archives?|zips?)\b",
+    ),
+    # "takes sort params from the url".
+    _Gated(
+        (
+            ("param", "input", "value", "field", "ids"),
+            ("url", "query", "request", "client", "form", "header"),
+        ),
+        r"\b(?:params?|parameters?|input|values?|fields?|ids) (?:straight |directly )?(?:from|in) the (?:url"
+        r"|query ?string|request|client|form|headers?)\b",
+    ),
+    # Code or images a customer runs on our side ("a customer-run plugin: they can deploy their own image").
+    _Gated(
+        (("-run", "-supplied", "-provided", "-written", "-uploaded", "-controlled", "their own"),),
+        r"\b(?:customer|user|tenant|third-party|partner)-(?:run|supplied|provided|written|uploaded|controlled)\b"
+        r"|\b(?:deploy|run|upload) their own (?:code|images?|scripts?|plugins?|containers?)\b",
+    ),
+    # Authorisation across tenants: named by letter with an access between ("could a nurse at clinic A pull
+    # up a clinic B patient"; not "rename the customer a and customer b fixtures"), or "another tenant's".
+    _Gated(
+        ((" b ", " b?", " b.", " b,", "other", "someone else"),),
+        r"\b(?:tenant|clinic|customer|org|team|company|account|school|store|user|hospital) a\b[^.?!\n]{0,30}"
+        r"\b(?:see|pull up|look up|read|view|access|open|edit|change|delete|get|fetch|query|list)\b"
+        r"[^.?!\n]{0,30}"
+        r"\b(?:tenant|clinic|customer|org|team|company|account|school|store|user|hospital) b\b"
+        r"|\b(?:pull up|look up|see|read|view|open|edit|change|delete) (?:another|other|someone else'?s)"
+        r" (?:tenant|clinic|customer|org|team|company|account|user|patient)\w*",
+    ),
+    # Signed links ("we sign download links with this hmac helper"; not "a sign up link").
+    _Gated(
+        (("sign",), ("link", "url")),
+        r"\bsigned (?:\w+ )?(?:links?|urls?)\b"
+        r"|\bsign(?:s|ing)? (?:the |our |these |download |upload |share )?"
+        r"(?:links?|urls?)\b",
+    ),
+    # Secrets kept in a client ("we store the refresh token in shared prefs").
+    _Gated(
+        (
+            ("token", "secret", "key", "password", "credential"),
+            (
+                "pref",
+                "storage",
+                "userdefaults",
+                "plain",
+                "url",
+                "client",
+                "browser",
+                "bundle",
+                "apk",
+                "frontend",
+                "webview",
+            ),
+        ),
+        r"\b(?:store|stores|storing|stored|keep|keeps|kept|save|saves|saved|put|puts) (?:the |our |a |an )?"
+        r"(?:refresh |access |api |auth |session |private )?"
+        r"(?:tokens?|secrets?|keys?|passwords?|credentials?)"
+        r" in (?:the )?(?:shared ?prefs|sharedpreferences|local ?storage|session ?storage|userdefaults"
+        r"|plain ?text|the url|client|browser|app bundle|apk|frontend|webview)\b",
+    ),
+    # Code or updates fetched over plain http; uploads served from the app's own origin.
+    _Gated(
+        (("over http", "over plain http", "same domain", "same origin"),),
+        r"\b(?:download|downloads|downloading|fetch|fetches|pull|pulls|update|updates)\b[^.?!\n]{0,30}"
+        r"\bover (?:plain )?http\b(?!s)"
+        r"|\bserve[sd]? (?:it |them |uploads |the files )?from the same (?:domain|origin)\b",
+    ),
+)
+# Round 6: concurrency hazards in plain words whose first word is common (the rest is in `_CONCURRENCY`).
+_CONCURRENCY_PLAIN = (
+    # Two actors at once on one thing: "two users get the same seat", "two pods both think they're the
+    # leader" (not "merge two users with the same email").
+    _Gated(
+        (("two ", "both ", "multiple ", "several "),),
+        r"\b(?:two|both|multiple|several) (?:\w+ )?(?:users|customers|buyers|sessions|devices|requests"
+        r"|workers"
+        r"|pods|threads|processes|clients|instances|jobs|players|people|nodes|consumers|replicas|tabs"
+        r"|transactions|callers|tasks|servers|webhooks|handlers|leaders)"
+        r" (?:sometimes |both |can |could |might |may |occasionally |still )*"
+        r"(?:get|gets|pick|picks|grab|grabs|claim|claims|think|thinks|write|writes|book|books|buy|buys|end up"
+        r"|arrive|arrives|hit|hits|take|takes|charge|charges|increment|increments|win|wins|succeed|succeeds)\b",
+    ),
+    # Events that land together ("refund and chargeback webhooks can arrive together").
+    _Gated(
+        (("same time", "same moment", "same instant", "same millisecond", "together", "simultaneous"),),
+        r"\b(?:arrive|arrives|arriving|hit|hits|come in|comes in|happen|happens|fire|fires|click|clicks|trade"
+        r"|trades|trading|submit|submits|land|lands)\b(?: \w+)? (?:at (?:the )?(?:exact |very )?same"
+        r" (?:time|moment|instant|millisecond)|together|simultaneously)\b",
+    ),
+    # Readers while a writer changes the thing ("requests keep reading it while reloading").
+    _Gated(
+        ((" while ",),),
+        r"\b(?:read|reads|reading|use|uses|using|access|accesses|accessing) (?:it |them |the \w+ )?while"
+        r" (?:it(?:'s| is) )?(?:\w+ )?(?:reload|rebuild|writ|updat|modif|mutat|chang|rotat|resiz|swap|refresh"
+        r"|delet|free)\w*",
+    ),
+    # A buffer or flag shared with an interrupt or another thread (not "share this map between tasks").
+    _Gated(
+        (("share",), ("isr", "interrupt", "irq", "thread", "core", "goroutine", "handler")),
+        r"\b(?:isr|interrupts?|irqs?|threads|cores|goroutines|handlers)\b[^.?!\n]{0,40}\bshare"
+        r" (?:these |this |the |a |an |one )?(?:\w+ )?(?:buffers?|flags?|state|memory|variables?|counters?"
+        r"|queues?|maps?|structs?|arrays?|pointers?|globals?|data)\b",
+    ),
+    # A freed value still read, a split brain, an ack before the write, a hang that comes and goes, a check
+    # then an act.
+    _Gated(
+        (
+            (
+                "after free",
+                "after-free",
+                "brain",
+                "before",
+                "sometimes",
+                "occasionally",
+                "randomly",
+                "intermittently",
+                " then ",
+            ),
+        ),
+        r"\buse[- ]after[- ]free\b|\bsplit[- ]brain\b"
+        r"|\back\w*(?: goes out| is sent)? before (?:the )?(?:db |database )?(?:write|commit|insert)\w*"
+        r"|\b(?:freez|hang|stuck)\w* (?:up )?(?:sometimes|occasionally|randomly|intermittently)\b"
+        r"|\bcheck(?:s|ed)? (?:if|whether|that)\b[^.?!\n]{0,40}\bthen (?:insert|update|writ|creat|book|charg"
+        r"|reserv|decrement|delet)\w*",
+    ),
+)
 # "Is this (endpoint) secure?": since round 5's review a thing may be named between. Kept out of the
 # security family, searched only when the ask says "safe" or "secure": inside, its "is this" and "is it"
 # triggers would run the family's regex on most asks.
@@ -398,8 +589,11 @@ def read_ask(prompt: str) -> AskSignals:
     return AskSignals(
         design=design,
         bounded_design=design and _SMALL_SCOPE.search(text) and not _LARGE_SCOPE.search(text),
-        security=_SECURITY.search(text) or (("safe" in text or "secure" in text) and _asks_if_safe(text)),
-        concurrency=_CONCURRENCY.search(flagless),
+        security=_SECURITY.search(text)
+        or any(alternative.search(text) for alternative in _SECURITY_PLAIN)
+        or (("safe" in text or "secure" in text) and _asks_if_safe(text)),
+        concurrency=_CONCURRENCY.search(flagless)
+        or any(alternative.search(flagless) for alternative in _CONCURRENCY_PLAIN),
         algorithm=_ALGORITHM.search(text),
         whole_context=_WHOLE_CONTEXT.search(text),
         structural=_STRUCTURAL.search(text),
