@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ASK_HEAD_CHARS = 600
 ASK_TAIL_CHARS = 300
@@ -621,27 +621,44 @@ def ask_text(part: str) -> str:
 def read_ask(prompt: str) -> AskSignals:
     part = ask_part(prompt)
     text = ask_text(part)
-    flagless = _HYPHEN_FLAG.sub(lambda m: m.group(0) if m.group(0).startswith("-o") else " flag ", text)
     matched = _Text.of(text)
+    conversation_signals = _conversation_signals(text, matched)
+    return replace(
+        conversation_signals,
+        bounded_design=conversation_signals.design
+        and _SMALL_SCOPE.search(matched)
+        and not _LARGE_SCOPE.search(matched),
+        whole_context=_WHOLE_CONTEXT.search(matched),
+        structural=_STRUCTURAL.search(matched),
+        care=_CARE.search(matched),
+        systemic=_SYSTEMIC.search(matched) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
+        error_pasted=_ERROR_PASTED.search(_Text.of(part.lower())),
+        terms=ask_terms(text),
+    )
+
+
+def read_question_ask(prompt: str) -> AskSignals:
+    """Only the signals the conversation's parts and rules read (hard reasoning, a mechanical edit) and the
+    ask's length, the rest left unset: for a self-contained question the question model's part replaces the
+    ask's own parts of the logit (`questions.question_contributions`), so reading them is wasted."""
+    text = ask_text(ask_part(prompt))
+    return _conversation_signals(text, _Text.of(text))
+
+
+def _conversation_signals(text: str, matched: _Text) -> AskSignals:
+    """The signals `escalation.conversation_features` and `conversation_rule` read, and the word count."""
+    flagless = _HYPHEN_FLAG.sub(lambda m: m.group(0) if m.group(0).startswith("-o") else " flag ", text)
     matched_flagless = matched if flagless == text else _Text.of(flagless)
-    design = _DESIGN.search(matched)
     return AskSignals(
-        design=design,
-        bounded_design=design and _SMALL_SCOPE.search(matched) and not _LARGE_SCOPE.search(matched),
+        design=_DESIGN.search(matched),
         security=_SECURITY.search(matched)
         or any(alternative.search(text) for alternative in _SECURITY_PLAIN)
         or (("safe" in text or "secure" in text) and _asks_if_safe(text)),
         concurrency=_CONCURRENCY.search(matched_flagless)
         or any(alternative.search(flagless) for alternative in _CONCURRENCY_PLAIN),
         algorithm=_ALGORITHM.search(matched),
-        whole_context=_WHOLE_CONTEXT.search(matched),
-        structural=_STRUCTURAL.search(matched),
-        care=_CARE.search(matched),
-        systemic=_SYSTEMIC.search(matched) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
         mechanical=_MECHANICAL.search(matched),
-        error_pasted=_ERROR_PASTED.search(_Text.of(part.lower())),
         ask_words=len(matched.words),
-        terms=ask_terms(text),
     )
 
 
