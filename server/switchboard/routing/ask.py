@@ -103,7 +103,7 @@ class _Text:
     @classmethod
     def of(cls, text: str) -> _Text:
         words = tuple(_WORD.findall(text))
-        return cls(text, words, frozenset(word[:_WORD_START] for word in words))
+        return cls(text, words, frozenset({word[:_WORD_START] for word in words}))
 
 
 _WORD = re.compile(r"\w+")
@@ -137,7 +137,13 @@ class _Family:
                 start = first_word.group(0)[:_WORD_START]
                 self.by_word_start.setdefault(start, []).append(trigger)
 
-    def search(self, text: _Text) -> bool:
+    def search(self, text: _Text | str) -> bool:
+        """`text` as a `_Text` when several families read it (its word starts are then read once), else as
+        a plain string (every trigger searched with `in`)."""
+        if isinstance(text, str):
+            if self.triggers is not None and not any(trigger in text for trigger in self.triggers):
+                return False
+            return self.pattern.search(text) is not None
         if self.triggers is not None and not self._may_match(text):
             return False
         return self.pattern.search(text.text) is not None
@@ -632,7 +638,7 @@ def read_ask(prompt: str) -> AskSignals:
         structural=_STRUCTURAL.search(matched),
         care=_CARE.search(matched),
         systemic=_SYSTEMIC.search(matched) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
-        error_pasted=_ERROR_PASTED.search(_Text.of(part.lower())),
+        error_pasted=_ERROR_PASTED.search(part.lower()),
         terms=ask_terms(text),
     )
 
