@@ -24,11 +24,12 @@ from switchboard.routing import (
     NoRoutableModelError,
     RouteInput,
     Router,
+    ask,
     learning,
     next_fallback,
     stronger_model,
 )
-from switchboard.routing.ask import read_ask
+from switchboard.routing.ask import AskSignals, ask_part, ask_text, read_ask, read_question_ask
 from switchboard.routing.context import ContextEntry, summarize_context
 from switchboard.routing.escalation import FEATURE_NAMES, EscalationModel, read_escalation
 from switchboard.routing.pricing import switch_saving_usd
@@ -210,6 +211,40 @@ def test_long_prompts_are_read_as_the_ask_only() -> None:
 # --- decisions ------------------------------------------------------------------------------------------
 
 BIG_MODULE: list[ContextEntry] = [("file:///repo/app/orders.py", "def f(x):\n    return x\n" * 400, "python")]
+
+
+def test_the_word_start_prefilter_never_hides_a_match() -> None:
+    """Each signal family answers as its bare regex does on every suite prompt: the trigger lookup by word
+    start (and the `in` search) only skips texts the regex cannot match."""
+    families = [value for value in vars(ask).values() if isinstance(value, ask._Family)]  # pyright: ignore[reportPrivateUsage]
+    hyphenated = ["should we re-architect the ingest path?", "is this sql-injection safe?", "[emerg] bind()"]
+    prompts = [item.prompt for item in load_suite()] + hyphenated
+    matched: set[int] = set()
+    for prompt in prompts:
+        text = ask_text(ask_part(prompt))
+        read_once = ask._Text.of(text)  # pyright: ignore[reportPrivateUsage]
+        for family in families:
+            expected = family.pattern.search(text) is not None
+            assert family.search(read_once) is expected, (family.pattern.pattern[:60], prompt[:80])
+            assert family.search(text) is expected
+            if expected:
+                matched.add(id(family))
+    assert len(matched) == len(families)  # each family matches somewhere: not a comparison of two Falses
+
+
+def test_a_question_reads_the_conversation_signals_as_an_editor_request_does() -> None:
+    """`read_question_ask` reads the signals the conversation's parts and rules use exactly as `read_ask`
+    does, and leaves the others unset."""
+    for item in load_suite():
+        full = read_ask(item.prompt)
+        assert read_question_ask(item.prompt) == AskSignals(
+            design=full.design,
+            security=full.security,
+            concurrency=full.concurrency,
+            algorithm=full.algorithm,
+            mechanical=full.mechanical,
+            ask_words=full.ask_words,
+        )
 
 
 @pytest.mark.parametrize(

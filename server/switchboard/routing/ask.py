@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ASK_HEAD_CHARS = 600
 ASK_TAIL_CHARS = 300
@@ -92,9 +92,32 @@ def _triggers(alternatives: list[str]) -> tuple[str, ...] | None:
     return tuple(sorted(set(found)))
 
 
+@dataclass(frozen=True)
+class _Text:
+    """A text to match, with what the families' prefilter reads of it (`_Family`), computed once per text."""
+
+    text: str
+    words: tuple[str, ...]  # its `\\w+` runs
+    word_starts: frozenset[str]  # the first `_WORD_START` characters of each word
+
+    @classmethod
+    def of(cls, text: str) -> _Text:
+        words = tuple(_WORD.findall(text))
+        return cls(text, words, frozenset({word[:_WORD_START] for word in words}))
+
+
+_WORD = re.compile(r"\w+")
+_WORD_START = 3
+
+
 class _Family:
     """One signal's pattern, searched only when the text contains one of its trigger substrings: `in` on a
-    few KB costs well under a microsecond, a regex of fifty alternatives some tens of microseconds."""
+    few KB costs well under a microsecond, a regex of fifty alternatives some tens of microseconds.
+
+    Most triggers follow `\\b` and start with a word character, so they can only occur where a word of the
+    text starts with the trigger's own first word: those are looked up by that word's start in the text's
+    set of word starts (one set intersection), and only the few whose start is there are searched with `in`.
+    Both are necessary conditions of a match, so the regex alone still decides."""
 
     def __init__(self, pattern: str) -> None:
         parts = _top_level(pattern)
@@ -104,11 +127,32 @@ class _Family:
         # by its first character, but tries one that starts with `\\b` in full at every position.
         self.pattern = re.compile("|".join([f"\\b(?:{'|'.join(bounded)})", *others]))
         self.triggers = _triggers(bounded + others)
+        self.by_word_start: dict[str, list[str]] = {}
+        self.anywhere = list(_triggers(others) or ())
+        for trigger in _triggers(bounded) or ():
+            first_word = _WORD.match(trigger)
+            if first_word is None:
+                self.anywhere.append(trigger)
+            else:
+                start = first_word.group(0)[:_WORD_START]
+                self.by_word_start.setdefault(start, []).append(trigger)
 
-    def search(self, text: str) -> bool:
-        if self.triggers is not None and not any(trigger in text for trigger in self.triggers):
+    def search(self, text: _Text | str) -> bool:
+        """`text` as a `_Text` when several families read it (its word starts are then read once), else as
+        a plain string (every trigger searched with `in`)."""
+        if isinstance(text, str):
+            if self.triggers is not None and not any(trigger in text for trigger in self.triggers):
+                return False
+            return self.pattern.search(text) is not None
+        if self.triggers is not None and not self._may_match(text):
             return False
-        return self.pattern.search(text) is not None
+        return self.pattern.search(text.text) is not None
+
+    def _may_match(self, text: _Text) -> bool:
+        if any(trigger in text.text for trigger in self.anywhere):
+            return True
+        starts = self.by_word_start.keys() & text.word_starts
+        return any(trigger in text.text for start in starts for trigger in self.by_word_start[start])
 
 
 _DESIGN = _Family(
@@ -537,7 +581,6 @@ _SAFE_QUESTION = re.compile(
     # ... but not a kind of safety without an adversary ("is it type safe").
     r"(?<!thread safe)(?<!type safe)(?<!null safe)(?<!exception safe)(?<!async safe)"
 )
-_WORD = re.compile(r"\w+")
 # The ask's terms for the learned wording weights (escalation.py): lower-case words and adjacent pairs.
 _TERM = re.compile(r"[a-z][a-z0-9+#'-]*")
 # A pasted line of code or a log line is material, not the ask.
@@ -584,25 +627,44 @@ def ask_text(part: str) -> str:
 def read_ask(prompt: str) -> AskSignals:
     part = ask_part(prompt)
     text = ask_text(part)
+    matched = _Text.of(text)
+    conversation_signals = _conversation_signals(text, matched)
+    return replace(
+        conversation_signals,
+        bounded_design=conversation_signals.design
+        and _SMALL_SCOPE.search(matched)
+        and not _LARGE_SCOPE.search(matched),
+        whole_context=_WHOLE_CONTEXT.search(matched),
+        structural=_STRUCTURAL.search(matched),
+        care=_CARE.search(matched),
+        systemic=_SYSTEMIC.search(matched) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
+        error_pasted=_ERROR_PASTED.search(part.lower()),
+        terms=ask_terms(text),
+    )
+
+
+def read_question_ask(prompt: str) -> AskSignals:
+    """Only the signals the conversation's parts and rules read (hard reasoning, a mechanical edit) and the
+    ask's length, the rest left unset: for a self-contained question the question model's part replaces the
+    ask's own parts of the logit (`questions.question_contributions`), so reading them is wasted."""
+    text = ask_text(ask_part(prompt))
+    return _conversation_signals(text, _Text.of(text))
+
+
+def _conversation_signals(text: str, matched: _Text) -> AskSignals:
+    """The signals `escalation.conversation_features` and `conversation_rule` read, and the word count."""
     flagless = _HYPHEN_FLAG.sub(lambda m: m.group(0) if m.group(0).startswith("-o") else " flag ", text)
-    design = _DESIGN.search(text)
+    matched_flagless = matched if flagless == text else _Text.of(flagless)
     return AskSignals(
-        design=design,
-        bounded_design=design and _SMALL_SCOPE.search(text) and not _LARGE_SCOPE.search(text),
-        security=_SECURITY.search(text)
+        design=_DESIGN.search(matched),
+        security=_SECURITY.search(matched)
         or any(alternative.search(text) for alternative in _SECURITY_PLAIN)
         or (("safe" in text or "secure" in text) and _asks_if_safe(text)),
-        concurrency=_CONCURRENCY.search(flagless)
+        concurrency=_CONCURRENCY.search(matched_flagless)
         or any(alternative.search(flagless) for alternative in _CONCURRENCY_PLAIN),
-        algorithm=_ALGORITHM.search(text),
-        whole_context=_WHOLE_CONTEXT.search(text),
-        structural=_STRUCTURAL.search(text),
-        care=_CARE.search(text),
-        systemic=_SYSTEMIC.search(text) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
-        mechanical=_MECHANICAL.search(text),
-        error_pasted=_ERROR_PASTED.search(part.lower()),
-        ask_words=len(_WORD.findall(text)),
-        terms=ask_terms(text),
+        algorithm=_ALGORITHM.search(matched),
+        mechanical=_MECHANICAL.search(matched),
+        ask_words=len(matched.words),
     )
 
 

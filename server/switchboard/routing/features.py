@@ -15,6 +15,7 @@ from switchboard.routing.context import ContextSummary
 class RouteFeatures:
     prompt_chars: int
     context: ContextSummary
+    # For a self-contained question only the signals the conversation reads (`ask.read_question_ask`).
     ask: AskSignals
     # Each signal's part of the escalation logit (log-odds), fitted and fixed weights alike.
     contributions: dict[str, float] = field(default_factory=dict[str, float])

@@ -7,7 +7,8 @@
 1. Escalation: p = sigmoid(the escalation model's logit), the probability that the turn needs Claude Sonnet
    4.5 rather than Claude Haiku 4.5, from what the ask asks (`ask.py`), what it asks of the attached context
    and the conversation so far (`escalation.py`). A self-contained question (no attachment, no code: an exam
-   item, a word problem; `questions.py`) has its ask's parts replaced by the question model's one part.
+   item, a word problem; `questions.py`) has its ask's parts replaced by the question model's one part, so
+   its ask is read only for what the conversation's parts and rules need.
 2. Threshold: the preference's (economy / balanced / quality, from the artifact), moved by the user's shift
    (a share of traffic, clamped).
 3. Choice: p ≥ threshold → Sonnet 4.5 (Sonnet 4.0 when 4.5 is not allowed), else Haiku 4.5; never Opus.
@@ -29,7 +30,7 @@ from importlib import resources
 from typing import get_args
 
 from switchboard.protocol.messages import AutoPreference, ConcreteModelId
-from switchboard.routing.ask import read_ask
+from switchboard.routing.ask import read_ask, read_question_ask
 from switchboard.routing.context import ContextEntry, summarize_context
 from switchboard.routing.escalation import (
     ARTIFACT_NAME,
@@ -52,7 +53,12 @@ from switchboard.routing.policy import (
 )
 from switchboard.routing.pricing import CACHE_TTL_SECONDS, switch_saving_usd
 from switchboard.routing.questions import ARTIFACT_NAME as QUESTION_ARTIFACT
-from switchboard.routing.questions import QuestionModel, question_contributions, read_question_model
+from switchboard.routing.questions import (
+    QuestionModel,
+    QuestionSignal,
+    question_contributions,
+    read_question_model,
+)
 from switchboard.routing.reasons import choice_reason, deciding_signal, stay_reason
 
 Preference = AutoPreference
@@ -125,7 +131,8 @@ class Router:
         return _packaged_router()
 
     def features(self, route: RouteInput) -> RouteFeatures:
-        ask = read_ask(route.prompt)
+        question = self._question(route)
+        ask = read_ask(route.prompt) if question is None else read_question_ask(route.prompt)
         context = summarize_context(route.context)
         conversation = Conversation(
             turns=route.history_turns,
@@ -133,10 +140,12 @@ class Router:
             stronger_retries=route.stronger_retries,
             thinking_budget=route.thinking_budget,
         )
-        values = learned_features(ask, context) | conversation_features(ask, conversation)
-        contributions = self.model.contributions(values, ask.terms)
-        if self.questions is not None and not route.context:
-            contributions = question_contributions(contributions, self.questions.read(route.prompt))
+        if question is None:
+            values = learned_features(ask, context) | conversation_features(ask, conversation)
+            contributions = self.model.contributions(values, ask.terms)
+        else:
+            values = conversation_features(ask, conversation)
+            contributions = question_contributions(self.model.contributions(values), question)
         return RouteFeatures(
             prompt_chars=len(route.prompt),
             context=context,
@@ -148,6 +157,12 @@ class Router:
             cache_warm=cache_is_warm(route),
             conversation_rule=conversation_rule(ask, conversation),
         )
+
+    def _question(self, route: RouteInput) -> QuestionSignal | None:
+        """The question model's signal for a self-contained question (no attachment), else None."""
+        if self.questions is None or route.context:
+            return None
+        return self.questions.read(route.prompt)
 
     def base_threshold(self, preference: Preference) -> float:
         return self.model.thresholds[preference]
