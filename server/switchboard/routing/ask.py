@@ -155,6 +155,21 @@ class _Family:
         return any(trigger in text.text for start in starts for trigger in self.by_word_start[start])
 
 
+class _Gated:
+    """A pattern whose own triggers are common words ("user", "two", "read", "is this"): searched only when
+    each of its gate groups has a word in the text, so that it runs on few asks and the families' regexes
+    keep their specific triggers."""
+
+    def __init__(self, gates: tuple[tuple[str, ...], ...], pattern: str) -> None:
+        self.gates = gates
+        self.pattern = re.compile(pattern)
+
+    def search(self, text: str) -> bool:
+        if not all(any(word in text for word in group) for group in self.gates):
+            return False
+        return self.pattern.search(text) is not None
+
+
 _DESIGN = _Family(
     r"\bhow (?:should|would|do|can) (?:we|i|you) (?:structure|design|architect|model|scale|shard|version)\b"
     r"|\barchitecture (?:for|of)\b|\broadmap\b|\bhigh-level plan\b|\bmigration path\b|\bcutover\b"
@@ -380,10 +395,11 @@ _SYSTEMIC = _Family(
 # A symptom that appears only then ("fails, but only after the rotation") is systemic; "only when" as a
 # condition asked for ("how do i run it only when src changed") is not. Searched only when the ask has
 # "only ": its symptom words are common substrings and would run it on most asks.
-_SYMPTOM_ONLY = re.compile(
+_SYMPTOM_ONLY = _Gated(
+    (("only ",),),
     r"\b(?:fail|crash|break|happen|occur|hang|error|slow|leak|spike|stall|wrong|flak|drop|lost|lose|miss"
     r"|disappear|corrupt|die|freez|timeout|time out|killed|panic)\w*\b[^.?!\n]{0,40}"
-    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b"
+    r"\bonly (?:when|after|under|once|on shutdown|on startup)\b",
 )
 _MECHANICAL = _Family(
     r"\brename\w*|\bdocstrings?\b|\bjsdoc\b|\bgodoc\b|\bjavadoc\b|\btypos?\b|\bcomments?\b|\bf-strings?\b"
@@ -398,20 +414,6 @@ _ERROR_PASTED = _Family(
     r"(?:error|exception):|\berr!|\btraceback\b|\bundefined reference\b|\bcannot find\b|\[emerg\]"
     r"|\bno module named\b|\bassert \w+ ==|\bpanic:|\bsegmentation fault\b|\bexit status\b"
 )
-
-
-class _Gated:
-    """An alternative that starts with a common word ("user", "two", "read"): searched only when each of its
-    gate groups has a word in the text, so that the families' regexes keep their specific triggers."""
-
-    def __init__(self, gates: tuple[tuple[str, ...], ...], pattern: str) -> None:
-        self.gates = gates
-        self.pattern = re.compile(pattern)
-
-    def search(self, text: str) -> bool:
-        if not all(any(word in text for word in group) for group in self.gates):
-            return False
-        return self.pattern.search(text) is not None
 
 
 _ACTORS = ("user", "customer", "client", "player", "tenant", "caller", "visitor", "anyone")
@@ -576,10 +578,11 @@ _CONCURRENCY_PLAIN = (
 # "Is this (endpoint) secure?": since round 5's review a thing may be named between. Kept out of the
 # security family, searched only when the ask says "safe" or "secure": inside, its "is this" and "is it"
 # triggers would run the family's regex on most asks.
-_SAFE_QUESTION = re.compile(
+_SAFE_QUESTION = _Gated(
+    (("safe", "secure"),),
     r"\b(?:is this|is it|is that|are these|are they|are those)(?: \w+){0,2} (?:safe|secure)\b"
     # ... but not a kind of safety without an adversary ("is it type safe").
-    r"(?<!thread safe)(?<!type safe)(?<!null safe)(?<!exception safe)(?<!async safe)"
+    r"(?<!thread safe)(?<!type safe)(?<!null safe)(?<!exception safe)(?<!async safe)",
 )
 # The ask's terms for the learned wording weights (escalation.py): lower-case words and adjacent pairs.
 _TERM = re.compile(r"[a-z][a-z0-9+#'-]*")
@@ -637,7 +640,7 @@ def read_ask(prompt: str) -> AskSignals:
         whole_context=_WHOLE_CONTEXT.search(matched),
         structural=_STRUCTURAL.search(matched),
         care=_CARE.search(matched),
-        systemic=_SYSTEMIC.search(matched) or ("only " in text and _SYMPTOM_ONLY.search(text) is not None),
+        systemic=_SYSTEMIC.search(matched) or _SYMPTOM_ONLY.search(text),
         error_pasted=_ERROR_PASTED.search(part.lower()),
         terms=ask_terms(text),
     )
@@ -659,17 +662,13 @@ def _conversation_signals(text: str, matched: _Text) -> AskSignals:
         design=_DESIGN.search(matched),
         security=_SECURITY.search(matched)
         or any(alternative.search(text) for alternative in _SECURITY_PLAIN)
-        or (("safe" in text or "secure" in text) and _asks_if_safe(text)),
+        or _SAFE_QUESTION.search(text),
         concurrency=_CONCURRENCY.search(matched_flagless)
         or any(alternative.search(flagless) for alternative in _CONCURRENCY_PLAIN),
         algorithm=_ALGORITHM.search(matched),
         mechanical=_MECHANICAL.search(matched),
         ask_words=len(matched.words),
     )
-
-
-def _asks_if_safe(text: str) -> bool:
-    return _SAFE_QUESTION.search(text) is not None
 
 
 def ask_terms(text: str) -> frozenset[str]:
