@@ -11,12 +11,12 @@ from collections import Counter
 import pytest
 
 from router_lab.editor_traffic.suite import (
-    BATCHES,
     CATEGORIES,
     DATA,
     Item,
     batch_folder,
-    is_batch_name,
+    batch_names,
+    batch_number,
     load_suite,
 )
 
@@ -27,19 +27,10 @@ NEAR_WORDS = 0.5  # Jaccard of word trigrams: a cheap filter before the characte
 NEAR_RATIO = 0.72  # difflib's ratio from which a prompt reads as a rewording of another
 
 
-def number(name: str) -> int:
-    return int(name[len("fresh") :] or 1)
-
-
-def batch_names() -> list[str]:
-    names = [path.name for path in BATCHES.iterdir() if path.is_dir() and is_batch_name(path.name)]
-    return sorted(names, key=number)
-
-
 def earlier_parts(name: str) -> list[Item]:
     items = list(load_suite(DATA))
     for other in batch_names():
-        if number(other) < number(name):
+        if batch_number(other) < batch_number(name):
             items += load_suite(batch_folder(other))
     return items
 
@@ -63,7 +54,7 @@ def near_duplicates(batch: list[Item], earlier: list[Item]) -> list[tuple[str, s
     return found
 
 
-CHECKED = [name for name in batch_names() if number(name) >= FIRST_CHECKED]
+CHECKED = [name for name in batch_names() if batch_number(name) >= FIRST_CHECKED]
 
 
 def test_the_batches_from_the_third_on_are_present() -> None:
@@ -74,7 +65,7 @@ def test_the_batches_from_the_third_on_are_present() -> None:
 def test_a_fresh_batch_is_thirty_per_category_in_its_own_hundred(name: str) -> None:
     batch = load_suite(batch_folder(name))
     assert Counter(item.category for item in batch) == dict.fromkeys(CATEGORIES, 30)
-    hundred = number(name) + 4  # fresh3 holds -701…-730, fresh4 -801…-830
+    hundred = batch_number(name) + 4  # fresh3 holds -701…-730, fresh4 -801…-830
     assert all(item.id.startswith(f"{item.category}-{hundred}") for item in batch)
     assert all("\n" not in item.reason for item in batch)
     assert sum(bool(item.context) for item in batch) / len(batch) >= 0.75
@@ -89,7 +80,7 @@ def test_a_fresh_batch_repeats_no_earlier_prompt_or_id(name: str) -> None:
     assert not {item.prompt.lower() for item in batch} & {item.prompt.lower() for item in earlier}
 
 
-@pytest.mark.parametrize("name", [n for n in CHECKED if number(n) >= FIRST_WITHOUT_NEAR_DUPLICATES])
+@pytest.mark.parametrize("name", [n for n in CHECKED if batch_number(n) >= FIRST_WITHOUT_NEAR_DUPLICATES])
 def test_a_fresh_batch_rewords_no_earlier_prompt(name: str) -> None:
     assert near_duplicates(list(load_suite(batch_folder(name))), earlier_parts(name)) == []
 

@@ -208,12 +208,20 @@ def batch_folder(name: str) -> Path:
     return BATCHES / name
 
 
-def unreleased_batches() -> list[str]:
-    """The fresh batches present and not released to development, oldest first (`fresh5` before
-    `fresh10`)."""
+def batch_number(name: str) -> int:
+    """A batch's place in the order they were written: `fresh` is 1, `fresh5` is 5."""
+    return int(batch_folder(name).name[len("fresh") :] or 1)
+
+
+def batch_names() -> list[str]:
+    """Every fresh batch present, oldest first (`fresh5` before `fresh10`)."""
     names = [p.name for p in BATCHES.iterdir() if p.is_dir() and is_batch_name(p.name)]
-    unreleased = [name for name in names if name not in RELEASED_BATCHES]
-    return sorted(unreleased, key=lambda name: int(name[len("fresh") :] or 1))
+    return sorted(names, key=batch_number)
+
+
+def unreleased_batches() -> list[str]:
+    """The fresh batches present and not released to development, oldest first."""
+    return [name for name in batch_names() if name not in RELEASED_BATCHES]
 
 
 def load_training() -> tuple[Item, ...]:
