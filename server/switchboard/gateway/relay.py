@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -22,7 +23,7 @@ from .errors import error_body
 from .ledger import Outcome, Reservation, Settlement
 from .metering import StreamMeter
 from .service import Gateway
-from .sse import MalformedEvent, encode_json, event_batches
+from .sse import Event, MalformedEvent, encode_json, event_batches
 from .upstream import UpstreamAnswer, UpstreamFailure
 
 log = logging.getLogger("switchboard.gateway")
@@ -88,32 +89,14 @@ class TurnStream(Response):
                 # wait for (and carry) its settlement.
                 passing: list[bytes] = []
                 for event in batch:
-                    if event.name not in _READ_EVENTS:
-                        if event.name == "content_block_delta":
-                            self.meter.delta(event.object_data())
-                        passing.append(event.encode())
-                        continue
-                    data = event.json()
-                    self.meter.observe(event.name, data)
+                    data = self._observe(event)
                     if event.name not in _SETTLING_EVENTS:
                         passing.append(event.encode())
                         continue
                     if passing:
                         await forward(b"".join(passing))
                         passing = []
-                    if event.name == "message_delta":
-                        data["switchboard"] = await self._settle(Outcome("complete", self.meter.usage()))
-                        await forward(encode_json("message_delta", data))
-                    elif event.name == "message_stop":
-                        if self.settlement is None:
-                            await self._settle(Outcome("complete", self.meter.usage()))
-                        await forward(event.encode())
-                        self.relayed_whole = True
-                        return
-                    else:
-                        reason = "the upstream sent an error event"
-                        data["switchboard"] = await self._settle_unfinished(reason)
-                        await forward(self.gateway.upstream.redact(encode_json("error", data)))
+                    if await self._end(event, data, forward):
                         return
                 if passing:
                     await forward(b"".join(passing))
@@ -162,6 +145,36 @@ class TurnStream(Response):
 
     async def _settle_unfinished(self, reason: str | None = None) -> dict[str, Any]:
         return await self._settle(self._unfinished(reason or self.cut_reason))
+
+    def _observe(self, event: Event) -> dict[str, Any]:
+        """Meter `event`; its JSON when the relay reads it (`_READ_EVENTS`), else nothing is parsed but a
+        text delta's text, kept for a cut turn's count."""
+        if event.name not in _READ_EVENTS:
+            if event.name == "content_block_delta":
+                self.meter.delta(event.object_data())
+            return {}
+        data = event.json()
+        self.meter.observe(event.name, data)
+        return data
+
+    async def _end(
+        self, event: Event, data: dict[str, Any], forward: Callable[[bytes], Awaitable[None]]
+    ) -> bool:
+        """Settle the turn at one of its last events (`_SETTLING_EVENTS`) and pass the event on, with the
+        charge where the client reads it; True once nothing more is relayed."""
+        if event.name == "message_delta":
+            data["switchboard"] = await self._settle(Outcome("complete", self.meter.usage()))
+            await forward(encode_json("message_delta", data))
+            return False
+        if event.name == "message_stop":
+            if self.settlement is None:
+                await self._settle(Outcome("complete", self.meter.usage()))
+            await forward(event.encode())
+            self.relayed_whole = True
+            return True
+        data["switchboard"] = await self._settle_unfinished("the upstream sent an error event")
+        await forward(self.gateway.upstream.redact(encode_json("error", data)))
+        return True
 
     def _unfinished(self, reason: str) -> Outcome:
         return Outcome("cut" if self.meter.output_seen else "failed", self.meter.usage(), reason)
