@@ -7,8 +7,9 @@ on anyio, h11 in pure Python) cost a replica about a fifth of its CPU per turn (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any
 
 import aiohttp
@@ -36,6 +37,15 @@ class UpstreamFailure(Exception):
 Redactor = Callable[[bytes], bytes]
 
 
+@contextlib.contextmanager
+def _as_upstream_failure() -> Generator[None]:
+    """aiohttp's errors, and a read that timed out, as `UpstreamFailure` (named by the error's type only)."""
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise UpstreamFailure(type(error).__name__) from error
+
+
 class Upstream:
     def __init__(self, settings: GatewaySettings) -> None:
         self._url = settings.upstream_base_url.rstrip("/") + "/v1/messages"
@@ -60,28 +70,22 @@ class Upstream:
         headers.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
         headers["x-api-key"] = self._key.get_secret_value()
         headers["content-type"] = "application/json"
-        try:
+        with _as_upstream_failure():
             answer = await self._client().post(self._url, data=body, headers=headers)
             if not stream:
                 await answer.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise UpstreamFailure(type(error).__name__) from error
         return answer
 
     async def read(self, answer: UpstreamAnswer) -> bytes:
         """The whole body of an answer (already read for one not streamed)."""
-        try:
+        with _as_upstream_failure():
             return await answer.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise UpstreamFailure(type(error).__name__) from error
 
     async def chunks(self, answer: UpstreamAnswer) -> AsyncIterator[bytes]:
         """A streamed answer's bytes as they arrive; raises `UpstreamFailure` if it breaks off."""
-        try:
+        with _as_upstream_failure():
             async for chunk in answer.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise UpstreamFailure(type(error).__name__) from error
 
     def finish(self, answer: UpstreamAnswer, *, whole: bool) -> None:
         """Done with a streamed answer. One relayed whole (`message_stop` passed on) is read to its end in
