@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from switchboard.fakeapi.server import FakeAnthropic
@@ -20,9 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"Cannot start the fake Anthropic API: {error}", file=sys.stderr)
         return 2
-    print(f"Fake Anthropic API listening on {api.base_url} (simulated answers)", flush=True)
     try:
-        _wait_for_termination()
+        _wait_for_termination(
+            announce=lambda: print(
+                f"Fake Anthropic API listening on {api.base_url} (simulated answers)", flush=True
+            )
+        )
     finally:
         api.stop()
     return 0
@@ -38,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _wait_for_termination() -> None:
+def _wait_for_termination(announce: Callable[[], None]) -> None:
+    """Install the SIGTERM handler, then `announce`: a caller that reads the announcement and at once
+    sends SIGTERM must find the handler in place, not Python's default (which exits with -15)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -48,6 +54,7 @@ def _wait_for_termination() -> None:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_signal) if on_main_thread else None
     try:
+        announce()
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
