@@ -87,6 +87,44 @@ async def test_a_replica_killed_mid_stream_has_its_reservation_released_by_anoth
             )
 
 
+async def test_a_replica_killed_soon_after_output_began_leaves_that_output_charged(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Its heartbeat comes every 2 s (a third of 6 s); the kill comes well before the first one, so only
+    # the checkpoint of grown output (every 0.2 s here) can have recorded the answer.
+    env = gateway_env | {
+        "SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS": "6",
+        "SWITCHBOARD_GATEWAY_CHECKPOINT_INTERVAL_SECONDS": "0.2",
+    }
+    replica = Replica.start(env, tmp_path / "short-lived.log")
+    try:
+        account = await make_accounts.create("pro")
+        text = ""
+        first_text = 0.0
+        async with sdk(replica.url, account.token) as client:
+            with pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)):
+                async with client.messages.stream(
+                    model=HAIKU,
+                    max_tokens=2000,
+                    messages=user("Essay. [[fake:words=200 slow=0.05]]"),
+                    extra_headers=turn_headers("claude-haiku-4.5"),
+                ) as stream:
+                    async for event in stream:
+                        if event.type == "text":
+                            text += event.text
+                            first_text = first_text or time.monotonic()
+                        alive = replica.process.poll() is None
+                        if alive and first_text and time.monotonic() - first_text > 0.6:
+                            replica.kill()
+        assert text
+        row = await wait_settled(make_accounts.database_url, account.id, timeout=6 * 4)
+        assert row["status"] == "cut" and row["reason"] == "the replica serving it stopped"
+        assert 0 < row["output_tokens"] <= math.ceil(len(text) / 4)
+        assert row["credits_h"] > 0
+    finally:
+        replica.stop()
+
+
 async def test_a_replica_killed_before_any_output_costs_nothing_and_the_turn_can_be_asked_again(
     make_accounts: Accounts, replicas: list[Replica], doomed: Replica
 ) -> None:

@@ -53,7 +53,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         gc.collect()
         gc.freeze()
         reaper = asyncio.ensure_future(reap_forever(gateway))
-        heartbeat = asyncio.ensure_future(beat_forever(pool, gateway.live, gateway.ttl))
+        heartbeat = asyncio.ensure_future(
+            beat_forever(pool, gateway.live, gateway.ttl, settings.checkpoint_interval_seconds)
+        )
         sweeper = asyncio.ensure_future(sweep_forever(pool))
         log.info("gateway replica %s ready", gateway.replica)
         try:

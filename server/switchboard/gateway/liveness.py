@@ -1,5 +1,8 @@
 """A replica's heartbeat: one statement every third of the reservation lifetime keeps alive every
-reservation the replica is working on, and records the usage each has reached.
+reservation the replica is working on, and records the usage each has reached. Between beats, a
+checkpoint every `checkpoint_interval_seconds` records the usage of the turns whose output grew since
+their last one (one statement too, and none when nothing grew), so that a replica killed soon after an
+answer began still leaves that answer charged.
 
 A reservation is live from the moment it is reserved (while Anthropic has not answered yet, too) to its
 settlement. A replica that stops beating (killed, or stalled longer than the lifetime) lets its
@@ -38,6 +41,7 @@ class LiveTurns:
 
     def __init__(self) -> None:
         self._turns: dict[TurnKey, tuple[Reservation, Metered | None]] = {}
+        self._recorded: dict[TurnKey, Usage] = {}  # the usage each turn's last checkpoint sent
 
     def add(self, reservation: Reservation) -> None:
         self._turns[reservation.key] = (reservation, None)
@@ -51,6 +55,7 @@ class LiveTurns:
         current = self._turns.get(reservation.key)
         if current is not None and current[0].attempt == reservation.attempt:
             del self._turns[reservation.key]
+            self._recorded.pop(reservation.key, None)
 
     def __contains__(self, key: TurnKey) -> bool:
         return key in self._turns
@@ -59,29 +64,61 @@ class LiveTurns:
         return len(self._turns)
 
     def checkpoints(self) -> list[Checkpoint]:
+        """Every live turn, with the usage it has reached (what a heartbeat sends)."""
         points: list[Checkpoint] = []
         for reservation, meter in list(self._turns.values()):
             if meter is None:
                 points.append(Checkpoint(reservation, Usage(), output_seen=False))
             else:
-                points.append(Checkpoint(reservation, meter.usage(), meter.output_seen))
+                points.append(self._record(reservation, meter))
         return points
+
+    def grown(self) -> list[Checkpoint]:
+        """The live turns whose output began or grew since their last checkpoint."""
+        points: list[Checkpoint] = []
+        for reservation, meter in list(self._turns.values()):
+            if meter is None or not meter.output_seen:
+                continue
+            if meter.usage() != self._recorded.get(reservation.key):
+                points.append(self._record(reservation, meter))
+        return points
+
+    def _record(self, reservation: Reservation, meter: Metered) -> Checkpoint:
+        usage = meter.usage()
+        self._recorded[reservation.key] = usage
+        return Checkpoint(reservation, usage, meter.output_seen)
 
 
 async def beat_once(pool: Pool, live: LiveTurns, ttl: timedelta) -> int:
     """Renew every live reservation of this replica: the number PostgreSQL still had reserved."""
-    points = live.checkpoints()
+    return await _send(pool, live.checkpoints(), ttl)
+
+
+async def checkpoint_once(pool: Pool, live: LiveTurns, ttl: timedelta) -> int:
+    """Record the usage of the turns whose output grew (renewing them too)."""
+    return await _send(pool, live.grown(), ttl)
+
+
+async def _send(pool: Pool, points: list[Checkpoint], ttl: timedelta) -> int:
     if not points:
         return 0
     async with pool.connection() as conn:
         return await ledger.heartbeat(conn, points, ttl)
 
 
-async def beat_forever(pool: Pool, live: LiveTurns, ttl: timedelta) -> None:
-    interval = ttl.total_seconds() / 3
+async def beat_forever(pool: Pool, live: LiveTurns, ttl: timedelta, checkpoint_interval: float) -> None:
+    """A heartbeat every third of the lifetime; between beats, a checkpoint of grown turns every
+    `checkpoint_interval` seconds."""
+    beat_interval = ttl.total_seconds() / 3
+    tick = min(checkpoint_interval, beat_interval)
+    loop = asyncio.get_running_loop()
+    next_beat = loop.time() + beat_interval
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(tick)
+        beat = loop.time() >= next_beat
+        if beat:
+            next_beat += beat_interval
         try:
-            await beat_once(pool, live, ttl)
+            await (beat_once if beat else checkpoint_once)(pool, live, ttl)
         except Exception as error:  # a missed beat is retried; the reaper is the backstop
             log.warning("heartbeat failed: %s", type(error).__name__)

@@ -1,0 +1,73 @@
+"""What a replica's checkpoints send: every live turn on a heartbeat, only the grown ones in between."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from switchboard.gateway.ledger import Reservation, TurnKey
+from switchboard.gateway.liveness import LiveTurns
+from switchboard.gateway.metering import StreamMeter
+
+HAIKU = "claude-haiku-4.5"
+
+
+def reservation(turn_id: str) -> Reservation:
+    return Reservation(TurnKey("acct", turn_id), "2026-12", HAIKU, "claude-haiku-4-5-20251001", 1000)
+
+
+def started(meter: StreamMeter) -> None:
+    meter.observe("message_start", {"message": {"usage": {"input_tokens": 12, "output_tokens": 1}}})
+
+
+def text(meter: StreamMeter, words: str) -> None:
+    meter.delta(json.dumps({"type": "content_block_delta", "delta": {"type": "text_delta", "text": words}}))
+
+
+def test_only_turns_whose_output_began_or_grew_are_checkpointed_between_heartbeats() -> None:
+    live = LiveTurns()
+    waiting, quiet, growing = reservation("waiting"), reservation("quiet"), reservation("growing")
+    quiet_meter, growing_meter = StreamMeter(), StreamMeter()
+    for turn in (waiting, quiet, growing):
+        live.add(turn)
+    live.meter(quiet, quiet_meter)
+    live.meter(growing, growing_meter)
+    started(quiet_meter)
+    started(growing_meter)
+    assert live.grown() == []  # no output anywhere yet: nothing to record
+
+    text(quiet_meter, "one two three four five six")
+    text(growing_meter, "alpha")
+    first = {point.reservation.key.turn_id: point for point in live.grown()}
+    assert set(first) == {"quiet", "growing"}
+    assert all(point.output_seen for point in first.values())
+    assert first["quiet"].usage.input_tokens == 12 and first["quiet"].usage.output_tokens > 0
+
+    text(growing_meter, " beta gamma delta epsilon zeta eta theta")
+    [second] = live.grown()  # quiet has nothing new
+    assert second.reservation.key.turn_id == "growing"
+    assert second.usage.output_tokens > first["growing"].usage.output_tokens
+    assert live.grown() == []
+
+    # A heartbeat renews every live turn, the waiting one and the unchanged ones included.
+    assert {point.reservation.key.turn_id for point in live.checkpoints()} == {"waiting", "quiet", "growing"}
+
+
+def test_a_settled_turn_is_forgotten_and_a_new_attempt_is_checkpointed_afresh() -> None:
+    live = LiveTurns()
+    first = reservation("t")
+    meter = StreamMeter()
+    live.add(first)
+    live.meter(first, meter)
+    text(meter, "some words")
+    assert len(live.grown()) == 1
+    live.discard(first)
+    assert live.grown() == [] and live.checkpoints() == []
+
+    retry = dataclasses.replace(first, attempt=2)
+    again = StreamMeter()
+    live.add(retry)
+    live.meter(retry, again)
+    text(again, "some words")
+    [point] = live.grown()
+    assert point.reservation.attempt == 2
