@@ -6,6 +6,7 @@ it: a prompt close to one the router was fitted on tests nothing."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 
 import pytest
@@ -65,8 +66,8 @@ def test_the_batches_from_the_third_on_are_present() -> None:
 def test_a_fresh_batch_is_thirty_per_category_in_its_own_hundred(name: str) -> None:
     batch = load_suite(batch_folder(name))
     assert Counter(item.category for item in batch) == dict.fromkeys(CATEGORIES, 30)
-    hundred = batch_number(name) + 4  # fresh3 holds -701…-730, fresh4 -801…-830
-    assert all(item.id.startswith(f"{item.category}-{hundred}") for item in batch)
+    hundred = batch_number(name) + 4  # fresh3 holds -701…-730, fresh4 -801…-830, fresh6 -1001…-1030
+    assert all(re.fullmatch(rf"{item.category}-{hundred}\d\d", item.id) for item in batch)
     assert all("\n" not in item.reason for item in batch)
     assert sum(bool(item.context) for item in batch) / len(batch) >= 0.75
     assert 0.15 <= sum(item.strong for item in batch) / len(batch) <= 0.4

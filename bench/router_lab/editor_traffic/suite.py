@@ -100,7 +100,7 @@ class AttachedSpec(_Strict):
 class ItemSpec(_Strict):
     """One suite item as stored in JSONL."""
 
-    id: Annotated[str, Field(pattern=r"^[a-z_]+-\d{3}$")]
+    id: Annotated[str, Field(pattern=r"^[a-z_]+-\d{3,}$")]
     category: Category
     tier: Tier
     shape: Shape
