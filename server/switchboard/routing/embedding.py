@@ -182,10 +182,13 @@ class PieceScores:
 
     def mean(self, text: str) -> tuple[float, ...]:
         """Each score's mean over the text's pieces (zeros for a text with none)."""
+        sums, count = self.total(text)
+        return tuple(value / count for value in sums) if count else sums
+
+    def total(self, text: str) -> tuple[tuple[float, ...], int]:
+        """Each score's sum over the text's pieces, and how many pieces there are (for a weighted mean)."""
         ids = self.pieces.ids(text)
-        if not ids:
-            return (0.0,) * self.k
-        return tuple(sum(column[i] for i in ids) / len(ids) for column in self._columns)
+        return tuple(sum(column[i] for i in ids) for column in self._columns), len(ids)
 
 
 def _npy(array: NDArray[np.floating]) -> bytes:
