@@ -2,13 +2,13 @@
 replaced and baselines measured in the same run.
 
 Run: .venv/bin/python bench/router_editor_traffic.py
-     [--part whole|held-out|development|fresh|fresh2|fresh3|fresh4|freshN] [--misrouted] [--json out.json]
+     [--part whole|held-out|development|fresh|fresh2|…|fresh5|freshN] [--misrouted] [--json out.json]
 
 Every item goes through the path the server takes for a first turn under Auto: the prompt and its attached
 files become `ContextItem`s, `features/chat/auto.py: route_input` builds the `RouteInput` (fresh workspace: no
 history, no threshold shift; a plan that allows every model) and the shipped artifact decides, at each
 preference. Since round 4 the escalation model is fitted on the development half of `data/` plus the released
-fresh batches (`fresh/`, `fresh2/`, since round 5 `fresh3/`, since round 6 `fresh4/`;
+fresh batches (`fresh/`, `fresh2/`, since round 5 `fresh3/`, since round 6 `fresh4/`, since round 7 `fresh5/`;
 `suite.RELEASED_BATCHES`) and its operating points are chosen on the other half
 (`router_lab/editor_traffic/split.py`). Any other `freshN/` folder is a test batch: `--part freshN` prints its
 aggregates and intervals only (no reasons, no items). The old router (`router_lab/legacy`) is the one Auto
@@ -55,6 +55,7 @@ from router_lab.editor_traffic.suite import (  # noqa: E402
     FRESH2,
     FRESH3,
     FRESH4,
+    FRESH5,
     RELEASED_BATCHES,
     SHAPES,
     TRAPS,
@@ -107,16 +108,18 @@ PARTS: dict[str, Callable[[Item], bool]] = {
     "fresh2": lambda item: item in FRESH2_ITEMS,
     "fresh3": lambda item: item in FRESH3_ITEMS,
     "fresh4": lambda item: item in FRESH4_ITEMS,
+    "fresh5": lambda item: item in FRESH5_ITEMS,
 }
 FRESH_ITEMS = frozenset(load_suite(FRESH))
 FRESH2_ITEMS = frozenset(load_suite(FRESH2))
 FRESH3_ITEMS = frozenset(load_suite(FRESH3))
 FRESH4_ITEMS = frozenset(load_suite(FRESH4))
+FRESH5_ITEMS = frozenset(load_suite(FRESH5))
 assert set(RELEASED_BATCHES) <= set(PARTS), "every released batch is a development part"
 
 
 def is_test_part(part: str) -> bool:
-    """A fresh batch not released to development (fresh4, …): only its aggregates, with intervals, are
+    """A fresh batch not released to development (fresh6, …): only its aggregates, with intervals, are
     printed (no route reasons, no misrouted items), so reading it does not show what to tune."""
     return part not in PARTS and is_batch_name(part)
 

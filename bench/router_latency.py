@@ -5,8 +5,9 @@ Run: .venv/bin/python bench/router_latency.py [--inputs 3000] [--seed 0]
 Inputs are generated deterministically (no data set needed): greetings and short lookups, exam items and
 word problems with no attachment (10%; the question model's path), questions of a few hundred characters,
 pasted code or logs up to ~6 KB, with 0–6 attached files of up to 200 KB (only summarised, never hashed),
-conversation histories, a last model and a warm or cold cache. The artifacts' load (read and parse both
-JSON files) is timed separately, in fresh loads, and their sizes are printed.
+conversation histories, a last model and a warm or cold cache. The artifacts' load (the word-piece
+vocabulary, both JSON files and the meaning scores) is timed separately, in fresh loads, and their sizes are
+printed.
 
 The target is on CPU time (`time.thread_time_ns`): on a shared machine the wall clock also counts the time
 the OS gives other processes, which at a load of 3 on 2 cores dominates the 99th percentile. Wall-clock
@@ -25,7 +26,8 @@ from typing import Any
 
 from router_lab.legacy.router import LegacyRouter
 from switchboard.routing import AUTO_MODELS, RouteInput, Router
-from switchboard.routing.escalation import ARTIFACT_NAME, read_escalation
+from switchboard.routing.embedding import VOCABULARY_NAME, WordPieces
+from switchboard.routing.escalation import ARTIFACT_NAME, MEANING_ARTIFACT_NAME, read_escalation
 from switchboard.routing.questions import ARTIFACT_NAME as QUESTION_ARTIFACT
 from switchboard.routing.questions import read_question_model
 
@@ -103,13 +105,20 @@ def make_inputs(count: int, seed: int) -> list[RouteInput]:
 
 
 def load_times_ms(repeats: int) -> list[float]:
-    """Reading both artifacts (escalation and question model), as `Router.load` does."""
+    """Reading every artifact (the word-piece vocabulary, the escalation model and its per-piece meaning
+    scores, the question model), as `Router.load` does; the vocabulary is read afresh each time although the
+    router reads it once (`WordPieces.packaged`)."""
     times: list[float] = []
     artifacts = resources.files("switchboard.routing").joinpath("artifacts")
     for _ in range(repeats):
         started = time.perf_counter()
-        with artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle:
-            read_escalation(handle)
+        with artifacts.joinpath(VOCABULARY_NAME).open("rb") as handle:
+            WordPieces.read(handle)
+        with (
+            artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle,
+            artifacts.joinpath(MEANING_ARTIFACT_NAME).open("rb") as meaning,
+        ):
+            read_escalation(handle, meaning)
         with artifacts.joinpath(QUESTION_ARTIFACT).open("rb") as handle:
             read_question_model(handle)
         times.append((time.perf_counter() - started) * 1000)
@@ -156,6 +165,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "artifact_bytes": len(
             resources.files("switchboard.routing").joinpath("artifacts", ARTIFACT_NAME).read_bytes()
         ),
+        "meaning_artifact_bytes": len(
+            resources.files("switchboard.routing").joinpath("artifacts", MEANING_ARTIFACT_NAME).read_bytes()
+        ),
+        "vocabulary_bytes": len(
+            resources.files("switchboard.routing").joinpath("artifacts", VOCABULARY_NAME).read_bytes()
+        ),
         "question_artifact_bytes": len(
             resources.files("switchboard.routing").joinpath("artifacts", QUESTION_ARTIFACT).read_bytes()
         ),
@@ -182,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{figures['context_chars_max']:,} chars"
     )
     print(
-        f"artifacts (escalation {figures['artifact_bytes']:,} bytes, questions "
+        f"artifacts (escalation {figures['artifact_bytes']:,} bytes, its meaning scores "
+        f"{figures['meaning_artifact_bytes']:,}, word pieces {figures['vocabulary_bytes']:,}, questions "
         f"{figures['question_artifact_bytes']:,} bytes) load: median {figures['load_ms_median']:.2f} ms "
         f"over 5 loads (first {figures['load_ms_first']:.2f} ms)"
     )

@@ -198,7 +198,7 @@ def router_rows(f: Any) -> list[Row]:
     return [("Router decision latency", figure or "see its output above", "", "p50/p99", "n/a")]
 
 
-# The newest fresh batch not released to development (fresh4, …): the only honest editor-traffic figure.
+# The newest fresh batch not released to development (fresh6, …): the only honest editor-traffic figure.
 EDITOR_TEST_BATCH = (unreleased_batches() or [None])[-1]
 
 

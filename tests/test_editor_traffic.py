@@ -102,7 +102,7 @@ def test_the_router_is_fitted_on_data_and_the_released_batches_never_a_test_batc
     from switchboard.routing import Router
 
     training = load_training()
-    assert RELEASED_BATCHES == ("fresh", "fresh2", "fresh3", "fresh4")
+    assert RELEASED_BATCHES == ("fresh", "fresh2", "fresh3", "fresh4", "fresh5")
     released = [load_suite(batch_folder(name)) for name in RELEASED_BATCHES]
     assert len(training) == len(load_suite()) + sum(len(batch) for batch in released)
     for name in unreleased_batches():

@@ -28,9 +28,11 @@ FRESH2 = HERE / "fresh2"
 FRESH3 = HERE / "fresh3"
 # The fourth fresh batch (fresh4/README.md): round 5's test, read once, released to development in round 6.
 FRESH4 = HERE / "fresh4"
+# The fifth fresh batch (fresh5/README.md): round 6's test, read once, released to development in round 7.
+FRESH5 = HERE / "fresh5"
 # Fresh batches the router may learn from, in the order they were released. Any other `freshN/` folder is a
 # test batch: never fitted on, read through the bench's aggregates only.
-RELEASED_BATCHES: tuple[str, ...] = ("fresh", "fresh2", "fresh3", "fresh4")
+RELEASED_BATCHES: tuple[str, ...] = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5")
 _BATCH_NAME = re.compile(r"fresh\d*")
 BATCHES = HERE  # where the fresh batch folders live (a test may point it at a temporary copy)
 
@@ -226,8 +228,9 @@ def unreleased_batches() -> list[str]:
 
 def load_training() -> tuple[Item, ...]:
     """What the escalation model may learn from: `data/` and every released fresh batch (`fresh/` since
-    round 3, `fresh2/` since round 4, `fresh3/` since round 5, `fresh4/` since round 6, each released once the
-    round it tested was reported). Test batches (`unreleased_batches`) are never in it."""
+    round 3, `fresh2/` since round 4, `fresh3/` since round 5, `fresh4/` since round 6, `fresh5/` since
+    round 7, each released once the round it tested was reported). Test batches (`unreleased_batches`) are
+    never in it."""
     items = load_suite(DATA)
     for name in RELEASED_BATCHES:
         items += load_suite(batch_folder(name))

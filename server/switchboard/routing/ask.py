@@ -607,6 +607,7 @@ class AskSignals:
     error_pasted: bool = False  # a pasted error message, which usually points at its line
     ask_words: int = 0
     terms: frozenset[str] = frozenset()  # the ask's words and word pairs (blanked names excluded)
+    text: str = ""  # the ask as matched (`ask_text`): what the escalation model's embedding reads
 
 
 def ask_part(prompt: str) -> str:
@@ -643,6 +644,7 @@ def read_ask(prompt: str) -> AskSignals:
         systemic=_SYSTEMIC.search(matched) or _SYMPTOM_ONLY.search(text),
         error_pasted=_ERROR_PASTED.search(part.lower()),
         terms=ask_terms(text),
+        text=text,
     )
 
 

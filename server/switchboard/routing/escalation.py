@@ -13,6 +13,11 @@ Nothing here grows with the attachment's size on its own.
 `wording` adds learned weights of the ask's own words and word pairs (a small lexicon, fitted with the other
 weights under a tight prior), so phrasings the hand-written signals do not know still count a little.
 
+`meaning` (round 7) is a linear function of the ask's mean static embedding (`embedding.StaticEmbedding`),
+fitted with the other weights: asks worded in terms no trigger lists still land near what they mean. It ships
+collapsed (`embedding.PieceScores`): the direction times every word piece's vector, one score per piece, and
+the part of the logit is the mean of the ask's pieces' scores (exactly the direction times the mean vector).
+
 The conversation's signals are not in the suite (every item is a first turn), so they are not fitted.
 Extended thinking on a hard ask adds a fixed prior weight to the logit. An explicit "retry with a stronger
 model" earlier in the conversation, or a long conversation that already escalated, is a rule, not a weight
@@ -29,8 +34,10 @@ from typing import IO, Any
 
 from switchboard.routing.ask import AskSignals, log_words
 from switchboard.routing.context import ContextSummary
+from switchboard.routing.embedding import PieceScores, WordPieces
 
 ARTIFACT_NAME = "escalation_model.json"
+MEANING_ARTIFACT_NAME = "escalation_meaning.npy"  # the meaning direction collapsed: one score per word piece
 WIDE_CONTEXT_CHARS = 6_000  # about 200 lines of code
 LONG_CONVERSATION_TURNS = 6  # three exchanges
 ESCALATED_ANSWERS = 2
@@ -65,7 +72,11 @@ CONVERSATION_WEIGHTS: dict[str, float] = {
 STRONGER_RETRY = "stronger_retry"
 ESCALATED_CONVERSATION = "escalated_conversation"
 HARD_REASONING = ("design", "security", "concurrency", "algorithm")
+# The ask's mean embedding is shrunk towards the training asks' centroid by this many pieces' worth: a
+# one-word ask ("hi") has a mean as far out as a single piece's vector, where nothing was fitted.
+MEANING_PRIOR_PIECES = 8
 WORDING = "wording"  # the learned weights of the ask's words, one part of the logit
+MEANING = "meaning"  # the ask's mean embedding times a learned direction, one part of the logit
 
 
 @dataclass(frozen=True)
@@ -143,19 +154,33 @@ class EscalationModel:
 
     # term → weight (log-odds) of the ask's words and word pairs; absent terms weigh nothing.
     lexicon: dict[str, float] = field(default_factory=dict[str, float])
+    # The meaning part: the learned direction times each word piece's vector (embedding.PieceScores).
+    meaning: PieceScores | None = None
+    meaning_prior: float = 0.0  # the direction times the training asks' centroid
+
+    def meaning_score(self, text: str) -> float:
+        """The meaning part: the direction times the ask's mean piece vector shrunk towards the training
+        asks' centroid by `MEANING_PRIOR_PIECES`, less the centroid's own score, so that a typical ask's part
+        is near 0 and a reason names it only when it pushes (0 without a meaning part)."""
+        if self.meaning is None:
+            return 0.0
+        (total,), count = self.meaning.total(text)
+        return (total - count * self.meaning_prior) / (count + MEANING_PRIOR_PIECES)
 
     def wording(self, terms: frozenset[str]) -> float:
         lexicon = self.lexicon
         return sum(lexicon.get(term, 0.0) for term in terms)
 
     def contributions(
-        self, features: dict[str, float], terms: frozenset[str] = frozenset()
+        self, features: dict[str, float], terms: frozenset[str] = frozenset(), text: str | None = None
     ) -> dict[str, float]:
         """Each feature's part of the logit (conversation signals at their fixed weights, the ask's wording
-        as one part)."""
+        and, given the ask's text, its meaning as one part each)."""
         out = {name: self.weights.get(name, 0.0) * value for name, value in features.items()}
         if self.lexicon:
             out[WORDING] = self.wording(terms)
+        if self.meaning is not None and text is not None:
+            out[MEANING] = self.meaning_score(text)
         for name, weight in CONVERSATION_WEIGHTS.items():
             if name in features:
                 out[name] = weight * features[name]
@@ -188,12 +213,14 @@ class EscalationModel:
             "thresholds": {k: round(v, 6) for k, v in self.thresholds.items()},
             "share_thresholds": [round(t, 6) for t in self.share_thresholds],
             "lexicon": {term: round(weight, 4) for term, weight in sorted(self.lexicon.items())},
+            "meaning_prior": round(self.meaning_prior, 6),
             "meta": self.meta,
         }
         return json.dumps(body, indent=1, sort_keys=True) + "\n"
 
 
-def read_escalation(source: IO[bytes]) -> EscalationModel:
+def read_escalation(source: IO[bytes], meaning: IO[bytes] | None = None) -> EscalationModel:
+    """The model in `source`, with its meaning part's per-piece scores from `meaning` (none if None)."""
     body = json.loads(source.read().decode("utf-8"))
     if tuple(body["feature_names"]) != FEATURE_NAMES:
         raise ValueError("artifact does not match the escalation features of this version")
@@ -204,6 +231,8 @@ def read_escalation(source: IO[bytes]) -> EscalationModel:
         share_thresholds=[float(t) for t in body["share_thresholds"]],
         meta=dict(body.get("meta", {})),
         lexicon={str(term): float(weight) for term, weight in body.get("lexicon", {}).items()},
+        meaning=PieceScores.read(WordPieces.packaged(), meaning) if meaning is not None else None,
+        meaning_prior=float(body.get("meaning_prior", 0.0)),
     )
 
 

@@ -23,6 +23,7 @@ ESCALATION_LABELS: dict[str, str] = {
     "systemic": "Diagnosis with no pointer to the cause",
     "log_ask_words": "Long, detailed request",
     "wording": "Worded like requests that need deeper reasoning",
+    "meaning": "Reads like requests that need deeper reasoning",
     "escalated_conversation": "Long conversation that already needed Sonnet",
     "thinking_on_hard_ask": "Extended thinking on hard reasoning",
     "stronger_retry": "Earlier retry with a stronger model",
@@ -39,7 +40,7 @@ STAY_LABELS: dict[str, str] = {
     "question": "Question Claude Haiku 4.5 answers as well",
 }
 # Diffuse parts of the logit: they can tip a decision, but "a signal spoke, too weakly" needs a named signal.
-DIFFUSE = ("log_ask_words", "wording")
+DIFFUSE = ("log_ask_words", "wording", "meaning")
 SHORT_ASK_WORDS = 12
 LARGE_CONTEXT_CHARS = 6_000
 
@@ -49,11 +50,15 @@ def model_name(model: str) -> str:
 
 
 def deciding_signal(features: RouteFeatures, wants_strong: bool) -> str:
-    """The signal with the largest part of the logit in the direction that won."""
+    """The signal with the largest part of the logit in the direction that won. Towards Sonnet a named
+    signal comes before the diffuse parts (length, wording, meaning): since round 7 the meaning part often
+    outweighs any one signal, and "Security review" tells the user more than "reads like"."""
     parts = features.contributions
     if wants_strong:
         pushing = {name: value for name, value in parts.items() if name in ESCALATION_LABELS and value > 0}
-        return max(pushing, key=lambda name: pushing[name]) if pushing else "log_ask_words"
+        named = {name: value for name, value in pushing.items() if name not in DIFFUSE}
+        ranked = named or pushing
+        return max(ranked, key=lambda name: ranked[name]) if ranked else "log_ask_words"
     holding = {name: value for name, value in parts.items() if name in STAY_LABELS and value < 0}
     if holding:
         return min(holding, key=lambda name: holding[name])

@@ -34,6 +34,7 @@ from switchboard.routing.ask import read_ask, read_question_ask
 from switchboard.routing.context import ContextEntry, summarize_context
 from switchboard.routing.escalation import (
     ARTIFACT_NAME,
+    MEANING_ARTIFACT_NAME,
     Conversation,
     EscalationModel,
     conversation_features,
@@ -142,7 +143,7 @@ class Router:
         )
         if question is None:
             values = learned_features(ask, context) | conversation_features(ask, conversation)
-            contributions = self.model.contributions(values, ask.terms)
+            contributions = self.model.contributions(values, ask.terms, ask.text)
         else:
             values = conversation_features(ask, conversation)
             contributions = question_contributions(self.model.contributions(values), question)
@@ -235,7 +236,10 @@ def _kept(
 @cache
 def _packaged_router() -> Router:
     artifacts = resources.files("switchboard.routing").joinpath("artifacts")
-    with artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle:
-        escalation = read_escalation(handle)
+    with (
+        artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle,
+        artifacts.joinpath(MEANING_ARTIFACT_NAME).open("rb") as meaning,
+    ):
+        escalation = read_escalation(handle, meaning)
     with artifacts.joinpath(QUESTION_ARTIFACT).open("rb") as handle:
         return Router(escalation, read_question_model(handle))

@@ -1,0 +1,119 @@
+"""The static embedding (`switchboard.routing.embedding`): the packaged vocabulary and its WordPiece
+tokenisation against Hugging Face `tokenizers` on the same vocabulary; the mean of piece vectors and its
+collapse into per-piece scores, which is what the router ships (tests/test_router_meaning.py reads the shipped
+scores)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+from switchboard.routing.embedding import UNKNOWN, PieceScores, StaticEmbedding, WordPieces
+
+
+@pytest.fixture(scope="module")
+def pieces() -> WordPieces:
+    return WordPieces.packaged()
+
+
+@pytest.fixture(scope="module")
+def reference(pieces: WordPieces) -> Tokenizer:
+    """BERT's uncased tokenizer as `tokenizers` builds it, on the packaged vocabulary."""
+    vocab = {piece: i for i, piece in enumerate(pieces.vocabulary)}
+    tokenizer = Tokenizer(WordPiece(vocab, unk_token=UNKNOWN, max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def embedding(pieces: WordPieces) -> StaticEmbedding:
+    """Vectors made up for the arithmetic, on the real vocabulary (the distilled ones are built, not
+    shipped)."""
+    return StaticEmbedding(pieces, np.random.default_rng(3).normal(size=(len(pieces), 16)).astype(np.float16))
+
+
+def test_the_packaged_vocabulary_is_all_minilm_l6_v2s(pieces: WordPieces) -> None:
+    assert (
+        len(pieces) == 29_525 and WordPieces.packaged() is pieces
+    )  # [unusedN] dropped by model2vec; read once
+    assert pieces.vocabulary[:2] == ("[PAD]", UNKNOWN) and "##ing" in pieces.vocabulary
+
+
+TEXTS = [
+    "Is this upload handler safe? Users can pass ?file=../../etc/passwd",
+    "rename `getUserById` to fetch_user — and keep the tests green!!",
+    "Naïve café façade: résumé, ÉCOLE, straße",
+    "这个函数有竞态条件吗 (race?)",
+    "tabs\tand\nnewlines\r\nand  spaces",
+    "control\x00chars\x07 and\u200bzero width and \ufffd replacement",
+    "emoji 🚀 and symbols ∑ ≥ € and fractions ½",
+    "a" * 150 + " supercalifragilisticexpialidocious unkn0wnz0rdz",
+    "O(n log n) vs O(n²)? x86_64/arm64; p99<1ms; 10.0.0.1:8080",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_its_tokenisation_is_berts_uncased_wordpiece(
+    pieces: WordPieces, reference: Tokenizer, text: str
+) -> None:
+    assert pieces.ids(text) == reference.encode(text, add_special_tokens=False).ids
+    assert pieces.ids(text) == pieces.ids(text)  # the word cache gives the same pieces
+
+
+def test_an_unknown_word_is_one_unknown_piece(pieces: WordPieces) -> None:
+    unknown = pieces.vocabulary.index(UNKNOWN)
+    assert pieces.ids("x" * 101) == [unknown]
+    assert pieces.ids("🚀") == [unknown]
+    assert unknown not in pieces.ids("an ordinary sentence about deadlocks")
+
+
+def test_the_mean_is_the_pieces_average_and_zero_without_pieces(embedding: StaticEmbedding) -> None:
+    text = "can two workers pick up the same job at once?"
+    vectors = embedding.token_vectors(text)
+    assert vectors.shape == (len(embedding.token_ids(text)), embedding.dim)
+    assert np.allclose(embedding.mean(text), vectors.mean(axis=0), atol=1e-6)
+    assert not embedding.mean("   ").any() and embedding.mean("").shape == (embedding.dim,)
+
+
+def test_a_linear_function_of_the_mean_collapses_into_per_piece_scores(embedding: StaticEmbedding) -> None:
+    rng = np.random.default_rng(7)
+    direction = rng.normal(size=embedding.dim)
+    collapsed = embedding.collapse(direction)
+    assert collapsed.k == 1 and collapsed.table.shape == (len(embedding.pieces), 1)
+    for text in TEXTS:
+        (score,) = collapsed.mean(text)
+        assert score == pytest.approx(float(embedding.mean(text) @ direction), abs=1e-4)
+    matrix = rng.normal(size=(embedding.dim, 3))
+    several = embedding.collapse(matrix)
+    assert several.k == 3
+    expected = tuple(float(x) for x in embedding.mean(TEXTS[0]) @ matrix)
+    assert several.mean(TEXTS[0]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_built_vectors_and_shipped_scores_round_trip(embedding: StaticEmbedding, tmp_path: Path) -> None:
+    embedding.write(tmp_path)
+    again = StaticEmbedding.load(tmp_path)
+    assert again.pieces.vocabulary == embedding.pieces.vocabulary
+    assert np.array_equal(again.vectors, embedding.vectors)
+    scores = embedding.collapse(np.ones(embedding.dim))
+    read = PieceScores.read(embedding.pieces, io.BytesIO(scores.to_bytes()))
+    assert np.array_equal(read.table, scores.table) and read.mean("a race") == scores.mean("a race")
+
+
+def test_a_mismatched_artifact_is_refused(pieces: WordPieces) -> None:
+    with pytest.raises(ValueError, match="vocabulary of 2"):
+        StaticEmbedding(WordPieces(["[UNK]", "hello"]), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=f"vocabulary of {len(pieces)}"):
+        PieceScores(pieces, np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="needs"):
+        WordPieces(["hello"])
