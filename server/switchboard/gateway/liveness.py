@@ -18,7 +18,7 @@ from typing import Protocol
 from switchboard.protocol.messages import Usage
 
 from . import ledger
-from .db import Pool
+from .db import LedgerPool, ledger_connection
 from .ledger import Checkpoint, Reservation, TurnKey
 
 log = logging.getLogger("switchboard.gateway")
@@ -68,16 +68,17 @@ class LiveTurns:
         return points
 
 
-async def beat_once(pool: Pool, live: LiveTurns, ttl: timedelta) -> int:
+async def beat_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Renew every live reservation of this replica: the number PostgreSQL still had reserved."""
     points = live.checkpoints()
     if not points:
         return 0
-    async with pool.connection() as conn:
+    # A beat that waits longer than a beat's interval for a connection is overtaken by the next one.
+    async with ledger_connection(pool, ttl.total_seconds() / 3) as conn:
         return await ledger.heartbeat(conn, points, ttl)
 
 
-async def beat_forever(pool: Pool, live: LiveTurns, ttl: timedelta) -> None:
+async def beat_forever(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> None:
     interval = ttl.total_seconds() / 3
     while True:
         await asyncio.sleep(interval)
