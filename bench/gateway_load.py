@@ -93,21 +93,26 @@ class Stack:
         self.replicas: list[tuple[subprocess.Popen[bytes], str]] = []
 
     def start_replicas(self, count: int) -> list[str]:
+        """`count` replicas, ready. Each binds port 0 and its own log says which port it got (choosing a free
+        port here and passing it on raced with every other process on the machine picking ports)."""
         import httpx2
 
+        from gateway.gateway_support import listening_port, process_alive
         from switchboard.gateway.config import load_settings  # noqa: F401  (fail early on bad settings)
 
         self.stop_replicas()
         for _ in range(count):
-            port = _free_port()
-            log = (self.root / f"replica-{port}.log").open("ab")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            self.replicas.append((process, f"http://127.0.0.1:{port}"))
+            log_path = self.root / f"replica-{uuid.uuid4().hex[:8]}.log"
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", "0"],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.replicas.append((process, ""))
+            port = listening_port(process_alive(process), log_path, offset=0, timeout=60)
+            self.replicas[-1] = (process, f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for process, url in self.replicas:
             while True:
@@ -157,14 +162,6 @@ class Stack:
     def close(self) -> None:
         self.stop_replicas()
         self.cluster.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _children(parent: int) -> list[int]:

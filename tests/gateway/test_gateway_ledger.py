@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 from alembic import command
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from gateway.gateway_support import Accounts, current_period
 from gateway.pgcluster import Cluster
@@ -27,11 +28,13 @@ TTL = timedelta(seconds=30)
 
 
 @pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[DictRow]]:
-    async with await psycopg.AsyncConnection.connect(
-        database_url, autocommit=True, row_factory=dict_row
-    ) as c:
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """A connection as the ledger's pool gives a replica (asyncpg, `gateway.db`)."""
+    c = await asyncpg.connect(database_url)
+    try:
         yield c
+    finally:
+        await c.close()
 
 
 async def hold(
@@ -50,11 +53,12 @@ async def beat(conn: Any, turn: Reservation, usage: Usage, *, output_seen: bool,
 
 
 async def totals(conn: Any, account_id: str) -> dict[str, int]:
-    cursor = await conn.execute(
-        "SELECT used_h, overage_h, reserved_h FROM account_periods WHERE account_id = %s AND period = %s",
-        (account_id, current_period()),
+    row = await conn.fetchrow(
+        "SELECT used_h, overage_h, reserved_h FROM account_periods WHERE account_id = $1 AND period = $2",
+        account_id,
+        current_period(),
     )
-    return dict(await cursor.fetchone())
+    return dict(row)
 
 
 async def test_a_reservation_fits_exactly_or_is_refused(conn: Any, make_accounts: Accounts) -> None:
@@ -84,10 +88,10 @@ async def test_usage_past_the_reservation_is_charged_up_to_the_cap_and_no_furthe
 
 
 async def test_overage_is_the_part_past_the_allowance_and_never_more_than_the_budget(
-    conn: Any, make_accounts: Accounts
+    conn: Any, make_accounts: Accounts, database_url: str
 ) -> None:
     account = await make_accounts.create("pro", used_credits=999.5, overage=True, budget_cents=4)  # 1 credit
-    assert ledger.limit_h(await _account(conn, account.id)) == 100_000 + 100
+    assert ledger.limit_h(await _account(database_url, account.id)) == 100_000 + 100
     turn = await hold(conn, account.id, 150)
     settled = await ledger.settle(conn, turn, Outcome("complete", Usage(output_tokens=500)))  # 0.75 x 1.3
     assert (settled.credits_h, settled.overage_h) == (98, 48)
@@ -249,10 +253,11 @@ def test_max_tokens_within_is_the_largest_that_fits() -> None:
     )
 
 
-async def _account(conn: Any, account_id: str) -> Any:
+async def _account(database_url: str, account_id: str) -> Any:
     from switchboard.gateway.accounts import get_account
 
-    return await get_account(conn, account_id)
+    async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
+        return await get_account(conn, account_id)
 
 
 async def test_migration_0003_is_reversible_and_prices_what_the_previous_release_left(
@@ -280,7 +285,8 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
             (account.id, current_period()),
         )
     await asyncio.to_thread(migrate.upgrade, url)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+    conn = await asyncpg.connect(url)
+    try:
         key = TurnKey(account.id, "old-turn")
         with pytest.raises(ledger.TurnInProgress):  # only a sweep can price it: the repeat waits for one
             await ledger.reserve(conn, Hold(key, current_period(), "auto", "auto", "", 10, "new:1", TTL))
@@ -289,6 +295,8 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
         charge = to_hundredths(credits_for("claude-sonnet-4.5", Usage(input_tokens=40, output_tokens=120)))
         assert released is not None and (released.status, released.credits_h) == ("cut", charge)
         assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    finally:
+        await conn.close()
     config = migrate.alembic_config(url)
     await asyncio.to_thread(command.downgrade, config, "0002")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from .accesslog import AccessLog
 from .config import GatewaySettings
-from .db import is_ready, open_pool
+from .db import LedgerUnavailable, is_ready, ledger_ready, open_ledger_pool, open_pool
 from .errors import error_response
 from .liveness import beat_forever
 from .messages import create_message
@@ -44,8 +44,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
         pool = await open_pool(settings)
+        ledger_pool = await open_ledger_pool(settings)
         upstream = Upstream(settings)
-        gateway = Gateway(settings, pool, upstream, authority)
+        gateway = Gateway(settings, (pool, ledger_pool), upstream, authority)
         app.state.gateway = gateway
         gateway.auto.warm_up()
         # What start-up loaded (modules, the router's artifact) lives as long as the replica: moved out of
@@ -54,7 +55,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         gc.freeze()
         reaper = asyncio.ensure_future(reap_forever(gateway))
         heartbeat = asyncio.ensure_future(
-            beat_forever(pool, gateway.live, gateway.ttl, settings.checkpoint_interval_seconds)
+            beat_forever(ledger_pool, gateway.live, gateway.ttl, settings.checkpoint_interval_seconds)
         )
         sweeper = asyncio.ensure_future(sweep_forever(pool))
         log.info("gateway replica %s ready", gateway.replica)
@@ -66,6 +67,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             await gateway.drain()
             heartbeat.cancel()
             await upstream.aclose()
+            await ledger_pool.close()
             await pool.close()
 
     async def healthz(_: Request) -> Response:
@@ -73,7 +75,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
-        if await is_ready(gateway.pool):
+        if await is_ready(gateway.pool) and await ledger_ready(gateway.ledger_pool):
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "PostgreSQL is unreachable"}, status_code=503)
 
@@ -81,7 +83,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return JSONResponse(authority.jwks(), headers={"cache-control": "public, max-age=300"})
 
     async def ledger_unavailable(_: Request, error: Exception) -> Response:
-        log.warning("PostgreSQL unavailable: %s", type(error).__name__)
+        log.warning("PostgreSQL unavailable: %s", type(error.__cause__ or error).__name__)
         message = "The gateway's ledger is unavailable for a moment; retry shortly."
         return error_response(503, "api_error", message, retry=True)
 
@@ -115,6 +117,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         exception_handlers={
             psycopg.Error: ledger_unavailable,
             PoolTimeout: ledger_unavailable,
+            LedgerUnavailable: ledger_unavailable,
             Exception: internal_error,
         },
     )

@@ -6,7 +6,7 @@ reaping are one call each to a PL/pgSQL function (migration 0003) that locks tha
 turn's row), so an account's turns never race each other and no two accounts ever wait on one another.
 The published formula stays here, in Python: the replica prices a usage and the function applies the
 charge. Times that decide expiry are the database's `now()`, so replicas with skewed clocks agree on which
-reservation has expired.
+reservation has expired. The statements run on asyncpg (`db`), each prepared once per connection.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
 
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
+from asyncpg import Record
 
 from switchboard.plans.catalog import PLANS, allowed_plans
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
 
 from .accounts import Account
+from .db import LedgerConnection as Conn
 
 Status = Literal["reserved", "complete", "cut", "failed"]
-Conn = AsyncConnection[DictRow]
 
 # What the functions need to know of each plan: its included credits and whether it offers overage.
 PLAN_TERMS: Final = json.dumps(
@@ -156,14 +155,11 @@ async def reserve(conn: Conn, hold: Hold) -> Reservation:
     earlier attempt it meets on the way (see `ledger_reserve`); a refusal leaves that settled."""
     key = hold.key
     allowed = sorted(set(allowed_plans(hold.model_id)) & set(allowed_plans(hold.routed_model)))
-    cursor = await conn.execute(
-        "SELECT * FROM ledger_reserve(%s, %s, %s, %s, %s, %s, %s::text[], %s, %s, %s, %s::jsonb)",
-        (
-            *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
-            *(allowed, hold.reserved_h, hold.ttl, hold.replica, PLAN_TERMS),
-        ),
+    row = await conn.fetchrow(
+        "SELECT * FROM ledger_reserve($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11::jsonb)",
+        *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
+        *(allowed, hold.reserved_h, hold.ttl, hold.replica, PLAN_TERMS),
     )
-    row = await cursor.fetchone()
     assert row is not None
     outcome = row["outcome"]
     if outcome == "reserved":
@@ -172,7 +168,7 @@ async def reserve(conn: Conn, hold: Hold) -> Reservation:
     raise _refusal(key, outcome, row, hold.reserved_h)
 
 
-def _refusal(key: TurnKey, outcome: str, row: dict[str, Any], needed_h: int) -> Exception:
+def _refusal(key: TurnKey, outcome: str, row: Record, needed_h: int) -> Exception:
     if outcome == "account_gone":
         return AccountGone()
     if outcome == "plan_forbids":
@@ -200,17 +196,14 @@ async def settle(conn: Conn, reservation: Reservation, outcome: Outcome) -> Sett
     If the reaper settled it provisionally from a checkpoint (its replica stalled past the reservation), the
     charge is raised to this real usage, once, and never lowered."""
     key = reservation.key
-    cursor = await conn.execute(
-        "SELECT * FROM ledger_settle(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
-        (
-            *(key.account_id, key.turn_id, reservation.period, reservation.attempt, outcome.status),
-            charge_h(reservation.model_id, outcome),
-            *_usage_values(outcome.usage),
-            outcome.reason,
-            PLAN_TERMS,
-        ),
+    row = await conn.fetchrow(
+        "SELECT * FROM ledger_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+        *(key.account_id, key.turn_id, reservation.period, reservation.attempt, outcome.status),
+        charge_h(reservation.model_id, outcome),
+        *_usage_values(outcome.usage),
+        outcome.reason,
+        PLAN_TERMS,
     )
-    row = await cursor.fetchone()
     assert row is not None
     return Settlement(key.turn_id, row["status"], row["credits_h"], row["overage_h"], row["already"])
 
@@ -232,35 +225,36 @@ async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelt
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    cursor = await conn.execute(
+    status = await conn.execute(
         """
-        UPDATE turns AS t SET expires_at = now() + %s, input_tokens = c.input_tokens,
+        UPDATE turns AS t SET expires_at = now() + $1, input_tokens = c.input_tokens,
             output_tokens = c.output_tokens, cache_read_input_tokens = c.cache_read,
             cache_creation_input_tokens = c.cache_write, output_seen = t.output_seen OR c.output_seen,
             checkpoint_h = c.checkpoint_h
-        FROM unnest(%s::text[], %s::text[], %s::int4[], %s::int8[], %s::int8[], %s::int8[], %s::int8[],
-                    %s::bool[], %s::int8[])
+        FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+                    $9::bool[], $10::int8[])
             AS c(account_id, turn_id, attempt, input_tokens, output_tokens, cache_read, cache_write,
                  output_seen, checkpoint_h)
         WHERE t.account_id = c.account_id AND t.turn_id = c.turn_id AND t.status = 'reserved'
             AND t.attempts = c.attempt
         """,
-        (ttl, *columns),
+        ttl,
+        *columns,
     )
-    return cursor.rowcount
+    return int(status.rsplit(" ", 1)[1])  # "UPDATE <count>"
 
 
 async def expired_turns(conn: Conn, limit: int = 100) -> list[Orphan]:
-    cursor = await conn.execute(
+    rows = await conn.fetch(
         "SELECT account_id, turn_id, model_id, output_seen, input_tokens, output_tokens,"
         " cache_read_input_tokens, cache_creation_input_tokens, checkpoint_h FROM turns"
-        " WHERE status = 'reserved' AND expires_at < now() LIMIT %s",
-        (limit,),
+        " WHERE status = 'reserved' AND expires_at < now() LIMIT $1",
+        limit,
     )
-    return [_orphan(row) for row in await cursor.fetchall()]
+    return [_orphan(row) for row in rows]
 
 
-def _orphan(row: dict[str, Any]) -> Orphan:
+def _orphan(row: Record) -> Orphan:
     """A reservation of the previous release has no `checkpoint_h`: it is priced from its tokens here."""
     price = row["checkpoint_h"]
     if price is None:
@@ -278,11 +272,10 @@ async def release_expired(conn: Conn, orphan: Orphan) -> Settlement | None:
     """Settle a reservation whose replica stopped renewing it, at its last checkpoint (None: still live,
     or settled meanwhile). Provisional: its replica, if only stalled, may raise it to the real usage."""
     key = orphan.key
-    cursor = await conn.execute(
-        "SELECT * FROM ledger_reap(%s, %s, %s, %s::jsonb)",
-        (key.account_id, key.turn_id, orphan.checkpoint_h, PLAN_TERMS),
+    row = await conn.fetchrow(
+        "SELECT * FROM ledger_reap($1, $2, $3, $4::jsonb)",
+        *(key.account_id, key.turn_id, orphan.checkpoint_h, PLAN_TERMS),
     )
-    row = await cursor.fetchone()
     if row is None or row["status"] is None:
         return None
     return Settlement(key.turn_id, row["status"], row["credits_h"], row["overage_h"])
@@ -290,13 +283,13 @@ async def release_expired(conn: Conn, orphan: Orphan) -> Settlement | None:
 
 async def answered_turn(conn: Conn, key: TurnKey) -> tuple[str, float] | None:
     """The model that answered a settled turn of this account and when (epoch seconds), if it did."""
-    cursor = await conn.execute(
+    row = await conn.fetchrow(
         "SELECT routed_model, extract(epoch FROM settled_at)::float8 AS answered_at FROM turns"
-        " WHERE account_id = %s AND turn_id = %s"
+        " WHERE account_id = $1 AND turn_id = $2"
         " AND status IN ('complete', 'cut') AND settled_at IS NOT NULL",
-        (key.account_id, key.turn_id),
+        key.account_id,
+        key.turn_id,
     )
-    row = await cursor.fetchone()
     return (row["routed_model"], float(row["answered_at"])) if row is not None else None
 
 

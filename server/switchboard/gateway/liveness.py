@@ -21,7 +21,7 @@ from typing import Protocol
 from switchboard.protocol.messages import Usage
 
 from . import ledger
-from .db import Pool
+from .db import LedgerPool, ledger_connection
 from .ledger import Checkpoint, Reservation, TurnKey
 
 log = logging.getLogger("switchboard.gateway")
@@ -89,24 +89,25 @@ class LiveTurns:
         return Checkpoint(reservation, usage, meter.output_seen)
 
 
-async def beat_once(pool: Pool, live: LiveTurns, ttl: timedelta) -> int:
+async def beat_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Renew every live reservation of this replica: the number PostgreSQL still had reserved."""
     return await _send(pool, live.checkpoints(), ttl)
 
 
-async def checkpoint_once(pool: Pool, live: LiveTurns, ttl: timedelta) -> int:
+async def checkpoint_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Record the usage of the turns whose output grew (renewing them too)."""
     return await _send(pool, live.grown(), ttl)
 
 
-async def _send(pool: Pool, points: list[Checkpoint], ttl: timedelta) -> int:
+async def _send(pool: LedgerPool, points: list[Checkpoint], ttl: timedelta) -> int:
     if not points:
         return 0
-    async with pool.connection() as conn:
+    # A beat that waits longer than a beat's interval for a connection is overtaken by the next one.
+    async with ledger_connection(pool, ttl.total_seconds() / 3) as conn:
         return await ledger.heartbeat(conn, points, ttl)
 
 
-async def beat_forever(pool: Pool, live: LiveTurns, ttl: timedelta, checkpoint_interval: float) -> None:
+async def beat_forever(pool: LedgerPool, live: LiveTurns, ttl: timedelta, checkpoint_interval: float) -> None:
     """A heartbeat every third of the lifetime; between beats, a checkpoint of grown turns every
     `checkpoint_interval` seconds."""
     beat_interval = ttl.total_seconds() / 3

@@ -25,7 +25,7 @@ async def reap_forever(gateway: Gateway) -> None:
 
 async def reap_once(gateway: Gateway) -> int:
     released = 0
-    async with gateway.pool.connection() as conn:
+    async with gateway.ledger() as conn:
         for orphan in await ledger.expired_turns(conn):
             key = orphan.key
             if key in gateway.live:  # this replica is alive and still answering it: its heartbeat was late

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import psycopg
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .charge import charge_info, route_headers
+from .db import LedgerUnavailable
 from .errors import error_body
 from .ledger import Outcome, Reservation, Settlement
 from .metering import StreamMeter
@@ -105,8 +105,8 @@ class TurnStream(Response):
             await self._fail(send, f"the upstream stream broke ({type(error).__name__})")
         except ClientGone:
             self.cut_reason = "the client disconnected"
-        except psycopg.Error as error:
-            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", type(error).__name__)
+        except LedgerUnavailable as error:
+            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
             self._settle_later(self._settling or self._unfinished("the ledger was unavailable"))
             body = error_body(
                 "api_error", "The gateway could not record this turn's charge; ask again shortly."
@@ -135,8 +135,8 @@ class TurnStream(Response):
     async def _settle_or_leave(self) -> None:
         try:
             await self._settle_unfinished()
-        except psycopg.Error as error:
-            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", type(error).__name__)
+        except LedgerUnavailable as error:
+            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
             self._settle_later(self._unfinished(self.cut_reason))
 
     def _settle_later(self, outcome: Outcome) -> None:

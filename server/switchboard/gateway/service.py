@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,7 +35,7 @@ from . import ledger
 from .accounts import Account, get_account
 from .auto import AutoRouter, LastAnswer
 from .config import GatewaySettings
-from .db import Pool
+from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
 from .errors import GatewayRefusal, unauthenticated
 from .estimate import max_tokens_within, reservation_h
 from .ledger import Outcome, Reservation, Settlement, TurnKey
@@ -101,9 +100,14 @@ class Choice:
 
 class Gateway:
     def __init__(
-        self, settings: GatewaySettings, pool: Pool, upstream: Upstream, authority: TokenAuthority
+        self,
+        settings: GatewaySettings,
+        pools: tuple[Pool, LedgerPool],
+        upstream: Upstream,
+        authority: TokenAuthority,
     ) -> None:
-        self.settings, self.pool, self.upstream, self.authority = settings, pool, upstream, authority
+        self.settings, self.upstream, self.authority = settings, upstream, authority
+        self.pool, self.ledger_pool = pools  # psycopg (accounts, usage, sign-in); asyncpg (the ledger, `db`)
         self.auto = AutoRouter()
         self.replica = f"{socket.gethostname()}:{os.getpid()}"
         self.ttl = timedelta(seconds=settings.reservation_ttl_seconds)
@@ -111,6 +115,10 @@ class Gateway:
         self._retrying: set[asyncio.Task[None]] = set()
         self.accounts = AccountQueue()
         self.live = LiveTurns()
+
+    def ledger(self) -> contextlib.AbstractAsyncContextManager[LedgerConnection]:
+        """A connection of the ledger's pool for one statement (raises `LedgerUnavailable`)."""
+        return ledger_connection(self.ledger_pool, self.settings.pool_timeout_seconds)
 
     # --- before forwarding ---------------------------------------------------------------------------
 
@@ -178,7 +186,7 @@ class Gateway:
         turn id the gateway did not answer for this account counts as no last answer."""
         if turn_id is None:
             return None
-        async with self.pool.connection() as conn:
+        async with self.ledger() as conn:
             found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
         return LastAnswer(*found) if found is not None else None
 
@@ -194,7 +202,7 @@ class Gateway:
             ttl=self.ttl,
         )
         try:
-            async with self.accounts.turn_of(account.id), self.pool.connection() as conn:
+            async with self.accounts.turn_of(account.id), self.ledger() as conn:
                 reservation = await ledger.reserve(conn, hold)
         except ledger.InsufficientCredits as short:
             raise _credits_refusal(short, turn) from None
@@ -222,7 +230,7 @@ class Gateway:
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
         try:
-            async with self.accounts.turn_of(reservation.key.account_id), self.pool.connection() as conn:
+            async with self.accounts.turn_of(reservation.key.account_id), self.ledger() as conn:
                 settlement = await ledger.settle(conn, reservation, outcome)
         finally:
             # Also when PostgreSQL refused: `settle_later` keeps alive what it retries; a settlement nobody
@@ -269,9 +277,9 @@ class Gateway:
                     "settled a turn once PostgreSQL was back", extra={"turn_id": reservation.key.turn_id}
                 )
                 return
-            except psycopg.Error as error:
+            except LedgerUnavailable as error:
                 if time.monotonic() > deadline:
-                    log.error("gave up settling a turn (%s): the reaper settles it", type(error).__name__)
+                    log.error("gave up settling a turn (%s): the reaper settles it", error)
                     return
                 self._keep_alive(reservation, outcome)
             delay = min(delay * 2, 2.0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,9 +32,9 @@ from switchboard.protocol.messages import (
 from . import accounts
 from .accounts import Account
 from .errors import GatewayRefusal, invalid_request
-from .ledger import Conn
 from .service import Gateway, account_endpoint
 
+Conn = AsyncConnection[DictRow]
 ALERT_THRESHOLDS = (80, 100)
 
 
