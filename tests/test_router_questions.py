@@ -15,8 +15,10 @@ from router_lab.question_data import EvaluationIndex, TrainingItem, decontaminat
 from router_lab.questions import (
     EmbeddingSetting,
     KindData,
+    computation_score,
     embed,
     fit_embedding,
+    kind_data,
     leave_one_task_out,
     question_text,
     subset,
@@ -229,3 +231,39 @@ def test_the_embedding_reads_the_stem_and_options_without_letters() -> None:
     text = question_text(parsed)
     assert text.splitlines()[1] == "Reflection from the oceans"
     assert "Answer:" not in text and "\nA." not in text
+
+
+CALCULATION_ITEM = (
+    "A 2 kg mass moves at 3 m/s. Calculate its kinetic energy E = mv^2/2.\n"
+    "A. 9 J\nB. 6 J\nC. 18 J\nD. 3 J\nAnswer:"
+)
+
+
+def test_the_computation_prior_scores_a_calculation_above_a_recall_item() -> None:
+    calculation, recall = parse_question(CALCULATION_ITEM), parse_question(EXAM_ITEM)
+    assert calculation is not None and recall is not None
+    assert computation_score(recall) == 0.0  # no numbers, symbols, units or calculation words
+    # numbers, "calculate", units, a formula, and every option a number: each part counts
+    assert computation_score(calculation) > 5.0
+
+
+def test_the_second_proxy_pair_puts_mistral_on_the_cheap_side() -> None:
+    item = TrainingItem("gsm8k", ONE_STEP, 0.1, small=0.9, large=1.0, family_small=0.2)
+    other = TrainingItem("arc_challenge", EXAM_ITEM, 0.0, small=0.5, large=0.5, family_small=0.5)
+    eight_b = kind_data([item, other], "word_problem", {"gsm8k"})
+    mistral = kind_data([item, other], "word_problem", {"gsm8k"}, family=True)
+    assert list(eight_b.small) == [0.9] and list(mistral.small) == [0.2]
+    assert list(mistral.large) == [1.0] and mistral.task == ["gsm8k"]
+
+
+def test_word_problems_are_ranked_by_their_length_alone(router: Router) -> None:
+    """Round 8: the word-problem head is the question's length (no term weights): the same length reads the
+    same whatever the words, and a longer problem reads higher."""
+    assert router.questions is not None
+    assert router.questions.kinds["word_problem"].buckets == 0
+    same_length = ONE_STEP.replace("apples", "plums!")
+    a, b = router.questions.read(ONE_STEP), router.questions.read(same_length)
+    longer = router.questions.read(TWO_STEP)
+    assert a is not None and b is not None and longer is not None
+    assert len(same_length) == len(ONE_STEP) and a.z == b.z
+    assert longer.z > a.z

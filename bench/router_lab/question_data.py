@@ -31,6 +31,9 @@ from pathlib import Path
 # Nemotron-Super-49B 8% on GPQA, below chance): a gap against them measures the extraction, not the question.
 ULAB_SMALL = ("llama-3.1-8b-instruct", "gemma-2-9b-it")
 ULAB_LARGE = ("llama-3.1-nemotron-51b-instruct",)
+# A second cheap model, for the comparisons only: Mistral-7B is the closest relative in ulab of RouteLLM's
+# cheap model (Mixtral-8x7B), and unlike the 8-9B pair it fails often on GSM8K (0.43 against 0.86).
+ULAB_FAMILY_SMALL = ("mistral-7b-instruct-v0.3",)
 ULAB_MULTIPLE_CHOICE = ("mmlu", "arc_challenge", "openbook_qa", "commonsense_qa", "gpqa")
 ULAB_WORD_PROBLEMS = ("gsm8k", "agentverse-mgsm")
 NEAR_CONTAINMENT = 0.5
@@ -46,6 +49,7 @@ class TrainingItem:
     target: float  # steps (GSM8K train) or large − small score gap (ulab)
     small: float = 0.0  # ulab only: mean score of the small models
     large: float = 0.0  # ulab only: mean score of the large models
+    family_small: float = 0.0  # ulab only: score of `ULAB_FAMILY_SMALL` (the second proxy pair's cheap side)
 
 
 def normalise(text: str) -> str:
@@ -153,11 +157,12 @@ def ulab_items(root: Path) -> list[TrainingItem]:
             s = scores[query]
             small = sum(s[m] for m in ULAB_SMALL) / len(ULAB_SMALL)
             large = sum(s[m] for m in ULAB_LARGE) / len(ULAB_LARGE)
+            family = sum(s[m] for m in ULAB_FAMILY_SMALL) / len(ULAB_FAMILY_SMALL)
             options = _options(str(row["choices"]))
             if task in ULAB_MULTIPLE_CHOICE and len(options) < 3:
                 continue
             prompt = format_multiple_choice(query, options) if options else stem_of(query)
-            items.append(TrainingItem(task, prompt, large - small, small, large))
+            items.append(TrainingItem(task, prompt, large - small, small, large, family))
     return items
 
 

@@ -6,14 +6,17 @@ questions").
 1. Data (`router_lab.question_data`): GSM8K's train split (target: calculation steps of the reference
    solution) and ulab's multiple-choice sets (target: large − small open models' score gap), every item that
    matches an evaluation question removed first. No RouteLLM evaluation label is read here.
-2. Word problems: a ridge regression over hashed words and word pairs (each term once) and standardised
-   shape features (`questions.shape_features`), numpy only. Multiple choice: the question's length.
+2. Both kinds: the question's length (log characters of stem and options). Word problems had a ridge
+   regression over hashed words and word pairs and shape features, fitted on the steps, until round 8
+   (`STEPS_SETTING`; `--select` still compares it).
 3. `--select` prints the comparisons the settings below were chosen from: for multiple choice, APGR of the
    small → large pair within each ulab task, for the length features and, leave-one-task-out (fitted on the
    other four tasks, as MMLU is a task the model never saw), for ridge regressions on the static embedding's
    mean vector of the question (`switchboard.routing.embedding`, the vectors `./dev train-router` builds)
    plus its length, fitted on the variation *within* each task (features and target centred per task); for
-   word problems, 5-fold Spearman with the steps.
+   word problems, 5-fold Spearman with the steps. Round 8 (`select_computation`): a fixed "needs
+   computation" prior with and without length on both proxy pairs, and word problems on ulab's GSM8K items
+   with Mistral-7B → 51B.
 4. The logit: offset and scale per kind put the training population's z-scores at the escalation
    artifact's thresholds so that `TARGET_SHARES` of it go to Sonnet under `balanced` and `quality`; re-run
    this script whenever the escalation artifact is refitted (a test checks the two agree).
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,9 +77,13 @@ class EmbeddingSetting:
 # options, `log_total_chars`). For multiple choice, the rule (best mean leave-one-task-out APGR over ulab's
 # five tasks) picked an embedding model (gap, alpha 30), but its one reading on RouteLLM's MMLU was below
 # length's (0.555 against 0.586; docs/router.md, reading 5): ulab's 8B → 51B gaps within its sets do not
-# carry over to Mixtral → GPT-4 on MMLU, so the shipped setting stays length.
+# carry over to Mixtral → GPT-4 on MMLU, so the shipped setting stays length. Word problems (round 8): on
+# ulab's GSM8K items with Mistral-7B → 51B (`select_computation`), the steps model (a ridge on GSM8K train's
+# calculation steps, `STEPS_SETTING`, shipped in rounds 1-7) ties length (0.537 against 0.539), and a tie
+# goes to the simpler.
+STEPS_SETTING = Setting(buckets=2048, alpha=300.0, terms=True)
 SETTINGS: dict[QuestionKind, Setting | None] = {
-    "word_problem": Setting(buckets=2048, alpha=300.0, terms=True),
+    "word_problem": None,
     "multiple_choice": None,
 }
 LENGTH = SHAPE_NAMES.index("log_total_chars")
@@ -94,13 +102,17 @@ class KindData:
     task: list[str]
 
 
-def kind_data(items: list[question_data.TrainingItem], kind: QuestionKind, sources: set[str]) -> KindData:
+def kind_data(
+    items: list[question_data.TrainingItem], kind: QuestionKind, sources: set[str], family: bool = False
+) -> KindData:
+    """One kind's items from `sources`; with `family`, the cheap side is Mistral-7B (the second proxy pair,
+    `question_data.ULAB_FAMILY_SMALL`) instead of the 8-9B pair."""
     rows = [(parse_question(i.prompt), i) for i in items if i.source in sources]
     kept = [(q, i) for q, i in rows if q is not None and q.kind == kind]
     return KindData(
         questions=[q for q, _ in kept],
         target=np.array([i.target for _, i in kept]),
-        small=np.array([i.small for _, i in kept]),
+        small=np.array([i.family_small if family else i.small for _, i in kept]),
         large=np.array([i.large for _, i in kept]),
         task=[i.source for _, i in kept],
     )
@@ -161,6 +173,38 @@ def length_model(shapes: Matrix) -> KindModel:
         offset=0.0,
         scale=1.0,
     )
+
+
+# The "needs computation" prior (round 8; not shipped: no training set confirmed it, docs/router.md): what
+# separates a cheap model from a strong one on exam items is said to be quantitative, multi-step work —
+# numbers, units, symbols and formulas, "calculate / how many / what is the value", numeric options.
+_CALCULATION_WORDS = re.compile(
+    r"\b(?:calculate|compute|how many|how much|what is the value|value of|solve|evaluate|equals?|equation"
+    r"|probability|expected|ratio|rate|speed|velocity|acceleration|energy|mass|force|moles?|concentration"
+    r"|sum|product|integers?|derivative|integral|matrix|polynomial|modulo|mod|percent|percentage|average"
+    r"|mean|variance|interest|cost|price|total|approximately|estimate|minimum|maximum|order of)\b",
+    re.I,
+)
+_SYMBOLS = re.compile(
+    r"[=+*/^×÷√∑∫≤≥≠→↔⊃∨∧¬∀∃≡πθλμσΔ]|\b[a-zA-Z]\s*[=<>]|\b[xyznk]\b|\b[a-z]\^|\(\s*[a-z]\s*\)"
+)
+_UNITS = re.compile(r"\d\s*(?:m|cm|mm|km|kg|g|mg|s|ms|J|kJ|N|W|V|A|Hz|K|mol|L|mL|eV|Pa|atm|°[CF]?|%)\b")
+_ANY_NUMBER = re.compile(r"(?<![\w.])[-−]?\$?\d[\d,]*(?:\.\d+)?%?")
+
+
+def computation_score(question: ParsedQuestion) -> float:
+    """How much the question looks like a computation, with fixed weights (a prior, not fitted): log counts of
+    numbers, calculation words, symbols and units in stem and options, plus the share of options that are
+    numbers or expressions."""
+    text = "\n".join((question.stem, *question.options))
+    shaped = sum(1 for o in question.options if _ANY_NUMBER.search(o) or _SYMBOLS.search(o))
+    counts = (_ANY_NUMBER, _CALCULATION_WORDS, _SYMBOLS, _UNITS)
+    return sum(math.log1p(len(p.findall(text))) for p in counts) + shaped / max(1, len(question.options))
+
+
+def standardised(values: Matrix) -> Matrix:
+    spread = float(values.std())
+    return (values - values.mean()) / (spread or 1.0)
 
 
 def question_text(question: ParsedQuestion) -> str:
@@ -292,6 +336,7 @@ def select(items: list[question_data.TrainingItem], embedding_folder: Path) -> N
         scores = leave_one_task_out(features, mc, setting)
         name = f"embedding + length on {setting.target}, alpha {setting.alpha:g}, LOTO"
         print(f"  {name:52s} {fmt(per_task_apgr(scores, mc))}")
+    select_computation(items)
     wp = kind_data(items, "word_problem", {"gsm8k-train"})
     steps = wp.target
     print(f"word problems ({len(wp.questions)} GSM8K train items), Spearman with the steps:")
@@ -316,6 +361,41 @@ def select(items: list[question_data.TrainingItem], embedding_folder: Path) -> N
         print(
             f"  ridge on the embedding and the shape features, alpha {alpha:g}: {spearman(scores, steps):.3f}"
         )
+
+
+COMPUTATION_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+
+
+def select_computation(items: list[question_data.TrainingItem]) -> None:
+    """Round 8: the "needs computation" prior alone and added to length (z-scores, `COMPUTATION_WEIGHTS`) on
+    ulab's multiple-choice sets, for both proxy pairs (8-9B → 51B and Mistral-7B → 51B): APGR within each
+    task, and over the five pooled. Then word problems on ulab's GSM8K items with the Mistral-7B pair (the
+    8-9B pair's gap there, 0.85 → 0.87, is too small to rank on): length, the steps model, their sum."""
+    sources: set[str] = set(question_data.ULAB_MULTIPLE_CHOICE)
+    for family in (False, True):
+        mc = kind_data(items, "multiple_choice", sources, family=family)
+        pair = "Mistral-7B" if family else "8-9B"
+        print(f"multiple choice, {pair} → 51B, the computation prior (APGR within each task | pooled):")
+        length = standardised(np.log(length_of(mc)))
+        computation = standardised(np.array([computation_score(q) for q in mc.questions]))
+        rows = [("length", length), ("computation", computation)]
+        rows += [(f"length + {w:g} · computation", length + w * computation) for w in COMPUTATION_WEIGHTS]
+        for name, scores in rows:
+            pooled = router_metrics(scores, mc.small, mc.large).apgr
+            print(f"  {name:52s} {fmt(per_task_apgr(scores, mc))} | pooled {pooled:.3f}")
+    ulab_wp = kind_data(items, "word_problem", {"gsm8k"}, family=True)
+    train_wp = kind_data(items, "word_problem", {"gsm8k-train"})
+    terms, shapes = design(train_wp.questions, STEPS_SETTING)
+    steps_model = fit_ridge(terms, shapes, np.log(train_wp.target), STEPS_SETTING)
+    steps = predict(steps_model, *design(ulab_wp.questions, STEPS_SETTING))
+    length = standardised(np.log(length_of(ulab_wp)))
+    print(f"word problems, ulab GSM8K ({len(ulab_wp.questions)} items), Mistral-7B → 51B, APGR:")
+    for name, scores in (
+        ("length", length),
+        ("steps model (fitted on GSM8K train)", steps),
+        ("length + steps model", length + standardised(steps)),
+    ):
+        print(f"  {name:52s} {router_metrics(scores, ulab_wp.small, ulab_wp.large).apgr:.3f}")
 
 
 def fmt(values: dict[str, float]) -> str:

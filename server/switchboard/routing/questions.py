@@ -8,13 +8,13 @@ shapes and scores them with a small linear model of the question's text:
 * `word_problem`: prose with two or more numbers that asks for a quantity ("How many …?").
 
 Anything else (an attachment, code, a plain request) is not a question here and `read_question` returns
-None, so editor traffic is untouched. The score is a ridge regression over hashed words and word pairs plus
-a few numeric shape features (numbers, decimals, percentages, operators, option lengths), fitted by
+None, so editor traffic is untouched. The score is linear: hashed words and word pairs plus a few numeric
+shape features (numbers, decimals, percentages, operators, option lengths), with weights set by
 `bench/router_lab/questions.py` on training data disjoint from every evaluation set (docs/router.md,
-"Self-contained questions"): for word problems, the number of calculation steps in GSM8K's *train* split's
-reference solutions; for multiple-choice items, the gap between small (7–9B) and large (49–70B) open models
-on ulab's question sets. The router uses one number from here, `QuestionSignal.logit`: the question's part
-of the escalation logit, in place of the ask's own (editor-traffic) parts.
+"Self-contained questions"). Today both kinds are read by the question's length alone (weight 1 on
+`log_total_chars`): no fitted candidate beat it on the training sets. The router uses one number from here,
+`QuestionSignal.logit`: the question's part of the escalation logit, in place of the ask's own
+(editor-traffic) parts.
 
 The score is standardised on the training population of its kind (`z`), then mapped to a logit by an
 offset and a scale stored in the artifact and chosen by the trainer so that, at the escalation artifact's
