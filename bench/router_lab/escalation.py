@@ -350,9 +350,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:18s} prior {PRIORS[name]:+.2f}  fitted {model.weights[name]:+.3f}")
     print(f"intercept {model.intercept:+.3f}; thresholds {model.thresholds}; {len(model.lexicon)} terms")
     if not args.dry_run:
-        (args.out / "escalation_model.json").write_text(model.to_json())
+        # The scores first: the model names their digest, so a run cut in between leaves a pair that is
+        # refused at load rather than one that silently disagrees.
         if model.meaning is not None:
             (args.out / MEANING_ARTIFACT_NAME).write_bytes(model.meaning.to_bytes())
+        (args.out / "escalation_model.json").write_text(model.to_json())
         print(f"wrote {args.out / 'escalation_model.json'} and {args.out / MEANING_ARTIFACT_NAME}")
 
 

@@ -1,12 +1,18 @@
-"""What a replica's checkpoints send: every live turn on a heartbeat, only the grown ones in between."""
+"""What a replica's checkpoints send: every live turn on a heartbeat, only the grown ones in between, and
+again after a statement that failed (a checkpoint counts as sent once PostgreSQL holds it)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import timedelta
 
+import asyncpg
+import pytest
+
+from switchboard.gateway.db import LedgerUnavailable
 from switchboard.gateway.ledger import Reservation, TurnKey
-from switchboard.gateway.liveness import LiveTurns
+from switchboard.gateway.liveness import LiveTurns, checkpoint_once
 from switchboard.gateway.metering import StreamMeter
 
 HAIKU = "claude-haiku-4.5"
@@ -38,7 +44,10 @@ def test_only_turns_whose_output_began_or_grew_are_checkpointed_between_heartbea
 
     text(quiet_meter, "one two three four five six")
     text(growing_meter, "alpha")
-    first = {point.reservation.key.turn_id: point for point in live.grown()}
+    sent = live.grown()
+    assert {point.reservation.key.turn_id for point in live.grown()} == {"quiet", "growing"}  # not yet held
+    live.recorded(sent)
+    first = {point.reservation.key.turn_id: point for point in sent}
     assert set(first) == {"quiet", "growing"}
     assert all(point.output_seen for point in first.values())
     assert first["quiet"].usage.input_tokens == 12 and first["quiet"].usage.output_tokens > 0
@@ -47,6 +56,7 @@ def test_only_turns_whose_output_began_or_grew_are_checkpointed_between_heartbea
     [second] = live.grown()  # quiet has nothing new
     assert second.reservation.key.turn_id == "growing"
     assert second.usage.output_tokens > first["growing"].usage.output_tokens
+    live.recorded([second])
     assert live.grown() == []
 
     # A heartbeat renews every live turn, the waiting one and the unchanged ones included.
@@ -60,7 +70,8 @@ def test_a_settled_turn_is_forgotten_and_a_new_attempt_is_checkpointed_afresh() 
     live.add(first)
     live.meter(first, meter)
     text(meter, "some words")
-    assert len(live.grown()) == 1
+    live.recorded(live.grown())
+    assert live.grown() == []
     live.discard(first)
     assert live.grown() == [] and live.checkpoints() == []
 
@@ -71,3 +82,20 @@ def test_a_settled_turn_is_forgotten_and_a_new_attempt_is_checkpointed_afresh() 
     text(again, "some words")
     [point] = live.grown()
     assert point.reservation.attempt == 2
+
+
+async def test_a_checkpoint_postgresql_did_not_take_is_sent_again() -> None:
+    live = LiveTurns()
+    turn, meter = reservation("t"), StreamMeter()
+    live.add(turn)
+    live.meter(turn, meter)
+    text(meter, "words that must be charged if this replica dies")
+    # Nothing listens on port 1: the statement fails as it would while PostgreSQL restarts.
+    pool = await asyncpg.create_pool("postgresql://nobody@127.0.0.1:1/none", min_size=0, timeout=2)
+    try:
+        with pytest.raises(LedgerUnavailable):
+            await checkpoint_once(pool, live, timedelta(seconds=6))
+    finally:
+        await pool.close()
+    [again] = live.grown()
+    assert again.reservation == turn and again.usage.output_tokens > 0

@@ -90,17 +90,19 @@ async def test_a_replica_killed_mid_stream_has_its_reservation_released_by_anoth
 async def test_a_replica_killed_soon_after_output_began_leaves_that_output_charged(
     make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # Its heartbeat comes every 2 s (a third of 6 s); the kill comes well before the first one, so only
+    # Its first heartbeat comes 5 s after it starts (a third of 15 s); the kill comes well before, so only
     # the checkpoint of grown output (every 0.2 s here) can have recorded the answer.
+    ttl = 15.0
     env = gateway_env | {
-        "SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS": "6",
+        "SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS": str(ttl),
         "SWITCHBOARD_GATEWAY_CHECKPOINT_INTERVAL_SECONDS": "0.2",
     }
+    launched = time.monotonic()
     replica = Replica.start(env, tmp_path / "short-lived.log")
     try:
         account = await make_accounts.create("pro")
         text = ""
-        first_text = 0.0
+        first_text = killed = 0.0
         async with sdk(replica.url, account.token) as client:
             with pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)):
                 async with client.messages.stream(
@@ -116,8 +118,11 @@ async def test_a_replica_killed_soon_after_output_began_leaves_that_output_charg
                         alive = replica.process.poll() is None
                         if alive and first_text and time.monotonic() - first_text > 0.6:
                             replica.kill()
+                            killed = time.monotonic()
         assert text
-        row = await wait_settled(make_accounts.database_url, account.id, timeout=6 * 4)
+        # Otherwise the first heartbeat could have recorded the output, and this test would prove nothing.
+        assert killed - launched < ttl / 3, f"killed {killed - launched:.1f} s after start, too late"
+        row = await wait_settled(make_accounts.database_url, account.id, timeout=ttl * 3)
         assert row["status"] == "cut" and row["reason"] == "the replica serving it stopped"
         assert 0 < row["output_tokens"] <= math.ceil(len(text) / 4)
         assert row["credits_h"] > 0

@@ -31,6 +31,7 @@ LedgerConnection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 )
 READY_TIMEOUT_SECONDS = 2.0
+POOL_CLOSE_SECONDS = 5.0
 
 
 class LedgerUnavailable(Exception):
@@ -100,6 +101,15 @@ async def open_ledger_pool(settings: GatewaySettings) -> LedgerPool:
     )
 
 
+async def close_ledger_pool(pool: LedgerPool, timeout: float = POOL_CLOSE_SECONDS) -> None:
+    """Close the pool, waiting for statements in flight for at most `timeout` (psycopg's pool gives up
+    after 5 s too); one stuck on a lock or a half-open connection must not hold the replica's shutdown."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except TimeoutError:
+        pool.terminate()
+
+
 async def _keep_session(_: asyncpg.Connection[asyncpg.Record]) -> None:
     return None
 
@@ -111,7 +121,15 @@ async def ledger_connection(pool: LedgerPool, timeout: float) -> AsyncGenerator[
     try:
         async with pool.acquire(timeout=timeout) as conn:
             yield conn
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+    # InternalClientError: what asyncpg raises for a server it will not use (a standby during a failover
+    # under target_session_attrs=read-write) or a protocol it cannot follow.
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    ) as error:
         raise LedgerUnavailable(type(error).__name__) from error
 
 

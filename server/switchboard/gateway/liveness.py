@@ -70,46 +70,51 @@ class LiveTurns:
             if meter is None:
                 points.append(Checkpoint(reservation, Usage(), output_seen=False))
             else:
-                points.append(self._record(reservation, meter))
+                points.append(Checkpoint(reservation, meter.usage(), meter.output_seen))
         return points
 
     def grown(self) -> list[Checkpoint]:
-        """The live turns whose output began or grew since their last checkpoint."""
+        """The live turns whose output began or grew since their last recorded checkpoint."""
         points: list[Checkpoint] = []
         for reservation, meter in list(self._turns.values()):
             if meter is None or not meter.output_seen:
                 continue
-            if meter.usage() != self._recorded.get(reservation.key):
-                points.append(self._record(reservation, meter))
+            usage = meter.usage()
+            if usage != self._recorded.get(reservation.key):
+                points.append(Checkpoint(reservation, usage, output_seen=True))
         return points
 
-    def _record(self, reservation: Reservation, meter: Metered) -> Checkpoint:
-        usage = meter.usage()
-        self._recorded[reservation.key] = usage
-        return Checkpoint(reservation, usage, meter.output_seen)
+    def recorded(self, points: list[Checkpoint]) -> None:
+        """PostgreSQL holds these checkpoints now (after a failed statement nothing is recorded: resent)."""
+        for point in points:
+            if point.reservation.key in self._turns:
+                self._recorded[point.reservation.key] = point.usage
 
 
 async def beat_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Renew every live reservation of this replica: the number PostgreSQL still had reserved."""
-    return await _send(pool, live.checkpoints(), ttl)
+    return await _send(pool, live, live.checkpoints(), ttl)
 
 
 async def checkpoint_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Record the usage of the turns whose output grew (renewing them too)."""
-    return await _send(pool, live.grown(), ttl)
+    return await _send(pool, live, live.grown(), ttl)
 
 
-async def _send(pool: LedgerPool, points: list[Checkpoint], ttl: timedelta) -> int:
+async def _send(pool: LedgerPool, live: LiveTurns, points: list[Checkpoint], ttl: timedelta) -> int:
     if not points:
         return 0
-    # A beat that waits longer than a beat's interval for a connection is overtaken by the next one.
+    # Waiting longer than a beat's interval for a connection would leave the reservations closer to expiry
+    # than the next beat's retry.
     async with ledger_connection(pool, ttl.total_seconds() / 3) as conn:
-        return await ledger.heartbeat(conn, points, ttl)
+        still_reserved = await ledger.heartbeat(conn, points, ttl)
+    live.recorded(points)
+    return still_reserved
 
 
 async def beat_forever(pool: LedgerPool, live: LiveTurns, ttl: timedelta, checkpoint_interval: float) -> None:
     """A heartbeat every third of the lifetime; between beats, a checkpoint of grown turns every
-    `checkpoint_interval` seconds."""
+    `checkpoint_interval` seconds. A beat that fails stays due, so the next tick tries it again."""
     beat_interval = ttl.total_seconds() / 3
     tick = min(checkpoint_interval, beat_interval)
     loop = asyncio.get_running_loop()
@@ -117,9 +122,9 @@ async def beat_forever(pool: LedgerPool, live: LiveTurns, ttl: timedelta, checkp
     while True:
         await asyncio.sleep(tick)
         beat = loop.time() >= next_beat
-        if beat:
-            next_beat += beat_interval
         try:
             await (beat_once if beat else checkpoint_once)(pool, live, ttl)
+            if beat:
+                next_beat = loop.time() + beat_interval  # after a stall, one beat, not a burst of catch-ups
         except Exception as error:  # a missed beat is retried; the reaper is the backstop
-            log.warning("heartbeat failed: %s", type(error).__name__)
+            log.warning("heartbeat failed: %s", error)

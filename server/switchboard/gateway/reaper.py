@@ -20,7 +20,7 @@ async def reap_forever(gateway: Gateway) -> None:
         try:
             await reap_once(gateway)
         except Exception as error:  # PostgreSQL away: try again next round
-            log.warning("reaper round failed: %s", type(error).__name__)
+            log.warning("reaper round failed: %s", error)
 
 
 async def reap_once(gateway: Gateway) -> int:

@@ -27,6 +27,8 @@ model" earlier in the conversation, or a long conversation that already escalate
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -220,10 +222,18 @@ class EscalationModel:
 
 
 def read_escalation(source: IO[bytes], meaning: IO[bytes] | None = None) -> EscalationModel:
-    """The model in `source`, with its meaning part's per-piece scores from `meaning` (none if None)."""
+    """The model in `source`, with its meaning part's per-piece scores from `meaning`. A model fitted with a
+    meaning part names its scores' digest: reading it without them, or with other scores, is refused, since
+    its weights and thresholds were fitted with that part in the logit."""
     body = json.loads(source.read().decode("utf-8"))
     if tuple(body["feature_names"]) != FEATURE_NAMES:
         raise ValueError("artifact does not match the escalation features of this version")
+    meaning_bytes = meaning.read() if meaning is not None else None
+    expected = body.get("meta", {}).get("meaning_sha256")
+    if expected is not None and meaning_bytes is None:
+        raise ValueError("this escalation model needs its meaning scores")
+    if expected is not None and hashlib.sha256(meaning_bytes or b"").hexdigest() != expected:
+        raise ValueError("the meaning scores are not the ones this escalation model was fitted with")
     return EscalationModel(
         weights={name: float(body["weights"][name]) for name in FEATURE_NAMES},
         intercept=float(body["intercept"]),
@@ -231,7 +241,9 @@ def read_escalation(source: IO[bytes], meaning: IO[bytes] | None = None) -> Esca
         share_thresholds=[float(t) for t in body["share_thresholds"]],
         meta=dict(body.get("meta", {})),
         lexicon={str(term): float(weight) for term, weight in body.get("lexicon", {}).items()},
-        meaning=PieceScores.read(WordPieces.packaged(), meaning) if meaning is not None else None,
+        meaning=None
+        if meaning_bytes is None
+        else PieceScores.read(WordPieces.packaged(), io.BytesIO(meaning_bytes)),
         meaning_prior=float(body.get("meaning_prior", 0.0)),
     )
 
