@@ -35,10 +35,9 @@ from router_lab.editor_traffic.suite import (
     batch_folder,
     load_suite,
 )
-from router_lab.embedding import built
+from router_lab.embedding import StaticEmbedding, built
 from router_lab.escalation import decisions, halves, train
 from switchboard.routing import PREFERENCES
-from switchboard.routing.embedding import StaticEmbedding
 
 FOLDS = ("fresh3", "fresh4", "fresh5")
 METHODS = ("round 6", "round 7")

@@ -13,7 +13,8 @@ import pytest
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from switchboard.routing.embedding import UNKNOWN, PieceScores, StaticEmbedding, WordPieces
+from router_lab.embedding import StaticEmbedding, scores_bytes
+from switchboard.routing.embedding import UNKNOWN, PieceScores, WordPieces
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_a_linear_function_of_the_mean_collapses_into_per_piece_scores(embedding
     rng = np.random.default_rng(7)
     direction = rng.normal(size=embedding.dim)
     collapsed = embedding.collapse(direction)
-    assert collapsed.k == 1 and collapsed.table.shape == (len(embedding.pieces), 1)
+    assert collapsed.k == 1 and len(collapsed.columns[0]) == len(embedding.pieces)
     for text in TEXTS:
         (score,) = collapsed.mean(text)
         assert score == pytest.approx(float(embedding.mean(text) @ direction), abs=1e-4)
@@ -106,14 +107,31 @@ def test_built_vectors_and_shipped_scores_round_trip(embedding: StaticEmbedding,
     assert again.pieces.vocabulary == embedding.pieces.vocabulary
     assert np.array_equal(again.vectors, embedding.vectors)
     scores = embedding.collapse(np.ones(embedding.dim))
-    read = PieceScores.read(embedding.pieces, io.BytesIO(scores.to_bytes()))
-    assert np.array_equal(read.table, scores.table) and read.mean("a race") == scores.mean("a race")
+    read = PieceScores.read(embedding.pieces, io.BytesIO(scores_bytes(scores)))
+    assert read.columns == scores.columns and read.mean("a race") == scores.mean("a race")
+    several = embedding.collapse(np.random.default_rng(5).normal(size=(embedding.dim, 3)))
+    assert PieceScores.read(embedding.pieces, io.BytesIO(scores_bytes(several))).columns == several.columns
+
+
+def test_the_router_reads_numpys_own_files_without_numpy(pieces: WordPieces) -> None:
+    table = np.random.default_rng(11).normal(size=(len(pieces), 2)).astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, table, allow_pickle=False)
+    read = PieceScores.read(pieces, io.BytesIO(buffer.getvalue()))
+    assert read.k == 2 and read.score(1234, 1) == float(table[1234, 1])
+    for wrong in (table.astype(np.float64), table[:, :1].T.copy(), np.asfortranarray(table)):
+        buffer = io.BytesIO()
+        np.save(buffer, wrong, allow_pickle=False)
+        with pytest.raises(ValueError):
+            PieceScores.read(pieces, io.BytesIO(buffer.getvalue()))
+    with pytest.raises(ValueError, match=r"not a \.npy"):
+        PieceScores.read(pieces, io.BytesIO(b"PK\x03\x04 not numpy"))
 
 
 def test_a_mismatched_artifact_is_refused(pieces: WordPieces) -> None:
     with pytest.raises(ValueError, match="vocabulary of 2"):
         StaticEmbedding(WordPieces(["[UNK]", "hello"]), np.zeros((3, 4)))
     with pytest.raises(ValueError, match=f"vocabulary of {len(pieces)}"):
-        PieceScores(pieces, np.zeros((5, 1)))
+        PieceScores(pieces, [[0.0] * 5])
     with pytest.raises(ValueError, match="needs"):
         WordPieces(["hello"])

@@ -33,7 +33,7 @@ def router() -> Router:
 def test_the_shipped_scores_are_one_per_word_piece_and_match_the_model(router: Router) -> None:
     meaning = router.model.meaning
     assert meaning is not None and meaning.k == 1
-    assert meaning.pieces is WordPieces.packaged() and meaning.table.shape == (len(meaning.pieces), 1)
+    assert meaning.pieces is WordPieces.packaged() and len(meaning.columns[0]) == len(meaning.pieces)
     shipped = resources.files("switchboard.routing").joinpath("artifacts", MEANING_ARTIFACT_NAME).read_bytes()
     assert hashlib.sha256(shipped).hexdigest() == router.model.meta["meaning_sha256"]
     assert router.model.meta["meaning_sd"] > 0
@@ -44,7 +44,7 @@ def test_the_meaning_part_is_the_mean_piece_score_shrunk_to_the_centroid(router:
     assert model.meaning is not None
     text = read_ask("can two workers pick up the same job?").text
     ids = model.meaning.pieces.ids(text)
-    scores = [float(model.meaning.table[i, 0]) for i in ids]
+    scores = [model.meaning.score(i) for i in ids]
     expected = (sum(scores) - len(ids) * model.meaning_prior) / (len(ids) + MEANING_PRIOR_PIECES)
     assert model.meaning_score(text) == pytest.approx(expected, abs=1e-9)
     assert model.meaning_score("") == 0.0  # no pieces: the centroid itself, which the intercept carries

@@ -11,6 +11,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
+from router_lab.embedding import StaticEmbedding
 from router_lab.question_data import EvaluationIndex, TrainingItem, decontaminate, stem_of
 from router_lab.questions import (
     EmbeddingSetting,
@@ -24,7 +25,7 @@ from router_lab.questions import (
     subset,
 )
 from switchboard.routing import RouteInput, Router
-from switchboard.routing.embedding import StaticEmbedding, WordPieces
+from switchboard.routing.embedding import WordPieces
 from switchboard.routing.escalation import ARTIFACT_NAME as ESCALATION_ARTIFACT
 from switchboard.routing.questions import (
     ARTIFACT_NAME,

@@ -18,6 +18,7 @@ vectors. Same weights on the same machine, same bytes.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import tempfile
@@ -25,12 +26,73 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
-from switchboard.routing.embedding import VOCABULARY_NAME, StaticEmbedding, WordPieces
+from switchboard.routing.embedding import VOCABULARY_NAME, PieceScores, WordPieces
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "server" / "switchboard" / "routing" / "artifacts"
 BUILT = ROOT / "build" / "static_embedding"
+VECTORS_NAME = "static_embedding.npy"  # in a built folder only
+
+
+class StaticEmbedding:
+    """One vector per word piece; a text's embedding is the mean of its pieces' vectors."""
+
+    def __init__(self, pieces: WordPieces, vectors: NDArray[np.floating]) -> None:
+        if vectors.ndim != 2 or vectors.shape[0] != len(pieces):
+            raise ValueError(f"{vectors.shape} vectors for a vocabulary of {len(pieces)} pieces")
+        self.pieces = pieces
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+
+    @classmethod
+    def load(cls, folder: Path) -> StaticEmbedding:
+        """A built embedding: `folder` holds its vocabulary and vectors (bench/router_lab/embedding.py)."""
+        with (folder / VOCABULARY_NAME).open("rb") as vocabulary:
+            pieces = WordPieces.read(vocabulary)
+        with (folder / VECTORS_NAME).open("rb") as vectors:
+            return cls(pieces, np.load(vectors, allow_pickle=False))
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / VOCABULARY_NAME).write_text("\n".join(self.pieces.vocabulary) + "\n", encoding="utf-8")
+        (folder / VECTORS_NAME).write_bytes(_npy(self.vectors.astype(np.float16)))
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def token_ids(self, text: str) -> list[int]:
+        return self.pieces.ids(text)
+
+    def token_vectors(self, text: str) -> NDArray[np.float32]:
+        return self.vectors[self.pieces.ids(text)]
+
+    def mean(self, text: str) -> NDArray[np.float32]:
+        """The mean of the pieces' vectors (zeros for a text with none). Not normalised: a linear function of
+        it is then exactly the mean of that function's value per piece (`collapse`)."""
+        ids = self.pieces.ids(text)
+        if not ids:
+            return np.zeros(self.dim, dtype=np.float32)
+        return self.vectors[ids].mean(axis=0)
+
+    def collapse(self, direction: NDArray[np.floating]) -> PieceScores:
+        """`vectors @ direction` as per-piece scores: a (dim,) direction gives one score a piece, a (dim, k)
+        one k."""
+        scores = self.vectors.astype(np.float64) @ np.asarray(direction, dtype=np.float64)
+        table = scores.reshape(len(self.pieces), -1).astype(np.float32)
+        return PieceScores(self.pieces, table.T.astype(np.float64).tolist())
+
+
+def scores_bytes(scores: PieceScores) -> bytes:
+    """Per-piece scores as the router reads them (`PieceScores.read`): a (pieces, k) float32 `.npy`."""
+    return _npy(np.asarray(scores.columns, dtype=np.float32).T.copy())
+
+
+def _npy(array: NDArray[np.floating]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def distil() -> StaticEmbedding:

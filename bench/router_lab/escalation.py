@@ -36,11 +36,10 @@ from numpy.typing import NDArray
 
 from router_lab.editor_traffic.split import is_development
 from router_lab.editor_traffic.suite import RELEASED_BATCHES, Item, load_training
-from router_lab.embedding import built
+from router_lab.embedding import StaticEmbedding, built, scores_bytes
 from switchboard.routing import PREFERENCES, Preference, RouteDecision, RouteInput, Router
 from switchboard.routing.ask import AskSignals, read_ask
 from switchboard.routing.context import summarize_context
-from switchboard.routing.embedding import StaticEmbedding
 from switchboard.routing.escalation import (
     FEATURE_NAMES,
     MEANING_ARTIFACT_NAME,
@@ -303,7 +302,7 @@ def train(
     }
     if meaning is not None:
         meta["meaning_sd"] = MEANING_SD
-        meta["meaning_sha256"] = hashlib.sha256(meaning.to_bytes()).hexdigest()
+        meta["meaning_sha256"] = hashlib.sha256(scores_bytes(meaning)).hexdigest()
     return EscalationModel(weights, intercept, thresholds, table, meta, lexicon, meaning, prior)
 
 
@@ -353,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         # The scores first: the model names their digest, so a run cut in between leaves a pair that is
         # refused at load rather than one that silently disagrees.
         if model.meaning is not None:
-            (args.out / MEANING_ARTIFACT_NAME).write_bytes(model.meaning.to_bytes())
+            (args.out / MEANING_ARTIFACT_NAME).write_bytes(scores_bytes(model.meaning))
         (args.out / "escalation_model.json").write_text(model.to_json())
         print(f"wrote {args.out / 'escalation_model.json'} and {args.out / MEANING_ARTIFACT_NAME}")
 

@@ -37,8 +37,8 @@ from numpy.typing import NDArray
 
 from router_lab import embedding as built_embedding
 from router_lab import question_data
+from router_lab.embedding import StaticEmbedding
 from router_lab.metrics import router_metrics
-from switchboard.routing.embedding import StaticEmbedding
 from switchboard.routing.escalation import ARTIFACT_NAME as ESCALATION_ARTIFACT
 from switchboard.routing.questions import (
     ARTIFACT_NAME,

