@@ -27,9 +27,9 @@ from typing import Any
 from router_lab.legacy.router import LegacyRouter
 from switchboard.routing import AUTO_MODELS, RouteInput, Router
 from switchboard.routing.embedding import VOCABULARY_NAME, WordPieces
-from switchboard.routing.escalation import ARTIFACT_NAME, MEANING_ARTIFACT_NAME, read_escalation
+from switchboard.routing.escalation import ARTIFACT_NAME, MEANING_ARTIFACT_NAME
 from switchboard.routing.questions import ARTIFACT_NAME as QUESTION_ARTIFACT
-from switchboard.routing.questions import read_question_model
+from switchboard.routing.router import read_packaged_router
 
 P99_TARGET_MS = 1.0
 SHORT = [
@@ -114,13 +114,7 @@ def load_times_ms(repeats: int) -> list[float]:
         started = time.perf_counter()
         with artifacts.joinpath(VOCABULARY_NAME).open("rb") as handle:
             WordPieces.read(handle)
-        with (
-            artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle,
-            artifacts.joinpath(MEANING_ARTIFACT_NAME).open("rb") as meaning,
-        ):
-            read_escalation(handle, meaning)
-        with artifacts.joinpath(QUESTION_ARTIFACT).open("rb") as handle:
-            read_question_model(handle)
+        read_packaged_router()
         times.append((time.perf_counter() - started) * 1000)
     return times
 

@@ -230,10 +230,11 @@ def read_escalation(source: IO[bytes], meaning: IO[bytes] | None = None) -> Esca
         raise ValueError("artifact does not match the escalation features of this version")
     meaning_bytes = meaning.read() if meaning is not None else None
     expected = body.get("meta", {}).get("meaning_sha256")
-    if expected is not None and meaning_bytes is None:
-        raise ValueError("this escalation model needs its meaning scores")
-    if expected is not None and hashlib.sha256(meaning_bytes or b"").hexdigest() != expected:
-        raise ValueError("the meaning scores are not the ones this escalation model was fitted with")
+    if expected is not None:
+        if meaning_bytes is None:
+            raise ValueError("this escalation model needs its meaning scores")
+        if hashlib.sha256(meaning_bytes).hexdigest() != expected:
+            raise ValueError("the meaning scores are not the ones this escalation model was fitted with")
     return EscalationModel(
         weights={name: float(body["weights"][name]) for name in FEATURE_NAMES},
         intercept=float(body["intercept"]),

@@ -233,8 +233,8 @@ def _kept(
     )
 
 
-@cache
-def _packaged_router() -> Router:
+def read_packaged_router() -> Router:
+    """The shipped artifacts, read afresh (`Router.load` reads them once per process)."""
     artifacts = resources.files("switchboard.routing").joinpath("artifacts")
     with (
         artifacts.joinpath(ARTIFACT_NAME).open("rb") as handle,
@@ -243,3 +243,6 @@ def _packaged_router() -> Router:
         escalation = read_escalation(handle, meaning)
     with artifacts.joinpath(QUESTION_ARTIFACT).open("rb") as handle:
         return Router(escalation, read_question_model(handle))
+
+
+_packaged_router = cache(read_packaged_router)
