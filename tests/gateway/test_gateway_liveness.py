@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from switchboard.gateway.db import LedgerUnavailable
-from switchboard.gateway.ledger import Reservation, TurnKey
+from switchboard.gateway.ledger import Checkpoint, Reservation, TurnKey
 from switchboard.gateway.liveness import LiveTurns, checkpoint_once
 from switchboard.gateway.metering import StreamMeter
 
@@ -80,6 +80,8 @@ def test_a_settled_turn_is_forgotten_and_a_new_attempt_is_checkpointed_afresh() 
     live.add(retry)
     live.meter(retry, again)
     text(again, "some words")
+    # The first attempt's checkpoint, acknowledged only now (its statement was in flight), is not the retry's.
+    live.recorded([Checkpoint(first, again.usage(), output_seen=True)])
     [point] = live.grown()
     assert point.reservation.attempt == 2
 

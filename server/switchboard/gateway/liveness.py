@@ -87,7 +87,8 @@ class LiveTurns:
     def recorded(self, points: list[Checkpoint]) -> None:
         """PostgreSQL holds these checkpoints now (after a failed statement nothing is recorded: resent)."""
         for point in points:
-            if point.reservation.key in self._turns:
+            current = self._turns.get(point.reservation.key)
+            if current is not None and current[0].attempt == point.reservation.attempt:
                 self._recorded[point.reservation.key] = point.usage
 
 
