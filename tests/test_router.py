@@ -696,6 +696,12 @@ PY_120_LINES: list[ContextEntry] = [
 NOTHING: list[ContextEntry] = []
 
 
+def assert_haiku_with_and_without_code(router: Router, prompt: str) -> None:
+    for context in (NOTHING, PY_120_LINES):
+        decision = router.decide(RouteInput(prompt=prompt, context=context))
+        assert decision.model == HAIKU, (prompt, decision.reason)
+
+
 @pytest.mark.parametrize(
     "prompt",
     [
@@ -711,9 +717,7 @@ NOTHING: list[ContextEntry] = []
 )
 def test_an_edit_in_a_sensitive_place_is_no_security_review(router: Router, prompt: str) -> None:
     assert not read_ask(prompt).security
-    for context in (NOTHING, PY_120_LINES):
-        decision = router.decide(RouteInput(prompt=prompt, context=context))
-        assert decision.model == HAIKU, (prompt, decision.reason)
+    assert_haiku_with_and_without_code(router, prompt)
 
 
 @pytest.mark.parametrize(
@@ -865,9 +869,7 @@ def test_a_threat_in_plain_words_with_code_attached_goes_to_sonnet(router: Route
 )
 def test_near_misses_of_the_plain_threat_phrasings_stay_on_haiku(router: Router, prompt: str) -> None:
     assert not read_ask(prompt).security, prompt
-    for context in (NOTHING, PY_120_LINES):
-        decision = router.decide(RouteInput(prompt=prompt, context=context))
-        assert decision.model == HAIKU, (prompt, decision.reason)
+    assert_haiku_with_and_without_code(router, prompt)
 
 
 @pytest.mark.parametrize(
@@ -920,9 +922,7 @@ def test_a_bare_memory_ordering_question_is_concurrency_but_left_to_the_model(ro
 )
 def test_near_misses_of_the_plain_concurrency_phrasings_stay_on_haiku(router: Router, prompt: str) -> None:
     assert not read_ask(prompt).concurrency, prompt
-    for context in (NOTHING, PY_120_LINES):
-        decision = router.decide(RouteInput(prompt=prompt, context=context))
-        assert decision.model == HAIKU, (prompt, decision.reason)
+    assert_haiku_with_and_without_code(router, prompt)
 
 
 @pytest.mark.xfail(
