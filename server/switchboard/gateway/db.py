@@ -1,12 +1,14 @@
 """PostgreSQL: a replica's two connection pools, and the readiness probe.
 
 - **The ledger's pool** (asyncpg): the statements every turn runs (reserve, settle), the heartbeat and the
-  sweep. asyncpg speaks PostgreSQL's binary protocol from C and keeps each statement prepared per connection:
-  a reserve and a settle cost a replica about a third of the CPU they cost through psycopg's async pool.
+  reaper's settlements of expired reservations. asyncpg speaks PostgreSQL's binary protocol from C and keeps
+  each statement prepared per connection: a reserve and a settle cost a replica about a third of the CPU they
+  cost through psycopg's async pool.
 - **The pool of everything else** (psycopg): accounts, usage reports, sign-in. Alembic's migrations and the
   admin CLI use psycopg too.
 
-Both are sized by the same settings; a ledger connection is held for one statement (`ledger_connection`).
+Both are sized by the same settings. A turn holds a ledger connection for one statement
+(`ledger_connection`); a reaper round holds one for its whole round.
 """
 
 from __future__ import annotations
