@@ -313,6 +313,7 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
             assert rotated["refreshToken"] and rotated["refreshToken"] != signed_in["refreshToken"]
             server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "after rotation"})
 
+            messages_before = len(server.frames_with_method("window/showMessage"))
             reused = error_of(other.call("switchboard/signIn", {"refreshToken": signed_in["refreshToken"]}))
             assert reused["code"] == 1004 and "sign in again" in reused["message"]
             told = other.frames_with_method("switchboard/credentialsChanged")
@@ -320,7 +321,9 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
 
             ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=60)[-1]["params"]
             assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
-            shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
+            # The message follows credentialsChanged (account.py sends them in that order): wait for it too.
+            shown_frames = wait_for_method(server, "window/showMessage", messages_before + 1, timeout=10)
+            shown = [f["params"]["message"] for f in shown_frames]
             assert any("sign in again" in message for message in shown), shown
             assert server.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
         finally:
