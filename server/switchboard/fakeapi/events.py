@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from switchboard.fakeapi.cache import CacheUsage
 from switchboard.fakeapi.replies import Reply, split_deltas
+from switchboard.fakeapi.transport import compact_json
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class SseEvent:
     is_delta: bool = False  # a thinking or text delta: the unit faults count and `slow` paces
 
     def encode(self) -> bytes:
-        return encode_sse(self.name, json.dumps(self.data, separators=(",", ":")))
+        return encode_sse(self.name, compact_json(self.data))
 
 
 def encode_sse(name: str, data: str) -> bytes:

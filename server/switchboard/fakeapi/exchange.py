@@ -1,23 +1,23 @@
-"""One request being answered: what arrived, the shared state, and the handler to answer on."""
+"""One request being answered: what arrived, the shared state, and the response being built."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
+from dataclasses import dataclass, field
 
 from switchboard.fakeapi.errors import ApiError
 from switchboard.fakeapi.state import FakeState
+from switchboard.fakeapi.transport import Response
 
 
 @dataclass
 class Exchange:
-    handler: BaseHTTPRequestHandler
     state: FakeState
     method: str
     path: str
     headers: dict[str, str]
     body: object  # the parsed JSON body, or None
     request_id: str
+    response: Response = field(default_factory=Response)
 
     def response_headers(self) -> dict[str, str]:
         return {"request-id": self.request_id}
