@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from switchboard.fakeapi.directives import parse_directives
-from switchboard.fakeapi.errors import ApiError, invalid
+from switchboard.fakeapi.directives import Directives, request_directives
+from switchboard.fakeapi.errors import ApiError
 from switchboard.fakeapi.events import SseEvent, encode_sse, error_event, message_json, stream_events
 from switchboard.fakeapi.exchange import Exchange
 from switchboard.fakeapi.faults import Fault, Plan
 from switchboard.fakeapi.ids import new_id
-from switchboard.fakeapi.replies import compose_reply, last_user_text, split_deltas
+from switchboard.fakeapi.prepared import prepare_message
 from switchboard.fakeapi.tokens import count_tokens as estimate_tokens
-from switchboard.fakeapi.tokens import request_segments
 from switchboard.fakeapi.transport import ChunkedStream, json_bytes
 from switchboard.fakeapi.validation import require_object, validate_request
 
@@ -23,34 +21,29 @@ OVERLOADED = "Overloaded (simulated fault)"
 
 def messages(exchange: Exchange) -> None:
     exchange.authenticate()
-    body = require_object(exchange.body)
-    model = validate_request(body)
-    plan = _plan(exchange, body, model)
+    prepared = prepare_message(exchange.raw_body)
+    plan = _plan(exchange, prepared.directives, prepared.model)
     _before_response(exchange, plan)
-    reply = compose_reply(body, model, words=plan.words)
-    usage = exchange.state.cache.apply(model, request_segments(body))
+    model, reply = prepared.model, prepared.reply
+    usage = exchange.state.cache.apply(model, prepared.segments)
     message_id = new_id("msg_fake_")
-    if body.get("stream"):
+    if prepared.stream:
         _stream(exchange, stream_events(message_id, model, reply, usage), plan)
     else:
-        deltas = len(split_deltas(reply.text)) + len(split_deltas(reply.thinking or ""))
-        _send_with_faults(exchange, message_json(message_id, model, reply, usage), plan, deltas)
+        payload = message_json(message_id, model, reply, usage)
+        _send_with_faults(exchange, payload, plan, prepared.delta_count)
 
 
 def count_tokens(exchange: Exchange) -> None:
     exchange.authenticate()
     body = require_object(exchange.body)
     model = validate_request(body, counting=True)
-    plan = _plan(exchange, body, model)
+    plan = _plan(exchange, request_directives(body), model)
     _before_response(exchange, plan)
     _send_with_faults(exchange, {"input_tokens": estimate_tokens(body)}, plan, deltas=0)
 
 
-def _plan(exchange: Exchange, body: Mapping[str, Any], model: str) -> Plan:
-    try:
-        directives = parse_directives(last_user_text(body.get("messages")))
-    except ValueError as error:
-        raise invalid(str(error)) from None
+def _plan(exchange: Exchange, directives: Directives, model: str) -> Plan:
     queued = exchange.state.faults.take(exchange.path, model)
     faults: list[Fault] = [queued] if queued else []
     return Plan.of([*faults, *directives.faults], directives.words)

@@ -15,6 +15,7 @@ class Exchange:
     method: str
     path: str
     headers: dict[str, str]
+    raw_body: bytes
     body: object  # the parsed JSON body, or None
     request_id: str
     response: Response = field(default_factory=Response)

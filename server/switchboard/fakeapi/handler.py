@@ -45,7 +45,7 @@ def handle(state: FakeState, request: Request) -> Response:
     body = None if request.refusal is not None else parse_json(request.body)
     if not path.startswith(control.PREFIX):
         state.log.append(_record(request.method, path, request.headers, body))
-    exchange = Exchange(state, request.method, path, request.headers, body, request_id)
+    exchange = Exchange(state, request.method, path, request.headers, request.body, body, request_id)
     exchange.response.close = not request.keep_alive
     try:
         if request.refusal is not None:
