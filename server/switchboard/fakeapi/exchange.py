@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from switchboard.fakeapi.errors import ApiError
 from switchboard.fakeapi.state import FakeState
-from switchboard.fakeapi.transport import Response
+from switchboard.fakeapi.transport import Response, parse_json
 
 
 @dataclass
@@ -16,9 +17,13 @@ class Exchange:
     path: str
     headers: dict[str, str]
     raw_body: bytes
-    body: object  # the parsed JSON body, or None
     request_id: str
     response: Response = field(default_factory=Response)
+
+    @functools.cached_property
+    def body(self) -> object:
+        """The parsed JSON body, or None (parsed when asked for: /v1/messages works from the raw bytes)."""
+        return parse_json(self.raw_body)
 
     def response_headers(self) -> dict[str, str]:
         return {"request-id": self.request_id}

@@ -13,7 +13,7 @@ from switchboard.fakeapi.exchange import Exchange
 from switchboard.fakeapi.ids import new_id
 from switchboard.fakeapi.records import RecordedRequest
 from switchboard.fakeapi.state import FakeState
-from switchboard.fakeapi.transport import Response, parse_json
+from switchboard.fakeapi.transport import Response
 
 Route = Callable[[Exchange], None]
 ROUTES: dict[tuple[str, str], Route] = {
@@ -28,7 +28,8 @@ ROUTES: dict[tuple[str, str], Route] = {
 
 @dataclass(frozen=True)
 class Request:
-    """A request as it arrived. `refusal`: an error to answer instead of reading it (a body too large)."""
+    """A request as it arrived. `refusal`: an error to answer instead of reading it (a body too large; its
+    `body` is then empty)."""
 
     method: str
     target: str
@@ -42,10 +43,9 @@ def handle(state: FakeState, request: Request) -> Response:
     """Record `request` (unless it is a control request) and build its response."""
     request_id = new_id("req_fake_")
     path = urlsplit(request.target).path
-    body = None if request.refusal is not None else parse_json(request.body)
     if not path.startswith(control.PREFIX):
-        state.log.append(_record(request.method, path, request.headers, body))
-    exchange = Exchange(state, request.method, path, request.headers, request.body, body, request_id)
+        state.log.append(RecordedRequest(request.method, path, request.headers, request.body, time.time()))
+    exchange = Exchange(state, request.method, path, request.headers, request.body, request_id)
     exchange.response.close = not request.keep_alive
     try:
         if request.refusal is not None:
@@ -59,16 +59,3 @@ def handle(state: FakeState, request: Request) -> Response:
         headers = {**error.headers, "request-id": request_id}
         exchange.response.send_json(error.status, {**error.body(), "request_id": request_id}, headers)
     return exchange.response
-
-
-def _record(method: str, path: str, headers: dict[str, str], body: object) -> RecordedRequest:
-    parsed = body if isinstance(body, dict) else None
-    model = parsed.get("model") if parsed is not None else None
-    return RecordedRequest(
-        method=method,
-        path=path,
-        headers=headers,
-        body=parsed,
-        model=model if isinstance(model, str) else None,
-        time=time.time(),
-    )
