@@ -113,7 +113,8 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._refused = False  # a request was refused unread: ignore whatever the client sends next
-        self._queue: deque[Request] = deque()  # requests received while a response is playing
+        # Requests received while a response is playing (and a refusal ready to send after them).
+        self._queue: deque[Request | Response] = deque()
         self._response: Response | None = None
         self._step = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -202,24 +203,27 @@ class Connection(asyncio.Protocol):
         self._refused = True
 
     def _refuse_malformed(self, error: Exception) -> None:
+        """Answer 400 (after the requests before it), then close: nothing after it can be parsed."""
         self._refused = True
         response = Response(close=True)
         payload = error_body("invalid_request_error", f"Malformed HTTP request: {error}")
         response.send_json(400, payload, {})
-        self._queue.clear()
-        if self._response is None:
-            self._start(response)
+        self._queue_or_start(response)
 
     def _receive(self, body: bytes, keep_alive: bool, refusal: ApiError | None = None) -> None:
         method = self._parser.get_method().decode("ascii", "replace")
         url = self._url.decode("latin-1")
-        request = Request(method, url, self._headers, body, keep_alive, refusal)
-        if self._response is None:
-            self._start(self._answer(request))
-        else:
-            self._queue.append(request)
+        self._queue_or_start(Request(method, url, self._headers, body, keep_alive, refusal))
 
-    def _answer(self, request: Request) -> Response:
+    def _queue_or_start(self, next_up: Request | Response) -> None:
+        if self._response is None:
+            self._start(self._answer(next_up))
+        else:
+            self._queue.append(next_up)
+
+    def _answer(self, request: Request | Response) -> Response:
+        if isinstance(request, Response):
+            return request
         try:
             return self._server.handle(request)
         except Exception:
