@@ -28,7 +28,7 @@ def messages(exchange: Exchange) -> None:
     usage = exchange.state.cache.apply(model, prepared.segments)
     message_id = new_id("msg_fake_")
     if prepared.stream:
-        _stream(exchange, stream_events(message_id, model, reply, usage), plan)
+        _stream(exchange, stream_events(message_id, model, reply, usage, prepared.content_events), plan)
     else:
         payload = message_json(message_id, model, reply, usage)
         _send_with_faults(exchange, payload, plan, prepared.delta_count)

@@ -1,5 +1,5 @@
-"""What a Messages request body decides on its own (its model, directives, reply and prompt segments),
-worked out once per distinct body.
+"""What a Messages request body decides on its own (its model, directives, reply, prompt segments and
+a stream's content events), worked out once per distinct body.
 
 All of it is deterministic, and a benchmark sends the same body thousands of times: validating it,
 composing the reply and cutting the prompt into segments was most of the fake's CPU per turn. What depends
@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass
 
 from switchboard.fakeapi.directives import Directives, request_directives
+from switchboard.fakeapi.events import SseEvent, content_events
 from switchboard.fakeapi.replies import Reply, compose_reply, split_deltas
 from switchboard.fakeapi.tokens import Segment, request_segments
 from switchboard.fakeapi.transport import parse_json
@@ -28,6 +29,7 @@ class PreparedMessage:
     reply: Reply
     segments: tuple[Segment, ...]
     stream: bool
+    content_events: tuple[SseEvent, ...]  # a stream's events between message_start and message_delta
     delta_count: int  # the deltas a stream of the reply has: what `slow` paces a non-streamed answer by
 
 
@@ -49,11 +51,13 @@ def _prepare(raw_body: bytes) -> PreparedMessage:
     model = validate_request(body)
     directives = request_directives(body)
     reply = compose_reply(body, model, words=directives.words)
+    stream = bool(body.get("stream"))
     return PreparedMessage(
         model=model,
         directives=directives,
         reply=reply,
         segments=tuple(request_segments(body)),
-        stream=bool(body.get("stream")),
+        stream=stream,
+        content_events=tuple(content_events(reply)) if stream else (),
         delta_count=len(split_deltas(reply.text)) + len(split_deltas(reply.thinking or "")),
     )
