@@ -52,8 +52,8 @@ def power_entitlement(root: Path) -> dict[str, str]:
 class ExternalFake:
     """The fake Anthropic API in its own process (`python -m switchboard.fakeapi`).
 
-    With 50 streams its threads would otherwise compete with the benchmark's client for this process's GIL
-    and skew what it measures."""
+    With 50 streams its event loop thread would otherwise compete with the benchmark's client for this
+    process's GIL and skew what it measures."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(

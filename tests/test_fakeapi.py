@@ -18,7 +18,7 @@ import anthropic
 import httpx2
 import pytest
 
-from switchboard.fakeapi import FakeAnthropic, Fault, PromptCache, count_tokens
+from switchboard.fakeapi import FakeAnthropic, Fault, PromptCache, count_tokens, http_server
 from switchboard.fakeapi.cli import main as cli_main
 from switchboard.fakeapi.tokens import request_segments
 
@@ -731,6 +731,89 @@ def test_reset_clears_the_cache(clock: FakeClock) -> None:
         _cached_request(client, SONNET, SYSTEM)
         api.reset()
         assert _cached_request(client, SONNET, SYSTEM).cache_read_input_tokens == 0
+
+
+# --- HTTP/1.1 on the wire ------------------------------------------------------------------------------
+
+
+def raw_request(path: str, body: bytes = b"", *, extra: str = "") -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+def read_response(connection: socket.socket) -> tuple[bytes, bytes]:
+    """One Content-Length response off `connection`: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536) or pytest.fail(f"closed before a whole head: {data!r}")
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:]
+    )
+    while len(body) < length:
+        body += connection.recv(65536) or pytest.fail("closed before the whole body")
+    assert len(body) == length, "more than one response arrived"
+    return head, body
+
+
+COUNT_BODY = json.dumps({"model": HAIKU, "messages": user("hello")}).encode()
+
+
+def test_kept_alive_connection_answers_requests_in_turn_even_pipelined(api: FakeAnthropic) -> None:
+    with socket.create_connection((api.host, api.port), timeout=3) as connection:
+        connection.sendall(raw_request("/v1/messages/count_tokens", COUNT_BODY))
+        head, body = read_response(connection)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" not in head.lower()
+        assert json.loads(body) == {"input_tokens": tokens("hello")}
+        connection.sendall(raw_request("/v1/nothing") + raw_request("/v1/messages/count_tokens", COUNT_BODY))
+        data = b""
+        while data.count(b"HTTP/1.1") < 2 or not data.endswith(b"}"):
+            data += connection.recv(65536) or pytest.fail("closed")
+        assert data.index(b"404 Not Found") < data.index(b"200 OK")
+
+
+def test_connection_close_is_honoured_and_announced(api: FakeAnthropic) -> None:
+    with socket.create_connection((api.host, api.port), timeout=3) as connection:
+        connection.sendall(
+            raw_request("/v1/messages/count_tokens", COUNT_BODY, extra="Connection: close\r\n")
+        )
+        head, _ = read_response(connection)
+        assert b"\r\nConnection: close" in head
+        assert connection.recv(100) == b""
+
+
+def test_oversized_body_is_413_unread_then_closed(api: FakeAnthropic) -> None:
+    with socket.create_connection((api.host, api.port), timeout=3) as connection:
+        connection.sendall(
+            raw_request("/v1/messages").replace(b"Content-Length: 0", b"Content-Length: 40000000")
+        )
+        head, body = read_response(connection)
+        assert head.startswith(b"HTTP/1.1 413 ") and json.loads(body)["error"]["type"] == "request_too_large"
+        assert connection.recv(100) == b""
+    assert api.received()[-1].path == "/v1/messages"
+
+
+def test_malformed_request_is_a_json_400_then_closed(api: FakeAnthropic) -> None:
+    with socket.create_connection((api.host, api.port), timeout=3) as connection:
+        connection.sendall(b"POST /v1/messages HTTP/1.1\r\nContent-Length: twelve\r\n\r\n")
+        head, body = read_response(connection)
+        assert (
+            head.startswith(b"HTTP/1.1 400 ") and json.loads(body)["error"]["type"] == "invalid_request_error"
+        )
+        assert connection.recv(100) == b""
+
+
+def test_idle_kept_alive_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_server, "IDLE_CONNECTION_SECONDS", 0.3)
+    monkeypatch.setattr(http_server, "IDLE_SWEEP_SECONDS", 0.1)
+    with FakeAnthropic() as api, socket.create_connection((api.host, api.port), timeout=3) as connection:
+        connection.sendall(raw_request("/v1/messages/count_tokens", COUNT_BODY))
+        read_response(connection)
+        started = time.monotonic()
+        assert connection.recv(100) == b""
+        assert 0.2 < time.monotonic() - started < 2
 
 
 # --- lifecycle and CLI ---------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ class PromptCache:
     def apply(self, model: str, segments: Sequence[Segment]) -> CacheUsage:
         """Read the longest cached prefix, write the request's breakpoints, and split its input tokens."""
         total = sum(segment.tokens for segment in segments)
+        if all(segment.breakpoint is None for segment in segments):
+            return CacheUsage(input_tokens=total)  # nothing to read or write: skip hashing the prefix
         boundaries = self._boundaries(model, segments)
         breakpoints = [b for b in boundaries if b.ttl is not None]
         if not breakpoints:

@@ -11,7 +11,6 @@ import dataclasses
 from switchboard.fakeapi.errors import invalid
 from switchboard.fakeapi.exchange import Exchange
 from switchboard.fakeapi.faults import Fault
-from switchboard.fakeapi.transport import send_json
 
 PREFIX = "/_fake/"
 
@@ -41,4 +40,4 @@ def reset(exchange: Exchange) -> None:
 
 
 def _ok(exchange: Exchange, payload: object) -> None:
-    send_json(exchange.handler, 200, payload, exchange.response_headers())
+    exchange.response.send_json(200, payload, exchange.response_headers())

@@ -4,9 +4,13 @@ for processes that cannot reach the FakeAnthropic object (the editor, the termin
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from switchboard.fakeapi.errors import invalid
 from switchboard.fakeapi.faults import Fault, FaultKind
+from switchboard.fakeapi.replies import last_user_text
 
 _DIRECTIVE = re.compile(r"\[\[fake:([^\]]*)\]\]")
 _FLAGS: tuple[FaultKind, ...] = ("error_event", "drop", "malformed_sse", "truncated_json")
@@ -17,6 +21,14 @@ _NUMBERS = ("status", "slow", "stall", "words", "after", "retry_after")
 class Directives:
     faults: list[Fault] = field(default_factory=list[Fault])
     words: int | None = None
+
+
+def request_directives(body: Mapping[str, Any]) -> Directives:
+    """The directives in a request's last user message; a bad one is a 400."""
+    try:
+        return parse_directives(last_user_text(body.get("messages")))
+    except ValueError as error:
+        raise invalid(str(error)) from None
 
 
 def parse_directives(text: str) -> Directives:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from switchboard.fakeapi.directives import parse_directives
-from switchboard.fakeapi.errors import ApiError, invalid
+from switchboard.fakeapi.directives import Directives, request_directives
+from switchboard.fakeapi.errors import ApiError
 from switchboard.fakeapi.events import SseEvent, encode_sse, error_event, message_json, stream_events
 from switchboard.fakeapi.exchange import Exchange
 from switchboard.fakeapi.faults import Fault, Plan
-from switchboard.fakeapi.replies import compose_reply, last_user_text, split_deltas
+from switchboard.fakeapi.ids import new_id
+from switchboard.fakeapi.prepared import prepare_message
 from switchboard.fakeapi.tokens import count_tokens as estimate_tokens
-from switchboard.fakeapi.tokens import request_segments
-from switchboard.fakeapi.transport import ChunkedStream, abort_connection, json_bytes, send_bytes
+from switchboard.fakeapi.transport import ChunkedStream, json_bytes
 from switchboard.fakeapi.validation import require_object, validate_request
 
 MALFORMED_EVENT = encode_sse("content_block_delta", '{"type": "content_block_delta", "index": 0, "de')
@@ -23,81 +21,69 @@ OVERLOADED = "Overloaded (simulated fault)"
 
 def messages(exchange: Exchange) -> None:
     exchange.authenticate()
-    body = require_object(exchange.body)
-    model = validate_request(body)
-    plan = _plan(exchange, body, model)
-    if not _before_response(exchange, plan):
-        return
-    reply = compose_reply(body, model, words=plan.words)
-    usage = exchange.state.cache.apply(model, request_segments(body))
-    message_id = "msg_fake_" + uuid.uuid4().hex[:24]
-    if body.get("stream"):
-        _stream(exchange, stream_events(message_id, model, reply, usage), plan)
+    prepared = prepare_message(exchange.raw_body)
+    plan = _plan(exchange, prepared.directives, prepared.model)
+    _before_response(exchange, plan)
+    model, reply = prepared.model, prepared.reply
+    usage = exchange.state.cache.apply(model, prepared.segments)
+    message_id = new_id("msg_fake_")
+    if prepared.stream:
+        _stream(exchange, stream_events(message_id, model, reply, usage, prepared.content_events), plan)
     else:
-        deltas = len(split_deltas(reply.text)) + len(split_deltas(reply.thinking or ""))
-        _send_with_faults(exchange, message_json(message_id, model, reply, usage), plan, deltas)
+        payload = message_json(message_id, model, reply, usage)
+        _send_with_faults(exchange, payload, plan, prepared.delta_count)
 
 
 def count_tokens(exchange: Exchange) -> None:
     exchange.authenticate()
     body = require_object(exchange.body)
     model = validate_request(body, counting=True)
-    plan = _plan(exchange, body, model)
-    if _before_response(exchange, plan):
-        _send_with_faults(exchange, {"input_tokens": estimate_tokens(body)}, plan, deltas=0)
+    plan = _plan(exchange, request_directives(body), model)
+    _before_response(exchange, plan)
+    _send_with_faults(exchange, {"input_tokens": estimate_tokens(body)}, plan, deltas=0)
 
 
-def _plan(exchange: Exchange, body: Mapping[str, Any], model: str) -> Plan:
-    try:
-        directives = parse_directives(last_user_text(body.get("messages")))
-    except ValueError as error:
-        raise invalid(str(error)) from None
+def _plan(exchange: Exchange, directives: Directives, model: str) -> Plan:
     queued = exchange.state.faults.take(exchange.path, model)
     faults: list[Fault] = [queued] if queued else []
     return Plan.of([*faults, *directives.faults], directives.words)
 
 
-def _before_response(exchange: Exchange, plan: Plan) -> bool:
-    """Apply a status fault (raised) and a stall before the headers; False if the server is stopping."""
+def _before_response(exchange: Exchange, plan: Plan) -> None:
+    """Apply a status fault (raised) and a stall before the headers."""
     if plan.status is not None:
         raise plan.status.to_error()
-    if exchange.state.pause(plan.stall_before):
-        return True
-    abort_connection(exchange.handler)
-    return False
+    exchange.response.pause(plan.stall_before)
 
 
 def _send_with_faults(exchange: Exchange, payload: Mapping[str, object], plan: Plan, deltas: int) -> None:
     fault = plan.interruption
     delay = plan.delta_delay * deltas + (fault.seconds if fault is not None and fault.kind == "stall" else 0)
-    if not exchange.state.pause(delay):
-        abort_connection(exchange.handler)
-        return
+    response = exchange.response
+    response.pause(delay)
     kind = fault.kind if fault is not None else None
     if kind == "error_event":
         raise ApiError(529, (fault and fault.message) or OVERLOADED)
     if kind == "drop":
-        abort_connection(exchange.handler)
+        response.drop()
         return
     body = json_bytes(payload)
     if kind in ("truncated_json", "malformed_sse"):
         body = body[: max(1, len(body) // 2)]
-    send_bytes(exchange.handler, 200, body, "application/json", exchange.response_headers())
+    response.send_bytes(200, body, "application/json", exchange.response_headers())
 
 
 def _stream(exchange: Exchange, events: Sequence[SseEvent], plan: Plan) -> None:
-    stream = ChunkedStream(exchange.handler, exchange.response_headers())
+    stream = ChunkedStream(exchange.response, exchange.response_headers())
     pending = plan.interruption
     sent = 0
     for event in events:
         if pending is not None and _due(pending, sent, event):
-            if not _interrupt(exchange, stream, pending):
+            if not _interrupt(stream, pending):
                 return
             pending = None
         if event.is_delta:
-            if not exchange.state.pause(plan.delta_delay):
-                stream.drop()
-                return
+            stream.pause(plan.delta_delay)
             sent += 1
         stream.send(event.encode())
     stream.finish()
@@ -109,13 +95,11 @@ def _due(fault: Fault, sent: int, event: SseEvent) -> bool:
     return sent >= fault.strikes_at and (event.is_delta or event.name == "message_delta")
 
 
-def _interrupt(exchange: Exchange, stream: ChunkedStream, fault: Fault) -> bool:
+def _interrupt(stream: ChunkedStream, fault: Fault) -> bool:
     """Inject a mid-stream fault; True if the stream goes on afterwards."""
     if fault.kind == "stall":
-        if exchange.state.pause(fault.seconds):
-            return True
-        stream.drop()
-        return False
+        stream.pause(fault.seconds)
+        return True
     if fault.kind == "error_event":
         stream.send(error_event("overloaded_error", fault.message or OVERLOADED).encode())
         stream.finish()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from switchboard.fakeapi.cache import CacheUsage
 from switchboard.fakeapi.replies import Reply, split_deltas
+from switchboard.fakeapi.transport import compact_json
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,12 @@ class SseEvent:
     is_delta: bool = False  # a thinking or text delta: the unit faults count and `slow` paces
 
     def encode(self) -> bytes:
-        return encode_sse(self.name, json.dumps(self.data, separators=(",", ":")))
+        return self.wire
+
+    @functools.cached_property
+    def wire(self) -> bytes:
+        """The event as sent, encoded once (a prepared answer's content events serve every stream of it)."""
+        return encode_sse(self.name, compact_json(self.data))
 
 
 def encode_sse(name: str, data: str) -> bytes:
@@ -47,21 +53,31 @@ def message_json(message_id: str, model: str, reply: Reply, usage: CacheUsage) -
     }
 
 
-def stream_events(message_id: str, model: str, reply: Reply, usage: CacheUsage) -> list[SseEvent]:
+def stream_events(
+    message_id: str, model: str, reply: Reply, usage: CacheUsage, content: Sequence[SseEvent] | None = None
+) -> list[SseEvent]:
+    """The whole stream of `reply`; `content` is `content_events(reply)` when the caller kept it."""
     empty = {"content": [], "stop_reason": None, "stop_sequence": None, "usage": usage_json(usage, 1)}
     message = {**_message_shell(message_id, model), **empty}
     events = [SseEvent("message_start", {"type": "message_start", "message": message})]
+    events += content_events(reply) if content is None else content
+    delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
+    usage_delta = usage_json(usage, reply.output_tokens)
+    events.append(SseEvent("message_delta", {"type": "message_delta", "delta": delta, "usage": usage_delta}))
+    events.append(SseEvent("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def content_events(reply: Reply) -> list[SseEvent]:
+    """The events between `message_start` and `message_delta`: they depend on the reply alone."""
+    events: list[SseEvent] = []
     index = 0
     if reply.thinking is not None:
         events += _thinking_block(index, reply.thinking, reply.signature or "")
         index += 1
     events += _text_block(index, reply.text)
     # The real API pings right after the first content block starts.
-    events.insert(2, SseEvent("ping", {"type": "ping"}))
-    delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
-    usage_delta = usage_json(usage, reply.output_tokens)
-    events.append(SseEvent("message_delta", {"type": "message_delta", "delta": delta, "usage": usage_delta}))
-    events.append(SseEvent("message_stop", {"type": "message_stop"}))
+    events.insert(1, SseEvent("ping", {"type": "ping"}))
     return events
 
 

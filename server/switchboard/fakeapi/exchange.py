@@ -1,23 +1,29 @@
-"""One request being answered: what arrived, the shared state, and the handler to answer on."""
+"""One request being answered: what arrived, the shared state, and the response being built."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
+import functools
+from dataclasses import dataclass, field
 
 from switchboard.fakeapi.errors import ApiError
 from switchboard.fakeapi.state import FakeState
+from switchboard.fakeapi.transport import Response, parse_json
 
 
 @dataclass
 class Exchange:
-    handler: BaseHTTPRequestHandler
     state: FakeState
     method: str
     path: str
     headers: dict[str, str]
-    body: object  # the parsed JSON body, or None
+    raw_body: bytes
     request_id: str
+    response: Response = field(default_factory=Response)
+
+    @functools.cached_property
+    def body(self) -> object:
+        """The parsed JSON body, or None (parsed when asked for: /v1/messages works from the raw bytes)."""
+        return parse_json(self.raw_body)
 
     def response_headers(self) -> dict[str, str]:
         return {"request-id": self.request_id}

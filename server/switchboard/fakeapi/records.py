@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+from switchboard.fakeapi.transport import parse_json
 
 
 @dataclass(frozen=True)
@@ -12,9 +15,21 @@ class RecordedRequest:
     method: str
     path: str  # without the query string
     headers: dict[str, str]  # lower-case names
-    body: dict[str, Any] | None  # the parsed JSON object, or None if the body was not one
-    model: str | None  # the body's `model`, as sent
+    raw_body: bytes  # as sent (empty for a body refused unread)
     time: float  # wall-clock arrival time (time.time())
+
+    @functools.cached_property
+    def body(self) -> dict[str, Any] | None:
+        """The parsed JSON object, or None if the body was not one (parsed when first asked for: most
+        records are never read)."""
+        parsed = parse_json(self.raw_body)
+        return parsed if isinstance(parsed, dict) else None
+
+    @property
+    def model(self) -> str | None:
+        """The body's `model`, as sent."""
+        model = self.body.get("model") if self.body is not None else None
+        return model if isinstance(model, str) else None
 
     def to_json(self) -> dict[str, object]:
         return {

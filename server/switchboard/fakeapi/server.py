@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -10,12 +10,10 @@ from typing import Self
 
 from switchboard.fakeapi.cache import DEFAULT_TTL, PromptCache
 from switchboard.fakeapi.faults import Fault
-from switchboard.fakeapi.handler import FakeHandler
+from switchboard.fakeapi.handler import handle
 from switchboard.fakeapi.http_server import FakeHTTPServer, loopback_address
 from switchboard.fakeapi.records import RecordedRequest
 from switchboard.fakeapi.state import FakeState
-
-POLL_INTERVAL = 0.05
 
 
 class FakeAnthropic:
@@ -38,7 +36,6 @@ class FakeAnthropic:
         self.port = port
         self._state = FakeState(api_key=api_key, cache=PromptCache(ttl=cache_ttl, clock=clock))
         self._server: FakeHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -54,30 +51,17 @@ class FakeAnthropic:
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("the fake Anthropic API is already running")
-        self._state.stopping.clear()
-        server = FakeHTTPServer(self.host, self.port, FakeHandler, self._state)
-        self.port = server.server_address[1]
+        server = FakeHTTPServer(self.host, self.port, functools.partial(handle, self._state))
+        server.start()
+        self.port = server.port
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            args=(POLL_INTERVAL,),
-            name=f"fake-anthropic-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, cutting off streams in progress and stalled requests. Safe to call twice."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._state.stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        thread.join()
-        self._server = self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def received(self) -> list[RecordedRequest]:
         """The requests received so far (control requests excepted), in arrival order."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 IMAGE_TOKENS = 1600
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 CacheTtl = Literal["5m", "1h"]
 
@@ -29,7 +30,7 @@ def text_tokens(text: str) -> int:
 
 
 def canonical_json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def count_tokens(body: Mapping[str, Any]) -> int:

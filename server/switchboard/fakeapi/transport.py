@@ -1,33 +1,87 @@
-"""Low-level HTTP I/O on a request handler: request bodies, JSON responses, chunked SSE streams, and
-abrupt closes.
+"""What a response is on the wire, before the event loop plays it: HTTP/1.1 heads, JSON bodies, chunked SSE
+streams, pauses and abrupt closes, as a list of steps.
 
-Connections are kept alive (HTTP/1.1's default), as Anthropic's are: a client's pool reuses them, so a turn
-does not pay a TCP connection and a new thread. A client that sends `Connection: close` gets it closed."""
+Endpoints build a `Response` without blocking or touching a socket; the connection (http_server.py) writes
+its bytes, waits out its pauses on the event loop and closes the connection where it says so. Connections
+are kept alive (HTTP/1.1's default), as Anthropic's are: a client's pool reuses them."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
+import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
 
-from switchboard.fakeapi.errors import ApiError, invalid
+SERVER_NAME = "FakeAnthropic/1.0"
+# One encoder for every body and event: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
+
+@dataclass(frozen=True)
+class Pause:
+    """Send nothing for `seconds` (a stall, or the pace of a slow stream)."""
+
+    seconds: float
 
 
-def read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        return _read_chunked(handler)
-    try:
-        length = int(handler.headers.get("Content-Length") or 0)
-    except ValueError:
-        raise invalid("Invalid Content-Length header") from None
-    if length > MAX_BODY_BYTES:
-        handler.close_connection = True
-        raise ApiError(413, f"Request exceeds the maximum allowed number of bytes ({MAX_BODY_BYTES})")
-    return handler.rfile.read(length) if length > 0 else b""
+class Drop:
+    """Close the connection at once, after what was written so far: the client sees the body (or the whole
+    response) cut off."""
+
+
+DROP = Drop()
+# Bytes written back to back are one step (one write, one system call): a stream without pauses is one.
+Step = bytearray | Pause | Drop
+
+
+@dataclass
+class Response:
+    """The steps of one response, in order. `close`: close the connection once it is sent."""
+
+    steps: list[Step] = field(default_factory=list[Step])
+    close: bool = False
+
+    def write(self, data: bytes) -> None:
+        last = self.steps[-1] if self.steps else None
+        if isinstance(last, bytearray):
+            last += data
+        else:
+            self.steps.append(bytearray(data))
+
+    def pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self.steps.append(Pause(seconds))
+
+    def drop(self) -> None:
+        self.steps.append(DROP)
+
+    def send_bytes(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
+        fields = {**headers, "Content-Type": content_type, "Content-Length": str(len(body))}
+        self.write(head(status, fields, close=self.close) + body)
+
+    def send_json(self, status: int, payload: object, headers: Mapping[str, str]) -> None:
+        self.send_bytes(status, json_bytes(payload), "application/json", headers)
+
+
+def head(status: int, headers: Mapping[str, str], *, close: bool = False) -> bytes:
+    """The status line and header block of a response (with `Server` and `Date`, as http.server sent)."""
+    status_line = f"HTTP/1.1 {status} {_REASONS.get(status, '')}"
+    lines = [status_line, f"Server: {SERVER_NAME}", f"Date: {_http_date()}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def compact_json(payload: object) -> str:
+    return _COMPACT.encode(payload)
+
+
+def json_bytes(payload: object) -> bytes:
+    return _COMPACT.encode(payload).encode()
 
 
 def parse_json(raw: bytes) -> object:
@@ -37,72 +91,40 @@ def parse_json(raw: bytes) -> object:
         return None
 
 
-def send_bytes(
-    handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
-) -> None:
-    handler.send_response(status)
-    for name, value in headers.items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-    handler.wfile.flush()
-
-
-def send_json(
-    handler: BaseHTTPRequestHandler, status: int, payload: object, headers: Mapping[str, str]
-) -> None:
-    send_bytes(handler, status, json_bytes(payload), "application/json", headers)
-
-
-def json_bytes(payload: object) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def abort_connection(handler: BaseHTTPRequestHandler) -> None:
-    """Close the connection at once: the client sees the body (or the whole response) cut off."""
-    handler.close_connection = True
-    with contextlib.suppress(OSError):
-        handler.wfile.flush()
-        handler.connection.shutdown(socket.SHUT_RDWR)
-
-
 class ChunkedStream:
-    """A `text/event-stream` response in chunked encoding, one chunk per event, flushed at once."""
+    """A `text/event-stream` response in chunked encoding, one chunk per event."""
 
-    def __init__(self, handler: BaseHTTPRequestHandler, headers: Mapping[str, str]) -> None:
-        self._handler = handler
-        handler.send_response(200)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        handler.send_header("Cache-Control", "no-cache")
-        handler.send_header("Transfer-Encoding", "chunked")
-        handler.end_headers()
+    def __init__(self, response: Response, headers: Mapping[str, str]) -> None:
+        self._response = response
+        fields = {
+            **headers,
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "Transfer-Encoding": "chunked",
+        }
+        response.write(head(200, fields, close=response.close))
 
     def send(self, data: bytes) -> None:
-        self._handler.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
-        self._handler.wfile.flush()
+        self._response.write(b"%X\r\n%s\r\n" % (len(data), data))
+
+    def pause(self, seconds: float) -> None:
+        self._response.pause(seconds)
 
     def finish(self) -> None:
-        self._handler.wfile.write(b"0\r\n\r\n")
-        self._handler.wfile.flush()
+        self._response.write(b"0\r\n\r\n")
 
     def drop(self) -> None:
         """End without the terminating chunk, so the client's HTTP layer reports an incomplete body."""
-        abort_connection(self._handler)
+        self._response.drop()
 
 
-def _read_chunked(handler: BaseHTTPRequestHandler) -> bytes:
-    body = bytearray()
-    while True:
-        size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            handler.rfile.readline()
-            return bytes(body)
-        if len(body) + size > MAX_BODY_BYTES:
-            handler.close_connection = True
-            raise ApiError(413, f"Request exceeds the maximum allowed number of bytes ({MAX_BODY_BYTES})")
-        body += handler.rfile.read(size)
-        handler.rfile.readline()
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The `Date` header value, formatted once a second (it only has second resolution)."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
