@@ -9,6 +9,7 @@ Headers (all responses to a forwarded turn): `Switchboard-Turn-Id`, `Switchboard
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -37,3 +38,20 @@ def charge_info(reservation: Reservation, route_reason: str, settlement: Settlem
         "credits": float(from_hundredths(settlement.credits_h)),
         "overage_credits": float(from_hundredths(settlement.overage_h)),
     }
+
+
+def answer_with_charge(content: bytes, message: dict[str, Any], info: dict[str, Any]) -> bytes:
+    """A non-streaming answer (`content`, read as `message`) with `info` as its `switchboard` object.
+
+    The upstream bytes are kept and the object written before their closing brace: re-encoding the whole
+    answer cost more than anything else done with it. That needs a plain UTF-8 object with keys and no
+    `switchboard` key of its own; any other answer is re-encoded from `message`, the object set in it."""
+    body = content.strip(b" \t\r\n")
+    if message and "switchboard" not in message and body.startswith(b"{") and body.endswith(b"}"):
+        return body[:-1] + b',"switchboard":' + _encode(info) + b"}"
+    return _encode({**message, "switchboard": info})
+
+
+def _encode(value: dict[str, Any]) -> bytes:
+    """As Starlette's JSONResponse encodes."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
