@@ -1,5 +1,6 @@
-"""The charge written into a non-streaming answer: the upstream bytes kept, the `switchboard` object added
-before their closing brace, and a re-encoding whenever keeping them could not give the same object."""
+"""What the client is told of a turn's charge: the figures, and the charge written into a non-streaming
+answer (the upstream bytes kept, the `switchboard` object added before their closing brace, and a
+re-encoding whenever keeping them could not give the same object)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from switchboard.gateway.charge import answer_with_charge
+from switchboard.gateway.charge import answer_with_charge, charge_info, route_headers
+from switchboard.gateway.ledger import Reservation, Settlement, TurnKey
+from switchboard.plans.credits import from_hundredths
 
 INFO: dict[str, Any] = {
     "turn_id": "t-1",
@@ -48,3 +51,13 @@ def test_an_answer_that_cannot_be_kept_as_sent_is_re_encoded(content: bytes) -> 
     answered = answer_with_charge(content, message, INFO)
     assert json.loads(answered) == {**message, "switchboard": INFO}
     assert answered.count(b'"switchboard"') == 1
+
+
+@pytest.mark.parametrize("hundredths", [0, 1, 9, 10, 99, 100, 101, 1234, 39_000, 10**12 + 7, -5])
+def test_credit_figures_are_those_of_exact_decimals(hundredths: int) -> None:
+    reservation = Reservation(TurnKey("acc", "t-1"), "2026-12", "auto", "claude-haiku-4.5", hundredths)
+    settlement = Settlement("t-1", "complete", hundredths, hundredths)
+    headers = route_headers(reservation, "Chosen by you")
+    info = charge_info(reservation, "Chosen by you", settlement)
+    assert headers["switchboard-reserved-credits"] == str(from_hundredths(hundredths))
+    assert info["credits"] == info["overage_credits"] == float(from_hundredths(hundredths))
