@@ -16,6 +16,7 @@ from switchboard.plans.credits import (
     credits_for,
     estimate_credits,
     from_hundredths,
+    hundredths_for,
     multiplier,
     to_hundredths,
 )
@@ -99,9 +100,20 @@ def test_credits_match_an_exact_rational_oracle(
     assert from_hundredths(to_hundredths(charged)) == charged
 
 
+@given(st.sampled_from(MODELS), counts, counts, counts, counts)
+def test_integer_hundredths_are_the_decimal_charge(
+    model_id: str, inp: int, out: int, read: int, write: int
+) -> None:
+    tokens = usage(inp, out, read, write)
+    assert hundredths_for(model_id, tokens) == to_hundredths(credits_for(model_id, tokens))
+    assert Fraction(hundredths_for(model_id, tokens), 100) == _oracle(model_id, tokens)
+
+
 def test_negative_tokens_are_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         credits_for("auto", usage(out=-1))
+    with pytest.raises(ValueError, match="negative"):
+        hundredths_for("auto", usage(read=-1))
 
 
 def test_hundredths_round_trip_and_refuse_fractions() -> None:

@@ -88,5 +88,12 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # A record per request: skip what each one would otherwise look up and JsonLines never writes (the
+    # thread, the process, and the caller's file and line, found by walking the stack; the logging HOWTO's
+    # "Optimization").
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # pyright: ignore[reportPrivateUsage]
     for noisy in ("httpx", "httpx2", "httpcore", "psycopg", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

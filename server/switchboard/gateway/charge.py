@@ -9,6 +9,7 @@ Headers (all responses to a forwarded turn): `Switchboard-Turn-Id`, `Switchboard
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ def route_headers(reservation: Reservation, route_reason: str) -> dict[str, str]
         "switchboard-model": reservation.model_id,
         "switchboard-routed-model": reservation.routed_model,
         "switchboard-route-reason": quote(route_reason, safe=" ,;:()/+-.'"),
-        "switchboard-reserved-credits": str(from_hundredths(reservation.reserved_h)),
+        "switchboard-reserved-credits": _credits_text(reservation.reserved_h),
     }
 
 
@@ -34,6 +35,35 @@ def charge_info(reservation: Reservation, route_reason: str, settlement: Settlem
         "routed_model": reservation.routed_model,
         "route_reason": route_reason,
         "status": settlement.status,
-        "credits": float(from_hundredths(settlement.credits_h)),
-        "overage_credits": float(from_hundredths(settlement.overage_h)),
+        "credits": _credits(settlement.credits_h),
+        "overage_credits": _credits(settlement.overage_h),
     }
+
+
+# Every turn's headers and charge: integer arithmetic, the very figures `from_hundredths` gives (0.03 µs
+# against 2 µs; an int divided by an int is correctly rounded, as a Decimal's float is).
+def _credits(hundredths: int) -> float:
+    return hundredths / 100
+
+
+def _credits_text(hundredths: int) -> str:
+    if hundredths < 0:
+        return str(from_hundredths(hundredths))
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
+def answer_with_charge(content: bytes, message: dict[str, Any], info: dict[str, Any]) -> bytes:
+    """A non-streaming answer (`content`, read as `message`) with `info` as its `switchboard` object.
+
+    The upstream bytes are kept and the object written before their closing brace: re-encoding the whole
+    answer cost more than anything else done with it. That needs a plain UTF-8 object with keys and no
+    `switchboard` key of its own; any other answer is re-encoded from `message`, the object set in it."""
+    body = content.strip(b" \t\r\n")
+    if message and "switchboard" not in message and body.startswith(b"{") and body.endswith(b"}"):
+        return body[:-1] + b',"switchboard":' + _encode(info) + b"}"
+    return _encode({**message, "switchboard": info})
+
+
+def _encode(value: dict[str, Any]) -> bytes:
+    """As Starlette's JSONResponse encodes."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

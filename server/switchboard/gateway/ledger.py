@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 from asyncpg import Record
 
 from switchboard.plans.catalog import PLANS, allowed_plans
-from switchboard.plans.credits import credits_for, to_hundredths
+from switchboard.plans.credits import hundredths_for
 from switchboard.protocol.messages import Usage
 
 from .accounts import Account
@@ -145,7 +145,7 @@ def limit_h(account: Account) -> int | None:
 
 def charge_h(model_id: str, outcome: Outcome) -> int:
     """The published formula's charge for an outcome, before the account's cap (a failure is free)."""
-    return 0 if outcome.status == "failed" else to_hundredths(credits_for(model_id, outcome.usage))
+    return 0 if outcome.status == "failed" else hundredths_for(model_id, outcome.usage)
 
 
 async def reserve(conn: Conn, hold: Hold) -> Reservation:

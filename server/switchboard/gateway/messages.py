@@ -8,9 +8,9 @@ from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from .charge import charge_info, route_headers
+from .charge import answer_with_charge, charge_info, route_headers
 from .errors import GatewayRefusal
 from .ledger import Outcome, Reservation
 from .metering import usage_of_message
@@ -94,16 +94,17 @@ async def _forward(
 async def _whole_answer(
     request: Request, gateway: Gateway, choice: Choice, reservation: Reservation, upstream: UpstreamAnswer
 ) -> Response:
-    message = _json_object(await gateway.upstream.read(upstream))
+    content = await gateway.upstream.read(upstream)
+    message = _json_object(content)
     if message is None:
         await _free(gateway, reservation, "the Anthropic API sent an unreadable answer")
         return _with_route(unreachable(), reservation, choice)
     settlement = await gateway.settle(reservation, Outcome("complete", usage_of_message(message)))
     info = charge_info(reservation, choice.reason, settlement)
     request.state.turn_status, request.state.credits = settlement.status, info["credits"]
-    message["switchboard"] = info
     headers = {**route_headers(reservation, choice.reason), "switchboard-credits": str(info["credits"])}
-    return JSONResponse(message, headers=headers)
+    body = answer_with_charge(content, message, info)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def _free(gateway: Gateway, reservation: Reservation, reason: str) -> None:

@@ -14,7 +14,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,19 +63,38 @@ class AccountQueue:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def turn_of(self, account_id: str) -> AsyncGenerator[None]:
-        lock, users = self._locks.get(account_id, (asyncio.Lock(), 0))
-        self._locks[account_id] = (lock, users + 1)
+    def turn_of(self, account_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return _AccountTurn(self._locks, account_id)
+
+
+class _AccountTurn:
+    """One turn's place in its account's queue; a class rather than a generator (every turn enters two)."""
+
+    __slots__ = ("_account_id", "_lock", "_locks")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], account_id: str) -> None:
+        self._locks, self._account_id = locks, account_id
+
+    async def __aenter__(self) -> None:
+        lock, users = self._locks.get(self._account_id) or (asyncio.Lock(), 0)
+        self._lock = lock
+        self._locks[self._account_id] = (lock, users + 1)
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[account_id]
-            if users == 1:
-                del self._locks[account_id]
-            else:
-                self._locks[account_id] = (lock, users - 1)
+            await self._lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        lock, users = self._locks[self._account_id]
+        if users == 1:
+            del self._locks[self._account_id]
+        else:
+            self._locks[self._account_id] = (lock, users - 1)
 
 
 @dataclass(frozen=True)

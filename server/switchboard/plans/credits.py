@@ -6,6 +6,8 @@ Credits are exact `Decimal`s in hundredths; the ledger stores them as integer hu
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Context, Decimal, localcontext
+from fractions import Fraction
+from functools import cache
 
 from switchboard.catalog.models import get_model
 from switchboard.protocol.messages import Usage
@@ -51,6 +53,43 @@ def credits_for(model_id: str, usage: Usage) -> Decimal:
     """Credits charged for a turn: multiplier × base, rounded up to 0.01."""
     with localcontext(_EXACT):
         return round_up(multiplier(model_id) * base_credits(usage))
+
+
+def hundredths_for(model_id: str, usage: Usage) -> int:
+    """`to_hundredths(credits_for(model_id, usage))` in integer arithmetic: the same charge, exactly, at a
+    fraction of the cost (the hosted gateway prices every turn twice, its reservation and its settlement)."""
+    inp, write = usage.input_tokens, usage.cache_creation_input_tokens
+    read, out = usage.cache_read_input_tokens, usage.output_tokens
+    if inp < 0 or write < 0 or read < 0 or out < 0:
+        raise ValueError(f"negative token count in {usage!r}")
+    input_rate, write_rate, read_rate, output_rate = _INTEGER_RATES
+    cents_per_mtok = inp * input_rate + write * write_rate + read * read_rate + out * output_rate
+    numerator, denominator = _multiplier_ratio(model_id)
+    # hundredths = ceil(multiplier × cents_per_mtok / 1,000,000 × 100): a ceiling of integer division
+    return -(-numerator * cents_per_mtok // (denominator * 10_000))
+
+
+def _integer_rates() -> tuple[int, int, int, int]:
+    rates = (
+        INPUT_CENTS_PER_MTOK,
+        CACHE_WRITE_CENTS_PER_MTOK,
+        CACHE_READ_CENTS_PER_MTOK,
+        OUTPUT_CENTS_PER_MTOK,
+    )
+    if any(rate != rate.to_integral_value() for rate in rates):
+        raise ValueError("hundredths_for needs whole cents per million tokens")
+    input_rate, write_rate, read_rate, output_rate = (int(rate) for rate in rates)
+    return input_rate, write_rate, read_rate, output_rate
+
+
+_INTEGER_RATES = _integer_rates()
+
+
+@cache
+def _multiplier_ratio(model_id: str) -> tuple[int, int]:
+    """The catalog multiplier as the exact ratio `multiplier` stands for (its decimal digits)."""
+    ratio = Fraction(multiplier(model_id))
+    return ratio.numerator, ratio.denominator
 
 
 def estimate_credits(model_id: str, input_tokens: int, output_tokens: int) -> Decimal:
