@@ -1,4 +1,4 @@
-"""Reserve and settle: the common case in two statements each, instead of five and six.
+"""Reserve and settle: the common case in two statements each, instead of five (and nested function calls).
 
 The functions' rules and results are those of 0003 (docs/gateway.md, "Turns and charges"); only the way
 they get there changes. PostgreSQL's CPU per settled turn was mostly per statement (starting an executor,
