@@ -125,6 +125,18 @@ async def test_a_turn_settles_once(conn: Any, make_accounts: Accounts) -> None:
     assert await totals(conn, account.id) == {"used_h": first.credits_h, "overage_h": 0, "reserved_h": 0}
 
 
+async def test_a_repeat_of_a_live_turn_is_refused_and_holds_nothing_more(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("pro")
+    turn = await hold(conn, account.id, 500)
+    with pytest.raises(ledger.TurnInProgress):
+        await hold(conn, account.id, 700, turn_id=turn.key.turn_id)
+    assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 500}
+    settled = await ledger.settle(conn, turn, Outcome("complete", Usage(output_tokens=100)))
+    assert await totals(conn, account.id) == {"used_h": settled.credits_h, "overage_h": 0, "reserved_h": 0}
+
+
 async def test_an_expired_reservation_settles_at_its_checkpoint(conn: Any, make_accounts: Accounts) -> None:
     account = await make_accounts.create("pro")
     turn = await hold(conn, account.id, 500, ttl=timedelta(seconds=30))
@@ -324,4 +336,33 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
             )
         ).fetchone()
     assert functions == (0,) and columns == (0,)
+    await asyncio.to_thread(migrate.upgrade, url)
+
+
+async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_again(cluster: Cluster) -> None:
+    """0006 replaces the bodies of `ledger_reserve` and `ledger_settle`: a turn reserved by 0003's settles by
+    0006's, and one reserved by 0006's settles by 0003's after a downgrade, each charged once."""
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = cluster.url(name)
+    await asyncio.to_thread(migrate.upgrade, url, "0005")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as setup:
+        account = await create_account(setup, "flight@example.test", "a password", "pro")
+    usage = Usage(input_tokens=400, output_tokens=100)
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
+    conn = await asyncpg.connect(url)
+    try:
+        before = await hold(conn, account.id, 500)
+        await asyncio.to_thread(migrate.upgrade, url)
+        after = await hold(conn, account.id, 500)  # the same connection now runs the new body
+        assert not (await ledger.settle(conn, before, Outcome("complete", usage))).already
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0005")
+        assert not (await ledger.settle(conn, after, Outcome("complete", usage))).already
+        assert (await ledger.settle(conn, after, Outcome("complete", usage))).already
+        assert await totals(conn, account.id) == {"used_h": 2 * charge, "overage_h": 0, "reserved_h": 0}
+        capped = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_capped'")
+        assert capped == 0
+    finally:
+        await conn.close()
     await asyncio.to_thread(migrate.upgrade, url)
