@@ -31,7 +31,6 @@ Each target is checked and printed as met or MISSED. The machine is shared: read
 average printed before and after.
 
 Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--seconds 10]   (2–4 minutes)
-     [--head-start off]: the replicas reserve every turn before sending it upstream (the setting's effect)
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ SHORT = "Short. [[fake:words=3]]"
 class Stack:
     """PostgreSQL, signing keys, accounts and gateway replicas for one benchmark run."""
 
-    def __init__(self, upstream: str, root: Path, *, head_start: bool) -> None:
+    def __init__(self, upstream: str, root: Path) -> None:
         import psycopg
 
         from gateway.pgcluster import Cluster
@@ -90,7 +89,6 @@ class Stack:
             SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY=BENCH_KEY,
             SWITCHBOARD_GATEWAY_SIGNING_KEYS=os.pathsep.join(str(key) for key in keys),
             SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://gateway.bench",
-            SWITCHBOARD_GATEWAY_HEAD_START=str(head_start).lower(),
         )
         self.replicas: list[tuple[subprocess.Popen[bytes], str]] = []
 
@@ -483,19 +481,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--probes", type=int, default=60, help="timed probe turns per side")
     parser.add_argument("--seconds", type=float, default=10, help="length of each throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
-    parser.add_argument(
-        "--head-start",
-        choices=("on", "off"),
-        default="on",
-        help="the replicas' head_start setting (off: every turn is reserved before it is sent upstream)",
-    )
     args = parser.parse_args(argv)
     _require_wrk()
     load_before = _loadavg()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
         with ExternalFake() as fake:
-            stack = Stack(fake.base_url, root, head_start=args.head_start == "on")
+            stack = Stack(fake.base_url, root)
             try:
                 figures = asyncio.run(_run(args, fake.base_url, fake.proc.pid, stack))
             finally:
