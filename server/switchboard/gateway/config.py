@@ -62,7 +62,6 @@ class GatewaySettings(BaseModel):
     reservation_ttl_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 60.0
     # How much of a stream a replica killed outright can leave uncharged (liveness.py).
     checkpoint_interval_seconds: Annotated[float, Field(ge=0.05, le=3600)] = 1.0
-    head_start: bool = True  # send a turn upstream while reserving it (head_start.py)
     access_token_seconds: Annotated[int, Field(ge=30, le=MAX_ACCESS_TOKEN_SECONDS)] = MAX_ACCESS_TOKEN_SECONDS
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
     pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
@@ -28,53 +26,27 @@ async def create_message(request: Request) -> Response:
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         choice = await gateway.choose(account, turn)
         request.state.routed_model = choice.model.id
-    except GatewayRefusal as refusal:
-        return refusal.response()
-    body = _upstream_body(turn, choice)
-    early = None
-    if gateway.head_starts.allows(account.id):  # sent now; nothing is passed on before the reservation
-        early = gateway.upstream.start(body, request.headers, stream=turn.stream)
-    try:
         reservation = await gateway.reserve(account, turn, choice)
     except GatewayRefusal as refusal:
-        _abandon(gateway, early)
         return refusal.response()
-    except BaseException:
-        _abandon(gateway, early)
-        raise
     try:
-        sending = early or gateway.upstream.send(body, request.headers, stream=turn.stream)
-        return await _forward(request, gateway, turn, choice, reservation, sending)
+        return await _forward(request, gateway, turn, choice, reservation)
     except BaseException:
         # Whatever went wrong before the answer began (a bug, a cancelled request) costs nothing.
-        _abandon(gateway, early)
         await gateway.settle(reservation, Outcome("failed", usage_of_message({}), "the gateway failed"))
         raise
 
 
-def _upstream_body(turn: TurnRequest, choice: Choice) -> bytes:
-    """The body as the client sent it, unless its model must change (Auto, a Switchboard id) or a key of it
-    could read differently upstream (`TurnRequest.body_as_sent`)."""
+async def _forward(
+    request: Request, gateway: Gateway, turn: TurnRequest, choice: Choice, reservation: Reservation
+) -> Response:
     model = choice.model.anthropic_model
     assert model is not None  # a concrete model
-    return turn.body_as_sent(model) or encode_body({**turn.body, "model": model})
-
-
-def _abandon(gateway: Gateway, early: asyncio.Task[UpstreamAnswer] | None) -> None:
-    if early is not None:
-        gateway.upstream.abandon(early)
-
-
-async def _forward(
-    request: Request,
-    gateway: Gateway,
-    turn: TurnRequest,
-    choice: Choice,
-    reservation: Reservation,
-    sending: Awaitable[UpstreamAnswer],
-) -> Response:
+    # The body as the client sent it, unless its model must change (Auto, a Switchboard id) or a key of it
+    # could read differently upstream (`TurnRequest.body_as_sent`).
+    body = turn.body_as_sent(model) or encode_body({**turn.body, "model": model})
     try:
-        upstream = await sending
+        upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
         content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""
     except UpstreamFailure:
         await _free(gateway, reservation, "the Anthropic API could not be reached")

@@ -38,7 +38,6 @@ from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
 from .errors import GatewayRefusal, unauthenticated
 from .estimate import max_tokens_within, reservation_h
-from .head_start import HeadStarts
 from .ledger import Outcome, Reservation, Settlement, TurnKey
 from .liveness import LiveTurns, Metered
 from .signin.scopes import CHAT, SCOPES, Scope
@@ -135,7 +134,6 @@ class Gateway:
         self._retrying: set[asyncio.Task[None]] = set()
         self.accounts = AccountQueue()
         self.live = LiveTurns()
-        self.head_starts = HeadStarts(enabled=settings.head_start)
 
     def ledger(self) -> contextlib.AbstractAsyncContextManager[LedgerConnection]:
         """A connection of the ledger's pool for one statement (raises `LedgerUnavailable`)."""
@@ -223,21 +221,8 @@ class Gateway:
             ttl=self.ttl,
         )
         try:
-            reservation = await self._reserve(hold, turn)
-        except GatewayRefusal:
-            self.head_starts.refused(account.id)
-            raise
-        except LedgerUnavailable:
-            self.head_starts.ledger_unavailable()
-            raise
-        self.head_starts.reserved(account.id)
-        self.live.add(reservation)
-        return reservation
-
-    async def _reserve(self, hold: ledger.Hold, turn: TurnRequest) -> Reservation:
-        try:
-            async with self.accounts.turn_of(hold.key.account_id), self.ledger() as conn:
-                return await ledger.reserve(conn, hold)
+            async with self.accounts.turn_of(account.id), self.ledger() as conn:
+                reservation = await ledger.reserve(conn, hold)
         except ledger.InsufficientCredits as short:
             raise _credits_refusal(short, turn) from None
         except ledger.TurnInProgress:
@@ -250,6 +235,8 @@ class Gateway:
             raise unauthenticated("This account is revoked: sign in again or contact support.") from None
         except ledger.PlanForbids as forbids:  # the plan changed since this request was authenticated
             raise _plan_refusal(turn.model.id, get_plan(forbids.plan)) from None
+        self.live.add(reservation)
+        return reservation
 
     # --- while and after forwarding ------------------------------------------------------------------
 

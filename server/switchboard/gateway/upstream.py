@@ -76,16 +76,6 @@ class Upstream:
                 await answer.read()
         return answer
 
-    def start(self, body: bytes, client_headers: Headers, *, stream: bool) -> asyncio.Task[UpstreamAnswer]:
-        """`send`, begun now: for a turn sent while its reservation is made (head_start.py)."""
-        return asyncio.ensure_future(self.send(body, client_headers, stream=stream))
-
-    @staticmethod
-    def abandon(started: asyncio.Task[UpstreamAnswer]) -> None:
-        """Give up a request from `start` whose turn was refused: abort it, or close its answer if it came."""
-        started.cancel()  # a no-op once it is done
-        started.add_done_callback(_close_answer)
-
     async def read(self, answer: UpstreamAnswer) -> bytes:
         """The whole body of an answer (already read for one not streamed)."""
         with _as_upstream_failure():
@@ -128,11 +118,6 @@ class Upstream:
             task.cancel()
         if self._session is not None:
             await self._session.close()
-
-
-def _close_answer(started: asyncio.Task[UpstreamAnswer]) -> None:
-    if not started.cancelled() and started.exception() is None:  # exception(): retrieved, so never logged
-        started.result().close()
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
