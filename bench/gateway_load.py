@@ -13,7 +13,8 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   1,000 words over about 17 s, then the next turn at once), reading them in C. This process only sends the
   probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
   Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
-  Added = gateway − direct, at the median and at p99 (nearest rank). Through the gateway the background
+  Added = gateway − direct, at the median and at p99 (nearest rank, of 200 probes a side by default: with
+  fewer than 100 it is the single slowest probe). Through the gateway the background
   streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
   reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
   established connections to the targets, less the probes'), and a probe answered with an error instead of
@@ -30,7 +31,7 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
 average printed before and after.
 
-Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 60] [--seconds 10]   (2–4 minutes)
+Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 200] [--seconds 10]   (2–4 minutes)
 """
 
 from __future__ import annotations
@@ -478,7 +479,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--streams", type=int, default=200, help="background streams during the TTFT probes")
-    parser.add_argument("--probes", type=int, default=60, help="timed probe turns per side")
+    # At least 100: with fewer, the nearest-rank p99 is the single slowest probe.
+    parser.add_argument("--probes", type=int, default=200, help="timed probe turns per side")
     parser.add_argument("--seconds", type=float, default=10, help="length of each throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
     args = parser.parse_args(argv)
