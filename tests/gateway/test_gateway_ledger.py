@@ -19,7 +19,7 @@ from gateway.pgcluster import Cluster
 from switchboard.fakeapi import count_tokens
 from switchboard.gateway import ledger, migrate
 from switchboard.gateway.accounts import create_account
-from switchboard.gateway.db import LedgerUnavailable, ledger_connection
+from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
 from switchboard.plans.credits import credits_for, to_hundredths
@@ -42,13 +42,15 @@ async def test_a_server_the_driver_will_not_use_is_the_ledger_unavailable(databa
     # A failover seen from a read-write URL: the only server is not what the URL asks for. The replica must
     # answer a retryable 503 (reserve) or retry the settlement, as for any other outage, not crash the turn.
     separator = "&" if "?" in database_url else "?"
-    pool = await asyncpg.create_pool(database_url + separator + "target_session_attrs=standby", min_size=0)
+    pool = LedgerPool(
+        database_url + separator + "target_session_attrs=standby", max_size=2, connect_timeout=5
+    )
     try:
         with pytest.raises(LedgerUnavailable):
             async with ledger_connection(pool, timeout=5) as conn:
                 await conn.fetchval("SELECT 1")
     finally:
-        await pool.close()
+        await pool.close(timeout=1)
 
 
 async def hold(

@@ -7,10 +7,9 @@ import dataclasses
 import json
 from datetime import timedelta
 
-import asyncpg
 import pytest
 
-from switchboard.gateway.db import LedgerUnavailable
+from switchboard.gateway.db import LedgerPool, LedgerUnavailable
 from switchboard.gateway.ledger import Checkpoint, Reservation, TurnKey
 from switchboard.gateway.liveness import LiveTurns, checkpoint_once
 from switchboard.gateway.metering import StreamMeter
@@ -93,11 +92,11 @@ async def test_a_checkpoint_postgresql_did_not_take_is_sent_again() -> None:
     live.meter(turn, meter)
     text(meter, "words that must be charged if this replica dies")
     # Nothing listens on port 1: the statement fails as it would while PostgreSQL restarts.
-    pool = await asyncpg.create_pool("postgresql://nobody@127.0.0.1:1/none", min_size=0, timeout=2)
+    pool = LedgerPool("postgresql://nobody@127.0.0.1:1/none", max_size=2, connect_timeout=2)
     try:
         with pytest.raises(LedgerUnavailable):
             await checkpoint_once(pool, live, timedelta(seconds=6))
     finally:
-        await pool.close()
+        await pool.close(timeout=1)
     [again] = live.grown()
     assert again.reservation == turn and again.usage.output_tokens > 0
