@@ -9,6 +9,7 @@ import time
 import asyncpg
 import pytest
 
+from switchboard.gateway import db
 from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
 
 
@@ -138,3 +139,18 @@ async def test_unreachable_postgresql_is_the_ledger_unavailable() -> None:
         await backend_pid(pool)
     assert pool.size == 0
     await pool.close(timeout=1)
+
+
+async def test_a_connection_idle_too_long_is_replaced(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "MAX_IDLE_SECONDS", 0.2)
+    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
+    try:
+        first = await backend_pid(pool)
+        assert await backend_pid(pool) == first
+        await asyncio.sleep(0.3)
+        assert await backend_pid(pool) != first
+        assert pool.size == 1
+    finally:
+        await pool.close(timeout=1)

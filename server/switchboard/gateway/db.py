@@ -33,6 +33,9 @@ Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 LedgerConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 READY_TIMEOUT_SECONDS = 2.0
 POOL_CLOSE_SECONDS = 5.0
+# A ledger connection idle for longer is closed rather than used (asyncpg's pool did the same): a firewall or
+# NAT may have dropped it silently, and a statement on a half-open connection would wait for TCP to notice.
+MAX_IDLE_SECONDS = 300.0
 
 
 class LedgerUnavailable(Exception):
@@ -116,7 +119,7 @@ class LedgerPool:
 
     def __init__(self, dsn: str, *, max_size: int, connect_timeout: float) -> None:
         self._dsn, self._max_size, self._connect_timeout = dsn, max_size, connect_timeout
-        self._idle: list[LedgerConnection] = []
+        self._idle: list[tuple[LedgerConnection, float]] = []  # and when it came back
         self._in_use: set[LedgerConnection] = set()
         self._opening = 0
         # Each waiter gets a connection, or None: a place came free, connect.
@@ -131,8 +134,10 @@ class LedgerPool:
     async def acquire(self, timeout: float) -> LedgerConnection:
         """A connection within `timeout` seconds (TimeoutError otherwise, or the error connecting raised)."""
         while self._idle:
-            conn = self._idle.pop()
-            if not conn.is_closed():
+            conn, since = self._idle.pop()
+            if time.monotonic() - since > MAX_IDLE_SECONDS:
+                conn.terminate()
+            elif not conn.is_closed():
                 self._in_use.add(conn)
                 return conn
         async with asyncio.timeout(timeout):
@@ -181,7 +186,7 @@ class LedgerPool:
             conn.terminate()
             self._pass_on(None)
         elif not self._pass_on(conn):
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
 
     def _pass_on(self, conn: LedgerConnection | None) -> bool:
         """Hand `conn` (or a free place) to the longest waiting caller; False when nobody waits."""
@@ -201,7 +206,7 @@ class LedgerPool:
             if not waiter.done():
                 waiter.set_result(None)
         idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.terminate()
         deadline = time.monotonic() + timeout
         while self._in_use and time.monotonic() < deadline:
