@@ -10,7 +10,9 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
 
 - **Time to first token added, under 200 concurrent streams.** wrk keeps 200 streams open (one process per
   target, the connections split evenly), each paced like a real answer (a delta of three words every 50 ms,
-  1,000 words over about 17 s, then the next turn at once), reading them in C. This process only sends the
+  500 to 1,500 words, then the next turn at once), reading them in C. The lengths differ, so the streams end
+  and start again at different moments, as users' answers do: with one length all 200 restarted in the same
+  instant every few seconds, and the probes that met that wave measured it. This process only sends the
   probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
   Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
   Added = gateway − direct, at the median and at p99 (nearest rank, of 200 probes a side by default: with
@@ -61,7 +63,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from common import BENCH_KEY, ExternalFake, cpu_seconds, percentile, rss_mb, verdict  # noqa: E402
 
 HAIKU = "claude-haiku-4-5-20251001"
-BACKGROUND = "Background essay. [[fake:words=1000 slow=0.05]]"
 PROBE = "Probe. [[fake:words=5]]"
 SHORT = "Short. [[fake:words=3]]"
 
@@ -237,13 +238,14 @@ async def _ttft(
         return (first - started) * 1000
 
     try:
-        # Every stream open, then a moment for the first turns' set-up to pass.
+        # Every stream open, then a moment for the first turns' set-up to pass: 200 reservations and upstream
+        # requests at once held a replica's event loop for over 100 ms in the first two seconds.
         deadline = time.monotonic() + 120
         while _open_connections(ports) < args.streams:
             if any(proc.poll() is not None for proc in background) or time.monotonic() > deadline:
                 raise RuntimeError(f"only {_open_connections(ports)} of {args.streams} streams opened")
             await asyncio.sleep(0.05)
-        await asyncio.sleep(1)
+        await asyncio.sleep(3)
         for client in probe_clients:
             await probe(client)  # warm the probes' connections
         times: list[float] = []

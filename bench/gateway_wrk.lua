@@ -1,18 +1,22 @@
 -- wrk script for bench/gateway_load.py's load: turns each with its own turn id, round robin over the
 -- access tokens in a file (one per line; "-": the fake API's key instead).
 --   short:  short non-streamed turns (the settled-turns run)
---   stream: streams paced like a real answer, 1,000 words at three every 50 ms (the background streams of
---           the time-to-first-token run; wrk reads them in C and starts the next turn when one ends)
+--   stream: streams paced like a real answer, 500 to 1,500 words (1,000 on average) at a delta every 50 ms
+--           (the background streams of the time-to-first-token run; wrk reads them in C and starts the next
+--           turn when one ends). The lengths differ so that the streams do not all end, and start again, at
+--           the same moment, as 200 users' answers would not: with one length, all 200 restarted at once every
+--           few seconds, and a probe that met that wave measured it rather than the gateway.
 -- Usage: wrk -s gateway_wrk.lua URL -- TOKENS_FILE RUN_PREFIX short|stream
 -- Prints one JSON line when done: requests, non-2xx answers, socket errors and the duration.
 
 local bodies = {
   short = '{"model":"claude-haiku-4-5-20251001","max_tokens":50,'
     .. '"messages":[{"role":"user","content":"Short. [[fake:words=3]]"}]}',
-  stream = '{"model":"claude-haiku-4-5-20251001","max_tokens":1000,"stream":true,'
-    .. '"messages":[{"role":"user","content":"Background essay. [[fake:words=1000 slow=0.05]]"}]}',
+  stream = '{"model":"claude-haiku-4-5-20251001","max_tokens":2000,"stream":true,'
+    .. '"messages":[{"role":"user","content":"Background essay. [[fake:words=%d slow=0.05]]"}]}',
 }
 local body = bodies.short
+local kind = "short"
 local threads = {}
 local tokens = {}
 local prefix = "run"
@@ -30,7 +34,9 @@ function init(args)
     end
   end
   prefix = (args[2] or "run") .. "-" .. tostring(thread_index)
-  body = bodies[args[3] or "short"]
+  kind = args[3] or "short"
+  body = bodies[kind]
+  math.randomseed(1000 + thread_index)  -- the same lengths in every run
   wrk.method = "POST"
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
@@ -44,6 +50,9 @@ function request()
   local headers = wrk.headers
   if #tokens > 0 then headers["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1] end
   headers["Switchboard-Turn-Id"] = prefix .. "-" .. counter
+  if kind == "stream" then
+    return wrk.format(nil, "/v1/messages", headers, string.format(body, math.random(500, 1500)))
+  end
   return wrk.format(nil, "/v1/messages", headers, body)
 end
 
