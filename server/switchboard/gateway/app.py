@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from .accesslog import AccessLog
 from .config import GatewaySettings
-from .db import LedgerUnavailable, close_ledger_pool, is_ready, ledger_ready, open_ledger_pool, open_pool
+from .db import LedgerUnavailable, is_ready, ledger_ready, open_ledger_pool, open_pool
 from .errors import error_response
 from .liveness import beat_forever
 from .messages import create_message
@@ -72,7 +72,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             await gateway.drain()
             heartbeat.cancel()
             await upstream.aclose()
-            await close_ledger_pool(ledger_pool)
+            await ledger_pool.close()
             await pool.close()
 
     async def healthz(_: Request) -> Response:

@@ -100,12 +100,6 @@ async def open_ledger_pool(settings: GatewaySettings) -> LedgerPool:
     )
 
 
-async def close_ledger_pool(pool: LedgerPool, timeout: float = POOL_CLOSE_SECONDS) -> None:
-    """Close the pool, waiting for statements in flight for at most `timeout` (psycopg's pool gives up
-    after 5 s too); one stuck on a lock or a half-open connection must not hold the replica's shutdown."""
-    await pool.close(timeout)
-
-
 class LedgerPool:
     """asyncpg connections for ledger statements, the most recently used first.
 
@@ -199,8 +193,10 @@ class LedgerPool:
                 return True
         return False
 
-    async def close(self, timeout: float) -> None:
-        """Close idle connections now, and those in use once released or after `timeout` seconds."""
+    async def close(self, timeout: float = POOL_CLOSE_SECONDS) -> None:
+        """Close idle connections now, and those in use once released or after `timeout` seconds (psycopg's
+        pool gives up after 5 s too): one stuck on a lock or a half-open connection must not hold the
+        replica's shutdown."""
         self._closed = True
         for waiter in self._waiters:
             if not waiter.done():
