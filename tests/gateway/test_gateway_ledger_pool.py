@@ -4,13 +4,24 @@ connections it must not hand out again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from switchboard.gateway import db
 from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str, max_size: int, connect_timeout: float = 5) -> AsyncIterator[LedgerPool]:
+    pool = LedgerPool(url, max_size=max_size, connect_timeout=connect_timeout)
+    try:
+        yield pool
+    finally:
+        await pool.close(timeout=1)
 
 
 async def backend_pid(pool: LedgerPool) -> int:
@@ -20,31 +31,24 @@ async def backend_pid(pool: LedgerPool) -> int:
 
 
 async def test_a_connection_goes_back_and_is_used_again(database_url: str) -> None:
-    pool = LedgerPool(database_url, max_size=4, connect_timeout=5)
-    try:
+    async with opened(database_url, max_size=4) as pool:
         first = await backend_pid(pool)
         assert [await backend_pid(pool) for _ in range(5)] == [first] * 5
         assert pool.size == 1
-    finally:
-        await pool.close(timeout=1)
 
 
 async def test_an_error_of_ours_after_the_statement_keeps_the_connection(database_url: str) -> None:
-    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
-    try:
+    async with opened(database_url, max_size=2) as pool:
         first = await backend_pid(pool)
         with pytest.raises(KeyError):
             async with ledger_connection(pool, timeout=5) as conn:
                 await conn.fetchval("SELECT 1")
                 raise KeyError("a refusal read from the statement's answer")
         assert await backend_pid(pool) == first
-    finally:
-        await pool.close(timeout=1)
 
 
 async def test_a_statement_cut_short_closes_its_connection(database_url: str) -> None:
-    pool = LedgerPool(database_url, max_size=1, connect_timeout=5)
-    try:
+    async with opened(database_url, max_size=1) as pool:
         first = await backend_pid(pool)
 
         async def sleep_in_postgresql() -> None:
@@ -65,13 +69,10 @@ async def test_a_statement_cut_short_closes_its_connection(database_url: str) ->
                 await conn.execute("SELECT 1 / 0")
         assert pool.size == 0
         await backend_pid(pool)
-    finally:
-        await pool.close(timeout=1)
 
 
 async def test_callers_past_the_limit_wait_for_a_connection_then_time_out(database_url: str) -> None:
-    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
-    try:
+    async with opened(database_url, max_size=2) as pool:
         release = asyncio.Event()
         pids: list[int] = []
 
@@ -95,13 +96,10 @@ async def test_callers_past_the_limit_wait_for_a_connection_then_time_out(databa
         assert await waiting in pids  # handed a released connection, not a third one
         await asyncio.gather(*holders)
         assert pool.size == 2
-    finally:
-        await pool.close(timeout=1)
 
 
 async def test_a_connection_postgresql_dropped_while_idle_is_not_handed_out(database_url: str) -> None:
-    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
-    try:
+    async with opened(database_url, max_size=2) as pool:
         first = await backend_pid(pool)
         killer = await asyncpg.connect(database_url)
         try:
@@ -112,8 +110,6 @@ async def test_a_connection_postgresql_dropped_while_idle_is_not_handed_out(data
         second = await backend_pid(pool)
         assert second != first
         assert pool.size == 1
-    finally:
-        await pool.close(timeout=1)
 
 
 async def test_closing_waits_for_statements_in_flight_then_refuses(database_url: str) -> None:
@@ -134,23 +130,19 @@ async def test_closing_waits_for_statements_in_flight_then_refuses(database_url:
 
 
 async def test_unreachable_postgresql_is_the_ledger_unavailable() -> None:
-    pool = LedgerPool("postgresql://nobody@127.0.0.1:1/none", max_size=2, connect_timeout=2)
-    with pytest.raises(LedgerUnavailable):
-        await backend_pid(pool)
-    assert pool.size == 0
-    await pool.close(timeout=1)
+    async with opened("postgresql://nobody@127.0.0.1:1/none", max_size=2, connect_timeout=2) as pool:
+        with pytest.raises(LedgerUnavailable):
+            await backend_pid(pool)
+        assert pool.size == 0
 
 
 async def test_a_connection_idle_too_long_is_replaced(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db, "MAX_IDLE_SECONDS", 0.2)
-    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
-    try:
+    async with opened(database_url, max_size=2) as pool:
         first = await backend_pid(pool)
         assert await backend_pid(pool) == first
         await asyncio.sleep(0.3)
         assert await backend_pid(pool) != first
         assert pool.size == 1
-    finally:
-        await pool.close(timeout=1)
