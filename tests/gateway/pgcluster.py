@@ -13,8 +13,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
 
 
 class PostgresMissing(RuntimeError):
@@ -51,6 +54,13 @@ class Cluster:
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, prefix: str = "migrations") -> str:
+        """The URL of a new, empty database of its own (for a test that migrates one from scratch)."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.url(), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
 
     @classmethod
     def start(cls) -> Cluster:

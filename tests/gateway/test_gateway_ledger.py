@@ -293,10 +293,7 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
 ) -> None:
     """A reservation the previous release left behind (tokens checkpointed, no `checkpoint_h`) is priced by
     the sweeping replica in Python; downgrading to 0002 drops the functions and columns, and back again."""
-    name = f"migrations_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(cluster.url(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = cluster.url(name)
+    url = cluster.new_database()
     await asyncio.to_thread(migrate.upgrade, url, "0002")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as old:
         account = await create_account(old, "old@example.test", "a password", "pro")
@@ -344,10 +341,7 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
 async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_again(cluster: Cluster) -> None:
     """0006 replaces the bodies of `ledger_reserve` and `ledger_settle`: a turn reserved by 0003's settles by
     0006's, and one reserved by 0006's settles by 0003's after a downgrade, each charged once."""
-    name = f"migrations_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(cluster.url(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = cluster.url(name)
+    url = cluster.new_database()
     await asyncio.to_thread(migrate.upgrade, url, "0005")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as setup:
         account = await create_account(setup, "flight@example.test", "a password", "pro")

@@ -4,7 +4,6 @@ sign-ins made before survive where the older schema can hold them."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import psycopg
 from alembic import command
@@ -35,10 +34,7 @@ async def has_table(url: str, table: str) -> bool:
 
 
 async def test_migrations_0004_and_0005_go_down_and_up_again_and_sign_ins_survive(cluster: Cluster) -> None:
-    name = f"migrations_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(cluster.url(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = cluster.url(name)
+    url = cluster.new_database()
     config = migrate.alembic_config(url)
     await asyncio.to_thread(migrate.upgrade, url)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
