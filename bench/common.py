@@ -97,6 +97,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages as /proc/loadavg gives them (a benchmark prints them)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import cpu_seconds  # noqa: E402
+from common import cpu_seconds, load_average  # noqa: E402
 
 MODEL = "claude-haiku-4.5"
 ACCOUNTS = 200
@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--turns", type=int, default=2500, help="measured turns per version and round")
     parser.add_argument("--connections", type=int, default=16, help="connections (and turns) in flight")
     args = parser.parse_args(argv)
-    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load_before = load_average()
     figures = asyncio.run(measure(args))
-    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load_after = load_average()
     medians = {name: statistics.median(values) for name, values in figures.items()}
     print(f"Load average before and after: {load_before} / {load_after}")
     print(

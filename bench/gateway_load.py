@@ -60,7 +60,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import BENCH_KEY, ExternalFake, cpu_seconds, percentile, rss_mb, verdict  # noqa: E402
+from common import BENCH_KEY, ExternalFake, cpu_seconds, load_average, percentile, rss_mb, verdict  # noqa: E402
 
 HAIKU = "claude-haiku-4-5-20251001"
 PROBE = "Probe. [[fake:words=5]]"
@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
     args = parser.parse_args(argv)
     _require_wrk()
-    load_before = _loadavg()
+    load_before = load_average()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
         with ExternalFake() as fake:
@@ -511,13 +511,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 stack.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    figures["load_average"] = [load_before, _loadavg()]
+    figures["load_average"] = [load_before, load_average()]
     _report(figures)
     return figures
-
-
-def _loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def ttft_met(f: dict[str, Any]) -> bool:
