@@ -72,3 +72,22 @@ def test_unread_deltas_are_metered_like_read_ones_when_a_turn_is_cut() -> None:
     assert unread.usage().output_tokens == 15  # 60 characters, four a token
     unread.observe("message_delta", {"usage": {"output_tokens": 7}})
     assert unread.usage().output_tokens == 7  # exact once message_delta reports it
+
+
+async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> None:
+    """Anthropic's two-line events take a shortcut; the rest (comments, ids, several data lines, no space
+    after the colon) are read line by line. Both give what the SSE rules give."""
+    cases = {
+        b'event: ping\ndata: {"a":1}': ("ping", '{"a":1}'),
+        b'event:ping\ndata:{"a":1}': ("ping", '{"a":1}'),
+        b"event:  two spaces\ndata: x": (" two spaces", "x"),
+        b"event: e\ndata: one\ndata: two": ("e", "one\ntwo"),
+        b"event: e\nid: 7\ndata: x": ("e", "x"),
+        b": comment\nevent: e\ndata: x": ("e", "x"),
+        b"event: e\ndata: caf\xc3\xa9 \xff": ("e", "café \ufffd"),
+        b"data: alone": ("message", "alone"),
+    }
+    for block, (name, data) in cases.items():
+        [batch] = await _events(block + b"\n\n", len(block) + 2)
+        assert [(event.name, event.data) for event in batch] == [(name, data)], block
+    assert await _events(b"event: no data\n\n", 100) == []

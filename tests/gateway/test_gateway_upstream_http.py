@@ -92,7 +92,7 @@ async def test_a_kept_alive_connection_serves_the_next_request_and_the_request_i
         assert server.connections == 1
         request = server.requests[0]
         assert request.startswith(b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1:")
-        assert b"\r\nx-api-key: k\r\ncontent-length: 7\r\n\r\n{\"a\":1}" in request
+        assert b'\r\nx-api-key: k\r\ncontent-length: 7\r\n\r\n{"a":1}' in request
 
 
 async def test_a_chunked_stream_arrives_piece_by_piece_as_it_is_sent() -> None:
