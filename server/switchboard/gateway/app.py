@@ -16,6 +16,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from .accesslog import AccessLog
 from .config import GatewaySettings
@@ -37,6 +39,38 @@ from .usage import overage_endpoint, usage_endpoint
 
 log = logging.getLogger("switchboard.gateway")
 GC_YOUNG_THRESHOLD = 10_000
+# Raised when PostgreSQL cannot be reached or cannot answer in time: a retryable 503.
+LEDGER_ERRORS = (psycopg.Error, PoolTimeout, LedgerUnavailable)
+MESSAGES_PATH = "/v1/messages"
+
+
+class TurnRoute:
+    """`POST /v1/messages` straight to `create_message`, in front of Starlette's router.
+
+    Every turn skips the router and Starlette's inner exception layer, and each event of a stream passes
+    two `send` wrappers instead of four (Starlette's outer error layer and the access log's). What the
+    handler raises is answered as the app's exception handlers answer it for every other route: the
+    ledger's errors here, anything else by Starlette's outermost layer (a 500 with a reference)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != MESSAGES_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await create_message(request)
+        except LEDGER_ERRORS as error:
+            response = await ledger_unavailable(request, error)
+        await response(scope, receive, send)
+
+
+async def ledger_unavailable(_: Request, error: Exception) -> Response:
+    log.warning("PostgreSQL unavailable: %s", type(error.__cause__ or error).__name__)
+    message = "The gateway's ledger is unavailable for a moment; retry shortly."
+    return error_response(503, "api_error", message, retry=True)
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
@@ -87,11 +121,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def jwks(_: Request) -> Response:
         return JSONResponse(authority.jwks(), headers={"cache-control": "public, max-age=300"})
 
-    async def ledger_unavailable(_: Request, error: Exception) -> Response:
-        log.warning("PostgreSQL unavailable: %s", type(error.__cause__ or error).__name__)
-        message = "The gateway's ledger is unavailable for a moment; retry shortly."
-        return error_response(503, "api_error", message, retry=True)
-
     async def internal_error(_: Request, error: Exception) -> Response:
         reference = secrets.token_hex(4)
         log.exception("unhandled error (reference %s)", reference, exc_info=error)
@@ -99,7 +128,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return error_response(500, "api_error", message, retry=True)
 
     routes = [
-        Route("/v1/messages", create_message, methods=["POST"]),
+        # Its POSTs are answered by `TurnRoute` before the router; listed so other methods get a 405.
+        Route(MESSAGES_PATH, create_message, methods=["POST"]),
         Route("/v1/switchboard/usage", usage_endpoint, methods=["GET"]),
         Route("/v1/switchboard/overage", overage_endpoint, methods=["POST"]),
         Route(TURN_PATH, turn_charge_endpoint, methods=["GET"]),
@@ -118,11 +148,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         # Outermost first: the client address is settled before the access log and the rate limits read it.
-        middleware=[*trusted_proxy_middleware(settings.trusted_proxies), Middleware(AccessLog)],
-        exception_handlers={
-            psycopg.Error: ledger_unavailable,
-            PoolTimeout: ledger_unavailable,
-            LedgerUnavailable: ledger_unavailable,
-            Exception: internal_error,
-        },
+        middleware=[
+            *trusted_proxy_middleware(settings.trusted_proxies),
+            Middleware(AccessLog),
+            Middleware(TurnRoute),
+        ],
+        exception_handlers={**dict.fromkeys(LEDGER_ERRORS, ledger_unavailable), Exception: internal_error},
     )

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from switchboard.plans.credits import hundredths_for
-from switchboard.protocol.messages import Usage
+from switchboard.plans.credits import hundredths_for_tokens
 from switchboard.tokens import estimate_tokens
 
 _PROMPT_FIELDS = ("system", "messages", "tools", "tool_choice")
@@ -24,8 +23,7 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
 
 def reservation_h(model_id: str, body: dict[str, Any], max_tokens: int) -> int:
     """The hundredths of a credit to hold for this turn, billed as `model_id`."""
-    usage = Usage(cache_creation_input_tokens=estimate_input_tokens(body), output_tokens=max_tokens)
-    return hundredths_for(model_id, usage)
+    return hundredths_for_tokens(model_id, write=estimate_input_tokens(body), out=max_tokens)
 
 
 def max_tokens_within(model_id: str, body: dict[str, Any], available_h: int) -> int:

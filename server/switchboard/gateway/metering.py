@@ -20,7 +20,9 @@ _DELTA_TEXT = ("text", "thinking", "partial_json")
 
 class StreamMeter:
     def __init__(self) -> None:
-        self._reported: Usage | None = None
+        # The counts reported so far, plain (a `Usage` is only made when asked for: not on the way to the
+        # first token, which `message_start`'s counts precede).
+        self._reported: dict[str, int] | None = None
         self._final = False
         self._pieces: list[str] = []
         self._unread: list[str] = []  # deltas as they came (JSON text), not yet read for their text
@@ -52,10 +54,11 @@ class StreamMeter:
 
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
+        reported = Usage.model_validate(self._reported) if self._reported is not None else None
         if self._final:
-            return self._reported or Usage()
+            return reported or Usage()
         self._read_deltas()
-        return cancelled_usage(self._reported, "".join(self._pieces))
+        return cancelled_usage(reported, "".join(self._pieces))
 
     def _read_deltas(self) -> None:
         for data in self._unread:
@@ -70,12 +73,12 @@ class StreamMeter:
     def _merge(self, usage: object) -> None:
         if not isinstance(usage, dict):
             return
-        counts = self._reported.model_dump(by_alias=False) if self._reported else {}
+        counts = self._reported if self._reported is not None else {}
         for field in _USAGE_FIELDS:
             value = usage.get(field)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 counts[field] = value
-        self._reported = Usage.model_validate(counts)
+        self._reported = counts
 
 
 def usage_of_message(message: dict[str, Any]) -> Usage:

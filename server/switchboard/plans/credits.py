@@ -58,10 +58,20 @@ def credits_for(model_id: str, usage: Usage) -> Decimal:
 def hundredths_for(model_id: str, usage: Usage) -> int:
     """`to_hundredths(credits_for(model_id, usage))` in integer arithmetic: the same charge, exactly, at a
     fraction of the cost (the hosted gateway prices every turn twice, its reservation and its settlement)."""
-    inp, write = usage.input_tokens, usage.cache_creation_input_tokens
-    read, out = usage.cache_read_input_tokens, usage.output_tokens
+    return hundredths_for_tokens(
+        model_id,
+        inp=usage.input_tokens,
+        write=usage.cache_creation_input_tokens,
+        read=usage.cache_read_input_tokens,
+        out=usage.output_tokens,
+    )
+
+
+def hundredths_for_tokens(model_id: str, *, inp: int = 0, write: int = 0, read: int = 0, out: int = 0) -> int:
+    """`hundredths_for` from the four counts, for a caller that has no `Usage` to hand (the gateway's
+    reservation, on every turn's way to its first token)."""
     if inp < 0 or write < 0 or read < 0 or out < 0:
-        raise ValueError(f"negative token count in {usage!r}")
+        raise ValueError(f"negative token count: input {inp}, cache write {write}, read {read}, output {out}")
     input_rate, write_rate, read_rate, output_rate = _INTEGER_RATES
     cents_per_mtok = inp * input_rate + write * write_rate + read * read_rate + out * output_rate
     numerator, denominator = _multiplier_ratio(model_id)
