@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from switchboard.gateway.upstream_http import (
     HIGH_WATER,
@@ -31,6 +39,7 @@ class Server:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections = 0
+        self.closed = 0  # connections the client closed
         self.requests: list[bytes] = []
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -38,7 +47,7 @@ class Server:
         try:
             await self.handler(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            self.closed += 1
         finally:
             writer.close()
 
@@ -165,6 +174,26 @@ async def test_a_connection_idle_past_keepalive_is_not_used_again() -> None:
         await asyncio.sleep(0.2)
         await (await client.post("/", b"", {})).read()
         assert server.connections == 2
+
+
+async def test_a_bursts_extra_connections_are_closed_once_idle_past_keepalive() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await server.request(reader)
+            await asyncio.sleep(0.05)  # the burst's requests overlap
+            writer.write(answer(b"ok"))
+
+    async with serving(handler) as (server, client):
+        client.keepalive = 0.3
+        burst = [client.post("/", b"", {}) for _ in range(5)]
+        for response in await asyncio.gather(*burst):
+            await response.read()
+        assert server.connections == 5
+        for _ in range(6):  # steady traffic afterwards: one connection serves it, the idle rest are closed
+            await asyncio.sleep(0.1)
+            await (await client.post("/", b"", {})).read()
+        await asyncio.sleep(0.1)
+        assert (server.connections, server.closed) == (5, 4)
 
 
 async def test_a_stream_cut_mid_body_fails_and_its_connection_is_not_reused() -> None:
@@ -298,3 +327,70 @@ async def test_a_stream_closed_after_its_last_event_lets_the_rest_arrive_and_kee
             response.close_when_complete(2.0)  # the chunked terminator is still to come
             await asyncio.sleep(0.3)
         assert server.connections == 1
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for `localhost` (and 127.0.0.1), signed by its own key: the test's only authority."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_an_https_origin_is_verified_against_the_systems_authorities(
+    trusted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS as the client does it for Anthropic: the default context, which reads the system's authorities
+    (here the test's own, named by SSL_CERT_FILE as an operator would); an untrusted server is refused."""
+    cert_path, key_path = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_path, key_path)
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        writer.write(answer(b"over tls"))
+        await writer.drain()
+
+    server = Server(handler)
+    listener = await asyncio.start_server(server, "127.0.0.1", 0, ssl=server_tls)
+    port = listener.sockets[0].getsockname()[1]
+    client = HttpClient(f"https://127.0.0.1:{port}", connect_timeout=5, read_timeout=5, keepalive=5)
+    try:
+        if trusted:
+            assert await (await client.post("/v1/messages", b"{}", {})).read() == b"over tls"
+            assert server.requests[0].startswith(b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1:")
+        else:
+            with pytest.raises(ConnectFailed, match="SSLCertVerificationError"):
+                await client.post("/v1/messages", b"{}", {})
+            assert server.requests == []
+    finally:
+        await client.aclose()
+        listener.close()
+        await listener.wait_closed()

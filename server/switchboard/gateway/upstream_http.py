@@ -73,7 +73,7 @@ class HttpClient:
         self.origin = Origin(base_url)
         self.connect_timeout, self.read_timeout, self.keepalive = connect_timeout, read_timeout, keepalive
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.origin.tls else None
-        self._idle: list[_Connection] = []  # the most recently used last
+        self._idle: collections.deque[_Connection] = collections.deque()  # the most recently used last
         self._open: set[_Connection] = set()
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
@@ -119,8 +119,11 @@ class HttpClient:
         if not reusable or not connection.open:
             connection.abort()
             return
-        connection.idle_since = asyncio.get_running_loop().time()
+        now = connection.idle_since = asyncio.get_running_loop().time()
         self._idle.append(connection)
+        # The least recently used go once too old or closed, so a burst's connections do not stay open.
+        while self._idle and (not self._idle[0].open or now - self._idle[0].idle_since >= self.keepalive):
+            self._idle.popleft().abort()
 
     async def aclose(self) -> None:
         for connection in list(self._open):
