@@ -888,3 +888,15 @@ def test_cli_serves_until_sigterm() -> None:
 def test_cli_refuses_a_public_host(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["--host", "0.0.0.0", "--port", "0"]) == 2
     assert "loopback" in capsys.readouterr().err
+
+
+def test_the_request_log_keeps_the_last_requests_only() -> None:
+    """A long-running fake (`mock-api`, the gateway benchmark's 100,000 turns) must not grow without bound."""
+    from switchboard.fakeapi.records import RecordedRequest, RequestLog
+
+    log = RequestLog(limit=3)
+    for index in range(5):
+        log.append(RecordedRequest("POST", f"/v1/messages/{index}", {}, b"{}", float(index)))
+    assert [record.path for record in log.snapshot()] == [f"/v1/messages/{index}" for index in (2, 3, 4)]
+    log.clear()
+    assert log.snapshot() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 from dataclasses import dataclass
@@ -42,9 +43,16 @@ class RecordedRequest:
         }
 
 
+# The most requests kept: a long-running `mock-api`, or the gateway benchmark's 100,000 turns, must not grow
+# the fake without bound (nor give its collector an ever larger heap to walk).
+MAX_RECORDS = 10_000
+
+
 class RequestLog:
-    def __init__(self) -> None:
-        self._records: list[RecordedRequest] = []
+    """The last `limit` requests, oldest first."""
+
+    def __init__(self, limit: int = MAX_RECORDS) -> None:
+        self._records: collections.deque[RecordedRequest] = collections.deque(maxlen=limit)
         self._lock = threading.Lock()
 
     def append(self, record: RecordedRequest) -> None:
