@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,13 +40,14 @@ async def test_forbidden_model_sent_straight_to_the_gateway_is_refused_403(
     make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
 ) -> None:
     account = await make_accounts.create("free")
-    before = len(upstream.received())
-    response = post(replica, account.token, "claude-opus-4.5", {**BODY, "model": OPUS})
+    marker = f"forbidden-{uuid.uuid4().hex}"  # the fake's log keeps its last requests: look for this one
+    body = {**BODY, "model": OPUS, "messages": [{"role": "user", "content": marker}]}
+    response = post(replica, account.token, "claude-opus-4.5", body)
     assert response.status_code == 403
     error = error_of(response)
     assert error["type"] == "plan_forbids_model"
     assert error["plan"] == "free" and "pro" in error["allowed_plans"]
-    assert len(upstream.received()) == before
+    assert not any(marker.encode() in record.raw_body for record in upstream.received())
     assert await turn_rows(make_accounts.database_url, account.id) == []
 
 
