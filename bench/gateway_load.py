@@ -12,11 +12,19 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   target, the connections split evenly), each paced like a real answer (a delta of three words every 50 ms,
   500 to 1,500 words, then the next turn at once), reading them in C. The lengths differ, so the streams end
   and start again at different moments, as users' answers do: with one length all 200 restarted in the same
-  instant every few seconds, and the probes that met that wave measured it. This process only sends the
+  instant every few seconds, and the probes that met that wave measured it. For the same reason each
+  stream's first turn starts after a random wait of up to a second (seeded): started together, all 200 sent
+  their deltas in the same instant of every 50 ms. This process only sends the
   probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
   Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
-  Added = gateway − direct, at the median and at p99 (nearest rank, of 200 probes a side by default: with
-  fewer than 100 it is the single slowest probe). Through the gateway the background
+  The two sides alternate in blocks (two of 100 probes each by default: direct, gateway, direct, gateway),
+  each block with its own background streams, so a change in the machine's speed during the run (it is
+  shared) falls on both sides rather than on whichever was being measured. Each block's probes start 8 s
+  after its streams are open (`--settle`): in the first seconds after 200 turns start at once the gateway's
+  median was about a millisecond slower (a start burst, not the steady load the target describes; see
+  docs/performance.md). Added = gateway − direct, at the median
+  and at p99 (nearest rank, of 200 probes a side by default: with fewer than 100 it is the single slowest
+  probe). Through the gateway the background
   streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
   reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
   established connections to the targets, less the probes'), and a probe answered with an error instead of
@@ -35,7 +43,8 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
 average printed before and after.
 
-Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 200] [--seconds 10]   (2–4 minutes)
+Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 200] [--blocks 2] [--settle 8]
+     [--seconds 10]   (about 2 minutes on a quiet machine)
 """
 
 from __future__ import annotations
@@ -212,9 +221,10 @@ async def _ttft(
     probe_clients: list[Any],
     args: argparse.Namespace,
     rss_pids: list[int],
+    probes: int,
 ) -> dict[str, Any]:
-    """Probe TTFTs (ms, through the SDK, from this process) while wrk keeps `args.streams` paced streams open
-    on `urls` (split evenly, the next turn at once when one ends)."""
+    """`probes` TTFTs (ms, through the SDK, from this process) while wrk keeps `args.streams` paced streams
+    open on `urls` (split evenly, the next turn at once when one ends)."""
     import anthropic
 
     ports = {int(url.rsplit(":", 1)[1]) for url in urls}
@@ -238,20 +248,21 @@ async def _ttft(
         return (first - started) * 1000
 
     try:
-        # Every stream open, then a moment for the first turns' set-up to pass: 200 reservations and upstream
-        # requests at once held a replica's event loop for over 100 ms in the first two seconds.
+        # Every stream open, then the start burst's aftermath let pass (`--settle`): 200 reservations and
+        # upstream requests at once held a replica's event loop for over 100 ms in the first two seconds, and
+        # probes 3-5 s after the start still met a gateway about a millisecond slower at the median.
         deadline = time.monotonic() + 120
         while _open_connections(ports) < args.streams:
             if any(proc.poll() is not None for proc in background) or time.monotonic() > deadline:
                 raise RuntimeError(f"only {_open_connections(ports)} of {args.streams} streams opened")
             await asyncio.sleep(0.05)
-        await asyncio.sleep(3)
+        await asyncio.sleep(args.settle)
         for client in probe_clients:
             await probe(client)  # warm the probes' connections
         times: list[float] = []
         refused: list[str] = []  # probes that got an error instead of an answer (each one a miss)
         seen: list[int] = []
-        for index in range(args.probes):
+        for index in range(probes):
             try:
                 times.append(await probe(probe_clients[index % len(probe_clients)]))
             except anthropic.APIError as error:
@@ -264,17 +275,31 @@ async def _ttft(
         for proc in background:
             proc.send_signal(signal.SIGINT)  # wrk stops and reports
     counts = _finish_wrk(background)
-    if not times:
-        raise RuntimeError(f"every probe failed: {refused[:3]}")
     return {
+        "times": times,
         "refused": refused,
         # Each one a stream refused or broken off: reported, and a miss.
         "background_refused": counts["non_2xx"] + counts["socket_errors"],
+        "seen": seen,
+        "peak_rss_mb": list(peak_rss.values()),
+    }
+
+
+def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's figures from its blocks of probes."""
+    times = [ms for block in blocks for ms in block["times"]]
+    refused = [reason for block in blocks for reason in block["refused"]]
+    if not times:
+        raise RuntimeError(f"every probe failed: {refused[:3]}")
+    seen = [count for block in blocks for count in block["seen"]]
+    return {
+        "refused": refused,
+        "background_refused": sum(block["background_refused"] for block in blocks),
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
         "concurrent": min(seen),
         "concurrent_mean": statistics.fmean(seen),
-        "peak_rss_mb": list(peak_rss.values()),
+        "peak_rss_mb": [max(rss) for rss in zip(*(block["peak_rss_mb"] for block in blocks), strict=True)],
     }
 
 
@@ -306,13 +331,14 @@ def _start_wrk(
     """wrk running `kind` turns (gateway_wrk.lua) for `seconds`, `connections` kept-alive connections in
     flight, split over `urls` (one single-threaded wrk process each), each turn with its own id and the
     next token of `tokens` (none: the fake API's key)."""
+    per_process = max(1, connections // len(urls))
     return [
         subprocess.Popen(
             [
                 *(
                     "wrk",
                     "-t1",
-                    f"-c{max(1, connections // len(urls))}",
+                    f"-c{per_process}",
                     f"-d{seconds:g}s",
                     "--timeout",
                     "60s",
@@ -325,6 +351,7 @@ def _start_wrk(
                     str(tokens) if tokens else "-",
                     uuid.uuid4().hex[:12],
                     kind,
+                    str(per_process),
                 ),
             ],
             stdout=subprocess.PIPE,
@@ -463,14 +490,23 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
         two_replicas_cpu_ms=two["cpu_ms"],
     )
 
-    # Time to first token: direct, then through the two replicas (background streams from 20 accounts).
+    # Time to first token, direct and through the two replicas (background streams from 20 accounts), in
+    # alternating blocks: whatever the machine does meanwhile (other tenants, PostgreSQL's checkpoint after
+    # the runs above) falls on both sides alike, not on whichever was measured at that moment.
     _vacuum(stack.database_url)
     direct_clients = [_sdk(upstream, None) for _ in range(2)]
-    baseline = await _ttft([upstream], None, direct_clients, args, [])
     gateway_clients = [_sdk(url, tokens[0]) for url in urls]
     background_tokens = stack.root / "background-tokens.txt"
     background_tokens.write_text("".join(f"{token}\n" for token in tokens[1:21]))
-    through = await _ttft(urls, background_tokens, gateway_clients, args, stack.pids())
+    direct_blocks: list[dict[str, Any]] = []
+    gateway_blocks: list[dict[str, Any]] = []
+    per_block = -(-args.probes // args.blocks)
+    for _ in range(args.blocks):
+        direct_blocks.append(await _ttft([upstream], None, direct_clients, args, [], per_block))
+        gateway_blocks.append(
+            await _ttft(urls, background_tokens, gateway_clients, args, stack.pids(), per_block)
+        )
+    baseline, through = _merged(direct_blocks), _merged(gateway_blocks)
     for client in [*direct_clients, *gateway_clients]:
         await client.close()
     figures.update(
@@ -496,6 +532,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--streams", type=int, default=200, help="background streams during the TTFT probes")
     # At least 100: with fewer, the nearest-rank p99 is the single slowest probe.
     parser.add_argument("--probes", type=int, default=200, help="timed probe turns per side")
+    parser.add_argument(
+        "--blocks", type=int, default=2, help="alternating blocks of probes per side (direct, gateway, ...)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=8, help="seconds between the streams opening and the first probe"
+    )
     parser.add_argument("--seconds", type=float, default=10, help="length of each throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
     args = parser.parse_args(argv)

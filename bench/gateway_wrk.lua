@@ -5,8 +5,10 @@
 --           (the background streams of the time-to-first-token run; wrk reads them in C and starts the next
 --           turn when one ends). The lengths differ so that the streams do not all end, and start again, at
 --           the same moment, as 200 users' answers would not: with one length, all 200 restarted at once every
---           few seconds, and a probe that met that wave measured it rather than the gateway.
--- Usage: wrk -s gateway_wrk.lua URL -- TOKENS_FILE RUN_PREFIX short|stream
+--           few seconds, and a probe that met that wave measured it rather than the gateway. For the same
+--           reason each connection's first turn starts after a random wait of up to a second: started
+--           together, all the streams sent their deltas in the same instant of each 50 ms.
+-- Usage: wrk -s gateway_wrk.lua URL -- TOKENS_FILE RUN_PREFIX short|stream [CONNECTIONS]
 -- Prints one JSON line when done: requests, non-2xx answers, socket errors and the duration.
 
 local bodies = {
@@ -21,6 +23,7 @@ local threads = {}
 local tokens = {}
 local prefix = "run"
 local counter = 0
+local connections = 0  -- in stream mode, the first turn of each is started after a random wait
 
 function setup(thread)
   thread:set("thread_index", #threads)
@@ -35,6 +38,7 @@ function init(args)
   end
   prefix = (args[2] or "run") .. "-" .. tostring(thread_index)
   kind = args[3] or "short"
+  connections = tonumber(args[4] or "0")
   body = bodies[kind]
   math.randomseed(1000 + thread_index)  -- the same lengths in every run
   wrk.method = "POST"
@@ -54,6 +58,12 @@ function request()
     return wrk.format(nil, "/v1/messages", headers, string.format(body, math.random(500, 1500)))
   end
   return wrk.format(nil, "/v1/messages", headers, body)
+end
+
+function delay()
+  -- Called before each request: the first `connections` are each connection's first turn.
+  if kind == "stream" and counter < connections then return math.random(0, 1000) end
+  return 0
 end
 
 function done(summary, latency, requests)
