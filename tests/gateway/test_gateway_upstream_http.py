@@ -289,6 +289,22 @@ async def test_a_body_beyond_the_flow_control_window_arrives_whole_to_a_slow_rea
         assert bytes(received) == body
 
 
+async def test_a_body_beyond_the_flow_control_window_is_read_whole() -> None:
+    """A non-streamed answer larger than the window (a long answer, or one with big tool inputs)."""
+    body = bytes(range(256)) * (HIGH_WATER // 64)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        writer.write(answer(body))
+        await writer.drain()
+
+    async with serving(handler) as (server, client):
+        client.read_timeout = 2  # a read stalled by the window would time out here
+        response = await client.post("/", b"", {})
+        await asyncio.sleep(0.3)  # the window fills before the caller asks for the whole body
+        assert await response.read() == body
+
+
 async def test_a_response_that_is_not_http_fails_as_malformed() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.request(reader)

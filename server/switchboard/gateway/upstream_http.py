@@ -165,6 +165,7 @@ class HttpResponse:
         self._discard = False  # closed before the end: what still comes is dropped, then the connection kept
         self._framed = False  # the end is marked (a length, or chunks); else the connection ends the body
         self._body: bytes | None = None
+        self._whole = False  # read whole (`read`): no flow control, the caller takes it all at once
         self._give_up_timer: asyncio.TimerHandle | None = None
 
     # --- what the caller uses ---------------------------------------------------------------------
@@ -176,6 +177,8 @@ class HttpResponse:
     async def read(self) -> bytes:
         """The whole body (kept: a second call answers the same); the connection is released."""
         if self._body is None:
+            self._whole = True
+            self._connection.resume()
             while not self.complete:
                 await self._wait()
             self._body = b"".join(self._chunks)
@@ -241,7 +244,7 @@ class HttpResponse:
             return
         self._chunks.append(body)
         self._buffered += len(body)
-        if self._buffered > HIGH_WATER:
+        if self._buffered > HIGH_WATER and not self._whole:
             self._connection.pause()
         self._wake()
 
