@@ -59,10 +59,10 @@ class Origin:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
-        self.port = parts.port or (443 if self.tls else 80)
-        default = 443 if self.tls else 80
+        default_port = 443 if self.tls else 80
+        self.port = parts.port or default_port
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = host if self.port == default else f"{host}:{self.port}"
+        self.host_header = host if self.port == default_port else f"{host}:{self.port}"
         self.prefix = parts.path.rstrip("/")
 
 
