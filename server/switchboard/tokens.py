@@ -24,4 +24,9 @@ def estimate_tokens(text: str) -> int:
 
 
 def estimate_billed_tokens(text: str) -> int:
-    return math.ceil(len(text) / BILLED_CHARS_PER_TOKEN)
+    return billed_tokens_for_chars(len(text))
+
+
+def billed_tokens_for_chars(chars: int) -> int:
+    """`estimate_billed_tokens` of a text this long (a stream's length is cheaper to keep than its text)."""
+    return math.ceil(chars / BILLED_CHARS_PER_TOKEN)

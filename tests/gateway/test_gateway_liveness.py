@@ -3,6 +3,7 @@ again after a statement that failed (a checkpoint counts as sent once PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from datetime import timedelta
@@ -100,3 +101,27 @@ async def test_a_checkpoint_postgresql_did_not_take_is_sent_again() -> None:
         await pool.close(timeout=1)
     [again] = live.grown()
     assert again.reservation == turn and again.usage.output_tokens > 0
+
+
+async def test_reading_many_streams_deltas_gives_the_event_loop_back_between_slices() -> None:
+    live = LiveTurns()
+    meters = []
+    for index in range(200):
+        turn, meter = reservation(f"t{index}"), StreamMeter()
+        live.add(turn)
+        live.meter(turn, meter)
+        started(meter)
+        for _ in range(100):
+            text(meter, "four")  # one token each, at four characters a token
+        meters.append(meter)
+    reading = asyncio.ensure_future(live.read_meters())
+    turns_of_others = 0
+    while not reading.done():  # another request's task, waiting for its turn on the loop
+        await asyncio.sleep(0)
+        turns_of_others += 1
+    await reading
+    # 20,000 deltas take tens of milliseconds to read: the loop ran other tasks in between, many times.
+    assert turns_of_others > 10
+    # and every delta was read, each counted once
+    assert all(meter.usage().output_tokens == 100 for meter in meters)
+    assert all(point.usage.output_tokens == 100 for point in live.grown())

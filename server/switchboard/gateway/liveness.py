@@ -9,6 +9,10 @@ settlement. A replica that stops beating (killed, or stalled longer than the lif
 reservations expire, and any replica's reaper settles them at their last checkpoint (`reaper`). A
 reservation the replica forgot (a bug, a settlement it gave up on) is no longer in its set, so it expires
 too rather than being held forever.
+
+Before a checkpoint, the streams' deltas that arrived since the last one are read for their text (about 2,000
+a second for 100 streams, some 8 ms of work): a few turns at a time, giving the event loop back every
+`READ_SLICE_SECONDS`, so a request that arrives meanwhile waits a fraction of a millisecond, not the lot.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .db import LedgerPool, ledger_connection
 from .ledger import Checkpoint, Reservation, TurnKey
 
 log = logging.getLogger("switchboard.gateway")
+READ_SLICE_SECONDS = 0.0005
 
 
 class Metered(Protocol):
@@ -34,6 +39,10 @@ class Metered(Protocol):
     def output_seen(self) -> bool: ...
 
     def usage(self) -> Usage: ...
+
+    def read(self) -> None:
+        """Do now the work `usage` would (so that it is cheap afterwards)."""
+        ...
 
 
 class LiveTurns:
@@ -62,6 +71,17 @@ class LiveTurns:
 
     def __len__(self) -> int:
         return len(self._turns)
+
+    async def read_meters(self) -> None:
+        """Have every live stream's meter read its new deltas, yielding the event loop between slices."""
+        loop = asyncio.get_running_loop()
+        slice_ends = loop.time() + READ_SLICE_SECONDS
+        for _, meter in list(self._turns.values()):
+            if meter is not None:
+                meter.read()
+            if loop.time() >= slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = loop.time() + READ_SLICE_SECONDS
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every live turn, with the usage it has reached (what a heartbeat sends)."""
@@ -94,11 +114,13 @@ class LiveTurns:
 
 async def beat_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Renew every live reservation of this replica: the number PostgreSQL still had reserved."""
+    await live.read_meters()
     return await _send(pool, live, live.checkpoints(), ttl)
 
 
 async def checkpoint_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Record the usage of the turns whose output grew (renewing them too)."""
+    await live.read_meters()
     return await _send(pool, live, live.grown(), ttl)
 
 

@@ -1,9 +1,10 @@
 """What a streamed turn has used so far, from `message_start`, the deltas and `message_delta`.
 
 When the stream is cut before `message_delta` (the client left, the upstream failed, the replica died),
-output is counted from the deltas that reached the gateway (`plans.credits.cancelled_usage`: four characters
-a token, never less than what `message_start` reported). A delta's JSON is only read when that count is
-needed (a cut, a heartbeat's checkpoint): most turns end with `message_delta`, whose count is exact.
+output is counted from the deltas that reached the gateway (`plans.credits.cut_usage`: four characters a
+token, never less than what `message_start` reported). A delta's JSON is only read when that count is needed
+(a cut, a heartbeat's checkpoint): most turns end with `message_delta`, whose count is exact. Only the text's
+length is kept, not the text: a long answer's checkpoints do not re-count it, nor the replica hold it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from switchboard.plans.credits import cancelled_usage
+from switchboard.plans.credits import cut_usage
 from switchboard.protocol.messages import Usage
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
@@ -24,7 +25,7 @@ class StreamMeter:
         # first token, which `message_start`'s counts precede).
         self._reported: dict[str, int] | None = None
         self._final = False
-        self._pieces: list[str] = []
+        self._streamed_chars = 0  # the length of the deltas' text read so far
         self._unread: list[str] = []  # deltas as they came (JSON text), not yet read for their text
         self.output_seen = False
 
@@ -42,7 +43,9 @@ class StreamMeter:
             self.output_seen = True
             delta = data.get("delta")
             if isinstance(delta, dict):
-                self._pieces.extend(delta[k] for k in _DELTA_TEXT if isinstance(delta.get(k), str))
+                self._streamed_chars += sum(
+                    len(delta[k]) for k in _DELTA_TEXT if isinstance(delta.get(k), str)
+                )
         elif name == "message_delta":
             self._merge(data.get("usage"))
             self._final = True
@@ -57,10 +60,14 @@ class StreamMeter:
         reported = Usage.model_validate(self._reported) if self._reported is not None else None
         if self._final:
             return reported or Usage()
-        self._read_deltas()
-        return cancelled_usage(reported, "".join(self._pieces))
+        self.read()
+        return cut_usage(reported, self._streamed_chars)
 
-    def _read_deltas(self) -> None:
+    def read(self) -> None:
+        """Read the deltas not read yet (`usage` does it too; the heartbeat does it a few turns at a time)."""
+        if self._final:
+            self._unread.clear()
+            return
         for data in self._unread:
             try:
                 event = json.loads(data)

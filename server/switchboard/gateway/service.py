@@ -323,6 +323,9 @@ class _Settling:
     def usage(self) -> Usage:
         return self.settled_usage
 
+    def read(self) -> None:
+        pass
+
 
 AccountHandler = Callable[[Request, Gateway, Account], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -11,7 +11,7 @@ from functools import cache
 
 from switchboard.catalog.models import get_model
 from switchboard.protocol.messages import Usage
-from switchboard.tokens import estimate_billed_tokens
+from switchboard.tokens import billed_tokens_for_chars
 
 # Sonnet 4 list prices in cents per million tokens.
 INPUT_CENTS_PER_MTOK = Decimal(300)
@@ -111,10 +111,15 @@ def cancelled_usage(reported: Usage | None, streamed_text: str, *, output_report
 
     A partial count (from `message_start`) is only a lower bound, so the larger of it and the estimate wins.
     """
-    usage = reported or Usage()
     if output_reported:
-        return usage
-    output = max(usage.output_tokens, estimate_billed_tokens(streamed_text))
+        return reported or Usage()
+    return cut_usage(reported, len(streamed_text))
+
+
+def cut_usage(reported: Usage | None, streamed_chars: int) -> Usage:
+    """`cancelled_usage` when only the streamed text's length was kept (no output count was reported)."""
+    usage = reported or Usage()
+    output = max(usage.output_tokens, billed_tokens_for_chars(streamed_chars))
     return usage.model_copy(update={"output_tokens": output})
 
 
