@@ -20,7 +20,12 @@ MESSAGE_OVERHEAD_TOKENS = 4
 
 
 def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    """`estimate_tokens` of a text this long."""
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 def estimate_billed_tokens(text: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -255,29 +256,63 @@ async def test_a_repeat_of_an_orphaned_turn_settles_it_first(
         await ledger.settle(conn, again, Outcome("failed", Usage()))
 
 
+_BODIES = [
+    {"messages": [{"role": "user", "content": "hi"}]},
+    {
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": "x = [i * i for i in range(10)]\n" * 50}],
+    },
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "naïve café 日本語 " * 40}]}]},
+]
+
+
+def _as_sent(body: dict[str, Any], **dumps: Any) -> bytes:
+    return json.dumps({"model": "claude-haiku-4-5-20251001", "max_tokens": 10, **body}, **dumps).encode()
+
+
+@pytest.mark.parametrize("body", _BODIES)
 @pytest.mark.parametrize(
-    "body",
+    "encoding",
     [
-        {"messages": [{"role": "user", "content": "hi"}]},
-        {
-            "system": "You are terse.",
-            "messages": [{"role": "user", "content": "x = [i * i for i in range(10)]\n" * 50}],
-        },
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "naïve café 日本語 " * 40}]}]},
+        {"separators": (",", ":"), "ensure_ascii": False},  # as the SDK sends it (httpx's JSON)
+        {"ensure_ascii": False, "indent": 2},
+        {"ensure_ascii": True},  # \u escapes: the prompt is re-encoded, not counted as sent
+        None,  # no body as sent: the prompt re-encoded
     ],
 )
-def test_the_input_estimate_errs_high(body: dict[str, Any]) -> None:
+def test_the_input_estimate_errs_high(body: dict[str, Any], encoding: dict[str, Any] | None) -> None:
     request = {"model": "claude-haiku-4-5-20251001", "max_tokens": 10, **body}
-    assert estimate_input_tokens(request) >= count_tokens(request)
+    raw = _as_sent(body, **encoding) if encoding is not None else b""
+    assert estimate_input_tokens(request, raw) >= count_tokens(request)
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_a_body_counted_as_sent_costs_a_few_tokens_more_than_its_prompt_re_encoded(
+    body: dict[str, Any],
+) -> None:
+    request = json.loads(_as_sent(body))
+    compact = _as_sent(body, separators=(",", ":"), ensure_ascii=False)
+    re_encoded = estimate_input_tokens(request)
+    # the model and max_tokens, no more: the reservation is the same within a few tokens
+    assert re_encoded <= estimate_input_tokens(request, compact) <= re_encoded + 20
+    # An ASCII-only encoder writes each accented or CJK character as six: counted as sent, that body would
+    # hold several times its input. It is re-encoded instead.
+    ascii_only = _as_sent(body, ensure_ascii=True)
+    if b"\\u" in ascii_only:
+        assert estimate_input_tokens(request, ascii_only) == re_encoded
+    else:  # nothing to escape: counted as sent (with the encoder's spaces, a little higher)
+        assert estimate_input_tokens(request, ascii_only) >= estimate_input_tokens(request, compact)
+    # So is a body that is not UTF-8 (JSON also allows UTF-16).
+    assert estimate_input_tokens(request, json.dumps(request).encode("utf-16")) == re_encoded
 
 
 def test_max_tokens_within_is_the_largest_that_fits() -> None:
-    body = {"messages": [{"role": "user", "content": "hello"}]}
-    fits = max_tokens_within("claude-sonnet-4.5", body, 100)
+    input_tokens = estimate_input_tokens({"messages": [{"role": "user", "content": "hello"}]})
+    fits = max_tokens_within("claude-sonnet-4.5", input_tokens, 100)
     assert (
-        reservation_h("claude-sonnet-4.5", body, fits)
+        reservation_h("claude-sonnet-4.5", input_tokens, fits)
         <= 100
-        < reservation_h("claude-sonnet-4.5", body, fits + 1)
+        < reservation_h("claude-sonnet-4.5", input_tokens, fits + 1)
     )
 
 

@@ -216,7 +216,7 @@ class Gateway:
             model_id=turn.model.id,
             routed_model=choice.model.id,
             route_reason=choice.reason,
-            reserved_h=reservation_h(turn.model.id, turn.body, turn.max_tokens),
+            reserved_h=reservation_h(turn.model.id, turn.input_tokens, turn.max_tokens),
             replica=self.replica,
             ttl=self.ttl,
         )
@@ -362,7 +362,7 @@ def bearer_token(request: Request) -> str | None:
 
 def _credits_refusal(short: ledger.InsufficientCredits, turn: TurnRequest) -> GatewayRefusal:
     account = short.account
-    fits = max_tokens_within(turn.model.id, turn.body, short.available_h)
+    fits = max_tokens_within(turn.model.id, turn.input_tokens, short.available_h)
     period = period_of(datetime.now(UTC))
     if short.available_h <= 0 and not account.overage_on:
         message = wording.credits_exhausted(account.spec.id, period)

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -20,6 +21,7 @@ from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Pr
 from switchboard.routing.learning import bounded
 
 from .errors import GatewayRefusal, invalid_request
+from .estimate import estimate_input_tokens
 
 TURN_ID_HEADER = "switchboard-turn-id"
 MODEL_HEADER = "switchboard-model"
@@ -62,6 +64,11 @@ class TurnRequest:
     @property
     def stream(self) -> bool:
         return self.body.get("stream") is True
+
+    @cached_property
+    def input_tokens(self) -> int:
+        """The input the reservation holds credits for (`estimate`)."""
+        return estimate_input_tokens(self.body, self.raw_body)
 
     def body_as_sent(self, model: str) -> bytes | None:
         """The body as the client sent it, when forwarding it tells Anthropic exactly what the gateway read:
