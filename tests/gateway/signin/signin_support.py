@@ -7,6 +7,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,19 @@ def settled_log(replica: Replica, expected: str, timeout: float = 30) -> str:
     while expected not in (text := replica.log()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return text
+
+
+def settled_access_log(
+    replica: Replica, expected: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> str:
+    """The replica's log once an access line satisfies `expected`. Replicas are shared by the session's
+    tests, so a line any test could have written (a revocation's 200) does not say this test's has come."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = replica.log()
+        if any(expected(line) for line in access_lines(text)) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
 
 
 def access_lines(log_text: str) -> list[dict[str, Any]]:
