@@ -68,7 +68,12 @@ class TurnRequest:
     @cached_property
     def input_tokens(self) -> int:
         """The input the reservation holds credits for (`estimate`)."""
-        return estimate_input_tokens(self.body, self.raw_body)
+        return estimate_input_tokens(self.body, self.raw_body, escaped=self._escaped)
+
+    @cached_property
+    def _escaped(self) -> bool:
+        """The body spells some character as a `\\u` escape (looked for once: a scan of the whole body)."""
+        return b"\\u" in self.raw_body
 
     def body_as_sent(self, model: str) -> bytes | None:
         """The body as the client sent it, when forwarding it tells Anthropic exactly what the gateway read:
@@ -78,7 +83,7 @@ class TurnRequest:
         without `\\u` escapes (which could spell a key differently); otherwise None, and the body is
         re-encoded from what was read."""
         raw = self.raw_body
-        if not raw or self.body.get("model") != model or b"\\u" in raw:
+        if not raw or self.body.get("model") != model or self._escaped:
             return None
         if any(raw.count(f'"{key}"'.encode()) != 1 for key in self.body):
             return None
