@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
 from router_lab.embedding import StaticEmbedding, scores_bytes
+from switchboard.routing import embedding as embedding_module
 from switchboard.routing.embedding import UNKNOWN, PieceScores, WordPieces
 
 
@@ -58,6 +61,8 @@ TEXTS = [
     "emoji 🚀 and symbols ∑ ≥ € and fractions ½",
     "a" * 150 + " supercalifragilisticexpialidocious unkn0wnz0rdz",
     "O(n log n) vs O(n²)? x86_64/arm64; p99<1ms; 10.0.0.1:8080",
+    "def naïve_fn(x) → y:  # ½ done\u00a0nbsp\u3000ideographic 日本語abc (café)→ok",
+    "mostly ascii code() { return a->b; } // with one → arrow\n\tand a tab",
     "",
     "   ",
 ]
@@ -69,6 +74,30 @@ def test_its_tokenisation_is_berts_uncased_wordpiece(
 ) -> None:
     assert pieces.ids(text) == reference.encode(text, add_special_tokens=False).ids
     assert pieces.ids(text) == pieces.ids(text)  # the word cache gives the same pieces
+
+
+# ASCII, ASCII whitespace, and what the slow way handles: accents, CJK, other spaces, controls, emoji.
+_MIXED = [
+    *"ab Z9_-.(){}\t\n\r",
+    *"éï→½日本ß🚀",
+    "\u00a0",
+    "\u3000",
+    "\u2028",
+    "\x00",
+    "\x1c",
+    "\u200b",
+    "\ufffd",
+    "\x85",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(_MIXED), max_size=40))
+def test_only_the_chunks_with_a_non_ascii_character_take_the_slow_way_and_it_changes_nothing(
+    text: str,
+) -> None:
+    # The whole text through BERT's character-by-character way gives the same words as the chunked one.
+    assert embedding_module._words(text) == embedding_module._unicode_words(text)  # pyright: ignore[reportPrivateUsage]
 
 
 def test_an_unknown_word_is_one_unknown_piece(pieces: WordPieces) -> None:

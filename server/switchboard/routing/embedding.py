@@ -43,6 +43,8 @@ WORD_CACHE = 16_384  # words whose pieces are remembered (a user's asks reuse a 
 # Plain ASCII with no control characters other than tab and newlines: the common case, split by one regex.
 _PLAIN = re.compile(r"[\t\n\r\x20-\x7e]*")
 _ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
+_ASCII_SPACE = re.compile(r"[ \t\n\r]+")
+_PLAIN_CHUNK = re.compile(r"[!-~]*")
 
 
 class WordPieces:
@@ -176,6 +178,19 @@ def _words(text: str) -> list[str]:
     """BERT's basic tokenizer, uncased: words and single punctuation marks, lower-cased, accents stripped."""
     if _PLAIN.fullmatch(text):
         return [word.lower() for word in _ASCII_WORDS.findall(text)]
+    # Code and prose are mostly ASCII even when a character here and there is not (an arrow, a name, an
+    # emoji): only the chunks between ASCII whitespace that hold one take the character-by-character way.
+    # Splitting there first changes nothing, since that way turns ASCII whitespace into word breaks too.
+    words: list[str] = []
+    for chunk in _ASCII_SPACE.split(text):
+        if _PLAIN_CHUNK.fullmatch(chunk):
+            words.extend(word.lower() for word in _ASCII_WORDS.findall(chunk))
+        else:
+            words.extend(_unicode_words(chunk))
+    return words
+
+
+def _unicode_words(text: str) -> list[str]:
     words: list[str] = []
     for chunk in _clean(text).split():
         words.extend(_split_punctuation(_strip_accents(chunk.lower())))
