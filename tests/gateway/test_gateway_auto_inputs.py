@@ -12,6 +12,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from gateway.gateway_support import Accounts, Replica, sdk, turn_headers, turn_rows
+from switchboard.gateway.auto import AnsweredTurns, LastAnswer
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.turn_request import AutoInputs, parse_auto_inputs
 from switchboard.routing import RouteInput, Router, learning
@@ -71,17 +72,31 @@ async def auto_routed(url: str, token: str, headers: dict[str, str]) -> str:
     return raw.headers["switchboard-routed-model"]
 
 
+@pytest.mark.parametrize("asked", ["the replica that answered", "another replica"])
 async def test_the_last_answer_counts_only_when_this_accounts_ledger_has_it(
-    make_accounts: Accounts, replica: Replica
+    make_accounts: Accounts, replicas: list[Replica], asked: str
 ) -> None:
+    # The replica that answered remembers its answers (no round trip to PostgreSQL); another reads the
+    # ledger. Either way the answer must be this account's.
+    answering = replicas[0]
+    url = answering.url if asked == "the replica that answered" else replicas[1].url
     mine, theirs = await make_accounts.create("pro"), await make_accounts.create("pro")
-    my_turn = await answered_sonnet_turn(replica.url, mine.token)
-    their_turn = await answered_sonnet_turn(replica.url, theirs.token)
+    my_turn = await answered_sonnet_turn(answering.url, mine.token)
+    their_turn = await answered_sonnet_turn(answering.url, theirs.token)
     last = "Switchboard-Auto-Last-Turn"
-    assert await auto_routed(replica.url, mine.token, {}) == "claude-haiku-4.5"
-    assert await auto_routed(replica.url, mine.token, {last: my_turn}) == "claude-sonnet-4.5"  # warm cache
-    assert await auto_routed(replica.url, mine.token, {last: their_turn}) == "claude-haiku-4.5"
-    assert await auto_routed(replica.url, mine.token, {last: "turn-never-answered"}) == "claude-haiku-4.5"
+    assert await auto_routed(url, mine.token, {}) == "claude-haiku-4.5"
+    assert await auto_routed(url, mine.token, {last: my_turn}) == "claude-sonnet-4.5"  # warm cache
+    assert await auto_routed(url, mine.token, {last: their_turn}) == "claude-haiku-4.5"
+    assert await auto_routed(url, mine.token, {last: "turn-never-answered"}) == "claude-haiku-4.5"
+
+
+def test_a_replica_remembers_its_latest_answers_only() -> None:
+    answered = AnsweredTurns(capacity=2)
+    for turn in ("t1", "t2", "t3"):
+        answered.remember("acct", turn, LastAnswer("claude-sonnet-4.5", 1.0))
+    assert answered.get("acct", "t1") is None  # the oldest went first
+    assert answered.get("acct", "t3") == LastAnswer("claude-sonnet-4.5", 1.0)
+    assert answered.get("another account", "t3") is None
 
 
 async def test_the_strongest_inputs_still_route_among_autos_models_billed_as_auto(

@@ -6,6 +6,7 @@ Sonnet body still answers with what the router picks, billed at 1.0x.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,26 @@ class LastAnswer:
 
     routed_model: str
     answered_at: float  # epoch seconds
+
+
+class AnsweredTurns:
+    """The turns this replica answered lately, so that Auto's next turn in a conversation finds its last
+    answer without a round trip to PostgreSQL (the language server keeps its connection, so a conversation's
+    turns usually come to one replica). What this replica settled is what the ledger holds; a turn answered
+    elsewhere, or forgotten here, is looked up in the ledger as before."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._answers: OrderedDict[tuple[str, str], LastAnswer] = OrderedDict()
+
+    def remember(self, account_id: str, turn_id: str, answer: LastAnswer) -> None:
+        self._answers[account_id, turn_id] = answer
+        self._answers.move_to_end((account_id, turn_id))
+        if len(self._answers) > self._capacity:
+            self._answers.popitem(last=False)
+
+    def get(self, account_id: str, turn_id: str) -> LastAnswer | None:
+        return self._answers.get((account_id, turn_id))
 
 
 @dataclass(frozen=True)

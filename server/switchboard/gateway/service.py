@@ -33,7 +33,7 @@ from switchboard.routing import NoRoutableModelError
 
 from . import ledger
 from .accounts import Account, get_account
-from .auto import AutoRouter, LastAnswer
+from .auto import AnsweredTurns, AutoRouter, LastAnswer
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
 from .errors import GatewayRefusal, unauthenticated
@@ -134,6 +134,7 @@ class Gateway:
         self._retrying: set[asyncio.Task[None]] = set()
         self.accounts = AccountQueue()
         self.live = LiveTurns()
+        self.answered = AnsweredTurns()  # Auto's last answers, when this replica gave them
 
     def ledger(self) -> contextlib.AbstractAsyncContextManager[LedgerConnection]:
         """A connection of the ledger's pool for one statement (raises `LedgerUnavailable`)."""
@@ -205,6 +206,9 @@ class Gateway:
         turn id the gateway did not answer for this account counts as no last answer."""
         if turn_id is None:
             return None
+        answered_here = self.answered.get(account.id, turn_id)
+        if answered_here is not None:
+            return answered_here
         async with self.ledger() as conn:
             found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
         return LastAnswer(*found) if found is not None else None
@@ -255,6 +259,11 @@ class Gateway:
             # Also when PostgreSQL refused: `settle_later` keeps alive what it retries; a settlement nobody
             # retries must not be renewed forever (it expires and the sweep settles it from its checkpoint).
             self.live.discard(reservation)
+        if settlement.status in ("complete", "cut") and not settlement.already:
+            key = reservation.key
+            self.answered.remember(
+                key.account_id, key.turn_id, LastAnswer(reservation.routed_model, time.time())
+            )
         if settlement.status == "reserved" and outcome.status != "failed":
             # This replica stalled past the reservation, the sweep freed the turn and the client retried it.
             log.warning(
