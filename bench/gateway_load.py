@@ -17,14 +17,17 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   their deltas in the same instant of every 50 ms. This process only sends the
   probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
   Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
-  The two sides alternate in blocks (two of 100 probes each by default: direct, gateway, direct, gateway),
+  The two sides alternate in blocks (four of 100 probes each by default: direct, gateway, direct, …),
   each block with its own background streams, so a change in the machine's speed during the run (it is
   shared) falls on both sides rather than on whichever was being measured. Each block's probes start 8 s
   after its streams are open (`--settle`): in the first seconds after 200 turns start at once the gateway's
   median was about a millisecond slower (a start burst, not the steady load the target describes; see
   docs/performance.md). Added = gateway − direct, at the median
-  and at p99 (nearest rank, of 200 probes a side by default: with fewer than 100 it is the single slowest
-  probe). Through the gateway the background
+  and at p99 (nearest rank, of 400 probes a side by default: with fewer than 100 it is the single slowest
+  probe). With 200 a side the added median of the same code spread over a millisecond between runs, a
+  good part of it sampling error (the probes' own times spread over several ms). It is printed with a 95%
+  bootstrap interval (the probes of each side resampled, seeded), so a run that lands near the target says
+  how near. Through the gateway the background
   streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
   reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
   established connections to the targets, less the probes'), and a probe answered with an error instead of
@@ -43,7 +46,7 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
 average printed before and after.
 
-Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 200] [--blocks 2] [--settle 8]
+Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 400] [--blocks 4] [--settle 8]
      [--seconds 10]   (about 2 minutes on a quiet machine)
 """
 
@@ -54,6 +57,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -295,12 +299,26 @@ def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "refused": refused,
         "background_refused": sum(block["background_refused"] for block in blocks),
+        "times": times,
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
         "concurrent": min(seen),
         "concurrent_mean": statistics.fmean(seen),
         "peak_rss_mb": [max(rss) for rss in zip(*(block["peak_rss_mb"] for block in blocks), strict=True)],
     }
+
+
+def added_median_interval(
+    direct: list[float], gateway: list[float], rounds: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """A 95% bootstrap interval for median(gateway) - median(direct): each side's probes resampled."""
+    rng = random.Random(seed)
+    added = sorted(
+        statistics.median(rng.choices(gateway, k=len(gateway)))
+        - statistics.median(rng.choices(direct, k=len(direct)))
+        for _ in range(rounds)
+    )
+    return added[int(rounds * 0.025)], added[int(rounds * 0.975) - 1]
 
 
 def _sdk(base_url: str, token: str | None) -> Any:
@@ -515,6 +533,7 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
         ttft_gateway_p50_ms=through["p50_ms"],
         ttft_gateway_p99_ms=through["p99_ms"],
         ttft_added_p50_ms=through["p50_ms"] - baseline["p50_ms"],
+        ttft_added_p50_interval_ms=added_median_interval(baseline["times"], through["times"]),
         ttft_added_p99_ms=through["p99_ms"] - baseline["p99_ms"],
         ttft_refused=baseline["refused"] + through["refused"],
         background_refused=baseline["background_refused"] + through["background_refused"],
@@ -531,9 +550,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--streams", type=int, default=200, help="background streams during the TTFT probes")
     # At least 100: with fewer, the nearest-rank p99 is the single slowest probe.
-    parser.add_argument("--probes", type=int, default=200, help="timed probe turns per side")
+    parser.add_argument("--probes", type=int, default=400, help="timed probe turns per side")
     parser.add_argument(
-        "--blocks", type=int, default=2, help="alternating blocks of probes per side (direct, gateway, ...)"
+        "--blocks", type=int, default=4, help="alternating blocks of probes per side (direct, gateway, ...)"
     )
     parser.add_argument(
         "--settle", type=float, default=8, help="seconds between the streams opening and the first probe"
@@ -569,13 +588,15 @@ def _cpu_text(cpu: dict[str, float]) -> str:
 
 
 def _report(f: dict[str, Any]) -> None:
+    low, high = f["ttft_added_p50_interval_ms"]
     print(f"Load average before and after: {f['load_average'][0]} / {f['load_average'][1]}")
     print(
         f"TTFT under {f['concurrent_streams']} concurrent streams at least (mean "
         f"{f['concurrent_streams_mean']:.0f}): gateway p50 {f['ttft_gateway_p50_ms']:.2f} ms, "
         f"p99 {f['ttft_gateway_p99_ms']:.2f} ms; SDK direct p50 {f['ttft_direct_p50_ms']:.2f} ms, "
         f"p99 {f['ttft_direct_p99_ms']:.2f} ms; added p50 {f['ttft_added_p50_ms']:+.2f} ms "
-        f"(target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms (target ≤ 15): {verdict(ttft_met(f))}"
+        f"(95% interval {low:+.2f} to {high:+.2f}; target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms "
+        f"(target ≤ 15): {verdict(ttft_met(f))}"
     )
     if f["background_refused"]:
         print(f"  {f['background_refused']} background streams got an error and stopped")
