@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from alembic import command
 from psycopg.rows import dict_row
+from starlette.datastructures import Headers
 
 from gateway.gateway_support import Accounts, current_period
 from gateway.pgcluster import Cluster
@@ -21,12 +22,16 @@ from switchboard.fakeapi import count_tokens
 from switchboard.gateway import ledger, migrate
 from switchboard.gateway.accounts import create_account
 from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
+from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
+from switchboard.gateway.turn_request import TurnRequest, parse_turn
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
+from switchboard.tokens import tokens_for_chars
 
 TTL = timedelta(seconds=30)
+HAIKU_ID = "claude-haiku-4-5-20251001"
 
 
 @pytest.fixture
@@ -266,8 +271,12 @@ _BODIES = [
 ]
 
 
-def _as_sent(body: dict[str, Any], **dumps: Any) -> bytes:
-    return json.dumps({"model": "claude-haiku-4-5-20251001", "max_tokens": 10, **body}, **dumps).encode()
+def _as_sent(body: dict[str, Any], model: str = HAIKU_ID, **dumps: Any) -> bytes:
+    return json.dumps({"model": model, "max_tokens": 10, **body}, **dumps).encode()
+
+
+def _turn(raw: bytes, model: str = "claude-haiku-4.5") -> TurnRequest:
+    return parse_turn(Headers({"switchboard-turn-id": "t1", "switchboard-model": model}), raw)
 
 
 @pytest.mark.parametrize("body", _BODIES)
@@ -276,38 +285,43 @@ def _as_sent(body: dict[str, Any], **dumps: Any) -> bytes:
     [
         {"separators": (",", ":"), "ensure_ascii": False},  # as the SDK sends it (httpx's JSON)
         {"ensure_ascii": False, "indent": 2},
-        {"ensure_ascii": True},  # \u escapes: the prompt is re-encoded, not counted as sent
-        None,  # no body as sent: the prompt re-encoded
+        {"ensure_ascii": True},  # \u escapes: re-encoded before it goes upstream
     ],
 )
-def test_the_input_estimate_errs_high(body: dict[str, Any], encoding: dict[str, Any] | None) -> None:
-    request = {"model": "claude-haiku-4-5-20251001", "max_tokens": 10, **body}
-    raw = _as_sent(body, **encoding) if encoding is not None else b""
-    assert estimate_input_tokens(request, raw) >= count_tokens(request)
+@pytest.mark.parametrize("chosen", ["claude-haiku-4.5", "auto"])  # Auto's body is always re-encoded
+def test_the_input_estimate_errs_high(body: dict[str, Any], encoding: dict[str, Any], chosen: str) -> None:
+    upstream = _turn(_as_sent(body, **encoding), chosen).upstream_body(HAIKU_ID)
+    assert estimate_input_tokens(upstream) >= count_tokens(json.loads(upstream))
 
 
-@pytest.mark.parametrize("body", _BODIES)
-def test_a_body_counted_as_sent_costs_a_few_tokens_more_than_its_prompt_re_encoded(
-    body: dict[str, Any],
-) -> None:
-    request = json.loads(_as_sent(body))
-    compact = _as_sent(body, separators=(",", ":"), ensure_ascii=False)
-    re_encoded = estimate_input_tokens(request)
-    # the model and max_tokens, no more: the reservation is the same within a few tokens
-    assert re_encoded <= estimate_input_tokens(request, compact) <= re_encoded + 20
-    # An ASCII-only encoder writes each accented or CJK character as six: counted as sent, that body would
-    # hold several times its input. It is re-encoded instead.
-    ascii_only = _as_sent(body, ensure_ascii=True)
-    if b"\\u" in ascii_only:
-        assert estimate_input_tokens(request, ascii_only) == re_encoded
-    else:  # nothing to escape: counted as sent (with the encoder's spaces, a little higher)
-        assert estimate_input_tokens(request, ascii_only) >= estimate_input_tokens(request, compact)
-    # So is a body that is not UTF-8 (JSON also allows UTF-16).
-    assert estimate_input_tokens(request, json.dumps(request).encode("utf-16")) == re_encoded
+def test_the_reservation_is_measured_on_the_body_sent_upstream_not_the_body_received() -> None:
+    # Re-encoding writes 1E15 back as 1000000000000000.0: an Auto body (always re-encoded, with the routed
+    # model) that is mostly such numbers grows fourfold on its way upstream. Measured as received, it would
+    # be held at a quarter of what Anthropic is sent.
+    points = b",".join([b"1E15"] * 5000)
+    raw = (
+        b'{"model":"auto","max_tokens":10,"messages":[{"role":"user","content":"plot it"},'
+        b'{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"plot",'
+        b'"input":{"points":[' + points + b"]}}]},"
+        b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"done"}]}]}'
+    )
+    upstream = _turn(raw, "auto").upstream_body(HAIKU_ID)
+    assert len(upstream) > 3 * len(raw)
+    assert estimate_input_tokens(upstream) == tokens_for_chars(len(upstream))
+    # A body forwarded as sent is measured as sent.
+    plain = _as_sent(_BODIES[1], separators=(",", ":"))
+    assert _turn(plain).upstream_body(HAIKU_ID) == plain
+
+
+def test_a_string_no_utf_8_can_carry_is_a_400_before_anything_is_reserved() -> None:
+    turn = _turn(_as_sent({"messages": [{"role": "user", "content": "half a pair: \ud800"}]}))
+    with pytest.raises(GatewayRefusal) as refused:
+        turn.upstream_body(HAIKU_ID)
+    assert refused.value.status == 400 and "surrogate" in str(refused.value)
 
 
 def test_max_tokens_within_is_the_largest_that_fits() -> None:
-    input_tokens = estimate_input_tokens({"messages": [{"role": "user", "content": "hello"}]})
+    input_tokens = estimate_input_tokens(_as_sent({"messages": [{"role": "user", "content": "hello"}]}))
     fits = max_tokens_within("claude-sonnet-4.5", input_tokens, 100)
     assert (
         reservation_h("claude-sonnet-4.5", input_tokens, fits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from gateway.gateway_support import Accounts, Replica, balance, expected_credits, sdk, turn_headers, turn_rows
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway.estimate import estimate_input_tokens, reservation_h
 
 HAIKU = "claude-haiku-4-5-20251001"
 SONNET_45 = "claude-sonnet-4-5-20250929"
@@ -190,6 +192,34 @@ async def test_the_access_log_has_one_json_line_per_request_with_the_turns_outco
     assert entry["account"] == account.id and entry["model"] == entry["routed_model"] == "claude-haiku-4.5"
     assert entry["turn_status"] == "complete" and entry["credits"] == row["credits_h"] / 100
     assert entry["ms"] > 0 and entry["client"] == "127.0.0.1"
+
+
+async def test_the_reservation_holds_the_body_anthropic_is_sent_not_the_one_received(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    """An Auto body is re-encoded with the routed model, and re-encoding writes 1E15 back as
+    1000000000000000.0: a body of such numbers goes upstream four times longer than it came."""
+    account = await make_accounts.create("power")
+    turn_id = f"numbers-{uuid.uuid4().hex}"
+    headers = {**turn_headers("auto", turn_id), "authorization": f"Bearer {account.token}"}
+    headers["content-type"] = "application/json"
+    points = b",".join([b"1E15"] * 5000)
+    raw = (
+        b'{"model":"auto","max_tokens":10,"messages":[{"role":"user","content":"plot it"},'
+        b'{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"plot",'
+        b'"input":{"points":[' + points + b"]}}]},"
+        b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",'
+        b'"content":"' + turn_id.encode() + b'"}]}]}'
+    )  # fmt: skip
+    async with httpx2.AsyncClient(timeout=30) as http:
+        answer = await http.post(replica.url + "/v1/messages", content=raw, headers=headers)
+    assert answer.status_code == 200, answer.text
+    [sent] = [record for record in upstream.received() if turn_id.encode() in record.raw_body]
+    assert len(sent.raw_body) > 3 * len(raw)
+    [row] = [
+        row for row in await turn_rows(make_accounts.database_url, account.id) if row["turn_id"] == turn_id
+    ]
+    assert row["reserved_h"] == reservation_h("auto", estimate_input_tokens(sent.raw_body), 10)
 
 
 async def test_a_turn_id_already_in_flight_gets_a_retryable_409(

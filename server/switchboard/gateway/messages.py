@@ -10,12 +10,13 @@ from starlette.responses import Response
 
 from .charge import answer_with_charge, charge_info, route_headers
 from .errors import GatewayRefusal
+from .estimate import estimate_input_tokens
 from .ledger import Outcome, Reservation
 from .metering import usage_of_message
 from .relay import TurnStream
 from .service import Choice, Gateway
 from .turn_request import TurnRequest, parse_turn
-from .upstream import UpstreamAnswer, UpstreamFailure, encode_body, relay_error, unreachable
+from .upstream import UpstreamAnswer, UpstreamFailure, relay_error, unreachable
 
 
 async def create_message(request: Request) -> Response:
@@ -26,25 +27,32 @@ async def create_message(request: Request) -> Response:
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         choice = await gateway.choose(account, turn)
         request.state.routed_model = choice.model.id
-        reservation = await gateway.reserve(account, turn, choice)
+        body = turn.upstream_body(_anthropic_model(choice))
+        reservation = await gateway.reserve(account, turn, choice, estimate_input_tokens(body))
     except GatewayRefusal as refusal:
         return refusal.response()
     try:
-        return await _forward(request, gateway, turn, choice, reservation)
+        return await _forward(request, gateway, body, turn, choice, reservation)
     except BaseException:
         # Whatever went wrong before the answer began (a bug, a cancelled request) costs nothing.
         await gateway.settle(reservation, Outcome("failed", usage_of_message({}), "the gateway failed"))
         raise
 
 
-async def _forward(
-    request: Request, gateway: Gateway, turn: TurnRequest, choice: Choice, reservation: Reservation
-) -> Response:
+def _anthropic_model(choice: Choice) -> str:
     model = choice.model.anthropic_model
     assert model is not None  # a concrete model
-    # The body as the client sent it, unless its model must change (Auto, a Switchboard id) or a key of it
-    # could read differently upstream (`TurnRequest.body_as_sent`).
-    body = turn.body_as_sent(model) or encode_body({**turn.body, "model": model})
+    return model
+
+
+async def _forward(
+    request: Request,
+    gateway: Gateway,
+    body: bytes,
+    turn: TurnRequest,
+    choice: Choice,
+    reservation: Reservation,
+) -> Response:
     try:
         upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
         content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""

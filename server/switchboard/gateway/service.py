@@ -213,14 +213,17 @@ class Gateway:
             found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
         return LastAnswer(*found) if found is not None else None
 
-    async def reserve(self, account: Account | Caller, turn: TurnRequest, choice: Choice) -> Reservation:
+    async def reserve(
+        self, account: Account | Caller, turn: TurnRequest, choice: Choice, input_tokens: int
+    ) -> Reservation:
+        """Hold the turn's worst case: `input_tokens` (`estimate`) and `max_tokens` of output."""
         hold = ledger.Hold(
             TurnKey(account.id, turn.turn_id),
             period=period_of(datetime.now(UTC)).key,
             model_id=turn.model.id,
             routed_model=choice.model.id,
             route_reason=choice.reason,
-            reserved_h=reservation_h(turn.model.id, turn.input_tokens, turn.max_tokens),
+            reserved_h=reservation_h(turn.model.id, input_tokens, turn.max_tokens),
             replica=self.replica,
             ttl=self.ttl,
         )
@@ -228,7 +231,7 @@ class Gateway:
             async with self.accounts.turn_of(account.id), self.ledger() as conn:
                 reservation = await ledger.reserve(conn, hold)
         except ledger.InsufficientCredits as short:
-            raise _credits_refusal(short, turn) from None
+            raise _credits_refusal(short, turn, input_tokens) from None
         except ledger.TurnInProgress:
             raise GatewayRefusal(
                 409, "turn_in_progress", "This turn is being answered by another request.", retry=True
@@ -369,9 +372,11 @@ def bearer_token(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def _credits_refusal(short: ledger.InsufficientCredits, turn: TurnRequest) -> GatewayRefusal:
+def _credits_refusal(
+    short: ledger.InsufficientCredits, turn: TurnRequest, input_tokens: int
+) -> GatewayRefusal:
     account = short.account
-    fits = max_tokens_within(turn.model.id, turn.input_tokens, short.available_h)
+    fits = max_tokens_within(turn.model.id, input_tokens, short.available_h)
     period = period_of(datetime.now(UTC))
     if short.available_h <= 0 and not account.overage_on:
         message = wording.credits_exhausted(account.spec.id, period)

@@ -11,7 +11,6 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -21,7 +20,6 @@ from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Pr
 from switchboard.routing.learning import bounded
 
 from .errors import GatewayRefusal, invalid_request
-from .estimate import estimate_input_tokens
 
 TURN_ID_HEADER = "switchboard-turn-id"
 MODEL_HEADER = "switchboard-model"
@@ -65,16 +63,6 @@ class TurnRequest:
     def stream(self) -> bool:
         return self.body.get("stream") is True
 
-    @cached_property
-    def input_tokens(self) -> int:
-        """The input the reservation holds credits for (`estimate`)."""
-        return estimate_input_tokens(self.body, self.raw_body, escaped=self._escaped)
-
-    @cached_property
-    def _escaped(self) -> bool:
-        """The body spells some character as a `\\u` escape (looked for once: a scan of the whole body)."""
-        return b"\\u" in self.raw_body
-
     def body_as_sent(self, model: str) -> bytes | None:
         """The body as the client sent it, when forwarding it tells Anthropic exactly what the gateway read:
         it names `model`, and none of its top-level keys can have been sent twice. JSON allows a repeated key;
@@ -83,11 +71,31 @@ class TurnRequest:
         without `\\u` escapes (which could spell a key differently); otherwise None, and the body is
         re-encoded from what was read."""
         raw = self.raw_body
-        if not raw or self.body.get("model") != model or self._escaped:
+        if not raw or self.body.get("model") != model or b"\\u" in raw:
             return None
         if any(raw.count(f'"{key}"'.encode()) != 1 for key in self.body):
             return None
         return raw
+
+    def upstream_body(self, model: str) -> bytes:
+        """The body to send Anthropic for `model` (an Anthropic id): as sent when it can be
+        (`body_as_sent`), else re-encoded with that model. The reservation is measured on these bytes, so
+        a body that grows when re-encoded (`1E15` is written back as `1000000000000000.0`) is held in full.
+        Raises `GatewayRefusal` (400) for a string with an unpaired surrogate, which no UTF-8 can carry."""
+        as_sent = self.body_as_sent(model)
+        if as_sent is not None:
+            return as_sent
+        try:
+            return encode_body({**self.body, "model": model})
+        except UnicodeEncodeError:
+            raise invalid_request(
+                "The request body holds an unpaired surrogate (a \\ud800-\\udfff escape alone), "
+                "which is not text."
+            ) from None
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:

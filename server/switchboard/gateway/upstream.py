@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
@@ -96,10 +95,6 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def encode_body(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Redactor) -> Response:
