@@ -7,11 +7,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import anthropic
 import httpx2
+import psycopg
 import pytest
 from starlette.datastructures import Headers
 
 from gateway.gateway_support import Accounts, Replica, sdk, turn_headers, turn_rows
+from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.gateway.auto import AnsweredTurns, LastAnswer
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.turn_request import AutoInputs, parse_auto_inputs
@@ -88,6 +91,35 @@ async def test_the_last_answer_counts_only_when_this_accounts_ledger_has_it(
     assert await auto_routed(url, mine.token, {last: my_turn}) == "claude-sonnet-4.5"  # warm cache
     assert await auto_routed(url, mine.token, {last: their_turn}) == "claude-haiku-4.5"
     assert await auto_routed(url, mine.token, {last: "turn-never-answered"}) == "claude-haiku-4.5"
+
+
+async def test_a_replica_reads_the_last_answers_it_gave_from_memory_and_never_a_failed_turn(
+    make_accounts: Accounts, replicas: list[Replica], upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    last = "Switchboard-Auto-Last-Turn"
+    answered = await answered_sonnet_turn(replicas[0].url, account.token)
+    # To tell memory from the ledger, make the ledger say Haiku answered (then there is no Sonnet cache to
+    # keep warm): the replica that answered still routes by what it gave, the other by the ledger.
+    async with await psycopg.AsyncConnection.connect(make_accounts.database_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE turns SET routed_model = 'claude-haiku-4.5' WHERE account_id = %s AND turn_id = %s",
+            (account.id, answered),
+        )
+    assert await auto_routed(replicas[0].url, account.token, {last: answered}) == "claude-sonnet-4.5"
+    assert await auto_routed(replicas[1].url, account.token, {last: answered}) == "claude-haiku-4.5"
+
+    # A turn that failed upstream before any output was not an answer, in memory or in the ledger.
+    failed = f"turn-{uuid.uuid4().hex}"
+    upstream.add_fault(Fault("status", status=529, retry_after=0))
+    async with sdk(replicas[0].url, account.token) as client:
+        with pytest.raises(anthropic.APIStatusError):
+            await client.messages.create(
+                model=SONNET_45, max_tokens=100, messages=HISTORY[:1],
+                extra_headers=turn_headers("claude-sonnet-4.5", failed),
+            )  # fmt: skip
+    for replica in replicas:
+        assert await auto_routed(replica.url, account.token, {last: failed}) == "claude-haiku-4.5"
 
 
 def test_a_replica_remembers_its_latest_answers_only() -> None:
