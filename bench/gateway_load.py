@@ -26,8 +26,9 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   and at p99 (nearest rank, of 400 probes a side by default: with fewer than 100 it is the single slowest
   probe). With 200 a side the added median of the same code spread over a millisecond between runs, a
   good part of it sampling error (the probes' own times spread over several ms). It is printed with a 95%
-  bootstrap interval (the probes of each side resampled, seeded), so a run that lands near the target says
-  how near. Through the gateway the background
+  bootstrap interval (the probes of each side resampled, seeded): the sampling error of this run's probes
+  only, so a run that lands near the target says how near; the machine's swings between runs come on top.
+  Through the gateway the background
   streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
   reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
   established connections to the targets, less the probes'), and a probe answered with an error instead of
@@ -47,7 +48,7 @@ Each target is checked and printed as met or MISSED. The machine is shared: read
 average printed before and after.
 
 Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 400] [--blocks 4] [--settle 8]
-     [--seconds 10]   (about 2 minutes on a quiet machine)
+     [--seconds 10]   (about 3 minutes on a quiet machine)
 """
 
 from __future__ import annotations
@@ -311,7 +312,8 @@ def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
 def added_median_interval(
     direct: list[float], gateway: list[float], rounds: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
-    """A 95% bootstrap interval for median(gateway) - median(direct): each side's probes resampled."""
+    """A 95% bootstrap interval for median(gateway) - median(direct): each side's probes resampled as if
+    independent (this run's sampling error, not the machine's swings between runs)."""
     rng = random.Random(seed)
     added = sorted(
         statistics.median(rng.choices(gateway, k=len(gateway)))

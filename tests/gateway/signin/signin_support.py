@@ -149,8 +149,9 @@ def settled_access_log(
     deadline = time.monotonic() + timeout
     while True:
         text = replica.log()
-        if any(expected(line) for line in access_lines(text)) or time.monotonic() > deadline:
-            return text
+        whole_lines = text[: text.rfind("\n") + 1]  # the last line may be half written
+        if any(expected(line) for line in access_lines(whole_lines)) or time.monotonic() > deadline:
+            return whole_lines
         time.sleep(0.05)
 
 
