@@ -313,11 +313,17 @@ def test_the_reservation_is_measured_on_the_body_sent_upstream_not_the_body_rece
     assert _turn(plain).upstream_body(HAIKU_ID) == plain
 
 
-def test_a_string_no_utf_8_can_carry_is_a_400_before_anything_is_reserved() -> None:
-    turn = _turn(_as_sent({"messages": [{"role": "user", "content": "half a pair: \ud800"}]}))
+def test_a_string_no_utf_8_can_carry_is_a_400_before_anything_is_reserved_when_it_must_be_re_encoded() -> (
+    None
+):
+    half_a_pair = {"messages": [{"role": "user", "content": "half a pair: \ud800"}]}
+    # Auto's body is re-encoded with the model Auto picks, and UTF-8 cannot carry the lone surrogate.
     with pytest.raises(GatewayRefusal) as refused:
-        turn.upstream_body(HAIKU_ID)
+        _turn(_as_sent(half_a_pair, model="auto"), "auto").upstream_body(HAIKU_ID)
     assert refused.value.status == 400 and "surrogate" in str(refused.value)
+    # A body sent as it came keeps its escape: Anthropic answers it as it would the client.
+    raw = _as_sent(half_a_pair)
+    assert b"\\ud800" in raw and _turn(raw).upstream_body(HAIKU_ID) == raw
 
 
 def test_max_tokens_within_is_the_largest_that_fits() -> None:

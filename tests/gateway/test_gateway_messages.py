@@ -309,3 +309,31 @@ def test_the_body_goes_upstream_as_sent_only_when_anthropic_cannot_read_it_other
     assert as_sent(f'{{"model":"{HAIKU}","stream":true,"stream":false,"max_tokens":10,{messages}}}') is None
     # The Switchboard id in the body: re-encoded with the Anthropic id.
     assert as_sent(f'{{"model":"claude-haiku-4.5","max_tokens":10,{messages}}}') is None
+    # A repeated key deeper in (a message's role): re-encoded too, as the gateway read it.
+    repeated_role = '"messages":[{"role":"user","role":"assistant","content":"hi"}]'
+    assert as_sent(f'{{"model":"{HAIKU}","max_tokens":10,{repeated_role}}}') is None
+    # An escape that repeats nothing reads the same in any parser: sent as is.
+    escaped = (
+        f'{{"\\u006dodel":"{HAIKU}","max_tokens":10,"messages":[{{"role":"user","content":"caf\\u00e9"}}]}}'
+    )
+    assert as_sent(escaped) == escaped.encode()
+
+
+def test_a_body_nested_deeper_than_the_parser_goes_is_a_400() -> None:
+    from starlette.datastructures import Headers
+
+    from switchboard.gateway.errors import GatewayRefusal
+    from switchboard.gateway.turn_request import parse_turn
+
+    headers = Headers({"switchboard-turn-id": "t1", "switchboard-model": "claude-haiku-4.5"})
+    deep = (
+        b'{"model":"'
+        + HAIKU.encode()
+        + b'","max_tokens":10,"messages":'
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}"
+    )
+    with pytest.raises(GatewayRefusal) as refused:
+        parse_turn(headers, deep)
+    assert refused.value.status == 400
