@@ -24,9 +24,11 @@ from typing import Any
 import anthropic
 import httpx2
 import psycopg
+from starlette.datastructures import Headers
 
 from switchboard.gateway import accounts
 from switchboard.gateway.tokens import TokenAuthority
+from switchboard.gateway.turn_request import TurnRequest, parse_turn
 from switchboard.plans.period import period_of
 
 VENDOR_KEY = "sk-ant-vendor-GATEWAYSECRET-0123456789"
@@ -219,6 +221,25 @@ def current_period() -> str:
 def sdk(url: str, token: str, **options: Any) -> anthropic.AsyncAnthropic:
     options.setdefault("max_retries", 0)
     return anthropic.AsyncAnthropic(base_url=url, auth_token=token, api_key=None, timeout=30, **options)
+
+
+def parsed_turn(raw: bytes, model: str = "claude-haiku-4.5") -> TurnRequest:
+    """`raw` read as the gateway reads a turn sent with `model` in its model header."""
+    return parse_turn(Headers({"switchboard-turn-id": "t1", "switchboard-model": model}), raw)
+
+
+def numbers_body(note: str = "done") -> bytes:
+    """An Auto body whose tool input is 5,000 numbers written `1E15`: the gateway re-encodes Auto's body
+    (with the model Auto picks), and re-encoding writes each one back as `1000000000000000.0`, so it goes
+    upstream four times longer than it came. `note` is the tool result's text (a marker to find it by)."""
+    points = b",".join([b"1E15"] * 5000)
+    return (
+        b'{"model":"auto","max_tokens":10,"messages":[{"role":"user","content":"plot it"},'
+        b'{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"plot",'
+        b'"input":{"points":[' + points + b"]}}]},"
+        b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",'
+        b'"content":"' + note.encode() + b'"}]}]}'
+    )  # fmt: skip
 
 
 def turn_headers(model: str, turn_id: str | None = None) -> dict[str, str]:

@@ -14,9 +14,8 @@ import psycopg
 import pytest
 from alembic import command
 from psycopg.rows import dict_row
-from starlette.datastructures import Headers
 
-from gateway.gateway_support import Accounts, current_period
+from gateway.gateway_support import Accounts, current_period, numbers_body, parsed_turn
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import count_tokens
 from switchboard.gateway import ledger, migrate
@@ -25,7 +24,6 @@ from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connect
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
-from switchboard.gateway.turn_request import TurnRequest, parse_turn
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
 from switchboard.tokens import tokens_for_chars
@@ -275,10 +273,6 @@ def _as_sent(body: dict[str, Any], model: str = HAIKU_ID, **dumps: Any) -> bytes
     return json.dumps({"model": model, "max_tokens": 10, **body}, **dumps).encode()
 
 
-def _turn(raw: bytes, model: str = "claude-haiku-4.5") -> TurnRequest:
-    return parse_turn(Headers({"switchboard-turn-id": "t1", "switchboard-model": model}), raw)
-
-
 @pytest.mark.parametrize("body", _BODIES)
 @pytest.mark.parametrize(
     "encoding",
@@ -290,7 +284,7 @@ def _turn(raw: bytes, model: str = "claude-haiku-4.5") -> TurnRequest:
 )
 @pytest.mark.parametrize("chosen", ["claude-haiku-4.5", "auto"])  # Auto's body is always re-encoded
 def test_the_input_estimate_errs_high(body: dict[str, Any], encoding: dict[str, Any], chosen: str) -> None:
-    upstream = _turn(_as_sent(body, **encoding), chosen).upstream_body(HAIKU_ID)
+    upstream = parsed_turn(_as_sent(body, **encoding), chosen).upstream_body(HAIKU_ID)
     assert estimate_input_tokens(upstream) >= count_tokens(json.loads(upstream))
 
 
@@ -298,19 +292,13 @@ def test_the_reservation_is_measured_on_the_body_sent_upstream_not_the_body_rece
     # Re-encoding writes 1E15 back as 1000000000000000.0: an Auto body (always re-encoded, with the routed
     # model) that is mostly such numbers grows fourfold on its way upstream. Measured as received, it would
     # be held at a quarter of what Anthropic is sent.
-    points = b",".join([b"1E15"] * 5000)
-    raw = (
-        b'{"model":"auto","max_tokens":10,"messages":[{"role":"user","content":"plot it"},'
-        b'{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"plot",'
-        b'"input":{"points":[' + points + b"]}}]},"
-        b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"done"}]}]}'
-    )
-    upstream = _turn(raw, "auto").upstream_body(HAIKU_ID)
+    raw = numbers_body()
+    upstream = parsed_turn(raw, "auto").upstream_body(HAIKU_ID)
     assert len(upstream) > 3 * len(raw)
     assert estimate_input_tokens(upstream) == tokens_for_chars(len(upstream))
     # A body forwarded as sent is measured as sent.
     plain = _as_sent(_BODIES[1], separators=(",", ":"))
-    assert _turn(plain).upstream_body(HAIKU_ID) == plain
+    assert parsed_turn(plain).upstream_body(HAIKU_ID) == plain
 
 
 def test_a_string_no_utf_8_can_carry_is_a_400_before_anything_is_reserved_when_it_must_be_re_encoded() -> (
@@ -319,11 +307,11 @@ def test_a_string_no_utf_8_can_carry_is_a_400_before_anything_is_reserved_when_i
     half_a_pair = {"messages": [{"role": "user", "content": "half a pair: \ud800"}]}
     # Auto's body is re-encoded with the model Auto picks, and UTF-8 cannot carry the lone surrogate.
     with pytest.raises(GatewayRefusal) as refused:
-        _turn(_as_sent(half_a_pair, model="auto"), "auto").upstream_body(HAIKU_ID)
+        parsed_turn(_as_sent(half_a_pair, model="auto"), "auto").upstream_body(HAIKU_ID)
     assert refused.value.status == 400 and "surrogate" in str(refused.value)
     # A body sent as it came keeps its escape: Anthropic answers it as it would the client.
     raw = _as_sent(half_a_pair)
-    assert b"\\ud800" in raw and _turn(raw).upstream_body(HAIKU_ID) == raw
+    assert b"\\ud800" in raw and parsed_turn(raw).upstream_body(HAIKU_ID) == raw
 
 
 def test_max_tokens_within_is_the_largest_that_fits() -> None:

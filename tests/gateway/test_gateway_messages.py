@@ -12,7 +12,17 @@ from typing import Any
 import httpx2
 import pytest
 
-from gateway.gateway_support import Accounts, Replica, balance, expected_credits, sdk, turn_headers, turn_rows
+from gateway.gateway_support import (
+    Accounts,
+    Replica,
+    balance,
+    expected_credits,
+    numbers_body,
+    parsed_turn,
+    sdk,
+    turn_headers,
+    turn_rows,
+)
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.estimate import estimate_input_tokens, reservation_h
 
@@ -203,14 +213,7 @@ async def test_the_reservation_holds_the_body_anthropic_is_sent_not_the_one_rece
     turn_id = f"numbers-{uuid.uuid4().hex}"
     headers = {**turn_headers("auto", turn_id), "authorization": f"Bearer {account.token}"}
     headers["content-type"] = "application/json"
-    points = b",".join([b"1E15"] * 5000)
-    raw = (
-        b'{"model":"auto","max_tokens":10,"messages":[{"role":"user","content":"plot it"},'
-        b'{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"plot",'
-        b'"input":{"points":[' + points + b"]}}]},"
-        b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",'
-        b'"content":"' + turn_id.encode() + b'"}]}]}'
-    )  # fmt: skip
+    raw = numbers_body(note=turn_id)
     async with httpx2.AsyncClient(timeout=30) as http:
         answer = await http.post(replica.url + "/v1/messages", content=raw, headers=headers)
     assert answer.status_code == 200, answer.text
@@ -290,15 +293,10 @@ async def test_no_pooled_connection_is_held_across_an_upstream_call_or_a_stream(
 
 
 def test_the_body_goes_upstream_as_sent_only_when_anthropic_cannot_read_it_otherwise() -> None:
-    from starlette.datastructures import Headers
-
-    from switchboard.gateway.turn_request import parse_turn
-
-    headers = Headers({"switchboard-turn-id": "t1", "switchboard-model": "claude-haiku-4.5"})
     messages = '"messages":[{"role":"user","content":"hi"}]'
 
     def as_sent(raw: str) -> bytes | None:
-        return parse_turn(headers, raw.encode()).body_as_sent(HAIKU)
+        return parsed_turn(raw.encode()).body_as_sent(HAIKU)
 
     plain = f'{{"model":"{HAIKU}","max_tokens":10,{messages}}}'
     assert as_sent(plain) == plain.encode()
@@ -320,12 +318,8 @@ def test_the_body_goes_upstream_as_sent_only_when_anthropic_cannot_read_it_other
 
 
 def test_a_body_nested_deeper_than_the_parser_goes_is_a_400() -> None:
-    from starlette.datastructures import Headers
-
     from switchboard.gateway.errors import GatewayRefusal
-    from switchboard.gateway.turn_request import parse_turn
 
-    headers = Headers({"switchboard-turn-id": "t1", "switchboard-model": "claude-haiku-4.5"})
     deep = (
         b'{"model":"'
         + HAIKU.encode()
@@ -335,5 +329,5 @@ def test_a_body_nested_deeper_than_the_parser_goes_is_a_400() -> None:
         + b"}"
     )
     with pytest.raises(GatewayRefusal) as refused:
-        parse_turn(headers, deep)
+        parsed_turn(deep)
     assert refused.value.status == 400

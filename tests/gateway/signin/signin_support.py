@@ -135,10 +135,7 @@ class SignInAccounts:
 
 def settled_log(replica: Replica, expected: str, timeout: float = 30) -> str:
     """The replica's log once `expected` is in it (the access line is written just after the answer)."""
-    deadline = time.monotonic() + timeout
-    while expected not in (text := replica.log()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return text
+    return _log_once(replica, lambda text: expected in text, timeout)
 
 
 def settled_access_log(
@@ -146,12 +143,17 @@ def settled_access_log(
 ) -> str:
     """The replica's log once an access line satisfies `expected`. Replicas are shared by the session's
     tests, so a line any test could have written (a revocation's 200) does not say this test's has come."""
+    return _log_once(replica, lambda text: any(expected(line) for line in access_lines(text)), timeout)
+
+
+def _log_once(replica: Replica, ready: Callable[[str], bool], timeout: float) -> str:
+    """The replica's log, up to its last whole line, once `ready` says so (or at `timeout`)."""
     deadline = time.monotonic() + timeout
     while True:
         text = replica.log()
-        whole_lines = text[: text.rfind("\n") + 1]  # the last line may be half written
-        if any(expected(line) for line in access_lines(whole_lines)) or time.monotonic() > deadline:
-            return whole_lines
+        text = text[: text.rfind("\n") + 1]  # the last line may be half written
+        if ready(text) or time.monotonic() > deadline:
+            return text
         time.sleep(0.05)
 
 
