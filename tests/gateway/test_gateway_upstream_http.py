@@ -125,6 +125,27 @@ async def test_a_chunked_stream_arrives_piece_by_piece_as_it_is_sent() -> None:
         assert response.at_eof()
 
 
+async def test_the_chunks_of_one_read_arrive_as_one_piece() -> None:
+    """Anthropic sends an event an HTTP chunk; those that came together go on together (one write on)."""
+    release = asyncio.Event()
+    events = [SSE.replace(b"ping", name) for name in (b"one", b"two", b"three")]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        head, *pieces, end = chunked(*events, SSE)
+        writer.write(head + b"".join(pieces[:3]))  # three chunks in one write
+        await release.wait()
+        writer.write(pieces[3] + end)
+
+    async with serving(handler) as (server, client):
+        response = await client.post("/v1/messages", b"{}", {})
+        pieces: list[bytes] = []
+        async for piece in response.chunks():
+            pieces.append(piece)
+            release.set()
+        assert pieces == [b"".join(events), SSE]
+
+
 async def test_a_body_without_a_length_ends_with_the_connection_which_is_not_reused() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.request(reader)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -38,6 +38,12 @@ class ClientGone(Exception):
     pass
 
 
+class Deliver(Protocol):
+    """Pass bytes of the answer on to the client (`more=False`: the last)."""
+
+    async def __call__(self, body: bytes, *, more: bool = True) -> None: ...
+
+
 class TurnStream(Response):
     """An ASGI response relaying one upstream stream to one client."""
 
@@ -61,25 +67,52 @@ class TurnStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._log_state = scope.setdefault("state", {})
         self.gateway.meter(self.reservation, self.meter)  # the replica's heartbeat checkpoints it
-        pump = asyncio.ensure_future(self._pump(send))
+        started = False
+
+        async def deliver(body: bytes, *, more: bool = True) -> None:
+            # The head goes out with the first events rather than ahead of them, so the client gets both
+            # in one read instead of waking for the head alone.
+            nonlocal started
+            if not started:
+                started = True
+                await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+
+        # The relay runs in this task, so the first events go out without waiting for a new task's turn
+        # on a busy event loop; the client leaving cancels it wherever it waits.
+        this = asyncio.current_task()
+        assert this is not None
+        relaying = True
+        left = False
+
+        def stop_relay(_: object) -> None:
+            nonlocal left
+            if relaying:
+                left = True
+                this.cancel()
+
         watch = asyncio.ensure_future(_disconnected(receive))
+        watch.add_done_callback(stop_relay)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+            await self._pump(deliver)
+        except asyncio.CancelledError:
+            if not left or this.uncancel() > 0:
+                raise  # cancelled from outside (the replica stopping): settled below all the same
+        except Exception:
+            log.exception("the relay of turn %s failed", self.reservation.key.turn_id)
         finally:
-            for task in (pump, watch):
-                task.cancel()
-            await asyncio.gather(pump, watch, return_exceptions=True)
+            relaying = False
+            watch.cancel()
             self.gateway.upstream.finish(self.upstream, whole=self.relayed_whole)
             if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
         with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await deliver(b"", more=False)
 
-    async def _pump(self, send: Send) -> None:
+    async def _pump(self, deliver: Deliver) -> None:
         async def forward(chunk: bytes) -> None:
             try:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await deliver(chunk)
             except OSError:
                 raise ClientGone() from None
 
@@ -100,9 +133,9 @@ class TurnStream(Response):
                         return
                 if passing:
                     await forward(b"".join(passing))
-            await self._fail(send, "the upstream stream ended before message_stop")
+            await self._fail(deliver, "the upstream stream ended before message_stop")
         except (UpstreamFailure, MalformedEvent) as error:
-            await self._fail(send, f"the upstream stream broke ({type(error).__name__})")
+            await self._fail(deliver, f"the upstream stream broke ({type(error).__name__})")
         except ClientGone:
             self.cut_reason = "the client disconnected"
         except LedgerUnavailable as error:
@@ -112,18 +145,16 @@ class TurnStream(Response):
                 "api_error", "The gateway could not record this turn's charge; ask again shortly."
             )
             with contextlib.suppress(OSError):
-                await send(
-                    {"type": "http.response.body", "body": encode_json("error", body), "more_body": True}
-                )
+                await deliver(encode_json("error", body))
 
-    async def _fail(self, send: Send, reason: str) -> None:
+    async def _fail(self, deliver: Deliver, reason: str) -> None:
         info = await self._settle_unfinished(reason)
         body = error_body(
             "api_error", "The answer was cut off upstream; it was charged only for what arrived."
         )
         body["switchboard"] = info
         with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": encode_json("error", body), "more_body": True})
+            await deliver(encode_json("error", body))
 
     async def _settle(self, outcome: Outcome) -> dict[str, Any]:
         self._settling = outcome

@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 import httptools
 
 HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
 
 
 class HttpFailure(Exception):
@@ -186,12 +185,14 @@ class HttpResponse:
         return self._body
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, each piece all that came since the last one: a read usually holds several
+        HTTP chunks (Anthropic sends an event a chunk), and they go on together, not one at a time."""
         while True:
             if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered < LOW_WATER:
-                    self._connection.resume()
+                chunk = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
+                self._chunks.clear()
+                self._buffered = 0
+                self._connection.resume()
                 yield chunk
             elif self.complete:
                 return

@@ -1,0 +1,176 @@
+"""How a streamed answer leaves the gateway: its head goes with the first events, never ahead of them, and the
+events of one upstream read go on in one write (one HTTP chunk), however many chunks upstream used.
+
+The upstream here is a scripted server in the test, so the test decides what arrives in each read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from gateway.gateway_support import Accounts, Replica, expected_credits, turn_headers, wait_settled
+
+HAIKU = "claude-haiku-4-5-20251001"
+DELTAS = ["One", " two", " three"]
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _chunk(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+MESSAGE_START = _event(
+    "message_start",
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_scripted",
+            "type": "message",
+            "role": "assistant",
+            "model": HAIKU,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 12, "output_tokens": 1},
+        },
+    },
+)
+# What the test holds to one upstream read: the block's start and its three deltas, an HTTP chunk each.
+ONE_READ = [
+    _event(
+        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}
+    ),
+    *(
+        _event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        )
+        for text in DELTAS
+    ),
+]
+ENDING = [
+    _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    _event(
+        "message_delta",
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+    ),
+    _event("message_stop", {"type": "message_stop"}),
+]
+
+
+class ScriptedUpstream:
+    """Answers one streamed turn: its head alone, then `message_start` once `first_event` is set, then the
+    block's start and deltas in one write once `rest` is set, then the ending."""
+
+    def __init__(self) -> None:
+        self.head_sent = asyncio.Event()
+        self.first_event = asyncio.Event()
+        self.rest = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        await writer.drain()
+        self.head_sent.set()
+        await self.first_event.wait()
+        writer.write(_chunk(MESSAGE_START))
+        await self.rest.wait()
+        writer.write(b"".join(_chunk(event) for event in ONE_READ))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"".join(_chunk(event) for event in ENDING) + b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the gateway lets the connection go
+        writer.close()
+
+
+async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """The HTTP chunks of a chunked response body, each as the gateway wrote it."""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        if size == 0:
+            return
+        payload = await reader.readexactly(size)
+        await reader.readexactly(2)
+        yield payload
+
+
+async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_write(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    upstream = ScriptedUpstream()
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "scripted-upstream.log")
+    account = await make_accounts.create("pro")
+    host, port = replica.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        body = json.dumps(
+            {
+                "model": HAIKU,
+                "max_tokens": 50,
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        ).encode()
+        headers = {
+            **turn_headers("claude-haiku-4.5"),
+            "authorization": f"Bearer {account.token}",
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+        }
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+            + b"\r\n"
+            + body
+        )
+        await asyncio.wait_for(upstream.head_sent.wait(), 10)
+        # Upstream's head came without an event: the gateway says nothing yet (before, its head went at once).
+        read_early = asyncio.ensure_future(reader.read(1))
+        done, _ = await asyncio.wait({read_early}, timeout=0.5)
+        assert not done, "the gateway sent its head before any event"
+        upstream.first_event.set()
+        assert await asyncio.wait_for(read_early, 10) == b"H"
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"TTP/1.1 200")
+        chunks = _chunks(reader)
+        assert await asyncio.wait_for(chunks.__anext__(), 10) == MESSAGE_START
+        upstream.rest.set()
+        assert await asyncio.wait_for(chunks.__anext__(), 10) == b"".join(ONE_READ), "one read, one write"
+        ending = b"".join([chunk async for chunk in chunks])
+        assert ending.startswith(ENDING[0]) and ending.endswith(ENDING[-1]) and b'"switchboard"' in ending
+    finally:
+        writer.close()
+        replica.stop()
+        await upstream.close()
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert row["status"] == "complete" and (row["input_tokens"], row["output_tokens"]) == (12, 9)
+    usage = SimpleNamespace(
+        input_tokens=12, output_tokens=9, cache_creation_input_tokens=0, cache_read_input_tokens=0
+    )
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
