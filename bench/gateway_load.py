@@ -32,7 +32,9 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
   reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
   established connections to the targets, less the probes'), and a probe answered with an error instead of
-  text, or a background stream refused or broken off, is reported and fails the target.
+  text, or a background stream refused or broken off, is reported and fails the target. Where a probe's
+  time went inside the gateway is printed from the replicas' own access lines for the probes (p50 of each):
+  the reservation, the fake API until its head, and when the gateway's head (with the first events) left.
 - **Settled turns per second.** Short non-streamed turns from wrk for `--seconds` (64 kept-alive connections
   in flight, split over the replicas, 200 accounts round robin, a new turn id each), each authenticated,
   reserved, forwarded and settled, through one replica and through two on one PostgreSQL; the ledger is
@@ -109,6 +111,7 @@ class Stack:
             SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://gateway.bench",
         )
         self.replicas: list[tuple[subprocess.Popen[bytes], str]] = []
+        self.logs: list[Path] = []  # every replica's log, its access lines included
 
     def start_replicas(self, count: int) -> list[str]:
         """`count` replicas, ready. Each binds port 0 and its own log says which port it got (choosing a free
@@ -121,6 +124,7 @@ class Stack:
         self.stop_replicas()
         for _ in range(count):
             log_path = self.root / f"replica-{uuid.uuid4().hex[:8]}.log"
+            self.logs.append(log_path)
             with log_path.open("ab") as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", "0"],
@@ -236,13 +240,16 @@ async def _ttft(
     background = _start_wrk(urls, tokens, 3600, args.streams, "stream")
     peak_rss: dict[int, float] = {pid: 0.0 for pid in rss_pids}
 
-    async def probe(client: Any) -> float:
+    async def probe(client: Any, turn_ids: list[str] | None = None) -> float:
+        headers = _headers()
+        if turn_ids is not None:
+            turn_ids.append(headers["Switchboard-Turn-Id"])
         started = time.perf_counter()
         async with client.messages.stream(
             model=HAIKU,
             max_tokens=100,
             messages=[{"role": "user", "content": PROBE}],
-            extra_headers=_headers(),
+            extra_headers=headers,
         ) as stream:
             async for event in stream:
                 if event.type == "text":
@@ -265,11 +272,12 @@ async def _ttft(
         for client in probe_clients:
             await probe(client)  # warm the probes' connections
         times: list[float] = []
+        turn_ids: list[str] = []
         refused: list[str] = []  # probes that got an error instead of an answer (each one a miss)
         seen: list[int] = []
         for index in range(probes):
             try:
-                times.append(await probe(probe_clients[index % len(probe_clients)]))
+                times.append(await probe(probe_clients[index % len(probe_clients)], turn_ids))
             except anthropic.APIError as error:
                 refused.append(f"{type(error).__name__}: {str(error)[:80]}")
             seen.append(_open_connections(ports) - len(probe_clients))
@@ -282,6 +290,7 @@ async def _ttft(
     counts = _finish_wrk(background)
     return {
         "times": times,
+        "turn_ids": turn_ids,
         "refused": refused,
         # Each one a stream refused or broken off: reported, and a miss.
         "background_refused": counts["non_2xx"] + counts["socket_errors"],
@@ -307,6 +316,22 @@ def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
         "concurrent_mean": statistics.fmean(seen),
         "peak_rss_mb": [max(rss) for rss in zip(*(block["peak_rss_mb"] for block in blocks), strict=True)],
     }
+
+
+def _probe_stages(logs: list[Path], turn_ids: set[str]) -> dict[str, float]:
+    """The gateway's side of the probes, from the replicas' access lines (p50 of each field, ms): the
+    reservation, Anthropic (here the fake) until its head, and the gateway's head to the client (from the
+    request reaching the app, so the body's arrival is in it)."""
+    fields: dict[str, list[float]] = {"reserve_ms": [], "upstream_ms": [], "head_ms": []}
+    for log in logs:
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if '"event":"access"' not in line:
+                continue
+            entry = json.loads(line)
+            if entry.get("turn_id") in turn_ids:
+                for name, values in fields.items():
+                    values.append(entry[name])
+    return {name: statistics.median(values) for name, values in fields.items() if values}
 
 
 def added_median_interval(
@@ -527,6 +552,8 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
             await _ttft(urls, background_tokens, gateway_clients, args, stack.pids(), per_block)
         )
     baseline, through = _merged(direct_blocks), _merged(gateway_blocks)
+    probe_ids = {turn_id for block in gateway_blocks for turn_id in block["turn_ids"]}
+    figures["probe_stages_ms"] = _probe_stages(stack.logs, probe_ids)
     for client in [*direct_clients, *gateway_clients]:
         await client.close()
     figures.update(
@@ -600,6 +627,15 @@ def _report(f: dict[str, Any]) -> None:
         f"(95% interval {low:+.2f} to {high:+.2f}; target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms "
         f"(target ≤ 15): {verdict(ttft_met(f))}"
     )
+    stages = f["probe_stages_ms"]
+    if stages:
+        own = stages["head_ms"] - stages["reserve_ms"] - stages["upstream_ms"]
+        print(
+            f"  through the gateway, a probe's p50s from the replicas' access lines: reservation "
+            f"{stages['reserve_ms']:.2f} ms, the fake API until its head {stages['upstream_ms']:.2f} ms, "
+            f"the answer's head (with the first events) sent {stages['head_ms']:.2f} ms after the request "
+            f"reached the replica; the rest of that, the replica's own work: {own:.2f} ms"
+        )
     if f["background_refused"]:
         print(f"  {f['background_refused']} background streams got an error and stopped")
     if f["ttft_refused"]:

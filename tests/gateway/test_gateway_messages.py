@@ -202,6 +202,25 @@ async def test_the_access_log_has_one_json_line_per_request_with_the_turns_outco
     assert entry["account"] == account.id and entry["model"] == entry["routed_model"] == "claude-haiku-4.5"
     assert entry["turn_status"] == "complete" and entry["credits"] == row["credits_h"] / 100
     assert entry["ms"] > 0 and entry["client"] == "127.0.0.1"
+    # The way to the first token: the reservation, then Anthropic's head, both before the gateway's head.
+    assert entry["reserve_ms"] > 0 and entry["upstream_ms"] > 0
+    assert entry["reserve_ms"] + entry["upstream_ms"] <= entry["head_ms"] + 0.02 <= entry["ms"] + 0.07
+
+    # Not streamed, Anthropic's part is the whole answer: the fake takes 0.15 s a delta for this one.
+    slow = turn_headers("claude-haiku-4.5")
+    async with sdk(replica.url, account.token) as client:
+        await client.messages.create(
+            model=HAIKU, max_tokens=100, messages=user("hi [[fake:slow=0.15 words=3]]"), extra_headers=slow
+        )
+    await asyncio.sleep(0.2)
+    [entry] = [
+        json.loads(line)
+        for line in replica.log().splitlines()
+        if slow["Switchboard-Turn-Id"] in line and '"event":"access"' in line
+    ]
+    assert (
+        entry["upstream_ms"] >= 150 and entry["head_ms"] >= entry["upstream_ms"] + entry["reserve_ms"] - 0.02
+    )
 
 
 async def test_the_reservation_holds_the_body_anthropic_is_sent_not_the_one_received(

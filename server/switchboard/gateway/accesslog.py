@@ -1,7 +1,8 @@
 """Structured access logs: one JSON line per request, without tokens, keys or bodies.
 
-Only the method, path, status, duration, client address and what the handlers put in `request.state`
-(account id, turn id, models, the turn's status and credits) are written; headers never are.
+Only the method, path, status, durations, client address and what the handlers put in `request.state`
+(account id, turn id, models, the turn's status and credits, how long its reservation and Anthropic took)
+are written; headers never are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _STATE_FIELDS = (
     "routed_model",
     "turn_status",
     "credits",
+    # a turn's way to its first token: the ledger's reservation, then Anthropic until its answer began
+    "reserve_ms",
+    "upstream_ms",
     # sign-in: the OAuth client, the grant, the OAuth error answered, the /device form's outcome
     "oauth_client",
     "grant",
@@ -40,20 +44,27 @@ class AccessLog:
             return
         started = time.monotonic()
         status = 0
+        head_ms: float | None = None
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, head_ms
             if message["type"] == "http.response.start":
                 status = message["status"]
+                head_ms = elapsed_ms(started)  # a stream's head goes with its first events
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            access_log.info(json.dumps(_entry(scope, status, started), separators=(",", ":")))
+            access_log.info(json.dumps(_entry(scope, status, started, head_ms), separators=(",", ":")))
 
 
-def _entry(scope: Scope, status: int, started: float) -> dict[str, Any]:
+def elapsed_ms(since: float) -> float:
+    """Milliseconds since `since` (a `time.monotonic()`), to the hundredth: a reservation takes about one."""
+    return round((time.monotonic() - since) * 1000, 2)
+
+
+def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> dict[str, Any]:
     client = scope.get("client")
     entry: dict[str, Any] = {
         "event": "access",
@@ -61,6 +72,7 @@ def _entry(scope: Scope, status: int, started: float) -> dict[str, Any]:
         "path": scope.get("path"),  # never the query string: nothing secret belongs there, but be sure
         "status": status,
         "ms": round((time.monotonic() - started) * 1000, 1),
+        "head_ms": head_ms,
         "client": client[0] if client else None,
     }
     state: dict[str, Any] = scope.get("state") or {}

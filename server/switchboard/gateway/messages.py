@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .accesslog import elapsed_ms
 from .charge import answer_with_charge, charge_info, route_headers
 from .errors import GatewayRefusal
 from .estimate import estimate_input_tokens
@@ -28,7 +30,9 @@ async def create_message(request: Request) -> Response:
         choice = await gateway.choose(account, turn)
         request.state.routed_model = choice.model.id
         body = turn.upstream_body(_anthropic_model(choice))
+        reserving = time.monotonic()
         reservation = await gateway.reserve(account, turn, choice, estimate_input_tokens(body))
+        request.state.reserve_ms = elapsed_ms(reserving)
     except GatewayRefusal as refusal:
         return refusal.response()
     try:
@@ -54,7 +58,9 @@ async def _forward(
     reservation: Reservation,
 ) -> Response:
     try:
+        sending = time.monotonic()
         upstream = await gateway.upstream.send(body, request.headers, stream=turn.stream)
+        request.state.upstream_ms = elapsed_ms(sending)
         content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""
     except UpstreamFailure:
         await _free(gateway, reservation, "the Anthropic API could not be reached")
