@@ -49,8 +49,11 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
 average printed before and after.
 
+PostgreSQL runs with `fsync` and `synchronous_commit` off, as the tests' cluster does; `--durable` keeps both
+on, as a production ledger would, so each reservation's commit waits for its WAL to reach the disk.
+
 Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 400] [--blocks 4] [--settle 8]
-     [--seconds 10]   (about 3 minutes on a quiet machine)
+     [--seconds 10] [--durable]   (about 3 minutes on a quiet machine)
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ SHORT = "Short. [[fake:words=3]]"
 class Stack:
     """PostgreSQL, signing keys, accounts and gateway replicas for one benchmark run."""
 
-    def __init__(self, upstream: str, root: Path) -> None:
+    def __init__(self, upstream: str, root: Path, *, durable: bool = False) -> None:
         import psycopg
 
         from gateway.pgcluster import Cluster
@@ -94,7 +97,7 @@ class Stack:
         from switchboard.gateway.tokens import new_signing_key
 
         self.root = root
-        self.cluster = Cluster.start()
+        self.cluster = Cluster.start(durable=durable)
         with psycopg.connect(self.cluster.url(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE gateway")
         self.database_url = self.cluster.url("gateway")
@@ -588,13 +591,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seconds", type=float, default=10, help="length of each throughput measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="turns in flight in the throughput runs")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL with fsync and synchronous_commit on (a commit waits for its WAL on disk)",
+    )
     args = parser.parse_args(argv)
     _require_wrk()
     load_before = load_average()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
         with ExternalFake() as fake:
-            stack = Stack(fake.base_url, root)
+            stack = Stack(fake.base_url, root, durable=args.durable)
             try:
                 figures = asyncio.run(_run(args, fake.base_url, fake.proc.pid, stack))
             finally:

@@ -2,7 +2,9 @@
 
 `initdb` and `postgres` refuse to run as root, so as root both run as the `postgres` user the package
 creates. The cluster lives in a temporary folder, listens on 127.0.0.1 at a free port and on a socket in
-that folder, and is removed when stopped. `fsync` is off: these tests never kill PostgreSQL itself.
+that folder, and is removed when stopped. `fsync` and `synchronous_commit` are off: these tests never kill
+PostgreSQL itself. `Cluster.start(durable=True)` keeps both on, as a production ledger would (the benchmark's
+`--durable`: a commit then waits for its WAL to reach the disk).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Cluster:
     directory: Path
     port: int
     bin: Path
+    durable: bool = False
 
     @property
     def data(self) -> Path:
@@ -63,13 +66,13 @@ class Cluster:
         return self.url(name)
 
     @classmethod
-    def start(cls) -> Cluster:
+    def start(cls, *, durable: bool = False) -> Cluster:
         directory = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
         # mkdtemp makes a 0700 folder: the postgres user must be able to enter it.
         directory.chmod(0o755)
         if os.geteuid() == 0:
             shutil.chown(directory, "postgres")
-        cluster = cls(directory, _free_port(), postgres_bin())
+        cluster = cls(directory, _free_port(), postgres_bin(), durable)
         cluster._run(
             ["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
         )
@@ -92,10 +95,10 @@ class Cluster:
                 self.port = _free_port()
 
     def _options(self) -> str:
-        return (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c max_connections=300"
+        if self.durable:
+            return options
+        return f"{options} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
     def restart(self) -> None:
         """Stop (dropping every connection) and start again with the same options."""
