@@ -102,6 +102,20 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far by kind, in ticks (/proc/stat's `cpu` line: user, nice, system, idle,
+    iowait, irq, softirq, steal, …)."""
+    return [int(ticks) for ticks in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
+def stolen_share(before: list[int], after: list[int]) -> float:
+    """Of the CPU time between two `cpu_times()`, the share the hypervisor gave to other machines (steal):
+    a benchmark on a shared VM runs slower while it is high, whatever the code does."""
+    spent = [end - start for start, end in zip(before, after, strict=True)]
+    total = sum(spent[:8])  # guest time is counted in user time already
+    return spent[7] / total if total else 0.0
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:

@@ -47,7 +47,9 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
 - **RSS** of each replica once ready (idle) and at its peak while the 200 streams run.
 
 Each target is checked and printed as met or MISSED. The machine is shared: read figures with the load
-average printed before and after.
+average printed before and after, the CPU time the hypervisor gave other machines meanwhile (steal), and the
+fake API's own turns per second, which none of the gateway's code touches: the same code's figures move with
+them.
 
 PostgreSQL runs with `fsync` and `synchronous_commit` off, as the tests' cluster does; `--durable` keeps both
 on, as a production ledger would, so each reservation's commit waits for its WAL to reach the disk.
@@ -79,7 +81,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import BENCH_KEY, ExternalFake, cpu_seconds, load_average, percentile, rss_mb, verdict  # noqa: E402
+from common import (  # noqa: E402
+    BENCH_KEY,
+    ExternalFake,
+    cpu_seconds,
+    cpu_times,
+    load_average,
+    percentile,
+    rss_mb,
+    stolen_share,
+    verdict,
+)
 
 HAIKU = "claude-haiku-4-5-20251001"
 PROBE = "Probe. [[fake:words=5]]"
@@ -598,7 +610,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     _require_wrk()
-    load_before = load_average()
+    load_before, times_before = load_average(), cpu_times()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
         with ExternalFake() as fake:
@@ -610,6 +622,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     figures["load_average"] = [load_before, load_average()]
+    figures["stolen_share"] = stolen_share(times_before, cpu_times())
     _report(figures)
     return figures
 
@@ -626,7 +639,10 @@ def _cpu_text(cpu: dict[str, float]) -> str:
 
 def _report(f: dict[str, Any]) -> None:
     low, high = f["ttft_added_p50_interval_ms"]
-    print(f"Load average before and after: {f['load_average'][0]} / {f['load_average'][1]}")
+    print(
+        f"Load average before and after: {f['load_average'][0]} / {f['load_average'][1]}; CPU time stolen "
+        f"by the hypervisor during the run: {f['stolen_share']:.1%}"
+    )
     print(
         f"TTFT under {f['concurrent_streams']} concurrent streams at least (mean "
         f"{f['concurrent_streams_mean']:.0f}): gateway p50 {f['ttft_gateway_p50_ms']:.2f} ms, "
