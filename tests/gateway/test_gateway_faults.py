@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import psycopg
 import pytest
 
 from gateway.gateway_support import (
@@ -193,6 +194,50 @@ async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
     assert len(rows) == 2 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
     assert await balance(make_accounts.database_url, account.id) == {
         "used_h": 0,
+        "overage_h": 0,
+        "reserved_h": 0,
+    }
+
+
+async def test_a_stream_whose_reservation_postgresql_lost_is_charged_exactly_at_its_end(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """A new turn's reservation commits without waiting for the disk (migration 0007), so a crash of
+    PostgreSQL can lose it while the answer streams. The answer goes on and its settlement charges it."""
+    account = await make_accounts.create("pro")
+    async with (
+        sdk(replica.url, account.token) as client,
+        client.messages.stream(
+            model=HAIKU,
+            max_tokens=500,
+            messages=user("Tell me more. [[fake:words=40 slow=0.05]]"),
+            extra_headers=turn_headers("claude-haiku-4.5"),
+        ) as stream,
+    ):
+        async for event in stream:
+            if event.type == "text":  # reserved, and streaming: now PostgreSQL "loses" the reservation
+                [row] = await turn_rows(make_accounts.database_url, account.id)
+                async with (
+                    await psycopg.AsyncConnection.connect(
+                        make_accounts.database_url, autocommit=True
+                    ) as conn,
+                    conn.transaction(),
+                ):
+                    await conn.execute(
+                        "DELETE FROM turns WHERE account_id = %s AND turn_id = %s",
+                        (account.id, row["turn_id"]),
+                    )
+                    await conn.execute(
+                        "UPDATE account_periods SET reserved_h = reserved_h - %s WHERE account_id = %s",
+                        (row["reserved_h"], account.id),
+                    )
+                break
+        message = await stream.get_final_message()
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["reserved_h"] == 0
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
+    assert await balance(make_accounts.database_url, account.id) == {
+        "used_h": row["credits_h"],
         "overage_h": 0,
         "reserved_h": 0,
     }

@@ -131,6 +131,79 @@ async def test_a_turn_settles_once(conn: Any, make_accounts: Accounts) -> None:
     assert await totals(conn, account.id) == {"used_h": first.credits_h, "overage_h": 0, "reserved_h": 0}
 
 
+async def lose(conn: Any, turn: Reservation) -> None:
+    """What a crash of PostgreSQL does to a reservation committed without waiting for the disk: gone, hold
+    and all (0007)."""
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM turns WHERE account_id = $1 AND turn_id = $2", turn.key.account_id, turn.key.turn_id
+        )
+        await conn.execute(
+            "UPDATE account_periods SET reserved_h = reserved_h - $3 WHERE account_id = $1 AND period = $2",
+            *(turn.key.account_id, turn.period, turn.reserved_h),
+        )
+
+
+async def test_only_a_new_turns_reservation_commits_without_waiting_for_the_disk(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    await conn.execute("SET synchronous_commit = on")  # as production runs (the tests' cluster has it off)
+
+    async def commits_durably(statement: Any) -> bool:
+        async with conn.transaction():
+            result = await statement()
+            setting = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+        assert setting in ("on", "off") and result is not None
+        return setting == "on"
+
+    account = await make_accounts.create("pro")
+    turn_ids = [uuid.uuid4().hex for _ in range(2)]
+    first = await hold(conn, account.id, 500, turn_id=turn_ids[0])
+    assert not await commits_durably(lambda: hold(conn, account.id, 500, turn_id=turn_ids[1]))
+    assert await commits_durably(lambda: ledger.settle(conn, first, Outcome("failed", Usage())))
+    # A retry of an attempt that failed takes the other path (it moves the turn's row): durable.
+    assert await commits_durably(lambda: hold(conn, account.id, 500, turn_id=turn_ids[0]))
+    assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "on"
+
+
+async def test_a_turn_whose_reservation_postgresql_lost_is_charged_when_it_settles(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("pro")
+    turn = await hold(conn, account.id, 500)
+    await lose(conn, turn)
+    assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 0}
+    usage = Usage(input_tokens=400, output_tokens=100)
+    settled = await ledger.settle(conn, turn, Outcome("complete", usage))
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
+    assert (settled.status, settled.credits_h, settled.already) == ("complete", charge, False)
+    assert (await ledger.settle(conn, turn, Outcome("complete", usage))).already
+    assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    row = await conn.fetchrow("SELECT * FROM turns WHERE turn_id = $1", turn.key.turn_id)
+    assert (row["model_id"], row["routed_model"], row["route_reason"], row["replica"]) == (
+        "claude-sonnet-4.5",
+        "claude-sonnet-4.5",
+        "test",
+        "test",
+    )
+    assert (row["reserved_h"], row["input_tokens"], row["output_tokens"]) == (0, 400, 100)
+
+
+async def test_a_lost_reservation_is_charged_within_the_accounts_limit(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("free", used_credits=49.9)  # 10 hundredths left
+    turn = await hold(conn, account.id, 10)
+    await lose(conn, turn)
+    other = await hold(conn, account.id, 4)  # the lost hold no longer keeps this one out
+    settled = await ledger.settle(
+        conn, turn, Outcome("complete", Usage(input_tokens=1000, output_tokens=300))
+    )
+    assert settled.credits_h == 6  # what the limit leaves beside the other turn's hold
+    assert await totals(conn, account.id) == {"used_h": 5000 - 4, "overage_h": 0, "reserved_h": 4}
+    await ledger.settle(conn, other, Outcome("failed", Usage()))
+
+
 async def test_a_repeat_of_a_live_turn_is_refused_and_holds_nothing_more(
     conn: Any, make_accounts: Accounts
 ) -> None:
@@ -381,6 +454,47 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
     await asyncio.to_thread(migrate.upgrade, url)
 
 
+async def previous_release_settle(conn: Any, turn: Reservation, outcome: Outcome) -> bool:
+    """Settle as a replica of the release before 0007 (twelve arguments); whether it was settled before."""
+    row = await conn.fetchrow(
+        "SELECT * FROM ledger_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+        *(turn.key.account_id, turn.key.turn_id, turn.period, turn.attempt, outcome.status),
+        ledger.charge_h(turn.model_id, outcome),
+        *(outcome.usage.input_tokens, outcome.usage.output_tokens, 0, 0),
+        *(outcome.reason, ledger.PLAN_TERMS),
+    )
+    return bool(row["already"])
+
+
+async def test_migration_0007_keeps_the_previous_releases_settlement_and_goes_down_again(
+    cluster: Cluster,
+) -> None:
+    """During a rolling upgrade both releases settle: a turn reserved before 0007 settles by the new
+    overload, one reserved after it by the previous release's call; after a downgrade the previous
+    release's call still settles, and the new overload is gone."""
+    url = cluster.new_database()
+    await asyncio.to_thread(migrate.upgrade, url, "0006")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as setup:
+        account = await create_account(setup, "rolling@example.test", "a password", "pro")
+    usage = Usage(input_tokens=400, output_tokens=100)
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
+    conn = await asyncpg.connect(url)
+    try:
+        before = await hold(conn, account.id, 500)
+        await asyncio.to_thread(migrate.upgrade, url)
+        after, third = await hold(conn, account.id, 500), await hold(conn, account.id, 500)
+        assert not (await ledger.settle(conn, before, Outcome("complete", usage))).already
+        assert not await previous_release_settle(conn, after, Outcome("complete", usage))
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0006")
+        assert not await previous_release_settle(conn, third, Outcome("complete", usage))
+        assert await totals(conn, account.id) == {"used_h": 3 * charge, "overage_h": 0, "reserved_h": 0}
+        overloads = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_settle'")
+        assert overloads == 1
+    finally:
+        await conn.close()
+    await asyncio.to_thread(migrate.upgrade, url)
+
+
 async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_again(cluster: Cluster) -> None:
     """0006 replaces the bodies of `ledger_reserve` and `ledger_settle`: a turn reserved by 0003's settles by
     0006's, and one reserved by 0006's settles by 0003's after a downgrade, each charged once."""
@@ -397,8 +511,8 @@ async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_ag
         after = await hold(conn, account.id, 500)  # the same connection now runs the new body
         assert not (await ledger.settle(conn, before, Outcome("complete", usage))).already
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0005")
-        assert not (await ledger.settle(conn, after, Outcome("complete", usage))).already
-        assert (await ledger.settle(conn, after, Outcome("complete", usage))).already
+        assert not await previous_release_settle(conn, after, Outcome("complete", usage))
+        assert await previous_release_settle(conn, after, Outcome("complete", usage))
         assert await totals(conn, account.id) == {"used_h": 2 * charge, "overage_h": 0, "reserved_h": 0}
         capped = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_capped'")
         assert capped == 0

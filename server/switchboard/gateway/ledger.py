@@ -65,6 +65,9 @@ class Reservation:
     routed_model: str
     reserved_h: int
     attempt: int = 1  # which attempt at the turn id this is (a turn that failed before output may be retried)
+    # What settling needs to record the turn if PostgreSQL lost its reservation (see `settle`).
+    route_reason: str = ""
+    replica: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,16 @@ async def reserve(conn: Conn, hold: Hold) -> Reservation:
     outcome = row["outcome"]
     if outcome == "reserved":
         attempt = row["attempt"]
-        return Reservation(key, hold.period, hold.model_id, hold.routed_model, hold.reserved_h, attempt)
+        return Reservation(
+            key,
+            hold.period,
+            hold.model_id,
+            hold.routed_model,
+            hold.reserved_h,
+            attempt,
+            hold.route_reason,
+            hold.replica,
+        )
     raise _refusal(key, outcome, row, hold.reserved_h)
 
 
@@ -194,15 +206,19 @@ async def settle(conn: Conn, reservation: Reservation, outcome: Outcome) -> Sett
     """Charge the attempt by the published formula and release the rest of its reservation, exactly once.
 
     If the reaper settled it provisionally from a checkpoint (its replica stalled past the reservation), the
-    charge is raised to this real usage, once, and never lowered."""
+    charge is raised to this real usage, once, and never lowered. A new turn's reservation commits without
+    waiting for the disk (migration 0007); if PostgreSQL crashed and lost it, the turn is charged here all
+    the same, as one that held nothing."""
     key = reservation.key
     row = await conn.fetchrow(
-        "SELECT * FROM ledger_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+        "SELECT * FROM ledger_settle("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)",
         *(key.account_id, key.turn_id, reservation.period, reservation.attempt, outcome.status),
         charge_h(reservation.model_id, outcome),
         *_usage_values(outcome.usage),
         outcome.reason,
         PLAN_TERMS,
+        *(reservation.model_id, reservation.routed_model, reservation.route_reason, reservation.replica),
     )
     assert row is not None
     return Settlement(key.turn_id, row["status"], row["credits_h"], row["overage_h"], row["already"])
