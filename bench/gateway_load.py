@@ -335,18 +335,25 @@ def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _probe_stages(logs: list[Path], turn_ids: set[str]) -> dict[str, float]:
     """The gateway's side of the probes, from the replicas' access lines (p50 of each field, ms): the
-    reservation, Anthropic (here the fake) until its head, and the gateway's head to the client (from the
-    request reaching the app, so the body's arrival is in it)."""
-    fields: dict[str, list[float]] = {"reserve_ms": [], "upstream_ms": [], "head_ms": []}
+    reservation, Anthropic (here the fake) until its head, the gateway's head to the client (from the request
+    reaching the app, so the body's arrival is in it), and what is left of that, the replica's own work (per
+    probe, then the p50). A probe refused before any of these has no such line, and is left out here."""
+    fields = ("reserve_ms", "upstream_ms", "head_ms")
+    stages: dict[str, list[float]] = {name: [] for name in (*fields, "own_ms")}
     for log in logs:
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if '"event":"access"' not in line:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        for line in text[: text.rfind("\n") + 1].splitlines():  # the last line may be half written
+            if not line.startswith('{"event":"access"'):
                 continue
             entry = json.loads(line)
-            if entry.get("turn_id") in turn_ids:
-                for name, values in fields.items():
-                    values.append(entry[name])
-    return {name: statistics.median(values) for name, values in fields.items() if values}
+            values = [entry.get(name) for name in fields]
+            if entry.get("turn_id") not in turn_ids or None in values:
+                continue
+            for name, value in zip(fields, values, strict=True):
+                stages[name].append(value)
+            reserve, upstream, head = values
+            stages["own_ms"].append(head - reserve - upstream)
+    return {name: statistics.median(values) for name, values in stages.items() if values}
 
 
 def added_median_interval(
@@ -653,12 +660,11 @@ def _report(f: dict[str, Any]) -> None:
     )
     stages = f["probe_stages_ms"]
     if stages:
-        own = stages["head_ms"] - stages["reserve_ms"] - stages["upstream_ms"]
         print(
             f"  through the gateway, a probe's p50s from the replicas' access lines: reservation "
             f"{stages['reserve_ms']:.2f} ms, the fake API until its head {stages['upstream_ms']:.2f} ms, "
             f"the answer's head (with the first events) sent {stages['head_ms']:.2f} ms after the request "
-            f"reached the replica; the rest of that, the replica's own work: {own:.2f} ms"
+            f"reached the replica; the rest of that, the replica's own work: {stages['own_ms']:.2f} ms"
         )
     if f["background_refused"]:
         print(f"  {f['background_refused']} background streams got an error and stopped")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +22,7 @@ from gateway.gateway_support import (
     turn_headers,
     turn_rows,
 )
+from gateway.signin.signin_support import access_lines, settled_access_log
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.estimate import estimate_input_tokens, reservation_h
 
@@ -185,18 +185,24 @@ async def test_the_access_log_has_one_json_line_per_request_with_the_turns_outco
     make_accounts: Accounts, replica: Replica
 ) -> None:
     account = await make_accounts.create("pro")
-    headers = turn_headers("claude-haiku-4.5")
-    async with sdk(replica.url, account.token) as client:
-        stream = await client.messages.create(
-            model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=headers, stream=True
+
+    async def access_line(prompt: str, *, stream: bool) -> dict[str, Any]:
+        headers = turn_headers("claude-haiku-4.5")
+        async with sdk(replica.url, account.token) as client:
+            answer = await client.messages.create(
+                model=HAIKU, max_tokens=100, messages=user(prompt), extra_headers=headers, stream=stream
+            )
+            if stream:
+                async for _ in answer:  # type: ignore[union-attr]
+                    pass
+        turn_id = headers["Switchboard-Turn-Id"]
+        log = await asyncio.to_thread(
+            settled_access_log, replica, lambda line: line.get("turn_id") == turn_id
         )
-        async for _ in stream:
-            pass
-    await asyncio.sleep(0.2)  # the line is written once the response has ended
-    lines = [
-        json.loads(line) for line in replica.log().splitlines() if headers["Switchboard-Turn-Id"] in line
-    ]
-    [entry] = [line for line in lines if line.get("event") == "access"]
+        [entry] = [line for line in access_lines(log) if line.get("turn_id") == turn_id]
+        return entry
+
+    entry = await access_line("hi", stream=True)
     [row] = await turn_rows(make_accounts.database_url, account.id)
     assert entry["method"] == "POST" and entry["path"] == "/v1/messages" and entry["status"] == 200
     assert entry["account"] == account.id and entry["model"] == entry["routed_model"] == "claude-haiku-4.5"
@@ -204,22 +210,16 @@ async def test_the_access_log_has_one_json_line_per_request_with_the_turns_outco
     assert entry["ms"] > 0 and entry["client"] == "127.0.0.1"
     # The way to the first token: the reservation, then Anthropic's head, both before the gateway's head.
     assert entry["reserve_ms"] > 0 and entry["upstream_ms"] > 0
-    assert entry["reserve_ms"] + entry["upstream_ms"] <= entry["head_ms"] + 0.02 <= entry["ms"] + 0.07
+    assert entry["reserve_ms"] + entry["upstream_ms"] <= entry["head_ms"] + 0.02 <= entry["ms"] + 0.075
 
-    # Not streamed, Anthropic's part is the whole answer: the fake takes 0.15 s a delta for this one.
-    slow = turn_headers("claude-haiku-4.5")
-    async with sdk(replica.url, account.token) as client:
-        await client.messages.create(
-            model=HAIKU, max_tokens=100, messages=user("hi [[fake:slow=0.15 words=3]]"), extra_headers=slow
-        )
-    await asyncio.sleep(0.2)
-    [entry] = [
-        json.loads(line)
-        for line in replica.log().splitlines()
-        if slow["Switchboard-Turn-Id"] in line and '"event":"access"' in line
-    ]
+    # The fake waits 0.15 s before each delta. Streamed, Anthropic's part ends with its head (sent at once),
+    # and the gateway's head goes with the first events, long before the answer ends; not streamed, it is
+    # the whole answer.
+    slow = "hi [[fake:slow=0.15 words=3]]"
+    streamed, whole = await access_line(slow, stream=True), await access_line(slow, stream=False)
+    assert streamed["upstream_ms"] < 100 and streamed["head_ms"] < 100 and streamed["ms"] >= 300
     assert (
-        entry["upstream_ms"] >= 150 and entry["head_ms"] >= entry["upstream_ms"] + entry["reserve_ms"] - 0.02
+        whole["upstream_ms"] >= 300 and whole["head_ms"] >= whole["upstream_ms"] + whole["reserve_ms"] - 0.02
     )
 
 

@@ -70,12 +70,12 @@ class TurnStream(Response):
         started = False
 
         async def deliver(body: bytes, *, more: bool = True) -> None:
-            # The head goes out with the first events rather than ahead of them, so the client gets both
-            # in one read instead of waking for the head alone.
+            # The head goes out right before the first events rather than on its own ahead of them, so the
+            # client does not wake for the head alone (it usually reads both at once).
             nonlocal started
             if not started:
-                started = True
                 await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+                started = True
             await send({"type": "http.response.body", "body": body, "more_body": more})
 
         # The relay runs in this task, so the first events go out without waiting for a new task's turn
@@ -85,8 +85,10 @@ class TurnStream(Response):
         relaying = True
         left = False
 
-        def stop_relay(_: object) -> None:
+        def stop_relay(watched: asyncio.Task[None]) -> None:
             nonlocal left
+            if not watched.cancelled() and (error := watched.exception()) is not None:
+                log.error("watching turn %s's client failed: %r", self.reservation.key.turn_id, error)
             if relaying:
                 left = True
                 this.cancel()
@@ -106,8 +108,9 @@ class TurnStream(Response):
             self.gateway.upstream.finish(self.upstream, whole=self.relayed_whole)
             if self.settlement is None and not self.handed_off:
                 await self._settle_or_leave()
-        with contextlib.suppress(OSError):
-            await deliver(b"", more=False)
+        if not left:
+            with contextlib.suppress(OSError):
+                await deliver(b"", more=False)
 
     async def _pump(self, deliver: Deliver) -> None:
         async def forward(chunk: bytes) -> None:
@@ -164,18 +167,21 @@ class TurnStream(Response):
         return charge_info(self.reservation, self.route_reason, self.settlement)
 
     async def _settle_or_leave(self) -> None:
+        # A settlement the client's leaving cut short is made again as it was (the ledger settles a turn
+        # once, so a second call only reads the first's result); otherwise the turn ends unfinished.
+        outcome = self._settling or self._unfinished(self.cut_reason)
         try:
-            await self._settle_unfinished()
+            await self._settle(outcome)
         except LedgerUnavailable as error:
             log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
-            self._settle_later(self._unfinished(self.cut_reason))
+            self._settle_later(outcome)
 
     def _settle_later(self, outcome: Outcome) -> None:
         self.handed_off = True
         self.gateway.settle_later(self.reservation, outcome)
 
-    async def _settle_unfinished(self, reason: str | None = None) -> dict[str, Any]:
-        return await self._settle(self._unfinished(reason or self.cut_reason))
+    async def _settle_unfinished(self, reason: str) -> dict[str, Any]:
+        return await self._settle(self._unfinished(reason))
 
     def _observe(self, event: Event) -> dict[str, Any]:
         """Meter `event`; its JSON when the relay reads it (`_READ_EVENTS`), else nothing is parsed but a

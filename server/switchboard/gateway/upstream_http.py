@@ -11,7 +11,8 @@ What it keeps of a full client:
   another connection (RFC 9112 §9.3.1: it is not idempotent); the failure is reported instead.
 - TLS through asyncio's `ssl` with the system's certificate authorities, for `https` origins.
 - A read timeout: no byte from the server for `read_timeout` seconds while the caller waits.
-- Flow control: reading from the server pauses while more than `HIGH_WATER` bytes wait for the caller.
+- Flow control: reading from the server pauses while more than `HIGH_WATER` bytes wait for the caller
+  (besides the piece it is passing on: it takes all that waits at once).
 - Header names and values are checked for line breaks, so no header can be smuggled into the request.
 """
 
