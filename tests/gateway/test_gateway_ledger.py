@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -454,6 +455,28 @@ async def test_migration_0003_is_reversible_and_prices_what_the_previous_release
     await asyncio.to_thread(migrate.upgrade, url)
 
 
+MIGRATION_USAGE = Usage(input_tokens=400, output_tokens=100)
+MIGRATION_CHARGE = to_hundredths(credits_for("claude-sonnet-4.5", MIGRATION_USAGE))
+
+
+@contextlib.asynccontextmanager
+async def ledger_at(
+    cluster: Cluster, revision: str, email: str
+) -> AsyncIterator[tuple[str, Any, asyncpg.Connection[asyncpg.Record]]]:
+    """A new database migrated to `revision`, an account in it and a replica's kind of connection; the
+    database is brought to the newest revision again afterwards (it must still go up)."""
+    url = cluster.new_database()
+    await asyncio.to_thread(migrate.upgrade, url, revision)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as setup:
+        account = await create_account(setup, email, "a password", "pro")
+    conn = await asyncpg.connect(url)
+    try:
+        yield url, account, conn
+    finally:
+        await conn.close()
+    await asyncio.to_thread(migrate.upgrade, url)
+
+
 async def previous_release_settle(conn: Any, turn: Reservation, outcome: Outcome) -> bool:
     """Settle as a replica of the release before 0007 (twelve arguments); whether it was settled before."""
     row = await conn.fetchrow(
@@ -472,50 +495,34 @@ async def test_migration_0007_keeps_the_previous_releases_settlement_and_goes_do
     """During a rolling upgrade both releases settle: a turn reserved before 0007 settles by the new
     overload, one reserved after it by the previous release's call; after a downgrade the previous
     release's call still settles, and the new overload is gone."""
-    url = cluster.new_database()
-    await asyncio.to_thread(migrate.upgrade, url, "0006")
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as setup:
-        account = await create_account(setup, "rolling@example.test", "a password", "pro")
-    usage = Usage(input_tokens=400, output_tokens=100)
-    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
-    conn = await asyncpg.connect(url)
-    try:
+    done = Outcome("complete", MIGRATION_USAGE)
+    async with ledger_at(cluster, "0006", "rolling@example.test") as (url, account, conn):
         before = await hold(conn, account.id, 500)
         await asyncio.to_thread(migrate.upgrade, url)
         after, third = await hold(conn, account.id, 500), await hold(conn, account.id, 500)
-        assert not (await ledger.settle(conn, before, Outcome("complete", usage))).already
-        assert not await previous_release_settle(conn, after, Outcome("complete", usage))
+        assert not (await ledger.settle(conn, before, done)).already
+        assert not await previous_release_settle(conn, after, done)
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0006")
-        assert not await previous_release_settle(conn, third, Outcome("complete", usage))
-        assert await totals(conn, account.id) == {"used_h": 3 * charge, "overage_h": 0, "reserved_h": 0}
+        assert not await previous_release_settle(conn, third, done)
+        used = 3 * MIGRATION_CHARGE
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
         overloads = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_settle'")
         assert overloads == 1
-    finally:
-        await conn.close()
-    await asyncio.to_thread(migrate.upgrade, url)
 
 
 async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_again(cluster: Cluster) -> None:
     """0006 replaces the bodies of `ledger_reserve` and `ledger_settle`: a turn reserved by 0003's settles by
     0006's, and one reserved by 0006's settles by 0003's after a downgrade, each charged once."""
-    url = cluster.new_database()
-    await asyncio.to_thread(migrate.upgrade, url, "0005")
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as setup:
-        account = await create_account(setup, "flight@example.test", "a password", "pro")
-    usage = Usage(input_tokens=400, output_tokens=100)
-    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
-    conn = await asyncpg.connect(url)
-    try:
+    done = Outcome("complete", MIGRATION_USAGE)
+    async with ledger_at(cluster, "0005", "flight@example.test") as (url, account, conn):
         before = await hold(conn, account.id, 500)
         await asyncio.to_thread(migrate.upgrade, url)
         after = await hold(conn, account.id, 500)  # the same connection now runs the new body
-        assert not (await ledger.settle(conn, before, Outcome("complete", usage))).already
+        assert not (await ledger.settle(conn, before, done)).already
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0005")
-        assert not await previous_release_settle(conn, after, Outcome("complete", usage))
-        assert await previous_release_settle(conn, after, Outcome("complete", usage))
-        assert await totals(conn, account.id) == {"used_h": 2 * charge, "overage_h": 0, "reserved_h": 0}
+        assert not await previous_release_settle(conn, after, done)
+        assert await previous_release_settle(conn, after, done)
+        used = 2 * MIGRATION_CHARGE
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
         capped = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_capped'")
         assert capped == 0
-    finally:
-        await conn.close()
-    await asyncio.to_thread(migrate.upgrade, url)
