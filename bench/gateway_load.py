@@ -340,12 +340,10 @@ def _probe_stages(logs: list[Path], turn_ids: set[str]) -> dict[str, float]:
     probe, then the p50). A probe refused before any of these has no such line, and is left out here."""
     fields = ("reserve_ms", "upstream_ms", "head_ms")
     stages: dict[str, list[float]] = {name: [] for name in (*fields, "own_ms")}
+    from gateway.gateway_support import access_lines
+
     for log in logs:
-        text = log.read_text(encoding="utf-8", errors="replace")
-        for line in text[: text.rfind("\n") + 1].splitlines():  # the last line may be half written
-            if not line.startswith('{"event":"access"'):
-                continue
-            entry = json.loads(line)
+        for entry in access_lines(log.read_text(encoding="utf-8", errors="replace")):
             values = [entry.get(name) for name in fields]
             if entry.get("turn_id") not in turn_ids or None in values:
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -240,6 +241,37 @@ def numbers_body(note: str = "done") -> bytes:
         b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",'
         b'"content":"' + note.encode() + b'"}]}]}'
     )  # fmt: skip
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 request from a test's own server: its head and its body (by Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await reader.readexactly(length)
+
+
+def chunked(*pieces: bytes) -> list[bytes]:
+    """A streamed answer as a test's own upstream sends it: the head, each piece an HTTP chunk, the end."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    return [head, *(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces), b"0\r\n\r\n"]
+
+
+def whole_lines(log_text: str) -> str:
+    """`log_text` up to its last line end: a process still writing may have left its last line half done."""
+    return log_text[: log_text.rfind("\n") + 1]
+
+
+def access_lines(log_text: str) -> list[dict[str, Any]]:
+    """A replica's access lines (`"event": "access"`), parsed, from the whole lines of its log."""
+    return [
+        json.loads(line)
+        for line in whole_lines(log_text).splitlines()
+        if line.startswith('{"event":"access"')
+    ]
 
 
 def turn_headers(model: str, turn_id: str | None = None) -> dict[str, str]:

@@ -14,6 +14,7 @@ import pytest
 from gateway.gateway_support import (
     Accounts,
     Replica,
+    access_lines,
     balance,
     expected_credits,
     numbers_body,
@@ -22,7 +23,7 @@ from gateway.gateway_support import (
     turn_headers,
     turn_rows,
 )
-from gateway.signin.signin_support import access_lines, settled_access_log
+from gateway.signin.signin_support import settled_access_log
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.estimate import estimate_input_tokens, reservation_h
 

@@ -13,7 +13,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from gateway.gateway_support import Accounts, Replica, expected_credits, turn_headers, wait_settled
+from gateway.gateway_support import (
+    Accounts,
+    Replica,
+    chunked,
+    expected_credits,
+    read_request,
+    turn_headers,
+    wait_settled,
+)
 
 HAIKU = "claude-haiku-4-5-20251001"
 DELTAS = ["One", " two", " three"]
@@ -21,10 +29,6 @@ DELTAS = ["One", " two", " three"]
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def _chunk(payload: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(payload), payload)
 
 
 MESSAGE_START = _event(
@@ -84,25 +88,19 @@ class ScriptedUpstream:
             self._server.close()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
+        await read_request(reader)
+        head, start, *events, end = chunked(MESSAGE_START, *ONE_READ, *ENDING)
+        one_read, ending = events[: len(ONE_READ)], events[len(ONE_READ) :]
+        writer.write(head)
         await writer.drain()
         self.head_sent.set()
         await self.first_event.wait()
-        writer.write(_chunk(MESSAGE_START))
+        writer.write(start)
         await self.rest.wait()
-        writer.write(b"".join(_chunk(event) for event in ONE_READ))
+        writer.write(b"".join(one_read))
         await writer.drain()
         await asyncio.sleep(0.05)
-        writer.write(b"".join(_chunk(event) for event in ENDING) + b"0\r\n\r\n")
+        writer.write(b"".join(ending) + end)
         await writer.drain()
         await reader.read()  # until the gateway lets the connection go
         writer.close()

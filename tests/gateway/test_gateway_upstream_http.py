@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway.gateway_support import chunked, read_request
 from switchboard.gateway.upstream_http import (
     HIGH_WATER,
     ConnectFailed,
@@ -53,13 +54,7 @@ class Server:
 
     async def request(self, reader: asyncio.StreamReader) -> bytes:
         """One request, its head and its body (by Content-Length)."""
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        request = head + await reader.readexactly(length)
+        request = await read_request(reader)
         self.requests.append(request)
         return request
 
@@ -81,11 +76,6 @@ async def serving(handler: Handler) -> AsyncIterator[tuple[Server, HttpClient]]:
 def answer(body: bytes, *, close: bool = False) -> bytes:
     connection = b"connection: close\r\n" if close else b""
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), connection, body)
-
-
-def chunked(*pieces: bytes) -> list[bytes]:
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-    return [head, *(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces), b"0\r\n\r\n"]
 
 
 async def test_a_kept_alive_connection_serves_the_next_request_and_the_request_is_as_sent() -> None:

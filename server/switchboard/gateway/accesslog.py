@@ -59,9 +59,10 @@ class AccessLog:
             access_log.info(json.dumps(_entry(scope, status, started, head_ms), separators=(",", ":")))
 
 
-def elapsed_ms(since: float) -> float:
-    """Milliseconds since `since` (a `time.monotonic()`), to the hundredth: a reservation takes about one."""
-    return round((time.monotonic() - since) * 1000, 2)
+def elapsed_ms(since: float, digits: int = 2) -> float:
+    """Milliseconds since `since` (a `time.monotonic()`), to the hundredth unless said: a reservation takes
+    about one."""
+    return round((time.monotonic() - since) * 1000, digits)
 
 
 def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> 
         "method": scope.get("method"),
         "path": scope.get("path"),  # never the query string: nothing secret belongs there, but be sure
         "status": status,
-        "ms": round((time.monotonic() - started) * 1000, 1),
+        "ms": elapsed_ms(started, digits=1),
         "head_ms": head_ms,
         "client": client[0] if client else None,
     }

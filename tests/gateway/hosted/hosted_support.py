@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.gateway_support import Replica, start_on_a_chosen_port
+from gateway.gateway_support import Replica, access_lines, start_on_a_chosen_port
 from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient
 
 TERMINAL = "switchboard-terminal"
@@ -30,11 +29,7 @@ class HostedGateway:
         self.replica.stop()
 
     def access_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.replica.log().splitlines():
-            if line.startswith('{"event":"access"'):
-                lines.append(json.loads(line))
-        return lines
+        return access_lines(self.replica.log())
 
     def messages_requests(self) -> int:
         return sum(1 for line in self.access_lines() if line.get("path") == "/v1/messages")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
@@ -15,7 +14,7 @@ import httpx2
 import psycopg
 from psycopg.rows import dict_row
 
-from gateway.gateway_support import Replica
+from gateway.gateway_support import Replica, access_lines, whole_lines
 from switchboard.gateway import accounts
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -150,16 +149,7 @@ def _log_once(replica: Replica, ready: Callable[[str], bool], timeout: float) ->
     """The replica's log, up to its last whole line, once `ready` says so (or at `timeout`)."""
     deadline = time.monotonic() + timeout
     while True:
-        text = replica.log()
-        text = text[: text.rfind("\n") + 1]  # the last line may be half written
+        text = whole_lines(replica.log())
         if ready(text) or time.monotonic() > deadline:
             return text
         time.sleep(0.05)
-
-
-def access_lines(log_text: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in log_text.splitlines():
-        if line.startswith('{"event":"access"'):
-            lines.append(json.loads(line))
-    return lines

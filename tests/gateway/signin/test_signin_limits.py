@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import httpx2
 
-from gateway.gateway_support import Replica
+from gateway.gateway_support import Replica, access_lines
 from gateway.signin.signin_support import (
     EXPOSED_DEVICE_AUTHORIZATIONS,
     PASSWORD,
     Browser,
     OAuthClient,
     SignInAccounts,
-    access_lines,
     new_address,
     settled_access_log,
     settled_log,
