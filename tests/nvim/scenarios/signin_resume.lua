@@ -29,6 +29,10 @@ return {
     end, 'the session to be resumed, as ada@example.com', 45000)
     T.eq(asked, opts.gateway_url, 'the store is asked for this gateway')
     T.contains(require('switchboard').statusline(), '(Pro, cloud)', 'the statusline')
+    -- The rotated token reaches the store in its own message, which may come after the account's.
+    T.wait(function()
+      return #stored >= 1
+    end, 'the rotated refresh token to be stored', 10000)
     T.ok(#stored >= 1 and type(stored[#stored]) == 'string', 'a new refresh token was stored')
     T.ok(stored[#stored] ~= given, 'rotated: not the one presented')
   end,
