@@ -16,18 +16,22 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   stream's first turn starts after a random wait of up to a second (seeded): started together, all 200 sent
   their deltas in the same instant of every 50 ms. This process only sends the
   probes: one turn at a time through the `anthropic` SDK, timed from the request to its first text delta.
-  Baseline, same run: the same background load and probes with the SDK calling the fake API directly.
-  The two sides alternate in blocks (four of 100 probes each by default: direct, gateway, direct, …),
-  each block with its own background streams, so a change in the machine's speed during the run (it is
-  shared) falls on both sides rather than on whichever was being measured. Each block's probes start 8 s
+  Baseline, same run and same load: probes with the SDK calling the fake API directly, alternating one
+  for one with the gateway's probes while the 200 streams run through the gateway, so that both sides
+  meet the same machine at the same moments and only the probe's own path differs. Added = gateway −
+  direct, at the median and at p99 (nearest rank, of 400 probes a side by default: with fewer than 100 it
+  is the single slowest probe). The median comes with a 95% bootstrap interval (the probes of each side
+  resampled, seeded): the sampling error of this run's probes only; the machine's swings between runs
+  come on top.
+  The same direct probes are also measured in blocks of their own with the 200 streams on the fake API
+  directly (four blocks a side by default, direct and gateway blocks alternating, each block with its own
+  background streams; this was the baseline until 2026-12-07). Its figure is printed too: against it, the
+  gateway also "adds" what its background load costs this process and the fake API, which share the
+  machine's two cores with the replicas here and would not in production (about a millisecond at the
+  median, in slow phases of this machine). Each block's probes start 8 s
   after its streams are open (`--settle`): in the first seconds after 200 turns start at once the gateway's
   median was about a millisecond slower (a start burst, not the steady load the target describes; see
-  docs/performance.md). Added = gateway − direct, at the median
-  and at p99 (nearest rank, of 400 probes a side by default: with fewer than 100 it is the single slowest
-  probe). With 200 a side the added median of the same code spread over a millisecond between runs, a
-  good part of it sampling error (the probes' own times spread over several ms). It is printed with a 95%
-  bootstrap interval (the probes of each side resampled, seeded): the sampling error of this run's probes
-  only, so a run that lands near the target says how near; the machine's swings between runs come on top.
+  docs/performance.md). What each group of processes spent of the CPU while the probes ran is printed too.
   Through the gateway the background
   streams come from 20 accounts over both replicas, so they cost what real streams cost: authentication, a
   reservation, relaying, settling. How many streams were open at each probe is reported (least and mean:
@@ -242,13 +246,16 @@ def _open_connections(ports: set[int]) -> int:
 async def _ttft(
     urls: list[str],
     tokens: Path | None,
-    probe_clients: list[Any],
+    lanes: dict[str, list[Any]],
     args: argparse.Namespace,
     rss_pids: list[int],
     probes: int,
+    busy: dict[str, list[int]],
 ) -> dict[str, Any]:
-    """`probes` TTFTs (ms, through the SDK, from this process) while wrk keeps `args.streams` paced streams
-    open on `urls` (split evenly, the next turn at once when one ends)."""
+    """`probes` TTFTs per lane (ms, through the SDK, from this process; the lanes' probes alternate, each
+    lane's clients in turn) while wrk keeps `args.streams` paced streams open on `urls` (split evenly, the
+    next turn at once when one ends), and the CPU share (of one core) that each group of processes in
+    `busy`, wrk and this process spent while the probes ran."""
     import anthropic
 
     ports = {int(url.rsplit(":", 1)[1]) for url in urls}
@@ -284,21 +291,27 @@ async def _ttft(
                 raise RuntimeError(f"only {_open_connections(ports)} of {args.streams} streams opened")
             await asyncio.sleep(0.05)
         await asyncio.sleep(args.settle)
-        for client in probe_clients:
+        clients = [client for lane in lanes.values() for client in lane]
+        for client in clients:
             await probe(client)  # warm the probes' connections
-        times: list[float] = []
+        groups = {**busy, "wrk": [proc.pid for proc in background], "probes": [os.getpid()]}
+        window = _CpuWindow(groups)
+        times: dict[str, list[float]] = {name: [] for name in lanes}
         turn_ids: list[str] = []
-        refused: list[str] = []  # probes that got an error instead of an answer (each one a miss)
+        # Probes that got an error instead of an answer (each one a miss).
+        refused: dict[str, list[str]] = {name: [] for name in lanes}
         seen: list[int] = []
-        for index in range(probes):
+        for index in range(probes * len(lanes)):
+            name, lane = list(lanes.items())[index % len(lanes)]
             try:
-                times.append(await probe(probe_clients[index % len(probe_clients)], turn_ids))
+                times[name].append(await probe(lane[index // len(lanes) % len(lane)], turn_ids))
             except anthropic.APIError as error:
-                refused.append(f"{type(error).__name__}: {str(error)[:80]}")
-            seen.append(_open_connections(ports) - len(probe_clients))
+                refused[name].append(f"{type(error).__name__}: {str(error)[:80]}")
+            seen.append(_open_connections(ports) - len(clients))
             for pid in rss_pids:
                 peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
             await asyncio.sleep(0.02)
+        cpu_share = window.shares()
     finally:
         for proc in background:
             proc.send_signal(signal.SIGINT)  # wrk stops and reports
@@ -311,13 +324,27 @@ async def _ttft(
         "background_refused": counts["non_2xx"] + counts["socket_errors"],
         "seen": seen,
         "peak_rss_mb": list(peak_rss.values()),
+        "cpu_share": cpu_share,
     }
 
 
-def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    """One side's figures from its blocks of probes."""
-    times = [ms for block in blocks for ms in block["times"]]
-    refused = [reason for block in blocks for reason in block["refused"]]
+class _CpuWindow:
+    """The CPU time groups of processes spend from now until `shares`, as a share of one core."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = groups
+        self._started = time.monotonic()
+        self._before = {name: _cpu(pids) for name, pids in groups.items()}
+
+    def shares(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._started
+        return {name: (_cpu(pids) - self._before[name]) / elapsed for name, pids in self._groups.items()}
+
+
+def _merged(blocks: list[dict[str, Any]], lane: str) -> dict[str, Any]:
+    """One lane's figures from its blocks of probes."""
+    times = [ms for block in blocks for ms in block["times"][lane]]
+    refused = [reason for block in blocks for reason in block["refused"][lane]]
     if not times:
         raise RuntimeError(f"every probe failed: {refused[:3]}")
     seen = [count for block in blocks for count in block["seen"]]
@@ -330,6 +357,10 @@ def _merged(blocks: list[dict[str, Any]]) -> dict[str, Any]:
         "concurrent": min(seen),
         "concurrent_mean": statistics.fmean(seen),
         "peak_rss_mb": [max(rss) for rss in zip(*(block["peak_rss_mb"] for block in blocks), strict=True)],
+        "cpu_share": {
+            name: statistics.fmean(block["cpu_share"][name] for block in blocks)
+            for name in blocks[0]["cpu_share"]
+        },
     }
 
 
@@ -567,11 +598,18 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
     gateway_blocks: list[dict[str, Any]] = []
     per_block = -(-args.probes // args.blocks)
     for _ in range(args.blocks):
-        direct_blocks.append(await _ttft([upstream], None, direct_clients, args, [], per_block))
-        gateway_blocks.append(
-            await _ttft(urls, background_tokens, gateway_clients, args, stack.pids(), per_block)
+        direct_blocks.append(
+            await _ttft(
+                [upstream], None, {"direct": direct_clients}, args, [], per_block, {"fake": [fake_pid]}
+            )
         )
-    baseline, through = _merged(direct_blocks), _merged(gateway_blocks)
+        busy = {"replicas": stack.pids(), "postgresql": stack.postgres_pids(), "fake": [fake_pid]}
+        lanes = {"direct": direct_clients, "gateway": gateway_clients}
+        gateway_blocks.append(
+            await _ttft(urls, background_tokens, lanes, args, stack.pids(), per_block, busy)
+        )
+    own_load = _merged(direct_blocks, "direct")
+    baseline, through = _merged(gateway_blocks, "direct"), _merged(gateway_blocks, "gateway")
     probe_ids = {turn_id for block in gateway_blocks for turn_id in block["turn_ids"]}
     figures["probe_stages_ms"] = _probe_stages(stack.logs, probe_ids)
     for client in [*direct_clients, *gateway_clients]:
@@ -584,11 +622,17 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
         ttft_added_p50_ms=through["p50_ms"] - baseline["p50_ms"],
         ttft_added_p50_interval_ms=added_median_interval(baseline["times"], through["times"]),
         ttft_added_p99_ms=through["p99_ms"] - baseline["p99_ms"],
-        ttft_refused=baseline["refused"] + through["refused"],
-        background_refused=baseline["background_refused"] + through["background_refused"],
-        concurrent_streams=min(baseline["concurrent"], through["concurrent"]),
-        concurrent_streams_mean=min(baseline["concurrent_mean"], through["concurrent_mean"]),
+        ttft_direct_own_load_p50_ms=own_load["p50_ms"],
+        ttft_direct_own_load_p99_ms=own_load["p99_ms"],
+        ttft_added_own_load_p50_ms=through["p50_ms"] - own_load["p50_ms"],
+        ttft_added_own_load_p99_ms=through["p99_ms"] - own_load["p99_ms"],
+        ttft_refused=own_load["refused"] + baseline["refused"] + through["refused"],
+        background_refused=own_load["background_refused"] + through["background_refused"],
+        concurrent_streams=min(own_load["concurrent"], through["concurrent"]),
+        concurrent_streams_mean=min(own_load["concurrent_mean"], through["concurrent_mean"]),
         load_rss_mb=through["peak_rss_mb"],
+        ttft_direct_cpu_share=own_load["cpu_share"],
+        ttft_gateway_cpu_share=through["cpu_share"],
     )
     return figures
 
@@ -651,10 +695,16 @@ def _report(f: dict[str, Any]) -> None:
     print(
         f"TTFT under {f['concurrent_streams']} concurrent streams at least (mean "
         f"{f['concurrent_streams_mean']:.0f}): gateway p50 {f['ttft_gateway_p50_ms']:.2f} ms, "
-        f"p99 {f['ttft_gateway_p99_ms']:.2f} ms; SDK direct p50 {f['ttft_direct_p50_ms']:.2f} ms, "
+        f"p99 {f['ttft_gateway_p99_ms']:.2f} ms; SDK direct (same load, probes alternating) p50 {f['ttft_direct_p50_ms']:.2f} ms, "
         f"p99 {f['ttft_direct_p99_ms']:.2f} ms; added p50 {f['ttft_added_p50_ms']:+.2f} ms "
         f"(95% interval {low:+.2f} to {high:+.2f}; target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms "
         f"(target ≤ 15): {verdict(ttft_met(f))}"
+    )
+    print(
+        f"  the same probes against the direct side measured in blocks of their own, with the 200 streams "
+        f"on the fake API directly: direct p50 {f['ttft_direct_own_load_p50_ms']:.2f} ms, "
+        f"p99 {f['ttft_direct_own_load_p99_ms']:.2f} ms; "
+        f"added p50 {f['ttft_added_own_load_p50_ms']:+.2f} ms, p99 {f['ttft_added_own_load_p99_ms']:+.2f} ms"
     )
     stages = f["probe_stages_ms"]
     if stages:
@@ -664,6 +714,10 @@ def _report(f: dict[str, Any]) -> None:
             f"the answer's head (with the first events) sent {stages['head_ms']:.2f} ms after the request "
             f"reached the replica; the rest of that, the replica's own work: {stages['own_ms']:.2f} ms"
         )
+    for side in ("direct", "gateway"):
+        shares = f[f"ttft_{side}_cpu_share"]
+        parts = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+        print(f"  CPU while the {side} probes ran (of one core): {parts} (sum {sum(shares.values()):.0%})")
     if f["background_refused"]:
         print(f"  {f['background_refused']} background streams got an error and stopped")
     if f["ttft_refused"]:
