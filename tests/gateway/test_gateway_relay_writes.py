@@ -1,5 +1,6 @@
 """How a streamed answer leaves the gateway: its head goes with the first events, never ahead of them, and the
-events of one upstream read go on in one write (one HTTP chunk), however many chunks upstream used.
+events of one upstream read go on in one write (one HTTP chunk), however many chunks upstream used. And what
+an upstream event that never ends does: it is cut off at its limit, not buffered for ever.
 
 The upstream here is a scripted server in the test, so the test decides what arrives in each read."""
 
@@ -117,6 +118,28 @@ async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
         yield payload
 
 
+async def _send_turn(replica: Replica, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A streamed Haiku turn sent to `replica` over a connection of the test's own."""
+    host, port = replica.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps(
+        {"model": HAIKU, "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+    headers = {
+        **turn_headers("claude-haiku-4.5"),
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+        "content-length": str(len(body)),
+    }
+    writer.write(
+        b"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+        + b"\r\n"
+        + body
+    )
+    return reader, writer
+
+
 async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_write(
     make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -124,29 +147,8 @@ async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_w
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "scripted-upstream.log")
     account = await make_accounts.create("pro")
-    host, port = replica.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await _send_turn(replica, account.token)
     try:
-        body = json.dumps(
-            {
-                "model": HAIKU,
-                "max_tokens": 50,
-                "stream": True,
-                "messages": [{"role": "user", "content": "hi"}],
-            }
-        ).encode()
-        headers = {
-            **turn_headers("claude-haiku-4.5"),
-            "authorization": f"Bearer {account.token}",
-            "content-type": "application/json",
-            "content-length": str(len(body)),
-        }
-        writer.write(
-            b"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n"
-            + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
-            + b"\r\n"
-            + body
-        )
         await asyncio.wait_for(upstream.head_sent.wait(), 10)
         # Upstream's head came without an event: the gateway says nothing yet (before, its head went at once).
         read_early = asyncio.ensure_future(reader.read(1))
@@ -170,5 +172,70 @@ async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_w
     assert row["status"] == "complete" and (row["input_tokens"], row["output_tokens"]) == (12, 9)
     usage = SimpleNamespace(
         input_tokens=12, output_tokens=9, cache_creation_input_tokens=0, cache_read_input_tokens=0
+    )
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
+
+
+class EndlessEventUpstream:
+    """Answers one streamed turn with `message_start`, one delta, then an event it never ends: its data goes
+    on in 64 KiB chunks until the gateway closes the connection (`closed` is set then)."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        head, start, delta, _ = chunked(MESSAGE_START, ONE_READ[1])
+        opened = _event("content_block_delta", {"type": "content_block_delta"}).split(b"\ndata: ")[0]
+        writer.write(head + start + delta + b"%x\r\n%s\ndata: {\r\n" % (len(opened) + 8, opened))
+        piece = b"x" * 65536
+        try:
+            while not reader.at_eof():
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+            writer.close()
+
+
+async def test_an_upstream_event_that_never_ends_is_cut_off_and_the_turn_charged_for_what_arrived(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    upstream = EndlessEventUpstream()
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "endless-upstream.log")
+    account = await make_accounts.create("pro")
+    reader, writer = await _send_turn(replica, account.token)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200")
+        answer = b"".join([chunk async for chunk in _chunks(reader)])
+        await asyncio.wait_for(upstream.closed.wait(), 10)
+    finally:
+        writer.close()
+        replica.stop()
+        await upstream.close()
+    events = answer.split(b"\n\n")
+    assert events[0] + b"\n\n" == MESSAGE_START and events[1] + b"\n\n" == ONE_READ[1]
+    assert events[2].startswith(b"event: error\n"), "the client is told the answer was cut off"
+    error = json.loads(events[2].split(b"data: ", 1)[1])
+    assert error["error"]["type"] == "api_error" and "cut off upstream" in error["error"]["message"]
+    assert error["switchboard"]["status"] == "cut"
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert row["status"] == "cut" and row["credits_h"] > 0
+    assert (row["input_tokens"], row["output_tokens"]) == (12, 1), "output counted from the one delta's text"
+    usage = SimpleNamespace(
+        input_tokens=12, output_tokens=1, cache_creation_input_tokens=0, cache_read_input_tokens=0
     )
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)

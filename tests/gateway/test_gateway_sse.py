@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from switchboard.gateway.sse import Event, event_batches
+import pytest
+
+from switchboard.gateway.sse import MAX_EVENT_BYTES, Event, MalformedEvent, event_batches
 
 STREAM = (
     b'event: message_start\ndata: {"type":"message_start"}\n\n'
@@ -91,3 +93,33 @@ async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> Non
         [batch] = await _events(block + b"\n\n", len(block) + 2)
         assert [(event.name, event.data) for event in batch] == [(name, data)], block
     assert await _events(b"event: no data\n\n", 100) == []
+
+
+async def test_an_event_that_never_ends_is_refused_past_its_limit_after_the_events_before_it() -> None:
+    """An upstream that opens an event and never ends it would be buffered without end: past
+    MAX_EVENT_BYTES it is a MalformedEvent, once the events completed before it have come out."""
+    before = b'event: content_block_delta\ndata: {"delta":{"text":"hi"}}\n\n'
+    piece = 64 * 1024
+    read = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal read
+        yield before + b"event: content_block_delta\ndata: {" + b"x" * piece
+        read += 1
+        while read < 4 * MAX_EVENT_BYTES // piece:
+            yield b"x" * piece
+            read += 1
+
+    batches: list[list[Event]] = []
+    with pytest.raises(MalformedEvent, match="without ending"):
+        async for batch in event_batches(endless()):
+            batches.append(batch)
+    assert [[event.raw for event in batch] for batch in batches] == [[before]]
+    assert read * piece <= MAX_EVENT_BYTES + piece, "read no further than one piece past the limit"
+
+
+async def test_an_event_just_under_the_limit_passes_whole() -> None:
+    data = "x" * (MAX_EVENT_BYTES - 100)
+    block = f"event: content_block_start\ndata: {data}\n\n".encode()
+    [[event]] = await _events(block, 64 * 1024)
+    assert event.data == data and event.raw == block

@@ -10,8 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 
+# Anthropic's events are small (a delta is a few words; the largest, a tool's or a search's whole result, tens
+# of KB). An upstream event still unfinished past this is broken, and would otherwise be buffered forever.
+MAX_EVENT_BYTES = 1 << 20
+
+
 class MalformedEvent(ValueError):
-    """An event whose data is not a JSON object."""
+    """An event whose data is not a JSON object, or that grew past `MAX_EVENT_BYTES` without ending."""
 
 
 class Event(NamedTuple):  # a tuple: made for every event relayed, and cheaper to make than a dataclass
@@ -49,18 +54,20 @@ def encode_json(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def event_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Event]]:
-    """Parse SSE from `chunks`: the events each chunk completes, as soon as it arrives (never empty)."""
+    """Parse SSE from `chunks`: the events each chunk completes, as soon as it arrives (never empty).
+    Raises MalformedEvent when the unfinished event grows past `MAX_EVENT_BYTES`."""
     buffer = b""
     async for chunk in chunks:
         buffer += chunk
         if b"\r" in buffer:  # CRLF line ends (a pair may straddle two reads, hence the whole buffer)
             buffer = buffer.replace(b"\r\n", b"\n")
-        if b"\n\n" not in buffer:
-            continue
-        *blocks, buffer = buffer.split(b"\n\n")
-        batch = [event for block in blocks if (event := _parse(block)) is not None]
-        if batch:
-            yield batch
+        if b"\n\n" in buffer:
+            *blocks, buffer = buffer.split(b"\n\n")
+            batch = [event for block in blocks if (event := _parse(block)) is not None]
+            if batch:
+                yield batch
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise MalformedEvent(f"an upstream event grew past {MAX_EVENT_BYTES} bytes without ending")
 
 
 def _parse(block: bytes) -> Event | None:
