@@ -695,7 +695,8 @@ def _report(f: dict[str, Any]) -> None:
     print(
         f"TTFT under {f['concurrent_streams']} concurrent streams at least (mean "
         f"{f['concurrent_streams_mean']:.0f}): gateway p50 {f['ttft_gateway_p50_ms']:.2f} ms, "
-        f"p99 {f['ttft_gateway_p99_ms']:.2f} ms; SDK direct (same load, probes alternating) p50 {f['ttft_direct_p50_ms']:.2f} ms, "
+        f"p99 {f['ttft_gateway_p99_ms']:.2f} ms; SDK direct (same load, probes alternating) "
+        f"p50 {f['ttft_direct_p50_ms']:.2f} ms, "
         f"p99 {f['ttft_direct_p99_ms']:.2f} ms; added p50 {f['ttft_added_p50_ms']:+.2f} ms "
         f"(95% interval {low:+.2f} to {high:+.2f}; target ≤ 3), p99 {f['ttft_added_p99_ms']:+.2f} ms "
         f"(target ≤ 15): {verdict(ttft_met(f))}"

@@ -9,7 +9,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
-
 # Anthropic's events are small (a delta is a few words; the largest, a tool's or a search's whole result, tens
 # of KB). An upstream event still unfinished past this is broken, and would otherwise be buffered forever.
 MAX_EVENT_BYTES = 1 << 20
