@@ -154,17 +154,17 @@ async def start_server(state_dir: Path, workspace: str) -> AsyncIterator[Session
         env: dict[str, str] | None = None,
         init_options: dict[str, Any] | None = None,
         folders: list[str] | None = None,
+        command: list[str] | None = None,
         **env_overrides: str | None,
     ) -> Session:
+        """`command`: the server's arguments to Python, `-m switchboard serve` unless given."""
         holder: list[Session] = []
         client = make_client(holder)
         session = Session(client=client, workspace=workspace)
         holder.append(session)
         await client.start_io(
             sys.executable,
-            "-m",
-            "switchboard",
-            "serve",
+            *(command or ["-m", "switchboard", "serve"]),
             env=env or server_env(state_dir, fake, **env_overrides),
         )
         uris = folders if folders is not None else [workspace]

@@ -157,6 +157,8 @@ def test_one_shot_then_repl_switches_models_keeps_context_and_reopens_history(
     chat.expect(r"Continuing “what is a monad\?” \([0-9a-f]{8}, 2 turns\)")
     chat.command("/models", r"\*\s+auto\s+Auto\s+1x\s+available")
     chat.expect(r"claude-haiku-4\.5\s+Claude Haiku 4\.5\s+0\.4x")
+    opus_row = r"claude-opus-4\.5\s+Claude Opus 4\.5\s+2\.2x\s+unavailable: .*"
+    chat.expect(opus_row + r" · Anthropic retire[sd] it on 2027-01-22")
     chat.send("and a functor?")
     chat.expect(r"Claude \w+ [\d.]+ · [\d.,]+ credits? · \$[\d.]+ · \d+ in / \d+ out tokens")
     chat.command("/model claude-haiku-4.5", r"Model: Claude Haiku 4\.5 \(claude-haiku-4\.5\)")

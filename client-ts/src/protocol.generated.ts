@@ -331,6 +331,10 @@ export interface ModelInfo {
   maxOutputTokens: number;
   name: string;
   recommended: boolean;
+  /**
+   * The day (UTC) Anthropic retires the model id this model calls, from when it cannot answer; null when none is announced.
+   */
+  retiresOn: string | null;
   supportsThinking: boolean;
   unavailableReason: string | null;
 }

@@ -6,11 +6,20 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from switchboard import __version__
 
+if TYPE_CHECKING:
+    from datetime import date
+
 
 def _serve(_args: argparse.Namespace) -> int:
+    return serve_stdio()
+
+
+def serve_stdio(today: Callable[[], date] | None = None) -> int:
+    """The language server on stdin and stdout; `today` replaces the calendar (tests of dated behaviour)."""
     from switchboard import logs
     from switchboard.app import create_server
     from switchboard.config import Settings
@@ -20,7 +29,7 @@ def _serve(_args: argparse.Namespace) -> int:
     protocol_out = sys.stdout.buffer
     # Only protocol frames may reach stdout: whatever else prints (a library, a stray print) goes to stderr.
     sys.stdout = sys.stderr
-    server = create_server(settings)
+    server = create_server(settings) if today is None else create_server(settings, today)
     server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
     return 0
 

@@ -40,6 +40,15 @@ const FALLBACK_NAMES: Record<string, string> = {
   'claude-opus-4.5': 'Claude Opus 4.5',
 };
 
+/**
+ * When Anthropic retires (or retired) a model, as a picker says it; undefined when no day is announced.
+ * `today` is a UTC day (YYYY-MM-DD), like `retiresOn`.
+ */
+export function retirementText(retiresOn: string | null, today: string = new Date().toISOString().slice(0, 10)): string | undefined {
+  if (!retiresOn) return undefined;
+  return retiresOn <= today ? `retired by Anthropic on ${retiresOn}: it can no longer answer` : `Anthropic retires it on ${retiresOn}`;
+}
+
 export function modelName(id: string | null | undefined, models: readonly Pick<ModelInfo, 'id' | 'name'>[] = []): string {
   if (!id) return 'Unknown model';
   return models.find((m) => m.id === id)?.name ?? FALLBACK_NAMES[id] ?? id;

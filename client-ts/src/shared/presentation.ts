@@ -12,6 +12,7 @@ import {
   formatUsd,
   modelLabel,
   modelName,
+  retirementText,
   statusText,
   usageLevel,
   usedFraction,
@@ -144,12 +145,14 @@ export interface ModelPickEntry {
 
 /**
  * The QuickPick's entries: Auto first (recommended), then the models available on the plan, then the
- * locked ones with the reason. The current model is checked; estimates add the message's cost.
+ * locked ones with the reason; a model Anthropic retires says when (`today`: the UTC day, YYYY-MM-DD).
+ * The current model is checked; estimates add the message's cost.
  */
 export function modelPickEntries(
   models: readonly ModelInfo[],
   selected: ModelId,
   estimates: readonly ModelEstimate[] = [],
+  today?: string,
 ): ModelPickEntry[] {
   const entry = (m: ModelInfo): ModelPickEntry => {
     const est = estimates.find((e) => e.modelId === m.id);
@@ -157,6 +160,8 @@ export function modelPickEntries(
     if (m.id === selected) bits.push('current');
     if (m.recommended || m.id === 'auto') bits.push('recommended');
     if (est && m.available) bits.push(`≈ ${creditsLabel(est.estimatedCredits)} per reply here`);
+    const retirement = retirementText(m.retiresOn, today);
+    if (retirement) bits.push(retirement);
     if (!m.available) bits.push(m.unavailableReason ?? 'not on your plan');
     const detail = m.available ? m.description : `${m.description} — Upgrade your plan to use it.`;
     return {

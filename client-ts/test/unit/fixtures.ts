@@ -6,23 +6,23 @@ export const MODELS: ModelInfo[] = [
   {
     id: 'auto', name: 'Auto', description: 'Picks the best-value Claude model for each message.', benefits: [],
     creditMultiplier: 1, available: true, unavailableReason: null, contextWindow: 200_000, maxOutputTokens: 64_000,
-    supportsThinking: true, recommended: true, anthropicModel: null,
+    supportsThinking: true, recommended: true, anthropicModel: null, retiresOn: null,
   },
   {
     id: 'claude-haiku-4.5', name: 'Claude Haiku 4.5', description: 'The fastest and cheapest Claude.', benefits: [],
     creditMultiplier: 0.4, available: true, unavailableReason: null, contextWindow: 200_000, maxOutputTokens: 64_000,
-    supportsThinking: true, recommended: false, anthropicModel: 'claude-haiku-4-5-20251001',
+    supportsThinking: true, recommended: false, anthropicModel: 'claude-haiku-4-5-20251001', retiresOn: null,
   },
   {
     id: 'claude-sonnet-4.5', name: 'Claude Sonnet 4.5', description: 'The best balance.', benefits: [],
     creditMultiplier: 1.3, available: true, unavailableReason: null, contextWindow: 200_000, maxOutputTokens: 64_000,
-    supportsThinking: true, recommended: false, anthropicModel: 'claude-sonnet-4-5-20250929',
+    supportsThinking: true, recommended: false, anthropicModel: 'claude-sonnet-4-5-20250929', retiresOn: null,
   },
   {
     id: 'claude-opus-4.5', name: 'Claude Opus 4.5', description: 'The most capable Claude.', benefits: [],
     creditMultiplier: 2.2, available: false, unavailableReason: 'Claude Opus 4.5 needs Pro, Pro+ or Power',
     contextWindow: 200_000, maxOutputTokens: 64_000, supportsThinking: true, recommended: false,
-    anthropicModel: 'claude-opus-4-5-20251101',
+    anthropicModel: 'claude-opus-4-5-20251101', retiresOn: '2027-01-22',
   },
 ];
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 
 from switchboard.protocol.messages import ConcreteModelId, ModelId
 
@@ -23,6 +24,10 @@ class ModelSpec:
     # Input and output list prices in USD per million tokens (for cost figures, not for credits).
     price_in_usd_per_mtok: float = 0.0
     price_out_usd_per_mtok: float = 0.0
+    # The day Anthropic retires `default_anthropic_model`: from then on it cannot answer. From Anthropic's
+    # model deprecations page (https://docs.anthropic.com/en/docs/resources/model-deprecations), which the
+    # anthropic SDK copies into its own deprecation warning.
+    default_retires_on: date | None = None
 
     @property
     def anthropic_model(self) -> str | None:
@@ -31,6 +36,14 @@ class ModelSpec:
             return None
         env = "SWITCHBOARD_MODEL_" + self.id.upper().replace("-", "_").replace(".", "_")
         return os.environ.get(env) or self.default_anthropic_model
+
+    @property
+    def retires_on(self) -> date | None:
+        """When the id this model calls is retired (None when pinned to another id than the default)."""
+        return self.default_retires_on if self.anthropic_model == self.default_anthropic_model else None
+
+    def retired(self, today: date) -> bool:
+        return self.retires_on is not None and today >= self.retires_on
 
 
 AUTO = ModelSpec(
@@ -106,6 +119,7 @@ OPUS_45 = ModelSpec(
     default_anthropic_model="claude-opus-4-5-20251101",
     price_in_usd_per_mtok=5.0,
     price_out_usd_per_mtok=25.0,
+    default_retires_on=date(2027, 1, 22),
 )
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (AUTO, HAIKU_45, SONNET_40, SONNET_45, OPUS_45)}

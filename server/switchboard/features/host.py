@@ -7,6 +7,7 @@ composition root (`switchboard.app`), so a hosted mode or a test can hand featur
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lsprotocol import types as lsp
@@ -37,12 +38,18 @@ class Editor(Protocol):
         ...
 
 
-class Services:
-    """Configuration, the conversation store (opened on first use) and the way to the models."""
+def utc_today() -> date:
+    return datetime.now(UTC).date()
 
-    def __init__(self, settings: Settings, upstream: Upstream) -> None:
+
+class Services:
+    """Configuration, the conversation store (opened on first use), the way to the models and the calendar
+    (today's UTC date: when a model is retired)."""
+
+    def __init__(self, settings: Settings, upstream: Upstream, today: Callable[[], date] = utc_today) -> None:
         self.settings = settings
         self.upstream = upstream
+        self.today = today
         self._store: ConversationStore | None = None
 
     @property

@@ -83,9 +83,18 @@ class ModelsFeature(Feature):
         spec = require_known_model(params.model_id)
         self.require_allowed(spec)
         self.services.store.select_model(params.workspace_uri, spec.id)
-        result = SelectModelResult(selected=spec.id)
+        result = SelectModelResult(selected=spec.id, notice=self._retirement_notice(spec))
         self.editor.notify(methods.MODEL_CHANGED.method, dump(result))
         return result
+
+    def _retirement_notice(self, spec: ModelSpec) -> str | None:
+        """Selecting a model Anthropic retires (or has retired) says so: its requests fail from that day."""
+        day = spec.retires_on
+        if day is None:
+            return None
+        if spec.retired(self.services.today()):
+            return f"Anthropic retired {spec.name} on {day}: it can no longer answer. Choose another model."
+        return f"Anthropic retires {spec.name} on {day}: from that day it can no longer answer."
 
     def _fall_back(self, workspace: str, previous: ModelSpec) -> None:
         notice = f"{self.account.forbidden_reason(previous.id)}: switched this workspace to Auto."
@@ -108,6 +117,7 @@ class ModelsFeature(Feature):
             credit_multiplier=spec.credit_multiplier,
             available=available,
             unavailable_reason=None if available else self.account.forbidden_reason(spec.id),
+            retires_on=spec.retires_on,
             context_window=spec.context_window,
             max_output_tokens=spec.max_output_tokens,
             supports_thinking=spec.supports_thinking,

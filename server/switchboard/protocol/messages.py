@@ -9,6 +9,7 @@ Field names are snake_case in Python and camelCase on the wire.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -75,6 +76,11 @@ class ModelInfo(Wire):
     recommended: bool = False
     anthropic_model: str | None = Field(
         default=None, description="The Anthropic model id this model calls (null for auto)."
+    )
+    retires_on: date | None = Field(
+        default=None,
+        description="The day (UTC) Anthropic retires the model id this model calls, from when it cannot "
+        "answer; null when none is announced.",
     )
 
 

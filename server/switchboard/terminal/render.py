@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from switchboard.catalog import CATALOG
 from switchboard.protocol.messages import (
@@ -116,6 +116,9 @@ def _model_row(model: ModelInfo, current: str) -> list[str]:
         availability = "available" + (" (recommended)" if model.recommended else "")
     else:
         availability = "unavailable: " + (model.unavailable_reason or "not on your plan")
+    if model.retires_on is not None:
+        retired = model.retires_on <= datetime.now(UTC).date()
+        availability += f" · Anthropic {'retired' if retired else 'retires'} it on {model.retires_on}"
     return [marker, model.id, model.name, f"{model.credit_multiplier:g}x", availability]
 
 

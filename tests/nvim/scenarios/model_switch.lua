@@ -17,6 +17,8 @@ return {
     T.contains(picker.items[1], '● Auto', 'the selected model is marked')
     T.contains(table.concat(picker.items, '\n'), 'Claude Haiku 4.5  0.4×  The fastest', 'name, multiplier, description')
     T.contains(table.concat(picker.items, '\n'), 'Claude Opus 4.5  2.2×  locked: Claude Opus 4.5 needs Pro', 'locked')
+    T.contains(picker.items[5], ' it on 2027-01-22)', 'the day Anthropic retires Opus 4.5')
+    T.eq(picker.items[2]:find('retire'), nil, 'no retirement for Haiku 4.5')
     T.eq(require('switchboard').statusline():match('^Sonnet 4%.5 · '), 'Sonnet 4.5 · ', 'statusline model')
     T.send('And how do I write one?')
     T.wait_idle(chat)

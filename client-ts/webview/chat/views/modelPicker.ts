@@ -2,7 +2,7 @@
 // their credit multipliers, estimates and locks, driven by mouse or keyboard. Which option is active
 // and whether the list is open are this widget's own; the choice goes to the server.
 import type { ModelInfo } from '../../../src/protocol.generated';
-import { creditsLabel, formatMultiplier, modelName } from '../../../src/shared/format';
+import { creditsLabel, formatMultiplier, modelName, retirementText } from '../../../src/shared/format';
 import { h, icon } from '../../shared/dom';
 import type { ChatIntents } from '../intents';
 import { optionIndexAfterKey } from '../listboxKeys';
@@ -37,6 +37,7 @@ export function createModelPicker(model: ChatModel, intents: Pick<ChatIntents, '
   function option(m: ModelInfo, i: number): HTMLLIElement {
     const selected = m.id === model.chat.selected;
     const est = model.draft.estimate?.all.find((e) => e.modelId === m.id);
+    const retirement = retirementText(m.retiresOn);
     return h(
       'li',
       {
@@ -67,6 +68,7 @@ export function createModelPicker(model: ChatModel, intents: Pick<ChatIntents, '
         est && m.available && model.draft.text.trim() ? h('span', { class: 'opt-est' }, `≈ ${creditsLabel(est.estimatedCredits)}`) : null,
       ),
       h('div', { class: 'opt-desc' }, m.description),
+      retirement ? h('div', { class: 'opt-retires' }, capitalized(retirement)) : null,
       m.available ? null : h('div', { class: 'opt-lock' }, `${m.unavailableReason ?? 'Not included in your plan'} · Upgrade to unlock`),
     );
   }
@@ -147,4 +149,8 @@ export function createModelPicker(model: ChatModel, intents: Pick<ChatIntents, '
     },
     isOpen: () => open,
   };
+}
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -9,6 +9,10 @@ local M = {}
 function M.format_item(model, selected)
   local mark = model.id == selected and '● ' or '  '
   local detail = model.available and model.description or ('locked: ' .. tostring(model.unavailableReason))
+  if type(model.retiresOn) == 'string' then
+    local retired = model.retiresOn <= os.date('!%Y-%m-%d')
+    detail = ('%s (Anthropic %s it on %s)'):format(detail, retired and 'retired' or 'retires', model.retiresOn)
+  end
   return ('%s%s  %s×  %s'):format(mark, model.name, status.format_credits(model.creditMultiplier), detail)
 end
 

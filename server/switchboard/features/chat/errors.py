@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from switchboard.catalog import concrete_id
+from switchboard.catalog import ModelSpec, concrete_id
 from switchboard.protocol.errors import AuthRequired, UpstreamFailed
 from switchboard.protocol.messages import AuthErrorData, UpstreamErrorData
 from switchboard.providers.base import UpstreamError
@@ -24,13 +24,20 @@ def rejected_key() -> AuthRequired:
     return AuthRequired(f"{REJECTED_KEY} {KEY_HELP}", AuthErrorData(reason="rejected_key"))
 
 
-def upstream_failed(exc: UpstreamError, suggestion: Route | None) -> UpstreamFailed:
+def upstream_failed(
+    exc: UpstreamError, suggestion: Route | None, retired: ModelSpec | None
+) -> UpstreamFailed:
+    """`retired`: the model that answered, when Anthropic has retired it (its 404 is then explained)."""
     what_to_do = "Try again in a moment." if exc.retryable else "This request cannot succeed as sent."
     suggested = concrete_id(suggestion.model) if suggestion is not None else None
     if suggestion is not None:
         what_to_do += f" Or switch to {suggestion.model.name}, which is not busy."
+    message = exc.message
+    if retired is not None and exc.status == 404:
+        message = f"Anthropic retired {retired.name} on {retired.retires_on}: it can no longer answer."
+        what_to_do = "Choose another model."
     return UpstreamFailed(
-        f"{exc.message} {what_to_do}",
+        f"{message} {what_to_do}",
         UpstreamErrorData(
             status=exc.status, type=exc.type, retryable=exc.retryable, suggested_model=suggested
         ),

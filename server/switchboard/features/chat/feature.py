@@ -152,7 +152,9 @@ class ChatFeature(Feature):
                 if fallback is None or not request.auto:
                     await settle(request, answer, "failed", exc.message)
                     progress.end("Failed")
-                    raise upstream_failed(exc, fallback) from None
+                    model = answer.route.model
+                    retired = model if model.retired(self.services.today()) else None
+                    raise upstream_failed(exc, fallback, retired) from None
                 self._reroute(request, answer, fallback)
                 tried.append(concrete_id(fallback.model))
                 progress.route(request.model, answer, fallback=True)
