@@ -23,6 +23,7 @@ from gateway.gateway_support import (
     turn_headers,
     wait_settled,
 )
+from switchboard.gateway.sse import MAX_EVENT_BYTES
 
 HAIKU = "claude-haiku-4-5-20251001"
 DELTAS = ["One", " two", " three"]
@@ -176,12 +177,20 @@ async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_w
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
 
 
+LONG_DELTA = _event(
+    "content_block_delta",
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x" * 40}},
+)
+
+
 class EndlessEventUpstream:
-    """Answers one streamed turn with `message_start`, one delta, then an event it never ends: its data goes
-    on in 64 KiB chunks until the gateway closes the connection (`closed` is set then)."""
+    """Answers one streamed turn with `message_start`, a delta of 40 characters, then an event it never ends:
+    its data goes on in 1 MiB chunks until the gateway closes the connection (`closed` is set then, and
+    `sent` says how many bytes went out)."""
 
     def __init__(self) -> None:
         self.closed = asyncio.Event()
+        self.sent = 0
         self._server: asyncio.Server | None = None
 
     async def start(self) -> str:
@@ -194,13 +203,14 @@ class EndlessEventUpstream:
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        head, start, delta, _ = chunked(MESSAGE_START, ONE_READ[1])
-        opened = _event("content_block_delta", {"type": "content_block_delta"}).split(b"\ndata: ")[0]
-        writer.write(head + start + delta + b"%x\r\n%s\ndata: {\r\n" % (len(opened) + 8, opened))
-        piece = b"x" * 65536
+        head, start, delta, _ = chunked(MESSAGE_START, LONG_DELTA)
+        opened = b"event: content_block_delta\ndata: {"
+        writer.write(head + start + delta + b"%x\r\n%s\r\n" % (len(opened), opened))
+        piece = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
         try:
             while not reader.at_eof():
-                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                writer.write(piece)
+                self.sent += 1 << 20
                 await writer.drain()
         except OSError:
             pass
@@ -220,22 +230,29 @@ async def test_an_upstream_event_that_never_ends_is_cut_off_and_the_turn_charged
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 200")
-        answer = b"".join([chunk async for chunk in _chunks(reader)])
+
+        async def whole_answer() -> bytes:
+            return b"".join([chunk async for chunk in _chunks(reader)])
+
+        answer = await asyncio.wait_for(whole_answer(), 30)  # before the limit, it never ended
         await asyncio.wait_for(upstream.closed.wait(), 10)
     finally:
         writer.close()
         replica.stop()
         await upstream.close()
+    # What the socket buffers held on the way aside, the gateway stopped reading at the limit.
+    assert MAX_EVENT_BYTES <= upstream.sent <= MAX_EVENT_BYTES + (16 << 20)
     events = answer.split(b"\n\n")
-    assert events[0] + b"\n\n" == MESSAGE_START and events[1] + b"\n\n" == ONE_READ[1]
+    assert events[0] + b"\n\n" == MESSAGE_START and events[1] + b"\n\n" == LONG_DELTA
     assert events[2].startswith(b"event: error\n"), "the client is told the answer was cut off"
     error = json.loads(events[2].split(b"data: ", 1)[1])
     assert error["error"]["type"] == "api_error" and "cut off upstream" in error["error"]["message"]
     assert error["switchboard"]["status"] == "cut"
     row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
-    assert row["status"] == "cut" and row["credits_h"] > 0
-    assert (row["input_tokens"], row["output_tokens"]) == (12, 1), "output counted from the one delta's text"
+    assert row["status"] == "cut"
+    # message_start said 1 output token; the 40 characters that arrived count 10 (four a token).
+    assert (row["input_tokens"], row["output_tokens"]) == (12, 10)
     usage = SimpleNamespace(
-        input_tokens=12, output_tokens=1, cache_creation_input_tokens=0, cache_read_input_tokens=0
+        input_tokens=12, output_tokens=10, cache_creation_input_tokens=0, cache_read_input_tokens=0
     )
-    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage) > 0

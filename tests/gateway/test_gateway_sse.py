@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from switchboard.gateway.sse import MAX_EVENT_BYTES, Event, MalformedEvent, event_batches
+from switchboard.gateway.sse import MAX_EVENT_BYTES, Event, OversizedEvent, event_batches
 
 STREAM = (
     b'event: message_start\ndata: {"type":"message_start"}\n\n'
@@ -97,9 +97,9 @@ async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> Non
 
 async def test_an_event_that_never_ends_is_refused_past_its_limit_after_the_events_before_it() -> None:
     """An upstream that opens an event and never ends it would be buffered without end: past
-    MAX_EVENT_BYTES it is a MalformedEvent, once the events completed before it have come out."""
+    MAX_EVENT_BYTES it is an OversizedEvent, once the events completed before it have come out."""
     before = b'event: content_block_delta\ndata: {"delta":{"text":"hi"}}\n\n'
-    piece = 64 * 1024
+    piece = 1 << 20
     read = 0
 
     async def endless() -> AsyncIterator[bytes]:
@@ -111,15 +111,16 @@ async def test_an_event_that_never_ends_is_refused_past_its_limit_after_the_even
             read += 1
 
     batches: list[list[Event]] = []
-    with pytest.raises(MalformedEvent, match="without ending"):
+    with pytest.raises(OversizedEvent, match="without ending"):
         async for batch in event_batches(endless()):
             batches.append(batch)
     assert [[event.raw for event in batch] for batch in batches] == [[before]]
     assert read * piece <= MAX_EVENT_BYTES + piece, "read no further than one piece past the limit"
 
 
-async def test_an_event_just_under_the_limit_passes_whole() -> None:
+async def test_an_event_just_under_the_limit_passes_whole_however_it_is_cut() -> None:
     data = "x" * (MAX_EVENT_BYTES - 100)
-    block = f"event: content_block_start\ndata: {data}\n\n".encode()
-    [[event]] = await _events(block, 64 * 1024)
-    assert event.data == data and event.raw == block
+    block = f"event: content_block_start\r\ndata: {data}\r\n\r\n".encode()
+    for size in (64 * 1024, 1 << 20, len(block)):
+        [[event]] = await _events(block, size)
+        assert event.data == data and event.raw == block.replace(b"\r\n", b"\n")

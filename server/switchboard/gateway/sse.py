@@ -9,13 +9,18 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
-# Anthropic's events are small (a delta is a few words; the largest, a tool's or a search's whole result, tens
-# of KB). An upstream event still unfinished past this is broken, and would otherwise be buffered forever.
-MAX_EVENT_BYTES = 1 << 20
+# Anthropic's events are small (a delta is a few words), but a tool's whole result comes as one event, and a
+# fetched document in it can weigh megabytes. An upstream event still unfinished past this is broken, and
+# would otherwise be buffered for ever.
+MAX_EVENT_BYTES = 32 << 20
 
 
 class MalformedEvent(ValueError):
-    """An event whose data is not a JSON object, or that grew past `MAX_EVENT_BYTES` without ending."""
+    """An event whose data is not a JSON object."""
+
+
+class OversizedEvent(MalformedEvent):
+    """An event that grew past `MAX_EVENT_BYTES` without ending."""
 
 
 class Event(NamedTuple):  # a tuple: made for every event relayed, and cheaper to make than a dataclass
@@ -54,19 +59,32 @@ def encode_json(name: str, data: dict[str, Any]) -> bytes:
 
 async def event_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Event]]:
     """Parse SSE from `chunks`: the events each chunk completes, as soon as it arrives (never empty).
-    Raises MalformedEvent when the unfinished event grows past `MAX_EVENT_BYTES`."""
-    buffer = b""
+    Raises OversizedEvent when the unfinished event grows past `MAX_EVENT_BYTES`.
+
+    The unfinished event is kept in pieces and each chunk is scanned once, so a large event costs its size,
+    not its size times its number of reads."""
+    pieces: list[bytes] = []  # the unfinished event so far, line ends normalised, no empty piece
+    size = 0
     async for chunk in chunks:
-        buffer += chunk
-        if b"\r" in buffer:  # CRLF line ends (a pair may straddle two reads, hence the whole buffer)
-            buffer = buffer.replace(b"\r\n", b"\n")
-        if b"\n\n" in buffer:
-            *blocks, buffer = buffer.split(b"\n\n")
+        if pieces and pieces[-1].endswith(b"\r"):  # a CRLF pair cut between two reads
+            chunk = b"\r" + chunk
+            pieces[-1] = pieces[-1][:-1]
+            if not pieces[-1]:
+                pieces.pop()
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        if b"\n\n" in chunk or (pieces and pieces[-1].endswith(b"\n") and chunk.startswith(b"\n")):
+            data = b"".join((*pieces, chunk)) if pieces else chunk
+            *blocks, rest = data.split(b"\n\n")
+            pieces, size = ([rest], len(rest)) if rest else ([], 0)
             batch = [event for block in blocks if (event := _parse(block)) is not None]
             if batch:
                 yield batch
-        if len(buffer) > MAX_EVENT_BYTES:
-            raise MalformedEvent(f"an upstream event grew past {MAX_EVENT_BYTES} bytes without ending")
+        elif chunk:
+            pieces.append(chunk)
+            size += len(chunk)
+        if size > MAX_EVENT_BYTES:
+            raise OversizedEvent(f"an upstream event grew past {MAX_EVENT_BYTES} bytes without ending")
 
 
 def _parse(block: bytes) -> Event | None:
