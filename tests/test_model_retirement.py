@@ -55,7 +55,8 @@ async def test_before_the_day_the_picker_and_the_selection_say_when_opus_retires
         "selected": OPUS,
         "notice": "Anthropic retires Claude Opus 4.5 on 2027-01-22: from that day it can no longer answer.",
     }
-    assert session.notified("switchboard/modelChanged")[-1] == selected
+    # modelChanged tells other views of the change; its notice is kept for changes the server made itself.
+    assert session.notified("switchboard/modelChanged")[-1] == {"selected": OPUS, "notice": None}
     haiku = await session.request(
         "switchboard/selectModel", {"workspaceUri": workspace, "modelId": "claude-haiku-4.5"}
     )
@@ -78,9 +79,11 @@ async def test_from_the_day_anthropics_not_found_is_explained_as_the_retirement_
     )
     assert refused.code == 1003
     assert str(refused).startswith(
-        "Anthropic retired Claude Opus 4.5 on 2027-01-22: it can no longer answer. Choose another model."
+        "Anthropic retired Claude Opus 4.5 on 2027-01-22: it can no longer answer. "
+        "Choose another model, e.g. Claude Sonnet 4.5."
     )
     assert refused.data["status"] == 404 and refused.data["type"] == "not_found_error"
+    assert refused.data["suggestedModel"] == "claude-sonnet-4.5" and refused.data["retryable"] is False
     usage = await session.request("switchboard/usage", {})
     assert usage["usedCredits"] == 0, "a turn Anthropic refused costs nothing"
     # Other models answer as before.
@@ -100,14 +103,29 @@ async def test_a_not_found_before_the_day_is_not_blamed_on_the_retirement(
     assert "could not be found" in str(refused)
 
 
-async def test_a_model_pinned_to_another_anthropic_id_does_not_retire_with_the_default(
-    start_server: SessionFactory, fake_api: FakeAnthropic, workspace: str, issuer: Issuer
+@pytest.mark.parametrize(
+    ("pinned", "retires_on", "notice"),
+    [
+        ("claude-opus-4-5", "2027-01-22", "Anthropic retired Claude Opus 4.5 on 2027-01-22"),
+        ("claude-opus-4-5-experimental", None, None),
+    ],
+)
+async def test_a_pinned_model_retires_with_the_id_it_calls(
+    start_server: SessionFactory,
+    fake_api: FakeAnthropic,
+    workspace: str,
+    issuer: Issuer,
+    pinned: str,
+    retires_on: str | None,
+    notice: str | None,
 ) -> None:
-    pinned = "claude-opus-4-5-pinned"
+    """The retirement follows the Anthropic id called: the alias retires with its snapshot, another id not."""
     session = await pro_server_on(
         "2027-02-01", start_server, fake_api, issuer, SWITCHBOARD_MODEL_CLAUDE_OPUS_4_5=pinned
     )
     opus = (await listed(session))[OPUS]
-    assert (opus["retiresOn"], opus["anthropicModel"]) == (None, pinned)
+    assert (opus["retiresOn"], opus["anthropicModel"]) == (retires_on, pinned)
     selected = await session.request("switchboard/selectModel", {"workspaceUri": workspace, "modelId": OPUS})
-    assert selected["notice"] is None
+    assert (selected["notice"] or "").startswith(notice or "") and (selected["notice"] is None) == (
+        notice is None
+    )

@@ -100,7 +100,9 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
   async function select(modelId: string, quiet: boolean): Promise<SelectModelResult | undefined> {
     try {
       const result = await client.selectModel(modelId);
-      if (result.notice && !quiet) void vscode.window.showInformationMessage(result.notice);
+      // Chosen in the chat panel (quiet), a notice (a model Anthropic retires) is said there, not in a toast.
+      if (result.notice && quiet) chat.post('notice', { message: result.notice });
+      else if (result.notice) void vscode.window.showInformationMessage(result.notice);
       return result;
     } catch (err) {
       if (quiet) chat.post('notice', { message: describeError(err, client.models).title, error: describeError(err, client.models) });

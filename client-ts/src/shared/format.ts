@@ -46,7 +46,7 @@ const FALLBACK_NAMES: Record<string, string> = {
  */
 export function retirementText(retiresOn: string | null, today: string = new Date().toISOString().slice(0, 10)): string | undefined {
   if (!retiresOn) return undefined;
-  return retiresOn <= today ? `retired by Anthropic on ${retiresOn}: it can no longer answer` : `Anthropic retires it on ${retiresOn}`;
+  return retiresOn <= today ? `Anthropic retired it on ${retiresOn}: it can no longer answer` : `Anthropic retires it on ${retiresOn}`;
 }
 
 export function modelName(id: string | null | undefined, models: readonly Pick<ModelInfo, 'id' | 'name'>[] = []): string {

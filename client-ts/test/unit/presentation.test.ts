@@ -98,7 +98,7 @@ describe('model picker items', () => {
     const onPro = MODELS.map((m) => (m.id === 'claude-opus-4.5' ? { ...m, available: true, unavailableReason: null } : m));
     const opus = (today: string) => modelPickEntries(onPro, 'auto', [], today).find((e) => e.modelId === 'claude-opus-4.5')!;
     assert.match(opus('2027-01-21').description!, /Anthropic retires it on 2027-01-22/);
-    assert.match(opus('2027-01-22').description!, /retired by Anthropic on 2027-01-22: it can no longer answer/);
+    assert.match(opus('2027-01-22').description!, /Anthropic retired it on 2027-01-22: it can no longer answer/);
     const haiku = modelPickEntries(onPro, 'auto', [], '2027-01-22').find((e) => e.modelId === 'claude-haiku-4.5')!;
     assert.doesNotMatch(haiku.description!, /retire/);
   });

@@ -8,6 +8,14 @@ from datetime import date
 
 from switchboard.protocol.messages import ConcreteModelId, ModelId
 
+# The day Anthropic retires a model id, from when it cannot answer: Anthropic's model deprecations page
+# (https://docs.anthropic.com/en/docs/resources/model-deprecations), which the anthropic SDK copies into its
+# own deprecation warning (anthropic/_data/deprecated_models.py). Aliases retire with their snapshot.
+ANTHROPIC_RETIREMENTS: dict[str, date] = {
+    "claude-opus-4-5-20251101": date(2027, 1, 22),
+    "claude-opus-4-5": date(2027, 1, 22),
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -24,10 +32,6 @@ class ModelSpec:
     # Input and output list prices in USD per million tokens (for cost figures, not for credits).
     price_in_usd_per_mtok: float = 0.0
     price_out_usd_per_mtok: float = 0.0
-    # The day Anthropic retires `default_anthropic_model`: from then on it cannot answer. From Anthropic's
-    # model deprecations page (https://docs.anthropic.com/en/docs/resources/model-deprecations), which the
-    # anthropic SDK copies into its own deprecation warning.
-    default_retires_on: date | None = None
 
     @property
     def anthropic_model(self) -> str | None:
@@ -39,8 +43,8 @@ class ModelSpec:
 
     @property
     def retires_on(self) -> date | None:
-        """When the id this model calls is retired (None when pinned to another id than the default)."""
-        return self.default_retires_on if self.anthropic_model == self.default_anthropic_model else None
+        """The day Anthropic retires the id this model calls (pinned or not); None when none is announced."""
+        return ANTHROPIC_RETIREMENTS.get(self.anthropic_model or "")
 
     def retired(self, today: date) -> bool:
         return self.retires_on is not None and today >= self.retires_on
@@ -119,7 +123,6 @@ OPUS_45 = ModelSpec(
     default_anthropic_model="claude-opus-4-5-20251101",
     price_in_usd_per_mtok=5.0,
     price_out_usd_per_mtok=25.0,
-    default_retires_on=date(2027, 1, 22),
 )
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (AUTO, HAIKU_45, SONNET_40, SONNET_45, OPUS_45)}

@@ -83,9 +83,9 @@ class ModelsFeature(Feature):
         spec = require_known_model(params.model_id)
         self.require_allowed(spec)
         self.services.store.select_model(params.workspace_uri, spec.id)
-        result = SelectModelResult(selected=spec.id, notice=self._retirement_notice(spec))
-        self.editor.notify(methods.MODEL_CHANGED.method, dump(result))
-        return result
+        # modelChanged's notice is for changes the server made on its own; the retirement is the caller's.
+        self.editor.notify(methods.MODEL_CHANGED.method, dump(SelectModelResult(selected=spec.id)))
+        return SelectModelResult(selected=spec.id, notice=self._retirement_notice(spec))
 
     def _retirement_notice(self, spec: ModelSpec) -> str | None:
         """Selecting a model Anthropic retires (or has retired) says so: its requests fail from that day."""

@@ -68,7 +68,7 @@ export function createModelPicker(model: ChatModel, intents: Pick<ChatIntents, '
         est && m.available && model.draft.text.trim() ? h('span', { class: 'opt-est' }, `≈ ${creditsLabel(est.estimatedCredits)}`) : null,
       ),
       h('div', { class: 'opt-desc' }, m.description),
-      retirement ? h('div', { class: 'opt-retires' }, capitalized(retirement)) : null,
+      retirement ? h('div', { class: 'opt-retires' }, retirement) : null,
       m.available ? null : h('div', { class: 'opt-lock' }, `${m.unavailableReason ?? 'Not included in your plan'} · Upgrade to unlock`),
     );
   }
@@ -149,8 +149,4 @@ export function createModelPicker(model: ChatModel, intents: Pick<ChatIntents, '
     },
     isOpen: () => open,
   };
-}
-
-function capitalized(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }

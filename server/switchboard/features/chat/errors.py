@@ -24,21 +24,28 @@ def rejected_key() -> AuthRequired:
     return AuthRequired(f"{REJECTED_KEY} {KEY_HELP}", AuthErrorData(reason="rejected_key"))
 
 
-def upstream_failed(
-    exc: UpstreamError, suggestion: Route | None, retired: ModelSpec | None
-) -> UpstreamFailed:
-    """`retired`: the model that answered, when Anthropic has retired it (its 404 is then explained)."""
+def upstream_failed(exc: UpstreamError, suggestion: Route | None) -> UpstreamFailed:
     what_to_do = "Try again in a moment." if exc.retryable else "This request cannot succeed as sent."
     suggested = concrete_id(suggestion.model) if suggestion is not None else None
     if suggestion is not None:
         what_to_do += f" Or switch to {suggestion.model.name}, which is not busy."
-    message = exc.message
-    if retired is not None and exc.status == 404:
-        message = f"Anthropic retired {retired.name} on {retired.retires_on}: it can no longer answer."
-        what_to_do = "Choose another model."
     return UpstreamFailed(
-        f"{message} {what_to_do}",
+        f"{exc.message} {what_to_do}",
         UpstreamErrorData(
             status=exc.status, type=exc.type, retryable=exc.retryable, suggested_model=suggested
+        ),
+    )
+
+
+def model_retired(exc: UpstreamError, model: ModelSpec, suggestion: ModelSpec | None) -> UpstreamFailed:
+    """Anthropic's "not found" for a model it has retired, said as such, with a model to use instead."""
+    instead = f" Choose another model, e.g. {suggestion.name}." if suggestion else " Choose another model."
+    return UpstreamFailed(
+        f"Anthropic retired {model.name} on {model.retires_on}: it can no longer answer.{instead}",
+        UpstreamErrorData(
+            status=exc.status,
+            type=exc.type,
+            retryable=False,
+            suggested_model=concrete_id(suggestion) if suggestion else None,
         ),
     )

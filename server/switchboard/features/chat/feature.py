@@ -14,9 +14,10 @@ from typing import Any, cast
 
 from lsprotocol import types as lsp
 
-from switchboard.catalog import CATALOG, concrete_id, is_known_model
+from switchboard.catalog import CATALOG, ModelSpec, concrete_id, is_known_model
 from switchboard.plans import Entitlement
 from switchboard.protocol import methods
+from switchboard.protocol.errors import UpstreamFailed
 from switchboard.protocol.messages import ChatParams, ChatResult, ProgressToken, RetryParams
 from switchboard.providers.base import AuthenticationFailed, StreamState, TurnRefused, UpstreamError
 from switchboard.routing.pricing import usage_cost_usd
@@ -27,7 +28,7 @@ from ..base import Feature, plain, register_request
 from ..feedback import AutoFeedback
 from ..host import Editor, Services
 from ..models import ModelsFeature
-from .errors import REJECTED_KEY, missing_key, rejected_key, upstream_failed
+from .errors import REJECTED_KEY, missing_key, model_retired, rejected_key, upstream_failed
 from .progress import TurnProgress
 from .prompting import turn_prompt
 from .route import TurnRouter
@@ -35,6 +36,9 @@ from .settle import Settlement
 from .stream import stream_answer
 from .turn import Answer, Route, TurnRequest
 from .validate import chat_turn, last_exchange, load_conversation, retry_turn
+
+# What a model Anthropic has retired suggests instead: the first of these the plan allows.
+RETIREMENT_SUCCESSORS = ("claude-sonnet-4.5", "claude-sonnet-4.0", "claude-haiku-4.5")
 
 
 class ChatFeature(Feature):
@@ -152,9 +156,7 @@ class ChatFeature(Feature):
                 if fallback is None or not request.auto:
                     await settle(request, answer, "failed", exc.message)
                     progress.end("Failed")
-                    model = answer.route.model
-                    retired = model if model.retired(self.services.today()) else None
-                    raise upstream_failed(exc, fallback, retired) from None
+                    raise self._failure(exc, answer.route.model, fallback) from None
                 self._reroute(request, answer, fallback)
                 tried.append(concrete_id(fallback.model))
                 progress.route(request.model, answer, fallback=True)
@@ -164,6 +166,17 @@ class ChatFeature(Feature):
         if answer.hosted:
             result.cost_usd = None  # signed in, the user pays credits, not Anthropic's list price
         return result
+
+    def _failure(self, exc: UpstreamError, model: ModelSpec, fallback: Route | None) -> UpstreamFailed:
+        today = self.services.today()
+        if exc.status == 404 and model.retired(today):
+            allowed = self.router.allowed()
+            instead = next(
+                (CATALOG[m] for m in RETIREMENT_SUCCESSORS if m in allowed and not CATALOG[m].retired(today)),
+                None,
+            )
+            return model_retired(exc, model, instead)
+        return upstream_failed(exc, fallback)
 
     @staticmethod
     def _gateway_route(
