@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -19,7 +20,7 @@ from gateway.gateway_support import current_period
 from gateway.hosted.hosted_support import VSCODE, HostedGateway
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from rawlsp import RawServer
-from switchboard.fakeapi import FakeAnthropic
+from switchboard.fakeapi import FakeAnthropic, Fault
 
 SONNET = "claude-sonnet-4.5"
 OPUS = "claude-opus-4.5"
@@ -57,8 +58,8 @@ def device_sign_in(server: RawServer, hosted: HostedGateway, person: Person) -> 
     return frame["result"]
 
 
-def start(env: dict[str, str], workspace: str) -> RawServer:
-    server = RawServer(env)
+def start(env: dict[str, str], workspace: str, command: list[str] | None = None) -> RawServer:
+    server = RawServer(env, command)
     server.initialize(workspace)
     return server
 
@@ -82,10 +83,14 @@ def signed_in_server(
 
     @contextlib.asynccontextmanager
     async def open_server(
-        plan: str = "pro", *, person: Person | None = None, env: dict[str, str] | None = None
+        plan: str = "pro",
+        *,
+        person: Person | None = None,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> AsyncGenerator[SignedIn]:
         person = person or await people.create(plan)
-        server = start(env or ls_env, workspace)
+        server = start(env or ls_env, workspace, command)
         try:
             result = resume(server, hosted.refresh_token_for(person.email))
             yield SignedIn(server, person, result)
@@ -208,6 +213,28 @@ async def test_a_forbidden_model_never_reaches_the_gateway(
         # Positive control: an allowed model does reach it.
         server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
         assert hosted.messages_requests() == sent + 1
+
+
+async def test_a_retired_models_not_found_is_explained_through_the_gateway_and_costs_nothing(
+    hosted: HostedGateway, upstream: FakeAnthropic, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Signed in, Anthropic's 404 for a model it retired comes through the gateway, and the language server
+    (on a calendar past Opus 4.5's retirement, tests/dated_server.py) says what it is."""
+    dated = [sys.executable, str(Path(__file__).parents[2] / "dated_server.py"), "2027-01-22"]
+    async with signed_in_server("pro", command=dated) as signed_in:
+        server = signed_in.server
+        upstream.add_fault(Fault("status", status=404, model="claude-opus-4-5-20251101"))
+        sent = hosted.messages_requests()
+        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                            "modelId": OPUS}))  # fmt: skip
+        assert hosted.messages_requests() == sent + 1, "the gateway asked Anthropic"
+        assert refused["code"] == 1003, refused
+        assert refused["message"].startswith(
+            "Anthropic retired Claude Opus 4.5 on 2027-01-22: it can no longer answer. "
+            "Choose another model, e.g. Claude Sonnet 4.5."
+        )
+        assert refused["data"]["suggestedModel"] == SONNET and refused["data"]["status"] == 404
+        assert server.result("switchboard/usage", {})["usedCredits"] == 0, "the gateway charged nothing"
 
 
 async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gateway(
