@@ -71,14 +71,10 @@ ENDING = [
 ]
 
 
-class ScriptedUpstream:
-    """Answers one streamed turn: its head alone, then `message_start` once `first_event` is set, then the
-    block's start and deltas in one write once `rest` is set, then the ending."""
+class OwnUpstream:
+    """A test's own upstream on 127.0.0.1: `start` gives its base URL; `_answer` serves each connection."""
 
     def __init__(self) -> None:
-        self.head_sent = asyncio.Event()
-        self.first_event = asyncio.Event()
-        self.rest = asyncio.Event()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> str:
@@ -88,6 +84,20 @@ class ScriptedUpstream:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class ScriptedUpstream(OwnUpstream):
+    """Answers one streamed turn: its head alone, then `message_start` once `first_event` is set, then the
+    block's start and deltas in one write once `rest` is set, then the ending."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head_sent = asyncio.Event()
+        self.first_event = asyncio.Event()
+        self.rest = asyncio.Event()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -183,23 +193,15 @@ LONG_DELTA = _event(
 )
 
 
-class EndlessEventUpstream:
+class EndlessEventUpstream(OwnUpstream):
     """Answers one streamed turn with `message_start`, a delta of 40 characters, then an event it never ends:
     its data goes on in 1 MiB chunks until the gateway closes the connection (`closed` is set then, and
     `sent` says how many bytes went out)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.closed = asyncio.Event()
         self.sent = 0
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
