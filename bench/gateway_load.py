@@ -20,10 +20,10 @@ The load comes from wrk (Debian's `wrk`, a load generator in C; `apt-get install
   for one with the gateway's probes while the 200 streams run through the gateway, so that both sides
   meet the same machine at the same moments and only the probe's own path differs. Added = gateway −
   direct, at the median and at p99 (nearest rank, of 400 probes a side by default: with fewer than 100 it
-  is the single slowest probe). The median comes with a 95% bootstrap interval (the probes of each side
-  resampled, seeded): the sampling error of this run's probes only; the machine's swings between runs
-  come on top.
-  The same direct probes are also measured in blocks of their own with the 200 streams on the fake API
+  is the single slowest probe). The median comes with a 95% bootstrap interval (the pairs of a direct and a
+  gateway probe sent back to back resampled, seeded): the sampling error of this run's probes only; the
+  machine's swings between runs come on top.
+  Other direct probes are also measured in blocks of their own with the 200 streams on the fake API
   directly (four blocks a side by default, direct and gateway blocks alternating, each block with its own
   background streams; this was the baseline until 2026-12-07). Its figure is printed too: against it, the
   gateway also "adds" what its background load costs this process and the fake API, which share the
@@ -305,16 +305,20 @@ async def _ttft(
         # Probes that got an error instead of an answer (each one a miss).
         refused: dict[str, list[str]] = {name: [] for name in lanes}
         seen: list[int] = []
-        for index in range(probes * len(lanes)):
-            name, lane = list(lanes.items())[index % len(lanes)]
-            try:
-                times[name].append(await probe(lane[index // len(lanes) % len(lane)], turn_ids))
-            except anthropic.APIError as error:
-                refused[name].append(f"{type(error).__name__}: {str(error)[:80]}")
-            seen.append(_open_connections(ports) - probing)
-            for pid in rss_pids:
-                peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
-            await asyncio.sleep(0.02)
+        rounds: list[dict[str, float]] = []  # one probe of each lane, back to back: those that answered
+        for index in range(probes):
+            answered: dict[str, float] = {}
+            for name, lane in lanes.items():
+                try:
+                    answered[name] = await probe(lane[index % len(lane)], turn_ids)
+                    times[name].append(answered[name])
+                except anthropic.APIError as error:
+                    refused[name].append(f"{type(error).__name__}: {str(error)[:80]}")
+                seen.append(_open_connections(ports) - probing)
+                for pid in rss_pids:
+                    peak_rss[pid] = max(peak_rss[pid], rss_mb(pid))
+                await asyncio.sleep(0.02)
+            rounds.append(answered)
         cpu_share = window.shares()
     finally:
         for proc in background:
@@ -322,6 +326,7 @@ async def _ttft(
     counts = _finish_wrk(background)
     return {
         "times": times,
+        "rounds": rounds,
         "turn_ids": turn_ids,
         "refused": refused,
         # Each one a stream refused or broken off: reported, and a miss.
@@ -390,16 +395,20 @@ def _probe_stages(logs: list[Path], turn_ids: set[str]) -> dict[str, float]:
 
 
 def added_median_interval(
-    direct: list[float], gateway: list[float], rounds: int = 2000, seed: int = 0
+    pairs: list[tuple[float, float]], rounds: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
-    """A 95% bootstrap interval for median(gateway) - median(direct): each side's probes resampled as if
-    independent (this run's sampling error, not the machine's swings between runs)."""
+    """A 95% bootstrap interval for median(gateway) - median(direct) from (direct, gateway) pairs of probes
+    sent back to back: the pairs are resampled, so what the machine did at that moment stays on both sides
+    (this run's sampling error, not the machine's swings between runs)."""
     rng = random.Random(seed)
-    added = sorted(
-        statistics.median(rng.choices(gateway, k=len(gateway)))
-        - statistics.median(rng.choices(direct, k=len(direct)))
-        for _ in range(rounds)
-    )
+    added: list[float] = []
+    for _ in range(rounds):
+        sample = rng.choices(pairs, k=len(pairs))
+        added.append(
+            statistics.median(gateway for _, gateway in sample)
+            - statistics.median(direct for direct, _ in sample)
+        )
+    added.sort()
     return added[int(rounds * 0.025)], added[int(rounds * 0.975) - 1]
 
 
@@ -638,7 +647,14 @@ async def _run(args: argparse.Namespace, upstream: str, fake_pid: int, stack: St
         ttft_gateway_p50_ms=through["p50_ms"],
         ttft_gateway_p99_ms=through["p99_ms"],
         ttft_added_p50_ms=through["p50_ms"] - baseline["p50_ms"],
-        ttft_added_p50_interval_ms=added_median_interval(baseline["times"], through["times"]),
+        ttft_added_p50_interval_ms=added_median_interval(
+            [
+                (probe["direct"], probe["gateway"])
+                for block in gateway_blocks
+                for probe in block["rounds"]
+                if len(probe) == 2
+            ]
+        ),
         ttft_added_p99_ms=through["p99_ms"] - baseline["p99_ms"],
         ttft_direct_own_load_p50_ms=own_load["p50_ms"],
         ttft_direct_own_load_p99_ms=own_load["p99_ms"],
