@@ -283,7 +283,9 @@ def _quickpick(c: Ctx) -> None:
     assert shown and shown["figureRight"] <= shown["boxRight"] + 1, shown
     expect(auto).to_contain_text(re.compile(r"~\d+% Sonnet · ~\$\d+\.\d{4} a typical request \(\d+% of always-Sonnet\)"))
     expect(auto).to_contain_text("Haiku 4.5, Sonnet 4.5, Sonnet 4.0 · balanced")
-    expect(qp.locator(".monaco-list-row", has_text="Claude Opus 4.5 · 2.2x")).to_contain_text("needs Pro, Pro+ or Power")
+    opus_row = qp.locator(".monaco-list-row", has_text="Claude Opus 4.5 · 2.2x")
+    expect(opus_row).to_contain_text("needs Pro, Pro+ or Power")
+    expect(opus_row).to_contain_text(re.compile(r"Anthropic retire[sd] it on 2027-01-22"))  # either side of the day
 
 
 @step("choosing a model in the palette changes the status bar and the chat's picker")
@@ -369,6 +371,8 @@ def _dropdown(c: Ctx) -> None:
     expect(opus).to_have_attribute("aria-disabled", "true")
     expect(opus).to_contain_text("needs Pro, Pro+ or Power")
     expect(opus).to_contain_text("2.2x")
+    expect(opus.locator(".opt-retires")).to_have_text(re.compile(r"^Anthropic retire[sd] it on 2027-01-22"))
+    expect(chat.locator("#model-opt-claude-haiku-4\\.5 .opt-retires")).to_have_count(0)
 
 
 @step("picking Auto in the dropdown applies to the next message and updates the status bar")
@@ -472,6 +476,8 @@ def _sign_in(c: Ctx) -> None:
     opus = chat.locator("#model-opt-claude-opus-4\\.5")
     expect(opus).not_to_have_class(re.compile(r"locked"), timeout=10_000)
     opus.click()
+    # Chosen in the panel, the selection's notice (Anthropic retires the model) is said in the panel.
+    expect(chat.locator("#notice")).to_contain_text(re.compile(r"Anthropic retire[sd] Claude Opus 4\.5 on 2027-01-22"))
     expect(page.locator(".statusbar-item", has_text=re.compile(r"Claude Opus 4\.5 · 1,000 credits$"))).to_be_visible(timeout=15_000)
 
 
