@@ -9,9 +9,11 @@ read back from the gateway's own figures.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
+import types
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -509,3 +511,90 @@ async def test_a_postgresql_restart_while_streams_settle_gives_retryable_503s_th
         assert any(not r.whole for r in results), "no stream was settling while PostgreSQL was down"
     finally:
         forker.close()
+
+
+async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was_while_postgresql_is_down(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """An answer whose `message_delta` came is settled `complete`. When the client leaves while that
+    settlement waits, and PostgreSQL then goes away, the settlement the replica retries until PostgreSQL is
+    back is that same `complete` one, not a `cut` made up from the client's leaving."""
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "settling.log")
+    account = await Accounts(database_url, authority).create("power")
+    host, port = replica.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps(
+        {
+            "model": ANTHROPIC_IDS["claude-haiku-4.5"],
+            "max_tokens": 200,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me. [[fake:words=150 slow=0.03]]"}],
+        }
+    ).encode()
+    headers = {
+        **turn_headers("claude-haiku-4.5"),
+        "authorization": f"Bearer {account.token}",
+        "content-type": "application/json",
+        "content-length": str(len(body)),
+    }
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(f"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n{lines}\r\n".encode() + body)
+    try:
+        await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
+        holder = await psycopg.AsyncConnection.connect(database_url)
+        # The balance row held: the answer's settlement, at its message_delta, waits for it.
+        await holder.execute("SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account.id,))
+        await _wait_for_waiting_settlement(database_url)
+        writer.close()  # the client leaves while its settlement waits
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(cluster.down)  # the waiting settlement fails, and so does its retry
+        await holder.close()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(cluster.up)
+        row = await _settled_row(database_url, account.id, timeout=30)
+    finally:
+        replica.stop()
+    assert row["status"] == "complete", row  # `cut` before: the client's leaving replaced the outcome
+    usage = types.SimpleNamespace(
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cache_creation_input_tokens=0,
+        cache_read_input_tokens=0,
+    )
+    assert row["output_tokens"] > 1 and Decimal(row["credits_h"]) / 100 == expected_credits(
+        "claude-haiku-4.5", usage
+    )
+    log = replica.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "settled a turn once PostgreSQL was back" in log, "the retry queue settled it"
+
+
+async def _wait_for_waiting_settlement(database_url: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%ledger_settle%'"
+            )
+            row = await cursor.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("no settlement came to wait for the held balance row")
+
+
+async def _settled_row(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
+    """The account's one turn, once settled (PostgreSQL may still be starting: connections are retried)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rows = await turn_rows(database_url, account_id)
+            if rows and rows[0]["status"] != "reserved":
+                return rows[0]
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the turn was not settled within {timeout}s")
+        await asyncio.sleep(0.1)
