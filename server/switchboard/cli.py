@@ -23,13 +23,14 @@ def serve_stdio(today: Callable[[], date] | None = None) -> int:
     from switchboard import logs
     from switchboard.app import create_server
     from switchboard.config import Settings
+    from switchboard.features.host import utc_today
 
     settings = Settings.from_env()
     logs.configure(settings.log_dir)
     protocol_out = sys.stdout.buffer
     # Only protocol frames may reach stdout: whatever else prints (a library, a stray print) goes to stderr.
     sys.stdout = sys.stderr
-    server = create_server(settings) if today is None else create_server(settings, today)
+    server = create_server(settings, today or utc_today)
     server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
     return 0
 

@@ -49,6 +49,15 @@ class ModelSpec:
     def retired(self, today: date) -> bool:
         return self.retires_on is not None and today >= self.retires_on
 
+    def retirement(self, today: date) -> str | None:
+        """What to tell a user of this model about its retirement, before the day and from it."""
+        day = self.retires_on
+        if day is None:
+            return None
+        if today >= day:
+            return f"Anthropic retired {self.name} on {day}: it can no longer answer."
+        return f"Anthropic retires {self.name} on {day}: from that day it can no longer answer."
+
 
 AUTO = ModelSpec(
     id="auto",

@@ -89,12 +89,9 @@ class ModelsFeature(Feature):
 
     def _retirement_notice(self, spec: ModelSpec) -> str | None:
         """Selecting a model Anthropic retires (or has retired) says so: its requests fail from that day."""
-        day = spec.retires_on
-        if day is None:
-            return None
-        if spec.retired(self.services.today()):
-            return f"Anthropic retired {spec.name} on {day}: it can no longer answer. Choose another model."
-        return f"Anthropic retires {spec.name} on {day}: from that day it can no longer answer."
+        today = self.services.today()
+        notice = spec.retirement(today)
+        return f"{notice} Choose another model." if notice and spec.retired(today) else notice
 
     def _fall_back(self, workspace: str, previous: ModelSpec) -> None:
         notice = f"{self.account.forbidden_reason(previous.id)}: switched this workspace to Auto."

@@ -37,11 +37,12 @@ def upstream_failed(exc: UpstreamError, suggestion: Route | None) -> UpstreamFai
     )
 
 
-def model_retired(exc: UpstreamError, model: ModelSpec, suggestion: ModelSpec | None) -> UpstreamFailed:
-    """Anthropic's "not found" for a model it has retired, said as such, with a model to use instead."""
+def model_retired(exc: UpstreamError, retirement: str, suggestion: ModelSpec | None) -> UpstreamFailed:
+    """Anthropic's "not found" for a model it has retired (`retirement`: `ModelSpec.retirement`), said as
+    such, with a model to use instead."""
     instead = f" Choose another model, e.g. {suggestion.name}." if suggestion else " Choose another model."
     return UpstreamFailed(
-        f"Anthropic retired {model.name} on {model.retires_on}: it can no longer answer.{instead}",
+        f"{retirement}{instead}",
         UpstreamErrorData(
             status=exc.status,
             type=exc.type,

@@ -37,9 +37,6 @@ from .stream import stream_answer
 from .turn import Answer, Route, TurnRequest
 from .validate import chat_turn, last_exchange, load_conversation, retry_turn
 
-# What a model Anthropic has retired suggests instead: the first of these the plan allows.
-RETIREMENT_SUCCESSORS = ("claude-sonnet-4.5", "claude-sonnet-4.0", "claude-haiku-4.5")
-
 
 class ChatFeature(Feature):
     def __init__(
@@ -169,13 +166,12 @@ class ChatFeature(Feature):
 
     def _failure(self, exc: UpstreamError, model: ModelSpec, fallback: Route | None) -> UpstreamFailed:
         today = self.services.today()
-        if exc.status == 404 and model.retired(today):
-            allowed = self.router.allowed()
-            instead = next(
-                (CATALOG[m] for m in RETIREMENT_SUCCESSORS if m in allowed and not CATALOG[m].retired(today)),
-                None,
-            )
-            return model_retired(exc, model, instead)
+        retirement = model.retirement(today) if model.retired(today) else None
+        if exc.status == 404 and retirement:
+            # Instead: the model this one falls back to when busy, of those the plan allows that still answer.
+            allowed = [m for m in self.router.allowed() if not CATALOG[m].retired(today)]
+            instead = self.router.auto.fallback(model.id, allowed, [model.id], auto=False)
+            return model_retired(exc, retirement, instead)
         return upstream_failed(exc, fallback)
 
     @staticmethod
