@@ -300,7 +300,6 @@ async def _ttft(
         probing = sum(1 for client in clients if client.base_url.port in ports)
         groups = {**busy(), "wrk": [proc.pid for proc in background], "probes": [os.getpid()]}
         window = _CpuWindow(groups)
-        times: dict[str, list[float]] = {name: [] for name in lanes}
         turn_ids: list[str] = []
         # Probes that got an error instead of an answer (each one a miss).
         refused: dict[str, list[str]] = {name: [] for name in lanes}
@@ -311,7 +310,6 @@ async def _ttft(
             for name, lane in lanes.items():
                 try:
                     answered[name] = await probe(lane[index % len(lane)], turn_ids)
-                    times[name].append(answered[name])
                 except anthropic.APIError as error:
                     refused[name].append(f"{type(error).__name__}: {str(error)[:80]}")
                 seen.append(_open_connections(ports) - probing)
@@ -325,7 +323,6 @@ async def _ttft(
             proc.send_signal(signal.SIGINT)  # wrk stops and reports
     counts = _finish_wrk(background)
     return {
-        "times": times,
         "rounds": rounds,
         "turn_ids": turn_ids,
         "refused": refused,
@@ -352,7 +349,7 @@ class _CpuWindow:
 
 def _merged(blocks: list[dict[str, Any]], lane: str) -> dict[str, Any]:
     """One lane's figures from its blocks of probes."""
-    times = [ms for block in blocks for ms in block["times"][lane]]
+    times = [probe[lane] for block in blocks for probe in block["rounds"] if lane in probe]
     refused = [reason for block in blocks for reason in block["refused"][lane]]
     if not times:
         raise RuntimeError(f"every probe failed: {refused[:3]}")
@@ -360,7 +357,6 @@ def _merged(blocks: list[dict[str, Any]], lane: str) -> dict[str, Any]:
     return {
         "refused": refused,
         "background_refused": sum(block["background_refused"] for block in blocks),
-        "times": times,
         "p50_ms": statistics.median(times),
         "p99_ms": percentile(times, 99),
         "concurrent": min(seen),
