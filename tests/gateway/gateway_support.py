@@ -243,6 +243,32 @@ def numbers_body(note: str = "done") -> bytes:
     )  # fmt: skip
 
 
+async def send_streamed_turn(
+    url: str, token: str, prompt: str = "hi", max_tokens: int = 50
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A streamed Haiku turn sent to the replica at `url` over a raw connection of the test's own, so the
+    test reads the answer exactly as the gateway wrote it (or leaves without a word)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps(
+        {
+            "model": "claude-haiku-4-5-20251001",
+            "max_tokens": max_tokens,
+            "stream": True,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+    ).encode()
+    headers = {
+        **turn_headers("claude-haiku-4.5"),
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+        "content-length": str(len(body)),
+    }
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(f"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n{lines}\r\n".encode() + body)
+    return reader, writer
+
+
 async def read_request(reader: asyncio.StreamReader) -> bytes:
     """One HTTP/1.1 request from a test's own server: its head and its body (by Content-Length)."""
     head = await reader.readuntil(b"\r\n\r\n")

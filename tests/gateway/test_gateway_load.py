@@ -9,7 +9,6 @@ read back from the gateway's own figures.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import time
@@ -36,8 +35,10 @@ from gateway.gateway_support import (
     balance,
     expected_credits,
     sdk,
+    send_streamed_turn,
     turn_headers,
     turn_rows,
+    wait_settled,
 )
 from gateway.pgcluster import Cluster
 from switchboard.gateway.migrate import upgrade
@@ -523,24 +524,9 @@ async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was
     database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "settling.log")
     account = await Accounts(database_url, authority).create("power")
-    host, port = replica.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    body = json.dumps(
-        {
-            "model": ANTHROPIC_IDS["claude-haiku-4.5"],
-            "max_tokens": 200,
-            "stream": True,
-            "messages": [{"role": "user", "content": "Tell me. [[fake:words=150 slow=0.03]]"}],
-        }
-    ).encode()
-    headers = {
-        **turn_headers("claude-haiku-4.5"),
-        "authorization": f"Bearer {account.token}",
-        "content-type": "application/json",
-        "content-length": str(len(body)),
-    }
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    writer.write(f"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n{lines}\r\n".encode() + body)
+    reader, writer = await send_streamed_turn(
+        replica.url, account.token, "Tell me. [[fake:words=150 slow=0.03]]", max_tokens=200
+    )
     try:
         await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
         holder = await psycopg.AsyncConnection.connect(database_url)
@@ -553,7 +539,7 @@ async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was
         await holder.close()
         await asyncio.sleep(1.0)
         await asyncio.to_thread(cluster.up)
-        row = await _settled_row(database_url, account.id, timeout=30)
+        row = await wait_settled(database_url, account.id, timeout=30)  # `up` waits until it accepts
     finally:
         replica.stop()
     assert row["status"] == "complete", row  # `cut` before: the client's leaving replaced the outcome
@@ -583,18 +569,3 @@ async def _wait_for_waiting_settlement(database_url: str, timeout: float = 10) -
                 return
             await asyncio.sleep(0.02)
     raise AssertionError("no settlement came to wait for the held balance row")
-
-
-async def _settled_row(database_url: str, account_id: str, timeout: float) -> dict[str, Any]:
-    """The account's one turn, once settled (PostgreSQL may still be starting: connections are retried)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            rows = await turn_rows(database_url, account_id)
-            if rows and rows[0]["status"] != "reserved":
-                return rows[0]
-        except psycopg.OperationalError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the turn was not settled within {timeout}s")
-        await asyncio.sleep(0.1)

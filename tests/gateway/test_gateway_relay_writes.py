@@ -20,7 +20,7 @@ from gateway.gateway_support import (
     chunked,
     expected_credits,
     read_request,
-    turn_headers,
+    send_streamed_turn,
     wait_settled,
 )
 from switchboard.gateway.sse import MAX_EVENT_BYTES
@@ -129,28 +129,6 @@ async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
         yield payload
 
 
-async def _send_turn(replica: Replica, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A streamed Haiku turn sent to `replica` over a connection of the test's own."""
-    host, port = replica.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    body = json.dumps(
-        {"model": HAIKU, "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    ).encode()
-    headers = {
-        **turn_headers("claude-haiku-4.5"),
-        "authorization": f"Bearer {token}",
-        "content-type": "application/json",
-        "content-length": str(len(body)),
-    }
-    writer.write(
-        b"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n"
-        + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
-        + b"\r\n"
-        + body
-    )
-    return reader, writer
-
-
 async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_write(
     make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -158,7 +136,7 @@ async def test_the_head_waits_for_the_first_event_and_one_upstream_read_is_one_w
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "scripted-upstream.log")
     account = await make_accounts.create("pro")
-    reader, writer = await _send_turn(replica, account.token)
+    reader, writer = await send_streamed_turn(replica.url, account.token)
     try:
         await asyncio.wait_for(upstream.head_sent.wait(), 10)
         # Upstream's head came without an event: the gateway says nothing yet (before, its head went at once).
@@ -228,7 +206,7 @@ async def test_an_upstream_event_that_never_ends_is_cut_off_and_the_turn_charged
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "endless-upstream.log")
     account = await make_accounts.create("pro")
-    reader, writer = await _send_turn(replica, account.token)
+    reader, writer = await send_streamed_turn(replica.url, account.token)
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 200")
