@@ -62,9 +62,8 @@ async def hold(
     conn: Any, account_id: str, reserved_h: int, model: str = "claude-sonnet-4.5", **kw: Any
 ) -> Reservation:
     key = TurnKey(account_id, kw.get("turn_id", uuid.uuid4().hex))
-    hold = Hold(
-        key, current_period(), model, model, "test", reserved_h, replica="test", ttl=kw.get("ttl", TTL)
-    )
+    period = kw.get("period", current_period())
+    hold = Hold(key, period, model, model, "test", reserved_h, replica="test", ttl=kw.get("ttl", TTL))
     return await ledger.reserve(conn, hold)
 
 
@@ -333,6 +332,139 @@ async def test_a_repeat_of_an_orphaned_turn_settles_it_first(
         await ledger.settle(conn, again, Outcome("failed", Usage()))
 
 
+# Two consecutive months, neither the current one: a turn id retried across the boundary.
+MONTH, NEXT_MONTH = "2030-12", "2031-01"
+
+
+async def month(conn: Any, account_id: str, period: str) -> dict[str, int]:
+    row = await conn.fetchrow(
+        "SELECT used_h, reserved_h FROM account_periods WHERE account_id = $1 AND period = $2",
+        account_id,
+        period,
+    )
+    assert row is not None, f"no balance row for {period}"
+    return dict(row)
+
+
+@pytest.mark.parametrize("neighbour", [False, True], ids=["alone", "beside-a-live-turn"])
+@pytest.mark.parametrize("output_seen", [True, False], ids=["cut", "no-output"])
+async def test_a_repeat_of_an_orphaned_turn_in_the_next_month_settles_it_in_its_own(
+    conn: Any, make_accounts: Accounts, output_seen: bool, neighbour: bool
+) -> None:
+    """Reserved in one month, its replica killed, the turn id sent again in the next before any sweep: the
+    orphan's hold is released from (and its checkpoint charged to) its own month, the new attempt is held
+    in the new one. Alone, the wrong month's hold went below zero (a CHECK, a 503 until a sweep); beside
+    another turn's hold it committed, a phantom hold in the old month and a hole in the new."""
+    account = await make_accounts.create("pro")
+    orphan = await hold(conn, account.id, 500, period=MONTH)
+    usage = Usage(input_tokens=40, output_tokens=120 if output_seen else 0)
+    await beat(conn, orphan, usage, output_seen=output_seen, ttl=timedelta(seconds=-1))
+    other = await hold(conn, account.id, 2000, period=NEXT_MONTH) if neighbour else None
+    held = 2000 if neighbour else 0
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
+    if output_seen:
+        with pytest.raises(ledger.TurnAlreadySettled) as caught:
+            await hold(conn, account.id, 300, period=NEXT_MONTH, turn_id=orphan.key.turn_id)
+        assert (caught.value.settlement.status, caught.value.settlement.credits_h) == ("cut", charge)
+        assert await month(conn, account.id, MONTH) == {"used_h": charge, "reserved_h": 0}
+        assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": held}
+        # Its replica was only stalled: the real usage raises the charge, in the same month.
+        real = Usage(input_tokens=40, output_tokens=900)
+        late = await ledger.settle(conn, orphan, Outcome("complete", real))
+        raised = to_hundredths(credits_for("claude-sonnet-4.5", real))
+        assert (late.credits_h, late.already) == (raised, False)
+        assert await month(conn, account.id, MONTH) == {"used_h": raised, "reserved_h": 0}
+        assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": held}
+    else:
+        again = await hold(conn, account.id, 300, period=NEXT_MONTH, turn_id=orphan.key.turn_id)
+        assert (again.attempt, again.period) == (2, NEXT_MONTH)
+        turn_period = await conn.fetchval(
+            "SELECT period FROM turns WHERE account_id = $1 AND turn_id = $2", account.id, orphan.key.turn_id
+        )
+        assert turn_period == NEXT_MONTH
+        assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 0}
+        assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": held + 300}
+        late = await ledger.settle(conn, orphan, Outcome("complete", Usage(output_tokens=50)))
+        assert late.already  # the first attempt cannot touch the second
+        answered = Usage(input_tokens=40, output_tokens=50)
+        done = await ledger.settle(conn, again, Outcome("complete", answered))
+        charge = to_hundredths(credits_for("claude-sonnet-4.5", answered))
+        assert (done.credits_h, done.already) == (charge, False)
+        assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 0}
+        assert await month(conn, account.id, NEXT_MONTH) == {"used_h": charge, "reserved_h": held}
+    if other is not None:
+        await ledger.settle(conn, other, Outcome("failed", Usage()))
+        assert (await month(conn, account.id, NEXT_MONTH))["reserved_h"] == 0
+    assert not [o for o in await ledger.expired_turns(conn, limit=10_000) if o.key.account_id == account.id]
+
+
+async def test_a_repeat_from_an_earlier_month_than_its_orphan_waits_for_the_sweep(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    """A replica whose clock is behind the month boundary repeats a turn an orphan holds in the next month:
+    it would have to lock the newer month's balance row after the older one (the reverse of the order
+    `ledger_reserve` takes them in), so it is refused as in progress; the sweep settles the orphan in its
+    own month, and the repeat then runs."""
+    account = await make_accounts.create("pro")
+    orphan = await hold(conn, account.id, 500, period=NEXT_MONTH)
+    await beat(conn, orphan, Usage(input_tokens=40), output_seen=False, ttl=timedelta(seconds=-1))
+    with pytest.raises(ledger.TurnInProgress):
+        await hold(conn, account.id, 300, period=MONTH, turn_id=orphan.key.turn_id)
+    assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": 500}
+    [found] = [o for o in await ledger.expired_turns(conn, limit=10_000) if o.key == orphan.key]
+    released = await ledger.release_expired(conn, found)  # the reaper settles in the turn's own month
+    assert released is not None and (released.status, released.credits_h) == ("failed", 0)
+    assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": 0}
+    again = await hold(conn, account.id, 300, period=MONTH, turn_id=orphan.key.turn_id)
+    assert (again.attempt, again.period) == (2, MONTH)
+    assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 300}
+    await ledger.settle(conn, again, Outcome("failed", Usage()))
+    assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 0}
+
+
+async def waiting_for_a_lock(watcher: Any, waiter: Any) -> None:
+    pid = waiter.get_server_pid()
+    for _ in range(500):
+        query = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1"
+        if await watcher.fetchval(query, pid) == "Lock":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never waited for a lock")
+
+
+async def test_a_repeat_and_a_sweep_of_the_same_orphan_across_months_wait_in_turn_not_in_a_cycle(
+    conn: Any, make_accounts: Accounts, database_url: str
+) -> None:
+    """The repeat locks its month's balance row, then the orphan's month's, then the turn's; the sweep the
+    orphan's month's, then the turn's. With the turn's row held elsewhere, the repeat waits for it holding
+    both months, the sweep waits behind the repeat: they finish one after the other, no deadlock."""
+    account = await make_accounts.create("pro")
+    orphan = await hold(conn, account.id, 500, period=MONTH)
+    await beat(conn, orphan, Usage(), output_seen=False, ttl=timedelta(seconds=-1))
+    [found] = [o for o in await ledger.expired_turns(conn, limit=10_000) if o.key == orphan.key]
+    blocker, repeater, sweeper = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        async with blocker.transaction():
+            await blocker.execute(
+                "SELECT 1 FROM turns WHERE account_id = $1 AND turn_id = $2 FOR UPDATE",
+                *(account.id, orphan.key.turn_id),
+            )
+            repeat = asyncio.ensure_future(
+                hold(repeater, account.id, 300, period=NEXT_MONTH, turn_id=orphan.key.turn_id)
+            )
+            await waiting_for_a_lock(conn, repeater)
+            sweep = asyncio.ensure_future(ledger.release_expired(sweeper, found))
+            await waiting_for_a_lock(conn, sweeper)
+        again, swept = await asyncio.wait_for(asyncio.gather(repeat, sweep), timeout=30)
+    finally:
+        for c in (blocker, repeater, sweeper):
+            await c.close()
+    assert (again.attempt, again.period, swept) == (2, NEXT_MONTH, None)  # the repeat settled it first
+    assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 0}
+    assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": 300}
+    await ledger.settle(conn, again, Outcome("failed", Usage()))
+
+
 _BODIES = [
     {"messages": [{"role": "user", "content": "hi"}]},
     {
@@ -526,3 +658,23 @@ async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_ag
         assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
         capped = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_capped'")
         assert capped == 0
+
+
+async def test_migration_0008_settles_an_orphan_of_0007_in_its_own_month_and_goes_down_again(
+    cluster: Cluster,
+) -> None:
+    """An orphan 0007's body reserved is settled in its own month by 0008's when the turn id comes back the
+    next month; a downgrade puts 0007's body back, and what 0008's reserved settles by it."""
+    async with ledger_at(cluster, "0007", "boundary@example.test") as (url, account, conn):
+        orphan = await hold(conn, account.id, 500, period=MONTH)
+        await beat(conn, orphan, Usage(), output_seen=False, ttl=timedelta(seconds=-1))
+        await asyncio.to_thread(migrate.upgrade, url)
+        again = await hold(conn, account.id, 300, period=NEXT_MONTH, turn_id=orphan.key.turn_id)
+        assert again.attempt == 2
+        assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 0}
+        assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": 300}
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0007")
+        body = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'ledger_reserve'")
+        assert "own_period" not in body
+        assert not (await ledger.settle(conn, again, Outcome("complete", MIGRATION_USAGE))).already
+        assert await month(conn, account.id, NEXT_MONTH) == {"used_h": MIGRATION_CHARGE, "reserved_h": 0}
