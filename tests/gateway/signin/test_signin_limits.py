@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
+
 import httpx2
+import pytest
 
 from gateway.gateway_support import Replica, access_lines
 from gateway.signin.signin_support import (
@@ -17,8 +21,15 @@ from gateway.signin.signin_support import (
 )
 from switchboard.gateway.config import RateLimits
 from switchboard.gateway.signin.codes import display_user_code, new_user_code
+from switchboard.gateway.signin.ratelimit import address_key
 
 DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
+
+
+def address_in(network: str) -> str:
+    """A random address in an IPv6 network: the bits below its prefix are the client's to choose."""
+    net = ipaddress.IPv6Network(network)
+    return str(net.network_address + random.getrandbits(128 - net.prefixlen))
 
 
 def wrong_code(right: str) -> str:
@@ -95,6 +106,41 @@ def test_device_authorization_is_limited_per_address(proxied: Replica) -> None:
     limited = client.post("/oauth/device_authorization", client_id=client.client_id)
     assert limited.status_code == 429 and limited.json()["error"] == "slow_down"
     assert int(limited.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("unknown", "unknown"),
+        ("not an address", "not an address"),
+        ("", ""),
+    ],
+)
+def test_the_address_key_is_an_ipv4_address_or_an_ipv6_slash_64(address: str, key: str) -> None:
+    assert address_key(address) == key
+
+
+def test_addresses_in_one_ipv6_slash_64_share_a_key_and_others_do_not() -> None:
+    assert {address_key(address_in("2001:db8:7:8::/64")) for _ in range(20)} == {"2001:db8:7:8::/64"}
+    assert address_key("2001:db8:7:9::1") != address_key("2001:db8:7:8::1")
+
+
+def test_rotating_through_an_ipv6_slash_64_does_not_escape_the_address_limit(proxied: Replica) -> None:
+    # A client holds a whole /64 (2001:db8::/32 is for documentation): a fresh address for every request.
+    network = f"2001:db8:{random.getrandbits(16):x}:{random.getrandbits(16):x}::/64"
+    for _ in range(DEFAULTS.device_authorizations_per_address):
+        OAuthClient(proxied.url, address_in(network)).start()
+    rotated = OAuthClient(proxied.url, address_in(network))
+    limited = rotated.post("/oauth/device_authorization", client_id=rotated.client_id)
+    assert limited.status_code == 429 and limited.json()["error"] == "slow_down"
+    neighbour = ipaddress.IPv6Network(network).network_address + (1 << 64)  # the next /64
+    OAuthClient(proxied.url, str(neighbour + random.getrandbits(64))).start()
 
 
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(exposed: Replica) -> None:

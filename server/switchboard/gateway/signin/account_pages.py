@@ -146,7 +146,9 @@ async def _sign_in(request: Request, gateway: Gateway, email: str, password: str
     try:
         async with gateway.pool.connection() as conn:
             try:
-                await ratelimit.hit(conn, rules.device_form_per_address, client_address(request))
+                await ratelimit.hit(
+                    conn, rules.device_form_per_address, ratelimit.address_key(client_address(request))
+                )
                 await ratelimit.check(conn, rules.password_failures_per_account, email.lower())
             except ratelimit.RateLimited as limited:
                 raise too_many(limited) from None

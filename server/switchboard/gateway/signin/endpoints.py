@@ -89,7 +89,7 @@ def _required(form: dict[str, str], name: str) -> str:
 async def _limit_address(gateway: Gateway, rule: ratelimit.Rule, request: Request) -> None:
     async with gateway.pool.connection() as conn:
         try:
-            await ratelimit.hit(conn, rule, client_address(request))
+            await ratelimit.hit(conn, rule, ratelimit.address_key(client_address(request)))
         except ratelimit.RateLimited as limited:
             raise OAuthError.rate_limited(limited) from None
 

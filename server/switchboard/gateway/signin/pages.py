@@ -182,7 +182,9 @@ async def _decide(request: Request, gateway: Gateway, attempt: Attempt) -> tuple
     rules = ratelimit.rules_for(gateway.settings.rate_limits)
     async with gateway.pool.connection() as conn:
         try:
-            await ratelimit.hit(conn, rules.device_form_per_address, client_address(request))
+            await ratelimit.hit(
+                conn, rules.device_form_per_address, ratelimit.address_key(client_address(request))
+            )
             # Locked before the password is even checked, so a locked account cannot be guessed at.
             await ratelimit.check(conn, rules.password_failures_per_account, attempt.email.lower())
         except ratelimit.RateLimited as limited:

@@ -8,6 +8,7 @@ no email address or client address.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
@@ -56,6 +57,24 @@ class RateLimited(Exception):
     def __init__(self, rule: Rule, retry_after: int) -> None:
         super().__init__(f"rate limit {rule.name} reached")
         self.rule, self.retry_after = rule, max(1, retry_after)
+
+
+def address_key(address: str) -> str:
+    """The key of a client address's buckets: an IPv4 address as it is, an IPv6 address by its /64.
+
+    An IPv6 client holds at least a /64 and can take a new address in it for every request, so a bucket
+    per address would not limit it. An IPv4-mapped address (::ffff:a.b.c.d) counts as its IPv4 address.
+    Anything that is not an address ("unknown", an odd X-Forwarded-For entry) is its own key, as it is.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network((parsed, 64), strict=False))
 
 
 def bucket(rule: Rule, key: str) -> str:
