@@ -35,7 +35,7 @@ from switchboard.plans import (
     verify_entitlement,
 )
 from switchboard.protocol import methods
-from switchboard.protocol.errors import InvalidParams
+from switchboard.protocol.errors import CreditsExhausted, InvalidParams, SwitchboardError
 from switchboard.protocol.messages import (
     AccountInfo,
     AdoptRefreshToken,
@@ -83,6 +83,7 @@ class AccountFeature(Feature):
         self._background: set[asyncio.Future[None]] = set()
         if (session := self._session) is not None:
             session.on_credentials.append(self._credentials_changed)
+            session.on_plan_change.append(self._hosted_plan_changed)
 
     def register(self) -> None:
         register_request(self.editor, methods.USAGE, self.usage)
@@ -146,6 +147,13 @@ class AccountFeature(Feature):
                 self.editor.show_message(reason, lsp.MessageType.Warning)
             self._plan_changed()
             self._publishing = asyncio.ensure_future(self.publish())
+
+    def _hosted_plan_changed(self) -> None:
+        """A refreshed access token carries another plan (changed at the gateway): new figures, new models."""
+        log.info("Switchboard Cloud changed the plan to %s", self.entitlement().plan)
+        self._gateway_report = None
+        self._plan_changed()
+        self._publishing = asyncio.ensure_future(self.publish())
 
     def _plan_changed(self) -> None:
         self._verified = None
@@ -221,12 +229,27 @@ class AccountFeature(Feature):
         """Raises 1001 (plan forbids the model) or 1002 (credits exhausted) before anything is routed."""
         entitlement = self.entitlement()
         if self.hosted:
-            from switchboard.hosted.check import check_turn
-
-            check_turn(entitlement, self._gateway_report or await self._hosted_report(), model_id)
+            await self._check_hosted(entitlement, model_id)
             return entitlement
         await asyncio.to_thread((await self.meter()).check, entitlement, model_id)
         return entitlement
+
+    async def _check_hosted(self, entitlement: Entitlement, model_id: str) -> None:
+        """The check against the gateway's last report; an empty balance there is asked again before the
+        turn is refused (credits bought, overage turned on elsewhere, a new month), once per turn."""
+        from switchboard.hosted.check import check_turn
+
+        cached = self._gateway_report
+        try:
+            check_turn(entitlement, cached or await self._hosted_report(), model_id)
+        except CreditsExhausted as refusal:
+            if cached is None:
+                raise
+            try:
+                report = await self._hosted_report()
+            except SwitchboardError:  # the gateway cannot say now: the last figures stand
+                raise refusal from None
+            check_turn(entitlement, report, model_id)
 
     @staticmethod
     def price(model_id: str, usage: Usage) -> float:
@@ -407,8 +430,7 @@ class AccountFeature(Feature):
         session = self._session
         if session is None:
             raise errors.no_gateway(self.services.settings.gateway_url_refused)
-        if session.signed_in:
-            await session.sign_out()
+        # A session held now stays until the new one is in hand (the session replaces it then).
         try:
             if params.refresh_token is not None:
                 refresh_token = await session.resume(params.refresh_token)
@@ -417,8 +439,19 @@ class AccountFeature(Feature):
         except SignInFailed as failure:
             raise errors.sign_in_failed(failure) from None
         log.info("Signed in to Switchboard Cloud: plan %s", self.entitlement().plan)
+        self._gateway_report = None
         self._plan_changed()
-        report = await self.publish()
+        try:
+            report = await self.publish()
+        except SwitchboardError as error:
+            # Signed in, but the gateway's figures did not come: not signed in here after all (nothing
+            # shown could be right), and the rotated token goes to the client, which resumes with it later.
+            log.warning("Signed in, but the gateway's usage did not come: %s", error)
+            session.forget(refresh_token)
+            self._plan_changed()
+            message = f"Signed in, but Switchboard Cloud did not give this account's figures: {error}"
+            failure = SignInFailed("unreachable", message)
+            raise errors.sign_in_failed(failure) from None
         return SignInResult(usage=report, account=report.account_info, refresh_token=refresh_token)
 
     def _show_code(self, code: SignInCode) -> None:

@@ -28,11 +28,11 @@ def sign_in_failed(failure: SignInFailed) -> SwitchboardError:
 
 
 def refused(error: GatewayRefused, plan: PlanId) -> SwitchboardError:
-    """From the usage and overage endpoints: 401 → 1004, 403 (overage on Free) → 1001, else 1003, each
-    with the gateway's message."""
+    """From the usage and overage endpoints: 401 → 1004, 403 `overage_not_available` (overage on Free) →
+    1001, else 1003 (a token without the scope, too), each with the gateway's message."""
     if error.status == 401:
         return AuthRequired(error.message, AuthErrorData(reason="session_ended"))
-    if error.status == 403:
+    if error.status == 403 and error.type == "overage_not_available":
         return OverageNotAvailable(plan)
     retryable = error.status in (408, 409, 429) or error.status >= 500
     return UpstreamFailed(

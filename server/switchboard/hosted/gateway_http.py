@@ -79,9 +79,11 @@ class TokenGrant:
 
 
 class GatewayHttp:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx2.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        self._client = httpx2.AsyncClient(
+            timeout=TIMEOUT_SECONDS, follow_redirects=False, transport=transport
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -32,6 +32,7 @@ from switchboard.providers.base import (
 from .session import GatewaySession, NotSignedIn
 
 if TYPE_CHECKING:
+    import httpx2
     from anthropic import AsyncAnthropic
 
 log = logging.getLogger(__name__)
@@ -50,21 +51,33 @@ CLOUD = "Switchboard Cloud"
 
 
 class GatewayProvider:
-    def __init__(self, session: GatewaySession, *, timeout: float, max_retries: int) -> None:
+    def __init__(
+        self,
+        session: GatewaySession,
+        *,
+        timeout: float,
+        max_retries: int,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
         self._session = session
         self._timeout = timeout
         self._max_retries = max_retries
+        self._transport = transport
         self._client: AsyncAnthropic | None = None
 
     async def _sdk(self, access_token: str) -> AsyncAnthropic:
         client = self._client
         if client is None:
             anthropic = await load_sdk()
+            http_client = (
+                anthropic.DefaultAsyncHttpxClient(transport=self._transport) if self._transport else None
+            )
             client = self._client = anthropic.AsyncAnthropic(
                 auth_token=access_token,  # explicit, so the SDK never falls back to ANTHROPIC_API_KEY
                 base_url=self._session.base_url,
                 max_retries=self._max_retries,
                 timeout=anthropic.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+                http_client=http_client,
             )
         return client.with_options(auth_token=access_token)
 
@@ -80,9 +93,19 @@ class GatewayProvider:
         except NotSignedIn as ended:
             raise TurnRefused(AuthRequired(str(ended), AuthErrorData(reason="session_ended"))) from None
         try:
-            await self._stream(access_token, request, state, callbacks)
+            try:
+                await self._stream(access_token, request, state, callbacks)
+            except Exception as exc:
+                # A token the gateway no longer takes (it expired while the machine slept, or its key was
+                # retired): refresh once and send the turn again, which costs nothing (refused before any
+                # reservation) and keeps its turn id.
+                if not _unauthorized(exc) or state.started or not await self._session.renewed(access_token):
+                    raise
+                await self._stream(await self._session.access_token(), request, state, callbacks)
         except (UpstreamError, TurnRefused):
             raise
+        except NotSignedIn as ended:
+            raise TurnRefused(AuthRequired(str(ended), AuthErrorData(reason="session_ended"))) from None
         except Exception as exc:
             raise _classify(exc, state) from exc
 
@@ -147,6 +170,12 @@ def parse_charge(extra: dict[str, Any]) -> GatewayCharge | None:
         route_reason=reason if isinstance(reason, str) else None,
         status=status if isinstance(status, str) else "complete",
     )
+
+
+def _unauthorized(exc: Exception) -> bool:
+    import anthropic
+
+    return isinstance(exc, anthropic.APIStatusError) and exc.status_code == 401
 
 
 def _classify(exc: Exception, state: StreamState) -> Exception:

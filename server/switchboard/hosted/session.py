@@ -2,9 +2,15 @@
 
 - The access token is the gateway's EdDSA entitlement, verified against the gateway's JWKS, so the plan
   check before routing works offline (`plans.entitlement`), as it does for a pasted token.
-- It is refreshed before it expires. Every refresh rotates the refresh token: the new one goes to the
-  client at once (`on_credentials`), since the old one is dead and presenting it again would end the
-  session (reuse detection revokes the family). Refreshes are single-flight for the same reason.
+- It is refreshed before it expires, by the wall clock: a machine that slept past the refresh time
+  refreshes before its next request instead of sending a dead token (the event loop's clock stops during
+  sleep). A request the gateway still answers 401 refreshes once and is sent again.
+- Every refresh rotates the refresh token: the new one goes to the client at once (`on_credentials`), even
+  when a later step fails (a key to fetch, a token that does not verify), since the old one is dead and
+  presenting it again would end the session (reuse detection revokes the family). Refreshes are
+  single-flight for the same reason.
+- Signing in while signed in keeps the current session until the new one is in hand: a sign-in that is
+  cancelled, denied or expires changes nothing; one that succeeds revokes the session it replaces.
 - Nothing here writes a token to disk or a log; every token is registered with the log scrubber.
 """
 
@@ -17,6 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import httpx2
 
 from switchboard.logs import scrubber
 from switchboard.plans import Entitlement, TrustedKeys
@@ -41,6 +49,7 @@ T = TypeVar("T")
 REFRESH_AT_SHARE = 0.25
 REFRESH_MARGIN_MAX_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 15.0
+CLOSE_REFRESH_WAIT_SECONDS = 3.0
 SLOW_DOWN_STEP_SECONDS = 5
 # How long to wait for the gateway to settle a turn the user stopped (it settles when it sees the cut).
 SETTLE_WAIT_SECONDS = 20.0
@@ -54,6 +63,7 @@ SESSION_ENDED = (
 )
 
 CredentialsCallback = Callable[[str | None, str | None], None]
+Clock = Callable[[], float]
 
 
 class SignInFailed(Exception):
@@ -73,15 +83,22 @@ class _Tokens:
     access: str
     refresh: str
     entitlement: Entitlement
-    refresh_due: float  # time.monotonic() when to refresh
-    expires: float  # time.monotonic() when the access token dies
+    refresh_due: float  # when to refresh, on the session's (wall) clock
 
 
 class GatewaySession:
-    def __init__(self, base_url: str, client_id: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: Callable[[], str],
+        *,
+        clock: Clock = time.time,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client_id = client_id
-        self._http = GatewayHttp(self.base_url)
+        self._clock = clock
+        self._http = GatewayHttp(self.base_url, transport)
         self._endpoints: Endpoints | None = None
         self._trusted: TrustedKeys | None = None
         self._tokens: _Tokens | None = None
@@ -89,6 +106,7 @@ class GatewaySession:
         self._timer: asyncio.TimerHandle | None = None
         self.email: str | None = None
         self.on_credentials: list[CredentialsCallback] = []
+        self.on_plan_change: list[Callable[[], None]] = []  # a refresh brought another plan
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -115,7 +133,7 @@ class GatewaySession:
         tokens = self._tokens
         if tokens is None:
             raise NotSignedIn(SESSION_ENDED)
-        if time.monotonic() >= tokens.refresh_due:
+        if self._clock() >= tokens.refresh_due:
             await self.refresh()
         tokens = self._tokens
         if tokens is None:
@@ -138,7 +156,7 @@ class GatewaySession:
             )
         )
         grant = await self._poll(endpoints, code)
-        await self._adopt(grant)
+        await self._replace(grant, revoke_previous=True)
         return grant.refresh_token
 
     async def _poll(self, endpoints: Endpoints, code: DeviceCode) -> TokenGrant:
@@ -167,9 +185,14 @@ class GatewaySession:
         raise SignInFailed("expired", "The sign-in code expired before it was approved: sign in again.")
 
     async def resume(self, refresh_token: str) -> str:
-        """Resumes a stored session; returns the rotated refresh token (the stored one is now dead)."""
+        """Resumes a stored session; returns the rotated refresh token (the stored one is now dead).
+
+        The gateway's keys are read before the stored token is spent, so a gateway that cannot give them
+        leaves that token alive. If the new access token then does not verify, the rotated refresh token
+        still reaches the client (`on_credentials`) before the failure does."""
         scrubber.add(refresh_token)
         endpoints = await self._discover()
+        await self._trusted_keys(fresh=False)
         try:
             grant = await self._call(self._http.refresh(endpoints, self._client_id(), refresh_token))
         except OAuthError as answer:
@@ -178,12 +201,12 @@ class GatewaySession:
                     "unreachable", f"Switchboard Cloud could not resume the session: {answer}"
                 ) from None
             log.info("The stored session could not be resumed (%s)", answer.error)
-            # The client's stored token is dead: tell it to delete it, as for a session that ends.
-            self._tokens = None
-            self._cancel_timer()
-            self._emit(None, SESSION_ENDED)
-            raise SignInFailed("expired", SESSION_ENDED) from None
-        await self._adopt(grant)
+            # The client's stored token is dead: tell it to delete it. A session this server already holds
+            # (another family) is not the one that ended, and stays.
+            if self._tokens is None:
+                self._emit(None, SESSION_ENDED)
+            raise SignInFailed("session_ended", SESSION_ENDED) from None
+        await self._replace(grant, revoke_previous=False)
         return grant.refresh_token
 
     def adopt_refresh_token(self, refresh_token: str) -> bool:
@@ -201,19 +224,32 @@ class GatewaySession:
         """Forgets the tokens and revokes the refresh token's family at the gateway (best effort)."""
         tokens, self._tokens = self._tokens, None
         self._cancel_timer()
-        if tokens is None or self._endpoints is None:
+        if tokens is not None:
+            await self._revoke(tokens.refresh)
+
+    async def _revoke(self, refresh_token: str) -> None:
+        if self._endpoints is None:
             return
         try:
-            await self._http.revoke(self._endpoints, self._client_id(), tokens.refresh)
+            await self._http.revoke(self._endpoints, self._client_id(), refresh_token)
         except (GatewayUnreachable, OAuthError) as error:
             log.warning("Could not revoke the session at the gateway: %s", error)
 
+    def forget(self, refresh_token: str) -> None:
+        """Not signed in here any more, without revoking: `refresh_token` (this session's latest) goes to the
+        client (`on_credentials`) to resume with later."""
+        self._tokens = None
+        self._cancel_timer()
+        self._emit(refresh_token, None)
+
     async def close(self) -> None:
         """At shutdown: no more refreshes, and the HTTP client's connections closed. The tokens stay
-        valid (the client keeps the refresh token for the next start)."""
+        valid (the client keeps the refresh token for the next start). A refresh already sent is let finish
+        (briefly): the gateway may have rotated the token, and the client must get the new one."""
         self._cancel_timer()
-        if self._refreshing is not None:
-            self._refreshing.cancel()
+        if (refreshing := self._refreshing) is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(refreshing), CLOSE_REFRESH_WAIT_SECONDS)
         await self._http.close()
 
     # --- refreshing ---------------------------------------------------------------------------------
@@ -234,7 +270,14 @@ class GatewaySession:
             grant = await self._call(self._http.refresh(endpoints, self._client_id(), tokens.refresh))
             if self._tokens is not tokens:
                 return  # signed out (or in anew) meanwhile: this refresh must not bring the session back
+            # The presented token is spent: keep and hand over the new one before anything else can fail.
+            scrubber.add(grant.refresh_token)
+            tokens.refresh = grant.refresh_token
+            self._emit(grant.refresh_token, None)
             await self._adopt(grant)
+            if tokens.entitlement.plan != grant_plan(self._tokens):
+                for callback in self.on_plan_change:
+                    callback()
         except OAuthError as answer:
             if answer.error not in SESSION_OVER:  # slow_down (rate limited) and the like: try again later
                 log.warning("The gateway did not refresh the session (%s); retrying later", answer.error)
@@ -249,20 +292,31 @@ class GatewaySession:
             if self._tokens is tokens:
                 self._schedule(RETRY_AFTER_FAILURE_SECONDS)
 
+    async def _replace(self, grant: TokenGrant, *, revoke_previous: bool) -> None:
+        """A new sign-in's tokens in place of the session held (if any), which a device sign-in revokes (a
+        resumed token may be of the same family as the one held, so that one is not revoked)."""
+        previous = self._tokens
+        scrubber.add(grant.refresh_token)
+        try:
+            await self._adopt(grant)
+        except SignInFailed:
+            # Not signed in with it, but the grant's refresh token is alive (and a resumed one is spent): the
+            # client keeps it to try again later.
+            self._emit(grant.refresh_token, None)
+            raise
+        if previous is not None and revoke_previous:
+            await self._revoke(previous.refresh)
+
     async def _adopt(self, grant: TokenGrant) -> None:
         scrubber.add(grant.access_token)
         scrubber.add(grant.refresh_token)
         entitlement = await self._verify(grant.access_token)
         life = float(grant.expires_in)
         margin = min(REFRESH_MARGIN_MAX_SECONDS, life * REFRESH_AT_SHARE)
-        now = time.monotonic()
-        rotated = self._tokens is not None
         self._tokens = _Tokens(
-            grant.access_token, grant.refresh_token, entitlement, now + life - margin, now + life
+            grant.access_token, grant.refresh_token, entitlement, self._clock() + life - margin
         )
         self._schedule(life - margin)
-        if rotated:
-            self._emit(grant.refresh_token, None)
 
     async def _verify(self, access_token: str) -> Entitlement:
         """The access token's entitlement, against the gateway's JWKS (re-read once for a new key)."""
@@ -339,7 +393,25 @@ class GatewaySession:
             pause = min(pause * 2, SETTLE_POLL_MAX_SECONDS)
 
     async def _authorized(self, call: Callable[[str], Awaitable[UsageReport]]) -> UsageReport:
+        token = await self.access_token()
+        try:
+            return await self._call(call(token))
+        except GatewayRefused as refused:
+            if refused.status != 401 or not await self.renewed(token):
+                raise
         return await self._call(call(await self.access_token()))
+
+    async def renewed(self, rejected: str) -> bool:
+        """After the gateway answered 401 to the access token `rejected`: refreshes (unless another request
+        already did since); whether tokens newer than that one are held now. A refresh the gateway refuses
+        ends the session as any refresh does."""
+        tokens = self._tokens
+        if tokens is None:
+            return False
+        if tokens.access != rejected:
+            return True
+        await self.refresh()
+        return self._tokens is not None and self._tokens is not tokens
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -355,6 +427,10 @@ class GatewaySession:
             return await call
         except GatewayUnreachable as error:
             raise SignInFailed("unreachable", str(error)) from None
+
+
+def grant_plan(tokens: _Tokens | None) -> str | None:
+    return tokens.entitlement.plan if tokens is not None else None
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

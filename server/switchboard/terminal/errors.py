@@ -49,6 +49,16 @@ def is_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, JsonRpcException) and exc.code == ErrorCode.REQUEST_CANCELLED
 
 
+def session_kept(exc: BaseException) -> bool:
+    """Whether a failed resume leaves the stored session alive: the gateway could not be reached (or none
+    is configured now), so the token was never spent or came back through credentialsChanged."""
+    return (
+        isinstance(exc, JsonRpcException)
+        and exc.code == ErrorCode.AUTH_REQUIRED
+        and _data(exc).get("reason") in ("unreachable", "no_gateway")
+    )
+
+
 def describe(exc: BaseException, *, repl: bool) -> str:
     """One line: what went wrong and what to do about it."""
     if isinstance(exc, JsonRpcException):

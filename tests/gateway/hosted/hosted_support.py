@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx2
 
 from gateway.gateway_support import Replica, access_lines, start_on_a_chosen_port
 from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient
@@ -71,3 +75,58 @@ def start_gateway(env: dict[str, str], log_path: Path) -> HostedGateway:
     replica = Replica(process, f"http://127.0.0.1:{port}", log_path)
     replica.wait_ready()
     return HostedGateway(replica)
+
+
+Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class _Rule:
+    method: str
+    path: str
+    status: int | None  # answer this instead of asking the gateway
+    body: dict[str, Any] | None
+    rewrite: Rewrite | None  # or change the gateway's JSON answer
+
+
+class GatewayFaults(httpx2.AsyncBaseTransport):
+    """The network between the language server's code and the gateway, for in-process tests: requests go
+    to the real gateway unless a rule (each used once, in order) answers one in its place or rewrites the
+    gateway's JSON answer. `seen` lists every request's method and path."""
+
+    def __init__(self) -> None:
+        self._real = httpx2.AsyncHTTPTransport()
+        self._rules: list[_Rule] = []
+        self.seen: list[tuple[str, str]] = []
+
+    def answer_next(self, method: str, path: str, status: int, body: dict[str, Any]) -> None:
+        self._rules.append(_Rule(method, path, status, body, None))
+
+    def rewrite_next(self, method: str, path: str, rewrite: Rewrite) -> None:
+        self._rules.append(_Rule(method, path, None, None, rewrite))
+
+    def count(self, method: str, path: str) -> int:
+        return self.seen.count((method, path))
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        key = (request.method, request.url.path)
+        self.seen.append(key)
+        rule = next((r for r in self._rules if (r.method, r.path) == key), None)
+        if rule is not None:
+            self._rules.remove(rule)
+            if rule.status is not None:
+                return httpx2.Response(rule.status, json=rule.body, request=request)
+        response = await self._real.handle_async_request(request)
+        if rule is None or rule.rewrite is None:
+            return response
+        await response.aread()
+        rewritten = rule.rewrite(json.loads(response.content))
+        return httpx2.Response(response.status_code, json=rewritten, request=request)
+
+    async def aclose(self) -> None:
+        await self._real.aclose()
+
+
+def unauthorized(message: str = "Access token expired: refresh it.") -> dict[str, Any]:
+    """The gateway's 401 body (Anthropic's error JSON)."""
+    return {"type": "error", "error": {"type": "authentication_error", "message": message}}

@@ -531,3 +531,113 @@ async def test_a_stopped_turn_gets_the_gateways_charge_and_the_panel_its_totals(
         )
         stored = next(turn for turn in conversation["turns"] if turn["id"] == turn_id)
         assert stored["status"] == "cancelled" and stored["credits"] == charged
+
+
+async def test_credits_bought_since_the_last_report_let_the_next_turn_through(
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """The last report says the balance is empty; before refusing, the server asks the gateway again, so
+    credits that came back meanwhile (an upgrade, a new month, overage turned on elsewhere) are used."""
+    person = await people.create("free")
+    await people.execute(
+        "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
+        (person.id, current_period(), 50 * 100),
+    )
+    async with signed_in_server(person=person) as signed_in:
+        server = signed_in.server
+        sent = hosted.messages_requests()
+        gone = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi"}))
+        assert gone["code"] == 1002 and hosted.messages_requests() == sent  # refused before routing
+        await people.execute("UPDATE account_periods SET used_h = 0 WHERE account_id = %s", (person.id,))
+        result = server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi again"})
+        assert result["credits"] > 0 and hosted.messages_requests() == sent + 1
+
+
+async def test_a_sign_in_while_signed_in_keeps_the_session_until_the_new_one_is_in_hand(
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Cancelling a device sign-in started while signed in changes nothing (still signed in, chats still go
+    to the gateway); completing one as another person replaces the session and revokes the old one."""
+    async with signed_in_server("pro") as signed_in:
+        server = signed_in.server
+        server.request("again", "switchboard/signIn", {})
+        wait_for_method(server, "switchboard/signInCode")
+        server.notify("$/cancelRequest", {"id": "again"})
+        assert error_of(server.wait_for("again", timeout=10))["code"] == -32800
+        assert server.frames_with_method("switchboard/credentialsChanged") == []
+        usage = server.result("switchboard/usage", {})
+        assert usage["accountInfo"]["email"] == signed_in.person.email
+        sent = hosted.messages_requests()
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "still here"})
+        assert hosted.messages_requests() == sent + 1
+
+        other = await people.create("power")
+        replaced = device_sign_in(server, hosted, other)
+        assert replaced["account"]["email"] == other.email and replaced["usage"]["plan"] == "power"
+        rotated = [
+            f["params"]["refreshToken"] for f in server.frames_with_method("switchboard/credentialsChanged")
+        ]
+        client = OAuthClient(hosted.url, client_id=VSCODE)
+        try:  # the first session's family is revoked: any token of it is refused
+            for old in [signed_in.result["refreshToken"], *filter(None, rotated)]:
+                assert client.refresh(old).json().get("error") == "invalid_grant"
+        finally:
+            client.close()
+
+
+async def test_a_sign_in_whose_figures_do_not_come_fails_clearly_and_hands_over_the_live_token(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str
+) -> None:
+    """A session whose token may not read the account's figures (granted only `billing`): the refresh works,
+    the usage report does not. The sign-in fails with 1004 `unreachable` saying so, the server stays in local
+    mode, and the rotated refresh token (the presented one is spent) reaches the client first, alive."""
+    person = await people.create("pro")
+    client = OAuthClient(hosted.url, client_id=VSCODE)
+    try:
+        started = client.start(scope="billing")
+        hosted.approve(started["user_code"], person.email)
+        answer = client.poll(started["device_code"])
+        deadline = time.monotonic() + 20
+        while answer.status_code != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+            answer = client.poll(started["device_code"])
+        token = answer.json()["refresh_token"]
+        server = start(ls_env, workspace)
+        try:
+            failed = error_of(server.call("switchboard/signIn", {"refreshToken": token}, timeout=30))
+            assert failed["code"] == 1004 and failed["data"]["reason"] == "unreachable", failed
+            assert "figures" in failed["message"]
+            handed = server.frames_with_method("switchboard/credentialsChanged")
+            assert len(handed) == 1 and handed[0]["params"]["refreshToken"] not in (None, token)
+            assert server.result("switchboard/usage", {})["accountInfo"]["mode"] == "local"
+        finally:
+            server.close()
+        assert client.refresh(handed[0]["params"]["refreshToken"]).status_code == 200
+    finally:
+        client.close()
+
+
+async def test_a_plan_changed_at_the_gateway_reaches_the_editor_at_the_next_refresh(
+    people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Access tokens live 30 s here. After the operator moves the account from Free to Pro, the next refresh
+    carries the new plan: usageChanged says Pro, and Opus (refused before) is allowed."""
+    async with signed_in_server("free") as signed_in:
+        server = signed_in.server
+        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                            "modelId": OPUS}))  # fmt: skip
+        assert refused["code"] == 1001
+        await people.execute("UPDATE accounts SET plan = 'pro' WHERE id = %s", (signed_in.person.id,))
+        before = len(server.frames_with_method("switchboard/usageChanged"))
+        deadline = time.monotonic() + 60
+        plans: list[str] = []
+        while "pro" not in plans and time.monotonic() < deadline:
+            plans = [
+                f["params"]["plan"] for f in server.frames_with_method("switchboard/usageChanged")[before:]
+            ]
+            time.sleep(0.2)
+        assert "pro" in plans, "no usageChanged with the new plan after the refresh"
+        result = server.result(
+            "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": OPUS}
+        )
+        assert result["credits"] > 0

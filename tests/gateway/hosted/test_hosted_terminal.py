@@ -77,3 +77,32 @@ async def test_switchboard_chat_signs_in_with_a_device_code_keeps_the_session_an
         assert client.refresh(resumed).json().get("error") == "invalid_grant"  # revoked at sign-out
     finally:
         client.close()
+
+
+async def test_a_stored_session_survives_a_start_when_the_gateway_cannot_be_reached(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path, closed_port: int
+) -> None:
+    """Offline (or during a gateway restart) the resume fails as unreachable: the keyring keeps the token
+    for the next start. A token the gateway says is dead is deleted (the control)."""
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    away = f"http://127.0.0.1:{closed_port}"
+    kept = hosted.refresh_token_for(person.email, client_id=TERMINAL)
+    PlaintextKeyring().set_password(SERVICE, away, kept)
+    chat = ChatProcess(["--gateway", away, "--workspace", str(project)], chat_env)
+    try:
+        chat.expect(r"Not signed in: .*could not be reached|Not signed in: .*did not answer", timeout=30)
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert stored(away) == kept, "an unreachable gateway cost the stored session"
+
+    PlaintextKeyring().set_password(SERVICE, hosted.url, "sbr_" + "0" * 40)  # no such token
+    dead = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], chat_env)
+    try:
+        dead.expect(r"Not signed in: ", timeout=30)
+        assert dead.finish() == 0
+    finally:
+        dead.kill()
+    assert stored(hosted.url) is None

@@ -1,0 +1,209 @@
+"""The language server's gateway session in process, against a real gateway replica on PostgreSQL: the clock
+it refreshes by, a 401 for a token it believed live, and the rotated refresh token when a later step of a
+sign-in or refresh fails. Faults are injected in the network between the session and the gateway
+(`GatewayFaults`); everything else is real."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.hosted.hosted_support import VSCODE, GatewayFaults, HostedGateway, unauthorized
+from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
+from switchboard.hosted.gateway_http import GatewayRefused
+from switchboard.hosted.provider import GatewayProvider
+from switchboard.hosted.session import GatewaySession, SignInFailed
+from switchboard.providers.base import ProviderRequest, StreamCallbacks, StreamState, TurnTags
+
+JWKS = "/.well-known/jwks.json"
+TOKEN = "/oauth/token"
+USAGE = "/v1/switchboard/usage"
+MESSAGES = "/v1/messages"
+
+
+class Clock:
+    """The wall clock as the session sees it: moved by hand (a machine asleep moves it, not the loop's)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Opened:
+    def __init__(self, session: GatewaySession, faults: GatewayFaults, clock: Clock) -> None:
+        self.session, self.faults, self.clock = session, faults, clock
+        self.handed: list[tuple[str | None, str | None]] = []  # what on_credentials told the client
+        session.on_credentials.append(lambda token, reason: self.handed.append((token, reason)))
+
+
+@pytest.fixture(scope="module")
+def people(database_url: str) -> SignInAccounts:
+    return SignInAccounts(database_url)
+
+
+@pytest.fixture
+async def opened(hosted: HostedGateway) -> AsyncIterator[Opened]:
+    faults, clock = GatewayFaults(), Clock()
+    session = GatewaySession(hosted.url, lambda: VSCODE, clock=clock, transport=faults)
+    try:
+        yield Opened(session, faults, clock)
+    finally:
+        await session.close()
+
+
+async def stored_token(hosted: HostedGateway, person: Person) -> str:
+    """A refresh token from a device flow another device ran (what a client keeps and resumes with)."""
+    return await asyncio.to_thread(hosted.refresh_token_for, person.email)
+
+
+def alive(hosted: HostedGateway, refresh_token: str) -> bool:
+    """Whether the gateway still takes `refresh_token` (spending it: use it last)."""
+    client = OAuthClient(hosted.url, client_id=VSCODE)
+    try:
+        return client.refresh(refresh_token).status_code == 200
+    finally:
+        client.close()
+
+
+def garbled(grant: dict[str, Any]) -> dict[str, Any]:
+    """The token endpoint's answer with an access token that verifies against no key."""
+    return {**grant, "access_token": grant["access_token"][:-8] + "AAAAAAAA"}
+
+
+async def test_a_machine_that_slept_past_the_refresh_time_refreshes_before_its_next_request(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    await opened.session.access_token()
+    refreshes = opened.faults.count("POST", TOKEN)
+    await opened.session.access_token()
+    assert opened.faults.count("POST", TOKEN) == refreshes, "refreshed although nothing was due"
+
+    opened.clock.now += 3600  # an hour asleep: the event loop's clock stood still, the wall clock did not
+    await opened.session.access_token()
+    assert opened.faults.count("POST", TOKEN) == refreshes + 1, "the token was not refreshed before use"
+    assert opened.handed and opened.handed[-1][0], "the rotated refresh token did not reach the client"
+    report = await opened.session.usage()
+    assert report.account_info.email == person.email
+
+
+async def test_a_401_for_a_token_believed_live_refreshes_once_and_asks_again(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))  # a first POST to the token endpoint
+    opened.faults.answer_next("GET", USAGE, 401, unauthorized())
+    report = await opened.session.usage()
+    assert report.plan == "pro" and opened.faults.count("GET", USAGE) == 2
+    assert opened.faults.count("POST", TOKEN) == 2 and opened.handed[-1][0]
+
+    # A gateway that refuses the fresh token too gets no second refresh (no loop): the 401 is the answer.
+    refreshes = opened.faults.count("POST", TOKEN)
+    opened.faults.answer_next("GET", USAGE, 401, unauthorized("revoked"))
+    opened.faults.answer_next("GET", USAGE, 401, unauthorized("revoked"))
+    with pytest.raises(GatewayRefused) as refused:
+        await opened.session.usage()
+    assert refused.value.status == 401 and opened.faults.count("POST", TOKEN) == refreshes + 1
+
+
+async def test_a_chat_refused_with_401_before_any_output_is_sent_once_more_after_a_refresh(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    provider = GatewayProvider(opened.session, timeout=10, max_retries=0, transport=opened.faults)
+    turn_id = uuid.uuid4().hex
+    request = ProviderRequest(
+        anthropic_model="claude-haiku-4-5-20251001",
+        system=[],
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=64,
+        tags=TurnTags(turn_id=turn_id, model_id="claude-haiku-4.5"),
+    )
+    texts: list[str] = []
+    state = StreamState()
+    opened.faults.answer_next("POST", MESSAGES, 401, unauthorized())
+    try:
+        callbacks = StreamCallbacks(on_text=texts.append, on_thinking=lambda _: None)
+        await provider.stream(request, state, callbacks)
+    finally:
+        await provider.close()
+    assert "".join(texts) and state.charge is not None
+    assert opened.faults.count("POST", MESSAGES) == 2
+    assert opened.faults.count("POST", TOKEN) == 2  # the resume's, and the one refresh
+    rows = await people.execute(
+        "SELECT status, credits_h, attempts FROM turns WHERE account_id = %s AND turn_id = %s",
+        (person.id, turn_id),
+    )
+    assert [(r["status"], r["attempts"]) for r in rows] == [("complete", 1)]  # the 401 reserved nothing
+    assert state.charge.credits == rows[0]["credits_h"] / 100
+
+
+async def test_a_resume_that_cannot_read_the_gateways_keys_leaves_the_stored_token_alive(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("pro")
+    token = await stored_token(hosted, person)
+    opened.faults.answer_next("GET", JWKS, 503, {"error": "down for a moment"})
+    with pytest.raises(SignInFailed) as failed:
+        await opened.session.resume(token)
+    assert failed.value.reason == "unreachable"
+    assert opened.faults.count("POST", TOKEN) == 0, "the stored token was spent before the keys were read"
+    assert not opened.handed and not opened.session.signed_in
+    assert alive(hosted, token)
+
+
+async def test_a_resume_whose_new_access_token_does_not_verify_hands_over_the_rotated_token(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("pro")
+    token = await stored_token(hosted, person)
+    opened.faults.rewrite_next("POST", TOKEN, garbled)
+    with pytest.raises(SignInFailed) as failed:
+        await opened.session.resume(token)
+    assert failed.value.reason == "unreachable" and "does not verify" in str(failed.value)
+    assert not opened.session.signed_in
+    assert len(opened.handed) == 1
+    rotated, reason = opened.handed[0]
+    assert rotated and rotated != token and reason is None
+    assert alive(hosted, rotated), "the token handed over is not the live one"
+
+
+async def test_a_refresh_whose_new_access_token_does_not_verify_keeps_the_rotated_token(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    opened.faults.rewrite_next("POST", TOKEN, garbled)
+    await opened.session.refresh()  # fails after the gateway rotated: kept signed in, retried later
+    assert opened.session.signed_in
+    rotated = opened.handed[-1][0]
+    assert rotated
+    # The retry presents the rotated token, not the spent one (which would revoke the whole family).
+    await opened.session.refresh()
+    assert opened.session.signed_in and opened.handed[-1][0] not in (None, rotated)
+    report = await opened.session.usage()
+    assert report.account_info.email == person.email
+
+
+async def test_a_refresh_that_brings_another_plan_says_so_and_one_that_does_not_stays_quiet(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    person = await people.create("free")
+    await opened.session.resume(await stored_token(hosted, person))
+    changes: list[str] = []
+    opened.session.on_plan_change.append(lambda: changes.append("changed"))
+    await opened.session.refresh()
+    assert changes == []
+    await people.execute("UPDATE accounts SET plan = 'pro' WHERE id = %s", (person.id,))
+    await opened.session.refresh()
+    entitlement = opened.session.entitlement
+    assert changes == ["changed"] and entitlement is not None and entitlement.plan == "pro"
