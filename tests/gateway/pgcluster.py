@@ -104,9 +104,13 @@ class Cluster:
         """Stop (dropping every connection) and start again with the same options."""
         self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart"])
 
-    def down(self) -> None:
-        """Stop the server (dropping every connection) but keep the cluster, for `up` to start again."""
-        self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"])
+    def down(self, *, crash: bool = False) -> None:
+        """Stop the server (dropping every connection) but keep the cluster, for `up` to start again.
+        `crash`: every process quits at once (`immediate`), so no statement finishes on the way down (a fast
+        stop ends the sessions one by one: a statement waiting for a lock that another's end releases may
+        commit first)."""
+        mode = "immediate" if crash else "fast"
+        self._run(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"])
 
     def up(self) -> None:
         """Start the server (again, after `down`)."""

@@ -569,3 +569,119 @@ async def _wait_for_waiting_settlement(database_url: str, timeout: float = 10) -
                 return
             await asyncio.sleep(0.02)
     raise AssertionError("no settlement came to wait for the held balance row")
+
+
+SLOW_WHOLE = "Tell me. [[fake:words=60 slow=0.03]]"  # about 2 s upstream: time to hold the balance row
+
+
+def _whole_turn(prompt: str, model: str = "claude-haiku-4-5-20251001") -> dict[str, Any]:
+    return {"model": model, "max_tokens": 200, "messages": [{"role": "user", "content": prompt}]}
+
+
+async def _hold_balance_once_reserved(database_url: str, account_id: str) -> psycopg.AsyncConnection[Any]:
+    """Once the account's turn is reserved (and upstream is answering), its balance row held by a
+    connection of the test's own: the turn's settlement then waits for it."""
+    deadline = time.monotonic() + 10
+    while not [row for row in await turn_rows(database_url, account_id) if row["status"] == "reserved"]:
+        assert time.monotonic() < deadline, "the turn was never reserved"
+        await asyncio.sleep(0.02)
+    holder = await psycopg.AsyncConnection.connect(database_url)
+    await holder.execute("SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account_id,))
+    return holder
+
+
+async def test_a_whole_answer_waits_for_postgresql_to_take_its_charge_then_is_delivered(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """A non-streamed answer whose settlement meets a PostgreSQL restart waits for it (a few seconds), then
+    goes out with the charge the ledger committed: never delivered uncharged, never charged and dropped."""
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "whole.log")
+    account = await Accounts(database_url, authority).create("power")
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    try:
+        async with httpx2.AsyncClient(base_url=replica.url, timeout=60) as client:
+            sending = asyncio.ensure_future(
+                client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
+            )
+            holder = await _hold_balance_once_reserved(database_url, account.id)
+            await _wait_for_waiting_settlement(database_url)
+            await asyncio.to_thread(cluster.down)  # the waiting settlement fails
+            await holder.close()
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(cluster.up)
+            answer = await asyncio.wait_for(sending, 30)
+        rows = await turn_rows(database_url, account.id)
+    finally:
+        replica.stop()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["content"][0]["text"]
+    assert [(r["status"], r["attempts"]) for r in rows] == [("complete", 1)]
+    assert body["switchboard"]["credits"] == rows[0]["credits_h"] / 100 > 0
+
+
+async def test_a_whole_answer_postgresql_cannot_charge_is_kept_back_free_and_its_retry_is_answered(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """PostgreSQL away longer than the settlement waits (1 s here): the answer is not delivered (it could
+    not be charged), the client gets a retryable 503, the turn is released free once PostgreSQL is back,
+    and the client's retry with the same turn id is answered and charged once."""
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    env = {**env, "SWITCHBOARD_GATEWAY_SETTLE_WAIT_SECONDS": "1"}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "kept-back.log")
+    account = await Accounts(database_url, authority).create("power")
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    try:
+        async with httpx2.AsyncClient(base_url=replica.url, timeout=60) as client:
+            sending = asyncio.ensure_future(
+                client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
+            )
+            holder = await _hold_balance_once_reserved(database_url, account.id)
+            await _wait_for_waiting_settlement(database_url)
+            await asyncio.to_thread(lambda: cluster.down(crash=True))
+            await holder.close()
+            refused = await asyncio.wait_for(sending, 30)
+            await asyncio.to_thread(cluster.up)
+            released = await wait_settled(database_url, account.id, timeout=30)
+            retried = await client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
+        rows = await turn_rows(database_url, account.id)
+        used = await balance(database_url, account.id)
+    finally:
+        replica.stop()
+    assert refused.status_code == 503 and refused.headers["x-should-retry"] == "true", refused.text
+    assert refused.json()["error"]["type"] == "api_error" and "content" not in refused.json()
+    assert (released["status"], released["credits_h"]) == ("failed", 0)
+    assert retried.status_code == 200, retried.text
+    assert [(r["status"], r["attempts"]) for r in rows] == [("complete", 2)]
+    assert used == {"used_h": rows[0]["credits_h"], "overage_h": 0, "reserved_h": 0}
+    assert retried.json()["switchboard"]["credits"] == rows[0]["credits_h"] / 100 > 0
+
+
+async def test_a_stream_upstream_breaks_while_postgresql_is_down_still_ends_with_an_error_event(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """The upstream drops mid-answer while PostgreSQL is away: the client still gets the `error` event that
+    says the answer was cut (a stream that just stopped would read as whole), and the turn is charged as cut
+    once PostgreSQL is back."""
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "cut.log")
+    account = await Accounts(database_url, authority).create("power")
+    reader, writer = await send_streamed_turn(
+        replica.url, account.token, "Tell me. [[fake:words=400 slow=0.03 drop after=120]]", max_tokens=600
+    )
+    try:
+        await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
+        await asyncio.to_thread(cluster.down)  # well before the drop, about 3.6 s into the answer
+        rest = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 30)  # the last chunk
+        await asyncio.to_thread(cluster.up)
+        row = await wait_settled(database_url, account.id, timeout=30)
+    finally:
+        writer.close()
+        replica.stop()
+    assert b"event: error" in rest and b"cut off upstream" in rest, rest[-400:]
+    assert b"message_stop" not in rest
+    assert row["status"] == "cut" and row["credits_h"] > 0, row

@@ -67,6 +67,8 @@ class GatewaySettings(BaseModel):
     pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
     pool_max_size: Annotated[int, Field(ge=1, le=1000)] = 20
     pool_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    # How long a whole (non-streamed) answer waits for PostgreSQL to take its charge before it is given up.
+    settle_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 10.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -11,7 +12,8 @@ from starlette.responses import Response
 
 from .accesslog import elapsed_ms
 from .charge import answer_with_charge, charge_info, route_headers
-from .errors import GatewayRefusal
+from .db import LedgerUnavailable
+from .errors import GatewayRefusal, error_response
 from .estimate import estimate_input_tokens
 from .ledger import Outcome, Reservation
 from .metering import usage_of_message
@@ -19,6 +21,9 @@ from .relay import TurnStream
 from .service import Choice, Gateway
 from .turn_request import TurnRequest, parse_turn
 from .upstream import UpstreamAnswer, UpstreamFailure, relay_error, unreachable
+
+log = logging.getLogger("switchboard.gateway")
+LEDGER_AWAY = "The gateway could not record this turn's charge, so it kept the answer back; retry shortly."
 
 
 async def create_message(request: Request) -> Response:
@@ -85,7 +90,16 @@ async def _whole_answer(
     if message is None:
         await _free(gateway, reservation, "the Anthropic API sent an unreadable answer")
         return _with_route(unreachable(), reservation, choice)
-    settlement = await gateway.settle(reservation, Outcome("complete", usage_of_message(message)))
+    try:
+        settlement = await gateway.settle_waiting(reservation, Outcome("complete", usage_of_message(message)))
+    except LedgerUnavailable as error:
+        # Charged before it is delivered, or not delivered (an answer handed over uncharged could stay free
+        # if this replica died before PostgreSQL came back). Released free once it is back; the client's
+        # retry of the turn id is answered then.
+        log.error("could not charge a whole answer (%s): released free, the client retries", error)
+        failed = Outcome("failed", usage_of_message({}), "the ledger could not take the answer's charge")
+        gateway.settle_later(reservation, failed)
+        return _with_route(error_response(503, "api_error", LEDGER_AWAY, retry=True), reservation, choice)
     info = charge_info(reservation, choice.reason, settlement)
     request.state.turn_status, request.state.credits = settlement.status, info["credits"]
     headers = {**route_headers(reservation, choice.reason), "switchboard-credits": str(info["credits"])}
@@ -94,7 +108,13 @@ async def _whole_answer(
 
 
 async def _free(gateway: Gateway, reservation: Reservation, reason: str) -> None:
-    await gateway.settle(reservation, Outcome("failed", usage_of_message({}), reason))
+    """Release a turn that produced nothing (free either way: its refusal goes out now even while
+    PostgreSQL is away, and the release is retried until it is back)."""
+    outcome = Outcome("failed", usage_of_message({}), reason)
+    try:
+        await gateway.settle(reservation, outcome)
+    except LedgerUnavailable:
+        gateway.settle_later(reservation, outcome)
 
 
 def _with_route(response: Response, reservation: Reservation, choice: Choice) -> Response:

@@ -62,6 +62,7 @@ class TurnStream(Response):
         self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
         self.handed_off = False  # settling was left to `Gateway.settle_later`
         self.relayed_whole = False  # `message_stop` was passed on
+        self.ended = False  # the stream's last event (`message_stop` or an `error`) was passed on
         self._log_state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +85,7 @@ class TurnStream(Response):
         assert this is not None
         relaying = True
         left = False
+        broke = False
 
         def stop_relay(watched: asyncio.Task[None]) -> None:
             nonlocal left
@@ -102,6 +104,7 @@ class TurnStream(Response):
                 raise  # cancelled from outside (the replica stopping): settled below all the same
         except Exception:
             log.exception("the relay of turn %s failed", self.reservation.key.turn_id)
+            broke = True
         finally:
             relaying = False
             watch.cancel()
@@ -110,7 +113,15 @@ class TurnStream(Response):
                 await self._settle_or_leave()
         if not left:
             with contextlib.suppress(OSError):
+                if broke and not self.ended:  # never a stream that just stops: the SDK would take it whole
+                    await deliver(encode_json("error", self._broken_body()))
                 await deliver(b"", more=False)
+
+    def _broken_body(self) -> dict[str, Any]:
+        body = error_body("api_error", "The gateway failed while relaying this answer; ask again.")
+        if self.settlement is not None:
+            body["switchboard"] = charge_info(self.reservation, self.route_reason, self.settlement)
+        return body
 
     async def _pump(self, deliver: Deliver) -> None:
         async def forward(chunk: bytes) -> None:
@@ -149,15 +160,21 @@ class TurnStream(Response):
             )
             with contextlib.suppress(OSError):
                 await deliver(encode_json("error", body))
+            self.ended = True
 
     async def _fail(self, deliver: Deliver, reason: str) -> None:
-        info = await self._settle_unfinished(reason)
-        body = error_body(
-            "api_error", "The answer was cut off upstream; it was charged only for what arrived."
-        )
-        body["switchboard"] = info
+        """End a stream upstream broke off: settled for what arrived, and the client told with an `error`
+        event (a stream that just stops would read as a whole answer to the SDK)."""
+        message = "The answer was cut off upstream; it is charged only for what arrived."
+        body = error_body("api_error", message)
+        try:
+            body["switchboard"] = await self._settle_unfinished(reason)
+        except LedgerUnavailable as error:
+            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
+            self._settle_later(self._settling or self._unfinished(reason))
         with contextlib.suppress(OSError):
             await deliver(encode_json("error", body))
+        self.ended = True
 
     async def _settle(self, outcome: Outcome) -> dict[str, Any]:
         self._settling = outcome
@@ -207,10 +224,11 @@ class TurnStream(Response):
             if self.settlement is None:
                 await self._settle(Outcome("complete", self.meter.usage()))
             await forward(event.encode())
-            self.relayed_whole = True
+            self.relayed_whole = self.ended = True
             return True
         data["switchboard"] = await self._settle_unfinished("the upstream sent an error event")
         await forward(self.gateway.upstream.redact(encode_json("error", data)))
+        self.ended = True
         return True
 
     def _unfinished(self, reason: str) -> Outcome:

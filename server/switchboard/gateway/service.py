@@ -279,6 +279,20 @@ class Gateway:
         """Checkpoint a stream's usage with every heartbeat: what the reaper charges if this replica stops."""
         self.live.meter(reservation, meter)
 
+    async def settle_waiting(self, reservation: Reservation, outcome: Outcome) -> Settlement:
+        """Settle now, or as soon as PostgreSQL answers again within `settle_wait_seconds` (a restart or a
+        failover takes seconds); raises `LedgerUnavailable` if it does not."""
+        deadline = time.monotonic() + self.settings.settle_wait_seconds
+        delay = SETTLE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self.settle(reservation, outcome)
+            except LedgerUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
     def settle_later(self, reservation: Reservation, outcome: Outcome) -> None:
         """Keep trying to settle a turn whose settlement PostgreSQL refused, until it answers again.
 
