@@ -24,6 +24,9 @@ class ModelSpec:
     description: str
     benefits: tuple[str, ...]
     credit_multiplier: float
+    # The most tokens of input (with the output) a request may hold: the language server fits history into
+    # it, and the hosted gateway reserves this much input for a turn whose content it cannot measure (a
+    # document or image by URL or file id). 200,000 for every model below (Anthropic's standard window).
     context_window: int
     max_output_tokens: int
     supports_thinking: bool

@@ -10,11 +10,17 @@ character outside ASCII is two to four bytes in UTF-8, which errs high for accen
 for the scripts that tokenize densest, though not above them (a CJK character is about a token, its three
 bytes count 0.86; a rare four-byte character may be several tokens). Usage past the reservation is charged
 all the same, within the account's limit (docs/gateway.md, "Reservations").
+Content whose bytes are not in the body (a document or image with a `url` source, which Anthropic
+fetches, or a `file` source, kept by the Files API; `TurnRequest.unmeasured_input`) can weigh anything up
+to the model's whole context window, and is reserved at that (`ModelSpec.context_window`, 200,000 tokens
+for every model in the catalog): a 300-byte body can ask for a 100-page PDF. Inline (base64) sources are
+in the body, so its size counts them.
 Output: `max_tokens` in full.
 """
 
 from __future__ import annotations
 
+from switchboard.catalog.models import ModelSpec
 from switchboard.plans.credits import hundredths_for_tokens
 from switchboard.tokens import tokens_for_chars
 
@@ -22,6 +28,12 @@ from switchboard.tokens import tokens_for_chars
 def estimate_input_tokens(upstream_body: bytes) -> int:
     """The input tokens to reserve for a turn whose request to Anthropic is `upstream_body`."""
     return tokens_for_chars(len(upstream_body))
+
+
+def input_to_reserve(estimated: int, *, unmeasured: bool, answering: ModelSpec) -> int:
+    """The input tokens to hold: the body's estimate, or, when some content's size is not in the body,
+    all the input the answering model takes (its context window, the catalog's figure)."""
+    return max(estimated, answering.context_window) if unmeasured else estimated
 
 
 def reservation_h(model_id: str, input_tokens: int, max_tokens: int) -> int:

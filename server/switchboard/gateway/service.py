@@ -37,7 +37,7 @@ from .auto import AnsweredTurns, AutoRouter, LastAnswer
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
 from .errors import GatewayRefusal, unauthenticated
-from .estimate import max_tokens_within, reservation_h
+from .estimate import input_to_reserve, max_tokens_within, reservation_h
 from .ledger import Outcome, Reservation, Settlement, TurnKey
 from .liveness import LiveTurns, Metered
 from .signin.scopes import CHAT, SCOPES, Scope
@@ -216,7 +216,12 @@ class Gateway:
     async def reserve(
         self, account: Account | Caller, turn: TurnRequest, choice: Choice, input_tokens: int
     ) -> Reservation:
-        """Hold the turn's worst case: `input_tokens` (`estimate`) and `max_tokens` of output."""
+        """Hold the turn's worst case: `input_tokens` (`estimate`), or the answering model's whole context
+        window when some content's size is not in the body (`TurnRequest.unmeasured_input`), and
+        `max_tokens` of output."""
+        input_tokens = input_to_reserve(
+            input_tokens, unmeasured=turn.unmeasured_input, answering=choice.model
+        )
         hold = ledger.Hold(
             TurnKey(account.id, turn.turn_id),
             period=period_of(datetime.now(UTC)).key,
@@ -396,6 +401,13 @@ def _credits_refusal(
         message = wording.credits_exhausted(account.spec.id, period)
     elif short.available_h <= 0 and account.budget_usd is not None:
         message = wording.budget_reached(account.budget_usd, period)
+    elif turn.unmeasured_input:
+        message = (
+            f"This turn may use up to {from_hundredths(short.needed_h)} credits and "
+            f"{from_hundredths(short.available_h)} are left: a document or image given by URL or file id "
+            f"is reserved at the model's whole context window ({input_tokens:,} input tokens), since its "
+            "size cannot be seen before Anthropic reads it. Send it inline (base64) or pick a cheaper model."
+        )
     else:
         message = (
             f"This turn may use up to {from_hundredths(short.needed_h)} credits and "

@@ -35,6 +35,10 @@ AUTO_STRONGER_RETRIES_HEADER = "switchboard-auto-stronger-retries"
 AUTO_MODELS_HEADER = "switchboard-auto-models"
 # Counts past these change nothing the router looks at; bounding them keeps the header's digits short.
 MAX_AUTO_COUNT = 1000
+# Content sources whose bytes are in the body, so the body's size counts them (`estimate`): inline data
+# (`base64`, a document's `text`) and a document made of content blocks (`content`, whose blocks are read
+# in turn). Any other source (`url`, which Anthropic fetches; `file`, a Files API id) is measured nowhere.
+MEASURED_SOURCES = frozenset({"base64", "text", "content"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class TurnRequest:
     auto: AutoInputs = field(default_factory=AutoInputs)
     raw_body: bytes = b""  # `body` as sent: forwarded as is when the model it names needs no change
     keys_once: bool = False  # no object in `raw_body` repeats a key (checked while parsing; else unknown)
+    # Some content's size is not in the body (a URL or file source): reserved at the whole context window.
+    unmeasured_input: bool = False
 
     @property
     def stream(self) -> bool:
@@ -120,10 +126,103 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
         raise invalid_request("messages: a non-empty list is required")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise invalid_request("stream: must be true or false")
+    _check_betas(headers)
+    unmeasured = _check_costs(body)
     if model.id != "auto":
         _require_same_model(model, body.get("model"))
-        return TurnRequest(turn_id, model, body, max_tokens, raw_body=raw_body, keys_once=keys_once)
-    return TurnRequest(turn_id, model, body, max_tokens, parse_auto_inputs(headers), raw_body)
+        return TurnRequest(
+            turn_id,
+            model,
+            body,
+            max_tokens,
+            raw_body=raw_body,
+            keys_once=keys_once,
+            unmeasured_input=unmeasured,
+        )
+    return TurnRequest(
+        turn_id, model, body, max_tokens, parse_auto_inputs(headers), raw_body, unmeasured_input=unmeasured
+    )
+
+
+def _check_costs(body: dict[str, Any]) -> bool:
+    """Refuse what the credit formula cannot price; say whether some input's size is not in the body.
+
+    - A tool whose `type` is not `custom` (a tool without one is custom) is Anthropic's: its server tools
+      (web search, web fetch, code execution, …) carry fees outside the token formula. 400.
+    - A `cache_control` whose `ttl` is not `5m`: a 1-hour write costs 2x the input rate, and the formula
+      prices every write at 1.25x (`plans.credits`). 400. Checked wherever `cache_control` may sit: on the
+      request itself, tools, system blocks, and content blocks at any depth (a tool result's, a document's).
+    - True when a content block, at any depth, has a `source` outside `MEASURED_SOURCES`.
+    Anything else malformed is Anthropic's to refuse (a turn that fails before output is free). Costs a few
+    dictionary lookups a content block; a path is only written out for a refusal."""
+    _require_short_ttl(body.get("cache_control"), "")
+    if body.get("mcp_servers"):
+        raise invalid_request(
+            "mcp_servers: Switchboard Cloud does not connect Anthropic to MCP servers: their tools' results "
+            "are input it cannot see to reserve for."
+        )
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                continue
+            kind = tool.get("type", "custom")
+            if kind != "custom":
+                shown = kind if isinstance(kind, str) and len(kind) <= 100 else "not custom"
+                raise invalid_request(
+                    f"tools.{index}.type: {shown} is an Anthropic-defined tool. Switchboard Cloud accepts "
+                    'only custom tools (no type, or "custom"): server tools such as web search, web fetch '
+                    "and code execution carry fees its credits cannot charge."
+                )
+            if "cache_control" in tool:
+                _require_short_ttl(tool["cache_control"], f"tools.{index}.")
+    unmeasured = False
+    pending: list[tuple[list[Any], str]] = []
+    system = body.get("system")
+    if isinstance(system, list):
+        pending.append((system, "system"))
+    for index, message in enumerate(body["messages"]):
+        if isinstance(message, dict) and isinstance(content := message.get("content"), list):
+            pending.append((content, f"messages.{index}.content"))
+    while pending:  # without recursion: the body's nesting is the client's choice
+        blocks, where = pending.pop()
+        for index, block in enumerate(blocks):
+            if not isinstance(block, dict):
+                continue
+            if "cache_control" in block:
+                _require_short_ttl(block["cache_control"], f"{where}.{index}.")
+            source = block.get("source")
+            if isinstance(source, dict):  # (a search result's `source` is a string: a citation, not fetched)
+                kind = source.get("type")
+                if not isinstance(kind, str) or kind not in MEASURED_SOURCES:
+                    unmeasured = True
+                elif isinstance(inner := source.get("content"), list):
+                    pending.append((inner, f"{where}.{index}.source.content"))
+            if isinstance(inner := block.get("content"), list):
+                pending.append((inner, f"{where}.{index}.content"))
+    return unmeasured
+
+
+# Betas that change what a turn costs beyond the credit formula: a 1M-token window billed at long-context
+# rates past 200,000 input tokens.
+PRICED_BETAS = ("context-1m",)
+
+
+def _check_betas(headers: Headers) -> None:
+    for beta in headers.get("anthropic-beta", "").split(","):
+        if beta.strip().startswith(PRICED_BETAS):
+            raise invalid_request(
+                f"anthropic-beta: {beta.strip()[:100]} is priced outside Switchboard Cloud's credits "
+                "(long-context rates past 200,000 input tokens); leave it out."
+            )
+
+
+def _require_short_ttl(control: object, where: str) -> None:
+    if isinstance(control, dict) and "ttl" in control and control["ttl"] != "5m":
+        raise invalid_request(
+            f"{where}cache_control.ttl: only 5-minute cache writes are accepted (leave ttl out or send "
+            '"5m"): a 1-hour write costs more than the credit formula charges for it.'
+        )
 
 
 def parse_auto_inputs(headers: Headers) -> AutoInputs:

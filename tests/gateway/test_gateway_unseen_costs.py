@@ -1,0 +1,317 @@
+"""Costs a small body could hide from the reservation and the charge (docs/gateway.md, "Reservations").
+
+A document or image Anthropic fetches (a URL) or keeps (a Files API id) is not in the body, so its size
+cannot be measured: such a turn holds the model's whole context window of input. Server tools carry fees
+outside the credit formula and 1-hour cache writes cost more than it prices: both are refused before
+anything is reserved or forwarded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from starlette.datastructures import Headers
+
+from gateway.gateway_support import HTTP, Accounts, Replica, balance, turn_headers, turn_rows
+from switchboard.catalog.models import get_model
+from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway.errors import GatewayRefusal
+from switchboard.gateway.turn_request import encode_body, parse_turn
+from switchboard.plans.credits import hundredths_for_tokens
+from switchboard.providers.prompt import Exchange, build_prompt
+from switchboard.store import StoredTurn
+
+HAIKU = "claude-haiku-4-5-20251001"
+PDF_URL = {"type": "document", "source": {"type": "url", "url": "https://example.test/manual.pdf"}}
+IMAGE_URL = {"type": "image", "source": {"type": "url", "url": "https://example.test/chart.png"}}
+FILE_IMAGE = {"type": "image", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}}
+TINY_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+BASE64_IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": TINY_PNG}}
+
+
+def body_with(*blocks: dict[str, Any], max_tokens: int = 100, **fields: Any) -> dict[str, Any]:
+    marker = f"marker-{uuid.uuid4().hex}"  # the fake's log keeps its last requests: look for this one
+    content = [*blocks, {"type": "text", "text": f"What does this show? {marker}"}]
+    return {
+        "model": HAIKU,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": content}],
+        **fields,
+    }
+
+
+def post(replica: Replica, token: str, body: dict[str, Any]) -> Any:
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {token}"}
+    return HTTP.post(replica.url + "/v1/messages", json=body, headers=headers)
+
+
+def marker_of(body: dict[str, Any]) -> bytes:
+    return body["messages"][-1]["content"][-1]["text"].split()[-1].encode()
+
+
+def forwarded(upstream: FakeAnthropic, body: dict[str, Any]) -> bool:
+    return any(marker_of(body) in record.raw_body for record in upstream.received())
+
+
+def full_context_h(model_id: str, max_tokens: int) -> int:
+    """The reservation of a turn whose input the gateway cannot measure: the whole context window."""
+    window = get_model(model_id).context_window
+    assert window == 200_000  # every model in the catalog, today
+    return hundredths_for_tokens(model_id, write=window, out=max_tokens)
+
+
+# --- 1. URL and file sources are reserved at the model's whole context window ----------------------
+
+
+async def test_a_url_document_on_a_low_balance_is_refused_402_saying_why(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("free", used_credits=45)  # 5 credits left
+    with_url = body_with(PDF_URL)
+    assert len(encode_body(with_url)) < 400  # the body's size says almost nothing
+    response = post(replica, account.token, with_url)
+    assert response.status_code == 402, response.text
+    error = response.json()["error"]
+    assert error["type"] == "credits_exhausted"
+    assert "URL" in error["message"] and "200,000" in error["message"]
+    assert error["needed_credits"] * 100 == full_context_h("claude-haiku-4.5", 100)
+    assert error["max_tokens_that_fit"] == 0  # the input alone does not fit
+    assert response.headers["x-should-retry"] == "false"
+    assert not forwarded(upstream, with_url)
+    # The same turn without the document is answered.
+    without = body_with()
+    assert post(replica, account.token, without).status_code == 200
+    assert forwarded(upstream, without)
+    assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+
+
+async def test_an_accepted_url_source_turn_holds_the_full_context(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    body = body_with(IMAGE_URL, max_tokens=300)
+    response = post(replica, account.token, body)
+    assert response.status_code == 200, response.text
+    assert forwarded(upstream, body)
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["reserved_h"] == full_context_h("claude-haiku-4.5", 300)
+    assert round(float(response.headers["switchboard-reserved-credits"]) * 100) == row["reserved_h"]
+    # What it is charged is what Anthropic reported, as for any turn.
+    assert row["status"] == "complete" and row["credits_h"] < row["reserved_h"]
+
+
+async def test_a_base64_image_is_counted_by_its_size(make_accounts: Accounts, replica: Replica) -> None:
+    account = await make_accounts.create("pro")
+    response = post(replica, account.token, body_with(BASE64_IMAGE, max_tokens=300))
+    assert response.status_code == 200, response.text
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["reserved_h"] < full_context_h("claude-haiku-4.5", 300) // 10
+
+
+def parsed(body: dict[str, Any], model: str = "claude-haiku-4.5") -> Any:
+    headers = Headers({"switchboard-turn-id": "t-1", "switchboard-model": model})
+    return parse_turn(headers, encode_body(body))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [PDF_URL],
+        [FILE_IMAGE],
+        [{"type": "document", "source": {"type": "file", "file_id": "file_abc"}}],
+        # Inside a tool's result.
+        [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [IMAGE_URL]}],
+        # Inside a document whose source is content blocks.
+        [{"type": "document", "source": {"type": "content", "content": [FILE_IMAGE]}}],
+        # A source type the gateway does not know cannot be measured either.
+        [{"type": "image", "source": {"type": "s3", "bucket": "b"}}],
+    ],
+)
+def test_every_source_the_body_does_not_carry_is_unmeasured(content: list[dict[str, Any]]) -> None:
+    assert parsed(body_with(*content)).unmeasured_input
+    assert parsed({**body_with(*content), "model": "auto"}, "auto").unmeasured_input
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [BASE64_IMAGE],
+        [{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hello"}}],
+        [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [BASE64_IMAGE]}],
+        [{"type": "search_result", "source": "https://example.test", "title": "t", "content": []}],
+    ],
+)
+def test_sources_in_the_body_are_measured_by_its_size(content: list[dict[str, Any]]) -> None:
+    assert not parsed(body_with(*content)).unmeasured_input
+
+
+# --- 2. Server tools are refused ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+        {"type": "web_fetch_20250910", "name": "web_fetch"},
+        {"type": "code_execution_20250825", "name": "code_execution"},
+    ],
+)
+async def test_server_tools_are_refused_400_before_anything_is_reserved(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, tool: dict[str, Any]
+) -> None:
+    account = await make_accounts.create("pro")
+    custom = {"name": "lookup", "input_schema": {"type": "object"}}
+    body = body_with(tools=[custom, tool])
+    response = post(replica, account.token, body)
+    assert response.status_code == 400, response.text
+    assert response.headers["x-should-retry"] == "false"
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert f"tools.1.type: {tool['type']}" in error["message"] and "custom tools" in error["message"]
+    assert not forwarded(upstream, body)
+    assert await turn_rows(make_accounts.database_url, account.id) == []
+    assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+
+
+async def test_custom_tools_with_or_without_a_type_are_forwarded(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    tools = [
+        {"name": "lookup", "input_schema": {"type": "object"}},
+        {"type": "custom", "name": "search", "input_schema": {"type": "object"}},
+    ]
+    body = body_with(tools=tools)
+    assert post(replica, account.token, body).status_code == 200
+    assert forwarded(upstream, body)
+
+
+# --- 3. One-hour cache writes are refused ------------------------------------------------------------
+
+
+ONE_HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+
+@pytest.mark.parametrize(
+    ("where", "body"),
+    [
+        ("messages.0.content.0", body_with({"type": "text", "text": "context", "cache_control": ONE_HOUR})),
+        ("system.0", body_with(system=[{"type": "text", "text": "Be brief.", "cache_control": ONE_HOUR}])),
+        (
+            "tools.0",
+            body_with(
+                tools=[{"name": "lookup", "input_schema": {"type": "object"}, "cache_control": ONE_HOUR}]
+            ),
+        ),
+    ],
+)
+async def test_one_hour_cache_writes_are_refused_400_before_anything_is_reserved(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, where: str, body: dict[str, Any]
+) -> None:
+    account = await make_accounts.create("pro")
+    response = post(replica, account.token, body)
+    assert response.status_code == 400, response.text
+    assert response.headers["x-should-retry"] == "false"
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert f"{where}.cache_control.ttl" in error["message"] and "5m" in error["message"]
+    assert not forwarded(upstream, body)
+    assert await turn_rows(make_accounts.database_url, account.id) == []
+    assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+
+
+def test_one_hour_ttl_is_refused_wherever_cache_control_may_sit() -> None:
+    nested = {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": "text", "text": "r", "cache_control": ONE_HOUR}],
+    }
+    for body, where in (
+        (body_with(nested), "messages.0.content.0.content.0.cache_control"),
+        (body_with(cache_control=ONE_HOUR), "cache_control"),  # the request-wide breakpoint
+    ):
+        with pytest.raises(GatewayRefusal) as refused:
+            parsed(body)
+        assert refused.value.status == 400 and refused.value.message.startswith(f"{where}.ttl")
+
+
+async def test_five_minute_cache_writes_are_forwarded(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    for control in ({"type": "ephemeral"}, {"type": "ephemeral", "ttl": "5m"}):
+        body = body_with({"type": "text", "text": "context", "cache_control": control})
+        assert post(replica, account.token, body).status_code == 200
+        assert forwarded(upstream, body)
+
+
+# --- The language server's own requests pass untouched -----------------------------------------------
+
+
+def test_the_language_servers_own_prompts_are_measured_and_never_refused() -> None:
+    """What `providers.prompt` builds (and `hosted.provider` sends, with `thinking` and no tools): text and
+    thinking blocks, 5-minute cache breakpoints. Nothing in it is refused or reserved at the full window."""
+    history = [
+        Exchange(
+            StoredTurn("u1", "user", "Explain this", "complete", "2026-01-01T00:00:00Z"),
+            StoredTurn(
+                "a1",
+                "assistant",
+                "It adds.",
+                "complete",
+                "2026-01-01T00:00:01Z",
+                thinking="Sum.",
+                thinking_signature="sig",
+                anthropic_model=HAIKU,
+            ),
+        )
+    ]
+    built = build_prompt(
+        history,
+        prompt="And this?",
+        context=[],
+        anthropic_model=HAIKU,
+        context_window=200_000,
+        max_tokens=8000,
+        thinking=True,
+    )
+    body = {
+        "model": HAIKU,
+        "system": built.system,
+        "messages": built.messages,
+        "max_tokens": 8000,
+        "stream": True,
+        "thinking": {"type": "enabled", "budget_tokens": 4000},
+    }
+    assert any("cache_control" in block for block in built.messages[-1]["content"])  # breakpoints sent
+    for model in ("claude-haiku-4.5", "auto"):
+        assert not parsed(body, model).unmeasured_input
+
+
+# --- 4. MCP servers and long-context betas are refused ----------------------------------------------
+
+
+async def test_mcp_servers_and_the_long_context_beta_are_refused_400_and_other_betas_pass(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    mcp = body_with(mcp_servers=[{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}])
+    refused = post(replica, account.token, mcp)
+    assert refused.status_code == 400 and "mcp_servers" in refused.json()["error"]["message"]
+    assert not forwarded(upstream, mcp)
+
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    long_context = body_with()
+    beta = {**headers, "anthropic-beta": "prompt-caching-2024-07-31, context-1m-2025-08-07"}
+    answer = HTTP.post(replica.url + "/v1/messages", json=long_context, headers=beta)
+    assert answer.status_code == 400 and "context-1m-2025-08-07" in answer.json()["error"]["message"]
+    assert not forwarded(upstream, long_context)
+    assert await turn_rows(make_accounts.database_url, account.id) == []
+
+    other = body_with()
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    fine = {**headers, "anthropic-beta": "prompt-caching-2024-07-31"}
+    assert HTTP.post(replica.url + "/v1/messages", json=other, headers=fine).status_code == 200
+    assert forwarded(upstream, other)
