@@ -18,10 +18,11 @@ from gateway.gateway_support import HTTP, Accounts, Replica, balance, turn_heade
 from switchboard.catalog.models import get_model
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.errors import GatewayRefusal
-from switchboard.gateway.turn_request import encode_body, parse_turn
+from switchboard.gateway.turn_request import IMAGE_MAX_TOKENS, encode_body, parse_turn
 from switchboard.plans.credits import hundredths_for_tokens
 from switchboard.providers.prompt import Exchange, build_prompt
 from switchboard.store import StoredTurn
+from switchboard.tokens import tokens_for_chars
 
 HAIKU = "claude-haiku-4-5-20251001"
 PDF_URL = {"type": "document", "source": {"type": "url", "url": "https://example.test/manual.pdf"}}
@@ -102,12 +103,28 @@ async def test_an_accepted_url_source_turn_holds_the_full_context(
     assert row["status"] == "complete" and row["credits_h"] < row["reserved_h"]
 
 
-async def test_a_base64_image_is_counted_by_its_size(make_accounts: Accounts, replica: Replica) -> None:
+async def test_a_base64_image_is_held_at_least_at_the_most_an_image_is_billed(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """A 1x1 PNG is a few bytes, but a small file can be a large picture: an image is held at least at the
+    most Anthropic bills for one, and far below the whole context."""
     account = await make_accounts.create("pro")
     response = post(replica, account.token, body_with(BASE64_IMAGE, max_tokens=300))
     assert response.status_code == 200, response.text
     [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert hundredths_for_tokens("claude-haiku-4.5", write=IMAGE_MAX_TOKENS, out=300) <= row["reserved_h"]
     assert row["reserved_h"] < full_context_h("claude-haiku-4.5", 300) // 10
+
+
+def test_an_images_floor_counts_only_what_its_size_does_not() -> None:
+    tiny = parsed(body_with(BASE64_IMAGE))
+    assert tiny.unseen_input_tokens == IMAGE_MAX_TOKENS - tokens_for_chars(len(TINY_PNG))
+    large = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 20_000}}
+    assert parsed(body_with(large)).unseen_input_tokens == 0  # its size already counts more
+    in_a_result = {"type": "tool_result", "tool_use_id": "t", "content": [BASE64_IMAGE]}
+    two = parsed(body_with(BASE64_IMAGE, in_a_result))
+    assert two.unseen_input_tokens == 2 * tiny.unseen_input_tokens
+    assert not tiny.unmeasured_input
 
 
 def parsed(body: dict[str, Any], model: str = "claude-haiku-4.5") -> Any:
@@ -127,6 +144,8 @@ def parsed(body: dict[str, Any], model: str = "claude-haiku-4.5") -> Any:
         [{"type": "document", "source": {"type": "content", "content": [FILE_IMAGE]}}],
         # A source type the gateway does not know cannot be measured either.
         [{"type": "image", "source": {"type": "s3", "bucket": "b"}}],
+        # An inline PDF: every page is read as an image and as text, and a small file can hold many pages.
+        [{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}],
     ],
 )
 def test_every_source_the_body_does_not_carry_is_unmeasured(content: list[dict[str, Any]]) -> None:

@@ -13,8 +13,9 @@ all the same, within the account's limit (docs/gateway.md, "Reservations").
 Content whose bytes are not in the body (a document or image with a `url` source, which Anthropic
 fetches, or a `file` source, kept by the Files API; `TurnRequest.unmeasured_input`) can weigh anything up
 to the model's whole context window, and is reserved at that (`ModelSpec.context_window`, 200,000 tokens
-for every model in the catalog): a 300-byte body can ask for a 100-page PDF. Inline (base64) sources are
-in the body, so its size counts them.
+for every model in the catalog): a 300-byte body can ask for a 100-page PDF. So is an inline PDF (its
+pages are read as images and text). Other inline sources are in the body, so its size counts them; an image
+is held at least at the most one is billed (`TurnRequest.unseen_input_tokens`).
 Output: `max_tokens` in full.
 """
 

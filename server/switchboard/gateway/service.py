@@ -216,11 +216,11 @@ class Gateway:
     async def reserve(
         self, account: Account | Caller, turn: TurnRequest, choice: Choice, input_tokens: int
     ) -> Reservation:
-        """Hold the turn's worst case: `input_tokens` (`estimate`), or the answering model's whole context
-        window when some content's size is not in the body (`TurnRequest.unmeasured_input`), and
-        `max_tokens` of output."""
+        """Hold the turn's worst case: `input_tokens` (`estimate`) with what the body's size undercounts
+        (`TurnRequest.unseen_input_tokens`), or the answering model's whole context window when some
+        content's size is not in the body (`TurnRequest.unmeasured_input`), and `max_tokens` of output."""
         input_tokens = input_to_reserve(
-            input_tokens, unmeasured=turn.unmeasured_input, answering=choice.model
+            input_tokens + turn.unseen_input_tokens, unmeasured=turn.unmeasured_input, answering=choice.model
         )
         hold = ledger.Hold(
             TurnKey(account.id, turn.turn_id),

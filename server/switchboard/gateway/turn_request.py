@@ -18,6 +18,7 @@ from starlette.datastructures import Headers
 from switchboard.catalog.models import CATALOG, ModelSpec, get_model, is_known_model
 from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Preference
 from switchboard.routing.learning import bounded
+from switchboard.tokens import tokens_for_chars
 
 from .errors import GatewayRefusal, invalid_request
 
@@ -39,6 +40,9 @@ MAX_AUTO_COUNT = 1000
 # (`base64`, a document's `text`) and a document made of content blocks (`content`, whose blocks are read
 # in turn). Any other source (`url`, which Anthropic fetches; `file`, a Files API id) is measured nowhere.
 MEASURED_SOURCES = frozenset({"base64", "text", "content"})
+# The most input tokens Anthropic bills for one image: it scales an image to at most about 1.15 megapixels
+# and bills (width × height) / 750. A tiny image file can be a large image, so an image is held at least this.
+IMAGE_MAX_TOKENS = 1_600
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,11 @@ class TurnRequest:
     auto: AutoInputs = field(default_factory=AutoInputs)
     raw_body: bytes = b""  # `body` as sent: forwarded as is when the model it names needs no change
     keys_once: bool = False  # no object in `raw_body` repeats a key (checked while parsing; else unknown)
-    # Some content's size is not in the body (a URL or file source): reserved at the whole context window.
+    # Some content's size is not in the body (a URL or file source, a PDF's pages): reserved at the whole
+    # context window.
     unmeasured_input: bool = False
+    # Input the body's size undercounts: a small image file billed at its pixels (`IMAGE_MAX_TOKENS`).
+    unseen_input_tokens: int = 0
 
     @property
     def stream(self) -> bool:
@@ -127,7 +134,7 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
     if "stream" in body and not isinstance(body["stream"], bool):
         raise invalid_request("stream: must be true or false")
     _check_betas(headers)
-    unmeasured = _check_costs(body)
+    unseen = _check_costs(body)
     if model.id != "auto":
         _require_same_model(model, body.get("model"))
         return TurnRequest(
@@ -137,22 +144,49 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
             max_tokens,
             raw_body=raw_body,
             keys_once=keys_once,
-            unmeasured_input=unmeasured,
+            unmeasured_input=unseen.unmeasured,
+            unseen_input_tokens=unseen.tokens,
         )
     return TurnRequest(
-        turn_id, model, body, max_tokens, parse_auto_inputs(headers), raw_body, unmeasured_input=unmeasured
+        turn_id,
+        model,
+        body,
+        max_tokens,
+        parse_auto_inputs(headers),
+        raw_body,
+        unmeasured_input=unseen.unmeasured,
+        unseen_input_tokens=unseen.tokens,
     )
 
 
-def _check_costs(body: dict[str, Any]) -> bool:
-    """Refuse what the credit formula cannot price; say whether some input's size is not in the body.
+@dataclass
+class _Unseen:
+    unmeasured: bool = False  # some input's size is nowhere in the body
+    tokens: int = 0  # input tokens the body's size undercounts
+
+
+def _weigh(block: dict[str, Any], source: dict[str, Any], unseen: _Unseen) -> None:
+    """What the body's size misses of one content block with a `source`."""
+    kind = source.get("type")
+    if not isinstance(kind, str) or kind not in MEASURED_SOURCES:
+        unseen.unmeasured = True  # fetched by Anthropic (`url`), kept by it (`file`), or unknown
+    elif kind == "base64" and block.get("type") == "document":
+        unseen.unmeasured = True  # a PDF: each page is read as an image and as text, and pages are cheap
+    elif kind == "base64" and block.get("type") == "image":
+        data = source.get("data")
+        counted = tokens_for_chars(len(data)) if isinstance(data, str) else 0
+        unseen.tokens += max(0, IMAGE_MAX_TOKENS - counted)
+
+
+def _check_costs(body: dict[str, Any]) -> _Unseen:
+    """Refuse what the credit formula cannot price; say what of the input the body's size does not show.
 
     - A tool whose `type` is not `custom` (a tool without one is custom) is Anthropic's: its server tools
       (web search, web fetch, code execution, …) carry fees outside the token formula. 400.
     - A `cache_control` whose `ttl` is not `5m`: a 1-hour write costs 2x the input rate, and the formula
       prices every write at 1.25x (`plans.credits`). 400. Checked wherever `cache_control` may sit: on the
       request itself, tools, system blocks, and content blocks at any depth (a tool result's, a document's).
-    - True when a content block, at any depth, has a `source` outside `MEASURED_SOURCES`.
+    - Content blocks with a `source`, at any depth, weighed by `_weigh`.
     Anything else malformed is Anthropic's to refuse (a turn that fails before output is free). Costs a few
     dictionary lookups a content block; a path is only written out for a refusal."""
     _require_short_ttl(body.get("cache_control"), "")
@@ -176,7 +210,7 @@ def _check_costs(body: dict[str, Any]) -> bool:
                 )
             if "cache_control" in tool:
                 _require_short_ttl(tool["cache_control"], f"tools.{index}.")
-    unmeasured = False
+    unseen = _Unseen()
     pending: list[tuple[list[Any], str]] = []
     system = body.get("system")
     if isinstance(system, list):
@@ -193,14 +227,12 @@ def _check_costs(body: dict[str, Any]) -> bool:
                 _require_short_ttl(block["cache_control"], f"{where}.{index}.")
             source = block.get("source")
             if isinstance(source, dict):  # (a search result's `source` is a string: a citation, not fetched)
-                kind = source.get("type")
-                if not isinstance(kind, str) or kind not in MEASURED_SOURCES:
-                    unmeasured = True
-                elif isinstance(inner := source.get("content"), list):
+                _weigh(block, source, unseen)
+                if isinstance(inner := source.get("content"), list):
                     pending.append((inner, f"{where}.{index}.source.content"))
             if isinstance(inner := block.get("content"), list):
                 pending.append((inner, f"{where}.{index}.content"))
-    return unmeasured
+    return unseen
 
 
 # Betas that change what a turn costs beyond the credit formula: a 1M-token window billed at long-context
