@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import psycopg
@@ -17,6 +20,7 @@ import pytest
 from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, balance, run_cli, sdk, turn_headers
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic, Fault
+from switchboard.gateway.accesslog import JsonLines
 from switchboard.gateway.accounts import password_matches
 from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.entitlement import verify_entitlement
@@ -358,3 +362,60 @@ async def test_a_postgresql_restart_costs_no_request_and_loses_nothing(
             replica.stop()
     finally:
         await asyncio.to_thread(own.stop)
+
+
+def test_the_cli_says_in_one_line_when_postgresql_cannot_be_reached(
+    gateway_env: dict[str, str], closed_port: int
+) -> None:
+    """No traceback, a clear line, exit 1, and never the URL's password."""
+    unreachable = f"postgresql://ops:S3cretPW@127.0.0.1:{closed_port}/gw"
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": unreachable}
+    for args in (["accounts", "usage", "ada@example.com"], ["migrate"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "switchboard", "gateway", *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 1, done
+        assert "Traceback" not in done.stderr and "S3cretPW" not in done.stderr + done.stdout, done.stderr
+        assert done.stderr.strip().count("\n") == 0 and "cannot reach PostgreSQL" in done.stderr, done.stderr
+
+
+def test_migrate_takes_a_multi_host_url_and_goes_down_and_up_again(
+    gateway_env: dict[str, str], database_url: str, closed_port: int
+) -> None:
+    """The replicas accept a libpq URL naming several hosts (failover); so does `migrate`. `--down-to` takes
+    the schema down to a revision, and `migrate` brings it back."""
+    name = f"multi_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    port = urlsplit(database_url).port
+    url = f"postgresql://postgres@127.0.0.1:{closed_port},127.0.0.1:{port}/{name}"
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+
+    def revision() -> str:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert row is not None
+        return row[0]
+
+    assert "up to date" in run_cli(["migrate"], env).stdout
+    head = revision()
+    assert "at revision 0007" in run_cli(["migrate", "--down-to", "0007"], env).stdout
+    assert revision() == "0007" != head
+    run_cli(["migrate"], env)
+    assert revision() == head
+
+
+def test_a_logged_error_carries_its_traceback_and_never_the_vendor_key() -> None:
+    """The reference a 500 gives the client leads to a log line with the cause."""
+    formatter = JsonLines(secrets=[VENDOR_KEY])
+    try:
+        raise ZeroDivisionError(f"divided by the key {VENDOR_KEY}")
+    except ZeroDivisionError:
+        record = logging.getLogger("switchboard.gateway").makeRecord(
+            "switchboard.gateway", logging.ERROR, __file__, 1, "unhandled error (reference %s)", ("ab12",),
+            sys.exc_info(),
+        )  # fmt: skip
+    entry = json.loads(formatter.format(record))
+    assert entry["message"] == "unhandled error (reference ab12)"
+    assert "Traceback" in entry["error"] and "ZeroDivisionError" in entry["error"]
+    assert VENDOR_KEY not in json.dumps(entry) and "[redacted]" in entry["error"]

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,7 +83,13 @@ def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> 
 
 
 class JsonLines(logging.Formatter):
-    """Log records as JSON lines; an access record's message is already its JSON."""
+    """Log records as JSON lines; an access record's message is already its JSON. A record logged with an
+    exception carries its traceback (`error`), so the reference a 500 gave the client leads to its cause;
+    `secrets` (the vendor key) are blanked from every line that is not an access line."""
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if secret]
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name == access_log.name:
@@ -92,12 +99,17 @@ class JsonLines(logging.Formatter):
         for name in ("account", "turn_id", "credits"):
             if name in record.__dict__:
                 entry[name] = record.__dict__[name]
-        return json.dumps(entry, separators=(",", ":"))
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        line = json.dumps(entry, separators=(",", ":"))
+        for secret in self._secrets:
+            line = line.replace(secret, "[redacted]")
+        return line
 
 
-def configure_logging() -> None:
+def configure_logging(secrets: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
+    handler.setFormatter(JsonLines(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -44,10 +44,39 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except _Failed as failed:
         print(f"switchboard gateway: {failed}", file=sys.stderr)
         return 1
+    except _DATABASE_ERRORS as error:
+        print(f"switchboard gateway: {_database_failure(error)}", file=sys.stderr)
+        return 1
+
+
+def _database_failure(error: Exception) -> str:
+    """One line on what went wrong with the database (the URL and its password are never in it)."""
+    import psycopg
+
+    from .migrate import MigrationError
+
+    if isinstance(error, MigrationError):
+        return str(error)
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return "the database has no Switchboard tables yet: run `switchboard gateway migrate` first."
+    if isinstance(error, psycopg.OperationalError):
+        return "cannot reach PostgreSQL at the configured database URL; is it running and reachable?"
+    return f"the database refused the command ({type(error).__name__}); see the PostgreSQL log."
 
 
 class _Failed(Exception):
     pass
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+
+    from .migrate import MigrationError
+
+    return (psycopg.Error, MigrationError)
+
+
+_DATABASE_ERRORS = _database_errors()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8780)
     serve.set_defaults(run=_serve)
 
-    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=_migrate)
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date (or down)")
+    migrate.add_argument(
+        "--down-to", metavar="REVISION", help="go down to this revision instead (e.g. 0007: docs/gateway.md)"
+    )
+    migrate.set_defaults(run=_migrate)
 
     keys = commands.add_parser("keys", help="create a new Ed25519 signing key")
     keys.add_argument("action", choices=["new"])
@@ -108,7 +141,7 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
     from .accesslog import configure_logging
     from .app import create_app
 
-    configure_logging()
+    configure_logging(secrets=[settings.upstream_api_key.get_secret_value()])
     app = create_app(settings)
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app trusts
     # exactly the configured `trusted_proxies` instead (signin/proxies.py).
@@ -132,8 +165,12 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
 
 
 def _migrate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
-    from .migrate import upgrade
+    from .migrate import downgrade, upgrade
 
+    if args.down_to:
+        downgrade(settings.database_url.get_secret_value(), args.down_to)
+        print(f"The gateway database is at revision {args.down_to}.", file=out)
+        return 0
     upgrade(settings.database_url.get_secret_value())
     print("The gateway database is up to date.", file=out)
     return 0
@@ -192,19 +229,22 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
 
 async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
     from . import accounts
+    from .signin import browser
     from .signin.refresh import revoke_account, revoke_everyone
 
     async with await _connect(settings) as conn:
         if args.everyone:
             revoked, who = await revoke_everyone(conn), "Every account"
+            pages = await browser.end_all(conn)
         else:
             try:
                 account = await accounts.find_account(conn, args.account)
             except accounts.AccountError as error:
                 raise _Failed(str(error)) from None
             revoked, who = await revoke_account(conn, account.id), f"{account.email} ({account.id})"
+            pages = await browser.end_all(conn, account.id)
     print(
-        f"{who} is signed out of {revoked} session(s);"
+        f"{who} is signed out of {revoked} session(s) and {pages} account page session(s);"
         " access tokens already issued expire within 15 minutes.",
         file=out,
     )

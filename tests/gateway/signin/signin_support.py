@@ -116,8 +116,8 @@ class SignInAccounts:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
 
-    async def create(self, plan: str = "pro") -> Person:
-        email = f"person-{uuid.uuid4().hex[:12]}@example.test"
+    async def create(self, plan: str = "pro", email: str | None = None) -> Person:
+        email = email or f"person-{uuid.uuid4().hex[:12]}@example.test"
         async with await psycopg.AsyncConnection.connect(
             self.database_url, autocommit=True, row_factory=dict_row
         ) as conn:

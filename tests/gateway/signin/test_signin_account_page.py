@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from gateway.gateway_support import Replica
+from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import (
     PASSWORD,
     Browser,
@@ -145,6 +145,10 @@ async def test_a_wrong_password_or_a_forged_form_signs_nobody_in(
         assert forged.status_code == 403 and "set-cookie" not in forged.headers
         mismatched = browser.http.post("/account", data={**form, "csrf_token": "x" * 43})
         assert mismatched.status_code == 403 and COOKIE not in browser.http.cookies
+        # Not ASCII: refused the same way (it was a 500, hmac.compare_digest raising on text).
+        for page in ("/account", "/device"):
+            odd = browser.http.post(page, data={**form, "csrf_token": "é" * 43})
+            assert odd.status_code == 403 and COOKIE not in browser.http.cookies, (page, odd.text)
         # The control: the same form with its own token signs in.
         assert browser.http.post("/account", data=form).status_code == 303
     finally:
@@ -284,3 +288,26 @@ async def test_over_https_the_session_cookie_is_host_prefixed_secure_httponly_la
         assert person.email not in after.text
     finally:
         http.close()
+
+
+async def test_the_operators_sign_out_ends_the_accounts_page_sessions_too(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    """`accounts sign-out` is for a lost laptop or a restored backup: every sign-in ends, the /account
+    page's browser sessions included (a stolen cookie could otherwise sign the owner's devices out)."""
+    person, bystander = await people.create(), await people.create()
+    browser, other = AccountBrowser(proxied.url), AccountBrowser(proxied.url)
+    try:
+        assert browser.sign_in(person.email).status_code in (200, 303)
+        assert other.sign_in(bystander.email).status_code in (200, 303)
+        assert person.email in browser.page().text
+        done = run_cli(["accounts", "sign-out", person.email], gateway_env)
+        assert "1 account page session(s)" in done.stdout
+        assert person.email not in browser.page().text
+        assert bystander.email in other.page().text  # another account's session stays
+        everyone = run_cli(["accounts", "sign-out", "--everyone"], gateway_env)
+        assert "account page session(s)" in everyone.stdout
+        assert bystander.email not in other.page().text
+    finally:
+        browser.close()
+        other.close()

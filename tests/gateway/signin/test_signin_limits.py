@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
@@ -210,3 +211,58 @@ async def test_tokens_codes_and_passwords_never_reach_the_log(
         ("/oauth/token", "refresh_token", None),
         ("/oauth/revoke", None, None),
     }, mine
+
+
+async def test_a_spelling_postgresql_folds_onto_the_account_shares_its_password_lock(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """PostgreSQL's lower() finds the account for `İ` typed for `i` (Python's lower() does not fold them the
+    same way): failures typed that way lock the account itself, not a lock of their own."""
+    person = await people.create(email=f"iris-{random.getrandbits(40):x}@example.test")
+    folded = person.email.replace("i", "İ", 1)
+    started = OAuthClient(proxied.url).start()
+    for attempt in range(DEFAULTS.password_failures_per_account):
+        with Browser(proxied.url) as browser:
+            wrong = browser.submit(started["user_code"], folded, password=f"guess-{attempt}")
+            assert wrong.status_code == 401, wrong.text
+    with Browser(proxied.url) as browser:
+        locked = browser.submit(started["user_code"], person.email, password=PASSWORD)
+    assert locked.status_code == 429, "the other spelling's failures did not lock the account"
+
+
+async def test_guesses_sent_at_once_are_all_counted_before_the_lock_is_checked(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """Checked, then counted after the password hash, parallel guesses all passed the lock before any was
+    counted. Each is counted first now: no more than the limit are ever checked in a window."""
+    person = await people.create()
+    started = OAuthClient(proxied.url).start()
+    guesses = DEFAULTS.password_failures_per_account + 8
+
+    def guess(attempt: int) -> int:
+        with Browser(proxied.url) as browser:
+            return browser.submit(started["user_code"], person.email, password=f"guess-{attempt}").status_code
+
+    with ThreadPoolExecutor(max_workers=guesses) as pool:
+        statuses = list(pool.map(guess, range(guesses)))
+    assert statuses.count(401) == DEFAULTS.password_failures_per_account, statuses
+    assert statuses.count(429) == guesses - DEFAULTS.password_failures_per_account, statuses
+
+
+async def test_a_right_password_is_not_counted_against_the_lock(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create()
+    limit = DEFAULTS.password_failures_per_account
+    for attempt in range(limit - 1):
+        with Browser(proxied.url) as browser:
+            started = OAuthClient(proxied.url).start()
+            assert browser.submit(started["user_code"], person.email, f"guess-{attempt}").status_code == 401
+    for _ in range(3):  # each counted ahead, then given back
+        with Browser(proxied.url) as browser:
+            started = OAuthClient(proxied.url).start()
+            assert browser.submit(started["user_code"], person.email).status_code == 200
+    with Browser(proxied.url) as browser:
+        started = OAuthClient(proxied.url).start()
+        assert browser.submit(started["user_code"], person.email, "the last guess").status_code == 401
+        assert browser.submit(started["user_code"], person.email).status_code == 429

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import Browser, OAuthClient, Person, SignInAccounts
+from switchboard.gateway.config import RateLimits
 from switchboard.gateway.signin.codes import digest
 from switchboard.gateway.tokens import TokenAuthority, TokenRefused
 
@@ -167,3 +168,23 @@ async def test_after_a_restore_the_operator_signs_everyone_out(
     assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
     live = await people.execute("SELECT count(*) AS n FROM refresh_families WHERE revoked_at IS NULL")
     assert live == [{"n": 0}]
+
+
+async def test_a_dead_refresh_token_sent_over_and_over_never_locks_the_accounts_live_devices_out(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """Only a token that can still rotate counts against its account's refresh limit: an old copy of a
+    revoked sign-in, sent more often than the limit allows, leaves the account's other devices refreshing."""
+    person, laptop, first = await signed_in(proxied, people)
+    desktop = OAuthClient(proxied.url)
+    started = desktop.start()
+    with Browser(proxied.url) as browser:
+        assert browser.submit(started["user_code"], person.email).status_code == 200
+    second = desktop.poll(started["device_code"]).json()
+    revoked = laptop.post("/oauth/revoke", token=first["refresh_token"], client_id=laptop.client_id)
+    assert revoked.status_code == 200
+    attacker = OAuthClient(proxied.url)
+    for _ in range(RateLimits().refreshes_per_account + 1):
+        assert attacker.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    renewed = desktop.refresh(second["refresh_token"])
+    assert renewed.status_code == 200, renewed.text

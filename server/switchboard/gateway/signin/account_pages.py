@@ -9,8 +9,6 @@ change is a POST with the CSRF token, answered with a redirect (303) to the page
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -22,15 +20,15 @@ from ..service import Gateway
 from ..usage import usage_report
 from . import browser, ratelimit
 from .clients import client_name
-from .forms import FormError, client_address, read_form
+from .forms import FormError, read_form
 from .pages import (
-    Attempt,
     Refusal,
-    check_password,
     csrf_cookie_name,
     csrf_token_for,
+    limit_address,
     render,
-    too_many,
+    same_token,
+    verified_account,
     with_csrf_cookie,
 )
 
@@ -117,7 +115,7 @@ async def _account_post(request: Request, gateway: Gateway) -> Response:
         return render(
             "message.html", 400, title="Something went wrong", message=f"The form was unreadable: {error}."
         )
-    if not cookie_token or not hmac.compare_digest(cookie_token, form.get("csrf_token", "")):
+    if not cookie_token or not same_token(cookie_token, form.get("csrf_token", "")):
         message = "This form expired or came from another site. Open the account page again."
         return render("message.html", 403, title="Please try again", message=message)
     action = form.get("action", "")
@@ -144,17 +142,9 @@ async def _account_post(request: Request, gateway: Gateway) -> Response:
 async def _sign_in(request: Request, gateway: Gateway, email: str, password: str) -> Response:
     rules = ratelimit.rules_for(gateway.settings.rate_limits)
     try:
+        await limit_address(gateway, rules.device_form_per_address, request)
+        account = await verified_account(gateway, email, password, rules.password_failures_per_account)
         async with gateway.pool.connection() as conn:
-            try:
-                await ratelimit.hit(
-                    conn, rules.device_form_per_address, ratelimit.address_key(client_address(request))
-                )
-                await ratelimit.check(conn, rules.password_failures_per_account, email.lower())
-            except ratelimit.RateLimited as limited:
-                raise too_many(limited) from None
-            account = await check_password(
-                conn, Attempt("", email, password, False), rules.password_failures_per_account
-            )
             session_id = await browser.start(conn, account.id)
     except Refusal as refusal:
         response = await _show(request, gateway, None, refusal.message, refusal.status)

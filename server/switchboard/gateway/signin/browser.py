@@ -65,6 +65,19 @@ async def end(conn: AsyncConnection[DictRow], session_id: str) -> None:
         )
 
 
+async def end_all(conn: AsyncConnection[DictRow], account_id: str | None = None) -> int:
+    """End every live session of `account_id` (None: of every account); how many ended."""
+    cursor = await conn.execute(
+        """
+        UPDATE browser_sessions SET ended_at = now()
+        WHERE ended_at IS NULL AND expires_at > now()
+            AND (%(account)s::text IS NULL OR account_id = %(account)s)
+        """,
+        {"account": account_id},
+    )
+    return cursor.rowcount
+
+
 async def device_sign_ins(conn: AsyncConnection[DictRow], account_id: str) -> list[DeviceSignIn]:
     """The account's live device sign-ins, newest first."""
     cursor = await conn.execute(

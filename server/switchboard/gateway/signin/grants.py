@@ -70,7 +70,10 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scop
     """RFC 6749 §6: `scope`, if sent, may narrow this access token to part of the family's grant; the
     family keeps its grant. Asking for more is `invalid_scope`, checked before the token is spent."""
     async with gateway.pool.connection() as conn:
-        holder = await refresh.holder(conn, token)
+        # Only a token that can still rotate counts against its account's refresh limit: a dead one
+        # (spent, expired, revoked, another client's) is refused below, and an old copy sent over and over
+        # must not lock the account's live devices out of refreshing.
+        holder = await refresh.live_holder(conn, token, client_id)
         if holder is not None:
             parse_scope(scope, within=parse_scope(holder.scope))
             # Checked before the token is spent: a refused refresh must leave the client its token.

@@ -102,6 +102,12 @@ def with_csrf_cookie(response: Response, gateway: Gateway, token: str) -> Respon
     return response
 
 
+def same_token(expected: str, presented: str) -> bool:
+    """A constant-time comparison of a CSRF token (as bytes: `hmac.compare_digest` raises on text that is
+    not ASCII, which a forged form may send)."""
+    return hmac.compare_digest(expected.encode(), presented.encode())
+
+
 # --- /device -----------------------------------------------------------------------------------------
 
 
@@ -138,7 +144,7 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
     except FormError as error:
         message = f"The form was unreadable: {error}."
         return render("message.html", 400, title="Something went wrong", message=message)
-    if not cookie_token or not hmac.compare_digest(cookie_token, form.get("csrf_token", "")):
+    if not cookie_token or not same_token(cookie_token, form.get("csrf_token", "")):
         return render(
             "message.html",
             403,
@@ -180,19 +186,13 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
 async def _decide(request: Request, gateway: Gateway, attempt: Attempt) -> tuple[Account, str]:
     """Check the limits, the password and the code, then record the decision; raises `Refusal`."""
     rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    await limit_address(gateway, rules.device_form_per_address, request)
+    compact = normalize_user_code(attempt.user_code)
+    if compact is None:
+        raise Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
+    failures = rules.password_failures_per_account
+    account = await verified_account(gateway, attempt.email, attempt.password, failures)
     async with gateway.pool.connection() as conn:
-        try:
-            await ratelimit.hit(
-                conn, rules.device_form_per_address, ratelimit.address_key(client_address(request))
-            )
-            # Locked before the password is even checked, so a locked account cannot be guessed at.
-            await ratelimit.check(conn, rules.password_failures_per_account, attempt.email.lower())
-        except ratelimit.RateLimited as limited:
-            raise too_many(limited) from None
-        compact = normalize_user_code(attempt.user_code)
-        if compact is None:
-            raise Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
-        account = await check_password(conn, attempt, rules.password_failures_per_account)
         try:
             await ratelimit.check(conn, rules.user_code_failures_per_account, account.id)
         except ratelimit.RateLimited as limited:
@@ -204,16 +204,35 @@ async def _decide(request: Request, gateway: Gateway, attempt: Attempt) -> tuple
     return account, client_id
 
 
-async def check_password(
-    conn: AsyncConnection[DictRow], attempt: Attempt, failures: ratelimit.Rule
-) -> Account:
-    found = await find_account_by_email(conn, attempt.email) if attempt.email else None
-    password_hash = found[1] if found else _DUMMY_HASH
-    # argon2 takes tens of milliseconds of CPU: off the event loop, so streams on this replica never wait.
-    matches = await asyncio.to_thread(password_matches, password_hash, attempt.password)
+async def limit_address(gateway: Gateway, rule: ratelimit.Rule, request: Request) -> None:
+    async with gateway.pool.connection() as conn:
+        try:
+            await ratelimit.hit(conn, rule, ratelimit.address_key(client_address(request)))
+        except ratelimit.RateLimited as limited:
+            raise too_many(limited) from None
+
+
+async def verified_account(gateway: Gateway, email: str, password: str, failures: ratelimit.Rule) -> Account:
+    """The account `email` names, if `password` is its password; raises `Refusal`.
+
+    - The attempt counts as a failure before the password is checked, and is given back when it was right:
+      guesses sent at once cannot all pass the lock before any of them is counted. A locked account refuses
+      even the right password until the window ends, so it cannot be guessed at.
+    - The lock is the account's (its stored email), so a spelling PostgreSQL's `lower()` folds onto the same
+      account (`İ` for `i`) shares it; an email no account has is locked as typed.
+    - No connection is held while argon2 runs (tens of milliseconds of CPU, off the event loop)."""
+    async with gateway.pool.connection() as conn:
+        found = await find_account_by_email(conn, email) if email else None
+        lock = (found[0].email if found else email).lower()
+        try:
+            await ratelimit.hit(conn, failures, lock)
+        except ratelimit.RateLimited as limited:
+            raise too_many(limited) from None
+    matches = await asyncio.to_thread(password_matches, found[1] if found else _DUMMY_HASH, password)
     if found is None or not matches:
-        await _count_failure(conn, failures, attempt.email.lower())
         raise Refusal(401, "The email or the password is wrong.")
+    async with gateway.pool.connection() as conn:
+        await ratelimit.give_back(conn, failures, lock)
     account = found[0]
     if not account.active:
         raise Refusal(403, "This account is disabled. Contact the operator of this service.")

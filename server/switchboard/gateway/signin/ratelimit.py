@@ -102,6 +102,17 @@ async def hit(conn: AsyncConnection[DictRow], rule: Rule, key: str) -> None:
         raise RateLimited(rule, row["retry"])
 
 
+async def give_back(conn: AsyncConnection[DictRow], rule: Rule, key: str) -> None:
+    """Take back one hit of the current window (one counted ahead that turned out not to count)."""
+    await conn.execute(
+        """
+        UPDATE rate_limits SET hits = greatest(hits - 1, 0)
+        WHERE bucket = %(bucket)s AND window_start + make_interval(secs => %(window)s) > now()
+        """,
+        {"bucket": bucket(rule, key), "window": rule.window_seconds},
+    )
+
+
 async def check(conn: AsyncConnection[DictRow], rule: Rule, key: str) -> None:
     """Raises `RateLimited` if the window already holds `rule.limit` hits; counts nothing."""
     cursor = await conn.execute(

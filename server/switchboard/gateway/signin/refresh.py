@@ -84,6 +84,25 @@ async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
     return Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"]) if row else None
 
 
+async def live_holder(conn: AsyncConnection[DictRow], token: str, client_id: str) -> Holder | None:
+    """Who holds `token` if it can still be rotated by `client_id` (unspent, unexpired, its family
+    alive); None for any other token, which `rotate` refuses without it counting against the account."""
+    token_hash = presented_digest(token)
+    if token_hash is None:
+        return None
+    cursor = await conn.execute(
+        """
+        SELECT f.account_id, f.client_id, f.id AS family_id, f.scope
+        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+        WHERE t.token_hash = %s AND t.used_at IS NULL AND t.expires_at > now()
+            AND f.revoked_at IS NULL AND f.client_id = %s
+        """,
+        (token_hash, client_id),
+    )
+    row = await cursor.fetchone()
+    return Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"]) if row else None
+
+
 async def rotate(
     conn: AsyncConnection[DictRow], token: str, client_id: str, lifetime_seconds: int
 ) -> Rotated | Refused:
