@@ -87,3 +87,20 @@ def test_the_account_pages_say_what_the_plans_are_and_how_to_upgrade_and_sign_ou
     assert "Sign Out" in html
     upgrade = httpx2.get(proxied.url + "/account/upgrade")
     assert upgrade.status_code == 200 and "<h1>Upgrade your plan</h1>" in upgrade.text
+
+
+def test_a_link_with_a_code_says_which_program_asks_for_what_before_anyone_approves(proxied: Replica) -> None:
+    """RFC 8628 §5.4: a person sent a link with a code filled in sees, before approving, which program it
+    would sign in, what it could do, and to approve only a code their own program shows."""
+    full = OAuthClient(proxied.url, client_id="switchboard-terminal").start()
+    chat_only = OAuthClient(proxied.url).start(scope="chat")
+    with Browser(proxied.url) as browser:
+        asked = browser.open(full["user_code"]).text
+        narrower = browser.open(chat_only["user_code"]).text
+        unknown = browser.open("bcdf-ghjk").text
+    assert "the Switchboard terminal client asks to sign in to your account" in asked
+    assert "use your credits" in asked and "change its spending budget" in asked
+    assert "If someone sent you this link or code, deny it" in asked
+    assert "Switchboard for VS Code asks" in narrower and "use your credits" in narrower
+    assert "spending budget" not in narrower  # only what this code's scope grants
+    assert "asks to sign in" not in unknown  # nothing pending: nothing to show

@@ -107,6 +107,26 @@ async def _set(
     )
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What a pending code asks for, for the person about to decide it."""
+
+    client_id: str
+    scope: str  # space-separated
+
+
+async def pending(conn: AsyncConnection[DictRow], user_code: str) -> Pending | None:
+    cursor = await conn.execute(
+        """
+        SELECT client_id, scope FROM device_authorizations
+        WHERE user_code_hash = %s AND status = 'pending' AND expires_at > now()
+        """,
+        (digest(user_code),),
+    )
+    row = await cursor.fetchone()
+    return Pending(row["client_id"], row["scope"]) if row else None
+
+
 async def decide(
     conn: AsyncConnection[DictRow], user_code: str, account_id: str, approve: bool
 ) -> str | None:

@@ -119,8 +119,36 @@ async def device_page(request: Request) -> Response:
     typed = request.query_params.get("user_code", "")[:20]
     compact = normalize_user_code(typed)
     shown = display_user_code(compact) if compact else typed
-    page = render("device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="")
+    asking = await _asking(request, gateway, compact) if compact else None
+    page = render(
+        "device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="", asking=asking
+    )
     return with_csrf_cookie(page, gateway, token)
+
+
+# What each scope lets the signed-in program do, as the approval page says it (RFC 8628 §5.4: a person sent a
+# link with the code filled in should see what they would grant, and to whom).
+SCOPE_WORDS = {
+    "chat": "send chats to Claude that use your credits, and see your usage",
+    "billing": "turn overage on or off and change its spending budget",
+}
+
+
+async def _asking(request: Request, gateway: Gateway, user_code: str) -> dict[str, Any] | None:
+    """The program a pending code would sign in and what it could do; None for any other code. Limited per
+    address (`device_code_lookups_per_address`), so the page is no oracle for guessing codes."""
+    rules = ratelimit.rules_for(gateway.settings.rate_limits)
+    async with gateway.pool.connection() as conn:
+        try:
+            key = ratelimit.address_key(client_address(request))
+            await ratelimit.hit(conn, rules.device_code_lookup_per_address, key)
+        except ratelimit.RateLimited:
+            return None
+        found = await device.pending(conn, user_code)
+    if found is None:
+        return None
+    grants = [SCOPE_WORDS[scope] for scope in SCOPE_WORDS if scope in found.scope.split()]
+    return {"client": client_name(found.client_id), "grants": grants}
 
 
 @dataclass(frozen=True)
