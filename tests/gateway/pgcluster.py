@@ -73,10 +73,14 @@ class Cluster:
         if os.geteuid() == 0:
             shutil.chown(directory, "postgres")
         cluster = cls(directory, _free_port(), postgres_bin(), durable)
-        cluster._run(
-            ["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
-        )
-        cluster._first_up()
+        try:
+            initdb = ["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+            cluster._run([*initdb, "-E", "UTF8"])
+            cluster._first_up()
+        except BaseException:
+            # Ctrl-C (or a failure) while starting: pg_ctl detaches the server, so nobody else would stop it.
+            cluster.stop()
+            raise
         return cluster
 
     def _first_up(self, attempts: int = 5) -> None:
