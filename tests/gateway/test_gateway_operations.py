@@ -379,6 +379,27 @@ def test_the_cli_says_in_one_line_when_postgresql_cannot_be_reached(
         assert done.stderr.strip().count("\n") == 0 and "cannot reach PostgreSQL" in done.stderr, done.stderr
 
 
+def test_the_cli_passes_on_what_postgresql_said_and_never_quotes_a_malformed_url(
+    gateway_env: dict[str, str], database_url: str
+) -> None:
+    """A database that does not exist is named as PostgreSQL named it; a URL libpq cannot parse is called
+    malformed, never quoted (libpq's parse errors repeat it, password included)."""
+    missing = database_url.rsplit("/", 1)[0] + "/no_such_database"
+    malformed = "postgresql://ops:s3cret%zzpw@127.0.0.1/gw"
+    said = {}
+    for name, url in (("missing", missing), ("malformed", malformed)):
+        env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+        for args in (["accounts", "usage", "ada@example.com"], ["migrate"]):
+            command = [sys.executable, "-m", "switchboard", "gateway", *args]
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+            assert done.stderr.strip().count("\n") == 0, done.stderr
+            said[name, args[0]] = done.stderr
+    for command in ("accounts", "migrate"):
+        assert '"no_such_database" does not exist' in said["missing", command], said
+        assert "malformed" in said["malformed", command] and "s3cret" not in said["malformed", command]
+
+
 def test_migrate_takes_a_multi_host_url_and_goes_down_and_up_again(
     gateway_env: dict[str, str], database_url: str, closed_port: int
 ) -> None:

@@ -447,7 +447,7 @@ class AccountFeature(Feature):
             # Signed in, but the gateway's figures did not come: not signed in here after all (nothing
             # shown could be right), and the rotated token goes to the client, which resumes with it later.
             log.warning("Signed in, but the gateway's usage did not come: %s", error)
-            session.forget(refresh_token)
+            session.forget()
             self._plan_changed()
             message = f"Signed in, but Switchboard Cloud did not give this account's figures: {error}"
             failure = SignInFailed("unreachable", message)

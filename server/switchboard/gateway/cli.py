@@ -51,17 +51,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 def _database_failure(error: Exception) -> str:
     """One line on what went wrong with the database (the URL and its password are never in it)."""
-    import psycopg
+    from .migrate import MigrationError, database_error_text
 
-    from .migrate import MigrationError
-
-    if isinstance(error, MigrationError):
-        return str(error)
-    if isinstance(error, psycopg.errors.UndefinedTable):
-        return "the database has no Switchboard tables yet: run `switchboard gateway migrate` first."
-    if isinstance(error, psycopg.OperationalError):
-        return "cannot reach PostgreSQL at the configured database URL; is it running and reachable?"
-    return f"the database refused the command ({type(error).__name__}); see the PostgreSQL log."
+    return str(error) if isinstance(error, MigrationError) else database_error_text(error)
 
 
 class _Failed(Exception):

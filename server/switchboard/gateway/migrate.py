@@ -47,10 +47,23 @@ def _run(step: Callable[[Config, str], None], database_url: str, revision: str) 
         step(config, revision)
     except CommandError as error:  # an unknown revision (a database newer than this release, a typo)
         raise MigrationError(f"alembic refused: {error}") from None
-    except (DBAPIError, psycopg.OperationalError) as error:
+    except (DBAPIError, psycopg.Error) as error:
         cause = error.orig if isinstance(error, DBAPIError) else error
-        if isinstance(cause, psycopg.OperationalError):
-            raise MigrationError(
-                "cannot reach PostgreSQL at the configured database URL; is it running and reachable?"
-            ) from None
-        raise MigrationError(f"PostgreSQL refused the migration ({type(cause).__name__}): {cause}") from None
+        raise MigrationError(database_error_text(cause or error)) from None
+
+
+def database_error_text(error: BaseException) -> str:
+    """One line on what the database said, for the operator: PostgreSQL's own message where it sent one
+    (never the URL: a malformed one is only called malformed, since libpq's parse errors quote it)."""
+    import psycopg
+
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return "the database has no Switchboard tables yet: run `switchboard gateway migrate` first."
+    if not isinstance(error, psycopg.Error):
+        return f"the database failed ({type(error).__name__})."
+    if error.sqlstate is None and isinstance(error, psycopg.ProgrammingError):
+        return "the database URL is malformed (its form: postgresql://user:password@host:port/database)."
+    said = (error.diag.message_primary if error.sqlstate else None) or str(error).strip().splitlines()[0]
+    if error.sqlstate is None or error.sqlstate.startswith("08"):  # no server answered, or the link broke
+        return f"cannot reach PostgreSQL at the configured database URL: {said}"
+    return f"PostgreSQL refused ({error.sqlstate}): {said}"

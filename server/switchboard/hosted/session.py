@@ -107,6 +107,7 @@ class GatewaySession:
         self.email: str | None = None
         self.on_credentials: list[CredentialsCallback] = []
         self.on_plan_change: list[Callable[[], None]] = []  # a refresh brought another plan
+        self._closed = False
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -235,21 +236,25 @@ class GatewaySession:
         except (GatewayUnreachable, OAuthError) as error:
             log.warning("Could not revoke the session at the gateway: %s", error)
 
-    def forget(self, refresh_token: str) -> None:
-        """Not signed in here any more, without revoking: `refresh_token` (this session's latest) goes to the
-        client (`on_credentials`) to resume with later."""
-        self._tokens = None
+    def forget(self) -> None:
+        """Not signed in here any more, without revoking: the session's latest refresh token (a refresh may
+        have rotated the one its sign-in returned) goes to the client (`on_credentials`) to resume with
+        later. Nothing is sent for a session that has already ended."""
+        tokens, self._tokens = self._tokens, None
         self._cancel_timer()
-        self._emit(refresh_token, None)
+        if tokens is not None:
+            self._emit(tokens.refresh, None)
 
     async def close(self) -> None:
         """At shutdown: no more refreshes, and the HTTP client's connections closed. The tokens stay
         valid (the client keeps the refresh token for the next start). A refresh already sent is let finish
         (briefly): the gateway may have rotated the token, and the client must get the new one."""
+        self._closed = True
         self._cancel_timer()
         if (refreshing := self._refreshing) is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(refreshing), CLOSE_REFRESH_WAIT_SECONDS)
+        self._cancel_timer()  # a refresh that finished meanwhile scheduled the next one
         await self._http.close()
 
     # --- refreshing ---------------------------------------------------------------------------------
@@ -343,6 +348,8 @@ class GatewaySession:
 
     def _schedule(self, delay: float) -> None:
         self._cancel_timer()
+        if self._closed:
+            return
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(max(delay, 0.5), self._refresh_in_background)
 

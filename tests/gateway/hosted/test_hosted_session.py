@@ -207,3 +207,23 @@ async def test_a_refresh_that_brings_another_plan_says_so_and_one_that_does_not_
     await opened.session.refresh()
     entitlement = opened.session.entitlement
     assert changes == ["changed"] and entitlement is not None and entitlement.plan == "pro"
+
+
+async def test_forgetting_a_session_hands_over_its_latest_token_not_the_one_its_sign_in_returned(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    """A sign-in whose figures do not come forgets the session (account.py). A 401 in between refreshed
+    it: what the client must keep is the rotated token, not the spent one the sign-in returned (presenting
+    that at the next start would revoke the family). A session that has ended hands nothing over."""
+    person = await people.create("pro")
+    returned = await opened.session.resume(await stored_token(hosted, person))
+    opened.faults.answer_next("GET", USAGE, 401, unauthorized())
+    await opened.session.usage()  # refreshed once in between
+    rotated = opened.handed[-1][0]
+    assert rotated and rotated != returned
+    opened.session.forget()
+    assert opened.handed[-1] == (rotated, None) and not opened.session.signed_in
+    handed = len(opened.handed)
+    opened.session.forget()  # nothing held any more: nothing to hand over
+    assert len(opened.handed) == handed
+    assert alive(hosted, rotated)
