@@ -9,6 +9,7 @@ read back from the gateway's own figures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -590,14 +591,24 @@ async def _hold_balance_once_reserved(database_url: str, account_id: str) -> psy
     return holder
 
 
-async def test_a_whole_answer_waits_for_postgresql_to_take_its_charge_then_is_delivered(
-    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
-) -> None:
-    """A non-streamed answer whose settlement meets a PostgreSQL restart waits for it (a few seconds), then
-    goes out with the charge the ledger committed: never delivered uncharged, never charged and dropped."""
-    cluster, env = own_cluster
+@dataclass
+class _Settling:
+    """A slow non-streamed turn sent to a replica, whose settlement now waits for the balance row `holder`
+    (the test's own connection) holds."""
+
+    client: httpx2.AsyncClient
+    sending: asyncio.Future[httpx2.Response]
+    holder: psycopg.AsyncConnection[Any]
+    account_id: str
+    headers: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def _whole_turn_settling(
+    env: dict[str, str], authority: TokenAuthority, log_path: Path
+) -> AsyncIterator[_Settling]:
     database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
-    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "whole.log")
+    replica = await asyncio.to_thread(Replica.start, env, log_path)
     account = await Accounts(database_url, authority).create("power")
     headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
     try:
@@ -607,14 +618,25 @@ async def test_a_whole_answer_waits_for_postgresql_to_take_its_charge_then_is_de
             )
             holder = await _hold_balance_once_reserved(database_url, account.id)
             await _wait_for_waiting_settlement(database_url)
-            await asyncio.to_thread(cluster.down)  # the waiting settlement fails
-            await holder.close()
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(cluster.up)
-            answer = await asyncio.wait_for(sending, 30)
-        rows = await turn_rows(database_url, account.id)
+            yield _Settling(client, sending, holder, account.id, headers)
     finally:
         replica.stop()
+
+
+async def test_a_whole_answer_waits_for_postgresql_to_take_its_charge_then_is_delivered(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """A non-streamed answer whose settlement meets a PostgreSQL restart waits for it (a few seconds), then
+    goes out with the charge the ledger committed: never delivered uncharged, never charged and dropped."""
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    async with _whole_turn_settling(env, authority, tmp_path / "whole.log") as turn:
+        await asyncio.to_thread(cluster.down)  # the waiting settlement fails
+        await turn.holder.close()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(cluster.up)
+        answer = await asyncio.wait_for(turn.sending, 30)
+    rows = await turn_rows(database_url, turn.account_id)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["content"][0]["text"]
@@ -631,26 +653,16 @@ async def test_a_whole_answer_postgresql_cannot_charge_is_kept_back_free_and_its
     cluster, env = own_cluster
     database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
     env = {**env, "SWITCHBOARD_GATEWAY_SETTLE_WAIT_SECONDS": "1"}
-    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "kept-back.log")
-    account = await Accounts(database_url, authority).create("power")
-    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
-    try:
-        async with httpx2.AsyncClient(base_url=replica.url, timeout=60) as client:
-            sending = asyncio.ensure_future(
-                client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
-            )
-            holder = await _hold_balance_once_reserved(database_url, account.id)
-            await _wait_for_waiting_settlement(database_url)
-            await asyncio.to_thread(lambda: cluster.down(crash=True))
-            await holder.close()
-            refused = await asyncio.wait_for(sending, 30)
-            await asyncio.to_thread(cluster.up)
-            released = await wait_settled(database_url, account.id, timeout=30)
-            retried = await client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
-        rows = await turn_rows(database_url, account.id)
-        used = await balance(database_url, account.id)
-    finally:
-        replica.stop()
+    async with _whole_turn_settling(env, authority, tmp_path / "kept-back.log") as turn:
+        await asyncio.to_thread(lambda: cluster.down(crash=True))
+        await turn.holder.close()
+        refused = await asyncio.wait_for(turn.sending, 30)
+        await asyncio.to_thread(cluster.up)
+        released = await wait_settled(database_url, turn.account_id, timeout=30)
+        retry = _whole_turn(SLOW_WHOLE)
+        retried = await turn.client.post("/v1/messages", json=retry, headers=turn.headers)
+    rows = await turn_rows(database_url, turn.account_id)
+    used = await balance(database_url, turn.account_id)
     assert refused.status_code == 503 and refused.headers["x-should-retry"] == "true", refused.text
     assert refused.json()["error"]["type"] == "api_error" and "content" not in refused.json()
     assert (released["status"], released["credits_h"]) == ("failed", 0)

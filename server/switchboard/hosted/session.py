@@ -280,7 +280,7 @@ class GatewaySession:
             tokens.refresh = grant.refresh_token
             self._emit(grant.refresh_token, None)
             await self._adopt(grant)
-            if tokens.entitlement.plan != grant_plan(self._tokens):
+            if (adopted := self.entitlement) is not None and adopted.plan != tokens.entitlement.plan:
                 for callback in self.on_plan_change:
                     callback()
         except OAuthError as answer:
@@ -434,10 +434,6 @@ class GatewaySession:
             return await call
         except GatewayUnreachable as error:
             raise SignInFailed("unreachable", str(error)) from None
-
-
-def grant_plan(tokens: _Tokens | None) -> str | None:
-    return tokens.entitlement.plan if tokens is not None else None
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, LiteralString
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -68,37 +68,31 @@ async def _issue(conn: AsyncConnection[DictRow], family_id: str, lifetime_second
     return token.value
 
 
+_HOLDER: LiteralString = """
+    SELECT f.account_id, f.client_id, f.id AS family_id, f.scope
+    FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+    WHERE t.token_hash = %s
+"""
+
+
 async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
-    token_hash = presented_digest(token)
-    if token_hash is None:
-        return None
-    cursor = await conn.execute(
-        """
-        SELECT f.account_id, f.client_id, f.id AS family_id, f.scope
-        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-        WHERE t.token_hash = %s
-        """,
-        (token_hash,),
-    )
-    row = await cursor.fetchone()
-    return Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"]) if row else None
+    return await _holder(conn, token)
 
 
 async def live_holder(conn: AsyncConnection[DictRow], token: str, client_id: str) -> Holder | None:
     """Who holds `token` if it can still be rotated by `client_id` (unspent, unexpired, its family
     alive); None for any other token, which `rotate` refuses without it counting against the account."""
+    live = " AND t.used_at IS NULL AND t.expires_at > now() AND f.revoked_at IS NULL AND f.client_id = %s"
+    return await _holder(conn, token, live, client_id)
+
+
+async def _holder(
+    conn: AsyncConnection[DictRow], token: str, condition: LiteralString = "", *params: str
+) -> Holder | None:
     token_hash = presented_digest(token)
     if token_hash is None:
         return None
-    cursor = await conn.execute(
-        """
-        SELECT f.account_id, f.client_id, f.id AS family_id, f.scope
-        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-        WHERE t.token_hash = %s AND t.used_at IS NULL AND t.expires_at > now()
-            AND f.revoked_at IS NULL AND f.client_id = %s
-        """,
-        (token_hash, client_id),
-    )
+    cursor = await conn.execute(_HOLDER + condition, (token_hash, *params))
     row = await cursor.fetchone()
     return Holder(row["account_id"], row["client_id"], row["family_id"], row["scope"]) if row else None
 
