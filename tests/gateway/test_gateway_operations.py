@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 import json
 import logging
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.gateway.accesslog import JsonLines
 from switchboard.gateway.accounts import password_matches
+from switchboard.gateway.db import READY_TIMEOUT_SECONDS
 from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.entitlement import verify_entitlement
 from switchboard.plans.trust import TrustedKeys, parse_jwks
@@ -61,6 +64,29 @@ async def test_without_postgresql_a_replica_is_alive_not_ready_and_refuses_with_
         assert response.json()["error"]["type"] == "api_error"
     finally:
         replica.stop()
+
+
+async def test_a_postgresql_that_never_answers_costs_readyz_one_check_timeout_not_one_per_pool(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A load balancer's probe times out: both pools are checked at once, so a PostgreSQL that accepts and then
+    # says nothing keeps /readyz waiting one READY_TIMEOUT_SECONDS (2 s), not two of them in a row.
+    with socket.create_server(("127.0.0.1", 0), backlog=128) as silent:
+        port = silent.getsockname()[1]
+        env = {
+            **gateway_env,
+            "SWITCHBOARD_GATEWAY_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/gateway",
+            "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "30",
+        }
+        replica = await asyncio.to_thread(Replica.start, env, tmp_path / "silent-db.log", "/healthz")
+        try:
+            started = time.monotonic()
+            answer = await asyncio.to_thread(HTTP.get, replica.url + "/readyz", timeout=10)
+            waited = time.monotonic() - started
+        finally:
+            replica.stop()
+    assert answer.status_code == 503 and answer.json() == {"status": "PostgreSQL is unreachable"}
+    assert READY_TIMEOUT_SECONDS <= waited < 1.6 * READY_TIMEOUT_SECONDS, waited
 
 
 async def test_jwks_publishes_both_keys_and_an_access_token_is_an_entitlement(

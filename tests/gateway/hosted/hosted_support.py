@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -87,6 +88,7 @@ class _Rule:
     status: int | None  # answer this instead of asking the gateway
     body: dict[str, Any] | None
     rewrite: Rewrite | None  # or change the gateway's JSON answer
+    delay: float = 0.0  # or hand the gateway's answer on this many seconds late
 
 
 class GatewayFaults(httpx2.AsyncBaseTransport):
@@ -105,6 +107,10 @@ class GatewayFaults(httpx2.AsyncBaseTransport):
     def rewrite_next(self, method: str, path: str, rewrite: Rewrite) -> None:
         self._rules.append(_Rule(method, path, None, None, rewrite))
 
+    def delay_next(self, method: str, path: str, seconds: float) -> None:
+        """The gateway answers (and acts) at once; its answer reaches the caller `seconds` later."""
+        self._rules.append(_Rule(method, path, None, None, None, seconds))
+
     def count(self, method: str, path: str) -> int:
         return self.seen.count((method, path))
 
@@ -117,6 +123,9 @@ class GatewayFaults(httpx2.AsyncBaseTransport):
             if rule.status is not None:
                 return httpx2.Response(rule.status, json=rule.body, request=request)
         response = await self._real.handle_async_request(request)
+        if rule is not None and rule.delay:
+            await response.aread()
+            await asyncio.sleep(rule.delay)
         if rule is None or rule.rewrite is None:
             return response
         await response.aread()

@@ -227,3 +227,21 @@ async def test_forgetting_a_session_hands_over_its_latest_token_not_the_one_its_
     opened.session.forget()  # nothing held any more: nothing to hand over
     assert len(opened.handed) == handed
     assert alive(hosted, rotated)
+
+
+async def test_closing_during_a_refresh_waits_for_the_rotated_token_and_hands_it_over(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    """The editor shuts the server down while a refresh is in flight. The gateway has already rotated the
+    token, so the client must get the new one before the process ends: the one it holds is spent."""
+    person = await people.create("pro")
+    returned = await opened.session.resume(await stored_token(hosted, person))
+    opened.faults.delay_next("POST", TOKEN, 1.0)
+    refreshing = asyncio.ensure_future(opened.session.refresh())
+    while opened.faults.count("POST", TOKEN) < 2:  # the resume's POST, then this refresh's
+        await asyncio.sleep(0.01)
+    await opened.session.close()
+    assert refreshing.done() and opened.handed, "close() returned before the rotated token was handed over"
+    rotated = opened.handed[-1][0]
+    assert rotated not in (None, returned)
+    assert alive(hosted, rotated)
