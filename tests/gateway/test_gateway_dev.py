@@ -3,17 +3,22 @@ takes all of it down again."""
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
 import httpx2
 import psycopg
+import pytest
 
 from gateway.gateway_support import turn_headers
 
@@ -98,3 +103,64 @@ def test_dev_gateway_starts_everything_answers_with_the_demo_account_and_cleans_
         raise AssertionError("PostgreSQL still runs")
     except psycopg.OperationalError:
         pass
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """The command lines of running processes that name `text` (a PostgreSQL names its data folder)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line:
+            found.append(line)
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"./dev gateway exited early ({process.returncode})"
+        assert time.monotonic() < deadline, "the start-up step never came"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("moment", ["initdb running", "PostgreSQL starting or up"])
+def test_ctrl_c_during_start_up_leaves_no_postgresql_and_no_folder_behind(moment: str) -> None:
+    # Its own temporary folder (TMPDIR) tells this run's cluster apart from other test workers' clusters.
+    # Not pytest's tmp_path: the postgres user must be able to pass through it.
+    own = Path(tempfile.mkdtemp(prefix="switchboard-dev-ctrl-c-"))
+    own.chmod(0o755)
+    try:
+        process = subprocess.Popen(
+            [str(ROOT / "dev"), "gateway", "--port", "0"],
+            cwd=ROOT,
+            env={**os.environ, "TMPDIR": str(own)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # Ctrl-C signals the whole process group: initdb and pg_ctl too
+        )
+        try:
+            lines = _lines(process)
+            clusters = lambda: list(own.glob("switchboard-pg-*"))  # noqa: E731
+            if moment == "initdb running":
+                _wait_for(lambda: bool(clusters()), process, timeout=60)
+            else:
+                _wait_for(lambda: any(c.glob("data/postmaster.pid") for c in clusters()), process, 60)
+            os.killpg(process.pid, signal.SIGINT)
+            assert process.wait(60) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        said = "".join(lines.get() for _ in range(lines.qsize()))
+        assert "Stopped and cleaned up." in said, said
+        deadline = time.monotonic() + 10  # pg_ctl's immediate stop has returned; its children may linger
+        while _processes_mentioning(str(own)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_mentioning(str(own)) == []
+        assert list(own.iterdir()) == [], "a state or cluster folder was left behind"
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
