@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anthropic
@@ -167,6 +169,79 @@ async def test_a_client_that_disconnects_closes_upstream_at_once_and_pays_for_wh
     assert at_least <= row["output_tokens"] < at_least + 10  # what reached the gateway, a delta or two more
     assert row["credits_h"] > 0
     assert (await balance(make_accounts.database_url, account.id))["used_h"] == row["credits_h"]
+
+
+async def test_a_client_that_hangs_up_after_message_start_pays_for_the_prompt_and_its_cache_write(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """`message_start` means Anthropic took the prompt, billed it and wrote its cache. A hang-up there, before
+    any output, must not be free: else every cache write could be had at the price of a cache read."""
+    account = await make_accounts.create("pro")
+    system = [{"type": "text", "text": "Rules. " * 3000, "cache_control": {"type": "ephemeral"}}]
+    body = {
+        "model": HAIKU,
+        "max_tokens": 100,
+        "stream": True,
+        "system": system,
+        "messages": user("Hi. [[fake:slow=3]]"),
+    }
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    started: dict[str, Any] = {}
+
+    def hang_up_after_message_start() -> None:
+        with HTTP.stream("POST", replica.url + "/v1/messages", json=body, headers=headers) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            for line in lines:
+                if line == "event: message_start":
+                    started.update(json.loads(next(lines).removeprefix("data: "))["message"]["usage"])
+                    return  # closes the connection: no delta has come (the first is 3 s away)
+
+    await asyncio.to_thread(hang_up_after_message_start)
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert started["cache_creation_input_tokens"] > 0, started
+    assert row["status"] == "cut" and row["reason"] == "the client disconnected"
+    assert row["input_tokens"] == started["input_tokens"]
+    assert row["cache_creation_input_tokens"] == started["cache_creation_input_tokens"]
+    usage = SimpleNamespace(**{**started, "output_tokens": row["output_tokens"]})
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage) > 0
+    assert (await balance(make_accounts.database_url, account.id))["used_h"] == row["credits_h"]
+    # Settled, so the same turn id is not a free second try at the same cache write.
+    again = await asyncio.to_thread(HTTP.post, replica.url + "/v1/messages", json=body, headers=headers)
+    assert again.status_code == 409 and again.json()["error"]["type"] == "turn_already_settled"
+
+
+async def test_a_client_that_hangs_up_once_the_answer_follows_its_thinking_pays_the_thinking_budget(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """The summary that streams is shorter than the thinking Anthropic bills: hanging up right after the
+    first words of the answer must not make the thinking cost what its summary's length says."""
+    account = await make_accounts.create("pro")
+    budget = 3000
+    body = {
+        "model": HAIKU,
+        "max_tokens": 4000,
+        "stream": True,
+        "thinking": {"type": "enabled", "budget_tokens": budget},
+        "messages": user("Think first. [[fake:words=200 slow=0.05]]"),
+    }
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    thought = ""
+
+    def hang_up_at_the_first_words() -> None:
+        nonlocal thought
+        with HTTP.stream("POST", replica.url + "/v1/messages", json=body, headers=headers) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: ") and '"content_block_delta"' in line:
+                    delta = json.loads(line.removeprefix("data: "))["delta"]
+                    thought += delta.get("thinking", "")
+                    if delta["type"] == "text_delta":
+                        return
+
+    await asyncio.to_thread(hang_up_at_the_first_words)
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert thought and len(thought) / 4 < budget  # the summary alone would have been charged far less
+    assert row["status"] == "cut" and budget <= row["output_tokens"] < budget + 20
 
 
 async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(

@@ -76,6 +76,47 @@ def test_unread_deltas_are_metered_like_read_ones_when_a_turn_is_cut() -> None:
     assert unread.usage().output_tokens == 7  # exact once message_delta reports it
 
 
+def test_a_cut_turns_text_that_is_not_ascii_counts_a_token_a_character() -> None:
+    from switchboard.gateway.metering import StreamMeter
+
+    meter = StreamMeter()
+    text = "日本語のテキスト" + "x" * 8
+    meter.observe("content_block_delta", {"delta": {"type": "text_delta", "text": text}})
+    assert meter.usage().output_tokens == 8 + 2  # eight wide characters, then eight ASCII at four a token
+
+
+def test_a_thinking_block_that_ended_before_the_cut_counts_at_least_its_budget() -> None:
+    """Claude 4 models stream a summary of their thinking and bill all of it: once the block has ended,
+    its streamed length is no measure, and the budget the client asked for is charged instead."""
+    from switchboard.gateway.metering import StreamMeter
+
+    thought = {"delta": {"type": "thinking_delta", "thinking": "t" * 400}}  # 100 tokens streamed
+    signed = {"delta": {"type": "signature_delta", "signature": "sig"}}
+    answer = {"delta": {"type": "text_delta", "text": "a" * 40}}  # 10 tokens
+
+    thinking = StreamMeter(thinking_budget=2000)
+    thinking.observe("content_block_delta", thought)
+    assert thinking.usage().output_tokens == 100  # still thinking: what streamed so far
+    thinking.delta(json.dumps(signed))
+    assert thinking.usage().output_tokens == 2000
+    thinking.delta(json.dumps(answer))
+    assert thinking.usage().output_tokens == 2010
+
+    unsigned = StreamMeter(thinking_budget=2000)  # no signature seen, but the answer began after thinking
+    for delta in (thought, answer):
+        unsigned.observe("content_block_delta", delta)
+    assert unsigned.usage().output_tokens == 2010
+
+    long_summary = StreamMeter(thinking_budget=50)  # a streamed count above the budget stands
+    for delta in (thought, signed, answer):
+        long_summary.observe("content_block_delta", delta)
+    assert long_summary.usage().output_tokens == 110
+
+    no_thinking = StreamMeter(thinking_budget=2000)  # asked for, never came: nothing to charge it for
+    no_thinking.observe("content_block_delta", answer)
+    assert no_thinking.usage().output_tokens == 10
+
+
 async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> None:
     """Anthropic's two-line events take a shortcut; the rest (comments, ids, several data lines, no space
     after the colon) are read line by line. Both give what the SSE rules give."""

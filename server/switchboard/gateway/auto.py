@@ -14,7 +14,7 @@ from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.routing import RouteInput, Router
 from switchboard.tokens import estimate_tokens
 
-from .turn_request import AutoInputs
+from .turn_request import AutoInputs, thinking_budget
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,9 @@ def route_input(
         preference=inputs.preference,
         sonnet_answers=inputs.sonnet_answers,
         stronger_retries=inputs.stronger_retries,
-        thinking_budget=_thinking_budget(body.get("thinking")),
+        thinking_budget=thinking_budget(body),
         user_models=inputs.models,
     )
-
-
-def _thinking_budget(thinking: Any) -> int | None:
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens")
-        if isinstance(budget, int) and not isinstance(budget, bool):
-            return budget
-    return None
 
 
 def _text(message: Any) -> str:

@@ -78,7 +78,7 @@ async def _forward(
             choice,
         )
     if turn.stream:
-        return TurnStream(gateway, reservation, choice.reason, upstream)
+        return TurnStream(gateway, reservation, choice.reason, upstream, turn.thinking_budget)
     return await _whole_answer(request, gateway, choice, reservation, upstream)
 
 

@@ -3,7 +3,9 @@
 The client's disconnect is watched for the whole stream, so the upstream stream is closed the moment the
 client goes, not at the next event. Whatever ends the stream, the turn is settled exactly once:
 `complete` when `message_delta` came (charged before `message_stop` is forwarded), `cut` when output had
-begun (charged for the tokens that reached the gateway), `failed` when none had (free).
+begun (charged for the tokens that reached the gateway), `failed` when none had (free). A client that leaves
+after `message_start` pays for the input it reported even before any output: Anthropic has billed the prompt
+(and written its cache), and a free hang-up would make prompt-cache writes free.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ class TurnStream(Response):
     """An ASGI response relaying one upstream stream to one client."""
 
     def __init__(
-        self, gateway: Gateway, reservation: Reservation, route_reason: str, upstream: UpstreamAnswer
+        self,
+        gateway: Gateway,
+        reservation: Reservation,
+        route_reason: str,
+        upstream: UpstreamAnswer,
+        thinking_budget: int | None = None,
     ) -> None:
         headers = {**route_headers(reservation, route_reason), "cache-control": "no-cache"}
         # As StreamingResponse does: no body, hence no Content-Length; the events follow as they come.
@@ -56,9 +63,10 @@ class TurnStream(Response):
         self.init_headers(headers)
         self.gateway, self.reservation, self.route_reason = gateway, reservation, route_reason
         self.upstream = upstream
-        self.meter = StreamMeter()
+        self.meter = StreamMeter(thinking_budget)
         self.settlement: Settlement | None = None
         self.cut_reason = "the client disconnected"
+        self.client_left = False
         self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
         self.handed_off = False  # settling was left to `Gateway.settle_later`
         self.relayed_whole = False  # `message_stop` was passed on
@@ -102,6 +110,7 @@ class TurnStream(Response):
         except asyncio.CancelledError:
             if not left or this.uncancel() > 0:
                 raise  # cancelled from outside (the replica stopping): settled below all the same
+            self.client_left = True
         except Exception:
             log.exception("the relay of turn %s failed", self.reservation.key.turn_id)
             broke = True
@@ -152,6 +161,7 @@ class TurnStream(Response):
             await self._fail(deliver, f"the upstream stream broke ({type(error).__name__})")
         except ClientGone:
             self.cut_reason = "the client disconnected"
+            self.client_left = True
         except LedgerUnavailable as error:
             log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
             self._settle_later(self._settling or self._unfinished("the ledger was unavailable"))
@@ -232,7 +242,10 @@ class TurnStream(Response):
         return True
 
     def _unfinished(self, reason: str) -> Outcome:
-        return Outcome("cut" if self.meter.output_seen else "failed", self.meter.usage(), reason)
+        # A turn that failed before output is free and may be asked again; one the client left once the
+        # prompt was billed upstream is not (it is not retried: the client is gone).
+        consumed = self.meter.output_seen or (self.client_left and self.meter.started)
+        return Outcome("cut" if consumed else "failed", self.meter.usage(), reason)
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -77,6 +77,10 @@ class TurnRequest:
     def stream(self) -> bool:
         return self.body.get("stream") is True
 
+    @property
+    def thinking_budget(self) -> int | None:
+        return thinking_budget(self.body)
+
     def body_as_sent(self, model: str) -> bytes | None:
         """The body as the client sent it, when forwarding it tells Anthropic exactly what the gateway read:
         it names `model`, and no object in it repeats a key. JSON allows a repeated key; the gateway reads the
@@ -233,6 +237,16 @@ def _check_costs(body: dict[str, Any]) -> _Unseen:
             if isinstance(inner := block.get("content"), list):
                 pending.append((inner, f"{where}.{index}.content"))
     return unseen
+
+
+def thinking_budget(body: dict[str, Any]) -> int | None:
+    """The `budget_tokens` of extended thinking, when the body turns it on."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and not isinstance(budget, bool):
+            return budget
+    return None
 
 
 # Betas that change what a turn costs beyond the credit formula: a 1M-token window billed at long-context
