@@ -5,6 +5,7 @@ dearer model at 1.0x."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 from starlette.datastructures import Headers
 
-from gateway.gateway_support import Accounts, Replica, sdk, turn_headers, turn_rows
+from gateway.gateway_support import Accounts, Replica, expected_credits, sdk, turn_headers, turn_rows
 from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.gateway.auto import AnsweredTurns, LastAnswer
 from switchboard.gateway.errors import GatewayRefusal
@@ -146,6 +147,40 @@ async def test_the_strongest_inputs_still_route_among_autos_models_billed_as_aut
     assert await auto_routed(replica.url, account.token, only_haiku) == "claude-haiku-4.5"
     rows = await turn_rows(make_accounts.database_url, account.id)
     assert rows and all(row["model_id"] == "auto" for row in rows)
+
+
+async def test_an_auto_kept_off_haiku_bills_the_model_that_answers_not_1_0x(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """Auto's 1.0x leans on Haiku: an allow-list without Haiku would otherwise buy Sonnet at 1.0x."""
+    account = await make_accounts.create("pro")
+    charges: dict[str, dict[str, Any]] = {}
+    for models in ("claude-sonnet-4.5", "claude-haiku-4.5,claude-sonnet-4.5"):
+        async with sdk(replica.url, account.token) as client:
+            raw = await client.messages.with_raw_response.create(
+                model=SONNET_45, max_tokens=100, messages=conversation(),
+                extra_headers={**turn_headers("auto"), "Switchboard-Auto-Models": models},
+            )  # fmt: skip
+        message = await raw.parse()
+        charges[models] = {
+            "switchboard": (message.model_extra or {})["switchboard"],
+            "reason": raw.headers["switchboard-route-reason"],
+            "usage": message.usage,
+        }
+    kept_off = charges["claude-sonnet-4.5"]
+    assert (
+        kept_off["switchboard"]["routed_model"] == kept_off["switchboard"]["model_id"] == "claude-sonnet-4.5"
+    )
+    assert Decimal(str(kept_off["switchboard"]["credits"])) == expected_credits(
+        "claude-sonnet-4.5", kept_off["usage"]
+    )
+    assert "billed as Claude Sonnet 4.5 (1.3x)" in kept_off["reason"]
+    with_haiku = charges["claude-haiku-4.5,claude-sonnet-4.5"]
+    assert with_haiku["switchboard"]["model_id"] == "auto"
+    assert Decimal(str(with_haiku["switchboard"]["credits"])) == expected_credits("auto", with_haiku["usage"])
+    assert "billed as" not in with_haiku["reason"]
+    rows = await turn_rows(make_accounts.database_url, account.id)
+    assert sorted(row["model_id"] for row in rows) == ["auto", "claude-sonnet-4.5"]
 
 
 @pytest.mark.parametrize(

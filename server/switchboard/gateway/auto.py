@@ -70,6 +70,18 @@ class AutoRouter:
         return Route(CATALOG[decision.model], decision.reason)
 
 
+# Auto's 1.0x is a blend that leans on Haiku for the many requests Haiku answers well.
+AUTOS_CHEAPEST = "claude-haiku-4.5"
+
+
+def billed_as(chosen: str, answering: str, inputs: AutoInputs) -> str:
+    """The model a turn is billed as: the one chosen, except an Auto the user's allow-list keeps off Haiku,
+    which bills the model that answers (else Auto would sell Sonnet at 1.0x to whoever leaves Haiku out)."""
+    if chosen == "auto" and inputs.models is not None and AUTOS_CHEAPEST not in inputs.models:
+        return answering
+    return chosen
+
+
 def route_input(
     body: dict[str, Any], allowed: list[str], inputs: AutoInputs | None = None, last: LastAnswer | None = None
 ) -> RouteInput:

@@ -33,7 +33,7 @@ from switchboard.routing import NoRoutableModelError
 
 from . import ledger
 from .accounts import Account, get_account
-from .auto import AnsweredTurns, AutoRouter, LastAnswer
+from .auto import AUTOS_CHEAPEST, AnsweredTurns, AutoRouter, LastAnswer, billed_as
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
 from .errors import GatewayRefusal, unauthenticated
@@ -199,6 +199,8 @@ class Gateway:
             raise GatewayRefusal(
                 403, "plan_forbids_model", "Your plan allows none of Auto's models."
             ) from None
+        if billed_as("auto", route.model.id, turn.auto) != "auto":
+            return Choice(route.model, f"{route.reason}; {_billed_note(route.model)}")
         return Choice(route.model, route.reason)
 
     async def _last_answer(self, account: Account | Caller, turn_id: str | None) -> LastAnswer | None:
@@ -222,13 +224,14 @@ class Gateway:
         input_tokens = input_to_reserve(
             input_tokens + turn.unseen_input_tokens, unmeasured=turn.unmeasured_input, answering=choice.model
         )
+        billed = billed_as(turn.model.id, choice.model.id, turn.auto)
         hold = ledger.Hold(
             TurnKey(account.id, turn.turn_id),
             period=period_of(datetime.now(UTC)).key,
-            model_id=turn.model.id,
+            model_id=billed,
             routed_model=choice.model.id,
             route_reason=choice.reason,
-            reserved_h=reservation_h(turn.model.id, input_tokens, turn.max_tokens),
+            reserved_h=reservation_h(billed, input_tokens, turn.max_tokens),
             replica=self.replica,
             ttl=self.ttl,
         )
@@ -236,7 +239,7 @@ class Gateway:
             async with self.accounts.turn_of(account.id), self.ledger() as conn:
                 reservation = await ledger.reserve(conn, hold)
         except ledger.InsufficientCredits as short:
-            raise _credits_refusal(short, turn, input_tokens) from None
+            raise _credits_refusal(short, turn, billed, input_tokens) from None
         except ledger.TurnInProgress:
             raise GatewayRefusal(
                 409, "turn_in_progress", "This turn is being answered by another request.", retry=True
@@ -391,11 +394,19 @@ def bearer_token(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def _billed_note(answering: ModelSpec) -> str:
+    haiku = CATALOG[AUTOS_CHEAPEST].name
+    return (
+        f"billed as {answering.name} ({answering.credit_multiplier:g}x): Auto's 1.0x needs {haiku} "
+        "among your Auto models"
+    )
+
+
 def _credits_refusal(
-    short: ledger.InsufficientCredits, turn: TurnRequest, input_tokens: int
+    short: ledger.InsufficientCredits, turn: TurnRequest, billed: str, input_tokens: int
 ) -> GatewayRefusal:
     account = short.account
-    fits = max_tokens_within(turn.model.id, input_tokens, short.available_h)
+    fits = max_tokens_within(billed, input_tokens, short.available_h)
     period = period_of(datetime.now(UTC))
     if short.available_h <= 0 and not account.overage_on:
         message = wording.credits_exhausted(account.spec.id, period)
