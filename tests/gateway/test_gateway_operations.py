@@ -66,6 +66,24 @@ async def test_without_postgresql_a_replica_is_alive_not_ready_and_refuses_with_
         replica.stop()
 
 
+def test_an_unknown_path_or_method_is_answered_with_anthropics_error_json(replica: Replica) -> None:
+    for method, path, status, error_type in [
+        ("GET", "/v1/messages", 405, "invalid_request_error"),
+        ("HEAD", "/v1/messages", 405, "invalid_request_error"),
+        ("POST", "/v1/messages/count_tokens", 404, "not_found_error"),
+        ("POST", "/v1/complete", 404, "not_found_error"),
+    ]:
+        answer = HTTP.request(method, replica.url + path)
+        assert answer.status_code == status, (method, path)
+        assert answer.headers["x-should-retry"] == "false", (method, path)
+        if method != "HEAD":
+            error = answer.json()
+            assert error["type"] == "error" and error["error"]["type"] == error_type, (method, path)
+            assert path in error["error"]["message"]
+        if status == 405:
+            assert answer.headers["allow"] == "POST"
+
+
 async def test_a_postgresql_that_never_answers_costs_readyz_one_check_timeout_not_one_per_pool(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:

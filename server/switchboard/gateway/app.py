@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator
 import psycopg
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -122,6 +123,18 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def jwks(_: Request) -> Response:
         return JSONResponse(authority.jwks(), headers={"cache-control": "public, max-age=300"})
 
+    async def http_error(request: Request, error: Exception) -> Response:
+        # Starlette's own 404 and 405 (an unknown path, a GET on /v1/messages) as Anthropic's error JSON,
+        # which is what the SDK and every other client of this API read.
+        assert isinstance(error, HTTPException)
+        if error.status_code == 404:
+            return error_response(404, "not_found_error", f"{request.url.path} is not an endpoint here.")
+        if error.status_code == 405:
+            allowed = {k.lower(): v for k, v in (error.headers or {}).items() if k.lower() == "allow"}
+            message = f"{request.method} is not allowed on {request.url.path}."
+            return error_response(405, "invalid_request_error", message, headers=allowed)
+        return error_response(error.status_code, "invalid_request_error", error.detail)
+
     async def internal_error(_: Request, error: Exception) -> Response:
         reference = secrets.token_hex(4)
         log.exception("unhandled error (reference %s)", reference, exc_info=error)
@@ -154,5 +167,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Middleware(AccessLog),
             Middleware(TurnRoute),
         ],
-        exception_handlers={**dict.fromkeys(LEDGER_ERRORS, ledger_unavailable), Exception: internal_error},
+        exception_handlers={
+            **dict.fromkeys(LEDGER_ERRORS, ledger_unavailable),
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
     )
