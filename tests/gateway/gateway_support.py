@@ -244,17 +244,17 @@ def numbers_body(note: str = "done") -> bytes:
 
 
 async def send_streamed_turn(
-    url: str, token: str, prompt: str = "hi", max_tokens: int = 50
+    url: str, token: str, prompt: str = "hi", max_tokens: int = 50, *, stream: bool = True
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A streamed Haiku turn sent to the replica at `url` over a raw connection of the test's own, so the
-    test reads the answer exactly as the gateway wrote it (or leaves without a word)."""
+    """A streamed (or whole) Haiku turn sent to the replica at `url` over a raw connection of the test's own,
+    so the test reads the answer exactly as the gateway wrote it (or leaves without a word)."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     body = json.dumps(
         {
             "model": "claude-haiku-4-5-20251001",
             "max_tokens": max_tokens,
-            "stream": True,
+            "stream": stream,
             "messages": [{"role": "user", "content": prompt}],
         }
     ).encode()
@@ -485,3 +485,19 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+
+
+async def wait_for_waiting_settlement(database_url: str, timeout: float = 10) -> None:
+    """Until a turn's settlement waits for a lock (the test holds the account's balance row)."""
+    deadline = time.monotonic() + timeout
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%ledger_settle%'"
+            )
+            row = await cursor.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("no settlement came to wait for the held balance row")

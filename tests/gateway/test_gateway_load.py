@@ -39,6 +39,7 @@ from gateway.gateway_support import (
     send_streamed_turn,
     turn_headers,
     turn_rows,
+    wait_for_waiting_settlement,
     wait_settled,
 )
 from gateway.pgcluster import Cluster
@@ -533,7 +534,7 @@ async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was
         holder = await psycopg.AsyncConnection.connect(database_url)
         # The balance row held: the answer's settlement, at its message_delta, waits for it.
         await holder.execute("SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account.id,))
-        await _wait_for_waiting_settlement(database_url)
+        await wait_for_waiting_settlement(database_url)
         writer.close()  # the client leaves while its settlement waits
         await asyncio.sleep(0.5)
         await asyncio.to_thread(cluster.down)  # the waiting settlement fails, and so does its retry
@@ -555,21 +556,6 @@ async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was
     )
     log = replica.log_path.read_text(encoding="utf-8", errors="replace")
     assert "settled a turn once PostgreSQL was back" in log, "the retry queue settled it"
-
-
-async def _wait_for_waiting_settlement(database_url: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            cursor = await conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE '%ledger_settle%'"
-            )
-            row = await cursor.fetchone()
-            if row and row[0]:
-                return
-            await asyncio.sleep(0.02)
-    raise AssertionError("no settlement came to wait for the held balance row")
 
 
 SLOW_WHOLE = "Tell me. [[fake:words=60 slow=0.03]]"  # about 2 s upstream: time to hold the balance row
@@ -617,7 +603,7 @@ async def _whole_turn_settling(
                 client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
             )
             holder = await _hold_balance_once_reserved(database_url, account.id)
-            await _wait_for_waiting_settlement(database_url)
+            await wait_for_waiting_settlement(database_url)
             yield _Settling(client, sending, holder, account.id, headers)
     finally:
         replica.stop()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import psycopg
 import pytest
 
 from gateway.gateway_support import (
@@ -20,8 +22,10 @@ from gateway.gateway_support import (
     numbers_body,
     parsed_turn,
     sdk,
+    send_streamed_turn,
     turn_headers,
     turn_rows,
+    wait_for_waiting_settlement,
 )
 from gateway.signin.signin_support import settled_access_log
 from switchboard.fakeapi import FakeAnthropic
@@ -92,6 +96,45 @@ async def test_streamed_answer_is_charged_exactly_before_message_stop(
     assert row["status"] == "complete" and row["credits_h"] == int(charged * 100)
     assert row["output_tokens"] == message.usage.output_tokens
     assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_nothing_that_ends_an_answer_leaves_the_gateway_until_its_charge_is_committed(
+    make_accounts: Accounts, replica: Replica, stream: bool
+) -> None:
+    """The contract's "commit before completion", shown by holding the account's balance row: while the
+    turn's settlement waits for it, the client has neither `message_delta` nor `message_stop` (streamed) and
+    no answer at all (whole); once it is let go, they come, and the turn is charged."""
+    account = await make_accounts.create("pro")
+    reader, writer = await send_streamed_turn(
+        replica.url, account.token, "Tell me. [[fake:words=40 slow=0.02]]", max_tokens=200, stream=stream
+    )
+    received = b""
+    try:
+        if stream:
+            received = await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
+        async with await psycopg.AsyncConnection.connect(make_accounts.database_url) as holder:
+            await holder.execute(
+                "SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account.id,)
+            )
+            await wait_for_waiting_settlement(make_accounts.database_url)
+            with contextlib.suppress(TimeoutError):
+                while True:  # whatever the gateway sends while the charge cannot be committed
+                    received += await asyncio.wait_for(reader.read(65536), 0.5)
+            assert b"message_delta" not in received and b"message_stop" not in received
+            assert stream or received == b"", received[:200]
+        # Let go (the transaction ends with the connection): the settlement commits, the answer ends.
+        ending = b"message_stop" if stream else b'"stop_reason"'
+        received += await asyncio.wait_for(reader.readuntil(ending), 10)
+    finally:
+        writer.close()
+    [row] = await turn_rows(make_accounts.database_url, account.id)
+    assert row["status"] == "complete" and row["credits_h"] > 0
+    credits = row["credits_h"] / 100
+    if stream:  # the charge rides on message_delta; a whole answer's in its header
+        assert f'"credits":{credits}'.encode() in received.replace(b" ", b"")
+    else:
+        assert f"switchboard-credits: {credits}".encode() in received.lower()
 
 
 async def test_auto_routes_on_the_gateway_ignores_the_body_model_and_bills_one_x(

@@ -67,9 +67,22 @@ async def test_the_databases_plan_decides_not_the_plan_in_the_token(
     assert post(replica, downgraded.token, "claude-haiku-4.5", {**BODY, "model": HAIKU}).status_code == 200
 
 
+class CountedClient:
+    """The SDK's own HTTP client, counting the requests it sends (its retries included)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+        async def count(_: httpx2.Request) -> None:
+            self.sent += 1
+
+        self.http = anthropic.DefaultAsyncHttpxClient(event_hooks={"request": [count]})
+
+
 async def test_the_sdk_does_not_retry_a_plan_refusal(make_accounts: Accounts, replica: Replica) -> None:
     account = await make_accounts.create("free")
-    async with sdk(replica.url, account.token, max_retries=3) as client:
+    counted = CountedClient()
+    async with sdk(replica.url, account.token, max_retries=3, http_client=counted.http) as client:
         with pytest.raises(anthropic.PermissionDeniedError) as caught:
             await client.messages.create(
                 model=OPUS,
@@ -78,6 +91,7 @@ async def test_the_sdk_does_not_retry_a_plan_refusal(make_accounts: Accounts, re
                 extra_headers=turn_headers("claude-opus-4.5"),
             )
     assert caught.value.body["error"]["type"] == "plan_forbids_model"  # type: ignore[index]
+    assert counted.sent == 1, "the SDK asked again for a final no"
 
 
 async def test_header_and_body_must_name_the_same_model(make_accounts: Accounts, replica: Replica) -> None:
@@ -158,7 +172,8 @@ async def test_tokens_that_prove_nothing_get_401(
 
 
 async def test_the_sdk_does_not_retry_an_authentication_refusal(replica: Replica) -> None:
-    async with sdk(replica.url, "garbage", max_retries=3) as client:
+    counted = CountedClient()
+    async with sdk(replica.url, "garbage", max_retries=3, http_client=counted.http) as client:
         with pytest.raises(anthropic.AuthenticationError):
             await client.messages.create(
                 model=HAIKU,
@@ -166,6 +181,7 @@ async def test_the_sdk_does_not_retry_an_authentication_refusal(replica: Replica
                 messages=[{"role": "user", "content": "hi"}],
                 extra_headers=turn_headers("claude-haiku-4.5"),
             )
+    assert counted.sent == 1, "the SDK asked again for a final no"
 
 
 async def test_a_revoked_account_is_refused_at_once(

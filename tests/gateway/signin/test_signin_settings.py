@@ -44,3 +44,12 @@ def test_a_code_lives_between_one_and_thirty_minutes() -> None:
     assert load_settings(BASE).device_code_seconds == 600
     with pytest.raises(ConfigError, match="device_code_seconds"):
         load_settings({**BASE, "SWITCHBOARD_GATEWAY_DEVICE_CODE_SECONDS": "7200"})
+
+
+def test_an_access_token_cannot_be_set_to_live_past_fifteen_minutes() -> None:
+    """A stolen access token dies within its lifetime (revocation is checked per request, but the contract
+    caps the lifetime too): a mistyped setting stops the process instead of issuing day-long tokens."""
+    longest = load_settings({**BASE, "SWITCHBOARD_GATEWAY_ACCESS_TOKEN_SECONDS": "900"})
+    assert longest.access_token_seconds == 900
+    with pytest.raises(ConfigError, match="access_token_seconds"):
+        load_settings({**BASE, "SWITCHBOARD_GATEWAY_ACCESS_TOKEN_SECONDS": "901"})
