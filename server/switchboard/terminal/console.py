@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from typing import Literal, TextIO
@@ -11,6 +12,15 @@ from typing import Literal, TextIO
 Style = Literal["dim", "bold", "red", "yellow", "cyan"]
 
 _CODES: dict[Style, str] = {"dim": "2", "bold": "1", "red": "31", "yellow": "33", "cyan": "36"}
+
+# C0 controls but tab and newline, DEL, and C1 controls: ESC starts a terminal's escape sequences (an OSC 8
+# hyperlink, an OSC 52 clipboard write, a title change), and 0x9b/0x9d are single-byte CSI/OSC to some.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` without the control characters a terminal would act on (newlines and tabs stay)."""
+    return _CONTROLS.sub("", text)
 
 
 def wants_colour(stream: TextIO) -> bool:
@@ -24,13 +34,17 @@ def wants_colour(stream: TextIO) -> bool:
 
 
 class Console:
-    """One output stream. Writes are flushed at once (answers stream) and serialized across threads."""
+    """One output stream. Writes are flushed at once (answers stream) and serialized across threads.
+
+    Everything written is passed through `printable` first: much of it comes from the server, the model or
+    the gateway (answers, route reasons, error messages, the sign-in link), and none of it may drive the
+    terminal. Colour is added afterwards, by `style`."""
 
     def __init__(self, stream: TextIO, colour: bool | None = None) -> None:
         self.stream = stream
         self.colour = wants_colour(stream) if colour is None else colour
         self._at_line_start = True
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._broken = False
 
     def style(self, text: str, style: Style | None) -> str:
@@ -39,9 +53,10 @@ class Console:
         return f"\x1b[{_CODES[style]}m{text}\x1b[0m"
 
     def write(self, text: str, style: Style | None = None) -> None:
+        text = printable(text)
         if not text:
             return
-        with self._lock:
+        with self.lock:
             if self._broken:
                 return
             try:
@@ -61,13 +76,13 @@ class Console:
 
     def end_line(self) -> None:
         """Finishes a partly written line, if any."""
-        with self._lock:
+        with self.lock:
             if not self._at_line_start:
                 self.write("\n")
 
     def line(self, text: str = "", style: Style | None = None) -> None:
         """Writes `text` on a line of its own."""
-        with self._lock:
+        with self.lock:
             self.end_line()
             self.write(text, style)
             self.write("\n")
@@ -89,7 +104,10 @@ class Ui:
         return cls(Console(sys.stdout), Console(sys.stderr))
 
     def error(self, text: str) -> None:
-        self.err.line(self.err.style("error:", "red") + " " + text)
+        with self.err.lock:
+            self.err.end_line()
+            self.err.write("error:", "red")
+            self.err.write(" " + text + "\n")
 
     def note(self, text: str) -> None:
         self.err.line(text, "dim")

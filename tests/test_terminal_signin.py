@@ -1,0 +1,143 @@
+"""`switchboard chat --gateway URL` against a stub gateway (no PostgreSQL): what a hostile gateway's text
+can do to the terminal, and which failed resumes and sign-outs keep or delete the stored refresh token.
+The refresh token lives in keyrings.alt's PlaintextKeyring under a temporary XDG_DATA_HOME, as in
+tests/gateway/hosted/test_hosted_terminal.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_terminal import ChatProcess
+
+# An OSC 8 hyperlink whose text says one address and whose target is another, then an OSC 52 clipboard
+# write, then a BEL and a C1 CSI: what a hostile gateway could put in the text the terminal prints.
+HOSTILE = (
+    "\x1b]8;;https://evil.example/device\x1b\\https://cloud.example/device\x1b]8;;\x1b\\"
+    "\x1b]52;c;ZXZpbA==\x07\x9b2J"
+)
+
+Handler = Callable[[str, str], tuple[int, dict[str, Any]] | None]
+
+
+class StubGateway:
+    """A gateway that answers what `answer(method, path)` says; None holds the request unanswered (until
+    the test ends). `asked` is set at each request; `paths` lists them."""
+
+    def __init__(self, answer: Handler) -> None:
+        self.paths: list[str] = []
+        self.asked = threading.Event()
+        self._release = threading.Event()
+        stub = self
+
+        class Handle(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                stub._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                stub._handle(self, "POST")
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+        self._answer = answer
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        self.paths.append(request.path)
+        self.asked.set()
+        answer = self._answer(method, request.path)
+        if answer is None:
+            self._release.wait(60)
+            return
+        status, body = answer
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "issuer": self.url,
+            "device_authorization_endpoint": self.url + "/oauth/device",
+            "token_endpoint": self.url + "/oauth/token",
+            "revocation_endpoint": self.url + "/oauth/revoke",
+            "jwks_uri": self.url + "/.well-known/jwks.json",
+        }
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    keyring_data = tmp_path / "keyring-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(keyring_data))  # so this process reads the same keyring file
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
+    env.update(
+        SWITCHBOARD_HOME=str(tmp_path / "state"),
+        PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+        XDG_DATA_HOME=str(keyring_data),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return folder
+
+
+def test_text_from_a_hostile_gateway_cannot_drive_the_terminal(
+    chat_env: dict[str, str], project: Path
+) -> None:
+    """The sign-in link and the gateway's error description reach the terminal without their control
+    characters: no hyperlink that hides its target, no clipboard write."""
+
+    def answer(method: str, path: str) -> tuple[int, dict[str, Any]] | None:
+        if path == "/.well-known/oauth-authorization-server":
+            return 200, gateway.metadata()
+        if path == "/oauth/device":
+            return 200, {
+                "device_code": "dc",
+                "user_code": "BCDF-GHJK",
+                "verification_uri": gateway.url + "/device",
+                "verification_uri_complete": HOSTILE,
+                "expires_in": 600,
+                "interval": 1,
+            }
+        if path == "/oauth/token":
+            return 400, {"error": "invalid_request", "error_description": "No." + HOSTILE}
+        return 404, {}
+
+    gateway = StubGateway(answer)
+    chat = ChatProcess(["--gateway", gateway.url, "--workspace", str(project)], chat_env)
+    try:
+        chat.expect("/help for commands")
+        chat.send("/signin")
+        chat.expect(r"To sign in, open .*https://cloud\.example/device")
+        chat.expect(r"refused the sign-in: No\..*evil\.example", timeout=30)
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+        gateway.close()
+    assert not any(char in chat.output for char in "\x1b\x07\x9b"), repr(chat.output)
