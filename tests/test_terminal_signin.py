@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 
 from test_terminal import ChatProcess
+
+SERVICE = "switchboard"
+STORED = "sbr_" + "7" * 40
 
 # An OSC 8 hyperlink whose text says one address and whose target is another, then an OSC 52 clipboard
 # write, then a BEL and a C1 CSI: what a hostile gateway could put in the text the terminal prints.
@@ -106,6 +111,24 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
+def stored(url: str) -> str | None:
+    return PlaintextKeyring().get_password(SERVICE, url)
+
+
+def server_pid(chat: ChatProcess) -> int:
+    """The `switchboard serve` the chat process started (its only child)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == chat.proc.pid:
+            return int(entry.name)
+    raise AssertionError("the chat process has no server process")
+
+
 def test_text_from_a_hostile_gateway_cannot_drive_the_terminal(
     chat_env: dict[str, str], project: Path
 ) -> None:
@@ -141,3 +164,22 @@ def test_text_from_a_hostile_gateway_cannot_drive_the_terminal(
         chat.kill()
         gateway.close()
     assert not any(char in chat.output for char in "\x1b\x07\x9b"), repr(chat.output)
+
+
+def test_a_resume_the_server_does_not_finish_keeps_the_stored_session(
+    chat_env: dict[str, str], project: Path
+) -> None:
+    """The server stops while it resumes (the gateway has not answered yet): nothing was said about the
+    token, so it stays for the next start."""
+    gateway = StubGateway(lambda _method, _path: None)  # never answers
+    PlaintextKeyring().set_password(SERVICE, gateway.url, STORED)
+    chat = ChatProcess(["--gateway", gateway.url, "--workspace", str(project)], chat_env)
+    try:
+        assert gateway.asked.wait(40), "the server did not ask the gateway"
+        os.kill(server_pid(chat), signal.SIGKILL)
+        chat.expect(r"Not signed in: The Switchboard server stopped unexpectedly", timeout=30)
+        assert chat.finish() != 0
+    finally:
+        chat.kill()
+        gateway.close()
+    assert stored(gateway.url) == STORED, "a resume cut short cost the stored session"

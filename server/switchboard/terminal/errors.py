@@ -38,6 +38,8 @@ _HINTS: dict[int, tuple[str, str]] = {
 
 # 1004 reasons that are about the Switchboard Cloud session, not an Anthropic key.
 _ACCOUNT_REASONS = ("expired", "denied", "no_gateway", "unreachable", "session_ended")
+# 1004 reasons that say the refresh token presented is dead.
+_SESSION_OVER_REASONS = ("session_ended", "denied", "expired")
 SIGN_IN_HELP = "(/signin signs in again; --gateway URL names the gateway.)"
 
 
@@ -49,13 +51,14 @@ def is_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, JsonRpcException) and exc.code == ErrorCode.REQUEST_CANCELLED
 
 
-def session_kept(exc: BaseException) -> bool:
-    """Whether a failed resume leaves the stored session alive: the gateway could not be reached (or none
-    is configured now), so the token was never spent or came back through credentialsChanged."""
+def session_over(exc: BaseException) -> bool:
+    """Whether a failed resume says the stored session is over (its refresh token is dead: delete it).
+    Any other failure (the gateway could not be reached, the server stopped, an internal error) says
+    nothing about the token, which is kept for the next start."""
     return (
         isinstance(exc, JsonRpcException)
         and exc.code == ErrorCode.AUTH_REQUIRED
-        and _data(exc).get("reason") in ("unreachable", "no_gateway")
+        and _data(exc).get("reason") in _SESSION_OVER_REASONS
     )
 
 

@@ -10,7 +10,7 @@ from switchboard.protocol.messages import CredentialsChanged, SignInCode, SignIn
 
 from .console import Console
 from .credentials import KeyringUnavailable, StoredSession
-from .errors import describe, is_cancelled, session_kept
+from .errors import describe, is_cancelled, session_over
 from .loop import LoopThread, wait_done
 from .session import Session
 
@@ -50,15 +50,15 @@ class SignIn:
     # --- commands -------------------------------------------------------------------------------------
 
     def resume(self) -> SignInResult | None:
-        """At start: the stored session, if there is one. A dead one is deleted (the server says why); one
-        the gateway could not be asked about is kept for the next start."""
+        """At start: the stored session, if there is one. One the server says is over is deleted; after any
+        other failure (the gateway unreachable, the server stopped) it is kept for the next start."""
         stored = self._stored.load()
         if stored is None:
             return None
         try:
             result = self._bridge.call(self._session.sign_in({"refreshToken": stored}, self._next_id()))
         except Exception as error:
-            if not session_kept(error):
+            if session_over(error):
                 self._stored.delete()
             self._out.line(f"Not signed in: {describe(error, repl=True)}", "yellow")
             return None
