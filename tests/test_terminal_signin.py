@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,14 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def closed_url() -> Iterator[str]:
+    """A loopback URL nobody answers at (the port held bound, so no other test is handed it)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
 def stored(url: str) -> str | None:
     return PlaintextKeyring().get_password(SERVICE, url)
 
@@ -183,3 +192,20 @@ def test_a_resume_the_server_does_not_finish_keeps_the_stored_session(
         chat.kill()
         gateway.close()
     assert stored(gateway.url) == STORED, "a resume cut short cost the stored session"
+
+
+def test_signout_deletes_the_stored_session_even_when_the_server_has_stopped(
+    chat_env: dict[str, str], project: Path, closed_url: str
+) -> None:
+    PlaintextKeyring().set_password(SERVICE, closed_url, STORED)
+    chat = ChatProcess(["--gateway", closed_url, "--workspace", str(project)], chat_env)
+    try:
+        chat.expect(r"Not signed in: .*did not answer", timeout=40)  # unreachable: the token is kept
+        chat.expect("/help for commands")
+        assert stored(closed_url) == STORED
+        os.kill(server_pid(chat), signal.SIGKILL)
+        chat.command("/signout", r"error: The Switchboard server stopped unexpectedly")
+        assert chat.finish() != 0
+    finally:
+        chat.kill()
+    assert stored(closed_url) is None, "/signout left the session to be resumed at the next start"

@@ -88,8 +88,12 @@ class SignIn:
         return result
 
     def sign_out(self) -> UsageReport:
-        report = self._bridge.call(self._session.sign_out())
-        self._stored.delete()
+        """Revokes the session at the gateway (through the server) and deletes the stored token, even if the
+        server cannot be asked (it stopped): signed out here means not resumed at the next start."""
+        try:
+            report = self._bridge.call(self._session.sign_out())
+        finally:
+            self._stored.delete()
         self._out.line("Signed out of Switchboard Cloud; chats use your own Anthropic key again.")
         return report
 
