@@ -3,6 +3,8 @@ resumed at start from the keyring, and every rotated refresh token written back 
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import itertools
 from typing import Any
 
@@ -15,6 +17,8 @@ from .loop import LoopThread, wait_done
 from .session import Session
 
 CANCEL_GRACE_SECONDS = 3.0
+# After Ctrl-C during the resume at start: how long to wait for its result (and the rotated token in it).
+LATE_RESUME_SECONDS = 10.0
 
 
 class SignIn:
@@ -55,8 +59,14 @@ class SignIn:
         stored = self._stored.load()
         if stored is None:
             return None
+        future = self._bridge.submit(self._session.sign_in({"refreshToken": stored}, self._next_id()))
         try:
-            result = self._bridge.call(self._session.sign_in({"refreshToken": stored}, self._next_id()))
+            wait_done(future)
+        except KeyboardInterrupt:
+            self._settle_late(future)
+            raise
+        try:
+            result = future.result()
         except Exception as error:
             if session_over(error):
                 self._stored.delete()
@@ -64,6 +74,22 @@ class SignIn:
             return None
         self._signed_in(result)
         return result
+
+    def _settle_late(self, future: concurrent.futures.Future[SignInResult]) -> None:
+        """Ctrl-C during the resume: the gateway may already have rotated the stored token, whose successor
+        comes only in the result. Waits a little for it (a second Ctrl-C stops waiting) and keeps it, so
+        the next start does not present a spent token."""
+        self._out.line("Leaving once the session is kept… (Ctrl-C again leaves now)", "dim")
+        with contextlib.suppress(KeyboardInterrupt):
+            wait_done(future, LATE_RESUME_SECONDS)
+        if not future.done() or future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            if (refresh_token := future.result().refresh_token) is not None:
+                self._keep(refresh_token)
+        elif session_over(error):
+            self._stored.delete()
 
     def sign_in(self) -> SignInResult | None:
         """The device flow: the code is printed by `on_code`; waits until it is approved, denied or

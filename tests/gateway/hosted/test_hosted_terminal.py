@@ -5,7 +5,15 @@ PYTHON_KEYRING_BACKEND as a user would), the session resumed at the next start, 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -33,6 +41,64 @@ def chat_env(tmp_path: Path, hosted: HostedGateway, monkeypatch: pytest.MonkeyPa
 
 def stored(url: str) -> str | None:
     return PlaintextKeyring().get_password(SERVICE, url)
+
+
+class SlowUsage:
+    """A pass-through proxy in front of the gateway that hands the usage report (the last step of a sign-in
+    or resume, after the refresh token was rotated) on `delay` seconds late; `usage_asked` is set then."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        self.usage_asked = threading.Event()
+        proxy = self
+
+        class Handle(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy._forward(self, None)
+
+            def do_POST(self) -> None:
+                proxy._forward(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+        self._upstream = upstream
+        self._delay = delay
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _forward(self, request: BaseHTTPRequestHandler, body: bytes | None) -> None:
+        if request.path.startswith("/v1/switchboard/usage"):
+            self.usage_asked.set()
+            time.sleep(self._delay)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}
+        forwarded = urllib.request.Request(
+            self._upstream + request.path, data=body, headers=headers, method=request.command
+        )
+        try:
+            with urllib.request.urlopen(forwarded, timeout=30) as answer:
+                status, data, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
+        except urllib.error.HTTPError as refused:
+            status, data, kind = refused.code, refused.read(), refused.headers.get("Content-Type")
+        request.send_response(status)
+        request.send_header("Content-Type", kind or "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def slow_usage(hosted: HostedGateway) -> Iterator[SlowUsage]:
+    proxy = SlowUsage(hosted.url, delay=3.0)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
 
 
 async def test_switchboard_chat_signs_in_with_a_device_code_keeps_the_session_and_signs_out(
@@ -106,3 +172,33 @@ async def test_a_stored_session_survives_a_start_when_the_gateway_cannot_be_reac
     finally:
         dead.kill()
     assert stored(hosted.url) is None
+
+
+async def test_ctrl_c_during_the_resume_at_start_keeps_the_rotated_token(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path, slow_usage: SlowUsage
+) -> None:
+    """Ctrl-C while the resume waits for the usage report, after the gateway rotated the stored token: the
+    client waits for the result and keeps the new token, instead of leaving the spent one stored."""
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    args = ["--gateway", slow_usage.url, "--workspace", str(project)]
+    kept = hosted.refresh_token_for(person.email, client_id=TERMINAL)
+    PlaintextKeyring().set_password(SERVICE, slow_usage.url, kept)
+
+    chat = ChatProcess(args, chat_env)
+    try:
+        assert slow_usage.usage_asked.wait(40), "the resume did not reach the usage report"
+        os.kill(chat.proc.pid, signal.SIGINT)
+        assert chat.proc.wait(30) == 130
+    finally:
+        chat.kill()
+    rotated = stored(slow_usage.url)
+    assert rotated and rotated != kept, "Ctrl-C left the spent token stored"
+
+    again = ChatProcess(args, chat_env)
+    try:
+        again.expect(rf"Signed in to Switchboard Cloud as {person.email}", timeout=40)
+        assert again.finish() == 0
+    finally:
+        again.kill()
