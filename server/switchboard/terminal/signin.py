@@ -28,6 +28,7 @@ class SignIn:
         self._stored = stored
         self._out = out
         self._ids = itertools.count(1)
+        self._keyring_warned = False
 
     # --- notifications (on the loop thread) ---------------------------------------------------------
 
@@ -134,6 +135,12 @@ class SignIn:
         try:
             self._stored.save(refresh_token)
         except KeyringUnavailable as error:
+            self._keyring_warning(error)
+
+    def _keyring_warning(self, error: KeyringUnavailable) -> None:
+        """Once per run: every rotation (every few minutes) would repeat it."""
+        if not self._keyring_warned:
+            self._keyring_warned = True
             self._out.line(str(error), "yellow")
 
     def _next_id(self) -> str:

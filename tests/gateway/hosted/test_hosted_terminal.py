@@ -202,3 +202,28 @@ async def test_ctrl_c_during_the_resume_at_start_keeps_the_rotated_token(
         assert again.finish() == 0
     finally:
         again.kill()
+
+
+def sign_in(chat: ChatProcess, hosted: HostedGateway, email: str) -> None:
+    chat.send("/signin")
+    code = chat.expect(r"enter the code ([A-Z0-9]{4}-[A-Z0-9]{4})").group(1)
+    hosted.approve(code, email)
+    chat.expect(rf"Signed in to Switchboard Cloud as {email}", timeout=30)
+
+
+async def test_without_a_keyring_backend_the_user_is_told_once(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every sign-in and every rotation tries to keep the token; with no backend, one warning says so."""
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**chat_env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    chat = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], env)
+    try:
+        sign_in(chat, hosted, person.email)
+        sign_in(chat, hosted, person.email)  # a second save, as a rotation makes
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert chat.output.count("Could not keep the session in the OS keyring") == 1, chat.output
