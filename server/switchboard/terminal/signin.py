@@ -57,7 +57,11 @@ class SignIn:
     def resume(self) -> SignInResult | None:
         """At start: the stored session, if there is one. One the server says is over is deleted; after any
         other failure (the gateway unreachable, the server stopped) it is kept for the next start."""
-        stored = self._stored.load()
+        try:
+            stored = self._stored.load()
+        except KeyringUnavailable as error:
+            self._keyring_warning(error)
+            return None
         if stored is None:
             return None
         future = self._bridge.submit(self._session.sign_in({"refreshToken": stored}, self._next_id()))

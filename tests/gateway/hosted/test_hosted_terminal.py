@@ -204,6 +204,27 @@ async def test_ctrl_c_during_the_resume_at_start_keeps_the_rotated_token(
         again.kill()
 
 
+# A keyring backend that never answers, as a locked Secret Service can: each call sleeps for ten minutes.
+STUCK_KEYRING = """
+import time
+
+from keyring.backend import KeyringBackend
+
+
+class Stuck(KeyringBackend):
+    priority = 1
+
+    def get_password(self, service, username):
+        time.sleep(600)
+
+    def set_password(self, service, username, password):
+        time.sleep(600)
+
+    def delete_password(self, service, username):
+        time.sleep(600)
+"""
+
+
 def sign_in(chat: ChatProcess, hosted: HostedGateway, email: str) -> None:
     chat.send("/signin")
     code = chat.expect(r"enter the code ([A-Z0-9]{4}-[A-Z0-9]{4})").group(1)
@@ -227,3 +248,28 @@ async def test_without_a_keyring_backend_the_user_is_told_once(
     finally:
         chat.kill()
     assert chat.output.count("Could not keep the session in the OS keyring") == 1, chat.output
+
+
+async def test_a_keyring_that_does_not_answer_costs_seconds_once_not_the_session(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The stored session cannot be read at start: after the keyring's time limit the client says so once
+    and starts; a sign-in then does not wait for the keyring again."""
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    backends = tmp_path / "backends"
+    backends.mkdir()
+    (backends / "stuck_keyring.py").write_text(STUCK_KEYRING)
+    env = {**chat_env, "PYTHON_KEYRING_BACKEND": "stuck_keyring.Stuck", "PYTHONPATH": str(backends)}
+    chat = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], env)
+    try:
+        chat.expect(r"The OS keyring did not answer within \d+ seconds", timeout=30)
+        chat.expect("/help for commands")
+        started = time.monotonic()
+        sign_in(chat, hosted, person.email)
+        assert time.monotonic() - started < 20
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert chat.output.count("OS keyring") == 1, chat.output
