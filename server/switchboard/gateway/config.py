@@ -27,6 +27,10 @@ _LIST_SEPARATORS = {"signing_keys": os.pathsep, "trusted_proxies": ","}
 # Table settings in the environment are JSON objects:
 # SWITCHBOARD_GATEWAY_RATE_LIMITS='{"token_requests_per_address": 600}'.
 _JSON_FIELDS = ("rate_limits",)
+# The most JSON values a request body may make (`max_body_json_items`): what parsing costs is its values,
+# about 0.3-0.6 µs and 100 bytes each, not its bytes. A full 200,000-token context holds far fewer: a token
+# carries at most a few of the commas, `{` and `[` counted (`turn_request.json_items`), strings' included.
+MAX_BODY_JSON_ITEMS = 500_000
 
 
 class ConfigError(Exception):
@@ -71,6 +75,8 @@ class GatewaySettings(BaseModel):
     # How long a whole (non-streamed) answer waits for PostgreSQL to take its charge before it is given up.
     settle_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 10.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
+    # What parsing a body costs is its JSON values, not its bytes (gateway/body.py).
+    max_body_json_items: Annotated[int, Field(ge=1000)] = MAX_BODY_JSON_ITEMS
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="CIDRs of the proxies whose X-Forwarded-For is believed (default: none, not localhost)",

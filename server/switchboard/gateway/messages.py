@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .accesslog import elapsed_ms
+from .body import read_body
 from .charge import answer_with_charge, charge_info, route_headers
 from .db import LedgerUnavailable
 from .errors import GatewayRefusal, error_response
@@ -19,7 +20,7 @@ from .ledger import Outcome, Reservation
 from .metering import usage_of_message
 from .relay import TurnStream
 from .service import Choice, Gateway
-from .turn_request import TurnRequest, parse_turn
+from .turn_request import TurnRequest
 from .upstream import UpstreamAnswer, UpstreamFailure, relay_error, unreachable
 
 log = logging.getLogger("switchboard.gateway")
@@ -30,11 +31,12 @@ async def create_message(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
         account = gateway.caller(request)  # checked against the database by the reservation
-        turn = parse_turn(request.headers, await _body(request, gateway.settings.max_body_bytes))
+        raw = await read_body(request, gateway.settings.max_body_bytes)
+        turn = await gateway.bodies.parse(request.headers, raw, gateway.settings.max_body_json_items)
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         choice = await gateway.choose(account, turn)
         request.state.routed_model = choice.model.id
-        body = turn.upstream_body(_anthropic_model(choice))
+        body = await gateway.bodies.upstream_body(turn, _anthropic_model(choice))
         reserving = time.monotonic()
         reservation = await gateway.reserve(account, turn, choice, estimate_input_tokens(body))
         request.state.reserve_ms = elapsed_ms(reserving)
@@ -128,21 +130,3 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise error_too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise error_too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def error_too_large(limit: int) -> GatewayRefusal:
-    return GatewayRefusal(413, "request_too_large", f"The request body is larger than {limit} bytes.")

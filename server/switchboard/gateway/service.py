@@ -34,6 +34,7 @@ from switchboard.routing import NoRoutableModelError
 from . import ledger
 from .accounts import Account, get_account
 from .auto import AUTOS_CHEAPEST, AnsweredTurns, AutoRouter, LastAnswer, billed_as
+from .body import LargeBodies
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
 from .errors import GatewayRefusal, unauthenticated
@@ -135,6 +136,7 @@ class Gateway:
         self.accounts = AccountQueue()
         self.live = LiveTurns()
         self.answered = AnsweredTurns()  # Auto's last answers, when this replica gave them
+        self.bodies = LargeBodies()  # the thread that parses large request bodies, one at a time
 
     def ledger(self) -> contextlib.AbstractAsyncContextManager[LedgerConnection]:
         """A connection of the ledger's pool for one statement (raises `LedgerUnavailable`)."""

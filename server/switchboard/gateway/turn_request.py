@@ -20,6 +20,7 @@ from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Pr
 from switchboard.routing.learning import bounded
 from switchboard.tokens import tokens_for_chars
 
+from .config import MAX_BODY_JSON_ITEMS
 from .errors import GatewayRefusal, invalid_request
 
 TURN_ID_HEADER = "switchboard-turn-id"
@@ -112,8 +113,16 @@ def encode_body(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
-    """The turn a request asks for; raises `GatewayRefusal` (400) when it is not well formed."""
+def json_items(raw: bytes) -> int:
+    """At least the number of values parsing `raw` makes, without parsing it: each object or array holds
+    one more entry than it has commas, so the values are at most its commas, `{` and `[` (those inside
+    strings too, which only errs high) plus the body itself. About 0.7 ms a megabyte."""
+    return len(raw) - len(raw.translate(None, b",{[")) + 1
+
+
+def parse_turn(headers: Headers, raw_body: bytes, *, max_items: int = MAX_BODY_JSON_ITEMS) -> TurnRequest:
+    """The turn a request asks for; raises `GatewayRefusal` (400) when it is not well formed, or when its
+    body could make more than `max_items` JSON values (checked before parsing it)."""
     turn_id = headers.get(TURN_ID_HEADER, "")
     if not _TURN_ID.fullmatch(turn_id):
         raise invalid_request(
@@ -124,6 +133,12 @@ def parse_turn(headers: Headers, raw_body: bytes) -> TurnRequest:
         known = ", ".join(CATALOG)
         raise invalid_request(f"Send the Switchboard model in the {_title(MODEL_HEADER)} header ({known}).")
     model = get_model(model_id)
+    if len(raw_body) >= max_items and (items := json_items(raw_body)) > max_items:
+        raise invalid_request(
+            f"The request body could make {items:,} JSON values (its commas, '{{' and '[', those in strings "
+            f"included), more than this gateway reads: at most {max_items:,} (its max_body_json_items "
+            "setting). A messages request that fits a model's context window holds far fewer."
+        )
     # An Auto turn's body is always re-encoded (with the model Auto picks): no need to check its keys.
     body, keys_once = _json_object(raw_body, check_keys=model.id != "auto")
     max_tokens = body.get("max_tokens")
