@@ -18,7 +18,8 @@ from gateway.gateway_support import HTTP, Accounts, Replica, balance, turn_heade
 from switchboard.catalog.models import get_model
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.errors import GatewayRefusal
-from switchboard.gateway.turn_request import IMAGE_MAX_TOKENS, encode_body, parse_turn
+from switchboard.gateway.estimate import estimate_input_tokens
+from switchboard.gateway.turn_request import IMAGE_MAX_TOKENS, TOOL_USE_SYSTEM_TOKENS, encode_body, parse_turn
 from switchboard.plans.credits import hundredths_for_tokens
 from switchboard.providers.prompt import Exchange, build_prompt
 from switchboard.store import StoredTurn
@@ -334,3 +335,55 @@ async def test_mcp_servers_and_the_long_context_beta_are_refused_400_and_other_b
     fine = {**headers, "anthropic-beta": "prompt-caching-2024-07-31"}
     assert HTTP.post(replica.url + "/v1/messages", json=other, headers=fine).status_code == 200
     assert forwarded(upstream, other)
+
+
+# --- 5. Input the body's size undercounts: tools' system prompt, text outside ASCII -------------------
+
+
+def sent_upstream(upstream: FakeAnthropic, body: dict[str, Any]) -> bytes:
+    [record] = [record for record in upstream.received() if marker_of(body) in record.raw_body]
+    return record.raw_body
+
+
+async def test_a_turn_with_tools_holds_the_system_prompt_anthropic_adds_for_them(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    account = await make_accounts.create("pro")
+    tool = {"name": "lookup", "description": "Look a word up", "input_schema": {"type": "object"}}
+    for tool_choice in ({"type": "auto"}, {"type": "any"}):
+        body = body_with(max_tokens=200, tools=[tool], tool_choice=tool_choice)
+        response = post(replica, account.token, body)
+        assert response.status_code == 200, response.text
+        estimate = estimate_input_tokens(sent_upstream(upstream, body))
+        held = round(float(response.headers["switchboard-reserved-credits"]) * 100)
+        assert held == hundredths_for_tokens(
+            "claude-haiku-4.5", write=estimate + TOOL_USE_SYSTEM_TOKENS, out=200
+        )
+    plain = body_with(max_tokens=200)
+    response = post(replica, account.token, plain)
+    held = round(float(response.headers["switchboard-reserved-credits"]) * 100)
+    estimate = estimate_input_tokens(sent_upstream(upstream, plain))
+    assert held == hundredths_for_tokens("claude-haiku-4.5", write=estimate, out=200)
+    assert parsed(body_with(tools=[])).unseen_input_tokens == 0  # no tools, no tool-use prompt
+
+
+async def test_text_outside_ascii_is_held_at_a_token_a_character(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    """CJK text and emoji run about a token a character; at 3.5 bytes a token their 3-4 bytes of UTF-8
+    counted under one, and the reservation fell short of what Anthropic bills."""
+    account = await make_accounts.create("pro")
+    text = "日本語のテキスト🙂" * 500  # 4,500 characters outside ASCII, 14,000 bytes of UTF-8
+    body = body_with({"type": "text", "text": text}, max_tokens=100)
+    raw = encode_body(body)  # as UTF-8, not \u escapes (which already count 1.7 tokens a character)
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    response = HTTP.post(replica.url + "/v1/messages", content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+    assert sent_upstream(upstream, body) == raw  # forwarded as sent, so measured as sent
+    ascii_bytes = len(raw) - len(text.encode())
+    assert estimate_input_tokens(raw) == tokens_for_chars(ascii_bytes) + len(text)
+    assert estimate_input_tokens(raw) > tokens_for_chars(len(raw))  # the old rule held less
+    held = round(float(response.headers["switchboard-reserved-credits"]) * 100)
+    assert held == hundredths_for_tokens("claude-haiku-4.5", write=estimate_input_tokens(raw), out=100)
+    assert estimate_input_tokens(b'{"a":"plain ascii"}') == tokens_for_chars(19)
+    assert estimate_input_tokens("é".encode()) == 1

@@ -44,6 +44,10 @@ MEASURED_SOURCES = frozenset({"base64", "text", "content"})
 # The most input tokens Anthropic bills for one image: it scales an image to at most about 1.15 megapixels
 # and bills (width × height) / 750. A tiny image file can be a large image, so an image is held at least this.
 IMAGE_MAX_TOKENS = 1_600
+# The system prompt Anthropic adds to a request with tools, billed as input and not in the body: 346 tokens
+# with `tool_choice` auto or none, 313 with any or tool, for every Claude 4 model (the catalog's). Held at
+# the larger whatever `tool_choice` says.
+TOOL_USE_SYSTEM_TOKENS = 346
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class TurnRequest:
     # Some content's size is not in the body (a URL or file source, a PDF's pages): reserved at the whole
     # context window.
     unmeasured_input: bool = False
-    # Input the body's size undercounts: a small image file billed at its pixels (`IMAGE_MAX_TOKENS`).
+    # Input the body's size undercounts: a small image file billed at its pixels (`IMAGE_MAX_TOKENS`), the
+    # system prompt Anthropic adds for tools (`TOOL_USE_SYSTEM_TOKENS`).
     unseen_input_tokens: int = 0
 
     @property
@@ -206,6 +211,7 @@ def _check_costs(body: dict[str, Any]) -> _Unseen:
       prices every write at 1.25x (`plans.credits`). 400. Checked wherever `cache_control` may sit: on the
       request itself, tools, system blocks, and content blocks at any depth (a tool result's, a document's).
     - Content blocks with a `source`, at any depth, weighed by `_weigh`.
+    - Tools: the system prompt Anthropic adds for them (`TOOL_USE_SYSTEM_TOKENS`) is input the body lacks.
     Anything else malformed is Anthropic's to refuse (a turn that fails before output is free). Costs a few
     dictionary lookups a content block; a path is only written out for a refusal."""
     _require_short_ttl(body.get("cache_control"), "")
@@ -229,7 +235,7 @@ def _check_costs(body: dict[str, Any]) -> _Unseen:
                 )
             if "cache_control" in tool:
                 _require_short_ttl(tool["cache_control"], f"tools.{index}.")
-    unseen = _Unseen()
+    unseen = _Unseen(tokens=TOOL_USE_SYSTEM_TOKENS if isinstance(tools, list) and tools else 0)
     pending: list[tuple[list[Any], str]] = []
     system = body.get("system")
     if isinstance(system, list):
