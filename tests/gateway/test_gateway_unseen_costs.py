@@ -17,6 +17,7 @@ from starlette.datastructures import Headers
 from gateway.gateway_support import HTTP, Accounts, Replica, balance, turn_headers, turn_rows
 from switchboard.catalog.models import get_model
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway.config import load_settings
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens
 from switchboard.gateway.turn_request import IMAGE_MAX_TOKENS, TOOL_USE_SYSTEM_TOKENS, encode_body, parse_turn
@@ -26,6 +27,12 @@ from switchboard.store import StoredTurn
 from switchboard.tokens import tokens_for_chars
 
 HAIKU = "claude-haiku-4-5-20251001"
+SETTINGS_ENV = {
+    "SWITCHBOARD_GATEWAY_DATABASE_URL": "postgresql://gateway@localhost/gateway",
+    "SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY": "sk-test",
+    "SWITCHBOARD_GATEWAY_SIGNING_KEYS": "a.pem:b.pem",
+    "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": "http://gateway.test",
+}
 PDF_URL = {"type": "document", "source": {"type": "url", "url": "https://example.test/manual.pdf"}}
 IMAGE_URL = {"type": "image", "source": {"type": "url", "url": "https://example.test/chart.png"}}
 FILE_IMAGE = {"type": "image", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}}
@@ -310,10 +317,10 @@ def test_the_language_servers_own_prompts_are_measured_and_never_refused() -> No
         assert not parsed(body, model).unmeasured_input
 
 
-# --- 4. MCP servers and long-context betas are refused ----------------------------------------------
+# --- 4. MCP servers, betas not allowed and priced top-level fields are refused ----------------------
 
 
-async def test_mcp_servers_and_the_long_context_beta_are_refused_400_and_other_betas_pass(
+async def test_mcp_servers_and_betas_not_allowed_are_refused_400_and_allowed_betas_pass(
     make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
 ) -> None:
     account = await make_accounts.create("pro")
@@ -323,18 +330,71 @@ async def test_mcp_servers_and_the_long_context_beta_are_refused_400_and_other_b
     assert not forwarded(upstream, mcp)
 
     headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
-    long_context = body_with()
-    beta = {**headers, "anthropic-beta": "prompt-caching-2024-07-31, context-1m-2025-08-07"}
-    answer = HTTP.post(replica.url + "/v1/messages", json=long_context, headers=beta)
-    assert answer.status_code == 400 and "context-1m-2025-08-07" in answer.json()["error"]["message"]
-    assert not forwarded(upstream, long_context)
+    # Priced betas, and one nobody has checked yet: all refused, each named, with how to allow one.
+    for beta in (
+        "context-1m-2025-08-07",
+        "code-execution-2025-08-25",
+        "compact-2026-01-12",
+        "new-thing-2027",
+    ):
+        body = body_with()
+        sent = {**headers, "anthropic-beta": f"prompt-caching-2024-07-31, {beta}"}
+        answer = HTTP.post(replica.url + "/v1/messages", json=body, headers=sent)
+        assert answer.status_code == 400, answer.text
+        message = answer.json()["error"]["message"]
+        assert beta in message and "allowed_betas" in message
+        assert not forwarded(upstream, body)
     assert await turn_rows(make_accounts.database_url, account.id) == []
 
     other = body_with()
-    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
-    fine = {**headers, "anthropic-beta": "prompt-caching-2024-07-31"}
+    fine = {**headers, "anthropic-beta": "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14"}
     assert HTTP.post(replica.url + "/v1/messages", json=other, headers=fine).status_code == 200
     assert forwarded(upstream, other)
+
+
+def test_an_operator_allows_a_beta_by_its_name_prefix_without_a_release() -> None:
+    headers = Headers(
+        {
+            "switchboard-turn-id": "t-1",
+            "switchboard-model": "claude-haiku-4.5",
+            "anthropic-beta": "new-thing-2027",
+        }
+    )
+    raw = encode_body(body_with())
+    with pytest.raises(GatewayRefusal):
+        parse_turn(headers, raw)
+    settings = load_settings(
+        {**SETTINGS_ENV, "SWITCHBOARD_GATEWAY_ALLOWED_BETAS": "prompt-caching-, new-thing-"}
+    )
+    assert settings.allowed_betas == ["prompt-caching-", "new-thing-"]
+    assert (
+        parse_turn(headers, raw, allowed_betas=tuple(settings.allowed_betas)).model.id == "claude-haiku-4.5"
+    )
+    assert "context-1m-" not in load_settings(SETTINGS_ENV).allowed_betas
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("speed", "fast"), ("inference_geo", "us"), ("service_tier", "priority"), ("container", "container_01")],
+)
+async def test_top_level_fields_priced_outside_the_formula_are_refused_400(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, field: str, value: str
+) -> None:
+    account = await make_accounts.create("pro")
+    body = body_with(**{field: value})
+    refused = post(replica, account.token, body)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"].startswith(f"{field}: ")
+    assert not forwarded(upstream, body)
+    assert await turn_rows(make_accounts.database_url, account.id) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("speed", "standard"), ("inference_geo", "global"), ("service_tier", "auto"), ("container", None)],
+)
+def test_the_standard_values_of_priced_fields_are_accepted(field: str, value: object) -> None:
+    assert parsed(body_with(**{field: value})).model.id == "claude-haiku-4.5"
 
 
 # --- 5. Input the body's size undercounts: tools' system prompt, text outside ASCII -------------------

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
+from .config import GatewaySettings
 from .errors import GatewayRefusal
 from .turn_request import TurnRequest, parse_turn
 
@@ -76,11 +77,14 @@ class LargeBodies:
         self._lock = threading.Lock()
         self._queued = 0  # submitted and not finished: the one parsing and those waiting
 
-    async def parse(self, headers: Headers, raw: bytes, max_items: int) -> TurnRequest:
+    async def parse(self, headers: Headers, raw: bytes, settings: GatewaySettings) -> TurnRequest:
         """`parse_turn`, on the event loop for a small body, on the thread for a large one."""
-        if len(raw) <= INLINE_BYTES:
-            return parse_turn(headers, raw, max_items=max_items)
-        return await self.run(lambda: parse_turn(headers, raw, max_items=max_items))
+        betas = tuple(settings.allowed_betas)
+
+        def parse() -> TurnRequest:
+            return parse_turn(headers, raw, max_items=settings.max_body_json_items, allowed_betas=betas)
+
+        return parse() if len(raw) <= INLINE_BYTES else await self.run(parse)
 
     async def upstream_body(self, turn: TurnRequest, model: str) -> bytes:
         """`turn.upstream_body(model)`, re-encoded on the thread when the body is large."""

@@ -23,7 +23,7 @@ ENV_PREFIX = "SWITCHBOARD_GATEWAY_"
 MAX_ACCESS_TOKEN_SECONDS = 900
 # List settings in the environment: signing keys are paths (`os.pathsep`), proxies are CIDRs (commas, since
 # an IPv6 address has colons).
-_LIST_SEPARATORS = {"signing_keys": os.pathsep, "trusted_proxies": ","}
+_LIST_SEPARATORS = {"signing_keys": os.pathsep, "trusted_proxies": ",", "allowed_betas": ","}
 # Table settings in the environment are JSON objects:
 # SWITCHBOARD_GATEWAY_RATE_LIMITS='{"token_requests_per_address": 600}'.
 _JSON_FIELDS = ("rate_limits",)
@@ -31,6 +31,23 @@ _JSON_FIELDS = ("rate_limits",)
 # about 0.3-0.6 µs and 100 bytes each, not its bytes. A full 200,000-token context holds far fewer: a token
 # carries at most a few of the commas, `{` and `[` counted (`turn_request.json_items`), strings' included.
 MAX_BODY_JSON_ITEMS = 500_000
+# The `anthropic-beta` values passed on to Anthropic (`allowed_betas`), by name prefix without the date: betas
+# known not to change what a turn costs beyond the credit formula. Any other is refused (400), so a beta with
+# its own prices (context-1m's long-context rates, code-execution's container hours, mcp-client's,
+# skills', computer-use's, compact-'s, extended-cache-ttl's 1-hour writes) is never forwarded unseen.
+ALLOWED_BETAS = (
+    "prompt-caching-",
+    "token-efficient-tools-",
+    "interleaved-thinking-",
+    "fine-grained-tool-streaming-",
+    "output-128k-",
+    "pdfs-",
+    "files-api-",
+    "search-results-",
+    "context-management-",
+    "structured-outputs-",
+    "effort-",
+)
 
 
 class ConfigError(Exception):
@@ -77,6 +94,10 @@ class GatewaySettings(BaseModel):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     # What parsing a body costs is its JSON values, not its bytes (gateway/body.py).
     max_body_json_items: Annotated[int, Field(ge=1000)] = MAX_BODY_JSON_ITEMS
+    allowed_betas: list[str] = Field(
+        default_factory=lambda: list(ALLOWED_BETAS),
+        description="anthropic-beta name prefixes passed on (comma-separated in the environment)",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="CIDRs of the proxies whose X-Forwarded-For is believed (default: none, not localhost)",
@@ -101,6 +122,11 @@ class GatewaySettings(BaseModel):
     def _networks(cls, value: list[str]) -> list[str]:
         # Normalized here so a typo stops the process instead of silently trusting nobody (or everybody).
         return [str(ipaddress.ip_network(item.strip(), strict=False)) for item in value if item.strip()]
+
+    @field_validator("allowed_betas")
+    @classmethod
+    def _betas(cls, value: list[str]) -> list[str]:
+        return [item.strip() for item in value if item.strip()]
 
     @field_validator("database_url")
     @classmethod

@@ -32,7 +32,7 @@ async def create_message(request: Request) -> Response:
     try:
         account = gateway.caller(request)  # checked against the database by the reservation
         raw = await read_body(request, gateway.settings.max_body_bytes)
-        turn = await gateway.bodies.parse(request.headers, raw, gateway.settings.max_body_json_items)
+        turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         choice = await gateway.choose(account, turn)
         request.state.routed_model = choice.model.id

@@ -20,7 +20,7 @@ from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, PREFERENCES, Pr
 from switchboard.routing.learning import bounded
 from switchboard.tokens import tokens_for_chars
 
-from .config import MAX_BODY_JSON_ITEMS
+from .config import ALLOWED_BETAS, MAX_BODY_JSON_ITEMS
 from .errors import GatewayRefusal, invalid_request
 
 TURN_ID_HEADER = "switchboard-turn-id"
@@ -125,7 +125,13 @@ def json_items(raw: bytes) -> int:
     return len(raw) - len(raw.translate(None, b",{[")) + 1
 
 
-def parse_turn(headers: Headers, raw_body: bytes, *, max_items: int = MAX_BODY_JSON_ITEMS) -> TurnRequest:
+def parse_turn(
+    headers: Headers,
+    raw_body: bytes,
+    *,
+    max_items: int = MAX_BODY_JSON_ITEMS,
+    allowed_betas: tuple[str, ...] = ALLOWED_BETAS,
+) -> TurnRequest:
     """The turn a request asks for; raises `GatewayRefusal` (400) when it is not well formed, or when its
     body could make more than `max_items` JSON values (checked before parsing it)."""
     turn_id = headers.get(TURN_ID_HEADER, "")
@@ -157,7 +163,7 @@ def parse_turn(headers: Headers, raw_body: bytes, *, max_items: int = MAX_BODY_J
         raise invalid_request("messages: a non-empty list is required")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise invalid_request("stream: must be true or false")
-    _check_betas(headers)
+    _check_betas(headers, allowed_betas)
     unseen = _check_costs(body)
     if model.id != "auto":
         _require_same_model(model, body.get("model"))
@@ -211,10 +217,17 @@ def _check_costs(body: dict[str, Any]) -> _Unseen:
       prices every write at 1.25x (`plans.credits`). 400. Checked wherever `cache_control` may sit: on the
       request itself, tools, system blocks, and content blocks at any depth (a tool result's, a document's).
     - Content blocks with a `source`, at any depth, weighed by `_weigh`.
+    - A top-level field of `PRICED_FIELDS` with a value it does not list: priced outside the formula. 400.
     - Tools: the system prompt Anthropic adds for them (`TOOL_USE_SYSTEM_TOKENS`) is input the body lacks.
     Anything else malformed is Anthropic's to refuse (a turn that fails before output is free). Costs a few
     dictionary lookups a content block; a path is only written out for a refusal."""
     _require_short_ttl(body.get("cache_control"), "")
+    for name, standard in PRICED_FIELDS.items():
+        if name in body and body[name] not in standard:
+            raise invalid_request(
+                f"{name}: only {' or '.join(map(str, standard))} (or leaving it out) is accepted: other "
+                "values are priced outside Switchboard Cloud's credits."
+            )
     if body.get("mcp_servers"):
         raise invalid_request(
             "mcp_servers: Switchboard Cloud does not connect Anthropic to MCP servers: their tools' results "
@@ -270,17 +283,31 @@ def thinking_budget(body: dict[str, Any]) -> int | None:
     return None
 
 
-# Betas that change what a turn costs beyond the credit formula: a 1M-token window billed at long-context
-# rates past 200,000 input tokens.
-PRICED_BETAS = ("context-1m",)
+# Top-level fields whose other values Anthropic prices outside the credit formula, and the values that it
+# does not: `speed` "fast" (fast mode's premium rates), `inference_geo` other than "global" (data-residency
+# pricing), `service_tier` "priority" (Priority Tier's rates), `container` (code execution and skills'
+# container hours; null is no container).
+PRICED_FIELDS: dict[str, tuple[object, ...]] = {
+    "speed": ("standard",),
+    "inference_geo": ("global",),
+    "service_tier": ("auto", "standard_only"),
+    "container": (None,),
+}
 
 
-def _check_betas(headers: Headers) -> None:
+def _check_betas(headers: Headers, allowed: tuple[str, ...]) -> None:
+    """Only betas the operator allows (`allowed_betas`, by name prefix) go to Anthropic: a beta can change
+    what a turn costs (context-1m bills long-context rates past 200,000 input tokens), and a new one should
+    be checked before it is forwarded, not after it is billed."""
     for beta in headers.get("anthropic-beta", "").split(","):
-        if beta.strip().startswith(PRICED_BETAS):
+        name = beta.strip()
+        if name and not name.startswith(allowed):
             raise invalid_request(
-                f"anthropic-beta: {beta.strip()[:100]} is priced outside Switchboard Cloud's credits "
-                "(long-context rates past 200,000 input tokens); leave it out."
+                f"anthropic-beta: {name[:100]} is not among the betas Switchboard Cloud passes on, those "
+                "known not to change a turn's price beyond its credits (context-1m, code-execution, "
+                "mcp-client, skills, computer-use, compact and extended-cache-ttl do); leave it out. An "
+                "operator allows one by adding its name prefix to the gateway's allowed_betas setting "
+                "(SWITCHBOARD_GATEWAY_ALLOWED_BETAS)."
             )
 
 
