@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,7 +21,7 @@ from psycopg.rows import dict_row
 from gateway.gateway_support import Accounts, current_period, numbers_body, parsed_turn
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import count_tokens
-from switchboard.gateway import ledger, migrate
+from switchboard.gateway import ledger, migrate, reaper
 from switchboard.gateway.accounts import create_account
 from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
 from switchboard.gateway.errors import GatewayRefusal
@@ -118,6 +120,39 @@ async def test_overage_is_the_part_past_the_allowance_and_never_more_than_the_bu
     with pytest.raises(ledger.InsufficientCredits):
         await hold(conn, account.id, 53)
     assert await totals(conn, account.id) == {"used_h": 99_950 + 98, "overage_h": 48, "reserved_h": 0}
+
+
+async def test_overage_never_passes_the_budget_after_a_move_to_a_larger_plan(
+    conn: Any, make_accounts: Accounts, database_url: str
+) -> None:
+    """Pro (1,000 credits) spends its $20 budget (500 credits of overage), then moves to Pro+ (2,000). Of the
+    1,500 credits used, 1,000 were included: Pro+ still includes 1,000 more, and the budget has nothing left.
+    So the account may use 1,000 credits more and none of them is overage, by every way a turn is charged:
+    settled, settled from a checkpoint by the sweep, and raised to its real usage by a stalled replica."""
+    account = await make_accounts.create("pro", used_credits=1000, overage=True, budget_cents=2000)
+    spend = await hold(conn, account.id, 50_000)
+    budget_spent = await ledger.settle(conn, spend, Outcome("complete", Usage(output_tokens=300_000)))
+    assert (budget_spent.credits_h, budget_spent.overage_h) == (50_000, 50_000)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        await admin.execute("UPDATE accounts SET plan = 'pro_plus' WHERE id = %s", (account.id,))
+
+    settled = await hold(conn, account.id, 40_000)
+    first = await ledger.settle(conn, settled, Outcome("complete", Usage(output_tokens=200_000)))
+    assert (first.credits_h, first.overage_h) == (39_000, 0)
+
+    stalled = await hold(conn, account.id, 40_000)
+    assert await beat(conn, stalled, Usage(output_tokens=200_000), output_seen=True, ttl=-TTL) == 1
+    [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == stalled.key]
+    swept = await ledger.release_expired(conn, orphan)
+    assert swept is not None and (swept.credits_h, swept.overage_h) == (39_000, 0)
+    raised = await ledger.settle(conn, stalled, Outcome("complete", Usage(output_tokens=300_000)))
+    assert (raised.credits_h, raised.overage_h) == (58_500, 0)  # 19,500 more: the cap leaves 22,000
+
+    last = await hold(conn, account.id, 2_500)
+    await ledger.settle(conn, last, Outcome("complete", Usage(output_tokens=100_000)))
+    with pytest.raises(ledger.InsufficientCredits):
+        await hold(conn, account.id, 1)
+    assert await totals(conn, account.id) == {"used_h": 250_000, "overage_h": 50_000, "reserved_h": 0}
 
 
 async def test_a_turn_settles_once(conn: Any, make_accounts: Accounts) -> None:
@@ -247,6 +282,36 @@ async def test_one_heartbeat_renews_every_live_reservation_of_a_replica_and_noth
     ]
     for turn in mine:
         await ledger.settle(conn, turn, Outcome("failed", Usage()))
+
+
+async def test_one_orphan_the_sweep_cannot_settle_does_not_stop_it_settling_the_others(
+    conn: Any, make_accounts: Accounts, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An earlier release (0007) could leave a month whose `reserved_h` is below a turn's hold; settling that
+    turn then breaks a CHECK. The sweep, oldest first, must log it and go on to the other accounts' orphans,
+    or every replica's every round would stop at the same row and leave everyone else's holds held."""
+    poisoned, healthy = await make_accounts.create("pro"), await make_accounts.create("pro")
+    bad = await hold(conn, poisoned.id, 500)
+    good = await hold(conn, healthy.id, 300)
+    assert await beat(conn, good, Usage(output_tokens=100), output_seen=True, ttl=timedelta(hours=-1)) == 1
+    await conn.execute(
+        "UPDATE account_periods SET reserved_h = 0 WHERE account_id = $1", poisoned.id
+    )  # as 0007's month mix-up left it
+    await conn.execute(
+        "UPDATE turns SET expires_at = now() - interval '2 hours' WHERE account_id = $1", poisoned.id
+    )
+    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
+    try:
+        with caplog.at_level(logging.ERROR, logger="switchboard.gateway"):
+            released = await reaper.reap_once(functools.partial(ledger_connection, pool, 5), live=set())
+    finally:
+        await pool.close(timeout=1)
+    assert released >= 1
+    assert await conn.fetchval("SELECT status FROM turns WHERE turn_id = $1", good.key.turn_id) == "cut"
+    assert await conn.fetchval("SELECT status FROM turns WHERE turn_id = $1", bad.key.turn_id) == "reserved"
+    logged = [r for r in caplog.records if "could not release an expired reservation" in r.getMessage()]
+    assert [r.__dict__["turn_id"] for r in logged] == [bad.key.turn_id]
+    await conn.execute("DELETE FROM turns WHERE turn_id = $1", bad.key.turn_id)  # nobody else's sweep trips
 
 
 async def test_a_late_settlement_after_the_reaper_charges_the_real_usage_once(

@@ -264,7 +264,7 @@ async def expired_turns(conn: Conn, limit: int = 100) -> list[Orphan]:
     rows = await conn.fetch(
         "SELECT account_id, turn_id, model_id, output_seen, input_tokens, output_tokens,"
         " cache_read_input_tokens, cache_creation_input_tokens, checkpoint_h FROM turns"
-        " WHERE status = 'reserved' AND expires_at < now() LIMIT $1",
+        " WHERE status = 'reserved' AND expires_at < now() ORDER BY expires_at LIMIT $1",
         limit,
     )
     return [_orphan(row) for row in rows]

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from collections.abc import Callable, Container
+
+import asyncpg
 
 from . import ledger
+from .db import LedgerConnection
+from .ledger import TurnKey
 from .service import Gateway
 
 log = logging.getLogger("switchboard.gateway")
+# What one orphan's settlement can run into that says nothing of the others (a row an earlier release left
+# inconsistent, say): logged, and the sweep goes on. Anything else (PostgreSQL gone) ends the round.
+_ONE_ORPHANS_FAULTS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError, asyncpg.RaiseError)
 
 
 async def reap_forever(gateway: Gateway) -> None:
@@ -18,19 +27,31 @@ async def reap_forever(gateway: Gateway) -> None:
     while True:
         await asyncio.sleep(interval * random.uniform(0.75, 1.25))
         try:
-            await reap_once(gateway)
+            await reap_once(gateway.ledger, gateway.live)
         except Exception as error:  # PostgreSQL away: try again next round
             log.warning("reaper round failed: %s", error)
 
 
-async def reap_once(gateway: Gateway) -> int:
+async def reap_once(
+    connect: Callable[[], contextlib.AbstractAsyncContextManager[LedgerConnection]],
+    live: Container[TurnKey],
+) -> int:
+    """Settle the expired reservations (oldest first) this replica is not working on itself."""
     released = 0
-    async with gateway.ledger() as conn:
+    async with connect() as conn:
         for orphan in await ledger.expired_turns(conn):
             key = orphan.key
-            if key in gateway.live:  # this replica is alive and still answering it: its heartbeat was late
+            if key in live:  # this replica is alive and still answering it: its heartbeat was late
                 continue
-            settlement = await ledger.release_expired(conn, orphan)
+            try:
+                settlement = await ledger.release_expired(conn, orphan)
+            except _ONE_ORPHANS_FAULTS as error:
+                log.error(
+                    "could not release an expired reservation: %s",
+                    error,
+                    extra={"account": key.account_id, "turn_id": key.turn_id},
+                )
+                continue
             if settlement is not None:
                 released += 1
                 log.info(
