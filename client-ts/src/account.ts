@@ -2,15 +2,25 @@
 // and the account/upgrade links. The server runs the flow and holds the session; this file only shows the
 // code, keeps the secret the server hands over, and gives it back at start-up.
 import * as vscode from 'vscode';
-import { SECRET_ENTITLEMENT, type SwitchboardClient } from './client';
+import type { SwitchboardClient } from './client';
+import { SECRET_ENTITLEMENT } from './secretKeys';
 import { ErrorCode, type SignInResult, type SwitchboardNotifications, type UsageReport } from './protocol.generated';
-import { accountOf, accountTarget, isHosted, deviceCodePrompt, signInFailure, upgradeTarget, type UpgradeTarget } from './shared/account';
+import {
+  accountOf,
+  accountTarget,
+  deviceCodeLink,
+  deviceCodePrompt,
+  isHosted,
+  LEGACY_REFRESH_TOKEN_KEY,
+  refreshTokenKey,
+  sessionIsOver,
+  signInFailure,
+  upgradeTarget,
+  type UpgradeTarget,
+} from './shared/account';
 import { isCancellation, isRpcErrorLike } from './shared/errors';
 import { creditsLabel, formatDate } from './shared/format';
 import { SharedSessionFollower } from './shared/sharedSession';
-
-/** The refresh token of the signed-in session (the server never writes it to disk). */
-export const SECRET_REFRESH_TOKEN = 'switchboard.refreshToken';
 
 type SignInCode = SwitchboardNotifications['switchboard/signInCode'];
 
@@ -21,37 +31,80 @@ export class AccountController implements vscode.Disposable {
   /** Secret writes in the order the server sent them: a later rotation must never be overwritten. */
   private secretWrites: Promise<void> = Promise.resolve();
   private pending: vscode.CancellationTokenSource | undefined;
+  /** The resume of the stored session while its `signIn {refreshToken}` runs: sign-out waits for it. */
+  private resuming: Promise<SignInResult | undefined> | undefined;
+  /** A sign-out while it runs: credentialsChanged is ignored, and no resume starts. */
+  private signingOut: Promise<UsageReport | undefined> | undefined;
   /** Hands this window's server the newer token another window's server rotated to (they share a family). */
   private readonly otherWindows: SharedSessionFollower;
+  /** Removes the unkeyed token of older versions once: it cannot be told which gateway issued it. */
+  private readonly legacyRemoved: Promise<void>;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
     private readonly client: SwitchboardClient,
   ) {
-    this.otherWindows = new SharedSessionFollower(ctx.secrets, SECRET_REFRESH_TOKEN, (refreshToken) =>
-      client.notify('switchboard/adoptRefreshToken', { refreshToken }),
-    );
+    this.otherWindows = new SharedSessionFollower(ctx.secrets, () => this.secretKey(), {
+      adopt: (refreshToken) => client.notify('switchboard/adoptRefreshToken', { refreshToken }),
+      ended: () => void this.signedOutElsewhere(),
+    });
+    this.legacyRemoved = this.removeLegacyToken();
     this.disposables.push(
       this.otherWindows,
-      client.onCredentialsChanged((c) => void this.keepRefreshToken(c.refreshToken)),
+      client.onCredentialsChanged((c) => {
+        // During a sign-out the session is being revoked: a rotation racing it must not be stored again.
+        if (this.signingOut) return;
+        void this.keepRefreshToken(c.refreshToken);
+      }),
       client.onDidBecomeReady(() => void this.resume()),
       client.onDidChangeUsage((u) => void vscode.commands.executeCommand('setContext', 'switchboard.signedIn', isHosted(accountOf(u)))),
     );
   }
 
-  /** Overwrite (or, for null, delete) the stored refresh token. */
+  /** The key of the refresh token for the gateway this window's server was started with. */
+  private secretKey(): string | undefined {
+    return refreshTokenKey(this.client.gatewayUrl);
+  }
+
+  private async removeLegacyToken(): Promise<void> {
+    try {
+      if (await this.ctx.secrets.get(LEGACY_REFRESH_TOKEN_KEY)) {
+        await this.ctx.secrets.delete(LEGACY_REFRESH_TOKEN_KEY);
+        this.client.log.info('removed a Switchboard Cloud session stored by an older version (not tied to a gateway): sign in again');
+      }
+    } catch (err) {
+      this.client.log.warn(`could not remove the old stored session: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Overwrite (or, for null, delete) the stored refresh token of the current gateway. */
   keepRefreshToken(token: string | null): Promise<void> {
+    const key = this.secretKey();
+    if (!key) return this.secretWrites;
     this.otherWindows.handedOver(token);
     this.secretWrites = this.secretWrites
-      .then(() => (token ? this.ctx.secrets.store(SECRET_REFRESH_TOKEN, token) : this.ctx.secrets.delete(SECRET_REFRESH_TOKEN)))
+      .then(() => (token ? this.ctx.secrets.store(key, token) : this.ctx.secrets.delete(key)))
       .catch((err: unknown) => this.client.log.warn(`could not update the stored session: ${err instanceof Error ? err.message : String(err)}`));
     return this.secretWrites;
   }
 
   /** At start-up (and after each server restart): resume the stored session, if there is one. */
-  async resume(): Promise<SignInResult | undefined> {
+  resume(): Promise<SignInResult | undefined> {
+    const run = this.doResume().finally(() => {
+      if (this.resuming === run) this.resuming = undefined;
+    });
+    this.resuming = run;
+    return run;
+  }
+
+  private async doResume(): Promise<SignInResult | undefined> {
+    await this.legacyRemoved;
+    // A sign-out under way ends with the secret deleted: nothing to resume (and it may be waiting for us).
+    if (this.signingOut) return undefined;
     await this.secretWrites;
-    const refreshToken = await this.ctx.secrets.get(SECRET_REFRESH_TOKEN);
+    const key = this.secretKey();
+    if (!key) return undefined; // no gateway: no session to resume (and no token goes anywhere)
+    const refreshToken = await this.ctx.secrets.get(key);
     if (!refreshToken) return undefined;
     try {
       const result = await this.client.request('switchboard/signIn', { refreshToken });
@@ -60,14 +113,18 @@ export class AccountController implements vscode.Disposable {
       return result;
     } catch (err) {
       const reason = reasonOf(err);
-      // Unreachable, or no gateway configured now: keep the session for a later start. Anything else: the
-      // token is dead.
-      if (reason !== 'unreachable' && reason !== 'no_gateway') await this.keepRefreshToken(null);
       this.client.log.warn(`could not resume the Switchboard Cloud session: ${isRpcErrorLike(err) ? err.message : String(err)}`);
-      if (reason !== 'no_gateway') {
+      // Only the server's word that the session is over makes the token dead. Unreachable, no gateway, a
+      // connection dropped by a restart, an internal error: the token is kept for the next start.
+      if (sessionIsOver(reason)) {
+        await this.keepRefreshToken(null);
         void vscode.window
           .showWarningMessage(`Switchboard: you are signed out of Switchboard Cloud. ${signInFailure(reason, messageOf(err)).text}`, 'Sign In')
           .then((choice) => choice && vscode.commands.executeCommand('switchboard.signIn'));
+      } else if (reason === 'unreachable') {
+        void vscode.window.showWarningMessage(
+          `Switchboard: could not resume your Switchboard Cloud session; the next start tries again. ${signInFailure(reason, messageOf(err)).text}`,
+        );
       }
       return undefined;
     }
@@ -86,7 +143,9 @@ export class AccountController implements vscode.Disposable {
           progress.report({ message: 'asking the gateway for a sign-in code…' });
           const codes = this.client.onSignInCode((code) => {
             progress.report({ message: `waiting for you to approve the code ${code.userCode} in the browser…` });
-            void this.showCode(code, cts);
+            this.showCode(code, cts).catch((err: unknown) =>
+              this.client.log.warn(`the sign-in code's dialog failed: ${err instanceof Error ? err.message : String(err)}`),
+            );
           });
           try {
             const result = await this.client.request('switchboard/signIn', {}, cts.token);
@@ -124,7 +183,9 @@ export class AccountController implements vscode.Disposable {
       return;
     }
     await vscode.env.clipboard.writeText(code.userCode);
-    const opened = await vscode.env.openExternal(vscode.Uri.parse(code.verificationUriComplete ?? code.verificationUri, true));
+    // Only an http(s) link is opened (as for every link from the gateway); anything else is shown as text.
+    const link = deviceCodeLink(code);
+    const opened = link !== undefined && (await vscode.env.openExternal(vscode.Uri.parse(link, true)));
     if (!opened) {
       void vscode.window.showInformationMessage(`Switchboard: open ${code.verificationUri} and enter ${code.userCode} (copied).`);
     }
@@ -152,11 +213,49 @@ export class AccountController implements vscode.Disposable {
    * Sign out: the server revokes the session at the gateway; the stored secrets go either way. A pasted
    * entitlement lives in the server until it stops, so then the server starts again without it.
    */
-  async signOut(): Promise<UsageReport | undefined> {
+  signOut(): Promise<UsageReport | undefined> {
+    return this.runSignOut(() => this.doSignOut());
+  }
+
+  /**
+   * Another window deleted the stored token (it signed out, or its session ended): the family is revoked,
+   * so this window's server is signed out too. The secret is already gone and is not touched here (a newer
+   * sign-in may have stored one since).
+   */
+  private async signedOutElsewhere(): Promise<void> {
+    if (this.signingOut || !isHosted(accountOf(this.client.usage))) return;
+    this.client.log.info('the stored Switchboard Cloud session was removed by another window: signing out here too');
+    await this.runSignOut(async () => {
+      await this.waitForResume();
+      try {
+        this.client.setUsage(await this.client.request('switchboard/signOut', {}));
+      } catch (err) {
+        this.client.log.warn(`sign-out: ${isRpcErrorLike(err) ? err.message : String(err)}`);
+      }
+      await this.client.refresh();
+      void vscode.window.showInformationMessage('Switchboard: signed out of Switchboard Cloud (in another window).');
+      return this.client.usage;
+    });
+  }
+
+  private runSignOut(run: () => Promise<UsageReport | undefined>): Promise<UsageReport | undefined> {
+    if (this.signingOut) return this.signingOut;
+    const out = run().finally(() => {
+      if (this.signingOut === out) this.signingOut = undefined;
+    });
+    this.signingOut = out;
+    return out;
+  }
+
+  /** A resume still running finishes first, so the session it brings is the one the server revokes. */
+  private async waitForResume(): Promise<void> {
+    if (this.resuming) await this.resuming.catch(() => undefined);
+  }
+
+  private async doSignOut(): Promise<UsageReport | undefined> {
     this.pending?.cancel();
+    await this.waitForResume();
     const hadEntitlement = Boolean(await this.ctx.secrets.get(SECRET_ENTITLEMENT));
-    await this.keepRefreshToken(null);
-    await this.ctx.secrets.delete(SECRET_ENTITLEMENT);
     let restart = hadEntitlement;
     try {
       const usage = await this.client.request('switchboard/signOut', {});
@@ -165,6 +264,9 @@ export class AccountController implements vscode.Disposable {
       this.client.log.warn(`sign-out: ${isRpcErrorLike(err) ? err.message : String(err)}; restarting the server`);
       restart = true;
     }
+    // After the server's answer, so no credentialsChanged of the ending session can store a token again.
+    await this.keepRefreshToken(null);
+    await this.ctx.secrets.delete(SECRET_ENTITLEMENT);
     // Said at once: the session is revoked and the secrets are gone; a restart only drops a pasted entitlement.
     void vscode.window.showInformationMessage('Switchboard: signed out.');
     if (restart) await this.client.restart();

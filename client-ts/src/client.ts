@@ -30,9 +30,9 @@ import { ClientErrorCode } from './shared/errors';
 import type { ServerStatus } from './shared/webviewProtocol';
 import { findOnPath, redactSecrets, resolveServerCommand, type ServerCommand } from './serverCommand';
 import { createManagedVenv, SetupError } from './serverSetup';
+import { SECRET_API_KEY, SECRET_ENTITLEMENT } from './secretKeys';
 
-export const SECRET_API_KEY = 'switchboard.anthropicApiKey';
-export const SECRET_ENTITLEMENT = 'switchboard.entitlementToken';
+export { SECRET_API_KEY, SECRET_ENTITLEMENT };
 /** The setting whose value the server gets as SWITCHBOARD_GATEWAY_URL. */
 export const GATEWAY_SETTING = 'switchboard.gateway.url';
 
@@ -86,6 +86,7 @@ export class SwitchboardClient implements vscode.Disposable {
   private apiKey: string | undefined;
   private entitlement: string | undefined;
   private commandInUse: ServerCommand | undefined;
+  private gatewayUrlInUse: string | undefined;
 
   private _status: ServerStatus = { state: 'stopped' };
   private readonly statusEmitter = new vscode.EventEmitter<ServerStatus>();
@@ -159,6 +160,14 @@ export class SwitchboardClient implements vscode.Disposable {
 
   get serverCommand(): ServerCommand | undefined {
     return this.commandInUse;
+  }
+
+  /**
+   * The gateway the running server was started with (SWITCHBOARD_GATEWAY_URL as passed to it), fixed until
+   * the next start: the refresh tokens this server hands over belong to it, even after the setting changed.
+   */
+  get gatewayUrl(): string | undefined {
+    return this.gatewayUrlInUse;
   }
 
   private setStatus(status: ServerStatus): void {
@@ -241,11 +250,13 @@ export class SwitchboardClient implements vscode.Disposable {
     }
     this.commandInUse = cmd;
     this.log.info(`starting the server (${cmd.source}): ${cmd.command} ${cmd.args.join(' ')}`);
+    const env = this.serverEnv();
+    this.gatewayUrlInUse = env.SWITCHBOARD_GATEWAY_URL?.trim() || undefined;
     const serverOptions: ServerOptions = {
       command: cmd.command,
       args: cmd.args,
       // stdio, without TransportKind.stdio: that would append `--stdio`, which `switchboard serve` doesn't take
-      options: { env: this.serverEnv() },
+      options: { env },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],

@@ -94,3 +94,51 @@ export function signInFailure(reason: string | undefined, message: string): { te
       return { text: message || 'Sign-in failed.', openSettings: false };
   }
 }
+
+/** Where refresh tokens were kept before they were keyed by gateway: never sent anywhere, only deleted. */
+export const LEGACY_REFRESH_TOKEN_KEY = 'switchboard.refreshToken';
+
+/**
+ * The gateway a refresh token belongs to, as the server will use it: origin and path, without a trailing
+ * slash, the host lowercased (URL does that); query and fragment are not part of it. Text that is not a URL
+ * stays as it is, trimmed (the server refuses it, but a token of it must still not reach another gateway).
+ * Undefined when no gateway is configured.
+ */
+export function gatewayIdentity(url: string | null | undefined): string | undefined {
+  const text = url?.trim();
+  if (!text) return undefined;
+  try {
+    const parsed = new URL(text);
+    if (parsed.origin === 'null') return text;
+    return parsed.origin + parsed.pathname.replace(/\/+$/, '');
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The SecretStorage key of the refresh token for a gateway. One key per gateway: a token is only ever
+ * presented to the gateway that issued it, so a workspace that points switchboard.gateway.url elsewhere
+ * gets nothing, and a refusal there leaves the other gateways' sessions alone.
+ */
+export function refreshTokenKey(gatewayUrl: string | null | undefined): string | undefined {
+  const identity = gatewayIdentity(gatewayUrl);
+  return identity ? `${LEGACY_REFRESH_TOKEN_KEY}:${identity}` : undefined;
+}
+
+/**
+ * Whether a failed `signIn {refreshToken}` means the stored token is dead. Only the server's word that the
+ * session is over counts: anything else (the gateway unreachable, no gateway, the connection dropped by a
+ * server restart, an internal error, a request that never left this window) leaves the token for later.
+ */
+export function sessionIsOver(reason: string | undefined): boolean {
+  return reason === 'session_ended' || reason === 'denied' || reason === 'expired';
+}
+
+/**
+ * The link of a device code to open in the browser: the complete one (with the code filled in) when it is
+ * an http(s) URL, else the plain one when that is. Undefined: show the page and the code as text instead.
+ */
+export function deviceCodeLink(code: { verificationUri: string; verificationUriComplete?: string | null }): string | undefined {
+  return safeExternalUrl(code.verificationUriComplete) ?? safeExternalUrl(code.verificationUri);
+}

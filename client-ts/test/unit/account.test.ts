@@ -4,8 +4,12 @@ import {
   accountLine,
   accountOf,
   accountTarget,
+  deviceCodeLink,
   deviceCodePrompt,
   gatewayHost,
+  gatewayIdentity,
+  refreshTokenKey,
+  sessionIsOver,
   safeExternalUrl,
   signInFailure,
   upgradeTarget,
@@ -62,5 +66,31 @@ describe('account', () => {
     assert.match(signInFailure('denied', '').text, /denied/);
     assert.match(signInFailure('unreachable', 'Connection refused').text, /could not be reached\. Connection refused/);
     assert.equal(signInFailure(undefined, 'boom').text, 'boom');
+  });
+  it('keys the stored refresh token by the gateway it came from', () => {
+    assert.equal(refreshTokenKey('https://Cloud.Example.com/'), 'switchboard.refreshToken:https://cloud.example.com');
+    assert.equal(refreshTokenKey(' https://cloud.example.com '), refreshTokenKey('https://cloud.example.com'));
+    assert.equal(gatewayIdentity('https://cloud.example.com:443/sb//?x=1#y'), 'https://cloud.example.com/sb');
+    assert.equal(gatewayIdentity('http://127.0.0.1:8780'), 'http://127.0.0.1:8780');
+    // another origin, port, scheme or path is another gateway
+    const keys = ['https://cloud.example.com', 'https://evil.example', 'https://cloud.example.com:8443', 'http://cloud.example.com', 'https://cloud.example.com/other'];
+    assert.equal(new Set(keys.map(refreshTokenKey)).size, keys.length);
+    // never the unkeyed name of older versions, and nothing without a gateway
+    assert.notEqual(refreshTokenKey('https://cloud.example.com'), 'switchboard.refreshToken');
+    assert.equal(refreshTokenKey(''), undefined);
+    assert.equal(refreshTokenKey(undefined), undefined);
+    assert.equal(refreshTokenKey('not a url'), 'switchboard.refreshToken:not a url');
+  });
+  it('forgets a stored session only when the server says it is over', () => {
+    for (const over of ['session_ended', 'denied', 'expired']) assert.equal(sessionIsOver(over), true, over);
+    for (const kept of ['unreachable', 'no_gateway', 'missing_key', undefined]) assert.equal(sessionIsOver(kept), false, String(kept));
+  });
+  it('opens a device code link only when it is http(s)', () => {
+    const code = { verificationUri: 'https://gw.example/device', verificationUriComplete: 'https://gw.example/device?user_code=AB' };
+    assert.equal(deviceCodeLink(code), 'https://gw.example/device?user_code=AB');
+    assert.equal(deviceCodeLink({ ...code, verificationUriComplete: null }), 'https://gw.example/device');
+    assert.equal(deviceCodeLink({ ...code, verificationUriComplete: 'command:workbench.action.terminal.new' }), 'https://gw.example/device');
+    assert.equal(deviceCodeLink({ verificationUri: 'gw.example/device', verificationUriComplete: 'gw.example/device?user_code=AB' }), undefined);
+    assert.equal(deviceCodeLink({ verificationUri: 'file:///etc/passwd', verificationUriComplete: null }), undefined);
   });
 });
