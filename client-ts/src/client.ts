@@ -10,6 +10,7 @@ import {
   LanguageClient,
   RevealOutputChannelOn,
   State,
+  Trace,
   WorkDoneProgress,
   type LanguageClientOptions,
   type ServerOptions,
@@ -26,6 +27,7 @@ import type {
   UsageReport,
 } from './protocol.generated';
 import { autoParams } from './autoSettings';
+import { discardingLogChannel } from './noTrace';
 import { ClientErrorCode } from './shared/errors';
 import type { ServerStatus } from './shared/webviewProtocol';
 import { findOnPath, redactSecrets, resolveServerCommand, type ServerCommand } from './serverCommand';
@@ -63,6 +65,18 @@ class QuietLanguageClient extends LanguageClient {
   override error(message: string, data?: unknown): void {
     super.error(message, data, false);
   }
+
+  /**
+   * No message tracing, ever: a trace shows every message's params, and those carry refresh tokens, the
+   * API key (initializationOptions) and prompts. The trace channel is `discardingLogChannel()` (level Off,
+   * so the `switchboardServer.trace.server` setting and the log level never turn it on); this keeps an
+   * explicit setTrace off too, and drops whatever would still reach trace().
+   */
+  override setTrace(_value: Trace): Promise<void> {
+    return super.setTrace(Trace.Off);
+  }
+
+  override trace(_message: string, _data?: unknown): void {}
 
   /**
    * Leave out workspace/executeCommand: vscode-languageclient would register the server's commands
@@ -261,8 +275,10 @@ export class SwitchboardClient implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
       outputChannel: this.log,
+      // Never this.log (see QuietLanguageClient.setTrace): tracing would log every message's params.
+      traceOutputChannel: discardingLogChannel(),
       revealOutputChannelOn: RevealOutputChannelOn.Never,
-      // Read at every (re)start; never logged (no trace setting is contributed for this client id).
+      // Read at every (re)start; never logged (message tracing is off for good: see traceOutputChannel).
       initializationOptions: () => ({
         apiKey: this.apiKey ?? null,
         entitlement: this.entitlement ?? null,
