@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx2
 
@@ -114,7 +114,7 @@ class GatewayHttp:
         form = {"client_id": client_id, "scope": SCOPE}
         answer = await self._oauth(endpoints.device_authorization, form)
         try:
-            return DeviceCode(
+            code = DeviceCode(
                 device_code=_text(answer, "device_code"),
                 user_code=_text(answer, "user_code"),
                 verification_uri=_text(answer, "verification_uri"),
@@ -124,6 +124,18 @@ class GatewayHttp:
             )
         except ValueError as missing:
             raise GatewayUnreachable(f"The gateway's device code answer is incomplete ({missing}).") from None
+        # Clients open these in a browser (VS Code) or print them to follow: only a web page will do, never
+        # a `command:`, `file:` or scheme-less link.
+        for name, link in (
+            ("verification_uri", code.verification_uri),
+            ("verification_uri_complete", code.verification_uri_complete),
+        ):
+            if link is not None and not _web_link(link):
+                raise GatewayUnreachable(
+                    f"The gateway's device code answer has a {name} that is not an http(s) link; "
+                    "not signing in there."
+                )
+        return code
 
     async def poll_device(self, endpoints: Endpoints, client_id: str, device_code: str) -> TokenGrant:
         form = {"grant_type": DEVICE_GRANT, "device_code": device_code, "client_id": client_id}
@@ -233,6 +245,15 @@ def _grant(answer: dict[str, Any]) -> TokenGrant:
         )
     except ValueError as missing:
         raise GatewayUnreachable(f"The gateway's token answer is incomplete ({missing}).") from None
+
+
+def _web_link(link: str) -> bool:
+    """An absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(link)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _text(document: dict[str, Any], name: str) -> str:

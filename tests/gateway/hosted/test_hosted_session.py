@@ -22,6 +22,7 @@ from switchboard.providers.base import ProviderRequest, StreamCallbacks, StreamS
 
 JWKS = "/.well-known/jwks.json"
 TOKEN = "/oauth/token"
+DEVICE = "/oauth/device_authorization"
 USAGE = "/v1/switchboard/usage"
 MESSAGES = "/v1/messages"
 
@@ -245,3 +246,27 @@ async def test_closing_during_a_refresh_waits_for_the_rotated_token_and_hands_it
     rotated = opened.handed[-1][0]
     assert rotated not in (None, returned)
     assert alive(hosted, rotated)
+
+
+@pytest.mark.parametrize(
+    ("field", "link"),
+    [
+        ("verification_uri", "command:workbench.action.terminal.new"),
+        ("verification_uri", "cloud.example.com/device"),
+        ("verification_uri_complete", "file:///etc/passwd"),
+        ("verification_uri_complete", "javascript:alert(1)"),
+    ],
+)
+async def test_a_device_code_whose_link_is_not_a_web_page_is_refused(
+    opened: Opened, field: str, link: str
+) -> None:
+    """Clients open the verification link in a browser (or print it to follow): the server refuses a code
+    whose link is not http(s), with a reason, and shows no code."""
+    opened.faults.rewrite_next("POST", DEVICE, lambda answer: {**answer, field: link})
+    codes: list[Any] = []
+    with pytest.raises(SignInFailed) as failed:
+        await opened.session.device_sign_in(codes.append)
+    assert failed.value.reason == "unreachable"
+    assert f"{field} that is not an http(s) link" in str(failed.value)
+    assert codes == [], "the code was shown with a link that must not be opened"
+    assert opened.faults.count("POST", TOKEN) == 0 and not opened.session.signed_in
