@@ -72,6 +72,9 @@ def gateway_env(
         SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://gateway.test",
         SWITCHBOARD_GATEWAY_RESERVATION_TTL_SECONDS=str(RESERVATION_TTL),
         SWITCHBOARD_GATEWAY_POOL_MAX_SIZE="20",
+        # Every reuse of a spent refresh token revokes its family, at once: the reuse tests present one
+        # straight away. The default grace (30 s) has tests of its own (test_signin_refresh.py).
+        SWITCHBOARD_GATEWAY_REFRESH_REUSE_GRACE_SECONDS="0",
         PYTHONUNBUFFERED="1",
     )
     run_cli(["migrate"], env)

@@ -105,6 +105,9 @@ class GatewaySettings(BaseModel):
     device_code_seconds: Annotated[int, Field(ge=60, le=1800)] = 600
     device_poll_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 5
     refresh_token_seconds: Annotated[int, Field(ge=3600, le=365 * 86400)] = 30 * 86400
+    # How long a spent refresh token may be presented again, by the same client, without revoking its family
+    # (editor windows that start together share one stored token). 0: every reuse revokes.
+    refresh_reuse_grace_seconds: Annotated[float, Field(ge=0, le=60)] = 30.0
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     support_contact: str | None = Field(
         default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"

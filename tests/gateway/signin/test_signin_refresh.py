@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +85,57 @@ async def test_a_spent_refresh_token_presented_again_revokes_the_whole_family(
     log = proxied.log()
     assert "a spent refresh token was presented again" in log
     assert first["refresh_token"] not in log and rotated["refresh_token"] not in log
+
+
+@pytest.fixture(scope="module")
+def lenient(signin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
+    """A replica with the default grace for a spent refresh token (the shared ones have none)."""
+    env = {k: v for k, v in signin_env.items() if k != "SWITCHBOARD_GATEWAY_REFRESH_REUSE_GRACE_SECONDS"}
+    replica = Replica.start(env, tmp_path_factory.mktemp("grace") / "lenient.log")
+    try:
+        yield replica
+    finally:
+        replica.stop()
+
+
+async def test_windows_that_start_together_each_refresh_the_one_token_they_share(
+    lenient: Replica, people: SignInAccounts
+) -> None:
+    """The editor's windows keep one refresh token; windows restored together each present it within
+    moments. Within the grace (30 s by default) that is not a theft: each gets a live token of the family."""
+    person, client, first = await signed_in(lenient, people)
+    window_a = client.refresh(first["refresh_token"])
+    window_b = client.refresh(first["refresh_token"])
+    assert window_a.status_code == window_b.status_code == 200, window_b.text
+    a, b = window_a.json()["refresh_token"], window_b.json()["refresh_token"]
+    assert a != b
+    assert usage_status(lenient, window_b.json()["access_token"]) == 200
+    assert client.refresh(a).status_code == client.refresh(b).status_code == 200  # both branches live
+    families = await people.execute(
+        "SELECT revoked_at FROM refresh_families WHERE account_id = %s", (person.id,)
+    )
+    assert families == [{"revoked_at": None}]
+    assert "presented again (within the grace)" in lenient.log()
+    # Another client's copy is still refused, grace or not, and spends nothing.
+    thief = OAuthClient(lenient.url, client_id="switchboard-terminal")
+    assert thief.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+async def test_a_spent_token_presented_again_after_the_grace_revokes_the_family(
+    lenient: Replica, people: SignInAccounts
+) -> None:
+    person, client, first = await signed_in(lenient, people)
+    rotated = client.refresh(first["refresh_token"]).json()
+    await people.execute(  # spent 31 seconds ago
+        "UPDATE refresh_tokens SET used_at = now() - interval '31 seconds' WHERE token_hash = %s",
+        (digest(first["refresh_token"]),),
+    )
+    assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert client.refresh(rotated["refresh_token"]).json()["error"] == "invalid_grant"
+    families = await people.execute(
+        "SELECT revoked_reason FROM refresh_families WHERE account_id = %s", (person.id,)
+    )
+    assert families == [{"revoked_reason": "reused"}]
 
 
 async def test_another_sign_in_of_the_same_account_survives_a_revoked_family(

@@ -73,7 +73,8 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scop
         # Only a token that can still rotate counts against its account's refresh limit: a dead one
         # (spent, expired, revoked, another client's) is refused below, and an old copy sent over and over
         # must not lock the account's live devices out of refreshing.
-        holder = await refresh.live_holder(conn, token, client_id)
+        grace = gateway.settings.refresh_reuse_grace_seconds
+        holder = await refresh.live_holder(conn, token, client_id, grace)
         if holder is not None:
             parse_scope(scope, within=parse_scope(holder.scope))
             # Checked before the token is spent: a refused refresh must leave the client its token.
@@ -83,7 +84,8 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scop
             except ratelimit.RateLimited as limited:
                 raise OAuthError.rate_limited(limited) from None
         async with conn.transaction():
-            outcome = await refresh.rotate(conn, token, client_id, gateway.settings.refresh_token_seconds)
+            lifetime = gateway.settings.refresh_token_seconds
+            outcome = await refresh.rotate(conn, token, client_id, lifetime, grace)
             account = None
             if isinstance(outcome, refresh.Rotated):
                 account = await get_account(conn, outcome.holder.account_id)
@@ -99,6 +101,13 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scop
             extra={"account": outcome.holder.account_id},
         )
         raise OAuthError("invalid_grant", "This account is disabled: contact support.")
+    if outcome.again:
+        log.info(
+            "a refresh token spent moments ago was presented again (within the grace): family %s keeps "
+            "two live tokens",
+            outcome.holder.family_id,
+            extra={"account": outcome.holder.account_id},
+        )
     granted = parse_scope(scope, within=parse_scope(outcome.holder.scope))
     return _issue(gateway, account, outcome.refresh_token, scope_text(granted))
 

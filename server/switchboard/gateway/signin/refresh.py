@@ -3,9 +3,12 @@
 A family is one sign-in (one device flow). Each refresh spends the presented token and issues the next one
 of the family. A spent token presented again means two parties hold the family's tokens (a stolen copy, or
 a client that lost a response and retried): the whole family is revoked, so whoever has the newest token
-loses it too and must sign in again (RFC 9700 §4.14.2). Revocation is immediate for refresh tokens; an
-access token already issued lives out its short lifetime (the account check on every request stops it
-sooner only if the account itself is revoked).
+loses it too and must sign in again (RFC 9700 §4.14.2). Except within a short grace after it was spent
+(`refresh_reuse_grace_seconds`, 30 s by default, as Okta's and Auth0's rotation offer): the editor's windows
+share one stored token, and windows that start together each present it. Such a reuse, by the same client,
+gets a token of its own in the same family, and counts against the account's refresh limit like any refresh.
+Revocation is immediate for refresh tokens; an access token already issued lives out its short lifetime (the
+account check on every request stops it sooner only if the account itself is revoked).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Holder:
 class Rotated:
     holder: Holder
     refresh_token: str
+    again: bool = False  # a token spent within the grace, presented again
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,21 @@ async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
     return await _holder(conn, token)
 
 
-async def live_holder(conn: AsyncConnection[DictRow], token: str, client_id: str) -> Holder | None:
-    """Who holds `token` if it can still be rotated by `client_id` (unspent, unexpired, its family
-    alive); None for any other token, which `rotate` refuses without it counting against the account."""
-    live = " AND t.used_at IS NULL AND t.expires_at > now() AND f.revoked_at IS NULL AND f.client_id = %s"
-    return await _holder(conn, token, live, client_id)
+async def live_holder(
+    conn: AsyncConnection[DictRow], token: str, client_id: str, grace_seconds: float = 0
+) -> Holder | None:
+    """Who holds `token` if it can still be rotated by `client_id` (unspent or spent within the grace,
+    unexpired, its family alive); None for any other token, which `rotate` refuses without it counting
+    against the account."""
+    live = (
+        " AND (t.used_at IS NULL OR t.used_at > now() - make_interval(secs => %s))"
+        " AND t.expires_at > now() AND f.revoked_at IS NULL AND f.client_id = %s"
+    )
+    return await _holder(conn, token, live, grace_seconds, client_id)
 
 
 async def _holder(
-    conn: AsyncConnection[DictRow], token: str, condition: LiteralString = "", *params: str
+    conn: AsyncConnection[DictRow], token: str, condition: LiteralString = "", *params: str | float
 ) -> Holder | None:
     token_hash = presented_digest(token)
     if token_hash is None:
@@ -98,9 +108,14 @@ async def _holder(
 
 
 async def rotate(
-    conn: AsyncConnection[DictRow], token: str, client_id: str, lifetime_seconds: int
+    conn: AsyncConnection[DictRow],
+    token: str,
+    client_id: str,
+    lifetime_seconds: int,
+    grace_seconds: float = 0,
 ) -> Rotated | Refused:
-    """Spend `token` and issue its successor; a spent token revokes its family. Run inside a transaction."""
+    """Spend `token` and issue its successor; a spent token revokes its family, unless it was spent less
+    than `grace_seconds` ago (then it gets a successor of its own). Run inside a transaction."""
     token_hash = presented_digest(token)
     if token_hash is None:
         return Refused("unknown")
@@ -108,12 +123,13 @@ async def rotate(
         """
         SELECT f.account_id, f.client_id, f.id AS family_id, f.scope,
                f.revoked_at IS NOT NULL AS family_revoked,
-               t.used_at IS NOT NULL AS used, t.expires_at <= now() AS expired
+               t.used_at IS NOT NULL AS used, t.expires_at <= now() AS expired,
+               t.used_at > now() - make_interval(secs => %s) AS within_grace
         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
         WHERE t.token_hash = %s
         FOR UPDATE OF t, f
         """,
-        (token_hash,),
+        (grace_seconds, token_hash),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -123,11 +139,13 @@ async def rotate(
         return Refused("wrong_client", found)
     if row["family_revoked"]:
         return Refused("family_revoked", found)
-    if row["used"]:
-        await revoke_family(conn, found.family_id, "reused")
-        return Refused("reused", found)
     if row["expired"]:
         return Refused("expired", found)
+    if row["used"]:
+        if row["within_grace"]:  # another window of the same client, starting at the same time
+            return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds), again=True)
+        await revoke_family(conn, found.family_id, "reused")
+        return Refused("reused", found)
     await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (token_hash,))
     return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds))
 
