@@ -484,3 +484,31 @@ def test_a_logged_error_carries_its_traceback_and_never_the_vendor_key() -> None
     assert entry["message"] == "unhandled error (reference ab12)"
     assert "Traceback" in entry["error"] and "ZeroDivisionError" in entry["error"]
     assert VENDOR_KEY not in json.dumps(entry) and "[redacted]" in entry["error"]
+
+
+def test_serve_blanks_the_vendor_key_in_what_the_replica_logs(
+    gateway_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway serve` is what wires the key into the log formatter: whatever the running app logs (an
+    unhandled error's message, a library's warning) comes out with the key blanked. The server itself is
+    replaced by a stand-in that logs what a failing request could (uvicorn's `run` is not ours to test)."""
+    import uvicorn
+
+    from switchboard.gateway import cli
+
+    def run(app: object, **options: object) -> None:
+        logging.getLogger("switchboard.gateway").error("upstream refused key %s", VENDOR_KEY)
+        logging.getLogger("some.library").warning("retrying with %s", VENDOR_KEY)
+
+    for name, value in gateway_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(uvicorn, "run", run)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        assert cli.main(["serve", "--port", "0"]) == 0
+    finally:
+        root.handlers[:], root.level = handlers, level
+    logged = capfd.readouterr().err
+    assert "upstream refused key [redacted]" in logged and "retrying with [redacted]" in logged
+    assert VENDOR_KEY not in logged
