@@ -141,8 +141,9 @@ def server_pid(chat: ChatProcess) -> int:
 def test_text_from_a_hostile_gateway_cannot_drive_the_terminal(
     chat_env: dict[str, str], project: Path
 ) -> None:
-    """The sign-in link and the gateway's error description reach the terminal without their control
-    characters: no hyperlink that hides its target, no clipboard write."""
+    """The code to enter and the gateway's error description reach the terminal without their control
+    characters: no hyperlink that hides its target, no clipboard write. (A link that is not an http(s) URL
+    is refused by the server before it is shown: test_hosted_session.py.)"""
 
     def answer(method: str, path: str) -> tuple[int, dict[str, Any]] | None:
         if path == "/.well-known/oauth-authorization-server":
@@ -150,9 +151,8 @@ def test_text_from_a_hostile_gateway_cannot_drive_the_terminal(
         if path == "/oauth/device":
             return 200, {
                 "device_code": "dc",
-                "user_code": "BCDF-GHJK",
+                "user_code": "BCDF-GHJK" + HOSTILE,
                 "verification_uri": gateway.url + "/device",
-                "verification_uri_complete": HOSTILE,
                 "expires_in": 600,
                 "interval": 1,
             }
@@ -165,7 +165,8 @@ def test_text_from_a_hostile_gateway_cannot_drive_the_terminal(
     try:
         chat.expect("/help for commands")
         chat.send("/signin")
-        chat.expect(r"To sign in, open .*https://cloud\.example/device")
+        chat.expect(r"To sign in, open .*/device")
+        chat.expect(r"enter the code BCDF-GHJK.*https://cloud\.example/device")
         chat.expect(r"refused the sign-in: No\..*evil\.example", timeout=30)
         chat.send("/quit")
         assert chat.finish() == 0
