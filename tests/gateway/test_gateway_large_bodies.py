@@ -112,3 +112,47 @@ async def test_large_bodies_wait_their_turn_and_past_the_queue_get_a_retryable_5
     release.set()
     assert await first is True
     assert await bodies.run(lambda: "next") == "next"  # the places given back
+
+
+async def test_a_large_body_whose_client_left_while_it_waited_is_not_sent_to_anthropic(
+    make_accounts: Accounts, roomy_replica: Replica, upstream: FakeAnthropic
+) -> None:
+    """A large body waits its turn for the parsing thread, perhaps seconds. If its client is gone by then,
+    its prompt must not go to Anthropic (which would bill it) nor its turn be held or charged."""
+    account = await make_accounts.create("pro")
+    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    slow_to_parse = with_empty_objects(3_000_000)
+    occupying = asyncio.create_task(
+        asyncio.to_thread(
+            lambda: httpx2.post(
+                roomy_replica.url + "/v1/messages", content=slow_to_parse, headers=headers, timeout=120
+            )
+        )
+    )
+    await asyncio.sleep(0.3)  # the thread is parsing it
+    marker = "left-while-waiting-" + "x" * 8
+    leaving = turn_headers("claude-haiku-4.5")
+    body = (
+        b'{"model":"claude-haiku-4-5-20251001","max_tokens":5,"messages":[{"role":"user","content":"'
+        + (marker + " " + "word " * 40_000).encode()
+        + b'"}]}'
+    )
+    host, port = roomy_replica.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    lines = "".join(
+        f"{name}: {value}\r\n"
+        for name, value in {
+            **leaving,
+            "authorization": f"Bearer {account.token}",
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+        }.items()
+    )
+    writer.write(f"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n{lines}\r\n".encode() + body)
+    await writer.drain()
+    writer.close()  # gone while its body waits for the thread
+    assert (await occupying).status_code == 200
+    await asyncio.sleep(0.5)
+    assert not any(marker.encode() in record.raw_body for record in upstream.received())
+    rows = await turn_rows(make_accounts.database_url, account.id)
+    assert leaving["Switchboard-Turn-Id"] not in {row["turn_id"] for row in rows}

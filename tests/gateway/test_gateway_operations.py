@@ -171,6 +171,25 @@ async def test_usage_report_has_the_language_servers_shape_with_held_credits_as_
     assert UsageReport.model_validate(report).reserved == 0
 
 
+async def test_after_a_move_to_a_larger_plan_the_report_counts_what_the_new_plan_still_includes(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """Pro spent its $20 budget (1,500 credits used, 500 of them overage), then moved to Pro+ (2,000): the
+    ledger lets it use 1,000 more credits, none of them overage, and the report (which the language server
+    checks a turn against before sending it) must say so, not 500."""
+    account = await make_accounts.create("pro", used_credits=1500, overage=True, budget_cents=2000)
+    async with await psycopg.AsyncConnection.connect(make_accounts.database_url, autocommit=True) as admin:
+        await admin.execute(
+            "UPDATE account_periods SET overage_h = 50000 WHERE account_id = %s", (account.id,)
+        )
+        await admin.execute("UPDATE accounts SET plan = 'pro_plus' WHERE id = %s", (account.id,))
+    report = HTTP.get(replica.url + "/v1/switchboard/usage", headers=auth(account.token)).json()
+    assert (report["plan"], report["includedCredits"], report["usedCredits"]) == ("pro_plus", 2000, 1500)
+    assert report["remainingCredits"] == 1000
+    assert report["overage"]["credits"] == 500 and report["overage"]["costUsd"] == 20
+    assert report["alerts"] == []  # 1,000 of Pro+'s 2,000 used: no threshold passed
+
+
 async def test_overage_settings(make_accounts: Accounts, replica: Replica) -> None:
     free = await make_accounts.create("free")
     refused = HTTP.post(

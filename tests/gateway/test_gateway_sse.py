@@ -117,6 +117,30 @@ def test_a_thinking_block_that_ended_before_the_cut_counts_at_least_its_budget()
     assert no_thinking.usage().output_tokens == 10
 
 
+def test_a_cut_turns_counted_output_never_passes_its_max_tokens() -> None:
+    """A budget above `max_tokens` (the interleaved-thinking beta allows one) cannot make a cut turn's
+    output more than Anthropic could bill: `max_tokens` bounds every count."""
+    from switchboard.gateway.metering import StreamMeter
+
+    meter = StreamMeter(thinking_budget=60_000, max_tokens=16_000)
+    meter.observe("content_block_delta", {"delta": {"type": "thinking_delta", "thinking": "t" * 40}})
+    meter.observe("content_block_delta", {"delta": {"type": "signature_delta", "signature": "s"}})
+    meter.observe("content_block_delta", {"delta": {"type": "text_delta", "text": "Hi"}})
+    assert meter.usage().output_tokens == 16_000
+    meter.observe("message_delta", {"usage": {"output_tokens": 16_000}})
+    assert meter.usage().output_tokens == 16_000  # what Anthropic reports stands
+
+
+def test_a_redacted_thinking_block_ends_thinking_for_the_budget_rule() -> None:
+    """Redacted thinking comes whole in its `content_block_start`, with no deltas to count."""
+    from switchboard.gateway.metering import StreamMeter
+
+    meter = StreamMeter(thinking_budget=2000, max_tokens=4000)
+    meter.thinking_arrived_whole()
+    meter.observe("content_block_delta", {"delta": {"type": "text_delta", "text": "a" * 40}})
+    assert meter.usage().output_tokens == 2010
+
+
 async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> None:
     """Anthropic's two-line events take a shortcut; the rest (comments, ids, several data lines, no space
     after the colon) are read line by line. Both give what the SSE rules give."""

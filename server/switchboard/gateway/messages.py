@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .accesslog import elapsed_ms
-from .body import read_body
+from .body import INLINE_BYTES, read_body
 from .charge import answer_with_charge, charge_info, route_headers
 from .db import LedgerUnavailable
 from .errors import GatewayRefusal, error_response
@@ -33,6 +33,10 @@ async def create_message(request: Request) -> Response:
         account = gateway.caller(request)  # checked against the database by the reservation
         raw = await read_body(request, gateway.settings.max_body_bytes)
         turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
+        if len(raw) > INLINE_BYTES and await request.is_disconnected():
+            # It waited its turn for the parsing thread, perhaps seconds: a client gone meanwhile is not
+            # answered, nor its prompt sent to Anthropic (which would bill it). 499, as nginx logs it.
+            return error_response(499, "api_error", "The client closed the request.", retry=True)
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         choice = await gateway.choose(account, turn)
         request.state.routed_model = choice.model.id
@@ -80,7 +84,8 @@ async def _forward(
             choice,
         )
     if turn.stream:
-        return TurnStream(gateway, reservation, choice.reason, upstream, turn.thinking_budget)
+        thinking, most = turn.thinking_budget, turn.max_tokens
+        return TurnStream(gateway, reservation, choice.reason, upstream, thinking, most)
     return await _whole_answer(request, gateway, choice, reservation, upstream)
 
 

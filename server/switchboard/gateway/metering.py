@@ -39,12 +39,13 @@ class _Length:
 
 
 class StreamMeter:
-    def __init__(self, thinking_budget: int | None = None) -> None:
+    def __init__(self, thinking_budget: int | None = None, max_tokens: int | None = None) -> None:
         # The counts reported so far, plain (a `Usage` is only made when asked for: not on the way to the
         # first token, which `message_start`'s counts precede).
         self._reported: dict[str, int] | None = None
         self._final = False
         self._thinking_budget = thinking_budget
+        self._max_tokens = max_tokens  # no turn's output exceeds it, however it is counted
         self._thought = _Length()  # the thinking deltas' text read so far
         self._answered = _Length()  # the other deltas' (text, tool JSON)
         self._thinking_ended = False  # a thinking block's signature, or other output after thinking, came
@@ -89,6 +90,10 @@ class StreamMeter:
         usage = reported or Usage()
         return usage.model_copy(update={"output_tokens": max(usage.output_tokens, self._counted_output())})
 
+    def thinking_arrived_whole(self) -> None:
+        """A `redacted_thinking` block came (whole, in its `content_block_start`): thinking has ended."""
+        self._thinking_ended = True
+
     def _count(self, delta: dict[str, Any]) -> None:
         if isinstance(thought := delta.get("thinking"), str):
             self._thought.add(thought)
@@ -102,10 +107,10 @@ class StreamMeter:
     def _counted_output(self) -> int:
         thought, answered = self._thought, self._answered
         wide = thought.wide + answered.wide
-        streamed = math.ceil((thought.chars + answered.chars - wide) / BILLED_CHARS_PER_TOKEN) + wide
+        counted = math.ceil((thought.chars + answered.chars - wide) / BILLED_CHARS_PER_TOKEN) + wide
         if self._thinking_ended and self._thinking_budget is not None:
-            return max(streamed, self._thinking_budget + answered.tokens())
-        return streamed
+            counted = max(counted, self._thinking_budget + answered.tokens())
+        return counted if self._max_tokens is None else min(counted, self._max_tokens)
 
     def read(self) -> None:
         """Read the deltas not read yet (`usage` does it too; the heartbeat does it a few turns at a time)."""

@@ -16,9 +16,15 @@ from .ledger import TurnKey
 from .service import Gateway
 
 log = logging.getLogger("switchboard.gateway")
-# What one orphan's settlement can run into that says nothing of the others (a row an earlier release left
-# inconsistent, say): logged, and the sweep goes on. Anything else (PostgreSQL gone) ends the round.
-_ONE_ORPHANS_FAULTS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError, asyncpg.RaiseError)
+# An error PostgreSQL raised for one orphan's settlement (a row an earlier release left inconsistent, say)
+# says nothing of the others: it is logged and the sweep goes on. These say PostgreSQL itself is unwell
+# (gone, shutting down, out of resources): the round ends and the next one tries again.
+_POSTGRESQL_UNWELL = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.PostgresSystemError,
+)
 
 
 async def reap_forever(gateway: Gateway) -> None:
@@ -45,7 +51,9 @@ async def reap_once(
                 continue
             try:
                 settlement = await ledger.release_expired(conn, orphan)
-            except _ONE_ORPHANS_FAULTS as error:
+            except asyncpg.PostgresError as error:
+                if isinstance(error, _POSTGRESQL_UNWELL):
+                    raise
                 log.error(
                     "could not release an expired reservation: %s",
                     error,

@@ -56,6 +56,7 @@ class TurnStream(Response):
         route_reason: str,
         upstream: UpstreamAnswer,
         thinking_budget: int | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         headers = {**route_headers(reservation, route_reason), "cache-control": "no-cache"}
         # As StreamingResponse does: no body, hence no Content-Length; the events follow as they come.
@@ -63,7 +64,7 @@ class TurnStream(Response):
         self.init_headers(headers)
         self.gateway, self.reservation, self.route_reason = gateway, reservation, route_reason
         self.upstream = upstream
-        self.meter = StreamMeter(thinking_budget)
+        self.meter = StreamMeter(thinking_budget, max_tokens)
         self.settlement: Settlement | None = None
         self.cut_reason = "the client disconnected"
         self.client_left = False
@@ -216,6 +217,8 @@ class TurnStream(Response):
         if event.name not in _READ_EVENTS:
             if event.name == "content_block_delta":
                 self.meter.delta(event.object_data())
+            elif event.name == "content_block_start" and '"redacted_thinking"' in event.data:
+                self.meter.thinking_arrived_whole()
             return {}
         data = event.json()
         self.meter.observe(event.name, data)

@@ -97,7 +97,9 @@ async def usage_report(conn: Conn, account: Account, now: datetime | None = None
         period_end=iso_utc(period.end),
         included_credits=plan.monthly_credits,
         used_credits=_credits(used_h),
-        remaining_credits=_credits(max(0, included_h - used_h)),
+        # What the plan still includes: its credits less those used that were not overage (after a move to a
+        # larger plan mid-month, credits billed as overage before do not use up the new plan's).
+        remaining_credits=_credits(max(0, included_h - (used_h - overage_h))),
         reserved=_credits(balance["reserved_h"]),
         overage=OverageInfo(
             available=plan.overage_available,
@@ -108,7 +110,7 @@ async def usage_report(conn: Conn, account: Account, now: datetime | None = None
         ),
         by_model=await _by_model(conn, account.id, period),
         daily=await _daily(conn, account.id, period, moment),
-        alerts=_alerts(account, period, used_h),
+        alerts=_alerts(account, period, used_h - overage_h),
         # who is signed in, for the editors' status bar; the language server adds where (its gateway URL)
         account_info=AccountInfo(mode="hosted", email=account.email),
     )
@@ -168,13 +170,14 @@ async def _daily(conn: Conn, account_id: str, period: Period, now: datetime) -> 
     ]
 
 
-def _alerts(account: Account, period: Period, used_h: int) -> list[str]:
-    """The usage alerts in force: each threshold (percent of the included credits) passed this period."""
+def _alerts(account: Account, period: Period, included_used_h: int) -> list[str]:
+    """The usage alerts in force: each threshold (percent of the included credits) that the credits used
+    against them (not overage) passed this period."""
     plan = account.spec
     return [
         wording.threshold_alert(threshold, plan.id, period, account.overage_on, account.budget_usd)
         for threshold in ALERT_THRESHOLDS
-        if used_h >= threshold * plan.monthly_credits
+        if included_used_h >= threshold * plan.monthly_credits
     ]
 
 

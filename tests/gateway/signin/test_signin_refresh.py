@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx2
 import jwt
+import psycopg
 import pytest
 
 from gateway.gateway_support import Replica, run_cli
-from gateway.signin.signin_support import Browser, OAuthClient, Person, SignInAccounts
+from gateway.signin.signin_support import VSCODE, Browser, OAuthClient, Person, SignInAccounts
 from switchboard.gateway.config import RateLimits
 from switchboard.gateway.signin.codes import digest
 from switchboard.gateway.tokens import TokenAuthority, TokenRefused
@@ -119,6 +120,47 @@ async def test_windows_that_start_together_each_refresh_the_one_token_they_share
     # Another client's copy is still refused, grace or not, and spends nothing.
     thief = OAuthClient(lenient.url, client_id="switchboard-terminal")
     assert thief.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+async def test_with_no_grace_a_reuse_racing_the_spending_refresh_still_revokes(
+    people: SignInAccounts, proxied: Replica, database_url: str
+) -> None:
+    """`now()` is when a transaction began: a reuse whose transaction began before the spending one
+    committed must not count as within a grace of 0 (nor stretch a longer one)."""
+    from psycopg.rows import dict_row
+
+    from switchboard.gateway.signin import refresh
+
+    _, _, first = await signed_in(proxied, people)
+    token = first["refresh_token"]
+    async with (
+        await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as late,
+        await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as spender,
+    ):
+        await late.execute("SELECT 1")  # its transaction and its now() begin here, before the spending
+        async with spender.transaction():
+            spent = await refresh.rotate(spender, token, VSCODE, 3600, 0)
+        assert isinstance(spent, refresh.Rotated)
+        again = await refresh.rotate(late, token, VSCODE, 3600, 0)
+        await late.commit()
+    assert isinstance(again, refresh.Refused) and again.reason == "reused"
+
+
+async def test_a_spent_token_replayed_after_it_expired_still_revokes_its_family(
+    lenient: Replica, people: SignInAccounts
+) -> None:
+    person, client, first = await signed_in(lenient, people)
+    rotated = client.refresh(first["refresh_token"]).json()
+    await people.execute(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = %s",
+        (digest(first["refresh_token"]),),
+    )
+    assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert client.refresh(rotated["refresh_token"]).json()["error"] == "invalid_grant"  # revoked with it
+    families = await people.execute(
+        "SELECT revoked_reason FROM refresh_families WHERE account_id = %s", (person.id,)
+    )
+    assert families == [{"revoked_reason": "reused"}]
 
 
 async def test_a_spent_token_presented_again_after_the_grace_revokes_the_family(

@@ -83,6 +83,11 @@ async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
     return await _holder(conn, token)
 
 
+# Spent less than the grace ago, by the clock now: `now()` is when the transaction began, and a reuse whose
+# transaction began before the spending one committed would otherwise count as within any grace, even 0.
+_WITHIN_GRACE: LiteralString = "(%s > 0 AND t.used_at > clock_timestamp() - make_interval(secs => %s))"
+
+
 async def live_holder(
     conn: AsyncConnection[DictRow], token: str, client_id: str, grace_seconds: float = 0
 ) -> Holder | None:
@@ -90,10 +95,10 @@ async def live_holder(
     unexpired, its family alive); None for any other token, which `rotate` refuses without it counting
     against the account."""
     live = (
-        " AND (t.used_at IS NULL OR t.used_at > now() - make_interval(secs => %s))"
+        f" AND (t.used_at IS NULL OR {_WITHIN_GRACE})"
         " AND t.expires_at > now() AND f.revoked_at IS NULL AND f.client_id = %s"
     )
-    return await _holder(conn, token, live, grace_seconds, client_id)
+    return await _holder(conn, token, live, grace_seconds, grace_seconds, client_id)
 
 
 async def _holder(
@@ -124,12 +129,14 @@ async def rotate(
         SELECT f.account_id, f.client_id, f.id AS family_id, f.scope,
                f.revoked_at IS NOT NULL AS family_revoked,
                t.used_at IS NOT NULL AS used, t.expires_at <= now() AS expired,
-               t.used_at > now() - make_interval(secs => %s) AS within_grace
+               """
+        + _WITHIN_GRACE
+        + """ AS within_grace
         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
         WHERE t.token_hash = %s
         FOR UPDATE OF t, f
         """,
-        (grace_seconds, token_hash),
+        (grace_seconds, grace_seconds, token_hash),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -139,13 +146,13 @@ async def rotate(
         return Refused("wrong_client", found)
     if row["family_revoked"]:
         return Refused("family_revoked", found)
+    if row["used"]:
+        if row["within_grace"] and not row["expired"]:  # another window of the same client, at the same time
+            return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds), again=True)
+        await revoke_family(conn, found.family_id, "reused")  # even once expired: it was stolen
+        return Refused("reused", found)
     if row["expired"]:
         return Refused("expired", found)
-    if row["used"]:
-        if row["within_grace"]:  # another window of the same client, starting at the same time
-            return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds), again=True)
-        await revoke_family(conn, found.family_id, "reused")
-        return Refused("reused", found)
     await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (token_hash,))
     return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds))
 
