@@ -1,17 +1,25 @@
 """The gateway URL the server accepts: https anywhere, plain http only to this machine. Tokens and the
 user's password travel to the gateway, so the server (which every client starts with the URL: VS Code's
-setting, Neovim's opt, `switchboard chat --gateway`) refuses the rest with a message that says why."""
+setting, Neovim's opt, `switchboard chat --gateway`) refuses the rest with a message that says why.
+
+And only a plain URL that every parser reads alike: the VS Code client names the SecretStorage key of a
+refresh token by the URL as WHATWG URL reads it, while httpx picks the host the token is posted to. The
+cases both sides are tested against are in tests/fixtures/gateway_urls.json (the client's
+test/unit/account.test.ts reads the same file)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import httpx2
 import pytest
 
+from conftest import server_env
 from gateway.hosted.hosted_support import HostedGateway
 from rawlsp import RawServer
-from switchboard.config import gateway_url_problem
+from switchboard.config import GATEWAY_ENV, Settings, canonical_gateway_url, gateway_url_problem
 from test_terminal import ChatProcess
 
 REFUSED = [
@@ -32,6 +40,42 @@ ACCEPTED = [
     "http://LOCALHOST",
     "http://[::1]:8000",
 ]
+
+
+SHARED = json.loads((Path(__file__).parents[2] / "fixtures" / "gateway_urls.json").read_text())
+# The reviewer's URL: WHATWG URL reads the host before the backslash (the real gateway's key), httpx
+# the one after it.
+CONFUSED = "https://cloud.example.com\\@attacker.example/.."
+
+
+@pytest.mark.parametrize(("url", "canonical", "host"), SHARED["accepted"])
+def test_a_plain_url_is_used_in_the_canonical_form_the_client_keys_by(
+    url: str, canonical: str, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert canonical_gateway_url(url) == (canonical, None)
+    monkeypatch.setenv(GATEWAY_ENV, url)
+    settings = Settings.from_env()
+    assert (settings.gateway_url, settings.gateway_url_refused) == (canonical, None)
+    # The host a token is posted to is the host the client's key names.
+    assert httpx2.URL(canonical + "/.well-known/oauth-authorization-server").host == host
+
+
+@pytest.mark.parametrize("url", SHARED["refused"])
+def test_a_url_parsers_may_read_differently_is_refused(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    canonical, problem = canonical_gateway_url(url)
+    assert canonical is None and problem
+    if "\0" in url:
+        return  # no environment variable can hold it
+    monkeypatch.setenv(GATEWAY_ENV, url)
+    settings = Settings.from_env()
+    assert settings.gateway_url is None and settings.gateway_url_refused == problem
+
+
+def test_the_reviewers_url_would_have_sent_the_token_elsewhere() -> None:
+    """Why the rules exist: read as it was, the URL's host differs between the two parsers."""
+    assert httpx2.URL(CONFUSED + "/.well-known/oauth-authorization-server").host == "attacker.example"
+    assert CONFUSED in SHARED["refused"]
+    assert "backslash" in (gateway_url_problem(CONFUSED) or "")
 
 
 @pytest.mark.parametrize("url", REFUSED)
@@ -63,16 +107,35 @@ def test_the_server_refuses_a_plain_http_gateway_and_says_why(ls_env: dict[str, 
         server.close()
 
 
+def test_the_server_refuses_a_url_whose_host_parsers_disagree_on(tmp_path: Path, workspace: str) -> None:
+    """No gateway runs here: a refused URL is never asked anything."""
+    server = RawServer(server_env(tmp_path / "state", None, SWITCHBOARD_GATEWAY_URL=CONFUSED))
+    try:
+        server.initialize(workspace)
+        frame = server.call("switchboard/signIn", {"refreshToken": "sbr_not_sent"})
+        error = frame.get("error")
+        assert error is not None, frame
+        assert error["code"] == 1004 and error["data"]["reason"] == "no_gateway"
+        assert "backslash" in error["message"]
+        shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
+        assert any("backslash" in message for message in shown), shown
+        assert server.result("switchboard/usage", {})["accountInfo"].get("gatewayUrl") is None
+    finally:
+        server.close()
+
+
 def test_the_server_accepts_a_loopback_http_gateway(
     ls_env: dict[str, str], workspace: str, hosted: HostedGateway
 ) -> None:
     """The control: the same check lets the test gateway's http://127.0.0.1 (and localhost) through."""
     local = hosted.url.replace("127.0.0.1", "localhost")
-    server = RawServer({**ls_env, "SWITCHBOARD_GATEWAY_URL": local})
+    server = RawServer(
+        {**ls_env, "SWITCHBOARD_GATEWAY_URL": local.replace("http://localhost", "HTTP://LocalHost") + "/"}
+    )
     try:
         server.initialize(workspace)
         usage = server.result("switchboard/usage", {})
-        assert usage["accountInfo"]["gatewayUrl"] == local
+        assert usage["accountInfo"]["gatewayUrl"] == local  # canonical: lower case, no trailing slash
         shown = [f["params"]["message"] for f in server.frames_with_method("window/showMessage")]
         assert not any("unencrypted" in message for message in shown), shown
     finally:
