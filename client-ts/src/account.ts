@@ -10,6 +10,7 @@ import {
   accountTarget,
   deviceCodeLink,
   deviceCodePrompt,
+  gatewayUrlProblem,
   isHosted,
   LEGACY_REFRESH_TOKEN_KEY,
   refreshTokenKey,
@@ -39,6 +40,8 @@ export class AccountController implements vscode.Disposable {
   private readonly otherWindows: SharedSessionFollower;
   /** Removes the unkeyed token of older versions once: it cannot be told which gateway issued it. */
   private readonly legacyRemoved: Promise<void>;
+  /** The refused gateway URL last told about (once per URL, not at every restart). */
+  private refusedShown: string | undefined;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
@@ -102,6 +105,7 @@ export class AccountController implements vscode.Disposable {
     // A sign-out under way ends with the secret deleted: nothing to resume (and it may be waiting for us).
     if (this.signingOut) return undefined;
     await this.secretWrites;
+    if (this.refuseGateway()) return undefined;
     const key = this.secretKey();
     if (!key) return undefined; // no gateway: no session to resume (and no token goes anywhere)
     const refreshToken = await this.ctx.secrets.get(key);
@@ -130,8 +134,27 @@ export class AccountController implements vscode.Disposable {
     }
   }
 
+  /**
+   * Whether the gateway URL the server was started with is one it refuses (and so does this window: there is
+   * no key for it, see canonicalGatewayUrl). Says why, once per URL.
+   */
+  private refuseGateway(always = false): boolean {
+    const url = this.client.gatewayUrl;
+    const problem = gatewayUrlProblem(url);
+    if (!problem) return false;
+    this.client.log.warn(`${problem} No Switchboard Cloud session is resumed or stored for it.`);
+    if (always || this.refusedShown !== url) {
+      this.refusedShown = url;
+      void vscode.window
+        .showWarningMessage(`Switchboard: ${problem} Set switchboard.gateway.url to the gateway's plain https:// address.`, 'Open Settings')
+        .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'switchboard.gateway.url'));
+    }
+    return true;
+  }
+
   /** Sign in with the device flow: the server asks the gateway for a code and waits for the approval. */
   async signIn(): Promise<SignInResult | undefined> {
+    if (this.refuseGateway(true)) return undefined;
     this.pending?.cancel();
     const cts = new vscode.CancellationTokenSource();
     this.pending = cts;

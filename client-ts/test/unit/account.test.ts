@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import {
   accountLine,
   accountOf,
   accountTarget,
+  canonicalGatewayUrl,
   deviceCodeLink,
   deviceCodePrompt,
   gatewayHost,
   gatewayIdentity,
+  gatewayUrlProblem,
   refreshTokenKey,
   sessionIsOver,
   safeExternalUrl,
@@ -16,6 +20,12 @@ import {
 } from '../../src/shared/account';
 import type { AccountInfo } from '../../src/protocol.generated';
 import { usage } from './fixtures';
+
+/** The gateway URLs the server's tests read too (tests/gateway/hosted/test_hosted_gateway_url.py). */
+const shared = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../tests/fixtures/gateway_urls.json'), 'utf8')) as {
+  accepted: [string, string, string][];
+  refused: string[];
+};
 
 const HOSTED: AccountInfo = {
   mode: 'hosted',
@@ -70,16 +80,46 @@ describe('account', () => {
   it('keys the stored refresh token by the gateway it came from', () => {
     assert.equal(refreshTokenKey('https://Cloud.Example.com/'), 'switchboard.refreshToken:https://cloud.example.com');
     assert.equal(refreshTokenKey(' https://cloud.example.com '), refreshTokenKey('https://cloud.example.com'));
-    assert.equal(gatewayIdentity('https://cloud.example.com:443/sb//?x=1#y'), 'https://cloud.example.com/sb');
+    assert.equal(gatewayIdentity('https://cloud.example.com:443/sb//'), 'https://cloud.example.com/sb');
     assert.equal(gatewayIdentity('http://127.0.0.1:8780'), 'http://127.0.0.1:8780');
     // another origin, port, scheme or path is another gateway
-    const keys = ['https://cloud.example.com', 'https://evil.example', 'https://cloud.example.com:8443', 'http://cloud.example.com', 'https://cloud.example.com/other'];
+    const keys = ['https://cloud.example.com', 'https://evil.example', 'https://cloud.example.com:8443', 'http://localhost', 'https://localhost', 'https://cloud.example.com/other'];
     assert.equal(new Set(keys.map(refreshTokenKey)).size, keys.length);
+    assert.ok(keys.every((k) => refreshTokenKey(k)));
     // never the unkeyed name of older versions, and nothing without a gateway
     assert.notEqual(refreshTokenKey('https://cloud.example.com'), 'switchboard.refreshToken');
     assert.equal(refreshTokenKey(''), undefined);
     assert.equal(refreshTokenKey(undefined), undefined);
-    assert.equal(refreshTokenKey('not a url'), 'switchboard.refreshToken:not a url');
+    // nothing for a URL the server refuses: no token is read, kept or presented for it
+    assert.equal(refreshTokenKey('not a url'), undefined);
+    assert.match(gatewayUrlProblem('gateway.example.com') ?? '', /not an https:\/\/ URL/);
+    assert.equal(gatewayUrlProblem('https://cloud.example.com'), undefined);
+  });
+  describe('agrees with the server on the gateway URL (tests/fixtures/gateway_urls.json)', () => {
+    // The reviewer's case: WHATWG URL reads cloud.example.com, the server's httpx attacker.example.
+    const confused = 'https://cloud.example.com\\@attacker.example/..';
+    it('refuses the URL whose key named the real gateway while the server sent the token elsewhere', () => {
+      assert.equal(new URL(confused).host, 'cloud.example.com'); // what the key was made of before
+      assert.ok(shared.refused.includes(confused));
+      assert.equal(refreshTokenKey(confused), undefined);
+      assert.match(gatewayUrlProblem(confused) ?? '', /backslash/);
+    });
+    for (const [url, canonical, host] of shared.accepted) {
+      it(`accepts ${JSON.stringify(url)} as ${canonical}`, () => {
+        assert.deepEqual(canonicalGatewayUrl(url), { url: canonical });
+        assert.equal(refreshTokenKey(url), `switchboard.refreshToken:${canonical}`);
+        // the host the key names is the host the server (httpx) posts the token to
+        assert.equal(new URL(canonical).hostname.replace(/^\[(.*)\]$/, '$1'), host);
+        assert.equal(refreshTokenKey(canonical), refreshTokenKey(url));
+      });
+    }
+    for (const url of shared.refused) {
+      it(`refuses ${JSON.stringify(url)}`, () => {
+        assert.ok('problem' in canonicalGatewayUrl(url));
+        assert.equal(refreshTokenKey(url), undefined);
+        assert.equal(gatewayIdentity(url), undefined);
+      });
+    }
   });
   it('forgets a stored session only when the server says it is over', () => {
     for (const over of ['session_ended', 'denied', 'expired']) assert.equal(sessionIsOver(over), true, over);

@@ -149,6 +149,25 @@ describe('AccountController', () => {
     assert.match(fake.shown.map((s) => s.message).join('\n'), /signed out of Switchboard Cloud/);
   });
 
+  it("a gateway URL the server refuses gets no token, not even the look-alike gateway's; the user is told why", async () => {
+    const secrets = new Secrets();
+    secrets.values.set(KEY, 'REAL-GATEWAY-TOKEN'); // https://cloud.example.com's session
+    // WHATWG URL reads cloud.example.com here; the server's httpx would have posted to attacker.example.
+    for (const url of ['https://cloud.example.com\\@attacker.example/..', 'https://cloud.example.com%2f@attacker.example', 'https://cloud.example.com?x']) {
+      fake.reset();
+      const w = new Window(secrets, url);
+      w.handlers.set('switchboard/signIn', () => Promise.resolve(signedIn('NEW')));
+      assert.equal(await w.account.resume(), undefined);
+      assert.equal(await w.account.signIn(), undefined);
+      assert.deepEqual(w.sent('switchboard/signIn'), [], `a sign-in went to the server for ${url}`);
+      w.credentials.fire({ refreshToken: 'ROTATED', reason: null });
+      await settle();
+      assert.equal(secrets.values.get(KEY), 'REAL-GATEWAY-TOKEN', `the real gateway's token was touched for ${url}`);
+      assert.ok(!secrets.stored.includes('ROTATED'));
+      assert.equal(fake.shown.filter((s) => s.kind === 'warning' && s.message.includes('Refused')).length, 2, JSON.stringify(fake.shown));
+    }
+  });
+
   it('keeps the stored token when the failure says nothing about it', async () => {
     const failures = [
       rpcError(-32097, 'Connection is disposed.'),
