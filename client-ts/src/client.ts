@@ -58,10 +58,19 @@ export function workspaceUri(ctx: vscode.ExtensionContext): string {
 }
 
 /**
+ * The language client's log channels: its own messages go to `log`; its message trace (every message's
+ * params: refresh tokens, the API key in initializationOptions, prompts) goes to a channel whose level is Off
+ * for good, never `log` (whose level the user may set to Trace). See QuietLanguageClient.setTrace.
+ */
+export function logChannels(log: vscode.LogOutputChannel): Pick<LanguageClientOptions, 'outputChannel' | 'traceOutputChannel'> {
+  return { outputChannel: log, traceOutputChannel: discardingLogChannel() };
+}
+
+/**
  * A LanguageClient that logs its own errors instead of popping notifications: Switchboard shows
  * its own, actionable ones (with "Show logs").
  */
-class QuietLanguageClient extends LanguageClient {
+export class QuietLanguageClient extends LanguageClient {
   override error(message: string, data?: unknown): void {
     super.error(message, data, false);
   }
@@ -274,9 +283,8 @@ export class SwitchboardClient implements vscode.Disposable {
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
-      outputChannel: this.log,
-      // Never this.log (see QuietLanguageClient.setTrace): tracing would log every message's params.
-      traceOutputChannel: discardingLogChannel(),
+      // The trace channel is never this.log (see QuietLanguageClient.setTrace): tracing would log every message's params.
+      ...logChannels(this.log),
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       // Read at every (re)start; never logged (message tracing is off for good: see traceOutputChannel).
       initializationOptions: () => ({
