@@ -80,9 +80,11 @@ export class AccountController implements vscode.Disposable {
     }
   }
 
-  /** Overwrite (or, for null, delete) the stored refresh token of the current gateway. */
-  keepRefreshToken(token: string | null): Promise<void> {
-    const key = this.secretKey();
+  /**
+   * Overwrite (or, for null, delete) the stored refresh token of the current gateway, or of the gateway
+   * `key` names (the one a request was sent for: the server may have been restarted for another since).
+   */
+  keepRefreshToken(token: string | null, key = this.secretKey()): Promise<void> {
     if (!key) return this.secretWrites;
     this.otherWindows.handedOver(token);
     this.secretWrites = this.secretWrites
@@ -111,8 +113,9 @@ export class AccountController implements vscode.Disposable {
     const refreshToken = await this.ctx.secrets.get(key);
     if (!refreshToken) return undefined;
     try {
-      const result = await this.client.request('switchboard/signIn', { refreshToken });
-      await this.apply(result);
+      // Only to a server of the gateway the token was read under (the setting may have changed meanwhile).
+      const result = await this.client.resumeSession(refreshToken, key);
+      await this.apply(result, key);
       this.client.log.info(`resumed the Switchboard Cloud session (${accountOf(result.usage).email ?? 'signed in'})`);
       return result;
     } catch (err) {
@@ -171,8 +174,9 @@ export class AccountController implements vscode.Disposable {
             );
           });
           try {
+            const key = this.secretKey(); // the gateway of the server that runs the sign-in
             const result = await this.client.request('switchboard/signIn', {}, cts.token);
-            await this.apply(result);
+            await this.apply(result, key);
             const u = result.usage;
             void vscode.window.showInformationMessage(
               `Switchboard: signed in as ${accountOf(u).email ?? u.account ?? 'your account'} — ${u.planName} plan, ${creditsLabel(u.remainingCredits)} left until ${formatDate(u.periodEnd)}.`,
@@ -321,9 +325,10 @@ export class AccountController implements vscode.Disposable {
     else if (choice === 'Enter a Token…') await vscode.commands.executeCommand('switchboard.signInWithToken');
   }
 
-  private async apply(result: SignInResult): Promise<void> {
+  /** `key`: the secret key of the gateway the request was sent for (captured with it). */
+  private async apply(result: SignInResult, key: string | undefined): Promise<void> {
     // Store before anything else can fail: the old token is already dead at the gateway.
-    if (result.refreshToken) await this.keepRefreshToken(result.refreshToken);
+    if (result.refreshToken) await this.keepRefreshToken(result.refreshToken, key);
     this.client.setUsage(result.usage);
     await this.client.refresh();
   }

@@ -17,6 +17,7 @@ import {
 } from 'vscode-languageclient/node';
 import type {
   ChatProgress,
+  SignInResult,
   ModelId,
   ModelInfo,
   SelectModelResult,
@@ -28,6 +29,7 @@ import type {
 } from './protocol.generated';
 import { autoParams } from './autoSettings';
 import { discardingLogChannel } from './noTrace';
+import { refreshTokenKey } from './shared/account';
 import { ClientErrorCode } from './shared/errors';
 import type { ServerStatus } from './shared/webviewProtocol';
 import { findOnPath, redactSecrets, resolveServerCommand, type ServerCommand } from './serverCommand';
@@ -110,6 +112,8 @@ export class SwitchboardClient implements vscode.Disposable {
   private entitlement: string | undefined;
   private commandInUse: ServerCommand | undefined;
   private gatewayUrlInUse: string | undefined;
+  /** The gateway each language client's server was started with (a restart makes a new one). */
+  private readonly gatewayOf = new WeakMap<LanguageClient, string | undefined>();
 
   private _status: ServerStatus = { state: 'stopped' };
   private readonly statusEmitter = new vscode.EventEmitter<ServerStatus>();
@@ -315,6 +319,7 @@ export class SwitchboardClient implements vscode.Disposable {
       },
     };
     const lc = new QuietLanguageClient('switchboardServer', 'Switchboard', serverOptions, clientOptions);
+    this.gatewayOf.set(lc, this.gatewayUrlInUse);
     this.lc = lc;
     this.lcDisposables.push(
       lc.onDidChangeState((e) => {
@@ -428,6 +433,19 @@ export class SwitchboardClient implements vscode.Disposable {
   ): Promise<SwitchboardRequests[M]['result']> {
     const lc = await this.ready();
     return token ? lc.sendRequest(method, params, token) : lc.sendRequest(method, params);
+  }
+
+  /**
+   * `switchboard/signIn {refreshToken}`, only to a server started for the gateway whose key (`gatewayKey`,
+   * see refreshTokenKey) the token was read under. The setting can change, and the server restart for
+   * another gateway, while the token is read: it must not reach that one.
+   */
+  async resumeSession(refreshToken: string, gatewayKey: string): Promise<SignInResult> {
+    const lc = await this.ready();
+    if (lc !== this.lc || refreshTokenKey(this.gatewayOf.get(lc)) !== gatewayKey) {
+      throw new ClientError(ClientErrorCode.SERVER_UNAVAILABLE, 'The server was restarted for another gateway: the stored session was not sent to it.');
+    }
+    return lc.sendRequest('switchboard/signIn', { refreshToken });
   }
 
   /** Send a notification to a running server; dropped when it is not running (a restart reads the state anew). */

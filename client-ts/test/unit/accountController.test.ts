@@ -17,11 +17,14 @@ const LEGACY = 'switchboard.refreshToken';
 /** SecretStorage shared by every window: one store, change events fired asynchronously. */
 class Secrets {
   readonly values = new Map<string, string>();
+  /** When set, get() waits for it (a slow keychain). */
+  gate: Promise<void> | undefined;
   /** Every value stored, in order (what other windows may have seen). */
   readonly stored: string[] = [];
   private readonly listeners = new Set<(e: { key: string }) => unknown>();
-  get(key: string): Promise<string | undefined> {
-    return Promise.resolve(this.values.get(key));
+  async get(key: string): Promise<string | undefined> {
+    if (this.gate) await this.gate;
+    return this.values.get(key);
   }
   store(key: string, value: string): Promise<void> {
     this.values.set(key, value);
@@ -87,6 +90,11 @@ class Window {
         const handler = self.handlers.get(method);
         return handler ? handler(params) : Promise.reject(new Error(`unexpected ${method}`));
       },
+      // As SwitchboardClient.resumeSession (tested in client.test.ts): only to a server of the token's gateway.
+      resumeSession: (refreshToken: string, key: string) =>
+        refreshTokenKey(self.gatewayUrl) === key
+          ? client.request('switchboard/signIn', { refreshToken })
+          : Promise.reject(rpcError(-1, 'The server was restarted for another gateway')),
       onCredentialsChanged: this.credentials.event,
       onDidBecomeReady: this.ready.event,
       onSignInCode: this.codes.event,
@@ -166,6 +174,37 @@ describe('AccountController', () => {
       assert.ok(!secrets.stored.includes('ROTATED'));
       assert.equal(fake.shown.filter((s) => s.kind === 'warning' && s.message.includes('Refused')).length, 2, JSON.stringify(fake.shown));
     }
+  });
+
+  it("a token read for one gateway is not sent once the server was restarted for another", async () => {
+    const secrets = new Secrets();
+    secrets.values.set(KEY, 'MINE');
+    const w = new Window(secrets);
+    w.handlers.set('switchboard/signIn', () => Promise.resolve(signedIn('MINE-2')));
+    const slow = deferred<void>();
+    secrets.gate = slow.promise;
+    const resumed = w.account.resume();
+    await settle();
+    w.gatewayUrl = 'https://other.example'; // the setting changed: client.ts restarted the server for it
+    secrets.gate = undefined;
+    slow.resolve();
+    assert.equal(await resumed, undefined);
+    assert.deepEqual(w.sent('switchboard/signIn'), [], "the token went to another gateway's server");
+    assert.equal(secrets.values.get(KEY), 'MINE', 'the token was dropped');
+  });
+
+  it('stores a sign-in under the gateway it was sent to, even if the server changed gateway since', async () => {
+    const secrets = new Secrets();
+    const w = new Window(secrets);
+    const answer = deferred<SignInResult>();
+    w.handlers.set('switchboard/signIn', () => answer.promise);
+    const signIn = w.account.signIn();
+    await settle();
+    w.gatewayUrl = 'https://other.example';
+    answer.resolve(signedIn('FROM-CLOUD'));
+    await signIn;
+    assert.equal(secrets.values.get(KEY), 'FROM-CLOUD');
+    assert.equal(secrets.values.has(OTHER_KEY), false, "cloud.example.com's token was stored as other.example's");
   });
 
   it('keeps the stored token when the failure says nothing about it', async () => {
