@@ -33,7 +33,9 @@ export class AccountController implements vscode.Disposable {
   private secretWrites: Promise<void> = Promise.resolve();
   private pending: vscode.CancellationTokenSource | undefined;
   /** The resume of the stored session while its `signIn {refreshToken}` runs: sign-out waits for it. */
-  private resuming: Promise<SignInResult | undefined> | undefined;
+  private resuming: Resume | undefined;
+  /** How long a sign-out waits for a resume under way (a stuck server must not keep it waiting for good). */
+  resumeWaitMs = 10_000;
   /** A sign-out while it runs: credentialsChanged is ignored, and no resume starts. */
   private signingOut: Promise<UsageReport | undefined> | undefined;
   /** Hands this window's server the newer token another window's server rotated to (they share a family). */
@@ -57,7 +59,9 @@ export class AccountController implements vscode.Disposable {
       client.onCredentialsChanged((c) => {
         // During a sign-out the session is being revoked: a rotation racing it must not be stored again.
         if (this.signingOut) return;
-        void this.keepRefreshToken(c.refreshToken);
+        // The session ended: forget its token, not one another window stored since (a new sign-in's).
+        if (c.refreshToken === null) void this.forget((stored) => this.otherWindows.isOwn(stored));
+        else void this.keepRefreshToken(c.refreshToken);
       }),
       client.onDidBecomeReady(() => void this.resume()),
       client.onDidChangeUsage((u) => void vscode.commands.executeCommand('setContext', 'switchboard.signedIn', isHosted(accountOf(u)))),
@@ -93,16 +97,35 @@ export class AccountController implements vscode.Disposable {
     return this.secretWrites;
   }
 
+  /**
+   * Delete the stored token of the current gateway (or of `key`) if it is still one `stale` says is this
+   * session's: a token stored meanwhile by another window (a new sign-in) stays.
+   */
+  private forget(stale: (stored: string) => boolean, key = this.secretKey()): Promise<void> {
+    if (!key) return this.secretWrites;
+    this.secretWrites = this.secretWrites
+      .then(async () => {
+        const stored = await this.ctx.secrets.get(key);
+        if (stored === undefined || !stale(stored)) return;
+        this.otherWindows.handedOver(null);
+        await this.ctx.secrets.delete(key);
+      })
+      .catch((err: unknown) => this.client.log.warn(`could not update the stored session: ${err instanceof Error ? err.message : String(err)}`));
+    return this.secretWrites;
+  }
+
   /** At start-up (and after each server restart): resume the stored session, if there is one. */
   resume(): Promise<SignInResult | undefined> {
-    const run = this.doResume().finally(() => {
-      if (this.resuming === run) this.resuming = undefined;
+    const state: Resume = { done: Promise.resolve(undefined), abandoned: false };
+    const run = this.doResume(state).finally(() => {
+      if (this.resuming === state) this.resuming = undefined;
     });
-    this.resuming = run;
+    state.done = run;
+    this.resuming = state;
     return run;
   }
 
-  private async doResume(): Promise<SignInResult | undefined> {
+  private async doResume(state: Resume): Promise<SignInResult | undefined> {
     await this.legacyRemoved;
     // A sign-out under way ends with the secret deleted: nothing to resume (and it may be waiting for us).
     if (this.signingOut) return undefined;
@@ -115,6 +138,14 @@ export class AccountController implements vscode.Disposable {
     try {
       // Only to a server of the gateway the token was read under (the setting may have changed meanwhile).
       const result = await this.client.resumeSession(refreshToken, key);
+      // Signed out meanwhile (in another window, or here by a sign-out that stopped waiting for us): the
+      // session this brought must not be stored (other windows would adopt it), and is revoked instead.
+      if (state.abandoned || (await this.ctx.secrets.get(key)) === undefined) {
+        this.client.log.info('the stored Switchboard Cloud session was removed while it was being resumed: signing out');
+        const after = this.signingOut ?? Promise.resolve(undefined);
+        void after.then(() => this.runSignOut(() => this.signOutHere(state.abandoned ? undefined : 'Switchboard: signed out of Switchboard Cloud (in another window).')));
+        return undefined;
+      }
       await this.apply(result, key);
       this.client.log.info(`resumed the Switchboard Cloud session (${accountOf(result.usage).email ?? 'signed in'})`);
       return result;
@@ -124,7 +155,8 @@ export class AccountController implements vscode.Disposable {
       // Only the server's word that the session is over makes the token dead. Unreachable, no gateway, a
       // connection dropped by a restart, an internal error: the token is kept for the next start.
       if (sessionIsOver(reason)) {
-        await this.keepRefreshToken(null);
+        // Only the token presented (or one of this window's): another window may have signed in since.
+        await this.forget((stored) => stored === refreshToken || this.otherWindows.isOwn(stored), key);
         void vscode.window
           .showWarningMessage(`Switchboard: you are signed out of Switchboard Cloud. ${signInFailure(reason, messageOf(err)).text}`, 'Sign In')
           .then((choice) => choice && vscode.commands.executeCommand('switchboard.signIn'));
@@ -241,7 +273,12 @@ export class AccountController implements vscode.Disposable {
    * entitlement lives in the server until it stops, so then the server starts again without it.
    */
   signOut(): Promise<UsageReport | undefined> {
-    return this.runSignOut(() => this.doSignOut());
+    // Said while it runs: it may wait for a resume (resumeWaitMs) and for the gateway's answer.
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Switchboard: signing out…' }, () =>
+        this.runSignOut(() => this.doSignOut()),
+      ),
+    );
   }
 
   /**
@@ -250,19 +287,24 @@ export class AccountController implements vscode.Disposable {
    * sign-in may have stored one since).
    */
   private async signedOutElsewhere(): Promise<void> {
+    if (this.signingOut) return;
+    // A resume under way is not signed in yet, but will be: wait for it (it sees the deletion itself too).
+    await this.waitForResume();
     if (this.signingOut || !isHosted(accountOf(this.client.usage))) return;
     this.client.log.info('the stored Switchboard Cloud session was removed by another window: signing out here too');
-    await this.runSignOut(async () => {
-      await this.waitForResume();
-      try {
-        this.client.setUsage(await this.client.request('switchboard/signOut', {}));
-      } catch (err) {
-        this.client.log.warn(`sign-out: ${isRpcErrorLike(err) ? err.message : String(err)}`);
-      }
-      await this.client.refresh();
-      void vscode.window.showInformationMessage('Switchboard: signed out of Switchboard Cloud (in another window).');
-      return this.client.usage;
-    });
+    await this.runSignOut(() => this.signOutHere('Switchboard: signed out of Switchboard Cloud (in another window).'));
+  }
+
+  /** Sign this window's server out, leaving the secret alone (it is already gone); `told`: what to say. */
+  private async signOutHere(told: string | undefined): Promise<UsageReport | undefined> {
+    try {
+      this.client.setUsage(await this.client.request('switchboard/signOut', {}));
+    } catch (err) {
+      this.client.log.warn(`sign-out: ${isRpcErrorLike(err) ? err.message : String(err)}`);
+    }
+    await this.client.refresh();
+    if (told) void vscode.window.showInformationMessage(told);
+    return this.client.usage;
   }
 
   private runSignOut(run: () => Promise<UsageReport | undefined>): Promise<UsageReport | undefined> {
@@ -274,9 +316,21 @@ export class AccountController implements vscode.Disposable {
     return out;
   }
 
-  /** A resume still running finishes first, so the session it brings is the one the server revokes. */
+  /**
+   * A resume still running finishes first, so the session it brings is the one the server revokes. Not for
+   * longer than resumeWaitMs: then it is abandoned (it signs its session out when it ends).
+   */
   private async waitForResume(): Promise<void> {
-    if (this.resuming) await this.resuming.catch(() => undefined);
+    const state = this.resuming;
+    if (!state) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.resumeWaitMs)));
+    const late = await Promise.race([state.done.then(() => false, () => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      state.abandoned = true;
+      this.client.log.warn(`the resume of the stored session took more than ${this.resumeWaitMs / 1000} s: signing out without it`);
+    }
   }
 
   private async doSignOut(): Promise<UsageReport | undefined> {
@@ -346,6 +400,12 @@ export class AccountController implements vscode.Disposable {
     this.pending?.cancel();
     this.disposables.forEach((d) => d.dispose());
   }
+}
+
+/** A resume under way: `abandoned` once a sign-out stopped waiting for it. */
+interface Resume {
+  done: Promise<SignInResult | undefined>;
+  abandoned: boolean;
 }
 
 function reasonOf(err: unknown): string | undefined {

@@ -49,6 +49,11 @@ export class SharedSessionFollower {
     }
   }
 
+  /** Whether `refreshToken` is one this window's server handed over or was given (this session's). */
+  isOwn(refreshToken: string): boolean {
+    return this.own.includes(refreshToken);
+  }
+
   private remember(refreshToken: string): void {
     this.own.push(refreshToken);
     if (this.own.length > REMEMBERED) this.own.shift();

@@ -300,6 +300,86 @@ describe('AccountController', () => {
     assert.equal(secrets.values.has(KEY), false, 'the token outlived the sign-out');
   });
 
+  it('a sign-out in another window while this one resumes signs this one out too, and nothing is stored', async () => {
+    const secrets = new Secrets();
+    secrets.values.set(KEY, 'T0');
+    const a = new Window(secrets);
+    const b = new Window(secrets);
+    const answer = deferred<SignInResult>();
+    a.handlers.set('switchboard/signIn', () => answer.promise);
+    const resumed = a.account.resume();
+    await settle();
+    await b.account.signOut(); // B deletes the token while A's signIn is in flight
+    await settle();
+    assert.deepEqual(a.sent('switchboard/signOut'), [], 'A signed out before its resume ended: that would bring the session back');
+    answer.resolve(signedIn('T1-A'));
+    assert.equal(await resumed, undefined);
+    await settle();
+    assert.equal(secrets.values.has(KEY), false, 'A stored its session again after B signed out');
+    assert.ok(!secrets.stored.includes('T1-A'), 'the revoked session was stored for a while (other windows adopt it)');
+    assert.equal(a.sent('switchboard/signOut').length, 1, 'A stayed signed in');
+    assert.equal(a.usage?.accountInfo?.mode, 'local');
+  });
+
+  it('a failed resume deletes only the token it presented, not one another window stored since', async () => {
+    const secrets = new Secrets();
+    secrets.values.set(KEY, 'T0');
+    const w = new Window(secrets);
+    let fail!: (err: Error) => void;
+    w.handlers.set('switchboard/signIn', () => new Promise((_, reject) => (fail = reject)));
+    const resumed = w.account.resume();
+    await settle();
+    await secrets.store(KEY, 'FRESH'); // another window signed in anew meanwhile
+    fail(rpcError(1004, 'Your session has ended', 'session_ended'));
+    await resumed;
+    await settle();
+    assert.equal(secrets.values.get(KEY), 'FRESH', "another window's new session was deleted");
+    // The control: when the stored token is still the one presented, it goes.
+    secrets.values.set(KEY, 'T0');
+    w.handlers.set('switchboard/signIn', () => Promise.reject(rpcError(1004, 'Your session has ended', 'session_ended')));
+    await w.account.resume();
+    assert.equal(secrets.values.has(KEY), false);
+  });
+
+  it("a session that ended here deletes this window's token, not one another window stored since", async () => {
+    const secrets = new Secrets();
+    const w = new Window(secrets);
+    w.credentials.fire({ refreshToken: 'MINE-1', reason: null });
+    await settle();
+    assert.equal(secrets.values.get(KEY), 'MINE-1');
+    secrets.values.set(KEY, 'FRESH'); // another window's new sign-in (its change event not seen yet)
+    w.credentials.fire({ refreshToken: null, reason: 'session_ended' });
+    await settle();
+    assert.equal(secrets.values.get(KEY), 'FRESH', "another window's new session was deleted");
+    secrets.values.set(KEY, 'MINE-1');
+    w.credentials.fire({ refreshToken: null, reason: 'session_ended' });
+    await settle();
+    assert.equal(secrets.values.has(KEY), false, "this window's ended session was kept");
+  });
+
+  it('sign-out shows progress, waits for a stuck resume only so long, and the late session is revoked, not stored', async () => {
+    const secrets = new Secrets();
+    secrets.values.set(KEY, 'T0');
+    const w = new Window(secrets);
+    w.account.resumeWaitMs = 50;
+    const answer = deferred<SignInResult>();
+    w.handlers.set('switchboard/signIn', () => answer.promise); // a stuck server: no answer
+    const resumed = w.account.resume();
+    await settle();
+    const out = w.account.signOut();
+    await settle();
+    assert.deepEqual(fake.progress, [{ title: 'Switchboard: signing out…', running: true }]);
+    await out;
+    assert.equal(fake.progress[0]?.running, false);
+    assert.equal(w.sent('switchboard/signOut').length, 1, 'the sign-out waited for the stuck resume');
+    assert.equal(secrets.values.has(KEY), false);
+    answer.resolve(signedIn('T-LATE')); // the resume ends after all
+    await resumed;
+    await settle();
+    assert.ok(!secrets.stored.includes('T-LATE'), 'the late session was stored after the sign-out');
+    assert.equal(w.sent('switchboard/signOut').length, 2, 'the late session was left signed in on the server');
+  });
+
   it('a rotation arriving while the server signs out is not stored again, and the secret goes after the answer', async () => {
     const secrets = new Secrets();
     secrets.values.set(KEY, 'T0');

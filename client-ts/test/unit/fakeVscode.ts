@@ -14,6 +14,8 @@ export const fake = {
   commands: [] as string[],
   /** What the next modal dialog answers (the sign-in code's). */
   dialogAnswer: undefined as string | undefined,
+  /** The titles of the progress notifications shown, and whether each is still running. */
+  progress: [] as { title: string; running: boolean }[],
   /** What workspace.getConfiguration(section).get(key) answers, by `section.key`. */
   settings: new Map<string, unknown>(),
   reset(): void {
@@ -23,6 +25,7 @@ export const fake = {
     fake.commands.length = 0;
     fake.dialogAnswer = undefined;
     fake.settings.clear();
+    fake.progress.length = 0;
   },
 };
 
@@ -90,8 +93,10 @@ const vscode = {
       fake.shown.push({ kind: 'warning', message });
       return Promise.resolve(undefined);
     },
-    withProgress<T>(_options: unknown, task: (progress: { report(v: unknown): void }, token: unknown) => Promise<T>): Promise<T> {
-      return task({ report: () => undefined }, new CancellationTokenSource().token);
+    withProgress<T>(options: { title?: string }, task: (progress: { report(v: unknown): void }, token: unknown) => Promise<T>): Promise<T> {
+      const shown = { title: options.title ?? '', running: true };
+      fake.progress.push(shown);
+      return task({ report: () => undefined }, new CancellationTokenSource().token).finally(() => (shown.running = false));
     },
   },
   env: {
