@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from .accesslog import elapsed_ms
 from .body import INLINE_BYTES, read_body
@@ -32,8 +34,9 @@ async def create_message(request: Request) -> Response:
     try:
         account = gateway.caller(request)  # checked against the database by the reservation
         raw = await read_body(request, gateway.settings.max_body_bytes)
-        turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
-        if len(raw) > INLINE_BYTES and await request.is_disconnected():
+        if len(raw) <= INLINE_BYTES:
+            turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
+        elif (turn := await _parse_unless_client_leaves(request, gateway, raw)) is None:
             # It waited its turn for the parsing thread, perhaps seconds: a client gone meanwhile is not
             # answered, nor its prompt sent to Anthropic (which would bill it). 499, as nginx logs it.
             return error_response(499, "api_error", "The client closed the request.", retry=True)
@@ -52,6 +55,23 @@ async def create_message(request: Request) -> Response:
         # Whatever went wrong before the answer began (a bug, a cancelled request) costs nothing.
         await gateway.settle(reservation, Outcome("failed", usage_of_message({}), "the gateway failed"))
         raise
+
+
+async def _parse_unless_client_leaves(request: Request, gateway: Gateway, raw: bytes) -> TurnRequest | None:
+    """A large body's turn, parsed on the gateway's parsing thread (which it may wait for); None if its
+    client left meanwhile. The client's leaving is watched while it waits: a check afterwards would not see
+    it, since the server reads nothing more from the connection until asked."""
+    watch = asyncio.ensure_future(_client_leaves(request.receive))
+    try:
+        turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
+    finally:
+        watch.cancel()
+    return None if watch.done() and not watch.cancelled() else turn
+
+
+async def _client_leaves(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _anthropic_model(choice: Choice) -> str:
