@@ -196,15 +196,15 @@ async def _two_hundred_streams(make_accounts: Accounts, replicas: list[ForkedRep
         model_id = rng.choice(list(ANTHROPIC_IDS))
         result = StreamResult(account, model_id, turn_headers(model_id))
         words = rng.randrange(30, 80)
-        prompt = f"Question {index}: explain B-trees. [[fake:words={words} slow=0.1]]"
+        prompt = f"Question {index}: explain B-trees. [[fake:words={words} slow=0.15]]"
         await stream_turn(clients[(index % 2, account.id)], result, prompt, max_tokens=400)
         return result
 
     results = await asyncio.gather(*(one(i) for i in range(200)))
-    # Each stream sends text for 3 to 8 s; setting up 200 takes a second or two: nearly all overlap.
+    # Each stream sends text for 4.5 to 12 s; setting up 200 takes a few seconds at most: most overlap.
     sending = sum(r.started is not None for r in results)
     streaming = most_at_once(results)
-    assert streaming >= 0.9 * sending >= 0.9 * 150, f"{streaming} of {sending} streams at once ({why})"
+    assert streaming >= 0.8 * sending >= 0.8 * 150, f"{streaming} of {sending} streams at once ({why})"
     refused = [r for r in results if not r.whole]
     for result in refused:  # only a tight account may be refused, and only for credits
         assert isinstance(result.error, anthropic.APIStatusError), (why, result.error)

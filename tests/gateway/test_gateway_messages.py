@@ -98,6 +98,13 @@ async def test_streamed_answer_is_charged_exactly_before_message_stop(
     assert (await balance(make_accounts.database_url, account.id))["reserved_h"] == 0
 
 
+async def wait_reserved(database_url: str, account_id: str, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not any(row["status"] == "reserved" for row in await turn_rows(database_url, account_id)):
+        assert asyncio.get_running_loop().time() < deadline, "the turn was never reserved"
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("stream", [True, False])
 async def test_nothing_that_ends_an_answer_leaves_the_gateway_until_its_charge_is_committed(
     make_accounts: Accounts, replica: Replica, stream: bool
@@ -107,12 +114,14 @@ async def test_nothing_that_ends_an_answer_leaves_the_gateway_until_its_charge_i
     no answer at all (whole); once it is let go, they come, and the turn is charged."""
     account = await make_accounts.create("pro")
     reader, writer = await send_streamed_turn(
-        replica.url, account.token, "Tell me. [[fake:words=40 slow=0.02]]", max_tokens=200, stream=stream
+        replica.url, account.token, "Tell me. [[fake:words=40 slow=0.05]]", max_tokens=200, stream=stream
     )
     received = b""
     try:
         if stream:
             received = await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
+        else:  # held any sooner, the row would keep the reservation waiting, not the settlement
+            await wait_reserved(make_accounts.database_url, account.id)
         async with await psycopg.AsyncConnection.connect(make_accounts.database_url) as holder:
             await holder.execute(
                 "SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account.id,)
