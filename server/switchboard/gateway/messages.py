@@ -10,7 +10,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive
 
 from .accesslog import elapsed_ms
 from .body import INLINE_BYTES, read_body
@@ -20,7 +19,7 @@ from .errors import GatewayRefusal, error_response
 from .estimate import estimate_input_tokens
 from .ledger import Outcome, Reservation
 from .metering import usage_of_message
-from .relay import TurnStream
+from .relay import TurnStream, client_disconnected
 from .service import Choice, Gateway
 from .turn_request import TurnRequest
 from .upstream import UpstreamAnswer, UpstreamFailure, relay_error, unreachable
@@ -61,17 +60,12 @@ async def _parse_unless_client_leaves(request: Request, gateway: Gateway, raw: b
     """A large body's turn, parsed on the gateway's parsing thread (which it may wait for); None if its
     client left meanwhile. The client's leaving is watched while it waits: a check afterwards would not see
     it, since the server reads nothing more from the connection until asked."""
-    watch = asyncio.ensure_future(_client_leaves(request.receive))
+    watch = asyncio.ensure_future(client_disconnected(request.receive))
     try:
         turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
     finally:
         watch.cancel()
     return None if watch.done() and not watch.cancelled() else turn
-
-
-async def _client_leaves(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _anthropic_model(choice: Choice) -> str:

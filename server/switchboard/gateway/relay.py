@@ -104,7 +104,7 @@ class TurnStream(Response):
                 left = True
                 this.cancel()
 
-        watch = asyncio.ensure_future(_disconnected(receive))
+        watch = asyncio.ensure_future(client_disconnected(receive))
         watch.add_done_callback(stop_relay)
         try:
             await self._pump(deliver)
@@ -251,6 +251,7 @@ class TurnStream(Response):
         return Outcome("cut" if consumed else "failed", self.meter.usage(), reason)
 
 
-async def _disconnected(receive: Receive) -> None:
+async def client_disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (its body read already: nothing else can come)."""
     while (await receive())["type"] != "http.disconnect":
         pass
