@@ -26,6 +26,21 @@ HAIKU_45 = CATALOG["claude-haiku-4.5"].anthropic_model
 SLOW_PROMPT = "tell me a very long story [[fake:slow=0.2 words=400]]"
 
 
+def keyring_chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of a `switchboard chat` whose OS keyring is a file under `tmp_path`, read by this
+    process too (so a test can see what the client stored)."""
+    keyring_data = tmp_path / "keyring-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(keyring_data))  # so this process reads the same keyring file
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
+    env.update(
+        SWITCHBOARD_HOME=str(tmp_path / "state"),
+        PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+        XDG_DATA_HOME=str(keyring_data),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 class ChatProcess:
     """`switchboard chat` in REPL mode, driven through stdin pipes (stderr merged into the output)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from test_terminal import ChatProcess
+from test_terminal import ChatProcess, keyring_chat_env
 
 SERVICE = "switchboard"
 STORED = "sbr_" + "7" * 40
@@ -93,16 +93,7 @@ class StubGateway:
 
 @pytest.fixture
 def chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    keyring_data = tmp_path / "keyring-data"
-    monkeypatch.setenv("XDG_DATA_HOME", str(keyring_data))  # so this process reads the same keyring file
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
-    env.update(
-        SWITCHBOARD_HOME=str(tmp_path / "state"),
-        PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
-        XDG_DATA_HOME=str(keyring_data),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return keyring_chat_env(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -20,23 +20,14 @@ from keyrings.alt.file import PlaintextKeyring
 
 from gateway.hosted.hosted_support import TERMINAL, HostedGateway
 from gateway.signin.signin_support import OAuthClient, SignInAccounts
-from test_terminal import ChatProcess
+from test_terminal import ChatProcess, keyring_chat_env
 
 SERVICE = "switchboard"
 
 
 @pytest.fixture
 def chat_env(tmp_path: Path, hosted: HostedGateway, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    keyring_data = tmp_path / "keyring-data"
-    monkeypatch.setenv("XDG_DATA_HOME", str(keyring_data))  # so this process reads the same keyring file
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
-    env.update(
-        SWITCHBOARD_HOME=str(tmp_path / "state"),
-        PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
-        XDG_DATA_HOME=str(keyring_data),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return keyring_chat_env(tmp_path, monkeypatch)
 
 
 def stored(url: str) -> str | None:
