@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,28 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _wait_gone(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass  # alive, another user's (not root here, and not the postgres user)
+        time.sleep(0.05)
+
+
+def _remove(directory: Path, timeout: float = 5) -> None:
+    """Remove the cluster's folder, again if a process on its way out wrote into it meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shutil.rmtree(directory, ignore_errors=True)
+        if not directory.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 @dataclass
@@ -122,11 +145,22 @@ class Cluster:
         self._run(["pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", self._options(), "start"])
 
     def stop(self) -> None:
+        postmaster = self._postmaster_pid()
         try:
-            if (self.data / "postmaster.pid").exists():
+            if postmaster is not None:
                 self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
         finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            # A Ctrl-C also reaches a postmaster that pg_ctl started in our process group: it may be shutting
+            # itself down (pg_ctl then fails: "not running") and still writing files while we remove them.
+            if postmaster is not None:
+                _wait_gone(postmaster)
+            _remove(self.directory)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def _run(self, argv: list[str]) -> None:
         command = _as_postgres([str(self.bin / argv[0]), *argv[1:]])
