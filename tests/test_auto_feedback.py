@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcException
 from conftest import Session, SessionFactory
 from switchboard.catalog import CATALOG
 from switchboard.fakeapi import FakeAnthropic, Fault
-from switchboard.features.models import FIGURES_SOURCE, auto_description
+from switchboard.features.models import AUTO_BILLED_AS_ANSWERING, FIGURES_SOURCE, auto_description
 from switchboard.routing import AUTO_MODELS, RouteInput, Router, learning
 from switchboard.routing.learning import FollowUp, Rating, judge
 from switchboard.store import ConversationStore
@@ -315,6 +315,8 @@ async def test_the_pickers_auto_entry_states_the_allow_list_and_its_expected_sha
     assert "· Haiku 4.5, Sonnet 4.0 · balanced." in no_45 and no_45.endswith(
         f"Claude Sonnet 4.0 when what you ask needs it. {FIGURES_SOURCE}"
     ), no_45
+    sonnets_only = await auto_entry(session, autoModels=[SONNET_40])
+    assert sonnets_only.endswith(AUTO_BILLED_AS_ANSWERING) and AUTO_BILLED_AS_ANSWERING not in no_45
     only_haiku = await auto_entry(session, autoModels=[HAIKU])
     assert re.fullmatch(
         r"0% Sonnet · ~\$\d+\.\d{4} a typical request \(33% of always-Sonnet\) · only Haiku 4\.5\.",

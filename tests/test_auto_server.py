@@ -268,3 +268,29 @@ async def test_an_auto_allow_list_without_auto_models_is_refused(
         error = await session.error("switchboard/chat", params)
         assert error.code == -32602, models
     assert not message_requests(fake_api), "nothing reached the API"
+
+
+async def test_an_auto_without_haiku_bills_the_answering_model_not_one_x(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    # The gateway's rule (switchboard.plans.billed), applied by the server in local mode too: Auto's 1.0x
+    # is a blend that leans on Haiku, so an allow-list without it is billed at the answering model's rate.
+    session = await start_server(fake_api)
+    sonnets = ["claude-sonnet-4.5", "claude-sonnet-4.0"]
+    result = await session.chat("hi there", autoModels=sonnets)
+    usage = Usage.model_validate(result["usage"])
+    assert result["routedModel"] in sonnets and result["modelId"] == "auto"
+    assert (
+        Decimal(str(result["credits"]))
+        == credits_for(result["routedModel"], usage)
+        > credits_for("auto", usage)
+    )
+    assert "billed as Claude Sonnet" in result["routeReason"], result["routeReason"]
+    report = await session.request("switchboard/usage", {})
+    assert Decimal(str(report["usedCredits"])) == Decimal(str(result["credits"]))
+
+    with_haiku = await session.chat("hi there", autoModels=["claude-haiku-4.5", *sonnets])
+    assert Decimal(str(with_haiku["credits"])) == credits_for(
+        "auto", Usage.model_validate(with_haiku["usage"])
+    )
+    assert "billed as" not in with_haiku["routeReason"]

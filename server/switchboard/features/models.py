@@ -6,6 +6,7 @@ from lsprotocol import types as lsp
 
 from switchboard.catalog import CATALOG, ModelSpec, is_known_model
 from switchboard.plans import get_plan, require_plan_allows
+from switchboard.plans.billed import billed_model
 from switchboard.protocol import methods
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import (
@@ -74,6 +75,8 @@ class ModelsFeature(Feature):
             allowed = [m for m in allowed if m in params.auto_models]
         preference = params.auto_preference or DEFAULT_PREFERENCE
         auto = auto_description(allowed, preference, shift)
+        if billed_model("auto", "", params.auto_models) != "auto":
+            auto = f"{auto} {AUTO_BILLED_AS_ANSWERING}"
         infos = [
             info.model_copy(update={"description": auto}) if info.id == "auto" else info for info in infos
         ]
@@ -125,6 +128,11 @@ class ModelsFeature(Feature):
 
 # Where the picker's figures come from; the setting's texts in client-ts/package.json say the same and carry
 # the same figures (tests/test_auto_feedback.py keeps them in step).
+# Auto's 1.0x needs Haiku among the models it may use (`switchboard.plans.billed`).
+AUTO_BILLED_AS_ANSWERING = (
+    "Without Claude Haiku 4.5 among your Auto models, a turn is billed at the rate of the model that "
+    "answers, not 1.0x."
+)
 FIGURES_SOURCE = (
     "Share: the router's own figure on the validation half of Switchboard's editor-traffic suite; "
     "cost: a typical request at list prices."

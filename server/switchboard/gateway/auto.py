@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.catalog.models import CATALOG, ModelSpec
+from switchboard.plans.billed import billed_model
 from switchboard.routing import RouteInput, Router
 from switchboard.tokens import estimate_tokens
 
@@ -70,16 +71,9 @@ class AutoRouter:
         return Route(CATALOG[decision.model], decision.reason)
 
 
-# Auto's 1.0x is a blend that leans on Haiku for the many requests Haiku answers well.
-AUTOS_CHEAPEST = "claude-haiku-4.5"
-
-
 def billed_as(chosen: str, answering: str, inputs: AutoInputs) -> str:
-    """The model a turn is billed as: the one chosen, except an Auto the user's allow-list keeps off Haiku,
-    which bills the model that answers (else Auto would sell Sonnet at 1.0x to whoever leaves Haiku out)."""
-    if chosen == "auto" and inputs.models is not None and AUTOS_CHEAPEST not in inputs.models:
-        return answering
-    return chosen
+    """The model a turn is billed as (see `switchboard.plans.billed`)."""
+    return billed_model(chosen, answering, inputs.models)
 
 
 def route_input(

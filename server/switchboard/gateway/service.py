@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
+from switchboard.plans.billed import billed_note
 from switchboard.plans.catalog import PlanSpec, allowed_plans, get_plan
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.entitlement import Entitlement
@@ -33,7 +34,7 @@ from switchboard.routing import NoRoutableModelError
 
 from . import ledger
 from .accounts import Account, get_account
-from .auto import AUTOS_CHEAPEST, AnsweredTurns, AutoRouter, LastAnswer, billed_as
+from .auto import AnsweredTurns, AutoRouter, LastAnswer, billed_as
 from .body import LargeBodies
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
@@ -202,7 +203,7 @@ class Gateway:
                 403, "plan_forbids_model", "Your plan allows none of Auto's models."
             ) from None
         if billed_as("auto", route.model.id, turn.auto) != "auto":
-            return Choice(route.model, f"{route.reason}; {_billed_note(route.model)}")
+            return Choice(route.model, f"{route.reason}; {billed_note(route.model.id)}")
         return Choice(route.model, route.reason)
 
     async def _last_answer(self, account: Account | Caller, turn_id: str | None) -> LastAnswer | None:
@@ -394,14 +395,6 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return request.headers.get("x-api-key") or None
-
-
-def _billed_note(answering: ModelSpec) -> str:
-    haiku = CATALOG[AUTOS_CHEAPEST].name
-    return (
-        f"billed as {answering.name} ({answering.credit_multiplier:g}x): Auto's 1.0x needs {haiku} "
-        "among your Auto models"
-    )
 
 
 def _credits_refusal(

@@ -4,6 +4,7 @@ which model is stronger for a retry. The plan bounds every choice."""
 from __future__ import annotations
 
 from switchboard.catalog import CATALOG, ModelSpec
+from switchboard.plans.billed import billed_model, billed_note
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData
 from switchboard.providers.base import UpstreamError
@@ -47,7 +48,10 @@ class TurnRouter:
             )
         choice = self.auto.choose(facts, allowed)
         self._services.store.record_routed_turn(request.workspace)
-        return Route(choice.model, choice.reason, auto_hints(facts))
+        reason = choice.reason
+        if billed_model("auto", choice.model.id, request.auto_models) != "auto":
+            reason = f"{reason}; {billed_note(choice.model.id)}"
+        return Route(choice.model, reason, auto_hints(facts))
 
     def fallback(
         self, request: TurnRequest, answer: Answer, exc: UpstreamError, tried: list[str]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from switchboard.catalog import concrete_id
+from switchboard.plans.billed import billed_model
 from switchboard.store import TurnOutcome
 
 from ..account import AccountFeature
@@ -33,7 +34,7 @@ class Settlement:
         if ending == "cancelled":
             state.usage = self._account.consumed(state.usage, state.text, state.output_reported)
         billable = ending == "complete" or (ending == "cancelled" and state.started)
-        answer.credits = self._account.price(request.model.id, state.usage) if billable else 0.0
+        answer.credits = self._account.price(billed(request, answer), state.usage) if billable else 0.0
         if answer.hosted and state.charge is not None:
             answer.credits = state.charge.credits  # the gateway's figure, never a local guess
         self._store_outcome(answer, ending, error)
@@ -68,7 +69,7 @@ class Settlement:
         charged = await self._account.charge(
             answer.entitlement,
             answer.turn_id,
-            model_id=request.model.id,
+            model_id=billed(request, answer),
             routed_model=concrete_id(answer.route.model),
             usage=answer.state.usage,
             workspace=request.workspace,
@@ -103,3 +104,8 @@ class Settlement:
                 error=error,
             ),
         )
+
+
+def billed(request: TurnRequest, answer: Answer) -> str:
+    """The model the turn is billed as: Auto's 1.0x, or the answering model's rate (see `billed_model`)."""
+    return billed_model(request.model.id, answer.route.model.id, request.auto_models)
