@@ -27,6 +27,7 @@ from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connect
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
+from switchboard.plans.catalog import allowed_plans
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
 from switchboard.tokens import tokens_for_chars
@@ -239,6 +240,65 @@ async def test_a_lost_reservation_is_charged_within_the_accounts_limit(
     await ledger.settle(conn, other, Outcome("failed", Usage()))
 
 
+async def test_a_lost_attempts_stale_settlement_never_settles_the_retry_that_replaced_it(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    """PostgreSQL lost attempt A's reservation (committed without waiting for the disk, then a crash), and the
+    client's retry B of the same turn id was reserved anew, as the turn's first attempt again. The replica
+    still working on A checkpoints it and settles it (free, or with an answer): none of it may touch B, whose
+    own settlement then charges B's answer. By attempt number (1 and 1) the two could not be told apart."""
+    account = await make_accounts.create("pro")
+    lost = await hold(conn, account.id, 500)
+    await lose(conn, lost)
+    retry = await hold(conn, account.id, 300, turn_id=lost.key.turn_id)
+    assert lost.attempt == retry.attempt == 1 and lost.attempt_id != retry.attempt_id
+    assert await beat(conn, lost, Usage(output_tokens=400), output_seen=True, ttl=timedelta(hours=1)) == 0
+    released = await ledger.settle(conn, lost, Outcome("failed", Usage(), "the upstream refused it"))
+    answered = await ledger.settle(conn, lost, Outcome("complete", Usage(output_tokens=50)))
+    for stale in (released, answered):
+        assert (stale.superseded, stale.already, stale.credits_h, stale.overage_h) == (True, True, 0, 0)
+    row = await conn.fetchrow("SELECT * FROM turns WHERE turn_id = $1", lost.key.turn_id)
+    assert (row["status"], row["reserved_h"], row["output_seen"], row["checkpoint_h"]) == (
+        "reserved",
+        300,
+        False,
+        0,
+    )
+    assert row["attempt_id"] == retry.attempt_id
+    assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 300}
+    usage = Usage(input_tokens=40, output_tokens=80)
+    done = await ledger.settle(conn, retry, Outcome("complete", usage))
+    charge = to_hundredths(credits_for("claude-sonnet-4.5", usage))
+    assert (done.status, done.credits_h, done.already, done.superseded) == ("complete", charge, False, False)
+    assert await totals(conn, account.id) == {"used_h": charge, "overage_h": 0, "reserved_h": 0}
+    again = await ledger.settle(conn, lost, Outcome("complete", Usage(output_tokens=5000)))
+    assert again.superseded and await totals(conn, account.id) == {
+        "used_h": charge,
+        "overage_h": 0,
+        "reserved_h": 0,
+    }
+
+
+async def test_a_sweep_of_a_lost_attempt_never_settles_the_retry_that_replaced_it(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    """A sweep read attempt A as expired; before it settled it, PostgreSQL lost A and a retry B (whose own
+    replica has stopped too) took the turn id. The sweep settles only what it read: B waits for its own."""
+    account = await make_accounts.create("pro")
+    lost = await hold(conn, account.id, 500)
+    await beat(conn, lost, Usage(output_tokens=100), output_seen=True, ttl=timedelta(seconds=-1))
+    [stale] = [o for o in await ledger.expired_turns(conn) if o.key == lost.key]
+    await lose(conn, lost)
+    retry = await hold(conn, account.id, 300, turn_id=lost.key.turn_id, ttl=timedelta(seconds=-1))
+    assert await ledger.release_expired(conn, stale) is None
+    assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 300}
+    [orphan] = [o for o in await ledger.expired_turns(conn) if o.key == lost.key]
+    assert orphan.attempt_id == retry.attempt_id
+    released = await ledger.release_expired(conn, orphan)
+    assert released is not None and (released.status, released.credits_h) == ("failed", 0)
+    assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 0}
+
+
 async def test_a_repeat_of_a_live_turn_is_refused_and_holds_nothing_more(
     conn: Any, make_accounts: Accounts
 ) -> None:
@@ -369,7 +429,7 @@ async def test_a_late_settlement_of_an_attempt_a_retry_replaced_changes_nothing(
     second = await hold(conn, account.id, 300, turn_id=first.key.turn_id)  # settles the orphan on the way
     assert (first.attempt, second.attempt) == (1, 2)
     late = await ledger.settle(conn, first, Outcome("complete", Usage(output_tokens=50)))
-    assert late.already and late.status == "reserved"
+    assert (late.already, late.superseded, late.credits_h) == (True, True, 0)
     assert await totals(conn, account.id) == {"used_h": 0, "overage_h": 0, "reserved_h": 300}
     done = await ledger.settle(conn, second, Outcome("complete", Usage(output_tokens=50)))
     assert done.credits_h == to_hundredths(credits_for("claude-sonnet-4.5", Usage(output_tokens=50)))
@@ -674,14 +734,35 @@ async def ledger_at(
     await asyncio.to_thread(migrate.upgrade, url)
 
 
-async def previous_release_settle(conn: Any, turn: Reservation, outcome: Outcome) -> bool:
-    """Settle as a replica of the release before 0007 (twelve arguments); whether it was settled before."""
+async def previous_release_reserve(conn: Any, account_id: str, reserved_h: int, **kw: Any) -> Reservation:
+    """Reserve as a replica of a release before 0010 (eleven arguments, no attempt id): the attempt is named
+    by its number alone."""
+    key = TurnKey(account_id, kw.get("turn_id", uuid.uuid4().hex))
+    period, model = kw.get("period", current_period()), "claude-sonnet-4.5"
     row = await conn.fetchrow(
-        "SELECT * FROM ledger_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+        "SELECT * FROM ledger_reserve($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11::jsonb)",
+        *(key.account_id, key.turn_id, period, model, model, "test", sorted(allowed_plans(model))),
+        *(reserved_h, kw.get("ttl", TTL), "test", ledger.PLAN_TERMS),
+    )
+    assert row["outcome"] == "reserved", row["outcome"]
+    return Reservation(key, period, model, model, reserved_h, row["attempt"], "test", "test")
+
+
+async def previous_release_settle(
+    conn: Any, turn: Reservation, outcome: Outcome, release: str = "0006"
+) -> bool:
+    """Settle as a replica of a release before 0010 does, by attempt number: that of 0006 (twelve arguments)
+    or of 0007 to 0009 (sixteen); whether it was settled before."""
+    models = (turn.model_id, turn.routed_model, turn.route_reason, turn.replica) if release == "0007" else ()
+    statement = "SELECT * FROM ledger_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb"
+    statement += ", $13, $14, $15, $16)" if models else ")"
+    row = await conn.fetchrow(
+        statement,
         *(turn.key.account_id, turn.key.turn_id, turn.period, turn.attempt, outcome.status),
         ledger.charge_h(turn.model_id, outcome),
         *(outcome.usage.input_tokens, outcome.usage.output_tokens, 0, 0),
         *(outcome.reason, ledger.PLAN_TERMS),
+        *models,
     )
     return bool(row["already"])
 
@@ -694,10 +775,11 @@ async def test_migration_0007_keeps_the_previous_releases_settlement_and_goes_do
     release's call still settles, and the new overload is gone."""
     done = Outcome("complete", MIGRATION_USAGE)
     async with ledger_at(cluster, "0006", "rolling@example.test") as (url, account, conn):
-        before = await hold(conn, account.id, 500)
+        before = await previous_release_reserve(conn, account.id, 500)
         await asyncio.to_thread(migrate.upgrade, url)
-        after, third = await hold(conn, account.id, 500), await hold(conn, account.id, 500)
-        assert not (await ledger.settle(conn, before, done)).already
+        after = await previous_release_reserve(conn, account.id, 500)
+        third = await previous_release_reserve(conn, account.id, 500)
+        assert not await previous_release_settle(conn, before, done, release="0007")
         assert not await previous_release_settle(conn, after, done)
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0006")
         assert not await previous_release_settle(conn, third, done)
@@ -712,10 +794,10 @@ async def test_migration_0006_takes_over_reservations_in_flight_and_goes_down_ag
     0006's, and one reserved by 0006's settles by 0003's after a downgrade, each charged once."""
     done = Outcome("complete", MIGRATION_USAGE)
     async with ledger_at(cluster, "0005", "flight@example.test") as (url, account, conn):
-        before = await hold(conn, account.id, 500)
+        before = await previous_release_reserve(conn, account.id, 500)
         await asyncio.to_thread(migrate.upgrade, url)
-        after = await hold(conn, account.id, 500)  # the same connection now runs the new body
-        assert not (await ledger.settle(conn, before, done)).already
+        after = await previous_release_reserve(conn, account.id, 500)  # the same connection: the new body
+        assert not await previous_release_settle(conn, before, done)
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0005")
         assert not await previous_release_settle(conn, after, done)
         assert await previous_release_settle(conn, after, done)
@@ -731,15 +813,82 @@ async def test_migration_0008_settles_an_orphan_of_0007_in_its_own_month_and_goe
     """An orphan 0007's body reserved is settled in its own month by 0008's when the turn id comes back the
     next month; a downgrade puts 0007's body back, and what 0008's reserved settles by it."""
     async with ledger_at(cluster, "0007", "boundary@example.test") as (url, account, conn):
-        orphan = await hold(conn, account.id, 500, period=MONTH)
-        await beat(conn, orphan, Usage(), output_seen=False, ttl=timedelta(seconds=-1))
+        orphan = await previous_release_reserve(
+            conn, account.id, 500, period=MONTH, ttl=timedelta(seconds=-1)
+        )
         await asyncio.to_thread(migrate.upgrade, url)
-        again = await hold(conn, account.id, 300, period=NEXT_MONTH, turn_id=orphan.key.turn_id)
+        again = await previous_release_reserve(
+            conn, account.id, 300, period=NEXT_MONTH, turn_id=orphan.key.turn_id
+        )
         assert again.attempt == 2
         assert await month(conn, account.id, MONTH) == {"used_h": 0, "reserved_h": 0}
         assert await month(conn, account.id, NEXT_MONTH) == {"used_h": 0, "reserved_h": 300}
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0007")
         body = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'ledger_reserve'")
         assert "own_period" not in body
-        assert not (await ledger.settle(conn, again, Outcome("complete", MIGRATION_USAGE))).already
+        assert not await previous_release_settle(conn, again, Outcome("complete", MIGRATION_USAGE), "0007")
         assert await month(conn, account.id, NEXT_MONTH) == {"used_h": MIGRATION_CHARGE, "reserved_h": 0}
+
+
+async def test_migration_0010_names_attempts_by_id_beside_the_previous_release_and_goes_down_again(
+    cluster: Cluster,
+) -> None:
+    """During a rolling upgrade both releases reserve and settle: the previous release by attempt number
+    (its calls act only on the attempts it reserved, which carry no id), this one by attempt id. A stale
+    settlement of a lost attempt of either release never settles the other release's retry. After a
+    downgrade to 0009 the new overloads and the column are gone, and what this release reserved is swept."""
+    done = Outcome("complete", MIGRATION_USAGE)
+    async with ledger_at(cluster, "0009", "attempts@example.test") as (url, account, conn):
+        before = await previous_release_reserve(conn, account.id, 500)
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert not await previous_release_settle(conn, before, done, release="0007")
+        old, new = await previous_release_reserve(conn, account.id, 500), await hold(conn, account.id, 500)
+        assert not await previous_release_settle(conn, old, done, release="0007")
+        assert not (await ledger.settle(conn, new, done)).already
+        used = 3 * MIGRATION_CHARGE
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
+
+        # The previous release's attempt lost, this release's retry: the stale release leaves it alone.
+        lost = await previous_release_reserve(conn, account.id, 500)
+        await lose(conn, lost)
+        retry = await hold(conn, account.id, 300, turn_id=lost.key.turn_id)
+        assert await previous_release_settle(conn, lost, Outcome("failed", Usage()), release="0007")
+        assert await previous_release_settle(conn, lost, Outcome("failed", Usage()))
+        assert not (await ledger.settle(conn, retry, done)).already
+        used += MIGRATION_CHARGE
+        # This release's attempt lost, the previous release's retry: likewise.
+        lost = await hold(conn, account.id, 500)
+        await lose(conn, lost)
+        retry = await previous_release_reserve(conn, account.id, 300, turn_id=lost.key.turn_id)
+        assert (await ledger.settle(conn, lost, Outcome("failed", Usage()))).superseded
+        assert not await previous_release_settle(conn, retry, done, release="0007")
+        used += MIGRATION_CHARGE
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
+
+        # A retry the previous release reserves after this release's failed attempt carries no id.
+        failed = await hold(conn, account.id, 500)
+        await ledger.settle(conn, failed, Outcome("failed", Usage()))
+        again = await previous_release_reserve(conn, account.id, 300, turn_id=failed.key.turn_id)
+        assert again.attempt == 2
+        assert (await ledger.settle(conn, failed, done)).superseded
+        assert not await previous_release_settle(conn, again, done, release="0007")
+        used += MIGRATION_CHARGE
+
+        left = await hold(conn, account.id, 500, ttl=timedelta(seconds=-1))  # its replica stops, then down
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0009")
+        swept = await conn.fetchrow(
+            "SELECT * FROM ledger_reap($1, $2, 0, $3::jsonb)", account.id, left.key.turn_id, ledger.PLAN_TERMS
+        )
+        assert swept["status"] == "failed"
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
+        counts = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE proname = 'ledger_reserve') AS reserve,"
+            " count(*) FILTER (WHERE proname = 'ledger_settle') AS settle,"
+            " count(*) FILTER (WHERE proname = 'ledger_reap') AS reap FROM pg_proc"
+        )
+        assert dict(counts) == {"reserve": 1, "settle": 2, "reap": 1}
+        column = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'turns' AND column_name = 'attempt_id'"
+        )
+        assert column == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -75,7 +76,8 @@ def test_a_settled_turn_is_forgotten_and_a_new_attempt_is_checkpointed_afresh() 
     live.discard(first)
     assert live.grown() == [] and live.checkpoints() == []
 
-    retry = dataclasses.replace(first, attempt=2)
+    # The retry of a turn whose first attempt PostgreSQL lost is attempt 1 again: only its id tells it apart.
+    retry = dataclasses.replace(first, attempt_id=uuid.uuid4())
     again = StreamMeter()
     live.add(retry)
     live.meter(retry, again)
@@ -83,7 +85,24 @@ def test_a_settled_turn_is_forgotten_and_a_new_attempt_is_checkpointed_afresh() 
     # The first attempt's checkpoint, acknowledged only now (its statement was in flight), is not the retry's.
     live.recorded([Checkpoint(first, again.usage(), output_seen=True)])
     [point] = live.grown()
-    assert point.reservation.attempt == 2
+    assert point.reservation is retry
+
+
+def test_an_attempt_replaced_on_the_same_replica_leaves_its_replacement_alone() -> None:
+    """PostgreSQL lost attempt A; the client's retry B (attempt 1 again) came to the replica still relaying A.
+    A's stream starting, and A's settlement, must leave B live and unmetered by A."""
+    live = LiveTurns()
+    lost = reservation("t")
+    retry = dataclasses.replace(lost, attempt_id=uuid.uuid4())
+    live.add(lost)
+    live.add(retry)
+    meter = StreamMeter()
+    live.meter(lost, meter)
+    text(meter, "the lost attempt's words")
+    live.discard(lost)
+    [point] = live.checkpoints()
+    assert point.reservation is retry and point.usage.output_tokens == 0
+    assert retry.attempt_id in live and lost.attempt_id not in live
 
 
 async def test_a_checkpoint_postgresql_did_not_take_is_sent_again() -> None:

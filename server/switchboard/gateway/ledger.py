@@ -7,13 +7,19 @@ turn's row), so an account's turns never race each other and no two accounts eve
 The published formula stays here, in Python: the replica prices a usage and the function applies the
 charge. Times that decide expiry are the database's `now()`, so replicas with skewed clocks agree on which
 reservation has expired. The statements run on asyncpg (`db`), each prepared once per connection.
+
+Each attempt at a turn is named by an id the replica makes up when it reserves (a UUID, migration 0010), and
+every later call about it (settle, heartbeat, sweep) acts only on the turn row carrying that id. The attempt
+number alone does not name it: a reservation PostgreSQL lost in a crash (it commits without waiting for the
+disk, 0007) leaves the turn id free, and the client's retry is then its first attempt again.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, Literal
 
@@ -68,6 +74,9 @@ class Reservation:
     # What settling needs to record the turn if PostgreSQL lost its reservation (see `settle`).
     route_reason: str = ""
     replica: str = ""
+    # What names this attempt in the ledger: unique, unlike `attempt` (which restarts at 1 when PostgreSQL
+    # lost the turn's row). `reserve` sets it; made up here only for a reservation made without the ledger.
+    attempt_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,9 @@ class Settlement:
     credits_h: int
     overage_h: int
     already: bool = False  # settled before this call (by the reaper, or an earlier attempt)
+    # Another attempt owns the turn id now (a retry after a sweep, or after PostgreSQL lost this attempt's
+    # reservation): nothing was settled or charged (`already` too, and no credits).
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,8 @@ class Orphan:
 
     key: TurnKey
     checkpoint_h: int  # the charge of its checkpointed usage
+    attempt_id: uuid.UUID | None = None  # None: reserved by the release before attempt ids (0010)
+    attempt: int = 1
 
 
 class InsufficientCredits(Exception):
@@ -158,10 +172,12 @@ async def reserve(conn: Conn, hold: Hold) -> Reservation:
     earlier attempt it meets on the way (see `ledger_reserve`); a refusal leaves that settled."""
     key = hold.key
     allowed = sorted(set(allowed_plans(hold.model_id)) & set(allowed_plans(hold.routed_model)))
+    attempt_id = uuid.uuid4()
     row = await conn.fetchrow(
-        "SELECT * FROM ledger_reserve($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11::jsonb)",
+        "SELECT * FROM ledger_reserve("
+        "$1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11::jsonb, $12::uuid)",
         *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
-        *(allowed, hold.reserved_h, hold.ttl, hold.replica, PLAN_TERMS),
+        *(allowed, hold.reserved_h, hold.ttl, hold.replica, PLAN_TERMS, attempt_id),
     )
     assert row is not None
     outcome = row["outcome"]
@@ -176,6 +192,7 @@ async def reserve(conn: Conn, hold: Hold) -> Reservation:
             attempt,
             hold.route_reason,
             hold.replica,
+            attempt_id,
         )
     raise _refusal(key, outcome, row, hold.reserved_h)
 
@@ -208,25 +225,30 @@ async def settle(conn: Conn, reservation: Reservation, outcome: Outcome) -> Sett
     If the reaper settled it provisionally from a checkpoint (its replica stalled past the reservation), the
     charge is raised to this real usage, once, and never lowered. A new turn's reservation commits without
     waiting for the disk (migration 0007); if PostgreSQL crashed and lost it, the turn is charged here all
-    the same, as one that held nothing."""
+    the same, as one that held nothing. If another attempt owns the turn id now (a retry after a sweep, or
+    after PostgreSQL lost this one's reservation), nothing changes and the settlement says `superseded`."""
     key = reservation.key
     row = await conn.fetchrow(
         "SELECT * FROM ledger_settle("
-        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)",
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17::uuid)",
         *(key.account_id, key.turn_id, reservation.period, reservation.attempt, outcome.status),
         charge_h(reservation.model_id, outcome),
         *_usage_values(outcome.usage),
         outcome.reason,
         PLAN_TERMS,
         *(reservation.model_id, reservation.routed_model, reservation.route_reason, reservation.replica),
+        reservation.attempt_id,
     )
     assert row is not None
-    return Settlement(key.turn_id, row["status"], row["credits_h"], row["overage_h"], row["already"])
+    return Settlement(
+        key.turn_id, row["status"], row["credits_h"], row["overage_h"], row["already"], row["superseded"]
+    )
 
 
 async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelta) -> int:
     """Extend every reservation a replica is working on, and record the usage each has reached: one
-    statement per replica, whatever the number of turns. The count of reservations still live."""
+    statement per replica, whatever the number of turns. The count of reservations still live (an attempt
+    whose turn row another attempt owns now is not renewed, nor its usage recorded on that row)."""
     if not checkpoints:
         return 0
     columns: list[list[Any]] = [[] for _ in range(9)]
@@ -234,7 +256,7 @@ async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelt
         reservation, usage = point.reservation, point.usage
         price = Outcome("cut" if point.output_seen else "failed", usage)
         values = (
-            *(reservation.key.account_id, reservation.key.turn_id, reservation.attempt),
+            *(reservation.key.account_id, reservation.key.turn_id, reservation.attempt_id),
             *_usage_values(usage),
             point.output_seen,
             charge_h(reservation.model_id, price),
@@ -247,12 +269,12 @@ async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelt
             output_tokens = c.output_tokens, cache_read_input_tokens = c.cache_read,
             cache_creation_input_tokens = c.cache_write, output_seen = t.output_seen OR c.output_seen,
             checkpoint_h = c.checkpoint_h
-        FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+        FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
                     $9::bool[], $10::int8[])
-            AS c(account_id, turn_id, attempt, input_tokens, output_tokens, cache_read, cache_write,
+            AS c(account_id, turn_id, attempt_id, input_tokens, output_tokens, cache_read, cache_write,
                  output_seen, checkpoint_h)
         WHERE t.account_id = c.account_id AND t.turn_id = c.turn_id AND t.status = 'reserved'
-            AND t.attempts = c.attempt
+            AND t.attempt_id = c.attempt_id
         """,
         ttl,
         *columns,
@@ -262,8 +284,8 @@ async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelt
 
 async def expired_turns(conn: Conn, limit: int = 100) -> list[Orphan]:
     rows = await conn.fetch(
-        "SELECT account_id, turn_id, model_id, output_seen, input_tokens, output_tokens,"
-        " cache_read_input_tokens, cache_creation_input_tokens, checkpoint_h FROM turns"
+        "SELECT account_id, turn_id, attempt_id, attempts, model_id, output_seen, input_tokens,"
+        " output_tokens, cache_read_input_tokens, cache_creation_input_tokens, checkpoint_h FROM turns"
         " WHERE status = 'reserved' AND expires_at < now() ORDER BY expires_at LIMIT $1",
         limit,
     )
@@ -281,16 +303,17 @@ def _orphan(row: Record) -> Orphan:
             cache_creation_input_tokens=row["cache_creation_input_tokens"],
         )
         price = charge_h(row["model_id"], Outcome("cut" if row["output_seen"] else "failed", usage))
-    return Orphan(TurnKey(row["account_id"], row["turn_id"]), price)
+    return Orphan(TurnKey(row["account_id"], row["turn_id"]), price, row["attempt_id"], row["attempts"])
 
 
 async def release_expired(conn: Conn, orphan: Orphan) -> Settlement | None:
     """Settle a reservation whose replica stopped renewing it, at its last checkpoint (None: still live,
-    or settled meanwhile). Provisional: its replica, if only stalled, may raise it to the real usage."""
+    or settled meanwhile, or the turn row is another attempt's now). Provisional: its replica, if only
+    stalled, may raise it to the real usage."""
     key = orphan.key
     row = await conn.fetchrow(
-        "SELECT * FROM ledger_reap($1, $2, $3, $4::jsonb)",
-        *(key.account_id, key.turn_id, orphan.checkpoint_h, PLAN_TERMS),
+        "SELECT * FROM ledger_reap($1, $2, $3::uuid, $4, $5, $6::jsonb)",
+        *(key.account_id, key.turn_id, orphan.attempt_id, orphan.attempt, orphan.checkpoint_h, PLAN_TERMS),
     )
     if row is None or row["status"] is None:
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import timedelta
 from typing import Protocol
 
@@ -46,28 +47,43 @@ class Metered(Protocol):
 
 
 class LiveTurns:
-    """The reservations this replica is working on, each with the meter of its stream once it has one."""
+    """The reservations this replica is working on, each with the meter of its stream once it has one.
+
+    One attempt a turn id: a newer attempt at the same turn id replaces an older one, and whatever is done
+    for the older one afterwards (its meter, its settlement, its checkpoint acknowledged late) leaves the
+    newer alone. Attempts are told apart by their ids, never by their numbers (which can repeat)."""
 
     def __init__(self) -> None:
         self._turns: dict[TurnKey, tuple[Reservation, Metered | None]] = {}
         self._recorded: dict[TurnKey, Usage] = {}  # the usage each turn's last checkpoint sent
+        self._attempts: set[uuid.UUID] = set()  # the ids of the attempts in `_turns`
 
     def add(self, reservation: Reservation) -> None:
+        replaced = self._turns.get(reservation.key)
+        if replaced is not None and replaced[0].attempt_id != reservation.attempt_id:
+            self._attempts.discard(replaced[0].attempt_id)
+            self._recorded.pop(reservation.key, None)
         self._turns[reservation.key] = (reservation, None)
+        self._attempts.add(reservation.attempt_id)
 
     def meter(self, reservation: Reservation, meter: Metered) -> None:
         """Checkpoint this stream's usage with every heartbeat from now on."""
-        if reservation.key in self._turns:
+        if self._holds(reservation):
             self._turns[reservation.key] = (reservation, meter)
 
     def discard(self, reservation: Reservation) -> None:
-        current = self._turns.get(reservation.key)
-        if current is not None and current[0].attempt == reservation.attempt:
+        if self._holds(reservation):
             del self._turns[reservation.key]
             self._recorded.pop(reservation.key, None)
+            self._attempts.discard(reservation.attempt_id)
 
-    def __contains__(self, key: TurnKey) -> bool:
-        return key in self._turns
+    def _holds(self, reservation: Reservation) -> bool:
+        current = self._turns.get(reservation.key)
+        return current is not None and current[0].attempt_id == reservation.attempt_id
+
+    def __contains__(self, attempt_id: object) -> bool:
+        """Whether this replica is working on the attempt with this id (`Reservation.attempt_id`)."""
+        return attempt_id in self._attempts
 
     def __len__(self) -> int:
         return len(self._turns)
@@ -107,8 +123,7 @@ class LiveTurns:
     def recorded(self, points: list[Checkpoint]) -> None:
         """PostgreSQL holds these checkpoints now (after a failed statement nothing is recorded: resent)."""
         for point in points:
-            current = self._turns.get(point.reservation.key)
-            if current is not None and current[0].attempt == point.reservation.attempt:
+            if self._holds(point.reservation):
                 self._recorded[point.reservation.key] = point.usage
 
 

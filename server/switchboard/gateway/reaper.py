@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 from collections.abc import Callable, Container
 
 import asyncpg
 
 from . import ledger
 from .db import LedgerConnection
-from .ledger import TurnKey
 from .service import Gateway
 
 log = logging.getLogger("switchboard.gateway")
@@ -40,14 +40,16 @@ async def reap_forever(gateway: Gateway) -> None:
 
 async def reap_once(
     connect: Callable[[], contextlib.AbstractAsyncContextManager[LedgerConnection]],
-    live: Container[TurnKey],
+    live: Container[uuid.UUID | None],
 ) -> int:
-    """Settle the expired reservations (oldest first) this replica is not working on itself."""
+    """Settle the expired reservations (oldest first) this replica is not working on itself (`live`: the
+    ids of the attempts it is working on)."""
     released = 0
     async with connect() as conn:
         for orphan in await ledger.expired_turns(conn):
             key = orphan.key
-            if key in live:  # this replica is alive and still answering it: its heartbeat was late
+            # This replica is alive and still answering that very attempt: its heartbeat was late.
+            if orphan.attempt_id in live:
                 continue
             try:
                 settlement = await ledger.release_expired(conn, orphan)

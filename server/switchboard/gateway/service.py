@@ -278,10 +278,11 @@ class Gateway:
             self.answered.remember(
                 key.account_id, key.turn_id, LastAnswer(reservation.routed_model, time.time())
             )
-        if settlement.status == "reserved" and outcome.status != "failed":
-            # This replica stalled past the reservation, the sweep freed the turn and the client retried it.
+        if settlement.superseded and outcome.status != "failed":
+            # This replica stalled past the reservation, the sweep freed the turn and the client retried it;
+            # or PostgreSQL lost this attempt's reservation (a crash) and the client retried it.
             log.warning(
-                "a stalled attempt's answer was not charged: a retry owns the turn id",
+                "an attempt's answer was not charged: another attempt owns the turn id",
                 extra={"account": reservation.key.account_id, "turn_id": reservation.key.turn_id},
             )
         return settlement
