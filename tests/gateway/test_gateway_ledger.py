@@ -75,6 +75,21 @@ async def beat(conn: Any, turn: Reservation, usage: Usage, *, output_seen: bool,
     return await ledger.heartbeat(conn, [Checkpoint(turn, usage, output_seen)], ttl)
 
 
+async def sweep(conn: Any, turn: Reservation) -> ledger.Settlement:
+    """Settle `turn`, whose reservation has expired, as a replica's sweep does. The shared test replicas
+    sweep this database too and may get there first: by the same function, so with the same charge."""
+    for orphan in await ledger.expired_turns(conn, limit=100_000):
+        if orphan.key == turn.key:
+            await ledger.release_expired(conn, orphan)
+    row = await conn.fetchrow(
+        "SELECT status, credits_h, overage_h FROM turns WHERE account_id = $1 AND turn_id = $2",
+        turn.key.account_id,
+        turn.key.turn_id,
+    )
+    assert row["status"] in ("cut", "failed"), row["status"]
+    return ledger.Settlement(turn.key.turn_id, row["status"], row["credits_h"], row["overage_h"])
+
+
 async def totals(conn: Any, account_id: str) -> dict[str, int]:
     row = await conn.fetchrow(
         "SELECT used_h, overage_h, reserved_h FROM account_periods WHERE account_id = $1 AND period = $2",
@@ -156,6 +171,98 @@ async def test_overage_never_passes_the_budget_after_a_move_to_a_larger_plan(
     assert await totals(conn, account.id) == {"used_h": 250_000, "overage_h": 50_000, "reserved_h": 0}
 
 
+@pytest.mark.parametrize("how", ["settled", "swept", "raised-after-a-stall", "reservation-lost"])
+async def test_usage_past_a_reservation_is_charged_in_full_while_other_turns_hold_the_rest_of_the_limit(
+    conn: Any, make_accounts: Accounts, how: str
+) -> None:
+    """A hold is not a charge: a turn that overran its reservation is capped by what the limit leaves after
+    what is used, not also after what other turns in flight hold (most of which they give back). Free (5,000
+    hundredths): a Sonnet turn holds 3,902; a Haiku turn holding 7 is billed 20,000 output tokens, 1,200,
+    however it is charged: settled, swept at its checkpoint, raised from a provisional charge by its stalled
+    replica, or settled after PostgreSQL lost its reservation."""
+    account = await make_accounts.create("free")
+    sonnet = await hold(conn, account.id, 3902)
+    haiku = await hold(conn, account.id, 7, model="claude-haiku-4.5")
+    usage = Usage(output_tokens=20_000)
+    billed = None
+    if how in ("swept", "raised-after-a-stall"):
+        checkpoint = usage if how == "swept" else Usage(output_tokens=100)
+        await beat(conn, haiku, checkpoint, output_seen=True, ttl=timedelta(seconds=-1))
+        billed = await sweep(conn, haiku)
+    if how == "reservation-lost":
+        await lose(conn, haiku)
+    if how != "swept":
+        billed = await ledger.settle(conn, haiku, Outcome("complete", usage))
+    assert billed is not None
+    assert billed.credits_h == to_hundredths(credits_for("claude-haiku-4.5", usage))
+    assert billed.credits_h == 1200  # not 5,000 - 3,902 = 1,098
+    assert await totals(conn, account.id) == {"used_h": 1200, "overage_h": 0, "reserved_h": 3902}
+    small = await ledger.settle(conn, sonnet, Outcome("complete", Usage(output_tokens=15)))
+    assert small.credits_h == 3
+    assert await totals(conn, account.id) == {"used_h": 1203, "overage_h": 0, "reserved_h": 0}
+
+
+@pytest.mark.parametrize("first", [0, 1], ids=["first-reserved-settles-first", "second-settles-first"])
+async def test_terms_tightened_mid_turn_charge_each_turn_alike_whichever_settles_first(
+    conn: Any, make_accounts: Accounts, database_url: str, first: int
+) -> None:
+    """Pro with 995 credits used and overage on; two turns hold 5 credits each; overage is turned off, which
+    leaves 5 credits of limit. Each answer costs 1.95 credits: both are charged in full, in either order (each
+    capped by the other's hold, the first to settle was charged 0 and the second 1.95)."""
+    account = await make_accounts.create("pro", used_credits=995, overage=True, budget_cents=2000)
+    turns = [await hold(conn, account.id, 500), await hold(conn, account.id, 500)]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        await admin.execute("UPDATE accounts SET overage_enabled = false WHERE id = %s", (account.id,))
+    answer = Outcome("complete", Usage(output_tokens=1000))  # 1.5 x 1.3 = 1.95 credits
+    for turn in (turns[first], turns[1 - first]):
+        settled = await ledger.settle(conn, turn, answer)
+        assert (settled.credits_h, settled.overage_h) == (195, 0)
+    assert await totals(conn, account.id) == {"used_h": 99_500 + 390, "overage_h": 0, "reserved_h": 0}
+
+
+async def test_an_account_at_its_limit_never_ends_above_it_when_turns_overrun_their_reservations(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    """Free with 100 hundredths left; four turns hold 25 each and use more. The first is charged in full
+    (98); what is left (2) caps the next, however it is charged (here swept at its checkpoint), and nothing
+    is left for the others: one settled, one swept, then raised to its real usage by its stalled replica."""
+    account = await make_accounts.create("free", used_credits=49)
+    first, swept, last, stalled = [await hold(conn, account.id, 25) for _ in range(4)]
+    overrun = Outcome("complete", Usage(input_tokens=1000, output_tokens=300))  # 98 hundredths
+    assert (await ledger.settle(conn, first, overrun)).credits_h == 98
+    await beat(conn, swept, Usage(output_tokens=400), output_seen=True, ttl=timedelta(seconds=-1))  # 78
+    assert (await sweep(conn, swept)).credits_h == 2
+    assert await totals(conn, account.id) == {"used_h": 5000, "overage_h": 0, "reserved_h": 50}
+    assert (await ledger.settle(conn, last, overrun)).credits_h == 0
+    await beat(conn, stalled, Usage(output_tokens=10), output_seen=True, ttl=timedelta(seconds=-1))
+    assert (await sweep(conn, stalled)).credits_h == 0
+    assert (await ledger.settle(conn, stalled, overrun)).credits_h == 0
+    assert await totals(conn, account.id) == {"used_h": 5000, "overage_h": 0, "reserved_h": 0}
+
+
+@pytest.mark.parametrize("how", ["settled", "swept"])
+async def test_overage_never_passes_the_budget_when_turns_overrun_their_reservations(
+    conn: Any, make_accounts: Accounts, how: str
+) -> None:
+    """Pro with 0.5 credits of its plan left and a budget of 1 credit: two turns hold 60 hundredths each and
+    use 98. The first is charged in full (48 of it overage); the second only what the limit has left (52,
+    all overage), settled or swept: the budget is spent exactly and the account ends at its limit."""
+    account = await make_accounts.create("pro", used_credits=999.5, overage=True, budget_cents=4)
+    first, second = await hold(conn, account.id, 60), await hold(conn, account.id, 60)
+    overrun = Usage(input_tokens=1000, output_tokens=300)  # 98 hundredths
+    settled = await ledger.settle(conn, first, Outcome("complete", overrun))
+    assert (settled.credits_h, settled.overage_h) == (98, 48)
+    if how == "settled":
+        charged = await ledger.settle(conn, second, Outcome("complete", overrun))
+    else:
+        await beat(conn, second, overrun, output_seen=True, ttl=timedelta(seconds=-1))
+        charged = await sweep(conn, second)
+    assert (charged.credits_h, charged.overage_h) == (52, 52)
+    assert await totals(conn, account.id) == {"used_h": 100_100, "overage_h": 100, "reserved_h": 0}
+    with pytest.raises(ledger.InsufficientCredits):
+        await hold(conn, account.id, 1)
+
+
 async def test_a_turn_settles_once(conn: Any, make_accounts: Accounts) -> None:
     account = await make_accounts.create("pro")
     turn = await hold(conn, account.id, 500)
@@ -235,9 +342,11 @@ async def test_a_lost_reservation_is_charged_within_the_accounts_limit(
     settled = await ledger.settle(
         conn, turn, Outcome("complete", Usage(input_tokens=1000, output_tokens=300))
     )
-    assert settled.credits_h == 6  # what the limit leaves beside the other turn's hold
-    assert await totals(conn, account.id) == {"used_h": 5000 - 4, "overage_h": 0, "reserved_h": 4}
-    await ledger.settle(conn, other, Outcome("failed", Usage()))
+    assert settled.credits_h == 10  # what the limit leaves after what is used (the other hold is no charge)
+    assert await totals(conn, account.id) == {"used_h": 5000, "overage_h": 0, "reserved_h": 4}
+    late = await ledger.settle(conn, other, Outcome("complete", Usage(output_tokens=10)))
+    assert late.credits_h == 0  # nothing left: the account never ends above its limit
+    assert await totals(conn, account.id) == {"used_h": 5000, "overage_h": 0, "reserved_h": 0}
 
 
 async def test_a_lost_attempts_stale_settlement_never_settles_the_retry_that_replaced_it(
@@ -892,3 +1001,29 @@ async def test_migration_0010_names_attempts_by_id_beside_the_previous_release_a
             " WHERE table_name = 'turns' AND column_name = 'attempt_id'"
         )
         assert column == 0
+
+
+async def test_migration_0011_caps_a_settlement_by_what_is_used_alone_and_goes_down_again(
+    cluster: Cluster,
+) -> None:
+    """0011 replaces the bodies of `ledger_charge` and this release's `ledger_settle` (same names, arguments
+    and results): a turn reserved under 0010 settles by the new cap, and after a downgrade 0010's cap (which
+    counts other turns' holds) is back. Pro with 10 credits left, four turns holding all of it; each uses
+    1.95 credits."""
+    answer = Outcome("complete", Usage(output_tokens=1000))  # 195 hundredths, past each hold but the first
+    async with ledger_at(cluster, "0010", "cap@example.test") as (url, account, conn):
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            await admin.execute(
+                "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, 99000)",
+                (account.id, current_period()),
+            )
+        large, *small = [await hold(conn, account.id, h) for h in (700, 100, 100, 100)]
+        assert (await ledger.settle(conn, small[0], answer)).credits_h == 100  # 0010: 1,000 - 900 held
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert (await ledger.settle(conn, small[1], answer)).credits_h == 195  # 900 left after what is used
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0010")
+        assert (await ledger.settle(conn, small[2], answer)).credits_h == 5  # 705 left, 700 of it held
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert (await ledger.settle(conn, large, answer)).credits_h == 195
+        used = 99_000 + 100 + 195 + 5 + 195
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
