@@ -33,7 +33,7 @@ from switchboard.fakeapi import FakeAnthropic
 from switchboard.plans import credits_for
 from switchboard.plans.dev_issuer import init, load_private_key, sign_token
 from switchboard.protocol.messages import Usage
-from switchboard.store.conversations import INTERRUPTED, ConversationStore, TurnOutcome
+from switchboard.store.conversations import INTERRUPTED, LOCAL, ConversationStore, TurnOutcome
 from test_frames import QuietServer
 
 LONG = os.environ.get("SWITCHBOARD_LONG_TESTS") == "1"
@@ -413,6 +413,7 @@ def test_more_unmetered_answers_than_one_page_are_all_charged_on_restart(
                 routed_model="claude-haiku-4.5",
                 usage=usage,
                 credits=float(credits_for("claude-haiku-4.5", usage)),
+                billed_by=LOCAL,
             ),
         )
     store.close()

@@ -51,6 +51,7 @@ from switchboard.protocol.messages import (
     UsageReport,
 )
 from switchboard.store import BillableAnswer
+from switchboard.store import utc_now as stored_now
 
 from .base import Feature, dump, parse_params, plain, register_request
 from .host import Editor, Services
@@ -81,6 +82,8 @@ class AccountFeature(Feature):
         self._publishing: asyncio.Future[UsageReport] | None = None
         self._gateway_report: UsageReport | None = None  # the gateway's last figures (signed in)
         self._background: set[asyncio.Future[None]] = set()
+        # Turns this process stores are its own to charge: the crash reconcile looks only at older ones.
+        self._started_at = stored_now()
         if (session := self._session) is not None:
             session.on_credentials.append(self._credentials_changed)
             session.on_plan_change.append(self._hosted_plan_changed)
@@ -173,6 +176,10 @@ class AccountFeature(Feature):
         Signed in, the access token's (verified against the gateway's keys when it was issued)."""
         if (session := self._session) is not None and (hosted := session.entitlement) is not None:
             return hosted
+        return self._local_entitlement()
+
+    def _local_entitlement(self) -> Entitlement:
+        """The pasted (or configured) entitlement's, whatever the session: the local ledger's own plan."""
         cached = self._verified
         if cached is not None and (cached.expires_at is None or utc_now() < cached.expires_at):
             return cached
@@ -197,12 +204,18 @@ class AccountFeature(Feature):
     async def _open_ledger(self) -> Meter:
         """Opens the ledger, then walks the stored answers back from the newest, a page at a time, charging
         the ones the ledger has no record of, until a page needs nothing (earlier starts saw to the rest).
-        Every chat waits for this before it starts, so none of this process's own turns is in flight."""
+
+        Only answers the local ledger bills (`billed_by` local: never one Switchboard Cloud answered and
+        charged, so a deleted ledger costs nothing), stored by earlier processes: this process's own turns
+        are charged by this process once stored, whenever the ledger happens to open (a signed-in turn
+        opens it after its answer is stored). They are charged to the local entitlement's account."""
         path = self.services.settings.ledger_db
         meter = await asyncio.to_thread(lambda: Meter(Ledger(path)))
         offset = 0
         while True:
-            page = self.services.store.recent_billable_answers(limit=RECONCILE_PAGE, offset=offset)
+            page = self.services.store.recent_billable_answers(
+                limit=RECONCILE_PAGE, offset=offset, started_before=self._started_at
+            )
             charged = await asyncio.to_thread(self._charge_unrecorded, meter, page)
             if charged == 0 or len(page) < RECONCILE_PAGE:
                 return meter
@@ -214,7 +227,7 @@ class AccountFeature(Feature):
             log.warning("Charging turn %s, stored before a crash but never metered", answer.turn_id)
             meter.charge(
                 answer.turn_id,
-                self.entitlement(),
+                self._local_entitlement(),
                 model_id=answer.model_id,
                 routed_model=concrete_id(CATALOG[answer.routed_model]),
                 usage=answer.usage,

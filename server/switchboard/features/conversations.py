@@ -16,7 +16,7 @@ from switchboard.protocol.messages import (
     TurnInfo,
 )
 from switchboard.routing.pricing import usage_cost_usd
-from switchboard.store import StoredTurn
+from switchboard.store import GATEWAY, StoredTurn
 
 from .base import Feature, register_request
 from .host import Editor, Services
@@ -61,9 +61,16 @@ class ConversationsFeature(Feature):
             title=conversation.title,
             created_at=conversation.created_at,
             updated_at=conversation.updated_at,
-            # Signed in, the bill is credits: no answer shows a list price (ChatResult.costUsd).
-            turns=[turn_info(turn, priced=not self.services.upstream.hosted) for turn in conversation.turns],
+            turns=[turn_info(turn, priced=self._priced(turn)) for turn in conversation.turns],
         )
+
+    def _priced(self, turn: StoredTurn) -> bool:
+        """Whether the answer shows a list price (ChatResult.costUsd): not one answered through Switchboard
+        Cloud, whose bill is credits, whatever the mode now. An answer stored before the store said who
+        billed it goes by the mode now."""
+        if turn.billed_by is not None:
+            return turn.billed_by != GATEWAY
+        return not self.services.upstream.hosted
 
     def delete(self, params: DeleteConversationParams) -> Empty:
         if not self.services.store.delete_conversation(params.workspace_uri, params.conversation_id):

@@ -1,7 +1,9 @@
 """Durable state: per-workspace conversations and model selections."""
 
 from .conversations import (
+    GATEWAY,
     INTERRUPTED,
+    LOCAL,
     AutoMonth,
     BillableAnswer,
     ConversationStore,
@@ -15,7 +17,9 @@ from .conversations import (
 )
 
 __all__ = [
+    "GATEWAY",
     "INTERRUPTED",
+    "LOCAL",
     "AutoMonth",
     "BillableAnswer",
     "ConversationStore",

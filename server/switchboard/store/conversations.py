@@ -82,7 +82,15 @@ _ADDED_COLUMNS = (
     ("turns", "rating", "TEXT"),
     ("workspaces", "auto_shift", "REAL NOT NULL DEFAULT 0"),
     ("workspaces", "auto_shift_at", "INTEGER NOT NULL DEFAULT 0"),
+    # Who billed an answer: GATEWAY (Switchboard Cloud charged it) or LOCAL (the local ledger charges it).
+    # NULL on answers stored before the column: the reconcile never charges those (the starts of the
+    # servers that stored them did), and their list price shows as the mode of the day decides.
+    ("turns", "billed_by", "TEXT"),
 )
+
+# `turns.billed_by`: who billed the answer.
+GATEWAY = "gateway"
+LOCAL = "local"
 
 
 def utc_now() -> str:
@@ -119,6 +127,7 @@ class StoredTurn:
     error: str | None = None
     retry_of: str | None = None
     rating: str | None = None  # "up" | "down" | None, the user's thumbs on an answer
+    billed_by: str | None = None  # GATEWAY | LOCAL, None on answers stored before it was recorded
 
 
 @dataclass
@@ -156,6 +165,7 @@ class TurnOutcome:
     usage: Usage | None = None
     credits: float = 0.0
     error: str | None = None
+    billed_by: str | None = None  # GATEWAY (answered and charged through Switchboard Cloud) or LOCAL
 
 
 @dataclass(frozen=True)
@@ -378,14 +388,20 @@ class ConversationStore:
 
     # --- turns ----------------------------------------------------------------------------------
 
-    def recent_billable_answers(self, limit: int = 200, offset: int = 0) -> list[BillableAnswer]:
-        """Answers that cost credits, newest first, to charge any a crash left unmetered."""
+    def recent_billable_answers(
+        self, limit: int = 200, offset: int = 0, *, started_before: str | None = None
+    ) -> list[BillableAnswer]:
+        """Answers the local ledger bills (never Switchboard Cloud's: its ledger charged them) that cost
+        credits, newest first, to charge any a crash left unmetered; only turns started before
+        `started_before` (ISO time, as stored), if given."""
+        before = "AND t.created_at < ? " if started_before is not None else ""
         rows = self._db.execute(
             "SELECT t.id, t.model_id, t.routed_model, t.usage, t.conversation_id, w.uri FROM turns t "
             "JOIN conversations c ON c.id = t.conversation_id JOIN workspaces w ON w.id = c.workspace_id "
             "WHERE t.role = 'assistant' AND t.status IN ('complete', 'cancelled') AND t.credits > 0 "
+            f"AND t.billed_by = ? {before}"
             "AND t.routed_model IS NOT NULL AND t.usage IS NOT NULL ORDER BY t.rowid DESC LIMIT ? OFFSET ?",
-            (limit, offset),
+            (LOCAL, *([started_before] if started_before is not None else []), limit, offset),
         ).fetchall()
         return [
             BillableAnswer(
@@ -440,8 +456,8 @@ class ConversationStore:
         usage = outcome.usage.model_dump_json(by_alias=True) if outcome.usage else None
         self._db.execute(
             "UPDATE turns SET text = ?, status = ?, thinking = ?, thinking_signature = ?, routed_model = ?, "
-            "anthropic_model = ?, route_reason = ?, stop_reason = ?, usage = ?, credits = ?, error = ? "
-            "WHERE id = ?",
+            "anthropic_model = ?, route_reason = ?, stop_reason = ?, usage = ?, credits = ?, error = ?, "
+            "billed_by = ? WHERE id = ?",
             (
                 outcome.text,
                 outcome.status,
@@ -454,6 +470,7 @@ class ConversationStore:
                 usage,
                 outcome.credits,
                 outcome.error,
+                outcome.billed_by,
                 answer_id,
             ),
         )
@@ -512,4 +529,5 @@ def _turn_from_row(row: sqlite3.Row) -> StoredTurn:
         error=data["error"],
         retry_of=data["retry_of"],
         rating=data["rating"],
+        billed_by=data["billed_by"],
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -198,6 +199,43 @@ async def test_a_deleted_local_ledger_changes_no_figure_and_a_stored_session_res
     assert {k: after[k] for k in ("usedCredits", "remainingCredits", "byModel")} == {
         k: before[k] for k in ("usedCredits", "remainingCredits", "byModel")
     }
+
+
+async def test_gateway_turns_are_never_charged_to_the_local_ledger_even_once_it_is_deleted(
+    signed_in_server: SignInServer, ls_env: dict[str, str], ls_home: Path, workspace: str
+) -> None:
+    """The local ledger is only a cache of the gateway's figures. The first signed-in turn of a process
+    opens it after the answer is stored, and its crash reconcile must not take that turn for one a crash
+    left unmetered; after signing out, a deleted ledger must not charge the gateway's past turns to the
+    local plan. The history shows no list price for them in local mode either (their bill was credits)."""
+    async with signed_in_server("pro") as signed_in:
+        server = signed_in.server
+        first = server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "one",
+                                                   "modelId": SONNET})  # fmt: skip
+        server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "two",
+                                           "conversationId": first["conversationId"]})  # fmt: skip
+        assert server.result("switchboard/signOut", {})["usedCredits"] == 0
+    ledger = sqlite3.connect(ls_home / "ledger.sqlite3")
+    try:
+        charged = ledger.execute("SELECT turn_id FROM turns WHERE charged = 1").fetchall()
+    finally:
+        ledger.close()
+    assert charged == [], "a turn the gateway charged was charged in the local ledger too"
+    for cache in ls_home.glob("ledger.sqlite3*"):
+        cache.unlink()
+    server = start(ls_env, workspace)
+    try:
+        local = server.result("switchboard/usage", {})
+        assert local["accountInfo"]["mode"] == "local" and local["usedCredits"] == 0, local
+        conversation = server.result(
+            "switchboard/conversation",
+            {"workspaceUri": workspace, "conversationId": first["conversationId"]},
+        )
+    finally:
+        server.close()
+    answers = [turn for turn in conversation["turns"] if turn["role"] == "assistant"]
+    assert len(answers) == 2 and all(turn["credits"] > 0 and turn["costUsd"] is None for turn in answers)
+    assert "never metered" not in (ls_home / "logs" / "server.log").read_text()
 
 
 async def test_a_forbidden_model_never_reaches_the_gateway(

@@ -13,7 +13,7 @@ from typing import Literal
 
 from switchboard.catalog import concrete_id
 from switchboard.plans.billed import billed_model
-from switchboard.store import TurnOutcome
+from switchboard.store import GATEWAY, LOCAL, TurnOutcome
 
 from ..account import AccountFeature
 from ..host import Services
@@ -102,6 +102,8 @@ class Settlement:
                 usage=state.usage,
                 credits=answer.credits,
                 error=error,
+                # Marks who charges it: a crash reconcile of the local ledger never charges the gateway's.
+                billed_by=GATEWAY if answer.hosted else LOCAL,
             ),
         )
 
