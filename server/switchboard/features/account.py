@@ -338,8 +338,10 @@ class AccountFeature(Feature):
             )
         except Exception:
             log.exception("Could not note turn %s in the local ledger", turn_id)
-        if publish:
-            await self.publish(entitlement)
+        # A session that ended during the turn sent usageChanged with the local figures when it ended: the
+        # turn's entitlement is the dead session's, and local figures built from it would show its plan.
+        if publish and self.hosted:
+            await self.publish()
 
     def settle_cut_turn(self, turn_id: str, on_charge: Callable[[float], None]) -> None:
         """A signed-in turn the user stopped: its stream ended before the gateway's charge arrived. In the

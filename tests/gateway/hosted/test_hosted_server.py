@@ -305,9 +305,23 @@ async def test_a_revoked_account_gets_1004_with_the_gateways_message(
 ) -> None:
     async with signed_in_server("pro") as signed_in:
         await people.execute("UPDATE accounts SET revoked_at = now() WHERE id = %s", (signed_in.person.id,))
+        server = signed_in.server
         chat = {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET}
-        refused = error_of(signed_in.server.call("switchboard/chat", chat))
+        refused = error_of(server.call("switchboard/chat", chat))
         assert refused["code"] == 1004 and "revoked" in refused["message"], refused
+        # The session ended during the turn: every figure sent since is local mode's, on the local plan
+        # (none built from the dead session's entitlement).
+        wait_for_method(server, "switchboard/credentialsChanged")
+        time.sleep(1)  # whatever the turn's end and the session's end still send
+        frames = server.frames_from(0)
+        ended = next(
+            i
+            for i, f in enumerate(frames)
+            if f.get("method") == "switchboard/credentialsChanged" and f["params"]["refreshToken"] is None
+        )
+        reports = [f["params"] for f in frames[ended:] if f.get("method") == "switchboard/usageChanged"]
+        assert reports, "no usageChanged after the session ended"
+        assert [(r["plan"], r["accountInfo"]["mode"]) for r in reports] == [("free", "local")] * len(reports)
 
 
 async def test_sign_out_revokes_the_session_at_the_gateway(
