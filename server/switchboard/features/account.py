@@ -31,9 +31,11 @@ from switchboard.plans import (
     load_trusted_keys,
     period_of,
     plan_allows,
+    require_plan_allows,
     utc_now,
     verify_entitlement,
 )
+from switchboard.plans.catalog import get_plan
 from switchboard.protocol import methods
 from switchboard.protocol.errors import CreditsExhausted, InvalidParams, SwitchboardError
 from switchboard.protocol.messages import (
@@ -249,9 +251,11 @@ class AccountFeature(Feature):
 
     async def _check_hosted(self, entitlement: Entitlement, model_id: str) -> None:
         """The check against the gateway's last report; an empty balance there is asked again before the
-        turn is refused (credits bought, overage turned on elsewhere, a new month), once per turn."""
+        turn is refused (credits bought, overage turned on elsewhere, a new month), once per turn. The plan
+        (the access token's) is checked first: a forbidden model costs no round trip, even for the report."""
         from switchboard.hosted.check import check_turn
 
+        require_plan_allows(get_plan(entitlement.plan), model_id)
         cached = self._gateway_report
         try:
             check_turn(entitlement, cached or await self._hosted_report(), model_id)
