@@ -83,6 +83,7 @@ class AccountFeature(Feature):
         self.on_plan_change: list[Callable[[], None]] = []
         self._publishing: asyncio.Future[UsageReport] | None = None
         self._gateway_report: UsageReport | None = None  # the gateway's last figures (signed in)
+        self._refreshed_for_plan: str | None = None  # a report's plan the access token lacked, refreshed for
         self._background: set[asyncio.Future[None]] = set()
         # Turns this process stores are its own to charge: the crash reconcile looks only at older ones.
         self._started_at = stored_now()
@@ -121,6 +122,7 @@ class AccountFeature(Feature):
         assert session is not None
         try:
             report = await session.usage()
+            await self._follow_plan(session, report)
         except GatewayRefused as refused:
             raise errors.refused(refused, self.entitlement().plan) from None
         except SignInFailed as failure:
@@ -130,6 +132,27 @@ class AccountFeature(Feature):
         report.account_info = session.account_info()
         self._gateway_report = report
         return report
+
+    async def _follow_plan(self, session: GatewaySession, report: UsageReport) -> None:
+        """The gateway's report names another plan than the access token (changed there since the token was
+        issued): refreshes at once, so the plan check and the models follow now rather than at the next
+        refresh, minutes away (a refresh that brings another plan sends modelChanged and usageChanged).
+        Once per plan the report names, so a gateway whose tokens lag its figures is not asked in a loop."""
+        from switchboard.hosted.session import SESSION_ENDED, NotSignedIn
+
+        token = session.entitlement
+        if token is None or report.plan == token.plan:
+            self._refreshed_for_plan = None
+            return
+        if self._refreshed_for_plan == report.plan:
+            return
+        self._refreshed_for_plan = report.plan
+        log.info(
+            "Switchboard Cloud reports plan %s, the access token says %s: refreshing", report.plan, token.plan
+        )
+        await session.refresh()
+        if not session.signed_in:  # the refresh ended the session (as any refused refresh does)
+            raise NotSignedIn(SESSION_ENDED)
 
     def _adopt_refresh_token(self, raw: Any) -> None:
         """Another window stored a newer refresh token of the shared session (never logged: a secret)."""

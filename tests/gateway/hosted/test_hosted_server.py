@@ -693,3 +693,28 @@ async def test_a_plan_changed_at_the_gateway_reaches_the_editor_at_the_next_refr
             "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": OPUS}
         )
         assert result["credits"] > 0
+
+
+async def test_a_plan_changed_at_the_gateway_is_followed_as_soon_as_a_report_names_it(
+    people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """The plan check reads the access token, whose plan can lag the gateway's by up to a refresh. When a
+    usage report names another plan than the token, the server refreshes at once: Opus, refused on Free, is
+    allowed right after the report says Pro, long before the token's own refresh (22.5 s here)."""
+    async with signed_in_server("free") as signed_in:
+        server = signed_in.server
+        started = time.monotonic()
+        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                            "modelId": OPUS}))  # fmt: skip
+        assert refused["code"] == 1001
+        await people.execute("UPDATE accounts SET plan = 'pro' WHERE id = %s", (signed_in.person.id,))
+        assert server.result("switchboard/usage", {})["plan"] == "pro"
+        models = server.result("switchboard/models", {"workspaceUri": workspace})["models"]
+        assert next(m for m in models if m["id"] == OPUS)["available"], "the models still follow Free"
+        result = server.result(
+            "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": OPUS}
+        )
+        assert result["credits"] > 0
+        assert time.monotonic() - started < 15, "too slow to tell from the token's own refresh"
+        plans = [f["params"]["plan"] for f in server.frames_with_method("switchboard/usageChanged")]
+        assert plans[-1] == "pro"
