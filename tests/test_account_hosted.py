@@ -88,3 +88,41 @@ async def test_a_forbidden_model_is_refused_before_any_report_is_fetched(tmp_pat
     with pytest.raises(UpstreamFailed):
         await feature.check("claude-sonnet-4.5")
     assert session.usage_calls == 1
+
+
+def report(alerts: list[str], period_start: str = "2026-11-01T00:00:00Z", plan: str = "free") -> UsageReport:
+    return UsageReport.model_validate(
+        {
+            "plan": plan,
+            "plan_name": plan.title(),
+            "plan_reason": "Switchboard Cloud",
+            "period_start": period_start,
+            "period_end": "2026-12-01T00:00:00Z",
+            "included_credits": 50,
+            "used_credits": 0,
+            "remaining_credits": 50,
+            "overage": {"available": False, "enabled": False, "credits": 0, "cost_usd": 0},
+            "by_model": [],
+            "daily": [],
+            "alerts": alerts,
+        }
+    )
+
+
+async def test_the_gateways_new_alerts_are_shown_once_each(tmp_path: Path) -> None:
+    at_80, at_100 = "You've used 80%.", "You've used all."
+    session = Session(
+        "free",
+        [
+            report([at_80]),  # at sign-in: passed before, not shown again
+            report([at_80]),
+            report([at_80, at_100]),
+            report([at_80, "You've used all. Overage is on."]),  # the 100 % one reworded: not new
+            report([], "2026-12-01T00:00:00Z"),
+            report([at_80], "2026-12-01T00:00:00Z"),  # a new month's
+        ],
+    )
+    feature, editor = account(tmp_path, session)
+    for _ in range(6):
+        await feature.usage(cast(Any, type("P", (), {"workspace_uri": None})()))
+    assert editor.shown == [at_100, at_80]

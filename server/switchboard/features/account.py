@@ -83,6 +83,8 @@ class AccountFeature(Feature):
         self.on_plan_change: list[Callable[[], None]] = []
         self._publishing: asyncio.Future[UsageReport] | None = None
         self._gateway_report: UsageReport | None = None  # the gateway's last figures (signed in)
+        # (account, period start, alerts known) of the gateway's last report: its new alerts are shown once.
+        self._alerts_seen: tuple[str, str, int] | None = None
         self._refreshed_for_plan: str | None = None  # a report's plan the access token lacked, refreshed for
         self._background: set[asyncio.Future[None]] = set()
         # Turns this process stores are its own to charge: the crash reconcile looks only at older ones.
@@ -131,7 +133,26 @@ class AccountFeature(Feature):
             raise errors.sign_in_failed(SignInFailed("session_ended", str(ended))) from None
         report.account_info = session.account_info()
         self._gateway_report = report
+        self._show_new_alerts(report)
         return report
+
+    def _show_new_alerts(self, report: UsageReport) -> None:
+        """The gateway's threshold alerts this report has and the account's previous one did not, shown once
+        each (as the local ledger's are when a charge crosses a threshold). The first report of an account (at
+        sign-in) only sets what is known: its alerts were shown when they were reached. Alerts come in
+        threshold order (80 % before 100 %), so they are counted, not compared by text (the 100 % one's
+        wording changes with the overage settings); fewer than before (a larger plan) count from there."""
+        account, period = self.entitlement().account_key, report.period_start
+        seen = self._alerts_seen
+        if seen is None or seen[0] != account:
+            known = len(report.alerts)
+        elif seen[1] != period:
+            known = 0  # a new month: its alerts are new
+        else:
+            known = seen[2]
+        for alert in report.alerts[known:]:
+            self.editor.show_message(alert, lsp.MessageType.Warning)
+        self._alerts_seen = (account, period, len(report.alerts))
 
     async def _follow_plan(self, session: GatewaySession, report: UsageReport) -> None:
         """The gateway's report names another plan than the access token (changed there since the token was

@@ -718,3 +718,32 @@ async def test_a_plan_changed_at_the_gateway_is_followed_as_soon_as_a_report_nam
         assert time.monotonic() - started < 15, "too slow to tell from the token's own refresh"
         plans = [f["params"]["plan"] for f in server.frames_with_method("switchboard/usageChanged")]
         assert plans[-1] == "pro"
+
+
+async def test_signed_in_threshold_alerts_are_shown_once_when_a_turn_crosses_them(
+    people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Signed in, the 80 % alert comes as a window/showMessage warning when a turn takes the account past it,
+    once (the next turn's report carries it too), and not at sign-in for what was passed before."""
+    person = await people.create("free")  # 50 credits: 80 % is 40
+    await people.execute(
+        "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
+        (person.id, current_period(), 39 * 100 + 90),
+    )
+    async with signed_in_server(person=person) as signed_in:
+        server = signed_in.server
+        assert server.frames_with_method("window/showMessage") == []
+        # Haiku: the gateway reserves a turn's worst case, which Sonnet's would not fit in the 10.1 left.
+        chat = {
+            "workspaceUri": workspace,
+            "prompt": "essay [[fake:words=800]]",
+            "modelId": "claude-haiku-4.5",
+        }
+        assert server.result("switchboard/chat", chat)["credits"] > 0.1
+        shown = [f["params"] for f in wait_for_method(server, "window/showMessage")]
+        report = server.frames_with_method("switchboard/usageChanged")[-1]["params"]
+        assert [s["message"] for s in shown] == report["alerts"] and "80%" in shown[0]["message"]
+        assert shown[0]["type"] == 2
+        server.result("switchboard/chat", {**chat, "prompt": "hi"})
+        assert server.result("switchboard/usage", {})["alerts"] == report["alerts"]
+        assert len(server.frames_with_method("window/showMessage")) == 1, "the alert came twice"
