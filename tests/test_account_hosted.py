@@ -45,6 +45,7 @@ class Session:
         self.signed_in = True
         self.on_credentials: list[Any] = []
         self.on_plan_change: list[Any] = []
+        self.on_ended: list[Any] = []
 
     def account_info(self) -> AccountInfo:
         return AccountInfo(mode="hosted", email="ada@example.com")

@@ -92,6 +92,7 @@ class AccountFeature(Feature):
         if (session := self._session) is not None:
             session.on_credentials.append(self._credentials_changed)
             session.on_plan_change.append(self._hosted_plan_changed)
+            session.on_ended.append(self._session_ended)
 
     def register(self) -> None:
         register_request(self.editor, methods.USAGE, self.usage)
@@ -192,10 +193,13 @@ class AccountFeature(Feature):
         self.editor.notify(methods.CREDENTIALS_CHANGED.method, dump(params))
         if refresh_token is None:
             self._gateway_report = None
-            if reason:
-                self.editor.show_message(reason, lsp.MessageType.Warning)
             self._plan_changed()
             self._publishing = asyncio.ensure_future(self.publish())
+
+    def _session_ended(self, reason: str) -> None:
+        """A running session ended (after credentialsChanged null): say why. A stored token that could not
+        resume is only the signIn's error (and credentialsChanged's reason): the client says so itself."""
+        self.editor.show_message(reason, lsp.MessageType.Warning)
 
     def _hosted_plan_changed(self) -> None:
         """A refreshed access token carries another plan (changed at the gateway): new figures, new models."""

@@ -107,6 +107,9 @@ class GatewaySession:
         self.email: str | None = None
         self.on_credentials: list[CredentialsCallback] = []
         self.on_plan_change: list[Callable[[], None]] = []  # a refresh brought another plan
+        # A running session ended (a refused refresh): its reason, after `on_credentials` had (None, reason).
+        # Not for a stored token that could not resume: no session was running here.
+        self.on_ended: list[Callable[[str], None]] = []
         self._closed = False
 
     # --- state --------------------------------------------------------------------------------------
@@ -369,6 +372,8 @@ class GatewaySession:
         self._cancel_timer()
         if had:
             self._emit(None, reason)
+            for callback in self.on_ended:
+                callback(reason)
 
     def _emit(self, refresh_token: str | None, reason: str | None) -> None:
         for callback in self.on_credentials:

@@ -396,7 +396,12 @@ async def test_rotation_reaches_the_client_and_a_reused_token_ends_the_session_e
             reused = error_of(other.call("switchboard/signIn", {"refreshToken": signed_in["refreshToken"]}))
             assert reused["code"] == 1004 and "sign in again" in reused["message"]
             told = other.frames_with_method("switchboard/credentialsChanged")
-            assert told[-1]["params"]["refreshToken"] is None
+            assert (
+                told[-1]["params"]["refreshToken"] is None and "sign in again" in told[-1]["params"]["reason"]
+            )
+            # No session was running there: the signIn's error is what the client shows, not a second warning.
+            time.sleep(0.5)
+            assert other.frames_with_method("window/showMessage") == []
 
             ended = wait_for_method(server, "switchboard/credentialsChanged", 2, timeout=60)[-1]["params"]
             assert ended["refreshToken"] is None and "sign in again" in ended["reason"]
