@@ -73,6 +73,12 @@ async def test_unknown_and_malformed_params_are_invalid_params(
     not_object = await session.error("switchboard/conversations", [workspace])
     assert not_object.code == -32602
 
+    # Booleans are JSON's true/false only: "yes", 1 or "false" are a client's bug, not a setting to guess.
+    for loose in ("yes", 1, "false"):
+        not_bool = await session.error("switchboard/setOverage", {"enabled": loose})
+        assert not_bool.code == -32602 and "enabled" in not_bool.message, loose
+    assert (await session.request("switchboard/usage", {}))["overage"]["enabled"] is False
+
     unknown_chat_model = await session.error(
         "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": "claude-9"}
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic.alias_generators import to_camel
 
 ModelId = Literal["auto", "claude-haiku-4.5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-opus-4.5"]
@@ -36,7 +36,11 @@ SQLITE_MAX_INTEGER = 2**63 - 1
 
 
 class Wire(BaseModel):
-    """Base of every protocol message: camelCase on the wire, unknown fields ignored (forward compatible)."""
+    """Base of every protocol message: camelCase on the wire, unknown fields ignored (forward compatible).
+
+    Boolean fields are `StrictBool`: JSON's `true`/`false` only. Lax pydantic would take "yes", "on", 1 or
+    "false" (as false) too, and a client that sends `{"enabled": "yes"}` has a bug to hear about (`-32602`),
+    not a setting to guess."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -68,12 +72,12 @@ class ModelInfo(Wire):
     description: str
     benefits: list[str]
     credit_multiplier: float
-    available: bool
+    available: StrictBool
     unavailable_reason: str | None = None
     context_window: int
     max_output_tokens: int
-    supports_thinking: bool
-    recommended: bool = False
+    supports_thinking: StrictBool
+    recommended: StrictBool = False
     anthropic_model: str | None = Field(
         default=None, description="The Anthropic model id this model calls (null for auto)."
     )
@@ -178,7 +182,7 @@ class RetryParams(Wire):
 class ProgressBegin(Wire):
     kind: Literal["begin"] = "begin"
     title: str
-    cancellable: bool = True
+    cancellable: StrictBool = True
     message: str | None = None
 
 
@@ -191,7 +195,7 @@ class RouteReport(Wire):
     routed_model: ConcreteModelId
     route_reason: str
     message: str
-    fallback: bool = False
+    fallback: StrictBool = False
     # Known before any text arrives, so a client that cancels still knows where the turn was stored.
     conversation_id: str | None = None
     turn_id: str | None = None
@@ -236,7 +240,7 @@ class ConversationSummary(Wire):
 
 class ConversationsResult(Wire):
     conversations: list[ConversationSummary]
-    has_more: bool = Field(
+    has_more: StrictBool = Field(
         default=False, description="More conversations follow: ask again with a larger offset."
     )
 
@@ -349,8 +353,8 @@ class AdoptRefreshToken(Wire):
 
 
 class OverageInfo(Wire):
-    available: bool
-    enabled: bool
+    available: StrictBool
+    enabled: StrictBool
     budget_usd: float | None = None
     credits: float = 0.0
     cost_usd: float = 0.0
@@ -436,7 +440,7 @@ class SignInResult(Wire):
 
 
 class SetOverageParams(Wire):
-    enabled: bool
+    enabled: StrictBool
     budget_usd: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
 
 
@@ -452,8 +456,8 @@ class ModelEstimate(Wire):
     input_tokens: int
     estimated_output_tokens: int
     estimated_credits: float
-    allowed: bool
-    fits_context: bool
+    allowed: StrictBool
+    fits_context: StrictBool
     context_window: int
 
 
@@ -478,13 +482,13 @@ class PlanForbidsData(Wire):
 class CreditsExhaustedData(Wire):
     plan: PlanId
     remaining_credits: float
-    overage_available: bool
+    overage_available: StrictBool
 
 
 class UpstreamErrorData(Wire):
     status: int | None
     type: str
-    retryable: bool
+    retryable: StrictBool
     suggested_model: ConcreteModelId | None = None
 
 
