@@ -2,9 +2,11 @@
 
 Headers (all responses to a forwarded turn): `Switchboard-Turn-Id`, `Switchboard-Model` (billed as),
 `Switchboard-Routed-Model` (answered), `Switchboard-Route-Reason` (percent-encoded UTF-8) and
-`Switchboard-Reserved-Credits`. The charge is known only at the end: a non-streaming answer carries it in
-`Switchboard-Credits` and in the body's `switchboard` object; a stream carries the same object in its
-`message_delta` event (or its final `error` event), which the SDK passes through untouched.
+`Switchboard-Reserved-Credits`; and, when Auto's model answered busy and the gateway fell back to another
+(`Gateway.fallback`), `Switchboard-Busy-Models`: the models that were busy, in the order asked. The charge
+is known only at the end: a non-streaming answer carries it in `Switchboard-Credits` and in the body's
+`switchboard` object; a stream carries the same object in its `message_delta` event (or its final `error`
+event), which the SDK passes through untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from urllib.parse import quote
 from switchboard.plans.credits import from_hundredths
 
 from .ledger import Reservation, Settlement
+
+BUSY_MODELS_HEADER = "switchboard-busy-models"
 
 
 def route_headers(reservation: Reservation, route_reason: str) -> dict[str, str]:

@@ -30,7 +30,7 @@ from switchboard.plans.credits import from_hundredths
 from switchboard.plans.entitlement import Entitlement
 from switchboard.plans.period import period_of
 from switchboard.protocol.messages import PlanId, Usage
-from switchboard.routing import NoRoutableModelError
+from switchboard.routing import NoRoutableModelError, auto_fallback, busy_reason
 
 from . import ledger
 from .accounts import Account, get_account
@@ -205,6 +205,27 @@ class Gateway:
         if billed_as("auto", route.model.id, turn.auto) != "auto":
             return Choice(route.model, f"{route.reason}; {billed_note(route.model.id)}")
         return Choice(route.model, route.reason)
+
+    def fallback(
+        self, account: Account | Caller, turn: TurnRequest, busy: Choice, tried: list[str]
+    ) -> Choice | None:
+        """For an Auto turn whose model answered busy (429, 529, `overloaded_error`) before any output: the
+        next model Auto may use, as the language server falls back in local mode (`auto_fallback`: among
+        Auto's models that the plan and the user's list allow, none of `tried`). None for a concrete model,
+        which the user chose and which only they may change. Billed as `choose` bills it (`billed_as`);
+        the caller reserves again, for the fallback's worst case."""
+        if turn.model.id != "auto":
+            return None
+        allowed = [model for model in CATALOG if account.spec.allows(model)]
+        if turn.auto.models is not None:
+            allowed = [model for model in allowed if model in turn.auto.models]
+        model = auto_fallback(busy.model.id, allowed, tried)
+        if model is None:
+            return None
+        reason = busy_reason(busy.model.id, model)
+        if billed_as("auto", model, turn.auto) != "auto":
+            reason = f"{reason}; {billed_note(model)}"
+        return Choice(CATALOG[model], reason)
 
     async def _last_answer(self, account: Account | Caller, turn_id: str | None) -> LastAnswer | None:
         """The conversation's last answer for prompt-cache stickiness, from this account's own ledger: a

@@ -1,11 +1,12 @@
 """Chats through Switchboard Cloud: the real `anthropic` SDK with the gateway as its base URL and the
 session's access token as its bearer token.
 
-The gateway meters the turn and, for Auto, picks the model itself; the response headers say which model
-answers (before the first delta) and the `message_delta` event (or the `error` event that ends a cut
-stream) carries the charge in a `switchboard` object (docs/gateway.md, "How the charge reaches the client").
-Its final refusals become the JSON-RPC errors the editor already knows: 401 → 1004, 403 → 1001,
-402 → 1002; everything else is 1003 with the gateway's message.
+The gateway meters the turn and, for Auto, picks the model itself (and falls back to another when it is
+busy: this server does not); the response headers say which model answers (before the first delta) and the
+`message_delta` event (or the `error` event that ends a cut stream) carries the charge in a `switchboard`
+object (docs/gateway.md, "How the charge reaches the client"). Its final refusals become the JSON-RPC errors
+the editor already knows: 401 → 1004, 403 → 1001, 402 → 1002; everything else is 1003 with the gateway's
+message.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class GatewayProvider:
             raw.headers.get("switchboard-route-reason"),
         )
         if routed and callbacks.on_route is not None:
-            callbacks.on_route(routed, unquote(reason or ""))
+            fell_back = bool(raw.headers.get("switchboard-busy-models"))
+            callbacks.on_route(routed, unquote(reason or ""), fell_back)
         stream = await raw.parse()
         async with stream:
             async for event in stream:

@@ -69,8 +69,9 @@ class StreamState:
 class StreamCallbacks:
     on_text: Callable[[str], None]
     on_thinking: Callable[[str], None]
-    # A gateway that routes Auto itself says which model answers, before the first delta.
-    on_route: Callable[[str, str], None] | None = None
+    # A gateway that routes Auto itself says which model answers (and why, and whether it fell back to it
+    # from a busy one), before the first delta.
+    on_route: Callable[[str, str, bool], None] | None = None
 
 
 class UpstreamError(Exception):

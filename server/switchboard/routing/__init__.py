@@ -2,7 +2,15 @@
 (see docs/router.md)."""
 
 from switchboard.routing.features import RouteFeatures
-from switchboard.routing.policy import AUTO_MODELS, next_fallback, stronger_model
+from switchboard.routing.policy import (
+    AUTO_MODELS,
+    BUSY_STATUSES,
+    auto_fallback,
+    is_busy,
+    next_fallback,
+    stronger_model,
+)
+from switchboard.routing.reasons import busy_reason
 from switchboard.routing.router import (
     DEFAULT_PREFERENCE,
     PREFERENCES,
@@ -15,6 +23,7 @@ from switchboard.routing.router import (
 
 __all__ = [
     "AUTO_MODELS",
+    "BUSY_STATUSES",
     "DEFAULT_PREFERENCE",
     "PREFERENCES",
     "NoRoutableModelError",
@@ -23,6 +32,9 @@ __all__ = [
     "RouteFeatures",
     "RouteInput",
     "Router",
+    "auto_fallback",
+    "busy_reason",
+    "is_busy",
     "next_fallback",
     "stronger_model",
 ]

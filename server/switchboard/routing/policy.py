@@ -57,6 +57,22 @@ def cheap_choice(candidates: Collection[str]) -> ConcreteModelId:
     return HAIKU if HAIKU in candidates else strong_choice(candidates)
 
 
+# An upstream answer that says the model is busy rather than the turn wrong: rate-limited or overloaded.
+BUSY_STATUSES: Final = (429, 529)
+
+
+def is_busy(status: int | None, error_type: str | None) -> bool:
+    """Whether an upstream refusal means the model is busy (429, 529 or an `overloaded_error`)."""
+    return status in BUSY_STATUSES or error_type == "overloaded_error"
+
+
+def auto_fallback(model: str, allowed: Collection[str], tried: Collection[str]) -> ConcreteModelId | None:
+    """The model Auto falls back to when `model` is busy: `next_fallback` among Auto's models of `allowed`
+    (the plan's, narrowed by the user's list). The one rule the language server (local mode) and the gateway
+    (signed in) apply."""
+    return next_fallback(model, auto_candidates(allowed), tried)
+
+
 def next_fallback(model: str, allowed: Collection[str], tried: Collection[str]) -> ConcreteModelId | None:
     """The model to try when `model` is overloaded: Sonnet 4.5 → 4.0 → Haiku 4.5; Haiku → Sonnet 4.5."""
     for candidate in _FALLBACKS.get(model, ()):

@@ -49,6 +49,11 @@ def model_name(model: str) -> str:
     return CATALOG[model].name
 
 
+def busy_reason(busy: str, instead: str) -> str:
+    """The route reason of a turn another model answers because `busy` was overloaded or rate-limited."""
+    return f"{model_name(busy)} is busy → {model_name(instead)} answers instead"
+
+
 def deciding_signal(features: RouteFeatures, wants_strong: bool) -> str:
     """The signal with the largest part of the logit in the direction that won. Towards Sonnet a named
     signal comes before the diffuse parts (length, wording, meaning): since round 7 the meaning part often

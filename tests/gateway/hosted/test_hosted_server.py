@@ -275,6 +275,46 @@ async def test_a_retired_models_not_found_is_explained_through_the_gateway_and_c
         assert server.result("switchboard/usage", {})["usedCredits"] == 0, "the gateway charged nothing"
 
 
+async def test_signed_in_autos_fallback_is_the_gateways_and_only_its_routes_are_reported(
+    hosted: HostedGateway, upstream: FakeAnthropic, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Signed in, the gateway picks Auto's model, so only it can fall back when that model is busy: the
+    server sends the turn once and reports the route the gateway took, never one of its own."""
+    async with signed_in_server("pro") as signed_in:
+        server = signed_in.server
+        upstream.add_fault(Fault("status", status=529, model="claude-haiku-4-5-20251001", count=None))
+        sent = hosted.messages_requests()
+        token = "busy-haiku"
+        answered = server.result("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                      "workDoneToken": token})  # fmt: skip
+        assert hosted.messages_requests() == sent + 1, "the server fell back on its own"
+        reason = "Claude Haiku 4.5 is busy → Claude Sonnet 4.5 answers instead"
+        assert answered["routedModel"] == SONNET and answered["routeReason"] == reason
+        assert answered["credits"] > 0
+        routes = route_reports(server, token)
+        assert [(r["routedModel"], r["fallback"]) for r in routes] == [
+            ("claude-haiku-4.5", False),  # the server's preview
+            (SONNET, True),  # what the gateway did
+        ]
+        assert routes[-1]["routeReason"] == reason
+
+        upstream.clear_faults()
+        upstream.add_fault(Fault("status", status=529, count=None))  # every model busy
+        sent = hosted.messages_requests()
+        token = "all-busy"
+        refused = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
+                                                            "workDoneToken": token}))  # fmt: skip
+        assert refused["code"] == 1003 and refused["data"]["status"] == 529, refused
+        assert refused["data"].get("suggestedModel") is None
+        assert hosted.messages_requests() == sent + 1, "the server fell back on its own"
+        assert not any(r["fallback"] for r in route_reports(server, token)), "a route nobody took"
+
+
+def route_reports(server: RawServer, token: str) -> list[dict[str, Any]]:
+    progress = [f["params"] for f in server.frames_with_method("$/progress")]
+    return [p["value"] for p in progress if p["token"] == token and p["value"].get("type") == "route"]
+
+
 async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gateway(
     hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
 ) -> None:

@@ -18,6 +18,7 @@ from switchboard.routing import (
     Preference,
     RouteInput,
     Router,
+    auto_fallback,
     next_fallback,
     stronger_model,
 )
@@ -58,8 +59,7 @@ class AutoRouting:
 
     @staticmethod
     def fallback(model_id: str, allowed: list[str], tried: list[str], *, auto: bool) -> ModelSpec | None:
-        candidates = [m for m in allowed if m in AUTO_MODELS] if auto else allowed
-        model = next_fallback(model_id, candidates, tried)
+        model = auto_fallback(model_id, allowed, tried) if auto else next_fallback(model_id, allowed, tried)
         return CATALOG[model] if model else None
 
     @staticmethod

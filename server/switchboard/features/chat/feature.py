@@ -2,7 +2,8 @@
 
 A turn's path, one step a module:
 validate (`validate`) → plan check (`AccountFeature.check`) → route (`route`) → prompt (`prompting`)
-→ store the pending turn → stream (`stream`, with Auto's fallback when a model is busy) → store and charge
+→ store the pending turn → stream (`stream`, with Auto's fallback when a model is busy: here in local mode,
+on the gateway when signed in) → store and charge
 (`settle`).
 """
 
@@ -149,7 +150,10 @@ class ChatFeature(Feature):
                 progress.end("Failed")
                 raise rejected_key() from None
             except UpstreamError as exc:
-                fallback = self.router.fallback(request, answer, exc, tried)
+                # Signed in, the gateway picks Auto's model and falls back itself when it is busy; a model
+                # chosen here would not be the one that answers (the gateway routes Auto on its own).
+                gateway_auto = answer.hosted and request.auto
+                fallback = None if gateway_auto else self.router.fallback(request, answer, exc, tried)
                 if fallback is None or not request.auto:
                     await settle(request, answer, "failed", exc.message)
                     progress.end("Failed")
@@ -177,14 +181,17 @@ class ChatFeature(Feature):
     @staticmethod
     def _gateway_route(
         request: TurnRequest, answer: Answer, progress: TurnProgress
-    ) -> Callable[[str, str], None]:
-        """For Auto the gateway picks the model: when it differs from this server's preview, say so."""
+    ) -> Callable[[str, str, bool], None]:
+        """For Auto the gateway picks the model, and falls back to another when it is busy: when it differs
+        from this server's preview, or the gateway fell back, say so."""
 
-        def on_route(model_id: str, reason: str) -> None:
-            if not is_known_model(model_id) or model_id == "auto" or model_id == answer.route.model.id:
+        def on_route(model_id: str, reason: str, fallback: bool) -> None:
+            if not is_known_model(model_id) or model_id == "auto":
+                return
+            if model_id == answer.route.model.id and not fallback:
                 return
             answer.route = Route(CATALOG[model_id], reason or answer.route.reason, answer.route.hints)
-            progress.route(request.model, answer, fallback=False)
+            progress.route(request.model, answer, fallback=fallback)
 
         return on_route
 

@@ -8,7 +8,7 @@ from switchboard.plans.billed import billed_model, billed_note
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData
 from switchboard.providers.base import UpstreamError
-from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE
+from switchboard.routing import AUTO_MODELS, DEFAULT_PREFERENCE, busy_reason, is_busy
 from switchboard.store import StoredTurn
 
 from ..account import AccountFeature
@@ -17,8 +17,6 @@ from ..host import Services
 from ..models import require_known_model
 from .auto import AutoRouting, TurnFacts, auto_hints
 from .turn import Answer, Route, TurnRequest
-
-BUSY_STATUSES = (429, 529)
 
 
 class TurnRouter:
@@ -57,14 +55,13 @@ class TurnRouter:
         self, request: TurnRequest, answer: Answer, exc: UpstreamError, tried: list[str]
     ) -> Route | None:
         """The model to try when the routed one is overloaded or rate-limited and nothing streamed yet."""
-        busy = exc.status in BUSY_STATUSES or (exc.status is None and exc.type == "overloaded_error")
-        if not busy or answer.state.text or answer.state.thinking:
+        if not is_busy(exc.status, exc.type) or answer.state.text or answer.state.thinking:
             return None
         allowed = self.auto_allowed(request) if request.auto else self.allowed()
         model = self.auto.fallback(answer.route.model.id, allowed, tried, auto=request.auto)
         if model is None:
             return None
-        return Route(model, f"{answer.route.model.name} is busy → {model.name} answers instead")
+        return Route(model, busy_reason(answer.route.model.id, model.id))
 
     def stronger(self, model_id: str | None, answer: StoredTurn) -> ModelSpec:
         """The model a retry uses: the one asked for, else the next stronger one the plan allows."""

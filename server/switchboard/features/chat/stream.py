@@ -20,7 +20,7 @@ async def stream_answer(
     answer: Answer,
     progress: TurnProgress,
     settings: Settings,
-    on_route: Callable[[str, str], None] | None = None,
+    on_route: Callable[[str, str, bool], None] | None = None,
 ) -> None:
     """Streams into `answer.state`; what arrived stays there when the call fails or is cancelled."""
     texts = DeltaCoalescer(lambda text: progress.report(TextReport(text=text)))
