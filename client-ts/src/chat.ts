@@ -12,11 +12,14 @@ import type {
   ConversationResult,
   ConversationSummary,
 } from './protocol.generated';
+import { accountOf, isHosted } from './shared/account';
 import { describeError, isCancellation, type ErrorActionId } from './shared/errors';
 import { lineSpanLabel } from './shared/format';
 import type { ChatEvents, ChatSnapshot, ContextChip, EstimateView, PendingAnswer } from './shared/webviewProtocol';
 
 const STATE_CONVERSATION = 'switchboard.conversationId';
+/** How long a stopped signed-in turn's charge is shown as pending before the stored figure is shown. */
+const CHARGE_PENDING_MS = 30_000;
 /** Largest file attached as context from the editor (the server refuses prompts that don't fit anyway). */
 const MAX_CONTEXT_CHARS = 400_000;
 
@@ -43,6 +46,8 @@ export class ChatController implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   /** Resolves when the answer in flight settles (tests and the Stop command wait on it). */
   private running: Promise<ChatResult | undefined> | undefined;
+  /** Charges that came after their turn's request ended, by turn id (null: pending). */
+  private readonly charges = new Map<string, number | null>();
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
@@ -52,6 +57,7 @@ export class ChatController implements vscode.Disposable {
       client.onDidChangeUsage((u) => this.post('state/usage', u)),
       client.onDidChangeModel((m) => this.post('state/selected', { selected: m.selected, notice: m.notice })),
       client.onDidChangeModels(() => this.post('state/models', { models: client.models, selected: client.selected })),
+      client.onTurnCharged((c) => this.setCharge(c.turnId, c.credits)),
       client.onDidChangeStatus((server) => {
         this.post('state/server', { server, hasApiKey: client.hasApiKey });
         if (server.state === 'running') void this.snapshot().then((s) => this.post('state/snapshot', s));
@@ -107,7 +113,41 @@ export class ChatController implements vscode.Disposable {
       conversation,
       pending: this.pending,
       thinkingBudgetTokens: this.thinkingBudget(),
+      charges: Object.fromEntries(this.charges),
     };
+  }
+
+  private setCharge(turnId: string, credits: number | null): void {
+    this.charges.set(turnId, credits);
+    this.post('chat/charge', { turnId, credits });
+  }
+
+  /**
+   * Signed in, a stopped turn's charge is the gateway's, which the server gets only after the cancel is
+   * answered (`switchboard/turnCharged`): shown as pending until then, not as the server's estimate. If
+   * none comes (the gateway did not settle in time), the stored figure is shown after a while.
+   */
+  private awaitCharge(turnId: string | null | undefined): void {
+    if (!turnId || !isHosted(accountOf(this.client.usage)) || this.charges.has(turnId)) return;
+    this.setCharge(turnId, null);
+    const timer = setTimeout(() => void this.chargeTimedOut(turnId), CHARGE_PENDING_MS);
+    this.disposables.push(new vscode.Disposable(() => clearTimeout(timer)));
+  }
+
+  private async chargeTimedOut(turnId: string): Promise<void> {
+    if (this.charges.get(turnId) !== null) return;
+    this.charges.delete(turnId);
+    const id = this.conversationId;
+    let credits = 0;
+    try {
+      if (id) {
+        const c = await this.client.request('switchboard/conversation', { workspaceUri: this.client.workspaceUri, conversationId: id });
+        credits = c.turns.find((t) => t.id === turnId)?.credits ?? 0;
+      }
+    } catch {
+      // the stored figure stays unknown to the view: show 0 as before
+    }
+    this.post('chat/charge', { turnId, credits });
   }
 
   private async reload(): Promise<void> {
@@ -171,6 +211,7 @@ export class ChatController implements vscode.Disposable {
     } catch (err) {
       this.pending = null;
       if (isCancellation(err) || cts.token.isCancellationRequested) {
+        this.awaitCharge(pending.route?.turnId);
         this.post('chat/cancelled', { requestId: pending.requestId });
         if (!this.conversationId) await this.adoptConversationStartedAt(startedAt);
         void this.reload();

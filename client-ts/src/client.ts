@@ -136,6 +136,9 @@ export class SwitchboardClient implements vscode.Disposable {
   private readonly credentialsEmitter = new vscode.EventEmitter<SwitchboardNotifications['switchboard/credentialsChanged']>();
   /** The server rotated the refresh token, or the session ended (null). */
   readonly onCredentialsChanged = this.credentialsEmitter.event;
+  private readonly turnChargedEmitter = new vscode.EventEmitter<SwitchboardNotifications['switchboard/turnCharged']>();
+  /** A stopped signed-in turn's charge, from the gateway, once the server has it. */
+  readonly onTurnCharged = this.turnChargedEmitter.event;
   private readonly readyEmitter = new vscode.EventEmitter<void>();
   /** Fires each time a (re)started server is running and its state has been read. */
   readonly onDidBecomeReady = this.readyEmitter.event;
@@ -151,6 +154,7 @@ export class SwitchboardClient implements vscode.Disposable {
       this.modelsEmitter,
       this.signInCodeEmitter,
       this.credentialsEmitter,
+      this.turnChargedEmitter,
       this.readyEmitter,
     );
     this.disposables.push(
@@ -333,6 +337,7 @@ export class SwitchboardClient implements vscode.Disposable {
       lc.onNotification('switchboard/credentialsChanged', (c: SwitchboardNotifications['switchboard/credentialsChanged']) =>
         this.credentialsEmitter.fire(c),
       ),
+      lc.onNotification('switchboard/turnCharged', (c: SwitchboardNotifications['switchboard/turnCharged']) => this.turnChargedEmitter.fire(c)),
     );
     try {
       await lc.start();

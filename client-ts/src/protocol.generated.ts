@@ -546,6 +546,18 @@ export interface ThinkingReport {
   text: string;
   type: 'thinking';
 }
+/**
+ * A signed-in turn's charge, known after its request was answered: a stopped turn ends before the
+ * gateway's charge reaches the server, which asks the gateway for it once it has settled the turn.
+ */
+export interface TurnCharged {
+  conversationId: string;
+  /**
+   * The gateway's charge for the turn (what the stored turn now says).
+   */
+  credits: number;
+  turnId: string;
+}
 export interface UpstreamErrorData {
   retryable: boolean;
   status: number | null;
@@ -605,6 +617,8 @@ export interface SwitchboardNotifications {
   'switchboard/modelChanged': SelectModelResult;
   /** Sent while a device-flow signIn is pending: the code to enter and where. */
   'switchboard/signInCode': SignInCode;
+  /** Signed in, a stopped turn's charge from the gateway, once known (the stored turn has it too). */
+  'switchboard/turnCharged': TurnCharged;
   /** Sent after every charge, sign-in, overage change and rollover. */
   'switchboard/usageChanged': UsageReport;
 }
@@ -636,6 +650,7 @@ export const NOTIFICATION_METHODS = [
   'switchboard/credentialsChanged',
   'switchboard/modelChanged',
   'switchboard/signInCode',
+  'switchboard/turnCharged',
   'switchboard/usageChanged',
 ] as const;
 

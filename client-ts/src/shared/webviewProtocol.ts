@@ -57,6 +57,11 @@ export interface ChatSnapshot {
   conversation: ConversationResult | null;
   pending: PendingAnswer | null;
   thinkingBudgetTokens: number;
+  /**
+   * Charges known since the conversation was read, by turn id: a stopped signed-in turn's charge comes
+   * later (`switchboard/turnCharged`); null while it is pending.
+   */
+  charges?: Record<string, number | null>;
 }
 
 /** The estimate for the selected model, with the conversation's context-window use. */
@@ -108,6 +113,11 @@ export interface ChatEvents {
    */
   'chat/failed': { requestId: string; error: UiError; conversation: ConversationResult | null; retryTurnId: string | null };
   'chat/cancelled': { requestId: string };
+  /**
+   * A turn's charge, known after its request ended (a stopped signed-in turn: `switchboard/turnCharged`);
+   * `credits: null` while it is pending.
+   */
+  'chat/charge': { turnId: string; credits: number | null };
   /** The server stored a rating (`switchboard/feedback`). */
   'chat/rated': { turnId: string; rating: 'up' | 'down' | null };
   /** A transient message (or an error not tied to a message, e.g. from selecting a model). */

@@ -84,3 +84,37 @@ describe('ratings in the chat state', () => {
     assert.deepEqual(cleared.turns.map((t) => t.rating), [null, null]);
   });
 });
+
+describe('a stopped signed-in answer: its charge comes later', () => {
+  const stored = (credits: number): TurnInfo => ({
+    id: 't2', role: 'assistant', text: 'partial', thinking: null, modelId: 'auto', routedModel: 'claude-haiku-4.5',
+    routeReason: null, credits, status: 'cancelled', createdAt: '', usage: null, context: [], error: null,
+    retryOf: null, rating: null, costUsd: null,
+  });
+  const conversation = (credits: number) => ({ id: 'c1', title: 't', createdAt: '', updatedAt: '', turns: [stored(credits)] });
+
+  it('shows the charge as pending, not the server estimate, until turnCharged brings the gateway figure', async () => {
+    const { turnFooter } = await import('../../webview/chat/views/turnFooter');
+    const footerOf = (s: ChatViewState) => turnFooter(s.turns.at(-1)!, s, { retryStronger: () => undefined, rate: () => undefined });
+    // The controller marks the turn pending as the cancel is answered; the reload brings the server's estimate.
+    let s = reduce({ ...initialState(), models: MODELS }, { type: 'chat/charge', data: { turnId: 't2', credits: null } });
+    s = reduce(s, { type: 'conversation/loaded', data: conversation(0.12) });
+    assert.equal(s.turns[0]!.chargePending, true);
+    assert.equal(footerOf(s).querySelector('.credits')?.textContent, 'charge pending');
+    s = reduce(s, { type: 'chat/charge', data: { turnId: 't2', credits: 0.57 } });
+    assert.equal(footerOf(s).querySelector('.credits')?.textContent, '0.57 credits');
+    // A later reload (the stored turn now holds the same figure) keeps it.
+    s = reduce(s, { type: 'conversation/loaded', data: conversation(0.57) });
+    assert.deepEqual([s.turns[0]!.credits, s.turns[0]!.chargePending], [0.57, false]);
+  });
+
+  it('marks the stopped placeholder pending too, and a charge that came first is not pending', () => {
+    const pending = { requestId: 'r1', prompt: 'hi', context: [], retryOf: null, modelId: 'auto', fallback: false, text: 'p', thinking: '' };
+    const base = reduce(initialState(), { type: 'chat/started', data: { ...pending, route: null } });
+    const routed = reduce(base, { type: 'chat/route', data: { requestId: 'r1', route: { kind: 'report', type: 'route', modelId: 'auto', routedModel: 'claude-haiku-4.5', routeReason: 'r', message: 'r', fallback: false, conversationId: 'c1', turnId: 't2' } } });
+    const waiting = reduce(reduce(routed, { type: 'chat/charge', data: { turnId: 't2', credits: null } }), { type: 'chat/cancelled', data: { requestId: 'r1' } });
+    assert.equal(waiting.turns.at(-1)!.chargePending, true);
+    const known = reduce(reduce(routed, { type: 'chat/charge', data: { turnId: 't2', credits: 0.3 } }), { type: 'chat/cancelled', data: { requestId: 'r1' } });
+    assert.equal(known.turns.at(-1)!.chargePending, false);
+  });
+});

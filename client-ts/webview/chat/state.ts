@@ -24,6 +24,8 @@ export interface ViewTurn {
   rating?: 'up' | 'down' | null;
   /** The answer's API cost at list prices, when the server knows it (own key). */
   costUsd?: number | null;
+  /** Stopped while signed in: the gateway's charge has not come yet (`credits` is not it). */
+  chargePending?: boolean;
 }
 
 /** An error shown inline at the end of the transcript, with what the user can do. */
@@ -52,6 +54,8 @@ export interface ChatViewState {
   inlineError: InlineError | null;
   notice: { message: string; error?: UiError } | null;
   thinkingBudgetTokens: number;
+  /** Charges that came after their turn's request ended, by turn id (null: pending). */
+  charges: Record<string, number | null>;
 }
 
 export type ChatAction =
@@ -76,10 +80,22 @@ export function initialState(): ChatViewState {
     inlineError: null,
     notice: null,
     thinkingBudgetTokens: 8000,
+    charges: {},
   };
 }
 
-export function turnFromInfo(t: TurnInfo): ViewTurn {
+export function turnFromInfo(t: TurnInfo, charges: Record<string, number | null> = {}): ViewTurn {
+  return withCharge(turnFromStored(t), charges);
+}
+
+/** `t` with its charge as known since it was read: pending (null) or the gateway's figure. */
+function withCharge(t: ViewTurn, charges: Record<string, number | null>): ViewTurn {
+  const credits = charges[t.id];
+  if (credits === undefined) return t;
+  return credits === null ? { ...t, chargePending: true } : { ...t, credits, chargePending: false };
+}
+
+function turnFromStored(t: TurnInfo): ViewTurn {
   return {
     id: t.id,
     role: t.role,
@@ -100,7 +116,7 @@ export function turnFromInfo(t: TurnInfo): ViewTurn {
 
 function loadConversation(state: ChatViewState, c: ConversationResult | null): ChatViewState {
   if (!c) return { ...state, conversationId: null, title: null, turns: [] };
-  const turns = c.turns.map(turnFromInfo);
+  const turns = c.turns.map((t) => turnFromInfo(t, state.charges));
   return { ...state, conversationId: c.id, title: c.title, turns };
 }
 
@@ -115,6 +131,7 @@ function fromSnapshot(s: ChatSnapshot): ChatViewState {
     usage: s.usage,
     pending: s.pending,
     thinkingBudgetTokens: s.thinkingBudgetTokens,
+    charges: s.charges ?? {},
   };
   return loadConversation(base, s.conversation);
 }
@@ -203,8 +220,13 @@ export function reduce(state: ChatViewState, action: ChatAction): ChatViewState 
         retryOf: p.retryOf,
         context: [],
         fallback: p.fallback,
+        chargePending: p.route?.turnId ? state.charges[p.route.turnId] === null : false,
       });
       return { ...state, turns, pending: null };
+    }
+    case 'chat/charge': {
+      const charges = { ...state.charges, [action.data.turnId]: action.data.credits };
+      return { ...state, charges, turns: state.turns.map((t) => withCharge(t, charges)) };
     }
     case 'chat/failed': {
       if (!state.pending || !isCurrent(state, action.data.requestId)) return state;

@@ -345,6 +345,15 @@ class CredentialsChanged(Wire):
     reason: str | None = Field(default=None, description="Why the session ended, when refreshToken is null.")
 
 
+class TurnCharged(Wire):
+    """A signed-in turn's charge, known after its request was answered: a stopped turn ends before the
+    gateway's charge reaches the server, which asks the gateway for it once it has settled the turn."""
+
+    turn_id: str
+    conversation_id: str
+    credits: float = Field(description="The gateway's charge for the turn (what the stored turn now says).")
+
+
 class AdoptRefreshToken(Wire):
     """Another window of the same editor stored a newer refresh token of this session's family: the server
     uses it for its next refresh instead of its own (which that window's refresh already spent)."""

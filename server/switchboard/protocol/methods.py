@@ -117,7 +117,18 @@ CREDENTIALS_CHANGED = Notification(
     m.CredentialsChanged,
     "The refresh token rotated (store the new one) or the session ended (null: delete it).",
 )
-NOTIFICATIONS: tuple[Notification, ...] = (USAGE_CHANGED, MODEL_CHANGED, SIGN_IN_CODE, CREDENTIALS_CHANGED)
+TURN_CHARGED = Notification(
+    "switchboard/turnCharged",
+    m.TurnCharged,
+    "Signed in, a stopped turn's charge from the gateway, once known (the stored turn has it too).",
+)
+NOTIFICATIONS: tuple[Notification, ...] = (
+    USAGE_CHANGED,
+    MODEL_CHANGED,
+    SIGN_IN_CODE,
+    CREDENTIALS_CHANGED,
+    TURN_CHARGED,
+)
 
 # Notifications the client sends.
 ADOPT_REFRESH_TOKEN = Notification(

@@ -30,6 +30,7 @@ CREDENTIALS_CHANGED = "switchboard/credentialsChanged"
 IGNORED_NOTIFICATIONS = (
     "switchboard/usageChanged",
     "switchboard/modelChanged",
+    "switchboard/turnCharged",
     lsp.WINDOW_LOG_MESSAGE,
     lsp.TELEMETRY_EVENT,
 )

@@ -628,6 +628,9 @@ async def test_a_stopped_turn_gets_the_gateways_charge_and_the_panel_its_totals(
         )
         stored = next(turn for turn in conversation["turns"] if turn["id"] == turn_id)
         assert stored["status"] == "cancelled" and stored["credits"] == charged
+        # The editor, which shows the charge as pending after the cancel, is told the gateway's figure.
+        [announced] = [f["params"] for f in server.frames_with_method("switchboard/turnCharged")]
+        assert announced == {"turnId": turn_id, "conversationId": conversation_id, "credits": charged}
 
 
 async def test_credits_bought_since_the_last_report_let_the_next_turn_through(

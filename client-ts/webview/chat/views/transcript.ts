@@ -59,5 +59,5 @@ function focusedRating(transcript: HTMLElement): { turnId: string; rate: string 
 /** Everything a turn's element depends on: when it is unchanged, the element is reused. */
 function renderKey(t: ViewTurn, chat: ChatViewState): string {
   const retry = t.role === 'assistant' && !chat.pending && canRetryStronger(t, chat.turns, chat.models);
-  return [t.status, t.text.length, t.thinking?.length ?? 0, t.credits, t.costUsd, t.rating, t.routedModel, t.error, chat.models.length, t.fallback, retry].join('|');
+  return [t.status, t.text.length, t.thinking?.length ?? 0, t.credits, t.chargePending, t.costUsd, t.rating, t.routedModel, t.error, chat.models.length, t.fallback, retry].join('|');
 }

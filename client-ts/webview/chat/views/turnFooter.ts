@@ -14,7 +14,11 @@ export function turnFooter(t: ViewTurn, chat: ChatViewState, intents: FooterInte
   if (t.routedModel || t.modelId) footer.append(answeredBy(t, chat));
   if (t.fallback) footer.append(h('span', { class: 'tag warn', title: 'Auto switched models while answering' }, 'fallback'));
   if (t.retryOf) footer.append(h('span', { class: 'tag' }, 'retry'));
-  if (!streaming) footer.append(h('span', { class: 'credits', title: 'Credits charged for this answer' }, creditsLabel(t.credits)));
+  if (!streaming && t.chargePending) {
+    footer.append(h('span', { class: 'credits pending', title: 'Switchboard Cloud has not reported the charge for this stopped answer yet' }, 'charge pending'));
+  } else if (!streaming) {
+    footer.append(h('span', { class: 'credits', title: 'Credits charged for this answer' }, creditsLabel(t.credits)));
+  }
   if (!streaming && t.costUsd != null) {
     footer.append(h('span', { class: 'cost-usd', title: 'What this answer cost your Anthropic key, at list price' }, formatCostUsd(t.costUsd)));
   }

@@ -54,7 +54,7 @@ class ChatFeature(Feature):
         self.account = account
         self.learning = learning
         self.router = TurnRouter(services, account, learning)
-        self.settlement = Settlement(services, account)
+        self.settlement = Settlement(services, account, editor)
         self._running: dict[ProgressToken, asyncio.Task[Any]] = {}
 
     def register(self) -> None:

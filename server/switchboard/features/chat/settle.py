@@ -13,10 +13,13 @@ from typing import Literal
 
 from switchboard.catalog import concrete_id
 from switchboard.plans.billed import billed_model
+from switchboard.protocol import methods
+from switchboard.protocol.messages import TurnCharged
 from switchboard.store import GATEWAY, LOCAL, TurnOutcome
 
 from ..account import AccountFeature
-from ..host import Services
+from ..base import dump
+from ..host import Editor, Services
 from .turn import Answer, TurnRequest, anthropic_id
 
 log = logging.getLogger(__name__)
@@ -25,9 +28,10 @@ Ending = Literal["complete", "cancelled", "failed"]
 
 
 class Settlement:
-    def __init__(self, services: Services, account: AccountFeature) -> None:
+    def __init__(self, services: Services, account: AccountFeature, editor: Editor) -> None:
         self._services = services
         self._account = account
+        self._editor = editor
 
     async def settle(self, request: TurnRequest, answer: Answer, ending: Ending, error: str | None) -> None:
         state = answer.state
@@ -51,7 +55,9 @@ class Settlement:
                     publish=not cut_before_charge,
                 )
                 if cut_before_charge:
-                    self._account.settle_cut_turn(answer.turn_id, self._stored_charge(answer.turn_id))
+                    self._account.settle_cut_turn(answer.turn_id, self._stored_charge(answer))
+                elif ending == "cancelled":
+                    self._announce_charge(answer, answer.credits)  # the gateway's, which came in time
             elif billable:
                 await self._charge(request, answer)
             else:
@@ -59,11 +65,18 @@ class Settlement:
         except Exception:
             log.exception("Could not meter turn %s", answer.turn_id)
 
-    def _stored_charge(self, turn_id: str) -> Callable[[float], None]:
+    def _stored_charge(self, answer: Answer) -> Callable[[float], None]:
         def store(credits: float) -> None:
-            self._services.store.set_turn_credits(turn_id, credits)
+            self._services.store.set_turn_credits(answer.turn_id, credits)
+            self._announce_charge(answer, credits)
 
         return store
+
+    def _announce_charge(self, answer: Answer, credits: float) -> None:
+        """`switchboard/turnCharged`: a stopped signed-in turn's charge, which its editor shows as pending
+        until this comes (the cancel is answered before the gateway's figure is known)."""
+        charged = TurnCharged(turn_id=answer.turn_id, conversation_id=answer.conversation_id, credits=credits)
+        self._editor.notify(methods.TURN_CHARGED.method, dump(charged))
 
     async def _charge(self, request: TurnRequest, answer: Answer) -> None:
         charged = await self._account.charge(
