@@ -249,6 +249,10 @@ export interface CredentialsChanged {
   refreshToken: string | null;
 }
 export interface CreditsExhaustedData {
+  /**
+   * Signed in, when credits remain but fewer than the turn's worst case: that worst case.
+   */
+  neededCredits: number | null;
   overageAvailable: boolean;
   plan: 'free' | 'pro' | 'pro_plus' | 'power';
   remainingCredits: number;

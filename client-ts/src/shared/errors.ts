@@ -156,6 +156,20 @@ export function describeError(error: unknown, models: readonly Pick<ModelInfo, '
     }
     case ErrorCode.CREDITS_EXHAUSTED: {
       const d = data<CreditsExhaustedData>(e);
+      if ((d.remainingCredits ?? 0) > 0) {
+        // Credits remain, just not this answer's worst case: a cheaper model is the way out.
+        const haiku = 'claude-haiku-4.5';
+        return {
+          ...base,
+          kind: 'credits',
+          title: 'Not enough credits left for this answer',
+          message: e.message || 'This answer could cost more than the credits you have left. Pick a cheaper model.',
+          actions: [
+            { id: 'retryWithModel', label: `Try ${modelName(haiku, models)}`, modelId: haiku },
+            { id: 'showUsage', label: 'Show usage' },
+          ],
+        };
+      }
       const actions: ErrorAction[] = d.overageAvailable
         ? [{ id: 'enableOverage', label: 'Enable overage' }]
         : [{ id: 'upgrade', label: 'Upgrade your plan' }];

@@ -32,6 +32,14 @@ describe('server errors become actionable messages', () => {
     assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'pro', remainingCredits: 0, overageAvailable: true } })), ['enableOverage', 'showUsage']);
     assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'free', remainingCredits: 0, overageAvailable: false } })), ['upgrade', 'showUsage']);
   });
+
+  it('1002 with credits left is not "out of credits": the answer does not fit, try a cheaper model', () => {
+    const ui = describeError({ code: 1002, message: 'This answer could cost up to 16 credits and 1.94 are left', data: { plan: 'pro', remainingCredits: 1.94, overageAvailable: true, neededCredits: 16 } });
+    assert.equal(ui.title, 'Not enough credits left for this answer');
+    assert.doesNotMatch(ui.title, /out of credits/i);
+    assert.deepEqual(ids(ui), ['retryWithModel', 'showUsage']);
+    assert.equal(ui.actions[0]!.modelId, 'claude-haiku-4.5');
+  });
   it('1004 about the gateway session → sign in again, not the API key', () => {
     for (const reason of ['expired', 'denied', 'no_gateway', 'unreachable']) {
       const e = describeError({ code: 1004, message: 'Your session ended', data: { reason } });

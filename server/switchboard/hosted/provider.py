@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -49,6 +50,9 @@ AUTO_HEADERS = {
     "models": "Switchboard-Auto-Models",
 }
 CLOUD = "Switchboard Cloud"
+# The fewest output tokens (beyond any thinking budget) worth asking for when the credits left cannot cover
+# the turn's usual `max_tokens`: about 750 words, room for an answer with some code.
+MIN_ANSWER_TOKENS = 1024
 
 
 class GatewayProvider:
@@ -95,20 +99,37 @@ class GatewayProvider:
             raise TurnRefused(AuthRequired(str(ended), AuthErrorData(reason="session_ended"))) from None
         try:
             try:
-                await self._stream(access_token, request, state, callbacks)
+                await self._fitted(access_token, request, state, callbacks)
             except Exception as exc:
                 # A token the gateway no longer takes (it expired while the machine slept, or its key was
                 # retired): refresh once and send the turn again, which costs nothing (refused before any
                 # reservation) and keeps its turn id.
                 if not _unauthorized(exc) or state.started or not await self._session.renewed(access_token):
                     raise
-                await self._stream(await self._session.access_token(), request, state, callbacks)
+                await self._fitted(await self._session.access_token(), request, state, callbacks)
         except (UpstreamError, TurnRefused):
             raise
         except NotSignedIn as ended:
             raise TurnRefused(AuthRequired(str(ended), AuthErrorData(reason="session_ended"))) from None
         except Exception as exc:
             raise _classify(exc, state) from exc
+
+    async def _fitted(
+        self, access_token: str, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks
+    ) -> None:
+        """The turn, sent once more with a smaller `max_tokens` when the gateway refuses its worst case
+        (402) but says a `max_tokens` that fits and leaves room for a useful answer (`MIN_ANSWER_TOKENS`
+        beyond any thinking budget): the user cannot lower `max_tokens` (this server sets it), and a turn
+        refused before its reservation may be sent again with the same turn id."""
+        try:
+            await self._stream(access_token, request, state, callbacks)
+        except Exception as exc:
+            fits = _max_tokens_that_fit(exc)
+            useful = fits is not None and fits - (request.thinking_budget or 0) >= MIN_ANSWER_TOKENS
+            if state.started or fits is None or not useful or fits >= request.max_tokens:
+                raise
+            log.info("The turn's worst case does not fit the credits left: asking again for %d tokens", fits)
+            await self._stream(access_token, replace(request, max_tokens=fits), state, callbacks)
 
     async def _stream(
         self, access_token: str, request: ProviderRequest, state: StreamState, callbacks: StreamCallbacks
@@ -174,6 +195,18 @@ def parse_charge(extra: dict[str, Any]) -> GatewayCharge | None:
     )
 
 
+def _max_tokens_that_fit(exc: Exception) -> int | None:
+    """From the gateway's 402 for a turn whose worst case exceeds the credits left: the largest `max_tokens`
+    that fits (None for any other error, or one without it)."""
+    import anthropic
+
+    if not isinstance(exc, anthropic.APIStatusError) or exc.status_code != 402:
+        return None
+    error = _body(exc).get("error")
+    fits = error.get("max_tokens_that_fit") if isinstance(error, dict) else None
+    return fits if isinstance(fits, int) and not isinstance(fits, bool) and fits > 0 else None
+
+
 def _unauthorized(exc: Exception) -> bool:
     import anthropic
 
@@ -224,14 +257,29 @@ def _refusal(status: int, message: str, error: dict[str, Any]) -> Exception | No
         )
         return PlanForbidsModel(message, data)
     if status == 402:
-        remaining = error.get("remaining_credits")
+        remaining, needed = _number(error.get("remaining_credits")), _number(error.get("needed_credits"))
+        too_large = bool(remaining and needed and needed > remaining)
         data = CreditsExhaustedData(
             plan=_plan(error.get("plan")),
-            remaining_credits=float(remaining) if isinstance(remaining, int | float) else 0.0,
+            remaining_credits=remaining or 0.0,
             overage_available=error.get("overage_available") is True,
+            needed_credits=needed if too_large else None,
         )
+        if too_large:
+            # Credits remain, but not the turn's worst case. The gateway's advice (lower max_tokens) is not
+            # the editor user's to follow: this server sets max_tokens (and asked again with what fits,
+            # when that was enough for a useful answer).
+            message = (
+                f"This answer could cost up to {needed:g} credits and {remaining:g} are left, not enough for "
+                "it. Pick a cheaper model (Claude Haiku 4.5 costs least) or start a new conversation (a "
+                "shorter one costs less)."
+            )
         return CreditsExhausted(message, data)
     return None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _plan(value: object) -> PlanId:

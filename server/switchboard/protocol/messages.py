@@ -492,6 +492,10 @@ class CreditsExhaustedData(Wire):
     plan: PlanId
     remaining_credits: float
     overage_available: StrictBool
+    needed_credits: float | None = Field(
+        default=None,
+        description="Signed in, when credits remain but fewer than the turn's worst case: that worst case.",
+    )
 
 
 class UpstreamErrorData(Wire):

@@ -329,8 +329,12 @@ async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gatew
         # The last report says 0.01 is left, so the turn goes; the gateway cannot reserve its worst case.
         short = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi",
                                                           "modelId": SONNET}))  # fmt: skip
-        assert short["code"] == 1002 and "max_tokens" in short["message"], short
-        assert hosted.messages_requests() == sent + 1
+        # Credits remain, so it is not "out of credits", and max_tokens is not the user's to lower.
+        assert short["code"] == 1002 and "max_tokens" not in short["message"], short
+        assert short["message"].startswith("This answer could cost up to "), short
+        assert "0.01 are left, not enough for it. Pick a cheaper model" in short["message"], short
+        assert short["data"]["remainingCredits"] == 0.01 and short["data"]["neededCredits"] > 0.01, short
+        assert hosted.messages_requests() == sent + 1, "asked again for a max_tokens too small to be useful"
         await people.execute(
             "UPDATE account_periods SET used_h = %s WHERE account_id = %s", (50 * 100, person.id)
         )
@@ -338,6 +342,30 @@ async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gatew
         gone = error_of(server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi"}))
         assert gone["code"] == 1002 and gone["data"]["plan"] == "free"
         assert hosted.messages_requests() == sent + 1, "an empty balance cost a round trip"
+
+
+async def test_a_turn_whose_worst_case_exceeds_the_credits_left_is_asked_again_with_what_fits(
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """6 credits left: Sonnet's usual 8,192 output tokens (about 16 credits) do not fit, about 3,000 do. The
+    editor user cannot lower max_tokens, so the server asks again, once, with what fits: answered."""
+    person = await people.create("pro")
+    await people.execute(
+        "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
+        (person.id, current_period(), 994 * 100),
+    )
+    async with signed_in_server(person=person) as signed_in:
+        server = signed_in.server
+        sent = hosted.messages_requests()
+        chat = {"workspaceUri": workspace, "prompt": "hi [[fake:words=20]]", "modelId": SONNET}
+        answered = server.result("switchboard/chat", chat)
+        assert hosted.messages_requests() == sent + 2
+        rows = await people.execute(
+            "SELECT status, credits_h FROM turns WHERE account_id = %s AND turn_id = %s",
+            (person.id, answered["turnId"]),
+        )
+        assert rows and rows[0]["status"] == "complete", rows
+        assert answered["credits"] == rows[0]["credits_h"] / 100 > 0
 
 
 async def test_a_revoked_account_gets_1004_with_the_gateways_message(
