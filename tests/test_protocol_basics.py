@@ -202,3 +202,38 @@ async def test_conversations_are_listed_newest_first_in_pages(
     assert (far["conversations"], far["hasMore"]) == ([], False)
     too_far = await session.error("switchboard/conversations", {"workspaceUri": workspace, "offset": 2**63})
     assert too_far.code == -32602 and "offset" in too_far.message
+
+
+def test_an_expected_error_is_logged_as_one_line_without_a_traceback() -> None:
+    """pygls logs every error a handler raises with its traceback; a refusal is no failure."""
+    import logging
+    import sys
+
+    from switchboard.logs import ExpectedErrors
+    from switchboard.protocol.errors import AuthRequired, SwitchboardError
+    from switchboard.protocol.messages import AuthErrorData
+
+    def record(error: Exception) -> logging.LogRecord:
+        try:
+            raise error
+        except Exception:
+            info = sys.exc_info()
+        return logging.LogRecord(
+            "pygls.protocol.json_rpc",
+            logging.ERROR,
+            __file__,
+            1,
+            'Exception occurred for message "%s"',
+            (7,),
+            info,
+        )
+
+    refused = record(AuthRequired("The session ended.", AuthErrorData(reason="session_ended")))
+    assert ExpectedErrors().filter(refused)
+    assert refused.levelno == logging.INFO and refused.exc_info is None
+    assert refused.getMessage() == (
+        'Exception occurred for message "7": answered with error 1004 (The session ended.)'
+    )
+    broken = record(SwitchboardError("internal"))
+    assert ExpectedErrors().filter(broken)
+    assert broken.levelno == logging.ERROR and broken.exc_info is not None

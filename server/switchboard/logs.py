@@ -40,6 +40,27 @@ class SecretScrubber(logging.Filter):
 scrubber = SecretScrubber()
 
 
+class ExpectedErrors(logging.Filter):
+    """pygls logs every error a request handler raises at ERROR with its traceback. A `SwitchboardError`
+    (other than an internal error) is an answer, not a failure: a refusal the client shows its user (no
+    credits, a plan that forbids the model, Anthropic busy, a session that ended). It is logged as one line
+    at INFO, without the traceback, so the log keeps tracebacks for what is really broken."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from switchboard.protocol.errors import SwitchboardError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, SwitchboardError) and error.code != SwitchboardError.code:
+            what = record.getMessage()
+            record.msg, record.args = "%s: answered with error %s (%s)", (what, error.code, error.message)
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+expected_errors = ExpectedErrors()
+
+
 def configure(log_dir: Path, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.setLevel(level)
@@ -62,3 +83,6 @@ def configure(log_dir: Path, level: int = logging.INFO) -> None:
     # pygls logs every message body at INFO: prompts and answers do not belong in logs.
     for noisy in ("pygls", "httpx", "httpx2", "httpcore", "anthropic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    rpc = logging.getLogger("pygls.protocol.json_rpc")
+    if expected_errors not in rpc.filters:
+        rpc.addFilter(expected_errors)

@@ -31,7 +31,7 @@ from switchboard.providers.base import (
     UpstreamError,
 )
 
-from .session import GatewaySession, NotSignedIn
+from .session import GatewaySession, NotSignedIn, SignInFailed
 
 if TYPE_CHECKING:
     import httpx2
@@ -50,6 +50,7 @@ AUTO_HEADERS = {
     "models": "Switchboard-Auto-Models",
 }
 CLOUD = "Switchboard Cloud"
+REFUSED_FRESH_TOKEN = f"{CLOUD} refused a sign-in it had just renewed (your session is still active)."
 # The fewest output tokens (beyond any thinking budget) worth asking for when the credits left cannot cover
 # the turn's usual `max_tokens`: about 750 words, room for an answer with some code.
 MIN_ANSWER_TOKENS = 1024
@@ -106,11 +107,21 @@ class GatewayProvider:
                 # reservation) and keeps its turn id.
                 if not _unauthorized(exc) or state.started or not await self._session.renewed(access_token):
                     raise
-                await self._fitted(await self._session.access_token(), request, state, callbacks)
+                try:
+                    await self._fitted(await self._session.access_token(), request, state, callbacks)
+                except Exception as again:
+                    if _unauthorized(again):
+                        # Refused although the refresh just succeeded: the session lives (the gateway
+                        # would have refused the refresh had it ended), so this is not session_ended.
+                        raise UpstreamError(REFUSED_FRESH_TOKEN, status=401, type="authentication_error",
+                                            retryable=True) from None  # fmt: skip
+                    raise
         except (UpstreamError, TurnRefused):
             raise
         except NotSignedIn as ended:
             raise TurnRefused(AuthRequired(str(ended), AuthErrorData(reason="session_ended"))) from None
+        except SignInFailed as failed:  # the refresh after a 401 could not reach the gateway: try again
+            raise UpstreamError(str(failed), status=None, type="connection_error", retryable=True) from None
         except Exception as exc:
             raise _classify(exc, state) from exc
 

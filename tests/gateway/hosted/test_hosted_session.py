@@ -18,7 +18,14 @@ from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from switchboard.hosted.gateway_http import GatewayRefused
 from switchboard.hosted.provider import GatewayProvider
 from switchboard.hosted.session import GatewaySession, SignInFailed
-from switchboard.providers.base import ProviderRequest, StreamCallbacks, StreamState, TurnTags
+from switchboard.providers.base import (
+    ProviderRequest,
+    StreamCallbacks,
+    StreamState,
+    TurnRefused,
+    TurnTags,
+    UpstreamError,
+)
 
 JWKS = "/.well-known/jwks.json"
 TOKEN = "/oauth/token"
@@ -270,3 +277,38 @@ async def test_a_device_code_whose_link_is_not_a_web_page_is_refused(
     assert f"{field} that is not an http(s) link" in str(failed.value)
     assert codes == [], "the code was shown with a link that must not be opened"
     assert opened.faults.count("POST", TOKEN) == 0 and not opened.session.signed_in
+
+
+async def test_a_chat_refused_again_after_a_successful_refresh_is_retryable_not_a_session_that_ended(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    """The refresh succeeded, so the session lives: a second 401 is a retryable 1003, not `session_ended`
+    (which would send the editor to sign in again). Only a refused refresh ends the session."""
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    provider = GatewayProvider(opened.session, timeout=10, max_retries=0, transport=opened.faults)
+    request = ProviderRequest(
+        anthropic_model="claude-haiku-4-5-20251001",
+        system=[],
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=64,
+        tags=TurnTags(turn_id=uuid.uuid4().hex, model_id="claude-haiku-4.5"),
+    )
+    callbacks = StreamCallbacks(on_text=lambda _: None, on_thinking=lambda _: None)
+    opened.faults.answer_next("POST", MESSAGES, 401, unauthorized())
+    opened.faults.answer_next("POST", MESSAGES, 401, unauthorized())
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await provider.stream(request, StreamState(), callbacks)
+        assert caught.value.retryable and caught.value.status == 401
+        assert "still active" in caught.value.message
+        assert opened.session.signed_in and opened.faults.count("POST", TOKEN) == 2
+
+        # A refresh the gateway refuses does end it: then, and only then, session_ended.
+        await people.execute("UPDATE accounts SET revoked_at = now() WHERE id = %s", (person.id,))
+        opened.faults.answer_next("POST", MESSAGES, 401, unauthorized())
+        with pytest.raises(TurnRefused) as ended:
+            await provider.stream(request, StreamState(), callbacks)
+        assert ended.value.error.code == 1004
+    finally:
+        await provider.close()
