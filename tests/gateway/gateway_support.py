@@ -27,6 +27,7 @@ import httpx2
 import psycopg
 from starlette.datastructures import Headers
 
+from switchboard.catalog import get_model
 from switchboard.gateway import accounts
 from switchboard.gateway.tokens import TokenAuthority
 from switchboard.gateway.turn_request import TurnRequest, parse_turn
@@ -244,22 +245,31 @@ def numbers_body(note: str = "done") -> bytes:
 
 
 async def send_streamed_turn(
-    url: str, token: str, prompt: str = "hi", max_tokens: int = 50, *, stream: bool = True
+    url: str,
+    token: str,
+    prompt: str = "hi",
+    max_tokens: int = 50,
+    *,
+    stream: bool = True,
+    model: str = "claude-haiku-4.5",
+    fields: dict[str, Any] | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A streamed (or whole) Haiku turn sent to the replica at `url` over a raw connection of the test's own,
-    so the test reads the answer exactly as the gateway wrote it (or leaves without a word)."""
+    """A streamed (or whole) turn (Haiku unless `model` says otherwise; `fields` added to its body) sent to
+    the replica at `url` over a raw connection of the test's own, so the test reads the answer exactly as
+    the gateway wrote it (or leaves without a word)."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     body = json.dumps(
         {
-            "model": "claude-haiku-4-5-20251001",
+            "model": get_model(model).default_anthropic_model,
             "max_tokens": max_tokens,
             "stream": stream,
             "messages": [{"role": "user", "content": prompt}],
+            **(fields or {}),
         }
     ).encode()
     headers = {
-        **turn_headers("claude-haiku-4.5"),
+        **turn_headers(model),
         "authorization": f"Bearer {token}",
         "content-type": "application/json",
         "content-length": str(len(body)),

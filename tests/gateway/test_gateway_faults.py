@@ -27,6 +27,7 @@ from gateway.gateway_support import (
     turn_rows,
     wait_settled,
 )
+from switchboard.catalog import get_model
 from switchboard.fakeapi import FakeAnthropic, Fault
 
 HAIKU = "claude-haiku-4-5-20251001"
@@ -211,37 +212,46 @@ async def test_a_client_that_hangs_up_after_message_start_pays_for_the_prompt_an
     assert again.status_code == 409 and again.json()["error"]["type"] == "turn_already_settled"
 
 
-async def test_a_client_that_hangs_up_once_the_answer_follows_its_thinking_pays_the_thinking_budget(
+async def test_a_client_that_hangs_up_once_the_answer_follows_its_thinking_pays_for_the_thinking_time(
     make_accounts: Accounts, replica: Replica
 ) -> None:
     """The summary that streams is shorter than the thinking Anthropic bills: hanging up right after the
-    first words of the answer must not make the thinking cost what its summary's length says."""
+    first words of the answer pays for the time the thinking took at the model's speed ceiling, which is
+    more than its summary's length says and less than the whole budget."""
     account = await make_accounts.create("pro")
-    budget = 3000
+    budget, pace = 3000, 0.1
     body = {
         "model": HAIKU,
         "max_tokens": 4000,
         "stream": True,
         "thinking": {"type": "enabled", "budget_tokens": budget},
-        "messages": user("Think first. [[fake:words=200 slow=0.05]]"),
+        "messages": user(f"Think first. [[fake:words=200 slow={pace}]]"),
     }
     headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
-    thought = ""
+    thought, thoughts, took = "", 0, 0.0
+    speed = get_model("claude-haiku-4.5").output_tokens_per_second_ceiling
 
     def hang_up_at_the_first_words() -> None:
-        nonlocal thought
+        nonlocal thought, thoughts, took
+        sent = time.monotonic()
         with HTTP.stream("POST", replica.url + "/v1/messages", json=body, headers=headers) as response:
             for line in response.iter_lines():
                 if line.startswith("data: ") and '"content_block_delta"' in line:
                     delta = json.loads(line.removeprefix("data: "))["delta"]
                     thought += delta.get("thinking", "")
+                    thoughts += delta["type"] == "thinking_delta"
                     if delta["type"] == "text_delta":
+                        took = time.monotonic() - sent
                         return
 
     await asyncio.to_thread(hang_up_at_the_first_words)
     row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
-    assert thought and len(thought) / 4 < budget  # the summary alone would have been charged far less
-    assert row["status"] == "cut" and budget <= row["output_tokens"] < budget + 20
+    assert row["status"] == "cut"
+    # The fake API waits `pace` before each delta, so the thinking took at least that per thinking delta
+    # after the gateway sent the request, and less than the client waited for the first words.
+    least, most = math.ceil(thoughts * pace * speed), math.ceil(took * speed)
+    assert len(thought) / 4 < least < budget, (thought, least)  # the summary alone would have been less
+    assert least <= row["output_tokens"] <= most + 20, (least, row["output_tokens"], most)
 
 
 async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from gateway.gateway_support import (
     Accounts,
@@ -23,6 +27,7 @@ from gateway.gateway_support import (
     send_streamed_turn,
     wait_settled,
 )
+from switchboard.catalog import get_model
 from switchboard.gateway.sse import MAX_EVENT_BYTES
 
 HAIKU = "claude-haiku-4-5-20251001"
@@ -236,3 +241,111 @@ async def test_an_upstream_event_that_never_ends_is_cut_off_and_the_turn_charged
         input_tokens=12, output_tokens=10, cache_creation_input_tokens=0, cache_read_input_tokens=0
     )
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage) > 0
+
+
+SONNET = "claude-sonnet-4-5-20250929"
+
+
+class ThinkingUpstream(OwnUpstream):
+    """Answers one streamed Sonnet turn: a thinking block whose summary is 14 characters, signed, ended
+    `thinking_seconds` after the request came; then the answer's first word, "Hello", and nothing more
+    until the gateway lets the connection go (the user pressed Stop)."""
+
+    def __init__(self, thinking_seconds: float) -> None:
+        super().__init__()
+        self.thinking_seconds = thinking_seconds
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        start = MESSAGE_START.replace(HAIKU.encode(), SONNET.encode())
+        thinking = [
+            _event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+            ),
+            _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": "Short thought."},
+                },
+            ),
+            _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": "c2ln" * 50},
+                },
+            ),
+        ]
+        answer = [
+            _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+            ),
+            _event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hello"}},
+            ),
+        ]
+        head, *first = chunked(start, *thinking)[:-1]
+        writer.write(head + b"".join(first))
+        await writer.drain()
+        await asyncio.sleep(self.thinking_seconds)
+        writer.write(b"".join(chunked(*answer)[1:-1]))
+        await writer.drain()
+        await reader.read()  # until the gateway lets the connection go
+        writer.close()
+
+
+@pytest.mark.parametrize("thinking_seconds", [0.0, 1.0])
+async def test_a_turn_stopped_at_the_answers_first_word_pays_for_its_thinking_time_not_its_budget(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path, thinking_seconds: float
+) -> None:
+    """Sonnet 4.5, `max_tokens` 20,000, a thinking budget of 16,000, Stop pressed right after "Hello": the
+    cut turn was charged the whole budget (16,002 output tokens, 31.22 credits). Its thinking now counts
+    what streamed, or the time it took at Sonnet's speed ceiling when that is more (Anthropic bills the
+    thinking a summary stands for), never the budget it did not use."""
+    upstream = ThinkingUpstream(thinking_seconds)
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "thinking-upstream.log")
+    account = await make_accounts.create("pro")
+    thinking = {"type": "enabled", "budget_tokens": 16_000}
+    sent = time.monotonic()
+    reader, writer = await send_streamed_turn(
+        replica.url,
+        account.token,
+        max_tokens=20_000,
+        model="claude-sonnet-4.5",
+        fields={"thinking": thinking},
+    )
+    try:
+        await asyncio.wait_for(reader.readuntil(b"Hello"), 10)
+        took = time.monotonic() - sent
+        writer.transport.abort()  # Stop
+        row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    finally:
+        writer.close()
+        replica.stop()
+        await upstream.close()
+    assert row["status"] == "cut" and row["input_tokens"] == 12
+    speed = get_model("claude-sonnet-4.5").output_tokens_per_second_ceiling
+    streamed = 5  # "Short thought." and "Hello": 19 characters, four a token
+    timed = math.ceil(thinking_seconds * speed) + 2  # the thinking at the ceiling, then "Hello"
+    assert max(streamed, timed) <= row["output_tokens"] <= max(streamed, math.ceil(took * speed) + 2)
+    if not thinking_seconds:
+        assert row["output_tokens"] < 10, row  # the whole budget was 16,002
+    usage = SimpleNamespace(
+        input_tokens=12,
+        output_tokens=row["output_tokens"],
+        cache_creation_input_tokens=0,
+        cache_read_input_tokens=0,
+    )
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-sonnet-4.5", usage)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -85,60 +86,154 @@ def test_a_cut_turns_text_that_is_not_ascii_counts_a_token_a_character() -> None
     assert meter.usage().output_tokens == 8 + 2  # eight wide characters, then eight ASCII at four a token
 
 
-def test_a_thinking_block_that_ended_before_the_cut_counts_at_least_its_budget() -> None:
-    """Claude 4 models stream a summary of their thinking and bill all of it: once the block has ended,
-    its streamed length is no measure, and the budget the client asked for is charged instead."""
+class Clock:
+    """A monotonic clock the test moves by hand (`StreamMeter` takes one: no test sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SONNET_SPEED = 150  # claude-sonnet-4.5's output speed ceiling, tokens a second (the catalog's)
+THOUGHT = {"delta": {"type": "thinking_delta", "thinking": "Short thought."}}  # 14 characters: 4 tokens
+SIGNED = {"delta": {"type": "signature_delta", "signature": "c2ln" * 50}}
+HELLO = {"delta": {"type": "text_delta", "text": "Hello"}}  # 2 tokens
+THINKING_START = '{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}'
+TEXT_START = '{"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}'
+
+
+def _thinking_meter(clock: Clock, budget: int = 16_000, max_tokens: int = 20_000) -> Any:
+    from switchboard.catalog import get_model
     from switchboard.gateway.metering import StreamMeter
 
-    thought = {"delta": {"type": "thinking_delta", "thinking": "t" * 400}}  # 100 tokens streamed
-    signed = {"delta": {"type": "signature_delta", "signature": "sig"}}
-    answer = {"delta": {"type": "text_delta", "text": "a" * 40}}  # 10 tokens
+    assert get_model("claude-sonnet-4.5").output_tokens_per_second_ceiling == SONNET_SPEED
+    meter = StreamMeter(budget, max_tokens, tokens_per_second=SONNET_SPEED, clock=clock, sent_at=clock.now)
+    meter.observe("message_start", {"message": {"usage": {"input_tokens": 20, "output_tokens": 1}}})
+    meter.block_start(THINKING_START)
+    return meter
 
-    thinking = StreamMeter(thinking_budget=2000)
-    thinking.observe("content_block_delta", thought)
-    assert thinking.usage().output_tokens == 100  # still thinking: what streamed so far
-    thinking.delta(json.dumps(signed))
-    assert thinking.usage().output_tokens == 2000
-    thinking.delta(json.dumps(answer))
-    assert thinking.usage().output_tokens == 2010
 
-    unsigned = StreamMeter(thinking_budget=2000)  # no signature seen, but the answer began after thinking
-    for delta in (thought, answer):
-        unsigned.observe("content_block_delta", delta)
-    assert unsigned.usage().output_tokens == 2010
+def _think_then_answer(meter: Any, clock: Clock, thinking_seconds: float) -> None:
+    """The thinking block's delta and signature, its stop `thinking_seconds` after the request went, then
+    the answer's first word: where the user pressed Stop."""
+    meter.delta(json.dumps(THOUGHT))
+    meter.delta(json.dumps(SIGNED))
+    clock.now += thinking_seconds
+    meter.block_stop()
+    meter.block_start(TEXT_START)
+    meter.delta(json.dumps(HELLO))
 
-    long_summary = StreamMeter(thinking_budget=50)  # a streamed count above the budget stands
-    for delta in (thought, signed, answer):
-        long_summary.observe("content_block_delta", delta)
-    assert long_summary.usage().output_tokens == 110
 
-    no_thinking = StreamMeter(thinking_budget=2000)  # asked for, never came: nothing to charge it for
-    no_thinking.observe("content_block_delta", answer)
-    assert no_thinking.usage().output_tokens == 10
+def test_a_quick_thinking_block_cut_at_the_answers_first_word_counts_what_streamed() -> None:
+    """The reviewer's case: a 14-character thought and "Hello", cut. It counted the whole budget (16,002
+    output tokens, 3,122 hundredths on Sonnet 4.5); in 10 ms the model can have written 2 tokens at most, so
+    the streamed count stands."""
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    _think_then_answer(meter, clock, 0.01)
+    clock.now += 5  # time after thinking ended (the answer, a slow client) does not count as thinking
+    assert meter.usage().output_tokens == 5  # 19 characters at four a token, rounded up
+
+
+def test_a_long_thinking_block_cut_after_it_ended_counts_its_time_at_the_models_speed_ceiling() -> None:
+    """Claude 4 models stream a summary of their thinking and bill all of it: a minute of thinking whose
+    summary is four tokens counts a minute of output at the speed ceiling, within the budget."""
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    _think_then_answer(meter, clock, 60)
+    assert meter.usage().output_tokens == 60 * SONNET_SPEED + 2  # the thinking, then "Hello"
+    clock.now += 600
+    assert meter.usage().output_tokens == 60 * SONNET_SPEED + 2, "fixed once thinking ended"
+
+    longer = Clock()  # past the budget: the budget is the most thinking can cost
+    meter = _thinking_meter(longer)
+    _think_then_answer(meter, longer, 200)
+    assert meter.usage().output_tokens == 16_000 + 2
+
+    few = Clock()  # a small budget bounds it, whatever the time
+    meter = _thinking_meter(few, budget=1024)
+    _think_then_answer(meter, few, 60)
+    assert meter.usage().output_tokens == 1024 + 2
+
+
+def test_thinking_still_under_way_at_the_cut_counts_until_the_cut() -> None:
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    meter.delta(json.dumps(THOUGHT))
+    assert meter.usage().output_tokens == 4  # no time has passed: what streamed
+    clock.now += 10
+    assert meter.usage().output_tokens == 10 * SONNET_SPEED  # a heartbeat's checkpoint, mid-thought
+    clock.now += 10
+    assert meter.usage().output_tokens == 20 * SONNET_SPEED  # it grows while the block is open
+    clock.now += 1000
+    assert meter.usage().output_tokens == 16_000
+    meter.observe("message_delta", {"usage": {"output_tokens": 12_345}})
+    assert meter.usage().output_tokens == 12_345  # what Anthropic reports stands
+
+
+def test_thinking_is_timed_from_message_start_when_the_sending_time_is_unknown() -> None:
+    from switchboard.gateway.metering import StreamMeter
+
+    clock = Clock()
+    meter = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock)
+    clock.now += 30  # before message_start: not counted
+    meter.observe("message_start", {"message": {"usage": {"input_tokens": 20, "output_tokens": 1}}})
+    meter.observe("content_block_start", {"content_block": {"type": "thinking", "thinking": ""}})
+    clock.now += 2
+    meter.observe("content_block_stop", {})
+    assert meter.usage().output_tokens == 2 * SONNET_SPEED
+
+
+def test_no_thinking_block_no_speed_ceiling_no_timed_count() -> None:
+    """Only a thinking block is timed: a plain answer counts its text however long it took, and so does a
+    meter that knows no speed ceiling."""
+    from switchboard.gateway.metering import StreamMeter
+
+    clock = Clock()
+    answer = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock, sent_at=clock.now)
+    answer.block_start(TEXT_START)
+    answer.delta(json.dumps(HELLO))
+    clock.now += 60
+    answer.block_stop()
+    assert answer.usage().output_tokens == 2
+    tool = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock, sent_at=clock.now)
+    tool.block_start('{"content_block":{"type":"tool_use","name":"thinking","input":{}}}')  # not a thought
+    clock.now += 60
+    assert tool.usage().output_tokens == 0
+
+    unknown = StreamMeter(16_000, 20_000, clock=clock, sent_at=clock.now)
+    unknown.block_start(THINKING_START)
+    unknown.delta(json.dumps(THOUGHT))
+    clock.now += 60
+    assert unknown.usage().output_tokens == 4
 
 
 def test_a_cut_turns_counted_output_never_passes_its_max_tokens() -> None:
     """A budget above `max_tokens` (the interleaved-thinking beta allows one) cannot make a cut turn's
     output more than Anthropic could bill: `max_tokens` bounds every count."""
-    from switchboard.gateway.metering import StreamMeter
-
-    meter = StreamMeter(thinking_budget=60_000, max_tokens=16_000)
-    meter.observe("content_block_delta", {"delta": {"type": "thinking_delta", "thinking": "t" * 40}})
-    meter.observe("content_block_delta", {"delta": {"type": "signature_delta", "signature": "s"}})
-    meter.observe("content_block_delta", {"delta": {"type": "text_delta", "text": "Hi"}})
+    clock = Clock()
+    meter = _thinking_meter(clock, budget=60_000, max_tokens=16_000)
+    _think_then_answer(meter, clock, 200)  # 30,000 tokens of thinking at the ceiling
     assert meter.usage().output_tokens == 16_000
     meter.observe("message_delta", {"usage": {"output_tokens": 16_000}})
     assert meter.usage().output_tokens == 16_000  # what Anthropic reports stands
 
 
-def test_a_redacted_thinking_block_ends_thinking_for_the_budget_rule() -> None:
+def test_a_redacted_thinking_block_is_timed_like_a_thinking_block() -> None:
     """Redacted thinking comes whole in its `content_block_start`, with no deltas to count."""
-    from switchboard.gateway.metering import StreamMeter
-
-    meter = StreamMeter(thinking_budget=2000, max_tokens=4000)
-    meter.thinking_arrived_whole()
-    meter.observe("content_block_delta", {"delta": {"type": "text_delta", "text": "a" * 40}})
-    assert meter.usage().output_tokens == 2010
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    meter.block_stop()  # the thinking block opened by `_thinking_meter` ends at once: nothing to count
+    meter.block_start(
+        '{"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"x"}}'
+    )
+    clock.now += 4
+    meter.block_start(TEXT_START)  # its stop unseen: the next block's start ends it
+    meter.delta(json.dumps({"delta": {"type": "text_delta", "text": "a" * 40}}))
+    clock.now += 60
+    assert meter.usage().output_tokens == 4 * SONNET_SPEED + 10
 
 
 async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> None:

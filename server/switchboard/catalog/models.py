@@ -35,6 +35,11 @@ class ModelSpec:
     # Input and output list prices in USD per million tokens (for cost figures, not for credits).
     price_in_usd_per_mtok: float = 0.0
     price_out_usd_per_mtok: float = 0.0
+    # A ceiling on how fast the model writes output, in tokens a second: a generous upper bound on the speeds
+    # seen from Anthropic's API (roughly twice them), not a figure Anthropic documents. The hosted gateway's
+    # meter bounds the thinking of a cut turn, which Anthropic bills but streams only a summary of, by the
+    # time it took times this (docs/gateway.md, "Settling"). 0: no bound known (Auto, which never answers).
+    output_tokens_per_second_ceiling: float = 0.0
 
     @property
     def anthropic_model(self) -> str | None:
@@ -93,6 +98,7 @@ HAIKU_45 = ModelSpec(
     default_anthropic_model="claude-haiku-4-5-20251001",
     price_in_usd_per_mtok=1.0,
     price_out_usd_per_mtok=5.0,
+    output_tokens_per_second_ceiling=250,
 )
 
 SONNET_40 = ModelSpec(
@@ -107,6 +113,7 @@ SONNET_40 = ModelSpec(
     default_anthropic_model="claude-sonnet-4-20250514",
     price_in_usd_per_mtok=3.0,
     price_out_usd_per_mtok=15.0,
+    output_tokens_per_second_ceiling=150,
 )
 
 SONNET_45 = ModelSpec(
@@ -121,6 +128,7 @@ SONNET_45 = ModelSpec(
     default_anthropic_model="claude-sonnet-4-5-20250929",
     price_in_usd_per_mtok=3.0,
     price_out_usd_per_mtok=15.0,
+    output_tokens_per_second_ceiling=150,
 )
 
 OPUS_45 = ModelSpec(
@@ -135,6 +143,7 @@ OPUS_45 = ModelSpec(
     default_anthropic_model="claude-opus-4-5-20251101",
     price_in_usd_per_mtok=5.0,
     price_out_usd_per_mtok=25.0,
+    output_tokens_per_second_ceiling=120,
 )
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (AUTO, HAIKU_45, SONNET_40, SONNET_45, OPUS_45)}

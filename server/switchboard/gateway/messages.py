@@ -22,7 +22,7 @@ from .db import LedgerUnavailable
 from .errors import GatewayRefusal, error_response
 from .estimate import estimate_input_tokens
 from .ledger import Outcome, Reservation
-from .metering import usage_of_message
+from .metering import StreamMeter, usage_of_message
 from .relay import TurnStream, client_disconnected
 from .service import Caller, Choice, Gateway
 from .turn_request import TurnRequest
@@ -117,8 +117,10 @@ async def _forward(
                 relay_error(upstream.status, content, upstream.headers, gateway.upstream.redact), attempt
             )
     if turn.stream:
-        thinking, most = turn.thinking_budget, turn.max_tokens
-        stream = TurnStream(gateway, attempt.reservation, attempt.choice.reason, upstream, thinking, most)
+        # A cut turn's thinking is timed from here (`metering`), at the answering model's speed ceiling.
+        speed = attempt.choice.model.output_tokens_per_second_ceiling
+        meter = StreamMeter(turn.thinking_budget, turn.max_tokens, tokens_per_second=speed, sent_at=sending)
+        stream = TurnStream(gateway, attempt.reservation, attempt.choice.reason, upstream, meter)
         return _with_busy(stream, attempt)
     return await _whole_answer(request, gateway, attempt, upstream)
 

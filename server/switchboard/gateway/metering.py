@@ -3,17 +3,27 @@
 When the stream is cut before `message_delta` (the client left, the upstream failed, the replica died),
 output is counted from the deltas that reached the gateway: four ASCII characters a token and every other
 character a token of its own (Chinese or Japanese text runs near one character a token), never less than
-what `message_start` reported. A thinking block that ended before the cut counts at least its
-`budget_tokens`: Claude 4 models stream a summary of their thinking but bill the whole of it, so its streamed
-length says little of what it cost. A delta's JSON is only read when that count is needed
-(a cut, a heartbeat's checkpoint): most turns end with `message_delta`, whose count is exact. Only the text's
-length is kept, not the text: a long answer's checkpoints do not re-count it, nor the replica hold it.
+what `message_start` reported. A delta's JSON is only read when that count is needed (a cut, a heartbeat's
+checkpoint): most turns end with `message_delta`, whose count is exact. Only the text's length is kept, not
+the text: a long answer's checkpoints do not re-count it, nor the replica hold it.
+
+Thinking is counted by a bounded rule. Claude 4 models stream a summary of their thinking but bill all of
+it, so its streamed length can say far less than it cost; nor can it cost more than the model could write in
+the time it took. A cut turn's thinking counts
+`max(streamed, min(budget_tokens, seconds × the model's output speed ceiling))`, where the seconds run from
+when the request was forwarded upstream (else from `message_start`) to the end of its last thinking block (or
+to now, while a thinking block is open), on the monotonic clock the meter is given. The ceiling is
+`ModelSpec.output_tokens_per_second_ceiling`. Thinking blocks are told apart by their `content_block_start`
+(a few per turn, read for their type; the deltas are not), and end at their `content_block_stop`.
+However it is counted, the output is never more than `max_tokens`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from switchboard.protocol.messages import Usage
@@ -21,6 +31,7 @@ from switchboard.tokens import BILLED_CHARS_PER_TOKEN
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _ANSWER_TEXT = ("text", "partial_json")
+_THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
 
 class _Length:
@@ -39,16 +50,28 @@ class _Length:
 
 
 class StreamMeter:
-    def __init__(self, thinking_budget: int | None = None, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        thinking_budget: int | None = None,
+        max_tokens: int | None = None,
+        *,
+        tokens_per_second: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sent_at: float | None = None,
+    ) -> None:
         # The counts reported so far, plain (a `Usage` is only made when asked for: not on the way to the
         # first token, which `message_start`'s counts precede).
         self._reported: dict[str, int] | None = None
         self._final = False
         self._thinking_budget = thinking_budget
         self._max_tokens = max_tokens  # no turn's output exceeds it, however it is counted
+        self._tokens_per_second = tokens_per_second  # the model's output speed ceiling (0: none known)
+        self._clock = clock  # monotonic seconds; the tests give their own
+        self._since = sent_at  # when the request went upstream (else `message_start` sets it)
+        self._thinking = False  # a thinking block is open
+        self._thought_until: float | None = None  # when the last thinking block ended
         self._thought = _Length()  # the thinking deltas' text read so far
         self._answered = _Length()  # the other deltas' (text, tool JSON)
-        self._thinking_ended = False  # a thinking block's signature, or other output after thinking, came
         self._unread: list[str] = []  # deltas as they came (JSON text), not yet read for their text
         self.output_seen = False
 
@@ -64,6 +87,8 @@ class StreamMeter:
 
     def observe(self, name: str, data: dict[str, Any]) -> None:
         if name == "message_start":
+            if self._since is None:
+                self._since = self._clock()
             message = data.get("message")
             if isinstance(message, dict):
                 self._merge(message.get("usage"))
@@ -72,6 +97,11 @@ class StreamMeter:
             delta = data.get("delta")
             if isinstance(delta, dict):
                 self._count(delta)  # pyright: ignore[reportUnknownArgumentType]
+        elif name == "content_block_start":
+            block = data.get("content_block")
+            self._block_began(block.get("type") if isinstance(block, dict) else None)
+        elif name == "content_block_stop":
+            self.block_stop()
         elif name == "message_delta":
             self._merge(data.get("usage"))
             self._final = True
@@ -80,6 +110,24 @@ class StreamMeter:
         """A `content_block_delta` event's data, unparsed: read only if the turn is cut or checkpointed."""
         self.output_seen = True
         self._unread.append(data)
+
+    def block_start(self, data: str) -> None:
+        """A `content_block_start` event's data, unparsed: read only when it may open a thinking block."""
+        kind = None
+        if 'thinking"' in data:  # `"type":"thinking"` or `"redacted_thinking"`; a text block's has neither
+            try:
+                event = json.loads(data)
+            except ValueError:
+                event = None
+            block = event.get("content_block") if isinstance(event, dict) else None
+            kind = block.get("type") if isinstance(block, dict) else None
+        self._block_began(kind)
+
+    def block_stop(self) -> None:
+        """A `content_block_stop`: the open block ended (Anthropic streams one block at a time)."""
+        if self._thinking:
+            self._thinking = False
+            self._thought_until = self._clock()
 
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
@@ -90,26 +138,38 @@ class StreamMeter:
         usage = reported or Usage()
         return usage.model_copy(update={"output_tokens": max(usage.output_tokens, self._counted_output())})
 
-    def thinking_arrived_whole(self) -> None:
-        """A `redacted_thinking` block came (whole, in its `content_block_start`): thinking has ended."""
-        self._thinking_ended = True
+    def _block_began(self, kind: object) -> None:
+        if kind in _THINKING_BLOCKS:
+            if self._since is None:
+                self._since = self._clock()
+            self._thinking = True
+        else:
+            self.block_stop()  # a block after thinking: thinking has ended, its stop seen or not
 
     def _count(self, delta: dict[str, Any]) -> None:
         if isinstance(thought := delta.get("thinking"), str):
             self._thought.add(thought)
-        elif "signature" in delta:
-            self._thinking_ended = True
         for key in _ANSWER_TEXT:
             if isinstance(text := delta.get(key), str):
                 self._answered.add(text)
-                self._thinking_ended = self._thinking_ended or self._thought.chars > 0
+
+    def _thinking_bound(self) -> int:
+        """What the thinking so far can have cost at most: `budget_tokens` (else `max_tokens`), and no more
+        than the model writes in the time it took. 0 when no thinking block came (or no bound is known)."""
+        bound = self._thinking_budget if self._thinking_budget is not None else self._max_tokens
+        if self._since is None or bound is None or self._tokens_per_second <= 0:
+            return 0
+        until = self._clock() if self._thinking else self._thought_until
+        if until is None:
+            return 0
+        return min(bound, math.ceil(max(0.0, until - self._since) * self._tokens_per_second))
 
     def _counted_output(self) -> int:
         thought, answered = self._thought, self._answered
         wide = thought.wide + answered.wide
         counted = math.ceil((thought.chars + answered.chars - wide) / BILLED_CHARS_PER_TOKEN) + wide
-        if self._thinking_ended and self._thinking_budget is not None:
-            counted = max(counted, self._thinking_budget + answered.tokens())
+        if (thinking := self._thinking_bound()) > thought.tokens():
+            counted = max(counted, thinking + answered.tokens())
         return counted if self._max_tokens is None else min(counted, self._max_tokens)
 
     def read(self) -> None:

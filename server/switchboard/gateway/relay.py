@@ -55,8 +55,7 @@ class TurnStream(Response):
         reservation: Reservation,
         route_reason: str,
         upstream: UpstreamAnswer,
-        thinking_budget: int | None = None,
-        max_tokens: int | None = None,
+        meter: StreamMeter | None = None,
     ) -> None:
         headers = {**route_headers(reservation, route_reason), "cache-control": "no-cache"}
         # As StreamingResponse does: no body, hence no Content-Length; the events follow as they come.
@@ -64,7 +63,7 @@ class TurnStream(Response):
         self.init_headers(headers)
         self.gateway, self.reservation, self.route_reason = gateway, reservation, route_reason
         self.upstream = upstream
-        self.meter = StreamMeter(thinking_budget, max_tokens)
+        self.meter = meter or StreamMeter()
         self.settlement: Settlement | None = None
         self.cut_reason = "the client disconnected"
         self.client_left = False
@@ -213,12 +212,14 @@ class TurnStream(Response):
 
     def _observe(self, event: Event) -> dict[str, Any]:
         """Meter `event`; its JSON when the relay reads it (`_READ_EVENTS`), else nothing is parsed but a
-        text delta's text, kept for a cut turn's count."""
+        text delta's text, kept for a cut turn's count, and a block's start and stop, which time thinking."""
         if event.name not in _READ_EVENTS:
             if event.name == "content_block_delta":
                 self.meter.delta(event.object_data())
-            elif event.name == "content_block_start" and '"redacted_thinking"' in event.data:
-                self.meter.thinking_arrived_whole()
+            elif event.name == "content_block_start":
+                self.meter.block_start(event.data)
+            elif event.name == "content_block_stop":
+                self.meter.block_stop()
             return {}
         data = event.json()
         self.meter.observe(event.name, data)
