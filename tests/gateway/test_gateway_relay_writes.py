@@ -349,3 +349,68 @@ async def test_a_turn_stopped_at_the_answers_first_word_pays_for_its_thinking_ti
         cache_read_input_tokens=0,
     )
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-sonnet-4.5", usage)
+
+
+class EventsUpstream(OwnUpstream):
+    """Answers one streamed turn with `events`, an HTTP chunk each, then ends the response."""
+
+    def __init__(self, *events: bytes) -> None:
+        super().__init__()
+        self.events = events
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"".join(chunked(*self.events)))
+        await writer.drain()
+        await reader.read()  # until the gateway lets the connection go
+        writer.close()
+
+
+def _message_start(**usage: int) -> bytes:
+    start = json.loads(MESSAGE_START.split(b"data: ", 1)[1])
+    start["message"]["usage"] = usage
+    return _event("message_start", start)
+
+
+def _message_delta(**usage: int) -> bytes:
+    return _event(
+        "message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage}
+    )
+
+
+async def _answered(gateway_env: dict[str, str], tmp_path: Path, account: Any, *events: bytes) -> bytes:
+    """The answer the gateway relays (raw) when upstream streams `events`."""
+    upstream = EventsUpstream(*events)
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "events-upstream.log")
+    reader, writer = await send_streamed_turn(replica.url, account.token)
+    try:
+        return await asyncio.wait_for(reader.readuntil(b"event: message_stop"), 10)
+    finally:
+        writer.close()
+        replica.stop()
+        await upstream.close()
+
+
+async def test_a_message_delta_reporting_no_input_does_not_wipe_out_the_billed_prompt(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`message_start` reports 50,000 tokens of input, `message_delta` repeats the field as 0: the turn was
+    charged as if it had no input (0.01 credits on Haiku). The prompt was billed: it is charged."""
+    account = await make_accounts.create("pro")
+    await _answered(
+        gateway_env,
+        tmp_path,
+        account,
+        _message_start(input_tokens=50_000, output_tokens=1, cache_creation_input_tokens=0),
+        *ONE_READ,
+        ENDING[0],
+        _message_delta(input_tokens=0, output_tokens=10),
+        ENDING[-1],
+    )
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert row["status"] == "complete" and (row["input_tokens"], row["output_tokens"]) == (50_000, 10)
+    usage = SimpleNamespace(
+        input_tokens=50_000, output_tokens=10, cache_creation_input_tokens=0, cache_read_input_tokens=0
+    )
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)

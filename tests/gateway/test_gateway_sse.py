@@ -86,6 +86,40 @@ def test_a_cut_turns_text_that_is_not_ascii_counts_a_token_a_character() -> None
     assert meter.usage().output_tokens == 8 + 2  # eight wide characters, then eight ASCII at four a token
 
 
+def test_a_message_delta_reporting_no_input_keeps_what_message_start_reported() -> None:
+    """A `message_delta` may repeat the input fields as 0: the prompt `message_start` reported was billed all
+    the same, so a 0 (or a missing field) keeps it. A later figure that is not 0 replaces it (context
+    management can lower the input)."""
+    from switchboard.gateway.metering import StreamMeter
+
+    reported = {"input_tokens": 50_000, "cache_read_input_tokens": 7_000, "cache_creation_input_tokens": 900}
+    meter = StreamMeter()
+    meter.observe("message_start", {"message": {"usage": {**reported, "output_tokens": 1}}})
+    zeros = {"input_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    meter.observe("message_delta", {"usage": {**zeros, "output_tokens": 10}})
+    usage = meter.usage()
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (
+        50_000,
+        7_000,
+        900,
+    )
+    assert usage.output_tokens == 10
+
+    lowered = StreamMeter()
+    lowered.observe("message_start", {"message": {"usage": {**reported, "output_tokens": 1}}})
+    lowered.observe("message_delta", {"usage": {"input_tokens": 30_000, "output_tokens": 10}})
+    usage = lowered.usage()
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (
+        30_000,
+        7_000,
+        900,
+    )
+
+    none_before = StreamMeter()  # nothing to keep: a 0 is a 0
+    none_before.observe("message_delta", {"usage": {"input_tokens": 0, "output_tokens": 3}})
+    assert none_before.usage().input_tokens == 0 and none_before.usage().output_tokens == 3
+
+
 class Clock:
     """A monotonic clock the test moves by hand (`StreamMeter` takes one: no test sleeps)."""
 

@@ -5,7 +5,9 @@ output is counted from the deltas that reached the gateway: four ASCII character
 character a token of its own (Chinese or Japanese text runs near one character a token), never less than
 what `message_start` reported. A delta's JSON is only read when that count is needed (a cut, a heartbeat's
 checkpoint): most turns end with `message_delta`, whose count is exact. Only the text's length is kept, not
-the text: a long answer's checkpoints do not re-count it, nor the replica hold it.
+the text: a long answer's checkpoints do not re-count it, nor the replica hold it. The input is
+`message_start`'s unless a later `message_delta` reports a non-zero figure for it: a 0 there (or none) does
+not wipe out a prompt Anthropic has already billed.
 
 Thinking is counted by a bounded rule. Claude 4 models stream a summary of their thinking but bill all of
 it, so its streamed length can say far less than it cost; nor can it cost more than the model could write in
@@ -30,6 +32,7 @@ from switchboard.protocol.messages import Usage
 from switchboard.tokens import BILLED_CHARS_PER_TOKEN
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+_INPUT_FIELDS = frozenset({"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"})
 _ANSWER_TEXT = ("text", "partial_json")
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
@@ -187,12 +190,18 @@ class StreamMeter:
         self._unread.clear()
 
     def _merge(self, usage: object) -> None:
+        """Take a later event's counts over earlier ones; but an input count of 0 (or none) after a non-zero
+        one keeps the earlier: `message_delta` may repeat the input fields as 0, while a prompt that
+        `message_start` reported was billed all the same. A later non-zero figure still replaces it (context
+        management can lower the input)."""
         if not isinstance(usage, dict):
             return
         counts = self._reported if self._reported is not None else {}
         for field in _USAGE_FIELDS:
             value = usage.get(field)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                if value == 0 and field in _INPUT_FIELDS and counts.get(field):
+                    continue
                 counts[field] = value
         self._reported = counts
 
