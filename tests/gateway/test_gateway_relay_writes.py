@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -378,14 +379,20 @@ def _message_delta(**usage: int) -> bytes:
     )
 
 
-async def _answered(gateway_env: dict[str, str], tmp_path: Path, account: Any, *events: bytes) -> bytes:
-    """The answer the gateway relays (raw) when upstream streams `events`."""
+async def _answered(
+    gateway_env: dict[str, str],
+    tmp_path: Path,
+    account: Any,
+    *events: bytes,
+    until: bytes = b"event: message_stop",
+) -> bytes:
+    """The answer the gateway relays (raw, up to `until`) when upstream streams `events`."""
     upstream = EventsUpstream(*events)
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_BASE_URL": await upstream.start()}
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "events-upstream.log")
     reader, writer = await send_streamed_turn(replica.url, account.token)
     try:
-        return await asyncio.wait_for(reader.readuntil(b"event: message_stop"), 10)
+        return await asyncio.wait_for(reader.readuntil(until), 10)
     finally:
         writer.close()
         replica.stop()
@@ -414,3 +421,84 @@ async def test_a_message_delta_reporting_no_input_does_not_wipe_out_the_billed_p
         input_tokens=50_000, output_tokens=10, cache_creation_input_tokens=0, cache_read_input_tokens=0
     )
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
+
+
+def _written(answer: bytes) -> list[bytes]:
+    """The HTTP chunks of a raw chunked answer, each as the gateway wrote it."""
+    body, chunks = answer.split(b"\r\n\r\n", 1)[1], []
+    while body:
+        size, body = body.split(b"\r\n", 1)
+        chunks.append(body[: int(size, 16)])
+        body = body[int(size, 16) + 2 :]
+    return [chunk for chunk in chunks if chunk]
+
+
+def _sent_events(answer: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """The events of a raw chunked answer, in order: each one's name and data."""
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    found = re.findall(rb"event: ([a-z_]+)\r?\n(?:[0-9a-f]+\r\n)?data: (\{.*?\})\n\n", body, re.S)
+    return [(name.decode(), json.loads(data)) for name, data in found]
+
+
+async def test_a_turn_is_charged_the_usage_of_its_last_message_delta(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each `message_delta` reports the turn's counts so far: the settlement (at `message_stop`) takes the
+    last one's (it took the first's: 5 output tokens charged of 500). Both deltas reach the client only once
+    that charge is committed, each carrying it, and then `message_stop`."""
+    account = await make_accounts.create("pro")
+    answer = await _answered(
+        gateway_env,
+        tmp_path,
+        account,
+        MESSAGE_START,
+        *ONE_READ,
+        ENDING[0],
+        _message_delta(output_tokens=5),
+        _message_delta(output_tokens=500),
+        ENDING[-1],
+        until=b"\r\n0\r\n\r\n",
+    )
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert row["status"] == "complete" and (row["input_tokens"], row["output_tokens"]) == (12, 500)
+    usage = SimpleNamespace(
+        input_tokens=12, output_tokens=500, cache_creation_input_tokens=0, cache_read_input_tokens=0
+    )
+    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
+    events = _sent_events(answer)
+    assert [name for name, _ in events][-3:] == ["message_delta", "message_delta", "message_stop"]
+    first, last = events[-3][1], events[-2][1]
+    assert (first["usage"]["output_tokens"], last["usage"]["output_tokens"]) == (5, 500)
+    for delta in (first, last):
+        assert delta["switchboard"]["status"] == "complete"
+        assert Decimal(str(delta["switchboard"]["credits"])) == Decimal(row["credits_h"]) / 100
+    # The held events and message_stop go out in one write (one HTTP chunk), after the charge.
+    [last_write] = [chunk for chunk in _written(answer) if b"event: message_stop" in chunk]
+    assert last_write.count(b"event: message_delta") == 2 and last_write.startswith(b"event: message_delta")
+
+
+async def test_a_stream_that_ends_after_its_message_delta_is_charged_it_and_told_so(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No `message_stop`: the turn is settled at the stream's end with its last `message_delta`'s usage
+    (its answer is whole); the client gets that delta, with the charge, then the `error` event that says
+    the stream was cut (never a stream that just stops)."""
+    account = await make_accounts.create("pro")
+    answer = await _answered(
+        gateway_env,
+        tmp_path,
+        account,
+        MESSAGE_START,
+        *ONE_READ,
+        ENDING[0],
+        _message_delta(output_tokens=5),
+        _message_delta(output_tokens=40),
+        until=b"\r\n0\r\n\r\n",
+    )
+    row = await wait_settled(make_accounts.database_url, account.id, timeout=5)
+    assert row["status"] == "complete" and (row["input_tokens"], row["output_tokens"]) == (12, 40)
+    events = _sent_events(answer)
+    assert [name for name, _ in events][-3:] == ["message_delta", "message_delta", "error"]
+    credits = Decimal(row["credits_h"]) / 100
+    for _, data in events[-3:]:
+        assert Decimal(str(data["switchboard"]["credits"])) == credits > 0

@@ -2,10 +2,17 @@
 
 The client's disconnect is watched for the whole stream, so the upstream stream is closed the moment the
 client goes, not at the next event. Whatever ends the stream, the turn is settled exactly once:
-`complete` when `message_delta` came (charged before `message_stop` is forwarded), `cut` when output had
-begun (charged for the tokens that reached the gateway), `failed` when none had (free). A client that leaves
-after `message_start` pays for the input it reported even before any output: Anthropic has billed the prompt
-(and written its cache), and a free hang-up would make prompt-cache writes free.
+`complete` when `message_delta` came, `cut` when output had begun (charged for the tokens that reached the
+gateway), `failed` when none had (free). A client that leaves after `message_start` pays for the input it
+reported even before any output: Anthropic has billed the prompt (and written its cache), and a free hang-up
+would make prompt-cache writes free.
+
+A complete turn is settled at `message_stop` with the usage of the last `message_delta` (each reports the
+turn's counts so far, so a later one can say more than an earlier one). From the first `message_delta` on,
+the events are held back until that settlement commits, then passed on in one write, each `message_delta`
+carrying the charge: the client gets neither the usage nor `message_stop` before the charge is committed.
+A stream that ends or breaks after a `message_delta` but before `message_stop` is settled `complete` the
+same way, its held events passed on ahead of the `error` event that ends it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from .sse import Event, MalformedEvent, encode_json, event_batches
 from .upstream import UpstreamAnswer, UpstreamFailure
 
 log = logging.getLogger("switchboard.gateway")
-# The events that end a turn: settled before they are passed on.
+# The events that end a turn: settled before they are passed on (`message_delta` is held back until then).
 _SETTLING_EVENTS = frozenset({"message_delta", "message_stop", "error"})
 # The events whose JSON the relay reads (for their usage, or to add the charge); the rest pass through as
 # they came, most of all the many `content_block_delta`s, metered from their text only if the turn is cut.
@@ -70,6 +77,10 @@ class TurnStream(Response):
         self._settling: Outcome | None = None  # the outcome being settled (retried if PostgreSQL refuses it)
         self.handed_off = False  # settling was left to `Gateway.settle_later`
         self.relayed_whole = False  # `message_stop` was passed on
+        # Once a `message_delta` came, the events from it on (as they came), held back until the settlement
+        # commits; and where each `message_delta` is among them, with its data, to carry the charge.
+        self._held: list[bytes] | None = None
+        self._held_deltas: list[tuple[int, dict[str, Any]]] = []
         self.ended = False  # the stream's last event (`message_stop` or an `error`) was passed on
         self._log_state: dict[str, Any] = {}
 
@@ -123,14 +134,30 @@ class TurnStream(Response):
         if not left:
             with contextlib.suppress(OSError):
                 if broke and not self.ended:  # never a stream that just stops: the SDK would take it whole
-                    await deliver(encode_json("error", self._broken_body()))
+                    held = self._release(self._charge()) if self.settlement is not None else b""
+                    await deliver(held + encode_json("error", self._broken_body()))
                 await deliver(b"", more=False)
 
     def _broken_body(self) -> dict[str, Any]:
         body = error_body("api_error", "The gateway failed while relaying this answer; ask again.")
         if self.settlement is not None:
-            body["switchboard"] = charge_info(self.reservation, self.route_reason, self.settlement)
+            body["switchboard"] = self._charge()
         return body
+
+    def _charge(self) -> dict[str, Any]:
+        assert self.settlement is not None
+        return charge_info(self.reservation, self.route_reason, self.settlement)
+
+    def _release(self, charge: dict[str, Any]) -> bytes:
+        """The events held back since the first `message_delta`, each `message_delta` now carrying `charge`
+        (call once the settlement has committed); nothing when none came."""
+        if self._held is None:
+            return b""
+        held = self._held
+        for index, data in self._held_deltas:
+            held[index] = encode_json("message_delta", {**data, "switchboard": charge})
+        self._held, self._held_deltas = None, []
+        return b"".join(held)
 
     async def _pump(self, deliver: Deliver) -> None:
         async def forward(chunk: bytes) -> None:
@@ -142,19 +169,28 @@ class TurnStream(Response):
         try:
             async for batch in event_batches(self.gateway.upstream.chunks(self.upstream)):
                 # Events passed on as they came, in one write per upstream read; only the turn's last events
-                # wait for (and carry) its settlement.
-                passing: list[bytes] = []
+                # wait for (and carry) its settlement: from the first `message_delta` on, `passing` is the
+                # held list, so the deltas' way costs nothing more.
+                passing: list[bytes] = [] if self._held is None else self._held
                 for event in batch:
                     data = self._observe(event)
                     if event.name not in _SETTLING_EVENTS:
                         passing.append(event.encode())
                         continue
-                    if passing:
+                    if event.name == "message_delta":
+                        if self._held is None:
+                            if passing:
+                                await forward(b"".join(passing))
+                            passing = self._held = []
+                        self._held_deltas.append((len(passing), data))
+                        passing.append(event.encode())
+                        continue
+                    if passing and self._held is None:
                         await forward(b"".join(passing))
                         passing = []
                     if await self._end(event, data, forward):
                         return
-                if passing:
+                if passing and self._held is None:
                     await forward(b"".join(passing))
             await self._fail(deliver, "the upstream stream ended before message_stop")
         except (UpstreamFailure, MalformedEvent) as error:
@@ -177,13 +213,15 @@ class TurnStream(Response):
         event (a stream that just stops would read as a whole answer to the SDK)."""
         message = "The answer was cut off upstream; it is charged only for what arrived."
         body = error_body("api_error", message)
+        held = b""
         try:
-            body["switchboard"] = await self._settle_unfinished(reason)
+            body["switchboard"] = charge = await self._settle_unfinished(reason)
+            held = self._release(charge)
         except LedgerUnavailable as error:
             log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
             self._settle_later(self._settling or self._unfinished(reason))
         with contextlib.suppress(OSError):
-            await deliver(encode_json("error", body))
+            await deliver(held + encode_json("error", body))
         self.ended = True
 
     async def _settle(self, outcome: Outcome) -> dict[str, Any]:
@@ -228,24 +266,24 @@ class TurnStream(Response):
     async def _end(
         self, event: Event, data: dict[str, Any], forward: Callable[[bytes], Awaitable[None]]
     ) -> bool:
-        """Settle the turn at one of its last events (`_SETTLING_EVENTS`) and pass the event on, with the
-        charge where the client reads it; True once nothing more is relayed."""
-        if event.name == "message_delta":
-            data["switchboard"] = await self._settle(Outcome("complete", self.meter.usage()))
-            await forward(encode_json("message_delta", data))
-            return False
+        """Settle the turn at `message_stop` or an `error` event and pass it on, after the events held back
+        since `message_delta`, with the charge where the client reads it; True: nothing more is relayed."""
         if event.name == "message_stop":
-            if self.settlement is None:
-                await self._settle(Outcome("complete", self.meter.usage()))
-            await forward(event.encode())
+            # The usage of the last `message_delta` (the meter keeps the latest counts), or, when none came,
+            # the meter's count.
+            charge = await self._settle(Outcome("complete", self.meter.usage()))
+            await forward(self._release(charge) + event.encode())
             self.relayed_whole = self.ended = True
             return True
-        data["switchboard"] = await self._settle_unfinished("the upstream sent an error event")
-        await forward(self.gateway.upstream.redact(encode_json("error", data)))
+        data["switchboard"] = charge = await self._settle_unfinished("the upstream sent an error event")
+        await forward(self._release(charge) + self.gateway.upstream.redact(encode_json("error", data)))
         self.ended = True
         return True
 
     def _unfinished(self, reason: str) -> Outcome:
+        if self.meter.final:
+            # `message_delta` came: the answer is whole and its usage exact; only `message_stop` is missing.
+            return Outcome("complete", self.meter.usage())
         # A turn that failed before output is free and may be asked again; one the client left once the
         # prompt was billed upstream is not (it is not retried: the client is gone).
         consumed = self.meter.output_seen or (self.client_left and self.meter.started)
