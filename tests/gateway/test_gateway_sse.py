@@ -143,7 +143,7 @@ def _thinking_meter(clock: Clock, budget: int = 16_000, max_tokens: int = 20_000
     from switchboard.gateway.metering import StreamMeter
 
     assert get_model("claude-sonnet-4.5").output_tokens_per_second_ceiling == SONNET_SPEED
-    meter = StreamMeter(budget, max_tokens, tokens_per_second=SONNET_SPEED, clock=clock, sent_at=clock.now)
+    meter = StreamMeter(budget, max_tokens, tokens_per_second=SONNET_SPEED, clock=clock)
     meter.observe("message_start", {"message": {"usage": {"input_tokens": 20, "output_tokens": 1}}})
     meter.block_start(THINKING_START)
     return meter
@@ -207,12 +207,12 @@ def test_thinking_still_under_way_at_the_cut_counts_until_the_cut() -> None:
     assert meter.usage().output_tokens == 12_345  # what Anthropic reports stands
 
 
-def test_thinking_is_timed_from_message_start_when_the_sending_time_is_unknown() -> None:
+def test_thinking_is_timed_from_message_start_not_from_sending() -> None:
     from switchboard.gateway.metering import StreamMeter
 
     clock = Clock()
     meter = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock)
-    clock.now += 30  # before message_start: not counted
+    clock.now += 30  # before message_start (the prompt's processing): not counted
     meter.observe("message_start", {"message": {"usage": {"input_tokens": 20, "output_tokens": 1}}})
     meter.observe("content_block_start", {"content_block": {"type": "thinking", "thinking": ""}})
     clock.now += 2
@@ -226,22 +226,41 @@ def test_no_thinking_block_no_speed_ceiling_no_timed_count() -> None:
     from switchboard.gateway.metering import StreamMeter
 
     clock = Clock()
-    answer = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock, sent_at=clock.now)
+    answer = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock)
     answer.block_start(TEXT_START)
     answer.delta(json.dumps(HELLO))
     clock.now += 60
     answer.block_stop()
     assert answer.usage().output_tokens == 2
-    tool = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock, sent_at=clock.now)
+    tool = StreamMeter(16_000, 20_000, tokens_per_second=SONNET_SPEED, clock=clock)
     tool.block_start('{"content_block":{"type":"tool_use","name":"thinking","input":{}}}')  # not a thought
     clock.now += 60
     assert tool.usage().output_tokens == 0
 
-    unknown = StreamMeter(16_000, 20_000, clock=clock, sent_at=clock.now)
+    unknown = StreamMeter(16_000, 20_000, clock=clock)
     unknown.block_start(THINKING_START)
     unknown.delta(json.dumps(THOUGHT))
     clock.now += 60
     assert unknown.usage().output_tokens == 4
+
+
+def test_text_between_thoughts_is_not_timed_as_thinking() -> None:
+    """Interleaved thinking: a thought, a long stretch of answer (or tool input), another thought, then the
+    cut. Only the thoughts' time counts at the speed ceiling; the answer between them counts its text."""
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    clock.now += 10
+    meter.block_stop()
+    meter.block_start(TEXT_START)
+    meter.delta(json.dumps(HELLO))
+    clock.now += 100
+    meter.block_stop()
+    meter.block_start(THINKING_START)
+    clock.now += 5
+    assert meter.usage().output_tokens == 15 * SONNET_SPEED + 2  # still thinking: up to now, less the text
+    meter.block_stop()
+    clock.now += 50
+    assert meter.usage().output_tokens == 15 * SONNET_SPEED + 2
 
 
 def test_a_cut_turns_counted_output_never_passes_its_max_tokens() -> None:

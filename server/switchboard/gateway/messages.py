@@ -117,9 +117,9 @@ async def _forward(
                 relay_error(upstream.status, content, upstream.headers, gateway.upstream.redact), attempt
             )
     if turn.stream:
-        # A cut turn's thinking is timed from here (`metering`), at the answering model's speed ceiling.
+        # A cut turn's thinking is timed (`metering`) at the answering model's speed ceiling.
         speed = attempt.choice.model.output_tokens_per_second_ceiling
-        meter = StreamMeter(turn.thinking_budget, turn.max_tokens, tokens_per_second=speed, sent_at=sending)
+        meter = StreamMeter(turn.thinking_budget, turn.max_tokens, tokens_per_second=speed)
         stream = TurnStream(gateway, attempt.reservation, attempt.choice.reason, upstream, meter)
         return _with_busy(stream, attempt)
     return await _whole_answer(request, gateway, attempt, upstream)

@@ -13,10 +13,12 @@ Thinking is counted by a bounded rule. Claude 4 models stream a summary of their
 it, so its streamed length can say far less than it cost; nor can it cost more than the model could write in
 the time it took. A cut turn's thinking counts
 `max(streamed, min(budget_tokens, seconds × the model's output speed ceiling))`, where the seconds run from
-when the request was forwarded upstream (else from `message_start`) to the end of its last thinking block (or
-to now, while a thinking block is open), on the monotonic clock the meter is given. The ceiling is
-`ModelSpec.output_tokens_per_second_ceiling`. Thinking blocks are told apart by their `content_block_start`
-(a few per turn, read for their type; the deltas are not), and end at their `content_block_stop`.
+`message_start` (not from sending: the prompt's processing is not thinking) to the end of its last thinking
+block (or to now, while a thinking block is open), less the time spent in the blocks that are not thinking
+in between (answer text or tool input between thoughts), on the monotonic clock the meter is given. The
+ceiling is `ModelSpec.output_tokens_per_second_ceiling`. Thinking blocks are told apart by their
+`content_block_start` (a few per turn, read for their type; the deltas are not), and end at their
+`content_block_stop`.
 However it is counted, the output is never more than `max_tokens`.
 """
 
@@ -60,7 +62,6 @@ class StreamMeter:
         *,
         tokens_per_second: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
-        sent_at: float | None = None,
     ) -> None:
         # The counts reported so far, plain (a `Usage` is only made when asked for: not on the way to the
         # first token, which `message_start`'s counts precede).
@@ -70,9 +71,12 @@ class StreamMeter:
         self._max_tokens = max_tokens  # no turn's output exceeds it, however it is counted
         self._tokens_per_second = tokens_per_second  # the model's output speed ceiling (0: none known)
         self._clock = clock  # monotonic seconds; the tests give their own
-        self._since = sent_at  # when the request went upstream (else `message_start` sets it)
+        self._since: float | None = None  # when `message_start` came: the model's writing began
         self._thinking = False  # a thinking block is open
         self._thought_until: float | None = None  # when the last thinking block ended
+        self._other_since: float | None = None  # when the open block that is not thinking began
+        self._other_seconds = 0.0  # how long the closed blocks that are not thinking took
+        self._other_before_thought_ended = 0.0  # that figure when the last thinking block ended
         self._thought = _Length()  # the thinking deltas' text read so far
         self._answered = _Length()  # the other deltas' (text, tool JSON)
         self._unread: list[str] = []  # deltas as they came (JSON text), not yet read for their text
@@ -128,9 +132,14 @@ class StreamMeter:
 
     def block_stop(self) -> None:
         """A `content_block_stop`: the open block ended (Anthropic streams one block at a time)."""
+        now = self._clock()
         if self._thinking:
             self._thinking = False
-            self._thought_until = self._clock()
+            self._thought_until = now
+            self._other_before_thought_ended = self._other_seconds
+        if self._other_since is not None:
+            self._other_seconds += now - self._other_since
+            self._other_since = None
 
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
@@ -142,12 +151,14 @@ class StreamMeter:
         return usage.model_copy(update={"output_tokens": max(usage.output_tokens, self._counted_output())})
 
     def _block_began(self, kind: object) -> None:
+        self.block_stop()  # one block at a time: the one before has ended, its stop seen or not
+        now = self._clock()
+        if self._since is None:
+            self._since = now
         if kind in _THINKING_BLOCKS:
-            if self._since is None:
-                self._since = self._clock()
             self._thinking = True
         else:
-            self.block_stop()  # a block after thinking: thinking has ended, its stop seen or not
+            self._other_since = now
 
     def _count(self, delta: dict[str, Any]) -> None:
         if isinstance(thought := delta.get("thinking"), str):
@@ -162,10 +173,14 @@ class StreamMeter:
         bound = self._thinking_budget if self._thinking_budget is not None else self._max_tokens
         if self._since is None or bound is None or self._tokens_per_second <= 0:
             return 0
-        until = self._clock() if self._thinking else self._thought_until
-        if until is None:
+        if self._thinking:
+            until, other = self._clock(), self._other_seconds
+        elif self._thought_until is not None:
+            until, other = self._thought_until, self._other_before_thought_ended
+        else:
             return 0
-        return min(bound, math.ceil(max(0.0, until - self._since) * self._tokens_per_second))
+        seconds = until - self._since - other  # text or tool input written between thoughts is not thinking
+        return min(bound, math.ceil(max(0.0, seconds) * self._tokens_per_second))
 
     def _counted_output(self) -> int:
         thought, answered = self._thought, self._answered
