@@ -27,6 +27,7 @@ from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connect
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
+from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.catalog import allowed_plans
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
@@ -36,23 +37,35 @@ TTL = timedelta(seconds=30)
 HAIKU_ID = "claude-haiku-4-5-20251001"
 
 
+@pytest.fixture(scope="module")
+def ledger_url(cluster: Cluster) -> str:
+    """A database of this module's own: the shared test replicas sweep theirs every second, and a sweep that
+    got to a test's expired reservation first would take the result the test asserts on."""
+    url = cluster.new_database("ledger")
+    migrate.upgrade(url)
+    return url
+
+
 @pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+def make_accounts(ledger_url: str, authority: TokenAuthority) -> Accounts:
+    return Accounts(ledger_url, authority)
+
+
+@pytest.fixture
+async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
     """A connection as the ledger's pool gives a replica (asyncpg, `gateway.db`)."""
-    c = await asyncpg.connect(database_url)
+    c = await asyncpg.connect(ledger_url)
     try:
         yield c
     finally:
         await c.close()
 
 
-async def test_a_server_the_driver_will_not_use_is_the_ledger_unavailable(database_url: str) -> None:
+async def test_a_server_the_driver_will_not_use_is_the_ledger_unavailable(ledger_url: str) -> None:
     # A failover seen from a read-write URL: the only server is not what the URL asks for. The replica must
     # answer a retryable 503 (reserve) or retry the settlement, as for any other outage, not crash the turn.
-    separator = "&" if "?" in database_url else "?"
-    pool = LedgerPool(
-        database_url + separator + "target_session_attrs=standby", max_size=2, connect_timeout=5
-    )
+    separator = "&" if "?" in ledger_url else "?"
+    pool = LedgerPool(ledger_url + separator + "target_session_attrs=standby", max_size=2, connect_timeout=5)
     try:
         with pytest.raises(LedgerUnavailable):
             async with ledger_connection(pool, timeout=5) as conn:
@@ -76,8 +89,8 @@ async def beat(conn: Any, turn: Reservation, usage: Usage, *, output_seen: bool,
 
 
 async def sweep(conn: Any, turn: Reservation) -> ledger.Settlement:
-    """Settle `turn`, whose reservation has expired, as a replica's sweep does. The shared test replicas
-    sweep this database too and may get there first: by the same function, so with the same charge."""
+    """Settle `turn`, whose reservation has expired, as a replica's sweep does (and read the result from its
+    row, as another sweep may have settled it first, by the same function: with the same charge)."""
     for orphan in await ledger.expired_turns(conn, limit=100_000):
         if orphan.key == turn.key:
             await ledger.release_expired(conn, orphan)
@@ -126,10 +139,10 @@ async def test_usage_past_the_reservation_is_charged_up_to_the_cap_and_no_furthe
 
 
 async def test_overage_is_the_part_past_the_allowance_and_never_more_than_the_budget(
-    conn: Any, make_accounts: Accounts, database_url: str
+    conn: Any, make_accounts: Accounts, ledger_url: str
 ) -> None:
     account = await make_accounts.create("pro", used_credits=999.5, overage=True, budget_cents=4)  # 1 credit
-    assert ledger.limit_h(await _account(database_url, account.id)) == 100_000 + 100
+    assert ledger.limit_h(await _account(ledger_url, account.id)) == 100_000 + 100
     turn = await hold(conn, account.id, 150)
     settled = await ledger.settle(conn, turn, Outcome("complete", Usage(output_tokens=500)))  # 0.75 x 1.3
     assert (settled.credits_h, settled.overage_h) == (98, 48)
@@ -139,7 +152,7 @@ async def test_overage_is_the_part_past_the_allowance_and_never_more_than_the_bu
 
 
 async def test_overage_never_passes_the_budget_after_a_move_to_a_larger_plan(
-    conn: Any, make_accounts: Accounts, database_url: str
+    conn: Any, make_accounts: Accounts, ledger_url: str
 ) -> None:
     """Pro (1,000 credits) spends its $20 budget (500 credits of overage), then moves to Pro+ (2,000). Of the
     1,500 credits used, 1,000 were included: Pro+ still includes 1,000 more, and the budget has nothing left.
@@ -149,7 +162,7 @@ async def test_overage_never_passes_the_budget_after_a_move_to_a_larger_plan(
     spend = await hold(conn, account.id, 50_000)
     budget_spent = await ledger.settle(conn, spend, Outcome("complete", Usage(output_tokens=300_000)))
     assert (budget_spent.credits_h, budget_spent.overage_h) == (50_000, 50_000)
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+    async with await psycopg.AsyncConnection.connect(ledger_url, autocommit=True) as admin:
         await admin.execute("UPDATE accounts SET plan = 'pro_plus' WHERE id = %s", (account.id,))
 
     settled = await hold(conn, account.id, 40_000)
@@ -204,14 +217,14 @@ async def test_usage_past_a_reservation_is_charged_in_full_while_other_turns_hol
 
 @pytest.mark.parametrize("first", [0, 1], ids=["first-reserved-settles-first", "second-settles-first"])
 async def test_terms_tightened_mid_turn_charge_each_turn_alike_whichever_settles_first(
-    conn: Any, make_accounts: Accounts, database_url: str, first: int
+    conn: Any, make_accounts: Accounts, ledger_url: str, first: int
 ) -> None:
     """Pro with 995 credits used and overage on; two turns hold 5 credits each; overage is turned off, which
     leaves 5 credits of limit. Each answer costs 1.95 credits: both are charged in full, in either order (each
     capped by the other's hold, the first to settle was charged 0 and the second 1.95)."""
     account = await make_accounts.create("pro", used_credits=995, overage=True, budget_cents=2000)
     turns = [await hold(conn, account.id, 500), await hold(conn, account.id, 500)]
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+    async with await psycopg.AsyncConnection.connect(ledger_url, autocommit=True) as admin:
         await admin.execute("UPDATE accounts SET overage_enabled = false WHERE id = %s", (account.id,))
     answer = Outcome("complete", Usage(output_tokens=1000))  # 1.5 x 1.3 = 1.95 credits
     for turn in (turns[first], turns[1 - first]):
@@ -454,7 +467,7 @@ async def test_one_heartbeat_renews_every_live_reservation_of_a_replica_and_noth
 
 
 async def test_one_orphan_the_sweep_cannot_settle_does_not_stop_it_settling_the_others(
-    conn: Any, make_accounts: Accounts, database_url: str, caplog: pytest.LogCaptureFixture
+    conn: Any, make_accounts: Accounts, ledger_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An earlier release (0007) could leave a month whose `reserved_h` is below a turn's hold; settling that
     turn then breaks a CHECK. The sweep, oldest first, must log it and go on to the other accounts' orphans,
@@ -469,7 +482,7 @@ async def test_one_orphan_the_sweep_cannot_settle_does_not_stop_it_settling_the_
     await conn.execute(
         "UPDATE turns SET expires_at = now() - interval '2 hours' WHERE account_id = $1", poisoned.id
     )
-    pool = LedgerPool(database_url, max_size=2, connect_timeout=5)
+    pool = LedgerPool(ledger_url, max_size=2, connect_timeout=5)
     try:
         with caplog.at_level(logging.ERROR, logger="switchboard.gateway"):
             released = await reaper.reap_once(functools.partial(ledger_connection, pool, 5), live=set())
@@ -667,7 +680,7 @@ async def waiting_for_a_lock(watcher: Any, waiter: Any) -> None:
 
 
 async def test_a_repeat_and_a_sweep_of_the_same_orphan_across_months_wait_in_turn_not_in_a_cycle(
-    conn: Any, make_accounts: Accounts, database_url: str
+    conn: Any, make_accounts: Accounts, ledger_url: str
 ) -> None:
     """The repeat locks its month's balance row, then the orphan's month's, then the turn's; the sweep the
     orphan's month's, then the turn's. With the turn's row held elsewhere, the repeat waits for it holding
@@ -676,7 +689,7 @@ async def test_a_repeat_and_a_sweep_of_the_same_orphan_across_months_wait_in_tur
     orphan = await hold(conn, account.id, 500, period=MONTH)
     await beat(conn, orphan, Usage(), output_seen=False, ttl=timedelta(seconds=-1))
     [found] = [o for o in await ledger.expired_turns(conn, limit=10_000) if o.key == orphan.key]
-    blocker, repeater, sweeper = [await asyncpg.connect(database_url) for _ in range(3)]
+    blocker, repeater, sweeper = [await asyncpg.connect(ledger_url) for _ in range(3)]
     try:
         async with blocker.transaction():
             await blocker.execute(
@@ -764,10 +777,10 @@ def test_max_tokens_within_is_the_largest_that_fits() -> None:
     )
 
 
-async def _account(database_url: str, account_id: str) -> Any:
+async def _account(ledger_url: str, account_id: str) -> Any:
     from switchboard.gateway.accounts import get_account
 
-    async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
+    async with await psycopg.AsyncConnection.connect(ledger_url, row_factory=dict_row) as conn:
         return await get_account(conn, account_id)
 
 
