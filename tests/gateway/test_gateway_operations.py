@@ -531,3 +531,60 @@ def test_serve_blanks_the_vendor_key_in_what_the_replica_logs(
     logged = capfd.readouterr().err
     assert "upstream refused key [redacted]" in logged and "retrying with [redacted]" in logged
     assert VENDOR_KEY not in logged
+
+
+def set_revision(url: str, revision: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = %s", (revision,))
+
+
+async def test_a_replica_refuses_a_schema_older_than_its_release_and_serves_a_newer_one(
+    gateway_env: dict[str, str], cluster: Cluster, tmp_path: Path
+) -> None:
+    """A replica on a schema behind its release would serve turns it cannot charge: `serve` refuses to
+    start, in one line naming the fix; /readyz answers 503 if the schema goes behind while it runs. A
+    revision from a later release is served (migrations keep the previous release working)."""
+    from switchboard.gateway.schema import shipped
+
+    url = cluster.new_database("schema")
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+    run_cli(["migrate"], env)
+    run_cli(["migrate", "--down-to", "0006"], env)
+    command = [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", "0"]
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done
+    assert "refusing to start: schema behind" in done.stderr and "switchboard gateway migrate" in done.stderr
+    assert f"needs {shipped().head}" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+    run_cli(["migrate"], env)
+    set_revision(url, "9999_from_a_later_release")
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "ahead.log")
+    try:
+        assert "a later release made" in replica.log()
+        set_revision(url, "0006")
+        answer = await asyncio.to_thread(HTTP.get, replica.url + "/readyz")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["status"].startswith("schema behind: the database is at revision 0006")
+        set_revision(url, shipped().head)
+        assert (await asyncio.to_thread(HTTP.get, replica.url + "/readyz")).status_code == 200
+    finally:
+        replica.stop()
+
+
+async def test_a_missing_ledger_function_is_logged_as_a_deploy_error_not_an_outage(database_url: str) -> None:
+    import asyncpg
+
+    from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
+
+    pool = LedgerPool(database_url, max_size=1, connect_timeout=5)
+    try:
+        with pytest.raises(LedgerUnavailable) as raised:
+            async with ledger_connection(pool, 5) as conn:
+                await conn.fetchval("SELECT no_such_ledger_function(1)")
+    finally:
+        await pool.close()
+    assert isinstance(raised.value.__cause__, asyncpg.UndefinedFunctionError)
+    said = str(raised.value)
+    assert "SQLSTATE 42883" in said and "deploy error" in said and "switchboard gateway migrate" in said

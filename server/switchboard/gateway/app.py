@@ -22,7 +22,7 @@ from starlette.types import Scope as AsgiScope
 
 from .accesslog import AccessLog
 from .config import GatewaySettings
-from .db import LedgerUnavailable, is_ready, ledger_ready, open_ledger_pool, open_pool
+from .db import UNREACHABLE, LedgerUnavailable, ledger_ready, open_ledger_pool, open_pool, readiness
 from .errors import error_response
 from .liveness import beat_forever
 from .messages import create_message
@@ -115,10 +115,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
-        # Both pools at once: a PostgreSQL that answers neither costs one check's timeout, not two.
-        if all(await asyncio.gather(is_ready(gateway.pool), ledger_ready(gateway.ledger_pool))):
+        # Both pools at once: a PostgreSQL that answers neither costs one check's timeout, not two. The first
+        # also reads the schema's revision: a replica on a schema older than its release is not ready.
+        problem, ledger = await asyncio.gather(readiness(gateway.pool), ledger_ready(gateway.ledger_pool))
+        if problem is None and ledger:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "PostgreSQL is unreachable"}, status_code=503)
+        return JSONResponse({"status": problem or UNREACHABLE}, status_code=503)
 
     async def jwks(_: Request) -> Response:
         return JSONResponse(authority.jwks(), headers={"cache-control": "public, max-age=300"})

@@ -134,6 +134,7 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
     from .app import create_app
 
     configure_logging(secrets=[settings.upstream_api_key.get_secret_value()])
+    asyncio.run(_check_schema(settings))
     app = create_app(settings)
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app trusts
     # exactly the configured `trusted_proxies` instead (signin/proxies.py).
@@ -154,6 +155,36 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
         timeout_keep_alive=30,
     )
     return 0
+
+
+async def _check_schema(settings: GatewaySettings) -> None:
+    """Refuse to start on a schema older than this release (its turns could be served and never charged);
+    serve one a later release migrated, with a warning. A PostgreSQL that cannot be reached is not a
+    reason to stay down: the replica starts, and /readyz makes the same check until it answers."""
+    import logging
+
+    from . import schema
+    from .db import READY_TIMEOUT_SECONDS, schema_version
+
+    log = logging.getLogger("switchboard.gateway")
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            conn = await AsyncConnection.connect(settings.database_url.get_secret_value(), autocommit=True)
+            async with conn:
+                version = await schema_version(conn)
+    except (OSError, TimeoutError, *_DATABASE_ERRORS) as error:
+        reason = type(error).__name__
+        log.warning("cannot check the schema's revision at start-up (%s): /readyz checks it", reason)
+        return
+    if problem := schema.behind(version):
+        raise _Failed(f"refusing to start: {problem}")
+    if schema.ahead(version):
+        log.warning(
+            "the database is at revision %s, which a later release made (this one ships up to %s): serving,"
+            " since migrations keep the previous release working",
+            version,
+            schema.shipped().head,
+        )
 
 
 def _migrate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:

@@ -19,19 +19,22 @@ import select
 import time
 from collections import deque
 from types import TracebackType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from . import schema
 from .config import GatewaySettings
 
 Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 # A string: asyncpg's classes are generic only in its type stubs.
 LedgerConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 READY_TIMEOUT_SECONDS = 2.0
+UNREACHABLE = "PostgreSQL is unreachable"
 POOL_CLOSE_SECONDS = 5.0
 # A ledger connection idle for longer is closed rather than used (asyncpg's pool did the same): a firewall or
 # NAT may have dropped it silently, and a statement on a half-open connection would wait for TCP to notice.
@@ -80,14 +83,26 @@ def _readable(fd: int) -> bool:
         return True
 
 
-async def is_ready(pool: Pool) -> bool:
-    """PostgreSQL answers a query within a couple of seconds."""
+async def readiness(pool: Pool) -> str | None:
+    """None when PostgreSQL answers within a couple of seconds with a schema this release can run on;
+    otherwise what is wrong (`UNREACHABLE`, or the schema is behind: `schema.behind`)."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), pool.connection() as conn:
-            await conn.execute("SELECT 1")
-        return True
+            version = await schema_version(conn)
     except Exception:
-        return False
+        return UNREACHABLE
+    return schema.behind(version)
+
+
+async def schema_version(conn: AsyncConnection[Any]) -> str | None:
+    """The database's alembic revision; None when it has no schema yet."""
+    try:
+        row = await (await conn.execute(schema.VERSION_QUERY)).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    if row is None:
+        return None
+    return row["version_num"] if isinstance(row, dict) else row[0]
 
 
 async def open_ledger_pool(settings: GatewaySettings) -> LedgerPool:
@@ -243,7 +258,7 @@ class LedgerStatement:
         try:
             self._conn = await self._pool.acquire(self._timeout)
         except _UNAVAILABLE as error:
-            raise LedgerUnavailable(type(error).__name__) from error
+            raise unavailable(error) from error
         return self._conn
 
     async def __aexit__(
@@ -253,7 +268,21 @@ class LedgerStatement:
         cut_short = isinstance(error, (asyncio.CancelledError, *_UNAVAILABLE))
         self._pool.release(self._conn, clean=not cut_short)
         if isinstance(error, _UNAVAILABLE):
-            raise LedgerUnavailable(type(error).__name__) from error
+            raise unavailable(error) from error
+
+
+def unavailable(error: BaseException) -> LedgerUnavailable:
+    """`LedgerUnavailable` named after `error`. A function or table PostgreSQL does not have (SQLSTATE
+    42883, 42P01) is a schema this release cannot run on, a deploy error rather than an outage: its message
+    says so and what to run, so the log line it ends up in is not read as "PostgreSQL is down"."""
+    name = type(error).__name__
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(error, asyncpg.PostgresError) and sqlstate in schema.SCHEMA_SQLSTATES:
+        return LedgerUnavailable(
+            f"{name}, SQLSTATE {sqlstate}: a deploy error, not an outage: the database schema does not match"
+            f" this release (it needs revision {schema.shipped().head}); run `switchboard gateway migrate`"
+        )
+    return LedgerUnavailable(name)
 
 
 async def ledger_ready(pool: LedgerPool) -> bool:

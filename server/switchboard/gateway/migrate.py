@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
 
-SCRIPT_LOCATION = "switchboard.gateway:migrations"
+from .schema import SCRIPT_LOCATION
 
 
 class MigrationError(Exception):
