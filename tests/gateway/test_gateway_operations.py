@@ -588,3 +588,26 @@ async def test_a_missing_ledger_function_is_logged_as_a_deploy_error_not_an_outa
     assert isinstance(raised.value.__cause__, asyncpg.UndefinedFunctionError)
     said = str(raised.value)
     assert "SQLSTATE 42883" in said and "deploy error" in said and "switchboard gateway migrate" in said
+
+
+def test_two_migrates_at_once_from_an_empty_database_both_succeed(
+    gateway_env: dict[str, str], cluster: Cluster
+) -> None:
+    """A deploy that runs `migrate` from two hosts: they take turns (an advisory lock), and the second finds
+    the schema up to date instead of failing on a duplicate key or a table that already exists."""
+    from switchboard.gateway.schema import shipped
+
+    for _ in range(2):
+        url = cluster.new_database("twice")
+        env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+        command = [sys.executable, "-m", "switchboard", "gateway", "migrate"]
+        running = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for process in running:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            assert "up to date" in out
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(shipped().head,)]
