@@ -611,3 +611,51 @@ def test_two_migrates_at_once_from_an_empty_database_both_succeed(
             assert "up to date" in out
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(shipped().head,)]
+
+
+def wait_for_a_lock_wait(conn: psycopg.Connection[Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone():
+        assert time.monotonic() < deadline, "no session waited for a lock"
+        time.sleep(0.02)
+
+
+def test_a_migration_waits_only_lock_timeout_behind_a_long_transaction_and_is_tried_again(
+    gateway_env: dict[str, str], cluster: Cluster
+) -> None:
+    """A migration's ALTER waiting behind a long transaction would queue every ledger statement on that table
+    behind itself: it waits `--lock-timeout` at most, is rolled back and tried again, and `migrate` fails in
+    one line if the lock never comes."""
+    url = cluster.new_database("locked")
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+    run_cli(["migrate"], env)
+    run_cli(["migrate", "--down-to", "0009"], env)  # 0010 alters `turns`
+    command = [sys.executable, "-m", "switchboard", "gateway", "migrate", "--lock-timeout", "0.3"]
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE turns IN ACCESS SHARE MODE")  # a long reader, in its open transaction
+        started = time.monotonic()
+        migrate = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        # Meanwhile a ledger reader is not queued behind the waiting ALTER for longer than its lock timeout.
+        with psycopg.connect(url, autocommit=True) as reader:
+            wait_for_a_lock_wait(reader)
+            reader.execute("SELECT count(*) FROM turns")
+        out, err = migrate.communicate(timeout=60)
+        assert time.monotonic() - started < 30
+    assert migrate.returncode == 1, err
+    assert "trying again (2 of 4)" in err and "waited 0.3 s for a table lock" in err, err
+    assert err.strip().splitlines()[-1].endswith("when it is quieter") and "Traceback" not in err, err
+
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE turns IN ACCESS SHARE MODE")
+        migrate = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with psycopg.connect(url, autocommit=True) as watcher:
+            wait_for_a_lock_wait(watcher)
+        time.sleep(0.5)  # past the first try's lock timeout
+        holder.rollback()  # the long transaction ends: the next try gets the lock
+        out, err = migrate.communicate(timeout=60)
+    assert migrate.returncode == 0 and "up to date" in out, err
+    assert "trying again" in err

@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--down-to", metavar="REVISION", help="go down to this revision instead (e.g. 0007: docs/gateway.md)"
     )
+    migrate.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="how long a migration waits for a table lock before it is rolled back and tried again (5)",
+    )
     migrate.set_defaults(run=_migrate)
 
     keys = commands.add_parser("keys", help="create a new Ed25519 signing key")
@@ -191,10 +198,10 @@ def _migrate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -
     from .migrate import downgrade, upgrade
 
     if args.down_to:
-        downgrade(settings.database_url.get_secret_value(), args.down_to)
+        downgrade(settings.database_url.get_secret_value(), args.down_to, args.lock_timeout)
         print(f"The gateway database is at revision {args.down_to}.", file=out)
         return 0
-    upgrade(settings.database_url.get_secret_value())
+    upgrade(settings.database_url.get_secret_value(), lock_timeout=args.lock_timeout)
     print("The gateway database is up to date.", file=out)
     return 0
 

@@ -6,6 +6,8 @@ engine gets its connections from psycopg itself, with the URL as it is (`migrati
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 
 from alembic import command
@@ -14,41 +16,78 @@ from alembic.util.exc import CommandError
 
 from .schema import SCRIPT_LOCATION
 
+# How long a migration's statement waits for a table lock before the migration is rolled back and tried again
+# (`migrate --lock-timeout`), how many times it is tried, and the pause between tries.
+LOCK_TIMEOUT_SECONDS = 5.0
+LOCK_ATTEMPTS = 4
+LOCK_RETRY_PAUSE_SECONDS = 1.0
+
 
 class MigrationError(Exception):
     """A migration that could not run, in one line (never the URL: it may hold a password)."""
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> Config:
     if not database_url.startswith(("postgresql://", "postgres://")):
         raise MigrationError("the database URL must start with postgresql://")
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     # Stored as an attribute, not a main option: ConfigParser would interpolate a `%` in a password.
     config.attributes["database_url"] = database_url
+    config.attributes["lock_timeout_ms"] = max(1, round(lock_timeout * 1000))
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    _run(command.upgrade, database_url, revision)
+def upgrade(database_url: str, revision: str = "head", lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+    _run(command.upgrade, database_url, revision, lock_timeout)
 
 
-def downgrade(database_url: str, revision: str) -> None:
+def downgrade(database_url: str, revision: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
     """Down to `revision` (docs/gateway.md says what each step gives up)."""
-    _run(command.downgrade, database_url, revision)
+    _run(command.downgrade, database_url, revision, lock_timeout)
 
 
-def _run(step: Callable[[Config, str], None], database_url: str, revision: str) -> None:
+def _run(step: Callable[[Config, str], None], database_url: str, revision: str, lock_timeout: float) -> None:
+    """`step`, tried again (up to `LOCK_ATTEMPTS` in all) when a migration gave up waiting for a lock: it
+    was rolled back, and those before it stay applied."""
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            _run_once(step, database_url, revision, lock_timeout)
+            return
+        except _LockTimeout:
+            waited = f"a migration waited {lock_timeout:g} s for a table lock another session holds"
+            if attempt == LOCK_ATTEMPTS:
+                raise MigrationError(
+                    f"{waited}, {LOCK_ATTEMPTS} times; it was rolled back (those before it stay applied)."
+                    " Find the long transaction in pg_stat_activity, or run migrate again when it is quieter"
+                ) from None
+            print(
+                f"switchboard gateway: {waited}; rolled back, trying again"
+                f" ({attempt + 1} of {LOCK_ATTEMPTS})",
+                file=sys.stderr,
+            )
+            time.sleep(LOCK_RETRY_PAUSE_SECONDS)
+
+
+class _LockTimeout(Exception):
+    pass
+
+
+def _run_once(
+    step: Callable[[Config, str], None], database_url: str, revision: str, lock_timeout: float
+) -> None:
     import psycopg
     from sqlalchemy.exc import DBAPIError
 
-    config = alembic_config(database_url)
+    config = alembic_config(database_url, lock_timeout)
     try:
         step(config, revision)
     except CommandError as error:  # an unknown revision (a database newer than this release, a typo)
         raise MigrationError(f"alembic refused: {error}") from None
     except (DBAPIError, psycopg.Error) as error:
         cause = error.orig if isinstance(error, DBAPIError) else error
+        if isinstance(cause, psycopg.errors.LockNotAvailable):
+            raise _LockTimeout() from None
         raise MigrationError(database_error_text(cause or error)) from None
 
 
