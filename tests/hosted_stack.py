@@ -117,6 +117,7 @@ class HostedStack:
             SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY=VENDOR_KEY,
             SWITCHBOARD_GATEWAY_SIGNING_KEYS=os.pathsep.join(map(str, keys)),
             SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://127.0.0.1",  # with the port once it is bound: serve()
+            SWITCHBOARD_GATEWAY_SHUTDOWN_DELAY_SECONDS="0",
             PYTHONUNBUFFERED="1",
         )
         _gateway(["migrate"], env)

@@ -75,6 +75,8 @@ def gateway_env(
         # Every reuse of a spent refresh token revokes its family, at once: the reuse tests present one
         # straight away. The default grace (30 s) has tests of its own (test_signin_refresh.py).
         SWITCHBOARD_GATEWAY_REFRESH_REUSE_GRACE_SECONDS="0",
+        # SIGTERM stops accepting at once (test_a_replica_out_of_rotation_… sets the delay it tests).
+        SWITCHBOARD_GATEWAY_SHUTDOWN_DELAY_SECONDS="0",
         PYTHONUNBUFFERED="1",
     )
     run_cli(["migrate"], env)

@@ -515,13 +515,13 @@ def test_serve_blanks_the_vendor_key_in_what_the_replica_logs(
 
     from switchboard.gateway import cli
 
-    def run(app: object, **options: object) -> None:
+    def run(server: object, sockets: object = None) -> None:
         logging.getLogger("switchboard.gateway").error("upstream refused key %s", VENDOR_KEY)
         logging.getLogger("some.library").warning("retrying with %s", VENDOR_KEY)
 
     for name, value in gateway_env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:

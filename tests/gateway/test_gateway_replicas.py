@@ -362,6 +362,52 @@ async def test_a_replica_stopped_with_sigterm_finishes_its_streams_first(
     assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", message.usage)
 
 
+async def test_a_replica_out_of_rotation_on_sigterm_serves_through_its_delay_then_drains_within_its_grace(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM: /readyz answers 503 at once while the replica still serves new requests for
+    `shutdown_delay_seconds` (the load balancer takes it out of rotation before its listener closes), then it
+    stops accepting and drains; a stream longer than `shutdown_grace_seconds` does not hold it longer."""
+    account = await make_accounts.create("pro")
+    env = {
+        **gateway_env,
+        "SWITCHBOARD_GATEWAY_SHUTDOWN_DELAY_SECONDS": "2",
+        "SWITCHBOARD_GATEWAY_SHUTDOWN_GRACE_SECONDS": "2",
+    }
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "delayed.log")
+    try:
+        async with (
+            sdk(replica.url, account.token, max_retries=0) as client,
+            client.messages.stream(
+                model=HAIKU,
+                max_tokens=1000,
+                messages=user("Essay. [[fake:words=400 slow=0.05]]"),  # 20 s: longer than delay + grace
+                extra_headers=turn_headers("claude-haiku-4.5"),
+            ) as stream,
+        ):
+            async for event in stream:
+                if event.type == "text":
+                    break
+            signalled = time.monotonic()
+            replica.process.terminate()
+            await asyncio.sleep(0.3)
+            ready = await asyncio.to_thread(httpx2.get, replica.url + "/readyz")
+            assert ready.status_code == 503 and ready.json() == {"status": "shutting down"}
+            # Still accepting and serving during the delay.
+            assert (await asyncio.to_thread(httpx2.get, replica.url + "/healthz")).status_code == 200
+            with contextlib.suppress(anthropic.APIError, httpx2.HTTPError):
+                async for _ in stream:
+                    pass
+        await asyncio.to_thread(replica.process.wait, 15)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        replica.stop()
+    assert 2 + 2 <= stopped_after < 2 + 2 + 6, stopped_after
+    log = replica.log()
+    assert "SIGTERM: /readyz answers 503; serving 2 s more" in log
+    assert "timeout graceful shutdown exceeded" in log and "Application shutdown complete." in log
+
+
 async def test_fifty_streams_from_ten_accounts_across_two_replicas_add_up(
     make_accounts: Accounts, replicas: list[Replica]
 ) -> None:

@@ -28,6 +28,7 @@ from .liveness import beat_forever
 from .messages import create_message
 from .reaper import reap_forever
 from .service import Gateway
+from .shutdown import Shutdown
 from .signin import endpoints as oauth
 from .signin.account_pages import account_page
 from .signin.housekeeping import sweep_forever
@@ -74,7 +75,9 @@ async def ledger_unavailable(_: Request, error: Exception) -> Response:
     return error_response(503, "api_error", message, retry=True)
 
 
-def create_app(settings: GatewaySettings) -> Starlette:
+def create_app(settings: GatewaySettings, shutdown: Shutdown | None = None) -> Starlette:
+    """The app; `shutdown` says when the replica has been asked to stop (/readyz then answers 503)."""
+    stopping = shutdown or Shutdown()
     authority = TokenAuthority.from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -115,6 +118,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
+        if stopping.begun:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
         # Both pools at once: a PostgreSQL that answers neither costs one check's timeout, not two. The first
         # also reads the schema's revision: a replica on a schema older than its release is not ready.
         problem, ledger = await asyncio.gather(readiness(gateway.pool), ledger_ready(gateway.ledger_pool))

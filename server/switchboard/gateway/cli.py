@@ -139,15 +139,17 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
 
     from .accesslog import configure_logging
     from .app import create_app
+    from .shutdown import DelayedShutdownServer, Shutdown
 
     configure_logging(secrets=[settings.upstream_api_key.get_secret_value()])
     asyncio.run(_check_schema(settings))
-    app = create_app(settings)
+    shutdown = Shutdown()
+    app = create_app(settings, shutdown)
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app trusts
     # exactly the configured `trusted_proxies` instead (signin/proxies.py).
     # uvloop and httptools (the gateway extra installs both): the event loop and the HTTP parser in C. The
     # pure-Python h11 and asyncio loop cost a replica about a third more CPU per request.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -160,7 +162,11 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
         # Longer than clients keep idle connections (httpx, so the anthropic SDK: 5 s), so the client closes
         # first; at uvicorn's default of 5 s a request could go out on a connection the gateway was closing.
         timeout_keep_alive=30,
+        # After SIGTERM (and `shutdown_delay_seconds`): how long streams in flight may take to finish.
+        timeout_graceful_shutdown=round(settings.shutdown_grace_seconds),
     )
+    # SIGTERM: /readyz 503 at once, serving on for `shutdown_delay_seconds`, then the drain (shutdown.py).
+    DelayedShutdownServer(config, shutdown, settings.shutdown_delay_seconds).run()
     return 0
 
 

@@ -109,6 +109,11 @@ class GatewaySettings(BaseModel):
     # (editor windows that start together share one stored token). 0: every reuse revokes.
     refresh_reuse_grace_seconds: Annotated[float, Field(ge=0, le=60)] = 30.0
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # On SIGTERM: how long /readyz answers 503 while the replica still serves (so the load balancer takes it
+    # out of rotation before its listener closes; 0: stop accepting at once), then how long requests in
+    # flight (streams) may take to finish before they are cancelled. docs/gateway.md, Several replicas.
+    shutdown_delay_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    shutdown_grace_seconds: Annotated[float, Field(ge=1, le=3600)] = 600.0
     support_contact: str | None = Field(
         default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"
     )
