@@ -659,3 +659,28 @@ def test_a_migration_waits_only_lock_timeout_behind_a_long_transaction_and_is_tr
         out, err = migrate.communicate(timeout=60)
     assert migrate.returncode == 0 and "up to date" in out, err
     assert "trying again" in err
+
+
+async def test_a_pool_busy_behind_a_lock_is_not_postgresql_unreachable(
+    gateway_env: dict[str, str], make_accounts: Accounts, tmp_path: Path
+) -> None:
+    """Every connection of the request pool waiting on a lock: /readyz checks on its own connection and
+    stays 200 (a load balancer must not take every replica out of rotation for contention)."""
+    account = await make_accounts.create("pro")
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_POOL_MIN_SIZE": "1", "SWITCHBOARD_GATEWAY_POOL_MAX_SIZE": "1"}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "busy.log")
+    try:
+        async with await psycopg.AsyncConnection.connect(make_accounts.database_url) as holder:
+            await holder.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+            stuck = asyncio.create_task(
+                asyncio.to_thread(
+                    HTTP.get, replica.url + "/v1/switchboard/usage", headers=auth(account.token), timeout=30
+                )
+            )
+            await asyncio.sleep(1)
+            answer = await asyncio.to_thread(HTTP.get, replica.url + "/readyz")
+            assert answer.status_code == 200, answer.text
+            await holder.rollback()
+            assert (await stuck).status_code == 200
+    finally:
+        replica.stop()

@@ -22,7 +22,7 @@ from starlette.types import Scope as AsgiScope
 
 from .accesslog import AccessLog
 from .config import GatewaySettings
-from .db import UNREACHABLE, LedgerUnavailable, ledger_ready, open_ledger_pool, open_pool, readiness
+from .db import UNREACHABLE, LedgerUnavailable, ReadinessProbe, ledger_ready, open_ledger_pool, open_pool
 from .errors import error_response
 from .liveness import beat_forever
 from .messages import create_message
@@ -78,6 +78,7 @@ async def ledger_unavailable(_: Request, error: Exception) -> Response:
 def create_app(settings: GatewaySettings, shutdown: Shutdown | None = None) -> Starlette:
     """The app; `shutdown` says when the replica has been asked to stop (/readyz then answers 503)."""
     stopping = shutdown or Shutdown()
+    probe = ReadinessProbe(settings.database_url.get_secret_value())
     authority = TokenAuthority.from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -112,6 +113,7 @@ def create_app(settings: GatewaySettings, shutdown: Shutdown | None = None) -> S
             await upstream.aclose()
             await ledger_pool.close()
             await pool.close()
+            await probe.close()
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -120,9 +122,10 @@ def create_app(settings: GatewaySettings, shutdown: Shutdown | None = None) -> S
         gateway: Gateway = request.app.state.gateway
         if stopping.begun:
             return JSONResponse({"status": "shutting down"}, status_code=503)
-        # Both pools at once: a PostgreSQL that answers neither costs one check's timeout, not two. The first
-        # also reads the schema's revision: a replica on a schema older than its release is not ready.
-        problem, ledger = await asyncio.gather(readiness(gateway.pool), ledger_ready(gateway.ledger_pool))
+        # Both checks at once: a PostgreSQL that answers neither costs one check's timeout, not two. The probe
+        # has its own connection (a busy pool is not an unreachable PostgreSQL) and reads the schema's
+        # revision: a replica on a schema older than its release is not ready.
+        problem, ledger = await asyncio.gather(probe.check(), ledger_ready(gateway.ledger_pool))
         if problem is None and ledger:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": problem or UNREACHABLE}, status_code=503)

@@ -83,15 +83,35 @@ def _readable(fd: int) -> bool:
         return True
 
 
-async def readiness(pool: Pool) -> str | None:
-    """None when PostgreSQL answers within a couple of seconds with a schema this release can run on;
-    otherwise what is wrong (`UNREACHABLE`, or the schema is behind: `schema.behind`)."""
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), pool.connection() as conn:
-            version = await schema_version(conn)
-    except Exception:
-        return UNREACHABLE
-    return schema.behind(version)
+class ReadinessProbe:
+    """`/readyz`'s check, on a connection of its own: a pool busy with work (every connection waiting on a
+    lock, a burst of turns) is not PostgreSQL being unreachable, and must not take a replica out of rotation.
+    The connection is made when first needed and made again after any failure."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> str | None:
+        """None when PostgreSQL answers within a couple of seconds with a schema this release can run on;
+        otherwise what is wrong (`UNREACHABLE`, or the schema is behind: `schema.behind`)."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS), self._lock:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await AsyncConnection.connect(self._dsn, autocommit=True)
+                version = await schema_version(self._conn)
+        except Exception:
+            await self.close()
+            return UNREACHABLE
+        return schema.behind(version)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                    await conn.close()
 
 
 async def schema_version(conn: AsyncConnection[Any]) -> str | None:
@@ -134,6 +154,11 @@ class LedgerPool:
         # Each waiter gets a connection, or None: a place came free, connect.
         self._waiters: deque[asyncio.Future[LedgerConnection | None]] = deque()
         self._closed = False
+
+    @property
+    def busy(self) -> bool:
+        """Every connection it may open is open and in use."""
+        return not self._idle and self.size >= self._max_size
 
     @property
     def size(self) -> int:
@@ -286,6 +311,10 @@ def unavailable(error: BaseException) -> LedgerUnavailable:
 
 
 async def ledger_ready(pool: LedgerPool) -> bool:
+    """The ledger's pool reaches PostgreSQL (asyncpg reads the URL its own way). A pool whose connections are
+    all in use is busy, not unreachable: ready (`ReadinessProbe` says whether PostgreSQL answers)."""
+    if pool.busy:
+        return True
     try:
         async with ledger_connection(pool, READY_TIMEOUT_SECONDS) as conn:
             await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT_SECONDS)
