@@ -199,7 +199,7 @@ class TurnStream(Response):
             self.cut_reason = "the client disconnected"
             self.client_left = True
         except LedgerUnavailable as error:
-            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
+            log.error("could not settle a turn (%s): retrying until the ledger answers", error)
             self._settle_later(self._settling or self._unfinished("the ledger was unavailable"))
             body = error_body(
                 "api_error", "The gateway could not record this turn's charge; ask again shortly."
@@ -218,7 +218,7 @@ class TurnStream(Response):
             body["switchboard"] = charge = await self._settle_unfinished(reason)
             held = self._release(charge)
         except LedgerUnavailable as error:
-            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
+            log.error("could not settle a turn (%s): retrying until the ledger answers", error)
             self._settle_later(self._settling or self._unfinished(reason))
         with contextlib.suppress(OSError):
             await deliver(held + encode_json("error", body))
@@ -238,7 +238,7 @@ class TurnStream(Response):
         try:
             await self._settle(outcome)
         except LedgerUnavailable as error:
-            log.error("could not settle a turn (%s): retrying until PostgreSQL is back", error)
+            log.error("could not settle a turn (%s): retrying until the ledger answers", error)
             self._settle_later(outcome)
 
     def _settle_later(self, outcome: Outcome) -> None:
