@@ -268,7 +268,7 @@ async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings
     from .signin import browser
     from .signin.refresh import revoke_account, revoke_everyone
 
-    async with await _connect(settings) as conn:
+    async with await _connect(settings) as conn, conn.transaction():
         if args.everyone:
             revoked, who = await revoke_everyone(conn), "Every account"
             pages = await browser.end_all(conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,10 +12,12 @@ import httpx2
 import jwt
 import psycopg
 import pytest
+from psycopg.rows import DictRow, dict_row
 
 from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import VSCODE, Browser, OAuthClient, Person, SignInAccounts
 from switchboard.gateway.config import RateLimits
+from switchboard.gateway.signin import device, refresh
 from switchboard.gateway.signin.codes import digest
 from switchboard.gateway.tokens import TokenAuthority, TokenRefused
 
@@ -282,3 +285,88 @@ async def test_a_dead_refresh_token_sent_over_and_over_never_locks_the_accounts_
         assert attacker.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
     renewed = desktop.refresh(second["refresh_token"])
     assert renewed.status_code == 200, renewed.text
+
+
+@pytest.mark.parametrize("who", ["account", "everyone"])
+async def test_a_code_approved_but_not_yet_collected_does_not_outlive_a_sign_out(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str], who: str
+) -> None:
+    """A reviewer approved a code, had the operator sign the account out, then polled: the code still gave a
+    fresh family. The sign-out denies such codes now."""
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        assert browser.submit(started["user_code"], person.email).status_code == 200
+    target = [person.email] if who == "account" else ["--everyone"]
+    assert run_cli(["accounts", "sign-out", *target], gateway_env).returncode == 0
+    answer = client.poll(started["device_code"])
+    assert answer.status_code == 400 and answer.json()["error"] == "access_denied", answer.text
+    live = "SELECT count(*) AS n FROM refresh_families WHERE account_id = %s AND revoked_at IS NULL"
+    assert await people.execute(live, (person.id,)) == [{"n": 0}]
+
+
+async def test_a_code_approved_before_the_account_is_revoked_signs_nobody_in(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        assert browser.submit(started["user_code"], person.email).status_code == 200
+    assert run_cli(["accounts", "revoke", person.email], gateway_env).returncode == 0
+    assert client.poll(started["device_code"]).json()["error"] == "access_denied"
+
+
+async def _connect(database_url: str) -> psycopg.AsyncConnection[DictRow]:
+    return await psycopg.AsyncConnection[DictRow].connect(database_url, autocommit=True, row_factory=dict_row)
+
+
+async def _approved_code(proxied: Replica, person: Person) -> str:
+    started = OAuthClient(proxied.url).start()
+    with Browser(proxied.url) as browser:
+        assert browser.submit(started["user_code"], person.email).status_code == 200
+    return started["device_code"]
+
+
+async def _claim(conn: psycopg.AsyncConnection[DictRow], device_code: str) -> str:
+    """What the token endpoint does with an approved code, committed at the end of the block."""
+    polled = await device.poll(conn, device_code, VSCODE)
+    if polled.outcome == "approved" and polled.account_id is not None:
+        await refresh.start_family(conn, polled.account_id, VSCODE, polled.scope, 3600)
+    return polled.outcome
+
+
+async def test_a_claim_and_a_sign_out_at_the_same_moment_leave_no_live_family(
+    proxied: Replica, people: SignInAccounts, database_url: str
+) -> None:
+    """The race the denial alone leaves open: a claim that read its code before the sign-out denied it, and
+    inserted its family after the sign-out revoked the account's families. They take the account's row in
+    turn now, whichever comes first."""
+    person = await people.create()
+    live_families = "SELECT count(*) AS n FROM refresh_families WHERE account_id = %s AND revoked_at IS NULL"
+    async with await _connect(database_url) as claimer, await _connect(database_url) as operator:
+        # The claim first: the sign-out waits for it to commit, then revokes the family it made.
+        device_code = await _approved_code(proxied, person)
+        async with claimer.transaction():
+            assert await _claim(claimer, device_code) == "approved"
+            sign_out = asyncio.create_task(refresh.revoke_account(operator, person.id))
+            await asyncio.sleep(0.5)
+            assert not sign_out.done(), "the sign-out did not wait for the claim"
+        assert await sign_out == 1
+        assert await people.execute(live_families, (person.id,)) == [{"n": 0}]
+
+        # The sign-out first: the claim waits for it, then finds its code denied.
+        device_code = await _approved_code(proxied, person)
+        async with operator.transaction():
+            await refresh.revoke_account(operator, person.id)
+
+            async def claim() -> str:
+                async with claimer.transaction():
+                    return await _claim(claimer, device_code)
+
+            claiming = asyncio.create_task(claim())
+            await asyncio.sleep(0.5)
+            assert not claiming.done(), "the claim did not wait for the sign-out"
+        assert await claiming == "access_denied"
+        assert await people.execute(live_families, (person.id,)) == [{"n": 0}]

@@ -67,11 +67,15 @@ async def start(
 async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str) -> Poll:
     """One poll of the token endpoint; an approved authorization is claimed (becomes `used`) here.
 
-    Run it inside a transaction: the row stays locked until the caller has issued the tokens.
+    Run it inside a transaction: the row stays locked until the caller has issued the tokens. An approved
+    code's account row is held too (`FOR SHARE`), taken before the code's row, the order a sign-out takes
+    them in (`refresh.revoke_account`): a sign-out running meanwhile either waits for this claim to commit
+    its family (and then revokes it) or has denied the code before this claim reads it.
     """
     code_hash = presented_digest(device_code)
     if code_hash is None:
         return Poll("invalid_grant")
+    held = await _hold_approver(conn, code_hash)
     cursor = await conn.execute(
         """
         SELECT client_id, scope, status, account_id, expires_at <= now() AS expired,
@@ -88,6 +92,8 @@ async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str)
     if row["status"] == "denied":
         return Poll("access_denied")
     if row["status"] == "approved":
+        if row["account_id"] != held:  # approved after `_hold_approver` looked: the next poll claims it
+            return Poll("authorization_pending")
         await _set(conn, code_hash, "status = 'used'")
         return Poll("approved", row["account_id"], row["scope"])
     if row["too_soon"]:
@@ -96,6 +102,20 @@ async def poll(conn: AsyncConnection[DictRow], device_code: str, client_id: str)
         return Poll("slow_down")
     await _set(conn, code_hash, "last_polled_at = now()")
     return Poll("authorization_pending")
+
+
+async def _hold_approver(conn: AsyncConnection[DictRow], code_hash: Digest) -> str | None:
+    """Lock the row of the account that approved this code, if it is approved; that account's id."""
+    cursor = await conn.execute(
+        """
+        SELECT a.id FROM device_authorizations d JOIN accounts a ON a.id = d.account_id
+        WHERE d.device_code_hash = %s AND d.status = 'approved'
+        FOR SHARE OF a
+        """,
+        (code_hash,),
+    )
+    row = await cursor.fetchone()
+    return row["id"] if row else None
 
 
 async def _set(

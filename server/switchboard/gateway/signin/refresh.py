@@ -168,24 +168,45 @@ async def revoke_family(conn: AsyncConnection[DictRow], family_id: str, reason: 
 
 
 async def revoke_account(conn: AsyncConnection[DictRow], account_id: str) -> int:
-    """Sign the account out everywhere: revoke every live family; how many there were."""
-    cursor = await conn.execute(
-        """
-        UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everywhere'
-        WHERE account_id = %s AND revoked_at IS NULL
-        """,
-        (account_id,),
-    )
-    return cursor.rowcount
+    """Sign the account out everywhere: revoke every live family, and deny every code it approved that no
+    client has collected yet (it would start a family after the sign-out); how many families there were.
+
+    One transaction, holding the account's row (`FOR NO KEY UPDATE`): a claim of an approved code takes the
+    same row (`FOR SHARE`, `device.claim`) before it reads the code, so a claim and a sign-out run one after
+    the other. A claim that came first has committed its family by the time the UPDATE below reads the
+    families (each statement sees what committed before it began); one that comes after finds its code
+    denied."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR NO KEY UPDATE", (account_id,))
+        cursor = await conn.execute(
+            """
+            UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everywhere'
+            WHERE account_id = %s AND revoked_at IS NULL
+            """,
+            (account_id,),
+        )
+        families = cursor.rowcount
+        await conn.execute(
+            "UPDATE device_authorizations SET status = 'denied'"
+            " WHERE account_id = %s AND status = 'approved'",
+            (account_id,),
+        )
+    return families
 
 
 async def revoke_everyone(conn: AsyncConnection[DictRow]) -> int:
-    """Sign every account out (after restoring a backup, which rewinds revocations); how many families."""
-    cursor = await conn.execute(
-        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everyone'"
-        " WHERE revoked_at IS NULL"
-    )
-    return cursor.rowcount
+    """Sign every account out (after restoring a backup, which rewinds revocations): every family revoked,
+    every approved code not yet collected denied, holding every account's row as `revoke_account` holds
+    one; how many families."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM accounts ORDER BY id FOR NO KEY UPDATE")
+        cursor = await conn.execute(
+            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'signed_out_everyone'"
+            " WHERE revoked_at IS NULL"
+        )
+        families = cursor.rowcount
+        await conn.execute("UPDATE device_authorizations SET status = 'denied' WHERE status = 'approved'")
+    return families
 
 
 async def revoke_token(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
