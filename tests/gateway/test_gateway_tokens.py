@@ -3,16 +3,26 @@ gone when the token expires."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import secrets
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from switchboard.gateway.tokens import TokenAuthority, TokenRefused, VerifiedToken, VerifiedTokens
+from switchboard.gateway.config import ConfigError, GatewaySettings, load_settings
+from switchboard.gateway.tokens import (
+    TokenAuthority,
+    TokenRefused,
+    VerifiedToken,
+    VerifiedTokens,
+    new_signing_key,
+)
 from switchboard.plans.entitlement import Entitlement
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -131,3 +141,35 @@ def test_the_cache_holds_no_bearer_token() -> None:
     assert cache.get(token, NOW) is not None
     held = pickle.dumps(cache)  # everything the cache refers to
     assert b"acct_1" in held and token.encode() not in held
+
+
+def settings_with_keys(*keys: Path) -> GatewaySettings:
+    return load_settings(
+        {
+            "SWITCHBOARD_GATEWAY_DATABASE_URL": "postgresql://gateway@db/gateway",
+            "SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY": "sk-ant-not-used",
+            "SWITCHBOARD_GATEWAY_SIGNING_KEYS": os.pathsep.join(map(str, keys)),
+            "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": "https://gateway.test",
+        }
+    )
+
+
+def test_one_key_configured_twice_is_refused_not_published_twice(tmp_path: Path) -> None:
+    """`signing_keys = [k, k]` passed the two-key rule with one key, and the JWKS listed its kid twice: the
+    same path twice, a copy, or a link to it are all one key, and stop the process naming both paths."""
+    current, upcoming = tmp_path / "current.pem", tmp_path / "next.pem"
+    kid = new_signing_key(current)
+    new_signing_key(upcoming)
+    shutil.copy(current, tmp_path / "copy.pem")
+    (tmp_path / "link.pem").symlink_to(current)
+    for twice in (current, tmp_path / "copy.pem", tmp_path / "link.pem"):
+        with pytest.raises(ConfigError, match="same key twice") as refused:
+            TokenAuthority.from_settings(settings_with_keys(current, twice, upcoming))
+        assert (
+            str(current) in str(refused.value)
+            and str(twice) in str(refused.value)
+            and kid in str(refused.value)
+        )
+    two = TokenAuthority.from_settings(settings_with_keys(current, upcoming))
+    kids = [key["kid"] for key in two.jwks()["keys"]]
+    assert len(kids) == 2 and len(set(kids)) == 2 and kids[0] == kid

@@ -9,7 +9,7 @@ Whether the account is still active is checked against the database on every req
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -95,7 +95,10 @@ class TokenAuthority:
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> TokenAuthority:
+        """The authority of the configured keys; raises `ConfigError` for a key that cannot be read, or for
+        one key listed twice (the same path, or two files holding the same key)."""
         keys = tuple(_load_key(path) for path in settings.signing_keys)
+        _require_distinct(settings.signing_keys, keys)
         return cls(settings.token_issuer, timedelta(seconds=settings.access_token_seconds), keys)
 
     def jwks(self) -> dict[str, Any]:
@@ -145,6 +148,20 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     minutes at most) could do everything."""
     scope = claims.get("scope", ALL_SCOPES)
     return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+
+
+def _require_distinct(paths: Sequence[Path], keys: Sequence[Ed25519PrivateKey]) -> None:
+    """Refuse a key configured twice: it would pass the two-key rule (a key published before it signs, so
+    a rotation never refuses a live token) with one key, and the JWKS would list its `kid` twice."""
+    seen: dict[str, Path] = {}
+    for path, key in zip(paths, keys, strict=True):
+        kid = public_jwk(key.public_key(), iss=None)["kid"]
+        if kid in seen:
+            raise ConfigError(
+                f"signing_keys lists the same key twice ({seen[kid]} and {path}, key id {kid}): give two"
+                " different keys (create one: switchboard gateway keys new)"
+            )
+        seen[kid] = path
 
 
 def _load_key(path: Path) -> Ed25519PrivateKey:
