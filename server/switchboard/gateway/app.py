@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncGenerator
 
 import psycopg
+from psycopg.errors import ReadOnlySqlTransaction
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,8 +42,20 @@ from .usage import overage_endpoint, usage_endpoint
 
 log = logging.getLogger("switchboard.gateway")
 GC_YOUNG_THRESHOLD = 10_000
-# Raised when PostgreSQL cannot be reached or cannot answer in time: a retryable 503.
-LEDGER_ERRORS = (psycopg.Error, PoolTimeout, LedgerUnavailable)
+# Raised when PostgreSQL cannot be reached or cannot answer in time: a retryable 503. Only errors of
+# availability: a connection refused, lost or closed (OperationalError, which includes PostgreSQL's shutdown,
+# "starting up", too many connections, a cancelled statement and a deadlock or serialization failure to
+# retry; InterfaceError), no connection within the pool's timeout (PoolTimeout), a standby that refuses
+# writes during a failover, and the ledger's asyncpg errors (LedgerUnavailable, db.py). Any other
+# psycopg.Error (DataError from a value PostgreSQL cannot hold, an IntegrityError) is a bug or a bad request
+# to be fixed where it happens: it is a 500 with a reference, never a 503 that blames the database.
+LEDGER_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ReadOnlySqlTransaction,
+    PoolTimeout,
+    LedgerUnavailable,
+)
 MESSAGES_PATH = "/v1/messages"
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 
 from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import (
@@ -22,7 +24,9 @@ from gateway.signin.signin_support import (
     csrf_token,
     new_address,
 )
+from switchboard.gateway.app import LEDGER_ERRORS
 from switchboard.gateway.config import RateLimits
+from switchboard.gateway.db import LedgerUnavailable
 from switchboard.gateway.signin.codes import digest
 
 DEFAULTS = RateLimits()  # the proxied replica runs with the default limits
@@ -311,3 +315,53 @@ async def test_the_operators_sign_out_ends_the_accounts_page_sessions_too(
     finally:
         browser.close()
         other.close()
+
+
+async def test_a_control_character_in_a_form_is_refused_as_what_it_names_not_blamed_on_postgresql(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """A NUL in the email reached PostgreSQL, whose text cannot hold it: psycopg's DataError was answered as
+    an outage (503 "the ledger is unavailable", a WARNING "PostgreSQL unavailable"). Such an email is no
+    account's now, refused like an unknown one; a family id with one is no family."""
+    person = await people.create("pro")
+    started = OAuthClient(proxied.url).start()
+    for email in ("a\x00b@example.test", person.email + "\x00", "\x1b" + person.email):
+        with Browser(proxied.url) as browser:
+            device = browser.submit(started["user_code"], email)
+        assert device.status_code == 401 and "email or the password is wrong" in device.text, device.text
+        browser = AccountBrowser(proxied.url)
+        try:
+            account = browser.sign_in(email)
+        finally:
+            browser.close()
+        assert account.status_code == 401 and "email or the password is wrong" in account.text, account.text
+    mine = await device_sign_in(proxied, person)
+    browser = AccountBrowser(proxied.url)
+    try:
+        browser.sign_in(person.email)
+        [family] = family_ids(browser.page().text)
+        assert browser.post(action="sign_out_device", family=family + "\x00").status_code == 303
+        assert family_ids(browser.page().text) == [family]
+    finally:
+        browser.close()
+    assert OAuthClient(proxied.url).refresh(mine["refresh_token"]).status_code == 200
+    assert "PostgreSQL unavailable" not in proxied.log()
+
+
+def test_only_errors_of_availability_are_answered_as_the_database_being_unavailable() -> None:
+    available_again_soon = [
+        psycopg.OperationalError("connection refused"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.errors.CannotConnectNow("the database system is starting up"),
+        psycopg.InterfaceError("the connection is closed"),
+        psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"),
+        PoolTimeout("couldn't get a connection after 5.00 sec"),
+        LedgerUnavailable("ConnectionRefusedError"),
+    ]
+    assert all(isinstance(error, LEDGER_ERRORS) for error in available_again_soon)
+    bugs = [
+        psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+        psycopg.errors.UniqueViolation("duplicate key"),
+        psycopg.ProgrammingError("syntax error"),
+    ]
+    assert not any(isinstance(error, LEDGER_ERRORS) for error in bugs)

@@ -20,7 +20,7 @@ from ..service import Gateway
 from ..usage import usage_report
 from . import browser, ratelimit
 from .clients import client_name
-from .forms import FormError, read_form
+from .forms import FormError, plain_text, read_form
 from .pages import (
     Refusal,
     csrf_cookie_name,
@@ -133,8 +133,10 @@ async def _account_post(request: Request, gateway: Gateway) -> Response:
         if account is None:
             return await _show(request, gateway, None, "Sign in first.", 401)
         request.state.account = account.id
-        async with gateway.pool.connection() as conn:
-            await browser.sign_out_device(conn, account.id, form.get("family", "")[:64])
+        family = form.get("family", "")[:64]
+        if plain_text(family):  # one with a control character is no family: nothing to sign out
+            async with gateway.pool.connection() as conn:
+                await browser.sign_out_device(conn, account.id, family)
         return RedirectResponse(_account_url(gateway), status_code=303)
     return render("message.html", 400, title="Something went wrong", message="Unknown action.")
 

@@ -6,6 +6,7 @@ Starlette's `request.form()` would need the python-multipart package for no gain
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -61,6 +62,13 @@ async def read_form(request: Request) -> dict[str, str]:
             raise FormError(f"the parameter {name!r} is sent more than once")
         form[name] = value
     return form
+
+
+def plain_text(value: str) -> bool:
+    """Whether a form value has no control character. A value that does names nothing (no email, account or
+    sign-in id has one), and must not reach PostgreSQL: its text cannot hold NUL, and psycopg's DataError is
+    an error of the request, not an outage of the database."""
+    return not any(unicodedata.category(char) in ("Cc", "Cs") for char in value)
 
 
 def client_address(request: Request) -> str:
