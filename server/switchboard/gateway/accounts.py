@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from psycopg.rows import DictRow
 from switchboard.plans.catalog import PlanSpec, get_plan, is_known_plan
 
 _HASHER = PasswordHasher()
+MAX_EMAIL_LENGTH = 320
 _COLUMNS: Final = "id, email, plan, overage_enabled, overage_budget_cents, revoked_at"
 
 
@@ -61,6 +63,24 @@ def password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
+def normalize_email(typed: str) -> str | None:
+    """The email as accounts are created with it and looked up by, or None when `typed` cannot be one.
+
+    NFKC (a full-width `ａ` typed on a phone's keyboard is `a`; the ligature `ﬁ` is `fi`), then without
+    the whitespace around it (a space pasted with the address). None for anything else that has whitespace
+    or an invisible character (control, format, private-use, unassigned) inside, no local part and domain
+    around an `@`, or more than 320 characters. The case is kept as typed: emails are compared with
+    PostgreSQL's `lower()`, as the unique index on `lower(email)` compares them.
+    """
+    email = unicodedata.normalize("NFKC", typed).strip()
+    if not email or len(email) > MAX_EMAIL_LENGTH:
+        return None
+    if any(unicodedata.category(char)[0] in "CZ" for char in email):
+        return None
+    local, at, domain = email.rpartition("@")
+    return email if at and local and domain else None
+
+
 def _account(row: dict[str, Any]) -> Account:
     return Account(
         id=row["id"],
@@ -79,8 +99,13 @@ def _require_plan(plan: str) -> None:
 
 async def create_account(conn: AsyncConnection[DictRow], email: str, password: str, plan: str) -> Account:
     _require_plan(plan)
-    if "@" not in email or len(email) > 320:
-        raise AccountError(f"{email!r} is not an email address")
+    normalized = normalize_email(email)
+    if normalized is None:
+        raise AccountError(
+            f"{email!r} is not an email address (one local part and domain around an @, no whitespace or"
+            f" invisible character inside, at most {MAX_EMAIL_LENGTH} characters)"
+        )
+    email = normalized
     account_id = "acct_" + secrets.token_hex(8)
     try:
         cursor = await conn.execute(
@@ -102,9 +127,14 @@ async def get_account(conn: AsyncConnection[DictRow], account_id: str) -> Accoun
 
 
 async def find_account(conn: AsyncConnection[DictRow], ref: str) -> Account:
-    """The account with this id or email (case-insensitive); raises `AccountError` when there is none."""
+    """The account with this id or email (`normalize_email`, then case-insensitive); raises `AccountError`
+    when there is none."""
+    ref = ref.strip()
+    if not ref.isprintable():  # no id or email has a control character (and PostgreSQL's text has no NUL)
+        raise AccountError(f"no account {ref!r}")
     cursor = await conn.execute(
-        f"SELECT {_COLUMNS} FROM accounts WHERE id = %s OR lower(email) = lower(%s)", (ref, ref)
+        f"SELECT {_COLUMNS} FROM accounts WHERE id = %s OR lower(email) = lower(%s)",
+        (ref, normalize_email(ref)),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -113,9 +143,13 @@ async def find_account(conn: AsyncConnection[DictRow], ref: str) -> Account:
 
 
 async def find_account_by_email(conn: AsyncConnection[DictRow], email: str) -> tuple[Account, str] | None:
-    """The account with this email (case-insensitive) and its password hash, for signing in."""
+    """The account with this email (`normalize_email`, then case-insensitive) and its password hash, for
+    signing in; None for an email no account has, or one that cannot be an email (no query is made)."""
+    normalized = normalize_email(email)
+    if normalized is None:
+        return None
     cursor = await conn.execute(
-        f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE lower(email) = lower(%s)", (email,)
+        f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE lower(email) = lower(%s)", (normalized,)
     )
     row = await cursor.fetchone()
     return (_account(row), row["password_hash"]) if row else None

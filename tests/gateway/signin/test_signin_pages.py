@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+import subprocess
+import uuid
 
 import httpx2
+import pytest
 
-from gateway.gateway_support import Replica
+from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient, SignInAccounts, csrf_token
+from switchboard.gateway.accounts import normalize_email
 
 
 def test_the_device_page_is_self_contained_under_a_strict_policy(proxied: Replica) -> None:
@@ -104,3 +109,53 @@ def test_a_link_with_a_code_says_which_program_asks_for_what_before_anyone_appro
     assert "Switchboard for VS Code asks" in narrower and "use your credits" in narrower
     assert "spending budget" not in narrower  # only what this code's scope grants
     assert "asks to sign in" not in unknown  # nothing pending: nothing to show
+
+
+@pytest.mark.parametrize(
+    ("typed", "email"),
+    [
+        ("Ada@Example.test", "Ada@Example.test"),  # the case is kept: PostgreSQL's lower() compares
+        ("  Ada@Example.test\t\n", "Ada@Example.test"),
+        ("\u3000ada@example.test", "ada@example.test"),  # an ideographic space, pasted
+        ("ａｄａ@ｅｘａｍｐｌｅ.test", "ada@example.test"),  # full-width letters: NFKC
+        ("ﬁona@example.test", "fiona@example.test"),
+        ("ada @example.test", None),
+        ("ada\u00a0@example.test", None),  # a no-break space inside
+        ("a\x00b@example.test", None),
+        ("ada\u200b@example.test", None),  # a zero-width space: invisible
+        ("ada.example.test", None),
+        ("@example.test", None),
+        ("ada@", None),
+        ("", None),
+        ("a" * 310 + "@example.test", None),
+    ],
+)
+def test_an_email_is_normalized_one_way_wherever_it_is_used(typed: str, email: str | None) -> None:
+    assert normalize_email(typed) == email
+
+
+async def test_an_email_typed_with_spaces_around_it_makes_an_account_that_can_sign_in(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    """`accounts create --email " Spacey@Example.com"` stored the space: that account could never sign in
+    (the page strips what is typed), and `spacey@example.com` could be created beside it."""
+    spacey = f"Spacey-{uuid.uuid4().hex[:8]}@Example.test"
+    create = ["accounts", "create", "--plan", "pro", "--password-stdin", "--email"]
+    created = run_cli([*create, " " + spacey + " "], gateway_env, PASSWORD + "\n")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["email"] == spacey
+    with pytest.raises(subprocess.CalledProcessError) as again:
+        run_cli([*create, spacey.lower()], gateway_env, PASSWORD + "\n")
+    assert again.value.returncode == 1 and "exists" in again.value.stderr
+    with pytest.raises(subprocess.CalledProcessError) as inside:
+        run_cli([*create, spacey.replace("@", " @")], gateway_env, PASSWORD + "\n")
+    assert inside.value.returncode == 1 and "is not an email address" in inside.value.stderr
+    rows = await people.execute("SELECT email FROM accounts WHERE lower(email) = lower(%s)", (spacey,))
+    assert rows == [{"email": spacey}]
+    for typed in (spacey.lower(), " " + spacey.upper(), "\u3000" + spacey):
+        started = OAuthClient(proxied.url).start()
+        with Browser(proxied.url) as browser:
+            answer = browser.submit(started["user_code"], typed)
+        assert answer.status_code == 200 and "Device approved" in answer.text, answer.text
+    usage = run_cli(["accounts", "usage", f" {spacey.lower()} "], gateway_env)
+    assert usage.returncode == 0 and json.loads(usage.stdout)["plan"] == "pro"

@@ -26,12 +26,12 @@ from psycopg.rows import DictRow
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from ..accounts import Account, find_account_by_email, password_matches
+from ..accounts import Account, find_account_by_email, normalize_email, password_matches
 from ..service import Gateway
 from . import device, ratelimit
 from .clients import client_name
 from .codes import display_user_code, normalize_user_code
-from .forms import FormError, client_address, plain_text, read_form
+from .forms import FormError, client_address, read_form
 
 log = logging.getLogger("switchboard.gateway.signin")
 
@@ -248,12 +248,14 @@ async def verified_account(gateway: Gateway, email: str, password: str, failures
       even the right password until the window ends, so it cannot be guessed at.
     - The lock is the account's (its stored email), so a spelling PostgreSQL's `lower()` folds onto the same
       account (`İ` for `i`) shares it; an email no account has is locked as typed.
-    - An email with a control character (a NUL, which PostgreSQL's text cannot hold) is no account's: it is
-      refused as an unknown email is, after the same argon2 work, and never reaches a query.
+    - The email is looked up as `normalize_email` makes it (surrounding whitespace dropped, NFKC). One that
+      cannot be an email (whitespace or a control character such as NUL inside, which PostgreSQL's text
+      cannot hold) is no account's: it is refused as an unknown email is, after the same argon2 work, and
+      never reaches a query.
     - No connection is held while argon2 runs (tens of milliseconds of CPU, off the event loop)."""
     async with gateway.pool.connection() as conn:
-        found = await find_account_by_email(conn, email) if email and plain_text(email) else None
-        lock = (found[0].email if found else email).lower()
+        found = await find_account_by_email(conn, email)
+        lock = (found[0].email if found else normalize_email(email) or email).lower()
         try:
             await ratelimit.hit(conn, failures, lock)
         except ratelimit.RateLimited as limited:
