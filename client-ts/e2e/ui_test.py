@@ -577,18 +577,18 @@ def open_external(page: Page, click: Callable[[], None]) -> Page:
 
 
 def approve_on_device_page(page: Page, code: str) -> None:
-    """What the user does on the gateway's /device page: the code, their email and password, Approve."""
+    """What the user does on the gateway's /device page: the code, their email and password, Continue; then,
+    on the confirmation that names the program and what it could do, Approve."""
     expect(page.locator("form").first).to_be_visible(timeout=15_000)
     code_box = page.locator("input[name='user_code']")
     if code_box.count() and not code_box.input_value():
         code_box.fill(code)
     page.locator("input[type='email'], input[name='email']").first.fill(CLOUD["email"])
     page.locator("input[type='password']").first.fill(CLOUD["password"])
-    page.locator("button, input[type='submit']").filter(has_text=re.compile(r"approve|sign in|continue", re.I)).first.click()
-    approve = page.locator("button", has_text=re.compile(r"^\s*approve", re.I))
-    if approve.count():
-        approve.first.click()
-    expect(page.locator("body")).to_contain_text(re.compile(r"approved", re.I), timeout=15_000)
+    page.locator("button", has_text=re.compile(r"^\s*continue", re.I)).first.click()
+    expect(page.locator("h1")).to_contain_text(re.compile(r"asks to sign in to your account", re.I), timeout=15_000)
+    page.locator("button", has_text=re.compile(r"^\s*approve", re.I)).first.click()
+    expect(page.locator("body")).to_contain_text(re.compile(r"device approved", re.I), timeout=15_000)
 
 
 @step("Switchboard: Sign In shows a device code, and cancelling it leaves the editor signed out")

@@ -62,7 +62,9 @@ class RateLimits(BaseModel):
     device_authorizations_per_address: Annotated[int, Field(ge=1)] = 10  # a minute
     token_requests_per_address: Annotated[int, Field(ge=1)] = 120  # a minute
     device_forms_per_address: Annotated[int, Field(ge=1)] = 20  # ten minutes
-    device_code_lookups_per_address: Annotated[int, Field(ge=1)] = 60  # ten minutes (/device?user_code=)
+    # Unused: /device no longer shows what a code asks for before the password is checked, so there is no
+    # look-up to limit. Still accepted, so a configuration that sets it keeps loading.
+    device_code_lookups_per_address: Annotated[int, Field(ge=1)] = 60
     refreshes_per_account: Annotated[int, Field(ge=1)] = 60  # an hour
     password_failures_per_account: Annotated[int, Field(ge=1)] = 10  # fifteen minutes
     user_code_failures_per_account: Annotated[int, Field(ge=1)] = 10  # an hour

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from switchboard.plans.entitlement import Entitlement, EntitlementRefused, check_entitlement_claims
 from switchboard.plans.period import utc_now
@@ -25,6 +26,7 @@ from switchboard.plans.trust import TrustedKeys, parse_jwks
 
 from .config import ConfigError, GatewaySettings
 from .signin.codes import Digest, digest
+from .signin.confirmations import page_key
 from .signin.scopes import DEFAULT_SCOPE, scope_text
 
 # Tokens already verified, kept until they expire: a client sends the same token for up to 15 minutes, and
@@ -118,6 +120,15 @@ class TokenAuthority:
             now=now or self.clock(),
             extra_claims={"scope": scope},
         )
+
+    @cached_property
+    def page_keys(self) -> tuple[bytes, ...]:
+        """The keys of the /device page's confirmation tickets, one derived from each signing key (the first
+        from the signing one): `signin.confirmations`."""
+        raw = (
+            key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()) for key in self.signing_keys
+        )
+        return tuple(page_key(private) for private in raw)
 
     @cached_property
     def _trusted(self) -> TrustedKeys:

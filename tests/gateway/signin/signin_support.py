@@ -81,9 +81,9 @@ class Browser:
         params = {"user_code": user_code} if user_code is not None else None
         return self.http.get("/device", params=params)
 
-    def submit(
-        self, user_code: str, email: str, password: str = PASSWORD, action: str = "approve"
-    ) -> httpx2.Response:
+    def sign_in(self, user_code: str, email: str, password: str = PASSWORD) -> httpx2.Response:
+        """Step one: open the page (with the code in its link), fill in the email and password, Continue.
+        A pending code answers with the confirmation (`confirm`); anything else with the form again."""
         page = self.open(user_code)
         assert page.status_code == 200, page.text
         form = {
@@ -91,9 +91,28 @@ class Browser:
             "user_code": field_value(page.text, "user_code"),
             "email": email,
             "password": password,
+            "action": "sign_in",
+        }
+        return self.http.post("/device", data=form)
+
+    def confirm(self, confirmation_page: httpx2.Response, action: str = "approve") -> httpx2.Response:
+        """Step two: Approve or Deny on the confirmation page."""
+        html = confirmation_page.text
+        form = {
+            "csrf_token": csrf_token(html),
+            "confirmation": field_value(html, "confirmation"),
             "action": action,
         }
         return self.http.post("/device", data=form)
+
+    def submit(
+        self, user_code: str, email: str, password: str = PASSWORD, action: str = "approve"
+    ) -> httpx2.Response:
+        """Both steps, as a person does them: the answer to the second, or to the first if it refused."""
+        signed_in = self.sign_in(user_code, email, password)
+        if signed_in.status_code != 200 or 'name="confirmation"' not in signed_in.text:
+            return signed_in
+        return self.confirm(signed_in, action)
 
 
 def csrf_token(html: str) -> str:

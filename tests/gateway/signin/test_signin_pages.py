@@ -13,7 +13,14 @@ import httpx2
 import pytest
 
 from gateway.gateway_support import Replica, run_cli
-from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient, SignInAccounts, csrf_token
+from gateway.signin.signin_support import (
+    PASSWORD,
+    Browser,
+    OAuthClient,
+    SignInAccounts,
+    csrf_token,
+    field_value,
+)
 from switchboard.gateway.accounts import normalize_email
 
 
@@ -73,7 +80,9 @@ async def test_a_code_typed_loosely_is_understood(
     page = browser.open()
     typed = " " + started["user_code"].lower().replace("-", " ") + " "
     form = {"csrf_token": csrf_token(page.text), "user_code": typed, "email": person.email.upper()}
-    answer = browser.http.post("/device", data={**form, "password": PASSWORD, "action": "approve"})
+    asked = browser.http.post("/device", data={**form, "password": PASSWORD, "action": "sign_in"})
+    assert asked.status_code == 200 and f"the code <strong>{started['user_code']}</strong>" in asked.text
+    answer = browser.confirm(asked)
     assert answer.status_code == 200 and "Device approved" in answer.text
     assert client.poll(started["device_code"]).status_code == 200
     not_a_code = browser.http.post("/device", data={**form, "user_code": "AEIOU-123", "password": PASSWORD})
@@ -94,21 +103,75 @@ def test_the_account_pages_say_what_the_plans_are_and_how_to_upgrade_and_sign_ou
     assert upgrade.status_code == 200 and "<h1>Upgrade your plan</h1>" in upgrade.text
 
 
-def test_a_link_with_a_code_says_which_program_asks_for_what_before_anyone_approves(proxied: Replica) -> None:
-    """RFC 8628 §5.4: a person sent a link with a code filled in sees, before approving, which program it
-    would sign in, what it could do, and to approve only a code their own program shows."""
-    full = OAuthClient(proxied.url, client_id="switchboard-terminal").start()
+async def test_after_signing_in_the_page_says_which_program_asks_for_what_before_anyone_decides(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """RFC 8628 §3.3, §5.4: signed in, a person (perhaps sent a link with a code filled in) sees which program
+    the code would sign in, what it could do, and to approve only a code their own program shows; then
+    Approve or Deny."""
+    person = await people.create()
+    full = OAuthClient(proxied.url, client_id="switchboard-terminal")
+    full_started = full.start()
     chat_only = OAuthClient(proxied.url).start(scope="chat")
     with Browser(proxied.url) as browser:
-        asked = browser.open(full["user_code"]).text
-        narrower = browser.open(chat_only["user_code"]).text
-        unknown = browser.open("bcdf-ghjk").text
-    assert "the Switchboard terminal client asks to sign in to your account" in asked
-    assert "use your credits" in asked and "change its spending budget" in asked
-    assert "If someone sent you this link or code, deny it" in asked
-    assert "Switchboard for VS Code asks" in narrower and "use your credits" in narrower
-    assert "spending budget" not in narrower  # only what this code's scope grants
-    assert "asks to sign in" not in unknown  # nothing pending: nothing to show
+        asked = browser.sign_in(full_started["user_code"], person.email)
+        narrower = browser.sign_in(chat_only["user_code"], person.email).text
+        assert asked.status_code == 200 and asked.headers["cache-control"] == "no-store"
+        assert "default-src 'none'" in asked.headers["content-security-policy"]
+        assert asked.headers["x-frame-options"] == "DENY"
+        html = asked.text
+        assert "The Switchboard terminal client asks to sign in to your account" in html
+        assert f"Signed in as <strong>{person.email}</strong>" in html
+        assert "use your credits" in html and "change its spending budget" in html
+        assert "If someone sent you this link or code, deny it" in html
+        assert "Switchboard for VS Code asks" in narrower and "use your credits" in narrower
+        assert "spending budget" not in narrower  # only what this code's scope grants
+        assert 'name="password"' not in html and PASSWORD not in html  # step two sends a ticket, no password
+        # Nothing is decided until a button is pressed.
+        assert full.poll(full_started["device_code"]).json()["error"] == "authorization_pending"
+        denied = browser.confirm(asked, "deny")
+    assert denied.status_code == 200 and "Sign-in denied" in denied.text
+    assert full.poll(full_started["device_code"]).json()["error"] == "access_denied"
+
+
+def test_without_signing_in_the_page_says_nothing_about_a_code(proxied: Replica) -> None:
+    """The page showed "… asks to sign in to your account" for a pending code to anyone: an oracle for
+    guessing codes without an account, limited only per address. Opened with a pending code, an unknown one
+    or none, it is now the same page."""
+    pending = OAuthClient(proxied.url).start()["user_code"]
+    with Browser(proxied.url) as browser:
+        pages = [browser.open(code) for code in (pending, "BCDF-GHJK", None)]
+    assert all(page.status_code == 200 for page in pages)
+    texts = [re.sub(r'value="[^"]*"', 'value=""', page.text) for page in pages]
+    assert texts[0] == texts[1] == texts[2]
+    assert "asks to sign in" not in texts[0]
+
+
+async def test_a_confirmation_works_only_in_its_own_browser_and_only_once(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser, Browser(proxied.url) as another:
+        asked = browser.sign_in(started["user_code"], person.email)
+        confirmation = field_value(asked.text, "confirmation")
+        # Another browser, with its own CSRF cookie and token, cannot use this ticket.
+        token = csrf_token(another.open().text)
+        form = {"csrf_token": token, "confirmation": confirmation, "action": "approve"}
+        stolen = another.http.post("/device", data=form)
+        assert stolen.status_code == 400 and "confirmation expired" in stolen.text
+        tampered = confirmation.replace(person.id, "acct_0000000000000000")
+        changed = browser.http.post(
+            "/device",
+            data={"csrf_token": csrf_token(asked.text), "confirmation": tampered, "action": "approve"},
+        )
+        assert changed.status_code == 400 and "confirmation expired" in changed.text
+        assert client.poll(started["device_code"]).json()["error"] == "authorization_pending"
+        assert browser.confirm(asked).status_code == 200
+        again = browser.confirm(asked, "deny")
+        assert again.status_code == 400 and "unknown, expired or already used" in again.text
+    assert client.poll(started["device_code"]).status_code == 200
 
 
 @pytest.mark.parametrize(

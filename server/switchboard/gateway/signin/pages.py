@@ -26,11 +26,12 @@ from psycopg.rows import DictRow
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from ..accounts import Account, find_account_by_email, normalize_email, password_matches
+from ..accounts import Account, find_account_by_email, get_account, normalize_email, password_matches
 from ..service import Gateway
 from . import device, ratelimit
 from .clients import client_name
 from .codes import display_user_code, normalize_user_code
+from .confirmations import Confirmations
 from .forms import FormError, client_address, read_form
 
 log = logging.getLogger("switchboard.gateway.signin")
@@ -109,6 +110,13 @@ def same_token(expected: str, presented: str) -> bool:
 
 
 # --- /device -----------------------------------------------------------------------------------------
+#
+# Two steps. (1) The code, the email and the password: checked in that order (the per-address limit, the
+# code's shape, the password, the per-account limit on wrong codes), and only then is the code looked up. A
+# pending code answers with (2) the confirmation: which program asks to sign in, what it could do, and Approve
+# or Deny, which post a confirmation ticket (`confirmations`) instead of the password. Nothing about a code is
+# shown to anyone who has not signed in, so the page is no oracle for guessing codes (RFC 8628 §5.1), and a
+# person sent a link sees what it asks for before deciding (§3.3, §5.4).
 
 
 async def device_page(request: Request) -> Response:
@@ -119,14 +127,11 @@ async def device_page(request: Request) -> Response:
     typed = request.query_params.get("user_code", "")[:20]
     compact = normalize_user_code(typed)
     shown = display_user_code(compact) if compact else typed
-    asking = await _asking(request, gateway, compact) if compact else None
-    page = render(
-        "device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="", asking=asking
-    )
+    page = render("device.html", title="Sign in a device", csrf_token=token, user_code=shown, email="")
     return with_csrf_cookie(page, gateway, token)
 
 
-# What each scope lets the signed-in program do, as the approval page says it (RFC 8628 §5.4: a person sent a
+# What each scope lets the signed-in program do, as the confirmation says it (RFC 8628 §5.4: a person sent a
 # link with the code filled in should see what they would grant, and to whom).
 SCOPE_WORDS = {
     "chat": "send chats to Claude that use your credits, and see your usage",
@@ -134,29 +139,11 @@ SCOPE_WORDS = {
 }
 
 
-async def _asking(request: Request, gateway: Gateway, user_code: str) -> dict[str, Any] | None:
-    """The program a pending code would sign in and what it could do; None for any other code. Limited per
-    address (`device_code_lookups_per_address`), so the page is no oracle for guessing codes."""
-    rules = ratelimit.rules_for(gateway.settings.rate_limits)
-    async with gateway.pool.connection() as conn:
-        try:
-            key = ratelimit.address_key(client_address(request))
-            await ratelimit.hit(conn, rules.device_code_lookup_per_address, key)
-        except ratelimit.RateLimited:
-            return None
-        found = await device.pending(conn, user_code)
-    if found is None:
-        return None
-    grants = [SCOPE_WORDS[scope] for scope in SCOPE_WORDS if scope in found.scope.split()]
-    return {"client": client_name(found.client_id), "grants": grants}
-
-
 @dataclass(frozen=True)
 class Attempt:
     user_code: str
     email: str
     password: str
-    approve: bool
 
 
 class Refusal(Exception):
@@ -179,40 +166,49 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
             title="Please try again",
             message="This form expired or came from another site. Open the sign-in page again.",
         )
-    attempt = Attempt(
-        form.get("user_code", ""),
-        form.get("email", "").strip(),
-        form.get("password", ""),
-        form.get("action") == "approve",
-    )
+    if "confirmation" in form:
+        return await _device_decide(request, gateway, cookie_token, form)
+    attempt = Attempt(form.get("user_code", ""), form.get("email", "").strip(), form.get("password", ""))
     try:
-        account, client_id = await _decide(request, gateway, attempt)
+        account, compact, asking = await _sign_in_for_code(request, gateway, attempt)
     except Refusal as refusal:
-        headers = {"retry-after": str(refusal.retry_after)} if refusal.retry_after else None
-        request.state.device_result = "refused"
-        return render(
-            "device.html",
-            refusal.status,
-            headers,
-            title="Sign in a device",
-            error=refusal.message,
-            csrf_token=cookie_token,
-            user_code=attempt.user_code[:20],
-            email=attempt.email[:320],
-        )
+        return _device_refused(request, refusal, cookie_token, attempt.user_code, attempt.email)
     request.state.account = account.id
-    request.state.device_result = "approved" if attempt.approve else "denied"
+    request.state.device_result = "confirming"
+    confirmation = confirmations(gateway).issue(cookie_token, account.id, compact)
     return render(
-        "decided.html",
-        title="Device approved" if attempt.approve else "Sign-in denied",
-        approved=attempt.approve,
-        client=client_name(client_id),
+        "device_confirm.html",
+        title="Approve this sign-in?",
+        csrf_token=cookie_token,
+        confirmation=confirmation,
+        user_code=display_user_code(compact),
         email=account.email,
+        asking=asking,
     )
 
 
-async def _decide(request: Request, gateway: Gateway, attempt: Attempt) -> tuple[Account, str]:
-    """Check the limits, the password and the code, then record the decision; raises `Refusal`."""
+def _device_refused(
+    request: Request, refusal: Refusal, csrf_token: str, user_code: str, email: str
+) -> Response:
+    headers = {"retry-after": str(refusal.retry_after)} if refusal.retry_after else None
+    request.state.device_result = "refused"
+    return render(
+        "device.html",
+        refusal.status,
+        headers,
+        title="Sign in a device",
+        error=refusal.message,
+        csrf_token=csrf_token,
+        user_code=user_code[:20],
+        email=email[:320],
+    )
+
+
+async def _sign_in_for_code(
+    request: Request, gateway: Gateway, attempt: Attempt
+) -> tuple[Account, str, dict[str, Any]]:
+    """Step one: check the limits, the password and then the code; the account, the compact code and what
+    the pending code asks for. Raises `Refusal`."""
     rules = ratelimit.rules_for(gateway.settings.rate_limits)
     await limit_address(gateway, rules.device_form_per_address, request)
     compact = normalize_user_code(attempt.user_code)
@@ -225,11 +221,50 @@ async def _decide(request: Request, gateway: Gateway, attempt: Attempt) -> tuple
             await ratelimit.check(conn, rules.user_code_failures_per_account, account.id)
         except ratelimit.RateLimited as limited:
             raise too_many(limited) from None
-        client_id = await device.decide(conn, compact, account.id, attempt.approve)
-        if client_id is None:
+        found = await device.pending(conn, compact)
+        if found is None:
             await _count_failure(conn, rules.user_code_failures_per_account, account.id)
-            raise Refusal(400, "This code is unknown, expired or already used. Check it, or start again.")
-    return account, client_id
+            raise Refusal(400, _UNKNOWN_CODE)
+    grants = [SCOPE_WORDS[scope] for scope in SCOPE_WORDS if scope in found.scope.split()]
+    name = client_name(found.client_id)
+    return account, compact, {"client": name, "headline": name[:1].upper() + name[1:], "grants": grants}
+
+
+_UNKNOWN_CODE = "This code is unknown, expired or already used. Check it, or start again."
+
+
+async def _device_decide(
+    request: Request, gateway: Gateway, csrf_token: str, form: dict[str, str]
+) -> Response:
+    """Step two: Approve or Deny, with the ticket step one gave this browser."""
+    approve = form.get("action") == "approve"
+    confirmed = confirmations(gateway).check(csrf_token, form.get("confirmation", ""))
+    if confirmed is None:
+        refusal = Refusal(400, "This confirmation expired. Enter the code and sign in again.")
+        return _device_refused(request, refusal, csrf_token, "", "")
+    account_id, compact = confirmed
+    async with gateway.pool.connection() as conn:
+        account = await get_account(conn, account_id)
+        if account is None or not account.active:
+            refusal = Refusal(403, "This account is disabled. Contact the operator of this service.")
+            return _device_refused(request, refusal, csrf_token, display_user_code(compact), "")
+        client_id = await device.decide(conn, compact, account.id, approve)
+    request.state.account = account.id
+    if client_id is None:  # decided, expired or used since step one: not a guess, not counted
+        refusal = Refusal(400, _UNKNOWN_CODE)
+        return _device_refused(request, refusal, csrf_token, display_user_code(compact), account.email)
+    request.state.device_result = "approved" if approve else "denied"
+    return render(
+        "decided.html",
+        title="Device approved" if approve else "Sign-in denied",
+        approved=approve,
+        client=client_name(client_id),
+        email=account.email,
+    )
+
+
+def confirmations(gateway: Gateway) -> Confirmations:
+    return Confirmations(gateway.authority.page_keys)
 
 
 async def limit_address(gateway: Gateway, rule: ratelimit.Rule, request: Request) -> None:

@@ -33,7 +33,6 @@ class Rules:
     device_authorization_per_address: Rule
     token_per_address: Rule
     device_form_per_address: Rule
-    device_code_lookup_per_address: Rule  # the /device page showing what a pending code asks for
     # Per account: refreshes count; on the /device form only failures count (wrong password, wrong code).
     refresh_per_account: Rule
     password_failures_per_account: Rule
@@ -45,7 +44,6 @@ def rules_for(limits: RateLimits) -> Rules:
         Rule("device_authorization:addr", limits.device_authorizations_per_address, 60),
         Rule("token:addr", limits.token_requests_per_address, 60),
         Rule("device_form:addr", limits.device_forms_per_address, 600),
-        Rule("device_lookup:addr", limits.device_code_lookups_per_address, 600),
         Rule("refresh:acct", limits.refreshes_per_account, 3600),
         Rule("password:acct", limits.password_failures_per_account, 900),
         Rule("user_code:acct", limits.user_code_failures_per_account, 3600),

@@ -1,0 +1,62 @@
+"""Confirmation tickets: what lets the /device page's Approve and Deny buttons decide a code.
+
+Step one of the page checks the password, then the code, and shows what the code asks for; the buttons of
+step two send a ticket instead of the password. A ticket names the account and the code, lives
+`CONFIRMATION_SECONDS`, and is an HMAC-SHA256 over them and the browser's CSRF token, so it works only
+with the cookie it was issued with (HttpOnly, SameSite=Strict) and cannot be made or changed without the key.
+
+The key is derived from each signing key (HMAC-SHA256 of the raw private key over a label of its own, so
+the derived key says nothing about the signing key and is no signature). Every replica has the same keys,
+so any replica can check a ticket another issued; a ticket is issued with the first key and checked
+against every configured one, so it survives a key rotation as an access token does. Nothing is stored: a
+ticket used twice decides nothing the second time (the code is no longer pending).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Sequence
+
+CONFIRMATION_SECONDS = 300
+_LABEL = b"switchboard /device confirmation ticket v1"
+
+
+def page_key(private_key: bytes) -> bytes:
+    """The ticket key derived from one signing key's raw private bytes."""
+    return hmac.new(private_key, _LABEL, hashlib.sha256).digest()
+
+
+class Confirmations:
+    def __init__(self, keys: Sequence[bytes], clock: Callable[[], float] = time.time) -> None:
+        if not keys:
+            raise ValueError("confirmation tickets need at least one key")
+        self._keys, self._clock = tuple(keys), clock
+
+    def issue(self, csrf_token: str, account_id: str, user_code: str) -> str:
+        """A ticket for `account_id` to decide the (compact) `user_code`, in the browser of `csrf_token`."""
+        expires = int(self._clock()) + CONFIRMATION_SECONDS
+        body = f"{account_id}.{user_code}.{expires}"
+        return f"{body}.{_mac(self._keys[0], csrf_token, body)}"
+
+    def check(self, csrf_token: str, ticket: str) -> tuple[str, str] | None:
+        """The account and the compact code of a live ticket issued for this CSRF token; None otherwise."""
+        body, _, mac = ticket.rpartition(".")
+        parts = body.split(".")
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None
+        presented = mac.encode()
+        macs = (_mac(key, csrf_token, body).encode() for key in self._keys)
+        if not any(hmac.compare_digest(expected, presented) for expected in macs):
+            return None
+        account_id, user_code, expires = parts
+        if int(expires) < self._clock():
+            return None
+        return account_id, user_code
+
+
+def _mac(key: bytes, csrf_token: str, body: str) -> str:
+    message = csrf_token.encode() + b"\x00" + body.encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=").decode()
