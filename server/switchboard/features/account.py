@@ -127,7 +127,7 @@ class AccountFeature(Feature):
             report = await session.usage()
             await self._follow_plan(session, report)
         except GatewayRefused as refused:
-            raise errors.refused(refused, self.entitlement().plan) from None
+            raise errors.refused(refused, self.entitlement().plan, signed_in=session.signed_in) from None
         except SignInFailed as failure:
             raise errors.unreachable(str(failure)) from None
         except NotSignedIn as ended:
@@ -476,16 +476,18 @@ class AccountFeature(Feature):
     async def _hosted_overage(self, params: SetOverageParams) -> UsageReport:
         from switchboard.hosted import errors
         from switchboard.hosted.gateway_http import GatewayRefused
-        from switchboard.hosted.session import SignInFailed
+        from switchboard.hosted.session import NotSignedIn, SignInFailed
 
         session = self._session
         assert session is not None
         try:
             await session.set_overage(params.enabled, params.budget_usd)
         except GatewayRefused as refused:
-            raise errors.refused(refused, self.entitlement().plan) from None
+            raise errors.refused(refused, self.entitlement().plan, signed_in=session.signed_in) from None
         except SignInFailed as failure:
             raise errors.unreachable(str(failure)) from None
+        except NotSignedIn as ended:
+            raise errors.sign_in_failed(SignInFailed("session_ended", str(ended))) from None
         return await self.publish()
 
     async def sign_in(self, params: SignInParams) -> SignInResult:

@@ -27,11 +27,22 @@ def sign_in_failed(failure: SignInFailed) -> SwitchboardError:
     return AuthRequired(str(failure), AuthErrorData.model_validate({"reason": reason}))
 
 
-def refused(error: GatewayRefused, plan: PlanId) -> SwitchboardError:
-    """From the usage and overage endpoints: 401 → 1004, 403 `overage_not_available` (overage on Free) →
-    1001, else 1003 (a token without the scope, too), each with the gateway's message."""
+STILL_SIGNED_IN = "Switchboard Cloud refused the request although your session is still active: try again"
+
+
+def refused(error: GatewayRefused, plan: PlanId, *, signed_in: bool) -> SwitchboardError:
+    """From the usage and overage endpoints: 401 → 1004 `session_ended` when the session really ended
+    (`signed_in` false: the refresh the session tries after a 401 was refused), a retryable 1003 while it is
+    still signed in (a 401 that survived a refresh that succeeded, or one the gateway could not be asked
+    about); 403 `overage_not_available` (overage on Free) → 1001; else 1003 (a token without the scope,
+    too); each with the gateway's message."""
     if error.status == 401:
-        return AuthRequired(error.message, AuthErrorData(reason="session_ended"))
+        if not signed_in:
+            return AuthRequired(error.message, AuthErrorData(reason="session_ended"))
+        return UpstreamFailed(
+            f"{STILL_SIGNED_IN} ({error.message}).",
+            UpstreamErrorData(status=401, type=error.type, retryable=True),
+        )
     if error.status == 403 and error.type == "overage_not_available":
         return OverageNotAvailable(plan)
     retryable = error.status in (408, 409, 429) or error.status >= 500

@@ -8,16 +8,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from gateway.hosted.hosted_support import VSCODE, GatewayFaults, HostedGateway, unauthorized
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
+from switchboard.config import Settings
+from switchboard.features.account import AccountFeature
+from switchboard.features.host import Services
 from switchboard.hosted.gateway_http import GatewayRefused
 from switchboard.hosted.provider import GatewayProvider
 from switchboard.hosted.session import GatewaySession, SignInFailed
+from switchboard.protocol.errors import AuthRequired, UpstreamFailed
+from switchboard.protocol.messages import SetOverageParams, UsageParams
 from switchboard.providers.base import (
     ProviderRequest,
     StreamCallbacks,
@@ -32,6 +38,7 @@ TOKEN = "/oauth/token"
 DEVICE = "/oauth/device_authorization"
 USAGE = "/v1/switchboard/usage"
 MESSAGES = "/v1/messages"
+OVERAGE = "/v1/switchboard/overage"
 
 
 class Clock:
@@ -312,3 +319,76 @@ async def test_a_chat_refused_again_after_a_successful_refresh_is_retryable_not_
         assert ended.value.error.code == 1004
     finally:
         await provider.close()
+
+
+class _Editor:
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        pass
+
+    def show_message(self, message: str, kind: object) -> None:
+        pass
+
+    def default_workspace(self) -> str | None:
+        return None
+
+
+class _Upstream:
+    def __init__(self, session: GatewaySession) -> None:
+        self.gateway = session
+
+    @property
+    def hosted(self) -> bool:
+        return self.gateway.signed_in
+
+
+def account_feature(session: GatewaySession, state_dir: Path) -> AccountFeature:
+    """The language server's account feature (usage, setOverage) on `session`."""
+    settings = Settings(
+        state_dir=state_dir,
+        api_key=None,
+        base_url=None,
+        request_timeout=10,
+        max_retries=0,
+        max_output_tokens=1000,
+    )
+    return AccountFeature(cast(Any, _Editor()), Services(settings, cast(Any, _Upstream(session))))
+
+
+ACCOUNT_CALLS: dict[str, tuple[str, str, Callable[[AccountFeature], Awaitable[object]]]] = {
+    "usage": ("GET", USAGE, lambda feature: feature.usage(UsageParams())),
+    "setOverage": (
+        "POST",
+        OVERAGE,
+        lambda feature: feature.set_overage(SetOverageParams(enabled=True, budget_usd=20)),
+    ),
+}
+
+
+@pytest.mark.parametrize("call", list(ACCOUNT_CALLS))
+async def test_usage_or_overage_refused_again_after_a_successful_refresh_is_retryable_not_session_ended(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened, tmp_path: Path, call: str
+) -> None:
+    """As for a chat: the refresh after the first 401 succeeded, so the session lives and a second 401 is a
+    retryable 1003, not `session_ended` (which would send the editor to sign in again). Only a refused
+    refresh ends the session, and only then is it 1004."""
+    method, path, send = ACCOUNT_CALLS[call]
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    feature = account_feature(opened.session, tmp_path)
+    opened.faults.answer_next(method, path, 401, unauthorized())
+    opened.faults.answer_next(method, path, 401, unauthorized())
+    with pytest.raises(UpstreamFailed) as caught:
+        await send(feature)
+    assert caught.value.code == 1003
+    assert caught.value.data["retryable"] is True and caught.value.data["status"] == 401
+    assert "still active" in caught.value.message
+    assert opened.session.signed_in and opened.faults.count("POST", TOKEN) == 2
+    assert opened.handed[-1][1] is None, "the client was told the session ended"
+
+    # A refresh the gateway refuses does end it: then, and only then, session_ended.
+    await people.execute("UPDATE accounts SET revoked_at = now() WHERE id = %s", (person.id,))
+    opened.faults.answer_next(method, path, 401, unauthorized())
+    with pytest.raises(AuthRequired) as ended:
+        await send(feature)
+    assert ended.value.code == 1004 and ended.value.data["reason"] == "session_ended"
+    assert not opened.session.signed_in
