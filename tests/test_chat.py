@@ -234,7 +234,21 @@ async def test_other_requests_are_answered_while_chats_stream(
 async def test_missing_key_is_auth_required(start_server: SessionFactory, fake_api: FakeAnthropic) -> None:
     session = await start_server(fake_api, ANTHROPIC_API_KEY=None)
     error = await session.error("switchboard/chat", {"workspaceUri": session.workspace, "prompt": "hi"})
-    assert error.code == 1004 and error.data == {"reason": "missing_key"}
+    assert error.code == 1004 and error.data == {"reason": "missing_key", "gatewayUrl": None}
+    assert "ANTHROPIC_API_KEY" in error.message and "sign in" not in error.message.lower()
+    assert message_requests(fake_api) == []
+
+
+async def test_missing_key_with_a_gateway_configured_offers_signing_in_to_it(
+    start_server: SessionFactory, fake_api: FakeAnthropic
+) -> None:
+    """Not signed in to the configured gateway and no key: signing in is the other way to chat, so the
+    message says so and the data names the gateway (the editor offers "Sign in" before "Set API key")."""
+    gateway = "http://127.0.0.1:9"  # never reached: nothing is signed in
+    session = await start_server(fake_api, ANTHROPIC_API_KEY=None, SWITCHBOARD_GATEWAY_URL=gateway)
+    error = await session.error("switchboard/chat", {"workspaceUri": session.workspace, "prompt": "hi"})
+    assert error.code == 1004 and error.data == {"reason": "missing_key", "gatewayUrl": gateway}
+    assert "sign in" in error.message.lower() and gateway in error.message
     assert "ANTHROPIC_API_KEY" in error.message
     assert message_requests(fake_api) == []
 
@@ -255,7 +269,7 @@ async def test_rejected_key_is_auth_required(start_server: SessionFactory, tmp_p
     with FakeAnthropic(host="127.0.0.1", port=0, api_key="sk-the-only-good-key") as fake:
         session = await start_server(fake)
         error = await session.error("switchboard/chat", {"workspaceUri": session.workspace, "prompt": "hi"})
-        assert error.code == 1004 and error.data == {"reason": "rejected_key"}
+        assert error.code == 1004 and error.data == {"reason": "rejected_key", "gatewayUrl": None}
         assert TEST_KEY not in error.message
 
 

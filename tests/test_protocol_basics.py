@@ -158,7 +158,7 @@ def test_absent_null_and_empty_array_params_all_mean_no_params(
                     assert required[0] in frame["error"]["message"], (request.method, frame)
                 elif request.method == "switchboard/signIn":
                     # No params starts the device flow, which needs a gateway this server does not have.
-                    assert frame["error"]["data"] == {"reason": "no_gateway"}, frame
+                    assert frame["error"]["data"] == {"reason": "no_gateway", "gatewayUrl": None}, frame
                 else:
                     assert "result" in frame, (request.method, frame)
         assert server.result("switchboard/usage", [])["plan"] == "free"

@@ -172,7 +172,11 @@ def _no_key(c: Ctx) -> None:
     chat.locator("#prompt").press("Enter")
     card = chat.locator(".error-card")
     expect(card).to_be_visible(timeout=20_000)
-    expect(card).to_contain_text("An Anthropic API key is needed")
+    if CLOUD:  # a gateway is configured (switchboard.gateway.url): signing in is offered first
+        expect(card).to_contain_text("Sign in or set an API key")
+        expect(card.locator(".error-actions button").first).to_contain_text("Sign in")
+    else:
+        expect(card).to_contain_text("An Anthropic API key is needed")
     expect(card.locator("button", has_text="Set API key")).to_be_visible()
 
 

@@ -18,6 +18,10 @@ export interface AdoptRefreshToken {
   refreshToken: string;
 }
 export interface AuthErrorData {
+  /**
+   * With `missing_key`: the Switchboard Cloud gateway this server is configured for, when one is (signing in to it is the other way to chat); null otherwise.
+   */
+  gatewayUrl: string | null;
   reason: 'missing_key' | 'rejected_key' | 'expired' | 'denied' | 'no_gateway' | 'unreachable' | 'session_ended';
 }
 /**

@@ -128,6 +128,19 @@ export function describeError(error: unknown, models: readonly Pick<ModelInfo, '
           actions: [{ id: 'signIn', label: 'Sign in' }],
         };
       }
+      if (d.reason === 'missing_key' && d.gatewayUrl) {
+        // A gateway is configured but not signed in to: signing in is the other way (and the first offered).
+        return {
+          ...base,
+          kind: 'auth',
+          title: 'Sign in or set an API key',
+          message: `Sign in to Switchboard Cloud (${d.gatewayUrl}), or set your Anthropic API key, to start chatting.`,
+          actions: [
+            { id: 'signIn', label: 'Sign in' },
+            { id: 'setApiKey', label: 'Set API key' },
+          ],
+        };
+      }
       const rejected = d.reason === 'rejected_key';
       return {
         ...base,

@@ -13,6 +13,20 @@ describe('server errors become actionable messages', () => {
     assert.deepEqual(ids(e), ['setApiKey']);
     assert.match(e.title, /API key is needed/);
   });
+  it('1004 missing key with a gateway configured → sign in first, then set key', () => {
+    const e = describeError({
+      code: ErrorCode.AUTH_REQUIRED,
+      message: 'Not signed in to Switchboard Cloud (https://cloud.example) and no Anthropic API key',
+      data: { reason: 'missing_key', gatewayUrl: 'https://cloud.example' },
+    });
+    assert.equal(e.kind, 'auth');
+    assert.deepEqual(ids(e), ['signIn', 'setApiKey']);
+    assert.match(e.title, /sign in/i);
+    assert.match(e.message, /Sign in to Switchboard Cloud \(https:\/\/cloud\.example\)/);
+    assert.match(e.message, /API key/);
+    // Without a gateway, the key alone (as before).
+    assert.deepEqual(ids(describeError({ code: 1004, message: '', data: { reason: 'missing_key', gatewayUrl: null } })), ['setApiKey']);
+  });
   it('1004 rejected key → update key', () => {
     const e = describeError({ code: 1004, message: 'rejected', data: { reason: 'rejected_key' } });
     assert.equal(e.actions[0]!.label, 'Update API key');

@@ -509,6 +509,13 @@ class AuthErrorData(Wire):
     reason: Literal[
         "missing_key", "rejected_key", "expired", "denied", "no_gateway", "unreachable", "session_ended"
     ]
+    gateway_url: str | None = Field(
+        default=None,
+        description=(
+            "With `missing_key`: the Switchboard Cloud gateway this server is configured for, when one is "
+            "(signing in to it is the other way to chat); null otherwise."
+        ),
+    )
 
 
 class NotFoundData(Wire):

@@ -16,8 +16,18 @@ KEY_HELP = (
 REJECTED_KEY = "The Anthropic API rejected the API key."
 
 
-def missing_key() -> AuthRequired:
-    return AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
+SIGN_IN_HELP = "sign in to it (in VS Code: “Switchboard: Sign In”; in the terminal: /signin)"
+
+
+def missing_key(gateway_url: str | None = None) -> AuthRequired:
+    """No key and not signed in; with a gateway configured (`gateway_url`), signing in is offered first."""
+    if gateway_url is None:
+        return AuthRequired("No Anthropic API key. " + KEY_HELP, AuthErrorData(reason="missing_key"))
+    return AuthRequired(
+        f"Not signed in to Switchboard Cloud ({gateway_url}) and no Anthropic API key: {SIGN_IN_HELP}; "
+        f"or {KEY_HELP[0].lower()}{KEY_HELP[1:]}",
+        AuthErrorData(reason="missing_key", gateway_url=gateway_url),
+    )
 
 
 def rejected_key() -> AuthRequired:

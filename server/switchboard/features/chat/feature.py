@@ -92,7 +92,7 @@ class ChatFeature(Feature):
     async def run(self, request: TurnRequest) -> ChatResult:
         entitlement = await self.account.check(request.model.id)
         if not self.services.upstream.ready:
-            raise missing_key()
+            raise missing_key(self.services.settings.gateway_url)
         route = await self.router.route(request)
         answer = self._start(request, route, entitlement)
         answer.hosted = self.services.upstream.hosted
