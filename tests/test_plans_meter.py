@@ -112,7 +112,13 @@ def test_free_runs_out_with_advice(meter: Meter) -> None:
         meter.check(NO_ENTITLEMENT, "claude-haiku-4.5")
     assert caught.value.code == ErrorCode.CREDITS_EXHAUSTED == 1002
     assert caught.value.message == FREE_OUT
-    assert caught.value.data == {"plan": "free", "remainingCredits": 0.0, "overageAvailable": False}
+    assert caught.value.data == {
+        "plan": "free",
+        "remainingCredits": 0.0,
+        "overageAvailable": False,
+        "overageEnabled": False,
+        "neededCredits": None,
+    }
     report = meter.report(NO_ENTITLEMENT)
     assert (report.used_credits, report.remaining_credits, report.overage.credits) == (51.0, 0.0, 0.0)
 
@@ -126,7 +132,13 @@ def test_paid_plans_run_out_with_the_overage_offer(meter: Meter) -> None:
     with pytest.raises(CreditsExhausted) as caught:
         meter.check(pro, "auto")
     assert caught.value.message == PRO_OUT
-    assert caught.value.data == {"plan": "pro", "remainingCredits": 0.0, "overageAvailable": True}
+    assert caught.value.data == {
+        "plan": "pro",
+        "remainingCredits": 0.0,
+        "overageAvailable": True,
+        "overageEnabled": False,
+        "neededCredits": None,
+    }
 
 
 def test_pro_plus_and_power_have_their_own_allowances(meter: Meter) -> None:
@@ -182,6 +194,7 @@ def test_a_budget_stops_overage_at_the_budget(meter: Meter) -> None:
         meter.check(pro, "auto")
     assert caught.value.message.startswith("You've reached your $1.00 overage budget for this month.")
     assert "Raise the budget" in caught.value.message
+    assert caught.value.data["overageEnabled"] is True, "overage is on: raise its budget, not turn it on"
     overage = meter.report(pro).overage
     assert (overage.credits, overage.cost_usd, overage.budget_usd) == (25.0, 1.0, 1.0)
     meter.set_overage(pro, True, 2.5)

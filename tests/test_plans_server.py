@@ -128,7 +128,13 @@ async def test_free_credits_run_out_exactly_at_the_allowance(
         charged.append(Decimal(str(result["credits"])))
         assert len(charged) < 10, "credits never ran out"
     assert getattr(error, "code", None) == 1002
-    assert error.data == {"plan": "free", "remainingCredits": 0.0, "overageAvailable": False}  # type: ignore[attr-defined]
+    assert error.data == {  # type: ignore[attr-defined]
+        "plan": "free",
+        "remainingCredits": 0.0,
+        "overageAvailable": False,
+        "overageEnabled": False,
+        "neededCredits": None,
+    }
     assert "50" in str(error) or "Free" in str(error)
     assert sum(charged[:-1]) < 50 <= sum(charged), (
         "the last turn started with credits left and finished past zero"
@@ -178,6 +184,7 @@ async def test_overage_on_a_paid_plan_continues_and_is_reported(
     assert capped["overage"]["credits"] == 25 and capped["overage"]["costUsd"] == 1.0
     refused = await session.error("switchboard/chat", {"workspaceUri": session.workspace, "prompt": "again"})
     assert refused.code == 1002 and refused.data["overageAvailable"] is True
+    assert refused.data["overageEnabled"] is True, "overage is on: its budget is what ran out"
 
 
 def _fill_ledger(state_dir: Path, *, account: str, credits_hundredths: int) -> None:

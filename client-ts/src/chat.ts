@@ -460,6 +460,7 @@ export class ChatController implements vscode.Disposable {
         await vscode.commands.executeCommand('switchboard.upgrade');
         return;
       case 'enableOverage':
+      case 'raiseOverageBudget': // the same command: with overage on, it asks for the new budget
         await vscode.commands.executeCommand('switchboard.enableOverage');
         return;
       case 'showUsage':

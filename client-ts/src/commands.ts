@@ -34,6 +34,7 @@ export async function showErrorWithActions(client: SwitchboardClient, err: unkno
     signIn: 'switchboard.signIn',
     upgrade: 'switchboard.upgrade',
     enableOverage: 'switchboard.enableOverage',
+    raiseOverageBudget: 'switchboard.enableOverage',
     showUsage: 'switchboard.showUsage',
     showLogs: 'switchboard.showLogs',
     restartServer: 'switchboard.restartServer',
@@ -132,9 +133,12 @@ export function registerCommands(deps: Deps): vscode.Disposable[] {
         if (choice === 'Upgrade') await vscode.commands.executeCommand('switchboard.upgrade');
         return undefined;
       }
+      const raising = usage?.overage.enabled === true; // on already: what is asked for is a new budget
       const input = await vscode.window.showInputBox({
-        title: 'Switchboard: Enable Overage',
-        prompt: 'Optional monthly budget in USD for usage past your included credits. Leave empty for no cap.',
+        title: raising ? 'Switchboard: Overage Budget' : 'Switchboard: Enable Overage',
+        prompt: raising
+          ? `Monthly overage budget in USD${usage.overage.budgetUsd != null ? ` (now ${formatUsd(usage.overage.budgetUsd)})` : ''}: raise it to keep going past your included credits. Leave empty for no cap.`
+          : 'Optional monthly budget in USD for usage past your included credits. Leave empty for no cap.',
         placeHolder: 'e.g. 20',
         value: usage?.overage.budgetUsd != null ? String(usage.overage.budgetUsd) : '',
         ignoreFocusOut: true,

@@ -258,6 +258,10 @@ export interface CreditsExhaustedData {
    */
   neededCredits: number | null;
   overageAvailable: boolean;
+  /**
+   * Overage is on already: with no credits left, its budget is what ran out, so raising the budget (`setOverage`), not turning overage on, lets turns through.
+   */
+  overageEnabled: boolean;
   plan: 'free' | 'pro' | 'pro_plus' | 'power';
   remainingCredits: number;
 }

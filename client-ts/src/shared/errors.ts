@@ -38,6 +38,7 @@ export type ErrorActionId =
   | 'signIn'
   | 'upgrade'
   | 'enableOverage'
+  | 'raiseOverageBudget'
   | 'showUsage'
   | 'retry'
   | 'retryWithModel'
@@ -179,6 +180,19 @@ export function describeError(error: unknown, models: readonly Pick<ModelInfo, '
           message: e.message || 'This answer could cost more than the credits you have left. Pick a cheaper model.',
           actions: [
             { id: 'retryWithModel', label: `Try ${modelName(haiku, models)}`, modelId: haiku },
+            { id: 'showUsage', label: 'Show usage' },
+          ],
+        };
+      }
+      if (d.overageEnabled) {
+        // Overage is on already: its budget is what ran out, so turning it on is no way out.
+        return {
+          ...base,
+          kind: 'credits',
+          title: 'You’ve reached your overage budget',
+          message: e.message || 'Raise the overage budget to keep going, or wait for the monthly reset.',
+          actions: [
+            { id: 'raiseOverageBudget', label: 'Raise the overage budget' },
             { id: 'showUsage', label: 'Show usage' },
           ],
         };

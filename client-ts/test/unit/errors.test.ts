@@ -47,6 +47,21 @@ describe('server errors become actionable messages', () => {
     assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'free', remainingCredits: 0, overageAvailable: false } })), ['upgrade', 'showUsage']);
   });
 
+  it('1002 with overage on (its budget reached) → raise the budget, not "Enable overage"', () => {
+    const ui = describeError({
+      code: 1002,
+      message: 'You’ve reached your $20.00 overage budget for this month. Raise the budget to keep going, or wait until your credits reset on Dec 1.',
+      data: { plan: 'pro', remainingCredits: 0, overageAvailable: true, overageEnabled: true, neededCredits: null },
+    });
+    assert.equal(ui.kind, 'credits');
+    assert.deepEqual(ids(ui), ['raiseOverageBudget', 'showUsage']);
+    assert.equal(ui.actions[0]!.label, 'Raise the overage budget');
+    assert.match(ui.title, /overage budget/);
+    assert.doesNotMatch(ui.actions.map((a) => a.label).join(' '), /Enable overage/);
+    // Overage off: still the offer to turn it on.
+    assert.deepEqual(ids(describeError({ code: 1002, message: '', data: { plan: 'pro', remainingCredits: 0, overageAvailable: true, overageEnabled: false } })), ['enableOverage', 'showUsage']);
+  });
+
   it('1002 with credits left is not "out of credits": the answer does not fit, try a cheaper model', () => {
     const ui = describeError({ code: 1002, message: 'This answer could cost up to 16 credits and 1.94 are left', data: { plan: 'pro', remainingCredits: 1.94, overageAvailable: true, neededCredits: 16 } });
     assert.equal(ui.title, 'Not enough credits left for this answer');

@@ -452,6 +452,7 @@ def _credits_refusal(
             "needed_credits": float(from_hundredths(short.needed_h)),
             "max_tokens_that_fit": fits,
             "overage_available": account.spec.overage_available,
+            "overage_enabled": account.overage_on,
         },
     )
 

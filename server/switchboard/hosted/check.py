@@ -22,8 +22,11 @@ def check_turn(entitlement: Entitlement, report: UsageReport | None, model_id: s
     if report is None or report.remaining_credits > 0:
         return
     overage, period = report.overage, period_of(utc_now())
-    data = CreditsExhaustedData(plan=plan.id, remaining_credits=0.0, overage_available=plan.overage_available)
-    if not (overage.available and overage.enabled):
+    on = overage.available and overage.enabled
+    data = CreditsExhaustedData(
+        plan=plan.id, remaining_credits=0.0, overage_available=plan.overage_available, overage_enabled=on
+    )
+    if not on:
         raise CreditsExhausted(wording.credits_exhausted(plan.id, period), data)
     if overage.budget_usd is not None and overage.cost_usd >= overage.budget_usd:
         raise CreditsExhausted(wording.budget_reached(Decimal(str(overage.budget_usd)), period), data)

@@ -274,6 +274,8 @@ def _refusal(status: int, message: str, error: dict[str, Any]) -> Exception | No
             plan=_plan(error.get("plan")),
             remaining_credits=remaining or 0.0,
             overage_available=error.get("overage_available") is True,
+            # A gateway that does not say (older than this field) leaves it false: "Enable overage" then.
+            overage_enabled=error.get("overage_enabled") is True,
             needed_credits=needed if too_large else None,
         )
         if too_large:

@@ -90,7 +90,7 @@ class Meter:
             raise _exhausted(plan, wording.credits_exhausted(plan.id, period))
         budget = overage.budget_usd
         if budget is not None and used.overage >= _usd_to_hundredths(budget):
-            raise _exhausted(plan, wording.budget_reached(budget, period))
+            raise _exhausted(plan, wording.budget_reached(budget, period), overage_enabled=True)
 
     # --- recording -----------------------------------------------------------------------------------
 
@@ -224,8 +224,14 @@ def require_plan_allows(plan: PlanSpec, model_id: str) -> None:
         raise PlanForbidsModel(wording.plan_forbids(model_id, plan.id), data)
 
 
-def _exhausted(plan: PlanSpec, message: str) -> CreditsExhausted:
-    data = CreditsExhaustedData(plan=plan.id, remaining_credits=0.0, overage_available=plan.overage_available)
+def _exhausted(plan: PlanSpec, message: str, *, overage_enabled: bool = False) -> CreditsExhausted:
+    """1002 with no credits left; `overage_enabled`: overage is on and its budget is what ran out."""
+    data = CreditsExhaustedData(
+        plan=plan.id,
+        remaining_credits=0.0,
+        overage_available=plan.overage_available,
+        overage_enabled=overage_enabled,
+    )
     return CreditsExhausted(message, data)
 
 

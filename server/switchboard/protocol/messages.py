@@ -492,6 +492,13 @@ class CreditsExhaustedData(Wire):
     plan: PlanId
     remaining_credits: float
     overage_available: StrictBool
+    overage_enabled: StrictBool = Field(
+        default=False,
+        description=(
+            "Overage is on already: with no credits left, its budget is what ran out, so raising the budget "
+            "(`setOverage`), not turning overage on, lets turns through."
+        ),
+    )
     needed_credits: float | None = Field(
         default=None,
         description="Signed in, when credits remain but fewer than the turn's worst case: that worst case.",

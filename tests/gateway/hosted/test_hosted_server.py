@@ -344,6 +344,35 @@ async def test_credits_run_out_with_1002_from_the_last_report_and_from_the_gatew
         assert hosted.messages_requests() == sent + 1, "an empty balance cost a round trip"
 
 
+async def test_an_overage_budget_reached_says_overage_is_on_from_the_gateway_and_from_the_last_report(
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """Overage on and its budget spent: the 1002 says overage is on (`overageEnabled`), so the editor offers
+    to raise the budget rather than to turn on what is on already; from the gateway's 402 and from the
+    check before a turn alike."""
+    person = await people.create("pro")
+    await people.execute(
+        "UPDATE accounts SET overage_enabled = true, overage_budget_cents = 100 WHERE id = %s", (person.id,)
+    )
+    async with signed_in_server(person=person) as signed_in:
+        server = signed_in.server
+        sent = hosted.messages_requests()
+        # All 1,000 included credits and the $1 budget's 25 credits used since the last report.
+        await people.execute(
+            "INSERT INTO account_periods (account_id, period, used_h, overage_h) VALUES (%s, %s, %s, %s)",
+            (person.id, current_period(), 1025 * 100, 25 * 100),
+        )
+        chat = {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET}
+        refused = error_of(server.call("switchboard/chat", chat))
+        assert refused["code"] == 1002 and "overage budget" in refused["message"], refused
+        assert refused["data"]["overageAvailable"] is True and refused["data"]["overageEnabled"] is True
+        assert hosted.messages_requests() == sent + 1
+        assert server.result("switchboard/usage", {})["remainingCredits"] == 0
+        again = error_of(server.call("switchboard/chat", chat))
+        assert again["code"] == 1002 and again["data"]["overageEnabled"] is True, again
+        assert hosted.messages_requests() == sent + 1, "a spent budget cost a round trip"
+
+
 async def test_a_turn_whose_worst_case_exceeds_the_credits_left_is_asked_again_with_what_fits(
     hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
 ) -> None:
