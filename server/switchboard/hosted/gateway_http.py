@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -29,6 +30,32 @@ SCOPE = "chat billing"
 
 class GatewayUnreachable(Exception):
     """No answer, or an answer that is not what the endpoint promises."""
+
+
+def tls_failure(error: BaseException) -> str | None:
+    """Why the TLS handshake failed, when that is what the connection error `error` (httpx's, or the SDK's
+    wrapping it) comes from: a certificate not trusted, or a peer that does not speak TLS at all."""
+    cause: BaseException | None = error
+    for _ in range(8):  # the chain is short (SDK → httpx → httpcore → ssl); never follow a loop
+        if cause is None:
+            return None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"certificate: {cause.verify_message}" if cause.verify_message else "certificate not verified"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return (cause.reason or str(cause)).replace("_", " ").lower()
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def tls_failed(where: str, reason: str) -> str:
+    """The message for a TLS handshake with the gateway (`where`: the gateway, as the user knows it) that
+    failed for `reason` (`tls_failure`): not the same as nothing listening."""
+    return (
+        f"{where}: the TLS handshake failed: the gateway may not speak HTTPS at this address, or its "
+        f"certificate is not trusted ({reason})."
+    )
 
 
 class OAuthError(Exception):
@@ -178,9 +205,10 @@ class GatewayHttp:
         try:
             return await self._client.request(method, url, **kwargs)
         except httpx2.HTTPError as error:
-            raise GatewayUnreachable(
-                f"Switchboard Cloud at {self.base_url} did not answer ({type(error).__name__})."
-            ) from None
+            where = f"Switchboard Cloud at {self.base_url}"
+            if (reason := tls_failure(error)) is not None:
+                raise GatewayUnreachable(tls_failed(where, reason)) from None
+            raise GatewayUnreachable(f"{where} did not answer ({type(error).__name__}).") from None
 
     async def _json(self, method: str, url: str) -> dict[str, Any]:
         response = await self._send(method, url)

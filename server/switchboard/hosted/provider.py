@@ -31,6 +31,7 @@ from switchboard.providers.base import (
     UpstreamError,
 )
 
+from .gateway_http import tls_failed, tls_failure
 from .session import GatewaySession, NotSignedIn, SignInFailed
 
 if TYPE_CHECKING:
@@ -247,6 +248,9 @@ def _classify(exc: Exception, state: StreamState) -> Exception:
         return UpstreamError(f"{CLOUD} stopped responding.", status=None, type="timeout", retryable=True)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         where = "mid-answer" if state.started else "before answering"
+        if (reason := tls_failure(exc)) is not None:
+            message = tls_failed(f"The connection to {CLOUD} failed {where}", reason)
+            return UpstreamError(message, status=None, type="connection_error", retryable=True)
         return UpstreamError(
             f"The connection to {CLOUD} failed {where}.", status=None, type="connection_error", retryable=True
         )

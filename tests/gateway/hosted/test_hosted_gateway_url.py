@@ -9,17 +9,30 @@ test/unit/account.test.ts reads the same file)."""
 
 from __future__ import annotations
 
+import datetime
+import http.server
+import ipaddress
 import json
 import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from conftest import server_env
 from gateway.hosted.hosted_support import HostedGateway
 from rawlsp import RawServer
 from switchboard.config import GATEWAY_ENV, Settings, canonical_gateway_url, gateway_url_problem
+from switchboard.hosted.gateway_http import GatewayHttp, GatewayUnreachable
+from switchboard.providers.base import UpstreamError
 from test_terminal import ChatProcess
 
 REFUSED = [
@@ -159,3 +172,122 @@ def test_switchboard_chat_gateway_gets_the_servers_answer(tmp_path: Path) -> Non
         assert chat.finish() == 0
     finally:
         chat.kill()
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_http() -> Iterator[int]:
+    """A plain HTTP server on 127.0.0.1 (its port): a gateway address given as https:// by mistake."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 (its port) whose certificate nobody trusts: it signed it itself."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    loopback = ipaddress.ip_address("127.0.0.1")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(loopback)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def unreachable_because(url: str) -> str:
+    http = GatewayHttp(url)
+    try:
+        with pytest.raises(GatewayUnreachable) as caught:
+            await http.endpoints()
+        return str(caught.value)
+    finally:
+        await http.close()
+
+
+async def test_a_tls_failure_is_named_apart_from_a_gateway_that_does_not_answer(
+    plain_http: int, self_signed: int
+) -> None:
+    """https:// at a plain HTTP server, and a certificate nobody trusts: a TLS handshake that failed, with
+    its reason, not "did not answer" (which says nothing listens there)."""
+    not_https = await unreachable_because(f"https://127.0.0.1:{plain_http}")
+    assert "TLS handshake failed" in not_https and "may not speak HTTPS" in not_https, not_https
+    assert f"https://127.0.0.1:{plain_http}" in not_https and "did not answer" not in not_https
+    untrusted = await unreachable_because(f"https://127.0.0.1:{self_signed}")
+    assert "TLS handshake failed" in untrusted and "self-signed certificate" in untrusted, untrusted
+    # The control: nothing listening is still "did not answer", not a TLS failure.
+    nothing = await unreachable_because(f"https://127.0.0.1:{unused_port()}")
+    assert "did not answer (ConnectError)" in nothing and "TLS" not in nothing, nothing
+
+
+def test_signing_in_to_a_plain_http_gateway_given_as_https_says_the_tls_handshake_failed(
+    tmp_path: Path, workspace: str, plain_http: int
+) -> None:
+    url = f"https://127.0.0.1:{plain_http}"
+    server = RawServer(server_env(tmp_path / "state", None, SWITCHBOARD_GATEWAY_URL=url))
+    try:
+        server.initialize(workspace)
+        frame = server.call("switchboard/signIn", {})
+        error = frame.get("error")
+        assert error is not None, frame
+        assert error["code"] == 1004 and error["data"]["reason"] == "unreachable", error
+        assert "TLS handshake failed" in error["message"] and url in error["message"], error
+        assert "did not answer" not in error["message"], error
+        assert server.frames_with_method("switchboard/signInCode") == []
+    finally:
+        server.close()
+
+
+async def test_a_chat_whose_tls_handshake_failed_says_so(plain_http: int) -> None:
+    """The chat's connection error (the SDK's, from httpx's) is classified the same way."""
+    from switchboard.hosted.provider import _classify  # pyright: ignore[reportPrivateUsage]
+    from switchboard.providers.base import StreamState
+
+    async with httpx2.AsyncClient() as client:
+        with pytest.raises(httpx2.ConnectError) as caught:
+            await client.post(f"https://127.0.0.1:{plain_http}/v1/messages")
+    error = _classify(caught.value, StreamState())
+    assert isinstance(error, UpstreamError) and error.retryable and error.type == "connection_error"
+    assert "TLS handshake failed" in error.message and "before answering" in error.message, error.message
