@@ -445,22 +445,29 @@ def test_the_cli_says_in_one_line_when_postgresql_cannot_be_reached(
 def test_the_cli_passes_on_what_postgresql_said_and_never_quotes_a_malformed_url(
     gateway_env: dict[str, str], database_url: str
 ) -> None:
-    """A database that does not exist is named as PostgreSQL named it; a URL libpq cannot parse is called
-    malformed, never quoted (libpq's parse errors repeat it, password included)."""
+    """A database that does not exist is named as PostgreSQL named it (exit 1); a URL libpq or asyncpg cannot
+    parse is a configuration error (exit 2) that calls it malformed and never quotes it (libpq's parse errors
+    repeat it, password included)."""
     missing = database_url.rsplit("/", 1)[0] + "/no_such_database"
     malformed = "postgresql://ops:s3cret%zzpw@127.0.0.1/gw"
+    no_port = "postgresql://ops:s3cret@127.0.0.1:notaport/gw"  # asyncpg's ValueError, 500s on every turn
     said = {}
-    for name, url in (("missing", missing), ("malformed", malformed)):
+    for name, url in (("missing", missing), ("malformed", malformed), ("no_port", no_port)):
         env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
-        for args in (["accounts", "usage", "ada@example.com"], ["migrate"]):
+        for args in (["accounts", "usage", "ada@example.com"], ["migrate"], ["serve", "--port", "0"]):
+            if name == "missing" and args[0] == "serve":
+                continue
             command = [sys.executable, "-m", "switchboard", "gateway", *args]
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
-            assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-            assert done.stderr.strip().count("\n") == 0, done.stderr
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == (1 if name == "missing" else 2), done.stderr
+            assert "Traceback" not in done.stderr and "s3cret" not in done.stderr, done.stderr
             said[name, args[0]] = done.stderr
     for command in ("accounts", "migrate"):
         assert '"no_such_database" does not exist' in said["missing", command], said
-        assert "malformed" in said["malformed", command] and "s3cret" not in said["malformed", command]
+        assert said["missing", command].strip().count("\n") == 0, said
+    for command in ("accounts", "migrate", "serve"):
+        assert "database_url" in said["malformed", command] and "malformed" in said["malformed", command]
+        assert "database_url" in said["no_port", command] and "port" in said["no_port", command]
 
 
 def test_migrate_takes_a_multi_host_url_and_goes_down_and_up_again(

@@ -10,12 +10,22 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_FILE_ENV = "SWITCHBOARD_GATEWAY_CONFIG"
 ENV_PREFIX = "SWITCHBOARD_GATEWAY_"
@@ -141,13 +151,56 @@ class GatewaySettings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
+        # Both drivers must be able to read it, or a replica starts and fails every request (asyncpg raises
+        # ValueError on a port that is not a number). The messages never quote the URL: it has the password.
+        if problem := database_url_problem(value.get_secret_value()):
+            raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> Self:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"pool_min_size ({self.pool_min_size}) is larger than pool_max_size ({self.pool_max_size})"
+            )
+        return self
 
     @property
     def token_issuer(self) -> str:
         return self.issuer or self.public_base_url
+
+
+_URL_FORM = "its form: postgresql://user:password@host:port/database"
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why libpq (psycopg) or asyncpg could not read `url`, in words that never quote it; None if both can."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        return "must be a postgresql:// URL"
+    try:
+        parts = conninfo_to_dict(url)
+        split = urlsplit(url)
+    except (ProgrammingError, ValueError):
+        return f"is malformed ({_URL_FORM})"
+    ports = [str(parts.get("port") or "")]
+    # asyncpg reads the host list itself (connect_utils._parse_hostlist): `host:port`, `[v6]:port`, a comma
+    # between hosts; each port must be an integer.
+    hostlist = split.netloc.rpartition("@")[2]
+    for spec in hostlist.split(",") if hostlist else ():
+        if spec.startswith("["):
+            match = re.fullmatch(r"\[([^\]]+)\](?::(.*))?", spec)
+            if match is None:
+                return f"has a malformed IPv6 host ({_URL_FORM})"
+            ports.append(match.group(2) or "")
+        else:
+            ports.append(spec.partition(":")[2])
+    for port in (unquote(item).strip() for group in ports for item in group.split(",")):
+        if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            return f"has a port that is not a number from 1 to 65535 ({_URL_FORM})"
+    return None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> GatewaySettings:

@@ -50,7 +50,7 @@ async def open_pool(settings: GatewaySettings) -> Pool:
     pool: Pool = AsyncConnectionPool(
         settings.database_url.get_secret_value(),
         min_size=settings.pool_min_size,
-        max_size=max(settings.pool_min_size, settings.pool_max_size),
+        max_size=settings.pool_max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
         connection_class=AsyncConnection[DictRow],
         open=False,
@@ -130,7 +130,7 @@ async def open_ledger_pool(settings: GatewaySettings) -> LedgerPool:
     while PostgreSQL is still coming up."""
     return LedgerPool(
         settings.database_url.get_secret_value(),
-        max_size=max(settings.pool_min_size, settings.pool_max_size),
+        max_size=settings.pool_max_size,
         connect_timeout=settings.pool_timeout_seconds,
     )
 
