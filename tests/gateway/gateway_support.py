@@ -306,7 +306,7 @@ def access_lines(log_text: str) -> list[dict[str, Any]]:
     return [
         json.loads(line)
         for line in whole_lines(log_text).splitlines()
-        if line.startswith('{"event":"access"')
+        if line.startswith('{"ts":') and '"event":"access"' in line
     ]
 
 

@@ -22,7 +22,7 @@ import pytest
 from gateway.gateway_support import HTTP, VENDOR_KEY, Accounts, Replica, balance, run_cli, sdk, turn_headers
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic, Fault
-from switchboard.gateway.accesslog import JsonLines
+from switchboard.gateway.accesslog import JsonLines, access_log
 from switchboard.gateway.accounts import password_matches
 from switchboard.gateway.db import READY_TIMEOUT_SECONDS
 from switchboard.gateway.tokens import TokenAuthority
@@ -691,3 +691,51 @@ async def test_a_pool_busy_behind_a_lock_is_not_postgresql_unreachable(
             assert (await stuck).status_code == 200
     finally:
         replica.stop()
+
+
+def test_every_log_line_begins_with_its_time_in_utc_to_the_millisecond() -> None:
+    formatter = JsonLines()
+    lines = []
+    for name, message in (
+        ("switchboard.gateway", "hello"),
+        (access_log.name, '{"event":"access","status":200}'),
+    ):
+        record = logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 1, message, (), None)
+        record.created, record.msecs = 1796660000.1239, 123.9  # 2026-12-07T16:13:20.123Z
+        lines.append(formatter.format(record))
+    for line in lines:
+        entry = json.loads(line)
+        assert line.startswith('{"ts":"2026-12-07T16:13:20.123Z",'), line
+        assert entry["event"] in ("log", "access")
+    assert json.loads(lines[1]) == {"ts": "2026-12-07T16:13:20.123Z", "event": "access", "status": 200}
+
+
+async def test_a_token_in_the_path_is_logged_as_redacted(make_accounts: Accounts, replica: Replica) -> None:
+    account = await make_accounts.create("pro")
+    refresh = "sbr_" + "A1b2" * 10 + "xyz"
+    device_code = "Zq9" * 14 + "_"
+    paths = [
+        f"/nonexistent/{account.token}",
+        f"/v1/switchboard/turns/{refresh}",
+        f"/v1/switchboard/turns/x{account.token}",
+        f"/device/{device_code}/more",
+    ]
+    for path in paths:
+        assert HTTP.get(replica.url + path, headers=auth(account.token)).status_code in (400, 404, 405)
+    HTTP.get(replica.url + "/v1/switchboard/turns/turn-in-plain-sight", headers=auth(account.token))
+    deadline = time.monotonic() + 10  # the access line is written just after the response
+    while "turn-in-plain-sight" not in (log := replica.log()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for secret in (account.token, account.token.split(".")[2], refresh, device_code):
+        assert secret not in log
+    logged = [
+        json.loads(line) for line in log.splitlines() if line.startswith("{") and '"event":"access"' in line
+    ]
+    assert all(entry["ts"].endswith("Z") for entry in logged)
+    paths_logged = {entry["path"] for entry in logged}
+    assert {
+        "/nonexistent/[redacted]",
+        "/v1/switchboard/turns/[redacted]",
+        "/device/[redacted]/more",
+        "/v1/switchboard/turns/turn-in-plain-sight",
+    } <= paths_logged

@@ -1,20 +1,25 @@
 """Structured access logs: one JSON line per request, without tokens, keys or bodies.
 
-Only the method, path, status, durations, client address and what the handlers put in `request.state`
-(account id, turn id, models, the turn's status and credits, how long its reservation and Anthropic took)
-are written; headers never are.
+Only the time, method, path, status, durations, client address and what the handlers put in
+`request.state` (account id, turn id, models, the turn's status and credits, how long its reservation and
+Anthropic took) are written; headers never are, and a path segment that looks like a token (a JWT, a
+refresh token, another opaque secret) is written as `[redacted]`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .signin.codes import OPAQUE_BYTES, REFRESH_TOKEN_PREFIX
 
 access_log = logging.getLogger("switchboard.gateway.access")
 _STATE_FIELDS = (
@@ -33,6 +38,13 @@ _STATE_FIELDS = (
     "oauth_error",
     "device_result",
 )
+REDACTED = "[redacted]"
+# A path segment holding a secret someone put in a URL by mistake: a JWT (an access token: base64url of
+# `{"` is `eyJ`, and three parts), a refresh token (`sbr_…`), or an unprefixed opaque secret (a device code, a
+# browser session id: exactly `secrets.token_urlsafe(OPAQUE_BYTES)`'s 43 characters; a UUID has 36).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+_OPAQUE_LENGTH = math.ceil(OPAQUE_BYTES * 4 / 3)  # base64url without padding
+_OPAQUE = re.compile(rf"[A-Za-z0-9_-]{{{_OPAQUE_LENGTH}}}")
 
 
 class AccessLog:
@@ -71,7 +83,8 @@ def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> 
     entry: dict[str, Any] = {
         "event": "access",
         "method": scope.get("method"),
-        "path": scope.get("path"),  # never the query string: nothing secret belongs there, but be sure
+        # never the query string: nothing secret belongs there, but be sure; nor a token in the path
+        "path": redact_path(scope.get("path")),
         "status": status,
         "ms": elapsed_ms(started, digits=1),
         "head_ms": head_ms,
@@ -82,8 +95,26 @@ def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> 
     return entry
 
 
+def redact_path(path: str | None) -> str | None:
+    """`path` with each segment that looks like a secret replaced by `[redacted]`."""
+    if not path or not ("eyJ" in path or REFRESH_TOKEN_PREFIX in path or len(path) > _OPAQUE_LENGTH):
+        return path  # the usual paths: nothing to look at
+    return "/".join(REDACTED if _secret_like(segment) else segment for segment in path.split("/"))
+
+
+def _secret_like(segment: str) -> bool:
+    return bool(REFRESH_TOKEN_PREFIX in segment or _JWT.search(segment) or _OPAQUE.fullmatch(segment))
+
+
+def timestamp(created: float) -> str:
+    """ISO 8601 in UTC to the millisecond, e.g. 2026-12-07T16:10:00.123Z (a log record's `created`)."""
+    millis = int(created * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
+
+
 class JsonLines(logging.Formatter):
-    """Log records as JSON lines; an access record's message is already its JSON. A record logged with an
+    """Log records as JSON lines, each beginning with its time (`ts`); an access record's message is already
+    its JSON, which gets the `ts` put in front. A record logged with an
     exception carries its traceback (`error`), so the reference a 500 gave the client leads to its cause;
     `secrets` (the vendor key) are blanked from every line that is not an access line."""
 
@@ -92,9 +123,11 @@ class JsonLines(logging.Formatter):
         self._secrets = [secret for secret in secrets if secret]
 
     def format(self, record: logging.LogRecord) -> str:
+        ts = timestamp(record.created)
         if record.name == access_log.name:
-            return record.getMessage()
-        entry: dict[str, Any] = {"event": "log", "level": record.levelname, "logger": record.name}
+            message = record.getMessage()
+            return f'{{"ts":"{ts}",{message[1:]}' if message.startswith("{") else message
+        entry: dict[str, Any] = {"ts": ts, "event": "log", "level": record.levelname, "logger": record.name}
         entry["message"] = record.getMessage()
         for name in ("account", "turn_id", "credits"):
             if name in record.__dict__:
