@@ -739,3 +739,44 @@ async def test_a_token_in_the_path_is_logged_as_redacted(make_accounts: Accounts
         "/device/[redacted]/more",
         "/v1/switchboard/turns/turn-in-plain-sight",
     } <= paths_logged
+
+
+def test_migrate_goes_down_to_base_only_with_drop_everything(
+    gateway_env: dict[str, str], database_url: str
+) -> None:
+    """`--down-to base` drops every table: refused (exit 2, nothing changed) without `--drop-everything`;
+    so is a relative target (it can reach below the first revision) and an unknown revision."""
+    name = f"base_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = database_url.rsplit("/", 1)[0] + f"/{name}"
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+    run_cli(["migrate"], env)
+
+    def tables() -> set[str]:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        return {row[0] for row in rows}
+
+    before = tables()
+    assert {"accounts", "turns", "alembic_version"} <= before
+    for args, said in (
+        (["--down-to", "base"], "--drop-everything"),
+        (["--down-to", "-1"], "relative"),
+        (["--down-to", "9999"], "0001 to"),
+        (["--drop-everything"], "only with --down-to base"),
+        (["--down-to", "0007", "--drop-everything"], "only with --down-to base"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "switchboard", "gateway", "migrate", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and said in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and tables() == before
+    run_cli(["migrate", "--down-to", "base", "--drop-everything"], env)
+    assert tables() <= {"alembic_version"}
+    run_cli(["migrate"], env)
+    assert tables() == before

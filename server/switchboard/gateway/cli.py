@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         command: Command = args.run
         result = command(args, settings, stream)
         return asyncio.run(result) if not isinstance(result, int) else result
-    except ConfigError as error:
+    except (ConfigError, _Usage) as error:
         print(f"switchboard gateway: {error}", file=sys.stderr)
         return 2
     except _Failed as failed:
@@ -58,6 +58,10 @@ def _database_failure(error: Exception) -> str:
 
 class _Failed(Exception):
     pass
+
+
+class _Usage(Exception):
+    """A command given arguments it refuses (exit status 2, like a configuration error): nothing changed."""
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
@@ -85,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring the database schema up to date (or down)")
     migrate.add_argument(
         "--down-to", metavar="REVISION", help="go down to this revision instead (e.g. 0007: docs/gateway.md)"
+    )
+    migrate.add_argument(
+        "--drop-everything",
+        action="store_true",
+        help="let --down-to base drop every table: accounts, the ledger and sign-ins are lost",
     )
     migrate.add_argument(
         "--lock-timeout",
@@ -201,10 +210,20 @@ async def _check_schema(settings: GatewaySettings) -> None:
 
 
 def _migrate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
-    from .migrate import downgrade, upgrade
+    from .migrate import DowngradeRefused, downgrade, upgrade
 
+    if args.drop_everything and args.down_to != "base":
+        raise _Usage("--drop-everything goes only with --down-to base")
     if args.down_to:
-        downgrade(settings.database_url.get_secret_value(), args.down_to, args.lock_timeout)
+        try:
+            downgrade(
+                settings.database_url.get_secret_value(),
+                args.down_to,
+                args.lock_timeout,
+                drop_everything=args.drop_everything,
+            )
+        except DowngradeRefused as refused:
+            raise _Usage(str(refused)) from None
         print(f"The gateway database is at revision {args.down_to}.", file=out)
         return 0
     upgrade(settings.database_url.get_secret_value(), lock_timeout=args.lock_timeout)

@@ -42,9 +42,44 @@ def upgrade(database_url: str, revision: str = "head", lock_timeout: float = LOC
     _run(command.upgrade, database_url, revision, lock_timeout)
 
 
-def downgrade(database_url: str, revision: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
-    """Down to `revision` (docs/gateway.md says what each step gives up)."""
+def downgrade(
+    database_url: str,
+    revision: str,
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    *,
+    drop_everything: bool = False,
+) -> None:
+    """Down to `revision` (docs/gateway.md says what each step gives up): one this release ships, or `base`
+    (every table dropped) only with `drop_everything`. Raises `DowngradeRefused` otherwise."""
+    if problem := down_target_problem(revision, drop_everything):
+        raise DowngradeRefused(problem)
     _run(command.downgrade, database_url, revision, lock_timeout)
+
+
+class DowngradeRefused(Exception):
+    """`migrate --down-to` was given a target it does not go to (a usage error: nothing was changed)."""
+
+
+def down_target_problem(revision: str, drop_everything: bool) -> str | None:
+    """Why `--down-to revision` is refused, or None. Only a revision id this release ships is taken: `base`
+    (or a relative target such as `-1`, which can reach below the first revision) would drop every table,
+    accounts and the ledger included."""
+    from .schema import shipped
+
+    if revision == "base":
+        if drop_everything:
+            return None
+        return (
+            "refusing to go down to base: it drops every table (accounts, the ledger, sign-ins);"
+            " add --drop-everything if that is what you mean"
+        )
+    known = sorted(shipped().known)
+    if revision not in known:
+        return (
+            f"--down-to takes a revision id this release ships ({known[0]} to {known[-1]}), not {revision!r}"
+            " (relative targets are refused: they can reach below the first revision)"
+        )
+    return None
 
 
 def _run(step: Callable[[Config, str], None], database_url: str, revision: str, lock_timeout: float) -> None:
