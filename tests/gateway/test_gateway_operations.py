@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import socket
@@ -780,3 +781,66 @@ def test_migrate_goes_down_to_base_only_with_drop_everything(
     assert tables() <= {"alembic_version"}
     run_cli(["migrate"], env)
     assert tables() == before
+
+
+async def test_a_revoked_account_is_shown_warned_about_and_reinstated_with_its_sessions_still_ended(
+    gateway_env: dict[str, str], make_accounts: Accounts, replica: Replica
+) -> None:
+    from psycopg.rows import dict_row
+
+    from switchboard.gateway.signin.refresh import start_family
+
+    account = await make_accounts.create("pro")
+    async with await psycopg.AsyncConnection.connect(
+        make_accounts.database_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await start_family(conn, account.id, "switchboard-vscode", "chat billing", 3600)
+    cli = functools.partial(asyncio.to_thread, run_cli)
+    active = json.loads((await cli(["accounts", "usage", account.id], gateway_env)).stdout)
+    assert active["revokedAt"] is None and active["plan"] == "pro"
+    await cli(["accounts", "revoke", account.id], gateway_env)
+    moved = await cli(["accounts", "set-plan", account.id, "power"], gateway_env)
+    assert "is on" in moved.stdout and "warning" in moved.stderr and "is revoked" in moved.stderr
+    usage = await cli(["accounts", "usage", account.id], gateway_env)
+    assert json.loads(usage.stdout)["revokedAt"].endswith("Z") and "is revoked" in usage.stderr
+
+    def reinstate() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "switchboard", "gateway", "accounts", "reinstate", account.id]
+        return subprocess.run(command, env=gateway_env, capture_output=True, text=True, timeout=60)
+
+    # Access tokens issued before the revoke would work again: not until they have all expired.
+    early = await asyncio.to_thread(reinstate)
+    assert early.returncode == 1 and "reinstate it after" in early.stderr, early.stderr
+    async with await psycopg.AsyncConnection.connect(make_accounts.database_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE accounts SET revoked_at = now() - interval '16 minutes' WHERE id = %s", (account.id,)
+        )
+    done = await asyncio.to_thread(reinstate)
+    assert done.returncode == 0 and "is reinstated" in done.stdout and "1 earlier session" in done.stdout
+    assert json.loads((await cli(["accounts", "usage", account.id], gateway_env)).stdout)["revokedAt"] is None
+    token = (await cli(["tokens", "issue", "--account", account.id], gateway_env)).stdout.strip()
+    assert HTTP.get(replica.url + "/v1/switchboard/usage", headers=auth(token)).json()["plan"] == "power"
+    async with await psycopg.AsyncConnection.connect(make_accounts.database_url) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM refresh_families WHERE account_id = %s AND revoked_at IS NULL",
+            (account.id,),
+        )
+        assert await cursor.fetchone() == (0,)  # the session from before the revoke stays signed out
+    again = await asyncio.to_thread(reinstate)
+    assert again.returncode == 1 and "is not revoked" in again.stderr
+
+
+async def test_a_reader_that_stops_early_ends_the_cli_quietly(
+    gateway_env: dict[str, str], make_accounts: Accounts
+) -> None:
+    """`accounts usage EMAIL | head -3`: no BrokenPipeError traceback, and the status a shell gives a program
+    that SIGPIPE ended (141), as `cat` or `yes` give."""
+    account = await make_accounts.create("pro")
+    command = [sys.executable, "-m", "switchboard", "gateway", "accounts", "usage", account.id]
+    reader = subprocess.Popen(command, env=gateway_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # before the command writes: it starts, connects, then writes into a closed pipe
+    stderr = (await asyncio.to_thread(reader.stderr.read)).decode()
+    status = await asyncio.to_thread(reader.wait, 60)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and stderr == "", stderr
+    assert status == 141

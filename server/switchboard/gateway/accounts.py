@@ -165,6 +165,11 @@ async def revoke(conn: AsyncConnection[DictRow], account_id: str) -> Account:
     return await _update(conn, account_id, "revoked_at = coalesce(revoked_at, now())", ())
 
 
+async def reinstate(conn: AsyncConnection[DictRow], account_id: str) -> Account:
+    """Undo `revoke` (the caller signs the account's sessions out: they stay ended)."""
+    return await _update(conn, account_id, "revoked_at = NULL", ())
+
+
 async def set_overage(
     conn: AsyncConnection[DictRow], account_id: str, enabled: bool, budget_cents: int | None
 ) -> Account:

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -26,11 +28,28 @@ from .config import ConfigError, GatewaySettings, load_settings
 # uvloop has no Windows build; there the standard loop serves (slower, same behaviour).
 EVENT_LOOP: Literal["uvloop", "asyncio"] = "asyncio" if sys.platform == "win32" else "uvloop"
 Command = Callable[[argparse.Namespace, GatewaySettings, TextIO], Coroutine[Any, Any, int] | int]
+# The exit status when whoever reads the output stops early (`accounts usage EMAIL | head -3`): what a shell
+# reports for a program SIGPIPE ended (128 + 13), as `cat` or `yes` give. The command's work was done.
+EXIT_BROKEN_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    args = _parser().parse_args(argv)
     stream = out or sys.stdout
+    try:
+        status = _main(argv, stream)
+        stream.flush()  # here, not at exit, where a closed pipe would be reported with a traceback
+        return status
+    except BrokenPipeError:
+        # Python's advice (the signal module's "Note on SIGPIPE"): point stdout at devnull, so the flush at
+        # exit has nowhere to fail, and exit without a traceback.
+        if stream is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None, stream: TextIO) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "keys":
         return _new_key(Path(args.path), stream)
     try:
@@ -122,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="stop an account: its tokens stop working at once")
     revoke.add_argument("account", help="account id or email")
     revoke.set_defaults(run=_accounts_revoke)
+    reinstate = actions.add_parser(
+        "reinstate", help="undo a revoke: the account can sign in again (its old sessions stay signed out)"
+    )
+    reinstate.add_argument("account", help="account id or email")
+    reinstate.set_defaults(run=_accounts_reinstate)
     sign_out = actions.add_parser(
         "sign-out", help="sign an account out everywhere: its refresh tokens stop working at once"
     )
@@ -267,6 +291,12 @@ async def _accounts_set_plan(args: argparse.Namespace, settings: GatewaySettings
         except accounts.AccountError as error:
             raise _Failed(str(error)) from None
     print(f"{account.email} ({account.id}) is on {account.spec.name}.", file=out)
+    if not account.active:
+        print(
+            f"switchboard gateway: warning: {account.email} is revoked; the plan applies once it is"
+            " reinstated (switchboard gateway accounts reinstate)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -280,6 +310,45 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
             raise _Failed(str(error)) from None
     print(f"{account.email} ({account.id}) is revoked: its access tokens no longer work.", file=out)
     return 0
+
+
+async def _accounts_reinstate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    """Clear the revocation. Its sessions stay signed out: every refresh family and account page session is
+    ended in the same transaction. An access token is checked against the account on every request, so one
+    issued before the revoke would work again: reinstating waits until every such token has expired."""
+    from . import accounts
+    from .config import MAX_ACCESS_TOKEN_SECONDS
+    from .signin import browser
+    from .signin.refresh import revoke_account
+
+    async with await _connect(settings) as conn, conn.transaction():
+        try:
+            account = await accounts.find_account(conn, args.account)
+        except accounts.AccountError as error:
+            raise _Failed(str(error)) from None
+        if account.revoked_at is None:
+            raise _Failed(f"{account.email} ({account.id}) is not revoked")
+        cursor = await conn.execute("SELECT now() AS now")
+        now = (await cursor.fetchone() or {}).get("now") or datetime.now(UTC)
+        tokens_dead = account.revoked_at + timedelta(seconds=MAX_ACCESS_TOKEN_SECONDS)
+        if now < tokens_dead:
+            raise _Failed(
+                f"{account.email} was revoked at {_utc(account.revoked_at)}: access tokens issued before then"
+                f" are unexpired until {_utc(tokens_dead)} and would work again; reinstate it after that"
+            )
+        account = await accounts.reinstate(conn, account.id)
+        families = await revoke_account(conn, account.id)
+        pages = await browser.end_all(conn, account.id)
+    print(
+        f"{account.email} ({account.id}) is reinstated: it can sign in again; its {families} earlier"
+        f" session(s) and {pages} account page session(s) stay signed out.",
+        file=out,
+    )
+    return 0
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
@@ -316,7 +385,12 @@ async def _accounts_usage(args: argparse.Namespace, settings: GatewaySettings, o
         except accounts.AccountError as error:
             raise _Failed(str(error)) from None
         report = await usage_report(conn, account)
-    print(report.model_dump_json(by_alias=True, indent=2), file=out)
+    # The language server's report, and whether the account is revoked (null: active).
+    revoked = _utc(account.revoked_at) if account.revoked_at else None
+    shown = {**report.model_dump(mode="json", by_alias=True), "revokedAt": revoked}
+    print(json.dumps(shown, indent=2), file=out)
+    if revoked:
+        print(f"switchboard gateway: {account.email} is revoked (since {revoked})", file=sys.stderr)
     return 0
 
 
