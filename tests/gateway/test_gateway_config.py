@@ -3,9 +3,12 @@ echoing its value."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
-from switchboard.gateway.config import ConfigError, load_settings
+from switchboard.gateway.config import ConfigError, load_database_settings, load_settings
 
 BASE = {
     "SWITCHBOARD_GATEWAY_DATABASE_URL": "postgresql://gateway@db/gateway",
@@ -62,3 +65,65 @@ def test_a_pool_minimum_above_its_maximum_is_refused_not_raised_to_it() -> None:
         {**BASE, "SWITCHBOARD_GATEWAY_POOL_MIN_SIZE": "5", "SWITCHBOARD_GATEWAY_POOL_MAX_SIZE": "5"}
     )
     assert (settings.pool_min_size, settings.pool_max_size) == (5, 5)
+
+
+def test_a_mistyped_key_in_the_file_is_named_as_the_file_has_it_with_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('databse_url = "postgresql://u:hunter2@db/gw"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, "SWITCHBOARD_GATEWAY_CONFIG": str(config)})
+    said = str(refused.value)
+    assert f"databse_url (in {config}): not a setting (did you mean database_url?)" in said
+    assert "SWITCHBOARD_GATEWAY_DATABSE_URL" not in said and "hunter2" not in said
+
+
+def test_a_bad_value_is_named_by_where_it_was_set(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('pool_max_size = "many"\n[rate_limits]\ntokens = 1\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, "SWITCHBOARD_GATEWAY_CONFIG": str(config)})
+    lines = str(refused.value).splitlines()
+    assert any(line.strip().startswith("pool_max_size: ") for line in lines), lines
+    assert any(line.strip().startswith("rate_limits.tokens: ") for line in lines), lines
+    assert "SWITCHBOARD_GATEWAY_POOL_MAX_SIZE" not in str(refused.value)
+    # The environment wins over the file, and its variable is named.
+    with pytest.raises(ConfigError, match=r"pool_max_size \(SWITCHBOARD_GATEWAY_POOL_MAX_SIZE\): "):
+        load_settings(
+            {**BASE, "SWITCHBOARD_GATEWAY_CONFIG": str(config), "SWITCHBOARD_GATEWAY_POOL_MAX_SIZE": "x"}
+        )
+
+
+def test_an_unknown_gateway_variable_is_warned_about_not_silently_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="switchboard.gateway.config"):
+        settings = load_settings(
+            {
+                **BASE,
+                "SWITCHBOARD_GATEWAY_TRUSTD_PROXIES": "10.0.0.0/8",
+                "SWITCHBOARD_GATEWAY_URL": "https://cloud.example",  # the language server's, not a typo
+                "SWITCHBOARD_GATEWAY_CONFIG": "",
+            }
+        )
+    assert settings.trusted_proxies == []
+    assert [record.getMessage() for record in caplog.records] == [
+        "SWITCHBOARD_GATEWAY_TRUSTD_PROXIES is not a gateway setting: ignored"
+        " (did you mean SWITCHBOARD_GATEWAY_TRUSTED_PROXIES?)"
+    ]
+
+
+def test_the_database_commands_need_only_the_database_url(tmp_path: Path) -> None:
+    only = {"SWITCHBOARD_GATEWAY_DATABASE_URL": "postgresql://gateway@db/gateway"}
+    assert load_database_settings(only).database_url.get_secret_value().endswith("/gateway")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(only)
+    assert all(name in str(refused.value) for name in ("upstream_api_key", "signing_keys", "public_base_url"))
+    # A file written for the replicas serves them too; a key that is no setting is still refused.
+    config = tmp_path / "gateway.toml"
+    config.write_text('upstream_api_key = "sk-ant-x"\npublic_base_url = "https://cloud.example"\n')
+    assert load_database_settings({**only, "SWITCHBOARD_GATEWAY_CONFIG": str(config)}).pool_max_size == 20
+    config.write_text('upstream_api_kye = "sk-ant-x"\n')
+    with pytest.raises(ConfigError, match="upstream_api_kye"):
+        load_database_settings({**only, "SWITCHBOARD_GATEWAY_CONFIG": str(config)})
+    with pytest.raises(ConfigError, match="database_url"):
+        load_database_settings({})

@@ -299,18 +299,51 @@ async def test_admin_cli_creates_accounts_changes_plans_and_issues_tokens(
 
 
 def test_configuration_errors_name_the_setting_and_never_echo_a_secret(gateway_env: dict[str, str]) -> None:
+    """Each command checks the settings it needs: `migrate` only the database's, `serve` every one."""
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": "mysql://root:hunter2@db/x"}
     env.pop("SWITCHBOARD_GATEWAY_SIGNING_KEYS")
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "gateway", "migrate"],
+    said = {}
+    for command in ("migrate", "serve"):
+        result = subprocess.run(
+            [sys.executable, "-m", "switchboard", "gateway", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert "hunter2" not in result.stderr and VENDOR_KEY not in result.stderr
+        said[command] = result.stderr
+    assert "database_url" in said["migrate"] and "signing_keys" not in said["migrate"]
+    assert "database_url" in said["serve"] and "signing_keys" in said["serve"]
+
+
+async def test_migrate_and_accounts_need_only_the_database_url(
+    gateway_env: dict[str, str], make_accounts: Accounts
+) -> None:
+    """The host that runs migrations and account changes never holds the vendor key or the signing keys; a
+    mistyped gateway variable is warned about, not silently ignored."""
+    account = await make_accounts.create("pro")
+    env = {
+        name: value
+        for name, value in gateway_env.items()
+        if not name.startswith("SWITCHBOARD_GATEWAY_") or name == "SWITCHBOARD_GATEWAY_DATABASE_URL"
+    }
+    env["SWITCHBOARD_GATEWAY_TRUSTD_PROXIES"] = "10.0.0.0/8"
+    migrated = await asyncio.to_thread(run_cli, ["migrate"], env)
+    assert "up to date" in migrated.stdout
+    assert "SWITCHBOARD_GATEWAY_TRUSTD_PROXIES is not a gateway setting" in migrated.stderr
+    assert "did you mean SWITCHBOARD_GATEWAY_TRUSTED_PROXIES" in migrated.stderr
+    usage = await asyncio.to_thread(run_cli, ["accounts", "usage", account.id], env)
+    assert json.loads(usage.stdout)["account"] == account.id
+    issued = subprocess.run(
+        [sys.executable, "-m", "switchboard", "gateway", "tokens", "issue", "--account", account.id],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
-    assert "database_url" in result.stderr and "signing_keys" in result.stderr
-    assert "hunter2" not in result.stderr and VENDOR_KEY not in result.stderr
+    assert issued.returncode == 2 and "signing_keys" in issued.stderr  # it signs: it needs the keys
 
 
 async def test_the_vendor_key_and_tokens_never_reach_a_log_a_response_or_the_database(

@@ -23,11 +23,14 @@ from psycopg.rows import DictRow, dict_row
 
 from switchboard.plans.catalog import PLANS
 
-from .config import ConfigError, GatewaySettings, load_settings
+from .config import ConfigError, DatabaseSettings, GatewaySettings, load_database_settings, load_settings
 
 # uvloop has no Windows build; there the standard loop serves (slower, same behaviour).
 EVENT_LOOP: Literal["uvloop", "asyncio"] = "asyncio" if sys.platform == "win32" else "uvloop"
-Command = Callable[[argparse.Namespace, GatewaySettings, TextIO], Coroutine[Any, Any, int] | int]
+# A command takes the settings it needs: `GatewaySettings` (serve, tokens issue) or `DatabaseSettings`.
+Command = Callable[[argparse.Namespace, Any, TextIO], Coroutine[Any, Any, int] | int]
+# The commands that need the vendor key, the signing keys and the public URL; the others only PostgreSQL.
+_NEED_EVERY_SETTING = frozenset({"serve", "tokens"})
 # The exit status when whoever reads the output stops early (`accounts usage EMAIL | head -3`): what a shell
 # reports for a program SIGPIPE ended (128 + 13), as `cat` or `yes` give. The command's work was done.
 EXIT_BROKEN_PIPE = 141
@@ -53,7 +56,7 @@ def _main(argv: Sequence[str] | None, stream: TextIO) -> int:
     if args.command == "keys":
         return _new_key(Path(args.path), stream)
     try:
-        settings = load_settings()
+        settings = load_settings() if args.command in _NEED_EVERY_SETTING else load_database_settings()
         command: Command = args.run
         result = command(args, settings, stream)
         return asyncio.run(result) if not isinstance(result, int) else result
@@ -233,7 +236,7 @@ async def _check_schema(settings: GatewaySettings) -> None:
         )
 
 
-def _migrate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+def _migrate(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     from .migrate import DowngradeRefused, downgrade, upgrade
 
     if args.drop_everything and args.down_to != "base":
@@ -267,7 +270,7 @@ def _new_key(path: Path, out: TextIO) -> int:
     return 0
 
 
-async def _accounts_create(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+async def _accounts_create(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     from . import accounts
 
     password = _read_password(args.password_stdin)
@@ -280,7 +283,7 @@ async def _accounts_create(args: argparse.Namespace, settings: GatewaySettings, 
     return 0
 
 
-async def _accounts_set_plan(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+async def _accounts_set_plan(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     from . import accounts
 
     async with await _connect(settings) as conn:
@@ -300,7 +303,7 @@ async def _accounts_set_plan(args: argparse.Namespace, settings: GatewaySettings
     return 0
 
 
-async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+async def _accounts_revoke(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     from . import accounts
 
     async with await _connect(settings) as conn:
@@ -312,7 +315,7 @@ async def _accounts_revoke(args: argparse.Namespace, settings: GatewaySettings, 
     return 0
 
 
-async def _accounts_reinstate(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+async def _accounts_reinstate(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     """Clear the revocation. Its sessions stay signed out: every refresh family and account page session is
     ended in the same transaction. An access token is checked against the account on every request, so one
     issued before the revoke would work again: reinstating waits until every such token has expired."""
@@ -351,7 +354,7 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+async def _accounts_sign_out(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     from . import accounts
     from .signin import browser
     from .signin.refresh import revoke_account, revoke_everyone
@@ -375,7 +378,7 @@ async def _accounts_sign_out(args: argparse.Namespace, settings: GatewaySettings
     return 0
 
 
-async def _accounts_usage(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+async def _accounts_usage(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
     from . import accounts
     from .usage import usage_report
 
@@ -410,7 +413,7 @@ async def _tokens_issue(args: argparse.Namespace, settings: GatewaySettings, out
     return 0
 
 
-async def _connect(settings: GatewaySettings) -> AsyncConnection[DictRow]:
+async def _connect(settings: DatabaseSettings) -> AsyncConnection[DictRow]:
     return await AsyncConnection[DictRow].connect(
         settings.database_url.get_secret_value(), autocommit=True, row_factory=dict_row
     )

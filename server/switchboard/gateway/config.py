@@ -3,18 +3,22 @@
 `SWITCHBOARD_GATEWAY_CONFIG` names an optional TOML file whose keys are the field names below; each field
 can also be set (and overridden) by `SWITCHBOARD_GATEWAY_<FIELD>` in the environment. Signing keys are a
 list of PEM files (`os.pathsep`-separated in the environment): the first signs, all are published.
+`DatabaseSettings` is what the commands that only talk to PostgreSQL need (`load_database_settings`);
+`GatewaySettings` adds the vendor key, the signing keys and the public URL, for a replica.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
+import logging
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -29,6 +33,9 @@ from pydantic import (
 
 CONFIG_FILE_ENV = "SWITCHBOARD_GATEWAY_CONFIG"
 ENV_PREFIX = "SWITCHBOARD_GATEWAY_"
+# Variables with the prefix that are not settings: the file's name, and the language server's gateway URL.
+_OTHER_ENV = frozenset({CONFIG_FILE_ENV, "SWITCHBOARD_GATEWAY_URL"})
+_log = logging.getLogger("switchboard.gateway.config")
 # Access tokens are checked against the account on every request, but a stolen one must still die soon.
 MAX_ACCESS_TOKEN_SECONDS = 900
 # List settings in the environment: signing keys are paths (`os.pathsep`), proxies are CIDRs (commas, since
@@ -80,18 +87,16 @@ class RateLimits(BaseModel):
     user_code_failures_per_account: Annotated[int, Field(ge=1)] = 10  # an hour
 
 
-class GatewaySettings(BaseModel):
+class DatabaseSettings(BaseModel):
+    """What the commands that only talk to PostgreSQL need (`migrate`, `accounts …`): every setting but the
+    vendor key, the signing keys and the public URL, so the host that runs migrations never holds those."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: SecretStr = Field(
         description="PostgreSQL URL, e.g. postgresql://user@host:5432/switchboard"
     )
-    upstream_api_key: SecretStr = Field(description="The vendor's Anthropic key: never sent to a client")
     upstream_base_url: str = "https://api.anthropic.com"
-    signing_keys: Annotated[list[Path], Field(min_length=2)] = Field(
-        description="Ed25519 PEM files: the first signs access tokens, every one is published in the JWKS"
-    )
-    public_base_url: str = Field(description="Where clients reach the gateway, e.g. https://cloud.example")
     issuer: str | None = Field(default=None, description="The tokens' `iss` (default: public_base_url)")
     reservation_ttl_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 60.0
     # How much of a stream a replica killed outright can leave uncharged (liveness.py).
@@ -130,12 +135,10 @@ class GatewaySettings(BaseModel):
         default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"
     )
 
-    @field_validator("upstream_base_url", "public_base_url")
+    @field_validator("upstream_base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+    def _upstream_url(cls, value: str) -> str:
+        return _http_url(value)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -165,9 +168,30 @@ class GatewaySettings(BaseModel):
             )
         return self
 
+
+class GatewaySettings(DatabaseSettings):
+    """What a replica (`serve`) and `tokens issue` need: everything."""
+
+    upstream_api_key: SecretStr = Field(description="The vendor's Anthropic key: never sent to a client")
+    signing_keys: Annotated[list[Path], Field(min_length=2)] = Field(
+        description="Ed25519 PEM files: the first signs access tokens, every one is published in the JWKS"
+    )
+    public_base_url: str = Field(description="Where clients reach the gateway, e.g. https://cloud.example")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return _http_url(value)
+
     @property
     def token_issuer(self) -> str:
         return self.issuer or self.public_base_url
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
 
 
 _URL_FORM = "its form: postgresql://user:password@host:port/database"
@@ -203,17 +227,60 @@ def database_url_problem(url: str) -> str | None:
     return None
 
 
+_S = TypeVar("_S", bound=DatabaseSettings)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> GatewaySettings:
     """The settings from the file named by `SWITCHBOARD_GATEWAY_CONFIG` (if any) and the environment."""
+    return _load(GatewaySettings, environ)
+
+
+def load_database_settings(environ: Mapping[str, str] | None = None) -> DatabaseSettings:
+    """`load_settings` for the commands that only talk to PostgreSQL: the vendor key, the signing keys and the
+    public URL are neither needed nor checked (a key that is not a setting at all still is)."""
+    return _load(DatabaseSettings, environ)
+
+
+def _load(model: type[_S], environ: Mapping[str, str] | None) -> _S:
     env = os.environ if environ is None else environ
+    for name in unknown_environment(env):
+        _log.warning("%s", name)
     values: dict[str, Any] = {}
+    from_file: set[str] = set()
     if path := env.get(CONFIG_FILE_ENV):
         values.update(_read_file(Path(path)))
-    values.update(_from_environment(env))
+        from_file = set(values)
+    from_env = _from_environment(env)
+    values.update(from_env)
+    unknown = sorted(set(values) - set(GatewaySettings.model_fields))
+    if unknown:  # only a file can have them: the environment is read by field name
+        raise ConfigError(
+            "invalid gateway configuration:\n  "
+            + "\n  ".join(f"{key} (in {path}): not a setting{_did_you_mean(key)}" for key in unknown)
+        )
     try:
-        return GatewaySettings.model_validate(values)
+        return model.model_validate(
+            {name: value for name, value in values.items() if name in model.model_fields}
+        )
     except ValidationError as error:
-        raise ConfigError(_describe(error)) from None
+        raise ConfigError(_describe(error, from_file - set(from_env))) from None
+
+
+def unknown_environment(env: Mapping[str, str]) -> list[str]:
+    """A warning for each `SWITCHBOARD_GATEWAY_*` variable that is no setting (else a typo goes unseen)."""
+    known = {ENV_PREFIX + name.upper() for name in GatewaySettings.model_fields} | _OTHER_ENV
+    return [
+        f"{name} is not a gateway setting: ignored{_did_you_mean(name[len(ENV_PREFIX) :].lower(), env=True)}"
+        for name in sorted(env)
+        if name.startswith(ENV_PREFIX) and name not in known
+    ]
+
+
+def _did_you_mean(key: str, env: bool = False) -> str:
+    close = difflib.get_close_matches(key, list(GatewaySettings.model_fields), n=1)
+    if not close:
+        return ""
+    return f" (did you mean {ENV_PREFIX + close[0].upper() if env else close[0]}?)"
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -247,11 +314,13 @@ def _json_object(name: str, raw: str) -> Any:
         raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object") from None
 
 
-def _describe(error: ValidationError) -> str:
-    """Which settings are wrong and why, without the offending values (they may be secrets)."""
+def _describe(error: ValidationError, from_file: set[str]) -> str:
+    """Which settings are wrong and why, without the offending values (they may be secrets): one the file set
+    by its key, one the environment set (or nobody: a required one) with its variable too."""
     lines = []
     for problem in error.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in problem["loc"]) or "settings"
-        setting = f"{field} ({ENV_PREFIX}{str(problem['loc'][0]).upper()})" if problem["loc"] else field
+        top = str(problem["loc"][0]) if problem["loc"] else None
+        setting = f"{field} ({ENV_PREFIX}{top.upper()})" if top and top not in from_file else field
         lines.append(f"{setting}: {problem['msg']}")
     return "invalid gateway configuration:\n  " + "\n  ".join(lines)
