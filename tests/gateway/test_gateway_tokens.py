@@ -3,6 +3,7 @@ gone when the token expires."""
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import secrets
@@ -24,6 +25,7 @@ from switchboard.gateway.tokens import (
     new_signing_key,
 )
 from switchboard.plans.entitlement import Entitlement
+from switchboard.plans.signing import write_private_key
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -154,6 +156,17 @@ def settings_with_keys(*keys: Path) -> GatewaySettings:
     )
 
 
+def key_settings(tmp_path: Path, *paths: Path) -> GatewaySettings:
+    return GatewaySettings.model_validate(
+        {
+            "database_url": "postgresql://gateway@db/gateway",
+            "upstream_api_key": "sk-ant-not-used",
+            "signing_keys": [str(path) for path in paths],
+            "public_base_url": "https://gateway.test",
+        }
+    )
+
+
 def test_one_key_configured_twice_is_refused_not_published_twice(tmp_path: Path) -> None:
     """`signing_keys = [k, k]` passed the two-key rule with one key, and the JWKS listed its kid twice: the
     same path twice, a copy, or a link to it are all one key, and stop the process naming both paths."""
@@ -173,3 +186,44 @@ def test_one_key_configured_twice_is_refused_not_published_twice(tmp_path: Path)
     two = TokenAuthority.from_settings(settings_with_keys(current, upcoming))
     kids = [key["kid"] for key in two.jwks()["keys"]]
     assert len(kids) == 2 and len(set(kids)) == 2 and kids[0] == kid
+
+
+def test_a_signing_key_the_gateway_may_not_read_is_called_unreadable_not_malformed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a.pem", tmp_path / "b.pem"
+    for path in (first, second):
+        write_private_key(path, Ed25519PrivateKey.generate())
+    first.chmod(0)
+    if os.geteuid() == 0:  # root reads it anyway: be refused as any other user would be
+        read = Path.read_bytes
+
+        def refused(path: Path) -> bytes:
+            if path == first:
+                raise PermissionError(13, "Permission denied", str(path))
+            return read(path)
+
+        monkeypatch.setattr(Path, "read_bytes", refused)
+    with pytest.raises(ConfigError) as error:
+        TokenAuthority.from_settings(key_settings(tmp_path, first, second))
+    assert str(error.value).startswith(f"cannot read signing key {first} (permission denied)")
+    assert "Ed25519" not in str(error.value)
+    second.write_text("not a key")
+    first.chmod(0o600)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=f"signing key {second} is not an Ed25519 PEM private key"):
+        TokenAuthority.from_settings(key_settings(tmp_path, first, second))
+
+
+def test_a_signing_key_its_group_or_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    private, shared = tmp_path / "a.pem", tmp_path / "b.pem"
+    for path in (private, shared):
+        write_private_key(path, Ed25519PrivateKey.generate())
+    shared.chmod(0o640)
+    with caplog.at_level(logging.WARNING, logger="switchboard.gateway.tokens"):
+        TokenAuthority.from_settings(key_settings(tmp_path, private, shared))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"signing key {shared} can be read by its group or others (mode 0640): chmod 600 it"
+    ]

@@ -8,6 +8,9 @@ Whether the account is still active is checked against the database on every req
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ from .signin.scopes import DEFAULT_SCOPE, scope_text
 VERIFIED_CACHE_SIZE = 4096
 
 ALL_SCOPES = scope_text(DEFAULT_SCOPE)
+_log = logging.getLogger("switchboard.gateway.tokens")
 
 
 class TokenRefused(Exception):
@@ -177,15 +181,42 @@ def _require_distinct(paths: Sequence[Path], keys: Sequence[Ed25519PrivateKey]) 
 
 def _load_key(path: Path) -> Ed25519PrivateKey:
     try:
-        return read_private_key(path)
+        key = read_private_key(path)
     except FileNotFoundError:
         raise ConfigError(
             f"signing key {path} does not exist (create it: switchboard gateway keys new)"
         ) from None
-    except (OSError, ValueError) as error:
+    except PermissionError:
+        raise ConfigError(
+            f"cannot read signing key {path} (permission denied): the user the gateway runs as must own it"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read signing key {path} ({error.strerror or type(error).__name__})"
+        ) from None
+    except ValueError as error:
         raise ConfigError(
             f"signing key {path} is not an Ed25519 PEM private key ({type(error).__name__})"
         ) from None
+    _warn_if_shared(path)
+    return key
+
+
+def _warn_if_shared(path: Path) -> None:
+    """A signing key anyone but its owner can read lets them issue tokens for any account: warn (`keys new`
+    writes 0600; a copy or an archive may not have kept it)."""
+    if os.name != "posix":
+        return  # Windows has ACLs, not these bits
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        _log.warning(
+            "signing key %s can be read by its group or others (mode %04o): chmod 600 it",
+            path,
+            stat.S_IMODE(mode),
+        )
 
 
 def new_signing_key(path: Path) -> str:
