@@ -51,8 +51,9 @@ async def create_message(request: Request) -> Response:
         return await _forward(request, gateway, account, turn, attempt)
     except BaseException:
         # Whatever went wrong before the answer began (a bug, a cancelled request) costs nothing.
-        failed = Outcome("failed", usage_of_message({}), "the gateway failed")
-        await gateway.settle(attempt.reservation, failed)
+        if not attempt.released:
+            failed = Outcome("failed", usage_of_message({}), "the gateway failed")
+            await gateway.settle(attempt.reservation, failed)
         raise
 
 
@@ -65,6 +66,7 @@ class _Attempt:
     body: bytes
     reservation: Reservation
     busy: tuple[str, ...] = ()
+    released: bool = False  # its reservation was settled free (the upstream failed before any output)
 
 
 async def _reserve(
@@ -108,10 +110,12 @@ async def _forward(
             content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""
         except UpstreamFailure:
             await _free(gateway, attempt.reservation, "the Anthropic API could not be reached")
+            attempt.released = True
             return _with_route(unreachable(), attempt)
         if upstream.status < 400:
             break
         await _free(gateway, attempt.reservation, f"the Anthropic API answered HTTP {upstream.status}")
+        attempt.released = True
         if not await _fall_back(request, gateway, account, turn, attempt, upstream.status, content):
             return _with_route(
                 relay_error(upstream.status, content, upstream.headers, gateway.upstream.redact), attempt
@@ -146,16 +150,18 @@ async def _fall_back(
         return False
     try:
         moved = await _reserve(request, gateway, account, turn, fallback)
-    except GatewayRefusal as refusal:
+    except (GatewayRefusal, LedgerUnavailable) as refused:
+        why = refused.status if isinstance(refused, GatewayRefusal) else "the ledger is unavailable"
         log.info(
             "Auto's fallback from a busy %s to %s was refused (%s): passing on the busy answer",
             attempt.choice.model.id,
             fallback.model.id,
-            refusal.status,
+            why,
         )
         request.state.routed_model = attempt.choice.model.id
         return False
     attempt.choice, attempt.body, attempt.reservation = moved.choice, moved.body, moved.reservation
+    attempt.released = False
     attempt.busy = tuple(tried)
     return True
 
