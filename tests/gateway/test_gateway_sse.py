@@ -263,6 +263,22 @@ def test_text_between_thoughts_is_not_timed_as_thinking() -> None:
     assert meter.usage().output_tokens == 15 * SONNET_SPEED + 2
 
 
+def test_a_stall_between_blocks_is_not_timed_as_thinking() -> None:
+    """Text for 5 s, the upstream silent for 25 s, then a second of thinking: only that second is thinking."""
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    meter.block_stop()
+    meter.block_start(TEXT_START)
+    meter.delta(json.dumps(HELLO))
+    clock.now += 5
+    meter.block_stop()
+    clock.now += 25
+    meter.block_start(THINKING_START)
+    clock.now += 1
+    meter.block_stop()
+    assert meter.usage().output_tokens == 1 * SONNET_SPEED + 2
+
+
 def test_a_cut_turns_counted_output_never_passes_its_max_tokens() -> None:
     """A budget above `max_tokens` (the interleaved-thinking beta allows one) cannot make a cut turn's
     output more than Anthropic could bill: `max_tokens` bounds every count."""

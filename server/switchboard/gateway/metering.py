@@ -13,9 +13,10 @@ Thinking is counted by a bounded rule. Claude 4 models stream a summary of their
 it, so its streamed length can say far less than it cost; nor can it cost more than the model could write in
 the time it took. A cut turn's thinking counts
 `max(streamed, min(budget_tokens, seconds × the model's output speed ceiling))`, where the seconds run from
-`message_start` (not from sending: the prompt's processing is not thinking) to the end of its last thinking
-block (or to now, while a thinking block is open), less the time spent in the blocks that are not thinking
-in between (answer text or tool input between thoughts), on the monotonic clock the meter is given. The
+the time inside its thinking blocks (from each one's start event, the turn's first block from `message_start`
+and a `redacted_thinking` block, which comes whole, from the end of the block before, to its stop, or to now
+while it is open; not the answer text or tool input between thoughts, nor a stall between blocks), on the
+monotonic clock the meter is given. The
 ceiling is `ModelSpec.output_tokens_per_second_ceiling`. Thinking blocks are told apart by their
 `content_block_start` (a few per turn, read for their type; the deltas are not), and end at their
 `content_block_stop`.
@@ -72,11 +73,11 @@ class StreamMeter:
         self._tokens_per_second = tokens_per_second  # the model's output speed ceiling (0: none known)
         self._clock = clock  # monotonic seconds; the tests give their own
         self._since: float | None = None  # when `message_start` came: the model's writing began
-        self._thinking = False  # a thinking block is open
-        self._thought_until: float | None = None  # when the last thinking block ended
-        self._other_since: float | None = None  # when the open block that is not thinking began
-        self._other_seconds = 0.0  # how long the closed blocks that are not thinking took
-        self._other_before_thought_ended = 0.0  # that figure when the last thinking block ended
+        self._open = False  # a content block is open
+        self._last_end: float | None = None  # when the last block ended
+        self._thinking_since: float | None = None  # when the open thinking block's writing began
+        self._thought_seconds = 0.0  # how long the closed thinking blocks took
+        self._thinking_seen = False  # a thinking block came
         self._thought = _Length()  # the thinking deltas' text read so far
         self._answered = _Length()  # the other deltas' (text, tool JSON)
         self._unread: list[str] = []  # deltas as they came (JSON text), not yet read for their text
@@ -132,14 +133,13 @@ class StreamMeter:
 
     def block_stop(self) -> None:
         """A `content_block_stop`: the open block ended (Anthropic streams one block at a time)."""
+        if not self._open:
+            return
         now = self._clock()
-        if self._thinking:
-            self._thinking = False
-            self._thought_until = now
-            self._other_before_thought_ended = self._other_seconds
-        if self._other_since is not None:
-            self._other_seconds += now - self._other_since
-            self._other_since = None
+        if self._thinking_since is not None:
+            self._thought_seconds += now - self._thinking_since
+            self._thinking_since = None
+        self._open, self._last_end = False, now
 
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
@@ -156,9 +156,15 @@ class StreamMeter:
         if self._since is None:
             self._since = now
         if kind in _THINKING_BLOCKS:
-            self._thinking = True
-        else:
-            self._other_since = now
+            # Its writing began with its start event; but the turn's first block's with `message_start`,
+            # and a `redacted_thinking` block's (it comes whole) when the block before it ended.
+            began = now
+            if self._last_end is None:
+                began = self._since
+            elif kind == "redacted_thinking":
+                began = self._last_end
+            self._thinking_since, self._thinking_seen = began, True
+        self._open = True
 
     def _count(self, delta: dict[str, Any]) -> None:
         if isinstance(thought := delta.get("thinking"), str):
@@ -173,13 +179,11 @@ class StreamMeter:
         bound = self._thinking_budget if self._thinking_budget is not None else self._max_tokens
         if self._since is None or bound is None or self._tokens_per_second <= 0:
             return 0
-        if self._thinking:
-            until, other = self._clock(), self._other_seconds
-        elif self._thought_until is not None:
-            until, other = self._thought_until, self._other_before_thought_ended
-        else:
+        if not self._thinking_seen:
             return 0
-        seconds = until - self._since - other  # text or tool input written between thoughts is not thinking
+        seconds = self._thought_seconds  # only thinking blocks: not the text or tool input between them
+        if self._thinking_since is not None:
+            seconds += self._clock() - self._thinking_since
         return min(bound, math.ceil(max(0.0, seconds) * self._tokens_per_second))
 
     def _counted_output(self) -> int:
