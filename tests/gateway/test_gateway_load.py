@@ -694,3 +694,29 @@ async def test_a_stream_upstream_breaks_while_postgresql_is_down_still_ends_with
     assert b"event: error" in rest and b"cut off upstream" in rest, rest[-400:]
     assert b"message_stop" not in rest
     assert row["status"] == "cut" and row["credits_h"] > 0, row
+
+
+async def test_a_whole_stream_whose_charge_waits_for_postgresql_tells_the_client_not_to_ask_again(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """The answer streamed whole while PostgreSQL is away: its charge is committed once it is back, so the
+    client is told the answer is complete and needs no second asking (which would pay for it twice)."""
+    cluster, env = own_cluster
+    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "whole.log")
+    account = await Accounts(database_url, authority).create("power")
+    reader, writer = await send_streamed_turn(
+        replica.url, account.token, "Tell me. [[fake:words=150 slow=0.03]]", max_tokens=600
+    )
+    try:
+        await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
+        await asyncio.to_thread(cluster.down)
+        rest = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 60)  # the last chunk
+        await asyncio.to_thread(cluster.up)
+        row = await wait_settled(database_url, account.id, timeout=30)
+    finally:
+        writer.close()
+        replica.stop()
+    assert b"event: error" in rest and b"This answer is complete" in rest, rest[-400:]
+    assert b"message_stop" not in rest
+    assert row["status"] == "complete" and row["credits_h"] > 0, row

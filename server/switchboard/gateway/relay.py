@@ -36,6 +36,15 @@ from .sse import Event, MalformedEvent, encode_json, event_batches
 from .upstream import UpstreamAnswer, UpstreamFailure
 
 log = logging.getLogger("switchboard.gateway")
+# What a client is told when its turn's charge cannot be committed yet: it is committed later, so a turn that
+# streamed whole must not be asked again (a new turn id would pay for it twice).
+_UNRECORDED = {
+    "complete": "This answer is complete, but the gateway could not record its charge yet: it will once its "
+    "ledger is back. There is no need to ask again.",
+    "cut": "The answer stopped early, and the gateway could not record its charge yet: it will, for what "
+    "streamed, once its ledger is back.",
+    "failed": "The gateway could not record this turn yet; it costs nothing. Ask again shortly.",
+}
 # The events that end a turn: settled before they are passed on (`message_delta` is held back until then).
 _SETTLING_EVENTS = frozenset({"message_delta", "message_stop", "error"})
 # The events whose JSON the relay reads (for their usage, or to add the charge); the rest pass through as
@@ -200,10 +209,9 @@ class TurnStream(Response):
             self.client_left = True
         except LedgerUnavailable as error:
             log.error("could not settle a turn (%s): retrying until the ledger answers", error)
-            self._settle_later(self._settling or self._unfinished("the ledger was unavailable"))
-            body = error_body(
-                "api_error", "The gateway could not record this turn's charge; ask again shortly."
-            )
+            outcome = self._settling or self._unfinished("the ledger was unavailable")
+            self._settle_later(outcome)
+            body = error_body("api_error", _UNRECORDED[outcome.status])
             with contextlib.suppress(OSError):
                 await deliver(encode_json("error", body))
             self.ended = True
