@@ -502,3 +502,20 @@ async def test_a_stream_that_ends_after_its_message_delta_is_charged_it_and_told
     credits = Decimal(row["credits_h"]) / 100
     for _, data in events[-3:]:
         assert Decimal(str(data["switchboard"]["credits"])) == credits > 0
+
+
+async def test_a_ping_while_the_ending_is_held_back_goes_out_at_once(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Between `message_delta` and `message_stop` the relay holds the ending back until its charge commits;
+    a `ping` meanwhile is a keep-alive, not part of the ending: it goes out on its own, before it."""
+    account = await make_accounts.create("pro")
+    ping = _event("ping", {"type": "ping"})
+    answer = await _answered(
+        gateway_env, tmp_path, account, MESSAGE_START, *ONE_READ, *ENDING[:2], ping, ENDING[-1]
+    )
+    written = _written(answer)
+    [ending] = [i for i, chunk in enumerate(written) if b"event: message_stop" in chunk]
+    [keep_alive] = [i for i, chunk in enumerate(written) if b"event: ping" in chunk]
+    assert keep_alive < ending and written[keep_alive].startswith(b"event: ping")
+    assert written[ending].startswith(b"event: message_delta") and b"event: ping" not in written[ending]

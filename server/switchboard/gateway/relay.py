@@ -184,6 +184,11 @@ class TurnStream(Response):
                 for event in batch:
                     data = self._observe(event)
                     if event.name not in _SETTLING_EVENTS:
+                        if self._held is not None and event.name == "ping":
+                            # Held back is only what carries or follows the charge: a keep-alive goes out,
+                            # so a client or proxy waiting for `message_stop` does not time out meanwhile.
+                            await forward(event.encode())
+                            continue
                         passing.append(event.encode())
                         continue
                     if event.name == "message_delta":
