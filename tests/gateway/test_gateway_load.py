@@ -675,22 +675,9 @@ async def test_a_stream_upstream_breaks_while_postgresql_is_down_still_ends_with
     """The upstream drops mid-answer while PostgreSQL is away: the client still gets the `error` event that
     says the answer was cut (a stream that just stopped would read as whole), and the turn is charged as cut
     once PostgreSQL is back."""
-    cluster, env = own_cluster
-    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
-    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "cut.log")
-    account = await Accounts(database_url, authority).create("power")
-    reader, writer = await send_streamed_turn(
-        replica.url, account.token, "Tell me. [[fake:words=400 slow=0.03 drop after=120]]", max_tokens=600
-    )
-    try:
-        await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
-        await asyncio.to_thread(cluster.down)  # well before the drop, about 3.6 s into the answer
-        rest = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 30)  # the last chunk
-        await asyncio.to_thread(cluster.up)
-        row = await wait_settled(database_url, account.id, timeout=30)
-    finally:
-        writer.close()
-        replica.stop()
+    # PostgreSQL goes down well before the drop, about 3.6 s into the answer.
+    prompt = "Tell me. [[fake:words=400 slow=0.03 drop after=120]]"
+    rest, row = await _streamed_while_postgresql_is_down(own_cluster, authority, tmp_path, prompt)
     assert b"event: error" in rest and b"cut off upstream" in rest, rest[-400:]
     assert b"message_stop" not in rest
     assert row["status"] == "cut" and row["credits_h"] > 0, row
@@ -701,13 +688,23 @@ async def test_a_whole_stream_whose_charge_waits_for_postgresql_tells_the_client
 ) -> None:
     """The answer streamed whole while PostgreSQL is away: its charge is committed once it is back, so the
     client is told the answer is complete and needs no second asking (which would pay for it twice)."""
+    prompt = "Tell me. [[fake:words=150 slow=0.03]]"
+    rest, row = await _streamed_while_postgresql_is_down(own_cluster, authority, tmp_path, prompt)
+    assert b"event: error" in rest and b"This answer is complete" in rest, rest[-400:]
+    assert b"message_stop" not in rest
+    assert row["status"] == "complete" and row["credits_h"] > 0, row
+
+
+async def _streamed_while_postgresql_is_down(
+    own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path, prompt: str
+) -> tuple[bytes, Any]:
+    """Stream `prompt`, take PostgreSQL down once the answer has begun, and read to the stream's end: what the
+    client got after its first delta, and the turn's row once PostgreSQL is back and the turn settled."""
     cluster, env = own_cluster
     database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
-    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "whole.log")
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "outage.log")
     account = await Accounts(database_url, authority).create("power")
-    reader, writer = await send_streamed_turn(
-        replica.url, account.token, "Tell me. [[fake:words=150 slow=0.03]]", max_tokens=600
-    )
+    reader, writer = await send_streamed_turn(replica.url, account.token, prompt, max_tokens=600)
     try:
         await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
         await asyncio.to_thread(cluster.down)
@@ -717,6 +714,4 @@ async def test_a_whole_stream_whose_charge_waits_for_postgresql_tells_the_client
     finally:
         writer.close()
         replica.stop()
-    assert b"event: error" in rest and b"This answer is complete" in rest, rest[-400:]
-    assert b"message_stop" not in rest
-    assert row["status"] == "complete" and row["credits_h"] > 0, row
+    return rest, row
