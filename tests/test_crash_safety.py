@@ -142,7 +142,13 @@ def _chat_until(
             params["conversationId"] = conversation
         server.request(msg_id, "switchboard/chat", params)
         if number == 0:
-            server.wait_for_progress(f"t{msg_id}", lambda value: value.get("type") == "text", START_WITHIN)
+            is_text: Any = lambda value: value.get("type") == "text"  # noqa: E731
+            try:
+                server.wait_for_progress(f"t{msg_id}", is_text, START_WITHIN)
+            except TimeoutError:
+                # Say why: an answer that came as an error streams nothing.
+                answered = [f for f in server.frames if isinstance(f, dict) and f.get("id") == msg_id]
+                raise TimeoutError(f"no text for {msg_id} in {START_WITHIN}s: {answered}") from None
             deadline = time.monotonic() + rng.uniform(0.0, MAX_LIFE)
         try:
             answer = server.wait_for(msg_id, max(0.0, deadline - time.monotonic()))
