@@ -6,7 +6,7 @@ from lsprotocol import types as lsp
 
 from switchboard.catalog import CATALOG, ModelSpec, is_known_model
 from switchboard.plans import get_plan, require_plan_allows
-from switchboard.plans.billed import billed_model
+from switchboard.plans.billed import auto_bills_answering
 from switchboard.protocol import methods
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import (
@@ -75,7 +75,7 @@ class ModelsFeature(Feature):
             allowed = [m for m in allowed if m in params.auto_models]
         preference = params.auto_preference or DEFAULT_PREFERENCE
         auto = auto_description(allowed, preference, shift)
-        if billed_model("auto", "", params.auto_models) != "auto":
+        if auto_bills_answering(params.auto_models):
             auto = f"{auto} {AUTO_BILLED_AS_ANSWERING}"
         infos = [
             info.model_copy(update={"description": auto}) if info.id == "auto" else info for info in infos

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from switchboard.catalog.models import CATALOG, ModelSpec
 from switchboard.plans import wording
-from switchboard.plans.billed import billed_note
+from switchboard.plans.billed import with_billed_note
 from switchboard.plans.catalog import PlanSpec, allowed_plans, get_plan
 from switchboard.plans.credits import from_hundredths
 from switchboard.plans.entitlement import Entitlement
@@ -202,9 +202,7 @@ class Gateway:
             raise GatewayRefusal(
                 403, "plan_forbids_model", "Your plan allows none of Auto's models."
             ) from None
-        if billed_as("auto", route.model.id, turn.auto) != "auto":
-            return Choice(route.model, f"{route.reason}; {billed_note(route.model.id)}")
-        return Choice(route.model, route.reason)
+        return Choice(route.model, with_billed_note(route.reason, route.model.id, turn.auto.models))
 
     def fallback(
         self, account: Account | Caller, turn: TurnRequest, busy: Choice, tried: list[str]
@@ -222,9 +220,7 @@ class Gateway:
         model = auto_fallback(busy.model.id, allowed, tried)
         if model is None:
             return None
-        reason = busy_reason(busy.model.id, model)
-        if billed_as("auto", model, turn.auto) != "auto":
-            reason = f"{reason}; {billed_note(model)}"
+        reason = with_billed_note(busy_reason(busy.model.id, model), model, turn.auto.models)
         return Choice(CATALOG[model], reason)
 
     async def _last_answer(self, account: Account | Caller, turn_id: str | None) -> LastAnswer | None:

@@ -4,7 +4,7 @@ which model is stronger for a retry. The plan bounds every choice."""
 from __future__ import annotations
 
 from switchboard.catalog import CATALOG, ModelSpec
-from switchboard.plans.billed import billed_model, billed_note
+from switchboard.plans.billed import with_billed_note
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import InvalidParamsData
 from switchboard.providers.base import UpstreamError
@@ -46,9 +46,7 @@ class TurnRouter:
             )
         choice = self.auto.choose(facts, allowed)
         self._services.store.record_routed_turn(request.workspace)
-        reason = choice.reason
-        if billed_model("auto", choice.model.id, request.auto_models) != "auto":
-            reason = f"{reason}; {billed_note(choice.model.id)}"
+        reason = with_billed_note(choice.reason, choice.model.id, request.auto_models)
         return Route(choice.model, reason, auto_hints(facts))
 
     def fallback(
