@@ -186,7 +186,11 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def plain_http() -> Iterator[int]:
     """A plain HTTP server on 127.0.0.1 (its port): a gateway address given as https:// by mistake."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    yield from _serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet))
+
+
+def _serving(server: http.server.ThreadingHTTPServer) -> Iterator[int]:
+    """Serve on a thread of its own while the fixture lasts (its port), then shut down."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1]
@@ -223,12 +227,7 @@ def self_signed(tmp_path: Path) -> Iterator[int]:
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serving(server)
 
 
 def unused_port() -> int:
