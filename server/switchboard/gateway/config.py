@@ -108,6 +108,9 @@ class DatabaseSettings(BaseModel):
     pool_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
     # How long a whole (non-streamed) answer waits for PostgreSQL to take its charge before it is given up.
     settle_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 10.0
+    # The most turns one ledger statement reserves or settles when they queue up (gateway/batches.py); 1 sends
+    # every turn alone (a distributed PostgreSQL that routes a statement by its one account).
+    ledger_batch_max: Annotated[int, Field(ge=1, le=1000)] = 64
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     # What parsing a body costs is its JSON values, not its bytes (gateway/body.py).
     max_body_json_items: Annotated[int, Field(ge=1000)] = MAX_BODY_JSON_ITEMS

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from asyncpg import Record
 
@@ -33,6 +33,7 @@ from .accounts import Account
 from .db import LedgerConnection as Conn
 
 Status = Literal["reserved", "complete", "cut", "failed"]
+T = TypeVar("T")
 
 # What the functions need to know of each plan: its included credits and whether it offers overage.
 PLAN_TERMS: Final = json.dumps(
@@ -170,31 +171,72 @@ async def reserve(conn: Conn, hold: Hold) -> Reservation:
 
     The function also checks the account is active and its plan allows the model, and settles an orphaned
     earlier attempt it meets on the way (see `ledger_reserve`); a refusal leaves that settled."""
-    key = hold.key
-    allowed = sorted(set(allowed_plans(hold.model_id)) & set(allowed_plans(hold.routed_model)))
     attempt_id = uuid.uuid4()
     row = await conn.fetchrow(
         "SELECT * FROM ledger_reserve("
         "$1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11::jsonb, $12::uuid)",
-        *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
-        *(allowed, hold.reserved_h, hold.ttl, hold.replica, PLAN_TERMS, attempt_id),
+        *_reserve_values(hold),
+        PLAN_TERMS,
+        attempt_id,
     )
     assert row is not None
+    result = _reserved(hold, attempt_id, row)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def reserve_many(conn: Conn, holds: Sequence[Hold]) -> list[Reservation | Exception]:
+    """`reserve` for several turns in one statement and one transaction: each hold's reservation, or the
+    refusal `reserve` would raise. The caller orders the holds (`in_lock_order`): every balance row is locked
+    in that order, so two such statements never wait on each other in a cycle."""
+    attempt_ids = [uuid.uuid4() for _ in holds]
+    columns = _columns(_reserve_values(hold) for hold in holds)
+    columns[6] = [",".join(allowed) for allowed in columns[6]]  # an array of arrays would not unnest by row
+    rows = await conn.fetch(_RESERVE_MANY, *columns, PLAN_TERMS, attempt_ids)
+    by_order = {row["ord"]: row for row in rows}
+    return [
+        _reserved(hold, attempt_id, by_order[index])
+        for index, (hold, attempt_id) in enumerate(zip(holds, attempt_ids, strict=True), start=1)
+    ]
+
+
+_RESERVE_MANY = """
+SELECT r.*, a.ord FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::int8[], $9::interval[], $10::text[], $12::uuid[])
+    WITH ORDINALITY AS a(account_id, turn_id, period, model, routed, route_reason, allowed, reserved_h, ttl,
+                         replica, attempt_id, ord)
+CROSS JOIN LATERAL ledger_reserve(a.account_id, a.turn_id, a.period, a.model, a.routed, a.route_reason,
+                                  string_to_array(a.allowed, ','), a.reserved_h, a.ttl, a.replica,
+                                  $11::jsonb, a.attempt_id) AS r
+"""
+
+
+def _reserve_values(hold: Hold) -> tuple[Any, ...]:
+    """`ledger_reserve`'s arguments before the plan terms and the attempt's id."""
+    key = hold.key
+    allowed = sorted(set(allowed_plans(hold.model_id)) & set(allowed_plans(hold.routed_model)))
+    return (
+        *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
+        *(allowed, hold.reserved_h, hold.ttl, hold.replica),
+    )
+
+
+def _reserved(hold: Hold, attempt_id: uuid.UUID, row: Record) -> Reservation | Exception:
     outcome = row["outcome"]
     if outcome == "reserved":
-        attempt = row["attempt"]
         return Reservation(
-            key,
+            hold.key,
             hold.period,
             hold.model_id,
             hold.routed_model,
             hold.reserved_h,
-            attempt,
+            row["attempt"],
             hold.route_reason,
             hold.replica,
             attempt_id,
         )
-    raise _refusal(key, outcome, row, hold.reserved_h)
+    return _refusal(hold.key, outcome, row, hold.reserved_h)
 
 
 def _refusal(key: TurnKey, outcome: str, row: Record, needed_h: int) -> Exception:
@@ -227,22 +269,82 @@ async def settle(conn: Conn, reservation: Reservation, outcome: Outcome) -> Sett
     waiting for the disk (migration 0007); if PostgreSQL crashed and lost it, the turn is charged here all
     the same, as one that held nothing. If another attempt owns the turn id now (a retry after a sweep, or
     after PostgreSQL lost this one's reservation), nothing changes and the settlement says `superseded`."""
-    key = reservation.key
+    values = _settle_values(reservation, outcome)
     row = await conn.fetchrow(
         "SELECT * FROM ledger_settle("
-        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16, $17::uuid)",
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17::jsonb, $12, $13, $14, $15, $16::uuid)",
+        *values,
+        PLAN_TERMS,
+    )
+    assert row is not None
+    return _settlement(reservation, row)
+
+
+async def settle_many(conn: Conn, settling: Sequence[tuple[Reservation, Outcome]]) -> list[Settlement]:
+    """`settle` for several turns in one statement and one transaction, in the caller's order
+    (`in_lock_order`: every balance row is locked in that order, so two such statements never wait on each
+    other in a cycle). Committed together: each settlement is as durable as `settle`'s."""
+    columns = _columns(_settle_values(reservation, outcome) for reservation, outcome in settling)
+    rows = await conn.fetch(_SETTLE_MANY, *columns, PLAN_TERMS)
+    by_order = {row["ord"]: row for row in rows}
+    return [_settlement(reservation, by_order[index]) for index, (reservation, _) in enumerate(settling, 1)]
+
+
+_SETTLE_MANY = """
+SELECT s.*, a.ord FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::int8[],
+                             $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::text[], $12::text[],
+                             $13::text[], $14::text[], $15::text[], $16::uuid[])
+    WITH ORDINALITY AS a(account_id, turn_id, period, attempt, status, credits_h, input_tokens, output_tokens,
+                         cache_read, cache_write, reason, model, routed, route_reason, replica, attempt_id,
+                         ord)
+CROSS JOIN LATERAL ledger_settle(a.account_id, a.turn_id, a.period, a.attempt, a.status, a.credits_h,
+                                 a.input_tokens, a.output_tokens, a.cache_read, a.cache_write, a.reason,
+                                 $17::jsonb, a.model, a.routed, a.route_reason, a.replica, a.attempt_id) AS s
+"""
+
+
+def _settle_values(reservation: Reservation, outcome: Outcome) -> tuple[Any, ...]:
+    key = reservation.key
+    return (
         *(key.account_id, key.turn_id, reservation.period, reservation.attempt, outcome.status),
         charge_h(reservation.model_id, outcome),
         *_usage_values(outcome.usage),
         outcome.reason,
-        PLAN_TERMS,
         *(reservation.model_id, reservation.routed_model, reservation.route_reason, reservation.replica),
         reservation.attempt_id,
     )
-    assert row is not None
+
+
+def _settlement(reservation: Reservation, row: Record) -> Settlement:
     return Settlement(
-        key.turn_id, row["status"], row["credits_h"], row["overage_h"], row["already"], row["superseded"]
+        reservation.key.turn_id,
+        row["status"],
+        row["credits_h"],
+        row["overage_h"],
+        row["already"],
+        row["superseded"],
     )
+
+
+def in_lock_order(items: Sequence[T], where: Callable[[T], tuple[TurnKey, str]]) -> list[T]:
+    """`items` in the order a statement of several turns must take them (`reserve_many`, `settle_many`): by
+    account; within one, its newest month first (as `ledger_reserve` locks a request's month before an older
+    one); then by turn id. `where` gives an item's turn and month."""
+    ordered = sorted(items, key=lambda item: where(item)[0].turn_id)
+    ordered.sort(key=lambda item: where(item)[1], reverse=True)
+    ordered.sort(key=lambda item: where(item)[0].account_id)
+    return ordered
+
+
+def _columns(rows: Any) -> list[list[Any]]:
+    """Rows of values as columns of values (for `unnest`)."""
+    columns: list[list[Any]] = []
+    for values in rows:
+        if not columns:
+            columns = [[] for _ in values]
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
 
 
 async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelta) -> int:

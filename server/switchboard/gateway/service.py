@@ -35,6 +35,7 @@ from switchboard.routing import NoRoutableModelError, auto_fallback, busy_reason
 from . import ledger
 from .accounts import Account, get_account
 from .auto import AnsweredTurns, AutoRouter, LastAnswer, billed_as
+from .batches import LedgerBatches
 from .body import LargeBodies
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
@@ -51,51 +52,6 @@ log = logging.getLogger("switchboard.gateway")
 # A settlement PostgreSQL refused is retried after this, doubling up to 2 s, for at least this long.
 SETTLE_RETRY_FIRST_SECONDS = 0.2
 SETTLE_RETRY_SECONDS = 120.0
-
-
-class AccountQueue:
-    """One ledger transaction per account at a time in this replica.
-
-    An account's transactions serialize on its balance row in PostgreSQL anyway; queueing them here first
-    means a turn waiting for that row waits without holding a pooled connection. Otherwise one account
-    sending a hundred turns at once would hold the whole pool while they queue on its row, and every
-    other account would get 503s."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    def turn_of(self, account_id: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return _AccountTurn(self._locks, account_id)
-
-
-class _AccountTurn:
-    """One turn's place in its account's queue; a class rather than a generator (every turn enters two)."""
-
-    __slots__ = ("_account_id", "_lock", "_locks")
-
-    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], account_id: str) -> None:
-        self._locks, self._account_id = locks, account_id
-
-    async def __aenter__(self) -> None:
-        lock, users = self._locks.get(self._account_id) or (asyncio.Lock(), 0)
-        self._lock = lock
-        self._locks[self._account_id] = (lock, users + 1)
-        try:
-            await self._lock.acquire()
-        except BaseException:
-            self._leave()
-            raise
-
-    async def __aexit__(self, *_: object) -> None:
-        self._lock.release()
-        self._leave()
-
-    def _leave(self) -> None:
-        lock, users = self._locks[self._account_id]
-        if users == 1:
-            del self._locks[self._account_id]
-        else:
-            self._locks[self._account_id] = (lock, users - 1)
 
 
 @dataclass(frozen=True)
@@ -134,7 +90,8 @@ class Gateway:
         self.ttl = timedelta(seconds=settings.reservation_ttl_seconds)
         self._background: set[asyncio.Task[Any]] = set()
         self._retrying: set[asyncio.Task[None]] = set()
-        self.accounts = AccountQueue()
+        self.batches = LedgerBatches(self.ledger, settings.ledger_batch_max)
+        self.batches.on_abandoned(self._release_abandoned)
         self.live = LiveTurns()
         self.answered = AnsweredTurns()  # Auto's last answers, when this replica gave them
         self.bodies = LargeBodies()  # the thread that parses large request bodies, one at a time
@@ -256,8 +213,7 @@ class Gateway:
             ttl=self.ttl,
         )
         try:
-            async with self.accounts.turn_of(account.id), self.ledger() as conn:
-                reservation = await ledger.reserve(conn, hold)
+            reservation = await self.batches.reserve(hold)
         except ledger.InsufficientCredits as short:
             raise _credits_refusal(short, turn, billed, input_tokens) from None
         except ledger.TurnInProgress:
@@ -284,8 +240,7 @@ class Gateway:
 
     async def _settle(self, reservation: Reservation, outcome: Outcome) -> Settlement:
         try:
-            async with self.accounts.turn_of(reservation.key.account_id), self.ledger() as conn:
-                settlement = await ledger.settle(conn, reservation, outcome)
+            settlement = await self.batches.settle(reservation, outcome)
         finally:
             # Also when PostgreSQL refused: `settle_later` keeps alive what it retries; a settlement nobody
             # retries must not be renewed forever (it expires and the sweep settles it from its checkpoint).
@@ -303,6 +258,20 @@ class Gateway:
                 extra={"account": reservation.key.account_id, "turn_id": reservation.key.turn_id},
             )
         return settlement
+
+    def _release_abandoned(self, reservation: Reservation) -> None:
+        """A reservation made for a request given up meanwhile (the client left): nothing was forwarded, so it
+        is settled free now rather than held until it expires."""
+        task = asyncio.ensure_future(self._release(reservation))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _release(self, reservation: Reservation) -> None:
+        outcome = Outcome("failed", Usage(), "the request was given up before it was forwarded")
+        try:
+            await self.settle(reservation, outcome)
+        except LedgerUnavailable:
+            self.settle_later(reservation, outcome)
 
     def meter(self, reservation: Reservation, meter: Metered) -> None:
         """Checkpoint a stream's usage with every heartbeat: what the reaper charges if this replica stops."""

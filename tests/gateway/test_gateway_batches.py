@@ -1,0 +1,226 @@
+"""Several turns' reservations and settlements in one statement (`ledger.reserve_many`, `settle_many`, and
+the lanes that group them, `gateway.batches`), on a real PostgreSQL: each turn gets what its own statement
+would have given it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+from gateway.gateway_support import Accounts, current_period
+from gateway.pgcluster import Cluster
+from switchboard.gateway import ledger, migrate
+from switchboard.gateway.batches import LedgerBatches
+from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
+from switchboard.gateway.ledger import Hold, Outcome, Reservation, TurnKey
+from switchboard.gateway.tokens import TokenAuthority
+from switchboard.protocol.messages import Usage
+
+TTL = timedelta(seconds=30)
+SONNET = "claude-sonnet-4.5"
+
+
+@pytest.fixture(scope="module")
+def ledger_url(cluster: Cluster) -> str:
+    url = cluster.new_database("batches")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def make_accounts(ledger_url: str, authority: TokenAuthority) -> Accounts:
+    return Accounts(ledger_url, authority)
+
+
+@pytest.fixture
+async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    c = await asyncpg.connect(ledger_url)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def pool(ledger_url: str) -> AsyncIterator[LedgerPool]:
+    p = LedgerPool(ledger_url, max_size=8, connect_timeout=5)
+    try:
+        yield p
+    finally:
+        await p.close(timeout=1)
+
+
+def batches_of(pool: LedgerPool, largest: int = 64) -> LedgerBatches:
+    return LedgerBatches(lambda: ledger_connection(pool, timeout=5), largest)
+
+
+def a_hold(account_id: str, reserved_h: int, turn_id: str | None = None) -> Hold:
+    key = TurnKey(account_id, turn_id or uuid.uuid4().hex)
+    return Hold(key, current_period(), SONNET, SONNET, "test", reserved_h, replica="test", ttl=TTL)
+
+
+async def balance(conn: Any, account_id: str) -> tuple[int, int]:
+    row = await conn.fetchrow(
+        "SELECT used_h, reserved_h FROM account_periods WHERE account_id = $1 AND period = $2",
+        account_id,
+        current_period(),
+    )
+    return (row["used_h"], row["reserved_h"]) if row is not None else (0, 0)
+
+
+async def test_a_group_gives_each_turn_what_its_own_statement_would(
+    conn: Any, make_accounts: Accounts
+) -> None:
+    low = await make_accounts.create("free", used_credits=49)  # 100 hundredths left
+    other = await make_accounts.create("pro")
+    answered = await ledger.reserve(conn, a_hold(other.id, 10))
+    await ledger.settle(conn, answered, Outcome("complete", Usage(input_tokens=10, output_tokens=10)))
+    running = await ledger.reserve(conn, a_hold(other.id, 10))
+    holds = [
+        a_hold(low.id, 60, "a-first"),
+        a_hold(low.id, 41, "b-second"),  # in lock order after the first: 40 left, in the same transaction
+        a_hold(other.id, 25),
+        a_hold(other.id, 10, answered.key.turn_id),
+        a_hold(other.id, 10, running.key.turn_id),
+    ]
+    ordered = ledger.in_lock_order(holds, lambda hold: (hold.key, hold.period))
+    answers = dict(zip(ordered, await ledger.reserve_many(conn, ordered), strict=True))
+
+    first, short, fits = (answers[hold] for hold in holds[:3])
+    assert isinstance(first, Reservation) and first.reserved_h == 60 and first.attempt == 1
+    assert isinstance(short, ledger.InsufficientCredits) and (short.needed_h, short.available_h) == (41, 40)
+    assert isinstance(fits, Reservation) and fits.key == holds[2].key
+    assert isinstance(answers[holds[3]], ledger.TurnAlreadySettled)
+    assert isinstance(answers[holds[4]], ledger.TurnInProgress)
+    assert first.attempt_id != fits.attempt_id
+    assert await balance(conn, low.id) == (4900, 60)
+
+    outcome = Outcome("complete", Usage(input_tokens=1000, output_tokens=200))
+    settling = ledger.in_lock_order(
+        [(first, outcome), (fits, outcome), (running, Outcome("failed", Usage()))],
+        lambda pair: (pair[0].key, pair[0].period),
+    )
+    settled = await ledger.settle_many(conn, settling)
+    by_turn = {settlement.turn_id: settlement for settlement in settled}
+    expected = ledger.charge_h(SONNET, outcome)
+    assert by_turn[first.key.turn_id].credits_h == expected and not by_turn[first.key.turn_id].already
+    assert by_turn[running.key.turn_id].credits_h == 0 and by_turn[running.key.turn_id].status == "failed"
+    assert await balance(conn, low.id) == (4900 + expected, 0)
+    # Settling the same turns again, together, charges nothing more.
+    again = await ledger.settle_many(conn, settling)
+    assert all(settlement.already for settlement in again)
+    assert await balance(conn, low.id) == (4900 + expected, 0)
+
+
+async def test_ten_turns_at_once_for_the_last_credit_reserve_only_what_fits(
+    pool: LedgerPool, conn: Any, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("free", used_credits=49)  # 100 hundredths left: three turns of 30
+    batches = batches_of(pool)
+    answers = await asyncio.gather(
+        *(batches.reserve(a_hold(account.id, 30)) for _ in range(10)), return_exceptions=True
+    )
+    reserved = [answer for answer in answers if isinstance(answer, Reservation)]
+    refused = [answer for answer in answers if isinstance(answer, ledger.InsufficientCredits)]
+    assert (len(reserved), len(refused)) == (3, 7), answers
+    assert await balance(conn, account.id) == (4900, 90)
+    statements, turns = batches.sent["reserve"]
+    assert turns == 10 and statements < 10  # two went alone (one a lane), the rest queued and went together
+
+    outcome = Outcome("complete", Usage(input_tokens=100, output_tokens=100))
+    settled = await asyncio.gather(*(batches.settle(turn, outcome) for turn in reserved))
+    charge = ledger.charge_h(SONNET, outcome)
+    assert [settlement.credits_h for settlement in settled] == [charge] * 3
+    assert await balance(conn, account.id) == (4900 + 3 * charge, 0)
+
+
+async def test_a_group_postgresql_refuses_is_sent_turn_by_turn(
+    pool: LedgerPool, conn: Any, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("power")
+    batches = batches_of(pool)
+    holds = [a_hold(account.id, 10) for _ in range(6)]
+    holds[4] = a_hold(account.id, -1)  # breaks a CHECK constraint: the whole group's transaction fails
+    answers = await asyncio.gather(*(batches.reserve(hold) for hold in holds), return_exceptions=True)
+    assert isinstance(answers[4], LedgerUnavailable), answers[4]
+    assert all(isinstance(answer, Reservation) for index, answer in enumerate(answers) if index != 4), answers
+    assert await balance(conn, account.id) == (0, 50)
+    assert batches.sent["reserve"][0] < 6  # a group was tried (then its turns alone)
+
+
+async def test_a_group_whose_connection_fails_gives_every_turn_ledger_unavailable() -> None:
+    pool = LedgerPool("postgresql://nobody@127.0.0.1:9/none", max_size=2, connect_timeout=1)
+    batches = batches_of(pool)
+    try:
+        answers = await asyncio.gather(
+            *(batches.reserve(a_hold("someone", 10)) for _ in range(6)), return_exceptions=True
+        )
+    finally:
+        await pool.close(timeout=1)
+    assert all(isinstance(answer, LedgerUnavailable) for answer in answers), answers
+
+
+async def test_a_reservation_given_up_while_its_statement_ran_is_handed_back(
+    pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("pro")
+    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage()))
+    batches = batches_of(pool)
+    handed_back: list[Reservation] = []
+    batches.on_abandoned(handed_back.append)
+    with psycopg.connect(ledger_url) as blocker:  # holds the balance row: the reservation waits for it
+        blocker.execute(
+            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
+            (account.id, current_period()),
+        )
+        waiting = asyncio.ensure_future(batches.reserve(a_hold(account.id, 10)))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        await asyncio.sleep(0.1)
+        assert not handed_back
+    await asyncio.sleep(0.5)
+    assert len(handed_back) == 1 and handed_back[0].reserved_h == 10
+    assert await balance(conn, account.id) == (0, 10)  # held until the replica settles it (as failed)
+
+
+async def test_the_heartbeat_runs_while_no_settlement_does(
+    pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
+) -> None:
+    account = await make_accounts.create("pro")
+    batches = batches_of(pool)
+    turns = [await ledger.reserve(conn, a_hold(account.id, 10)) for _ in range(3)]
+    outcome = Outcome("complete", Usage(input_tokens=10, output_tokens=10))
+    events: list[str] = []
+
+    async def heartbeat() -> None:
+        async with batches.settlements_paused():
+            settled = (await balance(conn, account.id))[0] > 0
+            events.append("heartbeat" if settled else "heartbeat before the settlement committed")
+            await asyncio.sleep(0.2)
+            events.append("heartbeat done")
+
+    with psycopg.connect(ledger_url) as blocker:
+        blocker.execute(
+            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
+            (account.id, current_period()),
+        )
+        first = asyncio.ensure_future(batches.settle(turns[0], outcome))
+        await asyncio.sleep(0.2)
+        beat = asyncio.ensure_future(heartbeat())
+        await asyncio.sleep(0.2)
+        assert events == [] and not first.done()  # a settlement is running: the heartbeat waits
+    while not events:
+        await asyncio.sleep(0.01)
+    later = asyncio.ensure_future(batches.settle(turns[1], outcome))  # while the heartbeat runs: it waits
+    later.add_done_callback(lambda _: events.append("later settled"))
+    await asyncio.gather(beat, later)
+    assert events == ["heartbeat", "heartbeat done", "later settled"]
+    assert (await first).status == (await later).status == "complete"
+    assert await balance(conn, account.id) == (2 * ledger.charge_h(SONNET, outcome), 10)
