@@ -20,7 +20,7 @@ hundred turns at once waits in the queue, not on its balance row holding a poole
 - **A group PostgreSQL refuses** (an error it answered: a deadlock it broke, a constraint) is rolled back
   whole, and its turns are then sent one by one, each getting its own answer. A group whose connection
   failed gives every turn `LedgerUnavailable`, as each turn's own statement would have.
-- **A reservation whose request was given up** while its group ran is released at once (`abandoned`),
+- **A reservation whose request was cancelled** while its statement ran is released at once (`abandoned`),
   rather than held until it expires.
 """
 
@@ -174,7 +174,7 @@ class LedgerBatches:
         }
 
     def on_abandoned(self, release: Callable[[Reservation], None]) -> None:
-        """Who releases a reservation made for a request that was given up meanwhile."""
+        """Who releases a reservation made for a request that was cancelled meanwhile."""
         self._reserves.abandoned = release
 
     async def reserve(self, hold: Hold) -> Reservation:

@@ -260,14 +260,14 @@ class Gateway:
         return settlement
 
     def _release_abandoned(self, reservation: Reservation) -> None:
-        """A reservation made for a request given up meanwhile (the client left): nothing was forwarded, so it
-        is settled free now rather than held until it expires."""
+        """A reservation made for a request cancelled meanwhile (the replica stopping): nothing was forwarded,
+        so it is settled free now rather than held until it expires."""
         task = asyncio.ensure_future(self._release(reservation))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _release(self, reservation: Reservation) -> None:
-        outcome = Outcome("failed", Usage(), "the request was given up before it was forwarded")
+        outcome = Outcome("failed", Usage(), "the request was cancelled before it was forwarded")
         try:
             await self.settle(reservation, outcome)
         except LedgerUnavailable:
