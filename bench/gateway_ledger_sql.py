@@ -1,15 +1,19 @@
-"""PostgreSQL's CPU per reserve and settle: the ledger functions' current bodies against 0003's.
+"""PostgreSQL's CPU per reserve and settle: each turn's statements alone, against queued turns grouped.
 
 One throwaway cluster (tests/gateway/pgcluster.py, the tests' settings), migrated to head, 200 Power accounts.
-Clients reserve and settle short turns through `switchboard.gateway.ledger` on an asyncpg pool as a replica
-does (16 connections, no reset on release, a new turn id each). The bodies alternate by round in the same
-database (0003's `ledger_reserve` and `ledger_settle`, then head's, the order rotating), so the noise of a
-shared machine and the growth of the tables fall on both alike. The figure is the CPU every PostgreSQL
-process spent (postmaster, backends, WAL writer, autovacuum: from /proc) per settled turn, per round, with
-the medians at the end. Only the SQL is measured: no HTTP, no replica, no upstream (`gateway_load.py`
-measures the whole turn). Afterwards the ledger must be exact: every turn complete, nothing held.
+Clients reserve and settle short turns as a replica does, through `switchboard.gateway.batches` on the
+replica's ledger pool (`db.LedgerPool`), a new turn id each, `--connections` turns in flight. Two ways
+alternate by round in the same database (the order rotating), so the noise of a shared machine and the
+growth of the tables fall on both alike:
+- **alone**: `ledger_batch_max = 1`, every reserve and settle its own statement (as before 2026-12-07);
+- **grouped**: the default (64): turns that queue while both lanes of a kind are busy share one statement.
+The figures are the CPU every PostgreSQL process spent (postmaster, backends, WAL writer, autovacuum: from
+/proc) and this process's own (the replica's side of the ledger) per settled turn, per round, with the medians
+at the end. Only the ledger is measured: no HTTP, no upstream (`gateway_load.py` measures the whole turn).
+Afterwards the ledger must be exact: every turn complete, nothing held.
 
-Run: .venv/bin/python bench/gateway_ledger_sql.py [--rounds 8] [--turns 2500]   (about 2 minutes)
+Run: .venv/bin/python bench/gateway_ledger_sql.py [--rounds 6] [--turns 3000] [--connections 32]
+     (about a minute)
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import statistics
 import sys
+import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,20 +38,7 @@ from common import cpu_seconds, load_average  # noqa: E402
 MODEL = "claude-haiku-4.5"
 ACCOUNTS = 200
 WARM_UP_TURNS = 500
-
-
-def bodies_0003() -> str:
-    """0003's `ledger_reserve` and `ledger_settle`, as statements that replace whatever is there."""
-    module = importlib.import_module("switchboard.gateway.migrations.versions.0003_ledger_functions")
-    return ";\n".join(
-        text.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-        for text in (module._RESERVE, module._SETTLE)
-    )
-
-
-def bodies_head() -> str:
-    module = importlib.import_module("switchboard.gateway.migrations.versions.0006_ledger_fast_paths")
-    return ";\n".join((module._RESERVE, module._SETTLE))
+WAYS = {"alone": 1, "grouped": 64}  # ledger_batch_max
 
 
 def postgres_pids(data: Path) -> list[int]:
@@ -70,7 +60,7 @@ def cpu(pids: list[int]) -> float:
     return total
 
 
-async def run_turns(pool: Any, accounts: list[str], turns: int, connections: int) -> None:
+async def run_turns(batches: Any, accounts: list[str], turns: int, connections: int) -> None:
     """`turns` reserve-and-settle pairs, `connections` at a time, accounts round robin."""
     from switchboard.gateway import ledger
     from switchboard.plans.period import period_of
@@ -87,23 +77,20 @@ async def run_turns(pool: Any, accounts: list[str], turns: int, connections: int
             left -= 1
             key = ledger.TurnKey(accounts[left % len(accounts)], uuid.uuid4().hex)
             hold = ledger.Hold(key, period, MODEL, MODEL, "Chosen by you", 500, "bench", ttl)
-            async with pool.acquire() as conn:
-                reservation = await ledger.reserve(conn, hold)
-            async with pool.acquire() as conn:
-                await ledger.settle(conn, reservation, outcome)
+            await batches.settle(await batches.reserve(hold), outcome)
 
     await asyncio.gather(*(client() for _ in range(connections)))
 
 
-async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
-    import asyncpg
+async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     import psycopg
 
     from gateway.pgcluster import Cluster
+    from switchboard.gateway.batches import LedgerBatches
+    from switchboard.gateway.db import LedgerPool, ledger_connection
     from switchboard.gateway.migrate import upgrade
 
-    versions: dict[str, Callable[[], str]] = {"0003": bodies_0003, "head": bodies_head}
-    figures: dict[str, list[float]] = {name: [] for name in versions}
+    figures: dict[str, dict[str, list[float]]] = {way: {"postgresql": [], "client": []} for way in WAYS}
     cluster = Cluster.start()
     try:
         with psycopg.connect(cluster.url(), autocommit=True) as conn:
@@ -117,28 +104,28 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
                     "INSERT INTO accounts (id, email, password_hash, plan) VALUES (%s, %s, '-', 'power')",
                     (account, f"{account}@example.test"),
                 )
-
-        async def no_reset(_: Any) -> None:  # as the replicas' ledger pool (gateway/db.py)
-            return None
-
         for round_number in range(args.rounds):
-            names = list(versions)
+            names = list(WAYS)
             shift = round_number % len(names)
             for name in names[shift:] + names[:shift]:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(versions[name]())
-                pool = await asyncpg.create_pool(
-                    url, min_size=args.connections, max_size=args.connections, reset=no_reset
-                )
+                pool = LedgerPool(url, max_size=20, connect_timeout=5)
+                batches = LedgerBatches(lambda pool=pool: ledger_connection(pool, 5.0), WAYS[name])
                 try:
-                    await run_turns(pool, accounts, WARM_UP_TURNS, args.connections)  # plans, caches
-                    pids = postgres_pids(cluster.data)
-                    before = cpu(pids)
-                    await run_turns(pool, accounts, args.turns, args.connections)
-                    figures[name].append((cpu(postgres_pids(cluster.data)) - before) / args.turns * 1000)
+                    await run_turns(batches, accounts, WARM_UP_TURNS, args.connections)  # plans, caches
+                    before, own_before = cpu(postgres_pids(cluster.data)), time.process_time()
+                    await run_turns(batches, accounts, args.turns, args.connections)
+                    spent = cpu(postgres_pids(cluster.data)) - before
+                    figures[name]["postgresql"].append(spent / args.turns * 1000)
+                    figures[name]["client"].append((time.process_time() - own_before) / args.turns * 1000)
                 finally:
                     await pool.close()
-                print(f"round {round_number + 1} {name}: {figures[name][-1]:.3f} ms", file=sys.stderr)
+                statements, turns = batches.sent["settle"]
+                print(
+                    f"round {round_number + 1} {name}: PostgreSQL {figures[name]['postgresql'][-1]:.3f} ms,"
+                    f" client {figures[name]['client'][-1]:.3f} ms a turn"
+                    f" ({turns / statements:.1f} settlements a statement)",
+                    file=sys.stderr,
+                )
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute(
                 "SELECT count(*) FILTER (WHERE status <> 'complete'), (SELECT sum(reserved_h)"
@@ -156,20 +143,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=8, help="rounds, each measuring every version once")
-    parser.add_argument("--turns", type=int, default=2500, help="measured turns per version and round")
-    parser.add_argument("--connections", type=int, default=16, help="connections (and turns) in flight")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds, each measuring both ways once")
+    parser.add_argument("--turns", type=int, default=3000, help="measured turns per way and round")
+    parser.add_argument("--connections", type=int, default=32, help="turns in flight")
     args = parser.parse_args(argv)
     load_before = load_average()
     figures = asyncio.run(measure(args))
     load_after = load_average()
-    medians = {name: statistics.median(values) for name, values in figures.items()}
+    medians = {
+        way: {side: statistics.median(values) for side, values in sides.items()}
+        for way, sides in figures.items()
+    }
     print(f"Load average before and after: {load_before} / {load_after}")
-    print(
-        "PostgreSQL CPU ms per reserve + settle (median of "
-        f"{args.rounds} rounds): 0003's bodies {medians['0003']:.3f}, head's {medians['head']:.3f} "
-        f"({medians['head'] / medians['0003'] - 1:+.0%})"
-    )
+    for side in ("postgresql", "client"):
+        alone, grouped = medians["alone"][side], medians["grouped"][side]
+        print(
+            f"{side} CPU ms per reserve + settle (median of {args.rounds} rounds): alone {alone:.3f},"
+            f" grouped {grouped:.3f} ({grouped / alone - 1:+.0%})"
+        )
     return {"cpu_ms": figures, "median_ms": medians, "load_average": [load_before, load_after]}
 
 
