@@ -167,27 +167,35 @@ async def test_a_group_whose_connection_fails_gives_every_turn_ledger_unavailabl
     assert all(isinstance(answer, LedgerUnavailable) for answer in answers), answers
 
 
-async def test_a_reservation_given_up_while_its_statement_ran_is_handed_back(
+async def test_a_reservation_cancelled_while_its_group_ran_is_handed_back(
     pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
 ) -> None:
-    account = await make_accounts.create("pro")
-    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage()))
+    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
+    for account in (first, second):  # each account's balance row, for the blockers to lock
+        turn = await ledger.reserve(conn, a_hold(account.id, 1))
+        await ledger.settle(conn, turn, Outcome("failed", Usage()))
     batches = batches_of(pool)
     handed_back: list[Reservation] = []
     batches.on_abandoned(handed_back.append)
-    with psycopg.connect(ledger_url) as blocker:  # holds the balance row: the reservation waits for it
-        blocker.execute(
-            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
-            (account.id, current_period()),
-        )
-        waiting = asyncio.ensure_future(batches.reserve(a_hold(account.id, 10)))
-        await asyncio.sleep(0.3)
-        waiting.cancel()
+    lock = "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE"
+    with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
+        first_blocker.execute(lock, (first.id, current_period()))
+        second_blocker.execute(lock, (second.id, current_period()))
+        # Two turns of the first account take both lanes and wait for its row; two of the second queue.
+        lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
+        grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        first_blocker.commit()  # the lanes finish; the queued two go as a group, and wait for their row
+        await asyncio.gather(*lanes)
+        await asyncio.sleep(0.2)
+        assert batches.sent["reserve"] == (3, 4)
+        grouped[0].cancel()
         await asyncio.sleep(0.1)
         assert not handed_back
-    await asyncio.sleep(0.5)
-    assert len(handed_back) == 1 and handed_back[0].reserved_h == 10
-    assert await balance(conn, account.id) == (0, 10)  # held until the replica settles it (as failed)
+    kept = await grouped[1]
+    await asyncio.sleep(0.1)
+    assert len(handed_back) == 1 and handed_back[0].key != kept.key and handed_back[0].reserved_h == 10
+    assert await balance(conn, second.id) == (0, 20)  # held until the replica settles it (as failed)
 
 
 async def test_the_heartbeat_runs_while_no_settlement_does(

@@ -20,8 +20,9 @@ hundred turns at once waits in the queue, not on its balance row holding a poole
 - **A group PostgreSQL refuses** (an error it answered: a deadlock it broke, a constraint) is rolled back
   whole, and its turns are then sent one by one, each getting its own answer. A group whose connection
   failed gives every turn `LedgerUnavailable`, as each turn's own statement would have.
-- **A reservation whose request was cancelled** while its statement ran is released at once (`abandoned`),
-  rather than held until it expires.
+- **A reservation whose request was cancelled** while its group ran is released at once (`abandoned`),
+  rather than held until it expires. A turn sent alone runs in its caller's task, as before there were
+  lanes: cancelled, its statement is cancelled too (and a reservation it committed expires, then is swept).
 """
 
 from __future__ import annotations
@@ -69,10 +70,34 @@ class _Lanes(Generic[Item, Result]):
         self.statements = self.turns = 0  # sent so far (a group that fell back to one by one counts once)
 
     async def run(self, item: Item) -> Result:
+        if self._free and not self._queue and not self._paused:
+            return await self._run_alone(item)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         self._dispatch()
         return await future
+
+    async def _run_alone(self, item: Item) -> Result:
+        """A lane is free and nothing queues: the statement runs in the caller's task, with no task of its own
+        to wait for on a busy event loop (as a turn's statement did before there were lanes)."""
+        self._take_lane(1)
+        try:
+            async with self._connect() as conn:
+                return await self._alone(conn, item)
+        finally:
+            self._give_lane_back()
+
+    def _take_lane(self, turns: int) -> None:
+        self._free -= 1
+        self._all_free.clear()
+        self.statements += 1
+        self.turns += turns
+
+    def _give_lane_back(self) -> None:
+        self._free += 1
+        if self._free == LANES:
+            self._all_free.set()
+        self._dispatch()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncGenerator[None]:
@@ -91,10 +116,7 @@ class _Lanes(Generic[Item, Result]):
             del self._queue[: self._largest]
             if not taken:  # every caller gave up before its turn was sent
                 continue
-            self._free -= 1
-            self._all_free.clear()
-            self.statements += 1
-            self.turns += len(taken)
+            self._take_lane(len(taken))
             task = asyncio.ensure_future(self._send(taken))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -109,10 +131,7 @@ class _Lanes(Generic[Item, Result]):
                 self._answer(future, LedgerUnavailable(f"{type(error).__name__} sending a ledger statement"))
             raise
         finally:
-            self._free += 1
-            if self._free == LANES:
-                self._all_free.set()
-            self._dispatch()
+            self._give_lane_back()
         for (_, future), answer in zip(taken, answers, strict=True):
             self._answer(future, answer)
 
