@@ -57,8 +57,8 @@ async def pool(ledger_url: str) -> AsyncIterator[LedgerPool]:
         await p.close(timeout=1)
 
 
-def batches_of(pool: LedgerPool, largest: int = 64) -> LedgerBatches:
-    return LedgerBatches(lambda: ledger_connection(pool, timeout=5), largest)
+def batches_of(pool: LedgerPool, largest: int = 64, timeout: float = 5.0) -> LedgerBatches:
+    return LedgerBatches(lambda: ledger_connection(pool, timeout=5), largest=largest, timeout=timeout)
 
 
 def a_hold(account_id: str, reserved_h: int, turn_id: str | None = None) -> Hold:
@@ -198,37 +198,140 @@ async def test_a_reservation_cancelled_while_its_group_ran_is_handed_back(
     assert await balance(conn, second.id) == (0, 20)  # held until the replica settles it (as failed)
 
 
-async def test_the_heartbeat_runs_while_no_settlement_does(
+async def test_a_heartbeat_and_a_group_of_retries_never_wait_on_each_other_in_a_cycle(
+    conn: Any, ledger_url: str, make_accounts: Accounts
+) -> None:
+    # Replica 2 answers turns z, m and a; the client retried z and a on replica 1, where they went as a group
+    # (which locks each existing turn row to answer `in_progress`) while replica 2's heartbeat renewed them.
+    account = await make_accounts.create("pro")
+    live = [await ledger.reserve(conn, a_hold(account.id, 10, turn_id)) for turn_id in ("z", "m", "a")]
+    other = await asyncpg.connect(ledger_url)
+    try:
+        with psycopg.connect(ledger_url) as holder:  # anything holding m a moment (a reap, a settlement)
+            holder.execute(
+                "SELECT 1 FROM turns WHERE account_id = %s AND turn_id = 'm' FOR UPDATE", (account.id,)
+            )
+            points = [
+                ledger.Checkpoint(turn, Usage(), output_seen=False) for turn in (live[0], live[1], live[2])
+            ]
+            beat = asyncio.ensure_future(ledger.heartbeat(conn, points, TTL))
+            await asyncio.sleep(0.3)
+            retries = ledger.in_lock_order(
+                [a_hold(account.id, 10, "z"), a_hold(account.id, 10, "a")],
+                lambda hold: (hold.key, hold.period),
+            )
+            group = asyncio.ensure_future(ledger.reserve_many(other, retries))
+            await asyncio.sleep(0.3)
+        renewed, answers = await asyncio.wait_for(asyncio.gather(beat, group), timeout=5)
+    finally:
+        await other.close()
+    assert renewed == 3
+    assert all(isinstance(answer, ledger.TurnInProgress) for answer in answers), answers
+
+
+async def test_a_retry_reserved_in_a_group_with_a_new_turn_survives_a_crash(
+    authority: TokenAuthority,
+) -> None:
+    # A new turn's reservation commits without waiting for the disk; a retry's must not, even when it shares
+    # the group's transaction with one, or a crash would bring back the previous attempt's row and the
+    # retry's answer would settle as `superseded`, free.
+    cluster = Cluster.start(durable=True)
+    try:
+        url = cluster.new_database("durable")
+        migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "ALTER SYSTEM SET wal_writer_delay = '10s'"
+            )  # an asynchronous commit stays unflushed
+            admin.execute("SELECT pg_reload_conf()")
+        account = await Accounts(url, authority).create("pro")
+        conn = await asyncpg.connect(url)
+        first = await ledger.reserve(conn, a_hold(account.id, 10, "t"))
+        await ledger.settle(conn, first, Outcome("failed", Usage()))
+        holds = ledger.in_lock_order(
+            [a_hold(account.id, 10, "t"), a_hold(account.id, 10, "new")], lambda hold: (hold.key, hold.period)
+        )
+        answers = dict(
+            zip([hold.key.turn_id for hold in holds], await ledger.reserve_many(conn, holds), strict=True)
+        )
+        retry = answers["t"]
+        assert isinstance(retry, Reservation) and retry.attempt == 2
+        await conn.close()
+        cluster.down(crash=True)
+        cluster.up()
+        conn = await asyncpg.connect(url)
+        try:
+            answer = Outcome("complete", Usage(input_tokens=1000, output_tokens=100))
+            settled = await ledger.settle(conn, retry, answer)
+        finally:
+            await conn.close()
+        assert not settled.superseded and settled.credits_h == ledger.charge_h(SONNET, answer)
+    finally:
+        cluster.stop()
+
+
+async def test_a_locked_balance_row_holds_the_lanes_only_for_the_timeout(
+    pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
+) -> None:
+    held, other = await make_accounts.create("pro"), await make_accounts.create("pro")
+    turns = [await ledger.reserve(conn, a_hold(held.id, 10)) for _ in range(2)]
+    streaming = await ledger.reserve(conn, a_hold(other.id, 10))
+    batches = batches_of(pool, timeout=1.0)
+    outcome = Outcome("complete", Usage(input_tokens=10, output_tokens=10))
+    loop = asyncio.get_running_loop()
+    with psycopg.connect(ledger_url) as blocker:  # an operator's open transaction, say
+        blocker.execute(
+            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
+            (held.id, current_period()),
+        )
+        stuck = [asyncio.ensure_future(batches.settle(turn, outcome)) for turn in turns]  # both lanes wait
+        await asyncio.sleep(0.1)
+        started = loop.time()
+        queued = asyncio.ensure_future(batches.settle(streaming, outcome))
+        # The heartbeat has its own connection and locks no balance row: it does not wait.
+        assert (
+            await asyncio.wait_for(
+                ledger.heartbeat(conn, [ledger.Checkpoint(streaming, Usage(), False)], TTL), 0.5
+            )
+            == 1
+        )
+        answers = await asyncio.gather(*stuck, queued, return_exceptions=True)
+        waited = loop.time() - started
+        assert all(isinstance(answer, LedgerUnavailable) for answer in answers[:2]), answers
+        assert waited < 2.5, waited  # the statements' limit, then the queue's: not for ever
+        blocker.rollback()
+    # Nothing was settled by the statements that timed out; the replica settles them again (`settle_later`).
+    again = await asyncio.gather(*(batches.settle(turn, outcome) for turn in (*turns, streaming)))
+    assert [settlement.status for settlement in again] == ["complete"] * 3
+    assert await balance(conn, held.id) == (2 * ledger.charge_h(SONNET, outcome), 0)
+
+
+async def test_a_group_the_server_cuts_off_is_unavailable_for_every_turn_at_once(
     pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
 ) -> None:
     account = await make_accounts.create("pro")
+    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage()))
     batches = batches_of(pool)
-    turns = [await ledger.reserve(conn, a_hold(account.id, 10)) for _ in range(3)]
-    outcome = Outcome("complete", Usage(input_tokens=10, output_tokens=10))
-    events: list[str] = []
-
-    async def heartbeat() -> None:
-        async with batches.settlements_paused():
-            settled = (await balance(conn, account.id))[0] > 0
-            events.append("heartbeat" if settled else "heartbeat before the settlement committed")
-            await asyncio.sleep(0.2)
-            events.append("heartbeat done")
-
-    with psycopg.connect(ledger_url) as blocker:
+    with psycopg.connect(ledger_url) as blocker, psycopg.connect(ledger_url, autocommit=True) as admin:
         blocker.execute(
             "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
             (account.id, current_period()),
         )
-        first = asyncio.ensure_future(batches.settle(turns[0], outcome))
+        lanes = [asyncio.ensure_future(batches.reserve(a_hold(account.id, 10))) for _ in range(2)]
         await asyncio.sleep(0.2)
-        beat = asyncio.ensure_future(heartbeat())
-        await asyncio.sleep(0.2)
-        assert events == [] and not first.done()  # a settlement is running: the heartbeat waits
-    while not events:
-        await asyncio.sleep(0.01)
-    later = asyncio.ensure_future(batches.settle(turns[1], outcome))  # while the heartbeat runs: it waits
-    later.add_done_callback(lambda _: events.append("later settled"))
-    await asyncio.gather(beat, later)
-    assert events == ["heartbeat", "heartbeat done", "later settled"]
-    assert (await first).status == (await later).status == "complete"
-    assert await balance(conn, account.id) == (2 * ledger.charge_h(SONNET, outcome), 10)
+        grouped = [asyncio.ensure_future(batches.reserve(a_hold(account.id, 10))) for _ in range(8)]
+        terminate = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query LIKE %s"
+        )
+        admin.execute(terminate, ("SELECT * FROM ledger_reserve(%",))  # the two alone end: the group starts
+        await asyncio.sleep(0.3)
+        assert batches.sent["reserve"] == (3, 10)
+        admin.execute(terminate, ("%unnest%",))  # as a restart or a failover would
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*grouped, return_exceptions=True)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        blocker.rollback()
+    assert all(isinstance(answer, LedgerUnavailable) for answer in answers), answers
+    assert batches.sent["reserve"] == (3, 10)  # not resent turn by turn
+    await asyncio.gather(*lanes, return_exceptions=True)

@@ -112,13 +112,7 @@ def create_app(settings: GatewaySettings, shutdown: Shutdown | None = None) -> S
         gc.set_threshold(GC_YOUNG_THRESHOLD)
         reaper = asyncio.ensure_future(reap_forever(gateway))
         heartbeat = asyncio.ensure_future(
-            beat_forever(
-                ledger_pool,
-                gateway.live,
-                gateway.ttl,
-                settings.checkpoint_interval_seconds,
-                gateway.batches.settlements_paused,
-            )
+            beat_forever(ledger_pool, gateway.live, gateway.ttl, settings.checkpoint_interval_seconds)
         )
         sweeper = asyncio.ensure_future(sweep_forever(pool))
         log.info("gateway replica %s ready", gateway.replica)

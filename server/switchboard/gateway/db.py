@@ -43,7 +43,15 @@ MAX_IDLE_SECONDS = 300.0
 
 class LedgerUnavailable(Exception):
     """PostgreSQL did not run a ledger statement: unreachable, restarting, no connection in time, or it
-    refused the statement. Retryable; what the statement would have changed is unchanged."""
+    refused the statement. Retryable; what the statement would have changed is unchanged.
+
+    `refused_statement`: PostgreSQL answered that this statement could not run, for its data or a deadlock it
+    broke (a constraint, a bad value, a serialization failure), not for the connection or the server: other
+    statements on the same server may well run."""
+
+    def __init__(self, message: str, *, refused_statement: bool = False) -> None:
+        super().__init__(message)
+        self.refused_statement = refused_statement
 
 
 async def open_pool(settings: GatewaySettings) -> Pool:
@@ -307,7 +315,16 @@ def unavailable(error: BaseException) -> LedgerUnavailable:
             f"{name}, SQLSTATE {sqlstate}: a deploy error, not an outage: the database schema does not match"
             f" this release (it needs revision {schema.shipped().head}); run `switchboard gateway migrate`"
         )
-    return LedgerUnavailable(name)
+    return LedgerUnavailable(
+        name, refused_statement=sqlstate is not None and sqlstate[:2] in _STATEMENT_CLASSES
+    )
+
+
+# SQLSTATE classes about a statement itself: data exceptions, integrity constraints, transaction rollbacks
+# (a deadlock, a serialization failure), and an exception a function raised. Connection exceptions (08),
+# operator intervention (57: a shutdown, a cancelled query), insufficient resources (53) and the rest are the
+# server's or the connection's state.
+_STATEMENT_CLASSES = frozenset({"22", "23", "40", "P0"})
 
 
 async def ledger_ready(pool: LedgerPool) -> bool:

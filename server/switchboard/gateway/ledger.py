@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 from asyncpg import Record
 
@@ -191,9 +191,11 @@ async def reserve_many(conn: Conn, holds: Sequence[Hold]) -> list[Reservation | 
     refusal `reserve` would raise. The caller orders the holds (`in_lock_order`): every balance row is locked
     in that order, so two such statements never wait on each other in a cycle."""
     attempt_ids = [uuid.uuid4() for _ in holds]
-    columns = _columns(_reserve_values(hold) for hold in holds)
-    columns[6] = [",".join(allowed) for allowed in columns[6]]  # an array of arrays would not unnest by row
-    rows = await conn.fetch(_RESERVE_MANY, *columns, PLAN_TERMS, attempt_ids)
+    # Plan ids joined by commas: an array of arrays would not unnest row by row.
+    values = (
+        _reserve_values(hold)._replace(allowed=",".join(_reserve_values(hold).allowed)) for hold in holds
+    )
+    rows = await conn.fetch(_RESERVE_MANY, *_columns(values), PLAN_TERMS, attempt_ids)
     by_order = {row["ord"]: row for row in rows}
     return [
         _reserved(hold, attempt_id, by_order[index])
@@ -201,22 +203,47 @@ async def reserve_many(conn: Conn, holds: Sequence[Hold]) -> list[Reservation | 
     ]
 
 
+# `ledger_reserve` commits a new turn's reservation without waiting for the disk (0007: a lost one is charged
+# at its settlement all the same). Not so a retry's, whose row now names the new attempt, nor an orphan
+# settled on the way: in a group they share one transaction with new turns, so once every call has run (the
+# count reads them all) the group turns durable commits back on.
 _RESERVE_MANY = """
-SELECT r.*, a.ord FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::text[], $8::int8[], $9::interval[], $10::text[], $12::uuid[])
-    WITH ORDINALITY AS a(account_id, turn_id, period, model, routed, route_reason, allowed, reserved_h, ttl,
-                         replica, attempt_id, ord)
-CROSS JOIN LATERAL ledger_reserve(a.account_id, a.turn_id, a.period, a.model, a.routed, a.route_reason,
-                                  string_to_array(a.allowed, ','), a.reserved_h, a.ttl, a.replica,
-                                  $11::jsonb, a.attempt_id) AS r
+WITH reserved AS MATERIALIZED (
+    SELECT r.*, a.ord
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::int8[], $9::interval[], $10::text[], $12::uuid[])
+        WITH ORDINALITY AS a(account_id, turn_id, period, model, routed, route_reason, allowed, reserved_h,
+                             ttl, replica, attempt_id, ord)
+    CROSS JOIN LATERAL ledger_reserve(a.account_id, a.turn_id, a.period, a.model, a.routed, a.route_reason,
+                                      string_to_array(a.allowed, ','), a.reserved_h, a.ttl, a.replica,
+                                      $11::jsonb, a.attempt_id) AS r
+), durable AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'on', true) AS synchronous_commit
+    FROM (SELECT count(*) FROM reserved) AS every_call
+)
+SELECT reserved.*, durable.synchronous_commit FROM reserved, durable
 """
 
 
-def _reserve_values(hold: Hold) -> tuple[Any, ...]:
+class _ReserveArguments(NamedTuple):
     """`ledger_reserve`'s arguments before the plan terms and the attempt's id."""
+
+    account_id: str
+    turn_id: str
+    period: str
+    model_id: str
+    routed_model: str
+    route_reason: str
+    allowed: Any  # the plans that allow both models: a list (one call) or joined by commas (a group)
+    reserved_h: int
+    ttl: timedelta
+    replica: str
+
+
+def _reserve_values(hold: Hold) -> _ReserveArguments:
     key = hold.key
     allowed = sorted(set(allowed_plans(hold.model_id)) & set(allowed_plans(hold.routed_model)))
-    return (
+    return _ReserveArguments(
         *(key.account_id, key.turn_id, hold.period, hold.model_id, hold.routed_model, hold.route_reason),
         *(allowed, hold.reserved_h, hold.ttl, hold.replica),
     )
@@ -350,11 +377,14 @@ def _columns(rows: Any) -> list[list[Any]]:
 async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelta) -> int:
     """Extend every reservation a replica is working on, and record the usage each has reached: one
     statement per replica, whatever the number of turns. The count of reservations still live (an attempt
-    whose turn row another attempt owns now is not renewed, nor its usage recorded on that row)."""
+    whose turn row another attempt owns now is not renewed, nor its usage recorded on that row).
+
+    The turn rows are locked first, `in_lock_order`, as every statement of several turns takes them: a
+    group of settlements or reservations waiting on one of them never waits on this statement in a cycle."""
     if not checkpoints:
         return 0
     columns: list[list[Any]] = [[] for _ in range(9)]
-    for point in checkpoints:
+    for point in in_lock_order(checkpoints, lambda point: (point.reservation.key, point.reservation.period)):
         reservation, usage = point.reservation, point.usage
         price = Outcome("cut" if point.output_seen else "failed", usage)
         values = (
@@ -365,23 +395,30 @@ async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelt
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    status = await conn.execute(
-        """
-        UPDATE turns AS t SET expires_at = now() + $1, input_tokens = c.input_tokens,
-            output_tokens = c.output_tokens, cache_read_input_tokens = c.cache_read,
-            cache_creation_input_tokens = c.cache_write, output_seen = t.output_seen OR c.output_seen,
-            checkpoint_h = c.checkpoint_h
-        FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
-                    $9::bool[], $10::int8[])
-            AS c(account_id, turn_id, attempt_id, input_tokens, output_tokens, cache_read, cache_write,
-                 output_seen, checkpoint_h)
-        WHERE t.account_id = c.account_id AND t.turn_id = c.turn_id AND t.status = 'reserved'
-            AND t.attempt_id = c.attempt_id
-        """,
-        ttl,
-        *columns,
-    )
+    status = await conn.execute(_HEARTBEAT, ttl, *columns)
     return int(status.rsplit(" ", 1)[1])  # "UPDATE <count>"
+
+
+_HEARTBEAT = """
+WITH c AS MATERIALIZED (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+                         $9::bool[], $10::int8[])
+        WITH ORDINALITY AS c(account_id, turn_id, attempt_id, input_tokens, output_tokens, cache_read,
+                             cache_write, output_seen, checkpoint_h, ord)
+), locked AS MATERIALIZED (
+    SELECT t.account_id, t.turn_id FROM turns AS t JOIN c USING (account_id, turn_id)
+    WHERE t.status = 'reserved' AND t.attempt_id = c.attempt_id
+    ORDER BY c.ord
+    FOR UPDATE OF t
+)
+UPDATE turns AS t SET expires_at = now() + $1, input_tokens = c.input_tokens,
+    output_tokens = c.output_tokens, cache_read_input_tokens = c.cache_read,
+    cache_creation_input_tokens = c.cache_write, output_seen = t.output_seen OR c.output_seen,
+    checkpoint_h = c.checkpoint_h
+FROM c JOIN locked USING (account_id, turn_id)
+WHERE t.account_id = c.account_id AND t.turn_id = c.turn_id AND t.status = 'reserved'
+    AND t.attempt_id = c.attempt_id
+"""
 
 
 async def expired_turns(conn: Conn, limit: int = 100) -> list[Orphan]:

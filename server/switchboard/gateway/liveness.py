@@ -18,10 +18,8 @@ a second for 100 streams, some 8 ms of work): a few turns at a time, giving the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -129,48 +127,30 @@ class LiveTurns:
                 self._recorded[point.reservation.key] = point.usage
 
 
-# What the heartbeat waits for first: no settlement of this replica's running (`batches.LedgerBatches`). A
-# group of settlements and the heartbeat both lock rows of several of this replica's turns; one after the
-# other, they never wait on each other in a cycle.
-Pause = Callable[[], contextlib.AbstractAsyncContextManager[None]]
-
-
-async def beat_once(
-    pool: LedgerPool, live: LiveTurns, ttl: timedelta, pause: Pause = contextlib.nullcontext
-) -> int:
+async def beat_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Renew every live reservation of this replica: the number PostgreSQL still had reserved."""
     await live.read_meters()
-    return await _send(pool, live, live.checkpoints(), ttl, pause)
+    return await _send(pool, live, live.checkpoints(), ttl)
 
 
-async def checkpoint_once(
-    pool: LedgerPool, live: LiveTurns, ttl: timedelta, pause: Pause = contextlib.nullcontext
-) -> int:
+async def checkpoint_once(pool: LedgerPool, live: LiveTurns, ttl: timedelta) -> int:
     """Record the usage of the turns whose output grew (renewing them too)."""
     await live.read_meters()
-    return await _send(pool, live, live.grown(), ttl, pause)
+    return await _send(pool, live, live.grown(), ttl)
 
 
-async def _send(
-    pool: LedgerPool, live: LiveTurns, points: list[Checkpoint], ttl: timedelta, pause: Pause
-) -> int:
+async def _send(pool: LedgerPool, live: LiveTurns, points: list[Checkpoint], ttl: timedelta) -> int:
     if not points:
         return 0
     # Waiting longer than a beat's interval for a connection would leave the reservations closer to expiry
     # than the next beat's retry.
-    async with pause(), ledger_connection(pool, ttl.total_seconds() / 3) as conn:
+    async with ledger_connection(pool, ttl.total_seconds() / 3) as conn:
         still_reserved = await ledger.heartbeat(conn, points, ttl)
     live.recorded(points)
     return still_reserved
 
 
-async def beat_forever(
-    pool: LedgerPool,
-    live: LiveTurns,
-    ttl: timedelta,
-    checkpoint_interval: float,
-    pause: Pause = contextlib.nullcontext,
-) -> None:
+async def beat_forever(pool: LedgerPool, live: LiveTurns, ttl: timedelta, checkpoint_interval: float) -> None:
     """A heartbeat every third of the lifetime; between beats, a checkpoint of grown turns every
     `checkpoint_interval` seconds. A beat that fails stays due, so the next tick tries it again."""
     beat_interval = ttl.total_seconds() / 3
@@ -181,7 +161,7 @@ async def beat_forever(
         await asyncio.sleep(tick)
         beat = loop.time() >= next_beat
         try:
-            await (beat_once if beat else checkpoint_once)(pool, live, ttl, pause)
+            await (beat_once if beat else checkpoint_once)(pool, live, ttl)
             if beat:
                 next_beat = loop.time() + beat_interval  # after a stall, one beat, not a burst of catch-ups
         except Exception as error:  # a missed beat is retried; the reaper is the backstop

@@ -35,7 +35,7 @@ from switchboard.routing import NoRoutableModelError, auto_fallback, busy_reason
 from . import ledger
 from .accounts import Account, get_account
 from .auto import AnsweredTurns, AutoRouter, LastAnswer, billed_as
-from .batches import LedgerBatches
+from .batches import LANES, LedgerBatches
 from .body import LargeBodies
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
@@ -90,7 +90,13 @@ class Gateway:
         self.ttl = timedelta(seconds=settings.reservation_ttl_seconds)
         self._background: set[asyncio.Task[Any]] = set()
         self._retrying: set[asyncio.Task[None]] = set()
-        self.batches = LedgerBatches(self.ledger, settings.ledger_batch_max)
+        largest = settings.ledger_batch_max  # 1: every turn alone, as many at once as the pool allows
+        self.batches = LedgerBatches(
+            self.ledger,
+            largest=largest,
+            lanes=LANES if largest > 1 else settings.pool_max_size,
+            timeout=settings.pool_timeout_seconds,
+        )
         self.batches.on_abandoned(self._release_abandoned)
         self.live = LiveTurns()
         self.answered = AnsweredTurns()  # Auto's last answers, when this replica gave them
@@ -329,8 +335,9 @@ class Gateway:
 
     async def drain(self) -> None:
         """Wait for settlements in flight (at shutdown); give retried ones a moment, then the reaper."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        # A group finishing may hand back a reservation (a new settlement), and a settlement waits on a group.
+        while self._background or self.batches.sending:
+            await asyncio.gather(*self._background, self.batches.drain(), return_exceptions=True)
         if self._retrying:
             _, pending = await asyncio.wait(self._retrying, timeout=SETTLE_RETRY_FIRST_SECONDS * 10)
             for task in pending:
