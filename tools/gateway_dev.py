@@ -28,9 +28,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-import httpx2
-import psycopg
-from psycopg.rows import dict_row
+# Ctrl-C while the imports below run (about two seconds) has nothing to clean up yet: exit quietly, with the
+# status a shell gives a program SIGINT ended, instead of a KeyboardInterrupt traceback. `main` installs the
+# handler that stops and cleans up before it starts anything.
+signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+
+import httpx2  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -52,22 +57,50 @@ class Stop(Exception):
     """SIGINT or SIGTERM arrived."""
 
 
+class Failed(Exception):
+    """The gateway could not start: one line for whoever ran the command (exit status 1)."""
+
+
+class State:
+    """The folder with the keys, the config and the gateway's log. A temporary one is removed at the end,
+    unless the gateway failed: then its log is what tells why."""
+
+    def __init__(self, chosen: str | None) -> None:
+        self.temporary = not chosen
+        self.path = (
+            Path(chosen).resolve() if chosen else Path(tempfile.mkdtemp(prefix="switchboard-gateway-dev-"))
+        )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.keep = bool(chosen)
+
+    def remove_unless_kept(self) -> None:
+        if not self.keep:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
         try:
+            if args.port and not _can_listen(args.port):
+                raise Failed(f"port {args.port} is taken: use --port 0 or another port")
             _run(args, cleanup)
         except Stop:
             print("\nStopping: gateway, fake Anthropic API, PostgreSQL.", flush=True)
         except PostgresMissing as error:
             print(f"./dev gateway: {error}", file=sys.stderr)
             return 2
+        except Failed as failed:
+            print(f"./dev gateway: {failed}", file=sys.stderr, flush=True)
+            return 1
     print("Stopped and cleaned up.", flush=True)
     return 0
 
 
 def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> None:
-    state = _state_folder(args.state, cleanup)
+    folder = State(args.state)
+    cleanup.callback(folder.remove_unless_kept)
+    state = folder.path
     cluster = Cluster.start()
     cleanup.callback(_quietly, cluster.stop)
     with psycopg.connect(cluster.url(), autocommit=True) as conn:
@@ -112,11 +145,16 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> None:
             stderr=subprocess.STDOUT,
         )
     cleanup.callback(_stop_process, gateway)
-    _wait_ready(url, gateway, log_path)
-    _print_welcome(url, database_url, password, token, config, log_path, args.plan)
+    try:
+        _wait_ready(url, gateway, log_path)
+    except Failed:
+        folder.keep = True
+        raise
+    _print_welcome(url, database_url, password, token, config, log_path, args.plan, folder)
     while gateway.poll() is None:
         time.sleep(0.2)
-    print(f"The gateway exited with {gateway.returncode}; its log: {log_path}", file=sys.stderr)
+    folder.keep = True
+    raise Failed(f"the gateway exited with {gateway.returncode}; its log: {log_path}")
 
 
 async def _demo_account(database_url: str, password: str, plan: str) -> str:
@@ -127,8 +165,19 @@ async def _demo_account(database_url: str, password: str, plan: str) -> str:
 
 
 def _print_welcome(
-    url: str, database_url: str, password: str, token: str, config: Path, log_path: Path, plan: str
+    url: str,
+    database_url: str,
+    password: str,
+    token: str,
+    config: Path,
+    log_path: Path,
+    plan: str,
+    folder: State,
 ) -> None:
+    if folder.temporary:
+        ending = "Ctrl-C stops everything and removes the state folder."
+    else:
+        ending = f"Ctrl-C stops everything; the state folder stays: {folder.path}"
     print(
         f"""
 Switchboard gateway ready at {url}
@@ -143,34 +192,28 @@ Switchboard gateway ready at {url}
 Point a client at it:
   VS Code:       set "switchboard.gateway.url": "{url}" in your settings, then sign in
   Terminal:      .venv/bin/switchboard chat --gateway {url}
-  Raw HTTP:      curl {url}/v1/switchboard/usage -H "Authorization: Bearer $TOKEN"
+  Raw HTTP:      TOKEN={token}
+                 curl {url}/v1/switchboard/usage -H "Authorization: Bearer $TOKEN"
 
-Ctrl-C stops everything and removes the state folder.""",
+{ending}""",
         flush=True,
     )
 
 
-def _state_folder(chosen: str | None, cleanup: contextlib.ExitStack) -> Path:
-    if chosen:
-        path = Path(chosen).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    path = Path(tempfile.mkdtemp(prefix="switchboard-gateway-dev-"))
-    cleanup.callback(shutil.rmtree, path, ignore_errors=True)
-    return path
-
-
 def _wait_ready(url: str, gateway: subprocess.Popen[bytes], log_path: Path, timeout: float = 60) -> None:
+    """Until the replica answers /readyz. Its exit is a failure even if something answers on its port."""
     deadline = time.monotonic() + timeout
     with httpx2.Client(timeout=2) as http:
         while time.monotonic() < deadline:
             if gateway.poll() is not None:
-                raise RuntimeError(f"the gateway exited with {gateway.returncode}:\n{log_path.read_text()}")
+                raise Failed(
+                    f"the gateway exited with {gateway.returncode} before it was ready; its log: {log_path}"
+                )
             with contextlib.suppress(httpx2.TransportError):
-                if http.get(url + "/readyz").status_code == 200:
+                if http.get(url + "/readyz").status_code == 200 and gateway.poll() is None:
                     return
             time.sleep(0.1)
-    raise TimeoutError(f"the gateway was not ready after {timeout:.0f}s; its log: {log_path}")
+    raise Failed(f"the gateway was not ready after {timeout:.0f}s; its log: {log_path}")
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -203,6 +246,17 @@ def _stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _can_listen(port: int) -> bool:
+    """Whether the gateway could listen on 127.0.0.1:`port` (bound as uvicorn binds it, SO_REUSEADDR)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _free_port() -> int:

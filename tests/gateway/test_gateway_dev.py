@@ -3,12 +3,14 @@ takes all of it down again."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import queue
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -164,3 +166,95 @@ def test_ctrl_c_during_start_up_leaves_no_postgresql_and_no_folder_behind(moment
         assert list(own.iterdir()) == [], "a state or cluster folder was left behind"
     finally:
         shutil.rmtree(own, ignore_errors=True)
+
+
+def _dev_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """tools/gateway_dev.py on this interpreter (what `./dev gateway` runs once ./dev has set up)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "gateway_dev.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_taken_port_is_one_clear_line_and_a_failure_not_a_gateway_that_never_bound() -> None:
+    # Whatever holds the port answers /readyz with 200, as another gateway would.
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    holder = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=holder.serve_forever, daemon=True).start()
+    own = Path(tempfile.mkdtemp(prefix="switchboard-dev-port-"))
+    own.chmod(0o755)  # the old behaviour went on to start PostgreSQL, whose user passes through it
+    try:
+        port = holder.server_address[1]
+        process = _dev_gateway("--port", str(port), env={**os.environ, "TMPDIR": str(own)})
+        said, _ = process.communicate(timeout=60)
+        assert process.returncode == 1, said
+        assert f"port {port} is taken: use --port 0 or another port" in said
+        assert "ready at" not in said and "password" not in said and "Traceback" not in said, said
+        assert list(own.iterdir()) == [], "nothing was started, so nothing is left behind"
+    finally:
+        holder.shutdown()
+        holder.server_close()
+        shutil.rmtree(own, ignore_errors=True)
+
+
+@pytest.mark.parametrize("state", ["temporary", "given"])
+def test_a_gateway_that_dies_is_a_failure_whose_log_is_kept(state: str) -> None:
+    own = Path(tempfile.mkdtemp(prefix="switchboard-dev-dies-"))
+    own.chmod(0o755)  # the postgres user passes through it to its cluster
+    try:
+        given = own / "kept"
+        args = ["--port", "0"] + (["--state", str(given)] if state == "given" else [])
+        process = _dev_gateway(*args, env={**os.environ, "TMPDIR": str(own)})
+        try:
+            lines = _lines(process)
+            banner = _read_until_ready(process, lines, timeout=90)
+            token = re.search(r"Access token:\s+(\S+)", banner)
+            url = re.search(r"ready at http://127\.0\.0\.1:(\d+)", banner)
+            log = re.search(r"Log:\s+(\S+/gateway\.log)", banner)
+            assert token and url and log, banner
+            # The raw HTTP example sets the variable it uses.
+            assert f"TOKEN={token[1]}" in banner and 'Bearer $TOKEN"' in banner
+            if state == "given":
+                assert f"the state folder stays: {given}" in banner and "removes the state" not in banner
+            else:
+                assert "Ctrl-C stops everything and removes the state folder." in banner
+            serving = [
+                int(cmdline.parent.name)
+                for cmdline in Path("/proc").glob("[0-9]*/cmdline")
+                if f"gateway serve --port {url[1]}" in cmdline.read_bytes().replace(b"\0", b" ").decode()
+            ]
+            assert len(serving) == 1
+            os.kill(serving[0], signal.SIGKILL)
+            assert process.wait(60) == 1
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        said = "".join(lines.get() for _ in range(lines.qsize()))
+        assert f"./dev gateway: the gateway exited with -9; its log: {log[1]}" in said, said
+        assert Path(log[1]).exists(), "the log of a gateway that failed is kept"
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def test_ctrl_c_while_it_loads_exits_quietly() -> None:
+    process = _dev_gateway("--port", "0")
+    time.sleep(0.5)  # its imports take about two seconds
+    assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    said, _ = process.communicate(timeout=30)
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
+    assert process.returncode == 130
