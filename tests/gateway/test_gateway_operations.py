@@ -877,3 +877,35 @@ async def test_a_reader_that_stops_early_ends_the_cli_quietly(
     status = await asyncio.to_thread(reader.wait, 60)
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr and stderr == "", stderr
     assert status == 141
+
+
+async def test_a_schema_that_does_not_match_is_logged_as_a_deploy_error_by_turns_and_the_reaper(
+    gateway_env: dict[str, str], cluster: Cluster, authority: TokenAuthority, tmp_path: Path
+) -> None:
+    """A column the ledger needs is missing (SQLSTATE 42703), as on a schema another release changed: each
+    turn is a 503, and the log says what docs/gateway.md promises, a deploy error and the command to run,
+    in the turn's line and in the reaper's, not only the error's class name."""
+    url = cluster.new_database("mismatch")
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+    run_cli(["migrate"], env)
+    account = await Accounts(url, authority).create("pro")
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "mismatch.log")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE turns RENAME COLUMN checkpoint_h TO checkpoint_h_elsewhere")
+        body = {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {**turn_headers("claude-haiku-4.5"), **auth(account.token)}
+        answer = await asyncio.to_thread(HTTP.post, replica.url + "/v1/messages", json=body, headers=headers)
+        assert answer.status_code == 503, answer.text
+        deadline = time.monotonic() + 30
+        while "reaper round failed" not in replica.log():
+            assert time.monotonic() < deadline, replica.log()
+            await asyncio.sleep(0.1)
+    finally:
+        replica.stop()
+    lines = [json.loads(line) for line in replica.log().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines if line.get("event") == "log"]
+    for start in ("PostgreSQL unavailable: ", "reaper round failed: "):
+        said = next((m for m in messages if m.startswith(start)), "")
+        assert "SQLSTATE 42703: a deploy error, not an outage" in said, messages
+        assert "run `switchboard gateway migrate`" in said, said

@@ -83,9 +83,18 @@ class TurnRoute:
 
 
 async def ledger_unavailable(_: Request, error: Exception) -> Response:
-    log.warning("PostgreSQL unavailable: %s", type(error.__cause__ or error).__name__)
+    log.warning("PostgreSQL unavailable: %s", unavailable_reason(error))
     message = "The gateway's ledger is unavailable for a moment; retry shortly."
     return error_response(503, "api_error", message, retry=True)
+
+
+def unavailable_reason(error: Exception) -> str:
+    """What the log says of a ledger error: `LedgerUnavailable`'s own message (db.unavailable: the error's
+    name, or what a schema that does not match this release calls for), else the error's name. Never the
+    message of a psycopg or pool error, which can hold a connection string."""
+    if isinstance(error, LedgerUnavailable) and str(error):
+        return str(error)
+    return type(error.__cause__ or error).__name__
 
 
 def create_app(settings: GatewaySettings, shutdown: Shutdown | None = None) -> Starlette:

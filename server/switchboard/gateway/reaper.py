@@ -34,8 +34,9 @@ async def reap_forever(gateway: Gateway) -> None:
         await asyncio.sleep(interval * random.uniform(0.75, 1.25))
         try:
             await reap_once(gateway.ledger, gateway.live)
-        except Exception as error:  # PostgreSQL away: try again next round
-            log.warning("reaper round failed: %s", error)
+        except Exception as error:  # PostgreSQL away (or a schema that does not match): try again next round
+            # A LedgerUnavailable's message: the error's name, or the deploy error a schema mismatch is.
+            log.warning("reaper round failed: %s", str(error) or type(error).__name__)
 
 
 async def reap_once(

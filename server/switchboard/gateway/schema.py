@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 SCRIPT_LOCATION = "switchboard.gateway:migrations"
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
-# PostgreSQL's SQLSTATEs for a function or table that does not exist: against a working ledger, a schema
-# older (or newer, by more than one release) than the replica's code, i.e. a deploy error, not an outage.
-SCHEMA_SQLSTATES = frozenset({"42883", "42P01"})
+# PostgreSQL's SQLSTATEs for a function, table or column that does not exist: against a working ledger, a
+# schema older (or newer, by more than one release) than the replica's code, i.e. a deploy error, not an
+# outage.
+SCHEMA_SQLSTATES = frozenset({"42883", "42P01", "42703"})
 
 
 @dataclass(frozen=True)
