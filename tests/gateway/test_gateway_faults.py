@@ -275,6 +275,12 @@ async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
             assert VENDOR_KEY not in response.text
     finally:
         replica.stop()
+    # The operator learns why from the log: once (not once per turn), naming where and what the OS said.
+    warnings = [line for line in log_messages(replica.log()) if "could not be reached" in line]
+    assert len(warnings) == 1, warnings
+    assert f"the Anthropic API at {nowhere} could not be reached" in warnings[0]
+    assert "ConnectionRefusedError" in warnings[0] and "Connection refused" in warnings[0], warnings
+    assert VENDOR_KEY not in replica.log() and account.token not in replica.log()
     rows = await turn_rows(make_accounts.database_url, account.id)
     assert len(rows) == 2 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
     assert await balance(make_accounts.database_url, account.id) == {
@@ -282,6 +288,47 @@ async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
         "overage_h": 0,
         "reserved_h": 0,
     }
+
+
+def log_messages(log_text: str) -> list[str]:
+    return [
+        entry["message"]
+        for entry in (json.loads(line) for line in log_text.splitlines() if line.startswith("{"))
+        if entry.get("event") == "log"
+    ]
+
+
+async def test_a_refused_vendor_key_is_a_502_not_retried_and_one_warning_without_the_key(
+    make_accounts: Accounts, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A wrong `upstream_api_key`: every turn fails until the operator fixes it, so the client is told not
+    to retry, and the log says what to check (once a minute, not once a turn), never the key itself."""
+    account = await make_accounts.create("pro")
+    wrong_key = "sk-ant-api03-WRONGKEYWRONGKEYWRONGKEY"
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY": wrong_key}
+    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "wrong-key.log")
+    try:
+        for stream in (False, True, False):
+            response = await asyncio.to_thread(
+                HTTP.post,
+                replica.url + "/v1/messages",
+                json={"model": HAIKU, "max_tokens": 50, "stream": stream, "messages": user("hi")},
+                headers={**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"},
+            )
+            assert response.status_code == 502
+            assert response.headers["x-should-retry"] == "false"
+            assert response.json() == {
+                "type": "error",
+                "error": {"type": "api_error", "message": "The gateway could not authenticate upstream."},
+            }
+    finally:
+        replica.stop()
+    warnings = [line for line in log_messages(replica.log()) if "refused the gateway's key" in line]
+    assert len(warnings) == 1, warnings
+    assert "(HTTP 401: invalid x-api-key)" in warnings[0] and "check upstream_api_key" in warnings[0]
+    assert wrong_key not in replica.log() and account.token not in replica.log()
+    rows = await turn_rows(make_accounts.database_url, account.id)
+    assert len(rows) == 3 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
 
 
 async def test_a_stream_whose_reservation_postgresql_lost_is_charged_exactly_at_its_end(

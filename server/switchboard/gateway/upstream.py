@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
@@ -26,6 +29,35 @@ CONNECT_SECONDS = 10.0
 # How long a stream relayed whole is given to end after `message_stop` before its connection is closed.
 DRAIN_SECONDS = 2.0
 UpstreamAnswer = HttpResponse
+# An upstream problem is logged at most once per kind in this many seconds (a wrong vendor key fails every
+# turn: one line a minute says so without flooding the log). The count of the ones left out comes with the
+# next line.
+WARNING_INTERVAL_SECONDS = 60.0
+
+log = logging.getLogger("switchboard.gateway")
+
+
+class _RateLimitedWarnings:
+    """`log.warning` at most once per kind per `interval` seconds, for this process (one replica)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def warn(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        if left_out := self._left_out.pop(kind, 0):
+            message += f" ({left_out} more since the last such line)"
+        log.warning("%s", message)
+
+
+_warnings = _RateLimitedWarnings(WARNING_INTERVAL_SECONDS)
 
 
 class UpstreamFailure(Exception):
@@ -54,6 +86,7 @@ class Upstream:
             keepalive=KEEPALIVE_SECONDS,
         )
         self._key = settings.upstream_api_key
+        self._origin = _origin(settings.upstream_base_url)
 
     async def send(self, body: bytes, client_headers: Headers, *, stream: bool) -> UpstreamAnswer:
         """Send the turn (its JSON body) to Anthropic: the answer once its headers came, or, not streamed,
@@ -62,10 +95,18 @@ class Upstream:
         headers.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
         headers["x-api-key"] = self._key.get_secret_value()
         headers["content-type"] = "application/json"
-        with _as_upstream_failure():
-            answer = await self._http.post("/v1/messages", body, headers)
-            if not stream:
-                await answer.read()
+        try:
+            with _as_upstream_failure():
+                answer = await self._http.post("/v1/messages", body, headers)
+                if not stream:
+                    await answer.read()
+        except UpstreamFailure as failure:
+            _warnings.warn(
+                f"unreachable:{failure}",
+                f"the Anthropic API at {self._origin} could not be reached or its answer broke off:"
+                f" {_failure_text(failure)}; clients get a 502 (check upstream_base_url and the network)",
+            )
+            raise
         return answer
 
     async def read(self, answer: UpstreamAnswer) -> bytes:
@@ -101,7 +142,13 @@ def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Re
     """An upstream refusal, passed on: its status and body (so the SDK retries 429/5xx as it would)."""
     if status in (401, 403):
         # The vendor's key was refused: the client's own token is fine, so this must not read as its fault.
-        return error_response(502, "api_error", "The gateway could not authenticate upstream.", retry=True)
+        # Nor is it worth the client's retries: the key stays wrong until whoever runs the gateway fixes it.
+        _warnings.warn(
+            "key refused",
+            f"the Anthropic API refused the gateway's key (HTTP {status}{_upstream_message(body, redact)}):"
+            " check upstream_api_key; clients get a 502 that is not retried",
+        )
+        return error_response(502, "api_error", "The gateway could not authenticate upstream.", retry=False)
     kept = {name: headers[name] for name in _ERROR_HEADERS if name in headers}
     try:
         payload = json.loads(redact(body))
@@ -115,3 +162,34 @@ def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Re
 
 def unreachable() -> Response:
     return error_response(502, "api_error", "The gateway could not reach the Anthropic API.", retry=True)
+
+
+def _origin(base_url: str) -> str:
+    """`base_url`'s scheme, host and port: never a user or password it might hold."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _failure_text(failure: UpstreamFailure) -> str:
+    """What went wrong, from the client's error down to the OS's words (refused, no such host, a certificate
+    not trusted). `HttpFailure` never holds a header or a body, nor does an OSError: no key, no token."""
+    parts: list[str] = []
+    error = failure.__cause__
+    while error is not None and len(parts) < 3:
+        parts.append(str(error) or type(error).__name__)
+        error = error.__cause__
+    return ": ".join(parts) or str(failure)
+
+
+def _upstream_message(body: bytes, redact: Redactor) -> str:
+    """`: <Anthropic's error message>` from an error body (without the vendor key), or nothing."""
+    try:
+        payload = json.loads(redact(body))
+    except ValueError:
+        return ""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return f": {message[:200]}" if isinstance(message, str) and message else ""
