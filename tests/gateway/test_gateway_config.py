@@ -28,6 +28,9 @@ BASE = {
         ("postgresql://u:hunter2@[::1:5432/db", "malformed"),
         ("postgresql://u:hunter2%zz@db/gw", "malformed"),
         ("mysql://u:hunter2@db/gw", "postgresql://"),
+        # libpq reads them; asyncpg would send them to PostgreSQL as settings, which refuses them.
+        ("postgresql://u:hunter2@db/gw?connect_timeout=3", "'connect_timeout', which only libpq reads"),
+        ("postgresql://u:hunter2@db/gw?sslmode=require&keepalives=1", "'keepalives', which only libpq reads"),
     ],
 )
 def test_a_database_url_either_driver_cannot_read_is_refused_without_echoing_it(
@@ -47,6 +50,7 @@ def test_a_database_url_either_driver_cannot_read_is_refused_without_echoing_it(
         "postgresql://u:p@db1:5432,db2/switchboard?target_session_attrs=read-write",
         "postgresql://u:p@[::1]:5432,[2001:db8::7]/switchboard",
         "postgresql://u:p%40ss@db/switchboard",
+        "postgresql://u:p@db/switchboard?application_name=gateway&sslmode=prefer",
     ],
 )
 def test_database_urls_both_drivers_read_are_accepted(url: str) -> None:

@@ -909,3 +909,16 @@ async def test_a_schema_that_does_not_match_is_logged_as_a_deploy_error_by_turns
         said = next((m for m in messages if m.startswith(start)), "")
         assert "SQLSTATE 42703: a deploy error, not an outage" in said, messages
         assert "run `switchboard gateway migrate`" in said, said
+
+
+def test_serve_refuses_a_database_url_parameter_only_libpq_reads(gateway_env: dict[str, str]) -> None:
+    """`?connect_timeout=3` works for psycopg, but asyncpg sends it to PostgreSQL as a setting, which refuses
+    it: a replica would log "ready" and answer every turn 503 with /readyz blaming an unreachable
+    PostgreSQL. `serve` stops at once instead, in one line naming the parameter."""
+    url = gateway_env["SWITCHBOARD_GATEWAY_DATABASE_URL"] + "?connect_timeout=3"
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+    command = [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", "0"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "database_url" in done.stderr and "'connect_timeout', which only libpq reads" in done.stderr
+    assert "ready" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -227,6 +227,58 @@ def database_url_problem(url: str) -> str | None:
     for port in (unquote(item).strip() for group in ports for item in group.split(",")):
         if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
             return f"has a port that is not a number from 1 to 65535 ({_URL_FORM})"
+    return _asyncpg_problem(url)
+
+
+# Parameters of libpq that PostgreSQL also takes as settings when a connection starts: asyncpg passes them on
+# and they work. asyncpg sends any other parameter it does not read itself (`connect_timeout`, `keepalives`,
+# ...) as a setting too, which PostgreSQL refuses: every ledger statement would fail.
+_STARTUP_SETTINGS = frozenset({"application_name", "client_encoding", "options"})
+
+
+def _asyncpg_problem(url: str) -> str | None:
+    """Why asyncpg (the ledger's driver) could not use `url`, read by asyncpg's own parser; None if it can."""
+    from asyncpg import connect_utils
+
+    # Private, so looked up: in an asyncpg without it, libpq's parse and the port check above stand.
+    parse: Any = getattr(connect_utils, "_parse_connect_dsn_and_args", None)
+    if parse is None:
+        return None
+    nothing: Any = None
+    try:
+        _, params = parse(
+            dsn=url,
+            host=nothing,
+            port=nothing,
+            user=nothing,
+            password=nothing,
+            passfile=nothing,
+            database=nothing,
+            ssl=nothing,
+            service=nothing,
+            servicefile=nothing,
+            direct_tls=nothing,
+            server_settings=nothing,
+            target_session_attrs=nothing,
+            krbsrvname=nothing,
+            gsslib=nothing,
+        )
+    except TypeError:  # its signature changed: as above
+        return None
+    except OSError as error:  # a file the URL names (sslrootcert=, sslcert=) that cannot be read
+        where = f"{error.filename}: " if error.filename else ""
+        return f"names a file asyncpg (the ledger's driver) cannot read ({where}{error.strerror or error})"
+    except Exception as error:  # its message may quote the URL: only its kind
+        return f"is not a URL asyncpg (the ledger's driver) can use: {type(error).__name__} ({_URL_FORM})"
+    for name in sorted(getattr(params, "server_settings", None) or {}):
+        if name not in _STARTUP_SETTINGS:
+            hint = "; pool_timeout_seconds bounds connecting" if name == "connect_timeout" else ""
+            return (
+                f"has the parameter {name[:40]!r}, which only libpq reads: asyncpg (the ledger's driver)"
+                f" would send it to PostgreSQL as a setting, which refuses it, and every turn would fail;"
+                f" remove it from the URL (both drivers read host, port, dbname, user, password, sslmode and"
+                f" target_session_attrs){hint}"
+            )
     return None
 
 
