@@ -43,6 +43,38 @@ def test_a_database_url_either_driver_cannot_read_is_refused_without_echoing_it(
 
 
 @pytest.mark.parametrize(
+    "password", ["s3c/retPW", "s3c#retPW", "s3c?retPW", "s3c@retPW", "/s3cretPW", "123/retPW"]
+)
+def test_a_password_with_a_reserved_character_spelled_raw_is_refused_with_the_fix_and_no_part_of_it(
+    password: str,
+) -> None:
+    """Read raw, `/ # ? @` in a password end the host part early or make a host of its tail: the drivers
+    would report a bad port or an unknown host `retPW@127.0.0.1`, quoting the password."""
+    url = f"postgresql://gateway:{password}@127.0.0.1:5432/gateway"
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, "SWITCHBOARD_GATEWAY_DATABASE_URL": url})
+    said = str(refused.value)
+    assert "database_url" in said and "percent-encode the password (e.g. / as %2F, @ as %40" in said, said
+    assert "retPW" not in said and "s3c" not in said and "port" not in said.split("(e.g.")[0], said
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://gateway:s3c%2FretPW@127.0.0.1:5432/gateway",
+        "postgresql://gateway:s3c%40retPW@127.0.0.1:5432/gateway",
+        "postgresql://gateway:pa:ss@db/gateway",
+        "postgresql://db:5432/gateway?options=-c%20search_path%3Dx@y",
+    ],
+)
+def test_urls_with_an_encoded_password_or_a_later_at_sign_are_accepted(url: str) -> None:
+    assert (
+        load_settings({**BASE, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}).database_url.get_secret_value()
+        == url
+    )
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "postgresql://u:pw@db.internal:5432/switchboard",

@@ -207,6 +207,11 @@ def database_url_problem(url: str) -> str | None:
 
     if not url.startswith(("postgresql://", "postgres://")):
         return "must be a postgresql:// URL"
+    if _raw_reserved_characters(url):
+        return (
+            "cannot be read: its user or password seems to hold a character a URL reserves (/ # ? @): "
+            "percent-encode the password (e.g. / as %2F, @ as %40, # as %23, ? as %3F, : as %3A)"
+        )
     try:
         parts = conninfo_to_dict(url)
         split = urlsplit(url)
@@ -228,6 +233,25 @@ def database_url_problem(url: str) -> str | None:
         if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
             return f"has a port that is not a number from 1 to 65535 ({_URL_FORM})"
     return _asyncpg_problem(url)
+
+
+def _raw_reserved_characters(url: str) -> bool:
+    """Whether `url`'s password (or user) holds `/ # ? @` unencoded. Either parser then reads a wrong host or
+    port (`s3c/ret` ends the host part at the `/`, and `s3c@ret` makes `ret@host` the host), and their
+    messages would quote the part of the password they took for a host. Judged from the URL's shape:
+    more than one `@` before the path, or none there but one further on while the part before the path has a
+    `:` followed by something that is no port, or the path holds the `@`."""
+    rest = url.split("://", 1)[1]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if authority.count("@") > 1:
+        return True
+    if "@" in authority or "@" not in rest:
+        return False
+    _, colon, port = authority.rpartition("]")[2].partition(":")
+    if not colon:
+        return False
+    path = re.split(r"[?#]", rest[len(authority) :], maxsplit=1)[0]
+    return not (port.isascii() and port.isdigit()) or "@" in path
 
 
 # Parameters of libpq that PostgreSQL also takes as settings when a connection starts: asyncpg passes them on
