@@ -922,3 +922,37 @@ def test_serve_refuses_a_database_url_parameter_only_libpq_reads(gateway_env: di
     assert done.returncode == 2, done
     assert "database_url" in done.stderr and "'connect_timeout', which only libpq reads" in done.stderr
     assert "ready" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_migrate_says_where_it_moved_the_schema_and_leaves_a_later_releases_schema_alone(
+    gateway_env: dict[str, str], cluster: Cluster
+) -> None:
+    """A rollback deploy runs `migrate` too, on a database the later release migrated: like `serve`, it
+    accepts the newer schema (exit 0, a warning) rather than stopping at alembic's "Can't locate revision".
+    Going down from a revision this release lacks stays refused, in one line."""
+    from switchboard.gateway.schema import shipped
+
+    head = shipped().head
+    url = cluster.new_database("rollback")
+    env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": url}
+    assert f"up to date: revision {head} (it was at no schema when" in run_cli(["migrate"], env).stdout
+    assert f"up to date: revision {head}; nothing to apply" in run_cli(["migrate"], env).stdout
+    run_cli(["migrate", "--down-to", "0009"], env)
+    assert f"up to date: revision {head} (it was at 0009 when" in run_cli(["migrate"], env).stdout
+
+    set_revision(url, "9999_from_a_later_release")
+    command = [sys.executable, "-m", "switchboard", "gateway", "migrate"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done
+    assert "at revision 9999_from_a_later_release, which a later release made" in done.stderr
+    assert f"ships up to {head}): nothing to do" in done.stderr and "Traceback" not in done.stderr
+    down = subprocess.run(
+        [*command, "--down-to", "0009"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert down.returncode == 1, down
+    assert "refusing to go down: the database is at revision 9999_from_a_later_release" in down.stderr
+    assert "Can't locate" not in down.stderr and "Traceback" not in down.stderr, down.stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("9999_from_a_later_release",)
+        ]

@@ -237,6 +237,7 @@ async def _check_schema(settings: GatewaySettings) -> None:
 
 
 def _migrate(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
+    from . import schema
     from .migrate import DowngradeRefused, downgrade, upgrade
 
     if args.drop_everything and args.down_to != "base":
@@ -253,8 +254,22 @@ def _migrate(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) 
             raise _Usage(str(refused)) from None
         print(f"The gateway database is at revision {args.down_to}.", file=out)
         return 0
-    upgrade(settings.database_url.get_secret_value(), lock_timeout=args.lock_timeout)
-    print("The gateway database is up to date.", file=out)
+    upgraded = upgrade(settings.database_url.get_secret_value(), lock_timeout=args.lock_timeout)
+    if upgraded.ahead:
+        print(
+            f"switchboard gateway: warning: the database is at revision {upgraded.after}, which a later"
+            f" release made (this one ships up to {schema.shipped().head}): nothing to do, since migrations"
+            " keep the previous release working",
+            file=sys.stderr,
+        )
+    elif upgraded.before == upgraded.after:
+        print(f"The gateway database is up to date: revision {upgraded.after}; nothing to apply.", file=out)
+    else:
+        print(
+            f"The gateway database is up to date: revision {upgraded.after}"
+            f" (it was at {upgraded.before or 'no schema'} when this migrate began).",
+            file=out,
+        )
     return 0
 
 

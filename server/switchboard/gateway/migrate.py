@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from alembic import command
 from alembic.config import Config
@@ -38,8 +39,42 @@ def alembic_config(database_url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS
     return config
 
 
-def upgrade(database_url: str, revision: str = "head", lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+@dataclass(frozen=True)
+class Upgraded:
+    """What `upgrade` found and left: the revision when it began (None: no schema) and at its end. `ahead`:
+    a later release migrated the database (a revision this one does not know), so nothing was done."""
+
+    before: str | None
+    after: str | None
+    ahead: bool = False
+
+
+def upgrade(
+    database_url: str, revision: str = "head", lock_timeout: float = LOCK_TIMEOUT_SECONDS
+) -> Upgraded:
+    """Up to `revision`. A database a later release migrated is left as it is: its migrations keep this
+    release working (a rollback deploy runs `migrate` too), and alembic cannot read a revision it lacks."""
+    from . import schema
+
+    before = current_revision(database_url)
+    if schema.ahead(before):
+        return Upgraded(before, before, ahead=True)
     _run(command.upgrade, database_url, revision, lock_timeout)
+    return Upgraded(before, current_revision(database_url))
+
+
+def current_revision(database_url: str) -> str | None:
+    """The database's alembic revision; None when it has no schema yet."""
+    import psycopg
+
+    from . import schema
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        try:
+            row = conn.execute(schema.VERSION_QUERY).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return row[0] if row else None
 
 
 def downgrade(
@@ -51,8 +86,16 @@ def downgrade(
 ) -> None:
     """Down to `revision` (docs/gateway.md says what each step gives up): one this release ships, or `base`
     (every table dropped) only with `drop_everything`. Raises `DowngradeRefused` otherwise."""
+    from . import schema
+
     if problem := down_target_problem(revision, drop_everything):
         raise DowngradeRefused(problem)
+    if schema.ahead(version := current_revision(database_url)):
+        raise MigrationError(
+            f"refusing to go down: the database is at revision {version}, which a later release made (this"
+            f" one ships up to {schema.shipped().head} and does not have that release's downgrades); run"
+            " `migrate --down-to` with the release that made it"
+        )
     _run(command.downgrade, database_url, revision, lock_timeout)
 
 
