@@ -125,3 +125,18 @@ def _any_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_and_never_ready(
+    gateway_env: dict[str, str], squatted: int
+) -> None:
+    """Not "gateway replica … ready" and then uvicorn's "[Errno 98]" with exit status 3: the port is bound
+    before anything starts, and a taken one is a failure (1) in one line naming it."""
+    argv = [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(squatted)]
+    done = subprocess.run(argv, env=gateway_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert done.stderr.strip().splitlines() == [
+        f"switchboard gateway: cannot listen on 127.0.0.1:{squatted}: address already in use: another process"
+        " listens there; stop it or choose another --port"
+    ]
+    assert done.stdout == ""

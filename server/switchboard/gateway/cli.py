@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,8 @@ _NEED_EVERY_SETTING = frozenset({"serve", "tokens"})
 # The exit status when whoever reads the output stops early (`accounts usage EMAIL | head -3`): what a shell
 # reports for a program SIGPIPE ended (128 + 13), as `cat` or `yes` give. The command's work was done.
 EXIT_BROKEN_PIPE = 141
+# uvicorn's default backlog, for the socket `serve` binds itself.
+LISTEN_BACKLOG = 2048
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -171,13 +175,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> int:
+    import logging
+
     import uvicorn
 
     from .accesslog import configure_logging
     from .app import create_app
     from .shutdown import DelayedShutdownServer, Shutdown
 
+    # The port first: taken, it is one line and exit status 1 before anything logs "ready".
+    listener = _listen(args.host, args.port)
     configure_logging(secrets=[settings.upstream_api_key.get_secret_value()])
+    # uvicorn says where it listens only for a socket it binds itself: the same line, for the one given it.
+    port = listener.getsockname()[1]
+    where = f"[{args.host}]" if ":" in args.host else args.host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", where, port
+    )
     asyncio.run(_check_schema(settings))
     shutdown = Shutdown()
     app = create_app(settings, shutdown)
@@ -202,8 +216,27 @@ def _serve(args: argparse.Namespace, settings: GatewaySettings, out: TextIO) -> 
         timeout_graceful_shutdown=round(settings.shutdown_grace_seconds),
     )
     # SIGTERM: /readyz 503 at once, serving on for `shutdown_delay_seconds`, then the drain (shutdown.py).
-    DelayedShutdownServer(config, shutdown, settings.shutdown_delay_seconds).run()
+    DelayedShutdownServer(config, shutdown, settings.shutdown_delay_seconds).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`:`port` (bound as uvicorn binds one, SO_REUSEADDR), for uvicorn to serve
+    on. Connections wait in its backlog while the replica starts, so "ready" in the log means it has its
+    port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError as error:
+        listener.close()
+        reason = (error.strerror or type(error).__name__).lower()
+        if error.errno == errno.EADDRINUSE:
+            reason += ": another process listens there; stop it or choose another --port"
+        raise _Failed(f"cannot listen on {host}:{port}: {reason}") from None
+    return listener
 
 
 async def _check_schema(settings: GatewaySettings) -> None:
