@@ -775,6 +775,34 @@ async def test_a_token_in_the_path_is_logged_as_redacted(make_accounts: Accounts
     } <= paths_logged
 
 
+async def test_an_anthropic_key_or_a_code_in_the_path_is_logged_as_redacted(replica: Replica) -> None:
+    """A key pasted into a URL (`/sk-ant-…`, the vendor's own spelled as it is) and a `name=value` segment
+    carrying a device code are written `[redacted]`, keeping the name."""
+    device_code = "Zq9" * 14 + "_"
+    user_key = "sk-ant-UPSTREAMSECRET123"
+    paths = [f"/{user_key}", f"/v1/{VENDOR_KEY}/x", f"/x/code={device_code}", "/x/user_code=WXYZ-2345"]
+    for path in paths:
+        assert HTTP.get(replica.url + path).status_code in (400, 401, 404, 405)
+    HTTP.get(replica.url + "/x/page=2/in-plain-sight")
+    deadline = time.monotonic() + 10  # the access line is written just after the response
+    while "in-plain-sight" not in (log := replica.log()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for secret in (user_key, "UPSTREAMSECRET", VENDOR_KEY, device_code, "WXYZ-2345"):
+        assert secret not in log
+    paths_logged = {
+        json.loads(line)["path"]
+        for line in log.splitlines()
+        if line.startswith("{") and '"event":"access"' in line
+    }
+    assert {
+        "/[redacted]",
+        "/v1/[redacted]/x",
+        "/x/code=[redacted]",
+        "/x/user_code=[redacted]",
+        "/x/page=2/in-plain-sight",
+    } <= paths_logged
+
+
 def test_migrate_goes_down_to_base_only_with_drop_everything(
     gateway_env: dict[str, str], database_url: str
 ) -> None:

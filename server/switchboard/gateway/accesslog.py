@@ -2,8 +2,9 @@
 
 Only the time, method, path, status, durations, client address and what the handlers put in
 `request.state` (account id, turn id, models, the turn's status and credits, how long its reservation and
-Anthropic took) are written; headers never are, and a path segment that looks like a token (a JWT, a
-refresh token, another opaque secret) is written as `[redacted]`.
+Anthropic took) are written; headers and the query string never are, and a path segment that looks like a
+token (a JWT, a refresh token, an Anthropic key, another opaque secret) is written as `[redacted]`, as is
+the value of a `name=value` in a segment when it could be a token or a code.
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ REDACTED = "[redacted]"
 # browser session id: exactly `secrets.token_urlsafe(OPAQUE_BYTES)`'s 43 characters; a UUID has 36).
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _OPAQUE_LENGTH = math.ceil(OPAQUE_BYTES * 4 / 3)  # base64url without padding
-_OPAQUE = re.compile(rf"[A-Za-z0-9_-]{{{_OPAQUE_LENGTH}}}")
+# That many base64url characters in a row, anywhere in a segment (`code=…`, `x…` as well as the bare secret).
+_OPAQUE = re.compile(rf"[A-Za-z0-9_-]{{{_OPAQUE_LENGTH},}}")
+# An Anthropic key (`sk-ant-api03-…`, `sk-ant-admin01-…`): the vendor's, or a user's pasted by mistake.
+ANTHROPIC_KEY_PREFIX = "sk-ant-"
+# `name=value` in a segment (`/x/code=…`, `;token=…`): the value is written `[redacted]` when it could be a
+# token or a code (8 or more characters of a token's alphabet), the name stays.
+_ASSIGNED = re.compile(r"([^=&;/]*=)([^&;/]*)")
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+%-]{8,}")
 
 
 class AccessLog:
@@ -96,14 +104,37 @@ def _entry(scope: Scope, status: int, started: float, head_ms: float | None) -> 
 
 
 def redact_path(path: str | None) -> str | None:
-    """`path` with each segment that looks like a secret replaced by `[redacted]`."""
-    if not path or not ("eyJ" in path or REFRESH_TOKEN_PREFIX in path or len(path) > _OPAQUE_LENGTH):
+    """`path` with each segment that looks like a secret replaced by `[redacted]`, and each `name=value`
+    whose value could be a token or a code written `name=[redacted]`."""
+    if not path or not (
+        "eyJ" in path
+        or REFRESH_TOKEN_PREFIX in path
+        or ANTHROPIC_KEY_PREFIX in path
+        or "=" in path
+        or len(path) > _OPAQUE_LENGTH
+    ):
         return path  # the usual paths: nothing to look at
-    return "/".join(REDACTED if _secret_like(segment) else segment for segment in path.split("/"))
+    return "/".join(_redact_segment(segment) for segment in path.split("/"))
+
+
+def _redact_segment(segment: str) -> str:
+    if "=" in segment:
+        segment = _ASSIGNED.sub(_redact_value, segment)
+    return REDACTED if _secret_like(segment) else segment
+
+
+def _redact_value(assigned: re.Match[str]) -> str:
+    name, value = assigned.group(1), assigned.group(2)
+    return name + REDACTED if _TOKEN_LIKE.fullmatch(value) or _secret_like(value) else assigned.group(0)
 
 
 def _secret_like(segment: str) -> bool:
-    return bool(REFRESH_TOKEN_PREFIX in segment or _JWT.search(segment) or _OPAQUE.fullmatch(segment))
+    return bool(
+        REFRESH_TOKEN_PREFIX in segment
+        or ANTHROPIC_KEY_PREFIX in segment
+        or _JWT.search(segment)
+        or _OPAQUE.search(segment)
+    )
 
 
 def timestamp(created: float) -> str:
@@ -116,7 +147,7 @@ class JsonLines(logging.Formatter):
     """Log records as JSON lines, each beginning with its time (`ts`); an access record's message is already
     its JSON, which gets the `ts` put in front. A record logged with an
     exception carries its traceback (`error`), so the reference a 500 gave the client leads to its cause;
-    `secrets` (the vendor key) are blanked from every line that is not an access line."""
+    `secrets` (the vendor key) are blanked from every line, an access line's path included."""
 
     def __init__(self, secrets: Sequence[str] = ()) -> None:
         super().__init__()
@@ -126,6 +157,8 @@ class JsonLines(logging.Formatter):
         ts = timestamp(record.created)
         if record.name == access_log.name:
             message = record.getMessage()
+            for secret in self._secrets:
+                message = message.replace(secret, "[redacted]")
             return f'{{"ts":"{ts}",{message[1:]}' if message.startswith("{") else message
         entry: dict[str, Any] = {"ts": ts, "event": "log", "level": record.levelname, "logger": record.name}
         entry["message"] = record.getMessage()
