@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -984,3 +985,59 @@ def test_migrate_says_where_it_moved_the_schema_and_leaves_a_later_releases_sche
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
             ("9999_from_a_later_release",)
         ]
+
+
+def _cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`switchboard gateway ARGS`, whatever its exit status."""
+    command = [sys.executable, "-m", "switchboard", "gateway", *args]
+    return subprocess.run(command, env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_keys_new_says_what_to_do_when_it_cannot_write(gateway_env: dict[str, str], tmp_path: Path) -> None:
+    missing = _cli(["keys", "new", str(tmp_path / "no-such-folder" / "a.pem")], gateway_env)
+    assert missing.returncode == 1
+    assert (
+        f"the folder {tmp_path / 'no-such-folder'} does not exist; create the folder first" in missing.stderr
+    )
+    assert "Errno" not in missing.stderr
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # root writes anywhere: then only the missing folder is checked
+        refused = _cli(["keys", "new", str(locked / "a.pem")], gateway_env)
+        assert refused.returncode == 1 and f"the folder {locked} is not writable" in refused.stderr, refused
+        assert "Errno" not in refused.stderr
+
+
+def test_signing_keys_separated_by_commas_are_read_as_two_paths(gateway_env: dict[str, str]) -> None:
+    from switchboard.gateway.config import load_settings
+
+    paths = gateway_env["SWITCHBOARD_GATEWAY_SIGNING_KEYS"].split(os.pathsep)
+    settings = load_settings({**gateway_env, "SWITCHBOARD_GATEWAY_SIGNING_KEYS": ",".join(paths)})
+    assert [str(path) for path in settings.signing_keys] == paths
+
+
+def test_migrate_refuses_a_lock_timeout_that_is_not_above_zero(gateway_env: dict[str, str]) -> None:
+    for value in ("0", "-1", "nan"):
+        done = _cli(["migrate", "--lock-timeout", value], gateway_env)
+        assert done.returncode == 2, done
+        assert "--lock-timeout takes a number of seconds above 0" in done.stderr
+
+
+def test_accounts_create_without_a_terminal_or_password_stdin_is_a_usage_error(
+    gateway_env: dict[str, str],
+) -> None:
+    done = _cli(["accounts", "create", "--email", "x@example.test", "--plan", "free"], gateway_env, stdin="")
+    assert done.returncode == 2, done
+    assert "no terminal to ask the password on: give it with --password-stdin" in done.stderr
+
+
+def test_serve_warns_of_a_mistyped_variable_in_a_json_line(gateway_env: dict[str, str]) -> None:
+    with socket.socket() as squatter:  # taken: serve stops right after reading its settings
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        env = {**gateway_env, "SWITCHBOARD_GATEWAY_TRUSTD_PROXIES": "10.0.0.0/8"}
+        done = _cli(["serve", "--port", str(squatter.getsockname()[1])], env)
+    assert done.returncode == 1, done
+    first = json.loads(done.stderr.splitlines()[0])
+    assert first["level"] == "WARNING" and first["event"] == "log", first
+    assert first["message"].startswith("SWITCHBOARD_GATEWAY_TRUSTD_PROXIES is not a gateway setting")

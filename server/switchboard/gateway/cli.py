@@ -12,6 +12,7 @@ import asyncio
 import errno
 import getpass
 import json
+import math
 import os
 import socket
 import sys
@@ -59,6 +60,11 @@ def _main(argv: Sequence[str] | None, stream: TextIO) -> int:
     args = _parser().parse_args(argv)
     if args.command == "keys":
         return _new_key(Path(args.path), stream)
+    if args.command == "serve":
+        from .accesslog import configure_logging
+
+        # A replica's log is JSON lines from the first: the settings' own warnings (a mistyped variable) too.
+        configure_logging()
     try:
         settings = load_settings() if args.command in _NEED_EVERY_SETTING else load_database_settings()
         command: Command = args.run
@@ -275,6 +281,10 @@ def _migrate(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) 
 
     if args.drop_everything and args.down_to != "base":
         raise _Usage("--drop-everything goes only with --down-to base")
+    if not (math.isfinite(args.lock_timeout) and args.lock_timeout > 0):
+        raise _Usage(
+            "--lock-timeout takes a number of seconds above 0 (a migration waits that long for a lock)"
+        )
     if args.down_to:
         try:
             downgrade(
@@ -311,11 +321,29 @@ def _new_key(path: Path, out: TextIO) -> int:
 
     try:
         kid = new_signing_key(path)
-    except (FileExistsError, OSError) as error:
-        print(f"switchboard gateway: {error}", file=sys.stderr)
+    except OSError as error:
+        print(f"switchboard gateway: {_key_file_problem(path, error)}", file=sys.stderr)
         return 1
     print(f"Created signing key {kid} in {path}", file=out)
     return 0
+
+
+def _key_file_problem(path: Path, error: OSError) -> str:
+    """Why `keys new` could not write `path`, and what to do, rather than the OS's errno text."""
+    folder = path.parent
+    if error.errno is None:  # new_signing_key's own refusal (an existing key): already in words
+        return str(error)
+    if isinstance(error, FileExistsError):
+        return f"{path} exists: a signing key is never overwritten"
+    if isinstance(error, FileNotFoundError):
+        return f"cannot create {path}: the folder {folder} does not exist; create the folder first"
+    if isinstance(error, PermissionError):
+        return f"cannot create {path}: the folder {folder} is not writable by this user"
+    if isinstance(error, NotADirectoryError):
+        return f"cannot create {path}: {folder} is not a folder"
+    if isinstance(error, IsADirectoryError):
+        return f"cannot create {path}: it is a folder; name the PEM file to create in it"
+    return f"cannot create {path}: {error.strerror or type(error).__name__}"
 
 
 async def _accounts_create(args: argparse.Namespace, settings: DatabaseSettings, out: TextIO) -> int:
@@ -474,8 +502,8 @@ def _read_password(from_stdin: bool) -> str:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise _Failed("the passwords differ")
-    else:
-        raise _Failed("give the password on a terminal, or with --password-stdin")
+    else:  # nothing to ask on: how it is called is wrong, not the account (exit status 2, as a usage error)
+        raise _Usage("no terminal to ask the password on: give it with --password-stdin")
     if len(password) < 8:
         raise _Failed("the password must have at least 8 characters")
     return password

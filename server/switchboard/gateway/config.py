@@ -381,8 +381,15 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         separator = _LIST_SEPARATORS.get(name)
         if name in _JSON_FIELDS:
             values[name] = _json_object(name, raw)
+        elif separator:
+            parts = [part for part in raw.split(separator) if part]
+            if name == "signing_keys" and len(parts) < 2 and "," in raw:
+                # Commas, as trusted_proxies takes: one path alone is never enough (at least two), so a comma
+                # here separates paths rather than being part of one.
+                parts = [part.strip() for part in raw.split(",") if part.strip()]
+            values[name] = parts
         else:
-            values[name] = [part for part in raw.split(separator) if part] if separator else raw
+            values[name] = raw
     return values
 
 
