@@ -305,9 +305,9 @@ class LedgerStatement:
 
 
 def unavailable(error: BaseException) -> LedgerUnavailable:
-    """`LedgerUnavailable` named after `error`. A function or table PostgreSQL does not have (SQLSTATE
-    42883, 42P01) is a schema this release cannot run on, a deploy error rather than an outage: its message
-    says so and what to run, so the log line it ends up in is not read as "PostgreSQL is down"."""
+    """`LedgerUnavailable` named after `error`. A function, table or column PostgreSQL does not have
+    (`schema.SCHEMA_SQLSTATES`) is a schema this release cannot run on, a deploy error rather than an outage:
+    its message says so and what to run, so the log line it ends up in is not read as "PostgreSQL is down"."""
     name = type(error).__name__
     sqlstate = getattr(error, "sqlstate", None)
     if isinstance(error, asyncpg.PostgresError) and sqlstate in schema.SCHEMA_SQLSTATES:

@@ -49,6 +49,8 @@ from .turn_request import TurnRequest
 from .upstream import Upstream
 
 log = logging.getLogger("switchboard.gateway")
+# Signing in again cannot help: only the gateway's administrator can reinstate an account.
+REVOKED = "This account is revoked: ask the gateway's administrator to reinstate it."
 # A settlement PostgreSQL refused is retried after this, doubling up to 2 s, for at least this long.
 SETTLE_RETRY_FIRST_SECONDS = 0.2
 SETTLE_RETRY_SECONDS = 120.0
@@ -144,7 +146,7 @@ class Gateway:
         async with self.pool.connection() as conn:
             account = await get_account(conn, account_id)
         if account is None or not account.active:
-            raise unauthenticated("This account is revoked: sign in again or contact support.")
+            raise unauthenticated(REVOKED)
         return account
 
     async def choose(self, account: Account | Caller, turn: TurnRequest) -> Choice:
@@ -229,7 +231,7 @@ class Gateway:
         except ledger.TurnAlreadySettled as done:
             raise _settled_refusal(done.settlement) from None
         except ledger.AccountGone:
-            raise unauthenticated("This account is revoked: sign in again or contact support.") from None
+            raise unauthenticated(REVOKED) from None
         except ledger.PlanForbids as forbids:  # the plan changed since this request was authenticated
             raise _plan_refusal(turn.model.id, get_plan(forbids.plan)) from None
         self.live.add(reservation)
