@@ -205,8 +205,9 @@ async def reserve_many(conn: Conn, holds: Sequence[Hold]) -> list[Reservation | 
 
 # `ledger_reserve` commits a new turn's reservation without waiting for the disk (0007: a lost one is charged
 # at its settlement all the same). Not so a retry's, whose row now names the new attempt, nor an orphan
-# settled on the way: in a group they share one transaction with new turns, so once every call has run (the
-# count reads them all) the group turns durable commits back on.
+# settled on the way, nor whatever a refusal changed: in a group they share one transaction with new turns,
+# so once every call has run (the aggregate reads them all), a group that is not all new turns turns durable
+# commits back on.
 _RESERVE_MANY = """
 WITH reserved AS MATERIALIZED (
     SELECT r.*, a.ord
@@ -218,8 +219,9 @@ WITH reserved AS MATERIALIZED (
                                       string_to_array(a.allowed, ','), a.reserved_h, a.ttl, a.replica,
                                       $11::jsonb, a.attempt_id) AS r
 ), durable AS MATERIALIZED (
-    SELECT set_config('synchronous_commit', 'on', true) AS synchronous_commit
-    FROM (SELECT count(*) FROM reserved) AS every_call
+    SELECT CASE WHEN bool_and(outcome = 'reserved' AND attempt = 1) THEN current_setting('synchronous_commit')
+                ELSE set_config('synchronous_commit', 'on', true) END AS synchronous_commit
+    FROM reserved
 )
 SELECT reserved.*, durable.synchronous_commit FROM reserved, durable
 """
