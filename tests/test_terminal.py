@@ -229,6 +229,27 @@ def test_ctrl_c_cancels_the_answer_not_the_program(
     assert "Traceback" not in chat.output
 
 
+def test_the_message_after_a_stopped_first_answer_continues_its_conversation(
+    fake_api: FakeAnthropic, state_dir: Path, project: Path, repl: StartRepl
+) -> None:
+    """The first answer of a conversation is stopped: the turn is stored in the conversation its route
+    report named, and the next message continues that conversation instead of starting another."""
+    chat = repl(["--workspace", str(project)], server_env(state_dir, fake_api))
+    chat.expect("/help for commands")
+    chat.send(SLOW_PROMPT)
+    chat.expect("Simulated reply from")
+    os.kill(chat.proc.pid, signal.SIGINT)
+    chat.expect(r"(?m)^Cancelled\.$", timeout=15)
+    chat.send("and now a short one")
+    chat.expect(r"\d+ out tokens")
+    assert "(turn 1; 0 earlier messages): and now a short one" not in chat.output
+    chat.send("/history")
+    chat.expect(r"[0-9a-f]{8}\s+\S+ \S+\s+4\s+tell me a very long story")
+    chat.send("/quit")
+    assert chat.finish() == 0
+    assert chat.output.count("tell me a very long story") == 2, chat.output  # the prompt echo and one row
+
+
 def test_no_key_says_how_to_set_one_and_exits_2(state_dir: Path, project: Path) -> None:
     env = server_env(state_dir, None, ANTHROPIC_API_KEY=None)
     for args in (["--workspace", str(project), "hello"], ["--workspace", str(project)]):

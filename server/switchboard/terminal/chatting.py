@@ -61,6 +61,10 @@ class Chatter:
             self._printer.finish()
         if outcome.result is not None:
             state.conversation_id = outcome.result.conversation_id
+        elif self._printer.conversation_id is not None:
+            # A failed or stopped turn is stored too, in the conversation its route report named: the next
+            # prompt continues that conversation, not a new one.
+            state.conversation_id = self._printer.conversation_id
         return outcome
 
     def _settle(self, future: concurrent.futures.Future[ChatResult], request_id: str) -> Outcome:

@@ -27,12 +27,14 @@ class StreamPrinter:
         self._token: ProgressToken | None = None
         self._thinking = False
         self.streamed = ""
+        self.conversation_id: str | None = None  # where the server stored the turn (its route report)
 
     def begin(self, token: ProgressToken) -> None:
         with self._lock:
             self._token = token
             self._thinking = False
             self.streamed = ""
+            self.conversation_id = None
 
     def finish(self) -> None:
         """Stops printing for the current chat and ends its partly written line."""
@@ -68,6 +70,8 @@ class StreamPrinter:
             report = RouteReport.model_validate(value)
         except ValidationError:
             return
+        if report.conversation_id:
+            self.conversation_id = report.conversation_id
         self._aside.line(route_line(report), "dim")
 
     def _end_thinking(self) -> None:
