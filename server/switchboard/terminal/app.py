@@ -12,8 +12,9 @@ from pathlib import Path
 
 from switchboard.config import Settings
 
+from .charges import Charges
 from .chatting import ChatState, Chatter
-from .client import CREDENTIALS_CHANGED, SIGN_IN_CODE, ServerCommand, SwitchboardClient
+from .client import CREDENTIALS_CHANGED, SIGN_IN_CODE, TURN_CHARGED, ServerCommand, SwitchboardClient
 from .console import Console, Ui
 from .context import Context, UsageError
 from .credentials import StoredSession
@@ -60,6 +61,8 @@ def _run(ui: Ui, options: Options, offline: bool, stack: ExitStack) -> int:
         context.sign_in = SignIn(bridge, session, StoredSession(options.gateway), aside)
         client.listen(SIGN_IN_CODE, context.sign_in.on_code)
         client.listen(CREDENTIALS_CHANGED, context.sign_in.on_credentials)
+        context.charges = Charges(aside)
+        client.listen(TURN_CHARGED, context.charges.on_charged)
     return _start(context, options, offline, aside, settings)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from switchboard.protocol.messages import ChatParams, ChatResult
@@ -34,6 +34,8 @@ class Outcome:
     error: BaseException | None = None
     cancelled: bool = False
     confirmed: bool = True  # for a cancel: whether the server acknowledged it
+    turn_id: str | None = None  # where the server stored the turn (None: it never got that far)
+    started: bool = False  # whether any of the answer arrived
 
 
 class Chatter:
@@ -59,6 +61,7 @@ class Chatter:
             outcome = self._settle(future, request_id)
         finally:
             self._printer.finish()
+        outcome = replace(outcome, turn_id=self._printer.turn_id, started=self._printer.started)
         if outcome.result is not None:
             state.conversation_id = outcome.result.conversation_id
         elif self._printer.conversation_id is not None:

@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 ProgressListener = Callable[[lsp.ProgressToken, Any], None]
 SIGN_IN_CODE = "switchboard/signInCode"
 CREDENTIALS_CHANGED = "switchboard/credentialsChanged"
+TURN_CHARGED = "switchboard/turnCharged"
 IGNORED_NOTIFICATIONS = (
     "switchboard/usageChanged",
     "switchboard/modelChanged",
-    "switchboard/turnCharged",
     lsp.WINDOW_LOG_MESSAGE,
     lsp.TELEMETRY_EVENT,
 )
@@ -49,7 +49,7 @@ class SwitchboardClient(LanguageClient):
         self.process: asyncio.subprocess.Process | None = None
         self._listeners: dict[str, Callable[[Any], None]] = {}
         self._register(on_progress, on_message)
-        for method in (SIGN_IN_CODE, CREDENTIALS_CHANGED):
+        for method in (SIGN_IN_CODE, CREDENTIALS_CHANGED, TURN_CHARGED):
             self.feature(method)(self._dispatch(method))
 
     def listen(self, method: str, listener: Callable[[Any], None]) -> None:

@@ -8,11 +8,12 @@ from typing import Any, TypeVar
 
 from switchboard.protocol.messages import ConversationsResult
 
+from .charges import Charges
 from .chatting import ChatState, Chatter, Outcome
 from .console import Console, Ui
 from .errors import describe
 from .loop import LoopThread
-from .render import footer
+from .render import credits, footer
 from .session import Session
 from .signin import SignIn
 
@@ -35,6 +36,7 @@ class Context:
     chatter: Chatter
     state: ChatState
     sign_in: SignIn | None = None  # with a gateway configured (--gateway)
+    charges: Charges | None = None  # the gateway's charges that come after an answer ended
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """One request, waited for on the main thread."""
@@ -50,12 +52,34 @@ class Context:
             aside.line(footer(outcome.result, how_to_continue=not repl), "dim")
             return 0
         if outcome.cancelled:
-            unconfirmed = " (the server did not confirm in time; the answer may still finish in history)"
-            aside.line("Cancelled." + ("" if outcome.confirmed else unconfirmed), "dim")
+            if not outcome.confirmed:
+                unconfirmed = " (the server did not confirm in time; the answer may still finish in history)"
+                aside.line("Cancelled." + unconfirmed, "dim")
+            else:
+                aside.line("Cancelled" + self._charge(outcome, "stopped") + ".", "dim")
+            self._wait_for_charges(repl=repl)
             return 130
         error = outcome.error if outcome.error is not None else RuntimeError("no answer")
         self.ui.error(describe(error, repl=repl))
+        if outcome.started and (charge := self._charge(outcome, "cut-off")):
+            aside.line("The cut-off answer" + charge + ".", "dim")
+            self._wait_for_charges(repl=repl)
         return 1
+
+    def _wait_for_charges(self, *, repl: bool) -> None:
+        """One shot, the program leaves next: wait a little for a pending charge to be printed."""
+        if not repl and self.charges is not None:
+            self.charges.wait()
+
+    def _charge(self, outcome: Outcome, what: str) -> str:
+        """Signed in, the gateway charges a stopped or cut-off answer for what reached it, and says how
+        much only after the answer ended: ` · charge pending` (the figure is printed when it comes), or
+        ` · 0.42 credits` if it came already. Empty when nothing is charged here."""
+        signed_in = self.sign_in is not None and self.sign_in.signed_in
+        if not signed_in or self.charges is None or outcome.turn_id is None:
+            return ""
+        charged = self.charges.expect(outcome.turn_id, what)
+        return f" · {credits(charged)}" if charged is not None else " · charge pending"
 
 
 def match_conversation(conversations: ConversationsResult, wanted: str) -> str:

@@ -29,6 +29,7 @@ class SignIn:
         self._out = out
         self._ids = itertools.count(1)
         self._keyring_warned = False
+        self.signed_in = False  # whether chats go to the gateway now (it charges them)
 
     # --- notifications (on the loop thread) ---------------------------------------------------------
 
@@ -46,6 +47,7 @@ class SignIn:
         ended (delete it)."""
         changed = CredentialsChanged.model_validate(params)
         if changed.refresh_token is None:
+            self.signed_in = False
             self._stored.delete()
             if changed.reason:
                 self._out.line(changed.reason, "yellow")
@@ -124,11 +126,13 @@ class SignIn:
         try:
             report = self._bridge.call(self._session.sign_out())
         finally:
+            self.signed_in = False
             self._stored.delete()
         self._out.line("Signed out of Switchboard Cloud; chats use your own Anthropic key again.")
         return report
 
     def _signed_in(self, result: SignInResult) -> None:
+        self.signed_in = True
         if result.refresh_token:
             self._keep(result.refresh_token)
         account = result.account

@@ -28,6 +28,8 @@ class StreamPrinter:
         self._thinking = False
         self.streamed = ""
         self.conversation_id: str | None = None  # where the server stored the turn (its route report)
+        self.turn_id: str | None = None
+        self.started = False  # whether any of the answer (text or thinking) arrived
 
     def begin(self, token: ProgressToken) -> None:
         with self._lock:
@@ -35,6 +37,8 @@ class StreamPrinter:
             self._thinking = False
             self.streamed = ""
             self.conversation_id = None
+            self.turn_id = None
+            self.started = False
 
     def finish(self) -> None:
         """Stops printing for the current chat and ends its partly written line."""
@@ -59,9 +63,11 @@ class StreamPrinter:
             self._route(value)
         elif kind == "thinking" and isinstance(text, str):
             self._thinking = True
+            self.started = True
             self._aside.write(text, "dim")
         elif kind == "text" and isinstance(text, str):
             self._end_thinking()
+            self.started = True
             self.streamed += text
             self._text.write(text)
 
@@ -72,6 +78,8 @@ class StreamPrinter:
             return
         if report.conversation_id:
             self.conversation_id = report.conversation_id
+        if report.turn_id:
+            self.turn_id = report.turn_id
         self._aside.line(route_line(report), "dim")
 
     def _end_thinking(self) -> None:

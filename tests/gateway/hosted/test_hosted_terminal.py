@@ -264,3 +264,27 @@ async def test_a_keyring_that_does_not_answer_costs_seconds_once_not_the_session
     finally:
         chat.kill()
     assert chat.output.count("OS keyring") == 1, chat.output
+
+
+async def test_a_stopped_answer_says_its_charge_is_pending_then_shows_the_gateways_figure(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ctrl-C on a signed-in answer: the gateway charges what reached it, a figure that comes after the
+    cancel is answered (`switchboard/turnCharged`). The terminal says it is pending, then prints it."""
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    chat = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], chat_env)
+    try:
+        sign_in(chat, hosted, person.email)
+        chat.send("Write a long essay [[fake:words=600 slow=0.05]]")
+        chat.expect("Simulated reply from", timeout=60)
+        time.sleep(0.5)
+        os.kill(chat.proc.pid, signal.SIGINT)
+        chat.expect(r"(?m)^Cancelled · charge pending\.$", timeout=30)
+        charged = chat.expect(r"Charged for the stopped answer: ([\d.]+) credits?\.", timeout=40).group(1)
+        assert float(charged) > 0
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
