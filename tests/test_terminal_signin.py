@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from test_terminal import ChatProcess, keyring_chat_env
+from test_terminal import ChatProcess, keyring_chat_env, one_shot
 
 SERVICE = "switchboard"
 STORED = "sbr_" + "7" * 40
@@ -201,3 +201,27 @@ def test_signout_deletes_the_stored_session_even_when_the_server_has_stopped(
     finally:
         chat.kill()
     assert stored(closed_url) is None, "/signout left the session to be resumed at the next start"
+
+
+def test_no_key_with_a_gateway_configured_says_to_sign_in(
+    chat_env: dict[str, str], project: Path, closed_url: str
+) -> None:
+    """Not signed in (here: nothing stored) with a gateway configured and no own key: the chat's 1004
+    names the gateway and says how to sign in to it (/signin in the REPL; one shot has no /signin)."""
+    chat = ChatProcess(["--gateway", closed_url, "--workspace", str(project)], chat_env)
+    try:
+        chat.expect("/help for commands")
+        chat.send("hello")
+        chat.expect(rf"error: Not signed in to Switchboard Cloud \({closed_url}\): /signin signs in\.")
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert "export ANTHROPIC_API_KEY" not in chat.output, chat.output
+
+    result = one_shot(["--gateway", closed_url, "--workspace", str(project), "hello"], chat_env)
+    assert result.returncode == 1
+    assert f"sign in with /signin in `switchboard chat --gateway {closed_url}`" in result.stderr, (
+        result.stderr
+    )
+    assert "/signin signs in" not in result.stderr

@@ -77,8 +77,12 @@ def describe(exc: BaseException, *, repl: bool) -> str:
 
 def describe_rpc(exc: JsonRpcException, *, repl: bool) -> str:
     if exc.code == ErrorCode.AUTH_REQUIRED:
-        if _data(exc).get("reason") in _ACCOUNT_REASONS:
+        data = _data(exc)
+        if data.get("reason") in _ACCOUNT_REASONS:
             return exc.message.strip() + " " + SIGN_IN_HELP
+        gateway = data.get("gatewayUrl")
+        if data.get("reason") == "missing_key" and isinstance(gateway, str) and gateway:
+            return _sign_in_first(gateway, repl=repl)
         return _auth_message(exc.data) + " " + KEY_HELP
     if exc.code == ErrorCode.REQUEST_CANCELLED:
         return "Cancelled."
@@ -98,6 +102,15 @@ def _hint(exc: JsonRpcException, *, repl: bool) -> str | None:
     if hints is None:
         return None
     return hints[0] if repl else hints[1]
+
+
+def _sign_in_first(gateway: str, *, repl: bool) -> str:
+    """No key, and a gateway configured but not signed in to: signing in is the way to chat here."""
+    how = "/signin signs in" if repl else f"sign in with /signin in `switchboard chat --gateway {gateway}`"
+    return (
+        f"Not signed in to Switchboard Cloud ({gateway}): {how}. Or use your own Anthropic key: set "
+        "ANTHROPIC_API_KEY in your environment and start again."
+    )
 
 
 def _auth_message(data: Any) -> str:
