@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,10 @@ log = logging.getLogger(__name__)
 ENTITLEMENT_ENV = "SWITCHBOARD_ENTITLEMENT"
 PERIOD_CHECK_SECONDS = 60.0
 RECONCILE_PAGE = 200
+# How long the charge of a signed-in turn cut off by a dead gateway is asked for: its reservation must
+# expire before a reaper settles it (a minute, by default); while the gateway is away, asked this often.
+CRASHED_SETTLE_SECONDS = 120.0
+UNREACHABLE_PAUSE_SECONDS = 2.0
 
 
 class AccountFeature(Feature):
@@ -395,30 +400,50 @@ class AccountFeature(Feature):
         if publish and self.hosted:
             await self.publish()
 
-    def settle_cut_turn(self, turn_id: str, on_charge: Callable[[float], None]) -> None:
-        """A signed-in turn the user stopped: its stream ended before the gateway's charge arrived. In the
-        background (the cancel is answered at once), waits for the gateway to settle the turn, hands its
-        figure to `on_charge` (the stored turn), then sends usageChanged with the gateway's totals."""
-        task = asyncio.ensure_future(self._settle_cut_turn(turn_id, on_charge))
+    def settle_cut_turn(
+        self, turn_id: str, on_charge: Callable[[float], None], *, crashed: bool = False
+    ) -> None:
+        """A signed-in turn the user stopped, or one cut off mid-answer (`crashed`: the gateway died or the
+        connection broke): its stream ended before the gateway's charge arrived. In the background (the
+        request is answered at once), waits for the gateway to settle the turn, hands its figure to
+        `on_charge` (the stored turn), then sends usageChanged with the gateway's totals."""
+        task = asyncio.ensure_future(self._settle_cut_turn(turn_id, on_charge, crashed))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _settle_cut_turn(self, turn_id: str, on_charge: Callable[[float], None]) -> None:
+    async def _settle_cut_turn(self, turn_id: str, on_charge: Callable[[float], None], crashed: bool) -> None:
         from switchboard.hosted.provider import parse_charge
+        from switchboard.hosted.session import SETTLE_WAIT_SECONDS, SignInFailed
 
         session = self._session
         if session is None:
             return
+        # A turn whose gateway died is settled by another replica's reaper once its reservation expires,
+        # and the gateway may be unreachable meanwhile (restarting): ask for longer, through outages.
+        deadline = time.monotonic() + (CRASHED_SETTLE_SECONDS if crashed else SETTLE_WAIT_SECONDS)
         try:
-            settled = await session.settled_charge(turn_id)
+            settled = None
+            while settled is None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    break
+                try:
+                    settled = await session.settled_charge(turn_id, wait=wait)
+                except SignInFailed as error:
+                    if not crashed or error.reason != "unreachable":
+                        raise
+                    await asyncio.sleep(min(UNREACHABLE_PAUSE_SECONDS, max(0.0, wait)))
+                    continue
+                if not crashed:
+                    break
             charge = parse_charge({"switchboard": settled}) if settled is not None else None
             if charge is None:
-                log.warning("Switchboard Cloud has not settled stopped turn %s yet", turn_id)
+                log.warning("Switchboard Cloud has not settled cut-off turn %s yet", turn_id)
             else:
                 on_charge(charge.credits)
             await self.publish()
         except Exception as error:  # the next usage fetch shows the gateway's figures anyway
-            log.warning("Could not fetch the charge of stopped turn %s: %s", turn_id, error)
+            log.warning("Could not fetch the charge of cut-off turn %s: %s", turn_id, error)
 
     async def _after_charge(self, entitlement: Entitlement, result: ChargeResult) -> None:
         for alert in result.alerts:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -17,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from gateway.gateway_support import current_period
-from gateway.hosted.hosted_support import VSCODE, HostedGateway
+from gateway.gateway_support import Replica, current_period
+from gateway.hosted.hosted_support import VSCODE, HostedGateway, start_gateway
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from rawlsp import RawServer
 from switchboard.fakeapi import FakeAnthropic, Fault
@@ -688,6 +689,71 @@ async def test_a_stopped_turn_gets_the_gateways_charge_and_the_panel_its_totals(
         # The editor, which shows the charge as pending after the cancel, is told the gateway's figure.
         [announced] = [f["params"] for f in server.frames_with_method("switchboard/turnCharged")]
         assert announced == {"turnId": turn_id, "conversationId": conversation_id, "credits": charged}
+
+
+def restart_at(gone: Replica, env: dict[str, str]) -> Replica:
+    """A new gateway process at the address of one that died (its port, its public URL)."""
+    port = gone.url.rsplit(":", 1)[1]
+    with gone.log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", port],
+            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": gone.url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    replica = Replica(process, gone.url, gone.log_path)
+    replica.wait_ready()
+    return replica
+
+
+async def test_an_answer_cut_off_by_a_gateway_crash_gets_the_gateways_charge(
+    hosted: HostedGateway,
+    hosted_env: dict[str, str],
+    people: SignInAccounts,
+    ls_env: dict[str, str],
+    workspace: str,
+    tmp_path: Path,
+) -> None:
+    """The gateway dies (kill -9) while it streams a signed-in answer: the chat fails, and the gateway
+    bills what reached it once a reaper settles the orphaned reservation (`cut`). The server asks for that
+    figure (through the gateway's restart), stores it with the failed turn and sends turnCharged."""
+    own = start_gateway(hosted_env, tmp_path / "own-gateway.log")  # this test kills it: not the shared one
+    restarted: Replica | None = None
+    person = await people.create("pro")
+    server = start({**ls_env, "SWITCHBOARD_GATEWAY_URL": own.url}, workspace)
+    try:
+        resume(server, own.refresh_token_for(person.email))
+        token = "crashed-turn"
+        prompt = "Write a long essay [[fake:words=600 slow=0.05]]"
+        chat = {"workspaceUri": workspace, "prompt": prompt, "modelId": SONNET, "workDoneToken": token}
+        server.request("crashed", "switchboard/chat", chat)
+        server.wait_for_progress(token, lambda value: value.get("type") == "text", timeout=60)
+        time.sleep(3)  # past the gateway's usage checkpoints (every second), which the reaper bills
+        own.replica.process.kill()
+        own.replica.process.wait(10)
+        assert error_of(server.wait_for("crashed", timeout=30))["code"] == 1003
+        progress = [f["params"]["value"] for f in server.frames_with_method("$/progress")]
+        route = next(v for v in progress if v.get("type") == "route")
+        turn_id, conversation_id = route["turnId"], route["conversationId"]
+        restarted = restart_at(own.replica, hosted_env)
+
+        [announced] = [f["params"] for f in wait_for_method(server, "switchboard/turnCharged", timeout=90)]
+        rows = await people.execute(
+            "SELECT status, credits_h FROM turns WHERE account_id = %s AND turn_id = %s", (person.id, turn_id)
+        )
+        assert rows and rows[0]["status"] == "cut" and rows[0]["credits_h"] > 0, rows
+        charged = rows[0]["credits_h"] / 100
+        assert announced == {"turnId": turn_id, "conversationId": conversation_id, "credits": charged}
+        conversation = server.result(
+            "switchboard/conversation", {"workspaceUri": workspace, "conversationId": conversation_id}
+        )
+        stored = next(turn for turn in conversation["turns"] if turn["id"] == turn_id)
+        assert stored["status"] == "failed" and stored["credits"] == charged
+    finally:
+        server.close()
+        if restarted is not None:
+            restarted.stop()
+        own.stop()
 
 
 async def test_credits_bought_since_the_last_report_let_the_next_turn_through(

@@ -2,7 +2,9 @@
 
 The answer is safe on disk before it is charged, so a crash between the two is charged on the next start
 (see `AccountFeature`). Complete answers are charged in full; a cancelled one pays for what streamed; a
-failed one costs nothing and is recorded as uncharged.
+failed one costs nothing and is recorded as uncharged. Signed in, the gateway charges: a stopped answer, or
+one cut off after its output began (the gateway died, the connection broke), pays what reached the gateway,
+a figure asked of the gateway once it has settled the turn.
 """
 
 from __future__ import annotations
@@ -35,17 +37,19 @@ class Settlement:
 
     async def settle(self, request: TurnRequest, answer: Answer, ending: Ending, error: str | None) -> None:
         state = answer.state
-        if ending == "cancelled":
+        # Signed in, the gateway charges an answer cut off after its output began as it charges a stopped one.
+        cut = ending == "cancelled" or (answer.hosted and ending == "failed" and state.started)
+        if cut:
             state.usage = self._account.consumed(state.usage, state.text, state.output_reported)
-        billable = ending == "complete" or (ending == "cancelled" and state.started)
+        billable = ending == "complete" or (cut and state.started)
         answer.credits = self._account.price(billed(request, answer), state.usage) if billable else 0.0
         if answer.hosted and state.charge is not None:
             answer.credits = state.charge.credits  # the gateway's figure, never a local guess
         self._store_outcome(answer, ending, error)
         try:
             if answer.hosted:
-                # Stopped before the charge arrived: ask the gateway for it once it has settled the turn.
-                cut_before_charge = ending == "cancelled" and state.charge is None
+                # Cut before the charge arrived: ask the gateway for it once it has settled the turn.
+                cut_before_charge = cut and state.charge is None
                 await self._account.charged_by_gateway(
                     answer.entitlement,
                     answer.turn_id,
@@ -55,8 +59,11 @@ class Settlement:
                     publish=not cut_before_charge,
                 )
                 if cut_before_charge:
-                    self._account.settle_cut_turn(answer.turn_id, self._stored_charge(answer))
-                elif ending == "cancelled":
+                    # A gateway that died mid-answer is settled by another replica's reaper, later.
+                    self._account.settle_cut_turn(
+                        answer.turn_id, self._stored_charge(answer), crashed=ending == "failed"
+                    )
+                elif cut:
                     self._announce_charge(answer, answer.credits)  # the gateway's, which came in time
             elif billable:
                 await self._charge(request, answer)
