@@ -756,6 +756,28 @@ async def test_an_answer_cut_off_by_a_gateway_crash_gets_the_gateways_charge(
         own.stop()
 
 
+async def test_a_turn_failed_by_a_gateway_that_is_down_logs_a_warning_not_a_traceback(
+    hosted_env: dict[str, str], people: SignInAccounts, ls_env: dict[str, str], workspace: str, tmp_path: Path
+) -> None:
+    """A gateway that cannot be reached is an expected condition: the turn fails with 1003, and the server's
+    log says it could not meter the turn in one warning line, without a traceback (kept for real bugs)."""
+    own = start_gateway(hosted_env, tmp_path / "own-gateway.log")
+    person = await people.create("pro")
+    server = start({**ls_env, "SWITCHBOARD_GATEWAY_URL": own.url}, workspace)
+    try:
+        resume(server, own.refresh_token_for(person.email))
+        own.stop()
+        chat = {"workspaceUri": workspace, "prompt": "hello", "modelId": SONNET}
+        server.request("down", "switchboard/chat", chat)
+        assert error_of(server.wait_for("down", 60))["code"] == 1003
+    finally:
+        server.close()
+        own.stop()
+    log = server.stderr.decode(errors="replace")
+    assert "Could not meter turn" in log, log
+    assert "Traceback" not in log, log
+
+
 async def test_credits_bought_since_the_last_report_let_the_next_turn_through(
     hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
 ) -> None:

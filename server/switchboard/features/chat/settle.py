@@ -16,6 +16,7 @@ from typing import Literal
 from switchboard.catalog import concrete_id
 from switchboard.plans.billed import billed_model
 from switchboard.protocol import methods
+from switchboard.protocol.errors import UpstreamFailed
 from switchboard.protocol.messages import TurnCharged
 from switchboard.store import GATEWAY, LOCAL, TurnOutcome
 
@@ -69,6 +70,9 @@ class Settlement:
                 await self._charge(request, answer)
             else:
                 await self._record_uncharged(request, answer, error or "failed before any output")
+        except (UpstreamFailed, ConnectionError, TimeoutError) as away:
+            # The gateway (or the network) is away: expected, and said in one line. Bugs keep their traceback.
+            log.warning("Could not meter turn %s: %s", answer.turn_id, away)
         except Exception:
             log.exception("Could not meter turn %s", answer.turn_id)
 
