@@ -60,7 +60,7 @@ class Context:
             self._wait_for_charges(repl=repl)
             return 130
         error = outcome.error if outcome.error is not None else RuntimeError("no answer")
-        self.ui.error(describe(error, repl=repl))
+        self.ui.error(describe(error, repl=repl, chat=True))
         if outcome.started and (charge := self._charge(outcome, "cut-off")):
             aside.line("The cut-off answer" + charge + ".", "dim")
             self._wait_for_charges(repl=repl)

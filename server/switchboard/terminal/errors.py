@@ -12,6 +12,14 @@ from switchboard.protocol.errors import ErrorCode
 from .preflight import KEY_HELP
 
 METHOD_NOT_FOUND = -32601
+# An HTTP answer (busy, rate-limited, retired, a request this model cannot take, failing) is about the model
+# asked for, and another model may help; not a gateway or network that cannot be reached (no status), nor
+# an account refused (these statuses).
+_NOT_THE_MODEL = (401, 402, 403)
+# The terminal has no overage command: where to turn it on.
+_OVERAGE_WHERE = (
+    "in your editor (“Switchboard: Enable Overage…”) or, signed in, on the account page /usage links"
+)
 
 # What to do, per error code: (in the REPL, on the command line).
 _HINTS: dict[int, tuple[str, str]] = {
@@ -19,11 +27,6 @@ _HINTS: dict[int, tuple[str, str]] = {
         "Pick a model your plan includes with /model (see /models), or upgrade your plan.",
         "Pick a model your plan includes with --model, or upgrade your plan.",
     ),
-    ErrorCode.CREDITS_EXHAUSTED: (
-        "Wait for the reset (/usage shows when), turn on overage, or pick a cheaper model with /model.",
-        "Wait for the credits to reset, turn on overage, or pick a cheaper model with --model.",
-    ),
-    ErrorCode.UPSTREAM_FAILED: ("Or pick another model with /model.", "Or pick another model with --model."),
     ErrorCode.CONVERSATION_NOT_FOUND: (
         "/history lists this workspace's conversations; /new starts a new one.",
         "Check the id (and --workspace): the conversation must belong to this workspace.",
@@ -62,10 +65,10 @@ def session_over(exc: BaseException) -> bool:
     )
 
 
-def describe(exc: BaseException, *, repl: bool) -> str:
-    """One line: what went wrong and what to do about it."""
+def describe(exc: BaseException, *, repl: bool, chat: bool = False) -> str:
+    """One line: what went wrong and what to do about it (`chat`: a chat's, where a model was asked)."""
     if isinstance(exc, JsonRpcException):
-        return describe_rpc(exc, repl=repl)
+        return describe_rpc(exc, repl=repl, chat=chat)
     if isinstance(exc, ServerStopped):
         return str(exc)
     if isinstance(exc, ValidationError):
@@ -75,7 +78,7 @@ def describe(exc: BaseException, *, repl: bool) -> str:
     return f"Unexpected error: {exc}"
 
 
-def describe_rpc(exc: JsonRpcException, *, repl: bool) -> str:
+def describe_rpc(exc: JsonRpcException, *, repl: bool, chat: bool = False) -> str:
     if exc.code == ErrorCode.AUTH_REQUIRED:
         data = _data(exc)
         if data.get("reason") in _ACCOUNT_REASONS:
@@ -87,21 +90,46 @@ def describe_rpc(exc: JsonRpcException, *, repl: bool) -> str:
     if exc.code == ErrorCode.REQUEST_CANCELLED:
         return "Cancelled."
     message = exc.message.strip() or f"The server reported error {exc.code}."
-    hint = _hint(exc, repl=repl)
+    hint = _hint(exc, message, repl=repl, chat=chat)
     return f"{message} {hint}" if hint else message
 
 
-def _hint(exc: JsonRpcException, *, repl: bool) -> str | None:
+def _hint(exc: JsonRpcException, message: str, *, repl: bool, chat: bool) -> str | None:
     data = _data(exc)
     suggested = data.get("suggestedModel")
-    if exc.code == ErrorCode.UPSTREAM_FAILED and isinstance(suggested, str):
-        return f"Or try {suggested} ({'/model' if repl else '--model'} {suggested})."
+    option = "/model" if repl else "--model"
+    if exc.code == ErrorCode.UPSTREAM_FAILED:
+        if isinstance(suggested, str):
+            return f"Or try {suggested} ({option} {suggested})."
+        status = data.get("status")
+        if chat and isinstance(status, int) and status not in _NOT_THE_MODEL:
+            return f"Or pick another model with {option}."
+        return None
+    if exc.code == ErrorCode.CREDITS_EXHAUSTED:
+        return _credits_hint(data, message, option, repl=repl)
     if exc.code == ErrorCode.INVALID_PARAMS and data.get("modelId"):
         return "/models lists the models." if repl else "`switchboard chat` then /models lists the models."
     hints = _HINTS.get(exc.code)
     if hints is None:
         return None
     return hints[0] if repl else hints[1]
+
+
+def _credits_hint(data: dict[str, Any], message: str, option: str, *, repl: bool) -> str:
+    """1002: turning on (or raising) overage only where the plan has it, else upgrading; a cheaper model
+    only when some credits are left (and the server's message does not say so already)."""
+    ways = ["wait for the reset (/usage shows when)" if repl else "wait for the credits to reset"]
+    if data.get("overageEnabled"):
+        ways.append(f"raise the overage budget {_OVERAGE_WHERE}")
+    elif data.get("overageAvailable"):
+        ways.append(f"turn on overage {_OVERAGE_WHERE}")
+    else:
+        ways.append("upgrade your plan")
+    remaining = data.get("remainingCredits")
+    if isinstance(remaining, int | float) and remaining > 0 and "cheaper model" not in message.lower():
+        ways.append(f"pick a cheaper model with {option}")
+    text = ", ".join(ways[:-1]) + " or " + ways[-1]
+    return text[0].upper() + text[1:] + "."
 
 
 def _sign_in_first(gateway: str, *, repl: bool) -> str:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from gateway.hosted.hosted_support import TERMINAL, HostedGateway
+from gateway.gateway_support import current_period
+from gateway.hosted.hosted_support import TERMINAL, HostedGateway, start_gateway
 from gateway.signin.signin_support import OAuthClient, SignInAccounts
 from test_terminal import ChatProcess, keyring_chat_env
 
@@ -288,3 +289,63 @@ async def test_a_stopped_answer_says_its_charge_is_pending_then_shows_the_gatewa
         assert chat.finish() == 0
     finally:
         chat.kill()
+
+
+async def test_out_of_credits_advice_follows_the_plan_and_the_credits_left(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """1002 on the Free plan (no overage): upgrade, not overage; a cheaper model only while some credits
+    are left, and said once (the server's message says it already then)."""
+    accounts = SignInAccounts(database_url)
+    person = await accounts.create("free")  # 50 credits, no overage
+    await accounts.execute(
+        "INSERT INTO account_periods (account_id, period, used_h) VALUES (%s, %s, %s)",
+        (person.id, current_period(), 50 * 100 - 1),  # 0.01 credits left
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    chat = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], chat_env)
+    try:
+        sign_in(chat, hosted, person.email)
+        chat.send("/model claude-sonnet-4.5")
+        chat.send("hi")
+        short = chat.expect(r"error: This answer could cost up to .*").group(0)
+        assert short.lower().count("cheaper model") == 1, short
+        assert "overage" not in short and "upgrade your plan" in short, short
+        await accounts.execute(
+            "UPDATE account_periods SET used_h = %s WHERE account_id = %s", (50 * 100, person.id)
+        )
+        chat.send("hi again")
+        gone = chat.expect(r"error: .*").group(0)
+        assert "cheaper model" not in gone and "overage" not in gone, gone
+        assert "Upgrade your plan" in gone or "upgrade your plan" in gone, gone
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+
+
+async def test_a_gateway_that_is_down_is_not_answered_with_pick_another_model(
+    hosted_env: dict[str, str], database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Another model cannot help when the gateway cannot be reached: neither the chat's 1003 nor /usage's
+    suggests /model."""
+    own = start_gateway(hosted_env, tmp_path / "own-gateway.log")  # stopped by this test
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    chat = ChatProcess(["--gateway", own.url, "--workspace", str(project)], chat_env)
+    try:
+        sign_in(chat, own, person.email)
+        own.stop()
+        chat.send("hello")
+        failed = chat.expect(r"error: .*Switchboard Cloud.*").group(0)
+        chat.send("/usage")
+        usage = chat.expect(r"error: .*").group(0)
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+        own.stop()
+    assert "/model" not in failed, failed
+    assert "/model" not in usage, usage
