@@ -250,6 +250,24 @@ def test_the_message_after_a_stopped_first_answer_continues_its_conversation(
     assert chat.output.count("tell me a very long story") == 2, chat.output  # the prompt echo and one row
 
 
+def test_the_route_line_names_the_model_once_and_a_forbidden_model_gets_one_hint(
+    fake_api: FakeAnthropic, state_dir: Path, project: Path, repl: StartRepl
+) -> None:
+    """`Auto → Claude Haiku 4.5 · Short request`, not `… · Short request → Claude Haiku 4.5`; and a model the
+    plan does not include is told how to pick another here, not a second "pick a model or upgrade"."""
+    chat = repl(["--workspace", str(project)], server_env(state_dir, fake_api))
+    chat.expect("/help for commands")
+    chat.send("hi")
+    route = chat.expect(r"Auto → (Claude [^·\n]+) · ([^\n]*)\n")
+    assert route.group(1).strip() not in route.group(2), route.group(0)
+    chat.send("/model claude-opus-4.5")
+    refused = chat.expect(r"error: .*\n").group(0)
+    assert refused.lower().count("upgrade") <= 1, refused
+    assert "/model auto" in refused, refused
+    chat.send("/quit")
+    assert chat.finish() == 0
+
+
 def test_no_key_says_how_to_set_one_and_exits_2(state_dir: Path, project: Path) -> None:
     env = server_env(state_dir, None, ANTHROPIC_API_KEY=None)
     for args in (["--workspace", str(project), "hello"], ["--workspace", str(project)]):

@@ -49,7 +49,7 @@ def _run(ui: Ui, options: Options, offline: bool, stack: ExitStack) -> int:
     stack.callback(bridge.stop)
     aside = ui.err if options.one_shot else ui.out
     printer = StreamPrinter(ui.out, aside)
-    client = SwitchboardClient(printer.on_progress, lambda message: ui.note(f"server: {message}"))
+    client = SwitchboardClient(printer.on_progress, lambda message: _server_message(ui, message))
     if options.gateway is not None:
         env[GATEWAY_ENV] = options.gateway
     session = Session(client, Workspace(options.workspace), _server_command(settings, env))
@@ -58,12 +58,19 @@ def _run(ui: Ui, options: Options, offline: bool, stack: ExitStack) -> int:
         ui, bridge, session, Chatter(bridge, session, printer), ChatState(model_override=options.model)
     )
     if options.gateway is not None:
-        context.sign_in = SignIn(bridge, session, StoredSession(options.gateway), aside)
+        stored = StoredSession(options.gateway)
+        context.sign_in = SignIn(bridge, session, stored, aside, ui.first_time, repl=not options.one_shot)
         client.listen(SIGN_IN_CODE, context.sign_in.on_code)
         client.listen(CREDENTIALS_CHANGED, context.sign_in.on_credentials)
         context.charges = Charges(aside)
         client.listen(TURN_CHARGED, context.charges.on_charged)
     return _start(context, options, offline, aside, settings)
+
+
+def _server_message(ui: Ui, message: str) -> None:
+    """`window/showMessage`; one repeating a note just printed (a session that ended) is not shown again."""
+    if ui.first_time(message):
+        ui.note(f"server: {message}")
 
 
 def _server_command(settings: Settings, env: dict[str, str]) -> ServerCommand:

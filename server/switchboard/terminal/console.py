@@ -7,11 +7,16 @@ import os
 import re
 import sys
 import threading
+import time
 from typing import Literal, TextIO
 
 Style = Literal["dim", "bold", "red", "yellow", "cyan"]
 
 _CODES: dict[Style, str] = {"dim": "2", "bold": "1", "red": "31", "yellow": "33", "cyan": "36"}
+
+# A notice that comes again within this many seconds (the server says a session ended in two messages) is
+# printed once.
+REPEAT_SECONDS = 30.0
 
 # C0 controls but tab and newline, DEL, and C1 controls: ESC starts a terminal's escape sequences (an OSC 8
 # hyperlink, an OSC 52 clipboard write, a title change), and 0x9b/0x9d are single-byte CSI/OSC to some.
@@ -98,6 +103,16 @@ class Ui:
     def __init__(self, out: Console, err: Console) -> None:
         self.out = out
         self.err = err
+        self._said: dict[str, float] = {}
+
+    def first_time(self, text: str) -> bool:
+        """Whether `text` was not already said in the last REPEAT_SECONDS (it counts as said now)."""
+        now = time.monotonic()
+        self._said = {said: at for said, at in self._said.items() if now - at < REPEAT_SECONDS}
+        key = text.strip()
+        first = key not in self._said
+        self._said[key] = now
+        return first
 
     @classmethod
     def standard(cls) -> Ui:

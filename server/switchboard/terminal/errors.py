@@ -23,9 +23,9 @@ _OVERAGE_WHERE = (
 
 # What to do, per error code: (in the REPL, on the command line).
 _HINTS: dict[int, tuple[str, str]] = {
-    ErrorCode.PLAN_FORBIDS_MODEL: (
-        "Pick a model your plan includes with /model (see /models), or upgrade your plan.",
-        "Pick a model your plan includes with --model, or upgrade your plan.",
+    ErrorCode.PLAN_FORBIDS_MODEL: (  # the server's message says to upgrade or pick another: say how here
+        "(/model auto, or /models lists what your plan includes.)",
+        "(--model auto, or another model your plan includes.)",
     ),
     ErrorCode.CONVERSATION_NOT_FOUND: (
         "/history lists this workspace's conversations; /new starts a new one.",
@@ -44,6 +44,7 @@ _ACCOUNT_REASONS = ("expired", "denied", "no_gateway", "unreachable", "session_e
 # 1004 reasons that say the refresh token presented is dead.
 _SESSION_OVER_REASONS = ("session_ended", "denied", "expired")
 SIGN_IN_HELP = "(/signin signs in again; --gateway URL names the gateway.)"
+ONE_SHOT_SIGN_IN_HELP = "(Sign in again with /signin in `switchboard chat --gateway URL`.)"
 
 
 class ServerStopped(Exception):
@@ -82,7 +83,7 @@ def describe_rpc(exc: JsonRpcException, *, repl: bool, chat: bool = False) -> st
     if exc.code == ErrorCode.AUTH_REQUIRED:
         data = _data(exc)
         if data.get("reason") in _ACCOUNT_REASONS:
-            return exc.message.strip() + " " + SIGN_IN_HELP
+            return exc.message.strip() + " " + sign_in_help(repl=repl)
         gateway = data.get("gatewayUrl")
         if data.get("reason") == "missing_key" and isinstance(gateway, str) and gateway:
             return _sign_in_first(gateway, repl=repl)
@@ -130,6 +131,10 @@ def _credits_hint(data: dict[str, Any], message: str, option: str, *, repl: bool
         ways.append(f"pick a cheaper model with {option}")
     text = ", ".join(ways[:-1]) + " or " + ways[-1]
     return text[0].upper() + text[1:] + "."
+
+
+def sign_in_help(*, repl: bool) -> str:
+    return SIGN_IN_HELP if repl else ONE_SHOT_SIGN_IN_HELP
 
 
 def _sign_in_first(gateway: str, *, repl: bool) -> str:

@@ -72,11 +72,14 @@ def route_line(report: RouteReport) -> str:
 
 
 def _without_prefix(reason: str, head: str) -> str:
-    """The server's reason may repeat `Auto → Model`: keep only what it adds."""
+    """The server's reason may repeat `Auto → Model`, or end with `→ Model`: keep only what it adds."""
     if reason.startswith(head):
         reason = reason[len(head) :].strip()
         if reason.startswith("(") and reason.endswith(")"):
             reason = reason[1:-1]
+    routed = head.rsplit(" → ", 1)[-1]
+    if reason.endswith(" → " + routed):
+        reason = reason[: -len(" → " + routed)]
     return reason.strip(" ·")
 
 

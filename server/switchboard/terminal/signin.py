@@ -6,13 +6,16 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import itertools
+from collections.abc import Callable
 from typing import Any
+
+from pygls.exceptions import JsonRpcException
 
 from switchboard.protocol.messages import CredentialsChanged, SignInCode, SignInResult, UsageReport
 
 from .console import Console
 from .credentials import KeyringUnavailable, StoredSession
-from .errors import describe, is_cancelled, session_over
+from .errors import describe, is_cancelled, session_over, sign_in_help
 from .loop import LoopThread, wait_done
 from .session import Session
 
@@ -22,7 +25,18 @@ LATE_RESUME_SECONDS = 10.0
 
 
 class SignIn:
-    def __init__(self, bridge: LoopThread, session: Session, stored: StoredSession, out: Console) -> None:
+    def __init__(
+        self,
+        bridge: LoopThread,
+        session: Session,
+        stored: StoredSession,
+        out: Console,
+        first_time: Callable[[str], bool] = lambda _text: True,
+        *,
+        repl: bool = True,
+    ) -> None:
+        self._first_time = first_time  # whether a note was not just printed already
+        self._repl = repl  # /signin exists only in the REPL
         self._bridge = bridge
         self._session = session
         self._stored = stored
@@ -49,7 +63,7 @@ class SignIn:
         if changed.refresh_token is None:
             self.signed_in = False
             self._stored.delete()
-            if changed.reason:
+            if changed.reason and self._first_time(changed.reason):
                 self._out.line(changed.reason, "yellow")
             return
         self._keep(changed.refresh_token)
@@ -77,7 +91,11 @@ class SignIn:
         except Exception as error:
             if session_over(error):
                 self._stored.delete()
-            self._out.line(f"Not signed in: {describe(error, repl=True)}", "yellow")
+            said = isinstance(error, JsonRpcException) and not self._first_time(error.message)
+            if said:  # the session's end was just printed with this very reason
+                self._out.line(f"Not signed in. {sign_in_help(repl=self._repl)}", "yellow")
+            else:
+                self._out.line(f"Not signed in: {describe(error, repl=self._repl)}", "yellow")
             return None
         self._signed_in(result)
         return result

@@ -21,7 +21,7 @@ from keyrings.alt.file import PlaintextKeyring
 from gateway.gateway_support import current_period
 from gateway.hosted.hosted_support import TERMINAL, HostedGateway, start_gateway
 from gateway.signin.signin_support import OAuthClient, SignInAccounts
-from test_terminal import ChatProcess, keyring_chat_env
+from test_terminal import ChatProcess, keyring_chat_env, one_shot
 
 SERVICE = "switchboard"
 
@@ -159,7 +159,7 @@ async def test_a_stored_session_survives_a_start_when_the_gateway_cannot_be_reac
     PlaintextKeyring().set_password(SERVICE, hosted.url, "sbr_" + "0" * 40)  # no such token
     dead = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], chat_env)
     try:
-        dead.expect(r"Not signed in: ", timeout=30)
+        dead.expect(r"Not signed in[.:] ", timeout=30)
         assert dead.finish() == 0
     finally:
         dead.kill()
@@ -349,3 +349,19 @@ async def test_a_gateway_that_is_down_is_not_answered_with_pick_another_model(
         own.stop()
     assert "/model" not in failed, failed
     assert "/model" not in usage, usage
+
+
+def test_a_dead_stored_session_is_explained_once_and_one_shot_does_not_offer_the_repls_signin(
+    hosted: HostedGateway, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The gateway refuses the stored refresh token: the reason is printed once (not again after `Not signed
+    in:`), and one-shot mode, which has no /signin, says where to sign in instead."""
+    project = tmp_path / "project"
+    project.mkdir()
+    PlaintextKeyring().set_password(SERVICE, hosted.url, "sbr_" + "0" * 40)  # no such token
+    result = one_shot(["--gateway", hosted.url, "--workspace", str(project), "hello"], chat_env)
+    assert result.returncode == 1
+    assert result.stderr.count("session has ended") == 1, result.stderr
+    assert "/signin signs in again" not in result.stderr, result.stderr
+    assert f"switchboard chat --gateway {hosted.url}" in result.stderr, result.stderr
+    assert stored(hosted.url) is None
