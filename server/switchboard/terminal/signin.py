@@ -80,6 +80,9 @@ class SignIn:
             return None
         if stored is None:
             return None
+        return self._resume(stored)
+
+    def _resume(self, stored: str) -> SignInResult | None:
         future = self._bridge.submit(self._session.sign_in({"refreshToken": stored}, self._next_id()))
         try:
             wait_done(future)
@@ -117,8 +120,12 @@ class SignIn:
             self._stored.delete()
 
     def sign_in(self) -> SignInResult | None:
-        """The device flow: the code is printed by `on_code`; waits until it is approved, denied or
-        expires. Ctrl-C cancels the request."""
+        """`/signin`: a session kept from before (its resume at start failed: the gateway could not be
+        reached, say) is resumed first, rather than replaced by a new one while it stays valid. Else the
+        device flow: the code is printed by `on_code`; waits until it is approved, denied or expires. Ctrl-C
+        cancels the request."""
+        if not self.signed_in and (resumed := self._resume_kept()) is not None:
+            return resumed
         request_id = self._next_id()
         future = self._bridge.submit(self._session.sign_in({}, request_id))
         try:
@@ -137,6 +144,16 @@ class SignIn:
             raise
         self._signed_in(result)
         return result
+
+    def _resume_kept(self) -> SignInResult | None:
+        try:
+            stored = self._stored.load()
+        except KeyringUnavailable:
+            return None  # said at start, or by the save of the next sign-in
+        if stored is None:
+            return None
+        self._out.line("Resuming the session kept from before…", "dim")
+        return self._resume(stored)
 
     def sign_out(self) -> UsageReport:
         """Revokes the session at the gateway (through the server) and deletes the stored token, even if the

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from gateway.gateway_support import current_period
+from gateway.gateway_support import Replica, current_period
 from gateway.hosted.hosted_support import TERMINAL, HostedGateway, start_gateway
 from gateway.signin.signin_support import OAuthClient, SignInAccounts
 from test_terminal import ChatProcess, keyring_chat_env, one_shot
@@ -365,3 +367,50 @@ def test_a_dead_stored_session_is_explained_once_and_one_shot_does_not_offer_the
     assert "/signin signs in again" not in result.stderr, result.stderr
     assert f"switchboard chat --gateway {hosted.url}" in result.stderr, result.stderr
     assert stored(hosted.url) is None
+
+
+async def test_signin_resumes_the_kept_session_once_the_gateway_is_back(
+    hosted_env: dict[str, str], database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The gateway was down at start, so the kept session was not resumed: /signin, once it is back, resumes
+    that session (and keeps its rotated token) instead of a device flow that would replace a valid one."""
+    own = start_gateway(hosted_env, tmp_path / "own-gateway.log")
+    back: Replica | None = None
+    person = await SignInAccounts(database_url).create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    kept = own.refresh_token_for(person.email, client_id=TERMINAL)
+    PlaintextKeyring().set_password(SERVICE, own.url, kept)
+    own.stop()
+    chat = ChatProcess(["--gateway", own.url, "--workspace", str(project)], chat_env)
+    try:
+        chat.expect(r"Not signed in: ", timeout=40)
+        chat.expect("/help for commands")
+        back = restart_at(own.replica, hosted_env)
+        chat.send("/signin")
+        chat.expect(rf"Signed in to Switchboard Cloud as {person.email}", timeout=40)
+        assert "To sign in, open" not in chat.output, chat.output
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+        if back is not None:
+            back.stop()
+        own.stop()
+    rotated = stored(own.url)
+    assert rotated and rotated != kept, "the resumed session's rotated token was not kept"
+
+
+def restart_at(gone: Replica, env: dict[str, str]) -> Replica:
+    """A new gateway process at the address of one that stopped (its port, its public URL)."""
+    port = gone.url.rsplit(":", 1)[1]
+    with gone.log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", port],
+            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": gone.url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    replica = Replica(process, gone.url, gone.log_path)
+    replica.wait_ready()
+    return replica
