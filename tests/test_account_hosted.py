@@ -77,18 +77,22 @@ def account(tmp_path: Path, session: Session) -> tuple[AccountFeature, Editor]:
     return AccountFeature(cast(Any, editor), services), editor
 
 
-async def test_a_forbidden_model_is_refused_before_any_report_is_fetched(tmp_path: Path) -> None:
+async def test_a_forbidden_model_is_refused_with_at_most_one_report_fetch(tmp_path: Path) -> None:
     """No report cached and the gateway down: Opus on Free is 1001 (the access token's plan says so), not
-    1003, and costs no round trip."""
+    1003. Before refusing, the report (which names the plan: an upgrade made at the gateway) is asked for
+    once; again only after PLAN_RECHECK_SECONDS, so refusals in a row cost no further round trip."""
     session = Session("free")
     feature, _ = account(tmp_path, session)
     with pytest.raises(PlanForbidsModel):
         await feature.check("claude-opus-4.5")
-    assert session.usage_calls == 0
+    assert session.usage_calls == 1
+    with pytest.raises(PlanForbidsModel):
+        await feature.check("claude-opus-4.5")
+    assert session.usage_calls == 1
     # Positive control: an allowed model needs the gateway's figures, which do not come.
     with pytest.raises(UpstreamFailed):
         await feature.check("claude-sonnet-4.5")
-    assert session.usage_calls == 1
+    assert session.usage_calls == 2
 
 
 def report(alerts: list[str], period_start: str = "2026-11-01T00:00:00Z", plan: str = "free") -> UsageReport:

@@ -72,6 +72,9 @@ RECONCILE_PAGE = 200
 # expire before a reaper settles it (a minute, by default); while the gateway is away, asked this often.
 CRASHED_SETTLE_SECONDS = 120.0
 UNREACHABLE_PAUSE_SECONDS = 2.0
+# Signed in, a model the access token's plan forbids makes the server ask the gateway for its report (which
+# names the plan: an upgrade made there is followed at once) at most this often.
+PLAN_RECHECK_SECONDS = 45.0
 
 
 class AccountFeature(Feature):
@@ -91,6 +94,7 @@ class AccountFeature(Feature):
         # (account, period start, alerts known) of the gateway's last report: its new alerts are shown once.
         self._alerts_seen: tuple[str, str, int] | None = None
         self._refreshed_for_plan: str | None = None  # a report's plan the access token lacked, refreshed for
+        self._plan_rechecked: float | None = None  # when a forbidden model last made it ask (monotonic)
         self._background: set[asyncio.Future[None]] = set()
         # Turns this process stores are its own to charge: the crash reconcile looks only at older ones.
         self._started_at = stored_now()
@@ -293,8 +297,25 @@ class AccountFeature(Feature):
 
     # --- metering, for the chat feature ------------------------------------------------------------
 
+    async def recheck_plan(self, model_id: str) -> None:
+        """Signed in, before a model is refused because the access token's plan forbids it: the plan may
+        have changed at the gateway since the token was issued (an upgrade), so its report is fetched (at
+        most every PLAN_RECHECK_SECONDS; it names the plan, which is then followed at once). A usage fetch,
+        never a chat round trip."""
+        if not self.hosted or self.allows(model_id):
+            return
+        now = time.monotonic()
+        if self._plan_rechecked is not None and now - self._plan_rechecked < PLAN_RECHECK_SECONDS:
+            return
+        self._plan_rechecked = now
+        try:
+            await self._hosted_report()
+        except SwitchboardError as error:  # the gateway cannot say now: the token's plan stands
+            log.info("Could not ask Switchboard Cloud for the plan again: %s", error)
+
     async def check(self, model_id: str) -> Entitlement:
         """Raises 1001 (plan forbids the model) or 1002 (credits exhausted) before anything is routed."""
+        await self.recheck_plan(model_id)
         entitlement = self.entitlement()
         if self.hosted:
             await self._check_hosted(entitlement, model_id)

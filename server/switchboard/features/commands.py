@@ -33,10 +33,10 @@ class CommandsFeature(Feature):
         self._commands[COMMAND_SELECT_MODEL] = self.select_model
         self._commands[COMMAND_NEW_CONVERSATION] = self.new_conversation
 
-    def select_model(self, *args: Any) -> dict[str, Any]:
+    async def select_model(self, *args: Any) -> dict[str, Any]:
         """Arguments: `[workspaceUri, modelId]` or `[{workspaceUri, modelId}]`."""
         raw = _arguments(args, ("workspaceUri", "modelId"))
-        return dump(self.models.select(parse_params(SelectModelParams, raw)))
+        return dump(await self.models.select(parse_params(SelectModelParams, raw)))
 
     def new_conversation(self, *args: Any) -> dict[str, Any]:
         """Arguments: `[workspaceUri]` or `[{workspaceUri}]`; returns `{conversationId}`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,9 @@ class LifecycleFeature(Feature):
             self.editor.command(name)(self._command(name))
 
     def _command(self, name: str) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
-            return self._commands[name](*args)
+        async def run(*args: Any) -> Any:
+            result = self._commands[name](*args)
+            return await result if inspect.isawaitable(result) else result
 
         return run
 

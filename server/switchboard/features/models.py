@@ -82,8 +82,9 @@ class ModelsFeature(Feature):
         ]
         return ModelsResult(selected=self.selected(params.workspace_uri), models=infos)
 
-    def select(self, params: SelectModelParams) -> SelectModelResult:
+    async def select(self, params: SelectModelParams) -> SelectModelResult:
         spec = require_known_model(params.model_id)
+        await self.account.recheck_plan(spec.id)  # signed in: an upgrade at the gateway counts at once
         self.require_allowed(spec)
         self.services.store.select_model(params.workspace_uri, spec.id)
         # modelChanged's notice is for changes the server made on its own; the retirement is the caller's.

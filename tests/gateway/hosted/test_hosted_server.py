@@ -913,6 +913,24 @@ async def test_a_plan_changed_at_the_gateway_is_followed_as_soon_as_a_report_nam
         assert plans[-1] == "pro"
 
 
+async def test_an_upgrade_at_the_gateway_lets_a_model_the_token_forbids_through_at_once(
+    hosted: HostedGateway, people: SignInAccounts, signed_in_server: SignInServer, workspace: str
+) -> None:
+    """The admin upgrades the account (the access token still says Free): a chat or a selection of Opus is
+    not refused from the token's plan; the server asks the gateway's report first (a usage fetch, never a
+    chat round trip), which names Pro."""
+    for how in ("chat", "select"):
+        async with signed_in_server("free") as signed_in:
+            server = signed_in.server
+            await people.execute("UPDATE accounts SET plan = 'pro' WHERE id = %s", (signed_in.person.id,))
+            if how == "chat":
+                params = {"workspaceUri": workspace, "prompt": "hi", "modelId": OPUS}
+                assert server.result("switchboard/chat", params)["credits"] > 0
+            else:
+                params = {"workspaceUri": workspace, "modelId": OPUS}
+                assert server.result("switchboard/selectModel", params)["selected"] == OPUS
+
+
 async def test_signed_in_threshold_alerts_are_shown_once_when_a_turn_crosses_them(
     people: SignInAccounts, signed_in_server: SignInServer, workspace: str
 ) -> None:
