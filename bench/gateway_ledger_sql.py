@@ -109,7 +109,7 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
             shift = round_number % len(names)
             for name in names[shift:] + names[:shift]:
                 pool = LedgerPool(url, max_size=20, connect_timeout=5)
-                batches = LedgerBatches(lambda pool=pool: ledger_connection(pool, 5.0), WAYS[name])
+                batches = LedgerBatches(lambda pool=pool: ledger_connection(pool, 5.0), largest=WAYS[name])
                 try:
                     await run_turns(batches, accounts, WARM_UP_TURNS, args.connections)  # plans, caches
                     before, own_before = cpu(postgres_pids(cluster.data)), time.process_time()
