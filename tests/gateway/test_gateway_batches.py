@@ -335,3 +335,59 @@ async def test_a_group_the_server_cuts_off_is_unavailable_for_every_turn_at_once
     assert all(isinstance(answer, LedgerUnavailable) for answer in answers), answers
     assert batches.sent["reserve"] == (3, 10)  # not resent turn by turn
     await asyncio.gather(*lanes, return_exceptions=True)
+
+
+async def test_with_groups_off_every_turn_goes_alone_as_many_at_once_as_the_lanes(
+    pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
+) -> None:
+    # `ledger_batch_max = 1` (a distributed PostgreSQL): no groups, and a replica gets as many lanes as its
+    # pool.
+    account = await make_accounts.create("pro")
+    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage()))
+    batches = LedgerBatches(lambda: ledger_connection(pool, timeout=5), largest=1, lanes=4)
+    with psycopg.connect(ledger_url) as blocker, psycopg.connect(ledger_url, autocommit=True) as admin:
+        blocker.execute(
+            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
+            (account.id, current_period()),
+        )
+        turns = [asyncio.ensure_future(batches.reserve(a_hold(account.id, 10))) for _ in range(6)]
+        await asyncio.sleep(0.3)
+        waiting = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            ("SELECT * FROM ledger_reserve(%",),
+        ).fetchone()
+        assert waiting == (4,)
+        blocker.rollback()
+    assert all(isinstance(turn, Reservation) for turn in await asyncio.gather(*turns))
+    assert batches.sent["reserve"] == (6, 6)
+
+
+async def test_draining_waits_for_the_groups_in_flight_and_hands_back_what_they_reserved(
+    pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
+) -> None:
+    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
+    for account in (first, second):
+        await ledger.settle(
+            conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage())
+        )
+    batches = batches_of(pool)
+    handed_back: list[Reservation] = []
+    batches.on_abandoned(handed_back.append)
+    lock = "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE"
+    with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
+        first_blocker.execute(lock, (first.id, current_period()))
+        second_blocker.execute(lock, (second.id, current_period()))
+        lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
+        grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        first_blocker.commit()
+        await asyncio.gather(*lanes)
+        await asyncio.sleep(0.2)  # the group waits for the second account's row
+        for caller in grouped:  # the replica stopping cancels its requests
+            caller.cancel()
+        draining = asyncio.ensure_future(batches.drain())
+        await asyncio.sleep(0.2)
+        assert batches.sending and not draining.done()
+        second_blocker.rollback()
+    await asyncio.wait_for(draining, timeout=5)
+    assert not batches.sending and len(handed_back) == 3
