@@ -57,6 +57,19 @@ def _wait_gone(pid: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def _processes_naming(directory: Path) -> list[int]:
+    """The running processes whose command line names `directory` (a postmaster names its data folder)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            named = str(directory).encode() in cmdline.read_bytes()
+        except OSError:
+            continue
+        if named and int(cmdline.parent.name) != os.getpid():
+            found.append(int(cmdline.parent.name))
+    return found
+
+
 def _remove(directory: Path, timeout: float = 5) -> None:
     """Remove the cluster's folder, again if a process on its way out wrote into it meanwhile."""
     deadline = time.monotonic() + timeout
@@ -152,8 +165,11 @@ class Cluster:
         finally:
             # A Ctrl-C also reaches a postmaster that pg_ctl started in our process group: it may be shutting
             # itself down (pg_ctl then fails: "not running") and still writing files while we remove them.
-            if postmaster is not None:
-                _wait_gone(postmaster)
+            # Its pid file may not be whole yet (a Ctrl-C while it starts): the postmaster is also found by
+            # its command line, which names the data folder.
+            known = [postmaster] if postmaster is not None else []
+            for pid in {*known, *_processes_naming(self.directory)}:
+                _wait_gone(pid)
             _remove(self.directory)
 
     def _postmaster_pid(self) -> int | None:
