@@ -193,7 +193,7 @@ async def reserve_many(conn: Conn, holds: Sequence[Hold]) -> list[Reservation | 
     attempt_ids = [uuid.uuid4() for _ in holds]
     # Plan ids joined by commas: an array of arrays would not unnest row by row.
     values = (
-        _reserve_values(hold)._replace(allowed=",".join(_reserve_values(hold).allowed)) for hold in holds
+        arguments._replace(allowed=",".join(arguments.allowed)) for arguments in map(_reserve_values, holds)
     )
     rows = await conn.fetch(_RESERVE_MANY, *_columns(values), PLAN_TERMS, attempt_ids)
     by_order = {row["ord"]: row for row in rows}
@@ -385,20 +385,20 @@ async def heartbeat(conn: Conn, checkpoints: Sequence[Checkpoint], ttl: timedelt
     group of settlements or reservations waiting on one of them never waits on this statement in a cycle."""
     if not checkpoints:
         return 0
-    columns: list[list[Any]] = [[] for _ in range(9)]
-    for point in in_lock_order(checkpoints, lambda point: (point.reservation.key, point.reservation.period)):
-        reservation, usage = point.reservation, point.usage
-        price = Outcome("cut" if point.output_seen else "failed", usage)
-        values = (
-            *(reservation.key.account_id, reservation.key.turn_id, reservation.attempt_id),
-            *_usage_values(usage),
-            point.output_seen,
-            charge_h(reservation.model_id, price),
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    status = await conn.execute(_HEARTBEAT, ttl, *columns)
+    ordered = in_lock_order(checkpoints, lambda point: (point.reservation.key, point.reservation.period))
+    status = await conn.execute(_HEARTBEAT, ttl, *_columns(map(_checkpoint_values, ordered)))
     return int(status.rsplit(" ", 1)[1])  # "UPDATE <count>"
+
+
+def _checkpoint_values(point: Checkpoint) -> tuple[Any, ...]:
+    reservation, usage = point.reservation, point.usage
+    price = Outcome("cut" if point.output_seen else "failed", usage)
+    return (
+        *(reservation.key.account_id, reservation.key.turn_id, reservation.attempt_id),
+        *_usage_values(usage),
+        point.output_seen,
+        charge_h(reservation.model_id, price),
+    )
 
 
 _HEARTBEAT = """
