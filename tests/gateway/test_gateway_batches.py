@@ -66,6 +66,19 @@ def a_hold(account_id: str, reserved_h: int, turn_id: str | None = None) -> Hold
     return Hold(key, current_period(), SONNET, SONNET, "test", reserved_h, replica="test", ttl=TTL)
 
 
+def hold_balance_row(blocker: psycopg.Connection[Any], account_id: str) -> None:
+    """Lock the account's balance row in `blocker`'s open transaction (another session, or an operator's)."""
+    blocker.execute(
+        "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
+        (account_id, current_period()),
+    )
+
+
+async def open_balance_row(conn: Any, account_id: str) -> None:
+    """Give the account its balance row this month (a free turn), for `hold_balance_row` to lock."""
+    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account_id, 1)), Outcome("failed", Usage()))
+
+
 async def balance(conn: Any, account_id: str) -> tuple[int, int]:
     row = await conn.fetchrow(
         "SELECT used_h, reserved_h FROM account_periods WHERE account_id = $1 AND period = $2",
@@ -172,15 +185,13 @@ async def test_a_reservation_cancelled_while_its_group_ran_is_handed_back(
 ) -> None:
     first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
     for account in (first, second):  # each account's balance row, for the blockers to lock
-        turn = await ledger.reserve(conn, a_hold(account.id, 1))
-        await ledger.settle(conn, turn, Outcome("failed", Usage()))
+        await open_balance_row(conn, account.id)
     batches = batches_of(pool)
     handed_back: list[Reservation] = []
     batches.on_abandoned(handed_back.append)
-    lock = "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE"
     with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
-        first_blocker.execute(lock, (first.id, current_period()))
-        second_blocker.execute(lock, (second.id, current_period()))
+        hold_balance_row(first_blocker, first.id)
+        hold_balance_row(second_blocker, second.id)
         # Two turns of the first account take both lanes and wait for its row; two of the second queue.
         lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
         grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(2)]
@@ -280,10 +291,7 @@ async def test_a_locked_balance_row_holds_the_lanes_only_for_the_timeout(
     outcome = Outcome("complete", Usage(input_tokens=10, output_tokens=10))
     loop = asyncio.get_running_loop()
     with psycopg.connect(ledger_url) as blocker:  # an operator's open transaction, say
-        blocker.execute(
-            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
-            (held.id, current_period()),
-        )
+        hold_balance_row(blocker, held.id)
         stuck = [asyncio.ensure_future(batches.settle(turn, outcome)) for turn in turns]  # both lanes wait
         await asyncio.sleep(0.1)
         started = loop.time()
@@ -310,13 +318,10 @@ async def test_a_group_the_server_cuts_off_is_unavailable_for_every_turn_at_once
     pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
 ) -> None:
     account = await make_accounts.create("pro")
-    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage()))
+    await open_balance_row(conn, account.id)
     batches = batches_of(pool)
     with psycopg.connect(ledger_url) as blocker, psycopg.connect(ledger_url, autocommit=True) as admin:
-        blocker.execute(
-            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
-            (account.id, current_period()),
-        )
+        hold_balance_row(blocker, account.id)
         lanes = [asyncio.ensure_future(batches.reserve(a_hold(account.id, 10))) for _ in range(2)]
         await asyncio.sleep(0.2)
         grouped = [asyncio.ensure_future(batches.reserve(a_hold(account.id, 10))) for _ in range(8)]
@@ -343,13 +348,10 @@ async def test_with_groups_off_every_turn_goes_alone_as_many_at_once_as_the_lane
     # `ledger_batch_max = 1` (a distributed PostgreSQL): no groups, and a replica gets as many lanes as its
     # pool.
     account = await make_accounts.create("pro")
-    await ledger.settle(conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage()))
+    await open_balance_row(conn, account.id)
     batches = LedgerBatches(lambda: ledger_connection(pool, timeout=5), largest=1, lanes=4)
     with psycopg.connect(ledger_url) as blocker, psycopg.connect(ledger_url, autocommit=True) as admin:
-        blocker.execute(
-            "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
-            (account.id, current_period()),
-        )
+        hold_balance_row(blocker, account.id)
         turns = [asyncio.ensure_future(batches.reserve(a_hold(account.id, 10))) for _ in range(6)]
         await asyncio.sleep(0.3)
         waiting = admin.execute(
@@ -367,16 +369,13 @@ async def test_draining_waits_for_the_groups_in_flight_and_hands_back_what_they_
 ) -> None:
     first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
     for account in (first, second):
-        await ledger.settle(
-            conn, await ledger.reserve(conn, a_hold(account.id, 1)), Outcome("failed", Usage())
-        )
+        await open_balance_row(conn, account.id)
     batches = batches_of(pool)
     handed_back: list[Reservation] = []
     batches.on_abandoned(handed_back.append)
-    lock = "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE"
     with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
-        first_blocker.execute(lock, (first.id, current_period()))
-        second_blocker.execute(lock, (second.id, current_period()))
+        hold_balance_row(first_blocker, first.id)
+        hold_balance_row(second_blocker, second.id)
         lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
         grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(3)]
         await asyncio.sleep(0.1)
