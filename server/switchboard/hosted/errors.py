@@ -35,7 +35,7 @@ def refused(error: GatewayRefused, plan: PlanId, *, signed_in: bool) -> Switchbo
     (`signed_in` false: the refresh the session tries after a 401 was refused), a retryable 1003 while it is
     still signed in (a 401 that survived a refresh that succeeded, or one the gateway could not be asked
     about); 403 `overage_not_available` (overage on Free) → 1001; else 1003 (a token without the scope,
-    too); each with the gateway's message."""
+    too); each with the gateway's message, retryable as its `x-should-retry` says (else by status)."""
     if error.status == 401:
         if not signed_in:
             return AuthRequired(error.message, AuthErrorData(reason="session_ended"))
@@ -45,7 +45,9 @@ def refused(error: GatewayRefused, plan: PlanId, *, signed_in: bool) -> Switchbo
         )
     if error.status == 403 and error.type == "overage_not_available":
         return OverageNotAvailable(plan)
-    retryable = error.status in (408, 409, 429) or error.status >= 500
+    retryable = error.should_retry
+    if retryable is None:
+        retryable = error.status in (408, 409, 429) or error.status >= 500
     return UpstreamFailed(
         error.message, UpstreamErrorData(status=error.status, type=error.type, retryable=retryable)
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -68,13 +69,22 @@ class OAuthError(Exception):
 
 
 class GatewayRefused(Exception):
-    """An Anthropic-style error answer from a `/v1/…` endpoint."""
+    """An Anthropic-style error answer from a `/v1/…` endpoint; `should_retry`: its `x-should-retry`."""
 
-    def __init__(self, status: int, type: str, message: str) -> None:
+    def __init__(self, status: int, type: str, message: str, should_retry: bool | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.type = type
         self.message = message
+        self.should_retry = should_retry
+
+
+def should_retry(headers: Mapping[str, str]) -> bool | None:
+    """What the gateway's `x-should-retry` header says (the `anthropic` SDK's own retries honour it too): a
+    final "no" for a status that alone would be retried (its vendor key refused upstream: a 502 that stays
+    until whoever runs the gateway fixes it), or a "yes" for one that would not; None when it is absent."""
+    said = headers.get("x-should-retry", "").strip().lower()
+    return True if said == "true" else False if said == "false" else None
 
 
 @dataclass(frozen=True)
@@ -248,9 +258,12 @@ def _refusal(response: httpx2.Response) -> GatewayRefused:
     if isinstance(error, dict):
         kind, message = error.get("type"), error.get("message")
         if isinstance(kind, str) and isinstance(message, str):
-            return GatewayRefused(response.status_code, kind, message)
+            return GatewayRefused(response.status_code, kind, message, should_retry(response.headers))
     return GatewayRefused(
-        response.status_code, "api_error", f"Switchboard Cloud answered HTTP {response.status_code}."
+        response.status_code,
+        "api_error",
+        f"Switchboard Cloud answered HTTP {response.status_code}.",
+        should_retry(response.headers),
     )
 
 

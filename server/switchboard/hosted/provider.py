@@ -31,7 +31,7 @@ from switchboard.providers.base import (
     UpstreamError,
 )
 
-from .gateway_http import tls_failed, tls_failure
+from .gateway_http import should_retry, tls_failed, tls_failure
 from .session import GatewaySession, NotSignedIn, SignInFailed
 
 if TYPE_CHECKING:
@@ -242,7 +242,12 @@ def _classify(exc: Exception, state: StreamState) -> Exception:
             state.charge = charge
         status = None if exc.status_code < 400 else exc.status_code
         kind = str(error.get("type") or exc.type or "api_error")
-        retryable = status in RETRYABLE_STATUSES if status is not None else kind != "invalid_request_error"
+        # The gateway's `x-should-retry` first: its 502 for a vendor key refused upstream says false.
+        retryable = should_retry(exc.response.headers)
+        if retryable is None and status is not None:
+            retryable = status in RETRYABLE_STATUSES
+        elif retryable is None:
+            retryable = kind != "invalid_request_error"
         return UpstreamError(f"{CLOUD}: {message}", status=status, type=kind, retryable=retryable)
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return UpstreamError(f"{CLOUD} stopped responding.", status=None, type="timeout", retryable=True)

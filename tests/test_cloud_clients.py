@@ -1,0 +1,80 @@
+"""The language server and the terminal client against a whole Switchboard Cloud (tests/hosted_stack.py): a
+real gateway process on a throwaway PostgreSQL, the fake Anthropic API as its upstream, and the clients as
+real processes (the server over stdio, `switchboard chat` over pipes or a pseudo-terminal)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.pgcluster import PostgresMissing, postgres_bin
+from hosted_stack import HostedStack
+from rawlsp import RawServer
+from switchboard.fakeapi import Fault
+
+VSCODE = "switchboard-vscode"  # the client id of a server whose client does not name itself
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostedStack]:
+    try:
+        postgres_bin()
+    except PostgresMissing as missing:
+        pytest.skip(str(missing))
+    stack = HostedStack.start(tmp_path_factory.mktemp("cloud"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left(cloud: HostedStack) -> Iterator[None]:
+    yield
+    cloud.upstream.clear_faults()
+
+
+def server_env(home: Path, cloud: HostedStack) -> dict[str, str]:
+    """The language server's environment: the gateway configured, no own key that could answer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
+    env.update(
+        SWITCHBOARD_HOME=str(home),
+        SWITCHBOARD_CONFIG_DIR=str(home / "config"),
+        SWITCHBOARD_GATEWAY_URL=cloud.url,
+        SWITCHBOARD_MAX_RETRIES="2",
+        SWITCHBOARD_REQUEST_TIMEOUT="10",
+        ANTHROPIC_BASE_URL="http://127.0.0.1:9",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def test_a_vendor_key_the_upstream_refuses_is_not_worth_retrying(
+    cloud: HostedStack, tmp_path: Path, workspace: str
+) -> None:
+    """The Anthropic API refuses the gateway's own key: the gateway answers 502 with `x-should-retry:
+    false` (its key stays wrong until whoever runs it fixes it). The server does not retry it (the SDK
+    honours the header) and must not advise the editor to (1003 `retryable` false), although 502 alone
+    would be retryable."""
+    server = RawServer(server_env(tmp_path / "ls", cloud))
+    try:
+        server.initialize(workspace)
+        server.result("switchboard/signIn", {"refreshToken": cloud.refresh_token(VSCODE)}, timeout=30)
+        before = len(cloud.upstream.received())
+        cloud.upstream.add_fault(Fault("status", status=401, count=None, message="invalid x-api-key"))
+        frame = server.call(
+            "switchboard/chat",
+            {"workspaceUri": workspace, "prompt": "hi", "modelId": "claude-haiku-4.5"},
+            timeout=60,
+        )
+        error = frame.get("error")
+        assert error is not None, frame
+        assert error["code"] == 1003, error
+        assert error["data"]["status"] == 502 and error["data"]["retryable"] is False, error
+        assert "try again" not in error["message"].lower(), error["message"]
+        assert len(cloud.upstream.received()) - before == 1  # nobody retried it
+    finally:
+        server.close()
