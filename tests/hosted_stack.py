@@ -87,6 +87,7 @@ class HostedStack:
     email: str = EMAIL
     password: str = PASSWORD
     http: httpx2.Client = field(default_factory=lambda: httpx2.Client(timeout=15))
+    _accounts: int = 0
 
     @classmethod
     def start(cls, workdir: Path | None = None) -> HostedStack:
@@ -164,8 +165,20 @@ class HostedStack:
         response.raise_for_status()
         return response.json()
 
-    def approve(self, user_code: str) -> None:
-        """Approve a device code on the /device page, as the user does in the browser."""
+    def add_account(self, plan: str) -> str:
+        """Another account (on `plan`, with the same password): its email."""
+        self._accounts += 1
+        email = f"user{self._accounts}.{plan}@example.com"
+        _gateway(
+            ["accounts", "create", "--email", email, "--plan", plan, "--password-stdin"],
+            self.env,
+            self.password + "\n",
+        )
+        return email
+
+    def approve(self, user_code: str, email: str | None = None) -> None:
+        """Approve a device code on the /device page, as the user (`email`, else Ada) does in the
+        browser."""
         browser = httpx2.Client(timeout=15, follow_redirects=True)
         page = browser.get(f"{self.url}/device", params={"user_code": user_code})
         for _ in range(4):
@@ -180,7 +193,7 @@ class HostedStack:
             data = dict(form["fields"])
             for name in data:
                 if "email" in name:
-                    data[name] = self.email
+                    data[name] = email or self.email
                 elif "password" in name:
                     data[name] = self.password
                 elif "code" in name and not data[name]:
@@ -193,13 +206,14 @@ class HostedStack:
             page = browser.post(urljoin(str(page.url), form["action"] or str(page.url)), data=data)
         raise AssertionError(f"the device page did not approve the code:\n{page.text[:2000]}")
 
-    def refresh_token(self, client_id: str = "switchboard-nvim") -> str:
-        """A session's refresh token, by the whole device flow over HTTP (for a client that resumes one)."""
+    def refresh_token(self, client_id: str = "switchboard-nvim", email: str | None = None) -> str:
+        """A session's refresh token (Ada's, or `email`'s), by the whole device flow over HTTP (for a client
+        that resumes one)."""
         meta = self.metadata()
         grant = self.http.post(meta["device_authorization_endpoint"], data={"client_id": client_id})
         grant.raise_for_status()
         codes = grant.json()
-        self.approve(codes["user_code"])
+        self.approve(codes["user_code"], email)
         token = self.http.post(
             meta["token_endpoint"],
             data={
@@ -226,9 +240,20 @@ class HostedStack:
         thread.start()
         return thread
 
-    def usage(self) -> dict[str, Any]:
-        out = _gateway(["accounts", "usage", self.email], self.env)
+    def usage(self, email: str | None = None) -> dict[str, Any]:
+        out = _gateway(["accounts", "usage", email or self.email], self.env)
         return json.loads(out)
+
+    def admin(self, *args: str) -> str:
+        """`switchboard gateway ARGS` against this gateway's database (`accounts sign-out EMAIL`, …)."""
+        return _gateway(list(args), self.env)
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        """One statement on the gateway's database, as its operator could run it."""
+        import psycopg
+
+        with psycopg.connect(self.cluster.url("gateway"), autocommit=True) as conn:
+            conn.execute(statement, params)  # pyright: ignore[reportArgumentType]
 
     def stop(self) -> None:
         if self.process.poll() is None:

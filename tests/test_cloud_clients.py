@@ -5,17 +5,23 @@ real processes (the server over stdio, `switchboard chat` over pipes or a pseudo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 
+from gateway.gateway_support import current_period
 from gateway.pgcluster import PostgresMissing, postgres_bin
 from hosted_stack import HostedStack
 from rawlsp import RawServer
 from switchboard.fakeapi import Fault
+from test_terminal import ChatProcess, keyring_chat_env
 
 VSCODE = "switchboard-vscode"  # the client id of a server whose client does not name itself
+TERMINAL = "switchboard-terminal"
+SERVICE = "switchboard"  # the terminal's keyring service
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +84,69 @@ def test_a_vendor_key_the_upstream_refuses_is_not_worth_retrying(
         assert len(cloud.upstream.received()) - before == 1  # nobody retried it
     finally:
         server.close()
+
+
+# --- the terminal client ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return keyring_chat_env(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return folder
+
+
+def signed_in_chat(cloud: HostedStack, email: str, args: list[str], env: dict[str, str]) -> ChatProcess:
+    """`switchboard chat` resuming a session of `email` kept in the keyring."""
+    PlaintextKeyring().set_password(SERVICE, cloud.url, cloud.refresh_token(TERMINAL, email))
+    chat = ChatProcess(["--gateway", cloud.url, *args], env)
+    chat.expect(rf"Signed in to Switchboard Cloud as {re.escape(email)}", timeout=40)
+    chat.expect("/help for commands")
+    return chat
+
+
+def test_out_of_credits_advice_adds_only_what_the_message_does_not_say(
+    cloud: HostedStack, chat_env: dict[str, str], project: Path
+) -> None:
+    """1002 on Free with no credits left: the gateway's message names the reset and the upgrade already, so
+    the terminal does not say either again."""
+    email = cloud.add_account("free")
+    cloud.sql(
+        "INSERT INTO account_periods (account_id, period, used_h) SELECT id, %s, %s FROM accounts "
+        "WHERE email = %s",
+        (current_period(), 50 * 100, email),
+    )
+    chat = signed_in_chat(cloud, email, ["--workspace", str(project)], chat_env)
+    try:
+        chat.send("hi")
+        gone = chat.expect(r"error: .*").group(0)
+        assert "upgrade to Pro" in gone, gone
+        assert gone.lower().count("upgrade") == 1 and gone.lower().count("reset") == 1, gone
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+
+    # Pro, overage off: the message says to enable overage or wait for the reset; the terminal adds only
+    # where overage is turned on (it has no command for it).
+    email = cloud.add_account("pro")
+    cloud.sql(
+        "INSERT INTO account_periods (account_id, period, used_h) SELECT id, %s, %s FROM accounts "
+        "WHERE email = %s",
+        (current_period(), 1000 * 100, email),
+    )
+    chat = signed_in_chat(cloud, email, ["--workspace", str(project)], chat_env)
+    try:
+        chat.send("hi")
+        gone = chat.expect(r"error: .*").group(0)
+        assert "Enable overage" in gone and "Switchboard: Enable Overage" in gone, gone
+        assert gone.lower().count("reset") == 1 and gone.lower().count("turn on overage") == 0, gone
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()

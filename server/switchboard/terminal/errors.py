@@ -20,6 +20,10 @@ _NOT_THE_MODEL = (401, 402, 403)
 _OVERAGE_WHERE = (
     "in your editor (“Switchboard: Enable Overage…”) or, signed in, on the account page /usage links"
 )
+# The same, when the server's message already says to turn overage on or raise its budget.
+_OVERAGE_SAID = (
+    "use your editor's “Switchboard: Enable Overage…” or, signed in, the account page /usage links"
+)
 
 # What to do, per error code: (in the REPL, on the command line).
 _HINTS: dict[int, tuple[str, str]] = {
@@ -116,21 +120,32 @@ def _hint(exc: JsonRpcException, message: str, *, repl: bool, chat: bool) -> str
     return hints[0] if repl else hints[1]
 
 
-def _credits_hint(data: dict[str, Any], message: str, option: str, *, repl: bool) -> str:
-    """1002: turning on (or raising) overage only where the plan has it, else upgrading; a cheaper model
-    only when some credits are left (and the server's message does not say so already)."""
-    ways = ["wait for the reset (/usage shows when)" if repl else "wait for the credits to reset"]
-    if data.get("overageEnabled"):
+def _credits_hint(data: dict[str, Any], message: str, option: str, *, repl: bool) -> str | None:
+    """1002: only what the server's message does not say already (it may name the reset, overage or an
+    upgrade, and a cheaper model). Overage (turning it on, or raising its budget) only where the plan has
+    it, else upgrading; a cheaper model only when some credits are left. Where to change overage is always
+    added: the terminal has no overage command."""
+    said = message.lower()
+    ways: list[str] = []
+    if "reset" not in said:
+        ways.append("wait for the reset (/usage shows when)" if repl else "wait for the credits to reset")
+    overage_said = "overage" in said
+    if data.get("overageEnabled") and not overage_said:
         ways.append(f"raise the overage budget {_OVERAGE_WHERE}")
-    elif data.get("overageAvailable"):
+    elif data.get("overageAvailable") and not overage_said:
         ways.append(f"turn on overage {_OVERAGE_WHERE}")
-    else:
+    elif not data.get("overageAvailable") and not data.get("overageEnabled") and "upgrade" not in said:
         ways.append("upgrade your plan")
     remaining = data.get("remainingCredits")
-    if isinstance(remaining, int | float) and remaining > 0 and "cheaper model" not in message.lower():
+    if isinstance(remaining, int | float) and remaining > 0 and "cheaper model" not in said:
         ways.append(f"pick a cheaper model with {option}")
-    text = ", ".join(ways[:-1]) + " or " + ways[-1]
-    return text[0].upper() + text[1:] + "."
+    sentences: list[str] = []
+    if ways:
+        text = ", ".join(ways[:-1]) + " or " + ways[-1] if len(ways) > 1 else ways[0]
+        sentences.append(text[0].upper() + text[1:] + ".")
+    if overage_said and (data.get("overageAvailable") or data.get("overageEnabled")):
+        sentences.append(f"(No overage command here: {_OVERAGE_SAID}.)")
+    return " ".join(sentences) or None
 
 
 def sign_in_help(*, repl: bool) -> str:
