@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -101,6 +102,19 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
+def stored(cloud: HostedStack) -> str | None:
+    return PlaintextKeyring().get_password(SERVICE, cloud.url)
+
+
+def refreshed(cloud: HostedStack, refresh_token: str) -> dict[str, Any]:
+    """The token endpoint's answer to a refresh with `refresh_token` (an error for a revoked one)."""
+    answer = cloud.http.post(
+        cloud.metadata()["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": TERMINAL},
+    )
+    return answer.json()
+
+
 def signed_in_chat(cloud: HostedStack, email: str, args: list[str], env: dict[str, str]) -> ChatProcess:
     """`switchboard chat` resuming a session of `email` kept in the keyring."""
     PlaintextKeyring().set_password(SERVICE, cloud.url, cloud.refresh_token(TERMINAL, email))
@@ -150,3 +164,53 @@ def test_out_of_credits_advice_adds_only_what_the_message_does_not_say(
         assert chat.finish() == 0
     finally:
         chat.kill()
+
+
+def test_a_session_revoked_while_chatting_says_signed_out_and_the_repl_goes_on(
+    cloud: HostedStack, chat_env: dict[str, str], project: Path
+) -> None:
+    """The operator revokes the account mid-run: the next message is refused, the refresh the server tries
+    is refused too, and the session ends. The terminal says so once, with /signin, no traceback; the stored
+    token is deleted, and the REPL keeps going (its commands answer; a message says to sign in)."""
+    email = cloud.add_account("pro")
+    chat = signed_in_chat(cloud, email, ["--workspace", str(project)], chat_env)
+    try:
+        chat.send("hello")
+        chat.expect(r"credits? · [\d,]+ in")
+        cloud.admin("accounts", "revoke", email)
+        chat.send("hello again")
+        chat.expect(r"session has ended.*", timeout=40)
+        chat.expect(r"/signin")
+        chat.command("/help", r"/signin +sign in")
+        chat.send("one more")
+        chat.expect(r"Not signed in to Switchboard Cloud \(.*\): /signin signs in")
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert "Traceback" not in chat.output, chat.output
+    assert chat.output.count("session has ended") == 1, chat.output
+    assert stored(cloud) is None
+
+
+def test_signing_in_again_revokes_the_session_it_replaces(
+    cloud: HostedStack, chat_env: dict[str, str], project: Path
+) -> None:
+    """/signin while signed in: once the new session is in hand, the one it replaces is revoked at the
+    gateway (its refresh token refused), not left alive with nobody holding it."""
+    email = cloud.add_account("pro")
+    chat = signed_in_chat(cloud, email, ["--workspace", str(project)], chat_env)
+    try:
+        old = stored(cloud)
+        assert old
+        chat.send("/signin")
+        code = chat.expect(r"enter the code ([A-Z0-9]{4}-[A-Z0-9]{4})").group(1)
+        cloud.approve(code, email)
+        chat.expect(rf"Signed in to Switchboard Cloud as {re.escape(email)}", timeout=40)
+        new = stored(cloud)
+        assert new and new != old
+        chat.send("/quit")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert refreshed(cloud, old).get("error") == "invalid_grant"
