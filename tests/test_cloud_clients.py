@@ -4,11 +4,20 @@ real processes (the server over stdio, `switchboard chat` over pipes or a pseudo
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import os
+import pty
 import re
+import signal
+import socket
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -18,7 +27,7 @@ from gateway.pgcluster import PostgresMissing, postgres_bin
 from hosted_stack import HostedStack
 from rawlsp import RawServer
 from switchboard.fakeapi import Fault
-from test_terminal import ChatProcess, keyring_chat_env
+from test_terminal import CHAT, ChatProcess, keyring_chat_env
 
 VSCODE = "switchboard-vscode"  # the client id of a server whose client does not name itself
 TERMINAL = "switchboard-terminal"
@@ -214,3 +223,124 @@ def test_signing_in_again_revokes_the_session_it_replaces(
     finally:
         chat.kill()
     assert refreshed(cloud, old).get("error") == "invalid_grant"
+
+
+class TerminalChat:
+    """`switchboard chat` on a pseudo-terminal, as a person runs it: readline edits the line at the prompt,
+    and what is typed is echoed."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [*CHAT, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env, "TERM": "dumb", "NO_COLOR": "1"},
+            start_new_session=True,
+        )
+        os.close(slave)
+        self._master = master
+        self.output = ""
+        self._seen = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self.output += decoder.decode(chunk)
+
+    def type(self, text: str) -> None:
+        os.write(self._master, text.encode())
+
+    def expect(self, pattern: str, timeout: float = 40) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                match = re.compile(pattern).search(self.output, self._seen)
+            if match:
+                self._seen = match.end()
+                return match
+            time.sleep(0.05)
+        pytest.fail(f"no {pattern!r} within {timeout}s; output:\n{self.output!r}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._master)
+
+
+class SlowCharges:
+    """A TCP proxy in front of the gateway that passes every byte on as it comes, but holds a request for a
+    turn's charge (`GET /v1/switchboard/turns/…`) `delay` seconds: the figure of a stopped answer then
+    comes well after the answer's ending was printed."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        self._target = urlsplit(upstream)
+        self._delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((self._target.hostname, self._target.port))
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, requests: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if requests and chunk.startswith(b"GET /v1/switchboard/turns/"):
+                    time.sleep(self._delay)
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_charge_that_comes_while_at_the_prompt_draws_the_prompt_again(
+    cloud: HostedStack, chat_env: dict[str, str], project: Path
+) -> None:
+    """A stopped answer's charge comes after the prompt is back (`charge pending`, then the figure): the
+    line goes above the prompt, and the prompt, with what has been typed since, is drawn again after it."""
+    email = cloud.add_account("pro")
+    slow = SlowCharges(cloud.url, delay=3.0)
+    PlaintextKeyring().set_password(SERVICE, slow.url, cloud.refresh_token(TERMINAL, email))
+    chat = TerminalChat(["--gateway", slow.url, "--workspace", str(project)], chat_env)
+    try:
+        chat.expect(rf"Signed in to Switchboard Cloud as {re.escape(email)}")
+        chat.expect("› ")
+        chat.type("Write a long essay [[fake:words=600 slow=0.05]]\r")
+        chat.expect("Simulated reply from", timeout=60)
+        time.sleep(0.5)
+        os.kill(chat.proc.pid, signal.SIGINT)
+        ending = chat.expect(r"Cancelled · (charge pending|[\d.]+ credits?)\.")
+        if ending.group(1) != "charge pending":
+            pytest.skip("the gateway's charge came before the answer's ending was printed")
+        chat.expect("› ")
+        chat.type("and then")
+        chat.expect(r"Charged for the stopped answer: [\d.]+ credits?\.")
+        chat.expect(r"\r\n› and then", timeout=5)
+    finally:
+        chat.close()
+        slow.close()

@@ -8,6 +8,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Generator
 from typing import Literal, TextIO
 
 Style = Literal["dim", "bold", "red", "yellow", "cyan"]
@@ -51,6 +52,10 @@ class Console:
         self._at_line_start = True
         self.lock = threading.RLock()
         self._broken = False
+        # While the REPL waits at its prompt on this terminal: the prompt line as shown (the prompt and what
+        # has been typed so far), for a line printed meanwhile (a charge that came late, a session that
+        # ended) to clear first and draw again after it.
+        self.prompt: Callable[[], str] | None = None
 
     def style(self, text: str, style: Style | None) -> str:
         if not self.colour or style is None or not text:
@@ -86,11 +91,27 @@ class Console:
                 self.write("\n")
 
     def line(self, text: str = "", style: Style | None = None) -> None:
-        """Writes `text` on a line of its own."""
+        """Writes `text` on a line of its own; at the prompt, above it (the prompt is drawn again)."""
         with self.lock:
+            prompt = self.prompt
+            if prompt is not None:
+                self._control("\r\x1b[K")  # the prompt line, cleared: the text takes its place
             self.end_line()
             self.write(text, style)
             self.write("\n")
+            if prompt is not None:
+                self._control(printable(prompt()))
+                self._at_line_start = True  # what follows is readline's: it ends the line itself
+
+    def _control(self, text: str) -> None:
+        """`text` as is (terminal controls, and the prompt line readline drew), not through `printable`."""
+        if self._broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_left()
 
     def lines(self, texts: list[str], style: Style | None = None) -> None:
         for text in texts:
@@ -126,3 +147,25 @@ class Ui:
 
     def note(self, text: str) -> None:
         self.err.line(text, "dim")
+
+    @contextlib.contextmanager
+    def at_prompt(self, prompt: Callable[[], str]) -> Generator[None]:
+        """While the REPL waits at its prompt: lines printed meanwhile (by the loop thread) go above it, and
+        the prompt line (`prompt()`: the prompt and what has been typed) is drawn again after each. Only on
+        a terminal: a pipe gets the lines as they are."""
+        consoles = [console for console in (self.out, self.err) if _is_terminal(console.stream)]
+        for console in consoles:
+            console.prompt = prompt
+        try:
+            yield
+        finally:
+            for console in consoles:
+                with console.lock:
+                    console.prompt = None
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

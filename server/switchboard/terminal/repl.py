@@ -105,7 +105,8 @@ class Repl:
 
     def _input(self) -> str:
         if self._interactive:
-            return input(PROMPT)
+            with self.ctx.ui.at_prompt(lambda: PROMPT + self._history.line_buffer()):
+                return input(PROMPT)
         line = input()  # piped: echo the line, so that the output reads as a transcript
         self.out.line(PROMPT + line)
         return line
@@ -253,7 +254,11 @@ class LineHistory:
 
     def had_text(self) -> bool:
         """Whether the line being edited when Ctrl-C came held any text."""
-        return bool(self._readline is not None and self._readline.get_line_buffer().strip())
+        return bool(self.line_buffer().strip())
+
+    def line_buffer(self) -> str:
+        """What has been typed at the prompt so far ("" without readline)."""
+        return self._readline.get_line_buffer() if self._readline is not None else ""
 
 
 def _readline() -> ModuleType | None:
