@@ -120,7 +120,8 @@ async def test_signing_in_shows_the_accounts_plan_usage_and_devices_under_a_stri
             " WHERE account_id = %s",
             (person.id,),
         )
-        assert stored == [{"id_hash": digest(session_id), "lasts": True}]  # only the digest is stored
+        # Only the digest is stored (beside the short session signing in on /device started).
+        assert {"id_hash": digest(session_id), "lasts": True} in stored
 
         page = browser.page()
         assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
@@ -212,6 +213,75 @@ async def test_signing_the_browser_out_ends_the_session(proxied: Replica, people
         "SELECT ended_at IS NOT NULL AS ended FROM browser_sessions WHERE account_id = %s", (person.id,)
     )
     assert ended == [{"ended": True}]
+
+
+async def test_a_device_confirmation_decides_nothing_once_its_browser_has_signed_out(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """A /device confirmation ticket was good for its 5 minutes whatever happened meanwhile: signed out of the
+    browser on /account (which /device links to for signing out), a ticket issued before still approved the
+    code. Signing in on /device now signs the browser in (the /account session), and a ticket holds only while
+    that session does."""
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        account = browser.http.get("/account")
+        form = {"csrf_token": csrf_token(account.text), "email": person.email, "password": PASSWORD}
+        assert browser.http.post("/account", data={**form, "action": "sign_in"}).status_code == 303
+        account_session = browser.http.cookies[COOKIE]
+        asked = browser.sign_in(started["user_code"], person.email)
+        assert 'name="confirmation"' in asked.text
+        assert browser.http.cookies[COOKIE] == account_session  # the browser's own session, not another
+        signed_out = browser.http.post(
+            "/account", data={"csrf_token": form["csrf_token"], "action": "sign_out"}
+        )
+        assert signed_out.status_code == 303 and COOKIE not in browser.http.cookies
+        refused = browser.confirm(asked)
+        assert refused.status_code == 400 and "confirmation expired" in refused.text
+        # The old cookie put back: the session ended where it is stored, not only in this browser.
+        browser.http.cookies.set(COOKIE, account_session)
+        assert browser.confirm(asked, "deny").status_code == 400
+    assert client.poll(started["device_code"]).json()["error"] == "authorization_pending"
+
+    # Signed in on /device alone: the browser is signed in for the confirmation's 5 minutes, which /account
+    # shows and can sign out.
+    with Browser(proxied.url) as browser:
+        asked = browser.sign_in(started["user_code"], person.email)
+        device_session, attributes = set_cookie(asked, COOKIE)
+        assert attributes["max-age"] == "300" and attributes["samesite"].lower() == "lax"
+        assert "httponly" in attributes
+        account = browser.http.get("/account")
+        assert f"Signed in as <strong>{person.email}</strong>" in account.text
+        signed_out = browser.http.post(
+            "/account", data={"csrf_token": csrf_token(account.text), "action": "sign_out"}
+        )
+        assert signed_out.status_code == 303
+        browser.http.cookies.set(COOKIE, device_session)
+        refused = browser.confirm(asked)
+        assert refused.status_code == 400 and "confirmation expired" in refused.text
+        # Signed in again, the new confirmation works (and the old one still does not).
+        again = browser.sign_in(started["user_code"], person.email)
+        assert browser.confirm(asked).status_code == 400
+        assert browser.confirm(again).status_code == 200
+    assert client.poll(started["device_code"]).status_code == 200
+
+
+async def test_a_device_confirmation_decides_nothing_after_the_operator_signs_the_account_out(
+    proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
+) -> None:
+    """`accounts sign-out` ends the browser's session, so a confirmation issued before cannot approve a code
+    (which a client would then claim after the sign-out)."""
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        asked = browser.sign_in(started["user_code"], person.email)
+        done = run_cli(["accounts", "sign-out", person.email], gateway_env)
+        refused = browser.confirm(asked)
+    assert refused.status_code == 400 and "confirmation expired" in refused.text
+    assert client.poll(started["device_code"]).json()["error"] == "authorization_pending"
+    assert "1 account page session(s)" in done.stdout  # the one signing in on /device started
 
 
 async def test_account_sign_in_shares_the_device_pages_password_lock(

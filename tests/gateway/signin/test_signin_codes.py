@@ -31,20 +31,23 @@ def test_what_cannot_be_an_opaque_secret_is_never_hashed_or_looked_up() -> None:
     assert presented_digest("x" * MAX_OPAQUE_LENGTH) == hashlib.sha256(b"x" * MAX_OPAQUE_LENGTH).hexdigest()
 
 
-def test_a_confirmation_ticket_is_bound_to_its_browser_and_lives_five_minutes() -> None:
+def test_a_confirmation_ticket_is_bound_to_its_browser_and_session_and_lives_five_minutes() -> None:
     now = [1_000_000.0]
     current, upcoming = page_key(b"a" * 32), page_key(b"b" * 32)
     issuer = Confirmations([current, upcoming], clock=lambda: now[0])
-    ticket = issuer.issue("csrf-one", "acct_0123456789abcdef", "BCDFGHJK")
-    assert issuer.check("csrf-one", ticket) == ("acct_0123456789abcdef", "BCDFGHJK")
-    assert issuer.check("csrf-two", ticket) is None  # another browser's CSRF token
-    assert issuer.check("csrf-one", ticket.replace("BCDFGHJK", "BCDFGHJL")) is None
-    assert issuer.check("csrf-one", "") is None and issuer.check("csrf-one", "a.b.c.d.e") is None
+    ticket = issuer.issue("csrf-one", "session-one", "acct_0123456789abcdef", "BCDFGHJK")
+    assert issuer.check("csrf-one", "session-one", ticket) == ("acct_0123456789abcdef", "BCDFGHJK")
+    assert issuer.check("csrf-two", "session-one", ticket) is None  # another browser's CSRF token
+    assert issuer.check("csrf-one", "session-two", ticket) is None  # another session (signed in again)
+    assert issuer.check("csrf-one", "", ticket) is None  # no session (signed out)
+    assert issuer.check("csrf-one", "session-one", ticket.replace("BCDFGHJK", "BCDFGHJL")) is None
+    assert issuer.check("csrf-one", "session-one", "") is None
+    assert issuer.check("csrf-one", "session-one", "a.b.c.d.e") is None
     # A replica that has moved the next key to the front still accepts it; one without the key does not.
     rotated = Confirmations([upcoming, current], clock=lambda: now[0])
-    assert rotated.check("csrf-one", ticket) is not None
-    assert Confirmations([upcoming], clock=lambda: now[0]).check("csrf-one", ticket) is None
+    assert rotated.check("csrf-one", "session-one", ticket) is not None
+    assert Confirmations([upcoming], clock=lambda: now[0]).check("csrf-one", "session-one", ticket) is None
     now[0] += CONFIRMATION_SECONDS
-    assert issuer.check("csrf-one", ticket) is not None
+    assert issuer.check("csrf-one", "session-one", ticket) is not None
     now[0] += 1
-    assert issuer.check("csrf-one", ticket) is None
+    assert issuer.check("csrf-one", "session-one", ticket) is None

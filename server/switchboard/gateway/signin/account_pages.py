@@ -28,23 +28,18 @@ from .pages import (
     limit_address,
     render,
     same_token,
+    secure_pages,
+    session_cookie_name,
     verified_account,
     with_csrf_cookie,
+    with_session_cookie,
 )
 
 ACCOUNT_PATH = "/account"
 
 
-def session_cookie_name(gateway: Gateway) -> str:
-    return "__Host-switchboard_session" if _secure(gateway) else "switchboard_session"
-
-
 def _account_url(gateway: Gateway) -> str:
     return gateway.settings.public_base_url + ACCOUNT_PATH
-
-
-def _secure(gateway: Gateway) -> bool:
-    return gateway.settings.public_base_url.startswith("https://")
 
 
 async def account_page(request: Request) -> Response:
@@ -126,7 +121,9 @@ async def _account_post(request: Request, gateway: Gateway) -> Response:
         async with gateway.pool.connection() as conn:
             await browser.end(conn, session_id)
         response = RedirectResponse(_account_url(gateway), status_code=303)
-        response.delete_cookie(session_cookie_name(gateway), path="/", secure=_secure(gateway), httponly=True)
+        response.delete_cookie(
+            session_cookie_name(gateway), path="/", secure=secure_pages(gateway), httponly=True
+        )
         return response
     if action == "sign_out_device":
         account = await _signed_in_account(request, gateway)
@@ -155,16 +152,7 @@ async def _sign_in(request: Request, gateway: Gateway, email: str, password: str
         return response
     request.state.account = account.id
     response = RedirectResponse(_account_url(gateway), status_code=303)
-    response.set_cookie(
-        session_cookie_name(gateway),
-        session_id,
-        max_age=browser.SESSION_SECONDS,
-        path="/",
-        secure=_secure(gateway),
-        httponly=True,
-        samesite="lax",
-    )
-    return response
+    return with_session_cookie(response, gateway, session_id, browser.SESSION_SECONDS)
 
 
 def _plan_rows() -> list[dict[str, str]]:

@@ -1,14 +1,16 @@
-"""Browser sessions for /account: who is looking at the page.
+"""Browser sessions for /account and /device: who is looking at the page.
 
 The session id is 256 random bits, sent only in an HttpOnly cookie (Secure over https, SameSite=Lax) and
 stored only as its SHA-256 digest, so a copy of the database signs nobody in. A session lives
-`SESSION_SECONDS` from sign-in and ends at once on sign-out (or when the account is revoked).
+`SESSION_SECONDS` from signing in on /account (one /device starts lives as long as its confirmation) and
+ends at once on sign-out (or when the account is revoked).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import LiteralString
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -28,28 +30,39 @@ class DeviceSignIn:
     signed_in_at: datetime
 
 
-async def start(conn: AsyncConnection[DictRow], account_id: str) -> str:
-    """A new session for `account_id`; returns its id (for the cookie only)."""
+async def start(conn: AsyncConnection[DictRow], account_id: str, seconds: int = SESSION_SECONDS) -> str:
+    """A new session for `account_id`, living `seconds`; returns its id (for the cookie only)."""
     session = Opaque.new()
     await conn.execute(
         """
         INSERT INTO browser_sessions (id_hash, account_id, expires_at)
         VALUES (%s, %s, now() + make_interval(secs => %s))
         """,
-        (session.digest, account_id, SESSION_SECONDS),
+        (session.digest, account_id, seconds),
     )
     return session.value
 
 
 async def account_of(conn: AsyncConnection[DictRow], session_id: str) -> str | None:
     """The account of a live session, or None (unknown, ended, expired, or a malformed cookie)."""
+    return await _account_of(conn, session_id, "")
+
+
+async def hold(conn: AsyncConnection[DictRow], session_id: str) -> str | None:
+    """`account_of`, and the session's row held (`FOR SHARE`) until the transaction ends: a sign-out of
+    this session waits for it, so what the caller does next happens before the sign-out, or not at all."""
+    return await _account_of(conn, session_id, "FOR SHARE")
+
+
+async def _account_of(conn: AsyncConnection[DictRow], session_id: str, lock: LiteralString) -> str | None:
     id_hash = presented_digest(session_id)
     if id_hash is None:
         return None
     cursor = await conn.execute(
-        """
+        f"""
         SELECT account_id FROM browser_sessions
         WHERE id_hash = %s AND ended_at IS NULL AND expires_at > now()
+        {lock}
         """,
         (id_hash,),
     )

@@ -2,8 +2,10 @@
 
 Step one of the page checks the password, then the code, and shows what the code asks for; the buttons of
 step two send a ticket instead of the password. A ticket names the account and the code, lives
-`CONFIRMATION_SECONDS`, and is an HMAC-SHA256 over them and the browser's CSRF token, so it works only
-with the cookie it was issued with (HttpOnly, SameSite=Strict) and cannot be made or changed without the key.
+`CONFIRMATION_SECONDS`, and is an HMAC-SHA256 over them, the browser's CSRF token and its browser session
+id (`browser`: step one signs the browser in), so it works only with the cookies it was issued with and
+cannot be made or changed without the key. The page checks the session is still live too: signed out, or
+its session ended, a browser's tickets decide nothing.
 
 The key is derived from each signing key (HMAC-SHA256 of the raw private key over a label of its own, so
 the derived key says nothing about the signing key and is no signature). Every replica has the same keys,
@@ -35,20 +37,22 @@ class Confirmations:
             raise ValueError("confirmation tickets need at least one key")
         self._keys, self._clock = tuple(keys), clock
 
-    def issue(self, csrf_token: str, account_id: str, user_code: str) -> str:
-        """A ticket for `account_id` to decide the (compact) `user_code`, in the browser of `csrf_token`."""
+    def issue(self, csrf_token: str, session_id: str, account_id: str, user_code: str) -> str:
+        """A ticket for `account_id` to decide the (compact) `user_code`, in the browser of `csrf_token` and
+        its session `session_id`."""
         expires = int(self._clock()) + CONFIRMATION_SECONDS
         body = f"{account_id}.{user_code}.{expires}"
-        return f"{body}.{_mac(self._keys[0], csrf_token, body)}"
+        return f"{body}.{_mac(self._keys[0], csrf_token, session_id, body)}"
 
-    def check(self, csrf_token: str, ticket: str) -> tuple[str, str] | None:
-        """The account and the compact code of a live ticket issued for this CSRF token; None otherwise."""
+    def check(self, csrf_token: str, session_id: str, ticket: str) -> tuple[str, str] | None:
+        """The account and the compact code of an unexpired ticket issued for this CSRF token and session;
+        None otherwise. Whether the session is still live is the caller's to check."""
         body, _, mac = ticket.rpartition(".")
         parts = body.split(".")
         if len(parts) != 3 or not parts[2].isdigit():
             return None
         presented = mac.encode()
-        macs = (_mac(key, csrf_token, body).encode() for key in self._keys)
+        macs = (_mac(key, csrf_token, session_id, body).encode() for key in self._keys)
         if not any(hmac.compare_digest(expected, presented) for expected in macs):
             return None
         account_id, user_code, expires = parts
@@ -57,6 +61,6 @@ class Confirmations:
         return account_id, user_code
 
 
-def _mac(key: bytes, csrf_token: str, body: str) -> str:
-    message = csrf_token.encode() + b"\x00" + body.encode()
+def _mac(key: bytes, csrf_token: str, session_id: str, body: str) -> str:
+    message = b"\x00".join(part.encode() for part in (csrf_token, session_id, body))
     return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=").decode()

@@ -147,6 +147,13 @@ async def pending(conn: AsyncConnection[DictRow], user_code: str) -> Pending | N
     return Pending(row["client_id"], row["scope"]) if row else None
 
 
+async def hold_account(conn: AsyncConnection[DictRow], account_id: str) -> None:
+    """Hold the account's row (`FOR SHARE`) until the transaction ends, before deciding a code for it, as a
+    claim does (`poll`): a sign-out everywhere (`refresh.revoke_account`) waits for the decision and then
+    denies the code it approved, or comes first."""
+    await conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR SHARE", (account_id,))
+
+
 async def decide(
     conn: AsyncConnection[DictRow], user_code: str, account_id: str, approve: bool
 ) -> str | None:

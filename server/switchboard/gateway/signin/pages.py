@@ -28,10 +28,10 @@ from starlette.responses import HTMLResponse, Response
 
 from ..accounts import Account, find_account_by_email, get_account, normalize_email, password_matches
 from ..service import Gateway
-from . import device, ratelimit
+from . import browser, device, ratelimit
 from .clients import client_name
 from .codes import display_user_code, normalize_user_code
-from .confirmations import Confirmations
+from .confirmations import CONFIRMATION_SECONDS, Confirmations
 from .forms import FormError, client_address, read_form
 
 log = logging.getLogger("switchboard.gateway.signin")
@@ -81,13 +81,17 @@ def render(
     return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
+def secure_pages(gateway: Gateway) -> bool:
+    """Whether the pages are served over https: their cookies are then Secure and `__Host-` prefixed (which
+    also stops a sibling subdomain from planting them)."""
+    return gateway.settings.public_base_url.startswith("https://")
+
+
 # --- CSRF ---------------------------------------------------------------------------------------------
 
 
 def csrf_cookie_name(gateway: Gateway) -> str:
-    # The __Host- prefix (only over HTTPS) also stops a sibling subdomain from planting the cookie.
-    secure = gateway.settings.public_base_url.startswith("https://")
-    return "__Host-switchboard_csrf" if secure else "switchboard_csrf"
+    return "__Host-switchboard_csrf" if secure_pages(gateway) else "switchboard_csrf"
 
 
 def csrf_token_for(request: Request, gateway: Gateway) -> str:
@@ -96,9 +100,13 @@ def csrf_token_for(request: Request, gateway: Gateway) -> str:
 
 
 def with_csrf_cookie(response: Response, gateway: Gateway, token: str) -> Response:
-    secure = gateway.settings.public_base_url.startswith("https://")
     response.set_cookie(
-        csrf_cookie_name(gateway), token, httponly=True, samesite="strict", secure=secure, path="/"
+        csrf_cookie_name(gateway),
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure_pages(gateway),
+        path="/",
     )
     return response
 
@@ -109,12 +117,34 @@ def same_token(expected: str, presented: str) -> bool:
     return hmac.compare_digest(expected.encode(), presented.encode())
 
 
+# --- The browser session (`browser`), which signing in on /account or /device starts --------------------
+
+
+def session_cookie_name(gateway: Gateway) -> str:
+    return "__Host-switchboard_session" if secure_pages(gateway) else "switchboard_session"
+
+
+def with_session_cookie(response: Response, gateway: Gateway, session_id: str, seconds: int) -> Response:
+    response.set_cookie(
+        session_cookie_name(gateway),
+        session_id,
+        max_age=seconds,
+        path="/",
+        secure=secure_pages(gateway),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
 # --- /device -----------------------------------------------------------------------------------------
 #
 # Two steps. (1) The code, the email and the password: checked in that order (the per-address limit, the
 # code's shape, the password, the per-account limit on wrong codes), and only then is the code looked up. A
 # pending code answers with (2) the confirmation: which program asks to sign in, what it could do, and Approve
-# or Deny, which post a confirmation ticket (`confirmations`) instead of the password. Nothing about a code is
+# or Deny, which post a confirmation ticket (`confirmations`) instead of the password. Step one signs the
+# browser in (the /account page's session), and a ticket decides nothing once that session has ended (signed
+# out on /account, which the page links to, or by the operator; or expired). Nothing about a code is
 # shown to anyone who has not signed in, so the page is no oracle for guessing codes (RFC 8628 §5.1), and a
 # person sent a link sees what it asks for before deciding (§3.3, §5.4).
 
@@ -175,8 +205,9 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
         return _device_refused(request, refusal, cookie_token, attempt.user_code, attempt.email)
     request.state.account = account.id
     request.state.device_result = "confirming"
-    confirmation = confirmations(gateway).issue(cookie_token, account.id, compact)
-    return render(
+    session_id, started = await _browser_session(request, gateway, account.id)
+    confirmation = confirmations(gateway).issue(cookie_token, session_id, account.id, compact)
+    page = render(
         "device_confirm.html",
         title="Approve this sign-in?",
         csrf_token=cookie_token,
@@ -185,6 +216,20 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
         email=account.email,
         asking=asking,
     )
+    return with_session_cookie(page, gateway, session_id, CONFIRMATION_SECONDS) if started else page
+
+
+async def _browser_session(request: Request, gateway: Gateway, account_id: str) -> tuple[str, bool]:
+    """The browser's live session if it is this account's; else a new one, living as long as a confirmation
+    (a session of another account this browser had ends: the browser is this account's now). Whether it is
+    new (its cookie still to be set)."""
+    present = request.cookies.get(session_cookie_name(gateway), "")
+    async with gateway.pool.connection() as conn:
+        if present:
+            if await browser.account_of(conn, present) == account_id:
+                return present, False
+            await browser.end(conn, present)
+        return await browser.start(conn, account_id, CONFIRMATION_SECONDS), True
 
 
 def _device_refused(
@@ -236,14 +281,22 @@ _UNKNOWN_CODE = "This code is unknown, expired or already used. Check it, or sta
 async def _device_decide(
     request: Request, gateway: Gateway, csrf_token: str, form: dict[str, str]
 ) -> Response:
-    """Step two: Approve or Deny, with the ticket step one gave this browser."""
+    """Step two: Approve or Deny, with the ticket step one gave this browser, while its session lasts.
+
+    One transaction, holding the account's row as a claim does (`device.hold_account`) and then the
+    session's (`browser.hold`): a sign-out, of this browser or everywhere, waits for the decision (and
+    everywhere then denies the code it approved), or comes first and the ticket decides nothing."""
     approve = form.get("action") == "approve"
-    confirmed = confirmations(gateway).check(csrf_token, form.get("confirmation", ""))
+    session_id = request.cookies.get(session_cookie_name(gateway), "")
+    confirmed = confirmations(gateway).check(csrf_token, session_id, form.get("confirmation", ""))
+    expired = Refusal(400, "This confirmation expired. Enter the code and sign in again.")
     if confirmed is None:
-        refusal = Refusal(400, "This confirmation expired. Enter the code and sign in again.")
-        return _device_refused(request, refusal, csrf_token, "", "")
+        return _device_refused(request, expired, csrf_token, "", "")
     account_id, compact = confirmed
-    async with gateway.pool.connection() as conn:
+    async with gateway.pool.connection() as conn, conn.transaction():
+        await device.hold_account(conn, account_id)
+        if await browser.hold(conn, session_id) != account_id:  # signed out since, or the session expired
+            return _device_refused(request, expired, csrf_token, "", "")
         account = await get_account(conn, account_id)
         if account is None or not account.active:
             refusal = Refusal(403, "This account is disabled. Contact the operator of this service.")
