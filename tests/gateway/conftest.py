@@ -8,14 +8,16 @@ injected into the fake API are cleared after each test.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import psycopg
 import pytest
 
 from gateway.gateway_support import RESERVATION_TTL, VENDOR_KEY, Accounts, Replica, run_cli, unused_port
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import FakeAnthropic
+from switchboard.gateway import migrate
 from switchboard.gateway.config import load_settings
 from switchboard.gateway.tokens import TokenAuthority
 
@@ -108,6 +110,33 @@ def replica(replicas: list[Replica]) -> Replica:
     return replicas[0]
 
 
-@pytest.fixture(scope="session")
-def make_accounts(database_url: str, authority: TokenAuthority, replicas: list[Replica]) -> Accounts:
-    return Accounts(database_url, authority)
+@pytest.fixture
+def make_accounts(request: pytest.FixtureRequest, authority: TokenAuthority) -> Accounts:
+    """Accounts in the database the shared replicas use (started first); in a module marked `own_database`,
+    in the module's own (`ledger_url`), and no replica is started."""
+    if request.node.get_closest_marker("own_database") is not None:
+        return Accounts(request.getfixturevalue("ledger_url"), authority)
+    request.getfixturevalue("replicas")
+    return Accounts(request.getfixturevalue("database_url"), authority)
+
+
+@pytest.fixture(scope="module")
+def ledger_url(cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """A migrated database of the module's own, named after it (test_gateway_ledger.py: `ledger_…`), for tests
+    that drive the ledger directly: the shared replicas sweep theirs every second, and a sweep that got to a
+    test's expired reservation first would take the result the test asserts on. Mark such a module
+    `pytestmark = pytest.mark.own_database` so that `make_accounts` creates its accounts here too."""
+    module = request.module.__name__.rpartition(".")[2]
+    url = cluster.new_database(module.removeprefix("test_gateway_"))
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """A connection to the module's own database, as the ledger's pool gives a replica one (`gateway.db`)."""
+    c = await asyncpg.connect(ledger_url)
+    try:
+        yield c
+    finally:
+        await c.close()

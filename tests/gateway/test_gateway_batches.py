@@ -27,25 +27,9 @@ TTL = timedelta(seconds=30)
 SONNET = "claude-sonnet-4.5"
 
 
-@pytest.fixture(scope="module")
-def ledger_url(cluster: Cluster) -> str:
-    url = cluster.new_database("batches")
-    migrate.upgrade(url)
-    return url
-
-
-@pytest.fixture
-def make_accounts(ledger_url: str, authority: TokenAuthority) -> Accounts:
-    return Accounts(ledger_url, authority)
-
-
-@pytest.fixture
-async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    c = await asyncpg.connect(ledger_url)
-    try:
-        yield c
-    finally:
-        await c.close()
+# `ledger_url`, `conn` and `make_accounts` (conftest.py) are this module's own database's, out of the
+# shared replicas' sweeps.
+pytestmark = pytest.mark.own_database
 
 
 @pytest.fixture

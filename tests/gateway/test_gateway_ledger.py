@@ -27,7 +27,6 @@ from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connect
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
 from switchboard.gateway.ledger import Checkpoint, Hold, Outcome, Reservation, TurnKey
-from switchboard.gateway.tokens import TokenAuthority
 from switchboard.plans.catalog import allowed_plans
 from switchboard.plans.credits import credits_for, to_hundredths
 from switchboard.protocol.messages import Usage
@@ -37,28 +36,9 @@ TTL = timedelta(seconds=30)
 HAIKU_ID = "claude-haiku-4-5-20251001"
 
 
-@pytest.fixture(scope="module")
-def ledger_url(cluster: Cluster) -> str:
-    """A database of this module's own: the shared test replicas sweep theirs every second, and a sweep that
-    got to a test's expired reservation first would take the result the test asserts on."""
-    url = cluster.new_database("ledger")
-    migrate.upgrade(url)
-    return url
-
-
-@pytest.fixture
-def make_accounts(ledger_url: str, authority: TokenAuthority) -> Accounts:
-    return Accounts(ledger_url, authority)
-
-
-@pytest.fixture
-async def conn(ledger_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    """A connection as the ledger's pool gives a replica (asyncpg, `gateway.db`)."""
-    c = await asyncpg.connect(ledger_url)
-    try:
-        yield c
-    finally:
-        await c.close()
+# `ledger_url`, `conn` and `make_accounts` (conftest.py) are this module's own database's, out of the
+# shared replicas' sweeps.
+pytestmark = pytest.mark.own_database
 
 
 async def test_a_server_the_driver_will_not_use_is_the_ledger_unavailable(ledger_url: str) -> None:
