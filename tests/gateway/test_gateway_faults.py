@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import anthropic
+import httpx2
 import psycopg
 import pytest
 
@@ -37,6 +38,21 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
+def signed_turn_headers(token: str) -> dict[str, str]:
+    """A Haiku turn's headers with the account's token, for a request sent without the SDK."""
+    return {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {token}"}
+
+
+async def say_hi(replica: Replica, token: str, *, stream: bool) -> httpx2.Response:
+    """A short Haiku turn over plain HTTP, streamed or not."""
+    body = {"model": HAIKU, "max_tokens": 50, "stream": stream, "messages": user("hi")}
+    url = replica.url + "/v1/messages"
+    return await asyncio.to_thread(HTTP.post, url, json=body, headers=signed_turn_headers(token))
+
+
+NOTHING_CHARGED = {"used_h": 0, "overage_h": 0, "reserved_h": 0}
+
+
 @pytest.mark.parametrize("status", [529, 429, 500])
 async def test_upstream_refusal_is_passed_on_costs_nothing_and_the_retry_is_answered(
     make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic, status: int
@@ -53,11 +69,7 @@ async def test_upstream_refusal_is_passed_on_costs_nothing_and_the_retry_is_answ
         assert caught.value.body["error"]["type"] != "api_error" or status == 500  # type: ignore[index]
         [row] = await turn_rows(make_accounts.database_url, account.id)
         assert row["status"] == "failed" and row["credits_h"] == 0
-        assert await balance(make_accounts.database_url, account.id) == {
-            "used_h": 0,
-            "overage_h": 0,
-            "reserved_h": 0,
-        }
+        assert await balance(make_accounts.database_url, account.id) == NOTHING_CHARGED
         # The same turn id again (what the SDK's own retry sends): answered, charged once.
         message = await client.messages.create(
             model=HAIKU, max_tokens=100, messages=user("hi"), extra_headers=headers
@@ -186,7 +198,7 @@ async def test_a_client_that_hangs_up_after_message_start_pays_for_the_prompt_an
         "system": system,
         "messages": user("Hi. [[fake:slow=3]]"),
     }
-    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    headers = signed_turn_headers(account.token)
     started: dict[str, Any] = {}
 
     def hang_up_after_message_start() -> None:
@@ -227,7 +239,7 @@ async def test_a_client_that_hangs_up_once_the_answer_follows_its_thinking_pays_
         "thinking": {"type": "enabled", "budget_tokens": budget},
         "messages": user(f"Think first. [[fake:words=200 slow={pace}]]"),
     }
-    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+    headers = signed_turn_headers(account.token)
     thought, thoughts, took = "", 0, 0.0
     speed = get_model("claude-haiku-4.5").output_tokens_per_second_ceiling
 
@@ -263,12 +275,7 @@ async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "no-upstream.log")
     try:
         for stream in (False, True):
-            response = await asyncio.to_thread(
-                HTTP.post,
-                replica.url + "/v1/messages",
-                json={"model": HAIKU, "max_tokens": 50, "stream": stream, "messages": user("hi")},
-                headers={**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"},
-            )
+            response = await say_hi(replica, account.token, stream=stream)
             assert response.status_code == 502
             assert response.headers["x-should-retry"] == "true"
             assert response.json()["error"]["type"] == "api_error"
@@ -283,11 +290,7 @@ async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(
     assert VENDOR_KEY not in replica.log() and account.token not in replica.log()
     rows = await turn_rows(make_accounts.database_url, account.id)
     assert len(rows) == 2 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
-    assert await balance(make_accounts.database_url, account.id) == {
-        "used_h": 0,
-        "overage_h": 0,
-        "reserved_h": 0,
-    }
+    assert await balance(make_accounts.database_url, account.id) == NOTHING_CHARGED
 
 
 def log_messages(log_text: str) -> list[str]:
@@ -309,12 +312,7 @@ async def test_a_refused_vendor_key_is_a_502_not_retried_and_one_warning_without
     replica = await asyncio.to_thread(Replica.start, env, tmp_path / "wrong-key.log")
     try:
         for stream in (False, True, False):
-            response = await asyncio.to_thread(
-                HTTP.post,
-                replica.url + "/v1/messages",
-                json={"model": HAIKU, "max_tokens": 50, "stream": stream, "messages": user("hi")},
-                headers={**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"},
-            )
+            response = await say_hi(replica, account.token, stream=stream)
             assert response.status_code == 502
             assert response.headers["x-should-retry"] == "false"
             assert response.json() == {
