@@ -3,6 +3,7 @@ takes all of it down again."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import queue
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anthropic
@@ -25,6 +26,19 @@ import pytest
 from gateway.gateway_support import turn_headers
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def own_folder(name: str) -> Iterator[Path]:
+    """A temporary folder of the test's own, removed afterwards: given to ./dev gateway as TMPDIR, it tells
+    this run's cluster apart from other test workers' clusters. Not pytest's tmp_path: the postgres user must
+    be able to pass through it."""
+    own = Path(tempfile.mkdtemp(prefix=f"switchboard-dev-{name}-"))
+    own.chmod(0o755)
+    try:
+        yield own
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
@@ -130,11 +144,7 @@ def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], tim
 
 @pytest.mark.parametrize("moment", ["initdb running", "PostgreSQL starting or up"])
 def test_ctrl_c_during_start_up_leaves_no_postgresql_and_no_folder_behind(moment: str) -> None:
-    # Its own temporary folder (TMPDIR) tells this run's cluster apart from other test workers' clusters.
-    # Not pytest's tmp_path: the postgres user must be able to pass through it.
-    own = Path(tempfile.mkdtemp(prefix="switchboard-dev-ctrl-c-"))
-    own.chmod(0o755)
-    try:
+    with own_folder("ctrl-c") as own:
         process = subprocess.Popen(
             [str(ROOT / "dev"), "gateway", "--port", "0"],
             cwd=ROOT,
@@ -164,8 +174,6 @@ def test_ctrl_c_during_start_up_leaves_no_postgresql_and_no_folder_behind(moment
             time.sleep(0.1)
         assert _processes_mentioning(str(own)) == []
         assert list(own.iterdir()) == [], "a state or cluster folder was left behind"
-    finally:
-        shutil.rmtree(own, ignore_errors=True)
 
 
 def _dev_gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -194,27 +202,23 @@ def test_a_taken_port_is_one_clear_line_and_a_failure_not_a_gateway_that_never_b
 
     holder = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
     threading.Thread(target=holder.serve_forever, daemon=True).start()
-    own = Path(tempfile.mkdtemp(prefix="switchboard-dev-port-"))
-    own.chmod(0o755)  # the old behaviour went on to start PostgreSQL, whose user passes through it
-    try:
-        port = holder.server_address[1]
-        process = _dev_gateway("--port", str(port), env={**os.environ, "TMPDIR": str(own)})
-        said, _ = process.communicate(timeout=60)
-        assert process.returncode == 1, said
-        assert f"port {port} is taken: use --port 0 or another port" in said
-        assert "ready at" not in said and "password" not in said and "Traceback" not in said, said
-        assert list(own.iterdir()) == [], "nothing was started, so nothing is left behind"
-    finally:
-        holder.shutdown()
-        holder.server_close()
-        shutil.rmtree(own, ignore_errors=True)
+    with own_folder("port") as own:  # the old behaviour went on to start PostgreSQL in it
+        try:
+            port = holder.server_address[1]
+            process = _dev_gateway("--port", str(port), env={**os.environ, "TMPDIR": str(own)})
+            said, _ = process.communicate(timeout=60)
+            assert process.returncode == 1, said
+            assert f"port {port} is taken: use --port 0 or another port" in said
+            assert "ready at" not in said and "password" not in said and "Traceback" not in said, said
+            assert list(own.iterdir()) == [], "nothing was started, so nothing is left behind"
+        finally:
+            holder.shutdown()
+            holder.server_close()
 
 
 @pytest.mark.parametrize("state", ["temporary", "given"])
 def test_a_gateway_that_dies_is_a_failure_whose_log_is_kept(state: str) -> None:
-    own = Path(tempfile.mkdtemp(prefix="switchboard-dev-dies-"))
-    own.chmod(0o755)  # the postgres user passes through it to its cluster
-    try:
+    with own_folder("dies") as own:
         given = own / "kept"
         args = ["--port", "0"] + (["--state", str(given)] if state == "given" else [])
         process = _dev_gateway(*args, env={**os.environ, "TMPDIR": str(own)})
@@ -246,8 +250,6 @@ def test_a_gateway_that_dies_is_a_failure_whose_log_is_kept(state: str) -> None:
         said = "".join(lines.get() for _ in range(lines.qsize()))
         assert f"./dev gateway: the gateway exited with -9; its log: {log[1]}" in said, said
         assert Path(log[1]).exists(), "the log of a gateway that failed is kept"
-    finally:
-        shutil.rmtree(own, ignore_errors=True)
 
 
 def test_ctrl_c_while_it_loads_exits_quietly() -> None:
