@@ -432,6 +432,25 @@ async def own_cluster(
         await asyncio.to_thread(cluster.stop)
 
 
+@contextlib.asynccontextmanager
+async def _replica_with_an_account(
+    env: dict[str, str], authority: TokenAuthority, log_path: Path
+) -> AsyncIterator[tuple[Replica, TestAccount]]:
+    """A replica of `env` (stopped afterwards) and a new "power" account in its database."""
+    replica = await asyncio.to_thread(Replica.start, env, log_path)
+    try:
+        yield replica, await Accounts(env["SWITCHBOARD_GATEWAY_DATABASE_URL"], authority).create("power")
+    finally:
+        replica.stop()
+
+
+async def _hold_balance_row(database_url: str, account_id: str) -> psycopg.AsyncConnection[Any]:
+    """The account's balance row, held by a connection of the test's own: a settlement waits for it."""
+    holder = await psycopg.AsyncConnection.connect(database_url)
+    await holder.execute("SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account_id,))
+    return holder
+
+
 async def test_a_postgresql_restart_while_streams_settle_gives_retryable_503s_then_recovers_losing_nothing(
     own_cluster: tuple[Cluster, dict[str, str]], authority: TokenAuthority, tmp_path: Path
 ) -> None:
@@ -535,16 +554,13 @@ async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was
     back is that same `complete` one, not a `cut` made up from the client's leaving."""
     cluster, env = own_cluster
     database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
-    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "settling.log")
-    account = await Accounts(database_url, authority).create("power")
-    reader, writer = await send_streamed_turn(
-        replica.url, account.token, "Tell me. [[fake:words=150 slow=0.03]]", max_tokens=200
-    )
-    try:
+    async with _replica_with_an_account(env, authority, tmp_path / "settling.log") as (replica, account):
+        reader, writer = await send_streamed_turn(
+            replica.url, account.token, "Tell me. [[fake:words=150 slow=0.03]]", max_tokens=200
+        )
         await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
-        holder = await psycopg.AsyncConnection.connect(database_url)
         # The balance row held: the answer's settlement, at its message_delta, waits for it.
-        await holder.execute("SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account.id,))
+        holder = await _hold_balance_row(database_url, account.id)
         await wait_for_waiting_settlement(database_url)
         writer.close()  # the client leaves while its settlement waits
         await asyncio.sleep(0.5)
@@ -553,8 +569,6 @@ async def test_a_settlement_cut_short_by_the_client_leaving_is_retried_as_it_was
         await asyncio.sleep(1.0)
         await asyncio.to_thread(cluster.up)
         row = await wait_settled(database_url, account.id, timeout=30)  # `up` waits until it accepts
-    finally:
-        replica.stop()
     assert row["status"] == "complete", row  # `cut` before: the client's leaving replaced the outcome
     usage = types.SimpleNamespace(
         input_tokens=row["input_tokens"],
@@ -583,9 +597,7 @@ async def _hold_balance_once_reserved(database_url: str, account_id: str) -> psy
     while not [row for row in await turn_rows(database_url, account_id) if row["status"] == "reserved"]:
         assert time.monotonic() < deadline, "the turn was never reserved"
         await asyncio.sleep(0.02)
-    holder = await psycopg.AsyncConnection.connect(database_url)
-    await holder.execute("SELECT * FROM account_periods WHERE account_id = %s FOR UPDATE", (account_id,))
-    return holder
+    return await _hold_balance_row(database_url, account_id)
 
 
 @dataclass
@@ -605,19 +617,17 @@ async def _whole_turn_settling(
     env: dict[str, str], authority: TokenAuthority, log_path: Path
 ) -> AsyncIterator[_Settling]:
     database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
-    replica = await asyncio.to_thread(Replica.start, env, log_path)
-    account = await Accounts(database_url, authority).create("power")
-    headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
-    try:
-        async with httpx2.AsyncClient(base_url=replica.url, timeout=60) as client:
-            sending = asyncio.ensure_future(
-                client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
-            )
-            holder = await _hold_balance_once_reserved(database_url, account.id)
-            await wait_for_waiting_settlement(database_url)
-            yield _Settling(client, sending, holder, account.id, headers)
-    finally:
-        replica.stop()
+    async with (
+        _replica_with_an_account(env, authority, log_path) as (replica, account),
+        httpx2.AsyncClient(base_url=replica.url, timeout=60) as client,
+    ):
+        headers = {**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"}
+        sending = asyncio.ensure_future(
+            client.post("/v1/messages", json=_whole_turn(SLOW_WHOLE), headers=headers)
+        )
+        holder = await _hold_balance_once_reserved(database_url, account.id)
+        await wait_for_waiting_settlement(database_url)
+        yield _Settling(client, sending, holder, account.id, headers)
 
 
 async def test_a_whole_answer_waits_for_postgresql_to_take_its_charge_then_is_delivered(
@@ -701,17 +711,14 @@ async def _streamed_while_postgresql_is_down(
     """Stream `prompt`, take PostgreSQL down once the answer has begun, and read to the stream's end: what the
     client got after its first delta, and the turn's row once PostgreSQL is back and the turn settled."""
     cluster, env = own_cluster
-    database_url = env["SWITCHBOARD_GATEWAY_DATABASE_URL"]
-    replica = await asyncio.to_thread(Replica.start, env, tmp_path / "outage.log")
-    account = await Accounts(database_url, authority).create("power")
-    reader, writer = await send_streamed_turn(replica.url, account.token, prompt, max_tokens=600)
-    try:
-        await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
-        await asyncio.to_thread(cluster.down)
-        rest = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 60)  # the last chunk
-        await asyncio.to_thread(cluster.up)
-        row = await wait_settled(database_url, account.id, timeout=30)
-    finally:
-        writer.close()
-        replica.stop()
+    async with _replica_with_an_account(env, authority, tmp_path / "outage.log") as (replica, account):
+        reader, writer = await send_streamed_turn(replica.url, account.token, prompt, max_tokens=600)
+        try:
+            await asyncio.wait_for(reader.readuntil(b"content_block_delta"), 10)
+            await asyncio.to_thread(cluster.down)
+            rest = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 60)  # the last chunk
+            await asyncio.to_thread(cluster.up)
+            row = await wait_settled(env["SWITCHBOARD_GATEWAY_DATABASE_URL"], account.id, timeout=30)
+        finally:
+            writer.close()
     return rest, row
