@@ -19,6 +19,7 @@ import httptools
 from switchboard.fakeapi.errors import ApiError, error_body
 from switchboard.fakeapi.handler import Request
 from switchboard.fakeapi.transport import Pause, Response
+from switchboard.listening import listening_socket
 
 log = logging.getLogger(__name__)
 
@@ -277,15 +278,7 @@ class Connection(asyncio.Protocol):
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-    except OSError:
-        sock.close()
-        raise
+    sock = listening_socket(host, port, BACKLOG)
     sock.setblocking(False)
     return sock
 

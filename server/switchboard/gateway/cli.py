@@ -24,6 +24,7 @@ from typing import Any, Literal, TextIO
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
+from switchboard.listening import listening_socket
 from switchboard.plans.catalog import PLANS
 
 from .config import ConfigError, DatabaseSettings, GatewaySettings, load_database_settings, load_settings
@@ -230,19 +231,13 @@ def _listen(host: str, port: int) -> socket.socket:
     """A socket listening on `host`:`port` (bound as uvicorn binds one, SO_REUSEADDR), for uvicorn to serve
     on. Connections wait in its backlog while the replica starts, so "ready" in the log means it has its
     port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(LISTEN_BACKLOG)
+        return listening_socket(host, port, LISTEN_BACKLOG)
     except OSError as error:
-        listener.close()
         reason = (error.strerror or type(error).__name__).lower()
         if error.errno == errno.EADDRINUSE:
             reason += ": another process listens there; stop it or choose another --port"
         raise _Failed(f"cannot listen on {host}:{port}: {reason}") from None
-    return listener
 
 
 async def _check_schema(settings: GatewaySettings) -> None:
