@@ -152,6 +152,28 @@ async def test_changing_the_overage_settings_makes_the_next_turn_wait_for_its_re
     assert next_one["sent_early"] is True
 
 
+async def test_a_turn_with_content_anthropic_fetches_is_never_sent_early(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """An image (or a document) by URL has a size nobody knows before Anthropic fetches it: a refused one
+    could cost the vendor a whole context window of input, so it is reserved first, even when the account can
+    afford it."""
+    account = await make_accounts.create("pro")
+    await streamed_turn(replica, account.token, "first")
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.test/chart.png"}}
+    headers = turn_headers("claude-haiku-4.5")
+    content: list[Any] = [image, {"type": "text", "text": "describe it"}]
+    async with (
+        sdk(replica.url, account.token) as client,
+        client.messages.stream(
+            model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": content}], extra_headers=headers
+        ) as stream,
+    ):
+        await stream.get_final_text()
+    line = await _access_line(replica, headers["Switchboard-Turn-Id"])
+    assert line["status"] == 200 and "sent_early" not in line
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -216,6 +238,7 @@ def test_only_streamed_turns_with_bounded_input_go_early_and_the_setting_turns_i
     assert not early.may_send("a", 1, 10, stream=False)
     assert not early.may_send("a", 1, MAX_INPUT_TOKENS + 1, stream=True)
     assert early.may_send("a", 1, MAX_INPUT_TOKENS, stream=True)
+    assert not early.may_send("a", 1, None, stream=True)  # some of it not in the body: its size is unknown
     off = EarlySends(enabled=False)
     off.reserved("a", 10**9)
     assert not off.may_send("a", 1, 10, stream=True)

@@ -8,7 +8,8 @@ vendor risks anything, the input Anthropic may bill for a request closed before 
 
 Which turns go early (`EarlySends.may_send`), all of:
 - streamed (a turn not streamed is answered whole before the gateway sees it);
-- an estimated input of at most `MAX_INPUT_TOKENS` (what a refused one can cost the vendor);
+- an estimated input of at most `MAX_INPUT_TOKENS` (what a refused one can cost the vendor), all of it in the
+  body (not a document Anthropic fetches by URL, whose size nobody knows before);
 - the account's last reservation on this replica succeeded within `FRESH_SECONDS`, and what the ledger said
   it had left then covers this turn's hold and every other early turn of the account still being reserved.
   What is left only grows as turns settle (a settlement gives back at least part of its hold), so a refusal
@@ -75,10 +76,11 @@ class EarlySends:
         self._known: dict[str, _Known] = {}
         self._paused: dict[str, float] = {}  # account → until when
 
-    def may_send(self, account_id: str, reserved_h: int, input_tokens: int, *, stream: bool) -> bool:
+    def may_send(self, account_id: str, reserved_h: int, input_tokens: int | None, *, stream: bool) -> bool:
         """True if this turn may go upstream before its reservation is answered; it then counts as in flight
-        until `answered` is called for it."""
-        if not (self.enabled and stream and input_tokens <= MAX_INPUT_TOKENS):
+        until `answered` is called for it. `input_tokens` is its input's estimate, None when some of it is
+        not in the body (a document Anthropic fetches by URL: its size is unknown)."""
+        if not (self.enabled and stream and input_tokens is not None and input_tokens <= MAX_INPUT_TOKENS):
             return False
         now = self._clock()
         known = self._known.get(account_id)

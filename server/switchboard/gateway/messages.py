@@ -90,7 +90,8 @@ async def _reserve(
     estimate = estimate_input_tokens(body)
     hold = gateway.hold(account, turn, choice, estimate)
     early = None
-    if first and gateway.early.may_send(account.id, hold.reserved_h, estimate, stream=turn.stream):
+    in_body = None if turn.unmeasured_input else estimate + turn.unseen_input_tokens
+    if first and gateway.early.may_send(account.id, hold.reserved_h, in_body, stream=turn.stream):
         early = EarlySend(gateway.upstream.send(body, request.headers, stream=True))
         request.state.sent_early = True
     reserving = time.monotonic()
