@@ -1,5 +1,6 @@
-"""Migrations 0004 (scopes) and 0005 (browser sessions) go down and up again on a real PostgreSQL, and the
-sign-ins made before survive where the older schema can hold them."""
+"""Migrations 0004 (scopes), 0005 (browser sessions) and 0013 (where a refresh token was spent from) go down
+and up again on a real PostgreSQL, and the sign-ins made before survive where the older schema can hold
+them."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import asyncio
 
 import psycopg
 from alembic import command
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from gateway.pgcluster import Cluster
 from switchboard.gateway import migrate
 from switchboard.gateway.accounts import create_account
 from switchboard.gateway.signin import browser, device, refresh
+from switchboard.gateway.signin.codes import digest
 
 DAY = 86400
 CLIENT = "switchboard-vscode"
@@ -81,3 +83,50 @@ async def test_migrations_0004_and_0005_go_down_and_up_again_and_sign_ins_surviv
             polled = await device.poll(conn, pending.device_code, CLIENT)
         assert polled.outcome == "authorization_pending"
         assert await browser.account_of(conn, again) is None  # 0005 came back empty
+
+
+async def previous_release_spend(conn: psycopg.AsyncConnection[DictRow], token: str) -> None:
+    """What a replica of the release before 0013 does when it rotates a token: no address."""
+    await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (digest(token),))
+
+
+async def test_migration_0013_goes_down_and_up_and_a_token_spent_without_an_address_has_no_grace(
+    cluster: Cluster,
+) -> None:
+    """0013 adds where a refresh token was spent from. A token the previous release spent has no address,
+    so its reuse revokes the family even within the grace; a token this release spends has the grace from
+    its own address. Down to 0012 the column goes, the families stay, and the previous release's rotation
+    still works."""
+    url = cluster.new_database()
+    config = migrate.alembic_config(url)
+    await asyncio.to_thread(migrate.upgrade, url, "0012")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        account = await create_account(conn, "spent@example.test", "a password", "pro")
+        old_spent = await refresh.start_family(conn, account.id, CLIENT, "chat billing", 30 * DAY)
+        kept = await refresh.start_family(conn, account.id, CLIENT, "chat billing", 30 * DAY)
+        await previous_release_spend(conn, old_spent)
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert "spent_from" in await columns(url, "refresh_tokens")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        async with conn.transaction():
+            again = await refresh.rotate(conn, old_spent, CLIENT, 30 * DAY, 30, address="192.0.2.1")
+        assert isinstance(again, refresh.Refused) and again.reason == "reused"
+        async with conn.transaction():
+            rotated = await refresh.rotate(conn, kept, CLIENT, 30 * DAY, 30, address="192.0.2.1")
+        assert isinstance(rotated, refresh.Rotated)
+        async with conn.transaction():
+            sibling = await refresh.rotate(conn, kept, CLIENT, 30 * DAY, 30, address="192.0.2.1")
+        assert isinstance(sibling, refresh.Rotated) and sibling.again
+    await asyncio.to_thread(command.downgrade, config, "0012")
+    assert "spent_from" not in await columns(url, "refresh_tokens")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        await previous_release_spend(conn, sibling.refresh_token)
+        found = await refresh.holder(conn, rotated.refresh_token)
+        assert found is not None and found.account_id == account.id
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        async with conn.transaction():
+            after = await refresh.rotate(
+                conn, rotated.refresh_token, CLIENT, 30 * DAY, 30, address="192.0.2.1"
+            )
+        assert isinstance(after, refresh.Rotated)

@@ -106,7 +106,8 @@ async def test_windows_that_start_together_each_refresh_the_one_token_they_share
     lenient: Replica, people: SignInAccounts
 ) -> None:
     """The editor's windows keep one refresh token; windows restored together each present it within
-    moments. Within the grace (30 s by default) that is not a theft: each gets a live token of the family."""
+    moments, from one machine (one address). Within the grace (30 s by default) that is not a theft: each
+    gets a live token of the family."""
     person, client, first = await signed_in(lenient, people)
     window_a = client.refresh(first["refresh_token"])
     window_b = client.refresh(first["refresh_token"])
@@ -123,6 +124,45 @@ async def test_windows_that_start_together_each_refresh_the_one_token_they_share
     # Another client's copy is still refused, grace or not, and spends nothing.
     thief = OAuthClient(lenient.url, client_id="switchboard-terminal")
     assert thief.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+async def test_a_stolen_token_replayed_within_the_grace_from_another_address_revokes_the_family(
+    lenient: Replica, people: SignInAccounts
+) -> None:
+    """The client id is public: within the grace (the default 30 s), a thief who replays a token the user
+    just spent, naming the user's client, from an address of its own, gets no branch of the family. The
+    family dies, the user's newest token with it, and the reuse is logged as one."""
+    person, client, first = await signed_in(lenient, people)
+    rotated = client.refresh(first["refresh_token"])
+    assert rotated.status_code == 200, rotated.text
+    spent = await people.execute(
+        "SELECT spent_from FROM refresh_tokens WHERE token_hash = %s", (digest(first["refresh_token"]),)
+    )
+    assert spent == [{"spent_from": digest(client.address)}]  # the address's digest, never the address
+    thief = OAuthClient(lenient.url, address="203.0.113.66")  # same client id, another address
+    replayed = thief.refresh(first["refresh_token"])
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant", replayed.text
+    assert client.refresh(rotated.json()["refresh_token"]).json()["error"] == "invalid_grant"
+    # Nor does the user's own machine get a branch any more: the family is gone.
+    assert client.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    families = await people.execute(
+        "SELECT revoked_reason FROM refresh_families WHERE account_id = %s", (person.id,)
+    )
+    assert families == [{"revoked_reason": "reused"}]
+
+
+async def test_windows_on_one_ipv6_network_share_the_grace(lenient: Replica, people: SignInAccounts) -> None:
+    """An IPv6 machine takes a new address in its /64 at will (privacy addresses): the grace holds across
+    the /64, as the rate limits key it, and not beyond."""
+    _, client, first = await signed_in(lenient, people)
+    window_a = OAuthClient(lenient.url, address="2001:db8:5:7::a")
+    window_b = OAuthClient(lenient.url, address="2001:db8:5:7::b")
+    assert window_a.refresh(first["refresh_token"]).status_code == 200
+    again = window_b.refresh(first["refresh_token"])
+    assert again.status_code == 200, again.text
+    elsewhere = OAuthClient(lenient.url, address="2001:db8:5:8::a")
+    assert elsewhere.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert client.refresh(again.json()["refresh_token"]).json()["error"] == "invalid_grant"  # revoked
 
 
 async def test_with_no_grace_a_reuse_racing_the_spending_refresh_still_revokes(

@@ -129,7 +129,7 @@ async def _token(request: Request, form: dict[str, str]) -> Response:
         issued = await device_code_grant(gateway, _required(form, "device_code"), client_id)
     elif grant_type == REFRESH_TOKEN_GRANT:
         issued = await refresh_token_grant(
-            gateway, _required(form, "refresh_token"), client_id, form.get("scope")
+            gateway, _required(form, "refresh_token"), client_id, form.get("scope"), client_address(request)
         )
     else:
         raise OAuthError("unsupported_grant_type", "Use the device_code or refresh_token grant.")

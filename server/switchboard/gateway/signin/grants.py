@@ -66,15 +66,20 @@ async def device_code_grant(gateway: Gateway, device_code: str, client_id: str) 
     return _issue(gateway, account, refresh_token, polled.scope)
 
 
-async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scope: str | None) -> Issued:
+async def refresh_token_grant(
+    gateway: Gateway, token: str, client_id: str, scope: str | None, address: str
+) -> Issued:
     """RFC 6749 §6: `scope`, if sent, may narrow this access token to part of the family's grant; the
-    family keeps its grant. Asking for more is `invalid_scope`, checked before the token is spent."""
+    family keeps its grant. Asking for more is `invalid_scope`, checked before the token is spent.
+    `address` is the client's (after a trusted proxy): a spent token's grace holds only from the address
+    that spent it (refresh.py)."""
     async with gateway.pool.connection() as conn:
         # Only a token that can still rotate counts against its account's refresh limit: a dead one
         # (spent, expired, revoked, another client's) is refused below, and an old copy sent over and over
-        # must not lock the account's live devices out of refreshing.
+        # must not lock the account's live devices out of refreshing. A reuse from another address is not
+        # live either: it goes straight to `rotate`, which revokes the family (a 429 here would spare it).
         grace = gateway.settings.refresh_reuse_grace_seconds
-        holder = await refresh.live_holder(conn, token, client_id, grace)
+        holder = await refresh.live_holder(conn, token, client_id, grace, address=address)
         if holder is not None:
             parse_scope(scope, within=parse_scope(holder.scope))
             # Checked before the token is spent: a refused refresh must leave the client its token.
@@ -85,7 +90,7 @@ async def refresh_token_grant(gateway: Gateway, token: str, client_id: str, scop
                 raise OAuthError.rate_limited(limited) from None
         async with conn.transaction():
             lifetime = gateway.settings.refresh_token_seconds
-            outcome = await refresh.rotate(conn, token, client_id, lifetime, grace)
+            outcome = await refresh.rotate(conn, token, client_id, lifetime, grace, address=address)
             account = None
             if isinstance(outcome, refresh.Rotated):
                 account = await get_account(conn, outcome.holder.account_id)

@@ -5,8 +5,11 @@ of the family. A spent token presented again means two parties hold the family's
 a client that lost a response and retried): the whole family is revoked, so whoever has the newest token
 loses it too and must sign in again (RFC 9700 §4.14.2). Except within a short grace after it was spent
 (`refresh_reuse_grace_seconds`, 30 s by default, as Okta's and Auth0's rotation offer): the editor's windows
-share one stored token, and windows that start together each present it. Such a reuse, by the same client,
-gets a token of its own in the same family, and counts against the account's refresh limit like any refresh.
+share one stored token, and windows that start together each present it. Such a reuse, by the same client
+**and from the address that spent the token** (`spent_from`: the SHA-256 of its rate-limit key, an IPv4
+address or an IPv6 /64), gets a token of its own in the same family, and counts against the account's
+refresh limit like any refresh. The client id is public, so it alone proves nothing: a stolen token replayed
+from anywhere else within the grace revokes the family as it would after it.
 Revocation is immediate for refresh tokens; an access token already issued lives out its short lifetime (the
 account check on every request stops it sooner only if the account itself is revoked).
 """
@@ -20,7 +23,8 @@ from typing import Literal, LiteralString
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from .codes import REFRESH_TOKEN_PREFIX, Opaque, presented_digest
+from .codes import REFRESH_TOKEN_PREFIX, Opaque, digest, presented_digest
+from .ratelimit import address_key
 
 RefusalReason = Literal["unknown", "wrong_client", "family_revoked", "reused", "expired"]
 
@@ -85,24 +89,39 @@ async def holder(conn: AsyncConnection[DictRow], token: str) -> Holder | None:
 
 # Spent less than the grace ago, by the clock now: `now()` is when the transaction began, and a reuse whose
 # transaction began before the spending one committed would otherwise count as within any grace, even 0.
-_WITHIN_GRACE: LiteralString = "(%s > 0 AND t.used_at > clock_timestamp() - make_interval(secs => %s))"
+# And spent from the address presenting it again (a token spent with no address known, by a previous release
+# or a caller that gave none, never matches).
+_WITHIN_GRACE: LiteralString = (
+    "(%s > 0 AND t.used_at > clock_timestamp() - make_interval(secs => %s)"
+    " AND coalesce(t.spent_from = %s, false))"
+)
+
+
+def spent_from(address: str | None) -> str | None:
+    """What `refresh_tokens.spent_from` holds for a client address: the digest of its rate-limit key."""
+    return None if address is None else digest(address_key(address))
 
 
 async def live_holder(
-    conn: AsyncConnection[DictRow], token: str, client_id: str, grace_seconds: float = 0
+    conn: AsyncConnection[DictRow],
+    token: str,
+    client_id: str,
+    grace_seconds: float = 0,
+    *,
+    address: str | None = None,
 ) -> Holder | None:
-    """Who holds `token` if it can still be rotated by `client_id` (unspent or spent within the grace,
-    unexpired, its family alive); None for any other token, which `rotate` refuses without it counting
-    against the account."""
+    """Who holds `token` if it can still be rotated by `client_id` from `address` (unspent, or spent within
+    the grace from that address; unexpired, its family alive); None for any other token, which `rotate`
+    refuses (or, for a reuse, revokes) without it counting against the account."""
     live = (
         f" AND (t.used_at IS NULL OR {_WITHIN_GRACE})"
         " AND t.expires_at > now() AND f.revoked_at IS NULL AND f.client_id = %s"
     )
-    return await _holder(conn, token, live, grace_seconds, grace_seconds, client_id)
+    return await _holder(conn, token, live, grace_seconds, grace_seconds, spent_from(address), client_id)
 
 
 async def _holder(
-    conn: AsyncConnection[DictRow], token: str, condition: LiteralString = "", *params: str | float
+    conn: AsyncConnection[DictRow], token: str, condition: LiteralString = "", *params: str | float | None
 ) -> Holder | None:
     token_hash = presented_digest(token)
     if token_hash is None:
@@ -118,12 +137,16 @@ async def rotate(
     client_id: str,
     lifetime_seconds: int,
     grace_seconds: float = 0,
+    *,
+    address: str | None = None,
 ) -> Rotated | Refused:
-    """Spend `token` and issue its successor; a spent token revokes its family, unless it was spent less
-    than `grace_seconds` ago (then it gets a successor of its own). Run inside a transaction."""
+    """Spend `token` from client `address` and issue its successor; a spent token revokes its family, unless
+    it was spent less than `grace_seconds` ago from this same address (then it gets a successor of its own).
+    Run inside a transaction."""
     token_hash = presented_digest(token)
     if token_hash is None:
         return Refused("unknown")
+    from_address = spent_from(address)
     cursor = await conn.execute(
         """
         SELECT f.account_id, f.client_id, f.id AS family_id, f.scope,
@@ -136,7 +159,7 @@ async def rotate(
         WHERE t.token_hash = %s
         FOR UPDATE OF t, f
         """,
-        (grace_seconds, grace_seconds, token_hash),
+        (grace_seconds, grace_seconds, from_address, token_hash),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -147,13 +170,16 @@ async def rotate(
     if row["family_revoked"]:
         return Refused("family_revoked", found)
     if row["used"]:
-        if row["within_grace"] and not row["expired"]:  # another window of the same client, at the same time
+        if row["within_grace"] and not row["expired"]:  # another window of the same client and machine
             return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds), again=True)
         await revoke_family(conn, found.family_id, "reused")  # even once expired: it was stolen
         return Refused("reused", found)
     if row["expired"]:
         return Refused("expired", found)
-    await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (token_hash,))
+    await conn.execute(
+        "UPDATE refresh_tokens SET used_at = now(), spent_from = %s WHERE token_hash = %s",
+        (from_address, token_hash),
+    )
     return Rotated(found, await _issue(conn, found.family_id, lifetime_seconds))
 
 
