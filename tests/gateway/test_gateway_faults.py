@@ -329,6 +329,53 @@ async def test_a_refused_vendor_key_is_a_502_not_retried_and_one_warning_without
     assert len(rows) == 3 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
 
 
+async def test_the_vendors_own_billing_error_is_a_502_not_retried_never_the_users_402(
+    make_accounts: Accounts, replica: Replica, upstream: FakeAnthropic
+) -> None:
+    """Anthropic's 402 (`billing_error`) is about the gateway's own account, not the user's credits: passed
+    on, it would read as the gateway's 402 `credits_exhausted` (1002). Like a refused vendor key it is a 502
+    the client does not retry, with one warning for the operator (not one per turn), and costs nothing."""
+    account = await make_accounts.create("pro")
+    upstream.add_fault(Fault("status", status=402, count=3, model=HAIKU))
+    for stream in (False, True, False):
+        response = await asyncio.to_thread(
+            HTTP.post,
+            replica.url + "/v1/messages",
+            json={"model": HAIKU, "max_tokens": 50, "stream": stream, "messages": user("hi")},
+            headers={**turn_headers("claude-haiku-4.5"), "authorization": f"Bearer {account.token}"},
+        )
+        assert response.status_code == 502, response.text
+        assert response.headers["x-should-retry"] == "false"
+        assert response.json() == {
+            "type": "error",
+            "error": {
+                "type": "api_error",
+                "message": "The gateway's upstream account has a billing problem.",
+            },
+        }
+    log = await asyncio.to_thread(wait_for_log, replica, "refused the gateway's account for billing")
+    warnings = [line for line in log_messages(log) if "refused the gateway's account for billing" in line]
+    assert len(warnings) == 1, warnings
+    assert "(HTTP 402: Your credit balance is too low" in warnings[0], warnings
+    assert "check the vendor account's billing" in warnings[0]
+    assert VENDOR_KEY not in log and account.token not in log
+    rows = await turn_rows(make_accounts.database_url, account.id)
+    assert len(rows) == 3 and all(row["status"] == "failed" and row["credits_h"] == 0 for row in rows)
+    assert await balance(make_accounts.database_url, account.id) == {
+        "used_h": 0,
+        "overage_h": 0,
+        "reserved_h": 0,
+    }
+
+
+def wait_for_log(replica: Replica, text: str, timeout: float = 10) -> str:
+    """The replica's log once `text` is in it (a line is written just after the answer)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := replica.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return log
+
+
 async def test_a_stream_whose_reservation_postgresql_lost_is_charged_exactly_at_its_end(
     make_accounts: Accounts, replica: Replica
 ) -> None:

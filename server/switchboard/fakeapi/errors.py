@@ -7,6 +7,7 @@ from collections.abc import Mapping
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",
@@ -18,6 +19,7 @@ ERROR_TYPES: dict[int, str] = {
 DEFAULT_MESSAGES: dict[int, str] = {
     400: "Invalid request (simulated fault)",
     401: "invalid x-api-key (simulated fault)",
+    402: "Your credit balance is too low to access the Anthropic API (simulated fault)",
     403: "Your API key does not have permission to use the specified resource (simulated fault)",
     404: "The requested resource could not be found (simulated fault)",
     413: "Request exceeds the maximum allowed number of bytes (simulated fault)",

@@ -139,7 +139,8 @@ class Upstream:
 
 
 def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Redactor) -> Response:
-    """An upstream refusal, passed on: its status and body (so the SDK retries 429/5xx as it would)."""
+    """An upstream refusal, passed on: its status and body (so the SDK retries 429/5xx as it would); but a
+    refusal of the gateway's own key (401, 403) or of its account's billing (402) is a 502 not retried."""
     if status in (401, 403):
         # The vendor's key was refused: the client's own token is fine, so this must not read as its fault.
         # Nor is it worth the client's retries: the key stays wrong until whoever runs the gateway fixes it.
@@ -149,6 +150,19 @@ def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Re
             " check upstream_api_key; clients get a 502 that is not retried",
         )
         return error_response(502, "api_error", "The gateway could not authenticate upstream.", retry=False)
+    if status == 402:
+        # Anthropic's `billing_error`: the vendor's own account cannot be billed. Passed on as a 402 it would
+        # read as the user's credits exhausted (the gateway's own 402), and no retry helps until the
+        # operator pays.
+        _warnings.warn(
+            "vendor billing",
+            f"the Anthropic API refused the gateway's account for billing (HTTP 402"
+            f"{_upstream_message(body, redact)}): check the vendor account's billing and credit balance;"
+            " clients get a 502 that is not retried",
+        )
+        return error_response(
+            502, "api_error", "The gateway's upstream account has a billing problem.", retry=False
+        )
     kept = {name: headers[name] for name in _ERROR_HEADERS if name in headers}
     try:
         payload = json.loads(redact(body))
