@@ -133,6 +133,8 @@ class Clock:
 SONNET_SPEED = 150  # claude-sonnet-4.5's output speed ceiling, tokens a second (the catalog's)
 THOUGHT = {"delta": {"type": "thinking_delta", "thinking": "Short thought."}}  # 14 characters: 4 tokens
 SIGNED = {"delta": {"type": "signature_delta", "signature": "c2ln" * 50}}
+# A summary delta with no text: a sign the thinking goes on that adds nothing to the streamed count.
+STILL_THINKING = json.dumps({"delta": {"type": "thinking_delta", "thinking": ""}})
 HELLO = {"delta": {"type": "text_delta", "text": "Hello"}}  # 2 tokens
 THINKING_START = '{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}'
 TEXT_START = '{"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}'
@@ -149,12 +151,20 @@ def _thinking_meter(clock: Clock, budget: int = 16_000, max_tokens: int = 20_000
     return meter
 
 
+def _keep_thinking(meter: Any, clock: Clock, seconds: float, every: float = 1.0) -> None:
+    """`seconds` of an open thinking block whose (empty) summary deltas come every `every` seconds."""
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now = min(end, clock.now + every)
+        meter.delta(STILL_THINKING)
+
+
 def _think_then_answer(meter: Any, clock: Clock, thinking_seconds: float) -> None:
-    """The thinking block's delta and signature, its stop `thinking_seconds` after the request went, then
-    the answer's first word: where the user pressed Stop."""
+    """The thinking block's delta, `thinking_seconds` of it streaming, its signature and stop, then the
+    answer's first word: where the user pressed Stop."""
     meter.delta(json.dumps(THOUGHT))
+    _keep_thinking(meter, clock, thinking_seconds)
     meter.delta(json.dumps(SIGNED))
-    clock.now += thinking_seconds
     meter.block_stop()
     meter.block_start(TEXT_START)
     meter.delta(json.dumps(HELLO))
@@ -197,11 +207,12 @@ def test_thinking_still_under_way_at_the_cut_counts_until_the_cut() -> None:
     meter = _thinking_meter(clock)
     meter.delta(json.dumps(THOUGHT))
     assert meter.usage().output_tokens == 4  # no time has passed: what streamed
-    clock.now += 10
+    _keep_thinking(meter, clock, 10)
     assert meter.usage().output_tokens == 10 * SONNET_SPEED  # a heartbeat's checkpoint, mid-thought
-    clock.now += 10
+    _keep_thinking(meter, clock, 9.5)
+    clock.now += 0.5  # and up to the cut, since its last delta
     assert meter.usage().output_tokens == 20 * SONNET_SPEED  # it grows while the block is open
-    clock.now += 1000
+    _keep_thinking(meter, clock, 1000)
     assert meter.usage().output_tokens == 16_000
     meter.observe("message_delta", {"usage": {"output_tokens": 12_345}})
     assert meter.usage().output_tokens == 12_345  # what Anthropic reports stands
@@ -249,7 +260,7 @@ def test_text_between_thoughts_is_not_timed_as_thinking() -> None:
     cut. Only the thoughts' time counts at the speed ceiling; the answer between them counts its text."""
     clock = Clock()
     meter = _thinking_meter(clock)
-    clock.now += 10
+    _keep_thinking(meter, clock, 10)
     meter.block_stop()
     meter.block_start(TEXT_START)
     meter.delta(json.dumps(HELLO))
@@ -277,6 +288,43 @@ def test_a_stall_between_blocks_is_not_timed_as_thinking() -> None:
     clock.now += 1
     meter.block_stop()
     assert meter.usage().output_tokens == 1 * SONNET_SPEED + 2
+
+
+def test_a_stall_inside_an_open_thinking_block_counts_at_most_the_gap_bound() -> None:
+    """The audit's case: Sonnet thinks for 2 s, then nothing arrives for a minute (the network, an upstream
+    pause) and the client gives up. The minute counted 9,000 output tokens at the speed ceiling, never
+    written; of a gap between thinking events only the first `MAX_THINKING_GAP_SECONDS` count now, up to the
+    cut as up to the next event."""
+    from switchboard.gateway.metering import MAX_THINKING_GAP_SECONDS
+
+    assert 1 < MAX_THINKING_GAP_SECONDS <= 10
+    bounded = round(MAX_THINKING_GAP_SECONDS * SONNET_SPEED)
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    _keep_thinking(meter, clock, 2)
+    clock.now += 60  # still open at the cut, silent for a minute
+    assert meter.usage().output_tokens == 2 * SONNET_SPEED + bounded
+    # The stream comes back: a delta a second for 3 s (the first ends the silence, which counted the
+    # bound; the 2 s after it count whole), then the block ends and the answer begins.
+    _keep_thinking(meter, clock, 3)
+    meter.block_stop()
+    meter.block_start(TEXT_START)
+    meter.delta(json.dumps(HELLO))
+    clock.now += 60
+    assert meter.usage().output_tokens == 4 * SONNET_SPEED + bounded + 2
+
+    # Summary bursts a second or two apart (shorter than the bound) count whole.
+    bursts = Clock()
+    meter = _thinking_meter(bursts)
+    _keep_thinking(meter, bursts, 30, every=MAX_THINKING_GAP_SECONDS)
+    assert meter.usage().output_tokens == 30 * SONNET_SPEED
+
+    # A silence before the block's stop (or before the next block's start, its stop unseen) is bounded too.
+    silent = Clock()
+    meter = _thinking_meter(silent)
+    silent.now += 60
+    meter.block_start(TEXT_START)
+    assert meter.usage().output_tokens == bounded
 
 
 def test_a_cut_turns_counted_output_never_passes_its_max_tokens() -> None:

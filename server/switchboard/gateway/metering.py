@@ -16,7 +16,10 @@ the time it took. A cut turn's thinking counts
 the time inside its thinking blocks (from each one's start event, the turn's first block from `message_start`
 and a `redacted_thinking` block, which comes whole, from the end of the block before, to its stop, or to now
 while it is open; not the answer text or tool input between thoughts, nor a stall between blocks), on the
-monotonic clock the meter is given. The
+monotonic clock the meter is given. Within a thinking block only time while its events keep coming counts: of
+each gap between two of them (its start, its deltas, its stop, and the cut or checkpoint while it is open),
+at most `MAX_THINKING_GAP_SECONDS`, so a stall inside an open block (the network, an upstream pause) is not
+billed at the ceiling for its whole length. The
 ceiling is `ModelSpec.output_tokens_per_second_ceiling`. Thinking blocks are told apart by their
 `content_block_start` (a few per turn, read for their type; the deltas are not), and end at their
 `content_block_stop`.
@@ -38,6 +41,15 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "ca
 _INPUT_FIELDS = frozenset({"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"})
 _ANSWER_TEXT = ("text", "partial_json")
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")
+# The most of one gap between a thinking block's events that counts as thinking. Claude 4 streams a summary of
+# its thinking in bursts, a second or two apart while the summarizer catches up, and every gap that short is
+# thinking; a longer silence is as likely a stall (a slow network, an upstream pause), and each second of it
+# would otherwise cost the model's whole speed ceiling (150 tokens a second on Sonnet: a minute's stall, 9,000
+# output tokens never written). So a longer gap counts its first 5 s: a stall adds at most 5 s × the ceiling
+# (750 tokens on Sonnet), and thinking that really runs silent longer than that (a `redacted_thinking` block
+# comes whole, after a silence) is undercounted on a cut turn rather than a stall overcharged. A turn that
+# ends normally is charged `message_delta`'s exact count, whatever its gaps.
+MAX_THINKING_GAP_SECONDS = 5.0
 
 
 class _Length:
@@ -75,8 +87,10 @@ class StreamMeter:
         self._since: float | None = None  # when `message_start` came: the model's writing began
         self._open = False  # a content block is open
         self._last_end: float | None = None  # when the last block ended
-        self._thinking_since: float | None = None  # when the open thinking block's writing began
-        self._thought_seconds = 0.0  # how long the closed thinking blocks took
+        # When the open thinking block last showed it was being written (its start, its last delta); None
+        # while no thinking block is open.
+        self._thinking_mark: float | None = None
+        self._thought_seconds = 0.0  # thinking time counted up to the mark (each gap at most the bound)
         self._thinking_seen = False  # a thinking block came
         self._thought = _Length()  # the thinking deltas' text read so far
         self._answered = _Length()  # the other deltas' (text, tool JSON)
@@ -118,6 +132,8 @@ class StreamMeter:
         """A `content_block_delta` event's data, unparsed: read only if the turn is cut or checkpointed."""
         self.output_seen = True
         self._unread.append(data)
+        if self._thinking_mark is not None:  # the open thinking block is still being written
+            self._thought_until(self._clock())
 
     def block_start(self, data: str) -> None:
         """A `content_block_start` event's data, unparsed: read only when it may open a thinking block."""
@@ -136,10 +152,20 @@ class StreamMeter:
         if not self._open:
             return
         now = self._clock()
-        if self._thinking_since is not None:
-            self._thought_seconds += now - self._thinking_since
-            self._thinking_since = None
+        if self._thinking_mark is not None:
+            self._thought_until(now)
+            self._thinking_mark = None
         self._open, self._last_end = False, now
+
+    def _thought_until(self, now: float) -> None:
+        """A sign of the open thinking block at `now`: the gap since the last one counts, up to the bound."""
+        assert self._thinking_mark is not None
+        self._thought_seconds += self._gap(now)
+        self._thinking_mark = now
+
+    def _gap(self, now: float) -> float:
+        assert self._thinking_mark is not None
+        return min(max(0.0, now - self._thinking_mark), MAX_THINKING_GAP_SECONDS)
 
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
@@ -163,7 +189,8 @@ class StreamMeter:
                 began = self._since
             elif kind == "redacted_thinking":
                 began = self._last_end
-            self._thinking_since, self._thinking_seen = began, True
+            self._thinking_mark, self._thinking_seen = began, True
+            self._thought_until(now)  # its start event is a sign of it too
         self._open = True
 
     def _count(self, delta: dict[str, Any]) -> None:
@@ -182,8 +209,8 @@ class StreamMeter:
         if not self._thinking_seen:
             return 0
         seconds = self._thought_seconds  # only thinking blocks: not the text or tool input between them
-        if self._thinking_since is not None:
-            seconds += self._clock() - self._thinking_since
+        if self._thinking_mark is not None:  # open: up to now, the silence since its last event bounded
+            seconds += self._gap(self._clock())
         return min(bound, math.ceil(max(0.0, seconds) * self._tokens_per_second))
 
     def _counted_output(self) -> int:
