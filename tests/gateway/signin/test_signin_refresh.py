@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from psycopg.rows import DictRow, dict_row
 from gateway.gateway_support import Replica, run_cli
 from gateway.signin.signin_support import VSCODE, Browser, OAuthClient, Person, SignInAccounts
 from switchboard.gateway.config import RateLimits
-from switchboard.gateway.signin import device, refresh
+from switchboard.gateway.signin import device, ratelimit, refresh
 from switchboard.gateway.signin.codes import digest
 from switchboard.gateway.tokens import TokenAuthority, TokenRefused
 
@@ -325,6 +326,58 @@ async def test_a_dead_refresh_token_sent_over_and_over_never_locks_the_accounts_
         assert attacker.refresh(first["refresh_token"]).json()["error"] == "invalid_grant"
     renewed = desktop.refresh(second["refresh_token"])
     assert renewed.status_code == 200, renewed.text
+
+
+REFRESHES_PER_ACCOUNT = 3
+
+
+@pytest.fixture(scope="module")
+def strict(signin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
+    """A replica that lets an account refresh only `REFRESHES_PER_ACCOUNT` times an hour."""
+    env = {
+        **signin_env,
+        "SWITCHBOARD_GATEWAY_RATE_LIMITS": json.dumps({"refreshes_per_account": REFRESHES_PER_ACCOUNT}),
+    }
+    replica = Replica.start(env, tmp_path_factory.mktemp("strict") / "strict.log")
+    try:
+        yield replica
+    finally:
+        replica.stop()
+
+
+async def test_refreshing_past_the_accounts_limit_is_slowed_down_and_spends_no_token(
+    strict: Replica, people: SignInAccounts
+) -> None:
+    """`refreshes_per_account` refreshes an hour go through; the next is 429 `slow_down` with Retry-After,
+    from any address (the limit is the account's), and leaves the latest token unspent: once the window
+    ends it refreshes."""
+    person, client, first = await signed_in(strict, people)
+    token = first["refresh_token"]
+    for _ in range(REFRESHES_PER_ACCOUNT):
+        rotated = client.refresh(token)
+        assert rotated.status_code == 200, rotated.text
+        token = rotated.json()["refresh_token"]
+    elsewhere = OAuthClient(strict.url)  # the same program on another address: the same account's limit
+    for refused in (client.refresh(token), elsewhere.refresh(token)):
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "slow_down"
+        assert 0 < int(refused.headers["retry-after"]) <= 3600
+    unspent = await people.execute(
+        "SELECT used_at FROM refresh_tokens WHERE token_hash = %s", (digest(token),)
+    )
+    assert unspent == [{"used_at": None}]
+    families = await people.execute(
+        "SELECT revoked_at FROM refresh_families WHERE account_id = %s", (person.id,)
+    )
+    assert families == [{"revoked_at": None}]
+    rule = ratelimit.rules_for(RateLimits(refreshes_per_account=REFRESHES_PER_ACCOUNT)).refresh_per_account
+    await people.execute(  # the hour is over
+        "UPDATE rate_limits SET window_start = now() - interval '1 hour' WHERE bucket = %s",
+        (ratelimit.bucket(rule, person.id),),
+    )
+    renewed = client.refresh(token)
+    assert renewed.status_code == 200, renewed.text
+    assert usage_status(strict, renewed.json()["access_token"]) == 200
 
 
 @pytest.mark.parametrize("who", ["account", "everyone"])
