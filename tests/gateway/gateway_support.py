@@ -225,6 +225,19 @@ def sdk(url: str, token: str, **options: Any) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=url, auth_token=token, api_key=None, timeout=30, **options)
 
 
+class CountedClient:
+    """The SDK's own HTTP client, counting the requests it sends (its retries included): pass `http` to
+    `sdk(..., http_client=...)`."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+        async def count(_: httpx2.Request) -> None:
+            self.sent += 1
+
+        self.http = anthropic.DefaultAsyncHttpxClient(event_hooks={"request": [count]})
+
+
 def parsed_turn(raw: bytes, model: str = "claude-haiku-4.5") -> TurnRequest:
     """`raw` read as the gateway reads a turn sent with `model` in its model header."""
     return parse_turn(Headers({"switchboard-turn-id": "t1", "switchboard-model": model}), raw)

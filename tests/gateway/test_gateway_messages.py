@@ -15,6 +15,7 @@ import pytest
 
 from gateway.gateway_support import (
     Accounts,
+    CountedClient,
     Replica,
     access_lines,
     balance,
@@ -182,12 +183,15 @@ async def test_repeated_turn_id_is_never_charged_twice(
                 pass
     used = (await balance(make_accounts.database_url, account.id))["used_h"]
     assert used > 0
-    # The same turn id again, on the other replica: a documented, non-retried refusal with the first charge.
-    async with sdk(replicas[1].url, account.token, max_retries=2) as client:
+    # The same turn id again, on the other replica: a documented refusal with the first charge, which the
+    # SDK (allowed retries) does not retry.
+    counted = CountedClient()
+    async with sdk(replicas[1].url, account.token, max_retries=2, http_client=counted.http) as client:
         with pytest.raises(Exception) as caught:
             await client.messages.create(
                 model=HAIKU, max_tokens=100, messages=user("hello"), extra_headers=headers
             )
+    assert counted.sent == 1, "the SDK asked again for a final no"
     error = caught.value
     assert getattr(error, "status_code", None) == 409
     body: dict[str, Any] = getattr(error, "body", {})

@@ -12,7 +12,17 @@ import httpx2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.gateway_support import HTTP, Accounts, Replica, balance, run_cli, sdk, turn_headers, turn_rows
+from gateway.gateway_support import (
+    HTTP,
+    Accounts,
+    CountedClient,
+    Replica,
+    balance,
+    run_cli,
+    sdk,
+    turn_headers,
+    turn_rows,
+)
 from switchboard.fakeapi import FakeAnthropic
 from switchboard.gateway.tokens import TokenAuthority
 
@@ -65,18 +75,6 @@ async def test_the_databases_plan_decides_not_the_plan_in_the_token(
     assert (error_of(response)["type"], error_of(response)["plan"]) == ("plan_forbids_model", "free")
     assert await turn_rows(make_accounts.database_url, downgraded.id) == []
     assert post(replica, downgraded.token, "claude-haiku-4.5", {**BODY, "model": HAIKU}).status_code == 200
-
-
-class CountedClient:
-    """The SDK's own HTTP client, counting the requests it sends (its retries included)."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-
-        async def count(_: httpx2.Request) -> None:
-            self.sent += 1
-
-        self.http = anthropic.DefaultAsyncHttpxClient(event_hooks={"request": [count]})
 
 
 async def test_the_sdk_does_not_retry_a_plan_refusal(make_accounts: Accounts, replica: Replica) -> None:
