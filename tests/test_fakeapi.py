@@ -261,6 +261,7 @@ def test_wrong_or_missing_key_is_401() -> None:
     [
         (400, anthropic.BadRequestError, "invalid_request_error"),
         (401, anthropic.AuthenticationError, "authentication_error"),
+        (402, anthropic.APIStatusError, "billing_error"),
         (403, anthropic.PermissionDeniedError, "permission_error"),
         (404, anthropic.NotFoundError, "not_found_error"),
         (413, anthropic.ContentTooLargeError, "request_too_large"),

@@ -5,8 +5,9 @@ The gateway meters the turn and, for Auto, picks the model itself (and falls bac
 busy: this server does not); the response headers say which model answers (before the first delta) and the
 `message_delta` event (or the `error` event that ends a cut stream) carries the charge in a `switchboard`
 object (docs/gateway.md, "How the charge reaches the client"). Its final refusals become the JSON-RPC errors
-the editor already knows: 401 → 1004, 403 → 1001, 402 → 1002; everything else is 1003 with the gateway's
-message.
+the editor already knows, by the error's type as well as its status: 401 → 1004, 403 `plan_forbids_model` →
+1001, 402 `credits_exhausted` → 1002; everything else is 1003 with the gateway's message (a 403 for a token
+without the chat scope, a 402 from the Anthropic API passed on: neither is the user's plan or credits).
 """
 
 from __future__ import annotations
@@ -215,7 +216,9 @@ def _max_tokens_that_fit(exc: Exception) -> int | None:
     if not isinstance(exc, anthropic.APIStatusError) or exc.status_code != 402:
         return None
     error = _body(exc).get("error")
-    fits = error.get("max_tokens_that_fit") if isinstance(error, dict) else None
+    if not isinstance(error, dict) or error.get("type") != "credits_exhausted":
+        return None
+    fits = error.get("max_tokens_that_fit")
     return fits if isinstance(fits, int) and not isinstance(fits, bool) and fits > 0 else None
 
 
@@ -266,9 +269,14 @@ def _classify(exc: Exception, state: StreamState) -> Exception:
 
 
 def _refusal(status: int, message: str, error: dict[str, Any]) -> Exception | None:
+    """The gateway's own refusal as the JSON-RPC error for it, by type: None for any other (a 1003). A 403
+    `permission_error` (a token without the chat scope: its message says to sign in again) is no plan's
+    refusal, and a 402 the gateway passes on from the Anthropic API (`billing_error`: the gateway's vendor
+    account) says nothing about the user's credits."""
+    kind = error.get("type")
     if status == 401:
         return AuthRequired(message, AuthErrorData(reason="session_ended"))
-    if status == 403:
+    if status == 403 and kind == "plan_forbids_model":
         plan = _plan(error.get("plan"))
         allowed = [p for p in error.get("allowed_plans") or [] if isinstance(p, str) and is_known_plan(p)]
         model_id = error.get("model_id")
@@ -276,7 +284,7 @@ def _refusal(status: int, message: str, error: dict[str, Any]) -> Exception | No
             model_id=model_id if isinstance(model_id, str) else "", plan=plan, allowed_plans=_plans(allowed)
         )
         return PlanForbidsModel(message, data)
-    if status == 402:
+    if status == 402 and kind == "credits_exhausted":
         remaining, needed = _number(error.get("remaining_credits")), _number(error.get("needed_credits"))
         too_large = bool(remaining and needed and needed > remaining)
         data = CreditsExhaustedData(

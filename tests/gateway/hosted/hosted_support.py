@@ -45,11 +45,12 @@ class HostedGateway:
             answer = browser.submit(user_code, email, password, action)
             assert answer.status_code == 200, answer.text
 
-    def refresh_token_for(self, email: str, client_id: str = VSCODE) -> str:
-        """A refresh token from a complete device flow run by the test itself (another device)."""
+    def refresh_token_for(self, email: str, client_id: str = VSCODE, scope: str | None = None) -> str:
+        """A refresh token from a complete device flow run by the test itself (another device), granted
+        `scope` (None: the gateway's default, every scope)."""
         client = OAuthClient(self.url, client_id=client_id)
         try:
-            started = client.start()
+            started = client.start(scope)
             self.approve(started["user_code"], email)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:

@@ -17,12 +17,13 @@ import pytest
 from gateway.hosted.hosted_support import VSCODE, GatewayFaults, HostedGateway, unauthorized
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from switchboard.config import Settings
+from switchboard.fakeapi import FakeAnthropic, Fault
 from switchboard.features.account import AccountFeature
 from switchboard.features.host import Services
 from switchboard.hosted.gateway_http import GatewayRefused
 from switchboard.hosted.provider import GatewayProvider
 from switchboard.hosted.session import GatewaySession, SignInFailed
-from switchboard.protocol.errors import AuthRequired, UpstreamFailed
+from switchboard.protocol.errors import AuthRequired, PlanForbidsModel, UpstreamFailed
 from switchboard.protocol.messages import SetOverageParams, UsageParams
 from switchboard.providers.base import (
     ProviderRequest,
@@ -319,6 +320,66 @@ async def test_a_chat_refused_again_after_a_successful_refresh_is_retryable_not_
         assert ended.value.error.code == 1004
     finally:
         await provider.close()
+
+
+def hello(model_id: str, anthropic_model: str) -> ProviderRequest:
+    return ProviderRequest(
+        anthropic_model=anthropic_model,
+        system=[],
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=64,
+        tags=TurnTags(turn_id=uuid.uuid4().hex, model_id=model_id),
+    )
+
+
+async def refused_chat(opened: Opened, request: ProviderRequest) -> Exception:
+    """What the provider raises for `request`, sent through the real gateway."""
+    provider = GatewayProvider(opened.session, timeout=10, max_retries=0, transport=opened.faults)
+    callbacks = StreamCallbacks(on_text=lambda _: None, on_thinking=lambda _: None)
+    try:
+        with pytest.raises((TurnRefused, UpstreamError)) as caught:
+            await provider.stream(request, StreamState(), callbacks)
+    finally:
+        await provider.close()
+    return caught.value
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+async def test_a_403_for_a_token_without_the_chat_scope_is_no_plan_refusal(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    """A session granted only the billing scope: the gateway refuses a chat with 403 `permission_error`
+    (`insufficient_scope`). That is not the plan forbidding the model (1001, which offers an upgrade), but a
+    1003 with the gateway's message (sign in again), not retryable. The gateway's own `plan_forbids_model`
+    403 is still 1001, naming the model."""
+    person = await people.create("free")
+    token = await asyncio.to_thread(hosted.refresh_token_for, person.email, VSCODE, "billing")
+    await opened.session.resume(token)
+    unscoped = await refused_chat(opened, hello("claude-haiku-4.5", "claude-haiku-4-5-20251001"))
+    assert isinstance(unscoped, UpstreamError), unscoped
+    assert (unscoped.status, unscoped.type, unscoped.retryable) == (403, "permission_error", False)
+    assert "sign in again" in unscoped.message and opened.session.signed_in
+
+    await opened.session.sign_out()
+    await opened.session.resume(await stored_token(hosted, person))
+    forbidden = await refused_chat(opened, hello("claude-opus-4.5", "claude-opus-4-5-20251101"))
+    assert isinstance(forbidden, TurnRefused) and isinstance(forbidden.error, PlanForbidsModel), forbidden
+    assert forbidden.error.data["modelId"] == "claude-opus-4.5" and forbidden.error.data["plan"] == "free"
+
+
+async def test_a_402_the_gateway_passes_on_from_the_anthropic_api_is_not_the_users_credits(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened, upstream: FakeAnthropic
+) -> None:
+    """The Anthropic API refuses the gateway's vendor account with 402 `billing_error`, which the gateway
+    passes on. A Pro user with credits left must not read "out of Free credits" (1002 with no plan said):
+    it is a 1003 with Anthropic's message."""
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    upstream.add_fault(Fault("status", status=402, model="claude-haiku-4-5-20251001"))
+    refused = await refused_chat(opened, hello("claude-haiku-4.5", "claude-haiku-4-5-20251001"))
+    assert isinstance(refused, UpstreamError), refused
+    assert (refused.status, refused.type, refused.retryable) == (402, "billing_error", False)
+    assert "credit balance is too low" in refused.message
 
 
 class _Editor:
