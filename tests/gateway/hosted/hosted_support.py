@@ -15,7 +15,14 @@ from typing import Any
 
 import httpx2
 
-from gateway.gateway_support import Replica, access_lines, start_on_a_chosen_port
+from gateway.gateway_support import (
+    Replica,
+    access_lines,
+    listening_port,
+    log_size,
+    process_alive,
+    start_on_a_chosen_port,
+)
 from gateway.signin.signin_support import PASSWORD, Browser, OAuthClient
 
 TERMINAL = "switchboard-terminal"
@@ -63,20 +70,39 @@ class HostedGateway:
             client.close()
 
 
-def start_gateway(env: dict[str, str], log_path: Path) -> HostedGateway:
-    def serve(port: int) -> subprocess.Popen[bytes]:
-        with log_path.open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
-                env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+def _serve(env: dict[str, str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", str(port)],
+            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
-    process, port = start_on_a_chosen_port(serve, log_path)
+
+def start_gateway(env: dict[str, str], log_path: Path) -> HostedGateway:
+    process, port = start_on_a_chosen_port(lambda port: _serve(env, log_path, port), log_path)
     replica = Replica(process, f"http://127.0.0.1:{port}", log_path)
     replica.wait_ready()
     return HostedGateway(replica)
+
+
+def restart_gateway(gateway: HostedGateway, env: dict[str, str]) -> None:
+    """A deploy: the replica stopped and started again with `env`, on the same port (so the same URL and
+    issuer for the clients that know it)."""
+    old = gateway.replica
+    old.stop()
+    port = int(old.url.rsplit(":", 1)[1])
+    offset = log_size(old.log_path)
+    process = _serve(env, old.log_path, port)
+    try:
+        listening_port(process_alive(process), old.log_path, offset)
+    except BaseException:
+        process.kill()
+        process.wait(10)
+        raise
+    gateway.replica = Replica(process, old.url, old.log_path)
+    gateway.replica.wait_ready()
 
 
 Rewrite = Callable[[dict[str, Any]], dict[str, Any]]

@@ -6,6 +6,9 @@ sign-in or refresh fails. Faults are injected in the network between the session
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +17,15 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.hosted.hosted_support import VSCODE, GatewayFaults, HostedGateway, unauthorized
+from gateway.gateway_support import run_cli
+from gateway.hosted.hosted_support import (
+    VSCODE,
+    GatewayFaults,
+    HostedGateway,
+    restart_gateway,
+    start_gateway,
+    unauthorized,
+)
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from switchboard.config import Settings
 from switchboard.fakeapi import FakeAnthropic, Fault
@@ -161,6 +172,55 @@ async def test_a_chat_refused_with_401_before_any_output_is_sent_once_more_after
     )
     assert [(r["status"], r["attempts"]) for r in rows] == [("complete", 1)]  # the 401 reserved nothing
     assert state.charge.credits == rows[0]["credits_h"] / 100
+
+
+def key_id(access_token: str) -> str:
+    """The `kid` of a JWT's header: the key that signed it."""
+    header = access_token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+
+
+async def test_a_token_signed_by_a_key_rotated_in_since_the_sign_in_rereads_the_keys_once(
+    hosted_env: dict[str, str], people: SignInAccounts, tmp_path: Path
+) -> None:
+    """Key rotation: the gateway is deployed again with a new signing key first, the old ones still listed
+    (tokens they signed stay valid). The session's next refresh brings an access token signed by a key its
+    cached JWKS does not have: it reads the JWKS once more, stays signed in, and chats."""
+    gateway = start_gateway(hosted_env, tmp_path / "gateway.log")  # its own: this test restarts it
+    faults = GatewayFaults()
+    session = GatewaySession(gateway.url, lambda: VSCODE, transport=faults)
+    handed: list[tuple[str | None, str | None]] = []
+    session.on_credentials.append(lambda token, reason: handed.append((token, reason)))
+    provider = GatewayProvider(session, timeout=10, max_retries=0, transport=faults)
+    try:
+        person = await people.create("pro")
+        await session.resume(await asyncio.to_thread(gateway.refresh_token_for, person.email))
+        signed_before = key_id(await session.access_token())
+        assert faults.count("GET", JWKS) == 1
+
+        rotated_in = tmp_path / "rotated-in.pem"
+        await asyncio.to_thread(run_cli, ["keys", "new", str(rotated_in)], hosted_env)
+        keys = os.pathsep.join([str(rotated_in), hosted_env["SWITCHBOARD_GATEWAY_SIGNING_KEYS"]])
+        rotated_env = {**hosted_env, "SWITCHBOARD_GATEWAY_SIGNING_KEYS": keys}
+        await asyncio.to_thread(restart_gateway, gateway, rotated_env)
+
+        await session.refresh()
+        assert session.signed_in, "the session ended over a key it had not seen yet"
+        assert key_id(await session.access_token()) != signed_before, "not signed by the rotated-in key"
+        assert faults.count("GET", JWKS) == 2, "the keys were not read again (or more than once)"
+        assert handed[-1][0] and handed[-1][1] is None
+        assert faults.count("POST", TOKEN) == 2  # the resume's and the refresh's: no retry after a failure
+
+        texts: list[str] = []
+        state = StreamState()
+        callbacks = StreamCallbacks(on_text=texts.append, on_thinking=lambda _: None)
+        await provider.stream(hello("claude-haiku-4.5", "claude-haiku-4-5-20251001"), state, callbacks)
+        assert "".join(texts) and state.charge is not None and state.charge.credits > 0
+        assert faults.count("POST", TOKEN) == 2 and faults.count("GET", JWKS) == 2
+    finally:
+        await provider.close()
+        await session.close()
+        gateway.stop()
 
 
 async def test_a_resume_that_cannot_read_the_gateways_keys_leaves_the_stored_token_alive(
