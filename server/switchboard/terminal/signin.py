@@ -1,16 +1,23 @@
 """Signing in to Switchboard Cloud from the terminal: the device code printed with its link, the session
-resumed at start from the keyring, and every rotated refresh token written back over the stored one."""
+resumed at start from the keyring, and every rotated refresh token written back over the stored one.
+
+A device sign-in made while a stored session was never resumed here (the gateway failed to resume it, or
+the keyring did not answer) would overwrite a refresh token that is still alive at the gateway: that one is
+revoked (RFC 7009) in the background, best effort, as the server revokes a session it replaces."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from pygls.exceptions import JsonRpcException
 
+from switchboard.config import canonical_gateway_url
+from switchboard.hosted.gateway_http import GatewayHttp, GatewayUnreachable, OAuthError
 from switchboard.protocol.messages import CredentialsChanged, SignInCode, SignInResult, UsageReport
 
 from .console import Console
@@ -19,7 +26,10 @@ from .errors import describe, is_cancelled, session_over, sign_in_help
 from .loop import LoopThread, wait_done
 from .session import Session
 
+log = logging.getLogger(__name__)
+
 CANCEL_GRACE_SECONDS = 3.0
+CLIENT_ID = "switchboard-terminal"  # the gateway's OAuth client id for this client (docs/gateway.md)
 # After Ctrl-C during the resume at start: how long to wait for its result (and the rotated token in it).
 LATE_RESUME_SECONDS = 10.0
 
@@ -43,6 +53,10 @@ class SignIn:
         self._out = out
         self._ids = itertools.count(1)
         self._keyring_warned = False
+        # The refresh token this process last read from the keyring or wrote to it, and whether a read
+        # failed (the keyring did not answer): then what is stored may be a token this process never saw.
+        self._known: str | None = None
+        self._unread = False
         self.signed_in = False  # whether chats go to the gateway now (it charges them)
 
     # --- notifications (on the loop thread) ---------------------------------------------------------
@@ -62,7 +76,7 @@ class SignIn:
         changed = CredentialsChanged.model_validate(params)
         if changed.refresh_token is None:
             self.signed_in = False
-            self._stored.delete()
+            self._delete()
             if changed.reason and self._first_time(changed.reason):
                 self._out.line(changed.reason, "yellow")
             return
@@ -74,7 +88,7 @@ class SignIn:
         """At start: the stored session, if there is one. One the server says is over is deleted; after any
         other failure (the gateway unreachable, the server stopped) it is kept for the next start."""
         try:
-            stored = self._stored.load()
+            stored = self._load()
         except KeyringUnavailable as error:
             self._keyring_warning(error)
             return None
@@ -93,7 +107,7 @@ class SignIn:
             result = future.result()
         except Exception as error:
             if session_over(error):
-                self._stored.delete()
+                self._delete()
             said = isinstance(error, JsonRpcException) and not self._first_time(error.message)
             if said:  # the session's end was just printed with this very reason
                 self._out.line(f"Not signed in. {sign_in_help(repl=self._repl)}", "yellow")
@@ -117,14 +131,17 @@ class SignIn:
             if (refresh_token := future.result().refresh_token) is not None:
                 self._keep(refresh_token)
         elif session_over(error):
-            self._stored.delete()
+            self._delete()
 
     def sign_in(self) -> SignInResult | None:
         """`/signin`: a session kept from before (its resume at start failed: the gateway could not be
         reached, say) is resumed first, rather than replaced by a new one while it stays valid. Else the
         device flow: the code is printed by `on_code`; waits until it is approved, denied or expires. Ctrl-C
         cancels the request."""
-        if not self.signed_in and (resumed := self._resume_kept()) is not None:
+        # Signed in, the server revokes the session the new one replaces; else this client revokes a stored
+        # session that was never resumed (`_revoke_unresumed`).
+        replacing = self.signed_in
+        if not replacing and (resumed := self._resume_kept()) is not None:
             return resumed
         request_id = self._next_id()
         future = self._bridge.submit(self._session.sign_in({}, request_id))
@@ -142,12 +159,14 @@ class SignIn:
                 self._out.line("Sign-in cancelled.", "dim")
                 return None
             raise
+        if not replacing:
+            self._revoke_unresumed(result.refresh_token)
         self._signed_in(result)
         return result
 
     def _resume_kept(self) -> SignInResult | None:
         try:
-            stored = self._stored.load()
+            stored = self._load()
         except KeyringUnavailable:
             return None  # said at start, or by the save of the next sign-in
         if stored is None:
@@ -162,7 +181,7 @@ class SignIn:
             report = self._bridge.call(self._session.sign_out())
         finally:
             self.signed_in = False
-            self._stored.delete()
+            self._delete()
         self._out.line("Signed out of Switchboard Cloud; chats use your own Anthropic key again.")
         return report
 
@@ -174,11 +193,41 @@ class SignIn:
         who = account.email or result.usage.account or "your account"
         self._out.line(f"Signed in to Switchboard Cloud as {who} ({result.usage.plan_name}).", "bold")
 
+    def _revoke_unresumed(self, replacement: str | None) -> None:
+        """A device sign-in is about to overwrite the stored token: one this process never resumed is alive
+        at the gateway, so revoke it there, in the background (the sign-in does not wait; a failure is only
+        logged). A stored token this process did not put there nor fail to resume (another `switchboard chat`
+        on the same gateway rotated it since) is in use elsewhere, and left alone."""
+        try:
+            stored = self._stored.load()
+        except KeyringUnavailable:
+            return  # nor will the new token be kept over it
+        if stored is None or stored == replacement or (stored != self._known and not self._unread):
+            return
+        url, _problem = canonical_gateway_url(self._stored.gateway_url)
+        if url is not None:  # the server would not have sent a token to any other
+            self._bridge.submit(_revoke(url, stored))
+
+    def _load(self) -> str | None:
+        try:
+            stored = self._stored.load()
+        except KeyringUnavailable:
+            self._unread = True
+            raise
+        self._known, self._unread = stored, False
+        return stored
+
+    def _delete(self) -> None:
+        self._stored.delete()
+        self._known = None
+
     def _keep(self, refresh_token: str) -> None:
         try:
             self._stored.save(refresh_token)
         except KeyringUnavailable as error:
             self._keyring_warning(error)
+            return
+        self._known, self._unread = refresh_token, False
 
     def _keyring_warning(self, error: KeyringUnavailable) -> None:
         """Once per run: every rotation (every few minutes) would repeat it."""
@@ -188,3 +237,14 @@ class SignIn:
 
     def _next_id(self) -> str:
         return f"signin-{next(self._ids)}"
+
+
+async def _revoke(gateway_url: str, refresh_token: str) -> None:
+    http = GatewayHttp(gateway_url)
+    try:
+        await http.revoke(await http.endpoints(), CLIENT_ID, refresh_token)
+        log.info("Revoked the stored session that the new sign-in replaced")
+    except (GatewayUnreachable, OAuthError) as error:
+        log.warning("Could not revoke the stored session that the new sign-in replaced: %s", error)
+    finally:
+        await http.close()

@@ -269,6 +269,77 @@ async def test_a_keyring_that_does_not_answer_costs_seconds_once_not_the_session
     assert chat.output.count("OS keyring") == 1, chat.output
 
 
+# A keyring backend whose reads wait while the file KEYRING_HOLD names exists (a Secret Service locked until
+# the user unlocks it); otherwise keyrings.alt's PlaintextKeyring, the one the test reads.
+HELD_KEYRING = """
+import os
+import time
+
+from keyrings.alt.file import PlaintextKeyring
+
+
+class Held(PlaintextKeyring):
+    priority = 1
+
+    def get_password(self, service, username):
+        while os.path.exists(os.environ["KEYRING_HOLD"]):
+            time.sleep(0.05)
+        return super().get_password(service, username)
+"""
+
+
+async def test_a_device_sign_in_over_a_stored_session_never_resumed_revokes_that_session(
+    hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The keyring did not answer at start (locked), so the stored session was neither read nor resumed, and
+    /signin starts the device flow. Once the keyring answers, the new session's token overwrites the stored
+    one, which is still alive at the gateway: the client revokes it there (in the background), so no
+    forgotten session stays valid, and the new session is untouched."""
+    people = SignInAccounts(database_url)
+    person = await people.create("pro")
+    project = tmp_path / "project"
+    project.mkdir()
+    kept = hosted.refresh_token_for(person.email, client_id=TERMINAL)
+    PlaintextKeyring().set_password(SERVICE, hosted.url, kept)
+    backends = tmp_path / "backends"
+    backends.mkdir()
+    (backends / "held_keyring.py").write_text(HELD_KEYRING)
+    hold = tmp_path / "keyring-locked"
+    hold.touch()
+    env = {
+        **chat_env,
+        "PYTHON_KEYRING_BACKEND": "held_keyring.Held",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(backends), os.environ.get("PYTHONPATH")])),
+        "KEYRING_HOLD": str(hold),
+    }
+    revoked = "SELECT count(*) AS n FROM refresh_families WHERE account_id = %s AND revoked_at IS NOT NULL"
+    chat = ChatProcess(["--gateway", hosted.url, "--workspace", str(project)], env)
+    try:
+        chat.expect(r"The OS keyring did not answer within \d+ seconds", timeout=30)
+        chat.expect("/help for commands")
+        chat.send("/signin")
+        code = chat.expect(r"enter the code ([A-Z0-9]{4}-[A-Z0-9]{4})").group(1)
+        hold.unlink()  # the user unlocks the keyring while approving in the browser
+        hosted.approve(code, person.email)
+        chat.expect(rf"Signed in to Switchboard Cloud as {person.email}", timeout=30)
+        deadline = time.monotonic() + 20
+        while (await people.execute(revoked, (person.id,)))[0]["n"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        chat.command("hello there", r"credits? · [\d,]+ in")  # the new session was not the one revoked
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    replacement = stored(hosted.url)
+    assert replacement and replacement != kept
+    assert (await people.execute(revoked, (person.id,)))[0]["n"] == 1
+    client = OAuthClient(hosted.url, client_id=TERMINAL)
+    try:
+        assert client.refresh(kept).json().get("error") == "invalid_grant", "the replaced session is alive"
+        assert client.refresh(replacement).status_code == 200
+    finally:
+        client.close()
+
+
 async def test_a_stopped_answer_says_its_charge_is_pending_then_shows_the_gateways_figure(
     hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
 ) -> None:
