@@ -71,6 +71,18 @@ PERSISTENT = [
     Case("500", (status(500, None),), 2, status=500, type="api_error"),
     Case("529-overloaded", (status(529, None),), 2, status=529, type="overloaded_error"),
     Case("400-invalid", (status(400, None),), 1, status=400, type="invalid_request_error", retryable=False),
+    # Anthropic's `x-should-retry` overrides the status, for the SDK's retries and for the advice to the user.
+    Case(
+        "500-retry-no",
+        (status(500, None, should_retry=False),),
+        1,
+        status=500,
+        type="api_error",
+        retryable=False,
+    ),
+    Case(
+        "400-retry-yes", (status(400, None, should_retry=True),), 2, status=400, type="invalid_request_error"
+    ),
     Case("connection-refused", (), 0, type="connection_error", refused=True),
     Case(
         "dropped-mid-stream", (Fault(kind="drop", after_deltas=3),), 1, type="connection_error", partial=True

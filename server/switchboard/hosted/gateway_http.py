@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -19,6 +18,7 @@ from urllib.parse import quote, urlsplit
 import httpx2
 
 from switchboard.protocol.messages import UsageReport
+from switchboard.providers.anthropic_api import should_retry
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,6 @@ class GatewayRefused(Exception):
         self.type = type
         self.message = message
         self.should_retry = should_retry
-
-
-def should_retry(headers: Mapping[str, str]) -> bool | None:
-    """What the gateway's `x-should-retry` header says (the `anthropic` SDK's own retries honour it too): a
-    final "no" for a status that alone would be retried (its vendor key refused upstream: a 502 that stays
-    until whoever runs the gateway fixes it), or a "yes" for one that would not; None when it is absent."""
-    said = headers.get("x-should-retry", "").strip().lower()
-    return True if said == "true" else False if said == "false" else None
 
 
 @dataclass(frozen=True)

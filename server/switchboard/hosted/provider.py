@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from switchboard.plans.catalog import get_plan, is_known_plan
 from switchboard.protocol.errors import AuthRequired, CreditsExhausted, PlanForbidsModel
 from switchboard.protocol.messages import AuthErrorData, CreditsExhaustedData, PlanForbidsData, PlanId
-from switchboard.providers.anthropic_api import RETRYABLE_STATUSES, apply_event, load_sdk
+from switchboard.providers.anthropic_api import RETRYABLE_STATUSES, apply_event, load_sdk, should_retry
 from switchboard.providers.base import (
     GatewayCharge,
     ProviderRequest,
@@ -32,7 +32,7 @@ from switchboard.providers.base import (
     UpstreamError,
 )
 
-from .gateway_http import should_retry, tls_failed, tls_failure
+from .gateway_http import tls_failed, tls_failure
 from .session import GatewaySession, NotSignedIn, SignInFailed
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from switchboard.logs import scrubber
@@ -30,6 +31,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+def should_retry(headers: Mapping[str, str]) -> bool | None:
+    """What a response's `x-should-retry` header says (Anthropic's API and the gateway send it, and the
+    `anthropic` SDK's own retries honour it): a final "no" for a status that alone would be retried (the
+    gateway's vendor key refused upstream: a 502 that stays until whoever runs the gateway fixes it), or a
+    "yes" for one that would not; None when it is absent."""
+    said = headers.get("x-should-retry", "").strip().lower()
+    return True if said == "true" else False if said == "false" else None
 
 
 _sdk_import: asyncio.Future[Any] | None = None
@@ -170,9 +180,12 @@ def _classify(exc: Exception, *, mid_stream: bool) -> Exception:
         # An `error` event inside a 200 stream carries no HTTP error status.
         status = None if exc.status_code < 400 else exc.status_code
         error_type = exc.type or _body_error_type(exc.body) or "api_error"
-        retryable = (
-            status in RETRYABLE_STATUSES if status is not None else error_type != "invalid_request_error"
-        )
+        # The answer's `x-should-retry` first, as the SDK's retries go by it; the status only without it.
+        retryable = should_retry(exc.response.headers)
+        if retryable is None:
+            retryable = (
+                status in RETRYABLE_STATUSES if status is not None else error_type != "invalid_request_error"
+            )
         detail = exc.api_message or str(exc)
         where = f"HTTP {status}" if status else "an error mid-answer"
         return UpstreamError(
