@@ -58,12 +58,8 @@ them.
 PostgreSQL runs with `fsync` and `synchronous_commit` off, as the tests' cluster does; `--durable` keeps both
 on, as a production ledger would, so each reservation's commit waits for its WAL to reach the disk.
 
-Streamed turns of accounts a replica knows can afford them go upstream while being reserved (docs/gateway.md,
-"Sending a turn while it is reserved"); `--reserve-first` turns that off (`send_early = false`), so that the
-two ways can be compared on the same code, run after run.
-
 Run: .venv/bin/python bench/gateway_load.py [--streams 200] [--probes 400] [--blocks 4] [--settle 8]
-     [--seconds 10] [--durable] [--reserve-first]   (about 3 minutes on a quiet machine)
+     [--seconds 10] [--durable]   (about 3 minutes on a quiet machine)
 """
 
 from __future__ import annotations
@@ -110,7 +106,7 @@ SHORT = "Short. [[fake:words=3]]"
 class Stack:
     """PostgreSQL, signing keys, accounts and gateway replicas for one benchmark run."""
 
-    def __init__(self, upstream: str, root: Path, *, durable: bool = False, send_early: bool = True) -> None:
+    def __init__(self, upstream: str, root: Path, *, durable: bool = False) -> None:
         import psycopg
 
         from gateway.pgcluster import Cluster
@@ -133,7 +129,6 @@ class Stack:
             SWITCHBOARD_GATEWAY_UPSTREAM_API_KEY=BENCH_KEY,
             SWITCHBOARD_GATEWAY_SIGNING_KEYS=os.pathsep.join(str(key) for key in keys),
             SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL="http://gateway.bench",
-            SWITCHBOARD_GATEWAY_SEND_EARLY="true" if send_early else "false",
         )
         self.replicas: list[tuple[subprocess.Popen[bytes], str]] = []
         self.logs: list[Path] = []  # every replica's log, its access lines included
@@ -695,18 +690,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="PostgreSQL with fsync and synchronous_commit on (a commit waits for its WAL on disk)",
     )
-    parser.add_argument(
-        "--reserve-first",
-        action="store_true",
-        help="replicas with send_early off: every turn reserved before it is sent (as before 2026-12-07)",
-    )
     args = parser.parse_args(argv)
     _require_wrk()
     load_before, times_before = load_average(), cpu_times()
     root = Path(tempfile.mkdtemp(prefix="switchboard-bench-gateway-"))
     try:
         with ExternalFake() as fake:
-            stack = Stack(fake.base_url, root, durable=args.durable, send_early=not args.reserve_first)
+            stack = Stack(fake.base_url, root, durable=args.durable)
             try:
                 figures = asyncio.run(_run(args, fake.base_url, fake.proc.pid, stack))
             finally:

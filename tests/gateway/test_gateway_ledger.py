@@ -1020,34 +1020,3 @@ async def test_migration_0011_caps_a_settlement_by_what_is_used_alone_and_goes_d
         assert (await ledger.settle(conn, large, answer)).credits_h == 195
         used = 99_000 + 100 + 195 + 5 + 195
         assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
-
-
-async def test_a_reservation_says_what_the_account_has_left_beside_it(
-    conn: Any, make_accounts: Accounts
-) -> None:
-    """0012: what a reserved turn leaves, this hold and every other included; the largest bigint without a
-    limit. The first turn of a month goes the long way (no balance row yet), the second the common case."""
-    free = await make_accounts.create("free")  # 5,000 hundredths, no balance row this month yet
-    assert (await hold(conn, free.id, 700)).available_h == 4300
-    assert (await hold(conn, free.id, 300)).available_h == 4000
-    unlimited = await make_accounts.create("pro", overage=True)  # overage without a budget: no limit
-    assert (await hold(conn, unlimited.id, 700)).available_h == 2**63 - 1
-    assert (await hold(conn, unlimited.id, 700)).available_h == 2**63 - 1
-    budget = await make_accounts.create("pro", used_credits=1000, overage=True, budget_cents=100)
-    assert (await hold(conn, budget.id, 500)).available_h == 100 * 25 - 500
-
-
-async def test_migration_0012_goes_down_and_up_with_reservations_in_flight(cluster: Cluster) -> None:
-    """Below 0012 a reservation says nothing of what is left (a replica then sends nothing early); a turn
-    reserved either side settles."""
-    async with ledger_at(cluster, "0011", "left@example.test") as (url, account, conn):
-        before = await hold(conn, account.id, 700)
-        assert before.available_h is None
-        await asyncio.to_thread(migrate.upgrade, url)
-        after = await hold(conn, account.id, 300)
-        assert after.available_h == 100_000 - 1000
-        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0011")
-        assert (await hold(conn, account.id, 100)).available_h is None
-        done = Outcome("complete", Usage(output_tokens=10))
-        for turn in (before, after):
-            assert (await ledger.settle(conn, turn, done)).credits_h > 0

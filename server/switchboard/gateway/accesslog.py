@@ -31,10 +31,8 @@ _STATE_FIELDS = (
     "turn_status",
     "credits",
     # a turn's way to its first token: the ledger's reservation, then Anthropic until its answer began
-    # (sent while the reservation was made, when `sent_early`: both from the turn's start)
     "reserve_ms",
     "upstream_ms",
-    "sent_early",
     # sign-in: the OAuth client, the grant, the OAuth error answered, the /device form's outcome
     "oauth_client",
     "grant",

@@ -111,9 +111,6 @@ class DatabaseSettings(BaseModel):
     # The most turns one ledger statement reserves or settles when they queue up (gateway/batches.py); 1 sends
     # every turn alone (a distributed PostgreSQL that routes a statement by its one account).
     ledger_batch_max: Annotated[int, Field(ge=1, le=1000)] = 64
-    # Send a streamed turn of an account that can afford it upstream while its reservation is being made
-    # (gateway/early.py); false: every turn is reserved first, and a refused turn never reaches Anthropic.
-    send_early: bool = True
     max_body_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     # What parsing a body costs is its JSON values, not its bytes (gateway/body.py).
     max_body_json_items: Annotated[int, Field(ge=1000)] = MAX_BODY_JSON_ITEMS

@@ -78,9 +78,6 @@ class Reservation:
     # What names this attempt in the ledger: unique, unlike `attempt` (which restarts at 1 when PostgreSQL
     # lost the turn's row). `reserve` sets it; made up here only for a reservation made without the ledger.
     attempt_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    # What the account had left once this hold was made (for an account without a limit, more than any turn
-    # holds); None when the ledger did not say (a schema before 0012, or a reservation made without it).
-    available_h: int | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +264,6 @@ def _reserved(hold: Hold, attempt_id: uuid.UUID, row: Record) -> Reservation | E
             hold.route_reason,
             hold.replica,
             attempt_id,
-            row["available_h"],
         )
     return _refusal(hold.key, outcome, row, hold.reserved_h)
 

@@ -19,7 +19,6 @@ from .accounts import Account
 from .body import INLINE_BYTES, read_body
 from .charge import BUSY_MODELS_HEADER, answer_with_charge, charge_info, route_headers
 from .db import LedgerUnavailable
-from .early import EarlySend
 from .errors import GatewayRefusal, error_response
 from .estimate import estimate_input_tokens
 from .ledger import Outcome, Reservation
@@ -52,8 +51,6 @@ async def create_message(request: Request) -> Response:
         return await _forward(request, gateway, account, turn, attempt)
     except BaseException:
         # Whatever went wrong before the answer began (a bug, a cancelled request) costs nothing.
-        if attempt.early is not None:
-            attempt.early.abandon()
         if not attempt.released:
             failed = Outcome("failed", usage_of_message({}), "the gateway failed")
             await gateway.settle(attempt.reservation, failed)
@@ -63,49 +60,25 @@ async def create_message(request: Request) -> Response:
 @dataclass
 class _Attempt:
     """The model asked upstream for a turn, the body sent it, and the reservation that holds its worst case;
-    `busy` names the models Auto asked before it, which answered busy (`Gateway.fallback`); `early` is its
-    request to Anthropic if it was sent while being reserved (gateway/early.py), until `_forward` takes it."""
+    `busy` names the models Auto asked before it, which answered busy (`Gateway.fallback`)."""
 
     choice: Choice
     body: bytes
     reservation: Reservation
     busy: tuple[str, ...] = ()
     released: bool = False  # its reservation was settled free (the upstream failed before any output)
-    early: EarlySend | None = None
 
 
 async def _reserve(
-    request: Request,
-    gateway: Gateway,
-    account: Account | Caller,
-    turn: TurnRequest,
-    choice: Choice,
-    *,
-    first: bool = True,
+    request: Request, gateway: Gateway, account: Account | Caller, turn: TurnRequest, choice: Choice
 ) -> _Attempt:
-    """The body for `choice`'s model, and its worst case reserved (raises `GatewayRefusal`). A turn's `first`
-    attempt may go upstream while it is being reserved (`early`)."""
+    """The body for `choice`'s model, and its worst case reserved (raises `GatewayRefusal`)."""
     request.state.routed_model = choice.model.id
     body = await gateway.bodies.upstream_body(turn, _anthropic_model(choice))
-    estimate = estimate_input_tokens(body)
-    hold = gateway.hold(account, turn, choice, estimate)
-    early = None
-    in_body = None if turn.unmeasured_input else estimate + turn.unseen_input_tokens
-    if first and gateway.early.may_send(account.id, hold.reserved_h, in_body, stream=turn.stream):
-        early = EarlySend(gateway.upstream.send(body, request.headers, stream=True))
-        request.state.sent_early = True
     reserving = time.monotonic()
-    try:
-        reservation = await gateway.reserve(hold, turn, estimate)
-    except BaseException:
-        if early is not None:
-            early.abandon()
-        raise
-    finally:
-        if early is not None:
-            gateway.early.answered(account.id, hold.reserved_h)
+    reservation = await gateway.reserve(account, turn, choice, estimate_input_tokens(body))
     request.state.reserve_ms = elapsed_ms(reserving)
-    return _Attempt(choice, body, reservation, early=early)
+    return _Attempt(choice, body, reservation)
 
 
 async def _parse_unless_client_leaves(request: Request, gateway: Gateway, raw: bytes) -> TurnRequest | None:
@@ -131,7 +104,9 @@ async def _forward(
 ) -> Response:
     while True:
         try:
-            upstream = await _upstream_answer(request, gateway, turn, attempt)
+            sending = time.monotonic()
+            upstream = await gateway.upstream.send(attempt.body, request.headers, stream=turn.stream)
+            request.state.upstream_ms = elapsed_ms(sending)
             content = await gateway.upstream.read(upstream) if upstream.status >= 400 else b""
         except UpstreamFailure:
             await _free(gateway, attempt.reservation, "the Anthropic API could not be reached")
@@ -154,25 +129,6 @@ async def _forward(
     return await _whole_answer(request, gateway, attempt, upstream)
 
 
-async def _upstream_answer(
-    request: Request, gateway: Gateway, turn: TurnRequest, attempt: _Attempt
-) -> UpstreamAnswer:
-    """The answer's head from Anthropic: of the request sent early, if the attempt has one, else sent now."""
-    early, attempt.early = attempt.early, None
-    if early is not None:
-        sending = early.started
-        try:
-            upstream = await early.answer()
-        except BaseException:
-            early.abandon()
-            raise
-    else:
-        sending = time.monotonic()
-        upstream = await gateway.upstream.send(attempt.body, request.headers, stream=turn.stream)
-    request.state.upstream_ms = elapsed_ms(sending)
-    return upstream
-
-
 async def _fall_back(
     request: Request,
     gateway: Gateway,
@@ -193,7 +149,7 @@ async def _fall_back(
     if fallback is None:
         return False
     try:
-        moved = await _reserve(request, gateway, account, turn, fallback, first=False)
+        moved = await _reserve(request, gateway, account, turn, fallback)
     except (GatewayRefusal, LedgerUnavailable) as refused:
         why = refused.status if isinstance(refused, GatewayRefusal) else "the ledger is unavailable"
         log.info(

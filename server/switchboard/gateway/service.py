@@ -39,7 +39,6 @@ from .batches import LANES, LedgerBatches
 from .body import LargeBodies
 from .config import GatewaySettings
 from .db import LedgerConnection, LedgerPool, LedgerUnavailable, Pool, ledger_connection
-from .early import EarlySends
 from .errors import GatewayRefusal, unauthenticated
 from .estimate import input_to_reserve, max_tokens_within, reservation_h
 from .ledger import Outcome, Reservation, Settlement, TurnKey
@@ -104,7 +103,6 @@ class Gateway:
         self.live = LiveTurns()
         self.answered = AnsweredTurns()  # Auto's last answers, when this replica gave them
         self.bodies = LargeBodies()  # the thread that parses large request bodies, one at a time
-        self.early = EarlySends(enabled=settings.send_early)  # turns sent upstream while being reserved
 
     def ledger(self) -> contextlib.AbstractAsyncContextManager[LedgerConnection]:
         """A connection of the ledger's pool for one statement (raises `LedgerUnavailable`)."""
@@ -202,16 +200,17 @@ class Gateway:
             found = await ledger.answered_turn(conn, TurnKey(account.id, turn_id))
         return LastAnswer(*found) if found is not None else None
 
-    def hold(
+    async def reserve(
         self, account: Account | Caller, turn: TurnRequest, choice: Choice, input_tokens: int
-    ) -> ledger.Hold:
-        """What the turn's reservation holds: its worst case, `input_tokens` (`estimate`) with what the body's
-        size undercounts (`TurnRequest.unseen_input_tokens`), or the answering model's whole context window
-        when some content's size is not in the body (`TurnRequest.unmeasured_input`), and `max_tokens` of
-        output."""
-        input_tokens = _input_to_reserve(turn, choice.model, input_tokens)
+    ) -> Reservation:
+        """Hold the turn's worst case: `input_tokens` (`estimate`) with what the body's size undercounts
+        (`TurnRequest.unseen_input_tokens`), or the answering model's whole context window when some
+        content's size is not in the body (`TurnRequest.unmeasured_input`), and `max_tokens` of output."""
+        input_tokens = input_to_reserve(
+            input_tokens + turn.unseen_input_tokens, unmeasured=turn.unmeasured_input, answering=choice.model
+        )
         billed = billed_as(turn.model.id, choice.model.id, turn.auto)
-        return ledger.Hold(
+        hold = ledger.Hold(
             TurnKey(account.id, turn.turn_id),
             period=period_of(datetime.now(UTC)).key,
             model_id=billed,
@@ -221,35 +220,20 @@ class Gateway:
             replica=self.replica,
             ttl=self.ttl,
         )
-
-    async def reserve(self, hold: ledger.Hold, turn: TurnRequest, input_tokens: int) -> Reservation:
-        """Hold `hold` in the ledger (raises a refusal, or `LedgerUnavailable`). `input_tokens` is the
-        estimate `hold` was made from (`hold`), for a refusal's wording."""
-        account_id = hold.key.account_id
         try:
             reservation = await self.batches.reserve(hold)
-        except LedgerUnavailable:
-            self.early.forget_all()
-            raise
         except ledger.InsufficientCredits as short:
-            self.early.refused(account_id)
-            reserved_input = _input_to_reserve(turn, CATALOG[hold.routed_model], input_tokens)
-            raise _credits_refusal(short, turn, hold.model_id, reserved_input) from None
+            raise _credits_refusal(short, turn, billed, input_tokens) from None
         except ledger.TurnInProgress:
-            self.early.refused(account_id)
             raise GatewayRefusal(
                 409, "turn_in_progress", "This turn is being answered by another request.", retry=True
             ) from None
         except ledger.TurnAlreadySettled as done:
-            self.early.refused(account_id)
             raise _settled_refusal(done.settlement) from None
         except ledger.AccountGone:
-            self.early.refused(account_id)
             raise unauthenticated(REVOKED) from None
         except ledger.PlanForbids as forbids:  # the plan changed since this request was authenticated
-            self.early.refused(account_id)
             raise _plan_refusal(turn.model.id, get_plan(forbids.plan)) from None
-        self.early.reserved(account_id, reservation.available_h)
         self.live.add(reservation)
         return reservation
 
@@ -407,12 +391,6 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return request.headers.get("x-api-key") or None
-
-
-def _input_to_reserve(turn: TurnRequest, answering: ModelSpec, estimate: int) -> int:
-    return input_to_reserve(
-        estimate + turn.unseen_input_tokens, unmeasured=turn.unmeasured_input, answering=answering
-    )
 
 
 def _credits_refusal(

@@ -57,7 +57,6 @@ async def overage_endpoint(request: Request, gateway: Gateway, account: Account)
     async with gateway.pool.connection() as conn:
         updated = await accounts.set_overage(conn, account.id, params.enabled, budget_cents)
         report = await usage_report(conn, updated)
-    gateway.early.forget(account.id)  # what it can afford may have shrunk: its next turn is reserved first
     return JSONResponse(report.model_dump(mode="json", by_alias=True))
 
 

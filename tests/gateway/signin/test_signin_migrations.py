@@ -1,4 +1,4 @@
-"""Migrations 0004 (scopes), 0005 (browser sessions) and 0013 (where a refresh token was spent from) go down
+"""Migrations 0004 (scopes), 0005 (browser sessions) and 0012 (where a refresh token was spent from) go down
 and up again on a real PostgreSQL, and the sign-ins made before survive where the older schema can hold
 them."""
 
@@ -86,20 +86,20 @@ async def test_migrations_0004_and_0005_go_down_and_up_again_and_sign_ins_surviv
 
 
 async def previous_release_spend(conn: psycopg.AsyncConnection[DictRow], token: str) -> None:
-    """What a replica of the release before 0013 does when it rotates a token: no address."""
+    """What a replica of the release before 0012 does when it rotates a token: no address."""
     await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (digest(token),))
 
 
-async def test_migration_0013_goes_down_and_up_and_a_token_spent_without_an_address_has_no_grace(
+async def test_migration_0012_goes_down_and_up_and_a_token_spent_without_an_address_has_no_grace(
     cluster: Cluster,
 ) -> None:
-    """0013 adds where a refresh token was spent from. A token the previous release spent has no address,
+    """0012 adds where a refresh token was spent from. A token the previous release spent has no address,
     so its reuse revokes the family even within the grace; a token this release spends has the grace from
-    its own address. Down to 0012 the column goes, the families stay, and the previous release's rotation
+    its own address. Down to 0011 the column goes, the families stay, and the previous release's rotation
     still works."""
     url = cluster.new_database()
     config = migrate.alembic_config(url)
-    await asyncio.to_thread(migrate.upgrade, url, "0012")
+    await asyncio.to_thread(migrate.upgrade, url, "0011")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
         account = await create_account(conn, "spent@example.test", "a password", "pro")
         old_spent = await refresh.start_family(conn, account.id, CLIENT, "chat billing", 30 * DAY)
@@ -117,7 +117,7 @@ async def test_migration_0013_goes_down_and_up_and_a_token_spent_without_an_addr
         async with conn.transaction():
             sibling = await refresh.rotate(conn, kept, CLIENT, 30 * DAY, 30, address="192.0.2.1")
         assert isinstance(sibling, refresh.Rotated) and sibling.again
-    await asyncio.to_thread(command.downgrade, config, "0012")
+    await asyncio.to_thread(command.downgrade, config, "0011")
     assert "spent_from" not in await columns(url, "refresh_tokens")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
         await previous_release_spend(conn, sibling.refresh_token)

@@ -8,21 +8,21 @@ the family, as after the grace (docs/gateway.md, "Refresh tokens").
 Compatibility during a rolling deploy: a nullable column, which the previous release neither reads nor
 writes. A token the previous release spent has no address, so a reuse of it that reaches a replica of this
 release revokes the family even within the grace (the stricter rule; at worst one sign-in during the
-deploy). A replica of this release on a schema below 0013 refuses to start (as for every migration).
+deploy). A replica of this release on a schema below 0012 refuses to start (as for every migration).
 
-Going down to 0012 drops the column: every token's address is forgotten, which only matters for the grace
+Going down to 0011 drops the column: every token's address is forgotten, which only matters for the grace
 of the tokens spent in the last seconds.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
