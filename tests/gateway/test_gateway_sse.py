@@ -322,9 +322,54 @@ def test_a_stall_inside_an_open_thinking_block_counts_at_most_the_gap_bound() ->
     # A silence before the block's stop (or before the next block's start, its stop unseen) is bounded too.
     silent = Clock()
     meter = _thinking_meter(silent)
+    meter.delta(json.dumps(THOUGHT))
     silent.now += 60
     meter.block_start(TEXT_START)
     assert meter.usage().output_tokens == bounded
+
+
+def test_a_thinking_block_that_streams_no_thinking_counts_its_whole_time_up_to_the_budget() -> None:
+    """With `thinking.display: "omitted"` a thinking block streams no thinking, only its signature at the
+    end, however long the model thinks; Anthropic bills all of it. The gap bound is for a block that streams
+    its summary: applied to a silent one, a client that cut such turns would pay for 5 s of thinking."""
+    from switchboard.gateway.metering import MAX_THINKING_GAP_SECONDS
+
+    assert MAX_THINKING_GAP_SECONDS < 60
+    clock = Clock()
+    meter = _thinking_meter(clock)
+    clock.now += 60  # still open at the cut
+    assert meter.usage().output_tokens == 60 * SONNET_SPEED
+    meter.delta(json.dumps(SIGNED))  # its signature is no thinking: still silent
+    clock.now += 30
+    meter.block_stop()
+    meter.block_start(TEXT_START)
+    meter.delta(json.dumps(HELLO))
+    clock.now += 60
+    assert meter.usage().output_tokens == 90 * SONNET_SPEED + 2
+    clock.now += 1000
+    longer = _thinking_meter(clock)  # past the budget: the budget bounds it as ever
+    clock.now += 200
+    assert longer.usage().output_tokens == 16_000
+
+    # A redacted block comes whole after a silence: all of that silence is its thinking.
+    redacted = Clock()
+    meter = _thinking_meter(redacted)
+    meter.block_stop()
+    meter.block_start(TEXT_START)
+    meter.delta(json.dumps(HELLO))
+    meter.block_stop()
+    redacted.now += 40
+    meter.block_start('{"content_block":{"type":"redacted_thinking","data":"x"}}')
+    meter.block_stop()
+    assert meter.usage().output_tokens == 40 * SONNET_SPEED + 2
+
+    # A summarized block: its time before the first thinking delta counts whole, the stalls after it bounded.
+    summarized = Clock()
+    meter = _thinking_meter(summarized)
+    summarized.now += 20
+    meter.delta(json.dumps(THOUGHT))
+    summarized.now += 60
+    assert meter.usage().output_tokens == 20 * SONNET_SPEED + round(MAX_THINKING_GAP_SECONDS * SONNET_SPEED)
 
 
 def test_a_cut_turns_counted_output_never_passes_its_max_tokens() -> None:

@@ -16,10 +16,13 @@ the time it took. A cut turn's thinking counts
 the time inside its thinking blocks (from each one's start event, the turn's first block from `message_start`
 and a `redacted_thinking` block, which comes whole, from the end of the block before, to its stop, or to now
 while it is open; not the answer text or tool input between thoughts, nor a stall between blocks), on the
-monotonic clock the meter is given. Within a thinking block only time while its events keep coming counts: of
-each gap between two of them (its start, its deltas, its stop, and the cut or checkpoint while it is open),
-at most `MAX_THINKING_GAP_SECONDS`, so a stall inside an open block (the network, an upstream pause) is not
-billed at the ceiling for its whole length. The
+monotonic clock the meter is given. Once a thinking block has streamed a thinking delta, only time while its
+events keep coming counts: of each later gap between two of them (its deltas, its stop, and the cut or
+checkpoint while it is open), at most `MAX_THINKING_GAP_SECONDS`, so a stall inside a block that streams its
+summary (the network, an upstream pause) is not billed at the ceiling for its whole length. A block that
+streams no thinking (`thinking.display: "omitted"`, whose only delta is its signature, or a
+`redacted_thinking` block) is silent however long the model thinks: its whole time counts, up to the
+budget, as does a summarized block's time before its first thinking delta. The
 ceiling is `ModelSpec.output_tokens_per_second_ceiling`. Thinking blocks are told apart by their
 `content_block_start` (a few per turn, read for their type; the deltas are not), and end at their
 `content_block_stop`.
@@ -46,9 +49,11 @@ _THINKING_BLOCKS = ("thinking", "redacted_thinking")
 # thinking; a longer silence is as likely a stall (a slow network, an upstream pause), and each second of it
 # would otherwise cost the model's whole speed ceiling (150 tokens a second on Sonnet: a minute's stall, 9,000
 # output tokens never written). So a longer gap counts its first 5 s: a stall adds at most 5 s × the ceiling
-# (750 tokens on Sonnet), and thinking that really runs silent longer than that (a `redacted_thinking` block
-# comes whole, after a silence) is undercounted on a cut turn rather than a stall overcharged. A turn that
-# ends normally is charged `message_delta`'s exact count, whatever its gaps.
+# (750 tokens on Sonnet). The bound holds only once the block has streamed a thinking delta: a block that
+# streams none (`thinking.display: "omitted"`, a `redacted_thinking` block, which comes whole) is silent
+# while the model thinks, and bounding its silence would let a client cut such turns and pay for 5 s of
+# thinking that Anthropic bills in full. A turn that ends normally is charged `message_delta`'s exact count,
+# whatever its gaps.
 MAX_THINKING_GAP_SECONDS = 5.0
 
 
@@ -91,6 +96,7 @@ class StreamMeter:
         # while no thinking block is open.
         self._thinking_mark: float | None = None
         self._thought_seconds = 0.0  # thinking time counted up to the mark (each gap at most the bound)
+        self._thinking_streamed = False  # the open thinking block has streamed a thinking delta: gaps bounded
         self._thinking_seen = False  # a thinking block came
         self._thought = _Length()  # the thinking deltas' text read so far
         self._answered = _Length()  # the other deltas' (text, tool JSON)
@@ -133,7 +139,9 @@ class StreamMeter:
         self.output_seen = True
         self._unread.append(data)
         if self._thinking_mark is not None:  # the open thinking block is still being written
-            self._thought_until(self._clock())
+            self._thought_until(self._clock())  # the gap up to its first thinking delta counts whole
+            if not self._thinking_streamed and "thinking_delta" in data:  # not its `signature_delta`
+                self._thinking_streamed = True
 
     def block_start(self, data: str) -> None:
         """A `content_block_start` event's data, unparsed: read only when it may open a thinking block."""
@@ -164,8 +172,10 @@ class StreamMeter:
         self._thinking_mark = now
 
     def _gap(self, now: float) -> float:
+        """The thinking time since the mark: bounded once the block streams thinking, whole while silent."""
         assert self._thinking_mark is not None
-        return min(max(0.0, now - self._thinking_mark), MAX_THINKING_GAP_SECONDS)
+        gap = max(0.0, now - self._thinking_mark)
+        return min(gap, MAX_THINKING_GAP_SECONDS) if self._thinking_streamed else gap
 
     def usage(self) -> Usage:
         """Exact once `message_delta` came; until then, output estimated from the deltas."""
@@ -189,7 +199,7 @@ class StreamMeter:
                 began = self._since
             elif kind == "redacted_thinking":
                 began = self._last_end
-            self._thinking_mark, self._thinking_seen = began, True
+            self._thinking_mark, self._thinking_seen, self._thinking_streamed = began, True, False
             self._thought_until(now)  # its start event is a sign of it too
         self._open = True
 
