@@ -139,7 +139,7 @@ async def test_a_stolen_token_replayed_within_the_grace_from_another_address_rev
     spent = await people.execute(
         "SELECT spent_from FROM refresh_tokens WHERE token_hash = %s", (digest(first["refresh_token"]),)
     )
-    assert spent == [{"spent_from": digest(client.address)}]  # the address's digest, never the address
+    assert spent == [{"spent_from": refresh.spent_from(first["refresh_token"], client.address)}]
     thief = OAuthClient(lenient.url, address="203.0.113.66")  # same client id, another address
     replayed = thief.refresh(first["refresh_token"])
     assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant", replayed.text
@@ -150,6 +150,34 @@ async def test_a_stolen_token_replayed_within_the_grace_from_another_address_rev
         "SELECT revoked_reason FROM refresh_families WHERE account_id = %s", (person.id,)
     )
     assert families == [{"revoked_reason": "reused"}]
+
+
+async def test_where_a_token_was_spent_from_is_bound_to_the_token_and_reveals_no_address(
+    lenient: Replica, people: SignInAccounts
+) -> None:
+    """`spent_from` is not the digest of the address alone: the IPv4 space is small enough to reverse that,
+    so a copy of the table would tell where each user refreshed from. It is bound to the token, which is
+    stored only as its own digest: two tokens spent from one address have unrelated values."""
+    _, client, first = await signed_in(lenient, people)
+    _, _, second = await signed_in(lenient, people)
+    same_address = OAuthClient(lenient.url, address=client.address)
+    assert client.refresh(first["refresh_token"]).status_code == 200
+    assert same_address.refresh(second["refresh_token"]).status_code == 200
+    rows = await people.execute(
+        "SELECT spent_from FROM refresh_tokens WHERE token_hash = ANY(%s)",
+        ([digest(first["refresh_token"]), digest(second["refresh_token"])],),
+    )
+    stored = {row["spent_from"] for row in rows}
+    assert len(stored) == 2  # one address, two tokens: nothing links them
+    assert (
+        digest(client.address) not in stored and digest(ratelimit.address_key(client.address)) not in stored
+    )
+    assert None not in stored and client.address not in "".join(stored)
+    # The grace still holds from that address, and only from it.
+    assert same_address.refresh(first["refresh_token"]).status_code == 200
+    elsewhere = OAuthClient(lenient.url, address="203.0.113.67")
+    assert elsewhere.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert same_address.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"  # family revoked
 
 
 async def test_windows_on_one_ipv6_network_share_the_grace(lenient: Replica, people: SignInAccounts) -> None:

@@ -6,10 +6,11 @@ a client that lost a response and retried): the whole family is revoked, so whoe
 loses it too and must sign in again (RFC 9700 §4.14.2). Except within a short grace after it was spent
 (`refresh_reuse_grace_seconds`, 30 s by default, as Okta's and Auth0's rotation offer): the editor's windows
 share one stored token, and windows that start together each present it. Such a reuse, by the same client
-**and from the address that spent the token** (`spent_from`: the SHA-256 of its rate-limit key, an IPv4
-address or an IPv6 /64), gets a token of its own in the same family, and counts against the account's
-refresh limit like any refresh. The client id is public, so it alone proves nothing: a stolen token replayed
-from anywhere else within the grace revokes the family as it would after it.
+**and from the address that spent the token** (`spent_from`: the SHA-256 of the token and its rate-limit
+key, an IPv4 address or an IPv6 /64, so the table holds no address), gets a token of its own in the same
+family, and counts against the account's refresh limit like any refresh. The client id is public, so it
+alone proves nothing: a stolen token replayed from anywhere else within the grace revokes the family as it
+would after it.
 Revocation is immediate for refresh tokens; an access token already issued lives out its short lifetime (the
 account check on every request stops it sooner only if the account itself is revoked).
 """
@@ -97,9 +98,12 @@ _WITHIN_GRACE: LiteralString = (
 )
 
 
-def spent_from(address: str | None) -> str | None:
-    """What `refresh_tokens.spent_from` holds for a client address: the digest of its rate-limit key."""
-    return None if address is None else digest(address_key(address))
+def spent_from(token: str, address: str | None) -> str | None:
+    """What `refresh_tokens.spent_from` holds for `token` spent from a client address: the digest of the
+    token and the address's rate-limit key. Not of the key alone: the IPv4 space is small enough to reverse
+    such a digest, so a copy of the table would tell where each user refreshed from. The token is never
+    stored in clear (only its own digest), so the column reveals nothing without the token."""
+    return None if address is None else digest(token + "\0" + address_key(address))
 
 
 async def live_holder(
@@ -117,7 +121,9 @@ async def live_holder(
         f" AND (t.used_at IS NULL OR {_WITHIN_GRACE})"
         " AND t.expires_at > now() AND f.revoked_at IS NULL AND f.client_id = %s"
     )
-    return await _holder(conn, token, live, grace_seconds, grace_seconds, spent_from(address), client_id)
+    return await _holder(
+        conn, token, live, grace_seconds, grace_seconds, spent_from(token, address), client_id
+    )
 
 
 async def _holder(
@@ -146,7 +152,7 @@ async def rotate(
     token_hash = presented_digest(token)
     if token_hash is None:
         return Refused("unknown")
-    from_address = spent_from(address)
+    from_address = spent_from(token, address)
     cursor = await conn.execute(
         """
         SELECT f.account_id, f.client_id, f.id AS family_id, f.scope,
