@@ -267,6 +267,87 @@ async def test_a_device_confirmation_decides_nothing_once_its_browser_has_signed
     assert client.poll(started["device_code"]).status_code == 200
 
 
+async def test_a_session_device_started_for_a_confirmation_ends_with_the_decision(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """Signing in on /device starts a session for the confirmation; once Approve or Deny decided, the browser
+    stayed signed in to /account for the rest of its 5 minutes, for the next person at a shared computer. It
+    ends with the decision now, and its cookie is deleted; a session the browser already had from /account
+    (reused for the confirmation) stays."""
+    person = await people.create()
+    for action in ("approve", "deny"):
+        client = OAuthClient(proxied.url)
+        started = client.start()
+        with Browser(proxied.url) as browser:
+            asked = browser.sign_in(started["user_code"], person.email)
+            device_session, _ = set_cookie(asked, COOKIE)
+            decided = browser.confirm(asked, action)
+            assert decided.status_code == 200, decided.text
+            _, attributes = set_cookie(decided, COOKIE)
+            assert attributes["max-age"] == "0" and COOKIE not in browser.http.cookies
+            assert 'value="sign_in"' in browser.http.get("/account").text
+            browser.http.cookies.set(COOKIE, device_session)  # the old cookie put back: ended where stored
+            assert 'value="sign_in"' in browser.http.get("/account").text
+        ended = await people.execute(
+            "SELECT ended_at IS NOT NULL AS ended FROM browser_sessions WHERE id_hash = %s",
+            (digest(device_session),),
+        )
+        assert ended == [{"ended": True}]
+        client.close()
+
+    client = OAuthClient(proxied.url)
+    started = client.start()
+    with Browser(proxied.url) as browser:
+        account = browser.http.get("/account")
+        form = {"csrf_token": csrf_token(account.text), "email": person.email, "password": PASSWORD}
+        assert browser.http.post("/account", data={**form, "action": "sign_in"}).status_code == 303
+        decided = browser.confirm(browser.sign_in(started["user_code"], person.email))
+        assert decided.status_code == 200
+        assert f"Signed in as <strong>{person.email}</strong>" in browser.http.get("/account").text
+    assert client.poll(started["device_code"]).status_code == 200
+    client.close()
+
+
+async def test_a_reused_session_lasts_as_long_as_its_new_confirmation(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """A second /device sign-in in a browser whose session started 200 s before reused it as it was: the
+    ticket could expire with it seconds after the password was entered. It lasts the confirmation's 5
+    minutes now, in the database and in its cookie; a longer /account session is never shortened."""
+    person = await people.create()
+    client = OAuthClient(proxied.url)
+    first, second = client.start(), client.start()
+    with Browser(proxied.url) as browser:
+        asked = browser.sign_in(first["user_code"], person.email)
+        session_id, _ = set_cookie(asked, COOKIE)
+        await people.execute(
+            "UPDATE browser_sessions SET expires_at = now() + interval '100 seconds' WHERE id_hash = %s"
+            " RETURNING 1",
+            (digest(session_id),),
+        )
+        again = browser.sign_in(second["user_code"], person.email)
+        assert 'name="confirmation"' in again.text
+        _, attributes = set_cookie(again, COOKIE)
+        assert 295 <= int(attributes["max-age"]) <= 300
+        assert browser.http.cookies[COOKIE] == session_id  # the same session, extended
+        lasts = await people.execute(
+            "SELECT expires_at > now() + interval '295 seconds' AS extended FROM browser_sessions"
+            " WHERE id_hash = %s",
+            (digest(session_id),),
+        )
+        assert lasts == [{"extended": True}]
+    client.close()
+
+    with Browser(proxied.url) as browser:  # an /account session of 8 hours keeps its 8 hours
+        account = browser.http.get("/account")
+        form = {"csrf_token": csrf_token(account.text), "email": person.email, "password": PASSWORD}
+        assert browser.http.post("/account", data={**form, "action": "sign_in"}).status_code == 303
+        started = OAuthClient(proxied.url).start()
+        asked = browser.sign_in(started["user_code"], person.email)
+        _, attributes = set_cookie(asked, COOKIE)
+        assert int(attributes["max-age"]) > 7 * 3600
+
+
 async def test_a_device_confirmation_decides_nothing_after_the_operator_signs_the_account_out(
     proxied: Replica, people: SignInAccounts, gateway_env: dict[str, str]
 ) -> None:

@@ -43,6 +43,26 @@ async def start(conn: AsyncConnection[DictRow], account_id: str, seconds: int = 
     return session.value
 
 
+async def extend(
+    conn: AsyncConnection[DictRow], session_id: str, account_id: str, seconds: int
+) -> int | None:
+    """Make `account_id`'s live session `session_id` last at least `seconds` more (never shorter); the
+    seconds it has left then, or None if it is not a live session of that account."""
+    id_hash = presented_digest(session_id)
+    if id_hash is None:
+        return None
+    cursor = await conn.execute(
+        """
+        UPDATE browser_sessions SET expires_at = greatest(expires_at, now() + make_interval(secs => %s))
+        WHERE id_hash = %s AND account_id = %s AND ended_at IS NULL AND expires_at > now()
+        RETURNING ceil(extract(epoch FROM expires_at - now()))::int AS left_seconds
+        """,
+        (seconds, id_hash, account_id),
+    )
+    row = await cursor.fetchone()
+    return row["left_seconds"] if row else None
+
+
 async def account_of(conn: AsyncConnection[DictRow], session_id: str) -> str | None:
     """The account of a live session, or None (unknown, ended, expired, or a malformed cookie)."""
     return await _account_of(conn, session_id, "")

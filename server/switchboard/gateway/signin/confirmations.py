@@ -5,7 +5,9 @@ step two send a ticket instead of the password. A ticket names the account and t
 `CONFIRMATION_SECONDS`, and is an HMAC-SHA256 over them, the browser's CSRF token and its browser session
 id (`browser`: step one signs the browser in), so it works only with the cookies it was issued with and
 cannot be made or changed without the key. The page checks the session is still live too: signed out, or
-its session ended, a browser's tickets decide nothing.
+its session ended, a browser's tickets decide nothing. A ticket says too whether step one started that
+session for it (the browser was not signed in to the account): deciding ends such a session, so the next
+person at a shared computer does not find /account signed in.
 
 The key is derived from each signing key (HMAC-SHA256 of the raw private key over a label of its own, so
 the derived key says nothing about the signing key and is no signature). Every replica has the same keys,
@@ -24,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 CONFIRMATION_SECONDS = 300
 _LABEL = b"switchboard /device confirmation ticket v1"
+_OWN_SESSION = "own"  # the ticket body's last part when step one started the session
 
 
 def page_key(private_key: bytes) -> bytes:
@@ -37,11 +40,13 @@ class Confirmations:
             raise ValueError("confirmation tickets need at least one key")
         self._keys, self._clock = tuple(keys), clock
 
-    def issue(self, csrf_token: str, session_id: str, account_id: str, user_code: str) -> str:
+    def issue(
+        self, csrf_token: str, session_id: str, account_id: str, user_code: str, own_session: bool = False
+    ) -> str:
         """A ticket for `account_id` to decide the (compact) `user_code`, in the browser of `csrf_token` and
-        its session `session_id`."""
+        its session `session_id`; `own_session`: step one started that session for this ticket."""
         expires = int(self._clock()) + CONFIRMATION_SECONDS
-        body = f"{account_id}.{user_code}.{expires}"
+        body = f"{account_id}.{user_code}.{expires}" + (f".{_OWN_SESSION}" if own_session else "")
         return f"{body}.{_mac(self._keys[0], csrf_token, session_id, body)}"
 
     def check(self, csrf_token: str, session_id: str, ticket: str) -> tuple[str, str] | None:
@@ -49,6 +54,8 @@ class Confirmations:
         None otherwise. Whether the session is still live is the caller's to check."""
         body, _, mac = ticket.rpartition(".")
         parts = body.split(".")
+        if len(parts) == 4 and parts[3] == _OWN_SESSION:
+            parts.pop()
         if len(parts) != 3 or not parts[2].isdigit():
             return None
         presented = mac.encode()
@@ -59,6 +66,11 @@ class Confirmations:
         if int(expires) < self._clock():
             return None
         return account_id, user_code
+
+    @staticmethod
+    def own_session(ticket: str) -> bool:
+        """Whether step one started the browser's session for `ticket` (read once `check` accepted it)."""
+        return ticket.rpartition(".")[0].endswith("." + _OWN_SESSION)
 
 
 def _mac(key: bytes, csrf_token: str, session_id: str, body: str) -> str:

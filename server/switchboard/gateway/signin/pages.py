@@ -205,8 +205,8 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
         return _device_refused(request, refusal, cookie_token, attempt.user_code, attempt.email)
     request.state.account = account.id
     request.state.device_result = "confirming"
-    session_id, started = await _browser_session(request, gateway, account.id)
-    confirmation = confirmations(gateway).issue(cookie_token, session_id, account.id, compact)
+    session_id, started, lasts = await _browser_session(request, gateway, account.id)
+    confirmation = confirmations(gateway).issue(cookie_token, session_id, account.id, compact, started)
     page = render(
         "device_confirm.html",
         title="Approve this sign-in?",
@@ -216,20 +216,23 @@ async def _device_post(request: Request, gateway: Gateway) -> Response:
         email=account.email,
         asking=asking,
     )
-    return with_session_cookie(page, gateway, session_id, CONFIRMATION_SECONDS) if started else page
+    return with_session_cookie(page, gateway, session_id, lasts)
 
 
-async def _browser_session(request: Request, gateway: Gateway, account_id: str) -> tuple[str, bool]:
-    """The browser's live session if it is this account's; else a new one, living as long as a confirmation
-    (a session of another account this browser had ends: the browser is this account's now). Whether it is
-    new (its cookie still to be set)."""
+async def _browser_session(request: Request, gateway: Gateway, account_id: str) -> tuple[str, bool, int]:
+    """The browser's live session if it is this account's, made to last at least as long as a confirmation
+    (one started 200 s ago by another /device sign-in would otherwise end before the ticket); else a new
+    one, living as long as a confirmation (a session of another account this browser had ends: the browser
+    is this account's now). Whether it is new (started for this confirmation), and the seconds it has left
+    (for its cookie, set again: a reused session's cookie may end sooner)."""
     present = request.cookies.get(session_cookie_name(gateway), "")
     async with gateway.pool.connection() as conn:
         if present:
-            if await browser.account_of(conn, present) == account_id:
-                return present, False
+            lasts = await browser.extend(conn, present, account_id, CONFIRMATION_SECONDS)
+            if lasts is not None:
+                return present, False, lasts
             await browser.end(conn, present)
-        return await browser.start(conn, account_id, CONFIRMATION_SECONDS), True
+        return await browser.start(conn, account_id, CONFIRMATION_SECONDS), True, CONFIRMATION_SECONDS
 
 
 def _device_refused(
@@ -288,7 +291,8 @@ async def _device_decide(
     everywhere then denies the code it approved), or comes first and the ticket decides nothing."""
     approve = form.get("action") == "approve"
     session_id = request.cookies.get(session_cookie_name(gateway), "")
-    confirmed = confirmations(gateway).check(csrf_token, session_id, form.get("confirmation", ""))
+    ticket = form.get("confirmation", "")
+    confirmed = confirmations(gateway).check(csrf_token, session_id, ticket)
     expired = Refusal(400, "This confirmation expired. Enter the code and sign in again.")
     if confirmed is None:
         return _device_refused(request, expired, csrf_token, "", "")
@@ -302,18 +306,29 @@ async def _device_decide(
             refusal = Refusal(403, "This account is disabled. Contact the operator of this service.")
             return _device_refused(request, refusal, csrf_token, display_user_code(compact), "")
         client_id = await device.decide(conn, compact, account.id, approve)
+        # A session step one started for this confirmation ends with it: on a shared computer the next
+        # person must not find /account signed in. A session the browser had (from /account) stays.
+        signed_out = Confirmations.own_session(ticket)
+        if signed_out:
+            await browser.end(conn, session_id)
     request.state.account = account.id
     if client_id is None:  # decided, expired or used since step one: not a guess, not counted
         refusal = Refusal(400, _UNKNOWN_CODE)
-        return _device_refused(request, refusal, csrf_token, display_user_code(compact), account.email)
-    request.state.device_result = "approved" if approve else "denied"
-    return render(
-        "decided.html",
-        title="Device approved" if approve else "Sign-in denied",
-        approved=approve,
-        client=client_name(client_id),
-        email=account.email,
-    )
+        page = _device_refused(request, refusal, csrf_token, display_user_code(compact), account.email)
+    else:
+        request.state.device_result = "approved" if approve else "denied"
+        page = render(
+            "decided.html",
+            title="Device approved" if approve else "Sign-in denied",
+            approved=approve,
+            client=client_name(client_id),
+            email=account.email,
+        )
+    if signed_out:
+        page.delete_cookie(
+            session_cookie_name(gateway), path="/", secure=secure_pages(gateway), httponly=True
+        )
+    return page
 
 
 def confirmations(gateway: Gateway) -> Confirmations:
