@@ -1,9 +1,11 @@
 """Signing in to Switchboard Cloud from the terminal: the device code printed with its link, the session
 resumed at start from the keyring, and every rotated refresh token written back over the stored one.
 
-A device sign-in made while a stored session was never resumed here (the gateway failed to resume it, or
-the keyring did not answer) would overwrite a refresh token that is still alive at the gateway: that one is
-revoked (RFC 7009) in the background, best effort, as the server revokes a session it replaces."""
+A device sign-in made while a stored session was never resumed here (the gateway failed to resume it) would
+overwrite a refresh token that is still alive at the gateway: that one is revoked (RFC 7009) in the
+background, best effort, as the server revokes a session it replaces. Only a token this process read from
+the keyring itself: one it never saw (the keyring did not answer) may be another `switchboard chat`'s, and a
+session left alive is better than a live one signed out."""
 
 from __future__ import annotations
 
@@ -53,10 +55,11 @@ class SignIn:
         self._out = out
         self._ids = itertools.count(1)
         self._keyring_warned = False
-        # The refresh token this process last read from the keyring or wrote to it, and whether a read
-        # failed (the keyring did not answer): then what is stored may be a token this process never saw.
-        self._known: str | None = None
-        self._unread = False
+        # The refresh token this process last read from the keyring (not one it wrote), and the tokens the
+        # server sent during the current device sign-in (the new session rotated): neither those nor a
+        # token this process never read is revoked as the stored session the sign-in replaces.
+        self._read: str | None = None
+        self._received: set[str] = set()
         self.signed_in = False  # whether chats go to the gateway now (it charges them)
 
     # --- notifications (on the loop thread) ---------------------------------------------------------
@@ -80,6 +83,7 @@ class SignIn:
             if changed.reason and self._first_time(changed.reason):
                 self._out.line(changed.reason, "yellow")
             return
+        self._received.add(changed.refresh_token)
         self._keep(changed.refresh_token)
 
     # --- commands -------------------------------------------------------------------------------------
@@ -143,6 +147,7 @@ class SignIn:
         replacing = self.signed_in
         if not replacing and (resumed := self._resume_kept()) is not None:
             return resumed
+        self._received.clear()
         request_id = self._next_id()
         future = self._bridge.submit(self._session.sign_in({}, request_id))
         try:
@@ -194,40 +199,34 @@ class SignIn:
         self._out.line(f"Signed in to Switchboard Cloud as {who} ({result.usage.plan_name}).", "bold")
 
     def _revoke_unresumed(self, replacement: str | None) -> None:
-        """A device sign-in is about to overwrite the stored token: one this process never resumed is alive
-        at the gateway, so revoke it there, in the background (the sign-in does not wait; a failure is only
-        logged). A stored token this process did not put there nor fail to resume (another `switchboard chat`
-        on the same gateway rotated it since) is in use elsewhere, and left alone."""
+        """A device sign-in is about to overwrite the stored token: one this process read and never resumed
+        is alive at the gateway, so revoke it there, in the background (the sign-in does not wait; a failure
+        is only logged). Any other stored token is left alone: one this process never read (the keyring did
+        not answer) or that another `switchboard chat` on the same gateway wrote since may be in use
+        elsewhere, and one the server sent during this sign-in is the new session's own."""
         try:
             stored = self._stored.load()
         except KeyringUnavailable:
             return  # nor will the new token be kept over it
-        if stored is None or stored == replacement or (stored != self._known and not self._unread):
+        if stored is None or stored != self._read or stored == replacement or stored in self._received:
             return
         url, _problem = canonical_gateway_url(self._stored.gateway_url)
         if url is not None:  # the server would not have sent a token to any other
             self._bridge.submit(_revoke(url, stored))
 
     def _load(self) -> str | None:
-        try:
-            stored = self._stored.load()
-        except KeyringUnavailable:
-            self._unread = True
-            raise
-        self._known, self._unread = stored, False
+        stored = self._stored.load()
+        self._read = stored
         return stored
 
     def _delete(self) -> None:
         self._stored.delete()
-        self._known = None
 
     def _keep(self, refresh_token: str) -> None:
         try:
             self._stored.save(refresh_token)
         except KeyringUnavailable as error:
             self._keyring_warning(error)
-            return
-        self._known, self._unread = refresh_token, False
 
     def _keyring_warning(self, error: KeyringUnavailable) -> None:
         """Once per run: every rotation (every few minutes) would repeat it."""

@@ -288,13 +288,13 @@ class Held(PlaintextKeyring):
 """
 
 
-async def test_a_device_sign_in_over_a_stored_session_never_resumed_revokes_that_session(
+async def test_a_device_sign_in_over_a_stored_session_this_process_never_read_leaves_it_alone(
     hosted: HostedGateway, database_url: str, chat_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The keyring did not answer at start (locked), so the stored session was neither read nor resumed, and
     /signin starts the device flow. Once the keyring answers, the new session's token overwrites the stored
-    one, which is still alive at the gateway: the client revokes it there (in the background), so no
-    forgotten session stays valid, and the new session is untouched."""
+    one. This process never read that token: it may be another `switchboard chat`'s live session, so it is
+    not revoked (a session left alive is better than one signed out), and the new session is untouched."""
     people = SignInAccounts(database_url)
     person = await people.create("pro")
     project = tmp_path / "project"
@@ -322,20 +322,18 @@ async def test_a_device_sign_in_over_a_stored_session_never_resumed_revokes_that
         hold.unlink()  # the user unlocks the keyring while approving in the browser
         hosted.approve(code, person.email)
         chat.expect(rf"Signed in to Switchboard Cloud as {person.email}", timeout=30)
-        deadline = time.monotonic() + 20
-        while (await people.execute(revoked, (person.id,)))[0]["n"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        time.sleep(2)  # a revocation would be under way in the background by now
         chat.command("hello there", r"credits? · [\d,]+ in")  # the new session was not the one revoked
         assert chat.finish() == 0
     finally:
         chat.kill()
     replacement = stored(hosted.url)
     assert replacement and replacement != kept
-    assert (await people.execute(revoked, (person.id,)))[0]["n"] == 1
+    assert (await people.execute(revoked, (person.id,)))[0]["n"] == 0
     client = OAuthClient(hosted.url, client_id=TERMINAL)
     try:
-        assert client.refresh(kept).json().get("error") == "invalid_grant", "the replaced session is alive"
         assert client.refresh(replacement).status_code == 200
+        assert client.refresh(kept).status_code == 200, "a token this process never read was revoked"
     finally:
         client.close()
 
