@@ -1,5 +1,6 @@
-"""Where each refresh token was spent from (`refresh_tokens.spent_from`): the SHA-256 of the client address's
-key (an IPv4 address, an IPv6 /64, as the rate limits key them), so the table holds no address.
+"""Where each refresh token was spent from (`refresh_tokens.spent_from`): the SHA-256 of the token with the
+client address's key (an IPv4 address, an IPv6 /64, as the rate limits key them), so the table holds no
+address, nor a digest of one alone that trying every address would reverse.
 
 A spent token presented again within `refresh_reuse_grace_seconds` gets a sibling only when it comes from
 the address that spent it (the editor's windows on one machine); from any other address the reuse revokes
