@@ -430,16 +430,16 @@ async def test_a_403_for_a_token_without_the_chat_scope_is_no_plan_refusal(
 async def test_a_402_the_gateway_passes_on_from_the_anthropic_api_is_not_the_users_credits(
     hosted: HostedGateway, people: SignInAccounts, opened: Opened, upstream: FakeAnthropic
 ) -> None:
-    """The Anthropic API refuses the gateway's vendor account with 402 `billing_error`, which the gateway
-    passes on. A Pro user with credits left must not read "out of Free credits" (1002 with no plan said):
-    it is a 1003 with Anthropic's message."""
+    """The Anthropic API refuses the gateway's vendor account with 402 `billing_error`: the vendor's problem,
+    which the gateway answers as a 502 not to be retried. A Pro user with credits left must not read "out of
+    Free credits" (1002): it is a 1003 that says the gateway's upstream account has a billing problem."""
     person = await people.create("pro")
     await opened.session.resume(await stored_token(hosted, person))
     upstream.add_fault(Fault("status", status=402, model="claude-haiku-4-5-20251001"))
     refused = await refused_chat(opened, hello("claude-haiku-4.5", "claude-haiku-4-5-20251001"))
     assert isinstance(refused, UpstreamError), refused
-    assert (refused.status, refused.type, refused.retryable) == (402, "billing_error", False)
-    assert "credit balance is too low" in refused.message
+    assert (refused.status, refused.type, refused.retryable) == (502, "api_error", False)
+    assert "billing problem" in refused.message
 
 
 class _Editor:
