@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> None:
-    folder = State(args.state)
-    cleanup.callback(folder.remove_unless_kept)
+    with _signals_held():  # a Ctrl-C between making the folder and registering its removal would keep it
+        folder = State(args.state)
+        cleanup.callback(folder.remove_unless_kept)
     state = folder.path
     cluster = Cluster.start()
     cleanup.callback(_quietly, cluster.stop)
@@ -246,6 +247,16 @@ def _stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (delivered once the block ends)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _can_listen(port: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -80,6 +81,9 @@ def _remove(directory: Path, timeout: float = 5) -> None:
         time.sleep(0.05)
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
 @dataclass
 class Cluster:
     directory: Path
@@ -103,7 +107,22 @@ class Cluster:
 
     @classmethod
     def start(cls, *, durable: bool = False) -> Cluster:
-        directory = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+        # A Ctrl-C (`./dev gateway`) between making the folder and the `try` below would leave it behind: held
+        # back until the folder is one the clean-up knows.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            directory = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                return cls._start_in(directory, durable)
+            except BaseException:
+                _remove(directory)  # (`_start_in` stopped whatever it started)
+                raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    @classmethod
+    def _start_in(cls, directory: Path, durable: bool) -> Cluster:
         # mkdtemp makes a 0700 folder: the postgres user must be able to enter it.
         directory.chmod(0o755)
         if os.geteuid() == 0:
