@@ -5,8 +5,10 @@ would have given it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +58,40 @@ def hold_balance_row(blocker: psycopg.Connection[Any], account_id: str) -> None:
         "SELECT 1 FROM account_periods WHERE account_id = %s AND period = %s FOR UPDATE",
         (account_id, current_period()),
     )
+
+
+@dataclass
+class WaitingGroup:
+    batches: LedgerBatches
+    grouped: list[asyncio.Future[Reservation]]  # the queued turns' callers
+    handed_back: list[Reservation]  # what `batches` handed back (`on_abandoned`)
+    account_id: str
+    blocker: psycopg.Connection[Any]  # holds the account's balance row
+
+
+@contextlib.asynccontextmanager
+async def a_group_waiting_for_its_row(
+    pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts, *, size: int
+) -> AsyncIterator[WaitingGroup]:
+    """Two turns of one account take both lanes and wait for its locked balance row while `size` turns of
+    another account queue; then the lanes are let through, so the queued turns go as one group, which waits
+    for the other account's row, still locked by `blocker` (its transaction committed when the block ends)."""
+    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
+    for account in (first, second):  # each account's balance row, for the blockers to lock
+        await open_balance_row(conn, account.id)
+    batches = batches_of(pool)
+    handed_back: list[Reservation] = []
+    batches.on_abandoned(handed_back.append)
+    with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
+        hold_balance_row(first_blocker, first.id)
+        hold_balance_row(second_blocker, second.id)
+        lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
+        grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(size)]
+        await asyncio.sleep(0.2)
+        first_blocker.commit()
+        await asyncio.gather(*lanes)
+        await asyncio.sleep(0.2)
+        yield WaitingGroup(batches, grouped, handed_back, second.id, second_blocker)
 
 
 async def open_balance_row(conn: Any, account_id: str) -> None:
@@ -167,30 +203,16 @@ async def test_a_group_whose_connection_fails_gives_every_turn_ledger_unavailabl
 async def test_a_reservation_cancelled_while_its_group_ran_is_handed_back(
     pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
 ) -> None:
-    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
-    for account in (first, second):  # each account's balance row, for the blockers to lock
-        await open_balance_row(conn, account.id)
-    batches = batches_of(pool)
-    handed_back: list[Reservation] = []
-    batches.on_abandoned(handed_back.append)
-    with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
-        hold_balance_row(first_blocker, first.id)
-        hold_balance_row(second_blocker, second.id)
-        # Two turns of the first account take both lanes and wait for its row; two of the second queue.
-        lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
-        grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(2)]
-        await asyncio.sleep(0.2)
-        first_blocker.commit()  # the lanes finish; the queued two go as a group, and wait for their row
-        await asyncio.gather(*lanes)
-        await asyncio.sleep(0.2)
-        assert batches.sent["reserve"] == (3, 4)
-        grouped[0].cancel()
+    async with a_group_waiting_for_its_row(pool, conn, ledger_url, make_accounts, size=2) as group:
+        assert group.batches.sent["reserve"] == (3, 4)
+        group.grouped[0].cancel()
         await asyncio.sleep(0.1)
-        assert not handed_back
-    kept = await grouped[1]
+        assert not group.handed_back
+    kept = await group.grouped[1]
     await asyncio.sleep(0.1)
+    handed_back = group.handed_back
     assert len(handed_back) == 1 and handed_back[0].key != kept.key and handed_back[0].reserved_h == 10
-    assert await balance(conn, second.id) == (0, 20)  # held until the replica settles it (as failed)
+    assert await balance(conn, group.account_id) == (0, 20)  # held until the replica settles it (as failed)
 
 
 async def test_a_heartbeat_and_a_group_of_retries_never_wait_on_each_other_in_a_cycle(
@@ -351,26 +373,12 @@ async def test_with_groups_off_every_turn_goes_alone_as_many_at_once_as_the_lane
 async def test_draining_waits_for_the_groups_in_flight_and_hands_back_what_they_reserved(
     pool: LedgerPool, conn: Any, ledger_url: str, make_accounts: Accounts
 ) -> None:
-    first, second = await make_accounts.create("pro"), await make_accounts.create("pro")
-    for account in (first, second):
-        await open_balance_row(conn, account.id)
-    batches = batches_of(pool)
-    handed_back: list[Reservation] = []
-    batches.on_abandoned(handed_back.append)
-    with psycopg.connect(ledger_url) as first_blocker, psycopg.connect(ledger_url) as second_blocker:
-        hold_balance_row(first_blocker, first.id)
-        hold_balance_row(second_blocker, second.id)
-        lanes = [asyncio.ensure_future(batches.reserve(a_hold(first.id, 10))) for _ in range(2)]
-        grouped = [asyncio.ensure_future(batches.reserve(a_hold(second.id, 10))) for _ in range(3)]
-        await asyncio.sleep(0.1)
-        first_blocker.commit()
-        await asyncio.gather(*lanes)
-        await asyncio.sleep(0.2)  # the group waits for the second account's row
-        for caller in grouped:  # the replica stopping cancels its requests
+    async with a_group_waiting_for_its_row(pool, conn, ledger_url, make_accounts, size=3) as group:
+        for caller in group.grouped:  # the replica stopping cancels its requests
             caller.cancel()
-        draining = asyncio.ensure_future(batches.drain())
+        draining = asyncio.ensure_future(group.batches.drain())
         await asyncio.sleep(0.2)
-        assert batches.sending and not draining.done()
-        second_blocker.rollback()
+        assert group.batches.sending and not draining.done()
+        group.blocker.rollback()
     await asyncio.wait_for(draining, timeout=5)
-    assert not batches.sending and len(handed_back) == 3
+    assert not group.batches.sending and len(group.handed_back) == 3

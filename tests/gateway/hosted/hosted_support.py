@@ -90,19 +90,25 @@ def start_gateway(env: dict[str, str], log_path: Path) -> HostedGateway:
 def restart_gateway(gateway: HostedGateway, env: dict[str, str]) -> None:
     """A deploy: the replica stopped and started again with `env`, on the same port (so the same URL and
     issuer for the clients that know it)."""
-    old = gateway.replica
-    old.stop()
-    port = int(old.url.rsplit(":", 1)[1])
-    offset = log_size(old.log_path)
-    process = _serve(env, old.log_path, port)
+    gateway.replica.stop()
+    gateway.replica = serve_again(gateway.replica, env)
+
+
+def serve_again(gone: Replica, env: dict[str, str]) -> Replica:
+    """A new gateway process at the address of one that stopped or died (its port, so its URL and issuer),
+    with `env`, once it is ready."""
+    port = int(gone.url.rsplit(":", 1)[1])
+    offset = log_size(gone.log_path)
+    process = _serve(env, gone.log_path, port)
     try:
-        listening_port(process_alive(process), old.log_path, offset)
+        listening_port(process_alive(process), gone.log_path, offset)
     except BaseException:
         process.kill()
         process.wait(10)
         raise
-    gateway.replica = Replica(process, old.url, old.log_path)
-    gateway.replica.wait_ready()
+    replica = Replica(process, gone.url, gone.log_path)
+    replica.wait_ready()
+    return replica
 
 
 Rewrite = Callable[[dict[str, Any]], dict[str, Any]]

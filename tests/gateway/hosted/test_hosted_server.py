@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from gateway.gateway_support import Replica, current_period
-from gateway.hosted.hosted_support import VSCODE, HostedGateway, start_gateway
+from gateway.hosted.hosted_support import VSCODE, HostedGateway, serve_again, start_gateway
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from rawlsp import RawServer
 from switchboard.fakeapi import FakeAnthropic, Fault
@@ -691,21 +690,6 @@ async def test_a_stopped_turn_gets_the_gateways_charge_and_the_panel_its_totals(
         assert announced == {"turnId": turn_id, "conversationId": conversation_id, "credits": charged}
 
 
-def restart_at(gone: Replica, env: dict[str, str]) -> Replica:
-    """A new gateway process at the address of one that died (its port, its public URL)."""
-    port = gone.url.rsplit(":", 1)[1]
-    with gone.log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", port],
-            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": gone.url},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    replica = Replica(process, gone.url, gone.log_path)
-    replica.wait_ready()
-    return replica
-
-
 async def test_an_answer_cut_off_by_a_gateway_crash_gets_the_gateways_charge(
     hosted: HostedGateway,
     hosted_env: dict[str, str],
@@ -735,7 +719,7 @@ async def test_an_answer_cut_off_by_a_gateway_crash_gets_the_gateways_charge(
         progress = [f["params"]["value"] for f in server.frames_with_method("$/progress")]
         route = next(v for v in progress if v.get("type") == "route")
         turn_id, conversation_id = route["turnId"], route["conversationId"]
-        restarted = restart_at(own.replica, hosted_env)
+        restarted = serve_again(own.replica, hosted_env)
 
         [announced] = [f["params"] for f in wait_for_method(server, "switchboard/turnCharged", timeout=90)]
         rows = await people.execute(

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,7 +19,7 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 
 from gateway.gateway_support import Replica, current_period
-from gateway.hosted.hosted_support import TERMINAL, HostedGateway, start_gateway
+from gateway.hosted.hosted_support import TERMINAL, HostedGateway, serve_again, start_gateway
 from gateway.signin.signin_support import OAuthClient, SignInAccounts
 from test_terminal import ChatProcess, keyring_chat_env, one_shot
 
@@ -461,7 +459,7 @@ async def test_signin_resumes_the_kept_session_once_the_gateway_is_back(
     try:
         chat.expect(r"Not signed in: ", timeout=40)
         chat.expect("/help for commands")
-        back = restart_at(own.replica, hosted_env)
+        back = serve_again(own.replica, hosted_env)
         chat.send("/signin")
         chat.expect(rf"Signed in to Switchboard Cloud as {person.email}", timeout=40)
         assert "To sign in, open" not in chat.output, chat.output
@@ -474,18 +472,3 @@ async def test_signin_resumes_the_kept_session_once_the_gateway_is_back(
         own.stop()
     rotated = stored(own.url)
     assert rotated and rotated != kept, "the resumed session's rotated token was not kept"
-
-
-def restart_at(gone: Replica, env: dict[str, str]) -> Replica:
-    """A new gateway process at the address of one that stopped (its port, its public URL)."""
-    port = gone.url.rsplit(":", 1)[1]
-    with gone.log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "switchboard", "gateway", "serve", "--port", port],
-            env={**env, "SWITCHBOARD_GATEWAY_PUBLIC_BASE_URL": gone.url},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    replica = Replica(process, gone.url, gone.log_path)
-    replica.wait_ready()
-    return replica
