@@ -12,6 +12,7 @@ with the account's email and password, and approve the code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -33,7 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gateway.gateway_support import start_on_a_chosen_port
-from gateway.pgcluster import Cluster
+from gateway.pgcluster import Cluster, PostgresMissing, postgres_bin
 from switchboard.fakeapi import FakeAnthropic
 
 EMAIL = "ada@example.com"
@@ -264,6 +266,23 @@ class HostedStack:
                 self.process.kill()
         self.upstream.__exit__(None, None, None)
         self.cluster.stop()
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[HostedStack]:
+    """A stack for a test module, stopped afterwards; the module's tests are skipped where PostgreSQL is not
+    installed."""
+    import pytest  # only tests use this; the e2e suite runs this file as a script
+
+    try:
+        postgres_bin()
+    except PostgresMissing as missing:
+        pytest.skip(str(missing))
+    stack = HostedStack.start(workdir)
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def main() -> int:

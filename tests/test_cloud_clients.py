@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
+from conftest import server_env
 from gateway.gateway_support import current_period
-from gateway.pgcluster import PostgresMissing, postgres_bin
-from hosted_stack import HostedStack
+from hosted_stack import HostedStack, running_stack
 from rawlsp import RawServer
 from switchboard.fakeapi import Fault
 from test_terminal import CHAT, ChatProcess, keyring_chat_env
@@ -36,15 +36,8 @@ SERVICE = "switchboard"  # the terminal's keyring service
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostedStack]:
-    try:
-        postgres_bin()
-    except PostgresMissing as missing:
-        pytest.skip(str(missing))
-    stack = HostedStack.start(tmp_path_factory.mktemp("cloud"))
-    try:
+    with running_stack(tmp_path_factory.mktemp("cloud")) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -53,19 +46,16 @@ def _no_faults_left(cloud: HostedStack) -> Iterator[None]:
     cloud.upstream.clear_faults()
 
 
-def server_env(home: Path, cloud: HostedStack) -> dict[str, str]:
+def cloud_server_env(home: Path, cloud: HostedStack) -> dict[str, str]:
     """The language server's environment: the gateway configured, no own key that could answer."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SWITCHBOARD_"))}
-    env.update(
-        SWITCHBOARD_HOME=str(home),
-        SWITCHBOARD_CONFIG_DIR=str(home / "config"),
+    return server_env(
+        home,
+        None,
         SWITCHBOARD_GATEWAY_URL=cloud.url,
-        SWITCHBOARD_MAX_RETRIES="2",
         SWITCHBOARD_REQUEST_TIMEOUT="10",
         ANTHROPIC_BASE_URL="http://127.0.0.1:9",
-        PYTHONUNBUFFERED="1",
+        ANTHROPIC_API_KEY=None,
     )
-    return env
 
 
 def test_a_vendor_key_the_upstream_refuses_is_not_worth_retrying(
@@ -75,7 +65,7 @@ def test_a_vendor_key_the_upstream_refuses_is_not_worth_retrying(
     false` (its key stays wrong until whoever runs it fixes it). The server does not retry it (the SDK
     honours the header) and must not advise the editor to (1003 `retryable` false), although 502 alone
     would be retryable."""
-    server = RawServer(server_env(tmp_path / "ls", cloud))
+    server = RawServer(cloud_server_env(tmp_path / "ls", cloud))
     try:
         server.initialize(workspace)
         server.result("switchboard/signIn", {"refreshToken": cloud.refresh_token(VSCODE)}, timeout=30)
@@ -133,17 +123,23 @@ def signed_in_chat(cloud: HostedStack, email: str, args: list[str], env: dict[st
     return chat
 
 
+def used_up(cloud: HostedStack, plan: str, used_h: int) -> str:
+    """A new account of `plan` that has used `used_h` hundredths of a credit this month: its email."""
+    email = cloud.add_account(plan)
+    cloud.sql(
+        "INSERT INTO account_periods (account_id, period, used_h) SELECT id, %s, %s FROM accounts "
+        "WHERE email = %s",
+        (current_period(), used_h, email),
+    )
+    return email
+
+
 def test_out_of_credits_advice_adds_only_what_the_message_does_not_say(
     cloud: HostedStack, chat_env: dict[str, str], project: Path
 ) -> None:
     """1002 on Free with no credits left: the gateway's message names the reset and the upgrade already, so
     the terminal does not say either again."""
-    email = cloud.add_account("free")
-    cloud.sql(
-        "INSERT INTO account_periods (account_id, period, used_h) SELECT id, %s, %s FROM accounts "
-        "WHERE email = %s",
-        (current_period(), 50 * 100, email),
-    )
+    email = used_up(cloud, "free", 50 * 100)
     chat = signed_in_chat(cloud, email, ["--workspace", str(project)], chat_env)
     try:
         chat.send("hi")
@@ -157,12 +153,7 @@ def test_out_of_credits_advice_adds_only_what_the_message_does_not_say(
 
     # Pro, overage off: the message says to enable overage or wait for the reset; the terminal adds only
     # where overage is turned on (it has no command for it).
-    email = cloud.add_account("pro")
-    cloud.sql(
-        "INSERT INTO account_periods (account_id, period, used_h) SELECT id, %s, %s FROM accounts "
-        "WHERE email = %s",
-        (current_period(), 1000 * 100, email),
-    )
+    email = used_up(cloud, "pro", 1000 * 100)
     chat = signed_in_chat(cloud, email, ["--workspace", str(project)], chat_env)
     try:
         chat.send("hi")

@@ -9,23 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pgcluster import PostgresMissing, postgres_bin
-from hosted_stack import HostedStack
+from hosted_stack import HostedStack, running_stack
 from test_nvim import nvim_binary, run_scenario
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostedStack]:
     nvim_binary()  # skips early, before PostgreSQL starts, when there is no Neovim
-    try:
-        postgres_bin()
-    except PostgresMissing as missing:
-        pytest.skip(str(missing))
-    stack = HostedStack.start(tmp_path_factory.mktemp("cloud"))
-    try:
+    with running_stack(tmp_path_factory.mktemp("cloud")) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_signin_runs_the_device_flow_charges_at_the_gateway_and_signs_out(
