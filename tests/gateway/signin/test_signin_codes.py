@@ -36,7 +36,7 @@ def test_a_confirmation_ticket_is_bound_to_its_browser_and_session_and_lives_fiv
     current, upcoming = page_key(b"a" * 32), page_key(b"b" * 32)
     issuer = Confirmations([current, upcoming], clock=lambda: now[0])
     ticket = issuer.issue("csrf-one", "session-one", "acct_0123456789abcdef", "BCDFGHJK")
-    assert issuer.check("csrf-one", "session-one", ticket) == ("acct_0123456789abcdef", "BCDFGHJK")
+    assert issuer.check("csrf-one", "session-one", ticket) == ("acct_0123456789abcdef", "BCDFGHJK", False)
     assert issuer.check("csrf-two", "session-one", ticket) is None  # another browser's CSRF token
     assert issuer.check("csrf-one", "session-two", ticket) is None  # another session (signed in again)
     assert issuer.check("csrf-one", "", ticket) is None  # no session (signed out)

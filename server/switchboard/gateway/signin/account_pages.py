@@ -28,11 +28,11 @@ from .pages import (
     limit_address,
     render,
     same_token,
-    secure_pages,
     session_cookie_name,
     verified_account,
     with_csrf_cookie,
     with_session_cookie,
+    without_session_cookie,
 )
 
 ACCOUNT_PATH = "/account"
@@ -120,11 +120,7 @@ async def _account_post(request: Request, gateway: Gateway) -> Response:
     if action == "sign_out":
         async with gateway.pool.connection() as conn:
             await browser.end(conn, session_id)
-        response = RedirectResponse(_account_url(gateway), status_code=303)
-        response.delete_cookie(
-            session_cookie_name(gateway), path="/", secure=secure_pages(gateway), httponly=True
-        )
-        return response
+        return without_session_cookie(RedirectResponse(_account_url(gateway), status_code=303), gateway)
     if action == "sign_out_device":
         account = await _signed_in_account(request, gateway)
         if account is None:

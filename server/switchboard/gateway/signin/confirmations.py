@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 CONFIRMATION_SECONDS = 300
 _LABEL = b"switchboard /device confirmation ticket v1"
@@ -32,6 +33,12 @@ _OWN_SESSION = "own"  # the ticket body's last part when step one started the se
 def page_key(private_key: bytes) -> bytes:
     """The ticket key derived from one signing key's raw private bytes."""
     return hmac.new(private_key, _LABEL, hashlib.sha256).digest()
+
+
+class Ticket(NamedTuple):
+    account_id: str
+    user_code: str  # compact
+    own_session: bool  # step one started the browser's session for this ticket
 
 
 class Confirmations:
@@ -49,12 +56,13 @@ class Confirmations:
         body = f"{account_id}.{user_code}.{expires}" + (f".{_OWN_SESSION}" if own_session else "")
         return f"{body}.{_mac(self._keys[0], csrf_token, session_id, body)}"
 
-    def check(self, csrf_token: str, session_id: str, ticket: str) -> tuple[str, str] | None:
-        """The account and the compact code of an unexpired ticket issued for this CSRF token and session;
-        None otherwise. Whether the session is still live is the caller's to check."""
+    def check(self, csrf_token: str, session_id: str, ticket: str) -> Ticket | None:
+        """What an unexpired ticket issued for this CSRF token and session says; None otherwise. Whether the
+        session is still live is the caller's to check."""
         body, _, mac = ticket.rpartition(".")
         parts = body.split(".")
-        if len(parts) == 4 and parts[3] == _OWN_SESSION:
+        own_session = len(parts) == 4 and parts[3] == _OWN_SESSION
+        if own_session:
             parts.pop()
         if len(parts) != 3 or not parts[2].isdigit():
             return None
@@ -65,12 +73,7 @@ class Confirmations:
         account_id, user_code, expires = parts
         if int(expires) < self._clock():
             return None
-        return account_id, user_code
-
-    @staticmethod
-    def own_session(ticket: str) -> bool:
-        """Whether step one started the browser's session for `ticket` (read once `check` accepted it)."""
-        return ticket.rpartition(".")[0].endswith("." + _OWN_SESSION)
+        return Ticket(account_id, user_code, own_session)
 
 
 def _mac(key: bytes, csrf_token: str, session_id: str, body: str) -> str:

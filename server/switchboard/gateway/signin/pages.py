@@ -137,6 +137,13 @@ def with_session_cookie(response: Response, gateway: Gateway, session_id: str, s
     return response
 
 
+def without_session_cookie(response: Response, gateway: Gateway) -> Response:
+    response.delete_cookie(
+        session_cookie_name(gateway), path="/", secure=secure_pages(gateway), httponly=True
+    )
+    return response
+
+
 # --- /device -----------------------------------------------------------------------------------------
 #
 # Two steps. (1) The code, the email and the password: checked in that order (the per-address limit, the
@@ -296,7 +303,7 @@ async def _device_decide(
     expired = Refusal(400, "This confirmation expired. Enter the code and sign in again.")
     if confirmed is None:
         return _device_refused(request, expired, csrf_token, "", "")
-    account_id, compact = confirmed
+    account_id, compact = confirmed.account_id, confirmed.user_code
     async with gateway.pool.connection() as conn, conn.transaction():
         await device.hold_account(conn, account_id)
         if await browser.hold(conn, session_id) != account_id:  # signed out since, or the session expired
@@ -308,8 +315,7 @@ async def _device_decide(
         client_id = await device.decide(conn, compact, account.id, approve)
         # A session step one started for this confirmation ends with it: on a shared computer the next
         # person must not find /account signed in. A session the browser had (from /account) stays.
-        signed_out = Confirmations.own_session(ticket)
-        if signed_out:
+        if confirmed.own_session:
             await browser.end(conn, session_id)
     request.state.account = account.id
     if client_id is None:  # decided, expired or used since step one: not a guess, not counted
@@ -324,11 +330,7 @@ async def _device_decide(
             client=client_name(client_id),
             email=account.email,
         )
-    if signed_out:
-        page.delete_cookie(
-            session_cookie_name(gateway), path="/", secure=secure_pages(gateway), httponly=True
-        )
-    return page
+    return without_session_cookie(page, gateway) if confirmed.own_session else page
 
 
 def confirmations(gateway: Gateway) -> Confirmations:
