@@ -309,6 +309,24 @@ async def test_admin_cli_creates_accounts_changes_plans_and_issues_tokens(
     assert duplicate.returncode == 1 and "exists" in duplicate.stderr
 
 
+async def test_a_password_piped_with_a_windows_line_ending_is_the_password_typed(
+    gateway_env: dict[str, str],
+) -> None:
+    """A password file saved on Windows (or piped from PowerShell) ends in CRLF: the CR is not part of it."""
+    created = await asyncio.to_thread(
+        run_cli,
+        ["accounts", "create", "--email", "crlf@example.test", "--plan", "free", "--password-stdin"],
+        gateway_env,
+        "typed on windows\r\n",
+    )
+    account_id = json.loads(created.stdout)["id"]
+    async with await psycopg.AsyncConnection.connect(gateway_env["SWITCHBOARD_GATEWAY_DATABASE_URL"]) as conn:
+        cursor = await conn.execute("SELECT password_hash FROM accounts WHERE id = %s", (account_id,))
+        (stored,) = await cursor.fetchone() or ("",)
+    assert password_matches(stored, "typed on windows")
+    assert not password_matches(stored, "typed on windows\r")
+
+
 def test_configuration_errors_name_the_setting_and_never_echo_a_secret(gateway_env: dict[str, str]) -> None:
     """Each command checks the settings it needs: `migrate` only the database's, `serve` every one."""
     env = {**gateway_env, "SWITCHBOARD_GATEWAY_DATABASE_URL": "mysql://root:hunter2@db/x"}

@@ -492,7 +492,7 @@ async def _connect(settings: DatabaseSettings) -> AsyncConnection[DictRow]:
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")  # CRLF from Windows files
     elif sys.stdin.isatty():
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:

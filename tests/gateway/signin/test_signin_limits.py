@@ -60,6 +60,26 @@ async def test_guessing_user_codes_is_stopped_per_account_whatever_the_address(
     assert rows == []
 
 
+async def test_a_right_code_is_not_counted_among_the_wrong_ones(
+    proxied: Replica, people: SignInAccounts
+) -> None:
+    """Each code is counted as wrong before it is looked up (so guesses sent at once cannot all pass the
+    limit) and given back when it was pending: only wrong codes use up the account's tries."""
+    person = await people.create()
+    limit = DEFAULTS.user_code_failures_per_account
+    for _ in range(limit - 1):
+        with Browser(proxied.url) as browser:
+            assert browser.submit(wrong_code("BCDF-GHJK"), person.email).status_code == 400
+    with Browser(proxied.url) as browser:
+        right = browser.sign_in(OAuthClient(proxied.url).start()["user_code"], person.email, PASSWORD)
+    assert right.status_code == 200 and 'name="confirmation"' in right.text
+    with Browser(proxied.url) as browser:
+        last_try = browser.submit(wrong_code("BCDF-GHJK"), person.email)
+        assert last_try.status_code == 400 and "unknown, expired or already used" in last_try.text
+    with Browser(proxied.url) as browser:
+        assert browser.submit(wrong_code("BCDF-GHJK"), person.email).status_code == 429
+
+
 async def test_guessing_a_password_is_stopped_per_account_whatever_the_address(
     proxied: Replica, people: SignInAccounts
 ) -> None:

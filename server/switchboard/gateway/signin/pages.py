@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -21,8 +20,6 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from jinja2 import Environment, PackageLoader, select_autoescape
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -271,15 +268,18 @@ async def _sign_in_for_code(
         raise Refusal(400, "That is not a code: it has eight letters, like BCDF-GHJK.")
     failures = rules.password_failures_per_account
     account = await verified_account(gateway, attempt.email, attempt.password, failures)
+    wrong_codes = rules.user_code_failures_per_account
     async with gateway.pool.connection() as conn:
+        # Counted as a wrong code before the lookup and given back when the code is pending, as passwords
+        # are: guesses sent at once cannot all pass the limit before any of them is counted.
         try:
-            await ratelimit.check(conn, rules.user_code_failures_per_account, account.id)
+            await ratelimit.hit(conn, wrong_codes, account.id)
         except ratelimit.RateLimited as limited:
             raise too_many(limited) from None
         found = await device.pending(conn, compact)
         if found is None:
-            await _count_failure(conn, rules.user_code_failures_per_account, account.id)
             raise Refusal(400, _UNKNOWN_CODE)
+        await ratelimit.give_back(conn, wrong_codes, account.id)
     grants = [SCOPE_WORDS[scope] for scope in SCOPE_WORDS if scope in found.scope.split()]
     name = client_name(found.client_id)
     return account, compact, {"client": name, "headline": name[:1].upper() + name[1:], "grants": grants}
@@ -374,12 +374,6 @@ async def verified_account(gateway: Gateway, email: str, password: str, failures
     if not account.active:
         raise Refusal(403, "This account is disabled. Contact the operator of this service.")
     return account
-
-
-async def _count_failure(conn: AsyncConnection[DictRow], rule: ratelimit.Rule, key: str) -> None:
-    # This attempt failed anyway; the next one is refused by the check.
-    with contextlib.suppress(ratelimit.RateLimited):
-        await ratelimit.hit(conn, rule, key)
 
 
 def too_many(limited: ratelimit.RateLimited) -> Refusal:
