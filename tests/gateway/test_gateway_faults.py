@@ -21,6 +21,7 @@ from gateway.gateway_support import (
     VENDOR_KEY,
     Accounts,
     Replica,
+    access_lines,
     balance,
     expected_credits,
     sdk,
@@ -28,8 +29,10 @@ from gateway.gateway_support import (
     turn_rows,
     wait_settled,
 )
+from gateway.signin.signin_support import settled_access_log
 from switchboard.catalog import get_model
 from switchboard.fakeapi import FakeAnthropic, Fault
+from switchboard.gateway.upstream import relay_error
 
 HAIKU = "claude-haiku-4-5-20251001"
 
@@ -264,6 +267,54 @@ async def test_a_client_that_hangs_up_once_the_answer_follows_its_thinking_pays_
     least, most = math.ceil(thoughts * pace * speed), math.ceil(took * speed)
     assert len(thought) / 4 < least < budget, (thought, least)  # the summary alone would have been less
     assert least <= row["output_tokens"] <= most + 20, (least, row["output_tokens"], most)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "retried"),
+    [
+        (429, "rate_limit_error", True),
+        (408, "timeout_error", True),
+        (504, "timeout_error", True),
+        (529, "overloaded_error", True),
+        (400, "invalid_request_error", False),
+        (413, "request_too_large", False),
+    ],
+)
+def test_an_upstream_error_without_anthropics_json_keeps_what_its_status_says(
+    status: int, error_type: str, retried: bool
+) -> None:
+    """An edge proxy's HTML page or an empty body instead of Anthropic's error JSON: the status still says
+    whether the SDK should retry (a passing rate limit must not become a final no) and which error it is."""
+    for body in (b"", b"<html><body>Too Many Requests</body></html>"):
+        response = relay_error(status, body, {"retry-after": "2"}, lambda text: text)
+        assert response.status_code == status
+        assert response.headers["x-should-retry"] == ("true" if retried else "false")
+        assert response.headers.get("retry-after") == "2"
+        assert json.loads(response.body)["error"]["type"] == error_type
+
+
+async def test_a_client_that_leaves_while_sending_its_body_is_a_quiet_499(
+    make_accounts: Accounts, replica: Replica
+) -> None:
+    """An upload the user stopped is not the gateway's error: no traceback, no 500, nothing reserved."""
+    account = await make_accounts.create("pro")
+    host, port = replica.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    headers = {
+        **signed_turn_headers(account.token),
+        "content-type": "application/json",
+        "content-length": "100000",
+    }
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(f"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\n{head}\r\n".encode() + b'{"model": ')
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the replica has read the head and waits for the rest of the body
+    writer.close()
+    log = await asyncio.to_thread(settled_access_log, replica, lambda line: line.get("account") == account.id)
+    [line] = [line for line in access_lines(log) if line.get("account") == account.id]
+    assert line["status"] == 499 and line["path"] == "/v1/messages"
+    assert "unhandled error" not in log and "ClientDisconnect" not in log
+    assert await turn_rows(make_accounts.database_url, account.id) == []
 
 
 async def test_an_unreachable_upstream_is_a_retryable_502_that_costs_nothing(

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .config import GatewaySettings
 from .errors import GatewayRefusal
@@ -46,12 +46,20 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise error_too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise error_too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise error_too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise client_closed() from None  # an upload the user stopped: nothing to log as an error
     return b"".join(chunks)
+
+
+def client_closed() -> GatewayRefusal:
+    """The client left before its turn was sent upstream: 499, as nginx logs it (nobody reads the answer)."""
+    return GatewayRefusal(499, "api_error", "The client closed the request.", retry=True)
 
 
 def error_too_large(limit: int) -> GatewayRefusal:

@@ -13,6 +13,11 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 
+def sdk_retries(status: int) -> bool:
+    """The `anthropic` SDK retries this status (when no `x-should-retry` says otherwise)."""
+    return status in (408, 409, 429) or status >= 500
+
+
 class GatewayRefusal(Exception):
     """A request the gateway answers with an error and does not forward."""
 

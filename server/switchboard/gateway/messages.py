@@ -16,7 +16,7 @@ from switchboard.routing import is_busy
 
 from .accesslog import elapsed_ms
 from .accounts import Account
-from .body import INLINE_BYTES, read_body
+from .body import INLINE_BYTES, client_closed, read_body
 from .charge import BUSY_MODELS_HEADER, answer_with_charge, charge_info, route_headers
 from .db import LedgerUnavailable
 from .errors import GatewayRefusal, error_response
@@ -41,8 +41,8 @@ async def create_message(request: Request) -> Response:
             turn = await gateway.bodies.parse(request.headers, raw, gateway.settings)
         elif (turn := await _parse_unless_client_leaves(request, gateway, raw)) is None:
             # It waited its turn for the parsing thread, perhaps seconds: a client gone meanwhile is not
-            # answered, nor its prompt sent to Anthropic (which would bill it). 499, as nginx logs it.
-            return error_response(499, "api_error", "The client closed the request.", retry=True)
+            # answered, nor its prompt sent to Anthropic (which would bill it).
+            raise client_closed()
         request.state.turn_id, request.state.model = turn.turn_id, turn.model.id
         attempt = await _reserve(request, gateway, account, turn, await gateway.choose(account, turn))
     except GatewayRefusal as refusal:
@@ -223,6 +223,6 @@ def _error_type(content: bytes) -> str | None:
 def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's parser goes
         return None
     return value if isinstance(value, dict) else None

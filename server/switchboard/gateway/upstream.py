@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from .config import GatewaySettings
-from .errors import error_response
+from .errors import error_response, sdk_retries
 from .turn_request import FORWARDED_HEADERS
 from .upstream_http import HttpClient, HttpFailure, HttpResponse
 
@@ -169,9 +169,25 @@ def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Re
     except ValueError:
         payload = None
     if not isinstance(payload, dict) or payload.get("type") != "error":
+        # Not Anthropic's error JSON (an edge proxy's HTML page, an empty body): the status still says what
+        # it is, so a passing rate limit or timeout stays one the SDK retries.
         message = f"Upstream answered HTTP {status}."
-        return error_response(status, "api_error", message, retry=status >= 500, headers=kept)
+        error_type = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return error_response(status, error_type, message, retry=sdk_retries(status), headers=kept)
     return JSONResponse(payload, status_code=status, headers=kept)
+
+
+# Anthropic's error types by status (docs.claude.com/en/api/errors; other 4xx are invalid_request_error), for
+# an upstream error whose body names none.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
 
 def unreachable() -> Response:
