@@ -131,7 +131,7 @@ async def test_reading_many_streams_deltas_gives_the_event_loop_back_between_sli
         live.meter(turn, meter)
         started(meter)
         for _ in range(100):
-            text(meter, "four")  # one token each, at four characters a token
+            text(meter, "seven__")  # two tokens each, at 3.5 characters a token
         meters.append(meter)
     reading = asyncio.ensure_future(live.read_meters())
     turns_of_others = 0
@@ -142,5 +142,5 @@ async def test_reading_many_streams_deltas_gives_the_event_loop_back_between_sli
     # 20,000 deltas take tens of milliseconds to read: the loop ran other tasks in between, many times.
     assert turns_of_others > 10
     # and every delta was read, each counted once
-    assert all(meter.usage().output_tokens == 100 for meter in meters)
-    assert all(point.usage.output_tokens == 100 for point in live.grown())
+    assert all(meter.usage().output_tokens == 200 for meter in meters)
+    assert all(point.usage.output_tokens == 200 for point in live.grown())

@@ -72,7 +72,7 @@ def test_unread_deltas_are_metered_like_read_ones_when_a_turn_is_cut() -> None:
     unread.delta("{not json")  # passed on as it came, counted as nothing
     assert unread.output_seen
     assert unread.usage() == read.usage()
-    assert unread.usage().output_tokens == 15  # 60 characters, four a token
+    assert unread.usage().output_tokens == 18  # 60 characters, 3.5 a token
     unread.observe("message_delta", {"usage": {"output_tokens": 7}})
     assert unread.usage().output_tokens == 7  # exact once message_delta reports it
 
@@ -83,7 +83,7 @@ def test_a_cut_turns_text_that_is_not_ascii_counts_a_token_a_character() -> None
     meter = StreamMeter()
     text = "日本語のテキスト" + "x" * 8
     meter.observe("content_block_delta", {"delta": {"type": "text_delta", "text": text}})
-    assert meter.usage().output_tokens == 8 + 2  # eight wide characters, then eight ASCII at four a token
+    assert meter.usage().output_tokens == 8 + 3  # eight wide characters, then eight ASCII at 3.5 a token
 
 
 def test_a_message_delta_reporting_no_input_keeps_what_message_start_reported() -> None:
@@ -178,7 +178,7 @@ def test_a_quick_thinking_block_cut_at_the_answers_first_word_counts_what_stream
     meter = _thinking_meter(clock)
     _think_then_answer(meter, clock, 0.01)
     clock.now += 5  # time after thinking ended (the answer, a slow client) does not count as thinking
-    assert meter.usage().output_tokens == 5  # 19 characters at four a token, rounded up
+    assert meter.usage().output_tokens == 6  # 19 characters at 3.5 a token, rounded up
 
 
 def test_a_long_thinking_block_cut_after_it_ended_counts_its_time_at_the_models_speed_ceiling() -> None:
@@ -395,7 +395,7 @@ def test_a_redacted_thinking_block_is_timed_like_a_thinking_block() -> None:
     meter.block_start(TEXT_START)  # its stop unseen: the next block's start ends it
     meter.delta(json.dumps({"delta": {"type": "text_delta", "text": "a" * 40}}))
     clock.now += 60
-    assert meter.usage().output_tokens == 4 * SONNET_SPEED + 10
+    assert meter.usage().output_tokens == 4 * SONNET_SPEED + 12  # the text: 40 characters at 3.5 a token
 
 
 async def test_every_shape_of_event_reads_as_the_line_by_line_rules_say() -> None:
