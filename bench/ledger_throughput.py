@@ -21,7 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from switchboard.plans import Entitlement, Ledger, Meter, TurnRecord, credits_for, to_hundredths, utc_now
+from switchboard.plans import Entitlement, credits_for, to_hundredths, utc_now
+from switchboard.plans.ledger import Ledger, TurnRecord
+from switchboard.plans.meter import Meter
 from switchboard.plans.period import period_of
 from switchboard.protocol.messages import Usage
 

@@ -4,6 +4,8 @@ offline work outside the runtime package. (That git tracks nothing generated is 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +85,12 @@ def test_the_runtime_router_holds_only_what_serve_runs() -> None:
     for path in (PACKAGE / "routing").glob("*.py"):
         tops = {name.split(".")[0] for name in all_imports(path)}
         assert not tops & {"sklearn", "scipy", "router_lab"}, path.name
+
+
+def test_a_gateway_replica_does_not_load_the_language_servers_stack() -> None:
+    """The gateway shares the catalog, plans and routing with the language server, but not pygls and
+    lsprotocol: importing them cost every replica about 20 MB and 0.4 s of start-up for nothing."""
+    probe = "import sys, switchboard.gateway.app, switchboard.gateway.cli; print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "'switchboard.gateway.app'" in loaded
+    assert "'pygls" not in loaded and "'lsprotocol" not in loaded

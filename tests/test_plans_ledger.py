@@ -255,7 +255,9 @@ BUDGET_USD = 40  # 1,000 credits of overage per account
 WORKER = """
 import json, sys, time
 from datetime import UTC, datetime
-from switchboard.plans import Entitlement, Ledger, Meter
+from switchboard.plans import Entitlement
+from switchboard.plans.ledger import Ledger
+from switchboard.plans.meter import Meter
 from switchboard.protocol.messages import Usage
 
 path, ids, accounts = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])

@@ -189,8 +189,9 @@ async def test_overage_on_a_paid_plan_continues_and_is_reported(
 
 def _fill_ledger(state_dir: Path, *, account: str, credits_hundredths: int) -> None:
     """Records an earlier turn the way a second server process would (through the ledger API)."""
-    from switchboard.plans import Ledger, Meter
     from switchboard.plans.entitlement import Entitlement
+    from switchboard.plans.ledger import Ledger
+    from switchboard.plans.meter import Meter
 
     meter = Meter(Ledger(state_dir / "ledger.sqlite3"))
     entitlement = Entitlement("pro", account, "switchboard-dev-issuer", None, "test")

@@ -20,10 +20,7 @@ from lsprotocol import types as lsp
 
 from switchboard.catalog import CATALOG, concrete_id
 from switchboard.plans import (
-    ChargeResult,
     Entitlement,
-    Ledger,
-    Meter,
     TrustedKeys,
     cancelled_usage,
     credits_for,
@@ -32,11 +29,12 @@ from switchboard.plans import (
     load_trusted_keys,
     period_of,
     plan_allows,
-    require_plan_allows,
     utc_now,
     verify_entitlement,
 )
 from switchboard.plans.catalog import get_plan
+from switchboard.plans.ledger import Ledger
+from switchboard.plans.meter import ChargeResult, Meter, require_plan_allows
 from switchboard.protocol import methods
 from switchboard.protocol.errors import CreditsExhausted, InvalidParams, SwitchboardError
 from switchboard.protocol.messages import (

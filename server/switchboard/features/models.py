@@ -5,8 +5,9 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from switchboard.catalog import CATALOG, ModelSpec, is_known_model
-from switchboard.plans import get_plan, require_plan_allows
+from switchboard.plans import get_plan
 from switchboard.plans.billed import auto_bills_answering
+from switchboard.plans.meter import require_plan_allows
 from switchboard.protocol import methods
 from switchboard.protocol.errors import InvalidParams
 from switchboard.protocol.messages import (

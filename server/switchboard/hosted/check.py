@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from switchboard.plans import Entitlement, period_of, require_plan_allows, utc_now, wording
+from switchboard.plans import Entitlement, period_of, utc_now, wording
 from switchboard.plans.catalog import get_plan
+from switchboard.plans.meter import require_plan_allows
 from switchboard.protocol.errors import CreditsExhausted
 from switchboard.protocol.messages import CreditsExhaustedData, UsageReport
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from switchboard.plans import OverageNotAvailable
+from switchboard.plans.errors import OverageNotAvailable
 from switchboard.protocol.errors import AuthRequired, SwitchboardError, UpstreamFailed
 from switchboard.protocol.messages import AuthErrorData, PlanId, UpstreamErrorData
 
