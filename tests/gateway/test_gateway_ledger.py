@@ -21,8 +21,8 @@ from psycopg.rows import dict_row
 from gateway.gateway_support import Accounts, current_period, numbers_body, parsed_turn
 from gateway.pgcluster import Cluster
 from switchboard.fakeapi import count_tokens
-from switchboard.gateway import ledger, migrate, reaper
-from switchboard.gateway.accounts import create_account
+from switchboard.gateway import ledger, migrate, reaper, usage
+from switchboard.gateway.accounts import create_account, get_account
 from switchboard.gateway.db import LedgerPool, LedgerUnavailable, ledger_connection
 from switchboard.gateway.errors import GatewayRefusal
 from switchboard.gateway.estimate import estimate_input_tokens, max_tokens_within, reservation_h
@@ -122,7 +122,7 @@ async def test_overage_is_the_part_past_the_allowance_and_never_more_than_the_bu
     conn: Any, make_accounts: Accounts, ledger_url: str
 ) -> None:
     account = await make_accounts.create("pro", used_credits=999.5, overage=True, budget_cents=4)  # 1 credit
-    assert ledger.limit_h(await _account(ledger_url, account.id)) == 100_000 + 100
+    assert ledger.limit_h(await _account(ledger_url, account.id), 0) == 100_000 + 100
     turn = await hold(conn, account.id, 150)
     settled = await ledger.settle(conn, turn, Outcome("complete", Usage(output_tokens=500)))  # 0.75 x 1.3
     assert (settled.credits_h, settled.overage_h) == (98, 48)
@@ -162,6 +162,55 @@ async def test_overage_never_passes_the_budget_after_a_move_to_a_larger_plan(
     with pytest.raises(ledger.InsufficientCredits):
         await hold(conn, account.id, 1)
     assert await totals(conn, account.id) == {"used_h": 250_000, "overage_h": 50_000, "reserved_h": 0}
+
+
+async def remaining_h(ledger_url: str, account_id: str) -> int:
+    """What the usage report (`GET /v1/switchboard/usage`, `accounts usage`) says the account has left."""
+    async with await psycopg.AsyncConnection.connect(ledger_url, row_factory=dict_row) as admin:
+        account = await get_account(admin, account_id)
+        assert account is not None
+        report = await usage.usage_report(admin, account)
+    return round(report.remaining_credits * 100)
+
+
+@pytest.mark.parametrize("overage", [True, False], ids=["overage-on", "overage-off"])
+async def test_after_a_move_to_a_larger_plan_the_ledger_allows_what_the_report_says_remains(
+    conn: Any, make_accounts: Accounts, ledger_url: str, overage: bool
+) -> None:
+    """Pro spends 1,000 included and 500 overage credits (its $20 budget), moves to Pro+ (2,000) with overage
+    left on or turned off. The report says 1,000 credits remain (overage billed does not use up the plan):
+    the ledger lets the account hold exactly that, and its 402 says so, however a turn is then charged
+    (swept at its checkpoint, raised by its stalled replica, settled past its reservation). With overage off
+    the limit was the included credits against all that was used: 500 to hold, charges cut short."""
+    account = await make_accounts.create("pro", used_credits=1000, overage=True, budget_cents=2000)
+    spend = await hold(conn, account.id, 50_000)
+    await ledger.settle(conn, spend, Outcome("complete", Usage(output_tokens=300_000)))
+    async with await psycopg.AsyncConnection.connect(ledger_url, autocommit=True) as admin:
+        await admin.execute(
+            "UPDATE accounts SET plan = 'pro_plus', overage_enabled = %s WHERE id = %s", (overage, account.id)
+        )
+    assert await remaining_h(ledger_url, account.id) == 100_000
+    assert ledger.limit_h(await _account(ledger_url, account.id), 50_000) == 150_000 + 100_000
+    with pytest.raises(ledger.InsufficientCredits) as caught:
+        await hold(conn, account.id, 100_001)
+    assert caught.value.available_h == 100_000  # the 402's `remaining_credits`
+
+    stalled = await hold(conn, account.id, 40_000)
+    await beat(conn, stalled, Usage(output_tokens=200_000), output_seen=True, ttl=timedelta(seconds=-1))
+    swept = await sweep(conn, stalled)
+    assert (swept.credits_h, swept.overage_h) == (39_000, 0)
+    raised = await ledger.settle(conn, stalled, Outcome("complete", Usage(output_tokens=300_000)))
+    assert (raised.credits_h, raised.overage_h) == (58_500, 0)
+    assert await remaining_h(ledger_url, account.id) == 41_500
+
+    last = await hold(conn, account.id, 41_500)
+    with pytest.raises(ledger.InsufficientCredits) as caught:
+        await hold(conn, account.id, 1)
+    assert caught.value.available_h == 0
+    overrun = await ledger.settle(conn, last, Outcome("complete", Usage(output_tokens=1_000_000)))
+    assert (overrun.credits_h, overrun.overage_h) == (41_500, 0)
+    assert await totals(conn, account.id) == {"used_h": 250_000, "overage_h": 50_000, "reserved_h": 0}
+    assert await remaining_h(ledger_url, account.id) == 0
 
 
 @pytest.mark.parametrize("how", ["settled", "swept", "raised-after-a-stall", "reservation-lost"])
@@ -758,8 +807,6 @@ def test_max_tokens_within_is_the_largest_that_fits() -> None:
 
 
 async def _account(ledger_url: str, account_id: str) -> Any:
-    from switchboard.gateway.accounts import get_account
-
     async with await psycopg.AsyncConnection.connect(ledger_url, row_factory=dict_row) as conn:
         return await get_account(conn, account_id)
 
@@ -1020,3 +1067,45 @@ async def test_migration_0011_caps_a_settlement_by_what_is_used_alone_and_goes_d
         assert (await ledger.settle(conn, large, answer)).credits_h == 195
         used = 99_000 + 100 + 195 + 5 + 195
         assert await totals(conn, account.id) == {"used_h": used, "overage_h": 0, "reserved_h": 0}
+
+
+async def test_migration_0013_counts_overage_spent_beside_the_allowance_when_off_and_goes_down_again(
+    cluster: Cluster,
+) -> None:
+    """0013 replaces `ledger_limit` by one that takes the month's overage, and every body that called it
+    (same names, arguments and results): Pro+ with 1,500 credits used, 500 of them overage under Pro, overage
+    off. A turn reserved under 0012 (which left 500 credits) settles by the new limit (1,000 left); the
+    previous release's settlements still work; after a downgrade 0012's limit is back."""
+    overrun = Outcome("complete", Usage(output_tokens=300_000))  # 58,500 hundredths
+    async with ledger_at(cluster, "0012", "moved@example.test") as (url, account, conn):
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            await admin.execute("UPDATE accounts SET plan = 'pro_plus' WHERE id = %s", (account.id,))
+            await admin.execute(
+                "INSERT INTO account_periods (account_id, period, used_h, overage_h)"
+                " VALUES (%s, %s, 150000, 50000)",
+                (account.id, current_period()),
+            )
+        early = await hold(conn, account.id, 30_000)
+        with pytest.raises(ledger.InsufficientCredits) as caught:
+            await hold(conn, account.id, 20_001)
+        assert caught.value.available_h == 20_000  # 0012: 2,000 credits less all 1,500 used, less the hold
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert (await ledger.settle(conn, early, overrun)).credits_h == 58_500  # 0012 would cap it at 50,000
+        done = Outcome("complete", MIGRATION_USAGE)
+        for release in ("0006", "0007"):
+            previous = await previous_release_reserve(conn, account.id, 500)
+            assert not await previous_release_settle(conn, previous, done, release)
+        late = await hold(conn, account.id, 41_500 - 2 * MIGRATION_CHARGE)  # all that is left
+        stale = await conn.fetchval(
+            "SELECT count(*) FROM pg_proc WHERE prosrc ~ 'ledger_limit\\((a|acc), p_terms\\)'"
+        )
+        assert stale == 0
+
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0012")
+        assert (await ledger.settle(conn, late, overrun)).credits_h == 0  # 0012: past the allowance already
+        used = 150_000 + 58_500 + 2 * MIGRATION_CHARGE
+        assert await totals(conn, account.id) == {"used_h": used, "overage_h": 50_000, "reserved_h": 0}
+        limits = await conn.fetch(
+            "SELECT oid::regprocedure::text AS f FROM pg_proc WHERE proname = 'ledger_limit'"
+        )
+        assert [row["f"] for row in limits] == ["ledger_limit(accounts,jsonb)"]

@@ -148,13 +148,15 @@ class PlanForbids(Exception):
         self.plan = plan
 
 
-def limit_h(account: Account) -> int | None:
-    """The most this account may use this period: the allowance plus the overage budget (None: no cap).
+def limit_h(account: Account, overage_h: int) -> int | None:
+    """The most this account may use in a period whose overage so far is `overage_h`: the allowance plus the
+    overage budget (None: no cap); with overage off, the allowance plus the overage already spent, which did
+    not use up the allowance (so after a move to a larger plan the account keeps what the plan includes).
 
     The ledger's functions apply the same rule (`ledger_limit`); this is the figure for reports and tests."""
     included = account.spec.monthly_credits * 100
     if not account.overage_on:
-        return included
+        return included + overage_h
     if account.overage_budget_cents is None:
         return None
     # $0.04 a credit: a budget of B cents buys B / 4 credits, i.e. 25·B hundredths (rounded down).
