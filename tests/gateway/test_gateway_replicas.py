@@ -9,7 +9,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from gateway.gateway_support import (
     CuttableLine,
     Replica,
     ReplicaForker,
+    TestAccount,
     balance,
     expected_credits,
     sdk,
@@ -289,6 +290,56 @@ async def test_a_replica_stalled_past_the_reservation_before_any_output_still_ch
     assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
 
 
+@contextlib.asynccontextmanager
+async def behind_a_line(
+    gateway_env: dict[str, str], log_path: Path, **settings: str
+) -> AsyncIterator[tuple[Replica, CuttableLine]]:
+    """A replica of its own whose ledger is reached through a line the test cuts (its pools give up on a
+    connection after 0.5 s), with `settings` added to its environment; stopped, and the line closed, after."""
+    database = urlsplit(gateway_env["SWITCHBOARD_GATEWAY_DATABASE_URL"])
+    line = CuttableLine(database.port or 5432)
+    via_line = database._replace(netloc=f"{database.username}@127.0.0.1:{await line.start()}").geturl()
+    env = {
+        **gateway_env,
+        "SWITCHBOARD_GATEWAY_DATABASE_URL": via_line,
+        "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "0.5",
+        **settings,
+    }
+    owner = await asyncio.to_thread(Replica.start, env, log_path)
+    try:
+        yield owner, line
+    finally:
+        owner.stop()
+        await line.close()
+
+
+async def answer_cut_off_from_the_ledger(owner: Replica, line: CuttableLine, account: TestAccount) -> None:
+    """A streamed answer from `owner`, whose ledger goes away once output has begun: the stream ends with a
+    retryable `api_error` (its charge is not committed yet) and the replica retries the settlement."""
+    text = ""
+    async with sdk(owner.url, account.token) as client:
+        with pytest.raises(anthropic.APIStatusError) as refused:
+            async with client.messages.stream(
+                model=HAIKU,
+                max_tokens=300,
+                messages=user("An essay. [[fake:words=40 slow=0.05]]"),
+                extra_headers=turn_headers("claude-haiku-4.5"),
+            ) as stream:
+                async for event in stream:
+                    if event.type == "text":
+                        if not text:
+                            line.cut()  # output has begun; the ledger goes away for this replica only
+                        text += event.text
+    assert text and refused.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+def charged_in_full(row: dict[str, Any]) -> bool:
+    """The turn settled `complete` by its own replica at the usage it streamed (not a sweep's checkpoint)."""
+    usage = Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"])
+    full = Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
+    return (row["status"], row["provisional"], row["attempts"]) == ("complete", False, 1) and full
+
+
 async def test_an_answer_settled_once_its_replica_reaches_the_ledger_again_is_charged_in_full_after_a_reap(
     make_accounts: Accounts, replicas: list[Replica], gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -299,43 +350,59 @@ async def test_an_answer_settled_once_its_replica_reaches_the_ledger_again_is_ch
     answer."""
     account = await make_accounts.create("pro")
     url = make_accounts.database_url
-    database = urlsplit(gateway_env["SWITCHBOARD_GATEWAY_DATABASE_URL"])
-    line = CuttableLine(database.port or 5432)
-    via_line = database._replace(netloc=f"{database.username}@127.0.0.1:{await line.start()}").geturl()
-    env = {
-        **gateway_env,
-        "SWITCHBOARD_GATEWAY_DATABASE_URL": via_line,
-        "SWITCHBOARD_GATEWAY_POOL_TIMEOUT_SECONDS": "0.5",
-    }
-    owner = await asyncio.to_thread(Replica.start, env, tmp_path / "owner.log")
-    try:
-        text = ""
-        async with sdk(owner.url, account.token) as client:
-            with pytest.raises(anthropic.APIStatusError) as refused:
-                async with client.messages.stream(
-                    model=HAIKU,
-                    max_tokens=300,
-                    messages=user("An essay. [[fake:words=40 slow=0.05]]"),
-                    extra_headers=turn_headers("claude-haiku-4.5"),
-                ) as stream:
-                    async for event in stream:
-                        if event.type == "text":
-                            if not text:
-                                line.cut()  # output has begun; the ledger goes away for this replica only
-                            text += event.text
-        assert text and refused.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    async with behind_a_line(gateway_env, tmp_path / "owner.log") as (owner, line):
+        await answer_cut_off_from_the_ledger(owner, line, account)
         reaped = await wait_for_row(url, account.id, lambda r: r["status"] != "reserved", RESERVATION_TTL * 8)
         assert reaped["provisional"] is True and reaped["reason"] == "the replica serving it stopped"
         line.restore()
         row = await wait_for_row(url, account.id, lambda r: not r["provisional"], 40)
-    finally:
-        owner.stop()
-        await line.close()
-    assert (row["status"], row["attempts"]) == ("complete", 1)
-    assert row["output_tokens"] > 0 and row["credits_h"] > reaped["credits_h"]
-    usage = Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"])
-    assert Decimal(row["credits_h"]) / 100 == expected_credits("claude-haiku-4.5", usage)
+    assert charged_in_full(row) and row["output_tokens"] > 0 and row["credits_h"] > reaped["credits_h"]
     assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
+
+
+async def test_a_replica_stopped_while_its_ledger_is_away_retries_its_settlements_for_a_while_first(
+    make_accounts: Accounts, replicas: list[Replica], gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM while an answer's settlement is being retried (a PostgreSQL restart, seen by this replica):
+    it keeps retrying for up to `shutdown_settle_seconds` before it exits, so a ledger back within them
+    still charges the whole answer (2 s were given before, less than a pool may take to reconnect)."""
+    account = await make_accounts.create("pro")
+    url = make_accounts.database_url
+    settings = {"SWITCHBOARD_GATEWAY_SHUTDOWN_SETTLE_SECONDS": "20"}
+    async with behind_a_line(gateway_env, tmp_path / "owner.log", **settings) as (owner, line):
+        await answer_cut_off_from_the_ledger(owner, line, account)
+        owner.process.terminate()
+        await asyncio.sleep(3)
+        assert owner.process.poll() is None  # still retrying
+        line.restore()
+        await asyncio.to_thread(owner.process.wait, 20)
+    row = await wait_for_row(url, account.id, charged_in_full, 10)
+    assert await balance(url, account.id) == {"used_h": row["credits_h"], "overage_h": 0, "reserved_h": 0}
+    log = owner.log()
+    assert "settled a turn once PostgreSQL was back" in log and "Application shutdown complete." in log
+
+
+async def test_a_replica_stopped_while_its_ledger_stays_away_leaves_its_settlements_to_the_sweep_in_time(
+    make_accounts: Accounts, replicas: list[Replica], gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The retries at shutdown are bounded: `shutdown_settle_seconds` after SIGTERM (no stream left, no
+    delay) the replica exits, within the orchestrator's grace period, saying what it left; a sweep settles
+    the turn at its last checkpoint."""
+    account = await make_accounts.create("pro")
+    settings = {"SWITCHBOARD_GATEWAY_SHUTDOWN_SETTLE_SECONDS": "3"}
+    async with behind_a_line(gateway_env, tmp_path / "owner.log", **settings) as (owner, line):
+        await answer_cut_off_from_the_ledger(owner, line, account)
+        signalled = time.monotonic()
+        owner.process.terminate()
+        await asyncio.to_thread(owner.process.wait, 15)
+        stopped_after = time.monotonic() - signalled
+    assert 3 <= stopped_after < 3 + 4, stopped_after
+    log = owner.log()
+    assert "stopping with 1 settlement(s) PostgreSQL has not taken after 3 s" in log
+    assert "Application shutdown complete." in log
+    url = make_accounts.database_url
+    swept = await wait_for_row(url, account.id, lambda r: r["status"] != "reserved", RESERVATION_TTL * 8)
+    assert swept["provisional"] is True and swept["reason"] == "the replica serving it stopped"
 
 
 async def test_a_replica_stopped_with_sigterm_finishes_its_streams_first(

@@ -131,9 +131,13 @@ class DatabaseSettings(BaseModel):
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     # On SIGTERM: how long /readyz answers 503 while the replica still serves (so the load balancer takes it
     # out of rotation before its listener closes; 0: stop accepting at once), then how long requests in
-    # flight (streams) may take to finish before they are cancelled. docs/gateway.md, Several replicas.
+    # flight (streams) may take to finish before they are cancelled, then how much longer settlements
+    # PostgreSQL refused are retried before the sweep is left to charge their last checkpoint (a restart or
+    # failover takes seconds; the orchestrator kills the replica after its own grace period).
+    # docs/gateway.md, Several replicas.
     shutdown_delay_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
     shutdown_grace_seconds: Annotated[float, Field(ge=1, le=3600)] = 600.0
+    shutdown_settle_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
     support_contact: str | None = Field(
         default=None, description="Who users ask for an upgrade (an email or URL), shown on /account"
     )

@@ -36,8 +36,9 @@ from .sse import Event, MalformedEvent, encode_json, event_batches
 from .upstream import UpstreamAnswer, UpstreamFailure
 
 log = logging.getLogger("switchboard.gateway")
-# What a client is told when its turn's charge cannot be committed yet: it is committed later, so a turn that
-# streamed whole must not be asked again (a new turn id would pay for it twice).
+# What a client is told when its turn's charge cannot be committed yet: it is committed later (by this
+# replica's retries; if the replica is stopped first, by a sweep at the turn's last checkpoint), so a turn
+# that streamed whole must not be asked again (a new turn id would pay for it twice).
 _UNRECORDED = {
     "complete": "This answer is complete, but the gateway could not record its charge yet: it will once its "
     "ledger is back. There is no need to ask again.",

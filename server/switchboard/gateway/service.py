@@ -336,14 +336,24 @@ class Gateway:
             delay = min(delay * 2, 2.0)
 
     async def drain(self) -> None:
-        """Wait for settlements in flight (at shutdown); give retried ones a moment, then the reaper."""
+        """Wait for settlements in flight (at shutdown), then keep retrying those PostgreSQL refused for at
+        most `shutdown_settle_seconds`; what is left then is the sweep's, at each turn's last checkpoint."""
         # A group finishing may hand back a reservation (a new settlement), and a settlement waits on a group.
         while self._background or self.batches.sending:
             await asyncio.gather(*self._background, self.batches.drain(), return_exceptions=True)
-        if self._retrying:
-            _, pending = await asyncio.wait(self._retrying, timeout=SETTLE_RETRY_FIRST_SECONDS * 10)
-            for task in pending:
-                task.cancel()
+        if not self._retrying:
+            return
+        _, pending = await asyncio.wait(self._retrying, timeout=self.settings.shutdown_settle_seconds)
+        if pending:
+            log.warning(
+                "stopping with %d settlement(s) PostgreSQL has not taken after %g s: the sweep charges each"
+                " turn at its last checkpoint",
+                len(pending),
+                self.settings.shutdown_settle_seconds,
+            )
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 @dataclass(frozen=True)
