@@ -286,7 +286,7 @@ def test_an_upstream_error_without_anthropics_json_keeps_what_its_status_says(
 ) -> None:
     """An edge proxy's HTML page or an empty body instead of Anthropic's error JSON: the status still says
     whether the SDK should retry (a passing rate limit must not become a final no) and which error it is."""
-    for body in (b"", b"<html><body>Too Many Requests</body></html>"):
+    for body in (b"", b"<html><body>Too Many Requests</body></html>", b"[" * 100_000):  # the last: too deep
         response = relay_error(status, body, {"retry-after": "2"}, lambda text: text)
         assert response.status_code == status
         assert response.headers["x-should-retry"] == ("true" if retried else "false")

@@ -1100,6 +1100,14 @@ async def test_migration_0013_counts_overage_spent_beside_the_allowance_when_off
             "SELECT count(*) FROM pg_proc WHERE prosrc ~ 'ledger_limit\\((a|acc), p_terms\\)'"
         )
         assert stale == 0
+        # The old function stays for calls that began under the old bodies while the migration committed.
+        limits = await conn.fetch(
+            "SELECT oid::regprocedure::text AS f FROM pg_proc WHERE proname = 'ledger_limit' ORDER BY 1"
+        )
+        assert [row["f"] for row in limits] == [
+            "ledger_limit(accounts,jsonb)",
+            "ledger_limit(accounts,jsonb,bigint)",
+        ]
 
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0012")
         assert (await ledger.settle(conn, late, overrun)).credits_h == 0  # 0012: past the allowance already

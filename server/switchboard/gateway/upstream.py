@@ -166,7 +166,7 @@ def relay_error(status: int, body: bytes, headers: Mapping[str, str], redact: Re
     kept = {name: headers[name] for name in _ERROR_HEADERS if name in headers}
     try:
         payload = json.loads(redact(body))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
         payload = None
     if not isinstance(payload, dict) or payload.get("type") != "error":
         # Not Anthropic's error JSON (an edge proxy's HTML page, an empty body): the status still says what
@@ -218,7 +218,7 @@ def _upstream_message(body: bytes, redact: Redactor) -> str:
     """`: <Anthropic's error message>` from an error body (without the vendor key), or nothing."""
     try:
         payload = json.loads(redact(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     error = payload.get("error") if isinstance(payload, dict) else None
     message = error.get("message") if isinstance(error, dict) else None

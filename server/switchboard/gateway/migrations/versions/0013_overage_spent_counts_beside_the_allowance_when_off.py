@@ -9,8 +9,8 @@ credits remain while the ledger let it hold 500 (a 600-credit turn got 402 `cred
 
 Now the limit with overage off is the included credits plus the month's `overage_h`, so what it leaves
 (`included - (used - overage)`) is what the report says remains. It needs the balance row, which every caller
-holds: `ledger_limit(account, terms, overage_h)` replaces the two-argument function (dropped, so no body can
-keep calling the old rule), and every body that called it passes the month's `overage_h`: `ledger_charge`
+holds: every body that called the two-argument function now calls `ledger_limit(account, terms, overage_h)`
+with the month's `overage_h`: `ledger_charge`
 (which also prices every sweep and orphan), `ledger_reserve` (the common case's statement and 0003's path)
 and the three `ledger_settle`s (their common cases and a stalled replica's raise). Overage on is unchanged
 (included + budget - used is already what the plan still includes plus what the budget has left). Without a
@@ -22,7 +22,12 @@ moment this migration commits; run it before or after they are replaced. The rul
 overage off (by overage already billed, which never counts again: overage stays 0 while it is off), so
 turns in flight settle within either.
 
-Going down to 0012 puts the two-argument `ledger_limit` and 0011's bodies back.
+The two-argument `ledger_limit` stays, unchanged and called by no body: a call that began under the old
+bodies (a reservation waiting on a locked balance row while this migration commits) plans its statements
+only as it reaches them, and would otherwise fail for a function that no longer exists. A later migration may
+drop it.
+
+Going down to 0012 puts 0011's bodies back and drops the three-argument `ledger_limit`.
 
 The bodies are the previous migrations', changed only where said (read from them, which are never edited).
 
@@ -41,13 +46,11 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
-_0003 = importlib.import_module("switchboard.gateway.migrations.versions.0003_ledger_functions")
 _0010 = importlib.import_module("switchboard.gateway.migrations.versions.0010_attempt_ids")
 _0011 = importlib.import_module(
     "switchboard.gateway.migrations.versions.0011_settle_within_what_the_limit_leaves_after_usage"
 )
 
-_OLD_LIMIT = "ledger_limit(accounts, jsonb)"
 _NEW_LIMIT = "ledger_limit(accounts, jsonb, bigint)"
 
 _LIMIT = """
@@ -108,11 +111,9 @@ def upgrade() -> None:
     op.execute(_LIMIT)
     for body in _BODIES:
         op.execute(body)
-    op.execute(f"DROP FUNCTION {_OLD_LIMIT}")
 
 
 def downgrade() -> None:
-    op.execute(_0003._LIMIT)  # pyright: ignore[reportPrivateUsage]
     for body in _PREVIOUS:
         op.execute(body)
     op.execute(f"DROP FUNCTION {_NEW_LIMIT}")
