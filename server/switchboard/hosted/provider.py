@@ -5,9 +5,11 @@ The gateway meters the turn and, for Auto, picks the model itself (and falls bac
 busy: this server does not); the response headers say which model answers (before the first delta) and the
 `message_delta` event (or the `error` event that ends a cut stream) carries the charge in a `switchboard`
 object (docs/gateway.md, "How the charge reaches the client"). Its final refusals become the JSON-RPC errors
-the editor already knows, by the error's type as well as its status: 401 → 1004, 403 `plan_forbids_model` →
-1001, 402 `credits_exhausted` → 1002; everything else is 1003 with the gateway's message (a 403 for a token
-without the chat scope, a 402 from the Anthropic API passed on: neither is the user's plan or credits).
+the editor already knows, by the error's type as well as its status: 401 → 1004 once the session has ended
+(still signed in, as when the refresh after it could not be done, a retryable 1003), 403
+`plan_forbids_model` → 1001, 402 `credits_exhausted` → 1002; everything else is 1003 with the gateway's
+message (a 403 for a token without the chat scope, a 402 from the Anthropic API passed on: neither is the
+user's plan or credits).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from switchboard.providers.base import (
     UpstreamError,
 )
 
+from .errors import STILL_SIGNED_IN
 from .gateway_http import tls_failed, tls_failure
 from .session import GatewaySession, NotSignedIn, SignInFailed
 
@@ -107,7 +110,11 @@ class GatewayProvider:
                 # A token the gateway no longer takes (it expired while the machine slept, or its key was
                 # retired): refresh once and send the turn again, which costs nothing (refused before any
                 # reservation) and keeps its turn id.
-                if not _unauthorized(exc) or state.started or not await self._session.renewed(access_token):
+                if not _unauthorized(exc) or state.started:
+                    raise
+                if not await self._session.renewed(access_token):
+                    if self._session.signed_in:  # the refresh could not be done now, not refused: it lives
+                        raise _refused_while_signed_in(exc) from None
                     raise
                 try:
                     await self._fitted(await self._session.access_token(), request, state, callbacks)
@@ -226,6 +233,17 @@ def _unauthorized(exc: Exception) -> bool:
     import anthropic
 
     return isinstance(exc, anthropic.APIStatusError) and exc.status_code == 401
+
+
+def _refused_while_signed_in(exc: Exception) -> UpstreamError:
+    """A 401 the session could not refresh for (the gateway did not answer the refresh, or rate-limited
+    it): the session is still signed in, so not `session_ended` but a 1003 to try again."""
+    found = _body(exc).get("error")
+    message = found.get("message") if isinstance(found, dict) else None
+    detail = f" ({message})" if isinstance(message, str) and message else ""
+    return UpstreamError(
+        f"{STILL_SIGNED_IN}{detail}.", status=401, type="authentication_error", retryable=True
+    )
 
 
 def _classify(exc: Exception, state: StreamState) -> Exception:

@@ -416,7 +416,8 @@ class GatewaySession:
     async def renewed(self, rejected: str) -> bool:
         """After the gateway answered 401 to the access token `rejected`: refreshes (unless another request
         already did since); whether tokens newer than that one are held now. A refresh the gateway refuses
-        ends the session as any refresh does."""
+        ends the session as any refresh does; one that could not be done (no answer, `slow_down`) leaves it
+        signed in, with no newer tokens: callers tell the two apart by `signed_in`."""
         tokens = self._tokens
         if tokens is None:
             return False

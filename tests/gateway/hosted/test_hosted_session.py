@@ -404,6 +404,31 @@ async def refused_chat(opened: Opened, request: ProviderRequest) -> Exception:
     return caught.value
 
 
+@pytest.mark.parametrize(
+    "refresh_answer",
+    [
+        (503, {"type": "error", "error": {"type": "api_error", "message": "database restarting"}}),
+        (400, {"error": "slow_down", "error_description": "Too many refreshes."}),
+    ],
+    ids=["token-endpoint-down", "slow-down"],
+)
+async def test_a_chat_refused_while_its_refresh_cannot_be_done_is_retryable_not_a_session_that_ended(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened, refresh_answer: tuple[int, dict[str, Any]]
+) -> None:
+    """The chat's 401 makes the session refresh, and the token endpoint cannot do it now (down, or rate
+    limiting): the gateway did not refuse the session, so it lives and the chat is a retryable 1003
+    (docs/protocol.md, "Gateway errors"), not `session_ended`, which would send the editor to sign in."""
+    person = await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, person))
+    opened.faults.answer_next("POST", MESSAGES, 401, unauthorized())
+    opened.faults.answer_next("POST", TOKEN, *refresh_answer)
+    refused = await refused_chat(opened, hello("claude-haiku-4.5", "claude-haiku-4-5-20251001"))
+    assert isinstance(refused, UpstreamError), refused
+    assert (refused.status, refused.retryable) == (401, True) and "still active" in refused.message
+    assert opened.session.signed_in and opened.faults.count("POST", TOKEN) == 2
+    assert all(token is not None for token, _ in opened.handed), "the client was told the session ended"
+
+
 @pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 async def test_a_403_for_a_token_without_the_chat_scope_is_no_plan_refusal(
     hosted: HostedGateway, people: SignInAccounts, opened: Opened
