@@ -292,6 +292,8 @@ class GatewaySession:
                 if self._tokens is tokens:
                     self._schedule(RETRY_AFTER_FAILURE_SECONDS)
                 return
+            if self._tokens is not tokens:
+                return  # signed out (or in anew) meanwhile: that session's end changes nothing held now
             log.warning("The gateway ended the session on refresh (%s)", answer.error)
             self._end(SESSION_ENDED)
         except (SignInFailed, GatewayUnreachable) as error:

@@ -122,6 +122,7 @@ class _Rule:
     body: dict[str, Any] | None
     rewrite: Rewrite | None  # or change the gateway's JSON answer
     delay: float = 0.0  # or hand the gateway's answer on this many seconds late
+    hold: asyncio.Event | None = None  # or send the request to the gateway only once this is set
 
 
 class GatewayFaults(httpx2.AsyncBaseTransport):
@@ -144,6 +145,13 @@ class GatewayFaults(httpx2.AsyncBaseTransport):
         """The gateway answers (and acts) at once; its answer reaches the caller `seconds` later."""
         self._rules.append(_Rule(method, path, None, None, None, seconds))
 
+    def hold_next(self, method: str, path: str) -> asyncio.Event:
+        """The request reaches the gateway (which acts on it) only once the returned event is set; it is
+        in `seen` from the start, so a test knows it has been sent."""
+        release = asyncio.Event()
+        self._rules.append(_Rule(method, path, None, None, None, hold=release))
+        return release
+
     def count(self, method: str, path: str) -> int:
         return self.seen.count((method, path))
 
@@ -155,6 +163,8 @@ class GatewayFaults(httpx2.AsyncBaseTransport):
             self._rules.remove(rule)
             if rule.status is not None:
                 return httpx2.Response(rule.status, json=rule.body, request=request)
+            if rule.hold is not None:
+                await rule.hold.wait()
         response = await self._real.handle_async_request(request)
         if rule is not None and rule.delay:
             await response.aread()

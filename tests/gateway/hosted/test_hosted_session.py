@@ -323,6 +323,28 @@ async def test_closing_during_a_refresh_waits_for_the_rotated_token_and_hands_it
     assert alive(hosted, rotated)
 
 
+async def test_a_late_refused_refresh_of_a_session_signed_out_meanwhile_leaves_the_new_one_alone(
+    hosted: HostedGateway, people: SignInAccounts, opened: Opened
+) -> None:
+    """A refresh is on its way when the user signs out (which revokes its family) and resumes another
+    account's session. The gateway refuses the old family's refresh: that is the old session ending, which
+    happened already. The new session stays, and the client is not told to delete its stored token."""
+    first, second = await people.create("pro"), await people.create("pro")
+    await opened.session.resume(await stored_token(hosted, first))
+    release = opened.faults.hold_next("POST", TOKEN)
+    refreshing = asyncio.ensure_future(opened.session.refresh())
+    while opened.faults.count("POST", TOKEN) < 2:  # the resume's POST, then this refresh's (held)
+        await asyncio.sleep(0.01)
+    await opened.session.sign_out()
+    await opened.session.resume(await stored_token(hosted, second))
+    handed = len(opened.handed)
+    release.set()
+    await refreshing
+    assert opened.session.signed_in, "the old session's refused refresh ended the new one"
+    assert (await opened.session.usage()).account_info.email == second.email
+    assert opened.handed[handed:] == [], "the old session's end reached the client"
+
+
 @pytest.mark.parametrize(
     ("field", "link"),
     [
