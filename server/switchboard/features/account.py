@@ -73,6 +73,7 @@ UNREACHABLE_PAUSE_SECONDS = 2.0
 # Signed in, a model the access token's plan forbids makes the server ask the gateway for its report (which
 # names the plan: an upgrade made there is followed at once) at most this often.
 PLAN_RECHECK_SECONDS = 45.0
+SIGNED_OUT_FOR_ENTITLEMENT = "Signed out of Switchboard Cloud: signed in with an entitlement token instead."
 
 
 class AccountFeature(Feature):
@@ -571,10 +572,14 @@ class AccountFeature(Feature):
         self.editor.notify(methods.SIGN_IN_CODE.method, dump(code))
 
     async def _sign_in_with_entitlement(self, token: str) -> SignInResult:
-        """A pasted entitlement (offline, or a development token): local mode with that plan."""
+        """A pasted entitlement (offline, or a development token): local mode with that plan. A Switchboard
+        Cloud session held ends (revoked at the gateway), and the client is told to delete its stored refresh
+        token, as for a session that ended: else the next start would resume it over the pasted plan."""
         if (session := self._session) is not None and session.signed_in:
             await session.sign_out()
             self._gateway_report = None
+            ended = CredentialsChanged(refresh_token=None, reason=SIGNED_OUT_FOR_ENTITLEMENT)
+            self.editor.notify(methods.CREDENTIALS_CHANGED.method, dump(ended))
         self._token = token.strip()
         self._trusted = None  # re-read the trusted keys: the user may have just added one
         self._verified = None

@@ -22,6 +22,7 @@ from gateway.hosted.hosted_support import VSCODE, HostedGateway, serve_again, st
 from gateway.signin.signin_support import OAuthClient, Person, SignInAccounts
 from rawlsp import RawServer
 from switchboard.fakeapi import FakeAnthropic, Fault
+from switchboard.plans.dev_issuer import init, load_private_key, sign_token
 
 SONNET = "claude-sonnet-4.5"
 OPUS = "claude-opus-4.5"
@@ -427,6 +428,40 @@ async def test_sign_out_revokes_the_session_at_the_gateway(
     async with signed_in_server("pro") as signed_in:
         report = signed_in.server.result("switchboard/signOut", {})
         assert report["accountInfo"]["mode"] == "local" and report["accountInfo"]["gatewayUrl"] == hosted.url
+        client = OAuthClient(hosted.url, client_id=VSCODE)
+        try:
+            answer = client.refresh(signed_in.result["refreshToken"])
+        finally:
+            client.close()
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+async def test_a_pasted_entitlement_ends_the_session_and_has_the_client_delete_its_stored_token(
+    hosted: HostedGateway, signed_in_server: SignInServer, ls_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Signing in with a pasted entitlement ends the Switchboard Cloud session held (revoked at the gateway)
+    and, before the answer, tells the client to delete the stored refresh token (credentialsChanged null),
+    as for any session that ended: else the next start resumes that session over the pasted plan."""
+    paths, _ = init(tmp_path / "issuer")
+    token = sign_token(load_private_key(tmp_path / "issuer"), "pro_plus")
+    env = {**ls_env, "SWITCHBOARD_TRUSTED_KEYS": str(paths.jwks)}
+    async with signed_in_server("pro", env=env) as signed_in:
+        server = signed_in.server
+        before = len(server.frames_from(0))
+        answered = server.call("switchboard/signIn", {"token": token})
+        result = answered["result"]
+        assert result["refreshToken"] is None and result["account"]["mode"] == "local"
+        assert result["usage"]["plan"] == "pro_plus"
+        frames = server.frames_from(before)
+        ended = [
+            i
+            for i, f in enumerate(frames)
+            if f.get("method") == "switchboard/credentialsChanged" and f["params"]["refreshToken"] is None
+        ]
+        assert ended and ended[0] < frames.index(answered), "the client was not told to delete the token"
+        assert not any(
+            f["params"]["refreshToken"] for f in frames if f.get("method") == "switchboard/credentialsChanged"
+        )
         client = OAuthClient(hosted.url, client_id=VSCODE)
         try:
             answer = client.refresh(signed_in.result["refreshToken"])
