@@ -36,7 +36,7 @@ from switchboard.plans.catalog import get_plan
 from switchboard.plans.ledger import Ledger
 from switchboard.plans.meter import ChargeResult, Meter, require_plan_allows
 from switchboard.protocol import methods
-from switchboard.protocol.errors import CreditsExhausted, InvalidParams, SwitchboardError
+from switchboard.protocol.errors import CreditsExhausted, InvalidParams, SwitchboardError, UpstreamFailed
 from switchboard.protocol.messages import (
     AccountInfo,
     AdoptRefreshToken,
@@ -47,6 +47,7 @@ from switchboard.protocol.messages import (
     SignInCode,
     SignInParams,
     SignInResult,
+    UpstreamErrorData,
     Usage,
     UsageParams,
     UsageReport,
@@ -73,6 +74,12 @@ UNREACHABLE_PAUSE_SECONDS = 2.0
 # Signed in, a model the access token's plan forbids makes the server ask the gateway for its report (which
 # names the plan: an upgrade made there is followed at once) at most this often.
 PLAN_RECHECK_SECONDS = 45.0
+# How long a chat waits for a resume of the stored session under way (its calls to the gateway time out
+# after 15 s each) before it is refused: a chat must not go to the own key while the session is resumed.
+RESUME_WAIT_SECONDS = 30.0
+RESUME_PENDING = (
+    "Still resuming your Switchboard Cloud session (the gateway is slow to answer): try again in a moment."
+)
 SIGNED_OUT_FOR_ENTITLEMENT = "Signed out of Switchboard Cloud: signed in with an entitlement token instead."
 
 
@@ -95,6 +102,7 @@ class AccountFeature(Feature):
         self._refreshed_for_plan: str | None = None  # a report's plan the access token lacked, refreshed for
         self._plan_rechecked: float | None = None  # when a forbidden model last made it ask (monotonic)
         self._background: set[asyncio.Future[None]] = set()
+        self._resumes: set[asyncio.Future[SignInResult]] = set()  # `signIn {refreshToken}` under way
         # Turns this process stores are its own to charge: the crash reconcile looks only at older ones.
         self._started_at = stored_now()
         if (session := self._session) is not None:
@@ -538,6 +546,28 @@ class AccountFeature(Feature):
     async def sign_in(self, params: SignInParams) -> SignInResult:
         if params.token is not None:
             return await self._sign_in_with_entitlement(params.token)
+        if params.refresh_token is None:
+            return await self._hosted_sign_in(params)
+        # Noted before this handler first yields, so a chat read right behind it finds it (`resumed`).
+        resume = asyncio.ensure_future(self._hosted_sign_in(params))
+        self._resumes.add(resume)
+        resume.add_done_callback(self._resumes.discard)
+        return await resume
+
+    async def resumed(self) -> None:
+        """Before a chat: waits for the resumes of a stored session under way (at most RESUME_WAIT_SECONDS),
+        so the chat goes where their outcome says. Until one ends this server is not signed in, and a chat
+        it answered meanwhile would go to the own key and the local ledger. One still running by then
+        refuses the chat (a retryable 1003), unless a session is held anyway."""
+        if not self._resumes:
+            return
+        _, running = await asyncio.wait(set(self._resumes), timeout=RESUME_WAIT_SECONDS)
+        if running and not self.hosted:
+            raise UpstreamFailed(
+                RESUME_PENDING, UpstreamErrorData(status=None, type="timeout", retryable=True)
+            )
+
+    async def _hosted_sign_in(self, params: SignInParams) -> SignInResult:
         from switchboard.hosted import errors
         from switchboard.hosted.session import SignInFailed
 

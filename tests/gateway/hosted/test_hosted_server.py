@@ -436,6 +436,63 @@ async def test_sign_out_revokes_the_session_at_the_gateway(
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 
 
+def slow_refresh(seconds: float, resume_wait: float | None = None) -> list[str]:
+    """The server of tests/slow_refresh_server.py: the token endpoint's answers reach it `seconds` late."""
+    script = str(Path(__file__).parents[2] / "slow_refresh_server.py")
+    waits = [] if resume_wait is None else [str(resume_wait)]
+    return [sys.executable, script, str(seconds), *waits]
+
+
+async def test_a_chat_sent_right_behind_a_resume_waits_for_it_and_goes_to_the_gateway(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str
+) -> None:
+    """An editor resumes the stored session first at start, and the user may chat at once. Until the resume
+    ends the server is not signed in, but the chat must not go to the own key (and the local ledger): it
+    waits for the resume and goes to the gateway."""
+    person = await people.create("pro")
+    stored = hosted.refresh_token_for(person.email)
+    server = start(ls_env, workspace, slow_refresh(3))
+    try:
+        sent = hosted.messages_requests()
+        server.request("resume", "switchboard/signIn", {"refreshToken": stored})
+        chat = server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
+        assert "result" in chat, f"the chat did not wait for the resume: {chat}"
+        assert chat["result"]["costUsd"] is None and chat["result"]["credits"] > 0
+        assert hosted.messages_requests() == sent + 1
+        assert "result" in server.wait_for("resume", timeout=30)
+        rows = await people.execute(
+            "SELECT status FROM turns WHERE account_id = %s AND turn_id = %s",
+            (person.id, chat["result"]["turnId"]),
+        )
+        assert rows and rows[0]["status"] == "complete"
+    finally:
+        server.close()
+
+
+async def test_a_chat_that_outwaits_a_slow_resume_is_refused_to_try_again_not_sent_on_the_own_key(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str
+) -> None:
+    """A resume slower than a chat waits for it (here 1 s, by default 30): the chat is refused with a
+    retryable 1003 that says the session is still being resumed, and the resume still signs in."""
+    person = await people.create("pro")
+    stored = hosted.refresh_token_for(person.email)
+    server = start(ls_env, workspace, slow_refresh(5, resume_wait=1))
+    try:
+        server.request("resume", "switchboard/signIn", {"refreshToken": stored})
+        refused = error_of(
+            server.call("switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET})
+        )
+        assert refused["code"] == 1003 and refused["data"]["retryable"] is True, refused
+        assert refused["data"]["type"] == "timeout" and refused["message"].startswith("Still resuming")
+        assert server.wait_for("resume", timeout=30)["result"]["account"]["mode"] == "hosted"
+        again = server.result(
+            "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET}
+        )
+        assert again["costUsd"] is None and again["credits"] > 0
+    finally:
+        server.close()
+
+
 async def test_a_pasted_entitlement_ends_the_session_and_has_the_client_delete_its_stored_token(
     hosted: HostedGateway, signed_in_server: SignInServer, ls_env: dict[str, str], tmp_path: Path
 ) -> None:

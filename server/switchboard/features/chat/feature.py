@@ -90,6 +90,7 @@ class ChatFeature(Feature):
     # --- the turn ---------------------------------------------------------------------------------
 
     async def run(self, request: TurnRequest) -> ChatResult:
+        await self.account.resumed()  # signed in or not: a resume under way decides
         entitlement = await self.account.check(request.model.id)
         if not self.services.upstream.ready:
             raise missing_key(self.services.settings.gateway_url)
