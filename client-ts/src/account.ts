@@ -54,6 +54,7 @@ export class AccountController implements vscode.Disposable {
       ended: () => void this.signedOutElsewhere(),
     });
     this.legacyRemoved = this.removeLegacyToken();
+    client.sendFirst = () => this.resumeFirst();
     this.disposables.push(
       this.otherWindows,
       client.onCredentialsChanged((c) => {
@@ -63,7 +64,6 @@ export class AccountController implements vscode.Disposable {
         if (c.refreshToken === null) void this.forget((stored) => this.otherWindows.isOwn(stored));
         else void this.keepRefreshToken(c.refreshToken);
       }),
-      client.onDidBecomeReady(() => void this.resume()),
       client.onDidChangeUsage((u) => void vscode.commands.executeCommand('setContext', 'switchboard.signedIn', isHosted(accountOf(u)))),
     );
   }
@@ -114,10 +114,19 @@ export class AccountController implements vscode.Disposable {
     return this.secretWrites;
   }
 
-  /** At start-up (and after each server restart): resume the stored session, if there is one. */
-  resume(): Promise<SignInResult | undefined> {
+  /**
+   * At every start of the server, before anything else is sent to it (SwitchboardClient.sendFirst): resumes
+   * the stored session, if there is one, and resolves once the resume is sent (or there is none to send).
+   */
+  private resumeFirst(): Promise<void> {
+    return new Promise<void>((sent) => void this.resume(sent));
+  }
+
+  /** Resume the stored session, if there is one; `sent` is called once its signIn is sent, or not to be. */
+  resume(sent: () => void = () => undefined): Promise<SignInResult | undefined> {
     const state: Resume = { done: Promise.resolve(undefined), abandoned: false };
-    const run = this.doResume(state).finally(() => {
+    const run = this.doResume(state, sent).finally(() => {
+      sent();
       if (this.resuming === state) this.resuming = undefined;
     });
     state.done = run;
@@ -125,7 +134,7 @@ export class AccountController implements vscode.Disposable {
     return run;
   }
 
-  private async doResume(state: Resume): Promise<SignInResult | undefined> {
+  private async doResume(state: Resume, sent: () => void): Promise<SignInResult | undefined> {
     await this.legacyRemoved;
     // A sign-out under way ends with the secret deleted: nothing to resume (and it may be waiting for us).
     if (this.signingOut) return undefined;
@@ -137,7 +146,7 @@ export class AccountController implements vscode.Disposable {
     if (!refreshToken) return undefined;
     try {
       // Only to a server of the gateway the token was read under (the setting may have changed meanwhile).
-      const result = await this.client.resumeSession(refreshToken, key);
+      const result = await this.client.resumeSession(refreshToken, key, sent);
       // Signed out meanwhile (in another window, or here by a sign-out that stopped waiting for us): the
       // session this brought must not be stored (other windows would adopt it), and is revoked instead.
       if (state.abandoned || (await this.ctx.secrets.get(key)) === undefined) {

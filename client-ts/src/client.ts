@@ -142,6 +142,15 @@ export class SwitchboardClient implements vscode.Disposable {
   private readonly readyEmitter = new vscode.EventEmitter<void>();
   /** Fires each time a (re)started server is running and its state has been read. */
   readonly onDidBecomeReady = this.readyEmitter.event;
+  /**
+   * Sends what must reach a (re)started server before any other request, and resolves once it is sent (not
+   * answered): the stored session's resume (AccountController). Until that is in, the server is in local
+   * mode and would answer a chat on the user's own key; once it is, the server holds chats back for it.
+   */
+  sendFirst: (() => Promise<void>) | undefined;
+  /** Pending from a server's start until sendFirst has sent its request: every other request waits for it. */
+  private firstSent: Promise<void> = Promise.resolve();
+  private openFirstSent: () => void = () => undefined;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
@@ -203,6 +212,8 @@ export class SwitchboardClient implements vscode.Disposable {
 
   private setStatus(status: ServerStatus): void {
     this._status = status;
+    // No server to send the resume to: requests held for one go on (and fail as requests to no server do).
+    if (status.state === 'failed' || status.state === 'stopped') this.openFirstSent();
     this.statusEmitter.fire(status);
   }
 
@@ -266,6 +277,7 @@ export class SwitchboardClient implements vscode.Disposable {
   }
 
   private async doStart(): Promise<void> {
+    this.holdRequests();
     this.setStatus({ state: 'starting' });
     this.apiKey = await this.ctx.secrets.get(SECRET_API_KEY);
     this.entitlement = await this.ctx.secrets.get(SECRET_ENTITLEMENT);
@@ -307,6 +319,7 @@ export class SwitchboardClient implements vscode.Disposable {
           this.crashes = [...this.crashes.filter((t) => now - t < 180_000), now];
           if (this.crashes.length <= 3) {
             this.log.warn(`the server exited; restarting (${this.crashes.length}/3 in 3 minutes)`);
+            this.holdRequests(); // the restarted server is in local mode until the resume is sent again
             this.setStatus({ state: 'starting', detail: 'restarting after a crash' });
             return { action: CloseAction.Restart, handled: true };
           }
@@ -353,8 +366,25 @@ export class SwitchboardClient implements vscode.Disposable {
 
   private async onRunning(): Promise<void> {
     this.setStatus({ state: 'running' });
+    await this.sendFirstRequest();
     await this.refresh();
     this.readyEmitter.fire();
+  }
+
+  /** Until sendFirstRequest has run for the server starting now, requests wait (see sendFirst). */
+  private holdRequests(): void {
+    this.openFirstSent(); // a hold of an earlier start that never ran: nothing may wait on it for good
+    this.firstSent = new Promise<void>((resolve) => (this.openFirstSent = resolve));
+  }
+
+  private async sendFirstRequest(): Promise<void> {
+    try {
+      await this.sendFirst?.();
+    } catch (err) {
+      this.log.warn(`could not send the stored session's resume: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      this.openFirstSent();
+    }
   }
 
   /** Re-read models, the selection and usage from the server. */
@@ -437,20 +467,24 @@ export class SwitchboardClient implements vscode.Disposable {
     token?: vscode.CancellationToken,
   ): Promise<SwitchboardRequests[M]['result']> {
     const lc = await this.ready();
+    await this.firstSent;
     return token ? lc.sendRequest(method, params, token) : lc.sendRequest(method, params);
   }
 
   /**
    * `switchboard/signIn {refreshToken}`, only to a server started for the gateway whose key (`gatewayKey`,
    * see refreshTokenKey) the token was read under. The setting can change, and the server restart for
-   * another gateway, while the token is read: it must not reach that one.
+   * another gateway, while the token is read: it must not reach that one. `sent`: called once it is sent
+   * (the language client sends requests in the order they are made), without waiting for the answer.
    */
-  async resumeSession(refreshToken: string, gatewayKey: string): Promise<SignInResult> {
+  async resumeSession(refreshToken: string, gatewayKey: string, sent?: () => void): Promise<SignInResult> {
     const lc = await this.ready();
     if (lc !== this.lc || refreshTokenKey(this.gatewayOf.get(lc)) !== gatewayKey) {
       throw new ClientError(ClientErrorCode.SERVER_UNAVAILABLE, 'The server was restarted for another gateway: the stored session was not sent to it.');
     }
-    return lc.sendRequest('switchboard/signIn', { refreshToken });
+    const answer = lc.sendRequest<SignInResult>('switchboard/signIn', { refreshToken });
+    sent?.();
+    return answer;
   }
 
   /** Send a notification to a running server; dropped when it is not running (a restart reads the state anew). */

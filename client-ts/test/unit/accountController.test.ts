@@ -66,6 +66,8 @@ class Window {
   readonly codes = listeners<unknown>();
   usage: UsageReport | undefined = usage({ accountInfo: LOCAL });
   readonly account: AccountController;
+  /** What the controller set on the client: sent at every server start before anything else. */
+  readonly client: Pick<SwitchboardClient, 'sendFirst'>;
 
   constructor(
     readonly secrets: Secrets,
@@ -91,16 +93,19 @@ class Window {
         return handler ? handler(params) : Promise.reject(new Error(`unexpected ${method}`));
       },
       // As SwitchboardClient.resumeSession (tested in client.test.ts): only to a server of the token's gateway.
-      resumeSession: (refreshToken: string, key: string) =>
-        refreshTokenKey(self.gatewayUrl) === key
-          ? client.request('switchboard/signIn', { refreshToken })
-          : Promise.reject(rpcError(-1, 'The server was restarted for another gateway')),
+      resumeSession: (refreshToken: string, key: string, sent?: () => void) => {
+        if (refreshTokenKey(self.gatewayUrl) !== key) return Promise.reject(rpcError(-1, 'The server was restarted for another gateway'));
+        const answer = client.request('switchboard/signIn', { refreshToken });
+        sent?.();
+        return answer;
+      },
       onCredentialsChanged: this.credentials.event,
       onDidBecomeReady: this.ready.event,
       onSignInCode: this.codes.event,
       onDidChangeUsage: () => ({ dispose: () => undefined }),
     };
-    this.account = new AccountController({ secrets } as never, client as unknown as SwitchboardClient);
+    this.client = client as unknown as SwitchboardClient;
+    this.account = new AccountController({ secrets } as never, this.client as SwitchboardClient);
   }
 
   sent(method: string): Record<string, unknown>[] {
@@ -143,6 +148,24 @@ describe('AccountController', () => {
     assert.deepEqual(w.sent('switchboard/signIn'), [{ refreshToken: 'MINE' }]);
     assert.equal(secrets.values.get(KEY), 'MINE-2');
     assert.equal(secrets.values.get(OTHER_KEY), 'OTHER-TOKEN');
+  });
+
+  it('at a server start the resume is sent first, and other requests may follow once it is sent, not answered', async () => {
+    const secrets = new Secrets();
+    secrets.values.set(KEY, 'MINE');
+    const w = new Window(secrets);
+    const answer = deferred<SignInResult>();
+    w.handlers.set('switchboard/signIn', () => answer.promise);
+    assert.ok(w.client.sendFirst, 'the controller did not ask the client to send the resume first');
+    await w.client.sendFirst(); // returns while the server still works on the resume
+    assert.deepEqual(w.requests, [{ method: 'switchboard/signIn', params: { refreshToken: 'MINE' } }]);
+    answer.resolve(signedIn('MINE-2'));
+    await settle();
+    assert.equal(secrets.values.get(KEY), 'MINE-2');
+
+    const none = new Window(new Secrets());
+    await none.client.sendFirst?.(); // nothing stored: nothing to wait for
+    assert.deepEqual(none.requests, []);
   });
 
   it("a gateway that refuses the token deletes only that gateway's token", async () => {

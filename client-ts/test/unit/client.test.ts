@@ -11,6 +11,8 @@ interface Internals {
   lc: unknown;
   _status: { state: string };
   gatewayOf: WeakMap<object, string | undefined>;
+  holdRequests(): void;
+  onRunning(): Promise<void>;
 }
 
 /** A running server's language client, started for `gateway`: records what is sent to it. */
@@ -52,5 +54,30 @@ describe('SwitchboardClient.resumeSession', () => {
       await assert.rejects(client.resumeSession('sbr_1', cloud), /another gateway/);
       assert.deepEqual(sent, [], String(gateway));
     }
+  });
+});
+
+describe('SwitchboardClient at a server start', () => {
+  const cloud = refreshTokenKey('https://cloud.example.com')!;
+
+  it('sends the stored session\'s resume before anything else, and the rest once it is sent', async () => {
+    const sent: { method: string }[] = [];
+    const client = newClient();
+    serverFor(client, 'https://cloud.example.com', sent);
+    let keychain!: () => void;
+    const read = new Promise<void>((resolve) => (keychain = resolve)); // the token, read slowly
+    client.sendFirst = () => new Promise<void>((resumeSent) => void read.then(() => client.resumeSession('sbr_1', cloud, resumeSent)));
+    const internals = client as unknown as Internals;
+    internals.holdRequests(); // as a start (or a crash restart) does
+    const running = internals.onRunning(); // the models and usage it loads
+    const chat = client.request('switchboard/chat', { workspaceUri: 'file:///w', prompt: 'hi' });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(sent.length, 0, 'a request reached the server before the resume');
+    keychain();
+    await Promise.all([running, chat]);
+    const methods = sent.map((s) => s.method);
+    assert.equal(methods[0], 'switchboard/signIn', `a request went before the resume: ${methods.join(', ')}`);
+    assert.deepEqual(new Set(methods), new Set(['switchboard/signIn', 'switchboard/models', 'switchboard/usage', 'switchboard/chat']));
+    assert.equal(methods.length, 4);
   });
 });
