@@ -5,6 +5,7 @@ its own while the language server (which sends none) counts as 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ def hosted_env(gateway_env: dict[str, str]) -> dict[str, str]:
         "SWITCHBOARD_GATEWAY_DEVICE_POLL_INTERVAL_SECONDS": "1",
         # The shortest the gateway allows, so a refresh (and its rotation) happens within a test.
         "SWITCHBOARD_GATEWAY_ACCESS_TOKEN_SECONDS": "30",
+        # Every test of a worker signs in from 127.0.0.1 to this one gateway: the per-address limits (10
+        # device codes a minute) would refuse the module's later sign-ins. They have tests of their own
+        # (signin/test_signin_limits.py).
+        "SWITCHBOARD_GATEWAY_RATE_LIMITS": json.dumps(
+            {"device_authorizations_per_address": 10_000, "token_requests_per_address": 10_000}
+        ),
     }
 
 
