@@ -365,25 +365,33 @@ export class SwitchboardClient implements vscode.Disposable {
   }
 
   private async onRunning(): Promise<void> {
+    // This start's own hold: if the server crashes and restarts before the resume is sent, the hold then
+    // current is the restart's, which only the restart's own resume may open.
+    const open = this.openFirstSent;
     this.setStatus({ state: 'running' });
-    await this.sendFirstRequest();
+    await this.sendFirstRequest(open);
     await this.refresh();
     this.readyEmitter.fire();
   }
 
-  /** Until sendFirstRequest has run for the server starting now, requests wait (see sendFirst). */
+  /**
+   * Until sendFirstRequest has run for the server starting now, requests wait (see sendFirst). Opens the
+   * hold of an earlier start that never ran: what waited on it wakes, sees a new hold and waits on that
+   * (see request).
+   */
   private holdRequests(): void {
-    this.openFirstSent(); // a hold of an earlier start that never ran: nothing may wait on it for good
+    this.openFirstSent();
     this.firstSent = new Promise<void>((resolve) => (this.openFirstSent = resolve));
   }
 
-  private async sendFirstRequest(): Promise<void> {
+  /** Sends sendFirst's request, then opens `open`: the hold of the start that is running. */
+  private async sendFirstRequest(open: () => void): Promise<void> {
     try {
       await this.sendFirst?.();
     } catch (err) {
       this.log.warn(`could not send the stored session's resume: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
-      this.openFirstSent();
+      open();
     }
   }
 
@@ -466,8 +474,15 @@ export class SwitchboardClient implements vscode.Disposable {
     params: SwitchboardRequests[M]['params'],
     token?: vscode.CancellationToken,
   ): Promise<SwitchboardRequests[M]['result']> {
-    const lc = await this.ready();
-    await this.firstSent;
+    let lc = await this.ready();
+    // Wait for the hold of the server start under way. It may open for another reason than its resume sent
+    // (a crash or a stop before that, a failed start): then wait for the hold current now, if another, and
+    // take the server then running (ready throws when there is none).
+    for (let held: Promise<void> | undefined; held !== this.firstSent; ) {
+      held = this.firstSent;
+      await held;
+      lc = await this.ready();
+    }
     return token ? lc.sendRequest(method, params, token) : lc.sendRequest(method, params);
   }
 

@@ -80,4 +80,53 @@ describe('SwitchboardClient at a server start', () => {
     assert.deepEqual(new Set(methods), new Set(['switchboard/signIn', 'switchboard/models', 'switchboard/usage', 'switchboard/chat']));
     assert.equal(methods.length, 4);
   });
+
+  it('holds a request made before a crash restart until the restarted server has been sent the resume', async () => {
+    const sent: { method: string }[] = [];
+    const client = newClient();
+    serverFor(client, 'https://cloud.example.com', sent);
+    let keychain!: () => void;
+    const read = new Promise<void>((resolve) => (keychain = resolve));
+    client.sendFirst = () => new Promise<void>((resumeSent) => void read.then(() => client.resumeSession('sbr_1', cloud, resumeSent)));
+    const internals = client as unknown as Internals;
+    internals.holdRequests(); // the start
+    const chat = client.request('switchboard/chat', { workspaceUri: 'file:///w', prompt: 'hi' });
+    await tick();
+    internals.holdRequests(); // the server crashed before it ran: the crash handler holds for the restart
+    await tick();
+    assert.equal(sent.length, 0, 'the chat went to the restarted server before its resume');
+    const running = internals.onRunning(); // the restart runs
+    await tick();
+    assert.equal(sent.length, 0, 'the chat went to the restarted server before its resume');
+    keychain();
+    await Promise.all([running, chat]);
+    assert.equal(sent[0]?.method, 'switchboard/signIn', `a request went before the resume: ${sent.map((s) => s.method).join(', ')}`);
+  });
+
+  it("does not let a start's resume, sent late, open the hold of the restart after it", async () => {
+    const sent: { method: string }[] = [];
+    const client = newClient();
+    serverFor(client, 'https://cloud.example.com', sent);
+    const sends: (() => void)[] = [];
+    client.sendFirst = () => new Promise<void>((resumeSent) => sends.push(resumeSent));
+    const internals = client as unknown as Internals;
+    internals.holdRequests(); // start N
+    const runningN = internals.onRunning(); // its resume is slow to be sent
+    await tick();
+    internals.holdRequests(); // N crashed: the restart N+1
+    const runningN1 = internals.onRunning(); // its resume is slow to be sent too
+    const chat = client.request('switchboard/chat', { workspaceUri: 'file:///w', prompt: 'hi' });
+    await tick();
+    assert.equal(sends.length, 2);
+    sends[0]!(); // N's resume ends late
+    await tick();
+    assert.equal(sent.length, 0, "N's resume opened N+1's hold");
+    sends[1]!(); // N+1's resume sent
+    await Promise.all([runningN, runningN1, chat]);
+    assert.ok(sent.some((s) => s.method === 'switchboard/chat'));
+  });
 });
+
+function tick(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 10));
+}
