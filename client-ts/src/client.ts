@@ -340,9 +340,7 @@ export class SwitchboardClient implements vscode.Disposable {
     this.lc = lc;
     this.lcDisposables.push(
       lc.onDidChangeState((e) => {
-        if (lc !== this.lc) return;
-        if (e.newState === State.Running) void this.onRunning();
-        else if (e.newState === State.Starting && this._status.state !== 'starting') this.setStatus({ state: 'starting' });
+        if (lc === this.lc) this.onStateChange(e.newState);
       }),
       lc.onNotification('switchboard/usageChanged', (u: SwitchboardNotifications['switchboard/usageChanged']) => this.setUsage(u)),
       lc.onNotification('switchboard/modelChanged', (m: SwitchboardNotifications['switchboard/modelChanged']) => this.setSelected(m)),
@@ -362,6 +360,19 @@ export class SwitchboardClient implements vscode.Disposable {
       return;
     }
     if (this._status.state !== 'running') await this.onRunning();
+  }
+
+  private onStateChange(state: State): void {
+    if (state === State.Running) void this.onRunning();
+    else if (state === State.Starting && this._status.state !== 'starting') this.setStatus({ state: 'starting' });
+    else if (state === State.StartFailed && !this.starting && this._status.state !== 'failed') {
+      // A restart after a crash that did not start (doStart reports its own start's failure): without a
+      // failed status the restart's hold would stay closed and every request wait for good.
+      const message = 'The Switchboard server failed to restart after it exited.';
+      this.log.error(message);
+      this.setStatus({ state: 'failed', message });
+      void this.showStartError(message);
+    }
   }
 
   private async onRunning(): Promise<void> {

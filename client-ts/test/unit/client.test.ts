@@ -4,6 +4,7 @@ import './fakeVscode'; // first: registers the `vscode` stand-in
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as vscode from 'vscode';
+import { State } from 'vscode-languageclient/node';
 import { SwitchboardClient } from '../../src/client';
 import { refreshTokenKey } from '../../src/shared/account';
 
@@ -13,6 +14,7 @@ interface Internals {
   gatewayOf: WeakMap<object, string | undefined>;
   holdRequests(): void;
   onRunning(): Promise<void>;
+  onStateChange(state: State): void;
 }
 
 /** A running server's language client, started for `gateway`: records what is sent to it. */
@@ -124,6 +126,31 @@ describe('SwitchboardClient at a server start', () => {
     sends[1]!(); // N+1's resume sent
     await Promise.all([runningN, runningN1, chat]);
     assert.ok(sent.some((s) => s.method === 'switchboard/chat'));
+  });
+});
+
+describe('SwitchboardClient after a crash', () => {
+  it('fails, and refuses the requests held, when the restart does not start', async () => {
+    const sent: { method: string }[] = [];
+    const client = newClient();
+    serverFor(client, 'https://cloud.example.com', sent);
+    const internals = client as unknown as Internals;
+    // as the crash handler does
+    internals.holdRequests();
+    internals._status = { state: 'starting' };
+    const chat = client.request('switchboard/chat', { workspaceUri: 'file:///w', prompt: 'hi' });
+    await tick();
+    internals.onStateChange(State.Starting);
+    internals.onStateChange(State.StartFailed); // e.g. spawn ENOENT
+    assert.equal(client.status.state, 'failed');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the request still waits')), 1000)));
+    try {
+      await assert.rejects(Promise.race([chat, timeout]), /failed to restart/);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(sent.length, 0);
   });
 });
 

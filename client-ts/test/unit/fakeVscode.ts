@@ -3,7 +3,7 @@
 import Module from 'node:module';
 
 export interface Shown {
-  kind: 'info' | 'warning';
+  kind: 'info' | 'warning' | 'error';
   message: string;
 }
 
@@ -91,6 +91,10 @@ const vscode = {
     },
     showWarningMessage(message: string): Promise<string | undefined> {
       fake.shown.push({ kind: 'warning', message });
+      return Promise.resolve(undefined);
+    },
+    showErrorMessage(message: string): Promise<string | undefined> {
+      fake.shown.push({ kind: 'error', message });
       return Promise.resolve(undefined);
     },
     withProgress<T>(options: { title?: string }, task: (progress: { report(v: unknown): void }, token: unknown) => Promise<T>): Promise<T> {
