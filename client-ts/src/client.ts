@@ -359,7 +359,10 @@ export class SwitchboardClient implements vscode.Disposable {
       void this.showStartError(`The Switchboard server failed to start: ${message}`);
       return;
     }
-    if (this._status.state !== 'running') await this.onRunning();
+    // Not awaited: onRunning sends the resume (sendFirst -> AccountController -> resumeSession), which
+    // waits for ready(), which waits for this.starting: this very start. Awaiting it here would deadlock,
+    // and leave every request held. Requests wait for the resume anyway (see request).
+    if (this._status.state !== 'running') void this.onRunning();
   }
 
   private onStateChange(state: State): void {
