@@ -62,3 +62,15 @@ def test_a_stored_session_is_resumed_and_its_token_rotated(tmp_path: Path, cloud
         None,
         opts={"gateway_url": cloud.url, "refresh_token": token},
     )
+
+
+def test_a_chat_sent_while_the_server_starts_waits_for_the_stored_session(
+    tmp_path: Path, cloud: HostedStack
+) -> None:
+    run_scenario(
+        tmp_path,
+        "signin_resume_chat",
+        None,
+        opts={"gateway_url": cloud.url, "refresh_token": cloud.refresh_token()},
+        env={"ANTHROPIC_API_KEY": None},
+    )

@@ -203,7 +203,8 @@ function M.signout(root)
   end)
 end
 
--- When a server is ready: resume the stored session, if the user keeps one.
+-- When a server is ready, before any other request to it (server.lua): resume the stored session, if the
+-- user keeps one. The request is sent before this returns.
 function M.resume(root)
   local token = store('get')
   if type(token) ~= 'string' or token == '' then

@@ -145,7 +145,11 @@ local function ready(root, entry, client, result)
   entry.server_info = result and result.serverInfo
   local queue = entry.queue
   entry.queue = {}
-  -- The first requests: what the statusline shows.
+  -- First of all, the stored session's resume (signIn {refreshToken}), sent now: requests go out in the
+  -- order they are made, and the server holds back a chat that comes after it until it ends. Before it the
+  -- server is in local mode: a chat queued while the server started would go to the own key.
+  require('switchboard.account').resume(root)
+  -- Then what the statusline shows.
   M.request(root, 'switchboard/usage', vim.empty_dict(), function(err, report)
     if not err then
       status.set_usage(report)
@@ -159,7 +163,6 @@ local function ready(root, entry, client, result)
   for _, fn in ipairs(queue) do
     fn(client)
   end
-  require('switchboard.account').resume(root)
 end
 
 -- The server's environment: `env`, with `gateway_url` as SWITCHBOARD_GATEWAY_URL when it is set.
