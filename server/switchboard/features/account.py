@@ -604,7 +604,17 @@ class AccountFeature(Feature):
     async def _sign_in_with_entitlement(self, token: str) -> SignInResult:
         """A pasted entitlement (offline, or a development token): local mode with that plan. A Switchboard
         Cloud session held ends (revoked at the gateway), and the client is told to delete its stored refresh
-        token, as for a session that ended: else the next start would resume it over the pasted plan."""
+        token, as for a session that ended: else the next start would resume it over the pasted plan.
+
+        A resume of the stored session under way ends first (as a chat waits for it): else it would sign in
+        after this, over the pasted plan, and hand the client a token to store. One that outlasts
+        RESUME_WAIT_SECONDS is cancelled: the pasted plan is what the user asked for last."""
+        if self._resumes:
+            _, running = await asyncio.wait(set(self._resumes), timeout=RESUME_WAIT_SECONDS)
+            for resume in running:
+                resume.cancel()
+            if running:
+                await asyncio.wait(running)
         if (session := self._session) is not None and session.signed_in:
             await session.sign_out()
             self._gateway_report = None

@@ -527,6 +527,32 @@ async def test_a_pasted_entitlement_ends_the_session_and_has_the_client_delete_i
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 
 
+async def test_a_pasted_entitlement_during_a_resume_waits_for_it_and_wins(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str, tmp_path: Path
+) -> None:
+    """signIn {token} read right behind a resume under way waits for it, as a chat does, and then ends the
+    session it brought: else the resume would sign in after it, over the pasted plan."""
+    person = await people.create("pro")
+    stored = hosted.refresh_token_for(person.email)
+    paths, _ = init(tmp_path / "issuer")
+    token = sign_token(load_private_key(tmp_path / "issuer"), "pro_plus")
+    server = start({**ls_env, "SWITCHBOARD_TRUSTED_KEYS": str(paths.jwks)}, workspace, slow_refresh(3))
+    try:
+        server.request("resume", "switchboard/signIn", {"refreshToken": stored})
+        pasted = server.call("switchboard/signIn", {"token": token})
+        result = pasted["result"]
+        assert result["account"]["mode"] == "local" and result["usage"]["plan"] == "pro_plus", result
+        resumed = server.wait_for("resume", timeout=30)
+        frames = server.frames_from(0)
+        assert frames.index(resumed) < frames.index(pasted), "the pasted token did not wait for the resume"
+        usage = server.result("switchboard/usage", {})
+        assert usage["accountInfo"]["mode"] == "local" and usage["plan"] == "pro_plus", usage
+        changed = [f["params"] for f in frames if f.get("method") == "switchboard/credentialsChanged"]
+        assert changed and changed[-1]["refreshToken"] is None, changed
+    finally:
+        server.close()
+
+
 async def test_device_sign_in_can_be_denied_and_cancelled(
     hosted: HostedGateway,
     people: SignInAccounts,
