@@ -527,6 +527,35 @@ async def test_a_pasted_entitlement_ends_the_session_and_has_the_client_delete_i
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 
 
+async def test_a_retry_during_a_resume_picks_its_model_by_the_plan_it_brings(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str
+) -> None:
+    """A retry's stronger model is the plan's: one read right behind a resume waits for it before choosing
+    (local mode's free plan has none stronger than Sonnet; the Pro account's has Opus)."""
+    person = await people.create("pro")
+    server = start(ls_env, workspace, slow_refresh(3))
+    try:
+        server.result("switchboard/signIn", {"refreshToken": hosted.refresh_token_for(person.email)})
+        chat = server.result(
+            "switchboard/chat", {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET}
+        )
+        server.result("switchboard/signOut", {})
+        server.request(
+            "resume", "switchboard/signIn", {"refreshToken": hosted.refresh_token_for(person.email)}
+        )
+        retry = {
+            "workspaceUri": workspace,
+            "conversationId": chat["conversationId"],
+            "turnId": chat["turnId"],
+        }
+        retried = server.call("switchboard/retry", retry)
+        assert "result" in retried, f"the retry chose its model before the resume ended: {retried}"
+        assert retried["result"]["modelId"] == OPUS and retried["result"]["credits"] > 0
+        assert "result" in server.wait_for("resume", timeout=30)
+    finally:
+        server.close()
+
+
 async def test_a_pasted_entitlement_during_a_resume_waits_for_it_and_wins(
     hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str, tmp_path: Path
 ) -> None:

@@ -73,6 +73,8 @@ class ChatFeature(Feature):
 
     async def retry(self, params: RetryParams) -> ChatResult:
         """Re-runs the last prompt on a stronger model; both answers stay in the history."""
+        # The stronger model depends on the plan, which a resume under way may still change.
+        await self.account.resumed()
         store = self.services.store
         stored = load_conversation(store, params.workspace_uri, params.conversation_id)
         exchange = last_exchange(stored.turns, params.turn_id)
