@@ -556,6 +556,30 @@ async def test_a_retry_during_a_resume_picks_its_model_by_the_plan_it_brings(
         server.close()
 
 
+async def test_a_chat_waiting_for_a_resume_can_be_stopped(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str
+) -> None:
+    """window/workDoneProgress/cancel for a chat that waits for a resume under way stops it (it was dropped:
+    the chat was cancellable only once it had started), and nothing reaches the gateway."""
+    person = await people.create("pro")
+    server = start(ls_env, workspace, slow_refresh(3))
+    try:
+        sent = hosted.messages_requests()
+        server.request(
+            "resume", "switchboard/signIn", {"refreshToken": hosted.refresh_token_for(person.email)}
+        )
+        params = {"workspaceUri": workspace, "prompt": "hi", "modelId": SONNET, "workDoneToken": "waiting"}
+        server.request("chat", "switchboard/chat", params)
+        time.sleep(0.5)
+        server.notify("window/workDoneProgress/cancel", {"token": "waiting"})
+        stopped = error_of(server.wait_for("chat", timeout=10))
+        assert stopped["code"] == -32800, stopped
+        assert "result" in server.wait_for("resume", timeout=30)
+        assert hosted.messages_requests() == sent
+    finally:
+        server.close()
+
+
 async def test_a_pasted_entitlement_during_a_resume_waits_for_it_and_wins(
     hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str, tmp_path: Path
 ) -> None:

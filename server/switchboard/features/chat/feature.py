@@ -10,7 +10,8 @@ on the gateway when signed in) → store and charge
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from lsprotocol import types as lsp
@@ -69,17 +70,34 @@ class ChatFeature(Feature):
     # --- requests -------------------------------------------------------------------------------
 
     async def chat(self, params: ChatParams) -> ChatResult:
-        return await self.run(chat_turn(params, self.models, self.services.store))
+        with self._cancellable(params.work_done_token):
+            return await self.run(chat_turn(params, self.models, self.services.store))
 
     async def retry(self, params: RetryParams) -> ChatResult:
         """Re-runs the last prompt on a stronger model; both answers stay in the history."""
-        # The stronger model depends on the plan, which a resume under way may still change.
-        await self.account.resumed()
-        store = self.services.store
-        stored = load_conversation(store, params.workspace_uri, params.conversation_id)
-        exchange = last_exchange(stored.turns, params.turn_id)
-        model = self.router.stronger(params.model_id, exchange[1])
-        return await self.run(retry_turn(params, stored, exchange, model))
+        with self._cancellable(params.work_done_token):
+            # The stronger model depends on the plan, which a resume under way may still change.
+            await self.account.resumed()
+            store = self.services.store
+            stored = load_conversation(store, params.workspace_uri, params.conversation_id)
+            exchange = last_exchange(stored.turns, params.turn_id)
+            model = self.router.stronger(params.model_id, exchange[1])
+            return await self.run(retry_turn(params, stored, exchange, model))
+
+    @contextmanager
+    def _cancellable(self, token: ProgressToken | None) -> Generator[None]:
+        """A `window/workDoneProgress/cancel` for `token` cancels this request from here on: from its very
+        start, so one sent while it waits (for a resume under way) is not lost."""
+        task = asyncio.current_task()
+        if token is None or task is None:
+            yield
+            return
+        self._running[token] = task
+        try:
+            yield
+        finally:
+            if self._running.get(token) is task:
+                del self._running[token]
 
     def on_progress_cancel(self, params: lsp.WorkDoneProgressCancelParams) -> None:
         token = cast(object, params.token)  # typed by lsprotocol, but a client may send anything
@@ -99,14 +117,7 @@ class ChatFeature(Feature):
         route = await self.router.route(request)
         answer = self._start(request, route, entitlement)
         answer.hosted = self.services.upstream.hosted
-        task = asyncio.current_task()
-        if request.token is not None and task is not None:
-            self._running[request.token] = task
-        try:
-            return await self._answer(request, answer)
-        finally:
-            if request.token is not None:
-                self._running.pop(request.token, None)
+        return await self._answer(request, answer)
 
     def _start(self, request: TurnRequest, route: Route, entitlement: Entitlement) -> Answer:
         """Builds the prompt, then stores the turn as started, so a crash from here on leaves a record."""
