@@ -151,6 +151,10 @@ export class SwitchboardClient implements vscode.Disposable {
   /** Pending from a server's start until sendFirst has sent its request: every other request waits for it. */
   private firstSent: Promise<void> = Promise.resolve();
   private openFirstSent: () => void = () => undefined;
+  /** The current hold is open: its resume was sent, or it was given up (a failed start, a stop). */
+  private holdOpen = true;
+  /** stop() was called (not a restart): requests held until then fail rather than start a new server. */
+  private stoppedOnPurpose = false;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
@@ -267,6 +271,7 @@ export class SwitchboardClient implements vscode.Disposable {
 
   /** Start the server (idempotent while a start is in progress). */
   start(): Promise<void> {
+    this.stoppedOnPurpose = false;
     if (this.lc && this._status.state === 'running') return Promise.resolve();
     if (!this.starting) {
       this.starting = this.doStart().finally(() => {
@@ -381,6 +386,9 @@ export class SwitchboardClient implements vscode.Disposable {
   private async onRunning(): Promise<void> {
     // This start's own hold: if the server crashes and restarts before the resume is sent, the hold then
     // current is the restart's, which only the restart's own resume may open.
+    // A hold given up already (the library reported a restart failed, then restarted by itself): held anew,
+    // or a chat sent meanwhile would reach this server before its resume, in local mode.
+    if (this.holdOpen) this.holdRequests();
     const open = this.openFirstSent;
     this.setStatus({ state: 'running' });
     await this.sendFirstRequest(open);
@@ -395,7 +403,14 @@ export class SwitchboardClient implements vscode.Disposable {
    */
   private holdRequests(): void {
     this.openFirstSent();
-    this.firstSent = new Promise<void>((resolve) => (this.openFirstSent = resolve));
+    this.holdOpen = false;
+    const hold: Promise<void> = new Promise<void>((resolve) => {
+      this.openFirstSent = () => {
+        if (this.firstSent === hold) this.holdOpen = true;
+        resolve();
+      };
+    });
+    this.firstSent = hold;
   }
 
   /** Sends sendFirst's request, then opens `open`: the hold of the start that is running. */
@@ -450,6 +465,12 @@ export class SwitchboardClient implements vscode.Disposable {
   }
 
   async stop(): Promise<void> {
+    this.stoppedOnPurpose = true;
+    await this.halt();
+  }
+
+  /** Stop the language client and its server (stop, or the first half of a restart). */
+  private async halt(): Promise<void> {
     const lc = this.lc;
     this.lc = undefined;
     this.lcDisposables.splice(0).forEach((d) => d.dispose());
@@ -466,7 +487,7 @@ export class SwitchboardClient implements vscode.Disposable {
 
   async restart(): Promise<void> {
     if (this.starting) await this.starting.catch(() => undefined);
-    await this.stop();
+    await this.halt();
     this.crashes = [];
     await this.start();
   }
@@ -495,6 +516,8 @@ export class SwitchboardClient implements vscode.Disposable {
     for (let held: Promise<void> | undefined; held !== this.firstSent; ) {
       held = this.firstSent;
       await held;
+      // Held while the extension stopped the server (deactivation): fail, as before, rather than start it again.
+      if (this.stoppedOnPurpose) throw new ClientError(ClientErrorCode.SERVER_UNAVAILABLE, 'The Switchboard server was stopped.');
       lc = await this.ready();
     }
     return token ? lc.sendRequest(method, params, token) : lc.sendRequest(method, params);

@@ -152,6 +152,42 @@ describe('SwitchboardClient after a crash', () => {
     }
     assert.equal(sent.length, 0);
   });
+
+  it('holds requests anew when the library restarts by itself after it reported a failed restart', async () => {
+    const sent: { method: string }[] = [];
+    const client = newClient();
+    serverFor(client, 'https://cloud.example.com', sent);
+    const internals = client as unknown as Internals;
+    internals.holdRequests(); // the crash handler
+    internals._status = { state: 'starting' };
+    internals.onStateChange(State.StartFailed); // the hold is given up...
+    assert.equal(client.status.state, 'failed');
+    let keychain!: () => void;
+    const read = new Promise<void>((resolve) => (keychain = resolve));
+    const cloud = refreshTokenKey('https://cloud.example.com')!;
+    client.sendFirst = () => new Promise<void>((resumeSent) => void read.then(() => client.resumeSession('sbr_1', cloud, resumeSent)));
+    const running = internals.onRunning(); // ...and the library's own next try runs
+    const chat = client.request('switchboard/chat', { workspaceUri: 'file:///w', prompt: 'hi' });
+    await tick();
+    assert.equal(sent.length, 0, 'the chat reached the server before its resume');
+    keychain();
+    await Promise.all([running, chat]);
+    assert.equal(sent[0]?.method, 'switchboard/signIn', `a request went before the resume: ${sent.map((s) => s.method).join(', ')}`);
+  });
+
+  it('refuses a request held while the extension stops the server, without starting another', async () => {
+    const sent: { method: string }[] = [];
+    const client = newClient();
+    serverFor(client, 'https://cloud.example.com', sent);
+    const internals = client as unknown as Internals;
+    internals.holdRequests(); // a start whose resume is not sent yet
+    const chat = client.request('switchboard/chat', { workspaceUri: 'file:///w', prompt: 'hi' });
+    await tick();
+    await client.stop(); // deactivation
+    await assert.rejects(chat, /was stopped/);
+    assert.equal(client.status.state, 'stopped');
+    assert.equal(sent.length, 0);
+  });
 });
 
 function tick(): Promise<void> {
