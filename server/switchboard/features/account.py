@@ -609,14 +609,18 @@ class AccountFeature(Feature):
         A resume of the stored session under way ends first (as a chat waits for it): else it would sign in
         after this, over the pasted plan, and hand the client a token to store. One that outlasts
         RESUME_WAIT_SECONDS is cancelled: the pasted plan is what the user asked for last."""
+        cancelled = False
         if self._resumes:
             _, running = await asyncio.wait(set(self._resumes), timeout=RESUME_WAIT_SECONDS)
             for resume in running:
                 resume.cancel()
             if running:
                 await asyncio.wait(running)
-        if (session := self._session) is not None and session.signed_in:
+                cancelled = True  # the stored token is still the client's: it must go too
+        signed_in = (session := self._session) is not None and session.signed_in
+        if session is not None and signed_in:
             await session.sign_out()
+        if signed_in or cancelled:
             self._gateway_report = None
             ended = CredentialsChanged(refresh_token=None, reason=SIGNED_OUT_FOR_ENTITLEMENT)
             self.editor.notify(methods.CREDENTIALS_CHANGED.method, dump(ended))

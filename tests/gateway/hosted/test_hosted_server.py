@@ -606,6 +606,31 @@ async def test_a_pasted_entitlement_during_a_resume_waits_for_it_and_wins(
         server.close()
 
 
+async def test_a_pasted_entitlement_that_outwaits_a_resume_cancels_it_and_has_the_stored_token_deleted(
+    hosted: HostedGateway, people: SignInAccounts, ls_env: dict[str, str], workspace: str, tmp_path: Path
+) -> None:
+    """A resume slower than the wait (here 1 s) is cancelled for the pasted plan. No session was held, yet the
+    client must delete the stored token all the same: else its next start resumes it over the pasted plan."""
+    person = await people.create("pro")
+    stored = hosted.refresh_token_for(person.email)
+    paths, _ = init(tmp_path / "issuer")
+    token = sign_token(load_private_key(tmp_path / "issuer"), "pro_plus")
+    env = {**ls_env, "SWITCHBOARD_TRUSTED_KEYS": str(paths.jwks)}
+    server = start(env, workspace, slow_refresh(5, resume_wait=1))
+    try:
+        server.request("resume", "switchboard/signIn", {"refreshToken": stored})
+        pasted = server.call("switchboard/signIn", {"token": token})
+        assert pasted["result"]["account"]["mode"] == "local", pasted
+        assert error_of(server.wait_for("resume", timeout=30))["code"] == -32800
+        frames = server.frames_from(0)
+        changed = [f for f in frames if f.get("method") == "switchboard/credentialsChanged"]
+        assert changed and changed[-1]["params"]["refreshToken"] is None, changed
+        assert frames.index(changed[-1]) < frames.index(pasted), "told only after the answer"
+        assert server.result("switchboard/usage", {})["plan"] == "pro_plus"
+    finally:
+        server.close()
+
+
 async def test_device_sign_in_can_be_denied_and_cancelled(
     hosted: HostedGateway,
     people: SignInAccounts,
