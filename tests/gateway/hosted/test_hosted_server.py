@@ -428,12 +428,17 @@ async def test_sign_out_revokes_the_session_at_the_gateway(
     async with signed_in_server("pro") as signed_in:
         report = signed_in.server.result("switchboard/signOut", {})
         assert report["accountInfo"]["mode"] == "local" and report["accountInfo"]["gatewayUrl"] == hosted.url
-        client = OAuthClient(hosted.url, client_id=VSCODE)
-        try:
-            answer = client.refresh(signed_in.result["refreshToken"])
-        finally:
-            client.close()
-        assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+        assert_revoked_at_the_gateway(hosted, signed_in.result["refreshToken"])
+
+
+def assert_revoked_at_the_gateway(hosted: HostedGateway, refresh_token: str) -> None:
+    """The gateway refuses `refresh_token` (`invalid_grant`): the session it belonged to was revoked there."""
+    client = OAuthClient(hosted.url, client_id=VSCODE)
+    try:
+        answer = client.refresh(refresh_token)
+    finally:
+        client.close()
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 
 
 def slow_refresh(seconds: float, resume_wait: float | None = None) -> list[str]:
@@ -519,12 +524,7 @@ async def test_a_pasted_entitlement_ends_the_session_and_has_the_client_delete_i
         assert not any(
             f["params"]["refreshToken"] for f in frames if f.get("method") == "switchboard/credentialsChanged"
         )
-        client = OAuthClient(hosted.url, client_id=VSCODE)
-        try:
-            answer = client.refresh(signed_in.result["refreshToken"])
-        finally:
-            client.close()
-        assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+        assert_revoked_at_the_gateway(hosted, signed_in.result["refreshToken"])
 
 
 async def test_a_retry_during_a_resume_picks_its_model_by_the_plan_it_brings(
