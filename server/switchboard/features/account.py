@@ -559,13 +559,18 @@ class AccountFeature(Feature):
         so the chat goes where their outcome says. Until one ends this server is not signed in, and a chat
         it answered meanwhile would go to the own key and the local ledger. One still running by then
         refuses the chat (a retryable 1003), unless a session is held anyway."""
-        if not self._resumes:
-            return
-        _, running = await asyncio.wait(set(self._resumes), timeout=RESUME_WAIT_SECONDS)
+        running = await self._resumes_outlasting_the_wait()
         if running and not self.hosted:
             raise UpstreamFailed(
                 RESUME_PENDING, UpstreamErrorData(status=None, type="timeout", retryable=True)
             )
+
+    async def _resumes_outlasting_the_wait(self) -> set[asyncio.Future[SignInResult]]:
+        """Waits for the resumes under way, at most RESUME_WAIT_SECONDS; those still running then."""
+        if not self._resumes:
+            return set()
+        _, running = await asyncio.wait(set(self._resumes), timeout=RESUME_WAIT_SECONDS)
+        return running
 
     async def _hosted_sign_in(self, params: SignInParams) -> SignInResult:
         from switchboard.hosted import errors
@@ -609,14 +614,12 @@ class AccountFeature(Feature):
         A resume of the stored session under way ends first (as a chat waits for it): else it would sign in
         after this, over the pasted plan, and hand the client a token to store. One that outlasts
         RESUME_WAIT_SECONDS is cancelled: the pasted plan is what the user asked for last."""
-        cancelled = False
-        if self._resumes:
-            _, running = await asyncio.wait(set(self._resumes), timeout=RESUME_WAIT_SECONDS)
-            for resume in running:
-                resume.cancel()
-            if running:
-                await asyncio.wait(running)
-                cancelled = True  # the stored token is still the client's: it must go too
+        running = await self._resumes_outlasting_the_wait()
+        for resume in running:
+            resume.cancel()
+        if running:
+            await asyncio.wait(running)
+        cancelled = bool(running)  # the stored token is still the client's: it must go too
         signed_in = (session := self._session) is not None and session.signed_in
         if session is not None and signed_in:
             await session.sign_out()
